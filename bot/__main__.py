@@ -1,0 +1,4 @@
+"""`python -m bot` is `buhurt`."""
+from bot.cli import main
+
+main()

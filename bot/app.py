@@ -1,0 +1,155 @@
+"""The composition root: reads Settings once, builds the store, the model, the publishers and the
+jobs, and runs them (Telegram when a token is configured, else the local channel)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Settings
+from bot.context import TrainPaths
+
+log = logging.getLogger(__name__)
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "data" / "sample_corpus.txt"
+
+
+@dataclass
+class Services:
+    """Everything built from Settings that the runners share."""
+
+    settings: Settings
+    db: object
+    holder: object
+    service: object
+    paths: TrainPaths
+
+
+def train_args(settings: Settings) -> list[str]:
+    m, t = settings.model, settings.train
+    return [
+        "--model-type", m.model_type, "--wordvec-size", str(m.wordvec_size), "--rnn-size", str(m.rnn_size),
+        "--num-layers", str(m.num_layers), "--dropout", str(m.dropout), "--batch-size", str(t.batch_size),
+        "--seq-length", str(t.seq_length), "--learning-rate", str(t.learning_rate),
+        "--max-epochs", str(t.max_epochs), "--max-minutes", str(t.max_minutes),
+    ]
+
+
+def retrain_plan(settings: Settings, paths: TrainPaths):
+    from jobs.retrain import RetrainPlan
+
+    return RetrainPlan(
+        train_txt=paths.train_txt, train_h5=paths.train_h5, train_json=paths.train_json,
+        checkpoint_dir=paths.checkpoint_dir, models_dir=paths.models_dir, train_args=train_args(settings),
+        gap_lines=settings.corpus.gap_lines, shuffle_seed=settings.corpus.shuffle_seed,
+        val_frac=settings.train.val_frac, test_frac=settings.train.test_frac,
+        min_improvement=settings.train.min_improvement,
+        device="cpu" if settings.train.device == "auto" else settings.train.device,
+    )
+
+
+def ensure_corpus(settings: Settings, db) -> None:
+    from corpus.importer import import_text_file
+    from corpus.store.posts import count_posts
+
+    if count_posts(db) == 0 and settings.corpus.seed_with_sample:
+        added, _ = import_text_file(db, SAMPLE_CORPUS, community="sample")
+        log.info("the corpus was empty: imported %d posts of the bundled sample corpus", added)
+
+
+def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
+    """The active model's checkpoint: the bundled one on a fresh install, else train one now."""
+    from corpus.store.models import active_model
+    from jobs.models import activate_bundled, active_checkpoint_path
+    from jobs.retrain import bootstrap
+
+    version = activate_bundled(db, paths.models_dir)
+    if version:
+        log.info("using the bundled model %s (trained on the sample corpus)", version)
+    if active_model(db) is None:
+        log.info("no model yet: training one on the corpus (at most %.1f minutes)", settings.train.max_minutes)
+        version = bootstrap(db, retrain_plan(settings, paths))
+        log.info("trained and activated model %s", version)
+    return active_checkpoint_path(db)
+
+
+def build_services(settings: Settings, *, publishers=None, moderation=None) -> Services:
+    """Open the database, make sure there is a corpus and a model, and assemble the Service."""
+    from corpus.db import open_db
+    from corpus.stoplist import StopList
+    from jobs.generator import GeneratorHolder
+    from jobs.moderation import AutoApprove
+    from jobs.pool import SampleOptions
+    from jobs.service import Service, ServicePlan
+
+    paths = TrainPaths.under(settings.data_dir)
+    db = open_db(settings.database)
+    ensure_corpus(settings, db)
+    checkpoint = ensure_model(settings, db, paths)
+    device = "cpu" if settings.train.device in ("auto", "cpu") else settings.train.device
+    holder = GeneratorHolder(checkpoint, device=device)
+    log.info("generating with model %s", holder.version)
+    s = settings.schedule
+    plan = ServicePlan(
+        sample=SampleOptions(settings.sample.temperature, settings.sample.max_length, settings.sample.top_k),
+        channel_pool=settings.pool.channel_size, subscriber_pool=settings.pool.subscriber_size,
+        batch_size=settings.pool.batch_size, timezone=s.timezone, publish_times=tuple(s.publish_times),
+        pool_every_minutes=s.pool_every_minutes, reactions_every_minutes=s.reactions_every_minutes,
+        scrape_every_hours=s.scrape_every_hours, retrain_at=s.retrain_at if s.retrain else None,
+        remind_after_hours=s.remind_after_hours,
+    )
+    if publishers is None:
+        from bot.local_channel import LocalChannel
+
+        publishers = [LocalChannel(db, settings.data_dir / "local_channel.txt")]
+    service = Service(
+        db, holder, plan=plan, publishers=publishers, moderation=moderation or AutoApprove(),
+        stoplist=StopList(settings.filter.words, settings.filter.patterns),
+        retrainer=_retrainer(settings, paths),
+    )
+    return Services(settings, db, holder, service, paths)
+
+
+def _retrainer(settings: Settings, paths: TrainPaths):
+    """A callable for the retrain job: runs in a worker thread with its own connection."""
+    def run():
+        from corpus.db import open_db
+        from jobs.retrain import retrain
+
+        db = open_db(settings.database)
+        try:
+            return retrain(db, retrain_plan(settings, paths))
+        finally:
+            db.close()
+
+    return run
+
+
+def run_service(settings: Settings, *, once: bool) -> None:
+    """`buhurt run`: Telegram when telegram.token is set, else the local channel."""
+    if settings.telegram.token:
+        from bot.telegram.runner import run_telegram
+
+        run_telegram(settings, once=once)
+        return
+    log.info("no Telegram token configured: publishing to the local channel (%s)",
+             settings.data_dir / "local_channel.txt")
+    services = build_services(settings)
+    asyncio.run(_run_local(services, once))
+
+
+async def _run_local(services: Services, once: bool) -> None:
+    service = services.service
+    await service.startup()
+    if once:
+        result = await service.run_once()
+        published = result["published"]
+        log.info("cycle done: %d new drafts, published %s", len(result["drafts"]),
+                 f"meme #{published['id']}" if published else "nothing (the queue is empty)")
+        return
+    service.start_schedule()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        service.stop_schedule()

@@ -1,0 +1,77 @@
+"""The `buhurt` command: a click group; each subcommand parses, calls one library function, prints.
+
+Errors the user can fix (config, corpus, model, database) print one line `error: ...` and exit 2.
+Heavy modules (torch, telegram) are imported inside the commands, so `buhurt --help` stays light.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from bot.context import AppContext
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from bot.config import ConfigError
+    from bot.errors import BotError
+    from corpus.errors import CorpusError
+
+    from model.errors import ModelError  # model/errors.py imports no torch
+
+    return (ConfigError, BotError, CorpusError, ModelError)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              envvar="BUHURT_CONFIG", show_envvar=True,
+              help="TOML config file (default: ./config.toml if present, else built-in defaults).")
+@click.version_option(package_name="buhurt-bot")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Buhurt bot: learns the buhurt genre from a community's posts and publishes new ones.
+
+    Set BUHURT_DEBUG=1 to see full tracebacks instead of one-line errors."""
+    if config_path is None and Path("config.toml").is_file():
+        config_path = Path("config.toml")
+    ctx.obj = AppContext(config_path=config_path)
+
+
+def _register() -> None:
+    from bot import cli_corpus, cli_model, cli_run
+
+    for module in (cli_corpus, cli_model, cli_run):
+        module.register(cli)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the group, turning known errors into one line and exit code 2."""
+    errors = _user_errors()
+    try:
+        cli.main(args=argv, prog_name="buhurt", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except errors as exc:
+        if os.environ.get("BUHURT_DEBUG"):
+            raise
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def _one_line(exc: BaseException) -> str:
+    from bot.secrets import REDACTOR
+
+    return REDACTOR.redact(" ".join(str(exc).split()))

@@ -1,0 +1,64 @@
+"""What every CLI command shares: the settings (read once), the database, default file paths."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from bot.config import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    """Where the CLI and the retrain job put the training text, its .h5/.json and checkpoints."""
+
+    train_txt: Path
+    train_h5: Path
+    train_json: Path
+    checkpoint_dir: Path
+    models_dir: Path
+
+    @classmethod
+    def under(cls, data_dir: Path) -> "TrainPaths":
+        return cls(
+            train_txt=data_dir / "train" / "corpus.txt",
+            train_h5=data_dir / "train" / "corpus.h5",
+            train_json=data_dir / "train" / "corpus.json",
+            checkpoint_dir=data_dir / "checkpoints",
+            models_dir=data_dir / "models",
+        )
+
+
+class AppContext:
+    """`ctx.obj` of the click group. Settings are loaded on first use, so `--help` reads nothing."""
+
+    def __init__(self, config_path: Path | None = None, settings: Settings | None = None) -> None:
+        self.config_path = config_path
+        if settings is not None:
+            self.__dict__["settings"] = settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        from bot.secrets import setup_logging
+
+        settings = load_settings(self.config_path)
+        setup_logging(settings.log.level, settings.log.file)
+        return settings
+
+    def open_db(self):
+        from corpus.db import open_db
+
+        return open_db(self.settings.database)
+
+    def default_paths(self) -> TrainPaths:
+        return TrainPaths.under(self.settings.data_dir)
+
+    def active_checkpoint(self) -> Path:
+        """The checkpoint the service would use: the active model version, else the bundled one."""
+        from jobs.models import active_checkpoint_path
+
+        db = self.open_db()
+        try:
+            return active_checkpoint_path(db)
+        finally:
+            db.close()

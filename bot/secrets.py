@@ -1,0 +1,78 @@
+"""Secrets (bot tokens): never shown by repr/str, and scrubbed from every log line."""
+from __future__ import annotations
+
+import logging
+import re
+
+
+class Secret:
+    """A token. `str()`/`repr()` show '***'; `.reveal()` gives the value to the one client that needs it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every registered secret (and anything shaped like a bot token) in a log record."""
+
+    TOKEN_SHAPE = re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b|vk1\.a\.[A-Za-z0-9_-]{20,}")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, value: str) -> None:
+        if value and len(value) >= 4:
+            self._secrets.add(value)
+
+    def redact(self, text: str) -> str:
+        for value in self._secrets:
+            text = text.replace(value, "***")
+        return self.TOKEN_SHAPE.sub("***", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+REDACTOR = RedactingFilter()
+
+
+def setup_logging(level: str = "INFO", file: str = "") -> None:
+    """Root logging to stderr (and a file if set), every handler behind the redacting filter."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if file:
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    for handler in handlers:
+        handler.addFilter(REDACTOR)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=handlers, force=True)
+    # httpx logs every request URL at INFO; the Bot API URL contains the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,0 +1,187 @@
+"""The typed, frozen sections of config.toml. Every key here is documented in config.example.toml
+(a test checks both ways). Defaults are the embedded default: SQLite under ./data, the bundled
+sample corpus, no tokens (a local channel)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.secrets import Secret
+
+TELEGRAM_API = "https://api.telegram.org/bot"
+
+
+@dataclass(frozen=True)
+class PathsSettings:
+    data_dir: str = "data"
+    database: str = ""  # default: <data_dir>/buhurt.sqlite3
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    seed_with_sample: bool = True
+    gap_lines: int = 1
+    shuffle_seed: int = 1234
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    words: list[str] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    model_type: str = "lstm"
+    wordvec_size: int = 64
+    rnn_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.0
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        if self.model_type not in ("lstm", "gru", "rnn"):
+            problems["model_type"] = "one of 'lstm', 'gru', 'rnn'"
+        for key in ("wordvec_size", "rnn_size", "num_layers"):
+            if getattr(self, key) <= 0:
+                problems[key] = "a positive integer"
+        if not 0 <= self.dropout < 1:
+            problems["dropout"] = "a number in [0, 1)"
+        return problems
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    batch_size: int = 50
+    seq_length: int = 50
+    learning_rate: float = 2e-3
+    max_epochs: int = 50
+    max_minutes: float = 3.0
+    device: str = "cpu"
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+    min_improvement: float = 0.0
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        if self.device not in ("cpu", "cuda", "auto"):
+            problems["device"] = "'cpu', 'cuda' or 'auto'"
+        for key in ("batch_size", "seq_length", "max_epochs"):
+            if getattr(self, key) <= 0:
+                problems[key] = "a positive integer"
+        if self.max_minutes <= 0:
+            problems["max_minutes"] = "a positive number"
+        if not 0 <= self.val_frac < 0.5 or not 0 <= self.test_frac < 0.5:
+            problems["val_frac" if not 0 <= self.val_frac < 0.5 else "test_frac"] = "a number in [0, 0.5)"
+        return problems
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    temperature: float = 0.8
+    max_length: int = 500
+    top_k: int = 0
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        if not self.temperature > 0:
+            problems["temperature"] = "a number > 0"
+        if self.max_length <= 0:
+            problems["max_length"] = "a positive integer"
+        if self.top_k < 0:
+            problems["top_k"] = "an integer >= 0"
+        return problems
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    channel_size: int = 5
+    subscriber_size: int = 20
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    timezone: str = "UTC"
+    publish_times: list[str] = field(default_factory=lambda: ["09:00", "13:00", "17:00", "21:00"])
+    pool_every_minutes: float = 10.0
+    reactions_every_minutes: float = 30.0
+    scrape_every_hours: float = 6.0
+    retrain: bool = True
+    retrain_at: str = "03:30"
+    remind_after_hours: float = 12.0
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        for key in ("pool_every_minutes", "reactions_every_minutes", "scrape_every_hours"):
+            if getattr(self, key) <= 0:
+                problems[key] = "a positive number"
+        for time in [*self.publish_times, self.retrain_at]:
+            hour, _, minute = time.partition(":")
+            if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+                key = "retrain_at" if time == self.retrain_at else "publish_times"
+                problems[key] = f"times as 'HH:MM', got {time!r}"
+        try:
+            import zoneinfo
+
+            zoneinfo.ZoneInfo(self.timezone)
+        except Exception:  # noqa: BLE001 - any failure means the name is unusable
+            problems["timezone"] = f"an IANA time zone name such as 'Europe/Moscow', got {self.timezone!r}"
+        return problems
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: Secret = field(default_factory=lambda: Secret(""))
+    base_url: str = TELEGRAM_API
+    channels: list[int | str] = field(default_factory=list)
+    moderators_chat: int | str = 0
+    moderators: list[int] = field(default_factory=list)
+    cooldown_seconds: float = 10.0
+    max_concurrent_generations: int = 2
+    start_text_max_chars: int = 200
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        if self.token and not self.channels:
+            problems["channels"] = "at least one channel (a @username or numeric id) when a token is set"
+        if self.moderators and not self.moderators_chat:
+            problems["moderators_chat"] = "the moderators' chat id when moderators are set"
+        if self.max_concurrent_generations <= 0:
+            problems["max_concurrent_generations"] = "a positive integer"
+        return problems
+
+
+@dataclass(frozen=True)
+class VkSettings:
+    token: Secret = field(default_factory=lambda: Secret(""))
+    api_version: str = "5.199"
+    groups: list[str] = field(default_factory=list)
+    publish_group_id: int = 0
+    requests_per_second: float = 3.0
+    max_wait_seconds: float = 300.0
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        if self.publish_group_id and not self.token:
+            problems["token"] = "a VK user token (or BUHURT_VK_TOKEN) when publish_group_id is set"
+        if self.requests_per_second <= 0:
+            problems["requests_per_second"] = "a positive number"
+        return problems
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    file: str = ""
+
+    def validate(self) -> dict[str, str]:
+        if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            return {"level": "one of DEBUG, INFO, WARNING, ERROR"}
+        return {}
+
+
+SECTIONS: dict[str, type] = {
+    "paths": PathsSettings, "corpus": CorpusSettings, "filter": FilterSettings,
+    "model": ModelSettings, "train": TrainSettings, "sample": SampleSettings, "pool": PoolSettings,
+    "schedule": ScheduleSettings, "telegram": TelegramSettings, "vk": VkSettings, "log": LogSettings,
+}

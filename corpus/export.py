@@ -1,0 +1,72 @@
+"""Posts -> the training text: a seeded shuffle, posts separated by a blank-line gap, a manifest."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from corpus.errors import CorpusError
+from corpus.store.posts import training_posts
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    manifest_path: Path
+    posts: int
+    chars: int
+    fingerprint: str
+
+
+def gap_separator(gap_lines: int) -> str:
+    """The text between two posts: the end of the last line, then `gap_lines` blank lines."""
+    if gap_lines < 1:
+        raise CorpusError(f"corpus.gap_lines must be at least 1, got {gap_lines}")
+    return "\n" * (gap_lines + 1)
+
+
+def export_training_text(
+    db: sqlite_utils.Database, output: str | Path, *, gap_lines: int = 1, seed: int = 1234,
+) -> ExportResult:
+    """Write every trainable post to `output` in a deterministic shuffle (same posts + seed = same
+    file), atomically, with `<output>.manifest.json` listing the post ids in order."""
+    output = Path(output)
+    if output.is_dir():
+        raise CorpusError(f"{output}: is a directory, expected a file path for the training text")
+    posts = training_posts(db)
+    if not posts:
+        raise CorpusError("the corpus is empty: import posts first (buhurt corpus import FILE)")
+    order = list(posts)
+    random.Random(seed).shuffle(order)
+    separator = gap_separator(gap_lines)
+    text = separator.join(post["text"].strip() for post in order) + separator
+    fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    manifest = {
+        "fingerprint": fingerprint, "posts": len(order), "chars": len(text), "gap_lines": gap_lines,
+        "seed": seed, "post_ids": [post["id"] for post in order],
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    manifest_path = output.with_name(output.name + ".manifest.json")
+    atomic_write_text(output, text)
+    atomic_write_text(manifest_path, json.dumps(manifest, ensure_ascii=False, indent=1))
+    return ExportResult(output, manifest_path, len(order), len(text), fingerprint)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

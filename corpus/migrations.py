@@ -1,0 +1,123 @@
+"""The versioned database schema. Append new migrations at the end; never edit an applied one.
+
+sqlite-utils' Migrations records each applied step in `_sqlite_migrations` and runs each step in a
+transaction with its record, so an interrupted upgrade leaves the previous version intact.
+"""
+from __future__ import annotations
+
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("buhurt")
+
+
+@MIGRATIONS()
+def m001_initial(db) -> None:
+    """Posts (the corpus), drafts, publications, reactions, moderation actions, model versions."""
+    db.executescript(
+        """
+        CREATE TABLE posts (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,                 -- 'file', 'vk', 'telegram'
+            community TEXT NOT NULL DEFAULT '',   -- VK group / Telegram channel / file name
+            external_id TEXT NOT NULL,            -- post id at the source (file: text hash)
+            date TEXT,                            -- ISO 8601, UTC
+            text TEXT NOT NULL,                   -- as received (line breaks normalised)
+            text_hash TEXT NOT NULL,              -- sha256 of the normalised text
+            clean_text TEXT,                      -- after corpus cleaning; NULL = not cleaned yet
+            excluded_reason TEXT,                 -- why cleaning or the stop-list excluded it
+            likes INTEGER, reposts INTEGER, views INTEGER, comments INTEGER,
+            reactions INTEGER,                    -- total reactions (Telegram exports)
+            reactions_json TEXT,                  -- {"emoji": count} where known
+            is_ad INTEGER NOT NULL DEFAULT 0,
+            is_pinned INTEGER NOT NULL DEFAULT 0,
+            is_repost INTEGER NOT NULL DEFAULT 0,
+            has_attachments INTEGER NOT NULL DEFAULT 0,
+            imported_at TEXT NOT NULL,
+            updated_at TEXT,
+            UNIQUE (source, community, external_id)
+        );
+        CREATE INDEX posts_text_hash ON posts (text_hash);
+        CREATE INDEX posts_community_date ON posts (community, date);
+
+        CREATE TABLE model_versions (
+            version TEXT PRIMARY KEY,             -- short sha256 of the checkpoint file
+            path TEXT NOT NULL,
+            status TEXT NOT NULL,                 -- 'candidate', 'active', 'retired', 'rejected'
+            val_loss REAL,
+            metrics_json TEXT,
+            created_at TEXT NOT NULL,
+            promoted_at TEXT
+        );
+
+        CREATE TABLE drafts (
+            id INTEGER PRIMARY KEY,               -- the meme's permanent number (/meme N)
+            text TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            temperature REAL NOT NULL,
+            seed INTEGER NOT NULL,
+            start_text TEXT NOT NULL DEFAULT '',
+            top_k INTEGER NOT NULL DEFAULT 0,
+            max_length INTEGER NOT NULL,
+            purpose TEXT NOT NULL DEFAULT 'channel',  -- 'channel' (moderated), 'subscriber' (/generate pool), 'request' (/generate TEXT)
+            status TEXT NOT NULL,                 -- see docs/architecture.md, draft state machine
+            status_reason TEXT,
+            final_text TEXT,                      -- what is published (a moderator's edit, else text)
+            moderation_chat_id TEXT,
+            moderation_message_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX drafts_status ON drafts (status, id);
+
+        CREATE TABLE moderation_actions (
+            id INTEGER PRIMARY KEY,
+            draft_id INTEGER NOT NULL REFERENCES drafts (id),
+            action TEXT NOT NULL,                 -- approve, reject, regenerate, edit, auto_approve, auto_reject
+            actor_id TEXT,                        -- Telegram user id; NULL for the system
+            actor_name TEXT,
+            detail TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX moderation_actions_draft ON moderation_actions (draft_id);
+
+        CREATE TABLE publications (
+            id INTEGER PRIMARY KEY,
+            draft_id INTEGER NOT NULL REFERENCES drafts (id),
+            network TEXT NOT NULL,                -- 'telegram', 'vk', 'local'
+            chat_id TEXT NOT NULL,
+            status TEXT NOT NULL,                 -- 'sending', 'sent', 'failed', 'unknown'
+            message_id TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            published_at TEXT,
+            UNIQUE (draft_id, network, chat_id)
+        );
+        CREATE INDEX publications_message ON publications (network, chat_id, message_id);
+
+        CREATE TABLE reactions (
+            id INTEGER PRIMARY KEY,
+            publication_id INTEGER REFERENCES publications (id),  -- NULL: message not ours/unknown
+            network TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            kind TEXT NOT NULL,                   -- an emoji, 'custom:<id>', 'paid', 'like', 'repost', 'view'
+            count INTEGER NOT NULL,
+            observed_at TEXT NOT NULL
+        );
+        CREATE INDEX reactions_publication ON reactions (publication_id, kind, observed_at);
+        """
+    )
+
+
+@MIGRATIONS()
+def m002_state(db) -> None:
+    """A small key-value table for job state: scrape cursors, the last reminder, the last cycle."""
+    db.executescript(
+        """
+        CREATE TABLE state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """
+    )

@@ -1,0 +1,140 @@
+"""Queries on `drafts` and `moderation_actions`: the draft state machine (docs/architecture.md).
+
+channel drafts:    generated -> rejected_auto | pending -> rejected | queued -> published | failed
+subscriber drafts: ready -> served (the /generate pool); rejected_auto
+request drafts:    served (generated on demand for `/generate START TEXT`)
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlite_utils
+
+from corpus.store.clock import utcnow
+
+CHANNEL, SUBSCRIBER, REQUEST = "channel", "subscriber", "request"
+
+
+def add_draft(
+    db: sqlite_utils.Database, *, text: str, model_version: str, temperature: float, seed: int,
+    max_length: int, start_text: str = "", top_k: int = 0, purpose: str = CHANNEL,
+    status: str = "generated", status_reason: str | None = None,
+) -> int:
+    now = utcnow()
+    return db["drafts"].insert(
+        {
+            "text": text, "model_version": model_version, "temperature": temperature, "seed": seed,
+            "start_text": start_text, "top_k": top_k, "max_length": max_length, "purpose": purpose,
+            "status": status, "status_reason": status_reason, "created_at": now, "updated_at": now,
+        }
+    ).last_pk
+
+
+def get_draft(db: sqlite_utils.Database, draft_id: int) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM drafts WHERE id = ?", [draft_id]))
+    return rows[0] if rows else None
+
+
+def transition(
+    db: sqlite_utils.Database, draft_id: int, *, from_status: Iterable[str], to_status: str,
+    reason: str | None = None, final_text: str | None = None,
+) -> bool:
+    """Move a draft to `to_status` only if it is in one of `from_status`; False if it was not
+    (already decided by someone else, or deleted). Atomic: a single UPDATE."""
+    allowed = list(from_status)
+    marks = ",".join("?" * len(allowed))
+    sets = "status = ?, updated_at = ?, status_reason = COALESCE(?, status_reason)"
+    params: list[Any] = [to_status, utcnow(), reason]
+    if final_text is not None:
+        sets += ", final_text = ?"
+        params.append(final_text)
+    cursor = db.execute(
+        f"UPDATE drafts SET {sets} WHERE id = ? AND status IN ({marks})", [*params, draft_id, *allowed]
+    )
+    return cursor.rowcount == 1
+
+
+def record_action(
+    db: sqlite_utils.Database, draft_id: int, action: str, *, actor_id: Any = None,
+    actor_name: str | None = None, detail: str | None = None,
+) -> None:
+    db["moderation_actions"].insert(
+        {
+            "draft_id": draft_id, "action": action,
+            "actor_id": None if actor_id is None else str(actor_id),
+            "actor_name": actor_name, "detail": detail, "at": utcnow(),
+        }
+    )
+
+
+def decide(
+    db: sqlite_utils.Database, draft_id: int, *, action: str, to_status: str,
+    from_status: Iterable[str] = ("pending",), actor_id: Any = None, actor_name: str | None = None,
+    detail: str | None = None, final_text: str | None = None,
+) -> bool:
+    """A moderation decision: the transition and its audit record in one transaction."""
+    with db.atomic():
+        if not transition(db, draft_id, from_status=from_status, to_status=to_status,
+                          reason=detail, final_text=final_text):
+            return False
+        record_action(db, draft_id, action, actor_id=actor_id, actor_name=actor_name, detail=detail)
+    return True
+
+
+def actions_for(db: sqlite_utils.Database, draft_id: int) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM moderation_actions WHERE draft_id = ? ORDER BY id", [draft_id]))
+
+
+def count_by_status(db: sqlite_utils.Database, purpose: str = CHANNEL) -> dict[str, int]:
+    rows = db.execute(
+        "SELECT status, count(*) FROM drafts WHERE purpose = ? GROUP BY status", [purpose]
+    ).fetchall()
+    return dict(rows)
+
+
+def with_status(db: sqlite_utils.Database, status: str, *, purpose: str = CHANNEL,
+                limit: int = 100) -> list[dict[str, Any]]:
+    return list(db.query(
+        "SELECT * FROM drafts WHERE status = ? AND purpose = ? ORDER BY id LIMIT ?",
+        [status, purpose, limit],
+    ))
+
+
+def unsent_for_moderation(db: sqlite_utils.Database, limit: int = 20) -> list[dict[str, Any]]:
+    """Pending channel drafts not yet shown in the moderators' chat."""
+    return list(db.query(
+        "SELECT * FROM drafts WHERE status = 'pending' AND purpose = 'channel'"
+        " AND moderation_message_id IS NULL ORDER BY id LIMIT ?", [limit],
+    ))
+
+
+def set_moderation_message(db: sqlite_utils.Database, draft_id: int, chat_id: Any, message_id: Any) -> None:
+    db["drafts"].update(draft_id, {"moderation_chat_id": str(chat_id),
+                                   "moderation_message_id": str(message_id), "updated_at": utcnow()})
+
+
+def find_by_moderation_message(db: sqlite_utils.Database, chat_id: Any, message_id: Any) -> dict | None:
+    rows = list(db.query(
+        "SELECT * FROM drafts WHERE moderation_chat_id = ? AND moderation_message_id = ?",
+        [str(chat_id), str(message_id)],
+    ))
+    return rows[0] if rows else None
+
+
+def take_ready(db: sqlite_utils.Database) -> dict[str, Any] | None:
+    """Serve the oldest ready subscriber draft (the /generate pool) exactly once."""
+    with db.atomic():
+        row = db.execute(
+            "SELECT id FROM drafts WHERE status = 'ready' AND purpose = 'subscriber' ORDER BY id LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        transition(db, row[0], from_status=["ready"], to_status="served")
+    return get_draft(db, row[0])
+
+
+def last_action_at(db: sqlite_utils.Database, actions: Iterable[str]) -> str | None:
+    wanted = list(actions)
+    marks = ",".join("?" * len(wanted))
+    return db.execute(f"SELECT max(at) FROM moderation_actions WHERE action IN ({marks})", wanted).fetchone()[0]

@@ -1,0 +1,43 @@
+"""Queries on `model_versions`: which checkpoint the service uses, and its history."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+from corpus.store.clock import utcnow
+
+
+def register_model(db: sqlite_utils.Database, version: str, path: str, *, val_loss: float | None,
+                   metrics: dict | None = None, status: str = "candidate") -> None:
+    db["model_versions"].upsert({
+        "version": version, "path": path, "status": status, "val_loss": val_loss,
+        "metrics_json": json.dumps(metrics or {}, ensure_ascii=False), "created_at": utcnow(),
+    }, pk="version")
+
+
+def active_model(db: sqlite_utils.Database) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM model_versions WHERE status = 'active' LIMIT 1"))
+    return rows[0] if rows else None
+
+
+def get_model(db: sqlite_utils.Database, version: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM model_versions WHERE version = ?", [version]))
+    return rows[0] if rows else None
+
+
+def promote(db: sqlite_utils.Database, version: str) -> None:
+    """Make `version` the active model; the previous one is retired (kept for /meme N)."""
+    with db.atomic():
+        db.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'active'")
+        db.execute("UPDATE model_versions SET status = 'active', promoted_at = ? WHERE version = ?",
+                   [utcnow(), version])
+
+
+def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
+    db.execute("UPDATE model_versions SET status = ? WHERE version = ?", [status, version])
+
+
+def list_models(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM model_versions ORDER BY created_at"))

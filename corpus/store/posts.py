@@ -1,0 +1,96 @@
+"""Queries on `posts`: the corpus the model learns from."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import sqlite_utils
+
+from corpus.store.clock import utcnow
+
+POST_FIELDS = (
+    "source", "community", "external_id", "date", "text", "likes", "reposts", "views", "comments",
+    "reactions", "reactions_json", "is_ad", "is_pinned", "is_repost", "has_attachments",
+)
+METRIC_FIELDS = ("likes", "reposts", "views", "comments", "reactions", "reactions_json")
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    """Insert posts in one transaction; a post already stored (same source, community, external_id)
+    only gets its metrics refreshed. Returns (added, updated)."""
+    added = updated = 0
+    now = utcnow()
+    with db.atomic():
+        for post in posts:
+            row = {key: post.get(key) for key in POST_FIELDS}
+            row["community"] = row["community"] or ""
+            for flag in ("is_ad", "is_pinned", "is_repost", "has_attachments"):
+                row[flag] = int(bool(row[flag]))
+            row["text_hash"] = text_hash(row["text"])
+            if row["external_id"] is None:
+                row["external_id"] = row["text_hash"]
+            row["external_id"] = str(row["external_id"])
+            existing = db.execute(
+                "SELECT id FROM posts WHERE source = ? AND community = ? AND external_id = ?",
+                [row["source"], row["community"], row["external_id"]],
+            ).fetchone()
+            if existing is None:
+                row["imported_at"] = now
+                db["posts"].insert(row)
+                added += 1
+                continue
+            metrics = {k: row[k] for k in METRIC_FIELDS if row[k] is not None}
+            if metrics:
+                metrics["updated_at"] = now
+                db["posts"].update(existing[0], metrics)
+                updated += 1
+    return added, updated
+
+
+def count_posts(db: sqlite_utils.Database, *, usable_only: bool = False) -> int:
+    where = " WHERE excluded_reason IS NULL" if usable_only else ""
+    return db.execute(f"SELECT count(*) FROM posts{where}").fetchone()[0]
+
+
+def training_posts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Posts that may be trained on: not excluded, with their cleaned text where cleaning ran."""
+    return list(
+        db.query(
+            "SELECT id, source, community, date, likes, views, reactions,"
+            " COALESCE(clean_text, text) AS text FROM posts"
+            " WHERE excluded_reason IS NULL ORDER BY id"
+        )
+    )
+
+
+def iter_posts(db: sqlite_utils.Database, where: str = "", params: Iterable = ()) -> Iterator[dict]:
+    sql = "SELECT * FROM posts" + (f" WHERE {where}" if where else "") + " ORDER BY id"
+    yield from db.query(sql, list(params))
+
+
+def set_cleaning(db: sqlite_utils.Database, results: Iterable[tuple[int, str | None, str | None]]) -> None:
+    """Store (post id, clean text, excluded reason) for many posts in one transaction."""
+    with db.atomic():
+        db.conn.executemany(
+            "UPDATE posts SET clean_text = ?, excluded_reason = ? WHERE id = ?",
+            [(clean, reason, post_id) for post_id, clean, reason in results],
+        )
+
+
+def newest_external_id(db: sqlite_utils.Database, source: str, community: str) -> int | None:
+    """The largest numeric post id stored for a community (the scraper's incremental cursor)."""
+    row = db.execute(
+        "SELECT max(CAST(external_id AS INTEGER)) FROM posts WHERE source = ? AND community = ?",
+        [source, community],
+    ).fetchone()
+    return row[0]
+
+
+def known_texts(db: sqlite_utils.Database) -> set[str]:
+    """Hashes of every stored text, used to keep the bot's own output out of the corpus."""
+    return {row[0] for row in db.execute("SELECT text_hash FROM posts")}

@@ -1,0 +1,87 @@
+"""Queries on `publications`: at-most-once publishing per (draft, network, chat).
+
+A row is written as `sending` BEFORE the network call (`begin_publication`) and becomes `sent`
+after it (`finish_publication`). A row left `sending` by a crash is marked `unknown` at start-up
+(`reconcile_interrupted`) and never re-sent: a lost post is surfaced, a duplicate is impossible.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from corpus.store.clock import utcnow
+
+
+def begin_publication(db: sqlite_utils.Database, draft_id: int, network: str, chat_id: Any) -> int | None:
+    """Claim the right to send draft to (network, chat). None if it was claimed before (sent,
+    sending, or unknown) — the caller must not send. A `failed` row is reclaimed for a retry."""
+    chat = str(chat_id)
+    with db.atomic():
+        row = db.execute(
+            "SELECT id, status FROM publications WHERE draft_id = ? AND network = ? AND chat_id = ?",
+            [draft_id, network, chat],
+        ).fetchone()
+        if row is None:
+            return db["publications"].insert({
+                "draft_id": draft_id, "network": network, "chat_id": chat, "status": "sending",
+                "created_at": utcnow(),
+            }).last_pk
+        if row[1] != "failed":
+            return None
+        db.execute("UPDATE publications SET status = 'sending', error = NULL WHERE id = ?", [row[0]])
+        return row[0]
+
+
+def finish_publication(db: sqlite_utils.Database, publication_id: int, message_id: Any) -> None:
+    db.execute(
+        "UPDATE publications SET status = 'sent', message_id = ?, published_at = ? WHERE id = ?",
+        [str(message_id), utcnow(), publication_id],
+    )
+
+
+def fail_publication(db: sqlite_utils.Database, publication_id: int, error: str) -> None:
+    """The network call failed for sure (an error answer): the post may be retried later."""
+    db.execute("UPDATE publications SET status = 'failed', error = ? WHERE id = ?", [error[:500], publication_id])
+
+
+def reconcile_interrupted(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Mark rows left `sending` by a dead process as `unknown`; return them for a warning."""
+    with db.atomic():
+        rows = list(db.query("SELECT * FROM publications WHERE status = 'sending'"))
+        db.execute(
+            "UPDATE publications SET status = 'unknown',"
+            " error = 'process stopped between sending and recording' WHERE status = 'sending'"
+        )
+    return rows
+
+
+def publications_of(db: sqlite_utils.Database, draft_id: int) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM publications WHERE draft_id = ? ORDER BY id", [draft_id]))
+
+
+def find_publication(db: sqlite_utils.Database, network: str, chat_id: Any, message_id: Any) -> dict | None:
+    rows = list(db.query(
+        "SELECT * FROM publications WHERE network = ? AND chat_id = ? AND message_id = ?",
+        [network, str(chat_id), str(message_id)],
+    ))
+    return rows[0] if rows else None
+
+
+def recent_publications(db: sqlite_utils.Database, network: str, since: str) -> list[dict[str, Any]]:
+    return list(db.query(
+        "SELECT * FROM publications WHERE network = ? AND status = 'sent' AND published_at >= ?"
+        " ORDER BY id", [network, since],
+    ))
+
+
+def last_published_at(db: sqlite_utils.Database) -> str | None:
+    return db.execute("SELECT max(published_at) FROM publications WHERE status = 'sent'").fetchone()[0]
+
+
+def published_texts(db: sqlite_utils.Database) -> list[str]:
+    """Every text this bot published: the corpus must never train on them."""
+    return [row[0] for row in db.execute(
+        "SELECT DISTINCT COALESCE(d.final_text, d.text) FROM publications p"
+        " JOIN drafts d ON d.id = p.draft_id WHERE p.status IN ('sent', 'unknown')"
+    )]

@@ -1,0 +1,63 @@
+"""Queries on `reactions`: counts per publication and kind, as a time series."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlite_utils
+
+from corpus.store.clock import utcnow
+from corpus.store.publications import find_publication
+
+
+def record_counts(
+    db: sqlite_utils.Database, network: str, chat_id: Any, message_id: Any, counts: Mapping[str, int],
+    observed_at: str | None = None,
+) -> int | None:
+    """Store one observation of every reaction kind of a message. A message we did not publish
+    is stored with publication_id NULL (it may be ours from before the database was reset).
+    Returns the publication id, or None when the message is unknown."""
+    publication = find_publication(db, network, chat_id, message_id)
+    publication_id = publication["id"] if publication else None
+    at = observed_at or utcnow()
+    rows = [
+        {"publication_id": publication_id, "network": network, "chat_id": str(chat_id),
+         "message_id": str(message_id), "kind": kind, "count": int(count), "observed_at": at}
+        for kind, count in counts.items()
+    ]
+    with db.atomic():
+        if rows:
+            db["reactions"].insert_all(rows)
+    return publication_id
+
+
+def latest_counts(db: sqlite_utils.Database, publication_id: int) -> dict[str, int]:
+    """The newest count of each reaction kind of one publication."""
+    rows = db.execute(
+        "SELECT kind, count FROM reactions r WHERE publication_id = ? AND observed_at = ("
+        " SELECT max(observed_at) FROM reactions WHERE publication_id = r.publication_id AND kind = r.kind)",
+        [publication_id],
+    ).fetchall()
+    return {kind: count for kind, count in rows}
+
+
+def top_publications(db: sqlite_utils.Database, since: str, limit: int = 5,
+                     exclude_kinds: tuple[str, ...] = ("view",)) -> list[dict[str, Any]]:
+    """Published drafts since `since`, ranked by their latest total of reactions."""
+    marks = ",".join("?" * len(exclude_kinds)) or "''"
+    return list(db.query(
+        f"""
+        WITH latest AS (
+            SELECT publication_id, kind, count, max(observed_at) AS at FROM reactions
+            WHERE publication_id IS NOT NULL AND kind NOT IN ({marks})
+            GROUP BY publication_id, kind
+        )
+        SELECT d.id AS draft_id, COALESCE(d.final_text, d.text) AS text, p.network, p.chat_id,
+               p.message_id, p.published_at, COALESCE(sum(latest.count), 0) AS score
+        FROM publications p JOIN drafts d ON d.id = p.draft_id
+        LEFT JOIN latest ON latest.publication_id = p.id
+        WHERE p.status = 'sent' AND p.published_at >= ?
+        GROUP BY p.id ORDER BY score DESC, p.published_at DESC LIMIT ?
+        """,
+        [*exclude_kinds, since, limit],
+    ))

@@ -1,0 +1,61 @@
+"""One loaded Generator shared by the pool, /generate and /meme, behind a lock; hot-swappable."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+
+class GeneratorHolder:
+    """Holds the active model's Generator; `reload` swaps it in place after a promotion.
+
+    Generation is blocking: call `generate` from a worker thread (asyncio.to_thread), never on the
+    event loop. The lock serialises generations so two threads never share one model at once.
+    """
+
+    def __init__(self, checkpoint: Path, device: str = "cpu", keep_old: int = 2) -> None:
+        self.device = device
+        self._lock = threading.Lock()
+        self._old: OrderedDict[str, Any] = OrderedDict()
+        self._keep_old = keep_old
+        self._current = self._load(checkpoint)
+
+    def _load(self, checkpoint: Path):
+        from model.sample import Generator
+
+        return Generator.load(checkpoint, device=self.device)
+
+    @property
+    def version(self) -> str:
+        return self._current.version
+
+    @property
+    def current(self):
+        return self._current
+
+    def reload(self, checkpoint: Path) -> str:
+        fresh = self._load(checkpoint)
+        with self._lock:
+            self._old[self._current.version] = self._current
+            while len(self._old) > self._keep_old:
+                self._old.popitem(last=False)
+            self._current = fresh
+        return fresh.version
+
+    def generate(self, seeds: list[int], *, version: str | None = None,
+                 checkpoint: Path | None = None, **options) -> tuple[str, list[str]]:
+        """Generate one post per seed; returns (model version, texts). With `version`, use that
+        model (loading `checkpoint` if it is not the current or a recent one) for /meme N."""
+        with self._lock:
+            generator = self._current
+            if version is not None and version != generator.version:
+                generator = self._old.get(version)
+                if generator is None:
+                    if checkpoint is None:
+                        raise LookupError(f"model version {version} is not loaded")
+                    generator = self._load(checkpoint)
+                    self._old[version] = generator
+                    while len(self._old) > self._keep_old:
+                        self._old.popitem(last=False)
+            return generator.version, generator.generate(seeds=seeds, **options)

@@ -1,0 +1,96 @@
+"""Model versions on disk: the bundled default, installing a checkpoint, the active one.
+
+Installed checkpoints live in `<data_dir>/models/<version>.pt` (version = first 12 hex digits of
+the file's sha256, the same as Generator.version) and are never overwritten, so the service can
+regenerate `/meme N` with the exact model that made it. Switching models is a database update plus
+an in-process reload, never a write over a file the bot is reading.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import sqlite_utils
+
+from corpus.store import models as model_rows
+from jobs.errors import JobError
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "model" / "data"
+
+
+def bundled_checkpoint() -> Path | None:
+    """The small model trained on the bundled sample corpus, shipped with the package."""
+    path = BUNDLED_DIR / "default.pt"
+    return path if path.is_file() else None
+
+
+def file_version(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path, *,
+                       val_loss: float | None, metrics: dict | None = None,
+                       status: str = "candidate") -> str:
+    """Copy `source` (and its .json sidecar) into models_dir under its version; register it."""
+    source = Path(source)
+    if not source.is_file():
+        raise JobError(f"{source}: checkpoint not found")
+    version = file_version(source)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / f"{version}.pt"
+    if not target.exists():
+        _atomic_copy(source, target)
+    sidecar = source.with_suffix(".json")
+    if sidecar.is_file() and not target.with_suffix(".json").exists():
+        _atomic_copy(sidecar, target.with_suffix(".json"))
+    if model_rows.get_model(db, version) is None:
+        model_rows.register_model(db, version, str(target), val_loss=val_loss, metrics=metrics, status=status)
+    return version
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_for_version(db: sqlite_utils.Database, version: str) -> Path:
+    row = model_rows.get_model(db, version)
+    if row is None or not Path(row["path"]).is_file():
+        raise JobError(f"model version {version} is not installed (its checkpoint is missing)")
+    return Path(row["path"])
+
+
+def active_checkpoint_path(db: sqlite_utils.Database) -> Path:
+    """The active model's checkpoint; the bundled one when none is active yet."""
+    row = model_rows.active_model(db)
+    if row is not None and Path(row["path"]).is_file():
+        return Path(row["path"])
+    bundled = bundled_checkpoint()
+    if bundled is None:
+        raise JobError("no model yet: run `buhurt run` (it trains one) or `buhurt train`")
+    return bundled
+
+
+def activate_bundled(db: sqlite_utils.Database, models_dir: Path) -> str | None:
+    """Install and promote the bundled model when no model is active. Returns its version."""
+    if model_rows.active_model(db) is not None:
+        return None
+    bundled = bundled_checkpoint()
+    if bundled is None:
+        return None
+    version = install_checkpoint(db, bundled, models_dir, val_loss=None, metrics={"origin": "bundled"})
+    model_rows.promote(db, version)
+    return version

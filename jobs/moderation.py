@@ -1,0 +1,35 @@
+"""The moderation seam jobs/ talks to; the bot implements it for Telegram, `AutoApprove` without."""
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Moderation(Protocol):
+    enabled: bool  # False: drafts are auto-approved
+
+    async def submit(self, draft: dict) -> tuple[str, str]:
+        """Show a draft to the moderators; returns (chat id, message id) of the message."""
+
+    async def notify(self, text: str) -> None:
+        """Tell the moderators (or the operator's log) something that needs attention."""
+
+    async def remind(self, pending: int) -> None:
+        """Nothing was approved for a while and `pending` drafts are waiting."""
+
+
+class AutoApprove:
+    """No moderators configured: drafts go straight to the queue; warnings go to the log."""
+
+    enabled = False
+
+    async def submit(self, draft: dict) -> tuple[str, str]:  # pragma: no cover - never called
+        raise RuntimeError("AutoApprove does not show drafts to anyone")
+
+    async def notify(self, text: str) -> None:
+        log.warning("%s", text)
+
+    async def remind(self, pending: int) -> None:
+        log.info("%d drafts wait for approval", pending)

@@ -1,0 +1,45 @@
+"""Collect reaction counts of recent publications from networks that are polled (VK likes).
+Telegram pushes its counts as `message_reaction_count` updates, stored by the bot's handler."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import sqlite_utils
+
+from corpus.store import publications as pubs
+from corpus.store import reactions as reaction_rows
+from corpus.store.clock import ago
+
+log = logging.getLogger(__name__)
+
+
+class ReactionSource(Protocol):
+    network: str
+
+    def fetch(self, message_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Blocking: {message id: {kind: count}} for the given messages."""
+
+
+async def collect_reactions(db: sqlite_utils.Database, sources: Sequence[ReactionSource],
+                            days: int = 7) -> int:
+    """Poll every source for the publications of the last `days`; returns observations stored."""
+    stored = 0
+    for source in sources:
+        recent = pubs.recent_publications(db, source.network, ago(days=days))
+        if not recent:
+            continue
+        by_message = {row["message_id"]: row for row in recent}
+        try:
+            counts = await asyncio.to_thread(source.fetch, list(by_message))
+        except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next run
+            log.warning("could not collect reactions from %s: %s", source.network, exc)
+            continue
+        for message_id, kinds in counts.items():
+            row = by_message.get(str(message_id))
+            if row is not None:
+                reaction_rows.record_counts(db, source.network, row["chat_id"], message_id, kinds)
+                stored += 1
+    return stored

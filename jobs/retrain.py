@@ -1,0 +1,116 @@
+"""Overnight retraining: export -> preprocess -> `buhurt train` subprocess -> compare -> promote.
+
+A candidate is promoted only when its loss on the new validation text (bits per character) beats
+the active model's on the same text by at least `min_improvement`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from corpus.export import atomic_write_text, export_training_text
+from corpus.store import models as model_rows
+from jobs.errors import JobError
+from jobs.models import active_checkpoint_path, install_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainPlan:
+    train_txt: Path
+    train_h5: Path
+    train_json: Path
+    checkpoint_dir: Path
+    models_dir: Path
+    train_args: Sequence[str] = ()
+    gap_lines: int = 1
+    shuffle_seed: int = 1234
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+    min_improvement: float = 0.0
+    device: str = "cpu"
+
+
+@dataclass
+class RetrainResult:
+    promoted: bool
+    reason: str
+    candidate_version: str | None = None
+    candidate_bpc: float | None = None
+    active_bpc: float | None = None
+    checkpoint: Path | None = None
+    details: dict = field(default_factory=dict)
+
+
+def train_subprocess(args: list[str]) -> None:
+    """Run `buhurt train ARGS` as a child process: the same command an operator runs by hand."""
+    command = [sys.executable, "-m", "bot", "train", *args]
+    log.info("retrain: %s", " ".join(command))
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise JobError(f"training exited with code {completed.returncode}")
+
+
+def _export_and_train(db: sqlite_utils.Database, plan: RetrainPlan,
+                      run_training: Callable[[list[str]], None]):
+    from model.preprocess import preprocess
+
+    exported = export_training_text(db, plan.train_txt, gap_lines=plan.gap_lines, seed=plan.shuffle_seed)
+    stats = preprocess(plan.train_txt, plan.train_h5, plan.train_json, plan.val_frac, plan.test_frac)
+    run_dir = plan.checkpoint_dir / dt.datetime.now(dt.timezone.utc).strftime("run-%Y%m%d-%H%M%S")
+    run_training(["--input-h5", str(plan.train_h5), "--input-json", str(plan.train_json),
+                  "--checkpoint-dir", str(run_dir), "--device", plan.device, *plan.train_args])
+    candidate = run_dir / "best.pt"
+    if not candidate.is_file():
+        raise JobError(f"{candidate}: training finished without a best checkpoint")
+    return exported, stats, run_dir, candidate
+
+
+def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
+              run_training: Callable[[list[str]], None] = train_subprocess) -> str:
+    """First run without any model: train one on the corpus and make it active. Returns its version."""
+    exported, _, _, candidate = _export_and_train(db, plan, run_training)
+    version = install_checkpoint(db, candidate, plan.models_dir, val_loss=None,
+                                 metrics={"origin": "bootstrap", "corpus_fingerprint": exported.fingerprint})
+    model_rows.promote(db, version)
+    return version
+
+
+def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
+            run_training: Callable[[list[str]], None] = train_subprocess) -> RetrainResult:
+    from model.evaluate import evaluate_text
+    from model.preprocess import split_sizes
+
+    exported, stats, run_dir, candidate = _export_and_train(db, plan, run_training)
+
+    text = plan.train_txt.read_text(encoding="utf-8")
+    n_train, n_val, _ = split_sizes(stats["total_chars"], plan.val_frac, plan.test_frac)
+    val_text = text[n_train:n_train + n_val] or text
+    val_path = run_dir / "val.txt"
+    atomic_write_text(val_path, val_text)
+
+    candidate_bpc = evaluate_text(candidate, val_path, device=plan.device)["bits_per_char"]
+    active = active_checkpoint_path(db)
+    active_bpc = evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
+    details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
+               "val_chars": len(val_text)}
+    metrics = {**details, "val_bits_per_char": candidate_bpc}
+    version = install_checkpoint(db, candidate, plan.models_dir, val_loss=candidate_bpc, metrics=metrics)
+    if candidate_bpc < active_bpc - plan.min_improvement:
+        model_rows.promote(db, version)
+        reason = f"promoted: {candidate_bpc:.4f} < {active_bpc:.4f} bits/char"
+        log.info("retrain %s", reason)
+        return RetrainResult(True, reason, version, candidate_bpc, active_bpc,
+                             plan.models_dir / f"{version}.pt", details)
+    model_rows.set_status(db, version, "rejected")
+    reason = f"kept the active model: candidate {candidate_bpc:.4f} >= {active_bpc:.4f} bits/char"
+    log.info("retrain %s", reason)
+    return RetrainResult(False, reason, version, candidate_bpc, active_bpc, None, details)

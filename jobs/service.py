@@ -1,0 +1,148 @@
+"""The service's jobs in one object: pool, moderation dispatch, reminders, publishing, reactions,
+scraping and retraining, scheduled on one APScheduler (or run once in a row with `run_once`)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from corpus.stoplist import StopList
+from corpus.store import drafts as draft_rows
+from corpus.store.clock import ago
+from corpus.store.state import get_state, set_state
+from jobs import scheduler as sched
+from jobs.generator import GeneratorHolder
+from jobs.moderation import Moderation
+from jobs.pool import SampleOptions, fill_pool
+from jobs.publish import Publisher, publish_next, reconcile
+from jobs.reactions import ReactionSource, collect_reactions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """What the service does and when; built by the bot from its settings."""
+
+    sample: SampleOptions = field(default_factory=SampleOptions)
+    channel_pool: int = 5
+    subscriber_pool: int = 20
+    batch_size: int = 16
+    timezone: str = "UTC"
+    publish_times: Sequence[str] = ("09:00", "13:00", "17:00", "21:00")
+    pool_every_minutes: float = 10.0
+    reactions_every_minutes: float = 30.0
+    scrape_every_hours: float = 6.0
+    retrain_at: str | None = "03:30"
+    remind_after_hours: float = 12.0
+
+
+class Service:
+    def __init__(self, db: sqlite_utils.Database, holder: GeneratorHolder, *, plan: ServicePlan,
+                 publishers: Sequence[Publisher], moderation: Moderation, stoplist: StopList,
+                 reaction_sources: Sequence[ReactionSource] = (),
+                 scraper: Callable[[], object] | None = None,
+                 retrainer: Callable[[], object] | None = None) -> None:
+        self.db, self.holder, self.plan = db, holder, plan
+        self.publishers, self.moderation, self.stoplist = list(publishers), moderation, stoplist
+        self.reaction_sources, self.scraper, self.retrainer = list(reaction_sources), scraper, retrainer
+        self.scheduler = None
+
+    async def startup(self) -> None:
+        await reconcile(self.db, self.moderation.notify)
+        if not self.moderation.enabled:
+            log.info("no moderators configured: drafts are auto-approved")
+
+    async def fill_pools(self) -> list[int]:
+        common = dict(batch_size=self.plan.batch_size, options=self.plan.sample, stoplist=self.stoplist)
+        created = await fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL,
+                                  target=self.plan.channel_pool, moderated=self.moderation.enabled, **common)
+        created += await fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER,
+                                   target=self.plan.subscriber_pool, **common)
+        if self.moderation.enabled:
+            await self.dispatch_moderation()
+        return created
+
+    async def dispatch_moderation(self) -> int:
+        """Show pending drafts that the moderators have not seen yet."""
+        sent = 0
+        for draft in draft_rows.unsent_for_moderation(self.db):
+            try:
+                chat_id, message_id = await self.moderation.submit(draft)
+            except Exception as exc:  # noqa: BLE001 - retried at the next pool run
+                log.warning("could not send draft %s to the moderators: %s", draft["id"], exc)
+                break
+            draft_rows.set_moderation_message(self.db, draft["id"], chat_id, message_id)
+            sent += 1
+        return sent
+
+    async def remind_if_idle(self) -> bool:
+        """Remind the moderators when nothing was approved for `remind_after_hours`."""
+        if not self.moderation.enabled:
+            return False
+        hours = self.plan.remind_after_hours
+        pending = draft_rows.count_by_status(self.db).get("pending", 0)
+        last_decision = draft_rows.last_action_at(self.db, ["approve", "edit"]) or ""
+        last_reminder = get_state(self.db, "last_reminder_at", "")
+        threshold = ago(hours=hours)
+        if pending == 0 or last_decision >= threshold or last_reminder >= threshold:
+            return False
+        await self.moderation.remind(pending)
+        set_state(self.db, "last_reminder_at", dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat())
+        return True
+
+    async def publish(self) -> dict | None:
+        return await publish_next(self.db, self.publishers, self.moderation.notify)
+
+    async def collect(self) -> int:
+        return await collect_reactions(self.db, self.reaction_sources)
+
+    async def scrape(self) -> object:
+        if self.scraper is None:
+            return None
+        return await asyncio.to_thread(self.scraper)
+
+    async def retrain(self) -> object:
+        if self.retrainer is None:
+            return None
+        result = await asyncio.to_thread(self.retrainer)
+        checkpoint = getattr(result, "checkpoint", None)
+        if getattr(result, "promoted", False) and checkpoint is not None:
+            version = await asyncio.to_thread(self.holder.reload, checkpoint)
+            log.info("now generating with model %s", version)
+        return result
+
+    async def run_once(self) -> dict:
+        """One full cycle, in order: pool (and moderation), publish, reactions, reminder."""
+        created = await self.fill_pools()
+        published = await self.publish()
+        observed = await self.collect()
+        reminded = await self.remind_if_idle()
+        return {"drafts": created, "published": published, "reactions": observed, "reminded": reminded}
+
+    def start_schedule(self) -> None:
+        """Register every job on an AsyncIOScheduler running on the current event loop."""
+        plan = self.plan
+        scheduler = sched.build_scheduler(plan.timezone)
+        sched.add_interval(scheduler, self.fill_pools, job_id="pool", minutes=plan.pool_every_minutes, run_now=True)
+        sched.add_interval(scheduler, self.remind_if_idle, job_id="remind", minutes=30)
+        sched.add_daily(scheduler, self.publish, job_id="publish", times=plan.publish_times, timezone=plan.timezone)
+        if self.reaction_sources:
+            sched.add_interval(scheduler, self.collect, job_id="reactions", minutes=plan.reactions_every_minutes)
+        if self.scraper is not None:
+            sched.add_interval(scheduler, self.scrape, job_id="scrape", minutes=plan.scrape_every_hours * 60)
+        if self.retrainer is not None and plan.retrain_at:
+            sched.add_daily(scheduler, self.retrain, job_id="retrain", times=[plan.retrain_at], timezone=plan.timezone)
+        scheduler.start()
+        self.scheduler = scheduler
+        for job in scheduler.get_jobs():
+            log.info("scheduled %s: next run %s", job.name, job.next_run_time)
+
+    def stop_schedule(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None

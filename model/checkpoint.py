@@ -1,0 +1,104 @@
+"""Self-contained checkpoints: weights, vocabulary, model and train config, iteration, loss
+history, corpus fingerprint, optimizer and RNG state. Only tensors and plain Python types inside,
+so ``torch.load(path, weights_only=True)`` loads them. Written to a temp file and renamed into
+place, with a JSON sidecar (same name, ``.json``) carrying everything except tensors.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from model.errors import ModelError, require_file
+
+FORMAT = "buhurt-char-rnn"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "model_config", "idx_to_token", "model_state")
+TENSOR_KEYS = ("model_state", "optimizer_state", "rng_state", "hidden")
+
+
+def _check_plain(obj, where: str = "checkpoint") -> None:
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: key {k!r} is not str/int")
+            _check_plain(v, f"{where}.{k}")
+        return
+    raise TypeError(f"{where}: {type(obj).__name__} is not a tensor or a plain type")
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return None
+    return obj
+
+
+def sidecar_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> Path:
+    """Atomically write ``payload`` (plus format markers) to ``path`` and its JSON sidecar."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    _check_plain(payload)
+    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    meta = {k: v for k, v in payload.items() if k not in TENSOR_KEYS}
+    meta["checkpoint_file"] = path.name
+    text = json.dumps(_json_safe(meta), ensure_ascii=False, indent=1)
+    _atomic_write(sidecar_path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load and validate a checkpoint (weights_only=True). Raises ModelError on any problem."""
+    p = require_file(path, "checkpoint")
+    try:
+        ck = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"checkpoint {str(p)!r} is corrupt or not a checkpoint: {reason[:200]}") from None
+    if not isinstance(ck, dict):
+        raise ModelError(f"checkpoint {str(p)!r} is not a buhurt checkpoint (not a dict)")
+    for k in REQUIRED_KEYS:
+        if k not in ck:
+            raise ModelError(f"checkpoint {str(p)!r} is not a buhurt checkpoint: key {k!r} missing")
+    if ck["format"] != FORMAT:
+        raise ModelError(f"checkpoint {str(p)!r}: format {ck['format']!r}, expected {FORMAT!r}")
+    return ck
+
+
+def file_version(path: str | Path) -> str:
+    """Short sha256 (12 hex digits) of the file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]

@@ -1,0 +1,76 @@
+"""Batches from a torch-rnn .h5: each split is cut into B contiguous row streams, and batch i is
+columns [i*T, (i+1)*T) of every row, so the hidden state carries from one batch to the next
+(truncated backpropagation through time). Ids are converted from torch-rnn's 1-based to 0-based.
+Under DDP, the train split is cut into world*B rows and each rank takes its own B.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from model.errors import ModelError, require_file
+
+SPLITS = ("train", "val", "test")
+
+
+def load_splits(path: str | Path) -> tuple[dict[str, np.ndarray], str]:
+    """Read the three splits (0-based int32 arrays) and the corpus fingerprint."""
+    p = require_file(path, "input h5")
+    try:
+        with h5py.File(p, "r") as h5:
+            out = {}
+            for k in SPLITS:
+                if k not in h5:
+                    raise ModelError(f"input h5 {str(p)!r} has no dataset {k!r}")
+                a = h5[k][()]
+                out[k] = a.astype(np.int32) - 1
+            fp = h5.attrs.get("fingerprint")
+    except OSError as exc:
+        raise ModelError(f"input h5 {str(p)!r} is not a readable HDF5 file: {exc}") from None
+    if fp is None:
+        h = hashlib.sha256()
+        for k in SPLITS:
+            h.update(out[k].tobytes())
+        fp = h.hexdigest()
+    return out, str(fp)
+
+
+class SplitBatcher:
+    """Sequential TBPTT batches over one split."""
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int, *, rank: int = 0,
+                 world: int = 1, shrink: bool = False, name: str = "train") -> None:
+        n = len(ids) - 1
+        B, T = batch_size, seq_length
+        if shrink:  # validation: fit whatever the split holds
+            T = max(1, min(T, n))
+            B = max(1, min(B, n // T)) if n >= 1 else 1
+            world = 1
+            rank = 0
+        if n < 1 or n < world * B * T:
+            raise ModelError(
+                f"the {name} split has {len(ids)} tokens: too few for batch_size={batch_size} x "
+                f"seq_length={seq_length}{f' x {world} processes' if world > 1 else ''}; "
+                f"use a larger corpus or smaller --batch-size/--seq-length"
+            )
+        cols = n // (world * B * T) * T         # columns per row
+        used = world * B * cols
+        x = torch.from_numpy(np.ascontiguousarray(ids[:used])).view(world * B, cols)
+        y = torch.from_numpy(np.ascontiguousarray(ids[1:used + 1])).view(world * B, cols)
+        self.x = x[rank * B:(rank + 1) * B].clone()
+        self.y = y[rank * B:(rank + 1) * B].clone()
+        self.batch_size, self.seq_length = B, T
+        self.num_batches = cols // T
+
+    def batch(self, i: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        T = self.seq_length
+        sl = slice(i * T, (i + 1) * T)
+        return (self.x[:, sl].to(device, torch.long, non_blocking=True),
+                self.y[:, sl].to(device, torch.long, non_blocking=True))
+
+    def chars_per_batch(self) -> int:
+        return self.batch_size * self.seq_length

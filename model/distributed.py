@@ -1,0 +1,85 @@
+"""DDP plumbing for training under torchrun: one process per device, gloo on CPU, nccl on CUDA.
+
+Outside torchrun (no WORLD_SIZE > 1 in the environment) everything here is a no-op.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from model.errors import ModelError
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    initialized_here: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ModelError(f"device={name!r}: expected 'cpu' or 'cuda'")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelError(f"device={name!r}: CUDA is not available on this machine")
+        if name == "cuda":
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device(name)
+
+
+def setup(device_name: str) -> DistContext:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(device=resolve_device(device_name))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local_rank)
+    here = False
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        here = True
+    return DistContext(rank=rank, world=world, local_rank=local_rank, device=device, initialized_here=here)
+
+
+def cleanup(ctx: DistContext) -> None:
+    if ctx.initialized_here and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def any_flag(ctx: DistContext, flag: int) -> int:
+    """The maximum of ``flag`` over all ranks (so every rank stops at the same iteration)."""
+    if not ctx.enabled:
+        return flag
+    t = torch.tensor([flag], dtype=torch.int64, device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def gather_objects(ctx: DistContext, obj) -> list:
+    """Every rank's ``obj`` (a list indexed by rank); [obj] outside DDP."""
+    if not ctx.enabled:
+        return [obj]
+    out = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
