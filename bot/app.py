@@ -74,8 +74,11 @@ def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     return active_checkpoint_path(db)
 
 
-def build_services(settings: Settings, *, publishers=None, moderation=None) -> Services:
-    """Open the database, make sure there is a corpus and a model, and assemble the Service."""
+def build_services(settings: Settings, *, publishers=(), moderation=None) -> Services:
+    """Open the database, make sure there is a corpus and a model, and assemble the Service.
+
+    `publishers` are the Telegram channels (built by bot/telegram); a VK wall is added when
+    vk.publish_group_id is set; with no publisher at all, posts go to the local channel."""
     from corpus.db import open_db
     from corpus.stoplist import StopList
     from jobs.generator import GeneratorHolder
@@ -99,16 +102,42 @@ def build_services(settings: Settings, *, publishers=None, moderation=None) -> S
         scrape_every_hours=s.scrape_every_hours, retrain_at=s.retrain_at if s.retrain else None,
         remind_after_hours=s.remind_after_hours,
     )
-    if publishers is None:
+    publishers = list(publishers)
+    reaction_sources = []
+    if settings.vk.publish_group_id:
+        from bot.vk.wall import vk_wall_publishing
+
+        wall = vk_wall_publishing(settings.vk)
+        publishers.append(wall.publisher)
+        reaction_sources.append(wall.likes)
+    if not publishers:
         from bot.local_channel import LocalChannel
 
         publishers = [LocalChannel(db, settings.data_dir / "local_channel.txt")]
     service = Service(
         db, holder, plan=plan, publishers=publishers, moderation=moderation or AutoApprove(),
         stoplist=StopList(settings.filter.words, settings.filter.patterns),
-        retrainer=_retrainer(settings, paths),
+        reaction_sources=reaction_sources, scraper=_scraper(settings), retrainer=_retrainer(settings, paths),
     )
     return Services(settings, db, holder, service, paths)
+
+
+def _scraper(settings: Settings):
+    """A callable for the scrape job (worker thread, own connection); None without vk.groups."""
+    if not settings.vk.groups:
+        return None
+
+    def run():
+        from corpus.db import open_db
+        from corpus.vk import scrape_settings
+
+        db = open_db(settings.database)
+        try:
+            return scrape_settings(db, settings.vk, progress=False)
+        finally:
+            db.close()
+
+    return run
 
 
 def _retrainer(settings: Settings, paths: TrainPaths):

@@ -22,15 +22,15 @@ TENSOR_KEYS = ("model_state", "optimizer_state", "rng_state", "hidden")
 
 
 def _check_plain(obj, where: str = "checkpoint") -> None:
-    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+    if obj is None or type(obj) in (bool, int, float, str) or isinstance(obj, torch.Tensor):
         return
-    if isinstance(obj, (list, tuple)):
+    if type(obj) in (list, tuple):
         for i, v in enumerate(obj):
             _check_plain(v, f"{where}[{i}]")
         return
-    if isinstance(obj, dict):
+    if type(obj) is dict:
         for k, v in obj.items():
-            if not isinstance(k, (str, int)):
+            if type(k) not in (str, int):
                 raise TypeError(f"{where}: key {k!r} is not str/int")
             _check_plain(v, f"{where}.{k}")
         return
@@ -83,7 +83,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         ck = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        picked = [ln for ln in lines if "error:" in ln.lower()]
+        reason = (picked or lines or [type(exc).__name__])[0]
         raise ModelError(f"checkpoint {str(p)!r} is corrupt or not a checkpoint: {reason[:200]}") from None
     if not isinstance(ck, dict):
         raise ModelError(f"checkpoint {str(p)!r} is not a buhurt checkpoint (not a dict)")

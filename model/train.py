@@ -214,7 +214,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
             "iteration": it, "epoch": it / nb, "best_val_loss": best_val if math.isfinite(best_val) else None,
             "best_iteration": best_it, "train_loss_history": train_hist, "val_loss_history": val_hist,
             "corpus_fingerprint": fingerprint, "created_at": datetime.now(timezone.utc).isoformat(),
-            "torch_version": torch.__version__, "run": run_meta,
+            "torch_version": str(torch.__version__), "run": run_meta,
         }
         if full:
             p["optimizer_state"] = optim.state_dict()

@@ -1,0 +1,57 @@
+"""Shared fixtures. Every test runs with the network blocked except loopback (nedbat/scriv's habit)."""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+_LOOPBACK = ("127.", "::1", "localhost")
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and not host.startswith(_LOOPBACK) and self.family in (socket.AF_INET, socket.AF_INET6):
+        raise RuntimeError(f"tests must not reach the network: attempted connection to {address!r}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.delenv("BUHURT_TELEGRAM_TOKEN", raising=False)
+    monkeypatch.delenv("BUHURT_VK_TOKEN", raising=False)
+    monkeypatch.delenv("BUHURT_CONFIG", raising=False)
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A real, migrated SQLite database file."""
+    from corpus.db import open_db
+
+    database = open_db(tmp_path / "test.sqlite3")
+    yield database
+    database.close()
+
+
+TINY_POSTS = [
+    "ПРИХОДИШЬ В ШКОЛУ\n@\nТАМ КОНТРОЛЬНАЯ\n@\nТЫ НЕ ГОТОВ",
+    "ПОКУПАЕШЬ ХЛЕБ\n@\nОН ЧЁРСТВЫЙ\n@\nИДЁШЬ ОБРАТНО\n@\nМАГАЗИН ЗАКРЫТ",
+    "ВКЛЮЧАЕШЬ КОМПЬЮТЕР\n@\nОБНОВЛЕНИЕ 1 ИЗ 47\n@\nИДЁШЬ СПАТЬ",
+    "МАМКА ЗОВЁТ ЕСТЬ\n@\nПРИХОДИШЬ НА КУХНЮ\n@\nТАМ ГРЕЧКА\n@\nОПЯТЬ",
+    "БАТЯ ЧИНИТ КРАН\n@\nКРАН ТЕЧЁТ СИЛЬНЕЕ\n@\nБАТЯ ДОВОЛЕН",
+]
+
+
+@pytest.fixture
+def tiny_corpus_file(tmp_path) -> Path:
+    """A small corpus in the import format (posts separated by blank lines), repeated for volume."""
+    path = tmp_path / "tiny.txt"
+    path.write_text("\n\n".join(TINY_POSTS) + "\n", encoding="utf-8")
+    return path
