@@ -64,14 +64,14 @@ def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     from jobs.models import activate_bundled, active_checkpoint_path
     from jobs.retrain import bootstrap
 
-    version = activate_bundled(db, paths.models_dir)
+    version = activate_bundled(db, paths.models_dir) if settings.model.use_bundled else None
     if version:
         log.info("using the bundled model %s (trained on the sample corpus)", version)
     if active_model(db) is None:
         log.info("no model yet: training one on the corpus (at most %.1f minutes)", settings.train.max_minutes)
         version = bootstrap(db, retrain_plan(settings, paths))
         log.info("trained and activated model %s", version)
-    return active_checkpoint_path(db)
+    return active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)
 
 
 def build_services(settings: Settings, *, publishers=(), moderation=None) -> Services:

@@ -59,6 +59,6 @@ class AppContext:
 
         db = self.open_db()
         try:
-            return active_checkpoint_path(db)
+            return active_checkpoint_path(db, allow_bundled=self.settings.model.use_bundled)
         finally:
             db.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.secrets import Secret
+from corpus.clean import CleanOptions
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 
@@ -21,6 +22,32 @@ class CorpusSettings:
     seed_with_sample: bool = True
     gap_lines: int = 1
     shuffle_seed: int = 1234
+    popularity_weighting: bool = False
+    popularity_top_fraction: float = 0.1
+    popularity_copies: int = 2
+    popularity_normalise: str = "views"
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        if not 0 < self.popularity_top_fraction <= 1:
+            problems["popularity_top_fraction"] = "a number in (0, 1]"
+        if self.popularity_copies < 1:
+            problems["popularity_copies"] = "an integer >= 1"
+        if self.popularity_normalise not in ("views", "median"):
+            problems["popularity_normalise"] = "'views' or 'median'"
+        return problems
+
+    def weighting(self):
+        """The export's popularity weighting (corpus.popularity.PopularityWeighting)."""
+        from corpus.popularity import PopularityWeighting
+
+        return PopularityWeighting(self.popularity_weighting, self.popularity_top_fraction,
+                                   self.popularity_copies, self.popularity_normalise)
+
+
+@dataclass(frozen=True)
+class CleanSettings(CleanOptions):
+    """[clean]: the corpus cleaning rules; the fields and their meaning live in corpus/clean.py."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +58,7 @@ class FilterSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
+    use_bundled: bool = True
     model_type: str = "lstm"
     wordvec_size: int = 64
     rnn_size: int = 128
@@ -159,6 +187,8 @@ class VkSettings:
     publish_group_id: int = 0
     requests_per_second: float = 3.0
     max_wait_seconds: float = 300.0
+    refresh_days: float = 3.0
+    calls_per_execute: int = 25
 
     def validate(self) -> dict[str, str]:
         problems = {}
@@ -166,6 +196,10 @@ class VkSettings:
             problems["token"] = "a VK user token (or BUHURT_VK_TOKEN) when publish_group_id is set"
         if self.requests_per_second <= 0:
             problems["requests_per_second"] = "a positive number"
+        if not 1 <= self.calls_per_execute <= 25:
+            problems["calls_per_execute"] = "an integer from 1 to 25"
+        if self.refresh_days < 0 or self.max_wait_seconds < 0:
+            problems["refresh_days" if self.refresh_days < 0 else "max_wait_seconds"] = "a number >= 0"
         return problems
 
 
@@ -181,7 +215,7 @@ class LogSettings:
 
 
 SECTIONS: dict[str, type] = {
-    "paths": PathsSettings, "corpus": CorpusSettings, "filter": FilterSettings,
+    "paths": PathsSettings, "corpus": CorpusSettings, "clean": CleanSettings, "filter": FilterSettings,
     "model": ModelSettings, "train": TrainSettings, "sample": SampleSettings, "pool": PoolSettings,
     "schedule": ScheduleSettings, "telegram": TelegramSettings, "vk": VkSettings, "log": LogSettings,
 }

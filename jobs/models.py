@@ -73,12 +73,12 @@ def checkpoint_for_version(db: sqlite_utils.Database, version: str) -> Path:
     return Path(row["path"])
 
 
-def active_checkpoint_path(db: sqlite_utils.Database) -> Path:
+def active_checkpoint_path(db: sqlite_utils.Database, *, allow_bundled: bool = True) -> Path:
     """The active model's checkpoint; the bundled one when none is active yet."""
     row = model_rows.active_model(db)
     if row is not None and Path(row["path"]).is_file():
         return Path(row["path"])
-    bundled = bundled_checkpoint()
+    bundled = bundled_checkpoint() if allow_bundled else None
     if bundled is None:
         raise JobError("no model yet: run `buhurt run` (it trains one) or `buhurt train`")
     return bundled

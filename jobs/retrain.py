@@ -54,9 +54,9 @@ def train_subprocess(args: list[str]) -> None:
     """Run `buhurt train ARGS` as a child process: the same command an operator runs by hand."""
     command = [sys.executable, "-m", "bot", "train", *args]
     log.info("retrain: %s", " ".join(command))
-    completed = subprocess.run(command, check=False)
+    completed = subprocess.run(command, check=False)  # stderr inherited: the progress bar shows
     if completed.returncode != 0:
-        raise JobError(f"training exited with code {completed.returncode}")
+        raise JobError(f"training exited with code {completed.returncode} (its message is above)")
 
 
 def _export_and_train(db: sqlite_utils.Database, plan: RetrainPlan,

@@ -49,6 +49,20 @@ TINY_POSTS = [
 ]
 
 
+def varied_posts(n: int = 80, seed: int = 0) -> list[str]:
+    """`n` distinct posts in the genre's format, built from the lines of TINY_POSTS."""
+    import random
+
+    lines = sorted({line for post in TINY_POSTS for line in post.split("\n") if line != "@"})
+    rnd = random.Random(seed)
+    posts: list[str] = []
+    while len(posts) < n:
+        post = "\n@\n".join(rnd.sample(lines, rnd.randint(3, 5)))
+        if post not in posts:
+            posts.append(post)
+    return posts
+
+
 @pytest.fixture
 def tiny_corpus_file(tmp_path) -> Path:
     """A small corpus in the import format (posts separated by blank lines), repeated for volume."""

@@ -1,0 +1,92 @@
+"""Config: typed sections, one-line errors naming table.key, env secrets, never a token in a log."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import tomllib
+
+import pytest
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.secrets import REDACTOR, Secret, setup_logging
+from bot.settings import SECTIONS
+from tests.conftest import ROOT
+
+EXAMPLE = ROOT / "config.example.toml"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_loads_and_covers_every_key():
+    settings = load_settings(EXAMPLE, environ={})
+    assert settings == dataclasses.replace(Settings(), source=str(EXAMPLE))  # the example shows the defaults
+    raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    for table, cls in SECTIONS.items():
+        keys = {f.name for f in dataclasses.fields(cls)}
+        assert set(raw[table]) == keys, f"config.example.toml [{table}] must document exactly {sorted(keys)}"
+
+
+def test_every_example_key_has_a_comment():
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^\w+\s*=", line):
+            commented = "#" in line or lines[index - 1].lstrip().startswith("#")
+            assert commented, f"config.example.toml line {index + 1} has no comment: {line}"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[sample]\ntemprature = 1.0\n", "unknown key sample.temprature"),
+    ("[sample]\ntemperature = 'hot'\n", "sample.temperature must be a number, got 'hot'"),
+    ("[sample]\ntemperature = 0\n", "sample.temperature must be a number > 0"),
+    ("[pool]\nchannel_size = 2.5\n", "pool.channel_size must be an integer"),
+    ("[telegram]\nmoderators = ['me']\n", "telegram.moderators[0] must be an integer"),
+    ("[telegram]\ntoken = '1:x'\n", "telegram.channels must be at least one channel"),
+    ("[nonsense]\na = 1\n", "unknown table [nonsense]"),
+    ("[schedule]\npublish_times = ['25:00']\n", "schedule.publish_times must be times as 'HH:MM'"),
+    ("[schedule]\ntimezone = 'Mars/Olympus'\n", "schedule.timezone must be an IANA time zone"),
+    ("[sample\n", "malformed TOML"),
+])
+def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert message in str(info.value) and str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_settings(tmp_path, environ={})
+
+
+def test_tokens_from_environment_never_shown(tmp_path, caplog):
+    token = "123456789:AAHk2jXy0_abcdefghijklmnopqrstuvwxyz"
+    path = write(tmp_path, "[telegram]\nchannels = ['@chan']\n")
+    settings = load_settings(path, environ={"BUHURT_TELEGRAM_TOKEN": token, "BUHURT_VK_TOKEN": "vk-secret-value"})
+    assert settings.telegram.token.reveal() == token
+    assert settings.vk.token.reveal() == "vk-secret-value"
+    assert token not in repr(settings) and "vk-secret-value" not in repr(settings)
+    assert str(Secret("x")) == "Secret('***')"
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "POST https://host/bot%s/getMe vk=%s",
+                               (token, "vk-secret-value"), None)
+    REDACTOR.filter(record)
+    assert token not in record.getMessage() and "vk-secret-value" not in record.getMessage()
+
+
+def test_logging_setup_redacts_in_real_handlers(tmp_path):
+    log_file = tmp_path / "bot.log"
+    load_settings(None, environ={"BUHURT_VK_TOKEN": "another-secret-token"})
+    setup_logging("INFO", str(log_file))
+    logging.getLogger("some.library").info("calling with access_token=%s", "another-secret-token")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = log_file.read_text(encoding="utf-8")
+    assert "access_token=***" in text and "another-secret-token" not in text
+    logging.basicConfig(force=True)

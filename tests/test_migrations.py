@@ -1,0 +1,65 @@
+"""The database is created and upgraded by versioned migrations without losing rows."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import sqlite_utils
+
+from corpus.db import open_db, schema_version
+from corpus.errors import CorpusError
+from corpus.migrations import MIGRATIONS
+from corpus.store.posts import add_posts, count_posts
+
+
+def test_fresh_database_is_wal_and_fully_migrated(tmp_path):
+    db = open_db(tmp_path / "new.sqlite3")
+    assert db.journal_mode == "wal"
+    assert schema_version(db) == [m.name for m in MIGRATIONS._migrations]
+    for table in ("posts", "drafts", "publications", "reactions", "moderation_actions", "model_versions", "state"):
+        assert table in db.table_names()
+
+
+def test_database_from_an_earlier_version_migrates_without_losing_rows(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="m002_state")  # the schema as the first release shipped it
+    assert schema_version(old) == ["m001_initial"] and "state" not in old.table_names()
+    add_posts(old, [{"source": "file", "text": f"ПОСТ {i}\n@\nСТРОКА\n@\nКОНЕЦ"} for i in range(50)])
+    old["drafts"].insert({"text": "X", "model_version": "v1", "temperature": 0.8, "seed": 7, "max_length": 500,
+                          "status": "queued", "created_at": "2025-01-01", "updated_at": "2025-01-01"})
+    old.close()
+
+    db = open_db(path)
+    assert schema_version(db)[-1] == MIGRATIONS._migrations[-1].name
+    assert count_posts(db) == 50
+    assert db["drafts"].get(1)["seed"] == 7
+    assert "state" in db.table_names()
+    assert open_db(path).execute("select count(*) from posts").fetchone()[0] == 50  # idempotent reopen
+
+
+def test_a_failing_migration_leaves_the_previous_version(tmp_path, monkeypatch):
+    path = tmp_path / "db.sqlite3"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="m002_state")
+    old.close()
+
+    def broken(db):
+        db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)")
+        raise sqlite3.OperationalError("disk on fire")
+
+    monkeypatch.setattr(MIGRATIONS._migrations[1], "fn", broken)
+    with pytest.raises(CorpusError, match="disk on fire"):
+        open_db(path)
+    check = sqlite_utils.Database(path)
+    assert schema_version(check) == ["m001_initial"] and "state" not in check.table_names()
+
+
+def test_bad_database_paths(tmp_path):
+    with pytest.raises(CorpusError, match="is a directory"):
+        open_db(tmp_path)
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CorpusError, match="not a usable SQLite database"):
+        open_db(junk)
+    assert junk.read_bytes() == b"this is not a database" * 100
