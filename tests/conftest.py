@@ -69,3 +69,21 @@ def tiny_corpus_file(tmp_path) -> Path:
     path = tmp_path / "tiny.txt"
     path.write_text("\n\n".join(TINY_POSTS) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A real char-LSTM trained for a few seconds on varied_posts(): good enough to emit posts."""
+    from model.preprocess import preprocess
+    from model.train import TrainConfig, train
+
+    tmp = tmp_path_factory.mktemp("tiny_model")
+    text = tmp / "corpus.txt"
+    text.write_text("\n\n".join(varied_posts(120)) + "\n\n", encoding="utf-8")
+    preprocess(text, tmp / "c.h5", tmp / "c.json")
+    result = train(TrainConfig(
+        input_h5=str(tmp / "c.h5"), input_json=str(tmp / "c.json"), checkpoint_dir=str(tmp / "ck"),
+        wordvec_size=16, rnn_size=48, num_layers=1, batch_size=16, seq_length=32, max_iterations=250,
+        checkpoint_every=50, learning_rate=0.01, progress=False,
+    ))
+    return Path(result.best_path)

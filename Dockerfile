@@ -1,0 +1,31 @@
+# The bot's image: CPU torch, `buhurt run` with the config and the data folder on volumes.
+#   docker build -t buhurt-bot .
+#   docker run -d --name buhurt -v "$PWD/config.toml:/config/config.toml:ro" \
+#       -v buhurt-data:/data -e BUHURT_TELEGRAM_TOKEN=... buhurt-bot
+# For the GPU training box build with a CUDA torch instead:
+#   docker build --build-arg TORCH_INDEX=<a CUDA wheel index> --build-arg TORCH_VERSION=2.13.0 -t buhurt-train .
+FROM python:3.11-slim
+
+ARG TORCH_VERSION=2.13.0
+# Empty: torch from the default index. Set it to PyTorch's CPU wheel index to keep the image
+# small, or to a CUDA wheel index for the training box.
+ARG TORCH_INDEX=""
+
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 BUHURT_CONFIG=/config/config.toml
+
+WORKDIR /app
+RUN if [ -n "$TORCH_INDEX" ]; then pip install "torch==${TORCH_VERSION}" --index-url "$TORCH_INDEX"; \
+    else pip install "torch==${TORCH_VERSION}"; fi
+COPY pyproject.toml README.md LICENSE ./
+COPY bot ./bot
+COPY model ./model
+COPY corpus ./corpus
+COPY jobs ./jobs
+RUN pip install . && useradd --create-home --uid 1000 buhurt && mkdir -p /data /config \
+    && chown buhurt /data
+USER buhurt
+WORKDIR /data
+VOLUME ["/data"]
+# paths.data_dir in the mounted config should be "/data" (or left as "data" relative to /data).
+ENTRYPOINT ["buhurt"]
+CMD ["run"]

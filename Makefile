@@ -1,0 +1,36 @@
+# Two commands for a fresh machine with Python 3.11:
+#   make demo   set up .venv and run one full cycle of the bot on the embedded default
+#   make test   set up .venv and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo run test bench default-model clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: a looser spec may pull a newer build with GB of CUDA packages
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/buhurt run --once
+
+run: $(STAMP)
+	$(BIN)/buhurt run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+# Retrain the small model shipped in model/data/ from the bundled sample corpus (about 10 minutes).
+default-model: $(STAMP)
+	$(BIN)/python scripts/make_default_model.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,114 @@
+"""Bad input through the real `buhurt` entry point: one line naming the problem, a non-zero
+exit, and nothing written half-way (no empty checkpoint, no half-built files, no partial rows)."""
+from __future__ import annotations
+
+import pytest
+
+from bot.cli import main
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[corpus]\nseed_with_sample = false\n',
+                    encoding="utf-8")
+    return path
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip() and "INFO" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def posts_in(tmp_path) -> int:
+    from corpus.db import open_db
+
+    return open_db(tmp_path / "data" / "buhurt.sqlite3").execute("select count(*) from posts").fetchone()[0]
+
+
+def test_missing_config_file(capsys, tmp_path):
+    code, _, err = run(capsys, "--config", str(tmp_path / "nope.toml"), "corpus", "export")
+    assert code == 2 and "nope.toml: config file not found" in one_error_line(err)
+
+
+def test_malformed_toml(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sample\ntemperature = ", encoding="utf-8")
+    code, _, err = run(capsys, "--config", str(bad), "corpus", "export")
+    assert code == 2 and "bad.toml: malformed TOML" in one_error_line(err)
+
+
+def test_wrong_type_names_the_key(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[pool]\nchannel_size = 'many'\n", encoding="utf-8")
+    code, _, err = run(capsys, "--config", str(bad), "run", "--once")
+    assert code == 2 and "pool.channel_size must be an integer, got 'many'" in one_error_line(err)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "no posts found"),
+    (b"\n\n   \n", "no posts found"),
+    ("ПОСТ\n@\nТЕКСТ".encode("cp1251"), "not UTF-8"),
+])
+def test_bad_corpus_files_import_nothing(capsys, tmp_path, cfg, content, message):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(content)
+    code, _, err = run(capsys, "--config", str(cfg), "corpus", "import", str(corpus))
+    line = one_error_line(err)
+    assert code == 2 and message in line and "corpus.txt" in line
+    assert posts_in(tmp_path) == 0
+
+
+def test_directory_where_a_file_is_expected(capsys, tmp_path, cfg):
+    code, _, err = run(capsys, "--config", str(cfg), "corpus", "import", str(tmp_path))
+    assert code == 2 and "is a directory" in one_error_line(err)
+    code, _, err = run(capsys, "--config", str(cfg), "corpus", "export", "-o", str(tmp_path))
+    assert code == 2 and "is a directory" in one_error_line(err)
+
+
+def test_export_of_an_empty_corpus_writes_nothing(capsys, tmp_path, cfg):
+    out = tmp_path / "train.txt"
+    code, _, err = run(capsys, "--config", str(cfg), "corpus", "export", "-o", str(out))
+    assert code == 2 and "corpus is empty" in one_error_line(err)
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_preprocess_of_an_empty_text_writes_no_h5(capsys, tmp_path, cfg):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    h5, js = tmp_path / "x.h5", tmp_path / "x.json"
+    code, _, err = run(capsys, "--config", str(cfg), "preprocess", "--input-txt", str(empty),
+                       "--output-h5", str(h5), "--output-json", str(js))
+    assert code == 2 and "empty" in one_error_line(err)
+    assert not h5.exists() and not js.exists()
+
+
+def test_missing_checkpoint(capsys, tmp_path, cfg):
+    code, _, err = run(capsys, "--config", str(cfg), "sample", "--checkpoint", str(tmp_path / "none.pt"))
+    assert code == 2 and "none.pt" in one_error_line(err)
+    code, _, err = run(capsys, "--config", str(cfg), "eval", "--checkpoint", str(tmp_path / "none.pt"),
+                       "--text", str(cfg))
+    assert code == 2 and "none.pt" in one_error_line(err)
+
+
+def test_train_without_data_leaves_no_checkpoint(capsys, tmp_path, cfg):
+    ckdir = tmp_path / "ck"
+    code, _, err = run(capsys, "--config", str(cfg), "train", "--input-h5", str(tmp_path / "none.h5"),
+                       "--input-json", str(tmp_path / "none.json"), "--checkpoint-dir", str(ckdir))
+    assert code == 2 and "none.h5" in one_error_line(err)
+    assert not ckdir.exists() or not list(ckdir.iterdir())
+
+
+def test_corrupt_checkpoint_is_a_clear_error(capsys, tmp_path, cfg):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage" * 64)
+    code, _, err = run(capsys, "--config", str(cfg), "sample", "--checkpoint", str(bad))
+    assert code == 2 and "bad.pt" in one_error_line(err)

@@ -1,0 +1,204 @@
+"""jobs/: the draft pool, the stop-list screen, at-most-once publishing, reminders, the schedule,
+and retraining that promotes only a better model. Real SQLite, a real tiny model."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from corpus.stoplist import StopList
+from corpus.store import drafts, publications
+from corpus.store.posts import add_posts
+from jobs.generator import GeneratorHolder
+from jobs.moderation import AutoApprove
+from jobs.pool import SampleOptions, fill_pool, screen
+from jobs.publish import PublishError, publish_next, reconcile
+from jobs.service import Service, ServicePlan
+
+
+class RecordingChannel:
+    """A Publisher that keeps what it was sent; can refuse a number of sends."""
+
+    def __init__(self, network="test", chat_id="chan", refuse=0):
+        self.network, self.chat_id, self.refuse, self.sent = network, chat_id, refuse, []
+
+    async def send(self, text):
+        if self.refuse:
+            self.refuse -= 1
+            raise PublishError("Forbidden: bot was kicked from the channel chat")
+        self.sent.append(text)
+        return str(100 + len(self.sent))
+
+
+class Moderators(AutoApprove):
+    """Moderation that collects notes and reminders instead of sending them."""
+
+    def __init__(self, enabled=False):
+        self.enabled, self.notes, self.reminders, self.shown = enabled, [], [], []
+
+    async def submit(self, draft):
+        self.shown.append(draft["id"])
+        return "-100", str(len(self.shown))
+
+    async def notify(self, text):
+        self.notes.append(text)
+
+    async def remind(self, pending):
+        self.reminders.append(pending)
+
+
+@pytest.fixture
+def holder(tiny_checkpoint):
+    return GeneratorHolder(tiny_checkpoint)
+
+
+def make_service(db, holder, moderation=None, publishers=None, **plan):
+    return Service(db, holder, plan=ServicePlan(sample=SampleOptions(0.8, 150, 0), **plan),
+                   publishers=publishers or [RecordingChannel()], moderation=moderation or Moderators(),
+                   stoplist=StopList(words=["ГРЕЧКА"]))
+
+
+def test_screen_rejects_stoplisted_short_and_copied_texts(db):
+    stop = StopList(words=["гречка"], patterns=[r"кр[аa]н"])
+    add_posts(db, [{"source": "file", "text": "А\n@\nБ\n@\nВ"}])
+    assert screen(db, "ТАМ ГРЕЧКА\n@\nОПЯТЬ", stop) == "stop-list: гречка"
+    assert screen(db, "БАТЯ ЧИНИТ КРAН\n@\nДОВОЛЕН", stop).startswith("stop-list")
+    assert screen(db, "ОДНА СТРОКА", stop) == "too short"
+    assert screen(db, "А\n@\nБ\n@\nВ", stop) == "copy of a corpus post"
+    assert screen(db, "ТАМ ГРЕЧИХА\n@\nНОРМ", stop) is None  # whole words only
+
+
+def test_pool_fills_to_target_and_auto_approves_without_moderators(db, holder):
+    service = make_service(db, holder, channel_pool=3, subscriber_pool=4, batch_size=4)
+    created = asyncio.run(service.fill_pools())
+    counts = drafts.count_by_status(db)
+    assert counts.get("queued", 0) == 3 and drafts.count_by_status(db, "subscriber").get("ready", 0) == 4
+    for draft_id in created:
+        row = drafts.get_draft(db, draft_id)
+        assert len(row["text"]) <= 150 and row["model_version"] == holder.version
+        if row["purpose"] == "channel":
+            assert [a["action"] for a in drafts.actions_for(db, draft_id)] == ["auto_approve"]
+    assert asyncio.run(service.fill_pools()) == []  # already full: nothing generated
+    for row in db.query("SELECT * FROM drafts WHERE status = 'rejected_auto'"):
+        assert row["status_reason"]  # every automatic rejection says why
+
+
+def test_moderated_pool_sends_each_draft_to_the_moderators_once(db, holder):
+    moderation = Moderators(enabled=True)
+    service = make_service(db, holder, moderation, channel_pool=2, subscriber_pool=0, batch_size=2)
+    asyncio.run(service.fill_pools())
+    asyncio.run(service.fill_pools())
+    pending = drafts.with_status(db, "pending")
+    assert len(pending) == 2 and sorted(moderation.shown) == sorted(d["id"] for d in pending)
+    assert all(d["moderation_message_id"] for d in pending)
+
+
+def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
+    service = make_service(db, holder, channel_pool=0, subscriber_pool=3, batch_size=3)
+    asyncio.run(service.fill_pools())
+    for row in drafts.with_status(db, "ready", purpose="subscriber"):
+        _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"],
+                                      top_k=row["top_k"], start_text=row["start_text"])
+        assert again == row["text"]
+
+
+def queue_draft(db, text="ПОСТ\n@\nДЛЯ КАНАЛА"):
+    draft_id = drafts.add_draft(db, text=text, model_version="v", temperature=0.8, seed=1, max_length=500,
+                                status="queued")
+    return draft_id
+
+
+def test_publish_sends_once_to_every_channel(db):
+    draft_id = queue_draft(db)
+    a, b = RecordingChannel(chat_id="a"), RecordingChannel(network="vk", chat_id="-1")
+    note = Moderators().notify
+    assert asyncio.run(publish_next(db, [a, b], note))["status"] == "published"
+    assert a.sent == b.sent == ["ПОСТ\n@\nДЛЯ КАНАЛА"]
+    assert asyncio.run(publish_next(db, [a, b], note)) is None  # queue empty
+
+
+def test_refused_post_stays_queued_and_moderators_are_told(db):
+    draft_id = queue_draft(db)
+    channel = RecordingChannel(refuse=1)
+    moderation = Moderators()
+    asyncio.run(publish_next(db, [channel], moderation.notify))
+    assert drafts.get_draft(db, draft_id)["status"] == "queued"
+    assert "Forbidden" in moderation.notes[0]
+    assert publications.publications_of(db, draft_id)[0]["status"] == "failed"
+    asyncio.run(publish_next(db, [channel], moderation.notify))  # the bot is back in the channel
+    assert drafts.get_draft(db, draft_id)["status"] == "published" and len(channel.sent) == 1
+
+
+def test_crash_between_sending_and_recording_never_publishes_twice(db):
+    draft_id = queue_draft(db)
+    # the process claimed the publication and sent it, then died before recording the message id
+    assert publications.begin_publication(db, draft_id, "test", "chan") is not None
+    moderation, channel = Moderators(), RecordingChannel()
+    assert asyncio.run(reconcile(db, moderation.notify)) == 1
+    assert "проверьте канал" in moderation.notes[0]
+    asyncio.run(publish_next(db, [channel], moderation.notify))
+    assert channel.sent == []  # in doubt: not re-sent
+    assert publications.publications_of(db, draft_id)[0]["status"] == "unknown"
+    assert drafts.get_draft(db, draft_id)["status"] == "published"  # and the queue moves on
+
+
+def test_reminder_when_nothing_was_approved(db, holder):
+    moderation = Moderators(enabled=True)
+    service = make_service(db, holder, moderation, remind_after_hours=0.0001)
+    drafts.add_draft(db, text="X\n@\nY", model_version="v", temperature=1, seed=1, max_length=500, status="pending")
+    assert asyncio.run(service.remind_if_idle()) is True and moderation.reminders == [1]
+    assert asyncio.run(service.remind_if_idle()) is False  # not again right away
+
+
+def test_schedule_registers_every_job_with_shared_defaults(db, holder):
+    service = make_service(db, holder, publish_times=("09:00", "21:30"), retrain_at="03:30")
+    service.retrainer = lambda: None
+
+    async def start():
+        service.start_schedule()
+        jobs = service.scheduler.get_jobs()
+        service.stop_schedule()
+        return jobs
+
+    jobs = asyncio.run(start())
+    names = sorted(job.name for job in jobs)
+    assert names == ["pool", "publish", "publish", "remind", "retrain"]
+    assert all(job.coalesce and job.max_instances == 1 and job.misfire_grace_time >= 3600 for job in jobs)
+
+
+def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
+    import subprocess
+    import sys
+
+    from corpus.store import models as model_rows
+    from jobs.models import active_checkpoint_path, install_checkpoint
+    from jobs.retrain import RetrainPlan, retrain
+    from tests.conftest import ROOT, varied_posts
+
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
+    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
+    model_rows.promote(db, version)
+
+    def run_training(args):
+        subprocess.run([sys.executable, "-m", "bot", "train", *args, "--wordvec-size", "8", "--rnn-size", "8",
+                        "--num-layers", "1", "--batch-size", "4", "--seq-length", "16", "--max-iterations", "3",
+                        "--checkpoint-every", "1", "--no-progress"], check=True, cwd=ROOT)
+
+    plan = RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
+                       checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models")
+    result = retrain(db, plan, run_training=run_training)  # 3 iterations of an 8-unit model: worse
+    assert not result.promoted and result.candidate_bpc > result.active_bpc
+    assert active_checkpoint_path(db) == tmp_path / "models" / f"{version}.pt"
+    assert model_rows.get_model(db, result.candidate_version)["status"] == "rejected"
+
+    def run_better(args):  # a candidate that is the active model fine-tuned further
+        subprocess.run([sys.executable, "-m", "bot", "train", *args, "--init-from", str(tiny_checkpoint),
+                        "--wordvec-size", "16", "--rnn-size", "48", "--num-layers", "1", "--batch-size", "16",
+                        "--seq-length", "32", "--max-iterations", "150", "--checkpoint-every", "50",
+                        "--learning-rate", "0.005", "--no-progress"], check=True, cwd=ROOT)
+
+    better = retrain(db, plan, run_training=run_better)
+    assert better.promoted and better.candidate_bpc < better.active_bpc
+    assert model_rows.active_model(db)["version"] == better.candidate_version
+    assert model_rows.get_model(db, version)["status"] == "retired"
