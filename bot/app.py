@@ -36,6 +36,12 @@ def train_args(settings: Settings) -> list[str]:
     ]
 
 
+def stoplist(settings: Settings):
+    from corpus.stoplist import StopList
+
+    return StopList(settings.filter.words, settings.filter.patterns)
+
+
 def retrain_plan(settings: Settings, paths: TrainPaths):
     from jobs.retrain import RetrainPlan
 
@@ -46,6 +52,8 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
         val_frac=settings.train.val_frac, test_frac=settings.train.test_frac,
         min_improvement=settings.train.min_improvement,
         device="cpu" if settings.train.device == "auto" else settings.train.device,
+        export_options={"clean": settings.clean, "stoplist": stoplist(settings),
+                        "weighting": settings.corpus.weighting()},
     )
 
 
@@ -80,7 +88,6 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     `publishers` are the Telegram channels (built by bot/telegram); a VK wall is added when
     vk.publish_group_id is set; with no publisher at all, posts go to the local channel."""
     from corpus.db import open_db
-    from corpus.stoplist import StopList
     from jobs.generator import GeneratorHolder
     from jobs.moderation import AutoApprove
     from jobs.pool import SampleOptions
@@ -116,8 +123,8 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
         publishers = [LocalChannel(db, settings.data_dir / "local_channel.txt")]
     service = Service(
         db, holder, plan=plan, publishers=publishers, moderation=moderation or AutoApprove(),
-        stoplist=StopList(settings.filter.words, settings.filter.patterns),
-        reaction_sources=reaction_sources, scraper=_scraper(settings), retrainer=_retrainer(settings, paths),
+        stoplist=stoplist(settings), reaction_sources=reaction_sources, scraper=_scraper(settings),
+        retrainer=_retrainer(settings, paths),
     )
     return Services(settings, db, holder, service, paths)
 
@@ -128,12 +135,15 @@ def _scraper(settings: Settings):
         return None
 
     def run():
+        from corpus.cleaning import clean_corpus
         from corpus.db import open_db
         from corpus.vk import scrape_settings
 
         db = open_db(settings.database)
         try:
-            return scrape_settings(db, settings.vk, progress=False)
+            report = scrape_settings(db, settings.vk, progress=False)
+            clean_corpus(db, settings.clean, stoplist(settings))  # with the operator's rules
+            return report
         finally:
             db.close()
 

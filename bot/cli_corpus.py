@@ -1,4 +1,7 @@
-"""`buhurt corpus ...`: import, export (and the scraper and Telegram importer of corpus/)."""
+"""`buhurt corpus ...`: import, import-telegram, scrape, clean, export, stats.
+
+Each command parses, calls the library (corpus/), prints. Importing commands clean the whole corpus
+afterwards with the [clean] and [filter] settings (corpus/cleaning.py says why the whole corpus)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +12,23 @@ import click
 @click.group("corpus")
 def corpus_group() -> None:
     """Build the corpus the model learns from."""
+
+
+def _cleaning(app):
+    """(CleanOptions, StopList) from the settings."""
+    from corpus.stoplist import StopList
+
+    settings = app.settings
+    return settings.clean, StopList(settings.filter.words, settings.filter.patterns)
+
+
+def _clean_after_import(app, db) -> None:
+    from corpus.cleaning import clean_corpus
+
+    options, stoplist = _cleaning(app)
+    report = clean_corpus(db, options, stoplist)
+    click.echo(f"cleaned: {report.kept} of {report.total} posts kept for training "
+               "(buhurt corpus clean --report for the rules)")
 
 
 @corpus_group.command("import")
@@ -22,6 +42,59 @@ def import_cmd(app, file: Path, community: str | None) -> None:
     db = app.open_db()
     added, present = import_text_file(db, file, community=community)
     click.echo(f"{file}: {added} posts added, {present} already present")
+    _clean_after_import(app, db)
+
+
+@corpus_group.command("import-telegram")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--community", default=None, help="Label stored with the posts (default: the channel name).")
+@click.pass_obj
+def import_telegram_cmd(app, path: Path, community: str | None) -> None:
+    """Import a channel exported by Telegram Desktop: result.json, messages*.html, or the export folder."""
+    from corpus.telegram_export import import_telegram_export
+
+    db = app.open_db()
+    result = import_telegram_export(db, path, community=community)
+    click.echo(f"{path}: {result.messages} messages of {result.community!r} in {result.files} file(s): "
+               f"{result.added} posts added, {result.messages - result.added} already present")
+    _clean_after_import(app, db)
+
+
+@corpus_group.command("scrape")
+@click.option("--group", "groups", multiple=True,
+              help="Community short name or numeric id (repeatable; default: vk.groups).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def scrape_cmd(app, groups: tuple[str, ...], no_progress: bool) -> None:
+    """Pull the wall posts of VK communities (incremental; resumes where an interrupted run stopped)."""
+    from corpus.vk import scrape
+
+    vk = app.settings.vk
+    db = app.open_db()
+    report = scrape(
+        db, list(groups) or list(vk.groups), token=vk.token.reveal(), api_version=vk.api_version,
+        requests_per_second=vk.requests_per_second, max_wait_seconds=vk.max_wait_seconds,
+        refresh_days=vk.refresh_days, calls_per_execute=vk.calls_per_execute, progress=not no_progress,
+    )
+    for line in report.lines():
+        click.echo(line)
+    _clean_after_import(app, db)
+
+
+@corpus_group.command("clean")
+@click.option("--report", "show_report", is_flag=True, help="Print how many posts each rule excluded.")
+@click.pass_obj
+def clean_cmd(app, show_report: bool) -> None:
+    """Re-clean every post with the [clean] and [filter] rules."""
+    from corpus.cleaning import clean_corpus
+
+    options, stoplist = _cleaning(app)
+    report = clean_corpus(app.open_db(), options, stoplist)
+    if show_report:
+        for line in report.lines():
+            click.echo(line)
+    else:
+        click.echo(f"{report.kept} of {report.total} posts kept for training")
 
 
 @corpus_group.command("export")
@@ -36,14 +109,34 @@ def export_cmd(app, output: Path | None, gap_lines: int | None, seed: int | None
     from corpus.export import export_training_text
 
     settings = app.settings
+    options, stoplist = _cleaning(app)
     output = output or app.default_paths().train_txt
     result = export_training_text(
         app.open_db(), output,
         gap_lines=gap_lines if gap_lines is not None else settings.corpus.gap_lines,
         seed=seed if seed is not None else settings.corpus.shuffle_seed,
+        weighting=settings.corpus.weighting(), clean=options, stoplist=stoplist,
     )
     click.echo(f"{result.path}: {result.posts} posts, {result.chars} characters "
                f"(manifest {result.manifest_path.name}, fingerprint {result.fingerprint})")
+
+
+@corpus_group.command("stats")
+@click.option("--png", type=click.Path(path_type=Path), default=None,
+              help="Histogram image to write (default: <data_dir>/stats/corpus.png).")
+@click.pass_obj
+def stats_cmd(app, png: Path | None) -> None:
+    """Print posts, characters, vocabulary, length and line-count distributions; write a histogram."""
+    from corpus.cleaning import clean_if_needed
+    from corpus.stats import corpus_stats, write_histogram
+
+    db = app.open_db()
+    clean_if_needed(db, *_cleaning(app))
+    stats = corpus_stats(db)
+    for line in stats.lines():
+        click.echo(line)
+    path = write_histogram(stats, png or app.settings.data_dir / "stats" / "corpus.png")
+    click.echo(f"histogram: {path}")
 
 
 def register(group: click.Group) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.secrets import REDACTOR, Secret
 from bot.settings import (
-    SECTIONS, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
+    SECTIONS, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
     PoolSettings, SampleSettings, ScheduleSettings, TelegramSettings, TrainSettings, VkSettings,
 )
 
@@ -31,6 +31,7 @@ class ConfigError(ValueError):
 class Settings:
     paths: PathsSettings = field(default_factory=PathsSettings)
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    clean: CleanSettings = field(default_factory=CleanSettings)
     filter: FilterSettings = field(default_factory=FilterSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)

@@ -12,7 +12,8 @@ from pathlib import Path
 import sqlite_utils
 
 from corpus.errors import CorpusError
-from corpus.store.posts import training_posts
+from corpus.popularity import PopularityWeighting, weights
+from corpus.store.posts import posts_with_metrics
 
 
 @dataclass(frozen=True)
@@ -33,23 +34,37 @@ def gap_separator(gap_lines: int) -> str:
 
 def export_training_text(
     db: sqlite_utils.Database, output: str | Path, *, gap_lines: int = 1, seed: int = 1234,
+    weighting: PopularityWeighting | None = None, clean=None, stoplist=None,
 ) -> ExportResult:
     """Write every trainable post to `output` in a deterministic shuffle (same posts + seed = same
-    file), atomically, with `<output>.manifest.json` listing the post ids in order."""
+    file), atomically, with `<output>.manifest.json` listing the post ids in order.
+
+    Posts never cleaned are cleaned first (`clean`: corpus.clean.CleanOptions, `stoplist`:
+    corpus.stoplist.StopList; defaults when None). With `weighting` enabled, the most liked posts
+    of each community appear `weighting.copies` times (corpus/popularity.py)."""
+    from corpus.cleaning import clean_if_needed
+
     output = Path(output)
     if output.is_dir():
         raise CorpusError(f"{output}: is a directory, expected a file path for the training text")
-    posts = training_posts(db)
+    clean_if_needed(db, clean, stoplist)
+    posts = posts_with_metrics(db)
     if not posts:
-        raise CorpusError("the corpus is empty: import posts first (buhurt corpus import FILE)")
-    order = list(posts)
+        raise CorpusError("the corpus is empty (or every post was excluded by cleaning): import posts first "
+                          "(buhurt corpus import FILE) or see buhurt corpus clean --report")
+    weighting = weighting or PopularityWeighting()
+    copies = weights(posts, weighting)
+    order = [post for post in posts for _ in range(copies.get(post["id"], 1))]
     random.Random(seed).shuffle(order)
     separator = gap_separator(gap_lines)
     text = separator.join(post["text"].strip() for post in order) + separator
     fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     manifest = {
         "fingerprint": fingerprint, "posts": len(order), "chars": len(text), "gap_lines": gap_lines,
-        "seed": seed, "post_ids": [post["id"] for post in order],
+        "seed": seed, "distinct_posts": len(posts),
+        "weighting": {"enabled": bool(copies), "top_fraction": weighting.top_fraction, "copies": weighting.copies,
+                      "normalise": weighting.normalise, "boosted_posts": len(copies)},
+        "post_ids": [post["id"] for post in order],
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     manifest_path = output.with_name(output.name + ".manifest.json")

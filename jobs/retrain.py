@@ -37,6 +37,8 @@ class RetrainPlan:
     test_frac: float = 0.1
     min_improvement: float = 0.0
     device: str = "cpu"
+    # keyword arguments of corpus.export.export_training_text: clean, stoplist, weighting
+    export_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -63,7 +65,8 @@ def _export_and_train(db: sqlite_utils.Database, plan: RetrainPlan,
                       run_training: Callable[[list[str]], None]):
     from model.preprocess import preprocess
 
-    exported = export_training_text(db, plan.train_txt, gap_lines=plan.gap_lines, seed=plan.shuffle_seed)
+    exported = export_training_text(db, plan.train_txt, gap_lines=plan.gap_lines, seed=plan.shuffle_seed,
+                                    **plan.export_options)
     stats = preprocess(plan.train_txt, plan.train_h5, plan.train_json, plan.val_frac, plan.test_frac)
     run_dir = plan.checkpoint_dir / dt.datetime.now(dt.timezone.utc).strftime("run-%Y%m%d-%H%M%S")
     run_training(["--input-h5", str(plan.train_h5), "--input-json", str(plan.train_json),

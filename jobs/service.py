@@ -32,6 +32,7 @@ class ServicePlan:
     channel_pool: int = 5
     subscriber_pool: int = 20
     batch_size: int = 16
+    max_rounds: int = 3  # generation rounds per pool run when screening rejects drafts
     timezone: str = "UTC"
     publish_times: Sequence[str] = ("09:00", "13:00", "17:00", "21:00")
     pool_every_minutes: float = 10.0
@@ -58,7 +59,8 @@ class Service:
             log.info("no moderators configured: drafts are auto-approved")
 
     async def fill_pools(self) -> list[int]:
-        common = dict(batch_size=self.plan.batch_size, options=self.plan.sample, stoplist=self.stoplist)
+        common = dict(batch_size=self.plan.batch_size, options=self.plan.sample, stoplist=self.stoplist,
+                      max_rounds=self.plan.max_rounds)
         created = await fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL,
                                   target=self.plan.channel_pool, moderated=self.moderation.enabled, **common)
         created += await fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER,

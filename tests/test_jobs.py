@@ -54,6 +54,7 @@ def holder(tiny_checkpoint):
 
 
 def make_service(db, holder, moderation=None, publishers=None, **plan):
+    plan.setdefault("max_rounds", 20)  # the tiny model's drafts are often screened out; keep trying
     return Service(db, holder, plan=ServicePlan(sample=SampleOptions(0.8, 150, 0), **plan),
                    publishers=publishers or [RecordingChannel()], moderation=moderation or Moderators(),
                    stoplist=StopList(words=["ГРЕЧКА"]))

@@ -1,0 +1,96 @@
+"""Publish drafts to a VK community wall (`wall.post`) and poll their likes (`wall.getById`).
+
+`vk_wall_publishing(settings.vk)` gives the composition root a `Publisher` (jobs/publish.py) and a
+`ReactionSource` (jobs/reactions.py) sharing one vk_api client. vk_api is synchronous: `send` runs
+it in a thread. `wall.post` needs a user token with the "wall" scope of an editor of the community.
+
+At-most-once: an answer with an API error means nothing was published -> PublishError (retried
+later). A dropped connection or an HTTP error is left to propagate: the post may have gone out, so
+the publication stays `sending` and becomes `unknown` (never re-sent), see docs/architecture.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import vk_api
+from vk_api.exceptions import ApiError
+
+from bot.errors import BotError
+from jobs.publish import PublishError
+
+log = logging.getLogger(__name__)
+GET_BY_ID_LIMIT = 100
+
+
+def _client(vk_settings: Any, session: requests.Session | None) -> vk_api.VkApi:
+    token = vk_settings.token.reveal() if hasattr(vk_settings.token, "reveal") else str(vk_settings.token or "")
+    if not token:
+        raise BotError("vk.publish_group_id is set but there is no VK token (vk.token or BUHURT_VK_TOKEN)")
+    api = vk_api.VkApi(token=token, api_version=vk_settings.api_version, session=session or requests.Session())
+    api.RPS_DELAY = 1.0 / vk_settings.requests_per_second
+    api.error_handlers.pop(6, None)  # vk_api would retry error 6 forever; a refusal is reported instead
+    return api
+
+
+class VkWallPublisher:
+    """jobs.publish.Publisher for one community wall."""
+
+    network = "vk"
+
+    def __init__(self, api: vk_api.VkApi, group_id: int) -> None:
+        self.api, self.group_id = api, abs(int(group_id))
+        self.chat_id = str(-self.group_id)
+
+    async def send(self, text: str) -> str:
+        return await asyncio.to_thread(self.post, text)
+
+    def post(self, text: str) -> str:
+        try:
+            answer = self.api.method("wall.post", {"owner_id": -self.group_id, "from_group": 1, "message": text})
+        except ApiError as exc:
+            raise PublishError(f"VK refused wall.post (error {exc.code}: {exc.error.get('error_msg', '')})") from None
+        except requests.exceptions.ConnectTimeout as exc:
+            raise PublishError(f"VK API unreachable ({type(exc).__name__})") from None
+        return str(answer["post_id"])
+
+
+class VkWallLikes:
+    """jobs.reactions.ReactionSource: likes, reposts and views of our wall posts."""
+
+    network = "vk"
+
+    def __init__(self, api: vk_api.VkApi, group_id: int) -> None:
+        self.api, self.group_id = api, abs(int(group_id))
+
+    def fetch(self, message_ids: list[str]) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        ids = [str(m) for m in message_ids]
+        for start in range(0, len(ids), GET_BY_ID_LIMIT):
+            chunk = ids[start:start + GET_BY_ID_LIMIT]
+            answer = self.api.method("wall.getById", {"posts": ",".join(f"-{self.group_id}_{m}" for m in chunk)})
+            items = answer.get("items", []) if isinstance(answer, dict) else answer
+            for item in items or []:
+                counts[str(item["id"])] = {
+                    kind: int((item.get(key) or {}).get("count", 0))
+                    for kind, key in (("like", "likes"), ("repost", "reposts"), ("view", "views"))
+                }
+        return counts
+
+
+@dataclass(frozen=True)
+class VkWall:
+    publisher: VkWallPublisher
+    likes: VkWallLikes
+
+
+def vk_wall_publishing(vk_settings: Any, *, session: requests.Session | None = None) -> VkWall:
+    """The publisher and the likes source of the wall of vk.publish_group_id."""
+    if not vk_settings.publish_group_id:
+        raise BotError("vk.publish_group_id is 0: no VK wall to publish to")
+    api = _client(vk_settings, session)
+    group_id = abs(int(vk_settings.publish_group_id))
+    return VkWall(VkWallPublisher(api, group_id), VkWallLikes(api, group_id))

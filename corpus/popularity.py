@@ -1,0 +1,64 @@
+"""Popularity weighting of the training text (pure): posts in the top part of their community's
+likes appear more than once, so the model sees more of what readers liked.
+
+A post's score is its likes normalised within its community: by its views (likes per view) when
+`normalise = "views"` and the post has views, else by the community's median likes
+(`normalise = "median"`; a post without views is scored by the median and scaled to likes per view). Within each community, the
+`top_fraction` best-scored posts (at least one when any post has likes) get `copies` appearances
+in total; every other post appears once. Posts without a like count are never boosted.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from corpus.errors import CorpusError
+
+
+@dataclass(frozen=True)
+class PopularityWeighting:
+    enabled: bool = False
+    top_fraction: float = 0.1
+    copies: int = 2
+    normalise: str = "views"  # "views" or "median"
+
+    def check(self) -> None:
+        if not 0 < self.top_fraction <= 1:
+            raise CorpusError(f"corpus.popularity_top_fraction must be in (0, 1], got {self.top_fraction}")
+        if self.copies < 1:
+            raise CorpusError(f"corpus.popularity_copies must be at least 1, got {self.copies}")
+        if self.normalise not in ("views", "median"):
+            raise CorpusError(f"corpus.popularity_normalise must be 'views' or 'median', got {self.normalise!r}")
+
+
+def weights(posts: Sequence[dict], weighting: PopularityWeighting) -> dict[int, int]:
+    """{post id: appearances} for the boosted posts (absent ids appear once)."""
+    if not weighting.enabled or weighting.copies <= 1:
+        return {}
+    weighting.check()
+    by_community: dict[str, list[dict]] = defaultdict(list)
+    for post in posts:
+        if post.get("likes") is not None:
+            by_community[post.get("community") or ""].append(post)
+    boosted: dict[int, int] = {}
+    for members in by_community.values():
+        median = statistics.median(p["likes"] for p in members) or 1
+        ratios = [p["likes"] / p["views"] for p in members if p.get("views")]
+        ratio = statistics.median(ratios) if ratios else 1.0
+        scored = sorted(members, key=lambda p: (-_score(p, median, ratio, weighting.normalise), p["id"]))
+        top = max(1, math.ceil(len(scored) * weighting.top_fraction))
+        for post in scored[:top]:
+            if post["likes"] > 0:
+                boosted[post["id"]] = weighting.copies
+    return boosted
+
+
+def _score(post: dict, median: float, ratio: float, normalise: str) -> float:
+    """Likes per view; without views (or in "median" mode), likes over the community median,
+    scaled by the community's median likes-per-view so both kinds compare."""
+    if normalise == "views":
+        return post["likes"] / post["views"] if post.get("views") else post["likes"] / median * ratio
+    return post["likes"] / median

@@ -1,0 +1,183 @@
+"""One page of a Telegram Desktop HTML export (`messages*.html`) -> posts, with the stdlib parser.
+
+The page layout: `div.message.default#messageN` holds `div.date.details[title="DD.MM.YYYY HH:MM:SS
+UTC+03:00"]`, an optional `div.media_wrap` (attachments), an optional `div.forwarded.body` (a
+repost, with the original text inside) and `div.text` (`<br>` for line breaks, `<a href>` links).
+Newer exports add `span.reaction` elements holding `.emoji` and `.count`. Service messages
+(`div.message.service`, negative ids) are skipped.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+from corpus.errors import CorpusError
+
+_VOID = {"br", "img", "meta", "link", "input", "hr", "source", "wbr"}
+_DATE = re.compile(r"(\d{2})\.(\d{2})\.(\d{4}) (\d{2}):(\d{2}):(\d{2})(?: UTC([+-]\d{2}):?(\d{2}))?")
+
+
+def parse_html_page(html: str, *, source: str = "<html>") -> tuple[str, list[dict[str, Any]]]:
+    """(channel name from the page header, posts) of one export page."""
+    parser = _ExportParser()
+    try:
+        parser.feed(html)
+        parser.close()
+    except AssertionError as exc:  # html.parser's way of reporting hopeless markup
+        raise CorpusError(f"{source}: unreadable HTML ({exc})") from None
+    if not parser.seen_history:
+        raise CorpusError(f"{source}: not a Telegram Desktop export page (no message history)")
+    return parser.channel.strip(), [m.post() for m in parser.messages]
+
+
+def parse_date(title: str) -> str | None:
+    """'05.09.2020 17:41:55 UTC+03:00' -> '2020-09-05T14:41:55+00:00'."""
+    found = _DATE.search(title or "")
+    if not found:
+        return None
+    day, month, year, hour, minute, second, tz_h, tz_m = found.groups()
+    offset = dt.timedelta(0)
+    if tz_h:
+        sign = -1 if tz_h.startswith("-") else 1
+        offset = sign * dt.timedelta(hours=abs(int(tz_h)), minutes=int(tz_m))
+    moment = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                         tzinfo=dt.timezone(offset))
+    return moment.astimezone(dt.timezone.utc).isoformat()
+
+
+def link_markup(text: str, href: str | None) -> str:
+    """A text link as `[text](url)`; a bare link (text == url) or mailto as its text."""
+    if not href or href.strip() == text.strip() or href.startswith("mailto:"):
+        return text
+    return f"[{text}]({href})"
+
+
+class _Message:
+    def __init__(self, message_id: str) -> None:
+        self.id = message_id
+        self.date: str | None = None
+        self.text: list[str] = []
+        self.forwarded_text: list[str] = []
+        self.forwarded = False
+        self.media = False
+        self.reactions: dict[str, int] = {}
+
+    def post(self) -> dict[str, Any]:
+        text = "".join(self.text)
+        if not text.strip():
+            text = "".join(self.forwarded_text)
+        total = sum(self.reactions.values())
+        return {
+            "external_id": self.id, "date": self.date, "text": text.strip("\n "),
+            "reactions": total if self.reactions else None,
+            "reactions_json": json.dumps(self.reactions, ensure_ascii=False) if self.reactions else None,
+            "is_repost": self.forwarded, "has_attachments": self.media,
+        }
+
+
+class _ExportParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, set[str]]] = []
+        self.messages: list[_Message] = []
+        self.current: _Message | None = None
+        self.message_depth = -1
+        self.channel = ""
+        self.seen_history = False
+        self.text_depth = -1      # stack depth of the open div.text (own or forwarded)
+        self.text_forwarded = False
+        self.link: tuple[str, list[str]] | None = None
+        self.reaction: dict[str, Any] | None = None
+        self.reaction_depth = -1
+        self.capture: str | None = None  # 'channel', 'emoji', 'count'
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = dict(attrs)
+        classes = set((attr.get("class") or "").split())
+        if tag == "br":
+            self._text("\n", raw=True)
+        if tag in _VOID:
+            return
+        self.stack.append((tag, classes))
+        depth = len(self.stack)
+        if "history" in classes:
+            self.seen_history = True
+        if "page_header" in {c for _, cs in self.stack for c in cs} and {"text", "bold"} <= classes:
+            self.capture = "channel"
+        msg_id = (attr.get("id") or "")
+        if "message" in classes and "default" in classes and re.fullmatch(r"message\d+", msg_id):
+            self.current = _Message(msg_id[len("message"):])
+            self.messages.append(self.current)
+            self.message_depth = depth
+            return
+        if self.current is None:
+            return
+        inside_forwarded = any("forwarded" in cs for _, cs in self.stack)
+        if "forwarded" in classes:
+            self.current.forwarded = True
+        if "media_wrap" in classes or "media_poll" in classes:
+            self.current.media = True
+        if "date" in classes and "details" in classes and attr.get("title") and not inside_forwarded \
+                and self.current.date is None:
+            self.current.date = parse_date(attr["title"])
+        if "text" in classes and tag == "div" and self.text_depth < 0:
+            self.text_depth, self.text_forwarded = depth, inside_forwarded
+        if tag == "a" and self.text_depth >= 0:
+            self.link = (attr.get("href") or "", [])
+        if "reaction" in classes:
+            self.reaction, self.reaction_depth = {"emoji": "", "count": "", "pics": 0}, depth
+        elif self.reaction is not None:
+            if "emoji" in classes:
+                self.capture = "emoji"
+            elif "count" in classes:
+                self.capture = "count"
+            elif "userpic" in classes:
+                self.reaction["pics"] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID:
+            return
+        while self.stack:
+            depth = len(self.stack)
+            open_tag, _ = self.stack.pop()
+            self._close(depth, open_tag)
+            if open_tag == tag:
+                break
+
+    def _close(self, depth: int, tag: str) -> None:
+        self.capture = None
+        if tag == "a" and self.link is not None:
+            href, parts = self.link
+            self.link = None
+            self._text(link_markup("".join(parts), href), raw=True)
+        if depth == self.text_depth:
+            self.text_depth = -1
+        if depth == self.reaction_depth and self.reaction is not None and self.current is not None:
+            count = self.reaction["count"].strip()
+            value = int(count) if count.isdigit() else max(1, self.reaction["pics"])
+            key = self.reaction["emoji"].strip() or "?"
+            self.current.reactions[key] = self.current.reactions.get(key, 0) + value
+            self.reaction, self.reaction_depth = None, -1
+        if depth == self.message_depth:
+            self.current, self.message_depth = None, -1
+
+    def handle_data(self, data: str) -> None:
+        if self.capture == "channel":
+            self.channel += data
+        elif self.capture in ("emoji", "count") and self.reaction is not None:
+            self.reaction[self.capture] += data
+        else:
+            self._text(data)
+
+    def _text(self, data: str, raw: bool = False) -> None:
+        if self.current is None or self.text_depth < 0:
+            return
+        if self.link is not None and not raw:
+            self.link[1].append(data.replace("\n", ""))
+            return
+        if not raw:
+            data = data.replace("\n", "")  # the export's own newlines are layout; <br> is a line break
+        (self.current.forwarded_text if self.text_forwarded else self.current.text).append(data)

@@ -1,0 +1,214 @@
+"""`buhurt corpus scrape`: every wall post of VK communities into `posts`, incrementally.
+
+How a community is read (one "pass" walks the wall newest-first with wall.get offsets):
+- Batches: up to 25 wall.get calls (100 posts each) in one execute request (corpus/vk_client.py).
+  Consecutive pages overlap by one post (offsets step by 99), so every page can be checked to
+  continue the previous one: the wall is ordered by post id, so if a page's newest (non-pinned)
+  post is older than the previous page's oldest, posts were deleted meanwhile and the offsets moved:
+  the pass steps back and re-reads instead of leaving a hole. New posts only push offsets down
+  (some posts are read twice; storage is keyed by post id, so nothing is stored twice).
+- Incremental: the state table keeps, per community, `synced_top` (every post up to this id is
+  stored) and the `pending` pass (offset, oldest id read, its stop id). A pass stops at posts not
+  newer than synced_top, after re-reading the last `refresh_days` days (likes, reposts, views).
+- Resumable: each batch's posts and the pass position are written in one transaction, so an
+  interrupted run (network, Ctrl+C, rate-limit give-up) resumes at the stored position next time,
+  then runs a fresh pass for what was published in between.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+from vk_api.exceptions import ApiError
+
+from corpus.errors import CorpusError
+from corpus.store.posts import add_posts
+from corpus.store.state import get_state, set_state
+from corpus.vk_client import PAGE, RATE_LIMIT_CODES, Community, VkClient, api_error
+
+STEP = PAGE - 1          # one post of overlap between consecutive pages
+MAX_STEP_BACKS = 100     # per pass: the wall changing faster than we read it
+
+
+@dataclass
+class GroupReport:
+    community: str
+    group_id: int
+    added: int = 0
+    refreshed: int = 0
+    requests: int = 0
+    passes: int = 0
+    resumed: bool = False
+
+
+@dataclass
+class ScrapeReport:
+    groups: list[GroupReport] = field(default_factory=list)
+    requests: int = 0
+    waited: float = 0.0
+
+    @property
+    def added(self) -> int:
+        return sum(g.added for g in self.groups)
+
+    def lines(self) -> list[str]:
+        out = [f"{g.community} (id {g.group_id}): {g.added} new posts, {g.refreshed} refreshed, "
+               f"{g.requests} requests{' (resumed an interrupted run)' if g.resumed else ''}" for g in self.groups]
+        out.append(f"total: {self.added} new posts, {self.requests} requests, waited {self.waited:.0f} s on rate limits")
+        return out
+
+
+def scrape_settings(db: sqlite_utils.Database, vk_settings: Any, *, progress: bool = True, session=None) -> ScrapeReport:
+    """Scrape `vk_settings.groups` with the settings of a [vk] section (duck-typed: token may be a
+    Secret with .reveal())."""
+    token = vk_settings.token
+    token = token.reveal() if hasattr(token, "reveal") else (token or "")
+    return scrape(
+        db, list(vk_settings.groups), token=token, api_version=vk_settings.api_version,
+        requests_per_second=vk_settings.requests_per_second, max_wait_seconds=vk_settings.max_wait_seconds,
+        refresh_days=getattr(vk_settings, "refresh_days", 3.0),
+        calls_per_execute=getattr(vk_settings, "calls_per_execute", 25), session=session, progress=progress,
+    )
+
+
+def scrape(
+    db: sqlite_utils.Database, groups: Iterable[str], *, token: str, api_version: str = "5.199",
+    requests_per_second: float = 3.0, max_wait_seconds: float = 300.0, session=None, progress: bool = True,
+    refresh_days: float = 3.0, calls_per_execute: int = 25, sleep: Callable[[float], None] = time.sleep,
+) -> ScrapeReport:
+    """Scrape every community of `groups` (short names or ids). Raises CorpusError (one line) for
+    a missing or rejected token, an unknown or closed community, or rate limits beyond the cap."""
+    groups = list(groups)
+    if not groups:
+        raise CorpusError("no VK community given: pass --group NAME or set vk.groups in the config")
+    if not 1 <= calls_per_execute <= 25:
+        raise CorpusError(f"vk.calls_per_execute must be 1 to 25, got {calls_per_execute}")
+    client = VkClient(token, api_version=api_version, requests_per_second=requests_per_second,
+                      max_wait_seconds=max_wait_seconds, session=session, sleep=sleep)
+    report = ScrapeReport()
+    try:
+        for name in groups:
+            community = client.community(name)
+            before = client.requests
+            group = GroupReport(community.name, community.group_id)
+            report.groups.append(group)
+            _scrape_community(db, client, community, group, refresh_days, calls_per_execute, progress)
+            group.requests = client.requests - before
+    finally:
+        report.requests, report.waited = client.requests, client.waited
+    return report
+
+
+def _state_key(community: Community) -> str:
+    return f"vk.scrape.{community.group_id}"
+
+
+def _scrape_community(db, client: VkClient, community: Community, group: GroupReport, refresh_days: float,
+                      calls: int, progress: bool) -> None:
+    from tqdm import tqdm
+
+    state = json.loads(get_state(db, _state_key(community)) or "{}")
+    group.resumed = bool(state.get("pending"))
+    cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=refresh_days)).timestamp()
+    with tqdm(desc=community.name, unit="post", disable=not progress, leave=False) as bar:
+        while True:
+            resumed = bool(state.get("pending"))
+            if not resumed:
+                state["pending"] = {"offset": 0, "last_id": None, "top": None, "stop_id": state.get("synced_top"),
+                                    "step_backs": 0}
+            _run_pass(db, client, community, state, group, cutoff, calls, bar)
+            group.passes += 1
+            if not resumed:
+                return
+
+
+def _run_pass(db, client: VkClient, community: Community, state: dict, group: GroupReport, cutoff: float,
+              calls: int, bar) -> None:
+    pending = state["pending"]
+    inner_attempts = 0
+    while True:
+        offsets = [pending["offset"] + k * STEP for k in range(calls)]
+        pages, errors = _fetch(client, community, offsets)
+        posts: list[dict] = []
+        done = False
+        for k, page in enumerate(pages):
+            if page is False or not isinstance(page, dict):
+                inner_attempts += 1
+                _raise_inner(client, community, errors, inner_attempts)
+                break  # a rate limit inside execute: store what came, retry from this page
+            inner_attempts = 0
+            items = [item for item in page.get("items", []) if isinstance(item, dict)]
+            bar.total = page.get("count")
+            ordered = [i for i in items if not i.get("is_pinned")]
+            if pending["last_id"] is not None and ordered and ordered[0]["id"] < pending["last_id"]:
+                pending["step_backs"] += 1
+                if pending["step_backs"] > MAX_STEP_BACKS:
+                    raise CorpusError(f"the wall of {community.name!r} changes faster than it can be read; run again later")
+                pending["offset"] = max(0, offsets[k] - STEP)  # posts were deleted: re-read, never skip
+                break
+            posts += [vk_post(community.name, item) for item in items]
+            ids = [i["id"] for i in items]
+            if ids:
+                pending["top"] = max(pending["top"] or 0, *ids)
+            if ordered:
+                pending["last_id"] = ordered[-1]["id"]
+            pending["offset"] = offsets[k] + STEP
+            stop_id = pending["stop_id"]
+            if len(items) < PAGE or offsets[k] + len(items) >= page.get("count", 0):
+                done = True  # the end of the wall
+            elif stop_id is not None and ordered and ordered[-1]["id"] <= stop_id \
+                    and ordered[-1].get("date", 0) < cutoff:
+                done = True  # reached what was stored before, and the refresh window
+            if done:
+                break
+        if done:
+            state["synced_top"] = max(state.get("synced_top") or 0, pending["top"] or 0) or None
+            state["pending"] = None
+        with db.atomic():
+            added, updated = add_posts(db, posts)
+            set_state(db, _state_key(community), json.dumps(state))
+        group.added += added
+        group.refreshed += updated
+        bar.update(added)
+        if done:
+            return
+
+
+def _fetch(client: VkClient, community: Community, offsets: list[int]):
+    try:
+        return client.wall_pages(community.group_id, offsets)
+    except ApiError as exc:
+        raise api_error(exc, community.name) from None
+
+
+def _raise_inner(client: VkClient, community: Community, errors: list[dict], attempt: int) -> None:
+    """An inner wall.get failed: wait on a rate limit (the batch resumes at that page), else raise."""
+    error = errors[0] if errors else {"error_code": 0, "error_msg": "execute returned no result"}
+    code = int(error.get("error_code", 0))
+    if code in RATE_LIMIT_CODES:
+        client.back_off(code, error.get("error_msg", ""), attempt)
+        return
+    fake = ApiError(client.api, "wall.get", {}, False, {"error_code": code, "error_msg": error.get("error_msg", "")})
+    raise api_error(fake, community.name)
+
+
+def vk_post(community: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A wall.get item -> a posts row (corpus/store/posts.py POST_FIELDS)."""
+    def count(key: str) -> int | None:
+        value = item.get(key)
+        return value.get("count") if isinstance(value, dict) else None
+
+    date = item.get("date")
+    return {
+        "source": "vk", "community": community, "external_id": str(item["id"]),
+        "date": dt.datetime.fromtimestamp(date, dt.timezone.utc).isoformat() if date else None,
+        "text": item.get("text") or "", "likes": count("likes"), "reposts": count("reposts"),
+        "views": count("views"), "comments": count("comments"), "is_ad": bool(item.get("marked_as_ads")),
+        "is_pinned": bool(item.get("is_pinned")), "is_repost": bool(item.get("copy_history")),
+        "has_attachments": bool(item.get("attachments")),
+    }

@@ -1,0 +1,218 @@
+"""A fake VK API behind a requests transport adapter: the real vk_api client code runs against it.
+
+Mount it on the session given to vk_api (`fake.session()`); vk_api posts to
+https://api.vk.ru/method/<name>, which the adapter answers from memory: groups.getById, wall.get,
+execute (it recognises corpus/vk_client.py's script shape `return [API.wall.get({...}), ...];`),
+wall.post and wall.getById. It counts requests, injects errors (top-level or inside execute) and
+can change the wall between requests (delete posts, publish new ones) or drop the connection.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import requests
+from requests.adapters import BaseAdapter
+
+GOOD_TOKEN = "vk1.a.good-test-token-for-the-fake-api-0000"
+WALL_TOKEN = "vk1.a.wall-scope-test-token-for-the-fake-000"
+_CALL = re.compile(r"API\.wall\.get\((\{.*?\})\)")
+
+ERRORS = {
+    5: "User authorization failed: invalid access_token (4).",
+    6: "Too many requests per second",
+    9: "Flood control",
+    15: "Access denied: this wall available only for community members",
+    29: "Rate limit reached",
+    30: "This profile is private",
+    100: "One of the parameters specified was missing or invalid: group_id is undefined",
+    214: "Access to adding post denied",
+}
+
+
+class VkFault(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class FakeWall:
+    group_id: int
+    screen_name: str
+    posts: dict[int, dict] = field(default_factory=dict)   # id -> item
+    pinned_id: int | None = None
+    is_closed: int = 0
+    wall_error: int | None = None                          # e.g. 15 or 30 on wall.get
+
+    def generate(self, n: int, *, start_id: int = 1, deleted_every: int = 17, now: float | None = None,
+                 spacing: float = 3600.0) -> None:
+        """n posts (ids from start_id, every `deleted_every`-th id deleted), newest `now - spacing`."""
+        now = time.time() if now is None else now
+        ids = [i for i in range(start_id, start_id + n + n // max(deleted_every - 1, 1) + 2)
+               if not deleted_every or i % deleted_every][:n]
+        top = ids[-1]
+        for i in ids:
+            self.posts[i] = make_item(i, now - spacing * (top - i + 1))
+
+    def publish(self, text: str, *, now: float | None = None) -> int:
+        post_id = max(self.posts, default=0) + 1
+        self.posts[post_id] = make_item(post_id, now or time.time(), text=text)
+        return post_id
+
+    def ordered(self) -> list[dict]:
+        others = [self.posts[i] for i in sorted(self.posts, reverse=True) if i != self.pinned_id]
+        pinned = [dict(self.posts[self.pinned_id], is_pinned=1)] if self.pinned_id in self.posts else []
+        return pinned + others
+
+
+def make_item(post_id: int, date: float, text: str | None = None) -> dict[str, Any]:
+    item = {
+        "id": post_id, "date": int(date), "from_id": -1, "owner_id": -1, "post_type": "post",
+        "text": text if text is not None else
+        f"ПОСТ НОМЕР {post_id}\n@\nСТРОКА {post_id * 7 % 1000}\n@\nКОНЕЦ {post_id % 97}",
+        "likes": {"count": post_id % 50}, "reposts": {"count": post_id % 5},
+        "views": {"count": 1000 + post_id}, "comments": {"count": post_id % 3},
+    }
+    if post_id % 101 == 0:
+        item["marked_as_ads"] = 1
+    if post_id % 103 == 0:
+        item["copy_history"] = [{"id": 1, "text": "ORIGINAL"}]
+    if post_id % 7 == 0:
+        item["attachments"] = [{"type": "photo", "photo": {"id": post_id}}]
+    return item
+
+
+class FakeVk:
+    def __init__(self, *walls: FakeWall, tokens: tuple[str, ...] = (GOOD_TOKEN, WALL_TOKEN)) -> None:
+        self.walls = {w.group_id: w for w in walls}
+        self.tokens = set(tokens)
+        self.requests = 0
+        self.methods: Counter = Counter()
+        self.errors: dict[int, int] = {}         # request number -> top-level error code
+        self.inner_errors: dict[int, tuple[int, int]] = {}  # request number -> (call index, code)
+        self.fail_at: int | None = None          # request number answered by a dropped connection
+        self.before_request: Callable[["FakeVk", int], None] | None = None
+
+    def session(self) -> requests.Session:
+        session = requests.sessions.Session()  # the class itself: tests may patch requests.Session
+        session.mount("https://api.vk.ru/", _Adapter(self))
+        return session
+
+    def find(self, key: str) -> FakeWall | None:
+        key = str(key).lstrip("-")
+        for wall in self.walls.values():
+            if key in (str(wall.group_id), wall.screen_name):
+                return wall
+        return None
+
+    def handle(self, method: str, params: dict[str, str]) -> dict[str, Any]:
+        self.requests += 1
+        self.methods[method] += 1
+        number = self.requests
+        if self.before_request:
+            self.before_request(self, number)
+        if self.fail_at == number:
+            raise requests.ConnectionError("fake VK: connection reset")
+        try:
+            if params.get("access_token") not in self.tokens:
+                raise VkFault(5)
+            if number in self.errors:
+                raise VkFault(self.errors[number])
+            return {"response": getattr(self, "m_" + method.replace(".", "_"))(params, number)}
+        except VkFault as fault:
+            return {"error": {"error_code": fault.code, "error_msg": ERRORS.get(fault.code, "error"),
+                              "request_params": [{"key": "method", "value": method}]}}
+        except _Execute as done:
+            return done.body
+
+    def m_groups_getById(self, params, number):
+        wall = self.find(params.get("group_id", ""))
+        if wall is None:
+            raise VkFault(100)
+        group = {"id": wall.group_id, "name": wall.screen_name.upper(), "screen_name": wall.screen_name,
+                 "is_closed": wall.is_closed, "type": "page"}
+        return {"groups": [group], "profiles": []}
+
+    def m_wall_get(self, params, number):
+        wall = self.find(params.get("owner_id", ""))
+        if wall is None:
+            raise VkFault(100)
+        if wall.wall_error:
+            raise VkFault(wall.wall_error)
+        offset, count = int(params.get("offset", 0)), min(int(params.get("count", 20)), 100)
+        ordered = wall.ordered()
+        return {"count": len(ordered), "items": [dict(i) for i in ordered[offset:offset + count]]}
+
+    def m_execute(self, params, number):
+        calls = [json.loads(args) for args in _CALL.findall(params.get("code", ""))]
+        if not calls or len(calls) > 25:
+            raise VkFault(12)
+        results, errors = [], []
+        for index, args in enumerate(calls):
+            inner = self.inner_errors.get(number)
+            try:
+                if inner and inner[0] == index:
+                    raise VkFault(inner[1])
+                results.append(self.m_wall_get({k: str(v) for k, v in args.items()}, number))
+            except VkFault as fault:
+                results.append(False)
+                errors.append({"method": "wall.get", "error_code": fault.code,
+                               "error_msg": ERRORS.get(fault.code, "error")})
+        body = {"response": results}
+        if errors:
+            body["execute_errors"] = errors
+        raise _Execute(body)
+
+    def m_wall_post(self, params, number):
+        if params.get("access_token") != WALL_TOKEN:
+            raise VkFault(214)
+        wall = self.find(params.get("owner_id", ""))
+        if wall is None:
+            raise VkFault(100)
+        return {"post_id": wall.publish(params.get("message", ""))}
+
+    def m_wall_getById(self, params, number):
+        items = []
+        for ref in params.get("posts", "").split(","):
+            owner, _, post_id = ref.partition("_")
+            wall = self.find(owner)
+            if wall and post_id.isdigit() and int(post_id) in wall.posts:
+                items.append(dict(wall.posts[int(post_id)]))
+        return {"items": items}
+
+
+class _Execute(Exception):
+    def __init__(self, body: dict) -> None:
+        super().__init__("execute")
+        self.body = body
+
+
+class _Adapter(BaseAdapter):
+    def __init__(self, fake: FakeVk) -> None:
+        super().__init__()
+        self.fake = fake
+
+    def send(self, request, **kwargs):
+        method = request.url.split("/method/", 1)[1].split("?", 1)[0]
+        body = request.body or ""
+        body = body.decode() if isinstance(body, bytes) else body
+        params = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+        answer = self.fake.handle(method, params)
+        response = requests.Response()
+        response.status_code = 200
+        response._content = json.dumps(answer, ensure_ascii=False).encode("utf-8")
+        response.headers["Content-Type"] = "application/json; charset=utf-8"
+        response.encoding = "utf-8"
+        response.url = request.url
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,66 @@
+"""The training text (cleaning first, popularity weighting) and corpus stats."""
+from __future__ import annotations
+
+import json
+
+from corpus.clean import CleanOptions
+from corpus.export import export_training_text
+from corpus.popularity import PopularityWeighting, weights
+from corpus.stats import corpus_stats, write_histogram
+from corpus.store.posts import add_posts
+from tests.conftest import TINY_POSTS
+
+
+def add(db, texts, **fields):
+    add_posts(db, [{"source": "vk", "community": fields.get("community", "g"), "external_id": str(i),
+                    "text": t, **{k: v[i] if isinstance(v, list) else v for k, v in fields.items()
+                                  if k != "community"}} for i, t in enumerate(texts)])
+
+
+def test_export_cleans_uncleaned_posts_first(db, tmp_path):
+    add(db, [*TINY_POSTS, TINY_POSTS[0].lower(), "ССЫЛКА https://x.ru\n@\nА\n@\nБ"])
+    result = export_training_text(db, tmp_path / "out.txt")
+    assert result.posts == len(TINY_POSTS)
+    text = (tmp_path / "out.txt").read_text(encoding="utf-8")
+    assert "https" not in text and text.count("\n\n") == len(TINY_POSTS)
+    off = export_training_text(db, tmp_path / "o2.txt", clean=CleanOptions(enabled=False))
+    assert off.posts == len(TINY_POSTS)   # already cleaned: the stored results are kept
+
+
+def test_popularity_weighting_repeats_the_top_posts_of_each_community(db, tmp_path):
+    posts = [{"id": i, "community": "a", "likes": i * 10, "views": 1000} for i in range(1, 11)]
+    posts += [{"id": 100 + i, "community": "b", "likes": i, "views": None} for i in range(1, 5)]
+    posts += [{"id": 200, "community": "c", "likes": None, "views": None}]
+    assert weights(posts, PopularityWeighting(enabled=True, top_fraction=0.2, copies=3)) == {
+        10: 3, 9: 3, 104: 3}
+    by_views = [{"id": 1, "community": "a", "likes": 50, "views": 10_000},
+                {"id": 2, "community": "a", "likes": 10, "views": 100}]
+    assert weights(by_views, PopularityWeighting(enabled=True, top_fraction=0.5)) == {2: 2}
+    assert weights(by_views, PopularityWeighting(enabled=True, top_fraction=0.5, normalise="median")) == {1: 2}
+    assert weights(posts, PopularityWeighting()) == {}
+
+    add(db, TINY_POSTS, likes=[1, 2, 3, 4, 100], views=1000)
+    plain = export_training_text(db, tmp_path / "plain.txt")
+    weighted = export_training_text(db, tmp_path / "w.txt",
+                                    weighting=PopularityWeighting(enabled=True, top_fraction=0.2, copies=3))
+    assert weighted.posts == plain.posts + 2
+    manifest = json.loads(weighted.manifest_path.read_text(encoding="utf-8"))
+    assert manifest["weighting"]["boosted_posts"] == 1 and manifest["distinct_posts"] == len(TINY_POSTS)
+    top_id = db.execute("SELECT id FROM posts WHERE likes = 100").fetchone()[0]
+    assert manifest["post_ids"].count(top_id) == 3
+    again = export_training_text(db, tmp_path / "w2.txt",
+                                 weighting=PopularityWeighting(enabled=True, top_fraction=0.2, copies=3))
+    assert again.fingerprint == weighted.fingerprint
+
+
+def test_stats_and_histogram(db, tmp_path):
+    add(db, TINY_POSTS)
+    export_training_text(db, tmp_path / "out.txt")
+    stats = corpus_stats(db)
+    assert stats.posts == len(TINY_POSTS) and stats.chars == sum(len(p) for p in TINY_POSTS)
+    assert stats.vocabulary == len(set("".join(TINY_POSTS)))
+    assert stats.line_counts == [p.count("\n") + 1 for p in TINY_POSTS]
+    lines = "\n".join(stats.lines())
+    assert "vocabulary:" in lines and "lines per post:" in lines and "top characters:" in lines
+    png = write_histogram(stats, tmp_path / "h" / "stats.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

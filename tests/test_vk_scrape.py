@@ -1,0 +1,164 @@
+"""The VK scraper (corpus/vk.py) with the real vk_api client against the fake VK API."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from corpus.errors import CorpusError
+from corpus.vk import scrape, scrape_settings
+from corpus.vk_client import wall_script
+from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
+
+
+def wall(n=3000, **kwargs) -> FakeWall:
+    w = FakeWall(42, "bugurt_test", **kwargs)
+    w.generate(n)
+    return w
+
+
+def run(db, fake, groups=("bugurt_test",), **kwargs):
+    sleeps = kwargs.pop("sleeps", [])
+    options = dict(token=GOOD_TOKEN, requests_per_second=1000, session=fake.session(), progress=False,
+                   refresh_days=0, sleep=sleeps.append)
+    options.update(kwargs)
+    return scrape(db, list(groups), **options)
+
+
+def stored(db) -> list[int]:
+    return [int(r[0]) for r in db.execute("SELECT external_id FROM posts WHERE source = 'vk'")]
+
+
+def test_full_scrape_batches_backs_off_and_stores_every_field(db):
+    w = wall(3000)
+    w.pinned_id = 1200
+    fake = FakeVk(w)
+    fake.errors = {2: 6, 4: 9}               # top-level: too many requests, flood control
+    fake.inner_errors = {3: (5, 9)}          # flood control inside an execute
+    sleeps = []
+    report = run(db, fake, sleeps=sleeps)
+    ids = stored(db)
+    assert sorted(ids) == sorted(w.posts) and len(ids) == len(set(ids)) == 3000
+    assert max(w.posts) > 3000                # ids have holes: deleted posts never existed for us
+    assert report.added == 3000 and sleeps == [1.0, 5.0, 5.0]
+    assert fake.methods["execute"] <= 5 and fake.methods["wall.get"] == 0
+    row = next(db.query("SELECT * FROM posts WHERE external_id = '1212'"))   # 1212 = 12 * 101
+    item = w.posts[1212]
+    assert row["community"] == "bugurt_test" and row["text"] == item["text"]
+    assert (row["likes"], row["reposts"], row["views"], row["comments"]) == (
+        item["likes"]["count"], item["reposts"]["count"], item["views"]["count"], item["comments"]["count"])
+    assert row["is_ad"] == 1 and row["has_attachments"] == 0 and row["date"].endswith("+00:00")
+    assert next(db.query("SELECT is_repost FROM posts WHERE external_id = '1236'"))["is_repost"] == 1
+    assert next(db.query("SELECT has_attachments FROM posts WHERE external_id = '1211'"))["has_attachments"] == 1
+    assert next(db.query("SELECT is_pinned FROM posts WHERE external_id = '1200'"))["is_pinned"] == 1
+
+
+def test_script_has_at_most_25_wall_get_calls():
+    script = wall_script(42, [0, 99, 198])
+    assert script.count("API.wall.get(") == 3 and '"owner_id":-42' in script
+    with pytest.raises(ValueError):
+        wall_script(42, list(range(26)))
+
+
+def test_second_run_fetches_only_new_posts_and_refreshes_recent_ones(db):
+    w = wall(3000)
+    fake = FakeVk(w)
+    run(db, fake)
+    before = fake.requests
+    for _ in range(30):
+        w.publish("НОВЫЙ\n@\nПОСТ\n@\nТУТ")
+    newest = max(w.posts)
+    w.posts[newest - 40]["likes"]["count"] = 9999   # an older, recent post gained likes
+    report = run(db, fake, refresh_days=3)
+    assert report.added == 30 and fake.requests - before == 2   # groups.getById + one execute
+    assert sorted(stored(db)) == sorted(w.posts)
+    likes = db.execute("SELECT likes FROM posts WHERE external_id = ?", [str(newest - 40)]).fetchone()[0]
+    assert likes == 9999
+    assert run(db, fake).added == 0
+
+
+def test_interrupted_scrape_resumes_without_duplicates_or_holes(db):
+    w = wall(6000)
+    fake = FakeVk(w)
+    fake.fail_at = 3                            # the connection drops on the second execute
+    with pytest.raises(CorpusError, match="run again to continue"):
+        run(db, fake, calls_per_execute=10)
+    partial = len(stored(db))
+    assert 0 < partial < 6000
+    # meanwhile: new posts on top, and deleted posts above the resume point (offsets move up)
+    for _ in range(120):
+        w.publish("СВЕЖИЙ\n@\nПОСТ\n@\nДА")
+    for post_id in sorted(w.posts, reverse=True)[200:330]:
+        del w.posts[post_id]
+    fake.fail_at = None
+    report = run(db, fake, calls_per_execute=10)
+    assert report.groups[0].resumed
+    ids = stored(db)
+    assert len(ids) == len(set(ids))
+    assert set(w.posts) <= set(ids)            # no holes (deleted posts stay stored: they were read)
+
+
+def test_posts_deleted_during_a_scrape_leave_no_hole(db):
+    w = wall(5000)
+    fake = FakeVk(w)
+
+    def delete_some(fake_vk, number):
+        if number == 3:                        # between the first and the second execute
+            for post_id in sorted(w.posts, reverse=True)[100:400]:
+                del w.posts[post_id]
+
+    fake.before_request = delete_some
+    run(db, fake, calls_per_execute=5)
+    assert set(w.posts) <= set(stored(db))
+
+
+def test_gives_up_after_the_wait_cap_with_a_clear_message(db):
+    fake = FakeVk(wall(500))
+    fake.errors = {n: 29 for n in range(2, 50)}
+    sleeps = []
+    with pytest.raises(CorpusError, match=r"error 29 .*gave up after waiting 90 s.*max_wait_seconds = 100"):
+        run(db, fake, max_wait_seconds=100, sleeps=sleeps)
+    assert sum(sleeps) <= 100
+
+
+@pytest.mark.parametrize("setup, groups, token, message", [
+    (lambda w: None, ["no_such_group"], GOOD_TOKEN, "unknown VK community 'no_such_group'"),
+    (lambda w: setattr(w, "is_closed", 1), ["bugurt_test"], GOOD_TOKEN, "is closed"),
+    (lambda w: setattr(w, "is_closed", 2), ["bugurt_test"], GOOD_TOKEN, "is private"),
+    (lambda w: setattr(w, "wall_error", 15), ["bugurt_test"], GOOD_TOKEN, "closed or private .*error 15"),
+    (lambda w: setattr(w, "wall_error", 30), ["bugurt_test"], GOOD_TOKEN, "closed or private .*error 30"),
+    (lambda w: None, ["bugurt_test"], "expired", "rejected the token \\(error 5"),
+    (lambda w: None, ["bugurt_test"], "", "no VK token"),
+    (lambda w: None, [], GOOD_TOKEN, "no VK community given"),
+    (lambda w: None, ["bad name!"], GOOD_TOKEN, "not a VK community short name"),
+])
+def test_bad_input_gives_one_line_errors(db, setup, groups, token, message):
+    w = wall(50)
+    setup(w)
+    with pytest.raises(CorpusError, match=message) as info:
+        run(db, FakeVk(w), groups=groups, token=token)
+    assert "\n" not in str(info.value)
+
+
+def test_ids_and_urls_resolve_to_the_same_community(db):
+    fake = FakeVk(wall(150))
+    for key in ("42", "-42", "club42", "https://vk.com/bugurt_test"):
+        assert run(db, fake, groups=[key]).groups[0].community == "bugurt_test"
+
+
+def test_scrape_settings_duck_types_the_vk_section(db):
+    from bot.secrets import Secret
+    from bot.settings import VkSettings
+
+    fake = FakeVk(wall(300))
+    settings = VkSettings(token=Secret(GOOD_TOKEN), groups=["bugurt_test"], requests_per_second=1000.0)
+    report = scrape_settings(db, settings, progress=False, session=fake.session())
+    assert report.added == 300 and "bugurt_test (id 42): 300 new posts" in report.lines()[0]
+
+
+def test_pacing_stays_under_the_configured_rate(db):
+    fake = FakeVk(wall(1000))
+    started = time.perf_counter()
+    run(db, fake, requests_per_second=20, calls_per_execute=1)
+    assert fake.requests == 12                      # groups.getById + 11 pages of 99 new posts
+    assert time.perf_counter() - started >= 11 / 20 * 0.9

@@ -1,0 +1,87 @@
+"""VK wall publishing and likes (bot/vk/wall.py), and the scrape job, against the fake VK API."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import requests
+
+from bot.errors import BotError
+from bot.secrets import Secret
+from bot.settings import VkSettings
+from bot.vk.wall import vk_wall_publishing
+from jobs.publish import PublishError
+from tests.fakes.fake_vk import GOOD_TOKEN, WALL_TOKEN, FakeVk, FakeWall
+
+
+def setup(token=WALL_TOKEN, group_id=42):
+    wall = FakeWall(42, "bugurt_test")
+    wall.generate(20)
+    fake = FakeVk(wall)
+    settings = VkSettings(token=Secret(token), publish_group_id=group_id, requests_per_second=1000.0)
+    return wall, fake, vk_wall_publishing(settings, session=fake.session())
+
+
+def test_publish_then_fetch_likes():
+    wall, fake, vk = setup()
+    publisher, likes = vk.publisher, vk.likes
+    assert (publisher.network, publisher.chat_id, likes.network) == ("vk", "-42", "vk")
+    message_id = asyncio.run(publisher.send("МЕМ\n@\nОТ БОТА\n@\nВОТ"))
+    assert wall.posts[int(message_id)]["text"] == "МЕМ\n@\nОТ БОТА\n@\nВОТ"
+    wall.posts[int(message_id)]["likes"]["count"] = 17
+    counts = likes.fetch([message_id, "5", "999999"])
+    assert counts[message_id] == {"like": 17, "repost": int(message_id) % 5, "view": 1000 + int(message_id)}
+    assert set(counts) == {message_id, "5"}
+    assert fake.methods == {"wall.post": 1, "wall.getById": 1}
+
+
+def test_many_ids_are_fetched_in_chunks_of_100():
+    wall, fake, vk = setup()
+    assert len(vk.likes.fetch([str(i) for i in range(1, 251)])) == len([i for i in wall.posts if i <= 250])
+    assert fake.methods["wall.getById"] == 3
+
+
+@pytest.mark.parametrize("token, code", [(GOOD_TOKEN, 214), ("expired", 5)])
+def test_a_refusal_is_a_publish_error(token, code):
+    _, _, vk = setup(token=token)
+    with pytest.raises(PublishError, match=f"error {code}"):
+        asyncio.run(vk.publisher.send("МЕМ"))
+
+
+def test_a_dropped_connection_is_not_a_refusal():
+    """The post may have gone out: the publication must stay in doubt, never be retried."""
+    _, fake, vk = setup()
+    fake.fail_at = 1
+    with pytest.raises(requests.ConnectionError):
+        asyncio.run(vk.publisher.send("МЕМ"))
+
+
+def test_settings_errors():
+    with pytest.raises(BotError, match="no VK token"):
+        vk_wall_publishing(VkSettings(publish_group_id=42))
+    with pytest.raises(BotError, match="publish_group_id is 0"):
+        vk_wall_publishing(VkSettings(token=Secret(WALL_TOKEN)))
+
+
+def test_the_service_scrape_job_runs_the_scraper(tmp_path, monkeypatch):
+    from bot.app import _scraper
+    from bot.config import load_settings
+    from corpus.db import open_db
+    from jobs.service import Service, ServicePlan
+
+    wall = FakeWall(42, "bugurt_test")
+    wall.generate(400)
+    fake = FakeVk(wall)
+    monkeypatch.setattr(requests, "Session", fake.session)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[vk]\ngroups = ["bugurt_test"]\n'
+                      f'requests_per_second = 1000.0\n', encoding="utf-8")
+    monkeypatch.setenv("BUHURT_VK_TOKEN", GOOD_TOKEN)
+    settings = load_settings(config)
+    db = open_db(settings.database)
+    service = Service(db, None, plan=ServicePlan(), publishers=[], moderation=None, stoplist=None,
+                      scraper=_scraper(settings))
+    report = asyncio.run(service.scrape())
+    assert report.added == 400 and db["posts"].count == 400
+    assert asyncio.run(service.scrape()).added == 0
+    db.close()
