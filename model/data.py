@@ -51,6 +51,9 @@ class SplitBatcher:
             B = max(1, min(B, n // T)) if n >= 1 else 1
             world = 1
             rank = 0
+        if shrink and n < 1:
+            raise ModelError(f"the {name} split has {len(ids)} tokens: preprocess with a larger --val-frac "
+                             f"or a larger corpus")
         if n < 1 or n < world * B * T:
             raise ModelError(
                 f"the {name} split has {len(ids)} tokens: too few for batch_size={batch_size} x "

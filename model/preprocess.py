@@ -20,7 +20,7 @@ import numpy as np
 from model.errors import ModelError, require_file, require_writable_target
 from model.vocab import Vocab
 
-CHUNK_CHARS = 1 << 22  # 4 M characters per read
+CHUNK_CHARS = 1 << 20  # 1 M characters per read: bounds the memory, whatever the corpus size
 
 
 def _chunks(path: Path):

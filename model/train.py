@@ -25,7 +25,7 @@ from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, stat
 from model.train_config import RUN_FROM_CHECKPOINT, TrainConfig
 from model.vocab import Vocab
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train"]
+__all__ = ["StepInfo", "TrainConfig", "TrainResult", "TrainingInterrupted", "train"]
 
 
 @dataclass
@@ -37,6 +37,15 @@ class TrainResult:
     stopped: str = "completed"   # completed | max_iterations | max_minutes | interrupted
     elapsed_s: float = 0.0
     chars_per_s: float = 0.0
+
+
+@dataclass
+class StepInfo:
+    """What ``train(cfg, callback)`` passes to the callback after every iteration."""
+    iteration: int
+    loss: float
+    model: torch.nn.Module
+    rank: int = 0
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -122,14 +131,21 @@ def _validate(model: CharRNN, val: SplitBatcher, device, amp) -> float:
     return total / max(1, val.num_batches)
 
 
-def train(cfg: TrainConfig, callback: Optional[Callable[[int, float], None]] = None) -> TrainResult:
-    """Train as ``cfg`` says. ``callback(iteration, loss)`` runs after every iteration (tests use it
-    to raise KeyboardInterrupt). Raises TrainingInterrupted after Ctrl-C, ModelError on bad input."""
+def train(cfg: TrainConfig, callback: Optional[Callable[[StepInfo], None]] = None) -> TrainResult:
+    """Train as ``cfg`` says. ``callback(StepInfo)`` runs after every iteration (tests use it to look
+    at the weights or to raise KeyboardInterrupt). Raises TrainingInterrupted after Ctrl-C, ModelError on bad input."""
     cfg.validate()
     ctx = D.setup(cfg.device)
+    threads = torch.get_num_threads()
+    # tiny models gain nothing from a second thread, and OpenMP threads crawl when another
+    # process holds a core (a test suite running beside, the bot on the same 2-core box)
+    want = cfg.num_threads or (1 if cfg.rnn_size * cfg.batch_size <= 2048 else 0)
     try:
+        if want:
+            torch.set_num_threads(want)
         return _train(cfg, ctx, callback)
     finally:
+        torch.set_num_threads(threads)
         D.cleanup(ctx)
 
 
@@ -142,6 +158,9 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
                              f"use the latest.pt of its run, or init_from to fine-tune")
         old = ck["train_config"]
         cfg = replace(cfg, **{k: old[k] for k in RUN_FROM_CHECKPOINT if k in old})
+        # paths left empty continue the checkpoint's run (same corpus, same directory)
+        cfg = replace(cfg, **{k: old[k] for k in ("input_h5", "input_json", "checkpoint_dir")
+                              if not getattr(cfg, k) and old.get(k)})
     splits, fingerprint = load_splits(cfg.input_h5)
     vocab = Vocab.load_json(cfg.input_json)
     top = max(int(a.max()) if len(a) else -1 for a in splits.values())
@@ -253,7 +272,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
                dynamic_ncols=True, desc="train")
     t0 = time.monotonic()
     win_t, win_its, win_loss = time.perf_counter(), 0, 0.0
-    cps, stopped, start_it = 0.0, "completed", it
+    cps, stopped, start_it, collective = 0.0, "completed", it, False
     net.train()
     with _sigint_flag() as sig:
         try:
@@ -276,7 +295,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
                 lv = loss.item()
                 win_its, win_loss = win_its + 1, win_loss + lv
                 if callback is not None:
-                    callback(it, lv)
+                    callback(StepInfo(it, lv, model, ctx.rank))
                 if it % cfg.print_every == 0 or it == total_its:
                     now = time.perf_counter()
                     cps = chars_per_it * win_its / max(now - win_t, 1e-9)
@@ -289,6 +308,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
                 over = bool(cfg.max_minutes) and (time.monotonic() - t0) > cfg.max_minutes * 60
                 flag = D.any_flag(ctx, 2 if sig["hit"] else (1 if over else 0))
                 if flag == 2:
+                    collective = True     # every rank stops here, so the ranks can gather their state
                     raise KeyboardInterrupt
                 if it % cfg.checkpoint_every == 0 or it == total_its or flag == 1:
                     checkpoint_now()
@@ -297,7 +317,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
                     break
         except KeyboardInterrupt:
             bar.close()
-            path = save_latest(gather=sig["hit"])
+            path = save_latest(gather=collective)
             plot(force=True)
             raise TrainingInterrupted(path if ctx.is_main else None, it) from None
     bar.close()

@@ -44,6 +44,7 @@ class TrainConfig:
     seed: int = 123
     progress: bool = True
     bf16: Optional[bool] = None     # None: on for CUDA, off for CPU
+    num_threads: int = 0            # CPU threads; 0: 1 for tiny models (rnn_size * batch_size <= 2048), else torch's default
 
     @classmethod
     def gpu_preset(cls, **overrides) -> "TrainConfig":
@@ -71,6 +72,7 @@ class TrainConfig:
                   "lr_decay_every", "max_epochs", "print_every", "checkpoint_every"):
             positive_int(n)
         positive_int("max_iterations", allow_zero=True)
+        positive_int("num_threads", allow_zero=True)
         for n in ("learning_rate", "grad_clip", "lr_decay_factor"):
             v = getattr(self, n)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:

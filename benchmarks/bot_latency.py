@@ -1,0 +1,129 @@
+"""Bot latency: 50 simulated users send /generate to the real bot (python-telegram-bot, the real
+handlers, SQLite, the bundled model) through the fake Bot API server; prints p50/p99 of the time
+from an update being queued at the server to the bot's reply reaching it.
+
+The fake server and the simulated users run in a child process, so they do not share the bot's
+GIL (the real Bot API is another machine). Scenarios:
+  warm, steady  the pool holds a post for everyone; the 50 users send within 2.5 s (~20/s)
+  warm, burst   the same, all 50 at one instant: Telegram allows ~30 messages/s to different
+                users, so AIORateLimiter spreads the replies over ~0.7 s (by design)
+  empty         no ready posts (background refill off): /generate is generated on demand while
+                a slot is free (telegram.max_concurrent_generations), else a "busy" reply
+
+Run from the repository root: python benchmarks/bot_latency.py [--users 50]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.telegram_server import FakeBotApi  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def users_process(conn, seed: int) -> None:
+    """Child: the fake Bot API server plus the simulated users; answers ("run", users, spread)
+    with (latencies in ms, replies that carried a post)."""
+    random.seed(seed)
+    with FakeBotApi() as server:
+        conn.send((server.base_url, server.token))
+        while (job := conn.recv()) != "stop":
+            _, users, spread = job
+            before = len(server.calls_of("sendMessage"))
+            pushed, start = {}, time.perf_counter()
+            for user in sorted(users, key=lambda _: random.random()):
+                if spread:
+                    time.sleep(max(0.0, start + random.uniform(0, spread) - time.perf_counter()))
+                pushed[user] = server.send_text("/generate", user_id=user)
+            server.wait_for(lambda: len(server.calls_of("sendMessage")) >= before + len(users), timeout=300)
+            replies = {str(c.params["chat_id"]): c for c in server.calls_of("sendMessage")[before:]}
+            latencies = [(replies[str(u)].at - server.pushed_at(pushed[u])) * 1000 for u in users]
+            posts = sum(replies[str(u)].params["text"].startswith("Мем #") for u in users)
+            conn.send((latencies, posts))
+
+
+def line(name: str, latencies: list[float], posts: int) -> str:
+    return (f"{name:<13} n={len(latencies):<3} p50={statistics.median(latencies):7.1f} ms"
+            f"  p99={percentile(latencies, 99):7.1f} ms  max={max(latencies):7.1f} ms  posts={posts}")
+
+
+async def bot_side(conn, fake, users: int) -> list[str]:
+    from tests.fakes.telegram_app import bot_running, make_settings
+
+    out = []
+    bundled = ROOT / "model" / "data" / "default.pt"
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = make_settings(Path(tmp), fake, checkpoint=bundled if bundled.is_file() else None,
+                                 pool={"channel_size": 0, "subscriber_size": users + 5, "batch_size": 32},
+                                 sample={"max_length": 500}, telegram={"cooldown_seconds": 0.0})
+        async with bot_running(settings) as app:
+            service, limits = app.bot_data["service"], app.bot_data["limits"]
+            out.append(f"model {app.bot_data['holder'].version} ({'bundled' if bundled.is_file() else 'tiny'}),"
+                       f" max_concurrent_generations={settings.telegram.max_concurrent_generations}")
+
+            async def measure(name: str, first_user: int, spread: float) -> None:
+                conn.send(("run", list(range(first_user, first_user + users)), spread))
+                while not conn.poll():
+                    await asyncio.sleep(0.02)
+                out.append(line(name, *conn.recv()))
+                print(out[-1], flush=True)
+
+            for index, (name, spread) in enumerate((("warm, steady", 2.5), ("warm, burst", 0.0))):
+                await service.fill_pools()
+                while limits.refill_task is not None and not limits.refill_task.done():
+                    await limits.refill_task
+                await measure(name, 100_000 * (index + 1), spread)
+                while limits.refill_task is not None and not limits.refill_task.done():
+                    await limits.refill_task
+            app.bot_data["db"].execute("UPDATE drafts SET status = 'served' WHERE status = 'ready'")
+            limits.refill_task = asyncio.get_running_loop().create_future()  # keeps the pool empty
+            await measure("empty", 900_000, 2.5)
+            limits.refill_task.set_result(None)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    import telegram
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"bot_latency: {args.users} users, Python {platform.python_version()}, python-telegram-bot "
+          f"{telegram.__version__}, {cores} CPU cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+    started = time.perf_counter()
+    parent, child = mp.Pipe()
+    process = mp.get_context("spawn").Process(target=users_process, args=(child, args.seed), daemon=True)
+    process.start()
+    base_url, token = parent.recv()
+    try:
+        lines = asyncio.run(bot_side(parent, SimpleNamespace(base_url=base_url, token=token), args.users))
+    finally:
+        parent.send("stop")
+        process.join(10)
+    print(lines[0])
+    print(f"done in {time.perf_counter() - started:.1f} s, load average {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

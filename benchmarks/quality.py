@@ -1,0 +1,132 @@
+"""Quality: validation bits/char of the char-LSTM trained for a fixed time budget on
+../shared/data/bugurtthread/pool.txt, against an interpolated Kneser-Ney character 5-gram model
+built in the same run on the same split.
+
+    python benchmarks/quality.py [--minutes 10] [--quick] [--device cpu|cuda] [--preset default|gpu]
+
+Skips (exit 0) with a message when pool.txt is absent. Prints figures, never asserts times.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+POOL = REPO.parent / "shared" / "data" / "bugurtthread" / "pool.txt"
+
+
+class KneserNey:
+    """Interpolated Kneser-Ney over characters: raw counts at the top order, continuation counts
+    below, one absolute discount per order (D = n1 / (n1 + 2 n2)), a uniform floor over vocab_size."""
+
+    def __init__(self, text: str, order: int, vocab_size: int) -> None:
+        self.n, self.V = order, vocab_size
+        self.counts: list[Counter] = [Counter() for _ in range(order + 1)]   # counts[k][gram of length k]
+        self.counts[order] = Counter(text[i:i + order] for i in range(len(text) - order + 1))
+        for k in range(order - 1, 0, -1):          # continuation counts N1+(. g)
+            cont = Counter()
+            for g in self.counts[k + 1]:
+                cont[g[1:]] += 1
+            self.counts[k] = cont
+        self.total: list[dict] = [{} for _ in range(order + 1)]
+        self.types: list[dict] = [{} for _ in range(order + 1)]
+        self.D = [0.0] * (order + 1)
+        for k in range(1, order + 1):
+            tot, typ = defaultdict(int), defaultdict(int)
+            for g, c in self.counts[k].items():
+                tot[g[:-1]] += c
+                typ[g[:-1]] += 1
+            self.total[k], self.types[k] = dict(tot), dict(typ)
+            coc = Counter(self.counts[k].values())
+            n1, n2 = coc.get(1, 0), coc.get(2, 0)
+            self.D[k] = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+
+    def prob(self, history: str, ch: str) -> float:
+        p = 1.0 / self.V
+        for k in range(1, self.n + 1):
+            h = history[len(history) - (k - 1):] if k > 1 else ""
+            tot = self.total[k].get(h)
+            if not tot:
+                continue
+            c = self.counts[k].get(h + ch, 0)
+            D = self.D[k]
+            p = max(c - D, 0.0) / tot + D * self.types[k][h] / tot * p
+        return p
+
+    def bits_per_char(self, text: str, context: str) -> float:
+        full = context + text
+        off = len(context)
+        nats = 0.0
+        for i in range(off, len(full)):
+            nats -= math.log(self.prob(full[max(0, i - self.n + 1):i], full[i]))
+        return nats / len(text) / math.log(2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
+    ap.add_argument("--quick", action="store_true", help="a 1-minute smoke run")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--preset", choices=["default", "gpu"], default="default")
+    ap.add_argument("--order", type=int, default=5, help="n-gram order (default 5)")
+    ap.add_argument("--text", type=Path, default=POOL)
+    args = ap.parse_args()
+    if not args.text.is_file():
+        print(f"quality: skipped, {args.text} is absent (it lives outside the repository)")
+        return
+    minutes = 1.0 if args.quick else args.minutes
+
+    from model.checkpoint import load_checkpoint
+    from model.data import load_splits
+    from model.preprocess import preprocess
+    from model.train import TrainConfig, train
+    from model.vocab import Vocab
+
+    tmp = Path(tempfile.mkdtemp(prefix="buhurt-quality-"))
+    t0 = time.perf_counter()
+    stats = preprocess(args.text, tmp / "pool.h5", tmp / "pool.json")
+    print(f"corpus: {args.text} ({stats['total_chars']:,} chars, {stats['vocab_size']} tokens, "
+          f"train {stats['train']:,} / val {stats['val']:,}); preprocess {time.perf_counter() - t0:.1f} s")
+    splits, _ = load_splits(tmp / "pool.h5")
+    vocab = Vocab.load_json(tmp / "pool.json")
+    train_text, val_text = vocab.decode(splits["train"]), vocab.decode(splits["val"])
+
+    t0 = time.perf_counter()
+    kn = KneserNey(train_text, args.order, len(vocab))
+    kn_bpc = kn.bits_per_char(val_text, train_text[-(args.order - 1):])
+    kn_s = time.perf_counter() - t0
+    print(f"kneser-ney order {args.order}: val {kn_bpc:.4f} bits/char (built + scored in {kn_s:.0f} s)")
+
+    if args.preset == "gpu":
+        cfg = TrainConfig.gpu_preset(device=args.device)
+    else:   # the 10-minute CPU recipe: 2x256, batch 64 x 100
+        cfg = TrainConfig(rnn_size=256, wordvec_size=64, num_layers=2, batch_size=64, seq_length=100,
+                          device=args.device, print_every=20)
+    cfg.input_h5, cfg.input_json, cfg.checkpoint_dir = str(tmp / "pool.h5"), str(tmp / "pool.json"), str(tmp / "ck")
+    cfg.max_minutes, cfg.max_epochs, cfg.checkpoint_every = minutes, 1000, 50 if args.quick else 200
+    cfg.progress = sys.stderr.isatty()
+    t0 = time.perf_counter()
+    result = train(cfg)
+    ck = load_checkpoint(result.best_path)
+    vh = ck["val_loss_history"]
+    best_it = ck["best_iteration"]
+    per_it = result.elapsed_s / max(1, result.iterations)
+    print(f"lstm {cfg.num_layers}x{cfg.rnn_size} (embed {cfg.wordvec_size}, B={cfg.batch_size}, T={cfg.seq_length}) "
+          f"on {args.device}: {result.iterations} iterations in {result.elapsed_s / 60:.1f} min "
+          f"({result.iterations * cfg.batch_size * cfg.seq_length / result.elapsed_s:,.0f} chars/s); "
+          f"best at iteration {best_it} (~{best_it * per_it / 60:.1f} min), {len(vh)} validations")
+    lstm_bpc = result.best_val_loss / math.log(2)
+    print(f"lstm: val {lstm_bpc:.4f} bits/char (best validation loss; {len(vh)} validations over the val split "
+          f"in {cfg.batch_size} contiguous rows)")
+    print(f"ratio lstm / kneser-ney = {lstm_bpc / kn_bpc:.3f} ({(1 - lstm_bpc / kn_bpc) * 100:+.1f}% lower "
+          f"for the lstm; target >= 10% at a 10-minute CPU budget)")
+
+
+if __name__ == "__main__":
+    main()

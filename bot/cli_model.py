@@ -1,0 +1,181 @@
+"""`buhurt preprocess|train|sample|eval`: torch-rnn's flag names (with dashes) over model/.
+
+torch and the model modules are imported inside the commands, so `buhurt --help` stays light.
+Paths left out default to the data directory's (`ctx.obj.default_paths()`); `sample` and `eval`
+without --checkpoint use the model the service would use (`ctx.obj.active_checkpoint()`).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+PathArg = click.Path(path_type=Path)
+
+
+@click.command("preprocess")
+@click.option("--input-txt", type=PathArg, default=None, help="UTF-8 training text (default: <data_dir>/train/corpus.txt).")
+@click.option("--output-h5", type=PathArg, default=None, help="HDF5 to write: datasets train/val/test.")
+@click.option("--output-json", type=PathArg, default=None, help="Vocabulary JSON to write (idx_to_token, token_to_idx).")
+@click.option("--val-frac", type=float, default=None, help="Fraction for validation (default: train.val_frac, 0.1).")
+@click.option("--test-frac", type=float, default=None, help="Fraction for test (default: train.test_frac, 0.1).")
+@click.pass_obj
+def preprocess_cmd(app, input_txt, output_h5, output_json, val_frac, test_frac) -> None:
+    """Text -> .h5 + .json in torch-rnn's layout (1-based ids, uint8 up to 255 tokens else uint32)."""
+    from model.preprocess import preprocess
+
+    if None in (input_txt, output_h5, output_json):
+        paths = app.default_paths()
+        input_txt, output_h5 = input_txt or paths.train_txt, output_h5 or paths.train_h5
+        output_json = output_json or paths.train_json
+    if val_frac is None or test_frac is None:
+        t = app.settings.train
+        val_frac = t.val_frac if val_frac is None else val_frac
+        test_frac = t.test_frac if test_frac is None else test_frac
+    s = preprocess(input_txt, output_h5, output_json, val_frac=val_frac, test_frac=test_frac)
+    click.echo(f"{s['output_h5']}: {s['total_chars']} characters, {s['vocab_size']} tokens ({s['dtype']}), "
+               f"train {s['train']} / val {s['val']} / test {s['test']}; vocabulary {s['output_json']}")
+
+
+def _device(name: str | None) -> str | None:
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+TRAIN_FLAGS = [  # (flag, type, help)
+    ("--model-type", click.Choice(["lstm", "gru", "rnn"]), "Recurrent cell (default lstm)."),
+    ("--wordvec-size", int, "Embedding size (default 64)."),
+    ("--rnn-size", int, "Hidden units per layer (default 128)."),
+    ("--num-layers", int, "Recurrent layers (default 2)."),
+    ("--dropout", float, "Dropout between layers (default 0)."),
+    ("--batch-size", int, "Sequences per batch (default 50)."),
+    ("--seq-length", int, "Time steps per batch, truncated BPTT (default 50)."),
+    ("--learning-rate", float, "Adam learning rate (default 2e-3)."),
+    ("--lr-decay-every", int, "Multiply the learning rate by --lr-decay-factor every N epochs (default 5)."),
+    ("--lr-decay-factor", float, "Learning-rate decay factor (default 0.5)."),
+    ("--grad-clip", float, "Clamp each gradient element to [-X, X] (default 5)."),
+    ("--max-epochs", int, "Epochs to train (default 50)."),
+    ("--max-minutes", float, "Stop cleanly after this many minutes, keeping the best checkpoint (0: none)."),
+    ("--max-iterations", int, "Stop after this many iterations (0: none)."),
+    ("--print-every", int, "Loss-history and progress-bar granularity in iterations (default 1)."),
+    ("--checkpoint-every", int, "Validate and write best/latest every N iterations (default 1000)."),
+    ("--seed", int, "Random seed (default 123)."),
+    ("--num-threads", int, "CPU threads (default 0: one for tiny models, else torch's default)."),
+]
+
+
+def _train_options(f):
+    for flag, typ, help_ in reversed(TRAIN_FLAGS):
+        f = click.option(flag, type=typ, default=None, help=help_)(f)
+    return f
+
+
+@click.command("train")
+@click.option("--input-h5", type=PathArg, default=None, help="Preprocessed data (default: <data_dir>/train/corpus.h5).")
+@click.option("--input-json", type=PathArg, default=None, help="Vocabulary JSON (default: <data_dir>/train/corpus.json).")
+@click.option("--checkpoint-dir", type=PathArg, default=None,
+              help="Where best.pt, latest.pt (+ .json) and loss.png go (default: <data_dir>/checkpoints).")
+@_train_options
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None, help="Training device (default cpu).")
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on for cuda, off for cpu).")
+@click.option("--preset", type=click.Choice(["default", "gpu"]), default="default",
+              help="gpu: 3x512 LSTM, embedding 128, dropout 0.2, batch 128 x 256, cuda, bf16.")
+@click.option("--resume", type=PathArg, default=None, help="Continue a run exactly from its latest.pt.")
+@click.option("--init-from", type=PathArg, default=None, help="Fine-tune from a checkpoint (its vocabulary may grow).")
+@click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
+@click.pass_obj
+def train_cmd(app, input_h5, input_json, checkpoint_dir, device, bf16, preset, resume, init_from, progress,
+              **flags) -> None:
+    """Train the char-RNN (works under `torchrun --nproc_per_node=N` for DDP)."""
+    from model.train import TrainConfig, TrainingInterrupted, train
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    if device is not None:
+        given["device"] = _device(device)
+    if bf16 is not None:
+        given["bf16"] = bf16
+    given.update(resume=str(resume) if resume else None, init_from=str(init_from) if init_from else None,
+                 progress=progress)
+    if resume and (input_h5 is None or input_json is None or checkpoint_dir is None):
+        defaults = {"input_h5": "", "input_json": "", "checkpoint_dir": ""}   # the checkpoint's own
+    elif input_h5 is None or input_json is None or checkpoint_dir is None:
+        p = app.default_paths()
+        defaults = {"input_h5": p.train_h5, "input_json": p.train_json, "checkpoint_dir": p.checkpoint_dir}
+    else:
+        defaults = {}
+    for key, val in (("input_h5", input_h5), ("input_json", input_json), ("checkpoint_dir", checkpoint_dir)):
+        given[key] = str(val if val is not None else defaults[key])
+    cfg = TrainConfig.gpu_preset(**given) if preset == "gpu" else TrainConfig(**given)
+    try:
+        result = train(cfg)
+    except TrainingInterrupted as exc:
+        if exc.latest_path is not None:
+            click.echo(f"interrupted at iteration {exc.iterations}; resumable checkpoint: {exc.latest_path} "
+                       f"(continue with: buhurt train --resume {exc.latest_path})", err=True)
+        sys.exit(130)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    best = f"{result.best_path} (validation loss {result.best_val_loss:.4f})" if result.best_path else "none"
+    click.echo(f"{result.stopped} after {result.iterations} iterations in {result.elapsed_s:.0f} s; "
+               f"best: {best}; latest: {result.latest_path}")
+
+
+@click.command("sample")
+@click.option("--checkpoint", type=PathArg, default=None, help="Model to sample (default: the active model).")
+@click.option("--num", type=int, default=1, show_default=True, help="Posts to generate (one batch).")
+@click.option("--length", type=int, default=None, help="Maximum characters per post (default: sample.max_length, 500).")
+@click.option("--start-text", default="", help="Text every post starts with.")
+@click.option("--temperature", type=float, default=None, help="Softmax temperature > 0 (default: sample.temperature).")
+@click.option("--top-k", type=int, default=None, help="Sample among the K likeliest characters (0: all).")
+@click.option("--sample", "sample_flag", type=click.IntRange(0, 1), default=1, show_default=True,
+              help="0: always take the likeliest character (argmax).")
+@click.option("--seed", type=int, default=None, help="Seed of the first post; post i uses seed+i (default: random, printed).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.pass_obj
+def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sample_flag, seed, device) -> None:
+    """Generate posts; prints them separated by a blank line."""
+    from model.errors import ModelError
+    from model.sample import Generator
+
+    if num <= 0:
+        raise ModelError(f"--num={num}: expected a positive integer")
+    if None in (length, temperature, top_k):
+        s = app.settings.sample
+        length = s.max_length if length is None else length
+        temperature = s.temperature if temperature is None else temperature
+        top_k = s.top_k if top_k is None else top_k
+    random_seed = seed is None
+    if random_seed:
+        seed = int.from_bytes(os.urandom(4), "little")
+    gen = Generator.load(checkpoint or app.active_checkpoint(), device=_device(device))
+    posts = gen.generate(seeds=[seed + i for i in range(num)], temperature=temperature, start_text=start_text,
+                         max_length=length, top_k=top_k, argmax=sample_flag == 0)
+    if random_seed:  # printed only once it worked, so an error stays the only line
+        click.echo(f"seed: {seed}", err=True)
+    click.echo("\n\n".join(posts))
+
+
+@click.command("eval")
+@click.option("--checkpoint", type=PathArg, default=None, help="Model to evaluate (default: the active model).")
+@click.option("--text", type=PathArg, default=None, help="UTF-8 text file (default: <data_dir>/train/corpus.txt).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.pass_obj
+def eval_cmd(app, checkpoint, text, device) -> None:
+    """Print the model's loss on a text file in bits per character (and nats)."""
+    from model.evaluate import evaluate_text
+
+    r = evaluate_text(checkpoint or app.active_checkpoint(), text or app.default_paths().train_txt,
+                      device=_device(device))
+    extra = f", {r['skipped']} characters outside the vocabulary skipped" if r["skipped"] else ""
+    click.echo(f"{r['bits_per_char']:.4f} bits/char ({r['nats_per_char']:.4f} nats/char) over "
+               f"{r['chars']} characters of {r['text']}{extra}")
+
+
+def register(group: click.Group) -> None:
+    for cmd in (preprocess_cmd, train_cmd, sample_cmd, eval_cmd):
+        group.add_command(cmd)

@@ -1,0 +1,167 @@
+"""Handlers for subscribers (private chats): /start, /help, /generate, /meme N, /top."""
+from __future__ import annotations
+
+import logging
+
+from telegram import LinkPreviewOptions, Update
+from telegram.ext import ContextTypes
+
+from bot import texts
+from bot.telegram.generation import (
+    check_start_text, fit_to_vocab, generate_draft, regenerate, unknown_chars_reply,
+)
+from corpus.store import drafts as draft_rows
+from corpus.store.clock import ago
+from corpus.store.reactions import top_publications
+from jobs.pool import fill_pool
+from model.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+VISIBLE = ("served", "published")  # /meme N shows only what someone has already seen
+Context = ContextTypes.DEFAULT_TYPE
+
+
+async def start(update: Update, context: Context) -> None:
+    """Greet a subscriber and list the commands."""
+    await update.effective_message.reply_text(texts.START)
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """List the commands."""
+    await update.effective_message.reply_text(texts.HELP)
+
+
+async def generate(update: Update, context: Context) -> None:
+    """Serve a post from the ready pool, or continue the user's start text on demand."""
+    message, user = update.effective_message, update.effective_user
+    bot_data = context.bot_data
+    limits = bot_data["limits"]
+    wait = limits.cooldown_left(user.id)
+    if wait:
+        await message.reply_text(texts.COOLDOWN.format(seconds=wait))
+        return
+    parts = (message.text or "").split(maxsplit=1)
+    if len(parts) > 1:
+        start_text, problem = check_start_text(parts[1], bot_data["settings"].telegram.start_text_max_chars)
+        if problem:
+            await message.reply_text(problem)
+            return
+        start_text, missing = fit_to_vocab(bot_data["holder"], start_text)
+        if missing:
+            await message.reply_text(unknown_chars_reply(missing))
+            return
+        await _on_demand(update, context, start_text)
+        return
+    draft = draft_rows.take_ready(bot_data["db"])
+    if draft is None:
+        await _on_demand(update, context, "")
+        schedule_refill(context)  # after the on-demand post: the refill would hold the model first
+        return
+    limits.touch(user.id)
+    await message.reply_text(texts.MEME.format(id=draft["id"], text=draft["text"]))
+    schedule_refill(context)
+
+
+async def _on_demand(update: Update, context: Context, start_text: str) -> None:
+    """Generate one post now in a worker thread, if a generation slot is free."""
+    message, limits = update.effective_message, context.bot_data["limits"]
+    if not limits.try_acquire():
+        await message.reply_text(texts.BUSY)
+        return
+    limits.touch(update.effective_user.id)
+    purpose = draft_rows.REQUEST if start_text else draft_rows.SUBSCRIBER
+    try:
+        draft = await generate_draft(context.bot_data, start_text=start_text, purpose=purpose, ok_status="served")
+    except ModelError as exc:
+        log.info("start text refused by the model: %s", exc)
+        await message.reply_text(texts.START_REFUSED if start_text else texts.GENERATOR_FAILED)
+        return
+    except Exception:  # noqa: BLE001 - the user gets a reply; the log gets the traceback
+        log.exception("on-demand generation failed")
+        await message.reply_text(texts.GENERATOR_FAILED)
+        return
+    finally:
+        limits.release()
+    if draft is None:
+        await message.reply_text(texts.NOTHING_GOOD)
+        return
+    await message.reply_text(texts.MEME.format(id=draft["id"], text=draft["text"]))
+
+
+def schedule_refill(context: Context) -> None:
+    """Top the /generate pool up in the background; at most one refill runs at a time."""
+    limits = context.bot_data["limits"]
+    if not context.application.running or (limits.refill_task is not None and not limits.refill_task.done()):
+        return
+    limits.refill_task = context.application.create_task(refill_pool(context.bot_data), name="refill-pool")
+
+
+async def refill_pool(bot_data: dict) -> list[int]:
+    """Generate subscriber drafts until the pool is full again (generation in a worker thread)."""
+    service = bot_data["service"]
+    plan = service.plan
+    try:
+        return await fill_pool(bot_data["db"], bot_data["holder"], purpose=draft_rows.SUBSCRIBER,
+                               target=plan.subscriber_pool, batch_size=plan.batch_size,
+                               options=plan.sample, stoplist=service.stoplist)
+    except Exception:  # noqa: BLE001 - the next refill or the pool job tries again
+        log.exception("refilling the /generate pool failed")
+        return []
+
+
+async def meme(update: Update, context: Context) -> None:
+    """Show meme N again, regenerated from its seed, model version and options."""
+    message, bot_data = update.effective_message, context.bot_data
+    args = context.args or []
+    if len(args) != 1 or not args[0].isdigit() or len(args[0]) > 12:
+        await message.reply_text(texts.MEME_USAGE)
+        return
+    meme_id = int(args[0])
+    draft = draft_rows.get_draft(bot_data["db"], meme_id)
+    if draft is None or draft["status"] not in VISIBLE:
+        await message.reply_text(texts.MEME_NOT_FOUND.format(id=meme_id))
+        return
+    if draft["final_text"]:  # published as a moderator edited it
+        await message.reply_text(texts.MEME.format(id=meme_id, text=draft["final_text"]))
+        return
+    limits = bot_data["limits"]
+    wait = limits.cooldown_left(update.effective_user.id)
+    if wait:
+        await message.reply_text(texts.COOLDOWN.format(seconds=wait))
+        return
+    if not limits.try_acquire():
+        await message.reply_text(texts.BUSY)
+        return
+    limits.touch(update.effective_user.id)
+    try:
+        text, regenerated = await regenerate(bot_data, draft)
+    finally:
+        limits.release()
+    reply = texts.MEME.format(id=meme_id, text=text)
+    if not regenerated:
+        reply += "\n\n" + texts.MEME_FROM_ARCHIVE
+    await message.reply_text(reply)
+
+
+async def top(update: Update, context: Context) -> None:
+    """Show the best published posts of the last 7 days by reactions."""
+    rows = top_publications(context.bot_data["db"], ago(days=7), limit=10)
+    lines, seen = [], set()
+    for row in rows:
+        if row["draft_id"] in seen or not row["score"]:
+            continue
+        seen.add(row["draft_id"])
+        preview = " / ".join(line for line in row["text"].splitlines() if line.strip() and line.strip() != "@")
+        preview = preview if len(preview) <= 120 else preview[:119] + "…"
+        line = texts.TOP_LINE.format(place=len(seen), id=row["draft_id"], score=row["score"], preview=preview)
+        if row["network"] == "telegram" and str(row["chat_id"]).startswith("@"):
+            line += f"\nhttps://t.me/{str(row['chat_id'])[1:]}/{row['message_id']}"
+        lines.append(line)
+        if len(seen) == 5:
+            break
+    if not lines:
+        await update.effective_message.reply_text(texts.TOP_EMPTY)
+        return
+    await update.effective_message.reply_text("\n\n".join([texts.TOP_HEADER, *lines]),
+                                              disable_web_page_preview=True)

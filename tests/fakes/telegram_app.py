@@ -1,0 +1,146 @@
+"""Helpers for the Telegram end-to-end tests and the latency benchmark: a tiny real model (trained
+once per process), a config file pointing at the fake Bot API server, and a running bot."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from tests.fakes.telegram_server import FakeBotApi
+
+MODERATORS_CHAT = -1001234567890
+MODERATOR = 111
+STRANGER = 222
+CHANNEL = "@buhurt_test"
+
+_POSTS = [
+    "ПРИХОДИШЬ В ШКОЛУ\n@\nТАМ КОНТРОЛЬНАЯ\n@\nТЫ НЕ ГОТОВ",
+    "ПОКУПАЕШЬ ХЛЕБ\n@\nОН ЧЁРСТВЫЙ\n@\nИДЁШЬ ОБРАТНО\n@\nМАГАЗИН ЗАКРЫТ",
+    "ВКЛЮЧАЕШЬ КОМПЬЮТЕР\n@\nОБНОВЛЕНИЕ 1 ИЗ 47\n@\nИДЁШЬ СПАТЬ",
+    "МАМКА ЗОВЁТ ЕСТЬ\n@\nПРИХОДИШЬ НА КУХНЮ\n@\nТАМ ГРЕЧКА\n@\nОПЯТЬ",
+    "БАТЯ ЧИНИТ КРАН\n@\nКРАН ТЕЧЁТ СИЛЬНЕЕ\n@\nБАТЯ ДОВОЛЕН",
+    "ИДЁШЬ В МАГАЗИН, ЗА ХЛЕБОМ!\n@\nВСТРЕЧАЕШЬ СОСЕДА?\n@\nОН РАССКАЗЫВАЕТ ПРО ДАЧУ\n@\nПРОШЛО 3 ЧАСА",
+]
+_cache: dict[str, Path] = {}
+
+
+def tiny_checkpoint() -> Path:
+    """A real char-LSTM trained for a few dozen iterations on a tiny corpus; once per process."""
+    if "path" not in _cache:
+        from model.preprocess import preprocess
+        from model.train import TrainConfig, train
+
+        work = Path(tempfile.mkdtemp(prefix="buhurt-tg-model-"))
+        text = work / "corpus.txt"
+        text.write_text("\n\n".join(_POSTS * 8) + "\n", encoding="utf-8")
+        preprocess(text, work / "corpus.h5", work / "corpus.json")
+        result = train(TrainConfig(
+            input_h5=str(work / "corpus.h5"), input_json=str(work / "corpus.json"),
+            checkpoint_dir=str(work / "checkpoints"), wordvec_size=16, rnn_size=48, num_layers=1,
+            batch_size=8, seq_length=32, max_iterations=60, checkpoint_every=60, progress=False))
+        _cache["path"] = Path(result.best_path or result.latest_path)
+    return _cache["path"]
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(tmp_path: Path, server: FakeBotApi, **overrides: dict[str, Any]) -> Path:
+    """A config.toml for a bot talking to `server`; `overrides` are tables: telegram={...}."""
+    tables: dict[str, dict[str, Any]] = {
+        "paths": {"data_dir": str(tmp_path / "data")},
+        "corpus": {"seed_with_sample": False},
+        "sample": {"max_length": 120},
+        "pool": {"channel_size": 2, "subscriber_size": 3, "batch_size": 4},
+        "schedule": {"retrain": False},
+        "log": {"level": "INFO"},
+        "telegram": {"token": server.token, "base_url": server.base_url, "channels": [CHANNEL],
+                     "moderators_chat": MODERATORS_CHAT, "moderators": [MODERATOR],
+                     "cooldown_seconds": 0.0, "max_concurrent_generations": 2},
+    }
+    for table, values in overrides.items():
+        tables.setdefault(table, {}).update(values)
+    lines = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
+        lines.append("")
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def install_model(settings, checkpoint: Path | None = None) -> str:
+    """Make the tiny model the database's active one (so no training happens at start-up)."""
+    from corpus.db import open_db
+    from corpus.store.models import promote
+    from jobs.models import install_checkpoint
+
+    db = open_db(settings.database)
+    try:
+        version = install_checkpoint(db, checkpoint or tiny_checkpoint(), settings.data_dir / "models", val_loss=None)
+        promote(db, version)
+    finally:
+        db.close()
+    return version
+
+
+def make_settings(tmp_path: Path, server: FakeBotApi, *, checkpoint: Path | None = None,
+                  **overrides: dict[str, Any]):
+    """Settings read from a config file written for `server`, with a model already active."""
+    from bot.config import load_settings
+
+    settings = load_settings(write_config(tmp_path, server, **overrides), environ={})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    install_model(settings, checkpoint)
+    return settings
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Wait inside the event loop (the bot runs on it) until `predicate()` is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the bot")
+        await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def bot_running(settings) -> AsyncIterator[Any]:
+    """The long-running bot (polling the fake server), without the scheduler."""
+    from bot.telegram.runner import build_application, running
+
+    application = build_application(settings, schedule=False)
+    async with running(application, poll_timeout=1) as app:
+        yield app
+
+
+async def reply_to(server: FakeBotApi, in_chat: int | str, text: str, **kwargs: Any) -> dict:
+    """Inject `text` (send_text's keywords: user_id, chat_id, reply_to) and wait for the bot's
+    next message in `in_chat`."""
+    before = len(server.sent(in_chat))
+    server.send_text(text, **kwargs)
+    sent = await until(lambda: len(server.sent(in_chat)) > before and server.sent(in_chat))
+    return sent[before]
+
+
+async def press(server: FakeBotApi, data: str, *, user_id: int, message: dict) -> dict:
+    """Press an inline button under `message`; wait for the bot's answerCallbackQuery."""
+    before = len(server.calls_of("answerCallbackQuery"))
+    server.press(data, user_id=user_id, message=message)
+    answers = await until(lambda: len(server.calls_of("answerCallbackQuery")) > before
+                          and server.calls_of("answerCallbackQuery"))
+    return answers[before].params

@@ -1,0 +1,75 @@
+"""`buhurt preprocess|train|sample|eval` through the real CLI entry point."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures_model import _model_tests_one_thread, tiny_run, write_corpus  # noqa: E402,F401
+
+from bot.cli import main  # noqa: E402
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as ei:
+        main(list(argv))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return ei.value.code or 0, out.out, out.err
+
+
+def test_preprocess_train_sample_eval(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    txt = write_corpus(tmp_path / "c.txt", 80)
+    code, out, err = run(capsys, "preprocess", "--input-txt", str(txt), "--output-h5", "c.h5",
+                         "--output-json", "c.json", "--val-frac", "0.1", "--test-frac", "0.05")
+    assert code == 0 and "tokens (uint8)" in out, err
+    code, out, err = run(capsys, "train", "--input-h5", "c.h5", "--input-json", "c.json", "--checkpoint-dir", "ck",
+                         "--model-type", "gru", "--wordvec-size", "8", "--rnn-size", "16", "--num-layers", "1",
+                         "--dropout", "0", "--batch-size", "4", "--seq-length", "16", "--learning-rate", "0.003",
+                         "--grad-clip", "5", "--max-epochs", "1", "--max-minutes", "1", "--device", "cpu",
+                         "--checkpoint-every", "20")
+    assert code == 0 and "best: ck/best.pt" in out, err
+    assert "it/s" in err or "train" in err            # the tqdm bar
+    cfg = torch.load(tmp_path / "ck" / "best.pt", weights_only=True)["train_config"]
+    assert (cfg["model_type"], cfg["rnn_size"], cfg["max_epochs"]) == ("gru", 16, 1)
+    code, out, err = run(capsys, "train", "--resume", "ck/latest.pt", "--max-epochs", "2", "--no-progress")
+    assert code == 0 and "completed" in out, err
+    code, out, err = run(capsys, "sample", "--checkpoint", "ck/best.pt", "--num", "3", "--length", "60",
+                         "--start-text", "ТЫ", "--temperature", "0.8", "--top-k", "5", "--sample", "1", "--seed", "4")
+    assert code == 0, err
+    posts = out.rstrip("\n").split("\n\n")
+    assert len(posts) == 3 and all(p.startswith("ТЫ") and len(p) <= 60 for p in posts)
+    code, out2, _ = run(capsys, "sample", "--checkpoint", "ck/best.pt", "--num", "3", "--length", "60",
+                        "--start-text", "ТЫ", "--temperature", "0.8", "--top-k", "5", "--seed", "4")
+    assert out2 == out
+    code, out, err = run(capsys, "sample", "--checkpoint", "ck/best.pt", "--sample", "0", "--seed", "1")
+    assert code == 0 and out.strip()
+    code, out, err = run(capsys, "eval", "--checkpoint", "ck/best.pt", "--text", str(txt))
+    assert code == 0 and "bits/char" in out and len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["sample", "--checkpoint", "missing.pt"], "does not exist"),
+    (["sample", "--temperature", "0"], "temperature"),
+    (["sample", "--length", "0"], "max_length"),
+    (["sample", "--start-text", "Qж"], "'Q'"),
+    (["eval", "--text", "bad.txt"], "UTF-8"),
+    (["eval", "--text", "empty.txt"], "empty"),
+    (["preprocess", "--input-txt", ".", "--output-h5", "x.h5", "--output-json", "x.json"], "directory"),
+    (["train", "--input-h5", "nope.h5", "--input-json", "nope.json", "--checkpoint-dir", "ck"], "does not exist"),
+])
+def test_errors_are_one_line_exit_2(tiny_run, tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.txt").write_bytes("ХЛЕБ".encode("cp1251"))
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    if argv[0] in ("sample", "eval") and "--checkpoint" not in argv:
+        argv = [*argv, "--checkpoint", str(tiny_run[3].best_path)]
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err

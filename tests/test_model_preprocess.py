@@ -1,0 +1,97 @@
+"""Preprocessing: torch-rnn's file contract, read back as its Lua loader would, and the text round-trip."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures_model import _model_tests_one_thread, write_corpus  # noqa: E402,F401
+
+from model import preprocess as pp  # noqa: E402
+from model.errors import ModelError  # noqa: E402
+
+
+def read_like_torch_rnn(h5_path, json_path):
+    """What torch-rnn's DataLoader/LanguageModel read: the three datasets and idx_to_token."""
+    with h5py.File(h5_path, "r") as f:
+        assert set(f.keys()) >= {"train", "val", "test"}
+        data = {k: f[k][()] for k in ("train", "val", "test")}
+    vocab = json.loads(Path(json_path).read_text(encoding="utf-8"))
+    return data, vocab
+
+
+def decode(data, vocab):
+    i2t = vocab["idx_to_token"]
+    return "".join(i2t[str(int(i))] for k in ("train", "val", "test") for i in data[k])
+
+
+def test_file_contract_and_round_trip(tmp_path):
+    txt = write_corpus(tmp_path / "c.txt", 50)
+    stats = pp.preprocess(txt, tmp_path / "c.h5", tmp_path / "c.json", val_frac=0.1, test_frac=0.2)
+    data, vocab = read_like_torch_rnn(tmp_path / "c.h5", tmp_path / "c.json")
+    text = txt.read_text(encoding="utf-8")
+    n = len(text)
+    assert [len(data[k]) for k in ("train", "val", "test")] == [n - int(0.1 * n) - int(0.2 * n), int(0.1 * n), int(0.2 * n)]
+    assert all(d.dtype == np.uint8 for d in data.values())
+    V = len(vocab["idx_to_token"])
+    assert sorted(int(k) for k in vocab["idx_to_token"]) == list(range(1, V + 1))   # string keys, 1-based
+    assert all(isinstance(v, int) for v in vocab["token_to_idx"].values())
+    assert {vocab["token_to_idx"][t]: t for t in vocab["token_to_idx"]} == {int(k): v for k, v in vocab["idx_to_token"].items()}
+    all_ids = np.concatenate(list(data.values()))
+    assert all_ids.min() >= 1 and all_ids.max() == V
+    assert decode(data, vocab) == text   # contiguous split: train + val + test is the text
+    assert stats["vocab_size"] == V and stats["total_chars"] == n
+
+
+def test_cyrillic_and_emoji_are_single_tokens(tmp_path):
+    (tmp_path / "c.txt").write_text("ЁЖИК 😀 🍞\nЯ👍🏽\n", encoding="utf-8")
+    pp.preprocess(tmp_path / "c.txt", tmp_path / "c.h5", tmp_path / "c.json", 0, 0)
+    _, vocab = read_like_torch_rnn(tmp_path / "c.h5", tmp_path / "c.json")
+    tokens = set(vocab["token_to_idx"])
+    assert {"Ё", "Ж", "Я", "😀", "🍞", "👍", "🏽"} <= tokens
+    assert all(len(t) == 1 for t in tokens)
+
+
+def test_uint32_above_255_tokens(tmp_path):
+    chars = "".join(chr(0x4E00 + i) for i in range(300))
+    (tmp_path / "c.txt").write_text(chars * 3, encoding="utf-8")
+    pp.preprocess(tmp_path / "c.txt", tmp_path / "c.h5", tmp_path / "c.json")
+    data, vocab = read_like_torch_rnn(tmp_path / "c.h5", tmp_path / "c.json")
+    assert all(d.dtype == np.uint32 for d in data.values())
+    assert len(vocab["idx_to_token"]) == 300
+    assert decode(data, vocab) == chars * 3
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 22])
+def test_crlf_and_stray_cr_normalised_across_chunks(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(pp, "CHUNK_CHARS", chunk)
+    raw = "ТЫ\r\n@\r\nЯ\r\rОН\rОНА\r\n\r\nПОСТ\r\n" * 5
+    (tmp_path / "c.txt").write_bytes(raw.encode("utf-8"))
+    pp.preprocess(tmp_path / "c.txt", tmp_path / "c.h5", tmp_path / "c.json")
+    data, vocab = read_like_torch_rnn(tmp_path / "c.h5", tmp_path / "c.json")
+    assert "\r" not in vocab["token_to_idx"]
+    assert decode(data, vocab) == raw.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def test_bad_inputs(tmp_path):
+    out = (tmp_path / "o.h5", tmp_path / "o.json")
+    (tmp_path / "empty.txt").write_text("  \n\n", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("ПРИВЕТ".encode("cp1251"))
+    cases = {
+        tmp_path / "empty.txt": "empty",
+        tmp_path / "latin1.txt": "not valid UTF-8",
+        tmp_path / "missing.txt": "does not exist",
+        tmp_path: "is a directory",
+    }
+    for path, needle in cases.items():
+        with pytest.raises(ModelError, match=needle) as ei:
+            pp.preprocess(path, *out)
+        assert "\n" not in str(ei.value) and str(path) in str(ei.value)
+    assert not out[0].exists() and not out[1].exists()   # nothing written half-way
+    with pytest.raises(ModelError, match="val_frac"):
+        pp.preprocess(write_corpus(tmp_path / "c.txt", 5), *out, val_frac=1.5)

@@ -1,0 +1,108 @@
+"""Sampling: the fused step matches nn.LSTM, reproducibility per seed, batch independence, stopping."""
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures_model import _model_tests_one_thread, tiny_generator, tiny_run  # noqa: E402,F401
+
+from model.errors import ModelError  # noqa: E402
+from model.fast_step import FastStep  # noqa: E402
+from model.lstm import CharRNN, ModelConfig  # noqa: E402
+from model.sample import Generator, _finish_capped  # noqa: E402
+
+
+@pytest.mark.parametrize("model_type", ["lstm", "gru", "rnn"])
+def test_fast_step_matches_the_fused_module(model_type):
+    torch.manual_seed(0)
+    m = CharRNN(ModelConfig(vocab_size=11, model_type=model_type, wordvec_size=5, rnn_size=7, num_layers=3)).eval()
+    x = torch.randint(0, 11, (4, 9))
+    with torch.no_grad():
+        ref, _ = m(x)
+        step = FastStep(m)
+        state = step.zero_state(4, "cpu")
+        outs = []
+        for t in range(9):
+            logits, state = step(x[:, t], state)
+            outs.append(logits)
+    assert torch.allclose(torch.stack(outs, 1), ref, atol=1e-5)
+
+
+def test_batch_independence_and_determinism(tiny_generator):
+    g = tiny_generator
+    batch = g.generate(seeds=list(range(1, 9)), temperature=0.9)
+    assert g.generate(seeds=[5], temperature=0.9)[0] == batch[4]
+    assert g.generate(seeds=[7, 5, 3], temperature=0.9) == [batch[6], batch[4], batch[2]]
+    assert g.generate(seeds=list(range(1, 9)), temperature=0.9) == batch
+    assert len(set(batch)) > 1
+
+
+def test_posts_stop_at_the_gap_and_keep_the_start_text(tiny_generator):
+    posts = tiny_generator.generate(seeds=range(20), temperature=0.7, start_text="ТЫ ")
+    for p in posts:
+        assert p.startswith("ТЫ") and "\n\n" not in p and p == p.rstrip()
+        assert len(p) <= 500
+    # the tiny model learned that posts are short: most stop at the gap long before the cap
+    assert sum(len(p) < 200 for p in posts) >= 15
+
+
+def test_length_cap_cuts_at_a_line_end():
+    assert _finish_capped("АБВ\nГДЕ\nЖЗ", 0) == "АБВ\nГДЕ"
+    assert _finish_capped("АБВГД", 0) == "АБВГД"                # no line end: hard cut
+    assert _finish_capped("СТАРТ ТЕКСТ", 6) == "СТАРТ ТЕКСТ"
+    assert _finish_capped("СТАРТ\nX", 5) == "СТАРТ"
+
+
+def test_max_length_is_a_hard_cap(tiny_generator):
+    for p in tiny_generator.generate(seeds=range(16), temperature=1.5, max_length=25):
+        assert len(p) <= 25
+
+
+def test_argmax_and_top_k(tiny_generator):
+    g = tiny_generator
+    greedy = g.generate(seeds=[1, 2, 3], argmax=True)
+    assert len(set(greedy)) == 1
+    assert g.generate(seeds=[9], top_k=1, temperature=1.3) == greedy[:1]   # top-1 sampling is greedy
+    assert g.generate(seeds=[4], top_k=10_000) == g.generate(seeds=[4], top_k=0)
+
+
+def test_version_vocab_and_meta(tiny_run, tiny_generator):
+    path = tiny_run[3].best_path
+    assert tiny_generator.version == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    assert "🍞" in tiny_generator.vocab and "\n" in tiny_generator.vocab
+    assert tiny_generator.checkpoint_meta["model_config"]["rnn_size"] == 32
+
+
+def test_bad_requests(tiny_generator):
+    g = tiny_generator
+    with pytest.raises(ModelError, match=r"'Z' \(U\+005A\).*'q'") as ei:
+        g.generate(seeds=[1], start_text="ТЫ Zq")
+    assert "\n" not in str(ei.value)
+    for t in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ModelError, match="temperature"):
+            g.generate(seeds=[1], temperature=t)
+    for n in (0, -5):
+        with pytest.raises(ModelError, match="max_length"):
+            g.generate(seeds=[1], max_length=n)
+    with pytest.raises(ModelError, match="top_k"):
+        g.generate(seeds=[1], top_k=-1)
+    assert g.generate(seeds=[]) == []
+
+
+def test_bad_checkpoints(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        Generator.load(tmp_path / "missing.pt")
+    with pytest.raises(ModelError, match="is a directory"):
+        Generator.load(tmp_path)
+    (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(ModelError, match="corrupt") as ei:
+        Generator.load(tmp_path / "junk.pt")
+    assert "\n" not in str(ei.value)
+    torch.save({"hello": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ModelError, match="not a buhurt checkpoint"):
+        Generator.load(tmp_path / "other.pt")

@@ -1,0 +1,84 @@
+"""Training: the loss falls, best/latest checkpoints load with weights_only=True, time budget, bf16."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures_model import _model_tests_one_thread, prepare, tiny_config, tiny_run  # noqa: E402,F401
+
+from model.errors import ModelError  # noqa: E402
+from model.train import TrainConfig, train  # noqa: E402
+
+
+def test_loss_decreases_and_checkpoints_are_self_contained(tiny_run):
+    _, _, js, result = tiny_run
+    assert result.iterations == 120 and result.stopped == "max_iterations"
+    ck = torch.load(result.best_path, weights_only=True)
+    latest = torch.load(result.latest_path, weights_only=True)
+    vocab_size = len(json.loads(Path(js).read_text(encoding="utf-8"))["idx_to_token"])
+    first_val = ck["val_loss_history"][0][1]
+    assert ck["val_loss_history"][0][0] == 40
+    assert result.best_val_loss < first_val < math.log(vocab_size)
+    assert ck["train_loss_history"][-1][1] < ck["train_loss_history"][0][1] * 0.7
+    for key in ("model_state", "model_config", "train_config", "idx_to_token", "iteration",
+                "train_loss_history", "val_loss_history", "corpus_fingerprint", "best_val_loss"):
+        assert key in ck, key
+    assert len(ck["idx_to_token"]) == vocab_size
+    assert "optimizer_state" in latest and latest["iteration"] == 120 and latest["rank_states"]
+    side = json.loads(result.best_path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert side["iteration"] == ck["iteration"] and side["model_config"]["rnn_size"] == 32
+    assert (result.best_path.parent / "loss.png").stat().st_size > 1000
+    assert not [p for p in result.best_path.parent.iterdir() if ".tmp" in p.name]
+
+
+def test_defaults_match_torch_rnn_and_gpu_preset():
+    c = TrainConfig()
+    assert (c.model_type, c.wordvec_size, c.rnn_size, c.num_layers, c.dropout) == ("lstm", 64, 128, 2, 0.0)
+    assert (c.batch_size, c.seq_length, c.learning_rate, c.grad_clip) == (50, 50, 2e-3, 5.0)
+    assert (c.lr_decay_every, c.lr_decay_factor, c.max_epochs) == (5, 0.5, 50)
+    g = TrainConfig.gpu_preset(max_minutes=5)
+    assert (g.num_layers, g.rnn_size, g.device, g.bf16, g.max_minutes) == (3, 512, "cuda", True, 5)
+
+
+@pytest.mark.parametrize("model_type", ["gru", "rnn"])
+def test_other_cells_and_bf16_on_cpu(tmp_path, model_type):
+    _, h5, js = prepare(tmp_path, n=60)
+    r = train(tiny_config(h5, js, tmp_path / "ck", model_type=model_type, max_iterations=6, bf16=True))
+    ck = torch.load(r.best_path, weights_only=True)
+    assert ck["model_config"]["model_type"] == model_type and math.isfinite(r.best_val_loss)
+
+
+def test_lr_decay_keeps_adam_state(tmp_path):
+    _, h5, js = prepare(tmp_path, n=60)
+    cfg = tiny_config(h5, js, tmp_path / "ck", batch_size=32, max_epochs=3, lr_decay_every=1,
+                      lr_decay_factor=0.5, checkpoint_every=1000)
+    r = train(cfg)
+    latest = torch.load(r.latest_path, weights_only=True)
+    opt = latest["optimizer_state"]
+    assert opt["param_groups"][0]["lr"] == pytest.approx(2e-3 * 0.25)
+    assert int(opt["state"][0]["step"]) == r.iterations   # one Adam state through every decay
+
+
+def test_max_minutes_stops_and_keeps_best(tmp_path):
+    _, h5, js = prepare(tmp_path, n=60)
+    r = train(tiny_config(h5, js, tmp_path / "ck", max_epochs=100000, max_minutes=0.02, checkpoint_every=100000))
+    assert r.stopped == "max_minutes" and r.elapsed_s < 10
+    assert r.best_path.is_file() and r.latest_path.is_file()
+
+
+def test_bad_config_and_inputs(tmp_path):
+    _, h5, js = prepare(tmp_path, n=60)
+    with pytest.raises(ModelError, match="batch_size"):
+        train(tiny_config(h5, js, tmp_path / "ck", batch_size=0))
+    with pytest.raises(ModelError, match="does not exist"):
+        train(tiny_config(tmp_path / "nope.h5", js, tmp_path / "ck"))
+    with pytest.raises(ModelError, match="too few"):
+        train(tiny_config(h5, js, tmp_path / "ck", batch_size=500, seq_length=500))
+    with pytest.raises(ModelError, match="device"):
+        train(tiny_config(h5, js, tmp_path / "ck", device="tpu"))

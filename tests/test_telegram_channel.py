@@ -1,0 +1,151 @@
+"""The channel publisher end to end: flood control, a removed bot, a migrated or missing chat, and
+at-most-once publishing when the process dies between sending and recording."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+from telegram.error import NetworkError
+
+from corpus.db import open_db
+from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
+from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings
+from tests.fakes.telegram_server import FakeBotApi
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def server():
+    with FakeBotApi() as fake:
+        yield fake
+
+
+def queue_draft(settings, text: str = "ПРИХОДИШЬ В КАНАЛ\n@\nТАМ ПОСТ") -> int:
+    db = open_db(settings.database)
+    try:
+        return draft_rows.add_draft(db, text=text, model_version="v", temperature=0.8, seed=1,
+                                    max_length=120, status="queued")
+    finally:
+        db.close()
+
+
+def state(settings, draft_id: int) -> tuple[str, list[str]]:
+    db = open_db(settings.database)
+    try:
+        return draft_rows.get_draft(db, draft_id)["status"], [p["status"] for p in pubs.publications_of(db, draft_id)]
+    finally:
+        db.close()
+
+
+def test_429_is_retried_after_retry_after_and_the_post_goes_out_once(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    draft_id = queue_draft(settings)
+    server.fail("sendMessage", 429, retry_after=1, chat_id=CHANNEL)
+
+    async def main():
+        async with bot_running(settings) as app:
+            return await app.bot_data["service"].publish()
+
+    published = asyncio.run(main())
+    assert published["status"] == "published"
+    attempts = server.calls_of("sendMessage", ok_only=False)
+    assert [c.status for c in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 1.0  # retry_after honoured
+    assert len(server.sent(CHANNEL)) == 1 and state(settings, draft_id) == ("published", ["sent"])
+
+
+def test_flood_control_longer_than_the_retries_keeps_the_post_queued(tmp_path, server, monkeypatch):
+    monkeypatch.setattr("bot.telegram.channel.RETRIES_ON_429", 1)
+    settings = make_settings(tmp_path, server)
+    draft_id = queue_draft(settings)
+    server.fail("sendMessage", 429, retry_after=1, chat_id=CHANNEL, times=2)
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data["service"]
+            await service.publish()
+            first = state(settings, draft_id)
+            await service.publish()
+            return first
+
+    assert asyncio.run(main()) == ("queued", ["failed"])
+    assert state(settings, draft_id) == ("published", ["sent"])
+    assert len(server.sent(CHANNEL)) == 1
+    assert any("flood control" in m["text"] for m in server.sent(MODERATORS_CHAT))
+
+
+@pytest.mark.parametrize("status, kwargs, words", [
+    (403, {}, "removed, or not an admin"),
+    (400, {"migrate_to": -1009876543210}, "-1009876543210"),
+    (400, {"description": "Bad Request: chat not found"}, "chat not found"),
+])
+def test_refusals_tell_the_moderators_and_keep_the_queue(tmp_path, server, status, kwargs, words):
+    settings = make_settings(tmp_path, server)
+    draft_id = queue_draft(settings)
+    server.fail("sendMessage", status, chat_id=CHANNEL, **kwargs)
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data["service"]
+            await service.publish()
+            refused = state(settings, draft_id)
+            await service.publish()  # the next scheduled run, once the operator fixed it
+            return refused
+
+    assert asyncio.run(main()) == ("queued", ["failed"])
+    (notice,) = [m["text"] for m in server.sent(MODERATORS_CHAT)]
+    assert f"Мем #{draft_id} не опубликован" in notice and words in notice.lower() and "Очередь сохранена" in notice
+    assert state(settings, draft_id) == ("published", ["sent"]) and len(server.sent(CHANNEL)) == 1
+
+
+def test_an_ambiguous_failure_is_never_resent(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    draft_id = queue_draft(settings)
+    server.fail("sendMessage", 500, chat_id=CHANNEL)  # the post may or may not be out
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data["service"]
+            with pytest.raises(NetworkError):
+                await service.publish()
+            await service.publish()
+
+    asyncio.run(main())
+    assert state(settings, draft_id) == ("queued", ["sending"])
+    assert server.sent(CHANNEL) == []
+
+
+def run_once(config, timeout: float = 120) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("BUHURT_TELEGRAM_TOKEN", None)
+    return subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run", "--once"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_between_sending_and_recording_is_never_published_twice(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    draft_id = queue_draft(settings)
+    release = server.hold("sendMessage", CHANNEL)  # Telegram has the post; the answer never arrives
+    process = run_once(tmp_path / "config.toml")
+    try:
+        server.wait_for(lambda: server.calls_of("sendMessage") and server.sent(CHANNEL), timeout=120)
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+    release.set()
+    assert state(settings, draft_id) == ("queued", ["sending"])
+
+    restarted = run_once(tmp_path / "config.toml")
+    out, err = restarted.communicate(timeout=120)
+    assert restarted.returncode == 0, err[-2000:]
+    assert len(server.sent(CHANNEL)) == 1  # the one the killed process sent; never again
+    assert state(settings, draft_id) == ("published", ["unknown"])
+    warned = [m["text"] for m in server.sent(MODERATORS_CHAT) if f"Мем #{draft_id} мог не дойти" in m["text"]]
+    assert len(warned) == 1 and "проверьте канал" in warned[0]
+    assert server.token not in out + err

@@ -1,0 +1,185 @@
+"""Moderators end to end: drafts with buttons in the moderators' chat, who may act, edits by reply,
+stale and tampered buttons, regenerate, reminders."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot import texts
+from corpus.store import drafts as draft_rows
+from tests.fakes.telegram_app import (
+    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, until,
+)
+from tests.fakes.telegram_server import FakeBotApi
+
+
+@pytest.fixture
+def server():
+    with FakeBotApi() as fake:
+        yield fake
+
+
+def draft_messages(server: FakeBotApi) -> list[dict]:
+    """The draft messages in the moderators' chat, as they are now (after edits)."""
+    chat = server.chat(MODERATORS_CHAT)["id"]
+    return [m for (c, _), m in sorted(server.messages.items()) if c == chat and m["text"].startswith("Черновик")]
+
+
+async def shown(server: FakeBotApi, message_id: int, needle: str) -> dict:
+    """Wait until the draft message `message_id` has been edited to contain `needle`."""
+    return await until(lambda: needle in (m := server.message(MODERATORS_CHAT, message_id))["text"] and m)
+
+
+def draft_id_of(message: dict) -> int:
+    return int(message["text"].split("#")[1].split()[0])
+
+
+def test_buttons_approve_reject_and_strangers(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data["db"], app.bot_data["service"]
+            await service.fill_pools()
+            first, second = draft_messages(server)
+            buttons = first["reply_markup"]["inline_keyboard"][0]
+            assert [b["text"] for b in buttons] == [texts.BUTTON_APPROVE, texts.BUTTON_REJECT, texts.BUTTON_REGENERATE]
+            assert all(len(b["callback_data"].encode()) < 64 for b in buttons)
+            one, two = draft_id_of(first), draft_id_of(second)
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
+
+            answer = await press(server, f"d:a:{one}", user_id=STRANGER, message=first)
+            assert answer["text"] == texts.NOT_ALLOWED and answer.get("show_alert") in ("True", "true", True)
+            assert draft_rows.get_draft(db, one)["status"] == "pending" and draft_rows.actions_for(db, one) == []
+
+            answer = await press(server, f"d:a:{one}", user_id=MODERATOR, message=first)
+            assert answer["text"] == texts.ANSWER_DONE
+            row = draft_rows.get_draft(db, one)
+            assert row["status"] == "queued"
+            (action,) = draft_rows.actions_for(db, one)
+            assert (action["action"], action["actor_id"], action["actor_name"]) == ("approve", str(MODERATOR), f"@user{MODERATOR}")
+            assert action["at"]
+            edited = await shown(server, int(row["moderation_message_id"]), "✅ Одобрено: @user111")
+            assert "reply_markup" not in edited
+
+            again = await press(server, f"d:r:{one}", user_id=MODERATOR, message=first)
+            assert again["text"] == texts.ALREADY_DECIDED and draft_rows.get_draft(db, one)["status"] == "queued"
+
+            await press(server, f"d:r:{two}", user_id=MODERATOR, message=second)
+            assert draft_rows.get_draft(db, two)["status"] == "rejected"
+            await shown(server, second["message_id"], "❌ Отклонено")
+
+            published = await service.publish()
+            assert published["id"] == one and published["status"] == "published"
+            (post,) = server.sent(CHANNEL)
+            assert post["text"] == row["text"]
+
+    asyncio.run(main())
+
+
+def test_tampered_and_stale_buttons_change_nothing(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data["db"], app.bot_data["service"]
+            await service.fill_pools()
+            first, second = draft_messages(server)
+            one, two = draft_id_of(first), draft_id_of(second)
+            for data in ("d:a:99999999", "garbage", "d:x:1", "d:a:" + "9" * 60, f"d:a:{two}", f"d:a:0{one}"):
+                answer = await press(server, data, user_id=MODERATOR, message=first)  # two's id under one's message
+                assert answer["text"] == texts.STALE_BUTTON, data
+            db.execute("DELETE FROM drafts WHERE id = ?", [two])
+            answer = await press(server, f"d:a:{two}", user_id=MODERATOR, message=second)
+            assert answer["text"] == texts.STALE_BUTTON
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
+            assert db.execute("SELECT count(*) FROM moderation_actions WHERE actor_id IS NOT NULL").fetchone()[0] == 0
+            assert server.calls_of("editMessageText") == []
+
+    asyncio.run(main())
+
+
+def test_regenerate_rejects_and_posts_a_replacement(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data["db"]
+            await app.bot_data["service"].fill_pools()
+            first, _ = draft_messages(server)
+            one = draft_id_of(first)
+            await press(server, f"d:g:{one}", user_id=MODERATOR, message=first)
+            await until(lambda: len(draft_messages(server)) == 3)
+            row = draft_rows.get_draft(db, one)
+            assert row["status"] == "rejected"
+            assert [a["action"] for a in draft_rows.actions_for(db, one)] == ["regenerate"]
+            replacement = draft_messages(server)[-1]
+            new = draft_rows.get_draft(db, draft_id_of(replacement))
+            assert new["status"] == "pending" and new["purpose"] == draft_rows.CHANNEL and new["id"] > one
+            await shown(server, first["message_id"], "🔄")
+
+    asyncio.run(main())
+
+
+def test_reply_with_an_edit_approves_the_edited_text(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data["db"], app.bot_data["service"]
+            await service.fill_pools()
+            first, second = draft_messages(server)
+            one = draft_id_of(first)
+            chat = MODERATORS_CHAT
+            denied = await reply_to(server, chat, "ЧУЖАЯ\n@\nПРАВКА", user_id=STRANGER, chat_id=chat, reply_to=first)
+            assert denied["text"] == texts.NOT_ALLOWED and draft_rows.get_draft(db, one)["status"] == "pending"
+            too_long = await reply_to(server, chat, "Я" * 5000, user_id=MODERATOR, chat_id=chat, reply_to=first)
+            assert too_long["text"] == texts.EDIT_TOO_LONG.format(length=5000)
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
+            done = await reply_to(server, chat, "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА", user_id=MODERATOR,
+                                  chat_id=chat, reply_to=first)
+            assert done["text"] == texts.EDIT_DONE.format(id=one)
+            row = draft_rows.get_draft(db, one)
+            assert row["status"] == "queued" and row["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
+            assert [a["action"] for a in draft_rows.actions_for(db, one)] == ["edit"]
+            await shown(server, first["message_id"], "✏️ Одобрено с правкой")
+            before = len(server.sent(chat))
+            server.send_text("просто болтаем", user_id=MODERATOR, chat_id=chat, reply_to=second | {"message_id": 999})
+            await asyncio.sleep(0.2)
+            assert len(server.sent(chat)) == before  # a reply to a non-draft is ordinary chat
+            await service.publish()
+            (post,) = server.sent(CHANNEL)
+            assert post["text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
+
+    asyncio.run(main())
+
+
+def test_reminder_when_nothing_is_approved(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data["service"]
+            await service.fill_pools()
+            assert await service.remind_if_idle() is True
+            assert await service.remind_if_idle() is False  # once per remind_after_hours
+
+    asyncio.run(main())
+    reminders = [m for m in server.sent(MODERATORS_CHAT) if m["text"] == texts.REMIND.format(pending=2)]
+    assert len(reminders) == 1
+
+
+def test_without_moderators_drafts_are_auto_approved(tmp_path, server, caplog):
+    settings = make_settings(tmp_path, server, telegram={"moderators": [], "moderators_chat": 0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            await app.bot_data["service"].fill_pools()
+            return draft_rows.count_by_status(app.bot_data["db"])
+
+    with caplog.at_level("INFO"):
+        counts = asyncio.run(main())
+    assert counts.get("queued") == 2 and "pending" not in counts
+    assert "auto-approved" in caplog.text
+    assert server.calls_of("sendMessage") == []

@@ -1,0 +1,73 @@
+"""Reaction counts from `message_reaction_count` updates, and the error handler."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from bot import texts
+from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
+from corpus.store.reactions import latest_counts
+from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, until
+from tests.fakes.telegram_server import FakeBotApi
+
+USER = 5001
+
+
+@pytest.fixture
+def server():
+    with FakeBotApi() as fake:
+        yield fake
+
+
+def reaction_rows(db) -> list[dict]:
+    return list(db.query("SELECT * FROM reactions ORDER BY id"))
+
+
+def test_reaction_counts_are_stored_as_a_time_series(tmp_path, server):
+    settings = make_settings(tmp_path, server, telegram={"moderators": [], "moderators_chat": 0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data["db"], app.bot_data["service"]
+            draft_rows.add_draft(db, text="ПОСТ\n@\nС РЕАКЦИЯМИ", model_version="v", temperature=0.8, seed=1,
+                                 max_length=120, status="queued")
+            published = await service.publish()
+            (publication,) = pubs.publications_of(db, published["id"])
+            message_id = int(publication["message_id"])
+            server.reaction_count(CHANNEL, message_id, {"👍": 3, "🔥": 1, "custom:5368324170671202286": 2})
+            await until(lambda: len(reaction_rows(db)) == 3)
+            server.reaction_count(CHANNEL, message_id, {"👍": 5, "paid": 1})  # 🔥 and custom were taken back
+            await until(lambda: len(reaction_rows(db)) == 7)
+            server.reaction_count(CHANNEL, 424242, {"👍": 1})  # not a post of ours
+            await until(lambda: len(reaction_rows(db)) == 8)
+            return publication["id"], reaction_rows(db), latest_counts(db, publication["id"])
+
+    publication_id, rows, latest = asyncio.run(main())
+    assert [r["publication_id"] for r in rows[:7]] == [publication_id] * 7
+    assert {(r["kind"], r["count"]) for r in rows[:3]} == {("👍", 3), ("🔥", 1), ("custom:5368324170671202286", 2)}
+    assert latest == {"👍": 5, "🔥": 0, "custom:5368324170671202286": 0, "paid": 1}
+    unknown = rows[7]
+    assert unknown["publication_id"] is None and unknown["message_id"] == "424242"
+    assert not any(texts.ERROR_REPORT.split(":")[0] in m["text"] for m in server.sent())
+
+
+def test_error_handler_logs_and_tells_the_moderators_without_the_token(tmp_path, server, caplog):
+    settings = make_settings(tmp_path, server)
+    token = server.token
+    server.fail("sendMessage", 500, chat_id=USER, description=f"upstream failed for /bot{token}/sendMessage")
+
+    async def main():
+        async with bot_running(settings):
+            server.send_text("/start", user_id=USER)
+            return await until(lambda: [m for m in server.sent(MODERATORS_CHAT) if m["text"].startswith("⚠️")])
+
+    with caplog.at_level(logging.ERROR):
+        (report,) = asyncio.run(main())
+    assert report["text"].startswith(texts.ERROR_REPORT.format(error="NetworkError"))
+    assert "upstream failed for /bot***/sendMessage" in report["text"]
+    assert token not in report["text"] and token.split(":")[1] not in report["text"]
+    assert "error while handling update" in caplog.text and "Traceback" in caplog.text
+    assert token not in caplog.text

@@ -1,0 +1,233 @@
+"""Subscribers end to end: the real PTB client against the fake Bot API server, a real tiny model."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from bot import texts
+from corpus.db import open_db
+from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
+from corpus.store.reactions import record_counts
+from tests.fakes.telegram_app import (
+    CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, until,
+)
+from tests.fakes.telegram_server import FakeBotApi
+
+USER = 5001
+
+
+@pytest.fixture
+def server():
+    with FakeBotApi() as fake:
+        yield fake
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_start_help_and_commands_list(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def scenario():
+        async with bot_running(settings):
+            start = await reply_to(server, USER, "/start", user_id=USER)
+            help_ = await reply_to(server, USER, "/help", user_id=USER)
+            return start, help_
+
+    start, help_ = run(scenario())
+    assert start["text"] == texts.START and help_["text"] == texts.HELP
+    assert "/generate" in start["text"] and "/meme" in start["text"] and "/top" in start["text"]
+    (commands,) = server.calls_of("setMyCommands")
+    assert [c["command"] for c in commands.params["commands"]] == ["generate", "meme", "top", "help"]
+    (poll,) = server.calls_of("getUpdates")[:1]
+    assert {"message", "callback_query", "message_reaction_count"} <= set(poll.params["allowed_updates"])
+
+
+def test_generate_serves_the_pool_fast_then_refills_it(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def scenario(app):
+        db = app.bot_data["db"]
+        await app.bot_data["service"].fill_pools()
+        ready = draft_rows.with_status(db, "ready", purpose=draft_rows.SUBSCRIBER)
+        assert len(ready) == 3
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reply = await reply_to(server, USER, "/generate", user_id=USER)
+        elapsed = loop.time() - started
+        assert reply["text"] == texts.MEME.format(id=ready[0]["id"], text=ready[0]["text"])
+        assert elapsed < 1.0
+        assert draft_rows.get_draft(db, ready[0]["id"])["status"] == "served"
+        await until(lambda: app.bot_data["limits"].refill_task is not None)
+        await app.bot_data["limits"].refill_task
+        assert draft_rows.count_by_status(db, draft_rows.SUBSCRIBER)["ready"] == 3
+
+    async def main():
+        async with bot_running(settings) as app:
+            await scenario(app)
+
+    run(main())
+
+
+def test_generate_with_start_text_and_meme_regenerates_it(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            reply = await reply_to(server, USER, "/generate приходишь в школу", user_id=USER)
+            meme_id = int(reply["text"].split("#")[1].split()[0])
+            draft = draft_rows.get_draft(app.bot_data["db"], meme_id)
+            assert draft["purpose"] == draft_rows.REQUEST and draft["status"] == "served"
+            assert draft["start_text"] == "ПРИХОДИШЬ В ШКОЛУ"  # upper-cased: the model knows capitals
+            assert reply["text"] == texts.MEME.format(id=meme_id, text=draft["text"])
+            assert draft["text"].startswith("ПРИХОДИШЬ В ШКОЛУ")
+            calls = []
+            holder = app.bot_data["holder"]
+            original = holder.generate
+
+            def spy(*args, **kwargs):
+                calls.append(kwargs)
+                return original(*args, **kwargs)
+
+            holder.generate = spy
+            again = await reply_to(server, USER, f"/meme {meme_id}", user_id=USER)
+            assert again["text"] == reply["text"]
+            assert calls and calls[0]["version"] == draft["model_version"] and calls[0]["start_text"] == draft["start_text"]
+            missing = await reply_to(server, USER, "/meme 999999", user_id=USER)
+            usage = await reply_to(server, USER, "/meme abc", user_id=USER)
+            return missing, usage
+
+    missing, usage = run(main())
+    assert missing["text"] == texts.MEME_NOT_FOUND.format(id=999999)
+    assert usage["text"] == texts.MEME_USAGE
+
+
+def test_meme_falls_back_to_the_stored_text_when_the_model_is_gone(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    db = open_db(settings.database)
+    draft_id = draft_rows.add_draft(db, text="СТАРЫЙ\n@\nМЕМ", model_version="0123456789ab", temperature=0.8,
+                                    seed=7, max_length=120, purpose=draft_rows.SUBSCRIBER, status="served")
+    hidden = draft_rows.add_draft(db, text="ЕЩЁ\n@\nНЕ ВИДЕЛИ", model_version="0123456789ab", temperature=0.8,
+                                  seed=8, max_length=120, status="pending")
+    db.close()
+
+    async def main():
+        async with bot_running(settings):
+            old = await reply_to(server, USER, f"/meme {draft_id}", user_id=USER)
+            pending = await reply_to(server, USER, f"/meme {hidden}", user_id=USER)
+            return old, pending
+
+    old, pending = run(main())
+    assert old["text"].startswith(texts.MEME.format(id=draft_id, text="СТАРЫЙ\n@\nМЕМ"))
+    assert texts.MEME_FROM_ARCHIVE in old["text"]
+    assert pending["text"] == texts.MEME_NOT_FOUND.format(id=hidden)
+
+
+def test_top_ranks_last_week_by_reactions(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    db = open_db(settings.database)
+    ids = []
+    for n, score in ((1, 3), (2, 10), (3, 0)):
+        draft_id = draft_rows.add_draft(db, text=f"МЕМ НОМЕР {n}\n@\nКОНЕЦ", model_version="v", temperature=0.8,
+                                        seed=n, max_length=120, status="published")
+        pub = pubs.begin_publication(db, draft_id, "telegram", CHANNEL)
+        pubs.finish_publication(db, pub, 100 + n)
+        if score:
+            record_counts(db, "telegram", CHANNEL, 100 + n, {"👍": score})
+        ids.append(draft_id)
+    db.close()
+
+    async def main():
+        async with bot_running(settings):
+            return await reply_to(server, USER, "/top", user_id=USER)
+
+    reply = run(main())["text"]
+    assert reply.startswith(texts.TOP_HEADER)
+    assert reply.index(f"Мем #{ids[1]}") < reply.index(f"Мем #{ids[0]}")
+    assert f"Мем #{ids[2]}" not in reply  # no reactions: not "best"
+    assert f"https://t.me/buhurt_test/{102}" in reply
+
+
+def test_top_with_nothing_published(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings):
+            return await reply_to(server, USER, "/top", user_id=USER)
+
+    assert run(main())["text"] == texts.TOP_EMPTY
+
+
+def test_cooldown_and_busy_generator(tmp_path, server):
+    settings = make_settings(tmp_path, server, telegram={"cooldown_seconds": 60.0, "max_concurrent_generations": 1})
+
+    async def main():
+        async with bot_running(settings) as app:
+            first = await reply_to(server, USER, "/generate", user_id=USER)  # empty pool: on demand
+            again = await reply_to(server, USER, "/generate", user_id=USER)
+            holder = app.bot_data["holder"]
+            original, gate = holder.generate, threading.Event()
+
+            def slow(*args, **kwargs):
+                gate.wait(10)
+                return original(*args, **kwargs)
+
+            holder.generate = slow
+            if app.bot_data["limits"].refill_task:
+                app.bot_data["limits"].refill_task.cancel()
+            draft_rows_db = app.bot_data["db"]
+            draft_rows_db.execute("UPDATE drafts SET status = 'served' WHERE status = 'ready'")
+            server.send_text("/generate", user_id=6001)
+            await until(lambda: app.bot_data["limits"].generating == 1)
+            busy = await reply_to(server, 6002, "/generate", user_id=6002)
+            gate.set()
+            await until(lambda: server.sent(6001))
+            return first, again, busy
+
+    first, again, busy = run(main())
+    assert first["text"].startswith("Мем #")
+    assert again["text"] == texts.COOLDOWN.format(seconds=60)
+    assert busy["text"] == texts.BUSY
+
+
+@pytest.mark.parametrize("start_text, expected", [
+    ("Я" * 5000, texts.START_TOO_LONG.format(limit=200, length=5000)),
+    ("ПРИВЕТ\x00\x07МИР", texts.START_CONTROL),
+    ("😀😀🔥", None),  # only emoji: the model does not know them
+    ("QWERTY Ж", None),
+])
+def test_bad_start_text_gets_a_short_reply_and_stores_nothing(tmp_path, server, start_text, expected):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            reply = await reply_to(server, USER, f"/generate {start_text}", user_id=USER)
+            return reply, draft_rows.count_by_status(app.bot_data["db"], draft_rows.REQUEST)
+
+    reply, counts = run(main())
+    if expected is None:
+        assert reply["text"].startswith(texts.UNKNOWN_CHARS.split(":")[0])
+        assert "😀" in reply["text"] or "Q" in reply["text"]
+    else:
+        assert reply["text"] == expected
+    assert len(reply["text"]) < 300 and counts == {}
+
+
+def test_commands_in_a_group_the_bot_does_not_serve_are_ignored(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            server.send_text("/generate", user_id=USER, chat_id=-100999)
+            server.send_text("/start", user_id=USER, chat_id=-100999)
+            helped = await reply_to(server, MODERATORS_CHAT, "/help", user_id=USER, chat_id=MODERATORS_CHAT)
+            await asyncio.sleep(0.2)
+            return helped, draft_rows.count_by_status(app.bot_data["db"], draft_rows.SUBSCRIBER)
+
+    helped, counts = run(main())
+    assert helped["text"] == texts.MODERATOR_HELP
+    assert server.sent(-100999) == [] and counts == {}
