@@ -28,6 +28,7 @@ def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
         db.execute("PRAGMA foreign_keys = ON")
         if db.journal_mode != "wal":
             db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, no fsync per commit
         if migrate:
             MIGRATIONS.apply(db)
     except sqlite3.DatabaseError as exc:

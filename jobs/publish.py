@@ -44,6 +44,13 @@ async def publish_draft(db: sqlite_utils.Database, draft: dict, publishers: Sequ
             await notify(f"Мем #{draft['id']} не опубликован в {publisher.network} {publisher.chat_id}: {exc}."
                          " Очередь сохранена, попробую снова по расписанию.")
             continue
+        except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
+            pubs.mark_unknown(db, publication_id, f"{type(exc).__name__}: {exc}")
+            log.warning("draft %s may or may not be in %s %s (%s); not re-sending", draft["id"],
+                        publisher.network, publisher.chat_id, exc)
+            await notify(f"Мем #{draft['id']} мог не дойти до {publisher.network} {publisher.chat_id}"
+                         f" ({type(exc).__name__}). Повторно не отправляю — проверьте канал.")
+            continue
         pubs.finish_publication(db, publication_id, message_id)
         log.info("published draft %s to %s %s as message %s", draft["id"], publisher.network,
                  publisher.chat_id, message_id)

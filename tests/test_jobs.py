@@ -203,3 +203,21 @@ def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
     assert better.promoted and better.candidate_bpc < better.active_bpc
     assert model_rows.active_model(db)["version"] == better.candidate_version
     assert model_rows.get_model(db, version)["status"] == "retired"
+
+
+def test_a_send_in_doubt_is_never_retried_and_the_queue_moves_on(db):
+    class Flaky(RecordingChannel):
+        async def send(self, text):
+            if not self.sent and not getattr(self, "failed", False):
+                self.failed = True
+                raise TimeoutError("no answer from the server")
+            return await super().send(text)
+
+    first, second = queue_draft(db, "ПЕРВЫЙ\n@\nПОСТ"), queue_draft(db, "ВТОРОЙ\n@\nПОСТ")
+    channel, moderation = Flaky(), Moderators()
+    asyncio.run(publish_next(db, [channel], moderation.notify))
+    asyncio.run(publish_next(db, [channel], moderation.notify))
+    assert publications.publications_of(db, first)[0]["status"] == "unknown"
+    assert channel.sent == ["ВТОРОЙ\n@\nПОСТ"]
+    assert drafts.get_draft(db, first)["status"] == drafts.get_draft(db, second)["status"] == "published"
+    assert "TimeoutError" in moderation.notes[0]

@@ -15,7 +15,7 @@ from model.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-SEEDS_PER_REQUEST = 3  # one batch; the first text that passes the screening is served
+SEEDS_PER_REQUEST = 4  # one batch; the first text that passes the screening is served
 
 
 def check_start_text(raw: str, limit: int) -> tuple[str, str | None]:

@@ -164,4 +164,4 @@ async def top(update: Update, context: Context) -> None:
         await update.effective_message.reply_text(texts.TOP_EMPTY)
         return
     await update.effective_message.reply_text("\n\n".join([texts.TOP_HEADER, *lines]),
-                                              disable_web_page_preview=True)
+                                              link_preview_options=LinkPreviewOptions(is_disabled=True))

@@ -45,6 +45,11 @@ def fail_publication(db: sqlite_utils.Database, publication_id: int, error: str)
     db.execute("UPDATE publications SET status = 'failed', error = ? WHERE id = ?", [error[:500], publication_id])
 
 
+def mark_unknown(db: sqlite_utils.Database, publication_id: int, error: str) -> None:
+    """The call failed in a way that may still have published (timeout, 5xx): never re-send."""
+    db.execute("UPDATE publications SET status = 'unknown', error = ? WHERE id = ?", [error[:500], publication_id])
+
+
 def reconcile_interrupted(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Mark rows left `sending` by a dead process as `unknown`; return them for a warning."""
     with db.atomic():
