@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the group, turning known errors into one line and exit code 2."""
     errors = _user_errors()
     try:
-        cli.main(args=argv, prog_name="buhurt", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="buhurt", standalone_mode=False)
+        if isinstance(code, int) and code:  # ctx.exit(N) inside a command returns N here
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -112,3 +112,20 @@ def test_corrupt_checkpoint_is_a_clear_error(capsys, tmp_path, cfg):
     bad.write_bytes(b"\x00garbage" * 64)
     code, _, err = run(capsys, "--config", str(cfg), "sample", "--checkpoint", str(bad))
     assert code == 2 and "bad.pt" in one_error_line(err)
+
+
+def test_an_exit_code_set_inside_a_command_reaches_the_process(capsys):
+    import click
+
+    from bot.cli import cli
+
+    @cli.command("probe-exit")
+    @click.pass_context
+    def probe(ctx):
+        ctx.exit(3)
+
+    try:
+        code, _, _ = run(capsys, "probe-exit")
+    finally:
+        cli.commands.pop("probe-exit")
+    assert code == 3
