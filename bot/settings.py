@@ -82,7 +82,8 @@ class TrainSettings:
     batch_size: int = 50
     seq_length: int = 50
     learning_rate: float = 2e-3
-    max_epochs: int = 50
+    lr_decay_every: int = 20
+    max_epochs: int = 1000
     max_minutes: float = 3.0
     device: str = "cpu"
     val_frac: float = 0.1
@@ -93,7 +94,7 @@ class TrainSettings:
         problems = {}
         if self.device not in ("cpu", "cuda", "auto"):
             problems["device"] = "'cpu', 'cuda' or 'auto'"
-        for key in ("batch_size", "seq_length", "max_epochs"):
+        for key in ("batch_size", "seq_length", "max_epochs", "lr_decay_every"):
             if getattr(self, key) <= 0:
                 problems[key] = "a positive integer"
         if self.max_minutes <= 0:

@@ -33,7 +33,8 @@ def main() -> None:
         buhurt("corpus", "import", str(ROOT / "corpus/data/sample_corpus.txt"), "--community", "sample", cwd=work)
         buhurt("corpus", "export", cwd=work)
         buhurt("preprocess", cwd=work)
-        buhurt("train", "--max-minutes", str(args.minutes), "--checkpoint-every", "100", "--dropout", "0.1",
+        buhurt("train", "--max-minutes", str(args.minutes), "--max-epochs", "100000", "--checkpoint-every", "100",
+               "--dropout", "0.1", "--lr-decay-every", "60",
                cwd=work)
         target = ROOT / "model/data"
         target.mkdir(exist_ok=True)
