@@ -67,7 +67,7 @@ def test_missing_file_and_directory(tmp_path):
 
 
 def test_tokens_from_environment_never_shown(tmp_path, caplog):
-    token = "123456789:AAHk2jXy0_abcdefghijklmnopqrstuvwxyz"
+    token = "123456789:" + "fake" * 9  # shaped like a bot token, made up
     path = write(tmp_path, "[telegram]\nchannels = ['@chan']\n")
     settings = load_settings(path, environ={"BUHURT_TELEGRAM_TOKEN": token, "BUHURT_VK_TOKEN": "vk-secret-value"})
     assert settings.telegram.token.reveal() == token
