@@ -36,14 +36,6 @@ def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
     return db
 
 
-def open_memory_db() -> sqlite_utils.Database:
-    """A migrated in-memory database, for tests and dry runs."""
-    db = sqlite_utils.Database(memory=True)
-    db.execute("PRAGMA foreign_keys = ON")
-    MIGRATIONS.apply(db)
-    return db
-
-
 def schema_version(db: sqlite_utils.Database) -> list[str]:
     """Names of the migrations applied to `db`, oldest first."""
     return [m.name for m in MIGRATIONS.applied(db)]

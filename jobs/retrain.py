@@ -18,7 +18,7 @@ import sqlite_utils
 from corpus.export import atomic_write_text, export_training_text
 from corpus.store import models as model_rows
 from jobs.errors import JobError
-from jobs.models import active_checkpoint_path, install_checkpoint
+from jobs.models import active_checkpoint_path, file_version, install_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,17 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
                "val_chars": len(val_text)}
     metrics = {**details, "val_bits_per_char": candidate_bpc}
-    version = install_checkpoint(db, candidate, plan.models_dir, val_loss=candidate_bpc, metrics=metrics)
     if candidate_bpc < active_bpc - plan.min_improvement:
+        version = install_checkpoint(db, candidate, plan.models_dir, val_loss=candidate_bpc, metrics=metrics)
         model_rows.promote(db, version)
         reason = f"promoted: {candidate_bpc:.4f} < {active_bpc:.4f} bits/char"
         log.info("retrain %s", reason)
         return RetrainResult(True, reason, version, candidate_bpc, active_bpc,
                              plan.models_dir / f"{version}.pt", details)
-    model_rows.set_status(db, version, "rejected")
+    # a rejected candidate stays in its run folder (recorded, not copied into models_dir)
+    version = file_version(candidate)
+    model_rows.register_model(db, version, str(candidate), val_loss=candidate_bpc, metrics=metrics,
+                              status="rejected")
     reason = f"kept the active model: candidate {candidate_bpc:.4f} >= {active_bpc:.4f} bits/char"
     log.info("retrain %s", reason)
     return RetrainResult(False, reason, version, candidate_bpc, active_bpc, None, details)

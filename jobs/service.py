@@ -3,7 +3,6 @@ scraping and retraining, scheduled on one APScheduler (or run once in a row with
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ import sqlite_utils
 
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
-from corpus.store.clock import ago
+from corpus.store.clock import ago, utcnow
 from corpus.store.state import get_state, set_state
 from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
@@ -94,7 +93,7 @@ class Service:
         if pending == 0 or last_decision >= threshold or last_reminder >= threshold:
             return False
         await self.moderation.remind(pending)
-        set_state(self.db, "last_reminder_at", dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat())
+        set_state(self.db, "last_reminder_at", utcnow())
         return True
 
     async def publish(self) -> dict | None:

@@ -85,10 +85,6 @@ def state_from_list(items: list, model_type: str, device):
     return tuple(ts) if model_type == "lstm" else ts[0]
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def model_from_checkpoint(ck: dict, device="cpu") -> CharRNN:
     """Rebuild the module from a loaded checkpoint dict (see model.checkpoint.load_checkpoint)."""
     mc = ModelConfig.from_dict(ck["model_config"])

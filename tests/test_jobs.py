@@ -98,7 +98,9 @@ def test_moderated_pool_sends_each_draft_to_the_moderators_once(db, holder):
 def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
     service = make_service(db, holder, channel_pool=0, subscriber_pool=3, batch_size=3)
     asyncio.run(service.fill_pools())
-    for row in drafts.with_status(db, "ready", purpose="subscriber"):
+    ready = drafts.with_status(db, "ready", purpose="subscriber")
+    assert len(ready) == 3
+    for row in ready:
         _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"],
                                       top_k=row["top_k"], start_text=row["start_text"])
         assert again == row["text"]
@@ -192,6 +194,7 @@ def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
     assert not result.promoted and result.candidate_bpc > result.active_bpc
     assert active_checkpoint_path(db) == tmp_path / "models" / f"{version}.pt"
     assert model_rows.get_model(db, result.candidate_version)["status"] == "rejected"
+    assert not (tmp_path / "models" / f"{result.candidate_version}.pt").exists()  # not installed
 
     def run_better(args):  # a candidate that is the active model fine-tuned further
         subprocess.run([sys.executable, "-m", "bot", "train", *args, "--init-from", str(tiny_checkpoint),

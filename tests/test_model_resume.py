@@ -1,7 +1,6 @@
 """--resume continues exactly, --init-from grows the vocabulary, Ctrl-C leaves a resumable checkpoint."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

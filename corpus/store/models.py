@@ -37,7 +37,3 @@ def promote(db: sqlite_utils.Database, version: str) -> None:
 
 def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
     db.execute("UPDATE model_versions SET status = ? WHERE version = ?", [status, version])
-
-
-def list_models(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM model_versions ORDER BY created_at"))

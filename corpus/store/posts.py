@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import sqlite_utils
@@ -68,22 +68,6 @@ def count_posts(db: sqlite_utils.Database, *, usable_only: bool = False) -> int:
     return db.execute(f"SELECT count(*) FROM posts{where}").fetchone()[0]
 
 
-def training_posts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Posts that may be trained on: not excluded, with their cleaned text where cleaning ran."""
-    return list(
-        db.query(
-            "SELECT id, source, community, date, likes, views, reactions,"
-            " COALESCE(clean_text, text) AS text FROM posts"
-            " WHERE excluded_reason IS NULL ORDER BY id"
-        )
-    )
-
-
-def iter_posts(db: sqlite_utils.Database, where: str = "", params: Iterable = ()) -> Iterator[dict]:
-    sql = "SELECT * FROM posts" + (f" WHERE {where}" if where else "") + " ORDER BY id"
-    yield from db.query(sql, list(params))
-
-
 def set_cleaning(db: sqlite_utils.Database, results: Iterable[tuple[int, str | None, str | None]]) -> None:
     """Store (post id, clean text, excluded reason) for many posts in one transaction."""
     with db.atomic():
@@ -91,20 +75,6 @@ def set_cleaning(db: sqlite_utils.Database, results: Iterable[tuple[int, str | N
             "UPDATE posts SET clean_text = ?, excluded_reason = ? WHERE id = ?",
             [(clean, reason, post_id) for post_id, clean, reason in results],
         )
-
-
-def newest_external_id(db: sqlite_utils.Database, source: str, community: str) -> int | None:
-    """The largest numeric post id stored for a community (the scraper's incremental cursor)."""
-    row = db.execute(
-        "SELECT max(CAST(external_id AS INTEGER)) FROM posts WHERE source = ? AND community = ?",
-        [source, community],
-    ).fetchone()
-    return row[0]
-
-
-def known_texts(db: sqlite_utils.Database) -> set[str]:
-    """Hashes of every stored text, used to keep the bot's own output out of the corpus."""
-    return {row[0] for row in db.execute("SELECT text_hash FROM posts")}
 
 
 def posts_for_cleaning(db: sqlite_utils.Database) -> list[dict[str, Any]]:

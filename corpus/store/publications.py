@@ -78,15 +78,3 @@ def recent_publications(db: sqlite_utils.Database, network: str, since: str) -> 
         "SELECT * FROM publications WHERE network = ? AND status = 'sent' AND published_at >= ?"
         " ORDER BY id", [network, since],
     ))
-
-
-def last_published_at(db: sqlite_utils.Database) -> str | None:
-    return db.execute("SELECT max(published_at) FROM publications WHERE status = 'sent'").fetchone()[0]
-
-
-def published_texts(db: sqlite_utils.Database) -> list[str]:
-    """Every text this bot published: the corpus must never train on them."""
-    return [row[0] for row in db.execute(
-        "SELECT DISTINCT COALESCE(d.final_text, d.text) FROM publications p"
-        " JOIN drafts d ON d.id = p.draft_id WHERE p.status IN ('sent', 'unknown')"
-    )]
