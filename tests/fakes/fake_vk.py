@@ -20,8 +20,8 @@ from urllib.parse import parse_qs
 import requests
 from requests.adapters import BaseAdapter
 
-GOOD_TOKEN = "vk1.a.good-test-token-for-the-fake-api-0000"
-WALL_TOKEN = "vk1.a.wall-scope-test-token-for-the-fake-000"
+GOOD_TOKEN = "fake-vk-good-token-0000"
+WALL_TOKEN = "fake-vk-wall-token-0000"
 _CALL = re.compile(r"API\.wall\.get\((\{.*?\})\)")
 
 ERRORS = {
