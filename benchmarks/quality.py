@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-length", type=int, default=64)
     ap.add_argument("--learning-rate", type=float, default=3e-3)
+    ap.add_argument("--lr-decay-every", type=int, default=4, help="epochs between lr halvings")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU")
     args = ap.parse_args()
     if not args.text.is_file():
@@ -113,7 +114,7 @@ def main() -> None:
     else:   # the 10-minute CPU recipe: many small updates beat a bigger model on 2 cores
         cfg = TrainConfig(rnn_size=args.rnn_size, wordvec_size=64, num_layers=2, batch_size=args.batch_size,
                           seq_length=args.seq_length, learning_rate=args.learning_rate, device=args.device,
-                          print_every=20, lr_decay_every=4, bf16=args.bf16)
+                          print_every=20, lr_decay_every=args.lr_decay_every, bf16=args.bf16)
     cfg.input_h5, cfg.input_json, cfg.checkpoint_dir = str(tmp / "pool.h5"), str(tmp / "pool.json"), str(tmp / "ck")
     cfg.max_minutes, cfg.max_epochs, cfg.checkpoint_every = minutes, 1000, 100 if args.quick else 1000
     cfg.progress = sys.stderr.isatty()
