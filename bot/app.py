@@ -32,7 +32,7 @@ def train_args(settings: Settings) -> list[str]:
         "--model-type", m.model_type, "--wordvec-size", str(m.wordvec_size), "--rnn-size", str(m.rnn_size),
         "--num-layers", str(m.num_layers), "--dropout", str(m.dropout), "--batch-size", str(t.batch_size),
         "--seq-length", str(t.seq_length), "--learning-rate", str(t.learning_rate),
-        "--lr-decay-every", str(t.lr_decay_every),
+        "--lr-schedule", t.lr_schedule, "--lr-decay-every", str(t.lr_decay_every),
         "--max-epochs", str(t.max_epochs), "--max-minutes", str(t.max_minutes),
     ]
 

@@ -82,6 +82,7 @@ class TrainSettings:
     batch_size: int = 50
     seq_length: int = 50
     learning_rate: float = 2e-3
+    lr_schedule: str = "cosine"
     lr_decay_every: int = 20
     max_epochs: int = 1000
     max_minutes: float = 3.0
@@ -92,6 +93,8 @@ class TrainSettings:
 
     def validate(self) -> dict[str, str]:
         problems = {}
+        if self.lr_schedule not in ("step", "cosine"):
+            problems["lr_schedule"] = "'step' or 'cosine'"
         if self.device not in ("cpu", "cuda", "auto"):
             problems["device"] = "'cpu', 'cuda' or 'auto'"
         for key in ("batch_size", "seq_length", "max_epochs", "lr_decay_every"):

@@ -71,6 +71,15 @@ def any_flag(ctx: DistContext, flag: int) -> int:
     return int(t.item())
 
 
+def agree_max(ctx: DistContext, value: float) -> float:
+    """The maximum of ``value`` over all ranks (so a time-driven schedule is the same on every rank)."""
+    if not ctx.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def gather_objects(ctx: DistContext, obj) -> list:
     """Every rank's ``obj`` (a list indexed by rank); [obj] outside DDP."""
     if not ctx.enabled:

@@ -22,7 +22,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.data import SplitBatcher, load_splits
 from model.errors import ModelError
 from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, state_to_list
-from model.train_config import RUN_FROM_CHECKPOINT, TrainConfig
+from model.train_config import COSINE_FLOOR, RUN_FROM_CHECKPOINT, TrainConfig
 from model.vocab import Vocab
 
 __all__ = ["StepInfo", "TrainConfig", "TrainResult", "TrainingInterrupted", "train"]
@@ -100,7 +100,11 @@ def _transfer_init(model: CharRNN, ck: dict, vocab: Vocab) -> int:
     return len(vocab) - len(pairs)
 
 
-def _lr_at(cfg: TrainConfig, epoch: int) -> float:
+def _lr_at(cfg: TrainConfig, epoch: int, progress: float) -> float:
+    """The learning rate in `epoch`, `progress` (0..1) through the run."""
+    if cfg.lr_schedule == "cosine":
+        p = min(1.0, max(0.0, progress))
+        return cfg.learning_rate * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * p)))
     return cfg.learning_rate * cfg.lr_decay_factor ** (epoch // cfg.lr_decay_every)
 
 
@@ -197,6 +201,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
     train_hist: list = []
     val_hist: list = []
     best_val, best_it = math.inf, 0
+    lr_progress = [0.0]
     torch.manual_seed(cfg.seed + 1000003 * ctx.rank)   # dropout stream, one per rank
     if ck is not None:
         model.load_state_dict(ck["model_state"])
@@ -233,7 +238,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
             "iteration": it, "epoch": it / nb, "best_val_loss": best_val if math.isfinite(best_val) else None,
             "best_iteration": best_it, "train_loss_history": train_hist, "val_loss_history": val_hist,
             "corpus_fingerprint": fingerprint, "created_at": datetime.now(timezone.utc).isoformat(),
-            "torch_version": str(torch.__version__), "run": run_meta,
+            "torch_version": str(torch.__version__), "run": run_meta, "lr_progress": lr_progress[0],
         }
         if full:
             p["optimizer_state"] = optim.state_dict()
@@ -271,6 +276,19 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
     bar = tqdm(total=total_its, initial=it, disable=not (cfg.progress and ctx.is_main), unit="it",
                dynamic_ncols=True, desc="train")
     t0 = time.monotonic()
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else 0.0
+    p0 = float(ck.get("lr_progress") or 0.0) if ck is not None else 0.0
+    lr_progress[0] = p0
+
+    def progress_now() -> float:
+        """How far through the run: by iterations, or by the time budget when that ends it first
+        (a resumed run spends its new budget on the rest of the schedule)."""
+        p = it / max(1, total_its)
+        if budget_s and cfg.lr_schedule == "cosine":
+            p = max(p, D.agree_max(ctx, p0 + (1 - p0) * (time.monotonic() - t0) / budget_s))
+        lr_progress[0] = p
+        return p
+
     win_t, win_its, win_loss = time.perf_counter(), 0, 0.0
     cps, stopped, start_it, collective = 0.0, "completed", it, False
     net.train()
@@ -280,8 +298,9 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
                 epoch, b = divmod(it, nb)
                 if b == 0:
                     state = None
+                progress = progress_now()
                 for g in optim.param_groups:
-                    g["lr"] = _lr_at(cfg, epoch)
+                    g["lr"] = _lr_at(cfg, epoch, progress)
                 x, y = train_b.batch(b, device)
                 with amp():
                     logits, state = net(x, state)

@@ -10,8 +10,10 @@ from model.errors import ModelError
 # Fields that define the model and the optimisation: on --resume they come from the checkpoint.
 RUN_FROM_CHECKPOINT = (
     "model_type", "wordvec_size", "rnn_size", "num_layers", "dropout", "batch_size", "seq_length",
-    "learning_rate", "lr_decay_every", "lr_decay_factor", "grad_clip", "seed",
+    "learning_rate", "lr_schedule", "lr_decay_every", "lr_decay_factor", "grad_clip", "seed",
 )
+LR_SCHEDULES = ("step", "cosine")
+COSINE_FLOOR = 0.02   # the cosine schedule ends at 2% of learning_rate
 
 
 @dataclass
@@ -29,6 +31,10 @@ class TrainConfig:
     batch_size: int = 50
     seq_length: int = 50
     learning_rate: float = 2e-3
+    # "step": x lr_decay_factor every lr_decay_every epochs (torch-rnn). "cosine": from learning_rate
+    # down to 2% of it over the run: over max_minutes when a time budget is set (whichever of the
+    # budget and max_epochs/max_iterations ends first), else over the iterations
+    lr_schedule: str = "step"
     lr_decay_every: int = 5
     lr_decay_factor: float = 0.5
     grad_clip: float = 5.0
@@ -79,5 +85,7 @@ class TrainConfig:
                 raise ModelError(f"{n}={v!r}: expected a positive number")
         if not isinstance(self.max_minutes, (int, float)) or not (self.max_minutes >= 0):
             raise ModelError(f"max_minutes={self.max_minutes!r}: expected a number >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ModelError(f"lr_schedule={self.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULES)}")
         if self.resume and self.init_from:
             raise ModelError("resume and init_from are exclusive: resume continues a run, init_from starts a new one")

@@ -49,6 +49,7 @@ def test_every_example_key_has_a_comment():
     ("[nonsense]\na = 1\n", "unknown table [nonsense]"),
     ("[schedule]\npublish_times = ['25:00']\n", "schedule.publish_times must be times as 'HH:MM'"),
     ("[schedule]\ntimezone = 'Mars/Olympus'\n", "schedule.timezone must be an IANA time zone"),
+    ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step' or 'cosine'"),
     ("[sample\n", "malformed TOML"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
