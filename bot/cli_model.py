@@ -1,6 +1,6 @@
 """`buhurt preprocess|train|sample|eval`: torch-rnn's flag names (with dashes) over model/.
 
-torch and the model modules are imported inside the commands, so `buhurt --help` stays light.
+torch and the model modules (all but the torch-free train_config) are imported inside the commands, so `buhurt --help` stays light.
 Paths left out default to the data directory's (`ctx.obj.default_paths()`); `sample` and `eval`
 without --checkpoint use the model the service would use (`ctx.obj.active_checkpoint()`).
 """
@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from model.train_config import LR_SCHEDULES
 
 PathArg = click.Path(path_type=Path)
 
@@ -56,7 +58,7 @@ TRAIN_FLAGS = [  # (flag, type, help)
     ("--batch-size", int, "Sequences per batch (default 50)."),
     ("--seq-length", int, "Time steps per batch, truncated BPTT (default 50)."),
     ("--learning-rate", float, "Adam learning rate (default 2e-3)."),
-    ("--lr-schedule", click.Choice(["step", "cosine"]), "step: x --lr-decay-factor every --lr-decay-every epochs "
+    ("--lr-schedule", click.Choice(list(LR_SCHEDULES)), "step: x --lr-decay-factor every --lr-decay-every epochs "
      "(torch-rnn, the default); cosine: down to 2%% of the rate over the run (over --max-minutes when set)."),
     ("--lr-decay-every", int, "Multiply the learning rate by --lr-decay-factor every N epochs (default 5)."),
     ("--lr-decay-factor", float, "Learning-rate decay factor (default 0.5)."),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from bot.secrets import Secret
 from corpus.clean import CleanOptions
+from model.train_config import LR_SCHEDULES
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 
@@ -93,8 +94,8 @@ class TrainSettings:
 
     def validate(self) -> dict[str, str]:
         problems = {}
-        if self.lr_schedule not in ("step", "cosine"):
-            problems["lr_schedule"] = "'step' or 'cosine'"
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems["lr_schedule"] = " or ".join(repr(name) for name in LR_SCHEDULES)
         if self.device not in ("cpu", "cuda", "auto"):
             problems["device"] = "'cpu', 'cuda' or 'auto'"
         for key in ("batch_size", "seq_length", "max_epochs", "lr_decay_every"):

@@ -62,22 +62,20 @@ def cleanup(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
+def _max_over_ranks(ctx: DistContext, value, dtype: torch.dtype):
+    t = torch.tensor([value], dtype=dtype, device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.item()
+
+
 def any_flag(ctx: DistContext, flag: int) -> int:
     """The maximum of ``flag`` over all ranks (so every rank stops at the same iteration)."""
-    if not ctx.enabled:
-        return flag
-    t = torch.tensor([flag], dtype=torch.int64, device=ctx.device if ctx.device.type == "cuda" else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
+    return int(_max_over_ranks(ctx, flag, torch.int64)) if ctx.enabled else flag
 
 
 def agree_max(ctx: DistContext, value: float) -> float:
     """The maximum of ``value`` over all ranks (so a time-driven schedule is the same on every rank)."""
-    if not ctx.enabled:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=ctx.device if ctx.device.type == "cuda" else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
+    return float(_max_over_ranks(ctx, value, torch.float64)) if ctx.enabled else value
 
 
 def gather_objects(ctx: DistContext, obj) -> list:
