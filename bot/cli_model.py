@@ -1,6 +1,7 @@
 """`buhurt preprocess|train|sample|eval`: torch-rnn's flag names (with dashes) over model/.
 
-torch and the model modules (all but the torch-free train_config) are imported inside the commands, so `buhurt --help` stays light.
+torch and the model modules (all but the torch-free train_config) are imported inside the commands,
+so `buhurt --help` stays light.
 Paths left out default to the data directory's (`ctx.obj.default_paths()`); `sample` and `eval`
 without --checkpoint use the model the service would use (`ctx.obj.active_checkpoint()`).
 """
