@@ -74,15 +74,6 @@ class KneserNey:
         return nats / len(text) / math.log(2)
 
 
-def cpu_bf16() -> bool:
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
@@ -105,8 +96,11 @@ def main() -> None:
         return
     minutes = 1.0 if args.quick else args.minutes
 
+    import torch
+
     from model.checkpoint import load_checkpoint
     from model.data import load_splits
+    from model.distributed import bf16_supported
     from model.preprocess import preprocess
     from model.train import TrainConfig, train
     from model.vocab import Vocab
@@ -132,7 +126,7 @@ def main() -> None:
         cfg = TrainConfig(rnn_size=args.rnn_size, wordvec_size=64, num_layers=2, batch_size=args.batch_size,
                           seq_length=args.seq_length, learning_rate=args.learning_rate, device=args.device,
                           print_every=20, lr_schedule=args.lr_schedule, lr_decay_every=args.lr_decay_every,
-                          bf16=None if args.device != "cpu" else (not args.no_bf16 and cpu_bf16()))
+                          bf16=None if args.device != "cpu" else (not args.no_bf16 and bf16_supported(torch.device("cpu"))))
     cfg.input_h5, cfg.input_json, cfg.checkpoint_dir = str(tmp / "pool.h5"), str(tmp / "pool.json"), str(tmp / "ck")
     cfg.max_minutes, cfg.max_epochs, cfg.checkpoint_every = minutes, 1000, 100 if args.quick else 1000
     cfg.progress = sys.stderr.isatty()
@@ -150,8 +144,6 @@ def main() -> None:
           f"({len(vh)} validations over the val split in {cfg.batch_size} contiguous rows"
           f"{', bf16 autocast' if cfg.bf16 else ''})")
     # scored as the n-gram is: the val text as one stream after the end of the train text, float32
-    import torch
-
     from model.evaluate import evaluate_ids
     from model.lstm import model_from_checkpoint
 

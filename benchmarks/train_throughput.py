@@ -18,6 +18,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from model.distributed import bf16_supported  # noqa: E402
 from model.lstm import CharRNN, ModelConfig  # noqa: E402
 from model.train_config import TrainConfig  # noqa: E402
 
@@ -98,15 +99,6 @@ def train_flops_per_char(cfg: ModelConfig) -> float:
     H, D, L = cfg.rnn_size, cfg.wordvec_size, cfg.num_layers
     fwd = sum(2 * 4 * H * ((D if i == 0 else H) + H) for i in range(L)) + 2 * H * V
     return 3 * fwd
-
-
-def bf16_supported(device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def main() -> None:
