@@ -26,6 +26,15 @@ class Services:
     paths: TrainPaths
 
 
+def resolve_device(name: str | None) -> str | None:
+    """'auto' becomes 'cuda' when torch sees a GPU, else 'cpu'; other names pass through."""
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def train_args(settings: Settings) -> list[str]:
     m, t = settings.model, settings.train
     return [
@@ -52,7 +61,7 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
         gap_lines=settings.corpus.gap_lines, shuffle_seed=settings.corpus.shuffle_seed,
         val_frac=settings.train.val_frac, test_frac=settings.train.test_frac,
         min_improvement=settings.train.min_improvement,
-        device="cpu" if settings.train.device == "auto" else settings.train.device,
+        device=resolve_device(settings.train.device), keep_runs=settings.train.keep_runs,
         export_options={"clean": settings.clean, "stoplist": stoplist(settings),
                         "weighting": settings.corpus.weighting()},
     )
@@ -98,7 +107,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     db = open_db(settings.database)
     ensure_corpus(settings, db)
     checkpoint = ensure_model(settings, db, paths)
-    device = "cpu" if settings.train.device in ("auto", "cpu") else settings.train.device
+    device = resolve_device(settings.train.device)
     holder = GeneratorHolder(checkpoint, device=device)
     log.info("generating with model %s", holder.version)
     s = settings.schedule

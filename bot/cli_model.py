@@ -43,11 +43,9 @@ def preprocess_cmd(app, input_txt, output_h5, output_json, val_frac, test_frac) 
 
 
 def _device(name: str | None) -> str | None:
-    if name == "auto":
-        import torch
+    from bot.app import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return resolve_device(name)
 
 
 TRAIN_FLAGS = [  # (flag, type, help)

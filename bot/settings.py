@@ -91,9 +91,12 @@ class TrainSettings:
     val_frac: float = 0.1
     test_frac: float = 0.1
     min_improvement: float = 0.0
+    keep_runs: int = 5
 
     def validate(self) -> dict[str, str]:
         problems = {}
+        if self.keep_runs < 0:
+            problems["keep_runs"] = "an integer >= 0 (0 keeps every run folder)"
         if self.lr_schedule not in LR_SCHEDULES:
             problems["lr_schedule"] = " or ".join(repr(name) for name in LR_SCHEDULES)
         if self.device not in ("cpu", "cuda", "auto"):

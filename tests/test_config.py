@@ -50,6 +50,7 @@ def test_every_example_key_has_a_comment():
     ("[schedule]\npublish_times = ['25:00']\n", "schedule.publish_times must be times as 'HH:MM'"),
     ("[schedule]\ntimezone = 'Mars/Olympus'\n", "schedule.timezone must be an IANA time zone"),
     ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step' or 'cosine'"),
+    ("[train]\nkeep_runs = -1\n", "train.keep_runs must be an integer >= 0"),
     ("[sample\n", "malformed TOML"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
@@ -91,3 +92,17 @@ def test_logging_setup_redacts_in_real_handlers(tmp_path):
     text = log_file.read_text(encoding="utf-8")
     assert "access_token=***" in text and "another-secret-token" not in text
     logging.basicConfig(force=True)
+
+
+@pytest.mark.parametrize("gpu, expected", [(True, "cuda"), (False, "cpu")])
+def test_device_auto_trains_on_the_gpu_when_torch_sees_one(tmp_path, monkeypatch, gpu, expected):
+    import torch
+
+    from bot.app import retrain_plan, resolve_device
+    from bot.context import TrainPaths
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    settings = load_settings(write(tmp_path, "[train]\ndevice = 'auto'\nkeep_runs = 3\n"), environ={})
+    plan = retrain_plan(settings, TrainPaths.under(tmp_path))
+    assert plan.device == expected and plan.keep_runs == 3
+    assert resolve_device("cpu") == "cpu" and resolve_device("cuda") == "cuda"

@@ -224,3 +224,42 @@ def test_a_send_in_doubt_is_never_retried_and_the_queue_moves_on(db):
     assert channel.sent == ["ВТОРОЙ\n@\nПОСТ"]
     assert drafts.get_draft(db, first)["status"] == drafts.get_draft(db, second)["status"] == "published"
     assert "TimeoutError" in moderation.notes[0]
+
+
+def test_retrain_keeps_only_the_newest_run_folders(db, tmp_path, tiny_checkpoint):
+    import torch
+
+    from corpus.store import models as model_rows
+    from jobs.models import install_checkpoint
+    from jobs.retrain import RetrainPlan, retrain
+    from model.checkpoint import save_checkpoint
+    from tests.conftest import varied_posts
+
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(60)])
+    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
+    model_rows.promote(db, version)
+    ck = torch.load(tiny_checkpoint, weights_only=True)
+    runs = []
+
+    def run_training(args):   # the active model again, as a new file: never better, so rejected
+        run_dir = Path(args[args.index("--checkpoint-dir") + 1])
+        runs.append(run_dir)
+        save_checkpoint(run_dir / "best.pt", {**ck, "created_at": f"run {len(runs)}"})
+        (run_dir / "latest.pt").write_bytes(b"optimizer state")
+
+    plan = RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
+                       checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models", keep_runs=2)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "notes.txt").write_text("the operator's file")
+    results = [retrain(db, plan, run_training=run_training) for _ in range(4)]
+
+    assert len(set(runs)) == 4 and not any(r.promoted for r in results)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted([runs[2].name, runs[3].name, "notes.txt"])
+    statuses = [model_rows.get_model(db, r.candidate_version)["status"] for r in results]
+    assert statuses == ["pruned", "pruned", "rejected", "rejected"]
+    assert model_rows.active_model(db)["version"] == version   # the service's model is untouched
+    assert (tmp_path / "models" / f"{version}.pt").is_file()
+
+    plan_all = RetrainPlan(**{**plan.__dict__, "keep_runs": 0})
+    retrain(db, plan_all, run_training=run_training)
+    assert len(list((tmp_path / "ck").glob("run-*"))) == 3

@@ -1,4 +1,9 @@
-"""Queries on `model_versions`: which checkpoint the service uses, and its history."""
+"""Queries on `model_versions`: which checkpoint the service uses, and its history.
+
+Statuses: 'candidate' (installed, not in use), 'active' (the one the service uses), 'retired' (was
+active; kept for /meme N), 'rejected' (a retrain's candidate that did not beat the active model;
+its checkpoint stays in its run folder), 'pruned' (rejected, and its run folder was deleted).
+"""
 from __future__ import annotations
 
 import json
@@ -35,5 +40,16 @@ def promote(db: sqlite_utils.Database, version: str) -> None:
                    [utcnow(), version])
 
 
+def set_path(db: sqlite_utils.Database, version: str, path: str) -> None:
+    db.execute("UPDATE model_versions SET path = ? WHERE version = ?", [path, version])
+
+
 def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
     db.execute("UPDATE model_versions SET status = ? WHERE version = ?", [status, version])
+
+
+def mark_pruned(db: sqlite_utils.Database, folder: str) -> None:
+    """Rejected candidates whose checkpoint lived in `folder` (now deleted) become 'pruned'."""
+    prefix = folder.rstrip("/\\") + "/"
+    db.execute("UPDATE model_versions SET status = 'pruned' WHERE status = 'rejected' AND substr(path, 1, ?) = ?",
+               [len(prefix), prefix])
