@@ -17,10 +17,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from bot.config import ConfigError
     from bot.errors import BotError
     from corpus.errors import CorpusError
+    from jobs.errors import JobError
 
     from model.errors import ModelError  # model/errors.py imports no torch
 
-    return (ConfigError, BotError, CorpusError, ModelError)
+    return (ConfigError, BotError, CorpusError, JobError, ModelError)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,9 +40,9 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from bot import cli_corpus, cli_model, cli_run
+    from bot import cli_corpus, cli_model, cli_models, cli_run
 
-    for module in (cli_corpus, cli_model, cli_run):
+    for module in (cli_corpus, cli_model, cli_models, cli_run):
         module.register(cli)
 
 

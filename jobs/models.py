@@ -94,3 +94,20 @@ def activate_bundled(db: sqlite_utils.Database, models_dir: Path) -> str | None:
     version = install_checkpoint(db, bundled, models_dir, val_loss=None, metrics={"origin": "bundled"})
     model_rows.promote(db, version)
     return version
+
+
+def activate_version(db: sqlite_utils.Database, version: str, models_dir: Path) -> Path:
+    """Make an installed or rejected `version` the active model. A rejected candidate's checkpoint
+    is first copied from its run folder into models_dir, so pruning old runs never removes it."""
+    source = checkpoint_for_version(db, version)
+    target = models_dir / f"{version}.pt"
+    if source.resolve() != target.resolve():
+        models_dir.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            _atomic_copy(source, target)
+        sidecar = source.with_suffix(".json")
+        if sidecar.is_file() and not target.with_suffix(".json").exists():
+            _atomic_copy(sidecar, target.with_suffix(".json"))
+        model_rows.set_path(db, version, str(target))
+    model_rows.promote(db, version)
+    return target

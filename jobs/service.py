@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlite_utils
 
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
+from corpus.store import models as model_rows
 from corpus.store.clock import ago, utcnow
 from corpus.store.state import get_state, set_state
 from jobs import scheduler as sched
@@ -57,7 +59,24 @@ class Service:
         if not self.moderation.enabled:
             log.info("no moderators configured: drafts are auto-approved")
 
+    async def follow_active_model(self) -> str | None:
+        """Load the model the database marks active when that changed under us (`buhurt models
+        activate` from another process). Returns the new version, or None when nothing changed."""
+        row = model_rows.active_model(self.db)
+        if row is None or row["version"] == self.holder.version:
+            return None
+        path = Path(row["path"])
+        try:
+            version = await asyncio.to_thread(self.holder.reload, path)
+        except Exception as exc:  # noqa: BLE001 - keep generating with the loaded model
+            log.warning("could not load the active model %s from %s: %s; still generating with %s",
+                        row["version"], path, exc, self.holder.version)
+            return None
+        log.info("now generating with model %s (made active in the database)", version)
+        return version
+
     async def fill_pools(self) -> list[int]:
+        await self.follow_active_model()
         common = dict(batch_size=self.plan.batch_size, options=self.plan.sample, stoplist=self.stoplist,
                       max_rounds=self.plan.max_rounds)
         created = await fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL,

@@ -1,0 +1,97 @@
+"""`buhurt models`: the model versions the service knows, installing a checkpoint trained elsewhere
+(the GPU box), and switching the active model (a rollback is activating a retired version).
+
+A running `buhurt run` follows the database: at its next pool run it loads the newly active model.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+PathArg = click.Path(path_type=Path, dir_okay=False)
+
+
+@click.group("models")
+def models_group() -> None:
+    """Model versions: list, install a checkpoint, activate one."""
+
+
+@models_group.command("list")
+@click.pass_obj
+def list_cmd(app) -> None:
+    """Every known version, newest first: status, validation bits/char, when, where."""
+    db = app.open_db()
+    try:
+        rows = list(db.query("SELECT * FROM model_versions ORDER BY created_at DESC, version"))
+    finally:
+        db.close()
+    if not rows:
+        click.echo("no model versions yet: `buhurt run` installs the bundled model or trains one")
+        return
+    click.echo(f"{'version':<12}  {'status':<9}  {'val bits/char':>13}  {'created (UTC)':<19}  origin / path")
+    for r in rows:
+        bpc = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "-"
+        origin = json.loads(r["metrics_json"] or "{}").get("origin", "")
+        where = f"{origin}: {r['path']}" if origin else r["path"]
+        mark = " *" if r["status"] == "active" else ""
+        click.echo(f"{r['version']:<12}  {r['status']:<9}  {bpc:>13}  {r['created_at'][:19]:<19}  {where}{mark}")
+
+
+@models_group.command("install")
+@click.argument("checkpoint", type=PathArg)
+@click.option("--activate", is_flag=True, help="Make it the active model at once.")
+@click.option("--text", type=PathArg, default=None,
+              help="Record its bits/char on this text (default: the validation text is not scored).")
+@click.pass_obj
+def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None) -> None:
+    """Copy a checkpoint (e.g. trained on the GPU box) into <data_dir>/models and register it."""
+    from corpus.store import models as model_rows
+    from jobs.models import install_checkpoint
+    from model.sample import Generator
+
+    Generator.load(checkpoint)   # a checkpoint that cannot generate is refused before anything is written
+    val = None
+    if text is not None:
+        from model.evaluate import evaluate_text
+
+        val = evaluate_text(checkpoint, text)["bits_per_char"]
+    db = app.open_db()
+    try:
+        version = install_checkpoint(db, checkpoint, app.default_paths().models_dir, val_loss=val,
+                                     metrics={"origin": "installed", "source": str(checkpoint)})
+        if activate:
+            model_rows.promote(db, version)
+        status = model_rows.get_model(db, version)["status"]
+    finally:
+        db.close()
+    click.echo(f"installed model {version} ({status})" + (f", {val:.4f} bits/char on {text}" if text else ""))
+
+
+@models_group.command("activate")
+@click.argument("version")
+@click.pass_obj
+def activate_cmd(app, version: str) -> None:
+    """Make VERSION (or a unique prefix of it) the active model; the previous one is retired."""
+    from jobs.errors import JobError
+    from jobs.models import activate_version, checkpoint_for_version
+    from model.sample import Generator
+
+    db = app.open_db()
+    try:
+        matches = [r["version"] for r in db.query(
+            "SELECT version FROM model_versions WHERE substr(version, 1, ?) = ?", [len(version), version])]
+        if len(matches) != 1:
+            found = "no model version" if not matches else f"{len(matches)} model versions ({', '.join(matches)})"
+            raise JobError(f"{found} matches {version!r}: see `buhurt models list`")
+        full = matches[0]
+        Generator.load(checkpoint_for_version(db, full))   # never activate a file the service cannot load
+        path = activate_version(db, full, app.default_paths().models_dir)
+    finally:
+        db.close()
+    click.echo(f"active model: {full} ({path}); a running `buhurt run` switches at its next pool run")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(models_group)

@@ -1,0 +1,151 @@
+"""`buhurt models list|install|activate` through the real CLI, and the running service following
+an activation made by another process. Real SQLite files, real checkpoints."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import torch
+
+from bot.cli import main
+from corpus.db import open_db
+from corpus.store import models as model_rows
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as ei:
+        main(list(argv))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return ei.value.code or 0, out.out, out.err
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A folder with a config.toml whose data_dir is ./data and no bundled model."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[model]\nuse_bundled = false\n")
+    return tmp_path
+
+
+def variant(tiny_checkpoint: Path, path: Path, tag: str) -> Path:
+    """The tiny model saved again as another file: another version, same weights."""
+    from model.checkpoint import save_checkpoint
+
+    ck = torch.load(tiny_checkpoint, weights_only=True)
+    return save_checkpoint(path, {**ck, "created_at": tag})
+
+
+def versions(home: Path) -> dict[str, dict]:
+    db = open_db(home / "data" / "buhurt.sqlite3")
+    try:
+        return {r["version"]: r for r in db.query("SELECT * FROM model_versions")}
+    finally:
+        db.close()
+
+
+def test_install_activate_and_roll_back(home, capsys, tiny_checkpoint):
+    code, out, err = run(capsys, "models", "list")
+    assert code == 0 and "no model versions yet" in out, err
+    code, out, err = run(capsys, "sample")          # no model at all: one line, not a traceback
+    assert code == 2 and err.startswith("error: no model yet") and err.count("\n") == 1
+
+    from tests.conftest import varied_posts
+
+    gpu = variant(tiny_checkpoint, home / "from-gpu-box.pt", "a")
+    (home / "val.txt").write_text("\n\n".join(varied_posts(10)), encoding="utf-8")
+    code, out, err = run(capsys, "models", "install", str(gpu), "--activate", "--text", "val.txt")
+    assert code == 0 and "installed model" in out and "(active)" in out and "bits/char" in out, err
+    first = out.split()[2]
+    assert (home / "data" / "models" / f"{first}.pt").is_file()
+    assert versions(home)[first]["val_loss"] > 0
+
+    second = variant(tiny_checkpoint, home / "newer.pt", "b")
+    code, out, err = run(capsys, "models", "install", str(second))
+    assert code == 0 and "(candidate)" in out, err
+    newer = out.split()[2]
+    code, out, err = run(capsys, "models", "activate", newer[:6])
+    assert code == 0 and f"active model: {newer}" in out, err
+    rows = versions(home)
+    assert (rows[first]["status"], rows[newer]["status"]) == ("retired", "active")
+
+    code, out, err = run(capsys, "models", "list")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3 and any(newer in line and line.endswith(" *") for line in lines)
+
+    code, out, err = run(capsys, "models", "activate", first)   # the rollback
+    assert code == 0 and versions(home)[first]["status"] == "active", err
+    code, out, err = run(capsys, "sample", "--num", "1", "--seed", "3", "--length", "40")
+    assert code == 0 and out.strip(), err
+
+
+def test_bad_input_changes_nothing(home, capsys, tiny_checkpoint):
+    broken = home / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    code, out, err = run(capsys, "models", "install", str(broken), "--activate")
+    assert code == 2 and "broken.pt" in err and "corrupt or not a checkpoint" in err and err.count("\n") == 1
+    assert versions(home) == {} and not (home / "data" / "models").exists()
+
+    code, out, err = run(capsys, "models", "install", str(home / "missing.pt"))
+    assert code == 2 and "missing.pt" in err, err
+
+    good = variant(tiny_checkpoint, home / "good.pt", "c")
+    run(capsys, "models", "install", str(good), "--activate")
+    other = variant(tiny_checkpoint, home / "other.pt", "d")
+    run(capsys, "models", "install", str(other))
+    before = versions(home)
+    code, out, err = run(capsys, "models", "activate", "zzzz")
+    assert code == 2 and "no model version matches 'zzzz'" in err
+    code, out, err = run(capsys, "models", "activate", "")           # a prefix of every version
+    assert code == 2 and "2 model versions" in err
+    (home / "data" / "models" / f"{next(v for v, r in before.items() if r['status'] == 'candidate')}.pt").unlink()
+    code, out, err = run(capsys, "models", "activate", next(v for v, r in before.items() if r["status"] == "candidate"))
+    assert code == 2 and "is not installed (its checkpoint is missing)" in err
+    assert versions(home) == before
+
+
+def test_activating_a_rejected_candidate_copies_it_out_of_its_run_folder(db, tmp_path, tiny_checkpoint):
+    from jobs.models import activate_version
+    from jobs.retrain import prune_runs
+
+    run_dir = tmp_path / "ck" / "run-20260101-030000-000000"
+    candidate = variant(tiny_checkpoint, run_dir / "best.pt", "e")
+    from jobs.models import file_version
+
+    version = file_version(candidate)
+    model_rows.register_model(db, version, str(candidate), val_loss=2.0, status="rejected")
+    target = activate_version(db, version, tmp_path / "models")
+    assert target == tmp_path / "models" / f"{version}.pt" and target.is_file()
+    (tmp_path / "ck" / "run-20260102-030000-000000").mkdir()
+    assert prune_runs(db, tmp_path / "ck", keep=1) == [run_dir]
+    row = model_rows.active_model(db)
+    assert row["version"] == version and Path(row["path"]) == target and target.is_file()
+
+
+def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint, caplog):
+    from corpus.stoplist import StopList
+    from jobs.generator import GeneratorHolder
+    from jobs.models import install_checkpoint
+    from jobs.moderation import AutoApprove
+    from jobs.pool import SampleOptions
+    from jobs.service import Service, ServicePlan
+
+    models = tmp_path / "models"
+    old = install_checkpoint(db, tiny_checkpoint, models, val_loss=None)
+    model_rows.promote(db, old)
+    service = Service(db, GeneratorHolder(models / f"{old}.pt"), plan=ServicePlan(sample=SampleOptions(0.8, 60, 0),
+                      channel_pool=1, subscriber_pool=0), publishers=[], moderation=AutoApprove(),
+                      stoplist=StopList())
+    assert asyncio.run(service.follow_active_model()) is None          # nothing changed
+
+    new = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "new.pt", "f"), models, val_loss=None)
+    model_rows.promote(db, new)             # what `buhurt models activate` does from another process
+    asyncio.run(service.fill_pools())
+    assert service.holder.version == new
+
+    broken = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "b.pt", "g"), models, val_loss=None)
+    (models / f"{broken}.pt").write_bytes(b"truncated")
+    model_rows.promote(db, broken)
+    assert asyncio.run(service.follow_active_model()) is None          # keeps generating with `new`
+    assert service.holder.version == new and f"could not load the active model {broken}" in caplog.text
