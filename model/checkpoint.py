@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -77,16 +78,24 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     return path
 
 
+def _load_failure(exc: Exception) -> str:
+    """The part of torch.load's error that names the problem, without its advice to retry with
+    weights_only=False (which would run code from the file)."""
+    text = str(exc)
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    if found:
+        return f"unpickling refused it ({found.group(1).strip()[:160]})"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return first.split(". ")[0][:200]
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load and validate a checkpoint (weights_only=True). Raises ModelError on any problem."""
     p = require_file(path, "checkpoint")
     try:
         ck = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        picked = [ln for ln in lines if "error:" in ln.lower()]
-        reason = (picked or lines or [type(exc).__name__])[0]
-        raise ModelError(f"checkpoint {str(p)!r} is corrupt or not a checkpoint: {reason[:200]}") from None
+        raise ModelError(f"checkpoint {str(p)!r} is corrupt or not a checkpoint: {_load_failure(exc)}") from None
     if not isinstance(ck, dict):
         raise ModelError(f"checkpoint {str(p)!r} is not a buhurt checkpoint (not a dict)")
     for k in REQUIRED_KEYS:

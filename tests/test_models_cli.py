@@ -85,6 +85,7 @@ def test_bad_input_changes_nothing(home, capsys, tiny_checkpoint):
     broken.write_bytes(b"not a checkpoint")
     code, out, err = run(capsys, "models", "install", str(broken), "--activate")
     assert code == 2 and "broken.pt" in err and "corrupt or not a checkpoint" in err and err.count("\n") == 1
+    assert "weights_only" not in err      # torch's advice to load it unsafely is not passed on
     assert versions(home) == {} and not (home / "data" / "models").exists()
 
     code, out, err = run(capsys, "models", "install", str(home / "missing.pt"))
