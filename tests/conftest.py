@@ -87,3 +87,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         checkpoint_every=50, learning_rate=0.01, progress=False,
     ))
     return Path(result.best_path)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """`buhurt ARGV` through the real entry point: (exit code, stdout, stderr)."""
+    from bot.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return info.value.code or 0, out.out, out.err

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cli import main
+from tests.conftest import run_cli
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+run = run_cli
 
 
 @pytest.fixture

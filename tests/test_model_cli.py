@@ -10,15 +10,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_model import _model_tests_one_thread, tiny_run, write_corpus  # noqa: E402,F401
 
-from bot.cli import main  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
 
 
-def run(capsys, *argv):
-    with pytest.raises(SystemExit) as ei:
-        main(list(argv))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return ei.value.code or 0, out.out, out.err
+run = run_cli
 
 
 def test_preprocess_train_sample_eval(tmp_path, capsys, monkeypatch):

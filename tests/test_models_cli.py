@@ -8,17 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from bot.cli import main
+from tests.conftest import run_cli
 from corpus.db import open_db
 from corpus.store import models as model_rows
 
 
-def run(capsys, *argv):
-    with pytest.raises(SystemExit) as ei:
-        main(list(argv))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return ei.value.code or 0, out.out, out.err
+run = run_cli
 
 
 @pytest.fixture
