@@ -14,7 +14,7 @@ import sqlite_utils
 
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
-from corpus.store.posts import text_hash
+from corpus.store.posts import has_text
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def screen(db: sqlite_utils.Database, text: str, stoplist: StopList) -> str | No
     found = stoplist.match(text)
     if found:
         return f"stop-list: {found}"
-    if db.execute("SELECT 1 FROM posts WHERE text_hash = ? LIMIT 1", [text_hash(text)]).fetchone():
+    if has_text(db, text):
         return "copy of a corpus post"
     return None
 
