@@ -22,9 +22,11 @@ def models_group() -> None:
 @click.pass_obj
 def list_cmd(app) -> None:
     """Every known version, newest first: status, validation bits/char, when, where."""
+    from corpus.store.models import all_models
+
     db = app.open_db()
     try:
-        rows = list(db.query("SELECT * FROM model_versions ORDER BY created_at DESC, version"))
+        rows = all_models(db)
     finally:
         db.close()
     if not rows:
@@ -74,14 +76,14 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None) -> Non
 @click.pass_obj
 def activate_cmd(app, version: str) -> None:
     """Make VERSION (or a unique prefix of it) the active model; the previous one is retired."""
+    from corpus.store.models import versions_starting_with
     from jobs.errors import JobError
     from jobs.models import activate_version, checkpoint_for_version
     from model.sample import Generator
 
     db = app.open_db()
     try:
-        matches = [r["version"] for r in db.query(
-            "SELECT version FROM model_versions WHERE substr(version, 1, ?) = ?", [len(version), version])]
+        matches = versions_starting_with(db, version)
         if len(matches) != 1:
             found = "no model version" if not matches else f"{len(matches)} model versions ({', '.join(matches)})"
             raise JobError(f"{found} matches {version!r}: see `buhurt models list`")

@@ -38,7 +38,8 @@ def file_version(path: Path) -> str:
 def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path, *,
                        val_loss: float | None, metrics: dict | None = None,
                        status: str = "candidate") -> str:
-    """Copy `source` (and its .json sidecar) into models_dir under its version; register it."""
+    """Copy `source` (and its .json sidecar) into models_dir under its version and register it. A
+    version already known keeps its status, and its row now points at the copy in models_dir."""
     source = Path(source)
     if not source.is_file():
         raise JobError(f"{source}: checkpoint not found")
@@ -50,8 +51,8 @@ def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path
     sidecar = source.with_suffix(".json")
     if sidecar.is_file() and not target.with_suffix(".json").exists():
         _atomic_copy(sidecar, target.with_suffix(".json"))
-    if model_rows.get_model(db, version) is None:
-        model_rows.register_model(db, version, str(target), val_loss=val_loss, metrics=metrics, status=status)
+    model_rows.register_model(db, version, str(target), val_loss=val_loss, metrics=metrics, status=status)
+    model_rows.set_path(db, version, str(target))
     return version
 
 
@@ -97,17 +98,8 @@ def activate_bundled(db: sqlite_utils.Database, models_dir: Path) -> str | None:
 
 
 def activate_version(db: sqlite_utils.Database, version: str, models_dir: Path) -> Path:
-    """Make an installed or rejected `version` the active model. A rejected candidate's checkpoint
-    is first copied from its run folder into models_dir, so pruning old runs never removes it."""
-    source = checkpoint_for_version(db, version)
-    target = models_dir / f"{version}.pt"
-    if source.resolve() != target.resolve():
-        models_dir.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            _atomic_copy(source, target)
-        sidecar = source.with_suffix(".json")
-        if sidecar.is_file() and not target.with_suffix(".json").exists():
-            _atomic_copy(sidecar, target.with_suffix(".json"))
-        model_rows.set_path(db, version, str(target))
+    """Make a known `version` the active model. A rejected candidate's checkpoint is first copied
+    from its run folder into models_dir, so pruning old runs never removes the active model."""
+    install_checkpoint(db, checkpoint_for_version(db, version), models_dir, val_loss=None)
     model_rows.promote(db, version)
-    return target
+    return models_dir / f"{version}.pt"

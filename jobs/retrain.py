@@ -146,9 +146,8 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
                              plan.models_dir / f"{version}.pt", details)
     # a rejected candidate stays in its run folder (recorded, not copied into models_dir)
     version = file_version(candidate)
-    if model_rows.get_model(db, version) is None:   # never demote a known version (same bytes)
-        model_rows.register_model(db, version, str(candidate), val_loss=candidate_bpc, metrics=metrics,
-                                  status="rejected")
+    model_rows.register_model(db, version, str(candidate), val_loss=candidate_bpc, metrics=metrics,
+                              status="rejected")
     reason = f"kept the active model: candidate {candidate_bpc:.4f} >= {active_bpc:.4f} bits/char"
     log.info("retrain %s", reason)
     prune_runs(db, plan.checkpoint_dir, plan.keep_runs)

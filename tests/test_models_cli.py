@@ -145,3 +145,21 @@ def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint
     model_rows.promote(db, broken)
     assert asyncio.run(service.follow_active_model()) is None          # keeps generating with `new`
     assert service.holder.version == new and f"could not load the active model {broken}" in caplog.text
+
+
+def test_registering_known_bytes_again_never_demotes_or_loses_them(db, tmp_path, tiny_checkpoint):
+    from jobs.models import install_checkpoint
+
+    active = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
+    model_rows.promote(db, active)
+    model_rows.register_model(db, active, "ck/run-x/best.pt", val_loss=9.0, status="rejected")  # same bytes again
+    row = model_rows.active_model(db)
+    assert row["version"] == active and row["path"] == str(tmp_path / "models" / f"{active}.pt")
+
+    run_copy = variant(tiny_checkpoint, tmp_path / "ck" / "run-y" / "best.pt", "h")
+    rejected = install_checkpoint(db, run_copy, tmp_path / "old-models", val_loss=None)
+    model_rows.set_path(db, rejected, str(run_copy))
+    model_rows.set_status(db, rejected, "rejected")
+    install_checkpoint(db, run_copy, tmp_path / "models", val_loss=None)   # `buhurt models install` of that file
+    row = model_rows.get_model(db, rejected)
+    assert row["status"] == "rejected" and row["path"] == str(tmp_path / "models" / f"{rejected}.pt")

@@ -16,10 +16,22 @@ from corpus.store.clock import utcnow
 
 def register_model(db: sqlite_utils.Database, version: str, path: str, *, val_loss: float | None,
                    metrics: dict | None = None, status: str = "candidate") -> None:
-    db["model_versions"].upsert({
+    """Record a new version. A version already known keeps its row (status included): the same
+    bytes registered again, e.g. a candidate identical to the active model, never demote it."""
+    db["model_versions"].insert({
         "version": version, "path": path, "status": status, "val_loss": val_loss,
         "metrics_json": json.dumps(metrics or {}, ensure_ascii=False), "created_at": utcnow(),
-    }, pk="version")
+    }, pk="version", ignore=True)
+
+
+def all_models(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every version, newest first."""
+    return list(db.query("SELECT * FROM model_versions ORDER BY created_at DESC, version"))
+
+
+def versions_starting_with(db: sqlite_utils.Database, prefix: str) -> list[str]:
+    return [r["version"] for r in db.query(
+        "SELECT version FROM model_versions WHERE substr(version, 1, ?) = ? ORDER BY version", [len(prefix), prefix])]
 
 
 def active_model(db: sqlite_utils.Database) -> dict[str, Any] | None:
