@@ -119,6 +119,30 @@ def _tidy(lines: list[str]) -> str:
     return "\n".join(out)
 
 
+_GLUED_END = re.compile(r"(?<=[^\s@])@+$")                  # "ТЕКСТ@": the model skipped the line break
+_GLUED_START = re.compile(r"^@+(?=[^\sA-Za-z0-9_@])")      # '@"ЦИТАТА', not a mention like @durov
+
+
+def tidy_generated(text: str) -> str:
+    """A generated post in the corpus's canonical form (`normalise`), with a separator the model
+    glued to the end of a line ("ТЕКСТ@") or to the start of one ('@"ЦИТАТА') moved onto its own
+    line, and no separator left dangling at either end (a post capped at its length limit, or one
+    where the model closed with "@" before the gap)."""
+    lines: list[str] = []
+    for line in normalise(text).split("\n"):
+        if line != "@":
+            head = _GLUED_START.match(line)
+            if head:
+                lines.append("@")
+                line = line[head.end():].lstrip()
+            tail = _GLUED_END.search(line)
+            if tail:
+                lines += [line[:tail.start()].rstrip(), "@"]
+                continue
+        lines.append(line)
+    return _tidy(lines)
+
+
 def strip_noise(text: str, options: CleanOptions = CleanOptions()) -> tuple[str, list[str]]:
     """Remove a trailing signature (a last line that is only a link, e.g. a Telegram channel's
     `[БУГУРТ-ТРЕД](https://t.me/...)`) and hashtag-only lines. Returns (text, what was stripped)."""

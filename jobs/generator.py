@@ -6,6 +6,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from corpus.clean import tidy_generated
+
 
 class GeneratorHolder:
     """Holds the active model's Generator; `reload` swaps it in place after a promotion.
@@ -45,8 +47,9 @@ class GeneratorHolder:
 
     def generate(self, seeds: list[int], *, version: str | None = None,
                  checkpoint: Path | None = None, **options) -> tuple[str, list[str]]:
-        """Generate one post per seed; returns (model version, texts). With `version`, use that
-        model (loading `checkpoint` if it is not the current or a recent one) for /meme N."""
+        """Generate one post per seed; returns (model version, texts), each in the corpus's canonical
+        form (`tidy_generated`: no separator glued to a line or dangling at an end). With `version`,
+        use that model (loading `checkpoint` if it is not the current or a recent one) for /meme N."""
         with self._lock:
             generator = self._current
             if version is not None and version != generator.version:
@@ -58,4 +61,5 @@ class GeneratorHolder:
                     self._old[version] = generator
                     while len(self._old) > self._keep_old:
                         self._old.popitem(last=False)
-            return generator.version, generator.generate(seeds=seeds, **options)
+            texts = generator.generate(seeds=seeds, **options)
+        return generator.version, [tidy_generated(t) for t in texts]

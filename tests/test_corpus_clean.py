@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from corpus.clean import CleanOptions, clean_post, normalise, strip_noise
+from corpus.clean import CleanOptions, clean_post, normalise, strip_noise, tidy_generated
 from corpus.cleaning import clean_corpus, clean_if_needed
 from corpus.dedupe import find_duplicates
 from corpus.stoplist import StopList
@@ -25,6 +25,15 @@ def test_separator_variants_become_one_canonical_line():
     assert normalise("ОДИН @ ДВА @@ ТРИ") == "ОДИН\n@\nДВА\n@\nТРИ"
     assert normalise("ОДИН @ ДВА", CleanOptions(inline_separators=False)) == "ОДИН @ ДВА"
     assert normalise("@\nА\n@\n@\nБ") == "А\n@\nБ"
+
+
+def test_generated_text_gets_its_glued_and_dangling_separators_fixed():
+    assert tidy_generated("А\n@\nБ\n@") == "А\n@\nБ"                      # closed with "@" before the gap
+    assert tidy_generated("А\n@\nБ@\nВ") == "А\n@\nБ\n@\nВ"                # "@" glued to a line's end
+    assert tidy_generated('А\n@"ЦИТАТА\n@\nБ') == 'А\n@\n"ЦИТАТА\n@\nБ'    # ... or to a line's start
+    assert tidy_generated("А\n@\n@durov ПИШЕТ") == "А\n@\n@durov ПИШЕТ"      # a mention stays
+    assert tidy_generated("@\nА  @  Б\n@@\n\n@") == "А\n@\nБ"
+    assert tidy_generated(GOOD) == GOOD
 
 
 def test_signature_and_hashtag_lines_are_stripped_but_post_kept():

@@ -7,6 +7,7 @@ import logging
 import unicodedata
 
 from bot import texts
+from corpus.clean import tidy_generated
 from corpus.store import drafts as draft_rows
 from jobs.errors import JobError
 from jobs.models import checkpoint_for_version
@@ -82,7 +83,7 @@ async def regenerate(bot_data: dict, draft: dict) -> tuple[str, bool]:
         log.warning("meme %s: model %s could not be loaded (%s); showing the stored text",
                     draft["id"], draft["model_version"], exc)
         return draft["text"], False
-    if text != draft["text"]:
+    if text != draft["text"] and text != tidy_generated(draft["text"]):   # drafts stored before tidying
         log.warning("meme %s regenerated differently from the stored text; showing the stored one", draft["id"])
         return draft["text"], True
     return text, True
