@@ -83,7 +83,7 @@ class TrainSettings:
     batch_size: int = 50
     seq_length: int = 50
     learning_rate: float = 2e-3
-    lr_schedule: str = "cosine"
+    lr_schedule: str = "hold"
     lr_decay_every: int = 20
     max_epochs: int = 1000
     max_minutes: float = 3.0
@@ -98,7 +98,8 @@ class TrainSettings:
         if self.keep_runs < 0:
             problems["keep_runs"] = "an integer >= 0 (0 keeps every run folder)"
         if self.lr_schedule not in LR_SCHEDULES:
-            problems["lr_schedule"] = " or ".join(repr(name) for name in LR_SCHEDULES)
+            *head, last = (repr(name) for name in LR_SCHEDULES)
+            problems["lr_schedule"] = f"{', '.join(head)} or {last}"
         if self.device not in ("cpu", "cuda", "auto"):
             problems["device"] = "'cpu', 'cuda' or 'auto'"
         for key in ("batch_size", "seq_length", "max_epochs", "lr_decay_every"):

@@ -22,7 +22,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.data import SplitBatcher, load_splits
 from model.errors import ModelError
 from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, state_to_list
-from model.train_config import COSINE_FLOOR, RUN_FROM_CHECKPOINT, TrainConfig
+from model.train_config import COSINE_FLOOR, HOLD_DECAY, PROGRESS_SCHEDULES, RUN_FROM_CHECKPOINT, TrainConfig
 from model.vocab import Vocab
 
 __all__ = ["StepInfo", "TrainConfig", "TrainResult", "TrainingInterrupted", "train"]
@@ -102,9 +102,12 @@ def _transfer_init(model: CharRNN, ck: dict, vocab: Vocab) -> int:
 
 def _lr_at(cfg: TrainConfig, epoch: int, progress: float) -> float:
     """The learning rate in `epoch`, `progress` (0..1) through the run."""
+    p = min(1.0, max(0.0, progress))
     if cfg.lr_schedule == "cosine":
-        p = min(1.0, max(0.0, progress))
         return cfg.learning_rate * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * p)))
+    if cfg.lr_schedule == "hold":
+        tail = max(0.0, p - (1 - HOLD_DECAY)) / HOLD_DECAY
+        return cfg.learning_rate * (1 - (1 - COSINE_FLOOR) * tail)
     return cfg.learning_rate * cfg.lr_decay_factor ** (epoch // cfg.lr_decay_every)
 
 
@@ -284,7 +287,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
         """How far through the run: by iterations, or by the time budget when that ends it first
         (a resumed run spends its new budget on the rest of the schedule)."""
         p = it / max(1, total_its)
-        if budget_s and cfg.lr_schedule == "cosine":
+        if budget_s and cfg.lr_schedule in PROGRESS_SCHEDULES:
             p = max(p, D.agree_max(ctx, p0 + (1 - p0) * (time.monotonic() - t0) / budget_s))
         lr_progress[0] = p
         return p

@@ -12,8 +12,10 @@ RUN_FROM_CHECKPOINT = (
     "model_type", "wordvec_size", "rnn_size", "num_layers", "dropout", "batch_size", "seq_length",
     "learning_rate", "lr_schedule", "lr_decay_every", "lr_decay_factor", "grad_clip", "seed",
 )
-LR_SCHEDULES = ("step", "cosine")
-COSINE_FLOOR = 0.02   # the cosine schedule ends at 2% of learning_rate
+LR_SCHEDULES = ("step", "cosine", "hold")
+PROGRESS_SCHEDULES = ("cosine", "hold")   # driven by how far through the run (iterations or time budget)
+COSINE_FLOOR = 0.02   # the cosine and hold schedules end at 2% of learning_rate
+HOLD_DECAY = 0.25     # "hold" keeps learning_rate for the first 75% of the run, then lowers it linearly
 
 
 @dataclass
@@ -33,7 +35,9 @@ class TrainConfig:
     learning_rate: float = 2e-3
     # "step": x lr_decay_factor every lr_decay_every epochs (torch-rnn). "cosine": from learning_rate
     # down to 2% of it over the run: over max_minutes when a time budget is set (whichever of the
-    # budget and max_epochs/max_iterations ends first), else over the iterations
+    # budget and max_epochs/max_iterations ends first), else over the iterations. "hold": learning_rate
+    # for the first 75% of the run, then linearly down to 2% of it (measured better than cosine for a
+    # 10-minute CPU budget: benchmarks/results/quality-cpu.txt)
     lr_schedule: str = "step"
     lr_decay_every: int = 5
     lr_decay_factor: float = 0.5

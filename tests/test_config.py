@@ -49,7 +49,7 @@ def test_every_example_key_has_a_comment():
     ("[nonsense]\na = 1\n", "unknown table [nonsense]"),
     ("[schedule]\npublish_times = ['25:00']\n", "schedule.publish_times must be times as 'HH:MM'"),
     ("[schedule]\ntimezone = 'Mars/Olympus'\n", "schedule.timezone must be an IANA time zone"),
-    ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step' or 'cosine'"),
+    ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step', 'cosine' or 'hold'"),
     ("[train]\nkeep_runs = -1\n", "train.keep_runs must be an integer >= 0"),
     ("[sample\n", "malformed TOML"),
 ])

@@ -1,4 +1,4 @@
-"""The cosine learning-rate schedule: over the iterations, over a time budget, resumed exactly."""
+"""The cosine and hold learning-rate schedules: over the iterations, over a time budget, resumed exactly."""
 from __future__ import annotations
 
 import sys
@@ -31,6 +31,14 @@ def test_cosine_shape():
     assert [_lr_at(step, e, 0.9) for e in (0, 1, 2, 5)] == pytest.approx([2e-3, 2e-3, 1e-3, 5e-4])
 
 
+def test_hold_shape():
+    cfg = TrainConfig(lr_schedule="hold", learning_rate=1e-2)
+    assert [_lr_at(cfg, 3, p) for p in (0.0, 0.5, 0.75)] == pytest.approx([1e-2] * 3)   # held for 75%
+    assert _lr_at(cfg, 3, 0.875) == pytest.approx(1e-2 * (1 - 0.98 * 0.5))               # then linear
+    assert _lr_at(cfg, 3, 1.0) == pytest.approx(1e-2 * 0.02)
+    assert _lr_at(cfg, 3, 2.0) == pytest.approx(1e-2 * 0.02)
+
+
 def test_cosine_over_iterations(tmp_path):
     _, h5, js = prepare(tmp_path, n=60)
     r = train(tiny_config(h5, js, tmp_path / "ck", lr_schedule="cosine", learning_rate=4e-3, max_iterations=20))
@@ -41,9 +49,10 @@ def test_cosine_over_iterations(tmp_path):
     assert load_checkpoint(r.latest_path)["train_config"]["lr_schedule"] == "cosine"
 
 
-def test_cosine_over_a_time_budget_ends_annealed(tmp_path):
+@pytest.mark.parametrize("schedule", ["cosine", "hold"])
+def test_a_time_budget_drives_the_schedule_to_its_floor(tmp_path, schedule):
     _, h5, js = prepare(tmp_path, n=60)
-    r = train(tiny_config(h5, js, tmp_path / "ck", lr_schedule="cosine", max_epochs=100000, max_minutes=0.02,
+    r = train(tiny_config(h5, js, tmp_path / "ck", lr_schedule=schedule, max_epochs=100000, max_minutes=0.02,
                           checkpoint_every=100000))
     assert r.stopped == "max_minutes"
     ck = load_checkpoint(r.latest_path)
@@ -51,9 +60,10 @@ def test_cosine_over_a_time_budget_ends_annealed(tmp_path):
     assert last_lr(r.latest_path) < 2e-3 * 0.1
 
 
-def test_cosine_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("schedule", ["cosine", "hold"])
+def test_schedule_resumes_exactly(tmp_path, schedule):
     _, h5, js = prepare(tmp_path, n=80)
-    kw = dict(batch_size=16, dropout=0.2, checkpoint_every=4, lr_schedule="cosine", max_iterations=20)
+    kw = dict(batch_size=16, dropout=0.2, checkpoint_every=4, lr_schedule=schedule, max_iterations=20)
     full = train(tiny_config(h5, js, tmp_path / "a", **kw))
 
     def stop(info):
