@@ -58,8 +58,8 @@ TRAIN_FLAGS = [  # (flag, type, help)
     ("--seq-length", int, "Time steps per batch, truncated BPTT (default 50)."),
     ("--learning-rate", float, "Adam learning rate (default 2e-3)."),
     ("--lr-schedule", click.Choice(list(LR_SCHEDULES)), "step: x --lr-decay-factor every --lr-decay-every epochs "
-     "(torch-rnn, the default); cosine: down to 2%% of the rate over the run (over --max-minutes when set); "
-     "hold: the rate for 75%% of the run, then linearly down to 2%% of it."),
+     "(torch-rnn, the default); cosine: down to 2% of the rate over the run (over --max-minutes when set); "
+     "hold: the rate for 75% of the run, then linearly down to 2% of it."),
     ("--lr-decay-every", int, "Multiply the learning rate by --lr-decay-factor every N epochs (default 5)."),
     ("--lr-decay-factor", float, "Learning-rate decay factor (default 0.5)."),
     ("--grad-clip", float, "Clamp each gradient element to [-X, X] (default 5)."),
