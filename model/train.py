@@ -22,7 +22,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.data import SplitBatcher, load_splits
 from model.errors import ModelError
 from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, state_to_list
-from model.train_config import COSINE_FLOOR, HOLD_DECAY, PROGRESS_SCHEDULES, RUN_FROM_CHECKPOINT, TrainConfig
+from model.train_config import LR_FLOOR, HOLD_DECAY, PROGRESS_SCHEDULES, RUN_FROM_CHECKPOINT, TrainConfig
 from model.vocab import Vocab
 
 __all__ = ["StepInfo", "TrainConfig", "TrainResult", "TrainingInterrupted", "train"]
@@ -104,10 +104,10 @@ def _lr_at(cfg: TrainConfig, epoch: int, progress: float) -> float:
     """The learning rate in `epoch`, `progress` (0..1) through the run."""
     p = min(1.0, max(0.0, progress))
     if cfg.lr_schedule == "cosine":
-        return cfg.learning_rate * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * p)))
+        return cfg.learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * p)))
     if cfg.lr_schedule == "hold":
         tail = max(0.0, p - (1 - HOLD_DECAY)) / HOLD_DECAY
-        return cfg.learning_rate * (1 - (1 - COSINE_FLOOR) * tail)
+        return cfg.learning_rate * (1 - (1 - LR_FLOOR) * tail)
     return cfg.learning_rate * cfg.lr_decay_factor ** (epoch // cfg.lr_decay_every)
 
 

@@ -14,7 +14,7 @@ RUN_FROM_CHECKPOINT = (
 )
 LR_SCHEDULES = ("step", "cosine", "hold")
 PROGRESS_SCHEDULES = ("cosine", "hold")   # driven by how far through the run (iterations or time budget)
-COSINE_FLOOR = 0.02   # the cosine and hold schedules end at 2% of learning_rate
+LR_FLOOR = 0.02   # the cosine and hold schedules end at 2% of learning_rate
 HOLD_DECAY = 0.25     # "hold" keeps learning_rate for the first 75% of the run, then lowers it linearly
 
 
