@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 POOL = REPO.parent / "shared" / "data" / "bugurtthread" / "pool.txt"
 
+from model.train_config import LR_SCHEDULES  # noqa: E402  (plain Python: the skip needs no torch)
+
 
 class KneserNey:
     """Interpolated Kneser-Ney over characters: raw counts at the top order, continuation counts
@@ -86,7 +88,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-length", type=int, default=64)
     ap.add_argument("--learning-rate", type=float, default=1.5e-3)
-    ap.add_argument("--lr-schedule", choices=["hold", "cosine", "step"], default="hold",
+    ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="hold",
                     help="hold: the rate for 75%% of the budget, then linearly down (default); cosine over "
                          "the budget; step: halve every --lr-decay-every epochs")
     ap.add_argument("--lr-decay-every", type=int, default=4, help="epochs between halvings with --lr-schedule step")

@@ -20,10 +20,10 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-
 def has_text(db: sqlite_utils.Database, text: str) -> bool:
     """Whether a corpus post has exactly this (normalised) text."""
     return db.execute("SELECT 1 FROM posts WHERE text_hash = ? LIMIT 1", [text_hash(text)]).fetchone() is not None
+
 
 def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]]) -> tuple[int, int]:
     """Insert posts in one transaction; a post already stored (same source, community, external_id)
