@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,12 @@ class GeneratorHolder:
         """Generate one post per seed; returns (model version, texts), each in the corpus's canonical
         form (`tidy_generated`: no separator glued to a line or dangling at an end). With `version`,
         use that model (loading `checkpoint` if it is not the current or a recent one) for /meme N."""
+        version, samples = self.generate_samples(seeds, version=version, checkpoint=checkpoint, **options)
+        return version, [s.text for s in samples]
+
+    def generate_samples(self, seeds: list[int], *, version: str | None = None,
+                         checkpoint: Path | None = None, **options) -> tuple[str, list]:
+        """`generate` with each post's measures: (model version, [model.sample.Sample]), texts tidied."""
         with self._lock:
             generator = self._current
             if version is not None and version != generator.version:
@@ -61,5 +68,5 @@ class GeneratorHolder:
                     self._old[version] = generator
                     while len(self._old) > self._keep_old:
                         self._old.popitem(last=False)
-            texts = generator.generate(seeds=seeds, **options)
-        return generator.version, [tidy_generated(t) for t in texts]
+            samples = generator.generate_samples(seeds=seeds, **options)
+        return generator.version, [replace(s, text=tidy_generated(s.text)) for s in samples]

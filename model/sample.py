@@ -63,6 +63,32 @@ def _finish_capped(text: str, start_len: int) -> str:
     return text.rstrip()
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One generated post and its measures.
+
+    reached_gap: the post ended at the post gap (a blank line); False when it was cut at max_length.
+    logprob_nats_per_char: mean natural-log probability, under the model at temperature 1, of the
+        characters the model emitted for this post (its text after the start text, plus the gap).
+    known_share: share of its words (runs of letters) that are known words (see model.words), or
+        None when the Generator has nothing to judge words by (no lexicon, no dictionary).
+    words: how many words (runs of letters) the text has.
+    """
+    text: str
+    seed: int
+    reached_gap: bool
+    logprob_nats_per_char: float
+    known_share: float | None = None
+    words: int = 0
+
+
+def _logprobs(logits: torch.Tensor, ids: np.ndarray) -> np.ndarray:
+    """Natural-log probability (temperature 1) of each row's picked token."""
+    lg = logits.detach().float()
+    picked = lg.gather(1, torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(lg.device)[:, None])[:, 0]
+    return (picked - torch.logsumexp(lg, dim=1)).cpu().numpy().astype(np.float64)
+
+
 class Generator:
     def __init__(self, ck: dict, path: Path, device: torch.device, version: str) -> None:
         self.path = path
@@ -105,11 +131,16 @@ class Generator:
         j = np.minimum((cdf <= u).sum(axis=1), lg.shape[1] - 1)
         return j if idx is None else idx[np.arange(len(j)), j]
 
-    @torch.inference_mode()
     def generate(self, seeds, temperature: float = 0.8, start_text: str = "", max_length: int = 500,
                  top_k: int = 0, argmax: bool = False) -> list[str]:
         """One post per seed: start_text + generated text up to the post gap (not included),
         at most max_length characters, trailing whitespace stripped."""
+        return [s.text for s in self.generate_samples(seeds, temperature, start_text, max_length, top_k, argmax)]
+
+    @torch.inference_mode()
+    def generate_samples(self, seeds, temperature: float = 0.8, start_text: str = "", max_length: int = 500,
+                         top_k: int = 0, argmax: bool = False) -> list[Sample]:
+        """`generate`, with each post's measures (`Sample`)."""
         o = SampleOptions(temperature, start_text, max_length, top_k, argmax).validate(
             self.vocab, source=f"checkpoint {str(self.path)!r}")
         seeds = list(seeds)
@@ -130,6 +161,9 @@ class Generator:
         rows = np.arange(n)                          # original index of each active row
         texts = [[] for _ in range(n)]               # generated characters per post
         out: list = [None] * n
+        gap = [False] * n
+        lp_sum = np.zeros(n)                         # log-probability of the emitted characters
+        lp_count = np.zeros(n, dtype=np.int64)
         start_len = len(o.start_text)
         last = o.start_text[-1:] if o.start_text else ""
         prev = [last] * n
@@ -140,12 +174,16 @@ class Generator:
         budget = o.max_length - start_len
         for step in range(budget + MAX_LEADING_NEWLINES + 1):
             ids = self._pick(logits, keys[rows], step, o)
+            lp = _logprobs(logits, ids)
             keep = np.ones(len(rows), dtype=bool)
             for j, (r, t) in enumerate(zip(rows, ids)):
                 ch = tokens_of[int(t)]
                 buf = texts[r]
                 if ch == "\n" and prev[r] == "\n":
                     out[r] = (o.start_text + "".join(buf)).rstrip()
+                    gap[r] = True
+                    lp_sum[r] += lp[j]
+                    lp_count[r] += 1
                     keep[j] = False
                     continue
                 if ch == "\n" and not buf and start_len == 0:
@@ -155,6 +193,8 @@ class Generator:
                     continue  # leading blank lines of an empty-start post: fed, not kept
                 buf.append(ch)
                 prev[r] = ch
+                lp_sum[r] += lp[j]
+                lp_count[r] += 1
                 if len(buf) >= budget:
                     out[r] = _finish_capped(o.start_text + "".join(buf), start_len)
                     keep[j] = False
@@ -168,4 +208,5 @@ class Generator:
         for r in range(n):   # rows still open (only when budget is exhausted by leading newlines)
             if out[r] is None:
                 out[r] = _finish_capped(o.start_text + "".join(texts[r]), start_len)
-        return out
+        return [Sample(out[r], int(seeds[r]), gap[r], float(lp_sum[r] / max(1, lp_count[r])))
+                for r in range(n)]

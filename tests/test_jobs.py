@@ -274,3 +274,10 @@ def test_retrain_keeps_only_the_newest_run_folders(db, tmp_path, tiny_checkpoint
     plan_all = RetrainPlan(**{**plan.__dict__, "keep_runs": 0})
     retrain(db, plan_all, run_training=run_training)
     assert len(list((tmp_path / "ck").glob("run-*"))) == 3
+
+
+def test_holder_gives_tidied_samples_with_their_measures(holder):
+    version, samples = holder.generate_samples([1, 2, 3], temperature=0.8, max_length=150)
+    assert version == holder.version
+    assert [s.text for s in samples] == holder.generate([1, 2, 3], temperature=0.8, max_length=150)[1]
+    assert all(isinstance(s.reached_gap, bool) and s.logprob_nats_per_char < 0 for s in samples)

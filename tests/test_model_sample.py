@@ -106,3 +106,19 @@ def test_bad_checkpoints(tmp_path):
     torch.save({"hello": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ModelError, match="not a buhurt checkpoint"):
         Generator.load(tmp_path / "other.pt")
+
+
+def test_samples_carry_their_measures(tiny_generator):
+    g = tiny_generator
+    samples = g.generate_samples(seeds=range(1, 13), temperature=0.9)
+    assert [s.text for s in samples] == g.generate(seeds=range(1, 13), temperature=0.9)
+    assert [s.seed for s in samples] == list(range(1, 13))
+    assert all(s.reached_gap for s in samples)             # the tiny model's posts are short
+    assert all(-20 < s.logprob_nats_per_char < 0 for s in samples)
+    capped = g.generate_samples(seeds=range(1, 13), temperature=0.9, max_length=12)
+    assert sum(not s.reached_gap for s in capped) >= 10   # cut at the cap, not ended at the gap
+    assert all(len(s.text) <= 12 for s in capped)
+    # greedy picks are the likeliest characters: a higher mean log-probability than sampling hot
+    greedy = g.generate_samples(seeds=[1], argmax=True)[0]
+    hot = g.generate_samples(seeds=range(1, 13), temperature=2.0)
+    assert greedy.logprob_nats_per_char > max(s.logprob_nats_per_char for s in hot)
