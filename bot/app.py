@@ -97,14 +97,16 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
 
     `publishers` are the Telegram channels (built by bot/telegram); a VK wall is added when
     vk.publish_group_id is set; with no publisher at all, posts go to the local channel."""
-    from corpus.db import open_db
+    from corpus.db import check_writable, open_db
     from jobs.generator import GeneratorHolder
     from jobs.moderation import AutoApprove
     from jobs.pool import SampleOptions
     from jobs.service import Service, ServicePlan
 
     paths = TrainPaths.under(settings.data_dir)
-    db = open_db(settings.database)
+    busy = settings.paths.busy_timeout_seconds
+    db = open_db(settings.database, busy_timeout=busy)
+    check_writable(db, settings.database, busy)
     ensure_corpus(settings, db)
     checkpoint = ensure_model(settings, db, paths)
     device = resolve_device(settings.train.device)
@@ -149,7 +151,7 @@ def _scraper(settings: Settings):
         from corpus.db import open_db
         from corpus.vk import scrape_settings
 
-        db = open_db(settings.database)
+        db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
             report = scrape_settings(db, settings.vk, progress=False)
             clean_corpus(db, settings.clean, stoplist(settings))  # with the operator's rules
@@ -166,7 +168,7 @@ def _retrainer(settings: Settings, paths: TrainPaths):
         from corpus.db import open_db
         from jobs.retrain import retrain
 
-        db = open_db(settings.database)
+        db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
             return retrain(db, retrain_plan(settings, paths))
         finally:

@@ -50,8 +50,12 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the group, turning known errors into one line and exit code 2."""
+    """Console entry point: runs the group, turning known errors into one line and exit code 2.
+
+    Nothing leaves the process unredacted: an unexpected error prints its traceback with every
+    known secret (and anything shaped like a token) replaced, and exits 1."""
     errors = _user_errors()
+    _redact_uncaught()
     try:
         code = cli.main(args=argv, prog_name="buhurt", standalone_mode=False)
         if isinstance(code, int) and code:  # ctx.exit(N) inside a command returns N here
@@ -66,12 +70,36 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except errors as exc:
         if os.environ.get("BUHURT_DEBUG"):
-            raise
+            _print_traceback(exc)
         click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug: its traceback, redacted, and exit 1
+        _print_traceback(exc)
+        click.echo(f"error: unexpected {type(exc).__name__}: {_one_line(exc)}", err=True)
+        sys.exit(1)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    import traceback
+
+    from bot.secrets import REDACTOR
+
+    sys.stderr.write(REDACTOR.redact("".join(traceback.format_exception(exc))))
+
+
+def _redact_uncaught() -> None:
+    """Uncaught exceptions of the main thread and of worker threads print redacted tracebacks."""
+    import threading
+
+    def hook(exc_type, exc, tb):
+        if exc is not None:
+            _print_traceback(exc)
+
+    sys.excepthook = hook
+    threading.excepthook = lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback)
 
 
 def _one_line(exc: BaseException) -> str:

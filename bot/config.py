@@ -6,6 +6,7 @@ Tokens may come from BUHURT_TELEGRAM_TOKEN / BUHURT_VK_TOKEN and are wrapped in 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -16,7 +17,7 @@ from typing import Any
 
 from bot.secrets import REDACTOR, Secret
 from bot.settings import (
-    SECTIONS, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
+    SECTIONS, BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
     PoolSettings, SampleSettings, ScheduleSettings, TelegramSettings, TrainSettings, VkSettings,
 )
 
@@ -41,6 +42,7 @@ class Settings:
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     vk: VkSettings = field(default_factory=VkSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     source: str = "<defaults>"
 
     @property
@@ -50,6 +52,10 @@ class Settings:
     @property
     def database(self) -> Path:
         return Path(self.paths.database) if self.paths.database else self.data_dir / "buhurt.sqlite3"
+
+    @property
+    def backup_dir(self) -> Path:
+        return Path(self.backup.folder) if self.backup.folder else self.data_dir / "backups"
 
 
 def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
@@ -132,6 +138,8 @@ def _coerce(source: str, where: str, hint: Any, value: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail("a number")
+        if not math.isfinite(value):
+            fail("a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

@@ -39,16 +39,21 @@ class AppContext:
 
     @cached_property
     def settings(self) -> Settings:
-        from bot.secrets import setup_logging
+        from bot.config import ConfigError
+        from bot.secrets import LogFileError, setup_logging
 
         settings = load_settings(self.config_path)
-        setup_logging(settings.log.level, settings.log.file)
+        log = settings.log
+        try:
+            setup_logging(log.level, log.file, max_bytes=log.max_bytes, backup_count=log.backup_count)
+        except LogFileError as exc:
+            raise ConfigError(f"{settings.source}: {exc}") from None
         return settings
 
     def open_db(self):
         from corpus.db import open_db
 
-        return open_db(self.settings.database)
+        return open_db(self.settings.database, busy_timeout=self.settings.paths.busy_timeout_seconds)
 
     def default_paths(self) -> TrainPaths:
         return TrainPaths.under(self.settings.data_dir)

@@ -64,15 +64,33 @@ class RedactingFilter(logging.Filter):
 REDACTOR = RedactingFilter()
 
 
-def setup_logging(level: str = "INFO", file: str = "") -> None:
-    """Root logging to stderr (and a file if set), every handler behind the redacting filter."""
+class LogFileError(ValueError):
+    """log.file cannot be opened; the message is one line naming the key and the path."""
+
+
+def setup_logging(level: str = "INFO", file: str = "", *, max_bytes: int = 0, backup_count: int = 0) -> None:
+    """Root logging to stderr (and a file if set, rotated at `max_bytes` keeping `backup_count`
+    old files; its folder is created), every handler behind the redacting filter."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if file:
-        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+        handlers.append(_file_handler(file, max_bytes, backup_count))
     for handler in handlers:
         handler.addFilter(REDACTOR)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=handlers, force=True)
+    logging.captureWarnings(True)  # warnings go through the redacting handlers too
     # httpx logs every request URL at INFO; the Bot API URL contains the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _file_handler(file: str, max_bytes: int, backup_count: int) -> logging.Handler:
+    from logging.handlers import RotatingFileHandler
+    from pathlib import Path
+
+    path = Path(file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+    except OSError as exc:
+        raise LogFileError(f"log.file = {file!r} cannot be opened for writing ({exc.strerror or exc})") from None

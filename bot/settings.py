@@ -10,12 +10,19 @@ from corpus.clean import CleanOptions
 from model.train_config import LR_SCHEDULES
 
 TELEGRAM_API = "https://api.telegram.org/bot"
+MINUTES_PER_YEAR = 525_600.0
 
 
 @dataclass(frozen=True)
 class PathsSettings:
     data_dir: str = "data"
     database: str = ""  # default: <data_dir>/buhurt.sqlite3
+    busy_timeout_seconds: float = 10.0
+
+    def validate(self) -> dict[str, str]:
+        if not 0 <= self.busy_timeout_seconds <= 3600:
+            return {"busy_timeout_seconds": "a number of seconds from 0 to 3600"}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,15 @@ class PoolSettings:
     subscriber_size: int = 20
     batch_size: int = 16
 
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        for key in ("channel_size", "subscriber_size"):
+            if getattr(self, key) < 0:
+                problems[key] = "an integer >= 0"
+        if self.batch_size <= 0:
+            problems["batch_size"] = "a positive integer (posts generated per batch)"
+        return problems
+
 
 @dataclass(frozen=True)
 class ScheduleSettings:
@@ -149,9 +165,10 @@ class ScheduleSettings:
 
     def validate(self) -> dict[str, str]:
         problems = {}
-        for key in ("pool_every_minutes", "reactions_every_minutes", "scrape_every_hours"):
-            if getattr(self, key) <= 0:
-                problems[key] = "a positive number"
+        for key, most in (("pool_every_minutes", MINUTES_PER_YEAR), ("reactions_every_minutes", MINUTES_PER_YEAR),
+                          ("scrape_every_hours", MINUTES_PER_YEAR / 60), ("remind_after_hours", MINUTES_PER_YEAR / 60)):
+            if not 0 < getattr(self, key) <= most:
+                problems[key] = f"a positive number of at most {most:g} (a year)"
         for time in [*self.publish_times, self.retrain_at]:
             hour, _, minute = time.partition(":")
             if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
@@ -176,6 +193,9 @@ class TelegramSettings:
     cooldown_seconds: float = 10.0
     max_concurrent_generations: int = 2
     start_text_max_chars: int = 200
+    user_burst: int = 5
+    user_window_seconds: float = 10.0
+    startup_wait_seconds: float = 300.0
 
     def validate(self) -> dict[str, str]:
         problems = {}
@@ -185,7 +205,25 @@ class TelegramSettings:
             problems["moderators_chat"] = "the moderators' chat id when moderators are set"
         if self.max_concurrent_generations <= 0:
             problems["max_concurrent_generations"] = "a positive integer"
+        if not _is_http_url(self.base_url):
+            problems["base_url"] = f"an http(s) URL such as {TELEGRAM_API!r}"
+        for key in ("cooldown_seconds", "user_window_seconds", "startup_wait_seconds"):
+            if getattr(self, key) < 0:
+                problems[key] = "a number >= 0"
+        if self.user_burst <= 0:
+            problems["user_burst"] = "a positive integer"
         return problems
+
+
+def _is_http_url(text: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in text)
 
 
 @dataclass(frozen=True)
@@ -216,15 +254,40 @@ class VkSettings:
 class LogSettings:
     level: str = "INFO"
     file: str = ""
+    max_bytes: int = 10_000_000
+    backup_count: int = 5
 
     def validate(self) -> dict[str, str]:
+        problems = {}
         if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            return {"level": "one of DEBUG, INFO, WARNING, ERROR"}
-        return {}
+            problems["level"] = "one of DEBUG, INFO, WARNING, ERROR"
+        if self.max_bytes < 0:
+            problems["max_bytes"] = "an integer >= 0 (0: never rotate)"
+        if self.backup_count < 0:
+            problems["backup_count"] = "an integer >= 0"
+        return problems
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    folder: str = ""     # default: <data_dir>/backups
+    keep: int = 7
+    at: str = "04:30"    # HH:MM in schedule.timezone; "" = no nightly backup
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        if self.keep < 1:
+            problems["keep"] = "an integer >= 1"
+        if self.at:
+            hour, _, minute = self.at.partition(":")
+            if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+                problems["at"] = "a time as 'HH:MM' or \"\" (no nightly backup)"
+        return problems
 
 
 SECTIONS: dict[str, type] = {
     "paths": PathsSettings, "corpus": CorpusSettings, "clean": CleanSettings, "filter": FilterSettings,
     "model": ModelSettings, "train": TrainSettings, "sample": SampleSettings, "pool": PoolSettings,
     "schedule": ScheduleSettings, "telegram": TelegramSettings, "vk": VkSettings, "log": LogSettings,
+    "backup": BackupSettings,
 }

@@ -112,7 +112,7 @@ async def _post_shutdown(application: Application) -> None:
 async def running(application: Application, *, poll_timeout: float = POLL_TIMEOUT_SECONDS) -> AsyncIterator[Application]:
     """The long-running bot inside an existing event loop (tests, the benchmark): what
     `run_polling` does, without owning the loop or the signals."""
-    await application.initialize()
+    await _initialize(application)
     try:
         await _post_init(application)
         await application.updater.start_polling(timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
@@ -125,6 +125,13 @@ async def running(application: Application, *, poll_timeout: float = POLL_TIMEOU
     finally:
         await _post_shutdown(application)
         await application.shutdown()
+
+
+async def _initialize(application: Application) -> None:
+    from bot.telegram.startup import initialize
+
+    tg = application.bot_data["settings"].telegram
+    await initialize(application, base_url=tg.base_url, wait_seconds=tg.startup_wait_seconds)
 
 
 async def process_pending(application: Application, max_rounds: int = 20) -> int:
@@ -146,7 +153,7 @@ async def process_pending(application: Application, max_rounds: int = 20) -> int
 
 async def run_cycle(application: Application) -> dict:
     """`buhurt run --once`: pending updates, then pool -> moderators -> publish -> reactions."""
-    await application.initialize()
+    await _initialize(application)
     try:
         await _post_init(application)
         handled = await process_pending(application)
@@ -171,5 +178,14 @@ def run_telegram(settings: Settings, *, once: bool) -> None:
         log.info("cycle done: %d updates handled, %d new drafts, published %s", result["updates"],
                  len(result["drafts"]), f"meme #{published['id']}" if published else "nothing (the queue is empty)")
         return
+    # getMe (with its retries) on the loop run_polling then uses: its own initialize is a no-op
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_initialize(application))
+    except BaseException:
+        loop.run_until_complete(_post_shutdown(application))
+        loop.close()
+        raise
     log.info("polling Telegram for %s", ", ".join(ALLOWED_UPDATES))
     application.run_polling(allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT_SECONDS)

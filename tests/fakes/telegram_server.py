@@ -336,6 +336,9 @@ def _handler_for(api: FakeBotApi) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length).decode("utf-8") if length else ""
             prefix = f"/bot{api.token}/"
             if not self.path.startswith(prefix):
+                with api._cond:  # a wrong token: recorded (without it) like any other call
+                    api.calls.append(Call(self.path.rsplit("/", 1)[-1], {}, 401, time.perf_counter()))
+                    api._cond.notify_all()
                 self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                 return
             if "json" in (self.headers.get("Content-Type") or ""):

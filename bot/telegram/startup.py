@@ -1,0 +1,44 @@
+"""Start-up of the Telegram side: reach the Bot API (getMe) with a back-off while the network is
+down, and turn a rejected token into one line (PTB's own message would print the token)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram.error import BadRequest, InvalidToken, NetworkError
+from telegram.ext import Application
+
+from bot.errors import BotError
+from bot.secrets import REDACTOR
+
+log = logging.getLogger(__name__)
+FIRST_DELAY, MAX_DELAY = 0.25, 30.0
+
+
+async def initialize(application: Application, *, base_url: str, wait_seconds: float) -> None:
+    """`application.initialize()`, retried with a doubling back-off for up to `wait_seconds` while
+    the Bot API is unreachable; BotError (one line, no token) when it never answers or refuses."""
+    delay, waited, attempt = FIRST_DELAY, 0.0, 0
+    while True:
+        attempt += 1
+        try:
+            await application.initialize()
+            if attempt > 1:
+                log.info("reached the Telegram Bot API after %d tries", attempt)
+            return
+        except InvalidToken:
+            raise BotError(f"the Bot API at {base_url} rejected the bot token (HTTP 401/404): check "
+                           "telegram.token (or BUHURT_TELEGRAM_TOKEN) and telegram.base_url") from None
+        except BadRequest as exc:
+            raise BotError(f"the Bot API at {base_url} refused getMe: {REDACTOR.redact(str(exc))}") from None
+        except NetworkError as exc:  # connection refused, DNS, timeouts, 5xx
+            reason = REDACTOR.redact(f"{type(exc).__name__}: {exc}")
+            if waited + delay > wait_seconds:
+                raise BotError(f"cannot reach the Telegram Bot API at {base_url} ({reason}) after {attempt} "
+                               f"tries in {waited:.0f} s (telegram.startup_wait_seconds = {wait_seconds:g}); "
+                               "check the network and telegram.base_url") from None
+            log.warning("the Telegram Bot API at %s is unreachable (%s): try %d, retrying in %.2f s",
+                        base_url, reason, attempt, delay)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, MAX_DELAY)

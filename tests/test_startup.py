@@ -1,0 +1,184 @@
+"""Bad start-up states (issue 14, point 4) and secrets on every way out of the process (point 5):
+one line and a non-zero exit, or a retry with back-off where waiting helps; never a raw traceback,
+never a token. `buhurt` runs as a subprocess against the fake Bot API server."""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from tests.fakes.telegram_app import make_settings, write_config
+from tests.fakes.telegram_server import FakeBotApi
+
+
+def buhurt(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG", "BUHURT_DEBUG"):
+        env.pop(var, None)
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error: ")]
+
+
+def assert_one_line(result: subprocess.CompletedProcess, *needles: str) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    (line,) = error_lines(result.stderr)
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+@pytest.fixture
+def server():
+    with FakeBotApi() as fake:
+        yield fake
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+# ---- configuration values that used to pass and fail later ------------------------------------
+
+@pytest.mark.parametrize("table, value, message", [
+    ("[schedule]\npool_every_minutes = inf", None, "schedule.pool_every_minutes must be a finite number, got inf"),
+    ("[schedule]\nreactions_every_minutes = nan", None, "schedule.reactions_every_minutes must be a finite number"),
+    ("[schedule]\nscrape_every_hours = 1e12", None, "schedule.scrape_every_hours must be a positive number of at most"),
+    ("[pool]\nbatch_size = 0", None, "pool.batch_size must be a positive integer"),
+    ("[pool]\nchannel_size = -1", None, "pool.channel_size must be an integer >= 0"),
+    ("[telegram]\nbase_url = 'api.telegram.org/bot'", None, "telegram.base_url must be an http(s) URL"),
+    ("[telegram]\nbase_url = 'htp://127.0.0.1/bot'", None, "telegram.base_url must be an http(s) URL"),
+    ("[telegram]\nbase_url = 'http://127.0.0.1:99999999/bot'", None, "telegram.base_url must be an http(s) URL"),
+    ("[backup]\nkeep = 0", None, "backup.keep must be an integer >= 1"),
+])
+def test_bad_values_are_one_line_naming_the_key(capsys, tmp_path, table, value, message):
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n{table}\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "--config", str(config), "run", "--once")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and message in lines[0], err
+
+
+def test_log_file_in_a_missing_folder_is_created_and_rotated(capsys, tmp_path):
+    log_file = tmp_path / "logs" / "deep" / "buhurt.log"
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[corpus]\nseed_with_sample = false\n"
+                      f"[log]\nfile = '{log_file}'\nmax_bytes = 300\nbackup_count = 2\n", encoding="utf-8")
+    import logging
+
+    try:
+        for _ in range(3):
+            code, _, err = run_cli(capsys, "--config", str(config), "models", "list")
+            assert code == 0, err
+            for n in range(20):
+                logging.getLogger("t").warning("line %d of a log that outgrows max_bytes", n)
+    finally:
+        logging.basicConfig(force=True)
+    assert log_file.is_file()
+    rotated = sorted(p.name for p in log_file.parent.iterdir())
+    assert rotated == ["buhurt.log", "buhurt.log.1", "buhurt.log.2"]
+    assert all(p.stat().st_size <= 400 for p in log_file.parent.iterdir())
+
+
+def test_log_file_that_cannot_be_opened_is_one_line(capsys, tmp_path):
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[log]\nfile = '{tmp_path / 'a-file' / 'x.log'}'\n",
+                      encoding="utf-8")
+    code, _, err = run_cli(capsys, "--config", str(config), "run", "--once")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "log.file" in lines[0] and "a-file" in lines[0], err
+
+
+# ---- the Bot API at start-up ----------------------------------------------------------------------
+
+def test_unreachable_bot_api_is_retried_then_one_line(tmp_path, server):
+    make_settings(tmp_path, server)
+    base_url = f"http://127.0.0.1:{free_port()}/bot"
+    config = write_config(tmp_path, server, telegram={"base_url": base_url, "startup_wait_seconds": 1.0})
+    result = buhurt("--config", str(config), "run", "--once")
+    line = assert_one_line(result, "cannot reach the Telegram Bot API", base_url, "startup_wait_seconds")
+    retries = [row for row in result.stderr.splitlines() if "unreachable" in row and "retrying in" in row]
+    assert len(retries) >= 2, result.stderr  # 0.25 s, 0.5 s: then the 1 s budget is spent
+    assert "tries" in line
+
+
+def test_bot_api_that_comes_back_is_waited_for(tmp_path, server):
+    make_settings(tmp_path, server)
+    server.fail("getMe", 502, times=2)  # a gateway still starting
+    config = write_config(tmp_path, server, telegram={"startup_wait_seconds": 60.0})
+    result = buhurt("--config", str(config), "run", "--once")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "reached the Telegram Bot API after 3 tries" in result.stderr
+    assert len(server.calls_of("getMe", ok_only=False)) == 3
+
+
+def test_rejected_token_is_one_line_and_never_printed(tmp_path, server):
+    """PTB's InvalidToken message carries the token; it must reach no stream, log file or row."""
+    rejected = "987654321:AAH-rejected-token-value-that-must-stay-secret"
+    log_file = tmp_path / "logs" / "bot.log"
+    make_settings(tmp_path, server)
+    config = write_config(tmp_path, server, telegram={"token": rejected}, log={"file": str(log_file)})
+    for args in (("run", "--once"), ("run",)):
+        result = buhurt("--config", str(config), *args)
+        assert_one_line(result, "rejected the bot token", "telegram.token")
+        assert rejected not in result.stdout + result.stderr
+        assert rejected.split(":")[1] not in result.stdout + result.stderr
+    debug = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "run", "--once"], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT), "BUHURT_DEBUG": "1"},
+                           capture_output=True, text=True, timeout=180)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr  # the operator asked for it...
+    assert rejected.split(":")[1] not in debug.stdout + debug.stderr  # ...but not for the token
+    assert log_file.is_file() and rejected.split(":")[1] not in log_file.read_text(encoding="utf-8")
+    secret = rejected.split(":")[1].encode()
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+    assert any(c.status == 401 for c in server.calls)  # it was really tried and refused
+
+
+def test_an_unexpected_error_prints_a_redacted_traceback(capsys, tmp_path, monkeypatch):
+    from bot import app as bot_app
+    from bot.secrets import REDACTOR
+
+    token = "123456789:AAE-token-inside-an-unexpected-error-000000"
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n", encoding="utf-8")
+    REDACTOR.add(token)  # as load_settings does with the configured tokens
+
+    def boom(settings, *, once):
+        raise RuntimeError(f"a bug that mentions https://api.telegram.org/bot{token}/getMe")
+
+    monkeypatch.setattr(bot_app, "run_service", boom)
+    code, out, err = run_cli(capsys, "--config", str(config), "run", "--once")
+    assert code == 1 and "RuntimeError" in err and "Traceback" in err
+    assert token not in out + err and token.split(":")[1] not in out + err
+
+
+# ---- the database at start-up ---------------------------------------------------------------------
+
+def test_database_locked_at_startup_is_one_line(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    config = write_config(tmp_path, server, paths={"data_dir": str(settings.data_dir), "busy_timeout_seconds": 0.2})
+    holder = sqlite3.connect(settings.database, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        result = buhurt("--config", str(config), "run", "--once")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_one_line(result, "locked", str(settings.database), "busy_timeout_seconds")
+    assert server.sent() == []  # nothing happened half-way
+    again = buhurt("--config", str(config), "run", "--once")
+    assert again.returncode == 0, again.stderr[-3000:]
