@@ -116,7 +116,8 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     plan = ServicePlan(
         sample=SampleOptions(settings.sample.temperature, settings.sample.max_length, settings.sample.top_k),
         channel_pool=settings.pool.channel_size, subscriber_pool=settings.pool.subscriber_size,
-        batch_size=settings.pool.batch_size, timezone=s.timezone, publish_times=tuple(s.publish_times),
+        batch_size=settings.pool.batch_size, oversample=settings.pool.oversample,
+        min_known_words=settings.screen.min_known_words, timezone=s.timezone, publish_times=tuple(s.publish_times),
         pool_every_minutes=s.pool_every_minutes, reactions_every_minutes=s.reactions_every_minutes,
         scrape_every_hours=s.scrape_every_hours, retrain_at=s.retrain_at if s.retrain else None,
         remind_after_hours=s.remind_after_hours,

@@ -18,7 +18,7 @@ from typing import Any
 from bot.secrets import REDACTOR, Secret
 from bot.settings import (
     SECTIONS, BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
-    PoolSettings, SampleSettings, ScheduleSettings, TelegramSettings, TrainSettings, VkSettings,
+    PoolSettings, SampleSettings, ScheduleSettings, ScreenSettings, TelegramSettings, TrainSettings, VkSettings,
 )
 
 ENV_SECRETS = {("telegram", "token"): "BUHURT_TELEGRAM_TOKEN", ("vk", "token"): "BUHURT_VK_TOKEN"}
@@ -38,6 +38,7 @@ class Settings:
     train: TrainSettings = field(default_factory=TrainSettings)
     sample: SampleSettings = field(default_factory=SampleSettings)
     pool: PoolSettings = field(default_factory=PoolSettings)
+    screen: ScreenSettings = field(default_factory=ScreenSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     vk: VkSettings = field(default_factory=VkSettings)

@@ -141,6 +141,23 @@ class PoolSettings:
     channel_size: int = 5
     subscriber_size: int = 20
     batch_size: int = 16
+    oversample: int = 3
+
+    def validate(self) -> dict[str, str]:
+        problems = {}
+        if not 1 <= self.oversample <= 20:
+            problems["oversample"] = "an integer from 1 to 20 (candidates generated per draft kept)"
+        return problems
+
+
+@dataclass(frozen=True)
+class ScreenSettings:
+    min_known_words: float = 0.9
+
+    def validate(self) -> dict[str, str]:
+        if not 0 <= self.min_known_words <= 1:
+            return {"min_known_words": "a number from 0 to 1 (a share of words)"}
+        return {}
 
     def validate(self) -> dict[str, str]:
         problems = {}
@@ -287,7 +304,7 @@ class BackupSettings:
 
 SECTIONS: dict[str, type] = {
     "paths": PathsSettings, "corpus": CorpusSettings, "clean": CleanSettings, "filter": FilterSettings,
-    "model": ModelSettings, "train": TrainSettings, "sample": SampleSettings, "pool": PoolSettings,
+    "model": ModelSettings, "train": TrainSettings, "sample": SampleSettings, "pool": PoolSettings, "screen": ScreenSettings,
     "schedule": ScheduleSettings, "telegram": TelegramSettings, "vk": VkSettings, "log": LogSettings,
     "backup": BackupSettings,
 }

@@ -121,3 +121,29 @@ def m002_state(db) -> None:
         );
         """
     )
+
+
+@MIGRATIONS()
+def m003_draft_measures_and_near_copy_index(db) -> None:
+    """Each draft's measures (jobs/pool.py: known-word share, reached the post gap, longest run
+    shared with a corpus post, lines, mean log-probability per character, decoding mode, score;
+    NULL for drafts made before), and the near-copy index over the corpus (corpus/nearcopy.py),
+    built here from the posts already stored."""
+    from corpus.store.shingles import reindex_all
+
+    for column, kind in (("known_share", "REAL"), ("reached_gap", "INTEGER"), ("shared_chars", "INTEGER"),
+                         ("line_count", "INTEGER"), ("logprob_per_char", "REAL"), ("words", "TEXT"),
+                         ("score", "REAL")):
+        db.execute(f"ALTER TABLE drafts ADD COLUMN {column} {kind}")
+    db.executescript(
+        """
+        CREATE TABLE post_shingles (
+            hash INTEGER NOT NULL,                -- corpus.nearcopy.shingle_hash of a substring
+            post_id INTEGER NOT NULL REFERENCES posts (id),
+            pos INTEGER NOT NULL,                 -- where the substring starts in the post's text
+            PRIMARY KEY (hash, post_id, pos)
+        ) WITHOUT ROWID;
+        CREATE INDEX post_shingles_post ON post_shingles (post_id);
+        """
+    )
+    reindex_all(db)

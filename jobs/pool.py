@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import sqlite_utils
 
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store.posts import has_text
+from corpus.store.shingles import longest_shared_run
 
 log = logging.getLogger(__name__)
 
@@ -33,49 +36,166 @@ def new_seeds(n: int) -> list[int]:
     return [secrets.randbelow(2**31 - 1) + 1 for _ in range(n)]
 
 
-def screen(db: sqlite_utils.Database, text: str, stoplist: StopList) -> str | None:
-    """Why a generated text must not reach anyone, or None when it may."""
-    lines = [line for line in text.splitlines() if line.strip() and line.strip() != "@"]
-    if len(lines) < 2:
-        return "too short"
+MIN_KNOWN_WORDS = 0.9   # screen.min_known_words
+NEAR_COPY_CHARS = 60    # a draft sharing this many characters verbatim with a corpus post is a copy
+
+
+class Sample(Protocol):
+    """What a generator gives per post besides its text (model.sample's per-post measures)."""
+
+    text: str
+    reached_gap: bool
+    logprob_per_char: float
+    known_share: float
+
+
+@dataclass(frozen=True)
+class Measures:
+    """A draft's measures, stored with it (drafts columns of the same names; NULL = not measured,
+    as for drafts made before they existed)."""
+
+    known_share: float | None = None       # share of its words that are known words
+    reached_gap: bool | None = None        # ended at the post gap (False: cut at max_length)
+    shared_chars: int | None = None        # longest run shared verbatim with a corpus post
+    shared_post: int | None = None         # ... and that post's id (not stored: the reason names it)
+    line_count: int | None = None          # lines other than the "@" separators
+    logprob_per_char: float | None = None  # mean log-probability per character under the model (nats)
+    words: str | None = None               # decoding mode: "known" or "any"
+
+    @classmethod
+    def of_row(cls, row: dict) -> "Measures":
+        reached = row.get("reached_gap")
+        return cls(row.get("known_share"), None if reached is None else bool(reached), row.get("shared_chars"),
+                   None, row.get("line_count"), row.get("logprob_per_char"), row.get("words"))
+
+    def columns(self) -> dict:
+        return {"known_share": self.known_share,
+                "reached_gap": None if self.reached_gap is None else int(self.reached_gap),
+                "shared_chars": self.shared_chars, "line_count": self.line_count,
+                "logprob_per_char": self.logprob_per_char, "words": self.words, "score": score(self)}
+
+
+def content_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip() and line.strip() != "@"]
+
+
+def measure(db: sqlite_utils.Database, text: str, sample: Sample | None = None, words: str | None = None) -> Measures:
+    """The draft's measures: its own (lines, the near-copy index's longest shared run) and the
+    generator's (`sample`: known-word share, reached the gap, log-probability), when it gave them."""
+    shared, post_id = longest_shared_run(db, text)
+    reached = getattr(sample, "reached_gap", None)
+    return Measures(
+        known_share=getattr(sample, "known_share", None), reached_gap=None if reached is None else bool(reached),
+        shared_chars=shared, shared_post=post_id, line_count=len(content_lines(text)),
+        logprob_per_char=getattr(sample, "logprob_per_char", None), words=words,
+    )
+
+
+def score(m: Measures) -> float | None:
+    """How good a draft that passed the screen is; higher is better, None when unmeasured.
+
+    The model's mean log-probability per character (nats: how fluent the model finds its own text)
+    minus 2 per unit of unknown-word share (a draft with 95% known words loses 0.1, a tenth of a
+    typical 1.0-2.0 nats/char spread) and minus (shared run / 60)^2 (a 30-character run shared with
+    a corpus post loses 0.25, one just under the 60-character copy limit almost 1): fluent,
+    readable, and not leaning on the corpus. Repeated lines are not rewarded: the log-probability
+    is per character, not per post."""
+    if m.logprob_per_char is None:
+        return None
+    value = m.logprob_per_char
+    if m.known_share is not None:
+        value -= 2.0 * (1.0 - m.known_share)
+    if m.shared_chars:
+        value -= (min(m.shared_chars, NEAR_COPY_CHARS) / NEAR_COPY_CHARS) ** 2
+    return round(value, 4)
+
+
+def _content_reason(db: sqlite_utils.Database, text: str, stoplist: StopList, m: Measures) -> str | None:
     found = stoplist.match(text)
     if found:
         return f"stop-list: {found}"
     if has_text(db, text):
         return "copy of a corpus post"
+    if m.shared_chars is not None and m.shared_chars >= NEAR_COPY_CHARS:
+        return f"near-copy: {m.shared_chars} characters shared with corpus post {m.shared_post}"
     return None
 
 
+def screen(db: sqlite_utils.Database, text: str, stoplist: StopList, measures: Measures | None = None, *,
+           min_known_words: float = MIN_KNOWN_WORDS) -> str | None:
+    """Why a generated text must not reach anyone, or None when it may. Rules on measures that
+    are None (not measured) do not apply; the near-copy check measures the text when `measures`
+    does not carry its shared run."""
+    if len(content_lines(text)) < 2:
+        return "too short"
+    m = measures or Measures()
+    if m.shared_chars is None:
+        shared, post_id = longest_shared_run(db, text)
+        m = replace(m, shared_chars=shared, shared_post=post_id)
+    reason = _content_reason(db, text, stoplist, m)
+    if reason:
+        return reason
+    if m.reached_gap is False:
+        return "cut at the length cap"
+    if m.known_share is not None and m.known_share < min_known_words:
+        return f"known words {m.known_share:.0%} < {min_known_words:.0%}"
+    return None
+
+
+def screen_edit(db: sqlite_utils.Database, text: str, stoplist: StopList) -> str | None:
+    """Why a moderator's edit must not be published: the stop-list and copies of corpus posts
+    (the model's measures do not apply to a person's text)."""
+    shared, post_id = longest_shared_run(db, text)
+    return _content_reason(db, text, stoplist, Measures(shared_chars=shared, shared_post=post_id))
+
+
 def store_generated(
-    db: sqlite_utils.Database, texts: list[str], seeds: list[int], *, version: str,
+    db: sqlite_utils.Database, texts: list, seeds: list[int], *, version: str,
     options: SampleOptions, purpose: str, ok_status: str, stoplist: StopList, start_text: str = "",
-    auto_approve: bool = False,
+    auto_approve: bool = False, keep: int | None = None, min_known_words: float = MIN_KNOWN_WORDS,
+    words: str | None = None,
 ) -> list[int]:
-    """Screen and store generated texts as drafts; returns the ids of those that passed."""
-    passed = []
+    """Measure, screen and store generated posts (texts, or Samples carrying measures) as drafts;
+    of those that pass, the `keep` best-scoring (all when None) get `ok_status`, the others are
+    `rejected_auto` as outranked. Returns the kept ids, best first."""
+    passed: list[tuple[float, int, int]] = []   # (-score, order, draft id)
     with db.atomic():
-        for seed, text in zip(seeds, texts):
-            reason = screen(db, text, stoplist)
+        for order, (seed, item) in enumerate(zip(seeds, texts)):
+            sample = None if isinstance(item, str) else item
+            text = item if sample is None else sample.text
+            m = measure(db, text, sample, words)
+            reason = screen(db, text, stoplist, m, min_known_words=min_known_words)
             draft_id = draft_rows.add_draft(
                 db, text=text, model_version=version, seed=seed, start_text=start_text,
                 purpose=purpose, status="rejected_auto" if reason else ok_status, status_reason=reason,
-                **options.as_kwargs(),
+                measures=m.columns(), **options.as_kwargs(),
             )
             if reason:
                 draft_rows.record_action(db, draft_id, "auto_reject", detail=reason)
                 continue
-            if auto_approve:
+            value = score(m)
+            passed.append((-value if value is not None else math.inf, order, draft_id))
+        passed.sort()
+        kept = [draft_id for _, _, draft_id in passed[:keep]] if keep is not None else [p[2] for p in passed]
+        for minus, _, draft_id in passed[len(kept):]:
+            reason = "outranked" if minus == math.inf else f"outranked (score {-minus:.2f})"
+            draft_rows.transition(db, draft_id, from_status=[ok_status], to_status="rejected_auto", reason=reason)
+            draft_rows.record_action(db, draft_id, "auto_reject", detail=reason)
+        if auto_approve:
+            for draft_id in kept:
                 draft_rows.record_action(db, draft_id, "auto_approve", detail="no moderators configured")
-            passed.append(draft_id)
-    return passed
+    return kept
 
 
 async def fill_pool(
     db: sqlite_utils.Database, generator, *, purpose: str, target: int, batch_size: int,
     options: SampleOptions, stoplist: StopList, moderated: bool = True, max_rounds: int = 3,
+    oversample: int = 1, min_known_words: float = MIN_KNOWN_WORDS,
 ) -> list[int]:
     """Top the pool of `purpose` up to `target` drafts, generating in batches in a worker thread.
-    Channel drafts become `pending` when moderated, else `queued` (auto-approved, logged)."""
+    Each round wants up to `batch_size` drafts, generates `oversample` candidates per wanted draft
+    in one batch and keeps the best-scoring that pass the screen. Channel drafts become `pending`
+    when moderated, else `queued` (auto-approved, logged)."""
     if purpose == draft_rows.CHANNEL:
         ok_status = "pending" if moderated else "queued"
         count_statuses = ("pending", "queued")
@@ -87,11 +207,13 @@ async def fill_pool(
         missing = target - sum(counts.get(s, 0) for s in count_statuses)
         if missing <= 0:
             break
-        seeds = new_seeds(min(batch_size, missing))
-        version, texts = await asyncio.to_thread(generator.generate, seeds, **options.as_kwargs())
+        want = min(batch_size, missing)
+        seeds = new_seeds(want * max(1, oversample))
+        version, samples = await asyncio.to_thread(generator.candidates, seeds, **options.as_kwargs())
         auto = purpose == draft_rows.CHANNEL and not moderated
-        ids = store_generated(db, texts, seeds, version=version, options=options, purpose=purpose,
-                              ok_status=ok_status, stoplist=stoplist, auto_approve=auto)
+        ids = store_generated(db, samples, seeds, version=version, options=options, purpose=purpose,
+                              ok_status=ok_status, stoplist=stoplist, auto_approve=auto, keep=want,
+                              min_known_words=min_known_words)
         if auto and ids:
             log.info("auto-approved drafts %s: no moderators are configured", ids)
         created.extend(ids)

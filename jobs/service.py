@@ -33,6 +33,8 @@ class ServicePlan:
     channel_pool: int = 5
     subscriber_pool: int = 20
     batch_size: int = 16
+    oversample: int = 3  # candidates generated per draft kept (the best-scoring that pass the screen)
+    min_known_words: float = 0.9  # the screen's least share of known words
     max_rounds: int = 3  # generation rounds per pool run when screening rejects drafts
     timezone: str = "UTC"
     publish_times: Sequence[str] = ("09:00", "13:00", "17:00", "21:00")
@@ -75,10 +77,15 @@ class Service:
         log.info("now generating with model %s (made active in the database)", version)
         return version
 
+    def pool_kwargs(self) -> dict:
+        """fill_pool's arguments from the plan (the pool job and the /generate refill share them)."""
+        plan = self.plan
+        return dict(batch_size=plan.batch_size, options=plan.sample, stoplist=self.stoplist,
+                    max_rounds=plan.max_rounds, oversample=plan.oversample, min_known_words=plan.min_known_words)
+
     async def fill_pools(self) -> list[int]:
         await self.follow_active_model()
-        common = dict(batch_size=self.plan.batch_size, options=self.plan.sample, stoplist=self.stoplist,
-                      max_rounds=self.plan.max_rounds)
+        common = self.pool_kwargs()
         created = await fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL,
                                   target=self.plan.channel_pool, moderated=self.moderation.enabled, **common)
         created += await fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER,

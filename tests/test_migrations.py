@@ -9,7 +9,8 @@ import sqlite_utils
 from corpus.db import open_db, schema_version
 from corpus.errors import CorpusError
 from corpus.migrations import MIGRATIONS
-from corpus.store.posts import add_posts, count_posts
+from corpus.store.posts import count_posts, text_hash
+from corpus.store.shingles import index_size, longest_shared_run
 
 
 def test_fresh_database_is_wal_and_fully_migrated(tmp_path):
@@ -25,7 +26,7 @@ def test_database_from_an_earlier_version_migrates_without_losing_rows(tmp_path)
     old = sqlite_utils.Database(path)
     MIGRATIONS.apply(old, stop_before="m002_state")  # the schema as the first release shipped it
     assert schema_version(old) == ["m001_initial"] and "state" not in old.table_names()
-    add_posts(old, [{"source": "file", "text": f"ПОСТ {i}\n@\nСТРОКА\n@\nКОНЕЦ"} for i in range(50)])
+    old_posts(old, [f"ПОСТ {i}\n@\nСТРОКА\n@\nКОНЕЦ" for i in range(50)])
     old["drafts"].insert({"text": "X", "model_version": "v1", "temperature": 0.8, "seed": 7, "max_length": 500,
                           "status": "queued", "created_at": "2025-01-01", "updated_at": "2025-01-01"})
     old.close()
@@ -36,6 +37,33 @@ def test_database_from_an_earlier_version_migrates_without_losing_rows(tmp_path)
     assert db["drafts"].get(1)["seed"] == 7
     assert "state" in db.table_names()
     assert open_db(path).execute("select count(*) from posts").fetchone()[0] == 50  # idempotent reopen
+
+
+def old_posts(db, texts):
+    """Posts written as an older release wrote them (today's add_posts also fills later tables)."""
+    db["posts"].insert_all({"source": "file", "external_id": text_hash(t), "text": t, "text_hash": text_hash(t),
+                            "imported_at": "2025-01-01"} for t in texts)
+
+
+def test_m003_keeps_drafts_and_indexes_the_posts_already_stored(tmp_path):
+    path = tmp_path / "m002.sqlite3"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="m003_draft_measures_and_near_copy_index")
+    long_line = "ПРИХОДИШЬ В ШКОЛУ А ТАМ ВМЕСТО УРОКА ФИЗКУЛЬТУРЫ КОНТРОЛЬНАЯ ПО АЛГЕБРЕ"
+    old_posts(old, [f"НАЧАЛО\n@\n{long_line}\n@\nКОНЕЦ", "А\n@\nБ\n@\nВ"])
+    old["drafts"].insert({"text": "СТАРЫЙ\n@\nЧЕРНОВИК", "model_version": "v1", "temperature": 0.8, "seed": 7,
+                          "max_length": 500, "status": "published", "created_at": "2025-01-01",
+                          "updated_at": "2025-01-01"})
+    old.close()
+
+    db = open_db(path)
+    assert schema_version(db)[-1] == MIGRATIONS._migrations[-1].name
+    row = db["drafts"].get(1)
+    assert (row["seed"], row["status"], row["text"]) == (7, "published", "СТАРЫЙ\n@\nЧЕРНОВИК")
+    assert row["known_share"] is None and row["reached_gap"] is None and row["score"] is None  # not measured
+    assert count_posts(db) == 2 and index_size(db) > 0
+    shared, post_id = longest_shared_run(db, f"СОВСЕМ ИНОЕ\n@\n{long_line}\n@\nИТОГ")
+    assert (shared, post_id) == (len(f"\n@\n{long_line}\n@\n"), 1)
 
 
 def test_a_failing_migration_leaves_the_previous_version(tmp_path, monkeypatch):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
+from dataclasses import replace
 
 from bot import texts
 from corpus.clean import tidy_generated
 from corpus.store import drafts as draft_rows
 from jobs.errors import JobError
 from jobs.models import checkpoint_for_version
-from jobs.pool import new_seeds, screen, store_generated
+from jobs.pool import Measures, new_seeds, screen, screen_edit, store_generated
 from model.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -49,21 +50,19 @@ def unknown_chars_reply(missing: list[str]) -> str:
 
 
 async def generate_draft(bot_data: dict, *, start_text: str, purpose: str, ok_status: str) -> dict | None:
-    """Generate SEEDS_PER_REQUEST texts in a worker thread; store the first that passes the
-    screening as a draft (`purpose`, `ok_status`) and return it; None when none passed.
-    Raises ModelError for input the model refuses."""
+    """Generate SEEDS_PER_REQUEST candidates in a worker thread; store them all through the pool's
+    screen and ranking (jobs.pool.store_generated) and return the best-scoring one that passed, as
+    a draft (`purpose`, `ok_status`); None when none passed. Raises ModelError for input the model
+    refuses."""
     db, holder, service = bot_data["db"], bot_data["holder"], bot_data["service"]
     options = service.plan.sample
     seeds = new_seeds(SEEDS_PER_REQUEST)
-    version, outputs = await asyncio.to_thread(
-        holder.generate, seeds, start_text=start_text, **options.as_kwargs())
-    for seed, text in zip(seeds, outputs):
-        if screen(db, text, service.stoplist) is None:
-            ids = store_generated(db, [text], [seed], version=version, options=options, purpose=purpose,
-                                  ok_status=ok_status, stoplist=service.stoplist, start_text=start_text)
-            if ids:
-                return draft_rows.get_draft(db, ids[0])
-    return None
+    version, candidates = await asyncio.to_thread(
+        holder.candidates, seeds, start_text=start_text, **options.as_kwargs())
+    ids = store_generated(db, candidates, seeds, version=version, options=options, purpose=purpose,
+                          ok_status=ok_status, stoplist=service.stoplist, start_text=start_text, keep=1,
+                          min_known_words=service.plan.min_known_words)
+    return draft_rows.get_draft(db, ids[0]) if ids else None
 
 
 async def regenerate(bot_data: dict, draft: dict) -> tuple[str, bool]:
@@ -87,3 +86,14 @@ async def regenerate(bot_data: dict, draft: dict) -> tuple[str, bool]:
         log.warning("meme %s regenerated differently from the stored text; showing the stored one", draft["id"])
         return draft["text"], True
     return text, True
+
+
+def screen_meme(bot_data: dict, draft: dict, text: str) -> str | None:
+    """Why /meme N must not show `text` now (the same screen as every draft: a word stop-listed or
+    a post imported since it was made), or None. A moderator's edit is screened as an edit; a
+    regenerated draft with the measures stored when it was made."""
+    db, service = bot_data["db"], bot_data["service"]
+    if draft["final_text"]:
+        return screen_edit(db, text, service.stoplist)
+    return screen(db, text, service.stoplist, replace(Measures.of_row(draft), shared_chars=None),
+                  min_known_words=service.plan.min_known_words)

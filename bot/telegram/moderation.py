@@ -17,6 +17,7 @@ from telegram.ext import ContextTypes
 
 from bot import texts
 from corpus.store import drafts as draft_rows
+from jobs.pool import screen_edit
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,20 @@ def keyboard(draft_id: int) -> InlineKeyboardMarkup:
 
 
 def draft_message(draft: dict) -> str:
-    return texts.DRAFT.format(id=draft["id"], text=draft["text"])
+    """The draft, then its score in one line when it was measured (jobs.pool.score)."""
+    message = texts.DRAFT.format(id=draft["id"], text=draft["text"])
+    if draft.get("score") is None:
+        return message
+    known = "—" if draft.get("known_share") is None else f"{draft['known_share']:.0%}"
+    line = texts.DRAFT_SCORE.format(score=draft["score"], known=known, shared=draft.get("shared_chars") or 0)
+    return f"{message}\n\n{line}"
+
+
+def edit_refusal(reason: str) -> str:
+    """The reply to a moderator whose edit the screen refused (jobs.pool.screen_edit's reason)."""
+    if reason.startswith("stop-list: "):
+        return texts.EDIT_REFUSED.format(why=texts.EDIT_STOPLIST.format(found=reason.removeprefix("stop-list: ")))
+    return texts.EDIT_REFUSED.format(why=texts.EDIT_COPY)
 
 
 class TelegramModeration:
@@ -146,6 +160,11 @@ async def on_edit_reply(update: Update, context: Context) -> None:
         return
     if len(text) > MessageLimit.MAX_TEXT_LENGTH:
         await message.reply_text(texts.EDIT_TOO_LONG.format(length=len(text)))
+        return
+    refused = screen_edit(db, text, bot_data["service"].stoplist)
+    if refused:
+        log.info("edit of draft %s by %s refused: %s", draft["id"], user.id, refused)
+        await message.reply_text(edit_refusal(refused))
         return
     decided = draft_rows.decide(db, draft["id"], action="edit", to_status="queued",
                                 from_status=("pending", "queued"), actor_id=user.id, actor_name=_who(user),

@@ -8,7 +8,7 @@ from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.telegram.generation import (
-    check_start_text, fit_to_vocab, generate_draft, regenerate, unknown_chars_reply,
+    check_start_text, fit_to_vocab, generate_draft, regenerate, screen_meme, unknown_chars_reply,
 )
 from corpus.store import drafts as draft_rows
 from corpus.store.clock import ago
@@ -103,8 +103,7 @@ async def refill_pool(bot_data: dict) -> list[int]:
     plan = service.plan
     try:
         return await fill_pool(bot_data["db"], bot_data["holder"], purpose=draft_rows.SUBSCRIBER,
-                               target=plan.subscriber_pool, batch_size=plan.batch_size,
-                               options=plan.sample, stoplist=service.stoplist)
+                               target=plan.subscriber_pool, **service.pool_kwargs())
     except Exception:  # noqa: BLE001 - the next refill or the pool job tries again
         log.exception("refilling the /generate pool failed")
         return []
@@ -123,6 +122,9 @@ async def meme(update: Update, context: Context) -> None:
         await message.reply_text(texts.MEME_NOT_FOUND.format(id=meme_id))
         return
     if draft["final_text"]:  # published as a moderator edited it
+        if screen_meme(bot_data, draft, draft["final_text"]):
+            await message.reply_text(texts.MEME_WITHHELD.format(id=meme_id))
+            return
         await message.reply_text(texts.MEME.format(id=meme_id, text=draft["final_text"]))
         return
     limits = bot_data["limits"]
@@ -138,6 +140,11 @@ async def meme(update: Update, context: Context) -> None:
         text, regenerated = await regenerate(bot_data, draft)
     finally:
         limits.release()
+    reason = screen_meme(bot_data, draft, text)
+    if reason:
+        log.info("meme %s withheld: %s", meme_id, reason)
+        await message.reply_text(texts.MEME_WITHHELD.format(id=meme_id))
+        return
     reply = texts.MEME.format(id=meme_id, text=text)
     if not regenerated:
         reply += "\n\n" + texts.MEME_FROM_ARCHIVE

@@ -14,21 +14,27 @@ import sqlite_utils
 from corpus.store.clock import utcnow
 
 CHANNEL, SUBSCRIBER, REQUEST = "channel", "subscriber", "request"
+# a draft's measures (migration m003; NULL for drafts made before)
+MEASURE_COLUMNS = ("known_share", "reached_gap", "shared_chars", "line_count", "logprob_per_char", "words", "score")
 
 
 def add_draft(
     db: sqlite_utils.Database, *, text: str, model_version: str, temperature: float, seed: int,
     max_length: int, start_text: str = "", top_k: int = 0, purpose: str = CHANNEL,
-    status: str = "generated", status_reason: str | None = None,
+    status: str = "generated", status_reason: str | None = None, measures: dict[str, Any] | None = None,
 ) -> int:
+    """Store a draft; `measures` are its MEASURE_COLUMNS (jobs/pool.py measures them)."""
     now = utcnow()
-    return db["drafts"].insert(
-        {
-            "text": text, "model_version": model_version, "temperature": temperature, "seed": seed,
-            "start_text": start_text, "top_k": top_k, "max_length": max_length, "purpose": purpose,
-            "status": status, "status_reason": status_reason, "created_at": now, "updated_at": now,
-        }
-    ).last_pk
+    row = {
+        "text": text, "model_version": model_version, "temperature": temperature, "seed": seed,
+        "start_text": start_text, "top_k": top_k, "max_length": max_length, "purpose": purpose,
+        "status": status, "status_reason": status_reason, "created_at": now, "updated_at": now,
+    }
+    for key, value in (measures or {}).items():
+        if key not in MEASURE_COLUMNS:
+            raise ValueError(f"drafts has no measure column {key!r}")
+        row[key] = value
+    return db["drafts"].insert(row).last_pk
 
 
 def get_draft(db: sqlite_utils.Database, draft_id: int) -> dict[str, Any] | None:

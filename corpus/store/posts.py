@@ -8,6 +8,7 @@ from typing import Any
 import sqlite_utils
 
 from corpus.store.clock import utcnow
+from corpus.store.shingles import changed_by_cleaning, reindex_posts
 
 POST_FIELDS = (
     "source", "community", "external_id", "date", "text", "likes", "reposts", "views", "comments",
@@ -43,6 +44,7 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]]) -> tup
         rows.append(row)
     columns = [*POST_FIELDS, "text_hash", "imported_at"]
     insert = (f"INSERT INTO posts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
+    inserted: list[int] = []
     with db.atomic():
         known: dict[tuple, int] = {}
         for source, community in {(r["source"], r["community"]) for r in rows}:
@@ -57,6 +59,7 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]]) -> tup
             if key not in known:
                 row["imported_at"] = now
                 known[key] = db.conn.execute(insert, [row[c] for c in columns]).lastrowid
+                inserted.append(known[key])
                 added += 1
                 continue
             metrics = {k: row[k] for k in METRIC_FIELDS if row[k] is not None}
@@ -65,6 +68,7 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]]) -> tup
                 db.conn.execute(f"UPDATE posts SET {sets}, updated_at = ? WHERE id = ?",
                                 [*metrics.values(), now, known[key]])
                 updated += 1
+        reindex_posts(db, inserted)  # the near-copy index (corpus/store/shingles.py)
     return added, updated
 
 
@@ -74,12 +78,16 @@ def count_posts(db: sqlite_utils.Database, *, usable_only: bool = False) -> int:
 
 
 def set_cleaning(db: sqlite_utils.Database, results: Iterable[tuple[int, str | None, str | None]]) -> None:
-    """Store (post id, clean text, excluded reason) for many posts in one transaction."""
+    """Store (post id, clean text, excluded reason) for many posts in one transaction; the near-copy
+    index follows the posts whose text or exclusion changed."""
+    results = list(results)
     with db.atomic():
+        changed = changed_by_cleaning(db, results)
         db.conn.executemany(
             "UPDATE posts SET clean_text = ?, excluded_reason = ? WHERE id = ?",
             [(clean, reason, post_id) for post_id, clean, reason in results],
         )
+        reindex_posts(db, changed)
 
 
 def posts_for_cleaning(db: sqlite_utils.Database) -> list[dict[str, Any]]:
