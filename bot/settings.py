@@ -145,6 +145,11 @@ class PoolSettings:
 
     def validate(self) -> dict[str, str]:
         problems = {}
+        for key in ("channel_size", "subscriber_size"):
+            if getattr(self, key) < 0:
+                problems[key] = "an integer >= 0"
+        if self.batch_size <= 0:
+            problems["batch_size"] = "a positive integer (posts generated per batch)"
         if not 1 <= self.oversample <= 20:
             problems["oversample"] = "an integer from 1 to 20 (candidates generated per draft kept)"
         return problems
@@ -158,15 +163,6 @@ class ScreenSettings:
         if not 0 <= self.min_known_words <= 1:
             return {"min_known_words": "a number from 0 to 1 (a share of words)"}
         return {}
-
-    def validate(self) -> dict[str, str]:
-        problems = {}
-        for key in ("channel_size", "subscriber_size"):
-            if getattr(self, key) < 0:
-                problems[key] = "an integer >= 0"
-        if self.batch_size <= 0:
-            problems["batch_size"] = "a positive integer (posts generated per batch)"
-        return problems
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,12 @@ NEAR_COPY_CHARS = 60    # a draft sharing this many characters verbatim with a c
 
 
 class Sample(Protocol):
-    """What a generator gives per post besides its text (model.sample's per-post measures)."""
+    """A generated post with the generator's measures of it (model.sample.Sample)."""
 
     text: str
     reached_gap: bool
-    logprob_per_char: float
-    known_share: float
+    logprob_nats_per_char: float
+    known_share: float | None
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def measure(db: sqlite_utils.Database, text: str, sample: Sample | None = None, 
     return Measures(
         known_share=getattr(sample, "known_share", None), reached_gap=None if reached is None else bool(reached),
         shared_chars=shared, shared_post=post_id, line_count=len(content_lines(text)),
-        logprob_per_char=getattr(sample, "logprob_per_char", None), words=words,
+        logprob_per_char=getattr(sample, "logprob_nats_per_char", None), words=words,
     )
 
 
@@ -209,7 +209,7 @@ async def fill_pool(
             break
         want = min(batch_size, missing)
         seeds = new_seeds(want * max(1, oversample))
-        version, samples = await asyncio.to_thread(generator.candidates, seeds, **options.as_kwargs())
+        version, samples = await asyncio.to_thread(generator.generate_samples, seeds, **options.as_kwargs())
         auto = purpose == draft_rows.CHANNEL and not moderated
         ids = store_generated(db, samples, seeds, version=version, options=options, purpose=purpose,
                               ok_status=ok_status, stoplist=stoplist, auto_approve=auto, keep=want,

@@ -183,3 +183,57 @@ def test_without_moderators_drafts_are_auto_approved(tmp_path, server, caplog):
     assert counts.get("queued") == 2 and "pending" not in counts
     assert "auto-approved" in caplog.text
     assert server.calls_of("sendMessage") == []
+
+
+def test_draft_messages_carry_the_score_line_and_old_drafts_none(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data["db"], app.bot_data["service"]
+            await service.fill_pools()
+            old = draft_rows.add_draft(db, text="СТАРЫЙ\n@\nЧЕРНОВИК", model_version="v0", temperature=0.8, seed=3,
+                                       max_length=500, status="pending")   # made before drafts had measures
+            await service.dispatch_moderation()
+            messages = {draft_id_of(m): m["text"] for m in draft_messages(server)}
+            assert messages[old] == "Черновик #%d\n\nСТАРЫЙ\n@\nЧЕРНОВИК" % old
+            measured = [draft_rows.get_draft(db, i) for i in messages if i != old]
+            assert len(measured) == 2
+            for row in measured:
+                assert row["score"] is not None
+                line = texts.DRAFT_SCORE.format(score=row["score"], known="—" if row["known_share"] is None
+                                                else f"{row['known_share']:.0%}", shared=row["shared_chars"])
+                assert messages[row["id"]] == f"Черновик #{row['id']}\n\n{row['text']}\n\n{line}"
+                assert "\n" not in line and len(line) < 100
+
+    asyncio.run(main())
+
+
+def test_an_edit_with_a_stop_listed_word_or_a_corpus_copy_is_refused(tmp_path, server):
+    from corpus.store.posts import add_posts
+
+    settings = make_settings(tmp_path, server, filter={"words": ["гречка"]})
+    corpus_post = "ЗАХОДИШЬ В СТОЛОВУЮ\n@\nТАМ ДАЮТ МАКАРОНЫ ПО-ФЛОТСКИ И КОМПОТ ИЗ СУХОФРУКТОВ С ИЗЮМОМ\n@\nБЕРЁШЬ ДВЕ"
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data["db"], app.bot_data["service"]
+            add_posts(db, [{"source": "file", "text": corpus_post}])
+            await service.fill_pools()
+            first, _ = draft_messages(server)
+            one, chat = draft_id_of(first), MODERATORS_CHAT
+            refused = await reply_to(server, chat, "МАМКА ЗОВЁТ\n@\nТАМ Гречка", user_id=MODERATOR,
+                                     chat_id=chat, reply_to=first)
+            assert refused["text"] == texts.EDIT_REFUSED.format(why=texts.EDIT_STOPLIST.format(found="гречка"))
+            row = draft_rows.get_draft(db, one)
+            assert row["status"] == "pending" and row["final_text"] is None and draft_rows.actions_for(db, one) == []
+            copy = "ВЕСЬ ДЕНЬ\n@\nТАМ ДАЮТ МАКАРОНЫ ПО-ФЛОТСКИ И КОМПОТ ИЗ СУХОФРУКТОВ С ИЗЮМОМ\n@\nНЕ БЕРЁШЬ"
+            refused = await reply_to(server, chat, copy, user_id=MODERATOR, chat_id=chat, reply_to=first)
+            assert refused["text"] == texts.EDIT_REFUSED.format(why=texts.EDIT_COPY)
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
+            done = await reply_to(server, chat, "МАМКА ЗОВЁТ\n@\nТАМ МАКАРОНЫ", user_id=MODERATOR,
+                                  chat_id=chat, reply_to=first)
+            assert done["text"] == texts.EDIT_DONE.format(id=one)
+            assert draft_rows.get_draft(db, one)["final_text"] == "МАМКА ЗОВЁТ\n@\nТАМ МАКАРОНЫ"
+
+    asyncio.run(main())

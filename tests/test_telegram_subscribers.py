@@ -231,3 +231,31 @@ def test_commands_in_a_group_the_bot_does_not_serve_are_ignored(tmp_path, server
     helped, counts = run(main())
     assert helped["text"] == texts.MODERATOR_HELP
     assert server.sent(-100999) == [] and counts == {}
+
+
+def test_generate_and_meme_go_through_the_screen(tmp_path, server):
+    from bot.telegram.generation import SEEDS_PER_REQUEST
+    from corpus.store.posts import add_posts
+
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data["db"]
+            reply = await reply_to(server, USER, "/generate приходишь в школу", user_id=USER)
+            meme_id = int(reply["text"].split("#")[1].split()[0])
+            rows = list(db.query("SELECT * FROM drafts WHERE purpose = 'request' ORDER BY id"))
+            assert len(rows) == SEEDS_PER_REQUEST   # every candidate is stored, screened and measured
+            assert [r["id"] for r in rows if r["status"] == "served"] == [meme_id]
+            served = draft_rows.get_draft(db, meme_id)
+            for row in rows:
+                assert row["logprob_per_char"] is not None and row["shared_chars"] is not None
+                if row["id"] != meme_id:
+                    assert row["status"] == "rejected_auto" and row["status_reason"]
+                    if row["status_reason"].startswith("outranked"):
+                        assert row["score"] <= served["score"]
+            add_posts(db, [{"source": "file", "text": served["text"]}])   # imported since: now a corpus copy
+            return meme_id, await reply_to(server, USER, f"/meme {meme_id}", user_id=USER)
+
+    meme_id, withheld = run(main())
+    assert withheld["text"] == texts.MEME_WITHHELD.format(id=meme_id)

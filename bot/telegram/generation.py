@@ -57,9 +57,9 @@ async def generate_draft(bot_data: dict, *, start_text: str, purpose: str, ok_st
     db, holder, service = bot_data["db"], bot_data["holder"], bot_data["service"]
     options = service.plan.sample
     seeds = new_seeds(SEEDS_PER_REQUEST)
-    version, candidates = await asyncio.to_thread(
-        holder.candidates, seeds, start_text=start_text, **options.as_kwargs())
-    ids = store_generated(db, candidates, seeds, version=version, options=options, purpose=purpose,
+    version, samples = await asyncio.to_thread(
+        holder.generate_samples, seeds, start_text=start_text, **options.as_kwargs())
+    ids = store_generated(db, samples, seeds, version=version, options=options, purpose=purpose,
                           ok_status=ok_status, stoplist=service.stoplist, start_text=start_text, keep=1,
                           min_known_words=service.plan.min_known_words)
     return draft_rows.get_draft(db, ids[0]) if ids else None
