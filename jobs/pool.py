@@ -94,12 +94,12 @@ def measure(db: sqlite_utils.Database, text: str, sample: Sample | None = None, 
 def score(m: Measures) -> float | None:
     """How good a draft that passed the screen is; higher is better, None when unmeasured.
 
-    The model's mean log-probability per character (nats: how fluent the model finds its own text)
-    minus 2 per unit of unknown-word share (a draft with 95% known words loses 0.1, a tenth of a
-    typical 1.0-2.0 nats/char spread) and minus (shared run / 60)^2 (a 30-character run shared with
-    a corpus post loses 0.25, one just under the 60-character copy limit almost 1): fluent,
-    readable, and not leaning on the corpus. Repeated lines are not rewarded: the log-probability
-    is per character, not per post."""
+    The model's mean log-probability per character (nats, at temperature 1: how fluent the model
+    finds its own text; per character, so long and short drafts compare), minus 2 per unit of
+    unknown-word share (95% known words costs 0.1) and minus (shared run / 60)^2 (a 30-character
+    run shared with a corpus post costs 0.25, one just under the 60-character copy limit almost 1):
+    fluent, readable, and not leaning on the corpus. The screen has already removed what must not
+    be published; the score only orders what may."""
     if m.logprob_per_char is None:
         return None
     value = m.logprob_per_char

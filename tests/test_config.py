@@ -52,6 +52,9 @@ def test_every_example_key_has_a_comment():
     ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step', 'cosine' or 'hold'"),
     ("[train]\nkeep_runs = -1\n", "train.keep_runs must be an integer >= 0"),
     ("[sample\n", "malformed TOML"),
+    ("[pool]\noversample = 0\n", "pool.oversample must be an integer from 1 to 20"),
+    ("[screen]\nmin_known_words = 1.5\n", "screen.min_known_words must be a number from 0 to 1"),
+    ("[screen]\nmin_known_words = 'most'\n", "screen.min_known_words must be a number"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
     path = write(tmp_path, text)
