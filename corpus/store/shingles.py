@@ -46,15 +46,21 @@ def reindex_all(db: sqlite_utils.Database) -> int:
 
 
 def changed_by_cleaning(db: sqlite_utils.Database, results: Sequence[tuple[int, str | None, str | None]]) -> list[int]:
-    """Ids among (post id, clean text, excluded reason) whose indexed text would change."""
-    old: dict[int, tuple] = {}
+    """Ids among (post id, clean text, excluded reason) whose indexed text (none when excluded)
+    would change: a post's first cleaning usually leaves it as imported, and costs nothing."""
+    old: dict[int, tuple[str | None, str]] = {}
     ids = [r[0] for r in results]
     for chunk in _chunks(ids):
         marks = ",".join("?" * len(chunk))
-        for post_id, clean, reason in db.conn.execute(
-                f"SELECT id, clean_text, excluded_reason FROM posts WHERE id IN ({marks})", chunk):
-            old[post_id] = (clean, reason)
-    return [post_id for post_id, clean, reason in results if old.get(post_id) != (clean, reason)]
+        for post_id, text, clean, reason in db.conn.execute(
+                f"SELECT id, text, clean_text, excluded_reason FROM posts WHERE id IN ({marks})", chunk):
+            old[post_id] = (None if reason is not None else (clean if clean is not None else text), text)
+    changed = []
+    for post_id, clean, reason in results:
+        indexed, text = old.get(post_id, (None, ""))
+        if indexed != (None if reason is not None else (clean if clean is not None else text)):
+            changed.append(post_id)
+    return changed
 
 
 def longest_shared_run(db: sqlite_utils.Database, text: str) -> tuple[int, int | None]:
