@@ -152,11 +152,16 @@ def _scraper(settings: Settings):
         from corpus.db import open_db
         from corpus.vk import scrape_settings
 
+        from corpus.errors import CorpusError
+
         db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
             report = scrape_settings(db, settings.vk, progress=False)
             clean_corpus(db, settings.clean, stoplist(settings))  # with the operator's rules
             return report
+        except CorpusError as exc:  # a refusal (captcha, token, rate limit): one line, next run retries
+            log.warning("VK scrape stopped: %s", exc)
+            return None
         finally:
             db.close()
 

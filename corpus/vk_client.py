@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 import vk_api
-from vk_api.exceptions import ApiError, ApiHttpError
+from vk_api.exceptions import ApiError, ApiHttpError, Captcha
 
 from corpus.errors import CorpusError
 
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 RATE_LIMIT_CODES = {6: 1.0, 9: 5.0, 29: 30.0}  # error code -> first wait in seconds (doubles each retry)
 MAX_SINGLE_WAIT = 120.0
 PAGE = 100  # wall.get's largest count
+CAPTCHA_ADVICE = ("VK asks for a captcha (error 14) on {method}: it suspects automated use of the token;"
+                  " what was fetched is saved, run again later (or lower vk.requests_per_second)")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class VkClient:
                     raise
                 attempt += 1
                 self.back_off(exc.code, exc.error.get("error_msg", ""), attempt)
+            except Captcha:
+                raise CorpusError(CAPTCHA_ADVICE.format(method=method)) from None
             except ApiHttpError as exc:
                 raise CorpusError(f"VK API answered HTTP {exc.response.status_code} to {method}; run again later") from None
             except requests.RequestException as exc:
@@ -146,6 +150,8 @@ def api_error(exc: ApiError, community: str) -> CorpusError:
         return CorpusError(f"VK rejected the token (error 5: {message}): set a valid vk.token or BUHURT_VK_TOKEN")
     if code in (15, 30):
         return CorpusError(f"the wall of VK community {community!r} is closed or private (VK error {code}: {message})")
+    if code == 14:
+        return CorpusError(CAPTCHA_ADVICE.format(method=f"wall.get of {community!r}"))
     if code in (18, 100, 113):
         return CorpusError(f"unknown VK community {community!r} (VK error {code}: {message})")
     return CorpusError(f"VK error {code} for community {community!r}: {message}")

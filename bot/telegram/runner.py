@@ -11,7 +11,7 @@ from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
-    MessageHandler, MessageReactionHandler, filters,
+    MessageHandler, MessageReactionHandler, TypeHandler, filters,
 )
 
 from bot import texts
@@ -50,7 +50,8 @@ def build_application(settings: Settings, *, schedule: bool = True) -> Applicati
     services = build_services(settings, publishers=publishers, moderation=moderation)
     application.bot_data.update(
         settings=settings, db=services.db, holder=services.holder, service=services.service,
-        moderation=moderation, limits=Limits(tg.cooldown_seconds, tg.max_concurrent_generations),
+        moderation=moderation, limits=Limits(tg.cooldown_seconds, tg.max_concurrent_generations,
+                                             burst=tg.user_burst, window_seconds=tg.user_window_seconds),
         schedule=schedule,
     )
     register_handlers(application, settings)
@@ -85,6 +86,7 @@ def register_handlers(application: Application, settings: Settings) -> None:
             CommandHandler(["start", "help"], mod.moderator_help, filters=moderators_chat),
             MessageHandler(moderators_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, mod.on_edit_reply),
         ]
+    application.add_handler(TypeHandler(Update, sub.flood_gate), group=-1)  # before every handler
     application.add_handlers(handlers)
     application.add_error_handler(on_error)
 

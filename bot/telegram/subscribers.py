@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 
 from telegram import LinkPreviewOptions, Update
-from telegram.ext import ContextTypes
+from telegram.constants import ChatType
+from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot import texts
 from bot.telegram.generation import (
@@ -19,7 +22,24 @@ from model.errors import ModelError
 log = logging.getLogger(__name__)
 
 VISIBLE = ("served", "published")  # /meme N shows only what someone has already seen
+MEME_NUMBER = re.compile(r"[0-9]{1,12}")
 Context = ContextTypes.DEFAULT_TYPE
+
+
+async def flood_gate(update: Update, context: Context) -> None:
+    """Before every handler: drop a private-chat command past the sender's flood limit (one
+    notice per window), so one user's flood never queues replies in front of everyone else's."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or update.effective_chat is None \
+            or update.effective_chat.type != ChatType.PRIVATE:
+        return
+    limits = context.bot_data["limits"]
+    admitted, notify = limits.admit(user.id)
+    if admitted:
+        return
+    if notify:
+        await message.reply_text(texts.FLOOD.format(seconds=math.ceil(limits.window_seconds)))
+    raise ApplicationHandlerStop
 
 
 async def start(update: Update, context: Context) -> None:
@@ -39,7 +59,8 @@ async def generate(update: Update, context: Context) -> None:
     limits = bot_data["limits"]
     wait = limits.cooldown_left(user.id)
     if wait:
-        await message.reply_text(texts.COOLDOWN.format(seconds=wait))
+        if limits.cooldown_notice(user.id):  # one notice per cooldown, then silence
+            await message.reply_text(texts.COOLDOWN.format(seconds=wait))
         return
     parts = (message.text or "").split(maxsplit=1)
     if len(parts) > 1:
@@ -113,7 +134,8 @@ async def meme(update: Update, context: Context) -> None:
     """Show meme N again, regenerated from its seed, model version and options."""
     message, bot_data = update.effective_message, context.bot_data
     args = context.args or []
-    if len(args) != 1 or not args[0].isdigit() or len(args[0]) > 12:
+    if len(args) != 1 or not MEME_NUMBER.fullmatch(args[0]):  # str.isdigit() accepts '²' and '٣'
+
         await message.reply_text(texts.MEME_USAGE)
         return
     meme_id = int(args[0])
@@ -130,7 +152,8 @@ async def meme(update: Update, context: Context) -> None:
     limits = bot_data["limits"]
     wait = limits.cooldown_left(update.effective_user.id)
     if wait:
-        await message.reply_text(texts.COOLDOWN.format(seconds=wait))
+        if limits.cooldown_notice(update.effective_user.id):
+            await message.reply_text(texts.COOLDOWN.format(seconds=wait))
         return
     if not limits.try_acquire():
         await message.reply_text(texts.BUSY)

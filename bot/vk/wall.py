@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 import vk_api
-from vk_api.exceptions import ApiError
+from vk_api.exceptions import ApiError, Captcha
 
 from bot.errors import BotError
 from jobs.publish import PublishError
@@ -53,6 +53,9 @@ class VkWallPublisher:
             answer = self.api.method("wall.post", {"owner_id": -self.group_id, "from_group": 1, "message": text})
         except ApiError as exc:
             raise PublishError(f"VK refused wall.post (error {exc.code}: {exc.error.get('error_msg', '')})") from None
+        except Captcha:  # an answer, so nothing was published: a refusal, retried later
+            raise PublishError("VK refused wall.post with a captcha (error 14): the token looks automated"
+                               " to VK; it is retried at the next publishing time") from None
         except requests.exceptions.ConnectTimeout as exc:
             raise PublishError(f"VK API unreachable ({type(exc).__name__})") from None
         return str(answer["post_id"])

@@ -28,6 +28,7 @@ ERRORS = {
     5: "User authorization failed: invalid access_token (4).",
     6: "Too many requests per second",
     9: "Flood control",
+    14: "Captcha needed",
     15: "Access denied: this wall available only for community members",
     29: "Rate limit reached",
     30: "This profile is private",
@@ -127,8 +128,11 @@ class FakeVk:
                 raise VkFault(self.errors[number])
             return {"response": getattr(self, "m_" + method.replace(".", "_"))(params, number)}
         except VkFault as fault:
-            return {"error": {"error_code": fault.code, "error_msg": ERRORS.get(fault.code, "error"),
-                              "request_params": [{"key": "method", "value": method}]}}
+            error = {"error_code": fault.code, "error_msg": ERRORS.get(fault.code, "error"),
+                     "request_params": [{"key": "method", "value": method}]}
+            if fault.code == 14:  # VK's captcha answer: a sid and an image to show a human
+                error.update(captcha_sid=f"{number}00", captcha_img=f"https://api.vk.ru/captcha.php?sid={number}00")
+            return {"error": error}
         except _Execute as done:
             return done.body
 
