@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
         min_known_words=settings.screen.min_known_words, timezone=s.timezone, publish_times=tuple(s.publish_times),
         pool_every_minutes=s.pool_every_minutes, reactions_every_minutes=s.reactions_every_minutes,
         scrape_every_hours=s.scrape_every_hours, retrain_at=s.retrain_at if s.retrain else None,
-        remind_after_hours=s.remind_after_hours,
+        remind_after_hours=s.remind_after_hours, backup_at=settings.backup.at or None,
+        heartbeat_file=str(settings.data_dir / "heartbeat"),
     )
     publishers = list(publishers)
     reaction_sources = []
@@ -137,7 +139,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     service = Service(
         db, holder, plan=plan, publishers=publishers, moderation=moderation or AutoApprove(),
         stoplist=stoplist(settings), reaction_sources=reaction_sources, scraper=_scraper(settings),
-        retrainer=_retrainer(settings, paths),
+        retrainer=_retrainer(settings, paths), backuper=_backuper(settings),
     )
     return Services(settings, db, holder, service, paths)
 
@@ -168,6 +170,17 @@ def _scraper(settings: Settings):
     return run
 
 
+def _backuper(settings: Settings):
+    """A callable for the nightly backup job: a dated copy in backup.folder, keeping backup.keep."""
+    def run():
+        from corpus.backup import nightly_backup
+
+        return nightly_backup(settings.database, settings.backup_dir, settings.backup.keep,
+                              busy_timeout=settings.paths.busy_timeout_seconds)
+
+    return run
+
+
 def _retrainer(settings: Settings, paths: TrainPaths):
     """A callable for the retrain job: runs in a worker thread with its own connection."""
     def run():
@@ -184,7 +197,13 @@ def _retrainer(settings: Settings, paths: TrainPaths):
 
 
 def run_service(settings: Settings, *, once: bool) -> None:
-    """`buhurt run`: Telegram when telegram.token is set, else the local channel."""
+    """`buhurt run`: Telegram when telegram.token is set, else the local channel.
+
+    SIGTERM/SIGINT: `--once` finishes its cycle, then exits 0 (a second signal interrupts it); the
+    long-running local service stops its schedule, lets the running jobs finish (at most
+    SHUTDOWN_GRACE_SECONDS) and exits 0."""
+    if once:
+        _finish_cycle_on_signals()
     if settings.telegram.token:
         from bot.telegram.runner import run_telegram
 
@@ -205,8 +224,47 @@ async def _run_local(services: Services, once: bool) -> None:
         log.info("cycle done: %d new drafts, published %s", len(result["drafts"]),
                  f"meme #{published['id']}" if published else "nothing (the queue is empty)")
         return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     service.start_schedule()
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("stopping: no new jobs; waiting for the running ones")
     finally:
-        service.stop_schedule()
+        await service.stop(SHUTDOWN_GRACE_SECONDS)
+        await finish_running_tasks(5.0)  # whatever else was started (a refill) gets a moment
+        services.db.close()
+    log.info("stopped")
+
+
+SHUTDOWN_GRACE_SECONDS = 25.0  # docker stop waits 10 s by default: docker-compose.yml sets 30 s
+
+
+async def finish_running_tasks(grace: float) -> None:
+    """Wait up to `grace` seconds for the loop's other tasks (jobs in flight), then cancel the rest."""
+    pending = asyncio.all_tasks() - {asyncio.current_task()}
+    if not pending:
+        return
+    done, late = await asyncio.wait(pending, timeout=grace)
+    for task in late:
+        log.warning("still running after %.0f s, cancelled: %s", grace, task.get_name())
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=5)
+
+
+def _finish_cycle_on_signals() -> None:
+    """For `run --once`: the first SIGTERM/SIGINT lets the cycle finish (exit 0); a second interrupts."""
+    received = []
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        log.info("%s received: finishing the current cycle, then exiting (again to interrupt)",
+                 signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)

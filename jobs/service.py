@@ -43,6 +43,8 @@ class ServicePlan:
     scrape_every_hours: float = 6.0
     retrain_at: str | None = "03:30"
     remind_after_hours: float = 12.0
+    backup_at: str | None = None         # HH:MM of the nightly database backup (needs a backuper)
+    heartbeat_file: str | None = None    # touched every minute while the schedule runs (HEALTHCHECK)
 
 
 class Service:
@@ -50,10 +52,13 @@ class Service:
                  publishers: Sequence[Publisher], moderation: Moderation, stoplist: StopList,
                  reaction_sources: Sequence[ReactionSource] = (),
                  scraper: Callable[[], object] | None = None,
-                 retrainer: Callable[[], object] | None = None) -> None:
+                 retrainer: Callable[[], object] | None = None,
+                 backuper: Callable[[], object] | None = None) -> None:
         self.db, self.holder, self.plan = db, holder, plan
         self.publishers, self.moderation, self.stoplist = list(publishers), moderation, stoplist
         self.reaction_sources, self.scraper, self.retrainer = list(reaction_sources), scraper, retrainer
+        self.backuper = backuper
+        self.running_jobs: set[asyncio.Task] = set()
         self.scheduler = None
 
     async def startup(self) -> None:
@@ -143,6 +148,24 @@ class Service:
             log.info("now generating with model %s", version)
         return result
 
+    async def backup(self) -> object:
+        """The nightly copy of the database (in a worker thread); a failure is one log line."""
+        if self.backuper is None:
+            return None
+        try:
+            path = await asyncio.to_thread(self.backuper)
+        except Exception as exc:  # noqa: BLE001 - tomorrow's run tries again
+            log.warning("nightly backup failed: %s", exc)
+            return None
+        log.info("nightly backup written to %s", path)
+        return path
+
+    async def heartbeat(self) -> None:
+        """Touch the heartbeat file: the event loop is alive and the schedule runs."""
+        if self.plan.heartbeat_file:
+            path = Path(self.plan.heartbeat_file)
+            await asyncio.to_thread(path.write_text, utcnow() + "\n", encoding="utf-8")
+
     async def run_once(self) -> dict:
         """One full cycle, in order: pool (and moderation), publish, reactions, reminder."""
         created = await self.fill_pools()
@@ -164,10 +187,42 @@ class Service:
             sched.add_interval(scheduler, self.scrape, job_id="scrape", minutes=plan.scrape_every_hours * 60)
         if self.retrainer is not None and plan.retrain_at:
             sched.add_daily(scheduler, self.retrain, job_id="retrain", times=[plan.retrain_at], timezone=plan.timezone)
+        if self.backuper is not None and plan.backup_at:
+            sched.add_daily(scheduler, self.backup, job_id="backup", times=[plan.backup_at], timezone=plan.timezone)
+        if plan.heartbeat_file:
+            sched.add_interval(scheduler, self.heartbeat, job_id="heartbeat", minutes=1, run_now=True)
+        for job in scheduler.get_jobs():  # every run is tracked, so that `stop` can let it finish
+            job.modify(func=self._tracked(job.func))
         scheduler.start()
         self.scheduler = scheduler
         for job in scheduler.get_jobs():
             log.info("scheduled %s: next run %s", job.name, job.next_run_time)
+
+    def _tracked(self, func: Callable[[], object]) -> Callable[[], object]:
+        running = self.running_jobs
+
+        async def run():
+            task = asyncio.current_task()
+            running.add(task)
+            try:
+                return await func()
+            finally:
+                running.discard(task)
+
+        run.__name__ = run.__qualname__ = getattr(func, "__name__", "job")
+        return run
+
+    async def stop(self, grace: float) -> None:
+        """A clean stop (SIGTERM): start no new job, let the running ones finish (at most `grace`
+        seconds, then they are cancelled), and shut the scheduler down."""
+        if self.scheduler is not None:
+            self.scheduler.pause()
+            if self.running_jobs:
+                log.info("waiting for %d running job(s) to finish", len(self.running_jobs))
+                _, late = await asyncio.wait(set(self.running_jobs), timeout=grace)
+                for task in late:
+                    log.warning("a job still running after %.0f s is cancelled", grace)
+        self.stop_schedule()
 
     def stop_schedule(self) -> None:
         if self.scheduler is not None:

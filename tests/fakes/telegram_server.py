@@ -49,6 +49,7 @@ class FakeBotApi:
         self.calls: list[Call] = []
         self.messages: dict[tuple[int, int], dict] = {}
         self.chats: dict[int, dict] = {}
+        self.members: dict[tuple[int, int], dict] = {}  # (chat id, user id) -> ChatMember; default below
         self._usernames: dict[str, int] = {}
         self._updates: list[dict] = []
         self._pushed_at: dict[int, float] = {}
@@ -115,6 +116,12 @@ class FakeBotApi:
             kind = "private" if number > 0 else ("supergroup" if text.startswith("-100") else "group")
             self.add_chat(number, kind, title=None if number > 0 else f"chat {number}")
         return self.chats[number]
+
+    def set_member(self, chat_id: int | str, user_id: int, status: str, **rights: Any) -> None:
+        """getChatMember's answer for `user_id` in `chat_id` ("administrator", "member", "left", ...).
+        By default the bot is an administrator that may post, and anyone else a member."""
+        with self._cond:
+            self.members[(self.chat(chat_id)["id"], user_id)] = _member(user_id, status, **rights)
 
     @staticmethod
     def user(user_id: int, name: str = "Вася") -> dict:
@@ -289,8 +296,15 @@ class FakeBotApi:
             return ok(True)
         if method == "getUpdates":
             return ok(self._updates_from(p))
-        if method == "getChat":
-            return ok(self.chat(p["chat_id"]))
+        if method == "getChat":  # a ChatFullInfo: the chat plus the fields PTB requires
+            gifts = {key: False for key in ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription",
+                                          "gifts_from_channels")}
+            return ok({**self.chat(p["chat_id"]), "accent_color_id": 0, "max_reaction_count": 11,
+                       "accepted_gift_types": gifts})
+        if method == "getChatMember":
+            chat_id, user_id = self.chat(p["chat_id"])["id"], int(p["user_id"])
+            default = _member(user_id, "administrator") if user_id == BOT_USER["id"] else _member(user_id, "member")
+            return ok(self.members.get((chat_id, user_id), default))
         if method == "sendMessage":
             text = p.get("text", "")
             if not text.strip():
@@ -324,6 +338,19 @@ class FakeBotApi:
             self.messages[key] = new
             return ok(new)
         return bad("Not Found: method not found", 404)
+
+
+def _member(user_id: int, status: str, **rights: Any) -> dict:
+    user = BOT_USER if user_id == BOT_USER["id"] else FakeBotApi.user(user_id)
+    member: dict[str, Any] = {"user": user, "status": status}
+    if status == "administrator":
+        member.update({key: False for key in (
+            "can_be_edited", "is_anonymous", "can_restrict_members", "can_promote_members", "can_change_info",
+            "can_post_stories", "can_edit_stories", "can_delete_stories", "can_manage_video_chats")})
+        member.update(can_manage_chat=True, can_delete_messages=True, can_invite_users=True,
+                      can_post_messages=True, can_edit_messages=True)
+    member.update(rights)
+    return member
 
 
 def _handler_for(api: FakeBotApi) -> type[BaseHTTPRequestHandler]:

@@ -1,0 +1,178 @@
+"""`buhurt doctor`: one line per check of what the running bot depends on; any failure -> exit 1.
+
+Full: the Bot API token (getMe), the bot's rights in each channel and in the moderators' chat
+(getChat + getChatMember), the VK token and communities, the database's integrity, the active
+model loading, free disk. `--quick` (the Docker HEALTHCHECK): the database answers and the running
+service's heartbeat file is fresh, with no network and no torch."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Settings
+from bot.secrets import REDACTOR
+
+MIN_FREE_BYTES = 500 * 1024 * 1024   # a nightly retrain writes checkpoints and a training text
+HEARTBEAT_EVERY_SECONDS = 60.0
+HEARTBEAT_STALE_SECONDS = 5 * HEARTBEAT_EVERY_SECONDS
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {REDACTOR.redact(' '.join(self.detail.split()))}"
+
+
+def heartbeat_path(settings: Settings) -> Path:
+    return settings.data_dir / "heartbeat"
+
+
+def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
+    checks = [check_database(settings, quick=quick)]
+    if quick:
+        checks.append(check_heartbeat(settings))
+        return checks
+    checks.append(check_disk(settings))
+    checks.append(check_model(settings))
+    if settings.telegram.token:
+        checks += asyncio.run(check_telegram(settings))
+    if settings.vk.token or settings.vk.groups or settings.vk.publish_group_id:
+        checks += check_vk(settings)
+    return checks
+
+
+def check_database(settings: Settings, *, quick: bool) -> Check:
+    import sqlite3
+
+    path = settings.database
+    if not path.is_file():
+        return Check("database", False, f"{path} does not exist (`buhurt run` creates it)")
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=settings.paths.busy_timeout_seconds)
+        try:
+            if quick:
+                connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return Check("database", True, f"{path} answers")
+            result = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        return Check("database", False, f"{path}: {exc}")
+    if result != ["ok"]:
+        return Check("database", False, f"{path}: integrity_check found {len(result)} problems: {result[0]}")
+    return Check("database", True, f"{path}: integrity_check ok")
+
+
+def check_heartbeat(settings: Settings) -> Check:
+    path = heartbeat_path(settings)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return Check("heartbeat", False, f"{path} missing: is `buhurt run` running?")
+    if age > HEARTBEAT_STALE_SECONDS:
+        return Check("heartbeat", False, f"{path} is {age:.0f} s old (the service writes it every "
+                                         f"{HEARTBEAT_EVERY_SECONDS:.0f} s): the event loop is stuck or stopped")
+    return Check("heartbeat", True, f"{age:.0f} s old")
+
+
+def check_disk(settings: Settings) -> Check:
+    folder = settings.data_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    detail = f"{free / 2**30:.1f} GiB free under {folder}"
+    if free < MIN_FREE_BYTES:
+        return Check("disk", False, detail + f" (under {MIN_FREE_BYTES // 2**20} MiB)")
+    return Check("disk", True, detail)
+
+
+def check_model(settings: Settings) -> Check:
+    from corpus.db import open_db
+    from jobs.models import active_checkpoint_path
+
+    try:
+        db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
+        try:
+            path = active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)
+        finally:
+            db.close()
+        from model.sample import Generator
+
+        Generator.load(path)
+    except Exception as exc:  # noqa: BLE001 - whatever stops it loading is the finding
+        return Check("model", False, f"{type(exc).__name__}: {exc}")
+    return Check("model", True, f"{path.name} loads")
+
+
+async def check_telegram(settings: Settings) -> list[Check]:
+    from telegram import Bot
+    from telegram.error import InvalidToken, TelegramError
+
+    tg = settings.telegram
+    bot = Bot(tg.token.reveal(), base_url=tg.base_url)
+    try:
+        await bot.initialize()
+    except InvalidToken:
+        return [Check("telegram token", False, f"the Bot API at {tg.base_url} rejected it (getMe: 401/404)")]
+    except TelegramError as exc:
+        return [Check("telegram token", False, f"getMe at {tg.base_url} failed: {type(exc).__name__}: {exc}")]
+    checks = [Check("telegram token", True, f"@{bot.username} (id {bot.id})")]
+    try:
+        for chat in tg.channels:
+            checks.append(await _chat_rights(bot, f"channel {chat}", chat, post=True))
+        if tg.moderators_chat:
+            checks.append(await _chat_rights(bot, "moderators' chat", tg.moderators_chat, post=False))
+    finally:
+        await bot.shutdown()
+    return checks
+
+
+async def _chat_rights(bot, name: str, chat: int | str, *, post: bool) -> Check:
+    from telegram.error import TelegramError
+
+    try:
+        info = await bot.get_chat(chat)
+        member = await bot.get_chat_member(info.id, bot.id)
+    except TelegramError as exc:
+        return Check(name, False, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - an answer PTB cannot parse is a finding, not a crash
+        return Check(name, False, f"unexpected answer: {type(exc).__name__}: {exc}")
+    status = member.status
+    if post and info.type == "channel":
+        if status == "creator" or (status == "administrator" and getattr(member, "can_post_messages", False)):
+            return Check(name, True, f"{info.title or chat}: the bot is an administrator that may post")
+        return Check(name, False, f"{info.title or chat}: the bot is {status}; make it an administrator with"
+                                  " 'Post messages' (reaction counts need an administrator too)")
+    if status in ("creator", "administrator", "member") or (status == "restricted" and getattr(member, "can_send_messages", False)):
+        return Check(name, True, f"{info.title or chat}: the bot is {status}")
+    return Check(name, False, f"{info.title or chat}: the bot is {status}; add it to the chat")
+
+
+def check_vk(settings: Settings) -> list[Check]:
+    from corpus.errors import CorpusError
+    from corpus.vk_client import VkClient
+
+    vk = settings.vk
+    try:
+        client = VkClient(vk.token.reveal(), api_version=vk.api_version, requests_per_second=vk.requests_per_second,
+                          max_wait_seconds=0)
+    except CorpusError as exc:
+        return [Check("vk token", False, str(exc))]
+    checks = []
+    groups = [str(vk.publish_group_id)] if vk.publish_group_id else []
+    for name in groups + [g for g in vk.groups if g not in groups]:
+        role = "vk wall (publishing)" if groups and name == groups[0] else f"vk community {name}"
+        try:
+            community = client.community(name)
+        except CorpusError as exc:
+            checks.append(Check(role, False, str(exc)))
+            continue
+        checks.append(Check(role, True, f"{community.name} (id {community.group_id}) readable with the token"))
+    return checks or [Check("vk token", True, "set (no community configured)")]

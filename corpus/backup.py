@@ -1,0 +1,73 @@
+"""Consistent copies of the live (WAL) database through SQLite's online backup API, written to a
+temporary file and renamed into place, so a half-written backup never carries the final name; and
+the nightly rotation that keeps the newest `keep` copies."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+from pathlib import Path
+
+from corpus.errors import CorpusError
+
+PREFIX, SUFFIX = "buhurt-", ".sqlite3"
+
+
+def backup_database(source: str | Path, output: str | Path, *, busy_timeout: float = 10.0) -> Path:
+    """Copy the database at `source` to `output` (atomic: temp file + rename); returns `output`.
+    The copy is a snapshot taken while the bot may keep writing; it is checked before the rename."""
+    source, output = Path(source), Path(output)
+    if not source.is_file():
+        raise CorpusError(f"{source}: no database to back up")
+    if output.is_dir():
+        raise CorpusError(f"{output}: is a directory, expected the backup file's name")
+    if output.resolve() == source.resolve():
+        raise CorpusError(f"{output}: is the live database itself")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CorpusError(f"{output.parent}: cannot create the backup folder ({exc.strerror})") from None
+    temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=busy_timeout)
+        try:
+            dst = sqlite3.connect(temp)
+            try:
+                src.backup(dst)  # one step: a consistent snapshot even while others write
+                dst.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
+                check = dst.execute("PRAGMA quick_check").fetchone()[0]
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        if check != "ok":
+            raise CorpusError(f"{source}: the copy failed SQLite's quick_check ({check}); nothing written")
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, output)
+    except sqlite3.Error as exc:
+        raise CorpusError(f"{source}: backup failed ({exc})") from None
+    except OSError as exc:
+        raise CorpusError(f"{output}: cannot write the backup ({exc.strerror or exc})") from None
+    finally:
+        temp.unlink(missing_ok=True)
+    return output
+
+
+def nightly_backup(source: str | Path, folder: str | Path, keep: int, *, busy_timeout: float = 10.0,
+                   now: dt.datetime | None = None) -> Path:
+    """A dated copy in `folder` (buhurt-YYYYmmdd-HHMMSS.sqlite3); older copies beyond `keep` go."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    folder = Path(folder)
+    path = backup_database(source, folder / f"{PREFIX}{now:%Y%m%d-%H%M%S}{SUFFIX}", busy_timeout=busy_timeout)
+    for old in backups_in(folder)[keep:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def backups_in(folder: str | Path) -> list[Path]:
+    """The nightly copies in `folder`, newest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.glob(f"{PREFIX}*{SUFFIX}") if p.is_file()), key=lambda p: p.name, reverse=True)

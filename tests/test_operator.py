@@ -1,0 +1,192 @@
+"""Operator basics (issue 14): `buhurt doctor` against the fake Bot API server and the fake VK,
+`buhurt backup` and the nightly backup job, the heartbeat behind the Docker HEALTHCHECK."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+import requests
+
+from corpus.backup import backups_in, nightly_backup
+from corpus.db import open_db
+from tests.conftest import run_cli
+from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
+from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, make_settings, write_config
+from tests.fakes.telegram_server import BOT_USER, FakeBotApi
+
+
+@pytest.fixture
+def server():
+    with FakeBotApi() as fake:
+        yield fake
+
+
+@pytest.fixture
+def vk(monkeypatch):
+    wall = FakeWall(42, "bugurt_test")
+    wall.generate(10)
+    fake = FakeVk(wall)
+    monkeypatch.setattr(requests, "Session", fake.session)
+    return fake
+
+
+def doctor(capsys, config, *args):
+    code, out, err = run_cli(capsys, "--config", str(config), "doctor", *args)
+    checks = [line for line in out.splitlines() if line.startswith(("ok  ", "FAIL"))]
+    return code, checks, out + err
+
+
+def test_doctor_all_good(capsys, tmp_path, server, vk, monkeypatch):
+    make_settings(tmp_path, server)
+    monkeypatch.setenv("BUHURT_VK_TOKEN", GOOD_TOKEN)
+    config = write_config(tmp_path, server, vk={"groups": ["bugurt_test"], "requests_per_second": 1000.0})
+    code, checks, text = doctor(capsys, config)
+    assert code == 0, text
+    names = [line.split(":")[0].split(None, 1)[1] for line in checks]
+    assert names == ["database", "disk", "model", "telegram token", f"channel {CHANNEL}", "moderators' chat",
+                     "vk community bugurt_test"]
+    assert all(line.startswith("ok  ") for line in checks), text
+    assert "integrity_check ok" in text and "@buhurt_test_bot" in text
+    assert server.calls_of("getChatMember") and vk.methods["groups.getById"] == 1
+    assert server.token.split(":")[1] not in text and GOOD_TOKEN not in text
+
+
+def test_doctor_names_each_failure_and_exits_1(capsys, tmp_path, server, vk, monkeypatch):
+    make_settings(tmp_path, server)
+    server.set_member(CHANNEL, BOT_USER["id"], "member")          # not an admin: cannot post
+    server.fail("getChat", 400, chat_id=MODERATORS_CHAT, times=5)  # chat not found
+    monkeypatch.setenv("BUHURT_VK_TOKEN", "expired-vk-token-123456")
+    config = write_config(tmp_path, server, vk={"groups": ["bugurt_test"], "requests_per_second": 1000.0})
+    code, checks, text = doctor(capsys, config)
+    assert code == 1, text
+    failed = {line.split(":")[0].split(None, 1)[1]: line for line in checks if line.startswith("FAIL")}
+    assert set(failed) == {f"channel {CHANNEL}", "moderators' chat", "vk community bugurt_test"}, text
+    assert "make it an administrator" in failed[f"channel {CHANNEL}"]
+    assert "chat not found" in failed["moderators' chat"].lower()
+    assert "rejected the token" in failed["vk community bugurt_test"]
+    assert "expired-vk-token-123456" not in text and "4 of 7 checks passed" in text
+
+
+def test_doctor_with_a_rejected_token(capsys, tmp_path, server):
+    rejected = "555555555:AAH-a-rejected-token-for-the-doctor-00000"
+    make_settings(tmp_path, server)
+    config = write_config(tmp_path, server, telegram={"token": rejected})
+    code, checks, text = doctor(capsys, config)
+    assert code == 1 and any(line.startswith("FAIL  telegram token: the Bot API") for line in checks), text
+    assert rejected.split(":")[1] not in text
+
+
+def test_doctor_finds_a_damaged_database(capsys, tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    db = open_db(settings.database)
+    db["filler"].insert_all({"n": i, "text": "x" * 500} for i in range(400))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    with open(settings.database, "r+b") as handle:  # overwrite pages in the middle of the file
+        size = os.path.getsize(settings.database)
+        handle.seek(size // 2)
+        handle.write(b"\xff" * 8192)
+    code, checks, text = doctor(capsys, write_config(tmp_path, server, telegram={"token": ""}))
+    assert code == 1 and checks[0].startswith("FAIL  database:"), text
+
+
+def test_doctor_quick_reads_the_heartbeat(capsys, tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    config = write_config(tmp_path, server)
+    code, checks, text = doctor(capsys, config, "--quick")
+    assert code == 1 and checks[1].startswith("FAIL  heartbeat:") and "missing" in checks[1], text
+    heartbeat = settings.data_dir / "heartbeat"
+    heartbeat.write_text("now\n", encoding="utf-8")
+    code, checks, text = doctor(capsys, config, "--quick")
+    assert code == 0 and len(checks) == 2, text
+    old = time.time() - 3600
+    os.utime(heartbeat, (old, old))
+    code, checks, text = doctor(capsys, config, "--quick")
+    assert code == 1 and "stuck or stopped" in checks[1], text
+    assert not server.calls  # no network in the health check
+
+
+def test_the_schedule_touches_the_heartbeat_and_backs_up_nightly(tmp_path, db):
+    from jobs.service import Service, ServicePlan
+
+    heartbeat = tmp_path / "heartbeat"
+    copies = tmp_path / "backups"
+    plan = ServicePlan(heartbeat_file=str(heartbeat), backup_at="04:30", retrain_at=None)
+    service = Service(db, None, plan=plan, publishers=[], moderation=None, stoplist=None,
+                      backuper=lambda: nightly_backup(tmp_path / "test.sqlite3", copies, 2))
+
+    async def main():
+        service.start_schedule()
+        try:
+            assert service.scheduler.get_job("backup-0") is not None
+            await asyncio.wait_for(_until(heartbeat.exists), 30)
+            return await service.backup()
+        finally:
+            service.stop_schedule()
+
+    path = asyncio.run(main())
+    assert path.parent == copies and backups_in(copies) == [path]
+
+
+async def _until(predicate):
+    while not predicate():
+        await asyncio.sleep(0.01)
+
+
+def test_backup_is_a_consistent_copy_while_the_bot_writes(capsys, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n", encoding="utf-8")
+    live = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    live["notes"].insert_all({"n": i} for i in range(1000))  # in the WAL, not yet checkpointed
+    stop = threading.Event()
+
+    def writer():
+        conn = sqlite3.connect(tmp_path / "data" / "buhurt.sqlite3", timeout=10)
+        n = 1000
+        while not stop.is_set():
+            with conn:
+                conn.execute("INSERT INTO notes (n) VALUES (?)", (n,))
+            n += 1
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        out_file = tmp_path / "copies" / "snapshot.sqlite3"
+        code, out, err = run_cli(capsys, "--config", str(config), "backup", "--output", str(out_file))
+    finally:
+        stop.set()
+        thread.join()
+    assert code == 0 and "backed up" in out, err
+    copy = sqlite3.connect(out_file)
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    numbers = [row[0] for row in copy.execute("SELECT n FROM notes ORDER BY n")]
+    copy.close()
+    assert numbers[:1000] == list(range(1000)) and numbers == list(range(len(numbers)))  # a prefix: consistent
+    assert not (tmp_path / "copies" / "snapshot.sqlite3-wal").exists()
+    assert sorted(p.name for p in out_file.parent.iterdir()) == ["snapshot.sqlite3"]  # no temp file left
+    live.close()
+
+
+def test_backup_into_an_impossible_place_is_one_line(capsys, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n", encoding="utf-8")
+    open_db(tmp_path / "data" / "buhurt.sqlite3").close()
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    code, _, err = run_cli(capsys, "--config", str(config), "backup", "--output", str(tmp_path / "a-file" / "b.sqlite3"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "a-file" in lines[0], err
+
+
+def test_nightly_backups_keep_the_newest(tmp_path):
+    source = tmp_path / "live.sqlite3"
+    open_db(source).close()
+    start = dt.datetime(2026, 12, 1, 4, 30, tzinfo=dt.timezone.utc)
+    made = [nightly_backup(source, tmp_path / "b", 3, now=start + dt.timedelta(days=d)) for d in range(5)]
+    assert backups_in(tmp_path / "b") == made[:1:-1]
+    assert [p.name for p in backups_in(tmp_path / "b")][0] == "buhurt-20261205-043000.sqlite3"
