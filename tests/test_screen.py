@@ -143,3 +143,17 @@ def test_pool_oversamples_with_the_real_model(db, tiny_checkpoint):
     for row in drafts.with_status(db, "ready", purpose=drafts.SUBSCRIBER):   # still reproducible from the seed
         _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"])
         assert again == row["text"]
+
+
+def test_a_scraped_vk_post_is_caught_after_the_scrape(db):
+    from corpus.vk import scrape
+    from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
+
+    wall = FakeWall(42, "bugurt_test")
+    wall.generate(5)
+    draft = f"ДРУГОЕ НАЧАЛО\n@\n{LINE}\n@\nСВОЙ КОНЕЦ"
+    assert screen(db, draft, NO_STOP) is None
+    wall.publish(f"ПРО ШКОЛУ\n@\n{LINE}\n@\nИ ВСЁ")
+    scrape(db, ["bugurt_test"], token=GOOD_TOKEN, requests_per_second=1000, session=FakeVk(wall).session(),
+           progress=False, refresh_days=0, sleep=lambda s: None)
+    assert screen(db, draft, NO_STOP).startswith(f"near-copy: {len(LINE) + 6} characters shared with corpus post")

@@ -1,6 +1,6 @@
 """Queries on `drafts` and `moderation_actions`: the draft state machine (docs/architecture.md).
 
-channel drafts:    generated -> rejected_auto | pending -> rejected | queued -> published | failed
+channel drafts:    generated -> rejected_auto (screened out or outranked: jobs/pool.py) | pending -> rejected | queued -> published | failed
 subscriber drafts: ready -> served (the /generate pool); rejected_auto
 request drafts:    served (generated on demand for `/generate START TEXT`)
 """
