@@ -139,29 +139,61 @@ def train_cmd(app, input_h5, input_json, checkpoint_dir, device, bf16, preset, r
 @click.option("--sample", "sample_flag", type=click.IntRange(0, 1), default=1, show_default=True,
               help="0: always take the likeliest character (argmax).")
 @click.option("--seed", type=int, default=None, help="Seed of the first post; post i uses seed+i (default: random, printed).")
+@click.option("--raw", is_flag=True, help="torch-rnn's unconstrained sampling (default: sample.words, "
+              "known-word decoding: an unknown word is taken back and sampled again).")
+@click.option("--dictionary", type=click.Choice(["ru", "none"]), default=None,
+              help="Known words besides the checkpoint's lexicon (default: sample.dictionary).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.pass_obj
-def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sample_flag, seed, device) -> None:
+def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sample_flag, seed, raw, dictionary,
+               device) -> None:
     """Generate posts; prints them separated by a blank line."""
     from model.errors import ModelError
     from model.sample import Generator
 
     if num <= 0:
         raise ModelError(f"--num={num}: expected a positive integer")
-    if None in (length, temperature, top_k):
-        s = app.settings.sample
-        length = s.max_length if length is None else length
-        temperature = s.temperature if temperature is None else temperature
-        top_k = s.top_k if top_k is None else top_k
+    s = app.settings.sample
+    length = s.max_length if length is None else length
+    temperature = s.temperature if temperature is None else temperature
+    top_k = s.top_k if top_k is None else top_k
+    words = "any" if raw else s.words
+    dictionary = s.dictionary if dictionary is None else dictionary
     random_seed = seed is None
     if random_seed:
         seed = int.from_bytes(os.urandom(4), "little")
     gen = Generator.load(checkpoint or app.active_checkpoint(), device=_device(device))
     posts = gen.generate(seeds=[seed + i for i in range(num)], temperature=temperature, start_text=start_text,
-                         max_length=length, top_k=top_k, argmax=sample_flag == 0)
+                         max_length=length, top_k=top_k, argmax=sample_flag == 0, words=words,
+                         dictionary=dictionary)
     if random_seed:  # printed only once it worked, so an error stays the only line
         click.echo(f"seed: {seed}", err=True)
     click.echo("\n\n".join(posts))
+
+
+@click.command("lexicon")
+@click.option("--checkpoint", type=PathArg, required=True, help="Checkpoint to give a lexicon (rewritten in place).")
+@click.option("--text", type=PathArg, default=None,
+              help="The training text it was trained on (default: <data_dir>/train/corpus.txt).")
+@click.option("--min-count", type=click.IntRange(min=1), default=3, show_default=True,
+              help="A word is known when seen at least this many times in the text.")
+@click.option("--output", type=PathArg, default=None, help="Write to this file instead of in place.")
+@click.pass_obj
+def lexicon_cmd(app, checkpoint, text, min_count, output) -> None:
+    """Store the known-word lexicon in a checkpoint trained before checkpoints carried one
+    (known-word decoding; the file's bytes, so its model version, change)."""
+    from model.checkpoint import add_lexicon
+    from model.errors import ModelError, require_file
+    from model.words import build_lexicon
+
+    path = require_file(text or app.default_paths().train_txt, "training text")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"training text {str(path)!r} is not UTF-8 text") from None
+    lexicon = build_lexicon(content, min_count)
+    written = add_lexicon(checkpoint, lexicon, output)
+    click.echo(f"{written}: lexicon of {len(lexicon['words'])} words seen >= {min_count} times in {path}")
 
 
 @click.command("eval")
@@ -181,5 +213,5 @@ def eval_cmd(app, checkpoint, text, device) -> None:
 
 
 def register(group: click.Group) -> None:
-    for cmd in (preprocess_cmd, train_cmd, sample_cmd, eval_cmd):
+    for cmd in (preprocess_cmd, train_cmd, sample_cmd, lexicon_cmd, eval_cmd):
         group.add_command(cmd)

@@ -124,11 +124,18 @@ class SampleSettings:
     temperature: float = 0.8
     max_length: int = 500
     top_k: int = 0
+    words: str = "known"
+    dictionary: str = "ru"
 
     def validate(self) -> dict[str, str]:
         problems = {}
         if not self.temperature > 0:
             problems["temperature"] = "a number > 0"
+        if self.words not in ("known", "any"):
+            problems["words"] = '"known" or "any"'
+        if self.dictionary not in ("ru", "none"):
+            problems["dictionary"] = '"ru" or "none"'
+
         if self.max_length <= 0:
             problems["max_length"] = "a positive integer"
         if self.top_k < 0:

@@ -18,6 +18,7 @@ from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store.posts import has_text
 from corpus.store.shingles import longest_shared_run
+from model.words import decoding_name
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,17 @@ class SampleOptions:
     temperature: float = 0.8
     max_length: int = 500
     top_k: int = 0
+    words: str = "known"       # known-word decoding (model.sample); "any": unconstrained
+    dictionary: str = "ru"
 
     def as_kwargs(self) -> dict:
+        return {**self.draft_columns(), "words": self.words, "dictionary": self.dictionary}
+
+    def decoding(self) -> str:
+        """As stored with each draft (drafts.words), so it regenerates the same way."""
+        return decoding_name(self.words, self.dictionary)
+
+    def draft_columns(self) -> dict:
         return {"temperature": self.temperature, "max_length": self.max_length, "top_k": self.top_k}
 
 
@@ -163,12 +173,12 @@ def store_generated(
         for order, (seed, item) in enumerate(zip(seeds, texts)):
             sample = None if isinstance(item, str) else item
             text = item if sample is None else sample.text
-            m = measure(db, text, sample, words)
+            m = measure(db, text, sample, words if words is not None else options.decoding())
             reason = screen(db, text, stoplist, m, min_known_words=min_known_words)
             draft_id = draft_rows.add_draft(
                 db, text=text, model_version=version, seed=seed, start_text=start_text,
                 purpose=purpose, status="rejected_auto" if reason else ok_status, status_reason=reason,
-                measures=m.columns(), **options.as_kwargs(),
+                measures=m.columns(), **options.draft_columns(),
             )
             if reason:
                 draft_rows.record_action(db, draft_id, "auto_reject", detail=reason)

@@ -72,10 +72,22 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     _check_plain(payload)
     _atomic_write(path, lambda tmp: torch.save(payload, tmp))
     meta = {k: v for k, v in payload.items() if k not in TENSOR_KEYS}
+    if isinstance(meta.get("lexicon"), dict):   # the sidecar says how big it is, not every word
+        meta["lexicon"] = {"min_count": meta["lexicon"].get("min_count"), "words": len(meta["lexicon"].get("words", ()))}
     meta["checkpoint_file"] = path.name
     text = json.dumps(_json_safe(meta), ensure_ascii=False, indent=1)
     _atomic_write(sidecar_path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
+
+
+def add_lexicon(path: str | Path, lexicon: dict, output: str | Path | None = None) -> Path:
+    """Write the checkpoint at `path` again (to `output`, default in place) with `lexicon` inside;
+    for checkpoints trained before the lexicon was stored. The file's bytes, so its version, change."""
+    ck = load_checkpoint(path)
+    ck.pop("format", None)
+    ck.pop("format_version", None)
+    ck["lexicon"] = lexicon
+    return save_checkpoint(output or path, ck)
 
 
 def _load_failure(exc: Exception) -> str:

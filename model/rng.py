@@ -28,8 +28,11 @@ def seed_keys(seeds) -> np.ndarray:
         return _mix(np.array([int(s) & _MASK for s in seeds], dtype=np.uint64) + _GOLDEN)
 
 
-def uniforms(keys: np.ndarray, step: int) -> np.ndarray:
-    """One float64 in [0, 1) per key for this step."""
+def uniforms(keys: np.ndarray, step) -> np.ndarray:
+    """One float64 in [0, 1) per key for this step (an int, or one step per key)."""
     with np.errstate(over="ignore"):
-        z = _mix(keys + np.uint64((step + 1) & _MASK) * _STEP)
+        if isinstance(step, np.ndarray):
+            z = _mix(keys + (step.astype(np.uint64) + np.uint64(1)) * _STEP)
+        else:
+            z = _mix(keys + np.uint64((step + 1) & _MASK) * _STEP)
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))

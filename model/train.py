@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from model import distributed as D
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.words import lexicon_from_ids
 from model.data import SplitBatcher, load_splits
 from model.errors import ModelError
 from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, state_to_list
@@ -187,6 +188,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
     else:
         mc = ModelConfig(vocab_size=len(vocab), model_type=cfg.model_type, wordvec_size=cfg.wordvec_size,
                          rnn_size=cfg.rnn_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
+    lexicon = lexicon_from_ids(splits, vocab.tokens, cfg.lexicon_min_count)   # known-word decoding's words
     train_b = SplitBatcher(splits["train"], cfg.batch_size, cfg.seq_length, rank=ctx.rank, world=ctx.world)
     val_b = SplitBatcher(splits["val"], cfg.batch_size, cfg.seq_length, shrink=True, name="val")
     del splits
@@ -242,6 +244,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
             "best_iteration": best_it, "train_loss_history": train_hist, "val_loss_history": val_hist,
             "corpus_fingerprint": fingerprint, "created_at": datetime.now(timezone.utc).isoformat(),
             "torch_version": str(torch.__version__), "run": run_meta, "lr_progress": lr_progress[0],
+            "lexicon": lexicon,
         }
         if full:
             p["optimizer_state"] = optim.state_dict()

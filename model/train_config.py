@@ -55,6 +55,7 @@ class TrainConfig:
     progress: bool = True
     bf16: Optional[bool] = None     # None: on for CUDA, off for CPU
     num_threads: int = 0            # CPU threads; 0: 1 for tiny models (rnn_size * batch_size <= 2048), else torch's default
+    lexicon_min_count: int = 3      # the checkpoint's lexicon: words seen at least this often in the training text
 
     @classmethod
     def gpu_preset(cls, **overrides) -> "TrainConfig":
@@ -83,6 +84,7 @@ class TrainConfig:
             positive_int(n)
         positive_int("max_iterations", allow_zero=True)
         positive_int("num_threads", allow_zero=True)
+        positive_int("lexicon_min_count")
         for n in ("learning_rate", "grad_clip", "lr_decay_factor"):
             v = getattr(self, n)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:

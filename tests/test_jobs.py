@@ -11,6 +11,7 @@ from corpus.stoplist import StopList
 from corpus.store import drafts, publications
 from corpus.store.posts import add_posts
 from jobs.generator import GeneratorHolder
+from model.words import decoding_options
 from jobs.models import bundled_checkpoint
 from jobs.moderation import AutoApprove
 from jobs.pool import SampleOptions, fill_pool, screen
@@ -102,8 +103,10 @@ def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
     ready = drafts.with_status(db, "ready", purpose="subscriber")
     assert len(ready) == 3
     for row in ready:
+        assert row["words"] == "known/ru"     # the default decoding, stored with the draft
         _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"],
-                                      top_k=row["top_k"], start_text=row["start_text"])
+                                      top_k=row["top_k"], start_text=row["start_text"],
+                                      **decoding_options(row["words"]))
         assert again == row["text"]
 
 
@@ -281,3 +284,26 @@ def test_holder_gives_tidied_samples_with_their_measures(holder):
     assert version == holder.version
     assert [s.text for s in samples] == holder.generate([1, 2, 3], temperature=0.8, max_length=150)[1]
     assert all(isinstance(s.reached_gap, bool) and s.logprob_nats_per_char < 0 for s in samples)
+
+
+def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, holder, tiny_checkpoint, caplog):
+    from bot.telegram.generation import regenerate
+    from corpus.store import models as model_rows
+
+    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
+    seed = 7
+    _, (raw,) = holder.generate([seed], temperature=1.2, max_length=150, words="any")
+    _, (known,) = holder.generate([seed], temperature=1.2, max_length=150, words="known", dictionary="ru")
+    assert raw != known       # the tiny model's soup: known-word decoding took a word back
+    old = drafts.add_draft(db, text=raw, model_version=holder.version, temperature=1.2, seed=seed,
+                           max_length=150, purpose="subscriber", status="served")      # words NULL: made before
+    new = drafts.add_draft(db, text=known, model_version=holder.version, temperature=1.2, seed=seed,
+                           max_length=150, purpose="subscriber", status="served", measures={"words": "known/ru"})
+    bot_data = {"db": db, "holder": holder}
+    assert asyncio.run(regenerate(bot_data, drafts.get_draft(db, old))) == (raw, True)
+    assert asyncio.run(regenerate(bot_data, drafts.get_draft(db, new))) == (known, True)
+    assert "regenerated differently" not in caplog.text      # both made again, not the stored text shown
+    wrong = drafts.add_draft(db, text=raw, model_version=holder.version, temperature=1.2, seed=seed,
+                             max_length=150, purpose="subscriber", status="served", measures={"words": "known/ru"})
+    asyncio.run(regenerate(bot_data, drafts.get_draft(db, wrong)))
+    assert "regenerated differently" in caplog.text          # the check above can fail

@@ -53,6 +53,8 @@ def test_preprocess_train_sample_eval(tmp_path, capsys, monkeypatch):
     (["sample", "--length", "0"], "max_length"),
     (["sample", "--start-text", "Qж"], "'Q'"),
     (["eval", "--text", "bad.txt"], "UTF-8"),
+    (["lexicon", "--text", "bad.txt"], "UTF-8"),
+    (["lexicon", "--text", "missing.txt"], "does not exist"),
     (["eval", "--text", "empty.txt"], "empty"),
     (["preprocess", "--input-txt", ".", "--output-h5", "x.h5", "--output-json", "x.json"], "directory"),
     (["train", "--input-h5", "nope.h5", "--input-json", "nope.json", "--checkpoint-dir", "ck"], "does not exist"),
@@ -61,10 +63,35 @@ def test_errors_are_one_line_exit_2(tiny_run, tmp_path, capsys, monkeypatch, arg
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.txt").write_bytes("ХЛЕБ".encode("cp1251"))
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
-    if argv[0] in ("sample", "eval") and "--checkpoint" not in argv:
+    if argv[0] in ("sample", "eval", "lexicon") and "--checkpoint" not in argv:
         argv = [*argv, "--checkpoint", str(tiny_run[3].best_path)]
     code, out, err = run(capsys, *argv)
     assert code == 2, (out, err)
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and needle in lines[0], err
     assert "Traceback" not in err
+
+
+def test_sample_known_words_by_default_raw_on_request_and_lexicon(tiny_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from model.sample import Generator
+
+    monkeypatch.chdir(tmp_path)
+    ck = tmp_path / "m.pt"
+    shutil.copy(tiny_run[3].best_path, ck)
+    g = Generator.load(ck)
+    seeds = [4, 5, 6]
+    code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1")
+    assert code == 0, err
+    assert out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0, words="known", dictionary="ru"))
+    code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
+                         "--raw")
+    assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0)), err
+    code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
+                         "--dictionary", "none")
+    assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0, words="known", dictionary="none"))
+    code, out, err = run(capsys, "lexicon", "--checkpoint", str(ck), "--text", str(tiny_run[0]), "--min-count", "5",
+                         "--output", "with.pt")
+    assert code == 0 and "with.pt: lexicon of" in out, err
+    assert torch.load(tmp_path / "with.pt", weights_only=True)["lexicon"]["min_count"] == 5

@@ -14,6 +14,7 @@ from jobs.errors import JobError
 from jobs.models import checkpoint_for_version
 from jobs.pool import Measures, new_seeds, screen, screen_edit, store_generated
 from model.errors import ModelError
+from model.words import decoding_options
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ async def regenerate(bot_data: dict, draft: dict) -> tuple[str, bool]:
         _, (text,) = await asyncio.to_thread(
             holder.generate, [draft["seed"]], version=draft["model_version"], checkpoint=checkpoint,
             temperature=draft["temperature"], start_text=draft["start_text"],
-            max_length=draft["max_length"], top_k=draft["top_k"])
+            max_length=draft["max_length"], top_k=draft["top_k"], **decoding_options(draft.get("words")))
     except (LookupError, ModelError, OSError) as exc:
         log.warning("meme %s: model %s could not be loaded (%s); showing the stored text",
                     draft["id"], draft["model_version"], exc)

@@ -1,0 +1,116 @@
+"""Known words: a lexicon of the training text plus, for Russian, the OpenCorpora dictionary.
+
+A word is a run of letters (``str.isalpha``: no digits, no underscore, no hyphen, so "КАКОЙ-ТО" is
+two words). Words are compared case-insensitively with ё read as е (buhurts are written in capitals,
+and ё is optional in Russian). The lexicon holds the words seen at least ``min_count`` times in the
+training text; it is built when training and stored in the checkpoint as plain types
+(``{"min_count": int, "words": [str, ...]}``), so ``torch.load(weights_only=True)`` still loads it.
+The dictionary is pymorphy3's (pymorphy3-dicts-ru): it knows inflected forms the corpus never used,
+while a community's slang comes from the lexicon.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from model.errors import ModelError
+
+WORD = re.compile(r"[^\W\d_]+")
+DICTIONARIES = ("ru", "none")
+WORD_MODES = ("known", "any")
+DEFAULT_MIN_COUNT = 3
+_CACHE_LIMIT = 200_000
+
+
+def normalise(word: str) -> str:
+    return word.lower().replace("ё", "е")
+
+
+def words_of(text: str) -> list[str]:
+    return WORD.findall(text)
+
+
+def build_lexicon(text: str, min_count: int = DEFAULT_MIN_COUNT) -> dict:
+    """The checkpoint's lexicon of `text`: normalised words seen at least `min_count` times."""
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ModelError(f"lexicon min_count={min_count!r}: expected an integer >= 1")
+    counts = Counter(WORD.findall(normalise(text)))
+    return {"min_count": min_count, "words": sorted(w for w, c in counts.items() if c >= min_count)}
+
+
+def lexicon_from_ids(splits, tokens: list[str], min_count: int = DEFAULT_MIN_COUNT) -> dict:
+    """`build_lexicon` over preprocessed splits (0-based id arrays, e.g. model.data.load_splits)."""
+    import numpy as np
+
+    table = np.array(tokens, dtype=object)
+    text = "\n".join("".join(table[a]) for a in splits.values() if len(a))
+    return build_lexicon(text, min_count)
+
+
+_analyzer = None
+
+
+def russian_dictionary():
+    """pymorphy3's MorphAnalyzer over the OpenCorpora dictionary, loaded once per process."""
+    global _analyzer
+    if _analyzer is None:
+        try:
+            import pymorphy3
+        except ImportError as exc:   # a dependency of the package; only a broken install lacks it
+            raise ModelError(f"sample.dictionary = \"ru\" needs pymorphy3 and pymorphy3-dicts-ru ({exc})") from None
+        _analyzer = pymorphy3.MorphAnalyzer(lang="ru")
+    return _analyzer
+
+
+def dictionary_version(dictionary: str) -> str | None:
+    if dictionary != "ru":
+        return None
+    meta = russian_dictionary().dictionary.meta
+    return f"opencorpora {meta.get('source_revision')}"
+
+
+class KnownWords:
+    """`word in known`: is this word in the lexicon or the dictionary (results cached)."""
+
+    def __init__(self, lexicon_words=(), dictionary: str = "ru") -> None:
+        if dictionary not in DICTIONARIES:
+            raise ModelError(f"dictionary={dictionary!r}: expected one of {', '.join(map(repr, DICTIONARIES))}")
+        self.lexicon = frozenset(lexicon_words)
+        self.dictionary = dictionary
+        self._morph = russian_dictionary() if dictionary == "ru" else None
+        self._cache: dict[str, bool] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.lexicon and self._morph is None
+
+    def __contains__(self, word: str) -> bool:
+        w = normalise(word)
+        hit = self._cache.get(w)
+        if hit is None:
+            hit = w in self.lexicon or (self._morph is not None and self._morph.word_is_known(w))
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[w] = hit
+        return hit
+
+    def count(self, text: str) -> tuple[int, int]:
+        """(known words, words) of `text`."""
+        ws = words_of(text)
+        return sum(w in self for w in ws), len(ws)
+
+
+def decoding_name(words: str, dictionary: str) -> str:
+    """How a draft was decoded, as stored with it: "any", or "known/<dictionary>"."""
+    return "any" if words == "any" else f"known/{dictionary}"
+
+
+def decoding_options(value: str | None) -> dict:
+    """The Generator options of a stored decoding name; None or "" (drafts made before known-word
+    decoding existed, all unconstrained) is "any"."""
+    if not value or value == "any":
+        return {"words": "any", "dictionary": "none"}
+    words, _, dictionary = value.partition("/")
+    if words != "known" or dictionary not in DICTIONARIES:
+        raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>'")
+    return {"words": "known", "dictionary": dictionary}
