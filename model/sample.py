@@ -172,11 +172,12 @@ class Generator:
                          dictionary: str = "none") -> list[Sample]:
         """`generate`, with each post's measures (`Sample`).
 
-        words="known": known-word decoding. When a row ends a word (picks a non-letter after letters)
-        that is not known (`known_words(dictionary)`), the row goes back to where the word began (its
-        recurrent state and logits there, saved when the word began) and samples again with its next
-        random numbers; after MAX_RETRIES tries at one place the word is let through. A word begun in
-        the start text is not checked. words="any" is torch-rnn's unconstrained sampling.
+        words="known": known-word decoding. When a row's word (a run of letters) can no longer become
+        a known word (`known_words(dictionary)`: no known word starts so), or it ends (a non-letter
+        follows) and is not known, the row goes back to where the word began (its recurrent state
+        and logits there, saved when the word began) and samples again with its next random numbers;
+        after MAX_RETRIES tries at one place the word is let through. A word begun in the start text
+        is not checked. words="any" is torch-rnn's unconstrained sampling.
         """
         o = SampleOptions(temperature, start_text, max_length, top_k, argmax, words, dictionary).validate(
             self.vocab, source=f"checkpoint {str(self.path)!r}")
@@ -235,23 +236,29 @@ class Generator:
                     w0 = word_at[r]
                     if is_letter[t]:
                         if w0 < 0 and not prev[r].isalpha():
-                            word_at[r] = len(buf)    # a word begins: remember the state before it
+                            word_at[r] = w0 = len(buf)   # a word begins: remember the state before it
                             lp_at[r] = (lp_sum[r], lp_count[r])
                             save_j.append(j)
+                        bad = w0 >= 0 and retries[r] < MAX_RETRIES and not known.prefix_ok("".join(buf[w0:]) + ch)
+                    elif w0 >= 0:
+                        word_at[r] = -1
+                        bad = retries[r] < MAX_RETRIES and "".join(buf[w0:]) not in known
+                        if not bad:
+                            retries[r] = 0
                     else:
-                        if w0 >= 0:
-                            word_at[r] = -1
-                            if retries[r] < MAX_RETRIES and "".join(buf[w0:]) not in known:
-                                retries[r] += 1
-                                del buf[w0:]
-                                prev[r] = buf[-1] if buf else last
-                                lp_sum[r], lp_count[r] = lp_at[r]
-                                back.append(j)
-                                if picks[r] >= max_picks:
-                                    out[r] = _finish_capped(o.start_text + "".join(buf), start_len)
-                                    keep[j] = False
-                                continue
+                        bad = False
                         retries[r] = 0
+                    if bad:                          # back to where the word began, sample it again
+                        retries[r] += 1
+                        word_at[r] = -1
+                        del buf[w0:]
+                        prev[r] = buf[-1] if buf else last
+                        lp_sum[r], lp_count[r] = lp_at[r]
+                        back.append(j)
+                        if picks[r] >= max_picks:
+                            out[r] = _finish_capped(o.start_text + "".join(buf), start_len)
+                            keep[j] = False
+                        continue
                 if ch == "\n" and prev[r] == "\n":
                     out[r] = (o.start_text + "".join(buf)).rstrip()
                     gap[r] = True

@@ -69,6 +69,22 @@ def dictionary_version(dictionary: str) -> str | None:
     return f"opencorpora {meta.get('source_revision')}"
 
 
+def _dawg_has_prefix(morph, prefix: str) -> bool:
+    """Does any word form of pymorphy3's dictionary start with `prefix` (е also read as ё)?"""
+    dct = morph.dictionary.words.dct
+
+    def follow(i: int, index: int) -> bool:
+        if i == len(prefix):
+            return True
+        for ch in ("е", "ё") if prefix[i] == "е" else (prefix[i],):
+            nxt = dct.follow_bytes(ch.encode("utf-8"), index)
+            if nxt is not None and follow(i + 1, nxt):
+                return True
+        return False
+
+    return follow(0, dct.ROOT)
+
+
 class KnownWords:
     """`word in known`: is this word in the lexicon or the dictionary (results cached)."""
 
@@ -79,6 +95,22 @@ class KnownWords:
         self.dictionary = dictionary
         self._morph = russian_dictionary() if dictionary == "ru" else None
         self._cache: dict[str, bool] = {}
+        self._prefix_cache: dict[str, bool] = {}
+        self._lexicon_prefixes: frozenset[str] | None = None
+
+    def prefix_ok(self, prefix: str) -> bool:
+        """Can `prefix` (letters) still become a known word? False lets known-word decoding take a
+        word back before it is finished."""
+        p = normalise(prefix)
+        hit = self._prefix_cache.get(p)
+        if hit is None:
+            if self._lexicon_prefixes is None:
+                self._lexicon_prefixes = frozenset(w[:i] for w in self.lexicon for i in range(1, len(w) + 1))
+            hit = p in self._lexicon_prefixes or (self._morph is not None and _dawg_has_prefix(self._morph, p))
+            if len(self._prefix_cache) >= _CACHE_LIMIT:
+                self._prefix_cache.clear()
+            self._prefix_cache[p] = hit
+        return hit
 
     @property
     def empty(self) -> bool:
