@@ -19,6 +19,7 @@ from corpus.store.shingles import index_size, longest_shared_run
 from jobs.generator import GeneratorHolder
 from jobs.pool import Measures, SampleOptions, fill_pool, score, screen, store_generated
 from model.sample import Sample
+from model.words import decoding_options
 
 LINE = "ПРИХОДИШЬ В ШКОЛУ А ТАМ ВМЕСТО ФИЗРЫ КОНТРОЛЬНАЯ ПО АЛГЕБРЕ У СТРОГОЙ УЧИЛКИ"  # 75 characters
 NO_STOP = StopList()
@@ -141,7 +142,8 @@ def test_pool_oversamples_with_the_real_model(db, tiny_checkpoint):
     outranked = [r for r in first_round if (r["status_reason"] or "").startswith("outranked")]
     assert kept and all(k["score"] >= o["score"] for k in kept for o in outranked)
     for row in drafts.with_status(db, "ready", purpose=drafts.SUBSCRIBER):   # still reproducible from the seed
-        _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"])
+        _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"],
+                                      **decoding_options(row["words"]))
         assert again == row["text"]
 
 
