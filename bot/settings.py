@@ -34,9 +34,12 @@ class CorpusSettings:
     popularity_top_fraction: float = 0.1
     popularity_copies: int = 2
     popularity_normalise: str = "views"
+    max_import_mb: float = 1024.0
 
     def validate(self) -> dict[str, str]:
         problems = {}
+        if self.max_import_mb <= 0:
+            problems["max_import_mb"] = "a positive number"
         if not 0 < self.popularity_top_fraction <= 1:
             problems["popularity_top_fraction"] = "a number in (0, 1]"
         if self.popularity_copies < 1:

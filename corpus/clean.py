@@ -1,9 +1,11 @@
 """Corpus cleaning rules: pure functions, no I/O. `corpus/cleaning.py` applies them to the database.
 
 One post goes through `normalise` (line breaks, spaces, zero-width characters, the separator variants
-`@@@`, `@ `, ` @ ` inside a line -> a line holding exactly `@`), then `strip_noise` (a trailing
-link-only signature line, hashtag-only lines), then `exclusion_reason` (the first rule that drops it).
-Corpus-wide rules (exact and near duplicates, the bot's own output) live in `corpus/dedupe.py`.
+`@@@`, `@ `, ` @ ` inside a line -> a line holding exactly `@`), then `strip_noise` (a last line that
+is only a text link, links reduced to their text, the community's learned signatures
+(corpus/signatures.py), an editor's note at the end, hashtag-only lines), then `exclusion_reason`
+(the first rule that drops it). Corpus-wide rules (exact and near duplicates, the bot's own output)
+live in `corpus/dedupe.py`. docs/cleaning.md says how each decision is made.
 
 Every rule is switched and tuned by `CleanOptions` (config section [clean], documented in
 config.example.toml). Reasons stored in posts.excluded_reason are the names in REASONS.
@@ -52,7 +54,22 @@ class CleanOptions:
     near_duplicate_threshold: float = 0.8
     min_chars: int = 10
     max_chars: int = 4000
-    min_separators: int = 2
+    min_separators: int = 1
+    learn_signatures: bool = True
+    signature_min_posts: int = 5
+    signature_min_share: float = 0.02
+    signatures: list[str] = field(default_factory=list)
+    keep_lines: list[str] = field(default_factory=list)
+    strip_notes: bool = True
+    note_patterns: list[str] = field(default_factory=lambda: [
+        r"^[_\-—–=]{2,}$", r"^прим(\.|ечание)?\s*(ред|адм|автора)", r"^(от|слово) (редакци|редактор|админ)",
+        r"^p\.\s?s\b", r"^upd\b",
+    ])
+    generated_patterns: list[str] = field(default_factory=lambda: [
+        r"\b(chat\s?gpt|gpt-?\d|midjourney|yandexgpt|gigachat)\b",
+        r"(сгенерирова\w*|написа\w*|придума\w*|сочини\w*) (нейросеть\w*|нейронк\w*|ии|искусственным интеллектом)",
+        r"(нейросеть|нейронка|ии) (написала|сгенерировала|придумала|сочинила)",
+    ])
 
     def validate(self) -> dict[str, str]:
         problems = {}
@@ -64,7 +81,11 @@ class CleanOptions:
             problems["max_chars"] = "an integer greater than clean.min_chars"
         if self.min_separators < 0:
             problems["min_separators"] = "an integer >= 0"
-        for key in ("ad_patterns", "news_patterns"):
+        if self.signature_min_posts < 1:
+            problems["signature_min_posts"] = "an integer >= 1"
+        if not 0 <= self.signature_min_share <= 1:
+            problems["signature_min_share"] = "a number in [0, 1]"
+        for key in ("ad_patterns", "news_patterns", "signatures", "note_patterns", "generated_patterns"):
             for pattern in getattr(self, key):
                 try:
                     re.compile(pattern)
@@ -77,13 +98,16 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff
 _SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _SEPARATOR_LINE = re.compile(r"^@+$")
 _INLINE_SEPARATOR = re.compile(r"(?<=\S) +@+ +(?=\S)")
+# A real URL: a scheme, "www.", or a domain followed by a path ("vk.com/club1"). A bare site name
+# ("GTA5MODS.COM") is a word of the post, not a link.
 _URL = re.compile(
-    r"(?i)(?:https?://|www\.|(?<![\w@])(?:t\.me|vk\.com|vk\.cc|vk\.ru|youtu\.be|youtube\.com)/|"
-    r"(?<![\w@.])[a-z0-9-]+\.(?:ru|com|org|net|io|su|рф|me|ly|gg|tv)(?:/|\b))"
+    r"(?i)(?:https?://|www\.|(?<![\w@.])(?:[a-z0-9-]+\.)+(?:ru|com|org|net|io|su|рф|me|ly|gg|tv|cc|ph)/)"
 )
 _MD_LINK = re.compile(r"\[([^\]\n]*)\]\(([^)\s]+)\)")
 _HIDDEN_LINK = re.compile(r"\[\s*\]\([^)\s]*\)")  # `[\u200c](https://...jpg)`: an invisible media preview
 _HASHTAG = re.compile(r"#[\w\d_]+")
+_LEADING_TAGS = re.compile(r"^(?:#[\w\d_]+[\s,.;]*)+")
+_TRAILING_TAGS = re.compile(r"(?:[\s,.;]*#[\w\d_]+)+[\s.!]*$")
 _HASHTAG_LINE = re.compile(r"^(?:#[\w\d_@]+[\s,.;]*)+$")
 
 
@@ -143,36 +167,93 @@ def tidy_generated(text: str) -> str:
     return _tidy(lines)
 
 
-def strip_noise(text: str, options: CleanOptions = CleanOptions()) -> tuple[str, list[str]]:
-    """Remove a trailing signature (a last line that is only a link, e.g. a Telegram channel's
-    `[БУГУРТ-ТРЕД](https://t.me/...)`) and hashtag-only lines. Returns (text, what was stripped)."""
-    lines = text.split("\n") if text else []
+def resolve_links(text: str) -> str:
+    """Markdown links `[text](target)` left by the Telegram importers -> their text: a mention, a
+    phone number, an emoji (a sticker link of the HTML export) or a name keeps its text and is no
+    longer a link; a link whose text is a URL keeps that URL (and so still counts as a link)."""
+    return _MD_LINK.sub(lambda m: m.group(1), _HIDDEN_LINK.sub("", text))
+
+
+def prepare(raw: str, options: CleanOptions = CleanOptions()) -> tuple[str, list[str]]:
+    """`normalise`, then a last line that is only a text link to a web page dropped (a channel's
+    link line, e.g. `[БУГУРТ-ТРЕД](https://t.me/...)`), then links reduced to their text. What
+    signature learning and the later rules see."""
+    lines = normalise(raw, options).split("\n")
     stripped = []
     if options.strip_signature and lines and _is_link_only(lines[-1]):
         lines.pop()
         stripped.append("signature")
+    return _tidy([resolve_links(line).strip() for line in lines]), stripped
+
+
+def strip_noise(text: str, options: CleanOptions = CleanOptions(), signatures=None) -> tuple[str, list[str]]:
+    """Remove boilerplate from a normalised post: the last text-link line, the community's learned
+    `signatures` (corpus.signatures.Signatures), an editor's note at the end and hashtag-only lines.
+    Returns (text, what was stripped)."""
+    text, stripped = prepare(text, options)
+    if options.strip_signature and signatures is not None:
+        text, removed = signatures.strip(text)
+        if removed:
+            stripped.append("learned_signature")
+    lines = text.split("\n") if text else []
+    if options.strip_notes:
+        cut = _note_start(lines, options.note_patterns)
+        if cut is not None:
+            lines = lines[:cut]
+            stripped.append("editor_note")
     if options.strip_hashtag_lines:
         kept = [line for line in lines if not _HASHTAG_LINE.match(line)]
         if len(kept) != len(lines):
             stripped.append("hashtag_lines")
         lines = kept
-    text = _tidy(lines)
-    # Markdown links left by the Telegram importer keep only their text when it is not a URL.
-    return text, stripped
+    return _tidy(lines), stripped
+
+
+def _note_start(lines: list[str], patterns: list[str]) -> int | None:
+    """Index of the line an editor's note starts at: after the punchline, a line matching one of
+    `patterns` (a line of underscores, "Прим. ред.", "P.S." ...)."""
+    seps = [i for i, line in enumerate(lines) if line == "@"]
+    first = seps[-1] + 2 if seps else 1
+    for i in range(first, len(lines)):
+        folded = lines[i].lower().replace("ё", "е")
+        if any(re.search(p, folded) for p in patterns):
+            return i
+    return None
 
 
 def _is_link_only(line: str) -> bool:
-    rest = _MD_LINK.sub("", line).strip()
-    bare = _URL.sub("", rest).strip() if _URL.match(rest) else rest
-    return (line != rest or bool(_URL.match(line))) and not bare.strip(" .,-—|")
+    """A line that is one text link to a web page, with a name (not a URL, not a @mention) as text."""
+    found = _MD_LINK.fullmatch(line.strip())
+    if not found:
+        return False
+    label, target = found.group(1).strip(), found.group(2)
+    return bool(label) and target.lower().startswith(("http://", "https://")) \
+        and not label.startswith("@") and not _URL.search(label)
 
 
 def has_link(text: str) -> bool:
-    return bool(_URL.search(text) or _MD_LINK.search(text))
+    """Whether a real URL is in the text (links already reduced to their text by `resolve_links`)."""
+    return bool(_URL.search(resolve_links(text)))
 
 
 def hashtags(text: str) -> set[str]:
-    return {tag.lower().replace("ё", "е") for tag in _HASHTAG.findall(text)}
+    """The post's tags: hashtags on a line of their own, at the start of a line, or at the end of
+    the post. A hashtag quoted inside a sentence ("казалось бы #антибугурт", 'пишут "#нейробугурт"
+    ...') is a word of the post, not a tag."""
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    found: list[str] = []
+    for i, line in enumerate(lines):
+        if _HASHTAG_LINE.match(line):
+            found += _HASHTAG.findall(line)
+            continue
+        lead = _LEADING_TAGS.match(line)
+        if lead:
+            found += _HASHTAG.findall(lead.group(0))
+        if i == len(lines) - 1:
+            trail = _TRAILING_TAGS.search(line)
+            if trail:
+                found += _HASHTAG.findall(trail.group(0))
+    return {tag.lower().replace("ё", "е") for tag in found}
 
 
 def separator_count(text: str) -> int:
@@ -191,7 +272,8 @@ def exclusion_reason(
         return "repost"
     if options.drop_ads and (post.get("is_ad") or _search_any(options.ad_patterns, folded)):
         return "ad"
-    if options.drop_neural and tags & {_fold(t) for t in options.neural_tags}:
+    if options.drop_neural and (tags & {_fold(t) for t in options.neural_tags}
+                                or _search_any(options.generated_patterns, folded)):
         return "neural"
     if tags & {_fold(t) for t in options.drop_tags}:
         return "tagged"
@@ -212,13 +294,15 @@ def exclusion_reason(
     return None
 
 
-def clean_post(post: dict, options: CleanOptions = CleanOptions(), stoplist=None) -> tuple[str, str | None, list[str]]:
-    """(clean text, excluded reason or None, stripped parts) of one post row."""
+def clean_post(post: dict, options: CleanOptions = CleanOptions(), stoplist=None,
+               signatures=None) -> tuple[str, str | None, list[str]]:
+    """(clean text, excluded reason or None, stripped parts) of one post row. `signatures`: the
+    post's community's learned boilerplate (corpus.signatures.Signatures), or None."""
     raw = post["text"] or ""
     if not options.enabled:
         return normalise(raw, options), None, []
-    clean, stripped = strip_noise(normalise(raw, options), options)
-    return clean, exclusion_reason(raw, clean, post, options, stoplist), stripped
+    clean, stripped = strip_noise(normalise(raw, options), options, signatures)
+    return clean, exclusion_reason(resolve_links(raw), clean, post, options, stoplist), stripped
 
 
 def fold_key(text: str) -> str:

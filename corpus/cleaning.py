@@ -1,10 +1,15 @@
-"""Apply the cleaning rules (corpus/clean.py, corpus/dedupe.py) to the posts in the database.
+"""Apply the cleaning rules (corpus/clean.py, corpus/signatures.py, corpus/dedupe.py) to the database.
 
 When cleaning runs: `buhurt corpus clean` re-cleans every post (rules may have changed);
-`corpus import`, `import-telegram` and `scrape` clean the whole corpus after adding posts; and
-`export_training_text` first cleans when any post was never cleaned, so `import` -> `export` always
-trains on cleaned text. Cleaning the whole corpus is cheap (~3 s for 6,300 posts) and keeps the
-duplicate decisions consistent (the oldest post of a group is kept).
+`corpus import`, `import-telegram` and `scrape` clean only the posts they added (`only_new`):
+signatures are learned again from all of the community's posts (a streamed count of first and
+last lines), and the new posts are compared with the kept corpus for duplicates through a compact
+index (MinHash signatures; texts read back from the database only for candidates). Posts cleaned
+earlier keep their decision until the next `buhurt corpus clean`. `export_training_text` first
+cleans when any post was never cleaned, so `import` -> `export` always trains on cleaned text.
+
+Hook point: `clean_corpus` returns the ids it decided on (`CleanReport.cleaned_ids`), so code that
+keeps its own index of the corpus (a near-copy screen, say) can follow the new posts.
 """
 from __future__ import annotations
 
@@ -13,8 +18,14 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from corpus.clean import REASONS, CleanOptions, clean_post
-from corpus.store.posts import generated_texts, posts_for_cleaning, set_cleaning, uncleaned_count
+from corpus.clean import REASONS, CleanOptions, clean_post, prepare
+from corpus.signatures import SignatureLearner, Signatures
+from corpus.store.posts import (
+    community_texts, generated_texts, kept_clean_texts, post_clean_text, posts_for_cleaning, set_cleaning,
+    uncleaned_communities, uncleaned_count,
+)
+
+STRIPPED = ("signature", "learned_signature", "editor_note", "hashtag_lines")
 
 
 @dataclass
@@ -23,49 +34,96 @@ class CleanReport:
     kept: int = 0
     excluded: Counter = field(default_factory=Counter)
     stripped: Counter = field(default_factory=Counter)
+    signatures: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)
+    cleaned_ids: list[int] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        """The report printed by `buhurt corpus clean --report`: counts per rule."""
+        """The report printed by `buhurt corpus clean --report`: counts per rule, then the learned
+        signatures of each community with the number of posts they were found in."""
         out = [f"posts: {self.total}", f"kept: {self.kept}", "excluded by rule:"]
         for reason in REASONS:
-            out.append(f"  {reason:<16}{self.excluded.get(reason, 0)}")
-        out.append("stripped (post kept):")
-        for part in ("signature", "hashtag_lines"):
-            out.append(f"  {part:<16}{self.stripped.get(part, 0)}")
+            out.append(f"  {reason:<18}{self.excluded.get(reason, 0)}")
+        out.append("stripped (post kept or not):")
+        for part in STRIPPED:
+            out.append(f"  {part:<18}{self.stripped.get(part, 0)}")
+        out.append("learned signatures (where, posts, line as compared):")
+        if not any(self.signatures.values()):
+            out.append("  none")
+        for community, rows in sorted(self.signatures.items()):
+            for where, key, count in rows:
+                out.append(f"  [{community}] {where:<5} {count:>6}  {key}")
         return out
 
 
-def clean_corpus(db: sqlite_utils.Database, options: CleanOptions | None = None, stoplist=None) -> CleanReport:
-    """Clean every post and store posts.clean_text / posts.excluded_reason in one transaction."""
+def learn_signatures(db: sqlite_utils.Database, community: str, options: CleanOptions) -> Signatures:
+    """The community's signatures, learned from all of its posts (streamed), with the operator's
+    `clean.signatures` patterns and `clean.keep_lines`."""
+    learner = SignatureLearner()
+    if options.learn_signatures:
+        for text in community_texts(db, community):
+            learner.add(prepare(text or "", options)[0])
+    return learner.signatures(min_posts=options.signature_min_posts, min_share=options.signature_min_share,
+                              patterns=options.signatures, keep=options.keep_lines)
+
+
+def clean_corpus(db: sqlite_utils.Database, options: CleanOptions | None = None, stoplist=None, *,
+                 only_new: bool = False) -> CleanReport:
+    """Clean every post (or, with `only_new`, the posts never cleaned) and store posts.clean_text /
+    posts.excluded_reason in one transaction."""
     from corpus.dedupe import find_duplicates  # numpy: only when cleaning
 
     options = options or CleanOptions()
-    rows = posts_for_cleaning(db)
-    report = CleanReport(total=len(rows))
+    communities = uncleaned_communities(db) if only_new else None
+    report = CleanReport()
+    signatures: dict[str, Signatures] = {}
     results: list[list] = []
-    for row in rows:
-        clean, reason, stripped = clean_post(row, options, stoplist)
+    alive_texts: list[str] = []
+    alive_rows: list[int] = []
+    for row in posts_for_cleaning(db, only_new=only_new):
+        community = row["community"] or ""
+        if community not in signatures:
+            signatures[community] = learn_signatures(db, community, options) if options.enabled else Signatures()
+            report.signatures[community] = signatures[community].lines()
+        clean, reason, stripped = clean_post(row, options, stoplist, signatures[community])
         report.stripped.update(stripped)
+        if reason is None:
+            alive_rows.append(len(results))
+            alive_texts.append(clean)
         results.append([row["id"], clean, reason])
-    if options.enabled:
-        alive = [i for i, r in enumerate(results) if r[2] is None]
+    report.total = len(results)
+    if options.enabled and results:
         references = generated_texts(db) if options.drop_generated else []
+        prior_ids: list[int] = []
+        prior = ()
+        if only_new:
+            new_ids = {r[0] for r in results}
+
+            def prior_iter():
+                for post_id, text in kept_clean_texts(db):
+                    if post_id not in new_ids:
+                        prior_ids.append(post_id)
+                        yield text
+            prior = prior_iter()
         drops = find_duplicates(
-            [results[i][1] for i in alive], references=references, exact=options.drop_duplicates,
+            alive_texts, references=references, exact=options.drop_duplicates,
             near=options.drop_near_duplicates, threshold=options.near_duplicate_threshold,
+            prior=prior, prior_text=(lambda k: post_clean_text(db, prior_ids[k])) if only_new else None,
         )
         for k, reason in drops.items():
-            results[alive[k]][2] = reason
+            results[alive_rows[k]][2] = reason
     for _, _, reason in results:
         if reason:
             report.excluded[reason] += 1
     report.kept = report.total - sum(report.excluded.values())
+    report.cleaned_ids = [r[0] for r in results]
     set_cleaning(db, [tuple(r) for r in results])
+    if communities is not None:
+        report.signatures = {c: report.signatures.get(c, []) for c in communities}
     return report
 
 
 def clean_if_needed(db: sqlite_utils.Database, options: CleanOptions | None = None, stoplist=None) -> CleanReport | None:
-    """Clean the corpus when some post was never cleaned; None when everything was."""
+    """Clean the posts never cleaned; None when every post was."""
     if uncleaned_count(db) == 0:
         return None
-    return clean_corpus(db, options, stoplist)
+    return clean_corpus(db, options, stoplist, only_new=True)

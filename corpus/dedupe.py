@@ -4,13 +4,16 @@ Method: MinHash over character 5-gram shingles of the folded text (lowercase, ё
 digits only), 64 hash functions (multiply-shift) in 16 LSH bands of 4 rows. Posts sharing a band are
 candidates, filtered by the signature's similarity estimate; a candidate pair counts as a near
 duplicate when the exact Jaccard similarity of their shingle sets is at least the threshold (clean.near_duplicate_threshold, default 0.8). Hashing is vectorised with
-numpy (rolling polynomial hash of code points): 6,300 real posts take about 2-3 s.
+numpy (rolling polynomial hash of code points): 6,300 real posts take about 2-3 s. Candidate pairs
+come from one sort per band (no per-post bucket lists), and the index keeps no shingle sets: a
+candidate's shingles are recomputed from its text, which the caller may read back from the database.
 The first post (in the given order: oldest id first) of a group is kept, later ones are dropped.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -44,60 +47,118 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (a.size + b.size - inter) if (a.size or b.size) else 1.0
 
 
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def find_duplicates(
     texts: Sequence[str], *, references: Sequence[str] = (), exact: bool = True, near: bool = True,
-    threshold: float = 0.8,
+    threshold: float = 0.8, prior: Iterable[str] = (), prior_text: Callable[[int], str] | None = None,
 ) -> dict[int, str]:
     """Indexes of `texts` to drop, with the reason: 'generated' (equal or near to one of
     `references`, the bot's own output), 'duplicate' (same folded text as an earlier one),
-    'near_duplicate' (Jaccard >= threshold with an earlier kept text)."""
+    'near_duplicate' (Jaccard >= threshold with an earlier kept text). `prior`: texts already kept
+    (earlier posts, e.g. the corpus before an import), compared against but never dropped; with
+    `prior_text(k)` given, the k-th prior text is read back only when it is a candidate, so the
+    index holds no texts (8 bytes of exact key + 256 bytes of MinHash signature per post)."""
     drop: dict[int, str] = {}
-    ref_keys = [fold_key(t) for t in references]
-    ref_exact = set(ref_keys)
-    keys = [fold_key(t) for t in texts]
-    seen: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key in ref_exact:
-            drop[i] = "generated"
-        elif exact and key in seen:
-            drop[i] = "duplicate"
+    owners: list[int] = []       # row -> -1 reference, -2 prior, else the index in `texts`
+    slots: list[int] = []        # row -> index within its group
+    sig_rows: list[np.ndarray] = []
+    seen: dict[int, int] = {}    # exact key hash -> first row
+    kept_prior: list[str] = []
+
+    def add_row(owner: int, slot: int, key: str) -> None:
+        owners.append(owner)
+        slots.append(slot)
+        sig_rows.append(signature(shingles(key)).astype(np.uint32) if (near or owner == -1) else _EMPTY)
+
+    for k, text in enumerate(references):
+        key = fold_key(text)
+        seen.setdefault(_key_hash("ref:" + key), len(owners))
+        seen.setdefault(_key_hash(key), len(owners))
+        add_row(-1, k, key)
+    ref_rows = len(owners)
+    for k, text in enumerate(prior):
+        key = fold_key(text)
+        seen.setdefault(_key_hash(key), len(owners))
+        if prior_text is None:
+            kept_prior.append(text)
+        add_row(-2, k, key)
+    text_start = len(owners)
+    for i, text in enumerate(texts):
+        key = fold_key(text)
+        h = _key_hash(key)
+        first = seen.get(h)
+        if first is not None and (owners[first] == -1 or exact):
+            drop[i] = "generated" if owners[first] == -1 else "duplicate"
         else:
-            seen.setdefault(key, i)
-    if not (near or ref_keys):
+            seen.setdefault(h, len(owners))
+        add_row(i, i, key)
+    if not (near or ref_rows) or len(owners) < 2:
         return drop
-    # Rows of `sigs`/`sets`: references first, then kept texts. Candidates come from shared LSH
-    # bands, are filtered by the signature estimate, then confirmed by the exact Jaccard.
-    buckets: dict[tuple, list[int]] = defaultdict(list)
-    sigs = np.zeros((len(ref_keys) + len(keys), BANDS * ROWS), dtype=np.uint64)
-    sets: list[np.ndarray] = []
-    owners: list[int] = []  # row -> -1 for a reference, else the text index
-    for i, key in [(-1, k) for k in ref_keys] + list(enumerate(keys)):
-        if i in drop:
+    sigs = np.stack(sig_rows) if near else np.stack(sig_rows[:ref_rows] + [np.zeros(BANDS * ROWS, np.uint32)] * (len(owners) - ref_rows))
+    del sig_rows
+    candidates = _candidate_pairs(sigs)
+
+    def text_of(row: int) -> str:
+        owner, slot = owners[row], slots[row]
+        if owner == -1:
+            return references[slot]
+        if owner == -2:
+            return kept_prior[slot] if prior_text is None else prior_text(slot)
+        return texts[slot]
+
+    cache: dict[int, np.ndarray] = {}
+
+    def values(row: int) -> np.ndarray:
+        if row not in cache:
+            if len(cache) > 4096:
+                cache.clear()
+            cache[row] = shingles(fold_key(text_of(row)))
+        return cache[row]
+
+    for j in range(text_start, len(owners)):
+        i_text = owners[j]
+        if i_text in drop:
             continue
-        values = shingles(key)
-        sig = signature(values)
-        bands = list(_bands(sig))
-        rows = {r for band in bands for r in buckets.get(band, ())}
-        hit = None
-        if rows:
-            cand = np.fromiter(rows, dtype=np.int64, count=len(rows))
-            estimate = (sigs[cand] == sig).mean(axis=1)
-            for r in cand[np.argsort(-estimate)][: int((estimate >= threshold - 0.25).sum())]:
-                if (owners[r] < 0 or near) and jaccard(values, sets[r]) >= threshold:
-                    hit = "generated" if owners[r] < 0 else "near_duplicate"
-                    break
-        if hit and i >= 0:
-            drop[i] = hit
+        earlier = candidates.get(j)
+        if not earlier:
             continue
-        row = len(owners)
-        owners.append(i)
-        sets.append(values)
-        sigs[row] = sig
-        for band in bands:
-            buckets[band].append(row)
+        cand = np.array(sorted(earlier), dtype=np.int64)
+        estimate = (sigs[cand] == sigs[j]).mean(axis=1)
+        order = cand[np.argsort(-estimate, kind="stable")][: int((estimate >= threshold - 0.25).sum())]
+        for r in order:
+            owner = owners[r]
+            if owner >= 0 and owner in drop:
+                continue
+            if owner != -1 and not near:
+                continue
+            if jaccard(values(j), values(int(r))) >= threshold:
+                drop[i_text] = "generated" if owner == -1 else "near_duplicate"
+                break
     return drop
 
 
-def _bands(sig: np.ndarray):
+_EMPTY = np.zeros(BANDS * ROWS, dtype=np.uint32)
+_GROUP_CAP = 64  # a row is compared with at most this many earlier rows sharing one band
+
+
+def _candidate_pairs(sigs: np.ndarray) -> dict[int, set[int]]:
+    """Row -> earlier rows sharing at least one LSH band (vectorised: one sort per band)."""
+    pairs: dict[int, set[int]] = defaultdict(set)
+    n = sigs.shape[0]
     for b in range(BANDS):
-        yield (b, sig[b * ROWS:(b + 1) * ROWS].tobytes())
+        band = np.ascontiguousarray(sigs[:, b * ROWS:(b + 1) * ROWS]).view(np.uint8).reshape(n, -1)
+        keys = np.frombuffer(band.tobytes(), dtype=f"V{band.shape[1]}")
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        boundaries = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+        starts = np.concatenate(([0], boundaries))
+        ends = np.concatenate((boundaries, [n]))
+        for g in np.flatnonzero(ends - starts >= 2):
+            group = np.sort(order[starts[g]:ends[g]])
+            for pos in range(1, group.size):
+                j = int(group[pos])
+                pairs[j].update(int(x) for x in group[max(0, pos - _GROUP_CAP):pos])
+    return pairs

@@ -54,14 +54,16 @@ def test_signature_and_hashtag_lines_are_stripped_but_post_kept():
     (GOOD + " #конкурс", {}, "tagged"),
     ("⚡️ СРОЧНО: НОВОСТЬ\n@\nА\n@\nБ", {}, "news"),
     ("ЗАХОДИ https://example.org\n@\nА\n@\nБ", {}, "link"),
-    ("ПОДПИШИСЬ НА [КАНАЛ](https://t.me/joinchat/x) ЭТО\n@\nА\n@\nБ", {}, "link"),
+    ("ПОДПИШИСЬ НА [https://t.me/joinchat/x](https://t.me/joinchat/x)\n@\nА\n@\nБ", {}, "link"),
+    ("ПОДПИШИСЬ НА [КАНАЛ](https://t.me/joinchat/x) ЭТО\n@\nА\n@\nБ", {}, None),  # a name keeps its text
     ("ЗАХОДИ НА vk.com/club1\n@\nА\n@\nБ", {}, "link"),
     ("[БУГУРТ-ТРЕД](https://t.me/bugurtthread)", {"has_attachments": 1}, "media_only"),
     ("", {"has_attachments": 1}, "media_only"),
     ("  \n@\n ", {}, "empty"),
     ("А\n@\nБ\n@\nВ", {}, "too_short"),
     ("ДЛИННО\n@\n" + "А" * 5000 + "\n@\nКОНЕЦ", {}, "too_long"),
-    ("ОДНА ЧАСТЬ\n@\nДРУГАЯ ЧАСТЬ", {}, "few_separators"),
+    ("ОДНА ЧАСТЬ ДЛИННАЯ\n@", {}, "few_separators"),
+    ("ОДНА ЧАСТЬ\n@\nДРУГАЯ ЧАСТЬ", {}, None),                    # a two-line buhurt is kept
     (GOOD, {}, None),
 ])
 def test_every_drop_rule(text, post, expected):
@@ -116,7 +118,10 @@ def test_clean_corpus_stores_results_and_drops_the_bots_own_output(db):
     assert report.total == 4 and report.kept == 1
     assert report.excluded == {"duplicate": 1, "generated": 1, "link": 1}
     assert exclusion_counts(db) == {"": 1, "duplicate": 1, "generated": 1, "link": 1}
-    assert "  generated       1" in report.lines()
+    assert "  generated         1" in report.lines()
     assert clean_if_needed(db) is None
-    add_posts(db, [{"source": "file", "text": "НОВЫЙ ПОСТ\n@\nЕЩЁ СТРОКА\n@\nКОНЕЦ"}])
-    assert clean_if_needed(db).kept == 2
+    add_posts(db, [{"source": "file", "text": "НОВЫЙ ПОСТ\n@\nЕЩЁ СТРОКА\n@\nКОНЕЦ"},
+                   {"source": "file", "text": GOOD.lower() + "!"}])
+    report = clean_if_needed(db)  # only the two new posts are decided, against the kept corpus
+    assert (report.total, report.kept, dict(report.excluded)) == (2, 1, {"duplicate": 1})
+    assert exclusion_counts(db) == {"": 2, "duplicate": 2, "generated": 1, "link": 1}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlite_utils
@@ -90,12 +90,37 @@ def set_cleaning(db: sqlite_utils.Database, results: Iterable[tuple[int, str | N
         reindex_posts(db, changed)
 
 
-def posts_for_cleaning(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Every post with what the cleaning rules look at, oldest first (the first of duplicates wins)."""
-    return list(db.query(
+def posts_for_cleaning(db: sqlite_utils.Database, *, only_new: bool = False) -> Iterator[dict[str, Any]]:
+    """Every post (or every post never cleaned) with what the cleaning rules look at, oldest first
+    (the first of duplicates wins), streamed."""
+    where = " WHERE clean_text IS NULL AND excluded_reason IS NULL" if only_new else ""
+    return db.query(
         "SELECT id, source, community, text, is_ad, is_repost, has_attachments FROM posts"
-        " ORDER BY COALESCE(date, imported_at), id"
-    ))
+        f"{where} ORDER BY COALESCE(date, imported_at), id"
+    )
+
+
+def community_texts(db: sqlite_utils.Database, community: str) -> Iterator[str]:
+    """The received texts of one community's posts, streamed (signature learning)."""
+    for (text,) in db.execute("SELECT text FROM posts WHERE community = ?", [community]):
+        yield text
+
+
+def uncleaned_communities(db: sqlite_utils.Database) -> list[str]:
+    return [r[0] for r in db.execute(
+        "SELECT DISTINCT community FROM posts WHERE clean_text IS NULL AND excluded_reason IS NULL")]
+
+
+def kept_clean_texts(db: sqlite_utils.Database) -> Iterator[tuple[int, str]]:
+    """(id, clean text) of every kept post, oldest first, streamed."""
+    yield from db.execute(
+        "SELECT id, clean_text FROM posts WHERE excluded_reason IS NULL AND clean_text IS NOT NULL"
+        " ORDER BY COALESCE(date, imported_at), id")
+
+
+def post_clean_text(db: sqlite_utils.Database, post_id: int) -> str:
+    row = db.execute("SELECT clean_text FROM posts WHERE id = ?", [post_id]).fetchone()
+    return row[0] if row else ""
 
 
 def uncleaned_count(db: sqlite_utils.Database) -> int:
