@@ -160,7 +160,7 @@ def _scraper(settings: Settings):
         db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
             report = scrape_settings(db, settings.vk, progress=False)
-            clean_corpus(db, settings.clean, stoplist(settings))  # with the operator's rules
+            clean_corpus(db, settings.clean, stoplist(settings), only_new=True)  # the new posts, operator rules
             return report
         except CorpusError as exc:  # a refusal (captcha, token, rate limit): one line, next run retries
             log.warning("VK scrape stopped: %s", exc)

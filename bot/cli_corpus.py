@@ -1,7 +1,8 @@
 """`buhurt corpus ...`: import, import-telegram, scrape, clean, export, stats.
 
-Each command parses, calls the library (corpus/), prints. Importing commands clean the whole corpus
-afterwards with the [clean] and [filter] settings (corpus/cleaning.py says why the whole corpus)."""
+Each command parses, calls the library (corpus/), prints. Importing commands then clean the posts
+they added with the [clean] and [filter] settings (corpus/cleaning.py: signatures are learned from
+the whole community, duplicates checked against the kept corpus); `corpus clean` re-cleans all."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,7 @@ def _clean_after_import(app, db) -> None:
     from corpus.cleaning import clean_corpus
 
     options, stoplist = _cleaning(app)
-    report = clean_corpus(db, options, stoplist)
+    report = clean_corpus(db, options, stoplist, only_new=True)
     click.echo(f"cleaned: {report.kept} of {report.total} posts kept for training "
                "(buhurt corpus clean --report for the rules)")
 
@@ -40,7 +41,8 @@ def import_cmd(app, file: Path, community: str | None) -> None:
     from corpus.importer import import_text_file
 
     db = app.open_db()
-    added, present = import_text_file(db, file, community=community)
+    added, present = import_text_file(db, file, community=community,
+                                      max_mb=app.settings.corpus.max_import_mb)
     click.echo(f"{file}: {added} posts added, {present} already present")
     _clean_after_import(app, db)
 
@@ -48,13 +50,16 @@ def import_cmd(app, file: Path, community: str | None) -> None:
 @corpus_group.command("import-telegram")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--community", default=None, help="Label stored with the posts (default: the channel name).")
+@click.option("--allow-chat", is_flag=True,
+              help="Import a group or personal chat's export too (by default only channels are imported).")
 @click.pass_obj
-def import_telegram_cmd(app, path: Path, community: str | None) -> None:
+def import_telegram_cmd(app, path: Path, community: str | None, allow_chat: bool) -> None:
     """Import a channel exported by Telegram Desktop: result.json, messages*.html, or the export folder."""
     from corpus.telegram_export import import_telegram_export
 
     db = app.open_db()
-    result = import_telegram_export(db, path, community=community)
+    result = import_telegram_export(db, path, community=community, allow_chat=allow_chat,
+                                    max_mb=app.settings.corpus.max_import_mb)
     click.echo(f"{path}: {result.messages} messages of {result.community!r} in {result.files} file(s): "
                f"{result.added} posts added, {result.messages - result.added} already present")
     _clean_after_import(app, db)

@@ -66,9 +66,10 @@ class CleanOptions:
         r"^p\.\s?s\b", r"^upd\b",
     ])
     generated_patterns: list[str] = field(default_factory=lambda: [
-        r"\b(chat\s?gpt|gpt-?\d|midjourney|yandexgpt|gigachat)\b",
-        r"(сгенерирова\w*|написа\w*|придума\w*|сочини\w*) (нейросеть\w*|нейронк\w*|ии|искусственным интеллектом)",
-        r"(нейросеть|нейронка|ии) (написала|сгенерировала|придумала|сочинила)",
+        r"(сгенерирова\w*|написа\w*|придума\w*|сочинил\w*|создан\w*)\s+(с помощью\s+|при помощи\s+)?"
+        r"(нейросет\w*|нейронк\w*|ии\b|chat\s?gpt|gpt-?\d\w*|искусственн\w* интеллект\w*)",
+        r"(нейросеть|нейронка|chat\s?gpt|gpt-?\d\w*|ии)\s+(написал\w*|сгенерировал\w*|придумал\w*|сочинил\w*)",
+        r"\b(generated|written) (by|with) (ai|gpt|chatgpt|a neural)",
     ])
 
     def validate(self) -> dict[str, str]:

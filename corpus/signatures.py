@@ -4,7 +4,7 @@ A community's suggestion bot, its link line or its admin's sign-off shows up as 
 the start or the end of many posts. A line is a candidate when it lies outside the buhurt itself:
 at the end, the lines after the punchline (the line right after the last "@"); at the start, the
 lines before the opening line (the last line before the first "@"). Lines are compared by
-`line_key`: lowercase, ё = е, @mentions and URLs as placeholders, single spaces, no punctuation at
+`line_key`: lowercase, ё = е, @mentions left out, URLs as a placeholder, single spaces, no punctuation at
 either end. A key seen in at least `min_posts` posts and in `min_share` of the community's posts
 with separators is a signature. Nothing here knows any channel: the defaults (5 posts, 2%) were
 chosen on two real export pages and a made-up channel in the tests.
@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 
 _MENTION = re.compile(r"(?<![\w@])@\w+")
 _URL_ANY = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
-_EDGE_PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
+_EDGE_PUNCT = re.compile(r"^[^\w‹]+|[^\w›]+$")
 
 
 def line_key(line: str) -> str:
     """The form two lines are compared in."""
     key = line.lower().replace("ё", "е")
-    key = _URL_ANY.sub("<url>", key)
-    key = _MENTION.sub("@", key)
+    key = _URL_ANY.sub("‹url›", key)
+    key = _MENTION.sub(" ", key)
     key = " ".join(key.split())
     return _EDGE_PUNCT.sub("", key) if key not in ("@",) else key
 
@@ -83,18 +83,14 @@ class Signatures:
         return key in table or any(p.search(key) for p in self.patterns)
 
     def strip(self, text: str) -> tuple[str, int]:
-        """`text` without its signature lines at either end; (text, lines removed). The opening
-        line and the punchline of a buhurt are never removed."""
+        """`text` without its signature lines at either end (a separator left dangling goes too);
+        (text, lines removed)."""
         lines = text.split("\n") if text else []
-        first, last = _separator_positions(lines)
         removed = 0
-        floor = last + 2 if last >= 0 else 0
-        while len(lines) > floor and self._match(lines[-1], self.end):
-            lines.pop()
-            removed += 1
+        while lines and (self._match(lines[-1], self.end) or (removed and lines[-1] == "@")):
+            removed += lines.pop() != "@"
         head = 0
-        limit = first - 1 if first >= 0 else len(lines)
-        while head < limit and self._match(lines[head], self.start):
+        while head < len(lines) and (self._match(lines[head], self.start) or (head and lines[head] == "@")):
             head += 1
         return "\n".join(lines[head:]), removed + head
 

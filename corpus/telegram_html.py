@@ -4,7 +4,10 @@ The page layout: `div.message.default#messageN` holds `div.date.details[title="D
 UTC+03:00"]`, an optional `div.media_wrap` (attachments), an optional `div.forwarded.body` (a
 repost, with the original text inside) and `div.text` (`<br>` for line breaks, `<a href>` links).
 Newer exports add `span.reaction` elements holding `.emoji` and `.count`. Service messages
-(`div.message.service`, negative ids) are skipped.
+(`div.message.service`, negative ids) are skipped. A channel's page shows only the channel's own
+name as a message's author (`div.from_name`); a chat's shows its members: `authors` tells them apart.
+Pages are fed to the parser in chunks and finished messages are taken as they close
+(`iter_html_page`), so a page is never held whole.
 """
 from __future__ import annotations
 
@@ -22,15 +25,49 @@ _DATE = re.compile(r"(\d{2})\.(\d{2})\.(\d{4}) (\d{2}):(\d{2}):(\d{2})(?: UTC([+
 
 def parse_html_page(html: str, *, source: str = "<html>") -> tuple[str, list[dict[str, Any]]]:
     """(channel name from the page header, posts) of one export page."""
-    parser = _ExportParser()
-    try:
-        parser.feed(html)
-        parser.close()
-    except AssertionError as exc:  # html.parser's way of reporting hopeless markup
-        raise CorpusError(f"{source}: unreadable HTML ({exc})") from None
-    if not parser.seen_history:
-        raise CorpusError(f"{source}: not a Telegram Desktop export page (no message history)")
-    return parser.channel.strip(), [m.post() for m in parser.messages]
+    page = HtmlPage(source)
+    posts = list(page.feed(html)) + list(page.close())
+    return page.channel, posts
+
+
+class HtmlPage:
+    """One export page parsed incrementally: `feed(chunk)` yields the posts finished so far."""
+
+    def __init__(self, source: str = "<html>") -> None:
+        self.source = source
+        self.parser = _ExportParser()
+
+    @property
+    def channel(self) -> str:
+        return self.parser.channel.strip()
+
+    @property
+    def authors(self) -> set[str]:
+        """Authors shown on the page's own (not forwarded) messages."""
+        return {a for a in self.parser.authors if a}
+
+    def feed(self, chunk: str):
+        try:
+            self.parser.feed(chunk)
+        except AssertionError as exc:  # html.parser's way of reporting hopeless markup
+            raise CorpusError(f"{self.source}: unreadable HTML ({exc})") from None
+        yield from self._drain(final=False)
+
+    def close(self):
+        try:
+            self.parser.close()
+        except AssertionError as exc:
+            raise CorpusError(f"{self.source}: unreadable HTML ({exc})") from None
+        if not self.parser.seen_history:
+            raise CorpusError(f"{self.source}: not a Telegram Desktop export page (no message history)")
+        yield from self._drain(final=True)
+
+    def _drain(self, final: bool):
+        messages = self.parser.messages
+        done = len(messages) if final or self.parser.current is None else len(messages) - 1
+        for message in messages[:done]:
+            yield message.post()
+        del messages[:done]
 
 
 def parse_date(title: str) -> str | None:
@@ -49,9 +86,12 @@ def parse_date(title: str) -> str | None:
 
 
 def link_markup(text: str, href: str | None) -> str:
-    """A text link as `[text](url)`; a bare link (text == url) or mailto as its text."""
+    """A text link as `[text](url)`; a bare link (text == url) or mailto as its text. A link whose
+    text spans lines becomes one link per line, the line breaks where they were."""
     if not href or href.strip() == text.strip() or href.startswith("mailto:"):
         return text
+    if "\n" in text:
+        return "\n".join(link_markup(part, href) if part.strip() else part for part in text.split("\n"))
     return f"[{text}]({href})"
 
 
@@ -92,7 +132,9 @@ class _ExportParser(HTMLParser):
         self.link: tuple[str, list[str]] | None = None
         self.reaction: dict[str, Any] | None = None
         self.reaction_depth = -1
-        self.capture: str | None = None  # 'channel', 'emoji', 'count'
+        self.capture: str | None = None  # 'channel', 'emoji', 'count', 'author'
+        self.authors: set[str] = set()
+        self.author = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attr = dict(attrs)
@@ -118,6 +160,8 @@ class _ExportParser(HTMLParser):
         inside_forwarded = any("forwarded" in cs for _, cs in self.stack)
         if "forwarded" in classes:
             self.current.forwarded = True
+        if "from_name" in classes and not inside_forwarded and "forwarded" not in classes:
+            self.capture, self.author = "author", ""
         if "media_wrap" in classes or "media_poll" in classes:
             self.current.media = True
         if "date" in classes and "details" in classes and attr.get("title") and not inside_forwarded \
@@ -148,6 +192,8 @@ class _ExportParser(HTMLParser):
                 break
 
     def _close(self, depth: int, tag: str) -> None:
+        if self.capture == "author":
+            self.authors.add(" ".join(self.author.split()))
         self.capture = None
         if tag == "a" and self.link is not None:
             href, parts = self.link
@@ -167,6 +213,8 @@ class _ExportParser(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.capture == "channel":
             self.channel += data
+        elif self.capture == "author":
+            self.author += data
         elif self.capture in ("emoji", "count") and self.reaction is not None:
             self.reaction[self.capture] += data
         else:
@@ -175,8 +223,8 @@ class _ExportParser(HTMLParser):
     def _text(self, data: str, raw: bool = False) -> None:
         if self.current is None or self.text_depth < 0:
             return
-        if self.link is not None and not raw:
-            self.link[1].append(data.replace("\n", ""))
+        if self.link is not None and (not raw or data == "\n"):
+            self.link[1].append(data if raw else data.replace("\n", ""))  # a <br> inside a link stays inside
             return
         if not raw:
             data = data.replace("\n", "")  # the export's own newlines are layout; <br> is a line break

@@ -1,30 +1,20 @@
-"""Read a UTF-8 text file of posts separated by blank lines (the thin-slice import format)."""
+"""Read a UTF-8 text file of posts separated by blank lines (the thin-slice import format), as a
+stream: one post in memory at a time."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from corpus.errors import CorpusError
+from corpus.inputs import DEFAULT_MAX_MB, check_input, utf8_chunks
 
 _BLANK_RUN = re.compile(r"\n[ \t\u00a0]*\n(?:[ \t\u00a0]*\n)*")
 
 
-def read_text(path: str | Path) -> str:
-    """The file's text with CRLF/CR normalised to LF; clear errors for missing, dir, non-UTF-8."""
-    path = Path(path)
-    if path.is_dir():
-        raise CorpusError(f"{path}: is a directory, expected a UTF-8 text file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise CorpusError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+def read_text(path: str | Path, max_mb: float = DEFAULT_MAX_MB) -> str:
+    """The whole file's text with CRLF/CR normalised to LF (small files: configs, samples)."""
+    return "".join(utf8_chunks(check_input(path, max_mb, what="UTF-8 text file")))
 
 
 def split_posts(text: str) -> list[str]:
@@ -33,8 +23,30 @@ def split_posts(text: str) -> list[str]:
     return [post for post in posts if post.strip()]
 
 
-def read_posts(path: str | Path) -> list[str]:
-    posts = split_posts(read_text(path))
-    if not posts:
+def iter_posts(path: str | Path, max_mb: float = DEFAULT_MAX_MB) -> Iterator[str]:
+    """The posts of the file, streamed; CorpusError when the file has none."""
+    path = check_input(path, max_mb, what="UTF-8 text file")
+    lines: list[str] = []
+    found = False
+    rest = ""
+    for chunk in utf8_chunks(path):
+        parts = (rest + chunk).split("\n")
+        rest = parts.pop()
+        for line in parts:
+            if line.strip(" \t\u00a0"):
+                lines.append(line)
+            elif lines:
+                found = True
+                yield "\n".join(lines).rstrip()
+                lines = []
+    if rest.strip(" \t\u00a0"):
+        lines.append(rest)
+    if lines:
+        found = True
+        yield "\n".join(lines).rstrip()
+    if not found:
         raise CorpusError(f"{path}: no posts found (expected posts separated by blank lines)")
-    return posts
+
+
+def read_posts(path: str | Path, max_mb: float = DEFAULT_MAX_MB) -> list[str]:
+    return list(iter_posts(path, max_mb))

@@ -61,6 +61,7 @@ def test_scrape_command(config, monkeypatch, capsys):
 @pytest.mark.parametrize("args, message", [
     (["corpus", "scrape", "--group", "x"], "error: no VK token"),
     (["corpus", "import-telegram", "/nonexistent/export"], "error: /nonexistent/export: no such file"),
+    (["corpus", "import", "/dev/zero"], "error: /dev/zero: not a regular file"),
 ])
 def test_errors_are_one_line_exit_2(config, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -68,3 +69,19 @@ def test_errors_are_one_line_exit_2(config, capsys, args, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_a_chat_export_needs_allow_chat(config, tmp_path, capsys):
+    import json
+
+    export = tmp_path / "chat"
+    export.mkdir()
+    (export / "result.json").write_text(json.dumps({"name": "ЧАТ", "type": "private_group", "messages": [
+        {"id": 1, "type": "message", "date": "2023-01-01T10:00:00", "text": "ПРИВЕТ\n@\nКАК ДЕЛА\n@\nНОРМ"}]},
+        ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        buhurt(config, "corpus", "import-telegram", str(export))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "--allow-chat" in err and "private group" in err
+    buhurt(config, "corpus", "import-telegram", "--allow-chat", str(export))
+    assert "1 posts added" in capsys.readouterr().out
