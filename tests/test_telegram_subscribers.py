@@ -73,12 +73,22 @@ def test_generate_serves_the_pool_fast_then_refills_it(tmp_path, server):
     run(main())
 
 
+async def until_served(server, command: str, attempts: int = 20) -> tuple[dict, int]:
+    """(the bot's reply to `command`, attempts made): random seeds, so the tiny model's candidates
+    may all fail the screen ("nothing good"); ask again, as a user would. Needs a high user_burst."""
+    for attempt in range(1, attempts + 1):
+        reply = await reply_to(server, USER, command, user_id=USER)
+        if reply["text"] != texts.NOTHING_GOOD:
+            return reply, attempt
+    raise AssertionError(f"{attempts} times nothing passed the screen")
+
+
 def test_generate_with_start_text_and_meme_regenerates_it(tmp_path, server):
-    settings = make_settings(tmp_path, server)
+    settings = make_settings(tmp_path, server, telegram={"user_burst": 100})   # retries are no flood
 
     async def main():
         async with bot_running(settings) as app:
-            reply = await reply_to(server, USER, "/generate приходишь в школу", user_id=USER)
+            reply, _ = await until_served(server, "/generate приходишь в школу")
             meme_id = int(reply["text"].split("#")[1].split()[0])
             draft = draft_rows.get_draft(app.bot_data["db"], meme_id)
             assert draft["purpose"] == draft_rows.REQUEST and draft["status"] == "served"
@@ -242,10 +252,7 @@ def test_generate_and_meme_go_through_the_screen(tmp_path, server):
     async def main():
         async with bot_running(settings) as app:
             db = app.bot_data["db"]
-            for attempt in range(1, 21):   # random seeds: the tiny model's candidates may all fail the screen
-                reply = await reply_to(server, USER, "/generate приходишь в школу", user_id=USER)
-                if reply["text"] != texts.NOTHING_GOOD:
-                    break
+            reply, attempt = await until_served(server, "/generate приходишь в школу")
             meme_id = int(reply["text"].split("#")[1].split()[0])
             every = list(db.query("SELECT * FROM drafts WHERE purpose = 'request' ORDER BY id"))
             assert len(every) == attempt * SEEDS_PER_REQUEST   # every candidate is stored, screened, measured
