@@ -1,4 +1,5 @@
 # The bot's image: CPU torch, `buhurt run` with the config and the data folder on volumes.
+#   docker compose up -d            (docker-compose.yml: the bot, its volume, the health check)
 #   docker build -t buhurt-bot .
 #   docker run -d --name buhurt -v "$PWD/config.toml:/config/config.toml:ro" \
 #       -v buhurt-data:/data -e BUHURT_TELEGRAM_TOKEN=... buhurt-bot
@@ -27,5 +28,11 @@ USER buhurt
 WORKDIR /data
 VOLUME ["/data"]
 # paths.data_dir in the mounted config should be "/data" (or left as "data" relative to /data).
+# Healthy while the database answers and the running service's heartbeat (written every minute by
+# its scheduler, on the event loop) is fresh: no network, no torch, well under a second. The start
+# period covers a first start that trains a model.
+HEALTHCHECK --interval=60s --timeout=20s --start-period=10m --retries=3 CMD ["buhurt", "doctor", "--quick"]
+# SIGTERM (docker stop) lets running jobs finish, then exits 0: give it more than docker's 10 s.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["buhurt"]
 CMD ["run"]
