@@ -10,6 +10,12 @@ GIL (the real Bot API is another machine). Scenarios:
                 users, so AIORateLimiter spreads the replies over ~0.7 s (by design)
   empty         no ready posts (background refill off): /generate is generated on demand while
                 a slot is free (telegram.max_concurrent_generations), else a "busy" reply
+  quiet         the baseline again, measured just before the flood (the load drifts)
+  flood         one user sends 300 /start within 2.5 s while the 50 users each send one /start:
+                the 50's latencies, against `quiet` (the same 50 /start alone); the per-user
+                flood gate (telegram.user_burst / user_window_seconds) drops the flooder's commands
+                past the burst before any handler, so the target is the 50's p99 within 2x the quiet
+                p99. `flood, no gate` is the same with the gate off (the code before issue 14).
 
 Run from the repository root: python benchmarks/bot_latency.py [--users 50]
 """
@@ -47,18 +53,31 @@ def users_process(conn, seed: int) -> None:
     with FakeBotApi() as server:
         conn.send((server.base_url, server.token))
         while (job := conn.recv()) != "stop":
-            command, users, spread = job
+            command, users, spread, *rest = job
+            flooder, flood_count, flood_replies = rest[0] if rest else (None, 0, 0)
             before = len(server.calls_of("sendMessage"))
             # each user sends at a uniformly random moment within `spread` seconds: the arrival
             # times are drawn first and sorted, so they are spread out, not bunched
-            order = sorted(users, key=lambda _: random.random())
+            order = sorted(users, key=lambda _: random.random()) + [flooder] * flood_count
+            random.shuffle(order)
             moments = sorted(random.uniform(0, spread) for _ in order) if spread else [0.0] * len(order)
             pushed, start = {}, time.perf_counter()
             for user, moment in zip(order, moments):
                 time.sleep(max(0.0, start + moment - time.perf_counter()))
-                pushed[user] = server.send_text(command, user_id=user)
-            server.wait_for(lambda: len(server.calls_of("sendMessage")) >= before + len(users), timeout=300)
-            replies = {str(c.params["chat_id"]): c for c in server.calls_of("sendMessage")[before:]}
+                update_id = server.send_text(command, user_id=user)
+                if user != flooder:
+                    pushed[user] = update_id
+            wanted = {str(u) for u in users}
+
+            def answered() -> bool:
+                sent = server.calls_of("sendMessage")[before:]
+                chats = [str(c.params["chat_id"]) for c in sent]
+                return wanted <= set(chats) and chats.count(str(flooder)) >= flood_replies
+
+            server.wait_for(answered, timeout=300)
+            replies: dict = {}
+            for c in server.calls_of("sendMessage")[before:]:
+                replies.setdefault(str(c.params["chat_id"]), c)  # each user's first reply
             latencies = [(replies[str(u)].at - server.pushed_at(pushed[u])) * 1000 for u in users]
             fetched = [(server.delivered_at[pushed[u]] - server.pushed_at(pushed[u])) * 1000 for u in users]
             posts = sum(replies[str(u)].params["text"].startswith("Мем #") for u in users)
@@ -66,7 +85,7 @@ def users_process(conn, seed: int) -> None:
 
 
 def line(name: str, latencies: list[float], posts: int, fetched: list[float]) -> str:
-    return (f"{name:<13} n={len(latencies):<3} p50={statistics.median(latencies):7.1f} ms"
+    return (f"{name:<14} n={len(latencies):<3} p50={statistics.median(latencies):7.1f} ms"
             f"  p99={percentile(latencies, 99):7.1f} ms  max={max(latencies):7.1f} ms  posts={posts}"
             f"  (fetched by getUpdates: p50={statistics.median(fetched):.1f} p99={percentile(fetched, 99):.1f} ms)")
 
@@ -85,8 +104,9 @@ async def bot_side(conn, fake, users: int) -> list[str]:
             out.append(f"model {app.bot_data['holder'].version} ({'bundled' if bundled.is_file() else 'tiny'}),"
                        f" max_concurrent_generations={settings.telegram.max_concurrent_generations}")
 
-            async def measure(name: str, first_user: int, spread: float, command: str = "/generate") -> list:
-                conn.send((command, list(range(first_user, first_user + users)), spread))
+            async def measure(name: str, first_user: int, spread: float, command: str = "/generate",
+                              flood: tuple = ()) -> list:
+                conn.send((command, list(range(first_user, first_user + users)), spread, *([flood] if flood else [])))
                 while not conn.poll():
                     await asyncio.sleep(0.02)
                 result = conn.recv()
@@ -110,6 +130,20 @@ async def bot_side(conn, fake, users: int) -> list[str]:
                     print(out[-1], flush=True)
                 while limits.refill_task is not None and not limits.refill_task.done():
                     await limits.refill_task
+            # the flood case: one user's 300 /start among the 50 users' one each
+            flooder = 700_000
+            quiet = await measure("quiet", 650_000, 2.5, "/start")  # the baseline again, just before
+            flood = await measure("flood", 600_000, 2.5, "/start",
+                                  (flooder, 300, limits.burst + 1))  # the burst's replies and one notice
+            ratio = percentile(flood, 99) / percentile(quiet, 99)
+            out.append(f"flood p99 / quiet p99 = {ratio:.2f}x (p50 {statistics.median(flood) / statistics.median(quiet):.2f}x);"
+                       f" target <= 2x: "
+                       f"{'met' if ratio <= 2 else 'MISSED'}")
+            print(out[-1], flush=True)
+            window = limits.window_seconds
+            limits.window_seconds = 0  # the gate off: every command of the flooder is answered
+            await measure("flood, no gate", 500_000, 2.5, "/start", (flooder + 1, 300, 300))
+            limits.window_seconds = window
             app.bot_data["db"].execute("UPDATE drafts SET status = 'served' WHERE status = 'ready'")
             limits.refill_task = asyncio.get_running_loop().create_future()  # keeps the pool empty
             await measure("empty", 900_000, 2.5)
