@@ -182,3 +182,27 @@ def test_database_locked_at_startup_is_one_line(tmp_path, server):
     assert server.sent() == []  # nothing happened half-way
     again = buhurt("--config", str(config), "run", "--once")
     assert again.returncode == 0, again.stderr[-3000:]
+
+
+def test_a_refusal_quoting_the_token_reaches_the_moderators_redacted(tmp_path, server):
+    """A channel refusal's text goes into the moderators' notice: the token in it is replaced."""
+    import asyncio
+
+    from corpus.store import drafts as draft_rows
+    from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, until
+
+    settings = make_settings(tmp_path, server)
+    server.fail("sendMessage", 403, chat_id=CHANNEL, times=3,
+                description=f"Forbidden: bot was kicked (POST /bot{server.token}/sendMessage)")
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data["db"]
+            draft_rows.add_draft(db, text="ТОКЕН\n@\nНЕ ВИДЕН", model_version="v", temperature=0.8, seed=1,
+                                 max_length=500, status="queued")
+            await app.bot_data["service"].publish()
+            return await until(lambda: [m for m in server.sent(MODERATORS_CHAT) if "ТОКЕН" not in m["text"]
+                                        and "kicked" in m["text"]])
+
+    (notice,) = asyncio.run(main())
+    assert "***" in notice["text"] and server.token.split(":")[1] not in notice["text"]

@@ -16,6 +16,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
+from bot.secrets import REDACTOR
 from corpus.store import drafts as draft_rows
 from jobs.pool import screen_edit
 
@@ -63,6 +64,7 @@ class TelegramModeration:
         return str(message.chat_id), str(message.message_id)
 
     async def notify(self, text: str) -> None:
+        text = REDACTOR.redact(text)  # reports quote exception texts, which may quote a URL with the token
         if not self.chat_id:
             log.warning("%s", text)
             return
