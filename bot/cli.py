@@ -40,9 +40,9 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from bot import cli_corpus, cli_model, cli_models, cli_ops, cli_run
+    from bot import cli_corpus, cli_model, cli_models, cli_ops, cli_run, cli_tune
 
-    for module in (cli_corpus, cli_model, cli_models, cli_ops, cli_run):
+    for module in (cli_corpus, cli_model, cli_models, cli_ops, cli_run, cli_tune):
         module.register(cli)
 
 

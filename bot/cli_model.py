@@ -134,7 +134,7 @@ def train_cmd(app, input_h5, input_json, checkpoint_dir, device, bf16, preset, r
 @click.option("--num", type=int, default=1, show_default=True, help="Posts to generate (one batch).")
 @click.option("--length", type=int, default=None, help="Maximum characters per post (default: sample.max_length, 500).")
 @click.option("--start-text", default="", help="Text every post starts with.")
-@click.option("--temperature", type=float, default=None, help="Softmax temperature > 0 (default: sample.temperature).")
+@click.option("--temperature", type=float, default=None, help="Softmax temperature > 0 (default: sample.temperature; \"auto\": the model's tuned one).")
 @click.option("--top-k", type=int, default=None, help="Sample among the K likeliest characters (0: all).")
 @click.option("--sample", "sample_flag", type=click.IntRange(0, 1), default=1, show_default=True,
               help="0: always take the likeliest character (argmax).")
@@ -163,6 +163,14 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
     if random_seed:
         seed = int.from_bytes(os.urandom(4), "little")
     gen = Generator.load(checkpoint or app.active_checkpoint(), device=_device(device))
+    if temperature == "auto":   # the model's tuned temperature (buhurt tune), else 0.8
+        from jobs.tune import FALLBACK_TEMPERATURE, tuned_temperature
+
+        db = app.open_db()
+        try:
+            temperature = tuned_temperature(db, gen.version) or FALLBACK_TEMPERATURE
+        finally:
+            db.close()
     posts = gen.generate(seeds=[seed + i for i in range(num)], temperature=temperature, start_text=start_text,
                          max_length=length, top_k=top_k, argmax=sample_flag == 0, words=words,
                          dictionary=dictionary)

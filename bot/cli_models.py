@@ -46,8 +46,12 @@ def list_cmd(app) -> None:
 @click.option("--activate", is_flag=True, help="Make it the active model at once.")
 @click.option("--text", type=PathArg, default=None,
               help="Record its bits/char on this text (default: the validation text is not scored).")
+@click.option("--tune/--no-tune", default=True, show_default=True,
+              help="Run `buhurt tune` on it (the temperature sample.temperature = \"auto\" uses).")
+@click.option("--tune-posts", type=click.IntRange(min=1), default=48, show_default=True,
+              help="Posts per temperature for the tune.")
 @click.pass_obj
-def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None) -> None:
+def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: bool, tune_posts: int) -> None:
     """Copy a checkpoint (e.g. trained on the GPU box) into <data_dir>/models and register it."""
     from corpus.store import models as model_rows
     from jobs.models import install_checkpoint
@@ -66,6 +70,10 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None) -> Non
         if activate:
             model_rows.promote(db, version)
         status = model_rows.get_model(db, version)["status"]
+        if tune:
+            from bot.cli_tune import run_tune
+
+            run_tune(app, db, Path(model_rows.get_model(db, version)["path"]), k=tune_posts)
     finally:
         db.close()
     click.echo(f"installed model {version} ({status})" + (f", {val:.4f} bits/char on {text}" if text else ""))

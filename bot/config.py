@@ -148,6 +148,10 @@ def _coerce(source: str, where: str, hint: Any, value: Any) -> Any:
         return value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
+        if float in typing.get_args(hint):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                fail("a number or a string")
+            return float(value) if isinstance(value, int) else value
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             fail("an integer or a string")
         return value

@@ -124,7 +124,7 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class SampleSettings:
-    temperature: float = 0.8
+    temperature: float | str = "auto"    # "auto": the active model's tuned one (`buhurt tune`), else 0.8
     max_length: int = 500
     top_k: int = 0
     words: str = "known"
@@ -132,8 +132,9 @@ class SampleSettings:
 
     def validate(self) -> dict[str, str]:
         problems = {}
-        if not self.temperature > 0:
-            problems["temperature"] = "a number > 0"
+        t = self.temperature
+        if isinstance(t, str) and t != "auto" or not isinstance(t, str) and not t > 0:
+            problems["temperature"] = '"auto" or a number > 0'
         if self.words not in ("known", "any"):
             problems["words"] = '"known" or "any"'
         if self.dictionary not in ("ru", "none"):

@@ -19,6 +19,7 @@ from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
 from jobs.moderation import Moderation
 from jobs.pool import SampleOptions, fill_pool
+from jobs.tune import resolve_options, tune_and_store
 from jobs.publish import Publisher, publish_next, reconcile
 from jobs.reactions import ReactionSource, collect_reactions
 
@@ -82,10 +83,19 @@ class Service:
         log.info("now generating with model %s (made active in the database)", version)
         return version
 
+    def sample_options(self) -> SampleOptions:
+        """The plan's sampling options for the loaded model: temperature "auto" is its tuned one."""
+        return resolve_options(self.db, self.holder.version, self.plan.sample)
+
+    def tune(self) -> object:
+        """`buhurt tune` for the loaded model, stored with its version (after a promotion)."""
+        return tune_and_store(self.db, self.holder, self.stoplist, options=self.plan.sample,
+                              min_known_words=self.plan.min_known_words)
+
     def pool_kwargs(self) -> dict:
         """fill_pool's arguments from the plan (the pool job and the /generate refill share them)."""
         plan = self.plan
-        return dict(batch_size=plan.batch_size, options=plan.sample, stoplist=self.stoplist,
+        return dict(batch_size=plan.batch_size, options=self.sample_options(), stoplist=self.stoplist,
                     max_rounds=plan.max_rounds, oversample=plan.oversample, min_known_words=plan.min_known_words)
 
     async def fill_pools(self) -> list[int]:
@@ -146,6 +156,7 @@ class Service:
         if getattr(result, "promoted", False) and checkpoint is not None:
             version = await asyncio.to_thread(self.holder.reload, checkpoint)
             log.info("now generating with model %s", version)
+            await asyncio.to_thread(self.tune)
         return result
 
     async def backup(self) -> object:

@@ -41,8 +41,11 @@ def test_every_example_key_has_a_comment():
 
 @pytest.mark.parametrize("text, message", [
     ("[sample]\ntemprature = 1.0\n", "unknown key sample.temprature"),
-    ("[sample]\ntemperature = 'hot'\n", "sample.temperature must be a number, got 'hot'"),
-    ("[sample]\ntemperature = 0\n", "sample.temperature must be a number > 0"),
+    ("[sample]\ntemperature = 'hot'\n", "sample.temperature must be \"auto\" or a number > 0, got 'hot'"),
+    ("[sample]\ntemperature = 0\n", "sample.temperature must be \"auto\" or a number > 0, got 0.0"),
+    ("[sample]\ntemperature = true\n", "sample.temperature must be a number or a string, got True"),
+    ("[sample]\nwords = 'real'\n", "sample.words must be \"known\" or \"any\", got 'real'"),
+    ("[sample]\ndictionary = 'de'\n", "sample.dictionary must be \"ru\" or \"none\", got 'de'"),
     ("[pool]\nchannel_size = 2.5\n", "pool.channel_size must be an integer"),
     ("[telegram]\nmoderators = ['me']\n", "telegram.moderators[0] must be an integer"),
     ("[telegram]\ntoken = '1:x'\n", "telegram.channels must be at least one channel"),

@@ -50,14 +50,14 @@ def test_install_activate_and_roll_back(home, capsys, tiny_checkpoint):
 
     gpu = variant(tiny_checkpoint, home / "from-gpu-box.pt", "a")
     (home / "val.txt").write_text("\n\n".join(varied_posts(10)), encoding="utf-8")
-    code, out, err = run(capsys, "models", "install", str(gpu), "--activate", "--text", "val.txt")
+    code, out, err = run(capsys, "models", "install", str(gpu), "--no-tune", "--activate", "--text", "val.txt")
     assert code == 0 and "installed model" in out and "(active)" in out and "bits/char" in out, err
     first = out.split()[2]
     assert (home / "data" / "models" / f"{first}.pt").is_file()
     assert versions(home)[first]["val_loss"] > 0
 
     second = variant(tiny_checkpoint, home / "newer.pt", "b")
-    code, out, err = run(capsys, "models", "install", str(second))
+    code, out, err = run(capsys, "models", "install", str(second), "--no-tune")
     assert code == 0 and "(candidate)" in out, err
     newer = out.split()[2]
     code, out, err = run(capsys, "models", "activate", newer[:6])
@@ -78,7 +78,7 @@ def test_install_activate_and_roll_back(home, capsys, tiny_checkpoint):
 def test_bad_input_changes_nothing(home, capsys, tiny_checkpoint):
     broken = home / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    code, out, err = run(capsys, "models", "install", str(broken), "--activate")
+    code, out, err = run(capsys, "models", "install", str(broken), "--no-tune", "--activate")
     assert code == 2 and "broken.pt" in err and "corrupt or not a checkpoint" in err and err.count("\n") == 1
     assert "weights_only" not in err      # torch's advice to load it unsafely is not passed on
     assert versions(home) == {} and not (home / "data" / "models").exists()
@@ -87,9 +87,9 @@ def test_bad_input_changes_nothing(home, capsys, tiny_checkpoint):
     assert code == 2 and "missing.pt" in err, err
 
     good = variant(tiny_checkpoint, home / "good.pt", "c")
-    run(capsys, "models", "install", str(good), "--activate")
+    run(capsys, "models", "install", str(good), "--no-tune", "--activate")
     other = variant(tiny_checkpoint, home / "other.pt", "d")
-    run(capsys, "models", "install", str(other))
+    run(capsys, "models", "install", str(other), "--no-tune")
     before = versions(home)
     code, out, err = run(capsys, "models", "activate", "zzzz")
     assert code == 2 and "no model version matches 'zzzz'" in err

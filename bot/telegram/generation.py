@@ -56,7 +56,7 @@ async def generate_draft(bot_data: dict, *, start_text: str, purpose: str, ok_st
     a draft (`purpose`, `ok_status`); None when none passed. Raises ModelError for input the model
     refuses."""
     db, holder, service = bot_data["db"], bot_data["holder"], bot_data["service"]
-    options = service.plan.sample
+    options = service.sample_options()
     seeds = new_seeds(SEEDS_PER_REQUEST)
     version, samples = await asyncio.to_thread(
         holder.generate_samples, seeds, start_text=start_text, **options.as_kwargs())

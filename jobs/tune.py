@@ -1,0 +1,160 @@
+"""`buhurt tune`: the sampling temperature chosen from data, stored with the model version.
+
+At each temperature of a grid, K posts (seeds 1..K, so the table is reproducible) go through the
+product's own path: the holder's decoding (known words by default), the pool's measures and its
+screen. The score of a temperature is
+
+    (share of candidates passing the screen) x (distinct corpus word pairs among them per candidate)
+
+A word pair is two adjacent words of a line (compared without case, ё = е); a pair counts only when
+the corpus uses it too and only once however many drafts repeat it. So neither soup nor copies win:
+soup (invented words, posts cut at the cap) fails the screen, and word salad made of known words
+makes pairs the corpus never used, which count nothing; copies of corpus posts fail the screen
+(exact and >= 60-character near-copies), and a model repeating its favourite post at a low
+temperature makes the same pairs again, which count once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+
+import sqlite_utils
+
+from corpus.stoplist import StopList
+from jobs.pool import MIN_KNOWN_WORDS, SampleOptions, measure, screen
+from model.words import normalise, words_of
+
+log = logging.getLogger(__name__)
+
+TEMPERATURES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
+DEFAULT_K = 48
+FALLBACK_TEMPERATURE = 0.8     # `sample.temperature = "auto"` before a model was tuned
+METRICS_KEY = "tuned"          # model_versions.metrics_json[METRICS_KEY]
+
+
+def word_pairs(text: str) -> set[tuple[str, str]]:
+    """Adjacent word pairs within each line, normalised."""
+    pairs = set()
+    for line in text.split("\n"):
+        ws = [normalise(w) for w in words_of(line)]
+        pairs.update(zip(ws, ws[1:]))
+    return pairs
+
+
+def corpus_word_pairs(db: sqlite_utils.Database) -> set[tuple[str, str]]:
+    """The word pairs of the training corpus (posts kept by cleaning)."""
+    pairs: set[tuple[str, str]] = set()
+    for row in db.query("SELECT clean_text FROM posts WHERE clean_text IS NOT NULL AND excluded_reason IS NULL"):
+        pairs |= word_pairs(row["clean_text"])
+    return pairs
+
+
+@dataclass(frozen=True)
+class TuneRow:
+    temperature: float
+    candidates: int
+    passed: int
+    known_share: float        # word-weighted, over all candidates
+    reached_gap: float        # share of candidates ending at the post gap
+    corpus_pairs: int         # distinct corpus word pairs among the passing drafts
+    score: float
+
+    @property
+    def pass_share(self) -> float:
+        return self.passed / self.candidates if self.candidates else 0.0
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    temperature: float
+    rows: tuple[TuneRow, ...]
+    k: int
+    decoding: str
+
+    def lines(self) -> list[str]:
+        out = [f"{'T':>5} {'pass':>6} {'known':>6} {'gap':>5} {'corpus pairs':>13} {'score':>7}"]
+        for r in self.rows:
+            mark = "  <- best" if r.temperature == self.temperature else ""
+            out.append(f"{r.temperature:>5.2f} {r.pass_share:>6.0%} {r.known_share:>6.1%} {r.reached_gap:>5.0%} "
+                       f"{r.corpus_pairs:>13} {r.score:>7.2f}{mark}")
+        out.append(f"temperature: {self.temperature} ({self.k} posts per temperature, decoding {self.decoding})")
+        return out
+
+    def as_metrics(self) -> dict:
+        return {"temperature": self.temperature, "k": self.k, "decoding": self.decoding,
+                "rows": [{**asdict(r), "pass_share": r.pass_share} for r in self.rows]}
+
+
+def tune(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: SampleOptions,
+         k: int = DEFAULT_K, temperatures=TEMPERATURES, min_known_words: float = MIN_KNOWN_WORDS,
+         corpus_pairs: set | None = None) -> TuneResult:
+    """Score each temperature (module docstring) with `holder` (jobs.generator.GeneratorHolder)."""
+    if k <= 0:
+        raise ValueError(f"k={k}: expected a positive number of posts")
+    known_pairs = corpus_word_pairs(db) if corpus_pairs is None else corpus_pairs
+    seeds = list(range(1, k + 1))
+    rows = []
+    for t in temperatures:
+        opts = replace(options, temperature=float(t))
+        _, samples = holder.generate_samples(seeds, **opts.as_kwargs())
+        passed, pairs, known, words = 0, set(), 0.0, 0
+        for s in samples:
+            m = measure(db, s.text, s, opts.decoding())
+            if s.known_share is not None:
+                known += s.known_share * s.words
+                words += s.words
+            if screen(db, s.text, stoplist, m, min_known_words=min_known_words) is None:
+                passed += 1
+                pairs |= word_pairs(s.text) & known_pairs
+        share = passed / len(samples)
+        rows.append(TuneRow(float(t), len(samples), passed, known / words if words else 0.0,
+                            sum(s.reached_gap for s in samples) / len(samples), len(pairs),
+                            round(share * len(pairs) / len(samples), 4)))
+    best = max(rows, key=lambda r: (r.score, -r.temperature))   # ties: the cooler one
+    return TuneResult(best.temperature, tuple(rows), k, options.decoding())
+
+
+def store_tuned(db: sqlite_utils.Database, version: str, result: TuneResult) -> None:
+    """Keep the result in model_versions.metrics_json[METRICS_KEY] of `version`."""
+    row = db.execute("SELECT metrics_json FROM model_versions WHERE version = ?", [version]).fetchone()
+    if row is None:
+        raise LookupError(f"model version {version} is not registered")
+    metrics = json.loads(row[0] or "{}")
+    metrics[METRICS_KEY] = result.as_metrics()
+    with db.atomic():
+        db.execute("UPDATE model_versions SET metrics_json = ? WHERE version = ?",
+                   [json.dumps(metrics, ensure_ascii=False), version])
+
+
+def tuned_temperature(db: sqlite_utils.Database, version: str) -> float | None:
+    row = db.execute("SELECT metrics_json FROM model_versions WHERE version = ?", [version]).fetchone()
+    if row is None:
+        return None
+    try:
+        value = json.loads(row[0] or "{}").get(METRICS_KEY, {}).get("temperature")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def resolve_options(db: sqlite_utils.Database, version: str, options: SampleOptions) -> SampleOptions:
+    """`options` with a temperature of "auto" replaced by the version's tuned one (else 0.8)."""
+    if options.temperature != "auto":
+        return options
+    t = tuned_temperature(db, version)
+    return replace(options, temperature=t if t is not None else FALLBACK_TEMPERATURE)
+
+
+def tune_and_store(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: SampleOptions,
+                   k: int = DEFAULT_K, min_known_words: float = MIN_KNOWN_WORDS) -> TuneResult | None:
+    """Tune the holder's current model and store the result; a failure is a log line, not an error
+    (run after a promotion or an install: the model stays usable at the fallback temperature)."""
+    try:
+        result = tune(db, holder, stoplist, options=options, k=k, min_known_words=min_known_words)
+        store_tuned(db, holder.version, result)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("tune of model %s failed: %s; sampling at %s", holder.version, exc, FALLBACK_TEMPERATURE)
+        return None
+    log.info("tuned model %s: temperature %s", holder.version, result.temperature)
+    return result

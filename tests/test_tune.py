@@ -1,0 +1,65 @@
+"""`buhurt tune`: the temperature chosen through the product's decoding and screen, stored with the
+model version, used by sample.temperature = "auto"."""
+from __future__ import annotations
+
+import json
+
+from corpus.cleaning import clean_corpus
+from corpus.clean import CleanOptions
+from corpus.stoplist import StopList
+from corpus.store import models as model_rows
+from corpus.store.posts import add_posts
+from jobs.generator import GeneratorHolder
+from jobs.pool import SampleOptions
+from jobs.tune import FALLBACK_TEMPERATURE, resolve_options, store_tuned, tune, tuned_temperature, word_pairs
+from tests.conftest import run_cli, varied_posts
+
+
+def _corpus(db):
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
+    clean_corpus(db, CleanOptions(), StopList())
+
+
+def test_word_pairs_are_adjacent_words_of_a_line():
+    assert word_pairs("ТЫ ИДЁШЬ В ШКОЛУ\n@\nТАМ") == {("ты", "идешь"), ("идешь", "в"), ("в", "школу")}
+
+
+def test_tune_rejects_soup_and_repetition(db, tiny_checkpoint):
+    """The tiny model learned its corpus: near 0 every seed writes the same greedy post (few
+    distinct pairs), at 6 it writes soup (invented words, posts cut at the cap: screened out)."""
+    _corpus(db)
+    holder = GeneratorHolder(tiny_checkpoint)
+    options = SampleOptions("auto", 200, 0, "known", "none")
+    result = tune(db, holder, StopList(), options=options, k=16, temperatures=(0.05, 0.8, 6.0))
+    by_t = {r.temperature: r for r in result.rows}
+    assert result.temperature == 0.8
+    # soup fails the screen, and what passes is word salad: pairs the corpus never used
+    assert by_t[6.0].pass_share < by_t[0.8].pass_share and by_t[6.0].score < by_t[0.8].score / 2
+    assert by_t[0.05].corpus_pairs < by_t[0.8].corpus_pairs   # copies of one post add nothing
+    assert by_t[0.8].score > 0 and "<- best" in "\n".join(result.lines())
+    # stored with the version; "auto" then means that temperature
+    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
+    assert tuned_temperature(db, holder.version) is None
+    assert resolve_options(db, holder.version, options).temperature == FALLBACK_TEMPERATURE
+    store_tuned(db, holder.version, result)
+    assert tuned_temperature(db, holder.version) == 0.8
+    assert resolve_options(db, holder.version, options).temperature == 0.8
+    assert resolve_options(db, holder.version, SampleOptions(1.1)).temperature == 1.1   # a number pins it
+    stored = json.loads(model_rows.get_model(db, holder.version)["metrics_json"])["tuned"]
+    assert stored["k"] == 16 and len(stored["rows"]) == 3 and stored["decoding"] == "known/none"
+
+
+def test_tune_cli_prints_the_table_and_stores_it(tmp_path, capsys, monkeypatch, tiny_checkpoint):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text('[paths]\ndata_dir = "d"\n[corpus]\nseed_with_sample = false\n'
+                                          '[sample]\ndictionary = "none"\n', encoding="utf-8")
+    (tmp_path / "posts.txt").write_text("\n\n".join(varied_posts(120)) + "\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "corpus", "import", "posts.txt")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "models", "install", str(tiny_checkpoint), "--activate", "--tune-posts", "2")
+    assert code == 0 and "stored with model" in out, err          # installing tunes it
+    code, out, err = run_cli(capsys, "tune", "--posts", "8", "--temperatures", "0.05,0.8,6")
+    assert code == 0, err
+    assert "temperature: 0.8" in out and "stored with model" in out
+    code, out, err = run_cli(capsys, "tune", "--temperatures", "hot")
+    assert code == 2 and "--temperatures" in err
