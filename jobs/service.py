@@ -37,6 +37,7 @@ class ServicePlan:
     oversample: int = 3  # candidates generated per draft kept (the best-scoring that pass the screen)
     min_known_words: float = 0.9  # the screen's least share of known words
     max_rounds: int = 3  # generation rounds per pool run when screening rejects drafts
+    tune_posts: int = 48  # posts per temperature when a promoted model is tuned (jobs/tune.py)
     timezone: str = "UTC"
     publish_times: Sequence[str] = ("09:00", "13:00", "17:00", "21:00")
     pool_every_minutes: float = 10.0
@@ -87,10 +88,10 @@ class Service:
         """The plan's sampling options for the loaded model: temperature "auto" is its tuned one."""
         return resolve_options(self.db, self.holder.version, self.plan.sample)
 
-    def tune(self) -> object:
+    async def tune(self) -> object:
         """`buhurt tune` for the loaded model, stored with its version (after a promotion)."""
-        return tune_and_store(self.db, self.holder, self.stoplist, options=self.plan.sample,
-                              min_known_words=self.plan.min_known_words)
+        return await tune_and_store(self.db, self.holder, self.stoplist, options=self.plan.sample,
+                              k=self.plan.tune_posts, min_known_words=self.plan.min_known_words)
 
     def pool_kwargs(self) -> dict:
         """fill_pool's arguments from the plan (the pool job and the /generate refill share them)."""
@@ -156,7 +157,7 @@ class Service:
         if getattr(result, "promoted", False) and checkpoint is not None:
             version = await asyncio.to_thread(self.holder.reload, checkpoint)
             log.info("now generating with model %s", version)
-            await asyncio.to_thread(self.tune)
+            await self.tune()
         return result
 
     async def backup(self) -> object:

@@ -86,21 +86,24 @@ class TuneResult:
                 "rows": [{**asdict(r), "pass_share": r.pass_share} for r in self.rows]}
 
 
-def tune(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: SampleOptions,
-         k: int = DEFAULT_K, temperatures=TEMPERATURES, min_known_words: float = MIN_KNOWN_WORDS,
-         corpus_pairs: set | None = None) -> TuneResult:
-    """Score each temperature (module docstring) with `holder` (jobs.generator.GeneratorHolder)."""
+def sample_grid(holder, *, options: SampleOptions, k: int = DEFAULT_K, temperatures=TEMPERATURES) -> dict:
+    """{temperature: [Sample]} of seeds 1..k; no database use, so it may run in a worker thread."""
     if k <= 0:
         raise ValueError(f"k={k}: expected a positive number of posts")
-    known_pairs = corpus_word_pairs(db) if corpus_pairs is None else corpus_pairs
     seeds = list(range(1, k + 1))
+    return {float(t): holder.generate_samples(seeds, **replace(options, temperature=float(t)).as_kwargs())[1]
+            for t in temperatures}
+
+
+def score_grid(db: sqlite_utils.Database, grid: dict, stoplist: StopList, *, options: SampleOptions,
+               min_known_words: float = MIN_KNOWN_WORDS, corpus_pairs: set | None = None) -> TuneResult:
+    """Measure and screen `sample_grid`'s posts (on the database's thread) and pick the temperature."""
+    known_pairs = corpus_word_pairs(db) if corpus_pairs is None else corpus_pairs
     rows = []
-    for t in temperatures:
-        opts = replace(options, temperature=float(t))
-        _, samples = holder.generate_samples(seeds, **opts.as_kwargs())
+    for t, samples in grid.items():
         passed, pairs, known, words = 0, set(), 0.0, 0
         for s in samples:
-            m = measure(db, s.text, s, opts.decoding())
+            m = measure(db, s.text, s, options.decoding())
             if s.known_share is not None:
                 known += s.known_share * s.words
                 words += s.words
@@ -108,11 +111,21 @@ def tune(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: Samp
                 passed += 1
                 pairs |= word_pairs(s.text) & known_pairs
         share = passed / len(samples)
-        rows.append(TuneRow(float(t), len(samples), passed, known / words if words else 0.0,
+        rows.append(TuneRow(t, len(samples), passed, known / words if words else 0.0,
                             sum(s.reached_gap for s in samples) / len(samples), len(pairs),
                             round(share * len(pairs) / len(samples), 4)))
     best = max(rows, key=lambda r: (r.score, -r.temperature))   # ties: the cooler one
+    k = len(next(iter(grid.values()))) if grid else 0
     return TuneResult(best.temperature, tuple(rows), k, options.decoding())
+
+
+def tune(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: SampleOptions,
+         k: int = DEFAULT_K, temperatures=TEMPERATURES, min_known_words: float = MIN_KNOWN_WORDS,
+         corpus_pairs: set | None = None) -> TuneResult:
+    """Score each temperature (module docstring) with `holder` (jobs.generator.GeneratorHolder)."""
+    grid = sample_grid(holder, options=options, k=k, temperatures=temperatures)
+    return score_grid(db, grid, stoplist, options=options, min_known_words=min_known_words,
+                      corpus_pairs=corpus_pairs)
 
 
 def store_tuned(db: sqlite_utils.Database, version: str, result: TuneResult) -> None:
@@ -146,12 +159,16 @@ def resolve_options(db: sqlite_utils.Database, version: str, options: SampleOpti
     return replace(options, temperature=t if t is not None else FALLBACK_TEMPERATURE)
 
 
-def tune_and_store(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: SampleOptions,
-                   k: int = DEFAULT_K, min_known_words: float = MIN_KNOWN_WORDS) -> TuneResult | None:
-    """Tune the holder's current model and store the result; a failure is a log line, not an error
-    (run after a promotion or an install: the model stays usable at the fallback temperature)."""
+async def tune_and_store(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: SampleOptions,
+                         k: int = DEFAULT_K, min_known_words: float = MIN_KNOWN_WORDS) -> TuneResult | None:
+    """Tune the holder's current model (generation in a worker thread, the screen on this one) and
+    store the result; a failure is a log line, not an error (run after a promotion: the model stays
+    usable at the fallback temperature)."""
+    import asyncio
+
     try:
-        result = tune(db, holder, stoplist, options=options, k=k, min_known_words=min_known_words)
+        grid = await asyncio.to_thread(sample_grid, holder, options=options, k=k)
+        result = score_grid(db, grid, stoplist, options=options, min_known_words=min_known_words)
         store_tuned(db, holder.version, result)
     except Exception as exc:  # noqa: BLE001
         log.warning("tune of model %s failed: %s; sampling at %s", holder.version, exc, FALLBACK_TEMPERATURE)

@@ -63,3 +63,24 @@ def test_tune_cli_prints_the_table_and_stores_it(tmp_path, capsys, monkeypatch, 
     assert "temperature: 0.8" in out and "stored with model" in out
     code, out, err = run_cli(capsys, "tune", "--temperatures", "hot")
     assert code == 2 and "--temperatures" in err
+
+
+def test_a_promoted_model_is_tuned_and_auto_uses_it(db, tiny_checkpoint):
+    import asyncio
+    from types import SimpleNamespace
+
+    from jobs.service import Service, ServicePlan
+    from tests.test_jobs import Moderators, RecordingChannel
+
+    _corpus(db)
+    holder = GeneratorHolder(tiny_checkpoint)
+    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
+    plan = ServicePlan(sample=SampleOptions("auto", 150, 0, "known", "none"), tune_posts=2, channel_pool=0,
+                       subscriber_pool=0)
+    service = Service(db, holder, plan=plan, publishers=[RecordingChannel()], moderation=Moderators(),
+                      stoplist=StopList())
+    assert service.sample_options().temperature == FALLBACK_TEMPERATURE
+    service.retrainer = lambda: SimpleNamespace(promoted=True, checkpoint=tiny_checkpoint)
+    asyncio.run(service.retrain())
+    tuned = tuned_temperature(db, holder.version)
+    assert tuned is not None and service.sample_options().temperature == tuned
