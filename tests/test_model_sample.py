@@ -122,3 +122,30 @@ def test_samples_carry_their_measures(tiny_generator):
     greedy = g.generate_samples(seeds=[1], argmax=True)[0]
     hot = g.generate_samples(seeds=range(1, 13), temperature=2.0)
     assert greedy.logprob_nats_per_char > max(s.logprob_nats_per_char for s in hot)
+
+
+def test_pick_in_place_gives_the_picks_of_the_allocating_arithmetic(tiny_generator):
+    import numpy as np
+
+    from model.rng import seed_keys, uniforms
+    from model.sample import SampleOptions
+
+    rnd = np.random.default_rng(0)
+    keys = seed_keys(range(1, 65))
+    for t, k in ((0.8, 0), (1.3, 0), (0.5, 7)):
+        o = SampleOptions(temperature=t, top_k=k)
+        for step in range(20):
+            logits = torch.from_numpy(rnd.normal(0, 4, (64, 571)).astype(np.float32))
+            lg = logits.numpy().astype(np.float64)          # the former _pick, allocating at each step
+            idx = None
+            if k:
+                idx = np.argsort(-lg, axis=1, kind="stable")[:, :k]
+                lg = np.take_along_axis(lg, idx, axis=1)
+            x = lg / t
+            x -= x.max(axis=1, keepdims=True)
+            cdf = np.cumsum(np.exp(x), axis=1)
+            u = uniforms(keys, step)[:, None] * cdf[:, -1:]
+            j = np.minimum((cdf <= u).sum(axis=1), lg.shape[1] - 1)
+            ref = j if idx is None else idx[np.arange(len(j)), j]
+            steps = np.full(64, step)
+            assert (tiny_generator._pick(logits, keys, steps, o) == ref).all()
