@@ -28,7 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
 
-# Retrain the small model shipped in model/data/ from the bundled sample corpus (about 10 minutes).
+# Retrain the small model shipped in model/data/ from the bundled sample corpus (about 4 CPU-minutes).
 default-model: $(STAMP)
 	$(BIN)/python scripts/make_default_model.py
 

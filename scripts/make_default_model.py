@@ -2,7 +2,7 @@
 
 Runs the same pipeline an operator runs (corpus import -> export -> preprocess -> train) in a
 temporary data folder, then copies the best checkpoint (and its JSON sidecar) into model/data/.
-Usage: python scripts/make_default_model.py [--iterations 4000] [--rnn-size 128] [--dropout 0.2]
+Usage: python scripts/make_default_model.py [--iterations 3500] [--rnn-size 128] [--dropout 0.2]
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The bundled model's settings (README "The embedded default"): a 2x128 LSTM, dropout against
 # copying its small corpus, the "hold" schedule over a fixed number of iterations, one torch thread.
-ITERATIONS = 4000   # a fixed count, so the result does not depend on the load of a shared machine
+ITERATIONS = 3500   # a fixed count, so the result does not depend on the load of a shared machine
 RNN_SIZE = 128
 NUM_LAYERS = 2
 DROPOUT = 0.2
