@@ -50,7 +50,7 @@ def main() -> int:
     from corpus.textfile import read_posts
     from jobs.generator import GeneratorHolder
     from jobs.models import bundled_checkpoint
-    from jobs.pool import measure, score, screen
+    from jobs.pool import SampleOptions, measure, score, screen
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
@@ -59,6 +59,8 @@ def main() -> int:
     parser.add_argument("--oversample", type=int, default=3)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--max-length", type=int, default=500)
+    parser.add_argument("--words", choices=("known", "any"), default="known", help="decoding (sample.words)")
+    parser.add_argument("--dictionary", choices=("ru", "none"), default="ru", help="sample.dictionary")
     args = parser.parse_args()
     if not args.corpus.exists():
         print(f"skipped: {args.corpus} is absent")
@@ -71,13 +73,15 @@ def main() -> int:
         import_text_file(db, args.corpus)
         holder = GeneratorHolder(checkpoint)
         started = time.perf_counter()
-        _, samples = holder.generate_samples(list(range(1, args.n + 1)), temperature=args.temperature,
-                                             max_length=args.max_length)
+        options = SampleOptions(temperature=args.temperature, max_length=args.max_length, words=args.words,
+                                dictionary=args.dictionary)
+        _, samples = holder.generate_samples(list(range(1, args.n + 1)), **options.as_kwargs())
         elapsed = time.perf_counter() - started
         rows = []
         for s in samples:
             m = measure(db, s.text, s)
             rows.append((s.text, m, screen(db, s.text, StopList(), m), score(m)))
+        known = [r[1].known_share for r in rows if r[1].known_share is not None]
         db.close()
     passing = [r for r in rows if r[2] is None]
     k = args.oversample
@@ -92,7 +96,9 @@ def main() -> int:
         key = (r[2] or "passed").split(":")[0].split(" (")[0]
         reasons[key] = reasons.get(key, 0) + 1
     print(f"checkpoint {checkpoint.name}, corpus {args.corpus.name}, {args.n} candidates in {elapsed:.1f} s, "
-          f"T={args.temperature}, loadavg {open('/proc/loadavg').read().split()[:3]}")
+          f"T={args.temperature}, words={options.decoding()}, loadavg {open('/proc/loadavg').read().split()[:3]}")
+    if known:
+        print(f"known-word share (model's lexicon + dictionary), every candidate: {statistics.mean(known):.3f}")
     print("screen: " + ", ".join(f"{key} {count}" for key, count in sorted(reasons.items(), key=lambda kv: -kv[1])))
     print(f"{'kept':<26}" + "".join(f"{name:>18}" for name in judge([], set(), [])))
     for name, chosen in ((f"every passing draft", passing), (f"first passing of {k}", first),
