@@ -198,22 +198,26 @@ def _retrainer(settings: Settings, paths: TrainPaths):
 
 
 def run_service(settings: Settings, *, once: bool) -> None:
-    """`buhurt run`: Telegram when telegram.token is set, else the local channel.
+    """`buhurt run`: Telegram when telegram.token is set, else the local channel. One service per
+    data folder (bot/instance.py: a second one exits 2 naming the holder's pid).
 
     SIGTERM/SIGINT: `--once` finishes its cycle, then exits 0 (a second signal interrupts it); the
     long-running local service stops its schedule, lets the running jobs finish (at most
     SHUTDOWN_GRACE_SECONDS) and exits 0."""
-    if once:
-        _finish_cycle_on_signals()
-    if settings.telegram.token:
-        from bot.telegram.runner import run_telegram
+    from bot.instance import instance_lock
 
-        run_telegram(settings, once=once)
-        return
-    log.info("no Telegram token configured: publishing to the local channel (%s)",
-             settings.data_dir / "local_channel.txt")
-    services = build_services(settings)
-    asyncio.run(_run_local(services, once))
+    with instance_lock(settings.data_dir):
+        if once:
+            _finish_cycle_on_signals()
+        if settings.telegram.token:
+            from bot.telegram.runner import run_telegram
+
+            run_telegram(settings, once=once)
+            return
+        log.info("no Telegram token configured: publishing to the local channel (%s)",
+                 settings.data_dir / "local_channel.txt")
+        services = build_services(settings)
+        asyncio.run(_run_local(services, once))
 
 
 async def _run_local(services: Services, once: bool) -> None:

@@ -260,9 +260,12 @@ class VkSettings:
     max_wait_seconds: float = 300.0
     refresh_days: float = 3.0
     calls_per_execute: int = 25
+    timeout_seconds: float = 30.0
 
     def validate(self) -> dict[str, str]:
         problems = {}
+        if not self.timeout_seconds > 0 or self.timeout_seconds == float("inf"):
+            problems["timeout_seconds"] = "a positive number of seconds"
         if self.publish_group_id and not self.token:
             problems["token"] = "a VK user token (or BUHURT_VK_TOKEN) when publish_group_id is set"
         if self.requests_per_second <= 0:

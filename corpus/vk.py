@@ -29,7 +29,7 @@ from vk_api.exceptions import ApiError
 from corpus.errors import CorpusError
 from corpus.store.posts import add_posts
 from corpus.store.state import get_state, set_state
-from corpus.vk_client import PAGE, RATE_LIMIT_CODES, Community, VkClient, api_error
+from corpus.vk_client import DEFAULT_TIMEOUT, PAGE, RATE_LIMIT_CODES, Community, VkClient, api_error
 
 STEP = PAGE - 1          # one post of overlap between consecutive pages
 MAX_STEP_BACKS = 100     # per pass: the wall changing faster than we read it
@@ -73,6 +73,7 @@ def scrape_settings(db: sqlite_utils.Database, vk_settings: Any, *, progress: bo
         requests_per_second=vk_settings.requests_per_second, max_wait_seconds=vk_settings.max_wait_seconds,
         refresh_days=getattr(vk_settings, "refresh_days", 3.0),
         calls_per_execute=getattr(vk_settings, "calls_per_execute", 25), session=session, progress=progress,
+        timeout_seconds=getattr(vk_settings, "timeout_seconds", DEFAULT_TIMEOUT),
     )
 
 
@@ -80,6 +81,7 @@ def scrape(
     db: sqlite_utils.Database, groups: Iterable[str], *, token: str, api_version: str = "5.199",
     requests_per_second: float = 3.0, max_wait_seconds: float = 300.0, session=None, progress: bool = True,
     refresh_days: float = 3.0, calls_per_execute: int = 25, sleep: Callable[[float], None] = time.sleep,
+    timeout_seconds: float = DEFAULT_TIMEOUT,
 ) -> ScrapeReport:
     """Scrape every community of `groups` (short names or ids). Raises CorpusError (one line) for
     a missing or rejected token, an unknown or closed community, or rate limits beyond the cap."""
@@ -89,7 +91,8 @@ def scrape(
     if not 1 <= calls_per_execute <= 25:
         raise CorpusError(f"vk.calls_per_execute must be 1 to 25, got {calls_per_execute}")
     client = VkClient(token, api_version=api_version, requests_per_second=requests_per_second,
-                      max_wait_seconds=max_wait_seconds, session=session, sleep=sleep)
+                      max_wait_seconds=max_wait_seconds, session=session, sleep=sleep,
+                      timeout_seconds=timeout_seconds)
     report = ScrapeReport()
     try:
         for name in groups:

@@ -26,6 +26,22 @@ log = logging.getLogger(__name__)
 
 RATE_LIMIT_CODES = {6: 1.0, 9: 5.0, 29: 30.0}  # error code -> first wait in seconds (doubles each retry)
 MAX_SINGLE_WAIT = 120.0
+DEFAULT_TIMEOUT = 30.0  # seconds: vk_api passes no timeout, so requests would wait for ever
+
+
+def with_timeout(session: requests.Session, seconds: float) -> requests.Session:
+    """Give every request of `session` a (connect, read) timeout unless the caller set one: vk_api
+    calls `session.post(url, values)` without any, and a VK call that never answers would hang
+    `corpus scrape` and `run --once` for ever. Returns the same session."""
+    plain = session.request
+
+    def request(method, url, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = seconds
+        return plain(method, url, **kwargs)
+
+    session.request = request
+    return session
 PAGE = 100  # wall.get's largest count
 CAPTCHA_ADVICE = ("VK asks for a captcha (error 14) on {method}: it suspects automated use of the token;"
                   " what was fetched is saved, run again later (or lower vk.requests_per_second)")
@@ -43,13 +59,16 @@ class VkClient:
 
     def __init__(self, token: str, *, api_version: str = "5.199", requests_per_second: float = 3.0,
                  max_wait_seconds: float = 300.0, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, timeout_seconds: float = DEFAULT_TIMEOUT) -> None:
         if not token:
             raise CorpusError("no VK token: set vk.token in the config or the BUHURT_VK_TOKEN environment"
                               " variable (a service token of a VK app is enough for scraping)")
         if requests_per_second <= 0:
             raise CorpusError(f"vk.requests_per_second must be positive, got {requests_per_second}")
-        self.api = vk_api.VkApi(token=token, api_version=api_version, session=session or requests.Session())
+        if not timeout_seconds > 0:
+            raise CorpusError(f"vk.timeout_seconds must be positive, got {timeout_seconds}")
+        session = with_timeout(session or requests.Session(), timeout_seconds)
+        self.api = vk_api.VkApi(token=token, api_version=api_version, session=session)
         self.api.RPS_DELAY = 1.0 / requests_per_second  # vk_api paces every call under its lock
         self.api.error_handlers.pop(6, None)
         self.max_wait = max_wait_seconds

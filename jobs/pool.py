@@ -16,6 +16,7 @@ import sqlite_utils
 
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
 from corpus.store.posts import has_text
 from corpus.store.shingles import longest_shared_run
 from model.words import decoding_name
@@ -215,6 +216,9 @@ async def fill_pool(
     for _ in range(max_rounds):
         counts = draft_rows.count_by_status(db, purpose)
         missing = target - sum(counts.get(s, 0) for s in count_statuses)
+        if purpose == draft_rows.CHANNEL:  # a queued draft some destinations already have is spent for
+            # them: it does not count, so a refusing destination's backlog never starves the others
+            missing += counts.get("queued", 0) - pubs.count_queued_unstarted(db)
         if missing <= 0:
             break
         want = min(batch_size, missing)

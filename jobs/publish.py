@@ -1,8 +1,21 @@
-"""Publish queued drafts to every channel, at most once per (draft, network, chat)."""
+"""Publish queued drafts, at most once per (draft, network, chat), each destination on its own.
+
+Every channel and the VK wall has its own queue position (`publications.next_for`): at each
+publishing time each destination posts the oldest queued draft it has not had, concurrently, so a
+destination that refuses (403, an expired VK token) or waits out flood control never holds back
+the others. A draft is `published` once every destination has it (`sent`, or `unknown`).
+
+A row still `sending` that no send of this process is working on was left by a failure inside the
+process (the database locked while recording, say): the next publishing time resolves it, with the
+outcome kept in memory when there is one (the message id of a post that went out), else as
+`unknown` (never re-sent, the moderators are told), and the queue moves on.
+"""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import sqlite_utils
@@ -27,57 +40,150 @@ class Publisher(Protocol):
         """Publish `text`; return the message id. Raise PublishError on a definite refusal."""
 
 
-async def publish_draft(db: sqlite_utils.Database, draft: dict, publishers: Sequence[Publisher],
-                        notify: Notify) -> bool:
-    """Send one draft to every publisher that has not had it; True when all have it now."""
-    text = draft["final_text"] or draft["text"]
-    for publisher in publishers:
-        publication_id = pubs.begin_publication(db, draft["id"], publisher.network, publisher.chat_id)
-        if publication_id is None:
-            continue  # already sent, or in doubt after a crash: never send twice
-        try:
-            message_id = await publisher.send(text)
-        except PublishError as exc:
-            pubs.fail_publication(db, publication_id, str(exc))
-            log.warning("draft %s not published to %s %s: %s", draft["id"], publisher.network,
-                        publisher.chat_id, exc)
-            await notify(f"Мем #{draft['id']} не опубликован в {publisher.network} {publisher.chat_id}: {exc}."
-                         " Очередь сохранена, попробую снова по расписанию.")
-            continue
-        except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
-            pubs.mark_unknown(db, publication_id, f"{type(exc).__name__}: {exc}")
-            log.warning("draft %s may or may not be in %s %s (%s); not re-sending", draft["id"],
-                        publisher.network, publisher.chat_id, exc)
-            await notify(f"Мем #{draft['id']} мог не дойти до {publisher.network} {publisher.chat_id}"
-                         f" ({type(exc).__name__}). Повторно не отправляю — проверьте канал.")
-            continue
-        pubs.finish_publication(db, publication_id, message_id)
-        log.info("published draft %s to %s %s as message %s", draft["id"], publisher.network,
-                 publisher.chat_id, message_id)
-    done = {(p["network"], p["chat_id"]) for p in pubs.publications_of(db, draft["id"])
-            if p["status"] in ("sent", "unknown")}
-    if all((p.network, str(p.chat_id)) in done for p in publishers):
-        draft_rows.transition(db, draft["id"], from_status=["queued"], to_status="published")
+@dataclass
+class PublishState:
+    """What the running process knows about its own sends: the publication rows a send is working
+    on, and outcomes that could not be written (("sent", message id), ("failed", error), ...)."""
+
+    in_flight: set[int] = field(default_factory=set)
+    unrecorded: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+
+def _where(publisher: Publisher) -> str:
+    return f"{publisher.network} {publisher.chat_id}"
+
+
+async def _tell(notify: Notify, text: str) -> None:
+    try:
+        await notify(text)
+    except Exception as exc:  # noqa: BLE001 - a failing notice must not stop publishing
+        log.warning("could not tell the moderators (%s): %s", exc, text)
+
+
+def _write_outcome(db: sqlite_utils.Database, publication_id: int, outcome: tuple[str, str]) -> None:
+    status, detail = outcome
+    if status == "sent":
+        pubs.finish_publication(db, publication_id, detail)
+    elif status == "failed":
+        pubs.fail_publication(db, publication_id, detail)
+    else:
+        pubs.mark_unknown(db, publication_id, detail)
+
+
+def _record(db: sqlite_utils.Database, state: PublishState, publication_id: int, draft_id: int,
+            where: str, outcome: tuple[str, str]) -> bool:
+    """Write the outcome of a send; when the database refuses (locked longer than the busy
+    timeout), keep it for the next publishing time and say so. True when written."""
+    try:
+        _write_outcome(db, publication_id, outcome)
         return True
-    return False
+    except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError mostly: keep the outcome
+        state.unrecorded[publication_id] = outcome
+        log.error("draft %s to %s: could not record the outcome %r (%s: %s); it is recorded at the next"
+                  " publishing time", draft_id, where, outcome[0], type(exc).__name__, exc)
+        return False
 
 
-async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher], notify: Notify) -> dict | None:
-    """Publish the oldest queued draft; returns it, or None when the queue is empty."""
-    queued = draft_rows.with_status(db, "queued", limit=1)
-    if not queued or not publishers:
+async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: Notify,
+                     state: PublishState) -> int | None:
+    """Send this destination's next draft; returns the draft's id, or None when it has none."""
+    where = _where(publisher)
+    try:
+        draft = pubs.next_for(db, publisher.network, publisher.chat_id)
+        if draft is None:
+            return None
+        publication_id = pubs.begin_publication(db, draft["id"], publisher.network, publisher.chat_id)
+    except Exception as exc:  # noqa: BLE001 - nothing was sent; the next publishing time tries again
+        log.error("publishing to %s skipped this time: the database answered %s: %s", where,
+                  type(exc).__name__, exc)
         return None
-    draft = queued[0]
-    await publish_draft(db, draft, publishers, notify)
-    return draft_rows.get_draft(db, draft["id"])
+    if publication_id is None:
+        return None  # claimed meanwhile: never send twice
+    state.in_flight.add(publication_id)
+    try:
+        try:
+            message_id = await publisher.send(draft["final_text"] or draft["text"])
+        except PublishError as exc:
+            _record(db, state, publication_id, draft["id"], where, ("failed", str(exc)))
+            log.warning("draft %s not published to %s: %s", draft["id"], where, exc)
+            await _tell(notify, f"Мем #{draft['id']} не опубликован в {where}: {exc}."
+                                " Очередь сохранена, попробую снова по расписанию.")
+            return draft["id"]
+        except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
+            _record(db, state, publication_id, draft["id"], where, ("unknown", f"{type(exc).__name__}: {exc}"))
+            log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], where, exc)
+            await _tell(notify, f"Мем #{draft['id']} мог не дойти до {where}"
+                                f" ({type(exc).__name__}). Повторно не отправляю — проверьте канал.")
+            return draft["id"]
+        if _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
+            log.info("published draft %s to %s as message %s", draft["id"], where, message_id)
+        return draft["id"]
+    finally:
+        state.in_flight.discard(publication_id)
 
 
-async def reconcile(db: sqlite_utils.Database, notify: Notify) -> int:
-    """At start-up: publications left `sending` by a crash become `unknown` and are reported."""
+async def resolve_stale(db: sqlite_utils.Database, notify: Notify, state: PublishState) -> int:
+    """Rows left `sending` by a failure inside this process: write the outcome it kept, else mark
+    them `unknown` (never re-sent) and tell the moderators. Returns how many were resolved."""
+    rows = pubs.stale_sending(db, state.in_flight)
+    for row in rows:
+        where = f"{row['network']} {row['chat_id']}"
+        outcome = state.unrecorded.get(row["id"])
+        if outcome is not None:
+            _write_outcome(db, row["id"], outcome)
+            state.unrecorded.pop(row["id"], None)
+            log.warning("recorded late: draft %s to %s is %s (%s)", row["draft_id"], where, *outcome)
+            continue
+        pubs.mark_unknown(db, row["id"], "the send failed inside the process before its outcome was recorded")
+        log.warning("publication of draft %s to %s was left unfinished by a failure; not re-sending",
+                    row["draft_id"], where)
+        await _tell(notify, f"Мем #{row['draft_id']} мог не дойти до {where}: отправка прервалась из-за"
+                            " ошибки. Повторно не отправляю — проверьте канал.")
+    return len(rows)
+
+
+def close_finished(db: sqlite_utils.Database, publishers: Sequence[Publisher]) -> list[int]:
+    """Queued drafts that every destination has become `published`."""
+    closed = pubs.finished_drafts(db, [(p.network, str(p.chat_id)) for p in publishers])
+    for draft_id in closed:
+        draft_rows.transition(db, draft_id, from_status=["queued"], to_status="published")
+    return closed
+
+
+async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher], notify: Notify,
+                       state: PublishState | None = None) -> dict | None:
+    """One publishing time: every destination sends its next draft, concurrently. Returns the
+    oldest draft sent (or tried) in this run, or None when no destination had anything to send."""
+    if not publishers:
+        return None
+    state = state if state is not None else PublishState()
+    try:
+        await resolve_stale(db, notify, state)
+        close_finished(db, publishers)
+    except Exception as exc:  # noqa: BLE001 - resolved at the next publishing time
+        log.error("could not resolve unfinished publications (%s: %s); trying again next time",
+                  type(exc).__name__, exc)
+    touched = await asyncio.gather(*(publish_to(db, p, notify, state) for p in publishers))
+    try:
+        close_finished(db, publishers)
+    except Exception as exc:  # noqa: BLE001
+        log.error("could not close published drafts (%s: %s); done next time", type(exc).__name__, exc)
+    ids = [draft_id for draft_id in touched if draft_id is not None]
+    if not ids:
+        log.info("publishing: no destination has a queued draft to send")
+        return None
+    return draft_rows.get_draft(db, min(ids))
+
+
+async def reconcile(db: sqlite_utils.Database, notify: Notify, publishers: Sequence[Publisher] = ()) -> int:
+    """At start-up: publications left `sending` by a crash become `unknown` and are reported;
+    drafts every destination now has are closed, so the first publishing time posts a new one."""
     rows = pubs.reconcile_interrupted(db)
     for row in rows:
         log.warning("publication of draft %s to %s %s was interrupted; not re-sending",
                     row["draft_id"], row["network"], row["chat_id"])
-        await notify(f"Мем #{row['draft_id']} мог не дойти до {row['network']} {row['chat_id']}: бот остановился"
-                     " во время отправки. Повторно не отправляю — проверьте канал.")
+        await _tell(notify, f"Мем #{row['draft_id']} мог не дойти до {row['network']} {row['chat_id']}: бот"
+                            " остановился во время отправки. Повторно не отправляю — проверьте канал.")
+    if publishers:
+        close_finished(db, publishers)
     return len(rows)

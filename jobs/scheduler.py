@@ -1,15 +1,20 @@
 """The one place for job defaults: APScheduler 3 on the service's asyncio event loop."""
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 # coalesce: a backlog of missed runs runs once; max_instances=1: a slow job never overlaps itself;
-# a generous grace time, so a retrain missed during a restart at night still runs.
-JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 6 * 3600}
+# a generous grace time for a job that is late while the process runs (a busy loop). The jobs live
+# in memory, so times missed while the process was DOWN are not APScheduler's: the service keeps
+# the time up to which publishing is accounted for and catches up at start (`missed_slot`).
+MISFIRE_GRACE_SECONDS = 6 * 3600
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
 
 Job = Callable[[], Awaitable[object]]
 
@@ -39,3 +44,22 @@ def add_daily(scheduler: AsyncIOScheduler, job: Job, *, job_id: str, times: Sequ
               timezone: str) -> None:
     for index, trigger in enumerate(daily_at(times, timezone)):
         scheduler.add_job(job, trigger, id=f"{job_id}-{index}", name=job_id, replace_existing=True)
+
+
+def missed_slot(times: Sequence[str], timezone: str, *, covered_until: dt.datetime, now: dt.datetime,
+                grace_seconds: float = MISFIRE_GRACE_SECONDS) -> dt.datetime | None:
+    """The latest of the daily `times` after `covered_until` and not after `now`, when it is at
+    most `grace_seconds` old (a bot down for days publishes once at start, not a backlog)."""
+    tz = ZoneInfo(timezone)
+    local = now.astimezone(tz)
+    slots = []
+    for days in (0, 1):
+        day = local.date() - dt.timedelta(days=days)
+        for time in times:
+            hour, minute = (int(part) for part in time.split(":"))
+            slots.append(dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz))
+    passed = [slot for slot in slots if covered_until < slot <= now]
+    if not passed:
+        return None
+    latest = max(passed)
+    return latest if (now - latest).total_seconds() <= grace_seconds else None

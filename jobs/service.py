@@ -19,11 +19,13 @@ from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
 from jobs.moderation import Moderation
 from jobs.pool import SampleOptions, fill_pool
+from jobs.publish import Publisher, PublishState, publish_next, reconcile
 from jobs.tune import resolve_options, tune_and_store
-from jobs.publish import Publisher, publish_next, reconcile
 from jobs.reactions import ReactionSource, collect_reactions
 
 log = logging.getLogger(__name__)
+PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
+MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,10 @@ class Service:
         self.backuper = backuper
         self.running_jobs: set[asyncio.Task] = set()
         self.scheduler = None
+        self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
 
     async def startup(self) -> None:
-        await reconcile(self.db, self.moderation.notify)
+        await reconcile(self.db, self.moderation.notify, self.publishers)
         if not self.moderation.enabled:
             log.info("no moderators configured: drafts are auto-approved")
 
@@ -117,10 +120,19 @@ class Service:
             try:
                 chat_id, message_id = await self.moderation.submit(draft)
             except Exception as exc:  # noqa: BLE001 - retried at the next pool run
-                log.warning("could not send draft %s to the moderators: %s", draft["id"], exc)
+                # the drafts stay pending (never auto-approved); the problem is an ERROR line at
+                # every pool run and a state `buhurt doctor` shows, until a draft gets through
+                waiting = draft_rows.count_by_status(self.db).get("pending", 0)
+                problem = f"{type(exc).__name__}: {exc}"
+                log.error("cannot show drafts to the moderators (telegram.moderators_chat): %s; %d drafts wait,"
+                          " retried at every pool run", problem, waiting)
+                set_state(self.db, MODERATION_ERROR, f"{utcnow()} {problem}"[:500])
                 break
             draft_rows.set_moderation_message(self.db, draft["id"], chat_id, message_id)
             sent += 1
+        if sent and get_state(self.db, MODERATION_ERROR):
+            log.info("the moderators' chat answers again: %d drafts shown", sent)
+            set_state(self.db, MODERATION_ERROR, "")
         return sent
 
     async def remind_if_idle(self) -> bool:
@@ -139,7 +151,8 @@ class Service:
         return True
 
     async def publish(self) -> dict | None:
-        return await publish_next(self.db, self.publishers, self.moderation.notify)
+        set_state(self.db, PUBLISH_COVERED, utcnow())  # this publishing time is accounted for
+        return await publish_next(self.db, self.publishers, self.moderation.notify, self.publish_state)
 
     async def collect(self) -> int:
         return await collect_reactions(self.db, self.reaction_sources)
@@ -199,6 +212,7 @@ class Service:
             sched.add_interval(scheduler, self.scrape, job_id="scrape", minutes=plan.scrape_every_hours * 60)
         if self.retrainer is not None and plan.retrain_at:
             sched.add_daily(scheduler, self.retrain, job_id="retrain", times=[plan.retrain_at], timezone=plan.timezone)
+        self._catch_up_publishing(scheduler)
         if self.backuper is not None and plan.backup_at:
             sched.add_daily(scheduler, self.backup, job_id="backup", times=[plan.backup_at], timezone=plan.timezone)
         if plan.heartbeat_file:
@@ -235,6 +249,22 @@ class Service:
                 for task in late:
                     log.warning("a job still running after %.0f s is cancelled", grace)
         self.stop_schedule()
+
+    def _catch_up_publishing(self, scheduler) -> None:
+        """A publishing time that passed while the bot was down runs now (once)."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc)
+        covered = get_state(self.db, PUBLISH_COVERED)
+        set_state(self.db, PUBLISH_COVERED, now.replace(microsecond=0).isoformat())
+        if not covered:
+            return  # the first start: nothing was missed
+        missed = sched.missed_slot(self.plan.publish_times, self.plan.timezone,
+                                   covered_until=dt.datetime.fromisoformat(covered), now=now)
+        if missed is None:
+            return
+        log.warning("the publishing time %s passed while the bot was down: publishing now", missed.isoformat())
+        scheduler.add_job(self.publish, id="publish-missed", name="publish", next_run_time=now, replace_existing=True)
 
     def stop_schedule(self) -> None:
         if self.scheduler is not None:

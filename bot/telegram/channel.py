@@ -1,13 +1,20 @@
 """The channel publisher (jobs.publish.Publisher): one configured Telegram channel.
 
+Channel posts go through their own `telegram.Bot` (`channel_bot`), not the Application's: PTB's
+AIORateLimiter halts *every* request of its bot while it waits out a 429, so a flood-control wait
+on a channel post would freeze the replies to subscribers and moderators. Here the wait
+(`retry_after`, up to RETRIES_ON_429 times) happens inside this channel's send only, in the
+publish job, off the update-handling path; the other destinations publish meanwhile.
+
 Definite refusals become PublishError, so jobs/publish.py keeps the draft queued, records the
 failure and tells the moderators: flood control that outlasts the retries (429), the bot removed
 from the channel (403), a migrated chat, a chat that does not exist. A timeout or a 5xx answer is
-NOT definite (the post may be out): it propagates, the publication row stays `sending`, and it is
+NOT definite (the post may be out): it propagates, the publication becomes `unknown`, and it is
 never re-sent (at-most-once).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter
@@ -16,7 +23,8 @@ from jobs.publish import PublishError
 
 log = logging.getLogger(__name__)
 
-RETRIES_ON_429 = 5  # AIORateLimiter sleeps retry_after (+0.1 s) before each retry
+RETRIES_ON_429 = 5  # waits of retry_after (+0.1 s) before giving up on this publishing time
+RETRY_SLACK = 0.1
 
 
 class TelegramChannel:
@@ -27,10 +35,24 @@ class TelegramChannel:
         self.chat_id = str(chat_id)
 
     async def send(self, text: str) -> str:
+        waits = 0
+        while True:
+            try:
+                return await self._send_once(text)
+            except RetryAfter as exc:
+                if waits >= RETRIES_ON_429:
+                    raise PublishError(f"flood control: still 429 after {RETRIES_ON_429} waits") from exc
+                waits += 1
+                seconds = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+                log.info("flood control on %s: waiting %.1f s before retrying (wait %d of %d)", self.chat_id,
+                         seconds, waits, RETRIES_ON_429)
+                await asyncio.sleep(seconds + RETRY_SLACK)
+
+    async def _send_once(self, text: str) -> str:
         try:
-            message = await self.bot.send_message(self.chat_id, text, rate_limit_args=RETRIES_ON_429)
-        except RetryAfter as exc:
-            raise PublishError(f"flood control: still 429 after {RETRIES_ON_429} waits") from exc
+            message = await self.bot.send_message(self.chat_id, text)
+        except RetryAfter:
+            raise
         except Forbidden as exc:
             raise PublishError(f"the bot may not post there (removed, or not an admin): {exc.message}") from exc
         except ChatMigrated as exc:
@@ -40,3 +62,12 @@ class TelegramChannel:
         except BadRequest as exc:
             raise PublishError(f"Telegram refused the post: {exc.message}") from exc
         return str(message.message_id)
+
+
+def channel_bot(token: str, base_url: str):
+    """The Bot that channel posts go through: its own connection pool and no rate limiter
+    (RetryAfter is handled per channel in TelegramChannel.send)."""
+    from telegram import Bot
+    from telegram.request import HTTPXRequest
+
+    return Bot(token, base_url=base_url, request=HTTPXRequest(connection_pool_size=8))

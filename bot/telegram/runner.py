@@ -1,14 +1,22 @@
 """The Telegram composition: the PTB Application, the moderation and channel publishers, the
 Service from bot.app.build_services, every handler in one block, and start/stop of the jobs on
-PTB's own event loop (post_init / post_shutdown)."""
+PTB's own event loop (post_init / post_shutdown).
+
+Updates come from our own getUpdates loop (`poll_updates`) rather than PTB's Updater, whose loop
+gives up for good on a 401 and leaves a process that is alive and answers nothing: here a 401 is
+retried with back-off, and TOKEN_RETRIES of them in a row end the process with one line (exit 2)
+so that the supervisor restarts it; a network error or a 5xx is retried with back-off for ever.
+SIGTERM and SIGINT stop the loop, finish the updates being handled, confirm them and exit 0."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
     MessageHandler, MessageReactionHandler, TypeHandler, filters,
@@ -16,10 +24,11 @@ from telegram.ext import (
 
 from bot import texts
 from bot.config import Settings
+from bot.errors import BotError
 from bot.secrets import REDACTOR
 from bot.telegram import moderation as mod
 from bot.telegram import subscribers as sub
-from bot.telegram.channel import TelegramChannel
+from bot.telegram.channel import TelegramChannel, channel_bot
 from bot.telegram.errors import on_error
 from bot.telegram.limits import Limits
 from bot.telegram.reactions import on_reaction_count
@@ -29,6 +38,9 @@ log = logging.getLogger(__name__)
 # message_reaction_count is sent only when asked for by name (and only to a channel admin).
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION_COUNT]
 POLL_TIMEOUT_SECONDS = 10
+TOKEN_RETRIES = 5            # 401s in a row on getUpdates before the process gives up (exit 2)
+BACKOFF_FIRST_SECONDS = 1.0  # then doubling, up to BACKOFF_MAX_SECONDS
+BACKOFF_MAX_SECONDS = 60.0
 
 
 def build_application(settings: Settings, *, schedule: bool = True) -> Application:
@@ -46,13 +58,15 @@ def build_application(settings: Settings, *, schedule: bool = True) -> Applicati
         .build()
     )
     moderation = mod.TelegramModeration(application.bot, tg.moderators_chat, tg.moderators)
-    publishers = [TelegramChannel(application.bot, chat) for chat in tg.channels]
+    # channel posts through their own Bot: a 429 on a post never pauses replies (bot/telegram/channel.py)
+    posting = channel_bot(tg.token.reveal(), tg.base_url) if tg.channels else None
+    publishers = [TelegramChannel(posting, chat) for chat in tg.channels]
     services = build_services(settings, publishers=publishers, moderation=moderation)
     application.bot_data.update(
         settings=settings, db=services.db, holder=services.holder, service=services.service,
         moderation=moderation, limits=Limits(tg.cooldown_seconds, tg.max_concurrent_generations,
                                              burst=tg.user_burst, window_seconds=tg.user_window_seconds),
-        schedule=schedule,
+        schedule=schedule, channel_bot=posting,
     )
     register_handlers(application, settings)
     return application
@@ -94,6 +108,12 @@ def register_handlers(application: Application, settings: Settings) -> None:
 async def _post_init(application: Application) -> None:
     """Reconcile interrupted publications, publish the command list, start the schedule."""
     service = application.bot_data["service"]
+    posting = application.bot_data.get("channel_bot")
+    if posting is not None:
+        try:
+            await posting.initialize()
+        except InvalidToken:
+            raise BotError("Telegram rejected the bot token (telegram.token)") from None
     await service.startup()
     with contextlib.suppress(TelegramError):
         await application.bot.set_my_commands([BotCommand(*c) for c in texts.COMMANDS],
@@ -107,23 +127,104 @@ async def _post_shutdown(application: Application) -> None:
     task = application.bot_data["limits"].refill_task
     if task is not None and not task.done():
         task.cancel()
+    posting = application.bot_data.get("channel_bot")
+    if posting is not None:
+        with contextlib.suppress(Exception):
+            await posting.shutdown()
     application.bot_data["db"].close()
 
 
+def _backoff(attempt: int) -> float:
+    return min(BACKOFF_FIRST_SECONDS * 2 ** max(attempt - 1, 0), BACKOFF_MAX_SECONDS)
+
+
+class Poller:
+    """getUpdates in a loop, into the Application's update queue (what PTB's Updater does, with
+    the failure policy of this module's docstring). `offset` confirms what was fetched."""
+
+    def __init__(self, application: Application, *, timeout: float, stop: asyncio.Event) -> None:
+        self.application, self.timeout, self.stop = application, timeout, stop
+        self.offset: int | None = None
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def run(self) -> None:
+        bot, rejected, failures, webhook_cleared = self.application.bot, 0, 0, False
+        while not self.stop.is_set():
+            try:
+                if not webhook_cleared:  # getUpdates answers 409 while a webhook is set
+                    await bot.delete_webhook()
+                    webhook_cleared = True
+                updates = await bot.get_updates(offset=self.offset, timeout=self.timeout,
+                                                allowed_updates=ALLOWED_UPDATES)
+            except InvalidToken:
+                rejected += 1
+                if rejected >= TOKEN_RETRIES:
+                    raise BotError(f"Telegram rejected the bot token (401 Unauthorized) {rejected} times in a row"
+                                   " while polling: stopping so that the supervisor restarts the bot; check"
+                                   " telegram.token") from None
+                wait = _backoff(rejected)
+                log.error("Telegram answered 401 Unauthorized to getUpdates (%d of %d in a row); retrying in %.1f s",
+                          rejected, TOKEN_RETRIES, wait)
+            except RetryAfter as exc:
+                wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+                log.warning("flood control on getUpdates: waiting %.1f s", wait)
+            except TimedOut:
+                wait = 0.0  # the long poll outlived the HTTP timeout: ask again
+            except TelegramError as exc:
+                failures += 1
+                wait = _backoff(failures)
+                kind = "cannot reach Telegram" if isinstance(exc, NetworkError) else "getUpdates failed"
+                log.warning("%s (%s: %s); retrying in %.1f s", kind, type(exc).__name__, exc, wait)
+            else:
+                rejected = failures = 0
+                for update in updates:
+                    await self.application.update_queue.put(update)
+                if updates:
+                    self.offset = updates[-1].update_id + 1
+                continue
+            if wait:
+                await self._pause(wait)
+
+    async def confirm(self) -> None:
+        """Mark what was fetched as read, so that a restart does not handle it again."""
+        if self.offset is not None:
+            with contextlib.suppress(TelegramError):
+                await self.application.bot.get_updates(offset=self.offset, timeout=0, limit=1)
+
+
 @contextlib.asynccontextmanager
-async def running(application: Application, *, poll_timeout: float = POLL_TIMEOUT_SECONDS) -> AsyncIterator[Application]:
-    """The long-running bot inside an existing event loop (tests, the benchmark): what
-    `run_polling` does, without owning the loop or the signals."""
-    await _initialize(application)
+async def running(application: Application, *, poll_timeout: float = POLL_TIMEOUT_SECONDS,
+                  stop: asyncio.Event | None = None) -> AsyncIterator[Application]:
+    """The long-running bot inside an existing event loop (the service, tests, the benchmark):
+    `bot_data["stop"]` ends the polling, `bot_data["poller"]` is its task (see `serve`)."""
+    stop = stop or asyncio.Event()
+    try:
+        await _initialize(application)  # getMe, retried with back-off while the Bot API is unreachable
+    except BaseException:
+        await _post_shutdown(application)
+        raise
+    log.info("polling Telegram for %s", ", ".join(ALLOWED_UPDATES))
     try:
         await _post_init(application)
-        await application.updater.start_polling(timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
+        poller = Poller(application, timeout=poll_timeout, stop=stop)
         await application.start()
+        task = asyncio.create_task(poller.run(), name="buhurt:poll_updates")
+        application.bot_data.update(stop=stop, poller=task)
         try:
             yield application
         finally:
-            await application.updater.stop()
-            await application.stop()
+            stop.set()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task  # its failure, if any, was raised by `serve`
+            from bot.app import SHUTDOWN_GRACE_SECONDS
+
+            await application.bot_data["service"].stop(SHUTDOWN_GRACE_SECONDS)  # running jobs finish
+            await application.stop()  # the updates being handled are finished
+            await poller.confirm()
     finally:
         await _post_shutdown(application)
         await application.shutdown()
@@ -134,6 +235,22 @@ async def _initialize(application: Application) -> None:
 
     tg = application.bot_data["settings"].telegram
     await initialize(application, base_url=tg.base_url, wait_seconds=tg.startup_wait_seconds)
+
+
+async def serve(application: Application, *, poll_timeout: float = POLL_TIMEOUT_SECONDS,
+                stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (SIGTERM/SIGINT in `run_telegram`) or the polling gives up; in the
+    latter case its error (one line, a BotError) is raised after a clean shutdown."""
+    async with running(application, poll_timeout=poll_timeout, stop=stop) as app:
+        stop, task = app.bot_data["stop"], app.bot_data["poller"]
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({stopped, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()
+    log.info("stopped")
 
 
 async def process_pending(application: Application, max_rounds: int = 20) -> int:
@@ -171,8 +288,6 @@ async def run_cycle(application: Application) -> dict:
 
 def run_telegram(settings: Settings, *, once: bool) -> None:
     """`buhurt run` with a token: one cycle and exit, or poll until SIGINT/SIGTERM."""
-    import asyncio
-
     application = build_application(settings, schedule=not once)
     if once:
         result = asyncio.run(run_cycle(application))
@@ -180,14 +295,16 @@ def run_telegram(settings: Settings, *, once: bool) -> None:
         log.info("cycle done: %d updates handled, %d new drafts, published %s", result["updates"],
                  len(result["drafts"]), f"meme #{published['id']}" if published else "nothing (the queue is empty)")
         return
-    # getMe (with its retries) on the loop run_polling then uses: its own initialize is a no-op
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    asyncio.run(_serve_with_signals(application))  # getMe with its start-up retries, then polling
+
+
+async def _serve_with_signals(application: Application) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        loop.run_until_complete(_initialize(application))
-    except BaseException:
-        loop.run_until_complete(_post_shutdown(application))
-        loop.close()
-        raise
-    log.info("polling Telegram for %s", ", ".join(ALLOWED_UPDATES))
-    application.run_polling(allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT_SECONDS)
+        await serve(application, stop=stop)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -5,8 +5,9 @@
 it in a thread. `wall.post` needs a user token with the "wall" scope of an editor of the community.
 
 At-most-once: an answer with an API error means nothing was published -> PublishError (retried
-later). A dropped connection or an HTTP error is left to propagate: the post may have gone out, so
-the publication stays `sending` and becomes `unknown` (never re-sent), see docs/architecture.md.
+later). A dropped connection, a read timeout (vk.timeout_seconds: every request has one) or an HTTP
+error is left to propagate: the post may have gone out, so the publication becomes `unknown`
+(never re-sent), see docs/architecture.md. A connect timeout is definite: nothing was sent.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import vk_api
 from vk_api.exceptions import ApiError, Captcha
 
 from bot.errors import BotError
+from corpus.vk_client import DEFAULT_TIMEOUT, with_timeout
 from jobs.publish import PublishError
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,10 @@ def _client(vk_settings: Any, session: requests.Session | None) -> vk_api.VkApi:
     token = vk_settings.token.reveal() if hasattr(vk_settings.token, "reveal") else str(vk_settings.token or "")
     if not token:
         raise BotError("vk.publish_group_id is set but there is no VK token (vk.token or BUHURT_VK_TOKEN)")
-    api = vk_api.VkApi(token=token, api_version=vk_settings.api_version, session=session or requests.Session())
+    # every request with a timeout: a wall.post that never answers becomes `unknown`, never a hang
+    seconds = getattr(vk_settings, "timeout_seconds", DEFAULT_TIMEOUT)
+    session = with_timeout(session or requests.Session(), seconds)
+    api = vk_api.VkApi(token=token, api_version=vk_settings.api_version, session=session)
     api.RPS_DELAY = 1.0 / vk_settings.requests_per_second
     api.error_handlers.pop(6, None)  # vk_api would retry error 6 forever; a refusal is reported instead
     return api

@@ -3,6 +3,8 @@
 A row is written as `sending` BEFORE the network call (`begin_publication`) and becomes `sent`
 after it (`finish_publication`). A row left `sending` by a crash is marked `unknown` at start-up
 (`reconcile_interrupted`) and never re-sent: a lost post is surfaced, a duplicate is impossible.
+Each destination has its own queue position (`next_for`); `finished_drafts` are the queued drafts
+every destination has.
 """
 from __future__ import annotations
 
@@ -78,3 +80,42 @@ def recent_publications(db: sqlite_utils.Database, network: str, since: str) -> 
         "SELECT * FROM publications WHERE network = ? AND status = 'sent' AND published_at >= ?"
         " ORDER BY id", [network, since],
     ))
+
+
+def next_for(db: sqlite_utils.Database, network: str, chat_id: Any) -> dict[str, Any] | None:
+    """This destination's queue position: the oldest queued channel draft it has not had yet (no
+    publication row, or only a `failed` one to retry). Each channel and the VK wall has its own."""
+    rows = list(db.query(
+        "SELECT * FROM drafts d WHERE d.status = 'queued' AND d.purpose = 'channel' AND NOT EXISTS ("
+        " SELECT 1 FROM publications p WHERE p.draft_id = d.id AND p.network = ? AND p.chat_id = ?"
+        " AND p.status != 'failed') ORDER BY d.id LIMIT 1", [network, str(chat_id)],
+    ))
+    return rows[0] if rows else None
+
+
+def stale_sending(db: sqlite_utils.Database, in_flight: set[int]) -> list[dict[str, Any]]:
+    """Rows `sending` that no send of this process is working on: left by a failure inside it."""
+    return [row for row in db.query("SELECT * FROM publications WHERE status = 'sending' ORDER BY id")
+            if row["id"] not in in_flight]
+
+
+def finished_drafts(db: sqlite_utils.Database, destinations: list[tuple[str, str]]) -> list[int]:
+    """Queued drafts that every destination has (`sent`, or `unknown`: never re-sent)."""
+    if not destinations:
+        return []
+    done: dict[int, set[tuple[str, str]]] = {}
+    for row in db.query(
+        "SELECT p.draft_id, p.network, p.chat_id FROM publications p JOIN drafts d ON d.id = p.draft_id"
+        " WHERE d.status = 'queued' AND p.status IN ('sent', 'unknown')"
+    ):
+        done.setdefault(row["draft_id"], set()).add((row["network"], row["chat_id"]))
+    wanted = {(network, str(chat)) for network, chat in destinations}
+    return sorted(draft_id for draft_id, have in done.items() if wanted <= have)
+
+
+def count_queued_unstarted(db: sqlite_utils.Database) -> int:
+    """Queued channel drafts that no destination has published (or is publishing) yet."""
+    return db.execute(
+        "SELECT count(*) FROM drafts d WHERE d.status = 'queued' AND d.purpose = 'channel' AND NOT EXISTS ("
+        " SELECT 1 FROM publications p WHERE p.draft_id = d.id AND p.status != 'failed')"
+    ).fetchone()[0]

@@ -4,7 +4,10 @@ Mount it on the session given to vk_api (`fake.session()`); vk_api posts to
 https://api.vk.ru/method/<name>, which the adapter answers from memory: groups.getById, wall.get,
 execute (it recognises corpus/vk_client.py's script shape `return [API.wall.get({...}), ...];`),
 wall.post and wall.getById. It counts requests, injects errors (top-level or inside execute) and
-can change the wall between requests (delete posts, publish new ones) or drop the connection.
+can change the wall between requests (delete posts, publish new ones), drop the connection, or
+never answer (`hang_at`): a request with a timeout then ends in requests' ReadTimeout, one without
+a timeout raises NoTimeout at once instead of hanging the test for ever. `timeouts` records the
+timeout of every request.
 """
 from __future__ import annotations
 
@@ -35,6 +38,10 @@ ERRORS = {
     100: "One of the parameters specified was missing or invalid: group_id is undefined",
     214: "Access to adding post denied",
 }
+
+
+class NoTimeout(AssertionError):
+    """A request without a timeout reached a server that never answers: it would hang for ever."""
 
 
 class VkFault(Exception):
@@ -99,6 +106,8 @@ class FakeVk:
         self.errors: dict[int, int] = {}         # request number -> top-level error code
         self.inner_errors: dict[int, tuple[int, int]] = {}  # request number -> (call index, code)
         self.fail_at: int | None = None          # request number answered by a dropped connection
+        self.hang_at: set[int] = set()            # request numbers that are never answered
+        self.timeouts: list[Any] = []             # the timeout each request was sent with
         self.before_request: Callable[["FakeVk", int], None] | None = None
 
     def session(self) -> requests.Session:
@@ -205,6 +214,14 @@ class _Adapter(BaseAdapter):
 
     def send(self, request, **kwargs):
         method = request.url.split("/method/", 1)[1].split("?", 1)[0]
+        timeout = kwargs.get("timeout")
+        self.fake.timeouts.append(timeout)
+        if self.fake.requests + 1 in self.fake.hang_at:
+            self.fake.requests += 1
+            self.fake.methods[method] += 1
+            if timeout is None or timeout == (None, None):
+                raise NoTimeout(f"fake VK: {method} was sent without a timeout and the server never answers")
+            raise requests.exceptions.ReadTimeout(f"fake VK: no answer to {method} (read timeout={timeout})")
         body = request.body or ""
         body = body.decode() if isinstance(body, bytes) else body
         params = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}

@@ -185,6 +185,7 @@ class FakeBotApi:
         if migrate_to is not None:
             parameters["migrate_to_chat_id"] = migrate_to
         default = {429: f"Too Many Requests: retry after {retry_after}", 403: "Forbidden: bot is not a member",
+                   401: "Unauthorized",
                    400: "Bad Request: chat not found", 500: "Internal Server Error"}.get(status, "error")
         with self._cond:
             self._failures.append(Failure(method, status, description or default, parameters, times,

@@ -1,0 +1,95 @@
+"""The long-running service's life cycle (issue 14, points 6 and 7): a 401 on getUpdates mid-run,
+401s that persist, one `buhurt run` per data folder, and SIGTERM, through the real
+python-telegram-bot client against the fake Bot API server (and real processes for the last two)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from bot.errors import BotError
+from tests.fakes.telegram_app import bot_running, make_settings, reply_to
+from tests.fakes.telegram_server import FakeBotApi
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER = 4242
+
+
+@pytest.fixture
+def server():
+    with FakeBotApi() as fake:
+        yield fake
+
+
+def test_a_single_401_on_get_updates_mid_run_is_retried(tmp_path, server, monkeypatch):
+    monkeypatch.setattr("bot.telegram.runner.BACKOFF_FIRST_SECONDS", 0.05, raising=False)
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings):
+            await reply_to(server, USER, "/start", user_id=USER)
+            server.fail("getUpdates", 401)  # the next long poll is refused once
+            before = len(server.calls_of("getUpdates", ok_only=False))
+            await asyncio.to_thread(server.wait_for, lambda: any(
+                c.status == 401 for c in server.calls_of("getUpdates", ok_only=False)[before:]))
+            return await reply_to(server, USER, "/help", user_id=USER)  # still answering
+
+    assert asyncio.run(main())["chat_id"] in (USER, str(USER))
+
+
+def test_401s_in_a_row_end_the_service_with_one_line(tmp_path, server, monkeypatch):
+    from bot.telegram.runner import TOKEN_RETRIES, build_application, serve
+
+    monkeypatch.setattr("bot.telegram.runner.BACKOFF_FIRST_SECONDS", 0.01)
+    settings = make_settings(tmp_path, server)
+    server.fail("getUpdates", 401, times=1000)  # the token was revoked
+
+    with pytest.raises(BotError) as raised:
+        asyncio.run(serve(build_application(settings, schedule=False), poll_timeout=1))
+    message = str(raised.value)
+    assert "401" in message and "restarts" in message and "\n" not in message and server.token not in message
+    assert len([c for c in server.calls_of("getUpdates", ok_only=False) if c.status == 401]) == TOKEN_RETRIES
+
+
+def start(config, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("BUHURT_TELEGRAM_TOKEN", None)
+    return subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run", *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_one_service_per_data_folder_a_401_is_survived_and_sigterm_ends_cleanly(tmp_path, server):
+    settings = make_settings(tmp_path, server, schedule={"retrain": False, "pool_every_minutes": 600.0})
+    config = tmp_path / "config.toml"
+    first = start(config)
+    try:
+        server.wait_for(lambda: server.calls_of("getUpdates"), timeout=120)  # polling
+        server.send_text("/start", user_id=USER)
+        server.wait_sent(USER, 1, timeout=60)
+
+        server.fail("getUpdates", 401)  # one 401 mid-run: retried, the bot keeps answering
+        server.wait_for(lambda: any(c.status == 401 for c in server.calls_of("getUpdates", ok_only=False)))
+        server.send_text("/help", user_id=USER)
+        server.wait_sent(USER, 2, timeout=60)
+
+        second = start(config)  # a second service on the same data folder
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 2, err[-2000:]
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "buhurt.lock" in lines[0], err
+        assert first.poll() is None  # the first one is unaffected
+
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate(timeout=30)
+    assert first.returncode == 0, err[-3000:]
+    assert "Traceback" not in err and server.token not in out + err
+    assert "401 Unauthorized" in err  # the retried 401 was logged
