@@ -70,4 +70,5 @@ def channel_bot(token: str, base_url: str):
     from telegram import Bot
     from telegram.request import HTTPXRequest
 
-    return Bot(token, base_url=base_url, request=HTTPXRequest(connection_pool_size=8))
+    request = HTTPXRequest(connection_pool_size=8)
+    return Bot(token, base_url=base_url, request=request, get_updates_request=request)

@@ -108,12 +108,6 @@ def register_handlers(application: Application, settings: Settings) -> None:
 async def _post_init(application: Application) -> None:
     """Reconcile interrupted publications, publish the command list, start the schedule."""
     service = application.bot_data["service"]
-    posting = application.bot_data.get("channel_bot")
-    if posting is not None:
-        try:
-            await posting.initialize()
-        except InvalidToken:
-            raise BotError("Telegram rejected the bot token (telegram.token)") from None
     await service.startup()
     with contextlib.suppress(TelegramError):
         await application.bot.set_my_commands([BotCommand(*c) for c in texts.COMMANDS],
@@ -128,9 +122,9 @@ async def _post_shutdown(application: Application) -> None:
     if task is not None and not task.done():
         task.cancel()
     posting = application.bot_data.get("channel_bot")
-    if posting is not None:
+    if posting is not None:  # never initialize()d (no second getMe): close its HTTP client here
         with contextlib.suppress(Exception):
-            await posting.shutdown()
+            await posting.request.shutdown()
     application.bot_data["db"].close()
 
 
