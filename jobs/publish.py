@@ -85,11 +85,12 @@ def _record(db: sqlite_utils.Database, state: PublishState, publication_id: int,
 
 
 async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: Notify,
-                     state: PublishState) -> int | None:
-    """Send this destination's next draft; returns the draft's id, or None when it has none."""
+                     state: PublishState, draft: dict | None = None) -> int | None:
+    """Send this destination's next draft (or `draft`, unless it has it); returns the draft's id,
+    or None when there was nothing to send."""
     where = _where(publisher)
     try:
-        draft = pubs.next_for(db, publisher.network, publisher.chat_id)
+        draft = draft if draft is not None else pubs.next_for(db, publisher.network, publisher.chat_id)
         if draft is None:
             return None
         publication_id = pubs.begin_publication(db, draft["id"], publisher.network, publisher.chat_id)
@@ -148,6 +149,15 @@ def close_finished(db: sqlite_utils.Database, publishers: Sequence[Publisher]) -
     for draft_id in closed:
         draft_rows.transition(db, draft_id, from_status=["queued"], to_status="published")
     return closed
+
+
+async def publish_draft(db: sqlite_utils.Database, draft: dict, publishers: Sequence[Publisher],
+                        notify: Notify, state: PublishState | None = None) -> bool:
+    """Send one draft to every publisher that has not had it; True when all have it now."""
+    state = state if state is not None else PublishState()
+    await asyncio.gather(*(publish_to(db, p, notify, state, draft=draft) for p in publishers))
+    close_finished(db, publishers)
+    return draft_rows.get_draft(db, draft["id"])["status"] == "published"
 
 
 async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher], notify: Notify,
