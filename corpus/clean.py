@@ -179,7 +179,11 @@ def prepare(raw: str, options: CleanOptions = CleanOptions()) -> tuple[str, list
     """`normalise`, then a last line that is only a text link to a web page dropped (a channel's
     link line, e.g. `[БУГУРТ-ТРЕД](https://t.me/...)`), then links reduced to their text. What
     signature learning and the later rules see."""
-    lines = normalise(raw, options).split("\n")
+    return _prepare_normalised(normalise(raw, options), options)
+
+
+def _prepare_normalised(text: str, options: CleanOptions) -> tuple[str, list[str]]:
+    lines = text.split("\n")
     stripped = []
     if options.strip_signature and lines and _is_link_only(lines[-1]):
         lines.pop()
@@ -191,7 +195,7 @@ def strip_noise(text: str, options: CleanOptions = CleanOptions(), signatures=No
     """Remove boilerplate from a normalised post: the last text-link line, the community's learned
     `signatures` (corpus.signatures.Signatures), an editor's note at the end and hashtag-only lines.
     Returns (text, what was stripped)."""
-    text, stripped = prepare(text, options)
+    text, stripped = _prepare_normalised(text, options)
     if options.strip_signature and signatures is not None:
         text, removed = signatures.strip(text)
         if removed:

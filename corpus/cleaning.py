@@ -26,6 +26,7 @@ from corpus.store.posts import (
 )
 
 STRIPPED = ("signature", "learned_signature", "editor_note", "hashtag_lines")
+WRITE_SLICE = 5000
 
 
 @dataclass
@@ -116,7 +117,9 @@ def clean_corpus(db: sqlite_utils.Database, options: CleanOptions | None = None,
             report.excluded[reason] += 1
     report.kept = report.total - sum(report.excluded.values())
     report.cleaned_ids = [r[0] for r in results]
-    set_cleaning(db, [tuple(r) for r in results])
+    with db.atomic():  # one transaction, written in slices (the near-copy hook reads each slice's old texts)
+        for start in range(0, len(results), WRITE_SLICE):
+            set_cleaning(db, [tuple(r) for r in results[start:start + WRITE_SLICE]])
     if communities is not None:
         report.signatures = {c: report.signatures.get(c, []) for c in communities}
     return report
