@@ -220,3 +220,14 @@ def test_cleaning_after_an_import_touches_only_the_new_posts(db, tmp_path, optio
     assert texts["1"][0] == "OLD DECISION"                              # not touched
     assert texts["500"] == (BODIES[1], "duplicate")                    # against the kept corpus
     assert texts["501"] == ("НОВЫЙ КОТ\n@\nНОВАЯ БЕДА", None)           # signature learned from all
+
+
+def test_the_operator_keeps_a_line_or_adds_a_pattern(db, tmp_path):
+    import_telegram_export(db, write_html(tmp_path / "html", extra=False), community="kt")
+    keep = CleanOptions(signature_min_posts=3, signature_min_share=0.2, keep_lines=["Прислал через"])
+    report = clean_corpus(db, keep)
+    assert report.signatures["kt"] == [] and report.stripped["learned_signature"] == 0
+    assert "прислал @user0 через" in cleaned(db, "kt")["1"][0]
+    pattern = CleanOptions(learn_signatures=False, signatures=[r"^прислал\b"])
+    report = clean_corpus(db, pattern)
+    assert report.stripped["learned_signature"] == 8 and cleaned(db, "kt")["1"] == (BODIES[0], None)
