@@ -64,14 +64,15 @@ def find_duplicates(
     drop: dict[int, str] = {}
     owners: list[int] = []       # row -> -1 reference, -2 prior, else the index in `texts`
     slots: list[int] = []        # row -> index within its group
-    sig_rows: list[np.ndarray] = []
+    sig_store = _Rows(BANDS * ROWS)
+    need_sigs = near or len(references) > 0
     seen: dict[int, int] = {}    # exact key hash -> first row
     kept_prior: list[str] = []
 
     def add_row(owner: int, slot: int, key: str) -> None:
         owners.append(owner)
         slots.append(slot)
-        sig_rows.append(signature(shingles(key)).astype(np.uint32) if (near or owner == -1) else _EMPTY)
+        sig_store.append(signature(shingles(key)).astype(np.uint32) if need_sigs else _EMPTY)
 
     for k, text in enumerate(references):
         key = fold_key(text)
@@ -97,9 +98,9 @@ def find_duplicates(
         add_row(i, i, key)
     if not (near or ref_rows) or len(owners) < 2:
         return drop
-    sigs = np.stack(sig_rows) if near else np.stack(sig_rows[:ref_rows] + [np.zeros(BANDS * ROWS, np.uint32)] * (len(owners) - ref_rows))
-    del sig_rows
-    candidates = _candidate_pairs(sigs)
+    sigs = sig_store.array()
+    del sig_store
+    bands = _BandIndex(sigs)
 
     def text_of(row: int) -> str:
         owner, slot = owners[row], slots[row]
@@ -122,10 +123,9 @@ def find_duplicates(
         i_text = owners[j]
         if i_text in drop:
             continue
-        earlier = candidates.get(j)
-        if not earlier:
+        cand = bands.earlier(j)
+        if not cand.size:
             continue
-        cand = np.array(sorted(earlier), dtype=np.int64)
         estimate = (sigs[cand] == sigs[j]).mean(axis=1)
         order = cand[np.argsort(-estimate, kind="stable")][: int((estimate >= threshold - 0.25).sum())]
         for r in order:
@@ -144,21 +144,52 @@ _EMPTY = np.zeros(BANDS * ROWS, dtype=np.uint32)
 _GROUP_CAP = 64  # a row is compared with at most this many earlier rows sharing one band
 
 
-def _candidate_pairs(sigs: np.ndarray) -> dict[int, set[int]]:
-    """Row -> earlier rows sharing at least one LSH band (vectorised: one sort per band)."""
-    pairs: dict[int, set[int]] = defaultdict(set)
-    n = sigs.shape[0]
-    for b in range(BANDS):
-        band = np.ascontiguousarray(sigs[:, b * ROWS:(b + 1) * ROWS]).view(np.uint8).reshape(n, -1)
-        keys = np.frombuffer(band.tobytes(), dtype=f"V{band.shape[1]}")
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        boundaries = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
-        starts = np.concatenate(([0], boundaries))
-        ends = np.concatenate((boundaries, [n]))
-        for g in np.flatnonzero(ends - starts >= 2):
-            group = np.sort(order[starts[g]:ends[g]])
-            for pos in range(1, group.size):
-                j = int(group[pos])
-                pairs[j].update(int(x) for x in group[max(0, pos - _GROUP_CAP):pos])
-    return pairs
+class _Rows:
+    """A growable 2-D uint32 array (no per-row Python objects)."""
+
+    def __init__(self, width: int) -> None:
+        self.data = np.zeros((1024, width), dtype=np.uint32)
+        self.n = 0
+
+    def append(self, row: np.ndarray) -> None:
+        if self.n == len(self.data):
+            self.data = np.concatenate([self.data, np.zeros_like(self.data)])
+        self.data[self.n] = row
+        self.n += 1
+
+    def array(self) -> np.ndarray:
+        return self.data[:self.n]
+
+
+class _BandIndex:
+    """Per LSH band: the rows sorted by their band value, and for each row where its group of
+    equal values starts. `earlier(j)`: rows before j sharing a band with j (at most _GROUP_CAP per
+    band), found without any per-pair Python object. 12 bytes per row and band."""
+
+    def __init__(self, sigs: np.ndarray) -> None:
+        n = sigs.shape[0]
+        self.order, self.position, self.start = [], [], []
+        for b in range(BANDS):
+            band = np.ascontiguousarray(sigs[:, b * ROWS:(b + 1) * ROWS])
+            keys = band.view(np.dtype((np.void, band.dtype.itemsize * ROWS))).ravel()
+            order = np.argsort(keys, kind="stable").astype(np.int32)
+            sorted_keys = keys[order]
+            new_group = np.ones(n, dtype=bool)
+            new_group[1:] = sorted_keys[1:] != sorted_keys[:-1]
+            starts = np.maximum.accumulate(np.where(new_group, np.arange(n, dtype=np.int32), 0)).astype(np.int32)
+            position = np.empty(n, dtype=np.int32)
+            position[order] = np.arange(n, dtype=np.int32)
+            self.order.append(order)
+            self.position.append(position)
+            self.start.append(starts)
+
+    def earlier(self, j: int) -> np.ndarray:
+        parts = []
+        for b in range(BANDS):
+            p = int(self.position[b][j])
+            g0 = int(self.start[b][p])
+            if p > g0:
+                parts.append(self.order[b][max(g0, p - _GROUP_CAP):p])
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        return np.unique(np.concatenate(parts)).astype(np.int64)
