@@ -4,6 +4,13 @@ against a naive per-timestep nn.LSTMCell loop, and achieved GFLOP/s as a fractio
 matmul's GFLOP/s, all measured in the same run.
 
     python benchmarks/train_throughput.py [--device cpu|cuda] [--seconds 6] [--quick]
+    python benchmarks/train_throughput.py --busy [--seconds 6]
+
+--busy (CPU): the default model's training step at 1 and 2 threads, first as the machine is, then
+with a busy host beside it: one process spinning on a core, as the bot's own work (or any other
+process) holds one on the bot's host. OpenMP threads wait for each other at every parallel region,
+so a run whose second thread shares a core with someone else crawls: the reason the service trains
+on the cores minus one (train.threads = 0).
 """
 from __future__ import annotations
 
@@ -101,13 +108,47 @@ def train_flops_per_char(cfg: ModelConfig) -> float:
     return 3 * fwd
 
 
+def busy_host(seconds: float, rounds: int) -> None:
+    """1 vs 2 threads for the default 2x128 (bf16 where supported), without and with a core held."""
+    import subprocess
+
+    dev = torch.device("cpu")
+    bf = bf16_supported(dev)
+    d = TrainConfig()
+    mc = ModelConfig(V, "lstm", d.wordvec_size, d.rnn_size, d.num_layers)
+    burn = "import time\nwhile True:\n    sum(range(1000))\n"
+    print(f"busy host: default 2x{d.rnn_size} B={d.batch_size} T={d.seq_length}, "
+          f"{'bf16 autocast' if bf else 'float32'}, {len(__import__('os').sched_getaffinity(0))} usable cores")
+    out = {}
+    for label, spinners in (("as the machine is", 0), ("with one core held by a spinning process", 1)):
+        procs = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(spinners)]
+        try:
+            for _ in range(rounds):
+                for threads in (1, 2):
+                    torch.set_num_threads(threads)
+                    torch.manual_seed(0)
+                    cps = chars_per_s(CharRNN(mc), d.batch_size, d.seq_length, dev, bf, seconds / rounds)
+                    out[(label, threads)] = max(out.get((label, threads), 0.0), cps)
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        one, two = out[(label, 1)], out[(label, 2)]
+        print(f"  {label}: 1 thread {one:>8,.0f} chars/s, 2 threads {two:>8,.0f} chars/s "
+              f"(2 threads = {two / one:.2f}x 1 thread)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--busy", action="store_true", help="1 vs 2 threads, idle and with a core held (CPU)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seconds", type=float, default=9.0, help="measuring time per configuration, all rounds")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is kept")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    if args.busy:
+        busy_host(1.0 if args.quick else args.seconds, 1 if args.quick else args.rounds)
+        return
     dev = torch.device(args.device)
     secs = 1.0 if args.quick else args.seconds / args.rounds
     print(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads, vocabulary {V}")

@@ -36,14 +36,23 @@ def resolve_device(name: str | None) -> str | None:
     return name
 
 
+def training_threads(settings: Settings) -> int:
+    """train.threads, else the usable cores minus one (the bot's own work needs a core), at least one."""
+    from model.train import usable_cores
+
+    return settings.train.threads or max(1, usable_cores() - 1)
+
+
 def train_args(settings: Settings) -> list[str]:
+    """The training command's flags from [model] and [train]; the retrain job adds the budget, the
+    learning rate and the warm start."""
     m, t = settings.model, settings.train
     return [
         "--model-type", m.model_type, "--wordvec-size", str(m.wordvec_size), "--rnn-size", str(m.rnn_size),
         "--num-layers", str(m.num_layers), "--dropout", str(m.dropout), "--batch-size", str(t.batch_size),
-        "--seq-length", str(t.seq_length), "--learning-rate", str(t.learning_rate),
-        "--lr-schedule", t.lr_schedule, "--lr-decay-every", str(t.lr_decay_every),
-        "--max-epochs", str(t.max_epochs), "--max-minutes", str(t.max_minutes),
+        "--seq-length", str(t.seq_length), "--lr-schedule", t.lr_schedule, "--lr-decay-every", str(t.lr_decay_every),
+        "--max-epochs", str(t.max_epochs), "--precision", t.precision,
+        "--num-threads", str(training_threads(settings)),
     ]
 
 
@@ -54,8 +63,9 @@ def stoplist(settings: Settings):
 
 
 def retrain_plan(settings: Settings, paths: TrainPaths):
-    from jobs.retrain import RetrainPlan
+    from jobs.retrain import NightWindow, RetrainPlan
 
+    m, s = settings.model, settings.schedule
     return RetrainPlan(
         train_txt=paths.train_txt, train_h5=paths.train_h5, train_json=paths.train_json,
         checkpoint_dir=paths.checkpoint_dir, models_dir=paths.models_dir, train_args=train_args(settings),
@@ -65,6 +75,12 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
         device=resolve_device(settings.train.device), keep_runs=settings.train.keep_runs,
         export_options={"clean": settings.clean, "stoplist": stoplist(settings),
                         "weighting": settings.corpus.weighting()},
+        model_arch={"model_type": m.model_type, "wordvec_size": m.wordvec_size, "rnn_size": m.rnn_size,
+                    "num_layers": m.num_layers, "dropout": m.dropout},
+        learning_rate=settings.train.learning_rate, warm_lr_scale=settings.train.warm_lr_scale,
+        max_minutes=settings.train.max_minutes, window=NightWindow(s.retrain_at, s.retrain_until, s.timezone),
+        readability_tolerance=settings.train.readability_tolerance,
+        sample_temperature=settings.sample.temperature,
     )
 
 
@@ -78,16 +94,23 @@ def ensure_corpus(settings: Settings, db) -> None:
 
 
 def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
-    """The active model's checkpoint: the bundled one on a fresh install, else train one now."""
+    """The active model's checkpoint: the bundled one on a fresh install (model.use_bundled), else
+    one trained on the corpus now; with use_bundled = false an active bundled model is replaced."""
     from corpus.store.models import active_model
-    from jobs.models import activate_bundled, active_checkpoint_path
-    from jobs.retrain import bootstrap
+    from jobs.models import activate_bundled, active_checkpoint_path, is_bundled
+    from jobs.retrain import FIRST_MODEL_MINUTES, bootstrap
 
     version = activate_bundled(db, paths.models_dir) if settings.model.use_bundled else None
     if version:
         log.info("using the bundled model %s (trained on the sample corpus)", version)
-    if active_model(db) is None:
-        log.info("no model yet: training one on the corpus (at most %.1f minutes)", settings.train.max_minutes)
+    row = active_model(db)
+    if row is not None and not settings.model.use_bundled and is_bundled(row):
+        log.info("model.use_bundled = false: the active model %s is the bundled one; training a model "
+                 "on your corpus to replace it", row["version"])
+        row = None
+    if row is None:
+        log.info("no model yet: training one on the corpus (at most %.1f minutes)",
+                 settings.train.max_minutes or FIRST_MODEL_MINUTES)
         version = bootstrap(db, retrain_plan(settings, paths))
         log.info("trained and activated model %s", version)
     return active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)

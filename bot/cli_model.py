@@ -3,7 +3,9 @@
 torch and the model modules (all but the torch-free train_config) are imported inside the commands,
 so `buhurt --help` stays light.
 Paths left out default to the data directory's (`ctx.obj.default_paths()`); `sample` and `eval`
-without --checkpoint use the model the service would use (`ctx.obj.active_checkpoint()`).
+without --checkpoint use the model the service would use (`ctx.obj.active_checkpoint()`), and
+--checkpoint also takes the names best, latest and active (`resolve_checkpoint`).
+Every figure printed carries its unit; losses are in bits per character.
 """
 from __future__ import annotations
 
@@ -16,6 +18,25 @@ import click
 from model.train_config import LR_SCHEDULES
 
 PathArg = click.Path(path_type=Path)
+CHECKPOINT_NAMES = ("best", "latest", "active")
+CHECKPOINT_HELP = ("A checkpoint file, or best / latest (the newest best.pt / latest.pt under <data_dir>/checkpoints, "
+                   "a run by hand or a nightly run folder) or active (the service's model; the default).")
+
+
+def resolve_checkpoint(app, value: Path | None) -> Path:
+    """--checkpoint: a path, or one of CHECKPOINT_NAMES (a file literally named so: write ./best)."""
+    if value is None or str(value) == "active":
+        return app.active_checkpoint()
+    if str(value) in ("best", "latest"):
+        from model.errors import ModelError
+
+        root = app.default_paths().checkpoint_dir
+        found = [p for p in [root / f"{value}.pt", *root.glob(f"run-*/{value}.pt")] if p.is_file()]
+        if not found:
+            raise ModelError(f"--checkpoint {value}: no {value}.pt under {root} yet (train one with "
+                             f"`buhurt train` or `buhurt retrain`)")
+        return max(found, key=lambda p: p.stat().st_mtime)
+    return value
 
 
 @click.command("preprocess")
@@ -60,6 +81,8 @@ TRAIN_FLAGS = [  # (flag, type, help)
     ("--lr-schedule", click.Choice(list(LR_SCHEDULES)), "step: x --lr-decay-factor every --lr-decay-every epochs "
      "(torch-rnn, the default); cosine: down to 2% of the rate over the run (over --max-minutes when set); "
      "hold: the rate for 75% of the run, then linearly down to 2% of it."),
+    ("--warmup-frac", float, "Raise the rate linearly from 0 over this fraction of the run (default 0; "
+     "the nightly warm start uses 0.05)."),
     ("--lr-decay-every", int, "Multiply the learning rate by --lr-decay-factor every N epochs (default 5)."),
     ("--lr-decay-factor", float, "Learning-rate decay factor (default 0.5)."),
     ("--grad-clip", float, "Clamp each gradient element to [-X, X] (default 5)."),
@@ -69,7 +92,8 @@ TRAIN_FLAGS = [  # (flag, type, help)
     ("--print-every", int, "Loss-history and progress-bar granularity in iterations (default 1)."),
     ("--checkpoint-every", int, "Validate and write best/latest every N iterations (default 1000)."),
     ("--seed", int, "Random seed (default 123)."),
-    ("--num-threads", int, "CPU threads (default 0: one for tiny models, else torch's default)."),
+    ("--num-threads", int, "CPU threads (default 0: one for tiny models, else the usable cores; never more "
+     "than the usable cores)."),
 ]
 
 
@@ -86,21 +110,28 @@ def _train_options(f):
               help="Where best.pt, latest.pt (+ .json) and loss.png go (default: <data_dir>/checkpoints).")
 @_train_options
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None, help="Training device (default cpu).")
-@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on for cuda, off for cpu).")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "float32"]), default=None,
+              help="auto (default): bf16 autocast where the device runs it natively (CUDA with bf16, a CPU "
+                   "with AVX512-BF16 or AMX), else float32.")
+@click.option("--bf16/--no-bf16", default=None, help="The same as --precision bf16 / float32.")
 @click.option("--preset", type=click.Choice(["default", "gpu"]), default="default",
               help="gpu: 3x512 LSTM, embedding 128, dropout 0.2, batch 128 x 256, cuda, bf16.")
 @click.option("--resume", type=PathArg, default=None, help="Continue a run exactly from its latest.pt.")
 @click.option("--init-from", type=PathArg, default=None, help="Fine-tune from a checkpoint (its vocabulary may grow).")
 @click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
 @click.pass_obj
-def train_cmd(app, input_h5, input_json, checkpoint_dir, device, bf16, preset, resume, init_from, progress,
-              **flags) -> None:
+def train_cmd(app, input_h5, input_json, checkpoint_dir, device, precision, bf16, preset, resume, init_from,
+              progress, **flags) -> None:
     """Train the char-RNN (works under `torchrun --nproc_per_node=N` for DDP)."""
+    import math
+
     from model.train import TrainConfig, TrainingInterrupted, train
 
     given = {k: v for k, v in flags.items() if v is not None}
     if device is not None:
         given["device"] = _device(device)
+    if precision is not None:
+        given["bf16"] = {"auto": None, "bf16": True, "float32": False}[precision]
     if bf16 is not None:
         given["bf16"] = bf16
     given.update(resume=str(resume) if resume else None, init_from=str(init_from) if init_from else None,
@@ -115,6 +146,9 @@ def train_cmd(app, input_h5, input_json, checkpoint_dir, device, bf16, preset, r
     for key, val in (("input_h5", input_h5), ("input_json", input_json), ("checkpoint_dir", checkpoint_dir)):
         given[key] = str(val if val is not None else defaults[key])
     cfg = TrainConfig.gpu_preset(**given) if preset == "gpu" else TrainConfig(**given)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        click.echo(_start_line(cfg), err=True)
     try:
         result = train(cfg)
     except TrainingInterrupted as exc:
@@ -122,15 +156,33 @@ def train_cmd(app, input_h5, input_json, checkpoint_dir, device, bf16, preset, r
             click.echo(f"interrupted at iteration {exc.iterations}; resumable checkpoint: {exc.latest_path} "
                        f"(continue with: buhurt train --resume {exc.latest_path})", err=True)
         sys.exit(130)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not main_rank:
         return
-    best = f"{result.best_path} (validation loss {result.best_val_loss:.4f})" if result.best_path else "none"
-    click.echo(f"{result.stopped} after {result.iterations} iterations in {result.elapsed_s:.0f} s; "
+    best = (f"{result.best_path} (validation {result.best_val_loss / math.log(2):.4f} bits/char)"
+            if result.best_path else "none")
+    click.echo(f"{result.stopped} after {result.iterations} iterations in {result.elapsed_s:.0f} s "
+               f"({result.chars_per_s:,.0f} chars/s, {result.precision}, {result.threads} "
+               f"thread{'s' if result.threads != 1 else ''}); "
                f"best: {best}; latest: {result.latest_path}")
 
 
+def _start_line(cfg) -> str:
+    """What the run will use, checked before it starts: device, CPU threads, precision."""
+    import torch
+
+    from model.distributed import resolve_device
+    from model.train import choose_bf16, choose_threads
+
+    dev = resolve_device(cfg.device)
+    bf16 = choose_bf16(cfg, dev)
+    why = "as asked" if cfg.bf16 is not None else ("supported here" if bf16 else "bf16 not native here")
+    threads = choose_threads(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    cpu = f", {threads} CPU thread{'s' if threads != 1 else ''}" if dev.type == "cpu" else ""
+    return (f"training on {dev}{cpu}, {'bf16 autocast' if bf16 else 'float32'} ({why}), torch {torch.__version__}")
+
+
 @click.command("sample")
-@click.option("--checkpoint", type=PathArg, default=None, help="Model to sample (default: the active model).")
+@click.option("--checkpoint", type=PathArg, default=None, help=CHECKPOINT_HELP)
 @click.option("--num", type=int, default=1, show_default=True, help="Posts to generate (one batch).")
 @click.option("--length", type=int, default=None, help="Maximum characters per post (default: sample.max_length, 500).")
 @click.option("--start-text", default="", help="Text every post starts with.")
@@ -162,7 +214,7 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
     random_seed = seed is None
     if random_seed:
         seed = int.from_bytes(os.urandom(4), "little")
-    gen = Generator.load(checkpoint or app.active_checkpoint(), device=_device(device))
+    gen = Generator.load(resolve_checkpoint(app, checkpoint), device=_device(device))
     if temperature == "auto":   # the model's tuned temperature (buhurt tune), else 0.8
         from jobs.tune import FALLBACK_TEMPERATURE, tuned_temperature
 
@@ -205,7 +257,7 @@ def lexicon_cmd(app, checkpoint, text, min_count, output) -> None:
 
 
 @click.command("eval")
-@click.option("--checkpoint", type=PathArg, default=None, help="Model to evaluate (default: the active model).")
+@click.option("--checkpoint", type=PathArg, default=None, help=CHECKPOINT_HELP)
 @click.option("--text", type=PathArg, default=None, help="UTF-8 text file (default: <data_dir>/train/corpus.txt).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.pass_obj
@@ -213,11 +265,11 @@ def eval_cmd(app, checkpoint, text, device) -> None:
     """Print the model's loss on a text file in bits per character (and nats)."""
     from model.evaluate import evaluate_text
 
-    r = evaluate_text(checkpoint or app.active_checkpoint(), text or app.default_paths().train_txt,
-                      device=_device(device))
+    path = resolve_checkpoint(app, checkpoint)
+    r = evaluate_text(path, text or app.default_paths().train_txt, device=_device(device))
     extra = f", {r['skipped']} characters outside the vocabulary skipped" if r["skipped"] else ""
     click.echo(f"{r['bits_per_char']:.4f} bits/char ({r['nats_per_char']:.4f} nats/char) over "
-               f"{r['chars']} characters of {r['text']}{extra}")
+               f"{r['chars']} characters of {r['text']}; checkpoint {path}{extra}")
 
 
 def register(group: click.Group) -> None:

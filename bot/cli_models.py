@@ -21,7 +21,7 @@ def models_group() -> None:
 @models_group.command("list")
 @click.pass_obj
 def list_cmd(app) -> None:
-    """Every known version, newest first: status, validation bits/char, when, where."""
+    """Every known version, newest first: status, held-out bits/char, known-word share of its drafts, when, where."""
     from corpus.store.models import all_models
 
     db = app.open_db()
@@ -32,13 +32,18 @@ def list_cmd(app) -> None:
     if not rows:
         click.echo("no model versions yet: `buhurt run` installs the bundled model or trains one")
         return
-    click.echo(f"{'version':<12}  {'status':<9}  {'val bits/char':>13}  {'created (UTC)':<19}  origin / path")
+    click.echo(f"{'version':<12}  {'status':<9}  {'val bits/char':>13}  {'known words':>11}  {'created (UTC)':<19}  "
+               f"origin / path")
     for r in rows:
+        metrics = json.loads(r["metrics_json"] or "{}")
         bpc = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "-"
-        origin = json.loads(r["metrics_json"] or "{}").get("origin", "")
+        share = metrics.get("known_word_share")
+        known = f"{share:.1%}" if isinstance(share, (int, float)) else "-"
+        origin = metrics.get("origin", "")
         where = f"{origin}: {r['path']}" if origin else r["path"]
         mark = " *" if r["status"] == "active" else ""
-        click.echo(f"{r['version']:<12}  {r['status']:<9}  {bpc:>13}  {r['created_at'][:19]:<19}  {where}{mark}")
+        click.echo(f"{r['version']:<12}  {r['status']:<9}  {bpc:>13}  {known:>11}  {r['created_at'][:19]:<19}  "
+                   f"{where}{mark}")
 
 
 @models_group.command("install")

@@ -14,5 +14,34 @@ def run_cmd(app, once: bool) -> None:
     run_service(app.settings, once=once)
 
 
+@click.command("retrain")
+@click.option("--from-scratch", is_flag=True, help="Train a new model instead of continuing from the active one.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Training budget in minutes (default: train.max_minutes, else the rest of the night window, "
+                   "or its whole length outside it).")
+@click.option("--progress/--no-progress", default=True, help="Show the training progress bar.")
+@click.pass_obj
+def retrain_cmd(app, from_scratch: bool, minutes: float | None, progress: bool) -> None:
+    """Run the nightly retrain now: export, train (warm start from the active model unless the
+    architecture changed or --from-scratch), score both models on the same held-out posts, promote
+    or keep. Prints one line: promoted or kept, with both models' bits/char and known-word share."""
+    from bot.app import retrain_plan
+    from jobs.retrain import retrain, train_subprocess
+
+    settings = app.settings
+    plan = retrain_plan(settings, app.default_paths())
+
+    def run_training(args):
+        train_subprocess(args if progress else [*args, "--no-progress"])
+
+    db = app.open_db()
+    try:
+        result = retrain(db, plan, run_training, from_scratch=from_scratch, minutes=minutes, manual=True)
+    finally:
+        db.close()
+    click.echo(result.reason)
+
+
 def register(group: click.Group) -> None:
     group.add_command(run_cmd)
+    group.add_command(retrain_cmd)

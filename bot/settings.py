@@ -72,7 +72,7 @@ class ModelSettings:
     use_bundled: bool = True
     model_type: str = "lstm"
     wordvec_size: int = 64
-    rnn_size: int = 128
+    rnn_size: int = 256   # the nightly CPU job trains for hours in all: 2x256 overtakes 2x128 after 10-15 min
     num_layers: int = 2
     dropout: float = 0.0
 
@@ -96,11 +96,15 @@ class TrainSettings:
     lr_schedule: str = "hold"
     lr_decay_every: int = 20
     max_epochs: int = 1000
-    max_minutes: float = 3.0
+    max_minutes: float = 0.0      # 0: the night window (schedule.retrain_at .. schedule.retrain_until)
     device: str = "cpu"
+    precision: str = "auto"       # "auto" (bf16 where the processor runs it natively), "bf16", "float32"
+    threads: int = 0              # 0: the usable cores minus one (the bot needs one), at least one
+    warm_lr_scale: float = 1.0
     val_frac: float = 0.1
     test_frac: float = 0.1
     min_improvement: float = 0.0
+    readability_tolerance: float = 0.01
     keep_runs: int = 5
 
     def validate(self) -> dict[str, str]:
@@ -115,8 +119,16 @@ class TrainSettings:
         for key in ("batch_size", "seq_length", "max_epochs", "lr_decay_every"):
             if getattr(self, key) <= 0:
                 problems[key] = "a positive integer"
-        if self.max_minutes <= 0:
-            problems["max_minutes"] = "a positive number"
+        if self.max_minutes < 0:
+            problems["max_minutes"] = "a number >= 0 (0: the night window)"
+        if self.precision not in ("auto", "bf16", "float32"):
+            problems["precision"] = "'auto', 'bf16' or 'float32'"
+        if self.threads < 0:
+            problems["threads"] = "an integer >= 0 (0: the cores minus one)"
+        if not 0 < self.warm_lr_scale <= 1:
+            problems["warm_lr_scale"] = "a number in (0, 1]"
+        if not 0 <= self.readability_tolerance < 1:
+            problems["readability_tolerance"] = "a number in [0, 1)"
         if not 0 <= self.val_frac < 0.5 or not 0 <= self.test_frac < 0.5:
             problems["val_frac" if not 0 <= self.val_frac < 0.5 else "test_frac"] = "a number in [0, 0.5)"
         return problems
@@ -185,6 +197,7 @@ class ScheduleSettings:
     scrape_every_hours: float = 6.0
     retrain: bool = True
     retrain_at: str = "03:30"
+    retrain_until: str = "07:30"
     remind_after_hours: float = 12.0
 
     def validate(self) -> dict[str, str]:
@@ -193,11 +206,14 @@ class ScheduleSettings:
                           ("scrape_every_hours", MINUTES_PER_YEAR / 60), ("remind_after_hours", MINUTES_PER_YEAR / 60)):
             if not 0 < getattr(self, key) <= most:
                 problems[key] = f"a positive number of at most {most:g} (a year)"
-        for time in [*self.publish_times, self.retrain_at]:
-            hour, _, minute = time.partition(":")
-            if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
-                key = "retrain_at" if time == self.retrain_at else "publish_times"
-                problems[key] = f"times as 'HH:MM', got {time!r}"
+        for key, times in (("publish_times", self.publish_times), ("retrain_at", [self.retrain_at]),
+                           ("retrain_until", [self.retrain_until])):
+            for time in times:
+                hour, _, minute = time.partition(":")
+                if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+                    problems[key] = f"times as 'HH:MM', got {time!r}"
+        if "retrain_until" not in problems and self.retrain_until == self.retrain_at:
+            problems["retrain_until"] = f"a time other than retrain_at ({self.retrain_at!r}): the night window is empty"
         try:
             import zoneinfo
 

@@ -85,6 +85,16 @@ def active_checkpoint_path(db: sqlite_utils.Database, *, allow_bundled: bool = T
     return bundled
 
 
+def is_bundled(row: dict) -> bool:
+    """Whether a model_versions row is the bundled model (installed as such, or the same bytes)."""
+    import json
+
+    if json.loads(row.get("metrics_json") or "{}").get("origin") == "bundled":
+        return True
+    bundled = bundled_checkpoint()
+    return bundled is not None and row["version"] == file_version(bundled)
+
+
 def activate_bundled(db: sqlite_utils.Database, models_dir: Path) -> str | None:
     """Install and promote the bundled model when no model is active. Returns its version."""
     if model_rows.active_model(db) is not None:

@@ -1,14 +1,27 @@
 """Overnight retraining: export -> preprocess -> `buhurt train` subprocess -> compare -> promote.
 
-A candidate is promoted only when its loss on the new validation text (bits per character) beats
-the active model's on the same text by at least `min_improvement`. Every run trains into its own
-folder `<checkpoint_dir>/run-YYYYmmdd-HHMMSS-ffffff`; after a run, all but the newest `keep_runs` folders
+Each night continues from the active model (a warm start: `--init-from`, the vocabulary may have
+grown) unless the configured architecture differs from the active model's or the operator asks for
+a run from scratch. The warm start's rate rises over a short ramp (`warmup_frac`: Adam's moments
+start afresh, and its first steps are the largest) to `warm_lr_scale` x the learning rate, then
+follows the configured schedule ("hold": lowered in the last 25% of the night), so every night ends
+annealed. Re-warming to the full rate measured better than half of it, and each warm night
+scored better than the model it started from on the same held-out posts (benchmarks/nights.py). The budget is the night window (`window`: from schedule.retrain_at to
+schedule.retrain_until, less a margin for export and scoring) unless `max_minutes` is set.
+
+The held-out posts are the same every night (model.preprocess splits by a hash of each post). A
+candidate is promoted only when its bits per character on them beat the active model's on the same
+posts by at least `min_improvement` AND its drafts are not less readable: the share of the words
+of `readability_drafts` sampled drafts that are words of the training text may fall by at most
+`readability_tolerance`. Every run trains into its own folder
+`<checkpoint_dir>/run-YYYYmmdd-HHMMSS-ffffff`; after a run, all but the newest `keep_runs` folders
 are deleted (promoted models were copied to models_dir, so nothing the service uses is lost).
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +37,48 @@ from jobs.errors import JobError
 from jobs.models import active_checkpoint_path, file_version, install_checkpoint
 
 log = logging.getLogger(__name__)
+
+FIRST_MODEL_MINUTES = 10.0   # the first model on a corpus, when train.max_minutes leaves it to the window
+ARCHITECTURE = ("model_type", "wordvec_size", "rnn_size", "num_layers", "dropout")
+WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+@dataclass(frozen=True)
+class NightWindow:
+    """From `start` to `until` (HH:MM) every day in `timezone`; may cross midnight."""
+
+    start: str = "03:30"
+    until: str = "07:30"
+    timezone: str = "UTC"
+
+    def _at(self, day: dt.date, hhmm: str, tz) -> dt.datetime:
+        hour, minute = (int(x) for x in hhmm.split(":"))
+        return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz)
+
+    def length_minutes(self) -> float:
+        (h1, m1), (h2, m2) = (map(int, t.split(":")) for t in (self.start, self.until))
+        return float((h2 * 60 + m2 - h1 * 60 - m1) % (24 * 60) or 24 * 60)
+
+    def remaining_minutes(self, now: dt.datetime | None = None) -> float | None:
+        """Minutes until the window ends when `now` is inside it, else None."""
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(self.timezone)
+        now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(tz)
+        for day in (now.date() - dt.timedelta(days=1), now.date()):
+            begin = self._at(day, self.start, tz)
+            end = begin + dt.timedelta(minutes=self.length_minutes())
+            if begin <= now < end:
+                return (end - now).total_seconds() / 60
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.start}-{self.until} {self.timezone}"
+
+
+def margin_minutes(minutes: float) -> float:
+    """Kept free at the end of a window for the export, scoring and promotion: 10%, at most 10 min."""
+    return min(10.0, 0.1 * minutes)
 
 
 @dataclass(frozen=True)
@@ -43,6 +98,17 @@ class RetrainPlan:
     keep_runs: int = 5   # run folders kept in checkpoint_dir; 0 keeps all
     # keyword arguments of corpus.export.export_training_text: clean, stoplist, weighting
     export_options: dict = field(default_factory=dict)
+    # the configured architecture (ARCHITECTURE keys); None: whatever the active model has
+    model_arch: dict | None = None
+    learning_rate: float | None = None   # None: the training command's default
+    warm_lr_scale: float = 1.0
+    warmup_frac: float = 0.05
+    max_minutes: float = 0.0          # > 0: the budget of a night; 0: the night window
+    window: NightWindow | None = None  # None with max_minutes 0: FIRST_MODEL_MINUTES
+    readability_drafts: int = 32
+    readability_tolerance: float = 0.01
+    sample_temperature: float = 0.8
+    sample_length: int = 300
 
 
 @dataclass
@@ -54,31 +120,134 @@ class RetrainResult:
     active_bpc: float | None = None
     checkpoint: Path | None = None
     details: dict = field(default_factory=dict)
+    candidate_readability: float | None = None
+    active_readability: float | None = None
+    active_version: str | None = None
+    warm: bool = False
+    minutes: float | None = None
+
+    @property
+    def line(self) -> str:
+        """One line for the operator: promoted or kept, with both models' figures and their units."""
+        if self.candidate_bpc is None:
+            return self.reason
+
+        def figures(version, bpc, read):
+            known = f", {read:.1%} known words" if read is not None else ""
+            return f"{version} {bpc:.4f} bits/char{known}"
+
+        how = f" ({'warm start' if self.warm else 'from scratch'}, {self.minutes:.3g} min of training)" \
+            if self.minutes else ""
+        verdict = "promoted" if self.promoted else "kept the active model"
+        return (f"{verdict}: candidate {figures(self.candidate_version, self.candidate_bpc, self.candidate_readability)}"
+                f"; active {figures(self.active_version, self.active_bpc, self.active_readability)}{how}")
 
 
 def train_subprocess(args: list[str]) -> None:
     """Run `buhurt train ARGS` as a child process: the same command an operator runs by hand."""
     command = [sys.executable, "-m", "bot", "train", *args]
     log.info("retrain: %s", " ".join(command))
-    completed = subprocess.run(command, check=False)  # stderr inherited: the progress bar shows
+    # stderr inherited: the progress bar shows; the child's summary line is passed on to stderr, so
+    # the caller's stdout carries only its own result
+    completed = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
+    if completed.stdout:
+        sys.stderr.write(completed.stdout)
     if completed.returncode != 0:
         raise JobError(f"training exited with code {completed.returncode} (its message is above)")
 
 
-def _export_and_train(db: sqlite_utils.Database, plan: RetrainPlan,
-                      run_training: Callable[[list[str]], None]):
+def _export(db: sqlite_utils.Database, plan: RetrainPlan):
     from model.preprocess import preprocess
 
     exported = export_training_text(db, plan.train_txt, gap_lines=plan.gap_lines, seed=plan.shuffle_seed,
                                     **plan.export_options)
     stats = preprocess(plan.train_txt, plan.train_h5, plan.train_json, plan.val_frac, plan.test_frac)
+    log.info("retrain: exported %d posts (%d characters); held out %s posts (%s split)", exported.posts,
+             exported.chars, (stats.get("posts") or {}).get("val", "?"), stats.get("split"))
+    return exported, stats
+
+
+def _train(plan: RetrainPlan, run_training: Callable[[list[str]], None], minutes: float,
+           init_from: Path | None) -> tuple[Path, Path]:
     run_dir = _new_run_dir(plan.checkpoint_dir)
-    run_training(["--input-h5", str(plan.train_h5), "--input-json", str(plan.train_json),
-                  "--checkpoint-dir", str(run_dir), "--device", plan.device, *plan.train_args])
+    args = ["--input-h5", str(plan.train_h5), "--input-json", str(plan.train_json),
+            "--checkpoint-dir", str(run_dir), "--device", plan.device, *plan.train_args,
+            "--max-minutes", f"{minutes:g}"]
+    lr = plan.learning_rate
+    if init_from is not None:
+        args += ["--init-from", str(init_from), "--warmup-frac", f"{plan.warmup_frac:g}"]
+        if lr is not None:
+            lr *= plan.warm_lr_scale
+    if lr is not None:
+        args += ["--learning-rate", f"{lr:g}"]
+    run_training(args)
     candidate = run_dir / "best.pt"
     if not candidate.is_file():
         raise JobError(f"{candidate}: training finished without a best checkpoint")
-    return exported, stats, run_dir, candidate
+    return run_dir, candidate
+
+
+def training_minutes(plan: RetrainPlan, minutes: float | None = None, *, manual: bool = False,
+                     now: dt.datetime | None = None) -> float | None:
+    """The training budget: `minutes`, else train.max_minutes, else what is left of the night window
+    less a margin (by hand outside the window: the window's length). None: outside the window."""
+    if minutes:
+        return float(minutes)
+    if plan.max_minutes:
+        return float(plan.max_minutes)
+    if plan.window is None:
+        return FIRST_MODEL_MINUTES
+    left = plan.window.remaining_minutes(now)
+    if left is None:
+        if not manual:
+            return None
+        left = plan.window.length_minutes()
+    left -= margin_minutes(left)
+    return left if left >= 0.5 else None
+
+
+def known_word_share(checkpoint: Path, lexicon: set[str], plan: RetrainPlan) -> float:
+    """Readability of a model's drafts: the share of their words (2+ letters, lowercased, ё as е) that
+    are words of the training text. Fixed seeds, so two models are compared on equal terms."""
+    from model.sample import Generator
+
+    gen = Generator.load(checkpoint, device=plan.device)
+    posts = gen.generate(seeds=range(plan.readability_drafts), temperature=plan.sample_temperature,
+                         max_length=plan.sample_length)
+    words = [w for post in posts for w in WORD.findall(post.lower().replace("ё", "е"))]
+    return sum(w in lexicon for w in words) / len(words) if words else 0.0
+
+
+def training_lexicon(plan: RetrainPlan) -> set[str]:
+    from model.data import split_text
+
+    text = split_text(plan.train_h5, plan.train_json, "train")
+    return set(WORD.findall(text.lower().replace("ё", "е")))
+
+
+def promotion_decision(candidate_bpc: float, active_bpc: float, candidate_read: float | None,
+                       active_read: float | None, plan: RetrainPlan) -> tuple[bool, str]:
+    """Promote when bits/char is lower by at least min_improvement and the known-word share of the
+    drafts did not fall by more than readability_tolerance. Returns (promote, why not)."""
+    if not candidate_bpc < active_bpc - plan.min_improvement:
+        return False, f"bits/char not lower by more than {plan.min_improvement:g}"
+    if candidate_read is not None and active_read is not None \
+            and candidate_read < active_read - plan.readability_tolerance:
+        return False, f"known words fell by more than {plan.readability_tolerance:.1%}"
+    return True, ""
+
+
+def warm_start_source(active: Path, plan: RetrainPlan) -> tuple[Path | None, str]:
+    """The checkpoint to continue from (None: from scratch) and why."""
+    from model.checkpoint import load_checkpoint
+
+    mc = load_checkpoint(active)["model_config"]
+    if plan.model_arch is not None:
+        changed = {k: (mc.get(k), v) for k, v in plan.model_arch.items() if k in ARCHITECTURE and mc.get(k) != v}
+        if changed:
+            what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            return None, f"from scratch: the configured architecture differs from the active model's ({what})"
+    return active, f"warm start from the active model {active.name}"
 
 
 def _new_run_dir(checkpoint_dir: Path) -> Path:
@@ -108,8 +277,11 @@ def prune_runs(db: sqlite_utils.Database, checkpoint_dir: Path, keep: int) -> li
 
 def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
               run_training: Callable[[list[str]], None] = train_subprocess) -> str:
-    """First run without any model: train one on the corpus and make it active. Returns its version."""
-    exported, _, _, candidate = _export_and_train(db, plan, run_training)
+    """First model on the corpus (none active, or the bundled one with model.use_bundled = false):
+    trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active."""
+    exported, _ = _export(db, plan)
+    minutes = plan.max_minutes or FIRST_MODEL_MINUTES
+    _, candidate = _train(plan, run_training, minutes, None)
     version = install_checkpoint(db, candidate, plan.models_dir, val_loss=None,
                                  metrics={"origin": "bootstrap", "corpus_fingerprint": exported.fingerprint})
     model_rows.promote(db, version)
@@ -118,37 +290,58 @@ def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
 
 
 def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
-            run_training: Callable[[list[str]], None] = train_subprocess) -> RetrainResult:
+            run_training: Callable[[list[str]], None] = train_subprocess, *, from_scratch: bool = False,
+            minutes: float | None = None, manual: bool = False, now: dt.datetime | None = None) -> RetrainResult:
+    """One night: export, train (warm or from scratch) within the budget, score both models on the
+    same held-out posts, promote or keep. `manual`: run by hand (`buhurt retrain`), also outside the window."""
     from model.evaluate import evaluate_text
-    from model.preprocess import split_sizes
+    from model.data import split_text
 
-    exported, stats, run_dir, candidate = _export_and_train(db, plan, run_training)
+    budget = training_minutes(plan, minutes, manual=manual, now=now)
+    if budget is None:
+        reason = f"skipped: outside the night window {plan.window} (or less than a minute of it left)"
+        log.info("retrain %s", reason)
+        return RetrainResult(False, reason)
+    active = active_checkpoint_path(db)
+    active_row = model_rows.active_model(db)
+    active_version = active_row["version"] if active_row else file_version(active)
+    init_from, how = (None, "from scratch, as asked") if from_scratch else warm_start_source(active, plan)
+    exported, stats = _export(db, plan)
+    log.info("retrain: %s, %.3g minutes of training", how, budget)
+    run_dir, candidate = _train(plan, run_training, budget, init_from)
 
-    text = plan.train_txt.read_text(encoding="utf-8")
-    n_train, n_val, _ = split_sizes(stats["total_chars"], plan.val_frac, plan.test_frac)
-    val_text = text[n_train:n_train + n_val] or text
+    val_text = split_text(plan.train_h5, plan.train_json, "val") or plan.train_txt.read_text(encoding="utf-8")
     val_path = run_dir / "val.txt"
     atomic_write_text(val_path, val_text)
-
+    log.info("retrain: scoring the candidate and the active model on the same %d held-out characters", len(val_text))
     candidate_bpc = evaluate_text(candidate, val_path, device=plan.device)["bits_per_char"]
-    active = active_checkpoint_path(db)
     active_bpc = evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
+    cand_read = act_read = None
+    if plan.readability_drafts > 0:
+        lexicon = training_lexicon(plan)
+        cand_read = known_word_share(candidate, lexicon, plan)
+        act_read = known_word_share(active, lexicon, plan)
     details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
-               "val_chars": len(val_text)}
-    metrics = {**details, "val_bits_per_char": candidate_bpc}
-    if candidate_bpc < active_bpc - plan.min_improvement:
+               "val_chars": len(val_text), "warm_start": init_from is not None, "minutes": budget,
+               "split": stats.get("split")}
+    metrics = {**details, "val_bits_per_char": candidate_bpc, "known_word_share": cand_read,
+               "active_version": active_version, "active_bits_per_char": active_bpc,
+               "active_known_word_share": act_read}
+    promote, why = promotion_decision(candidate_bpc, active_bpc, cand_read, act_read, plan)
+    common = dict(candidate_bpc=candidate_bpc, active_bpc=active_bpc, details=details,
+                  candidate_readability=cand_read, active_readability=act_read, active_version=active_version,
+                  warm=init_from is not None, minutes=budget)
+    if promote:
         version = install_checkpoint(db, candidate, plan.models_dir, val_loss=candidate_bpc, metrics=metrics)
         model_rows.promote(db, version)
-        reason = f"promoted: {candidate_bpc:.4f} < {active_bpc:.4f} bits/char"
-        log.info("retrain %s", reason)
-        prune_runs(db, plan.checkpoint_dir, plan.keep_runs)
-        return RetrainResult(True, reason, version, candidate_bpc, active_bpc,
-                             plan.models_dir / f"{version}.pt", details)
-    # a rejected candidate stays in its run folder (recorded, not copied into models_dir)
-    version = file_version(candidate)
-    model_rows.register_model(db, version, str(candidate), val_loss=candidate_bpc, metrics=metrics,
-                              status="rejected")
-    reason = f"kept the active model: candidate {candidate_bpc:.4f} >= {active_bpc:.4f} bits/char"
-    log.info("retrain %s", reason)
+        result = RetrainResult(True, "", version, checkpoint=plan.models_dir / f"{version}.pt", **common)
+    else:
+        # a rejected candidate stays in its run folder (recorded, not copied into models_dir)
+        version = file_version(candidate)
+        model_rows.register_model(db, version, str(candidate), val_loss=candidate_bpc, metrics=metrics,
+                                  status="rejected")
+        result = RetrainResult(False, "", version, **common)
+    result.reason = result.line + (f" [{why}]" if why else "")
+    log.info("retrain %s", result.reason)
     prune_runs(db, plan.checkpoint_dir, plan.keep_runs)
-    return RetrainResult(False, reason, version, candidate_bpc, active_bpc, None, details)
+    return result

@@ -77,3 +77,13 @@ class SplitBatcher:
 
     def chars_per_batch(self) -> int:
         return self.batch_size * self.seq_length
+
+
+def split_text(h5_path: str | Path, json_path: str | Path, name: str = "val") -> str:
+    """One split of a preprocessed corpus back as text (e.g. the held-out posts both models are scored on)."""
+    from model.vocab import Vocab
+
+    splits, _ = load_splits(h5_path)
+    if name not in splits:
+        raise ModelError(f"split {name!r}: expected one of {', '.join(SPLITS)}")
+    return Vocab.load_json(json_path).decode(splits[name])

@@ -4,6 +4,7 @@ checkpoints, exact --resume, --init-from with vocabulary growth, time budget, Ct
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -38,6 +39,11 @@ class TrainResult:
     stopped: str = "completed"   # completed | max_iterations | max_minutes | interrupted
     elapsed_s: float = 0.0
     chars_per_s: float = 0.0
+    precision: str = "float32"   # float32 | bf16 (autocast)
+    threads: int = 0             # CPU threads the run used
+
+
+BITS_PER_NAT = 1 / math.log(2)
 
 
 @dataclass
@@ -101,9 +107,43 @@ def _transfer_init(model: CharRNN, ck: dict, vocab: Vocab) -> int:
     return len(vocab) - len(pairs)
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_threads(cfg: TrainConfig, local_world: int = 1) -> int:
+    """CPU threads for this process: ``cfg.num_threads`` when set, else 1 for tiny models (nothing to
+    gain from a second thread) and otherwise the usable cores shared out among the local processes;
+    never more than that share, so training never oversubscribes the CPU (OpenMP threads crawl when
+    another thread holds their core: 14x slower measured, benchmarks/results/train_throughput-cpu.txt)."""
+    share = max(1, usable_cores() // max(1, local_world))
+    if cfg.num_threads:
+        return min(cfg.num_threads, share)
+    if cfg.rnn_size * cfg.batch_size <= 2048:
+        return 1
+    return share
+
+
+def choose_bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast when ``cfg.bf16`` says so, else where the device runs it natively (CUDA with
+    bf16, a CPU with AVX512-BF16/AMX): 1.5-2x the steps on such a CPU at an equal loss per step."""
+    if cfg.bf16 is not None:
+        return bool(cfg.bf16)
+    return D.bf16_supported(device)
+
+
 def _lr_at(cfg: TrainConfig, epoch: int, progress: float) -> float:
-    """The learning rate in `epoch`, `progress` (0..1) through the run."""
+    """The learning rate in `epoch`, `progress` (0..1) through the run (times the warm-up ramp)."""
     p = min(1.0, max(0.0, progress))
+    ramp = min(1.0, p / cfg.warmup_frac) if cfg.warmup_frac > 0 else 1.0
+    return ramp * _lr_base(cfg, epoch, p)
+
+
+def _lr_base(cfg: TrainConfig, epoch: int, p: float) -> float:
     if cfg.lr_schedule == "cosine":
         return cfg.learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * p)))
     if cfg.lr_schedule == "hold":
@@ -145,12 +185,9 @@ def train(cfg: TrainConfig, callback: Optional[Callable[[StepInfo], None]] = Non
     cfg.validate()
     ctx = D.setup(cfg.device)
     threads = torch.get_num_threads()
-    # tiny models gain nothing from a second thread, and OpenMP threads crawl when another
-    # process holds a core (a test suite running beside, the bot on the same 2-core box)
-    want = cfg.num_threads or (1 if cfg.rnn_size * cfg.batch_size <= 2048 else 0)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world)) if ctx.device.type == "cpu" else 1
     try:
-        if want:
-            torch.set_num_threads(want)
+        torch.set_num_threads(choose_threads(cfg, local_world))
         return _train(cfg, ctx, callback)
     finally:
         torch.set_num_threads(threads)
@@ -223,7 +260,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
     if ctx.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_bf16 = cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
+    use_bf16 = choose_bf16(cfg, device)
+    precision = "bf16" if use_bf16 else "float32"
 
     def amp():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
@@ -234,7 +272,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     best_path, latest_path = out_dir / "best.pt", out_dir / "latest.pt"
-    run_meta = {"new_tokens": new_tokens, "init_from": cfg.init_from, "world_size": ctx.world}
+    run_meta = {"new_tokens": new_tokens, "init_from": cfg.init_from, "world_size": ctx.world,
+                "precision": precision, "threads": torch.get_num_threads()}
 
     def payload(full: bool, rank_states=None) -> dict:
         p = {
@@ -325,9 +364,10 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
                     now = time.perf_counter()
                     cps = chars_per_it * win_its / max(now - win_t, 1e-9)
                     train_hist.append([it, win_loss / win_its])
-                    bar.set_postfix(loss=f"{win_loss / win_its:.3f}",
-                                    val=f"{val_hist[-1][1]:.3f}" if val_hist else "-",
-                                    cps=f"{cps:,.0f}", refresh=False)
+                    bar.set_postfix_str(
+                        f"train {win_loss / win_its * BITS_PER_NAT:.3f} bits/char, val "
+                        + (f"{val_hist[-1][1] * BITS_PER_NAT:.3f} bits/char" if val_hist else "-")
+                        + f", {cps:,.0f} chars/s", refresh=False)
                     win_t, win_its, win_loss = now, 0, 0.0
                 bar.update(1)
                 over = bool(cfg.max_minutes) and (time.monotonic() - t0) > cfg.max_minutes * 60
@@ -354,4 +394,4 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
     elapsed = time.monotonic() - t0
     return TrainResult(best_path=best_path if best_path.exists() else None, latest_path=latest_path,
                        best_val_loss=best_val, iterations=it, stopped=stopped, elapsed_s=elapsed,
-                       chars_per_s=cps)
+                       chars_per_s=cps, precision=precision, threads=torch.get_num_threads())

@@ -10,7 +10,7 @@ from model.errors import ModelError
 # Fields that define the model and the optimisation: on --resume they come from the checkpoint.
 RUN_FROM_CHECKPOINT = (
     "model_type", "wordvec_size", "rnn_size", "num_layers", "dropout", "batch_size", "seq_length",
-    "learning_rate", "lr_schedule", "lr_decay_every", "lr_decay_factor", "grad_clip", "seed",
+    "learning_rate", "lr_schedule", "warmup_frac", "lr_decay_every", "lr_decay_factor", "grad_clip", "seed",
 )
 LR_SCHEDULES = ("step", "cosine", "hold")
 PROGRESS_SCHEDULES = ("cosine", "hold")   # driven by how far through the run (iterations or time budget)
@@ -39,6 +39,10 @@ class TrainConfig:
     # for the first 75% of the run, then linearly down to 2% of it (measured better than cosine for a
     # 10-minute CPU budget: benchmarks/results/quality-cpu.txt)
     lr_schedule: str = "step"
+    # warm-up: the rate rises linearly from 0 over this fraction of the run (0: none). A warm start
+    # (init_from) re-creates Adam's moments, whose first steps are the largest: a short ramp keeps
+    # them from undoing what the checkpoint learned
+    warmup_frac: float = 0.0
     lr_decay_every: int = 5
     lr_decay_factor: float = 0.5
     grad_clip: float = 5.0
@@ -53,8 +57,10 @@ class TrainConfig:
     init_from: Optional[str] = None
     seed: int = 123
     progress: bool = True
-    bf16: Optional[bool] = None     # None: on for CUDA, off for CPU
-    num_threads: int = 0            # CPU threads; 0: 1 for tiny models (rnn_size * batch_size <= 2048), else torch's default
+    bf16: Optional[bool] = None     # None: where the device runs it natively (CUDA with bf16, AVX512-BF16/AMX CPUs)
+    # CPU threads; 0: 1 for tiny models (rnn_size * batch_size <= 2048), else the usable cores shared
+    # among the local processes. Never more than that share (model.train.choose_threads)
+    num_threads: int = 0
     lexicon_min_count: int = 3      # the checkpoint's lexicon: words seen at least this often in the training text
 
     @classmethod
@@ -89,6 +95,8 @@ class TrainConfig:
             v = getattr(self, n)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ModelError(f"{n}={v!r}: expected a positive number")
+        if not isinstance(self.warmup_frac, (int, float)) or not (0 <= self.warmup_frac < 1):
+            raise ModelError(f"warmup_frac={self.warmup_frac!r}: expected a number in [0, 1)")
         if not isinstance(self.max_minutes, (int, float)) or not (self.max_minutes >= 0):
             raise ModelError(f"max_minutes={self.max_minutes!r}: expected a number >= 0")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -204,15 +204,15 @@ def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
 
     plan = RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
                        checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models")
-    result = retrain(db, plan, run_training=run_training)  # 3 iterations of an 8-unit model: worse
+    result = retrain(db, plan, run_training=run_training, from_scratch=True)  # 3 iterations of an 8-unit model: worse
     assert not result.promoted and result.candidate_bpc > result.active_bpc
     assert active_checkpoint_path(db) == tmp_path / "models" / f"{version}.pt"
     assert model_rows.get_model(db, result.candidate_version)["status"] == "rejected"
     assert not (tmp_path / "models" / f"{result.candidate_version}.pt").exists()  # not installed
 
-    def run_better(args):  # a candidate that is the active model fine-tuned further
-        subprocess.run([sys.executable, "-m", "bot", "train", *args, "--init-from", str(tiny_checkpoint),
-                        "--wordvec-size", "16", "--rnn-size", "48", "--num-layers", "1", "--batch-size", "16",
+    def run_better(args):  # a warm start: the active model fine-tuned further
+        assert args[args.index("--init-from") + 1] == str(tmp_path / "models" / f"{version}.pt")
+        subprocess.run([sys.executable, "-m", "bot", "train", *args, "--wordvec-size", "16", "--rnn-size", "48", "--num-layers", "1", "--batch-size", "16",
                         "--seq-length", "32", "--max-iterations", "150", "--checkpoint-every", "50",
                         "--learning-rate", "0.005", "--no-progress"], check=True, cwd=ROOT)
 

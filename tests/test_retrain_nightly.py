@@ -1,0 +1,260 @@
+"""The nightly retrain: warm starts (weights kept, vocabulary grown), from scratch when the architecture
+changed or when asked, the night window, the promotion rule (bits/char and readability), `buhurt
+retrain`, checkpoint names, units, use_bundled = false. Real SQLite, real training subprocesses."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from corpus.store import models as model_rows
+from corpus.store.posts import add_posts
+from jobs.models import install_checkpoint
+from model.checkpoint import save_checkpoint
+from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, training_minutes
+from tests.conftest import ROOT, run_cli, varied_posts
+
+TINY_TRAIN = ["--batch-size", "4", "--seq-length", "16", "--checkpoint-every", "1", "--no-progress"]
+
+
+def plan_for(tmp_path, **kw) -> RetrainPlan:
+    return RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
+                       checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models", readability_drafts=4,
+                       sample_length=80, **kw)
+
+
+def with_active(db, tmp_path, checkpoint) -> str:
+    version = install_checkpoint(db, checkpoint, tmp_path / "models", val_loss=None)
+    model_rows.promote(db, version)
+    return version
+
+
+def train_cli(args, *extra):
+    subprocess.run([sys.executable, "-m", "bot", "train", *args, *TINY_TRAIN, *extra], check=True, cwd=ROOT)
+
+
+def test_a_warm_start_keeps_the_weights_and_grows_the_vocabulary(db, tmp_path, tiny_checkpoint):
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
+    add_posts(db, [{"source": "file", "text": f"ЖЁЛТЫЙ ЩЕНОК {i} ЪЪ\n@\nЭХ ЮЖНЫЙ ЁЖ\n@\nФЫР {i}"} for i in range(30)])
+    version = with_active(db, tmp_path, tiny_checkpoint)
+    seen = []
+
+    def run_training(args):
+        seen.append(args)
+        train_cli(args, "--max-iterations", "1")   # one step at the start of the ramp: a rate of 0
+
+    result = retrain(db, plan_for(tmp_path), run_training)
+    args = seen[0]
+    assert args[args.index("--init-from") + 1] == str(tmp_path / "models" / f"{version}.pt") and "--warmup-frac" in args
+    old, new = (torch.load(p, weights_only=True) for p in (tiny_checkpoint, tmp_path / "ck" / sorted(
+        d.name for d in (tmp_path / "ck").iterdir())[0] / "best.pt"))
+    assert new["run"]["new_tokens"] > 0 and len(new["idx_to_token"]) > len(old["idx_to_token"])
+    assert {"Ж", "Щ", "Ъ"} - set(old["idx_to_token"]) <= set(new["idx_to_token"])
+    rows = [new["idx_to_token"].index(t) for t in old["idx_to_token"] if t in new["idx_to_token"]]
+    kept = [old["idx_to_token"].index(t) for t in old["idx_to_token"] if t in new["idx_to_token"]]
+    for key, value in old["model_state"].items():
+        if key in ("embed.weight", "head.weight", "head.bias"):
+            assert torch.equal(new["model_state"][key][rows], value[kept]), key
+        else:
+            assert torch.equal(new["model_state"][key], value), key
+    assert result.warm and result.candidate_bpc is not None and result.active_version == version
+
+
+def test_from_scratch_when_the_architecture_changed_or_when_asked(db, tmp_path, tiny_checkpoint):
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(80)])
+    with_active(db, tmp_path, tiny_checkpoint)
+    seen = []
+
+    ck = torch.load(tiny_checkpoint, weights_only=True)
+
+    def run_training(args):   # the arguments are what is tested here: the run itself is the active model again
+        seen.append(args)
+        save_checkpoint(Path(args[args.index("--checkpoint-dir") + 1]) / "best.pt", {**ck, "created_at": str(len(seen))})
+
+    arch = {"model_type": "lstm", "wordvec_size": 16, "rnn_size": 48, "num_layers": 1, "dropout": 0.0}
+    same = retrain(db, plan_for(tmp_path, model_arch=arch), run_training)
+    changed = retrain(db, plan_for(tmp_path, model_arch={**arch, "rnn_size": 96}), run_training)
+    asked = retrain(db, plan_for(tmp_path, model_arch=arch), run_training, from_scratch=True)
+    assert ["--init-from" in a for a in seen] == [True, False, False]
+    assert (same.warm, changed.warm, asked.warm) == (True, False, False)
+    assert "from scratch" in changed.reason and "bits/char" in changed.reason
+
+
+def test_the_night_window_sets_the_budget():
+    w = NightWindow("03:30", "07:30", "Europe/Moscow")          # UTC+3
+    at = lambda h, m: dt.datetime(2026, 12, 1, h, m, tzinfo=dt.timezone.utc)  # noqa: E731
+    assert w.remaining_minutes(at(0, 30)) == pytest.approx(240)   # 03:30 Moscow
+    assert w.remaining_minutes(at(3, 0)) == pytest.approx(90)
+    assert w.remaining_minutes(at(4, 30)) is None and w.remaining_minutes(at(0, 29)) is None
+    late = NightWindow("23:00", "05:00", "UTC")                   # across midnight
+    assert late.length_minutes() == 360
+    assert late.remaining_minutes(at(1, 0)) == pytest.approx(240)
+    assert late.remaining_minutes(at(23, 30)) == pytest.approx(330)
+    assert late.remaining_minutes(at(12, 0)) is None
+
+    plan = RetrainPlan(Path("t"), Path("h"), Path("j"), Path("c"), Path("m"), window=w)
+    assert training_minutes(plan, now=at(0, 30)) == pytest.approx(230)      # less a 10-minute margin
+    assert training_minutes(plan, now=at(3, 0)) == pytest.approx(81)        # 90 less 10%
+    assert training_minutes(plan, now=at(12, 0)) is None                   # the scheduled job skips
+    assert training_minutes(plan, now=at(12, 0), manual=True) == pytest.approx(230)  # by hand: the window's length
+    assert training_minutes(plan, 7, now=at(12, 0)) == 7                    # --minutes
+    timed = RetrainPlan(Path("t"), Path("h"), Path("j"), Path("c"), Path("m"), window=w, max_minutes=3)
+    assert training_minutes(timed, now=at(12, 0)) == 3                      # train.max_minutes wins
+
+
+def test_outside_the_window_the_scheduled_retrain_trains_nothing(db, tmp_path, tiny_checkpoint):
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(40)])
+    with_active(db, tmp_path, tiny_checkpoint)
+    noon = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+    def run_training(args):
+        raise AssertionError("trained outside the window")
+
+    result = retrain(db, plan_for(tmp_path, window=NightWindow("03:30", "07:30", "UTC")), run_training, now=noon)
+    assert not result.promoted and result.reason.startswith("skipped") and not (tmp_path / "ck").exists()
+
+
+def test_promotion_needs_lower_bits_per_char_and_no_less_readable_drafts(tmp_path):
+    plan = plan_for(tmp_path, readability_tolerance=0.01, min_improvement=0.0)
+    assert promotion_decision(2.40, 2.50, 0.90, 0.90, plan) == (True, "")
+    assert promotion_decision(2.40, 2.50, 0.895, 0.90, plan)[0]            # within the tolerance
+    promote, why = promotion_decision(2.40, 2.50, 0.85, 0.90, plan)
+    assert not promote and "known words" in why
+    promote, why = promotion_decision(2.50, 2.50, 0.99, 0.90, plan)
+    assert not promote and "bits/char" in why
+    assert not promotion_decision(2.45, 2.50, 0.9, 0.9, plan_for(tmp_path, min_improvement=0.1))[0]
+
+
+def config(tmp_path, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[paths]
+data_dir = "{tmp_path / 'data'}"
+[model]
+rnn_size = 16
+wordvec_size = 8
+num_layers = 1
+[train]
+batch_size = 4
+seq_length = 16
+max_minutes = 0.03
+threads = 1
+{extra}
+""", encoding="utf-8")
+    return path
+
+
+def test_buhurt_retrain_prints_one_line_with_both_figures(capsys, tmp_path, tiny_corpus_file):
+    cfg = config(tmp_path)
+    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    from bot.app import ensure_model
+    from bot.config import load_settings
+    from bot.context import TrainPaths
+    from corpus.db import open_db
+
+    settings = load_settings(cfg)
+    db = open_db(settings.database)
+    try:
+        ensure_model(settings, db, TrainPaths.under(settings.data_dir))   # the bundled model, 2x128
+    finally:
+        db.close()
+    code, out, err = run_cli(capsys, "--config", str(cfg), "retrain", "--minutes", "0.02", "--no-progress")
+    assert code == 0, err
+    line, = out.strip().splitlines()
+    assert line.startswith(("promoted", "kept the active model")) and line.count(" bits/char") == 2
+    assert line.count("% known words") == 2 and "from scratch" in line and "; active " in line
+    code, out, _ = run_cli(capsys, "--config", str(cfg), "models", "list")
+    assert "known words" in out.splitlines()[0] and "%" in out
+
+
+def test_checkpoint_names_and_units(capsys, tmp_path, tiny_corpus_file, tiny_checkpoint):
+    cfg = config(tmp_path)
+    data = tmp_path / "data"
+    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    assert run_cli(capsys, "--config", str(cfg), "corpus", "export")[0] == 0
+    assert run_cli(capsys, "--config", str(cfg), "preprocess")[0] == 0
+    code, out, err = run_cli(capsys, "--config", str(cfg), "train", "--max-iterations", "4", "--checkpoint-every", "2",
+                             "--rnn-size", "16", "--wordvec-size", "8", "--num-layers", "1", "--batch-size", "4",
+                             "--seq-length", "16", "--no-progress")
+    assert code == 0, err
+    assert "bits/char" in out and "chars/s" in out and "nats" not in out
+    assert "training on cpu" in err and ("bf16" in err or "float32" in err)
+    for name, expect in (("best", data / "checkpoints" / "best.pt"), ("latest", data / "checkpoints" / "latest.pt")):
+        code, out, err = run_cli(capsys, "--config", str(cfg), "eval", "--checkpoint", name)
+        assert code == 0, err
+        assert "bits/char" in out and str(expect) in out
+    run_dir = data / "checkpoints" / "run-20991231-000000-000000"      # a newer nightly run
+    run_dir.mkdir()
+    (run_dir / "best.pt").write_bytes(tiny_checkpoint.read_bytes())
+    code, out, _ = run_cli(capsys, "--config", str(cfg), "eval", "--checkpoint", "best")
+    assert str(run_dir / "best.pt") in out
+    code, out, err = run_cli(capsys, "--config", str(cfg), "sample", "--checkpoint", "active", "--num", "1",
+                             "--length", "40", "--seed", "1")
+    assert code == 0 and out.strip(), err
+    (tmp_path / "other").mkdir()
+    empty = config(tmp_path / "other")
+    code, _, err = run_cli(capsys, "--config", str(empty), "eval", "--checkpoint", "latest")
+    assert code == 2 and "no latest.pt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpus_file, capsys):
+    from bot.app import ensure_model
+    from bot.config import load_settings
+    from bot.context import TrainPaths
+    from corpus.db import open_db
+    from jobs.models import bundled_checkpoint, file_version
+
+    cfg = config(tmp_path)
+    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    settings = load_settings(cfg)
+    db = open_db(settings.database)
+    try:
+        paths = TrainPaths.under(settings.data_dir)
+        ensure_model(settings, db, paths)
+        assert model_rows.active_model(db)["version"] == file_version(bundled_checkpoint())
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace("[model]", "[model]\nuse_bundled = false"),
+                       encoding="utf-8")
+        path = ensure_model(load_settings(cfg), db, paths)
+        row = model_rows.active_model(db)
+        assert row["version"] != file_version(bundled_checkpoint()) and "bootstrap" in row["metrics_json"]
+        assert path == Path(row["path"]) and torch.load(path, weights_only=True)["model_config"]["rnn_size"] == 16
+    finally:
+        db.close()
+
+
+def test_threads_never_oversubscribe_and_bf16_is_the_default_where_supported(monkeypatch):
+    import model.train as mt
+    from bot.app import training_threads
+    from bot.config import load_settings
+    from model.distributed import bf16_supported
+    from model.train import TrainConfig, choose_bf16, choose_threads
+
+    monkeypatch.setattr(mt, "usable_cores", lambda: 2)
+    assert choose_threads(TrainConfig()) == 2                                  # 2x128 B50: the usable cores
+    assert choose_threads(TrainConfig(rnn_size=32, batch_size=8)) == 1         # tiny: one
+    assert choose_threads(TrainConfig(num_threads=8)) == 2                     # never more than the cores
+    assert choose_threads(TrainConfig(), local_world=2) == 1                   # shared among local ranks
+    settings = load_settings(None)
+    assert training_threads(settings) == 1                                     # the service: cores minus one
+    monkeypatch.setattr(mt, "usable_cores", lambda: 1)
+    assert training_threads(settings) == 1                                     # at least one
+    cpu = torch.device("cpu")
+    assert choose_bf16(TrainConfig(), cpu) == bf16_supported(cpu)
+    assert choose_bf16(TrainConfig(bf16=False), cpu) is False and choose_bf16(TrainConfig(bf16=True), cpu) is True
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("train.precision", '"half"', "train.precision"), ("train.threads", "-1", "train.threads"),
+    ("schedule.retrain_until", '"03:30"', "schedule.retrain_until"), ("schedule.retrain_until", '"7h"', "retrain_until"),
+    ("train.warm_lr_scale", "1.5", "train.warm_lr_scale"),
+])
+def test_bad_nightly_settings_name_the_key(tmp_path, capsys, key, value, needle):
+    table, name = key.split(".")
+    path = tmp_path / "config.toml"
+    path.write_text(f"[{table}]\n{name} = {value}\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "--config", str(path), "models", "list")
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
