@@ -147,10 +147,8 @@ def train_cmd(app, input_h5, input_json, checkpoint_dir, device, precision, bf16
         given[key] = str(val if val is not None else defaults[key])
     cfg = TrainConfig.gpu_preset(**given) if preset == "gpu" else TrainConfig(**given)
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    if main_rank:
-        click.echo(_start_line(cfg), err=True)
     try:
-        result = train(cfg)
+        result = train(cfg, on_start=lambda info: click.echo(_start_line(info), err=True))
     except TrainingInterrupted as exc:
         if exc.latest_path is not None:
             click.echo(f"interrupted at iteration {exc.iterations}; resumable checkpoint: {exc.latest_path} "
@@ -166,19 +164,16 @@ def train_cmd(app, input_h5, input_json, checkpoint_dir, device, precision, bf16
                f"best: {best}; latest: {result.latest_path}")
 
 
-def _start_line(cfg) -> str:
-    """What the run will use, checked before it starts: device, CPU threads, precision."""
+def _start_line(info: dict) -> str:
+    """What the run uses, decided at its start: device, CPU threads, precision (and a warm start)."""
     import torch
 
-    from model.distributed import resolve_device
-    from model.train import choose_bf16, choose_threads
-
-    dev = resolve_device(cfg.device)
-    bf16 = choose_bf16(cfg, dev)
-    why = "as asked" if cfg.bf16 is not None else ("supported here" if bf16 else "bf16 not native here")
-    threads = choose_threads(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    cpu = f", {threads} CPU thread{'s' if threads != 1 else ''}" if dev.type == "cpu" else ""
-    return (f"training on {dev}{cpu}, {'bf16 autocast' if bf16 else 'float32'} ({why}), torch {torch.__version__}")
+    threads = info["threads"]
+    cpu = f", {threads} CPU thread{'s' if threads != 1 else ''}" if info["device"] == "cpu" else ""
+    warm = (f"; continuing from {info['init_from']} ({info['new_tokens']} new characters)"
+            if info.get("init_from") else "")
+    return (f"training on {info['device']}{cpu}, {'bf16 autocast' if info['precision'] == 'bf16' else 'float32'} "
+            f"({info['why']}), torch {torch.__version__}{warm}")
 
 
 @click.command("sample")

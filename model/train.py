@@ -179,22 +179,25 @@ def _validate(model: CharRNN, val: SplitBatcher, device, amp) -> float:
     return total / max(1, val.num_batches)
 
 
-def train(cfg: TrainConfig, callback: Optional[Callable[[StepInfo], None]] = None) -> TrainResult:
+def train(cfg: TrainConfig, callback: Optional[Callable[[StepInfo], None]] = None,
+          on_start: Optional[Callable[[dict], None]] = None) -> TrainResult:
     """Train as ``cfg`` says. ``callback(StepInfo)`` runs after every iteration (tests use it to look
-    at the weights or to raise KeyboardInterrupt). Raises TrainingInterrupted after Ctrl-C, ModelError on bad input."""
+    at the weights or to raise KeyboardInterrupt); ``on_start(info)`` once the data and the model are
+    ready, with what the run uses (device, threads, precision, why). Raises TrainingInterrupted after
+    Ctrl-C, ModelError on bad input."""
     cfg.validate()
     ctx = D.setup(cfg.device)
     threads = torch.get_num_threads()
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world)) if ctx.device.type == "cpu" else 1
     try:
         torch.set_num_threads(choose_threads(cfg, local_world))
-        return _train(cfg, ctx, callback)
+        return _train(cfg, ctx, callback, on_start)
     finally:
         torch.set_num_threads(threads)
         D.cleanup(ctx)
 
 
-def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
+def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> TrainResult:
     device = ctx.device
     ck = load_checkpoint(cfg.resume) if cfg.resume else None
     if ck is not None:
@@ -262,6 +265,10 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback) -> TrainResult:
             model, device_ids=[device.index] if device.type == "cuda" else None)
     use_bf16 = choose_bf16(cfg, device)
     precision = "bf16" if use_bf16 else "float32"
+    if on_start is not None and ctx.is_main:
+        on_start({"device": str(device), "threads": torch.get_num_threads(), "precision": precision,
+                  "why": "as asked" if cfg.bf16 is not None else ("supported here" if use_bf16 else "bf16 not native here"),
+                  "init_from": cfg.init_from, "new_tokens": new_tokens})
 
     def amp():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
