@@ -80,7 +80,8 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
         learning_rate=settings.train.learning_rate, warm_lr_scale=settings.train.warm_lr_scale,
         max_minutes=settings.train.max_minutes, window=NightWindow(s.retrain_at, s.retrain_until, s.timezone),
         readability_tolerance=settings.train.readability_tolerance,
-        sample_temperature=settings.sample.temperature,
+        readability_drafts=settings.train.readability_drafts,
+        sample_temperature=settings.sample.temperature, sample_dictionary=settings.sample.dictionary,
     )
 
 

@@ -105,6 +105,7 @@ class TrainSettings:
     test_frac: float = 0.1
     min_improvement: float = 0.0
     readability_tolerance: float = 0.01
+    readability_drafts: int = 32
     keep_runs: int = 5
 
     def validate(self) -> dict[str, str]:
@@ -127,6 +128,8 @@ class TrainSettings:
             problems["threads"] = "an integer >= 0 (0: the cores minus one)"
         if not 0 < self.warm_lr_scale <= 1:
             problems["warm_lr_scale"] = "a number in (0, 1]"
+        if self.readability_drafts < 0:
+            problems["readability_drafts"] = "an integer >= 0 (0: promote on bits/char alone)"
         if not 0 <= self.readability_tolerance < 1:
             problems["readability_tolerance"] = "a number in [0, 1)"
         if not 0 <= self.val_frac < 0.5 or not 0 <= self.test_frac < 0.5:

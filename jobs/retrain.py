@@ -12,7 +12,8 @@ schedule.retrain_until, less a margin for export and scoring) unless `max_minute
 The held-out posts are the same every night (model.preprocess splits by a hash of each post). A
 candidate is promoted only when its bits per character on them beat the active model's on the same
 posts by at least `min_improvement` AND its drafts are not less readable: the share of the words
-of `readability_drafts` sampled drafts that are words of the training text may fall by at most
+of `readability_drafts` drafts (sampled unconstrained, the same seeds for both) that are known words
+(the training split's lexicon or the dictionary, model.words) may fall by at most
 `readability_tolerance`. Every run trains into its own folder
 `<checkpoint_dir>/run-YYYYmmdd-HHMMSS-ffffff`; after a run, all but the newest `keep_runs` folders
 are deleted (promoted models were copied to models_dir, so nothing the service uses is lost).
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 FIRST_MODEL_MINUTES = 10.0   # the first model on a corpus, when train.max_minutes leaves it to the window
 ARCHITECTURE = ("model_type", "wordvec_size", "rnn_size", "num_layers", "dropout")
-WORD = re.compile(r"[^\W\d_]{2,}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +108,7 @@ class RetrainPlan:
     readability_tolerance: float = 0.01
     sample_temperature: float = 0.8
     sample_length: int = 300
+    sample_dictionary: str = "ru"
 
 
 @dataclass
@@ -206,23 +206,31 @@ def training_minutes(plan: RetrainPlan, minutes: float | None = None, *, manual:
     return left if left >= 0.5 else None
 
 
-def known_word_share(checkpoint: Path, lexicon: set[str], plan: RetrainPlan) -> float:
-    """Readability of a model's drafts: the share of their words (2+ letters, lowercased, ё as е) that
-    are words of the training text. Fixed seeds, so two models are compared on equal terms."""
+def known_word_share(checkpoint: Path, judge, plan: RetrainPlan) -> float:
+    """Readability of a model's drafts: the share of their words that `judge` (model.words.KnownWords
+    over the training split's lexicon and the dictionary) knows. Drafts sampled unconstrained
+    (words="any": known-word decoding would hide the model's own spelling) with fixed seeds, so two
+    models are compared on equal terms."""
     from model.sample import Generator
 
     gen = Generator.load(checkpoint, device=plan.device)
     posts = gen.generate(seeds=range(plan.readability_drafts), temperature=plan.sample_temperature,
-                         max_length=plan.sample_length)
-    words = [w for post in posts for w in WORD.findall(post.lower().replace("ё", "е"))]
-    return sum(w in lexicon for w in words) / len(words) if words else 0.0
+                         max_length=plan.sample_length, words="any")
+    known = total = 0
+    for post in posts:
+        k, n = judge.count(post)
+        known, total = known + k, total + n
+    return known / total if total else 0.0
 
 
-def training_lexicon(plan: RetrainPlan) -> set[str]:
+def readability_judge(plan: RetrainPlan):
+    """One judge for both models: the words of tonight's training split (seen at least
+    model.words.DEFAULT_MIN_COUNT times) plus the dictionary (`sample_dictionary`)."""
     from model.data import split_text
+    from model.words import KnownWords, build_lexicon
 
     text = split_text(plan.train_h5, plan.train_json, "train")
-    return set(WORD.findall(text.lower().replace("ё", "е")))
+    return KnownWords(build_lexicon(text)["words"], dictionary=plan.sample_dictionary)
 
 
 def promotion_decision(candidate_bpc: float, active_bpc: float, candidate_read: float | None,
@@ -318,9 +326,9 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     active_bpc = evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
     cand_read = act_read = None
     if plan.readability_drafts > 0:
-        lexicon = training_lexicon(plan)
-        cand_read = known_word_share(candidate, lexicon, plan)
-        act_read = known_word_share(active, lexicon, plan)
+        judge = readability_judge(plan)
+        cand_read = known_word_share(candidate, judge, plan)
+        act_read = known_word_share(active, judge, plan)
     details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
                "val_chars": len(val_text), "warm_start": init_from is not None, "minutes": budget,
                "split": stats.get("split")}

@@ -143,6 +143,7 @@ batch_size = 4
 seq_length = 16
 max_minutes = 0.03
 threads = 1
+readability_drafts = 4
 {extra}
 """, encoding="utf-8")
     return path
