@@ -81,8 +81,19 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
         max_minutes=settings.train.max_minutes, window=NightWindow(s.retrain_at, s.retrain_until, s.timezone),
         readability_tolerance=settings.train.readability_tolerance,
         readability_drafts=settings.train.readability_drafts,
-        sample_temperature=settings.sample.temperature, sample_dictionary=settings.sample.dictionary,
+        sample_temperature=_numeric_temperature(settings), sample_dictionary=settings.sample.dictionary,
     )
+
+
+def _numeric_temperature(settings: Settings) -> float:
+    """sample.temperature for comparing two models' drafts: "auto" (tuned per model) reads as the
+    fallback, so both models are sampled at one temperature."""
+    t = settings.sample.temperature
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        return float(t)
+    from jobs.tune import FALLBACK_TEMPERATURE
+
+    return FALLBACK_TEMPERATURE
 
 
 def ensure_corpus(settings: Settings, db) -> None:
