@@ -106,8 +106,11 @@ def make_settings(tmp_path: Path, server: FakeBotApi, *, checkpoint: Path | None
     return settings
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Wait inside the event loop (the bot runs on it) until `predicate()` is truthy."""
+async def until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Wait inside the event loop (the bot runs on it) until `predicate()` is truthy.
+
+    `timeout` only bounds a test that would otherwise hang; it is generous so that a loaded
+    machine cannot fail a test that is merely slow (10 s did, under load)."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
