@@ -93,3 +93,25 @@ def test_one_service_per_data_folder_a_401_is_survived_and_sigterm_ends_cleanly(
     assert first.returncode == 0, err[-3000:]
     assert "Traceback" not in err and server.token not in out + err
     assert "401 Unauthorized" in err  # the retried 401 was logged
+
+
+def test_dropped_connections_and_an_outage_on_get_updates_are_retried(tmp_path, server, monkeypatch):
+    from tests.fakes.telegram_server import DROPPED
+
+    monkeypatch.setattr("bot.telegram.runner.BACKOFF_FIRST_SECONDS", 0.05, raising=False)
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings):
+            await reply_to(server, USER, "/start", user_id=USER)
+            before = len(server.calls_of("getUpdates", ok_only=False))
+            server.drop("getUpdates", times=2)          # two polls: the connection closes unanswered
+            server.fail("getUpdates", 502, times=2)     # then a short outage of the Bot API
+            await asyncio.to_thread(server.wait_for, lambda: [
+                c.status for c in server.calls_of("getUpdates", ok_only=False)[before:]
+            ].count(502) == 2)
+            statuses = [c.status for c in server.calls_of("getUpdates", ok_only=False)[before:]]
+            assert statuses.count(DROPPED) == 2
+            return await reply_to(server, USER, "/help", user_id=USER)  # still answering afterwards
+
+    assert asyncio.run(main())["chat_id"] in (USER, str(USER))

@@ -31,6 +31,9 @@ class Call:
     at: float
 
 
+DROPPED = 0  # the status recorded for a call whose connection was closed without an answer
+
+
 @dataclass
 class Failure:
     method: str
@@ -189,6 +192,13 @@ class FakeBotApi:
                    400: "Bad Request: chat not found", 500: "Internal Server Error"}.get(status, "error")
         with self._cond:
             self._failures.append(Failure(method, status, description or default, parameters, times,
+                                          None if chat_id is None else str(chat_id)))
+
+    def drop(self, method: str, *, times: int = 1, chat_id: int | str | None = None) -> None:
+        """The next `times` calls of `method` (to `chat_id`, if given) get no answer at all: the
+        server closes the connection after reading the request (recorded with status DROPPED)."""
+        with self._cond:
+            self._failures.append(Failure(method, DROPPED, "connection dropped", {}, times,
                                           None if chat_id is None else str(chat_id)))
 
     def hold(self, method: str, chat_id: int | str) -> threading.Event:
@@ -377,6 +387,9 @@ def _handler_for(api: FakeBotApi) -> type[BaseHTTPRequestHandler]:
                     if isinstance(params.get(key), str):
                         params[key] = json.loads(params[key])
             status, body = api.handle(self.path[len(prefix):], params)
+            if status == DROPPED:  # no answer: the client sees the connection closed
+                self.close_connection = True
+                return
             self._reply(status, body)
 
         do_GET = do_POST  # noqa: N815
