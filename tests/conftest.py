@@ -64,6 +64,15 @@ def varied_posts(n: int = 80, seed: int = 0) -> list[str]:
 
 
 @pytest.fixture
+def server():
+    """The fake Bot API server on 127.0.0.1 that the real python-telegram-bot client talks to."""
+    from tests.fakes.telegram_server import FakeBotApi
+
+    with FakeBotApi() as fake:
+        yield fake
+
+
+@pytest.fixture
 def tiny_corpus_file(tmp_path) -> Path:
     """A small corpus in the import format (posts separated by blank lines), repeated for volume."""
     path = tmp_path / "tiny.txt"

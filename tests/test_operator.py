@@ -17,13 +17,7 @@ from corpus.db import open_db
 from tests.conftest import run_cli
 from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, make_settings, write_config
-from tests.fakes.telegram_server import BOT_USER, FakeBotApi
-
-
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
+from tests.fakes.telegram_server import BOT_USER
 
 
 @pytest.fixture

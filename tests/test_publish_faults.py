@@ -22,16 +22,10 @@ from corpus.store import publications as pubs
 from corpus.store.state import get_state, set_state
 from tests.fakes.fake_vk import GOOD_TOKEN, WALL_TOKEN, FakeVk, FakeWall
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, until
-from tests.fakes.telegram_server import FakeBotApi
+
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 HEALTHY = "@healthy_channel"
-
-
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
 
 
 def queue_drafts(settings, n: int) -> list[int]:

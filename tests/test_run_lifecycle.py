@@ -13,17 +13,11 @@ import pytest
 
 from bot.errors import BotError
 from tests.fakes.telegram_app import bot_running, make_settings, reply_to
-from tests.fakes.telegram_server import FakeBotApi
+
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER = 4242
-
-
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
 
 
 def test_a_single_401_on_get_updates_mid_run_is_retried(tmp_path, server, monkeypatch):

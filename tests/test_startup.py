@@ -13,7 +13,6 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 from tests.fakes.telegram_app import make_settings, write_config
-from tests.fakes.telegram_server import FakeBotApi
 
 
 def buhurt(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -35,12 +34,6 @@ def assert_one_line(result: subprocess.CompletedProcess, *needles: str) -> str:
     for needle in needles:
         assert needle in line, line
     return line
-
-
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
 
 
 def free_port() -> int:

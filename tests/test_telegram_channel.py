@@ -13,16 +13,10 @@ from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings
-from tests.fakes.telegram_server import FakeBotApi
+
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
 
 
 def queue_draft(settings, text: str = "ПРИХОДИШЬ В КАНАЛ\n@\nТАМ ПОСТ") -> int:

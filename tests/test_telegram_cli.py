@@ -13,7 +13,7 @@ from bot import texts
 from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from tests.fakes.telegram_app import CHANNEL, MODERATOR, MODERATORS_CHAT, make_settings
-from tests.fakes.telegram_server import FakeBotApi
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,12 +23,6 @@ def buhurt(*args: str) -> subprocess.CompletedProcess:
     env.pop("BUHURT_TELEGRAM_TOKEN", None)
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=180)
-
-
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
 
 
 def test_run_once_cycle_against_the_fake_server(tmp_path, server):

@@ -14,12 +14,6 @@ FLOODER = 7001
 OTHERS = [7101, 7102, 7103, 7104, 7105]
 
 
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
-
-
 def run(coro):
     return asyncio.run(coro)
 

@@ -14,12 +14,6 @@ from tests.fakes.telegram_app import (
 from tests.fakes.telegram_server import FakeBotApi
 
 
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
-
-
 def draft_messages(server: FakeBotApi) -> list[dict]:
     """The draft messages in the moderators' chat, as they are now (after edits)."""
     chat = server.chat(MODERATORS_CHAT)["id"]

@@ -11,15 +11,9 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.reactions import latest_counts
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, until
-from tests.fakes.telegram_server import FakeBotApi
+
 
 USER = 5001
-
-
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
 
 
 def reaction_rows(db) -> list[dict]:

@@ -14,15 +14,9 @@ from corpus.store.reactions import record_counts
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, until,
 )
-from tests.fakes.telegram_server import FakeBotApi
+
 
 USER = 5001
-
-
-@pytest.fixture
-def server():
-    with FakeBotApi() as fake:
-        yield fake
 
 
 def run(coro):
