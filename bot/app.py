@@ -1,10 +1,8 @@
-"""The composition root: reads Settings once, builds the store, the model, the publishers and the
-jobs, and runs them (Telegram when a token is configured, else the local channel)."""
+"""The composition root: reads Settings once and builds the store, the model, the publishers and the
+jobs (`build_services`); bot/serve.py runs them, on Telegram (bot/telegram/runner.py) or the local channel."""
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +107,7 @@ def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     """The active model's checkpoint: the bundled one on a fresh install (model.use_bundled), else
     one trained on the corpus now; with use_bundled = false an active bundled model is replaced."""
     from corpus.store.models import active_model
-    from jobs.models import activate_bundled, active_checkpoint_path, is_bundled
+    from jobs.model_versions import activate_bundled, active_checkpoint_path, is_bundled
     from jobs.retrain import FIRST_MODEL_MINUTES, bootstrap
 
     version = activate_bundled(db, paths.models_dir) if settings.model.use_bundled else None
@@ -232,79 +230,4 @@ def _retrainer(settings: Settings, paths: TrainPaths):
     return run
 
 
-def run_service(settings: Settings, *, once: bool) -> None:
-    """`buhurt run`: Telegram when telegram.token is set, else the local channel. One service per
-    data folder (bot/instance.py: a second one exits 2 naming the holder's pid).
-
-    SIGTERM/SIGINT: `--once` finishes its cycle, then exits 0 (a second signal interrupts it); the
-    long-running local service stops its schedule, lets the running jobs finish (at most
-    SHUTDOWN_GRACE_SECONDS) and exits 0."""
-    from bot.instance import instance_lock
-
-    with instance_lock(settings.data_dir):
-        if once:
-            _finish_cycle_on_signals()
-        if settings.telegram.token:
-            from bot.telegram.runner import run_telegram
-
-            run_telegram(settings, once=once)
-            return
-        log.info("no Telegram token configured: publishing to the local channel (%s)",
-                 settings.data_dir / "local_channel.txt")
-        services = build_services(settings)
-        asyncio.run(_run_local(services, once))
-
-
-async def _run_local(services: Services, once: bool) -> None:
-    service = services.service
-    await service.startup()
-    if once:
-        result = await service.run_once()
-        published = result["published"]
-        log.info("cycle done: %d new drafts, published %s", len(result["drafts"]),
-                 f"meme #{published['id']}" if published else "nothing (the queue is empty)")
-        return
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    service.start_schedule()
-    try:
-        await stop.wait()
-        log.info("stopping: no new jobs; waiting for the running ones")
-    finally:
-        await service.stop(SHUTDOWN_GRACE_SECONDS)
-        await finish_running_tasks(5.0)  # whatever else was started (a refill) gets a moment
-        services.db.close()
-    log.info("stopped")
-
-
 SHUTDOWN_GRACE_SECONDS = 25.0  # docker stop waits 10 s by default: docker-compose.yml sets 30 s
-
-
-async def finish_running_tasks(grace: float) -> None:
-    """Wait up to `grace` seconds for the loop's other tasks (jobs in flight), then cancel the rest."""
-    pending = asyncio.all_tasks() - {asyncio.current_task()}
-    if not pending:
-        return
-    done, late = await asyncio.wait(pending, timeout=grace)
-    for task in late:
-        log.warning("still running after %.0f s, cancelled: %s", grace, task.get_name())
-        task.cancel()
-    if late:
-        await asyncio.wait(late, timeout=5)
-
-
-def _finish_cycle_on_signals() -> None:
-    """For `run --once`: the first SIGTERM/SIGINT lets the cycle finish (exit 0); a second interrupts."""
-    received = []
-
-    def handler(signum, frame):
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-        log.info("%s received: finishing the current cycle, then exiting (again to interrupt)",
-                 signal.Signals(signum).name)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)

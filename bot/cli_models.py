@@ -59,7 +59,7 @@ def list_cmd(app) -> None:
 def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: bool, tune_posts: int) -> None:
     """Copy a checkpoint (e.g. trained on the GPU box) into <data_dir>/models and register it."""
     from corpus.store import models as model_rows
-    from jobs.models import install_checkpoint
+    from jobs.model_versions import install_checkpoint
     from model.sample import Generator
 
     Generator.load(checkpoint)   # a checkpoint that cannot generate is refused before anything is written
@@ -91,7 +91,7 @@ def activate_cmd(app, version: str) -> None:
     """Make VERSION (or a unique prefix of it) the active model; the previous one is retired."""
     from corpus.store.models import versions_starting_with
     from jobs.errors import JobError
-    from jobs.models import activate_version, checkpoint_for_version
+    from jobs.model_versions import activate_version, checkpoint_for_version
     from model.sample import Generator
 
     db = app.open_db()

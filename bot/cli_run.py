@@ -9,7 +9,7 @@ import click
 @click.pass_obj
 def run_cmd(app, once: bool) -> None:
     """Run the bot: keep a pool of drafts and publish on the schedule."""
-    from bot.app import run_service
+    from bot.serve import run_service
 
     run_service(app.settings, once=once)
 

@@ -34,7 +34,7 @@ import sqlite_utils
 from corpus.export import atomic_write_text, export_training_text
 from corpus.store import models as model_rows
 from jobs.errors import JobError
-from jobs.models import active_checkpoint_path, file_version, install_checkpoint
+from jobs.model_versions import active_checkpoint_path, file_version, install_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import torch
 
 from corpus.store import models as model_rows
 from corpus.store.posts import add_posts
-from jobs.models import install_checkpoint
+from jobs.model_versions import install_checkpoint
 from model.checkpoint import save_checkpoint
 from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, training_minutes
 from tests.conftest import ROOT, run_cli, varied_posts
@@ -207,7 +207,7 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
     from bot.config import load_settings
     from bot.context import TrainPaths
     from corpus.db import open_db
-    from jobs.models import bundled_checkpoint, file_version
+    from jobs.model_versions import bundled_checkpoint, file_version
 
     cfg = config(tmp_path)
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0

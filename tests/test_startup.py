@@ -142,7 +142,7 @@ def test_rejected_token_is_one_line_and_never_printed(tmp_path, server):
 
 
 def test_an_unexpected_error_prints_a_redacted_traceback(capsys, tmp_path, monkeypatch):
-    from bot import app as bot_app
+    from bot import serve as bot_serve
     from bot.secrets import REDACTOR
 
     token = "123456789:AAE-token-inside-an-unexpected-error-000000"
@@ -153,7 +153,7 @@ def test_an_unexpected_error_prints_a_redacted_traceback(capsys, tmp_path, monke
     def boom(settings, *, once):
         raise RuntimeError(f"a bug that mentions https://api.telegram.org/bot{token}/getMe")
 
-    monkeypatch.setattr(bot_app, "run_service", boom)
+    monkeypatch.setattr(bot_serve, "run_service", boom)
     code, out, err = run_cli(capsys, "--config", str(config), "run", "--once")
     assert code == 1 and "RuntimeError" in err and "Traceback" in err
     assert token not in out + err and token.split(":")[1] not in out + err

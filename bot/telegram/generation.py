@@ -11,7 +11,7 @@ from bot import texts
 from corpus.clean import tidy_generated
 from corpus.store import drafts as draft_rows
 from jobs.errors import JobError
-from jobs.models import checkpoint_for_version
+from jobs.model_versions import checkpoint_for_version
 from jobs.pool import Measures, new_seeds, screen, screen_edit, store_generated
 from model.errors import ModelError
 from model.words import decoding_options

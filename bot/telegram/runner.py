@@ -23,13 +23,14 @@ from telegram.ext import (
 )
 
 from bot import texts
+from bot.app import SHUTDOWN_GRACE_SECONDS, build_services
 from bot.config import Settings
 from bot.errors import BotError
 from bot.secrets import REDACTOR
 from bot.telegram import moderation as mod
 from bot.telegram import subscribers as sub
 from bot.telegram.channel import TelegramChannel, channel_bot
-from bot.telegram.errors import on_error
+from bot.telegram.error_handler import on_error
 from bot.telegram.limits import Limits
 from bot.telegram.reactions import on_reaction_count
 
@@ -45,8 +46,6 @@ BACKOFF_MAX_SECONDS = 60.0
 
 def build_application(settings: Settings, *, schedule: bool = True) -> Application:
     """The Application with its services in bot_data; `schedule`: start the jobs in post_init."""
-    from bot.app import build_services
-
     tg = settings.telegram
     REDACTOR.add(tg.token.reveal())
     application = (
@@ -214,8 +213,6 @@ async def running(application: Application, *, poll_timeout: float = POLL_TIMEOU
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task  # its failure, if any, was raised by `serve`
-            from bot.app import SHUTDOWN_GRACE_SECONDS
-
             await application.bot_data["service"].stop(SHUTDOWN_GRACE_SECONDS)  # running jobs finish
             await application.stop()  # the updates being handled are finished
             await poller.confirm()
