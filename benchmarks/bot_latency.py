@@ -100,8 +100,8 @@ async def bot_side(conn, fake, users: int) -> list[str]:
                                  pool={"channel_size": 0, "subscriber_size": users + 5, "batch_size": 32},
                                  sample={"max_length": 500}, telegram={"cooldown_seconds": 0.0})
         async with bot_running(settings) as app:
-            service, limits = app.bot_data["service"], app.bot_data["limits"]
-            out.append(f"model {app.bot_data['holder'].version} ({'bundled' if bundled.is_file() else 'tiny'}),"
+            service, limits = app.bot_data.service, app.bot_data.limits
+            out.append(f"model {app.bot_data.holder.version} ({'bundled' if bundled.is_file() else 'tiny'}),"
                        f" max_concurrent_generations={settings.telegram.max_concurrent_generations}")
 
             async def measure(name: str, first_user: int, spread: float, command: str = "/generate",
@@ -144,7 +144,7 @@ async def bot_side(conn, fake, users: int) -> list[str]:
             limits.window_seconds = 0  # the gate off: every command of the flooder is answered
             await measure("flood, no gate", 500_000, 2.5, "/start", (flooder + 1, 300, 300))
             limits.window_seconds = window
-            app.bot_data["db"].execute("UPDATE drafts SET status = 'served' WHERE status = 'ready'")
+            app.bot_data.db.execute("UPDATE drafts SET status = 'served' WHERE status = 'ready'")
             limits.refill_task = asyncio.get_running_loop().create_future()  # keeps the pool empty
             await measure("empty", 900_000, 2.5)
             limits.refill_task.set_result(None)

@@ -2,12 +2,22 @@
 jobs (`build_services`); bot/serve.py runs them, on Telegram (bot/telegram/runner.py) or the local channel."""
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.context import TrainPaths
+
+if TYPE_CHECKING:  # imported where they are built: `buhurt --help` imports none of them
+    import sqlite_utils
+
+    from jobs.generator import GeneratorHolder
+    from corpus.vk import ScrapeReport
+    from jobs.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +29,9 @@ class Services:
     """Everything built from Settings that the runners share."""
 
     settings: Settings
-    db: object
-    holder: object
-    service: object
+    db: sqlite_utils.Database
+    holder: GeneratorHolder
+    service: Service
     paths: TrainPaths
 
 
@@ -94,26 +104,25 @@ def _numeric_temperature(settings: Settings) -> float:
     return FALLBACK_TEMPERATURE
 
 
-def ensure_corpus(settings: Settings, db) -> None:
-    from corpus.importer import import_text_file
-    from corpus.store.posts import count_posts
+def ensure_corpus(settings: Settings, db: sqlite_utils.Database) -> None:
+    from jobs.first_run import seed_empty_corpus
 
-    if count_posts(db) == 0 and settings.corpus.seed_with_sample:
-        added, _ = import_text_file(db, SAMPLE_CORPUS, community="sample")
-        log.info("the corpus was empty: imported %d posts of the bundled sample corpus", added)
+    if settings.corpus.seed_with_sample:
+        added = seed_empty_corpus(db, SAMPLE_CORPUS)
+        if added:
+            log.info("the corpus was empty: imported %d posts of the bundled sample corpus", added)
 
 
 def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     """The active model's checkpoint: the bundled one on a fresh install (model.use_bundled), else
     one trained on the corpus now; with use_bundled = false an active bundled model is replaced."""
-    from corpus.store.models import active_model
-    from jobs.model_versions import activate_bundled, active_checkpoint_path, is_bundled
+    from jobs.model_versions import activate_bundled, active_checkpoint_path, active_version_row, is_bundled
     from jobs.retrain import FIRST_MODEL_MINUTES, bootstrap
 
     version = activate_bundled(db, paths.models_dir) if settings.model.use_bundled else None
     if version:
         log.info("using the bundled model %s (trained on the sample corpus)", version)
-    row = active_model(db)
+    row = active_version_row(db)
     if row is not None and not settings.model.use_bundled and is_bundled(row):
         log.info("model.use_bundled = false: the active model %s is the bundled one; training a model "
                  "on your corpus to replace it", row["version"])
@@ -167,7 +176,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
         publishers.append(wall.publisher)
         reaction_sources.append(wall.likes)
     if not publishers:
-        from bot.local_channel import LocalChannel
+        from jobs.local_channel import LocalChannel
 
         publishers = [LocalChannel(db, settings.data_dir / "local_channel.txt")]
     service = Service(
@@ -178,30 +187,14 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     return Services(settings, db, holder, service, paths)
 
 
-def _scraper(settings: Settings):
-    """A callable for the scrape job (worker thread, own connection); None without vk.groups."""
+def _scraper(settings: Settings) -> Callable[[], ScrapeReport | None] | None:
+    """The scrape job's callable (jobs/scrape.py: worker thread, own connection); None without vk.groups."""
     if not settings.vk.groups:
         return None
+    from jobs.scrape import scrape_new_posts
 
-    def run():
-        from corpus.cleaning import clean_corpus
-        from corpus.db import open_db
-        from corpus.vk import scrape_settings
-
-        from corpus.errors import CorpusError
-
-        db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
-        try:
-            report = scrape_settings(db, settings.vk, progress=False)
-            clean_corpus(db, settings.clean, stoplist(settings), only_new=True)  # the new posts, operator rules
-            return report
-        except CorpusError as exc:  # a refusal (captcha, token, rate limit): one line, next run retries
-            log.warning("VK scrape stopped: %s", exc)
-            return None
-        finally:
-            db.close()
-
-    return run
+    return functools.partial(scrape_new_posts, settings.database, settings.vk, settings.clean, stoplist(settings),
+                             busy_timeout=settings.paths.busy_timeout_seconds)
 
 
 def _backuper(settings: Settings):

@@ -22,11 +22,11 @@ def models_group() -> None:
 @click.pass_obj
 def list_cmd(app) -> None:
     """Every known version, newest first: status, held-out bits/char, known-word share of its drafts, when, where."""
-    from corpus.store.models import all_models
+    from jobs.model_versions import all_versions
 
     db = app.open_db()
     try:
-        rows = all_models(db)
+        rows = all_versions(db)
     finally:
         db.close()
     if not rows:
@@ -58,8 +58,8 @@ def list_cmd(app) -> None:
 @click.pass_obj
 def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: bool, tune_posts: int) -> None:
     """Copy a checkpoint (e.g. trained on the GPU box) into <data_dir>/models and register it."""
-    from corpus.store import models as model_rows
-    from jobs.model_versions import install_checkpoint
+    from jobs.model_versions import activate as activate_installed
+    from jobs.model_versions import install_checkpoint, version_row
     from model.sample import Generator
 
     Generator.load(checkpoint)   # a checkpoint that cannot generate is refused before anything is written
@@ -73,12 +73,12 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
         version = install_checkpoint(db, checkpoint, app.default_paths().models_dir, val_loss=val,
                                      metrics={"origin": "installed", "source": str(checkpoint)})
         if activate:
-            model_rows.promote(db, version)
-        status = model_rows.get_model(db, version)["status"]
+            activate_installed(db, version)
+        status = version_row(db, version)["status"]
         if tune:
             from bot.cli_tune import run_tune
 
-            run_tune(app, db, Path(model_rows.get_model(db, version)["path"]), k=tune_posts)
+            run_tune(app, db, Path(version_row(db, version)["path"]), k=tune_posts)
     finally:
         db.close()
     click.echo(f"installed model {version} ({status})" + (f", {val:.4f} bits/char on {text}" if text else ""))
@@ -89,18 +89,12 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
 @click.pass_obj
 def activate_cmd(app, version: str) -> None:
     """Make VERSION (or a unique prefix of it) the active model; the previous one is retired."""
-    from corpus.store.models import versions_starting_with
-    from jobs.errors import JobError
-    from jobs.model_versions import activate_version, checkpoint_for_version
+    from jobs.model_versions import activate_version, checkpoint_for_version, version_matching
     from model.sample import Generator
 
     db = app.open_db()
     try:
-        matches = versions_starting_with(db, version)
-        if len(matches) != 1:
-            found = "no model version" if not matches else f"{len(matches)} model versions ({', '.join(matches)})"
-            raise JobError(f"{found} matches {version!r}: see `buhurt models list`")
-        full = matches[0]
+        full = version_matching(db, version)
         Generator.load(checkpoint_for_version(db, full))   # never activate a file the service cannot load
         path = activate_version(db, full, app.default_paths().models_dir)
     finally:

@@ -20,8 +20,8 @@ def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click
     """Tune `checkpoint` through the product's decoding and screen; store the result when its
     version is registered. Returns the TuneResult."""
     from bot.app import stoplist
-    from corpus.store import models as model_rows
     from jobs.generator import GeneratorHolder
+    from jobs.model_versions import version_row
     from jobs.tune import TEMPERATURES, store_tuned, tune
 
     holder = GeneratorHolder(checkpoint)
@@ -29,7 +29,7 @@ def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click
                   temperatures=temperatures or TEMPERATURES, min_known_words=app.settings.screen.min_known_words)
     for line in result.lines():
         echo(line)
-    if model_rows.get_model(db, holder.version) is not None:
+    if version_row(db, holder.version) is not None:
         store_tuned(db, holder.version, result)
         echo(f"stored with model {holder.version}")
     else:

@@ -74,7 +74,7 @@ async def finish_running_tasks(grace: float) -> None:
 
 def _finish_cycle_on_signals() -> None:
     """For `run --once`: the first SIGTERM/SIGINT lets the cycle finish (exit 0); a second interrupts."""
-    received = []
+    received: list[int] = []
 
     def handler(signum, frame):
         if received:

@@ -1,4 +1,6 @@
-"""Every user-facing string of the bot, in Russian: short and friendly. Placeholders use str.format."""
+"""Every user-facing string the bot sends, in Russian: short and friendly. Placeholders use str.format.
+The notices jobs/ sends the moderators itself (publishing outcomes) are in jobs/notices.py: jobs/
+never imports bot/."""
 from __future__ import annotations
 
 START = (
@@ -63,5 +65,6 @@ EDIT_STOPLIST = "в ней слово из стоп-листа («{found}»)"
 EDIT_COPY = "она повторяет пост из корпуса"
 EDIT_DONE = "Правка принята: мем #{id} в очереди."
 REGENERATE_FAILED = "Не удалось сгенерировать замену: {error}"
+REGENERATE_ALL_SCREENED = "все варианты отсеяны фильтром"
 REMIND = "Напоминание: {pending} черновиков ждут решения, а одобрений давно не было."
 ERROR_REPORT = "⚠️ Ошибка в боте: {error}"

@@ -113,3 +113,32 @@ def activate_version(db: sqlite_utils.Database, version: str, models_dir: Path) 
     install_checkpoint(db, checkpoint_for_version(db, version), models_dir, val_loss=None)
     model_rows.promote(db, version)
     return models_dir / f"{version}.pt"
+
+
+def all_versions(db: sqlite_utils.Database) -> list[dict]:
+    """Every known model version, newest first (`buhurt models list`)."""
+    return model_rows.all_models(db)
+
+
+def version_row(db: sqlite_utils.Database, version: str) -> dict | None:
+    """The model_versions row of `version`, or None when it is not installed."""
+    return model_rows.get_model(db, version)
+
+
+def active_version_row(db: sqlite_utils.Database) -> dict | None:
+    """The active model's row, or None when no model is active yet."""
+    return model_rows.active_model(db)
+
+
+def activate(db: sqlite_utils.Database, version: str) -> None:
+    """Make an installed `version` the active model (the previous one is retired)."""
+    model_rows.promote(db, version)
+
+
+def version_matching(db: sqlite_utils.Database, prefix: str) -> str:
+    """The one version starting with `prefix`; JobError naming what matched otherwise."""
+    matches = model_rows.versions_starting_with(db, prefix)
+    if len(matches) != 1:
+        found = "no model version" if not matches else f"{len(matches)} model versions ({', '.join(matches)})"
+        raise JobError(f"{found} matches {prefix!r}: see `buhurt models list`")
+    return matches[0]

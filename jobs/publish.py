@@ -22,6 +22,7 @@ import sqlite_utils
 
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
+from jobs import notices
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +108,13 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
         except PublishError as exc:
             _record(db, state, publication_id, draft["id"], where, ("failed", str(exc)))
             log.warning("draft %s not published to %s: %s", draft["id"], where, exc)
-            await _tell(notify, f"Мем #{draft['id']} не опубликован в {where}: {exc}."
-                                " Очередь сохранена, попробую снова по расписанию.")
+            await _tell(notify, notices.PUBLISH_REFUSED.format(id=draft["id"], where=where, error=exc))
             return draft["id"]
         except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
             _record(db, state, publication_id, draft["id"], where, ("unknown", f"{type(exc).__name__}: {exc}"))
             log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], where, exc)
-            await _tell(notify, f"Мем #{draft['id']} мог не дойти до {where}"
-                                f" ({type(exc).__name__}). Повторно не отправляю — проверьте канал.")
+            await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where,
+                                                                error=type(exc).__name__))
             return draft["id"]
         if _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
             log.info("published draft %s to %s as message %s", draft["id"], where, message_id)
@@ -138,8 +138,7 @@ async def resolve_stale(db: sqlite_utils.Database, notify: Notify, state: Publis
         pubs.mark_unknown(db, row["id"], "the send failed inside the process before its outcome was recorded")
         log.warning("publication of draft %s to %s was left unfinished by a failure; not re-sending",
                     row["draft_id"], where)
-        await _tell(notify, f"Мем #{row['draft_id']} мог не дойти до {where}: отправка прервалась из-за"
-                            " ошибки. Повторно не отправляю — проверьте канал.")
+        await _tell(notify, notices.PUBLISH_BROKEN_OFF.format(id=row["draft_id"], where=where))
     return len(rows)
 
 
@@ -192,8 +191,8 @@ async def reconcile(db: sqlite_utils.Database, notify: Notify, publishers: Seque
     for row in rows:
         log.warning("publication of draft %s to %s %s was interrupted; not re-sending",
                     row["draft_id"], row["network"], row["chat_id"])
-        await _tell(notify, f"Мем #{row['draft_id']} мог не дойти до {row['network']} {row['chat_id']}: бот"
-                            " остановился во время отправки. Повторно не отправляю — проверьте канал.")
+        await _tell(notify, notices.PUBLISH_INTERRUPTED.format(id=row["draft_id"],
+                                                               where=f"{row['network']} {row['chat_id']}"))
     if publishers:
         close_finished(db, publishers)
     return len(rows)

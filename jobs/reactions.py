@@ -43,3 +43,21 @@ async def collect_reactions(db: sqlite_utils.Database, sources: Sequence[Reactio
                 reaction_rows.record_counts(db, source.network, row["chat_id"], message_id, kinds)
                 stored += 1
     return stored
+
+
+def record_pushed_counts(db: sqlite_utils.Database, network: str, chat_keys: Sequence[str], message_id: int | str,
+                         counts: dict[str, int]) -> tuple[str, dict[str, int]]:
+    """Store one observation a network pushed (Telegram's message_reaction_count): the post's
+    publication is looked up under each of `chat_keys` (its chat id first, then the names it may
+    have been published under); for a known publication a kind that disappeared is now zero, not
+    its last count. Unknown posts are stored too. Returns (the chat id stored, the counts stored)."""
+    chat_id, publication = chat_keys[0], None
+    for key in chat_keys:
+        publication = pubs.find_publication(db, network, key, message_id)
+        if publication is not None:
+            chat_id = key
+            break
+    if publication is not None:
+        counts = {**{kind: 0 for kind in reaction_rows.latest_counts(db, publication["id"])}, **counts}
+    reaction_rows.record_counts(db, network, chat_id, message_id, counts)
+    return chat_id, counts

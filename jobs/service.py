@@ -107,11 +107,16 @@ class Service:
         common = self.pool_kwargs()
         created = await fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL,
                                   target=self.plan.channel_pool, moderated=self.moderation.enabled, **common)
-        created += await fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER,
-                                   target=self.plan.subscriber_pool, **common)
+        created += await self.fill_subscriber_pool()
         if self.moderation.enabled:
             await self.dispatch_moderation()
         return created
+
+    async def fill_subscriber_pool(self) -> list[int]:
+        """Top the /generate pool up to `subscriber_pool` ready drafts (the pool job, and the
+        refill after a subscriber took one)."""
+        return await fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER,
+                               target=self.plan.subscriber_pool, **self.pool_kwargs())
 
     async def dispatch_moderation(self) -> int:
         """Show pending drafts that the moderators have not seen yet."""
@@ -248,6 +253,7 @@ class Service:
                 _, late = await asyncio.wait(set(self.running_jobs), timeout=grace)
                 for task in late:
                     log.warning("a job still running after %.0f s is cancelled", grace)
+                    task.cancel()
         self.stop_schedule()
 
     def _catch_up_publishing(self, scheduler) -> None:

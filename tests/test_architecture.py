@@ -63,3 +63,32 @@ def test_help_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "NO-TORCH" in out and "NO-TELEGRAM" in out
     assert "corpus" in out and "run" in out  # the help text itself was printed
+
+
+def store_imports(root: Path = ROOT) -> list[str]:
+    """Modules of bot/ that import corpus.store (handlers, the CLI and the scheduler go through jobs/)."""
+    problems = []
+    for path in sorted((root / "bot").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            if any(name == "corpus.store" or name.startswith("corpus.store.") for name in names):
+                problems.append(f"{path.relative_to(root)}:{node.lineno}")
+    return problems
+
+
+def test_bot_reaches_the_store_only_through_jobs():
+    assert store_imports() == []
+
+
+@pytest.mark.parametrize("line", [
+    "from corpus.store import drafts", "import corpus.store.posts", "from corpus import store",
+    "def f():\n    from corpus.store.models import promote\n",
+])
+def test_store_rule_catches_a_violation(tmp_path, line):
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "bot" / "bad.py").write_text(line + "\n", encoding="utf-8")
+    assert [p.split(":")[0] for p in store_imports(tmp_path)] == ["bot/bad.py"]

@@ -287,7 +287,7 @@ def test_holder_gives_tidied_samples_with_their_measures(holder):
 
 
 def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, holder, tiny_checkpoint, caplog):
-    from bot.telegram.generation import regenerate
+    from jobs.on_request import regenerate
     from corpus.store import models as model_rows
 
     model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
@@ -299,11 +299,10 @@ def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, h
                            max_length=150, purpose="subscriber", status="served")      # words NULL: made before
     new = drafts.add_draft(db, text=known, model_version=holder.version, temperature=1.2, seed=seed,
                            max_length=150, purpose="subscriber", status="served", measures={"words": "known/ru"})
-    bot_data = {"db": db, "holder": holder}
-    assert asyncio.run(regenerate(bot_data, drafts.get_draft(db, old))) == (raw, True)
-    assert asyncio.run(regenerate(bot_data, drafts.get_draft(db, new))) == (known, True)
+    assert asyncio.run(regenerate(db, holder, drafts.get_draft(db, old))) == (raw, True)
+    assert asyncio.run(regenerate(db, holder, drafts.get_draft(db, new))) == (known, True)
     assert "regenerated differently" not in caplog.text      # both made again, not the stored text shown
     wrong = drafts.add_draft(db, text=raw, model_version=holder.version, temperature=1.2, seed=seed,
                              max_length=150, purpose="subscriber", status="served", measures={"words": "known/ru"})
-    asyncio.run(regenerate(bot_data, drafts.get_draft(db, wrong)))
+    asyncio.run(regenerate(db, holder, drafts.get_draft(db, wrong)))
     assert "regenerated differently" in caplog.text          # the check above can fail

@@ -58,8 +58,8 @@ def test_a_post_recorded_while_the_database_is_locked_is_resolved_in_the_process
 
     async def main():
         async with bot_running(settings) as app:
-            service = app.bot_data["service"]
-            app.bot_data["db"].execute("PRAGMA busy_timeout = 50")  # "longer than the busy timeout", quickly
+            service = app.bot_data.service
+            app.bot_data.db.execute("PRAGMA busy_timeout = 50")  # "longer than the busy timeout", quickly
             release = server.hold("sendMessage", CHANNEL)
             publishing = asyncio.create_task(service.publish())
             await until(lambda: server.sent(CHANNEL))  # the post is out; its answer is held
@@ -88,7 +88,7 @@ def test_a_send_cut_short_inside_the_process_becomes_unknown_and_the_queue_moves
 
     async def main():
         async with bot_running(settings) as app:
-            service = app.bot_data["service"]
+            service = app.bot_data.service
             release = server.hold("sendMessage", CHANNEL)
             publishing = asyncio.create_task(service.publish())
             await until(lambda: server.sent(CHANNEL))
@@ -125,7 +125,7 @@ def test_a_kicked_channel_and_an_expired_vk_token_do_not_starve_the_healthy_chan
     async def main():
         async with bot_running(settings) as app:
             for _ in range(3):  # three publishing times
-                await app.bot_data["service"].publish()
+                await app.bot_data.service.publish()
 
     asyncio.run(main())
     assert texts_in(server, HEALTHY) == [f"ПОСТ НОМЕР {i}\n@\nДЛЯ КАНАЛА" for i in (1, 2, 3)]
@@ -142,7 +142,7 @@ def test_a_kicked_channel_and_an_expired_vk_token_do_not_starve_the_healthy_chan
 
     async def fixed():
         async with bot_running(settings) as app:
-            await app.bot_data["service"].publish()
+            await app.bot_data.service.publish()
 
     asyncio.run(fixed())
     assert len(texts_in(server, CHANNEL)) == 1 and len(wall.posts) == 1
@@ -158,7 +158,7 @@ def test_the_pool_refills_when_a_refusing_destination_holds_queued_drafts(tmp_pa
 
     async def main():
         async with bot_running(settings) as app:
-            service = app.bot_data["service"]
+            service = app.bot_data.service
             for _ in range(4):  # channel_size is 2: the healthy channel needs the pool refilled
                 await service.fill_pools()
                 await service.publish()
@@ -176,7 +176,7 @@ def test_flood_control_on_a_channel_post_does_not_delay_replies(tmp_path, server
 
     async def main():
         async with bot_running(settings) as app:
-            publishing = asyncio.create_task(app.bot_data["service"].publish())
+            publishing = asyncio.create_task(app.bot_data.service.publish())
             await until(lambda: server.calls_of("sendMessage", ok_only=False))  # the 429 arrived
             for user in range(301, 306):  # subscribers are answered meanwhile
                 await reply_to(server, user, "/start", user_id=user)
@@ -202,8 +202,8 @@ def test_a_vk_wall_post_that_never_answers_is_unknown_not_a_hang(tmp_path, serve
 
     async def main():
         async with bot_running(settings) as app:
-            await app.bot_data["service"].publish()
-            await app.bot_data["service"].publish()
+            await app.bot_data.service.publish()
+            await app.bot_data.service.publish()
 
     asyncio.run(main())
     assert fake.timeouts == [30.0, 30.0]  # vk.timeout_seconds' default on every request
@@ -258,11 +258,11 @@ def test_a_publishing_time_missed_while_the_bot_was_down_runs_at_start(tmp_path,
 
     async def main():
         async with bot_running(settings) as app:
-            app.bot_data["service"].start_schedule()
+            app.bot_data.service.start_schedule()
             try:
                 await until(lambda: server.sent(CHANNEL))
             finally:
-                app.bot_data["service"].stop_schedule()
+                app.bot_data.service.stop_schedule()
 
     asyncio.run(main())
     assert len(server.sent(CHANNEL)) == 1
@@ -288,9 +288,9 @@ def test_the_moderators_chat_not_found_is_an_error_with_a_state_and_drafts_stay_
 
     async def main():
         async with bot_running(settings) as app:
-            service = app.bot_data["service"]
+            service = app.bot_data.service
             await service.fill_pools()
-            db = app.bot_data["db"]
+            db = app.bot_data.db
             broken = (get_state(db, "moderation_error"), draft_rows.count_by_status(db))
             server._failures.clear()  # the operator fixed telegram.moderators_chat
             await service.fill_pools()
@@ -314,7 +314,7 @@ def test_after_a_crash_the_first_publishing_time_posts_a_new_draft(tmp_path, ser
 
     async def main():
         async with bot_running(settings) as app:  # start-up reconciles the interrupted row
-            return await app.bot_data["service"].publish()
+            return await app.bot_data.service.publish()
 
     assert asyncio.run(main())["id"] == fresh
     assert texts_in(server, CHANNEL) == ["ПОСТ НОМЕР 2\n@\nДЛЯ КАНАЛА"]

@@ -190,10 +190,10 @@ def test_a_refusal_quoting_the_token_reaches_the_moderators_redacted(tmp_path, s
 
     async def main():
         async with bot_running(settings) as app:
-            db = app.bot_data["db"]
+            db = app.bot_data.db
             draft_rows.add_draft(db, text="ТОКЕН\n@\nНЕ ВИДЕН", model_version="v", temperature=0.8, seed=1,
                                  max_length=500, status="queued")
-            await app.bot_data["service"].publish()
+            await app.bot_data.service.publish()
             return await until(lambda: [m for m in server.sent(MODERATORS_CHAT) if "ТОКЕН" not in m["text"]
                                         and "kicked" in m["text"]])
 

@@ -43,7 +43,7 @@ def test_429_is_retried_after_retry_after_and_the_post_goes_out_once(tmp_path, s
 
     async def main():
         async with bot_running(settings) as app:
-            return await app.bot_data["service"].publish()
+            return await app.bot_data.service.publish()
 
     published = asyncio.run(main())
     assert published["status"] == "published"
@@ -61,7 +61,7 @@ def test_flood_control_longer_than_the_retries_keeps_the_post_queued(tmp_path, s
 
     async def main():
         async with bot_running(settings) as app:
-            service = app.bot_data["service"]
+            service = app.bot_data.service
             await service.publish()
             first = state(settings, draft_id)
             await service.publish()
@@ -85,7 +85,7 @@ def test_refusals_tell_the_moderators_and_keep_the_queue(tmp_path, server, statu
 
     async def main():
         async with bot_running(settings) as app:
-            service = app.bot_data["service"]
+            service = app.bot_data.service
             await service.publish()
             refused = state(settings, draft_id)
             await service.publish()  # the next scheduled run, once the operator fixed it
@@ -106,7 +106,7 @@ def test_an_ambiguous_failure_is_never_resent(tmp_path, server):
 
     async def main():
         async with bot_running(settings) as app:
-            service = app.bot_data["service"]
+            service = app.bot_data.service
             await service.publish()  # the 500: in doubt, so marked unknown and never re-sent
             await service.publish()  # the queue moves on to the next draft
 

@@ -34,7 +34,7 @@ def test_buttons_approve_reject_and_strangers(tmp_path, server):
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data["db"], app.bot_data["service"]
+            db, service = app.bot_data.db, app.bot_data.service
             await service.fill_pools()
             first, second = draft_messages(server)
             buttons = first["reply_markup"]["inline_keyboard"][0]
@@ -77,7 +77,7 @@ def test_tampered_and_stale_buttons_change_nothing(tmp_path, server):
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data["db"], app.bot_data["service"]
+            db, service = app.bot_data.db, app.bot_data.service
             await service.fill_pools()
             first, second = draft_messages(server)
             one, two = draft_id_of(first), draft_id_of(second)
@@ -99,8 +99,8 @@ def test_regenerate_rejects_and_posts_a_replacement(tmp_path, server):
 
     async def main():
         async with bot_running(settings) as app:
-            db = app.bot_data["db"]
-            await app.bot_data["service"].fill_pools()
+            db = app.bot_data.db
+            await app.bot_data.service.fill_pools()
             first, _ = draft_messages(server)
             one = draft_id_of(first)
             await press(server, f"d:g:{one}", user_id=MODERATOR, message=first)
@@ -121,7 +121,7 @@ def test_reply_with_an_edit_approves_the_edited_text(tmp_path, server):
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data["db"], app.bot_data["service"]
+            db, service = app.bot_data.db, app.bot_data.service
             await service.fill_pools()
             first, second = draft_messages(server)
             one = draft_id_of(first)
@@ -154,7 +154,7 @@ def test_reminder_when_nothing_is_approved(tmp_path, server):
 
     async def main():
         async with bot_running(settings) as app:
-            service = app.bot_data["service"]
+            service = app.bot_data.service
             await service.fill_pools()
             assert await service.remind_if_idle() is True
             assert await service.remind_if_idle() is False  # once per remind_after_hours
@@ -169,8 +169,8 @@ def test_without_moderators_drafts_are_auto_approved(tmp_path, server, caplog):
 
     async def main():
         async with bot_running(settings) as app:
-            await app.bot_data["service"].fill_pools()
-            return draft_rows.count_by_status(app.bot_data["db"])
+            await app.bot_data.service.fill_pools()
+            return draft_rows.count_by_status(app.bot_data.db)
 
     with caplog.at_level("INFO"):
         counts = asyncio.run(main())
@@ -184,7 +184,7 @@ def test_draft_messages_carry_the_score_line_and_old_drafts_none(tmp_path, serve
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data["db"], app.bot_data["service"]
+            db, service = app.bot_data.db, app.bot_data.service
             await service.fill_pools()
             old = draft_rows.add_draft(db, text="СТАРЫЙ\n@\nЧЕРНОВИК", model_version="v0", temperature=0.8, seed=3,
                                        max_length=500, status="pending")   # made before drafts had measures
@@ -211,7 +211,7 @@ def test_an_edit_with_a_stop_listed_word_or_a_corpus_copy_is_refused(tmp_path, s
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data["db"], app.bot_data["service"]
+            db, service = app.bot_data.db, app.bot_data.service
             add_posts(db, [{"source": "file", "text": corpus_post}])
             await service.fill_pools()
             first, _ = draft_messages(server)

@@ -25,7 +25,7 @@ def test_reaction_counts_are_stored_as_a_time_series(tmp_path, server):
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data["db"], app.bot_data["service"]
+            db, service = app.bot_data.db, app.bot_data.service
             draft_rows.add_draft(db, text="ПОСТ\n@\nС РЕАКЦИЯМИ", model_version="v", temperature=0.8, seed=1,
                                  max_length=120, status="queued")
             published = await service.publish()

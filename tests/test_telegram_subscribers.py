@@ -45,8 +45,8 @@ def test_generate_serves_the_pool_fast_then_refills_it(tmp_path, server):
     settings = make_settings(tmp_path, server)
 
     async def scenario(app):
-        db = app.bot_data["db"]
-        await app.bot_data["service"].fill_pools()
+        db = app.bot_data.db
+        await app.bot_data.service.fill_pools()
         ready = draft_rows.with_status(db, "ready", purpose=draft_rows.SUBSCRIBER)
         assert len(ready) == 3
         loop = asyncio.get_running_loop()
@@ -56,8 +56,8 @@ def test_generate_serves_the_pool_fast_then_refills_it(tmp_path, server):
         assert reply["text"] == texts.MEME.format(id=ready[0]["id"], text=ready[0]["text"])
         assert elapsed < 1.0
         assert draft_rows.get_draft(db, ready[0]["id"])["status"] == "served"
-        await until(lambda: app.bot_data["limits"].refill_task is not None)
-        await app.bot_data["limits"].refill_task
+        await until(lambda: app.bot_data.limits.refill_task is not None)
+        await app.bot_data.limits.refill_task
         assert draft_rows.count_by_status(db, draft_rows.SUBSCRIBER)["ready"] == 3
 
     async def main():
@@ -84,13 +84,13 @@ def test_generate_with_start_text_and_meme_regenerates_it(tmp_path, server):
         async with bot_running(settings) as app:
             reply, _ = await until_served(server, "/generate приходишь в школу")
             meme_id = int(reply["text"].split("#")[1].split()[0])
-            draft = draft_rows.get_draft(app.bot_data["db"], meme_id)
+            draft = draft_rows.get_draft(app.bot_data.db, meme_id)
             assert draft["purpose"] == draft_rows.REQUEST and draft["status"] == "served"
             assert draft["start_text"] == "ПРИХОДИШЬ В ШКОЛУ"  # upper-cased: the model knows capitals
             assert reply["text"] == texts.MEME.format(id=meme_id, text=draft["text"])
             assert draft["text"].startswith("ПРИХОДИШЬ В ШКОЛУ")
             calls = []
-            holder = app.bot_data["holder"]
+            holder = app.bot_data.holder
             original = holder.generate
 
             def spy(*args, **kwargs):
@@ -173,7 +173,7 @@ def test_cooldown_and_busy_generator(tmp_path, server):
         async with bot_running(settings) as app:
             first = await reply_to(server, USER, "/generate", user_id=USER)  # empty pool: on demand
             again = await reply_to(server, USER, "/generate", user_id=USER)
-            holder = app.bot_data["holder"]
+            holder = app.bot_data.holder
             original, gate = holder.generate, threading.Event()
 
             def slow(*args, **kwargs):
@@ -181,12 +181,12 @@ def test_cooldown_and_busy_generator(tmp_path, server):
                 return original(*args, **kwargs)
 
             holder.generate = slow
-            if app.bot_data["limits"].refill_task:
-                app.bot_data["limits"].refill_task.cancel()
-            draft_rows_db = app.bot_data["db"]
+            if app.bot_data.limits.refill_task:
+                app.bot_data.limits.refill_task.cancel()
+            draft_rows_db = app.bot_data.db
             draft_rows_db.execute("UPDATE drafts SET status = 'served' WHERE status = 'ready'")
             server.send_text("/generate", user_id=6001)
-            await until(lambda: app.bot_data["limits"].generating == 1)
+            await until(lambda: app.bot_data.limits.generating == 1)
             busy = await reply_to(server, 6002, "/generate", user_id=6002)
             gate.set()
             await until(lambda: server.sent(6001))
@@ -210,7 +210,7 @@ def test_bad_start_text_gets_a_short_reply_and_stores_nothing(tmp_path, server, 
     async def main():
         async with bot_running(settings) as app:
             reply = await reply_to(server, USER, f"/generate {start_text}", user_id=USER)
-            return reply, draft_rows.count_by_status(app.bot_data["db"], draft_rows.REQUEST)
+            return reply, draft_rows.count_by_status(app.bot_data.db, draft_rows.REQUEST)
 
     reply, counts = run(main())
     if expected is None:
@@ -230,7 +230,7 @@ def test_commands_in_a_group_the_bot_does_not_serve_are_ignored(tmp_path, server
             server.send_text("/start", user_id=USER, chat_id=-100999)
             helped = await reply_to(server, MODERATORS_CHAT, "/help", user_id=USER, chat_id=MODERATORS_CHAT)
             await asyncio.sleep(0.2)
-            return helped, draft_rows.count_by_status(app.bot_data["db"], draft_rows.SUBSCRIBER)
+            return helped, draft_rows.count_by_status(app.bot_data.db, draft_rows.SUBSCRIBER)
 
     helped, counts = run(main())
     assert helped["text"] == texts.MODERATOR_HELP
@@ -238,14 +238,14 @@ def test_commands_in_a_group_the_bot_does_not_serve_are_ignored(tmp_path, server
 
 
 def test_generate_and_meme_go_through_the_screen(tmp_path, server):
-    from bot.telegram.generation import SEEDS_PER_REQUEST
+    from jobs.on_request import SEEDS_PER_REQUEST
     from corpus.store.posts import add_posts
 
     settings = make_settings(tmp_path, server, telegram={"user_burst": 100})   # retries are no flood
 
     async def main():
         async with bot_running(settings) as app:
-            db = app.bot_data["db"]
+            db = app.bot_data.db
             reply, attempt = await until_served(server, "/generate приходишь в школу")
             meme_id = int(reply["text"].split("#")[1].split()[0])
             every = list(db.query("SELECT * FROM drafts WHERE purpose = 'request' ORDER BY id"))

@@ -43,7 +43,8 @@ class TelegramChannel:
                 if waits >= RETRIES_ON_429:
                     raise PublishError(f"flood control: still 429 after {RETRIES_ON_429} waits") from exc
                 waits += 1
-                seconds = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+                retry_after = exc.retry_after
+                seconds = retry_after if isinstance(retry_after, (int, float)) else retry_after.total_seconds()
                 log.info("flood control on %s: waiting %.1f s before retrying (wait %d of %d)", self.chat_id,
                          seconds, waits, RETRIES_ON_429)
                 await asyncio.sleep(seconds + RETRY_SLACK)

@@ -1,19 +1,19 @@
-"""`message_reaction_count` updates: a channel post's reaction totals, stored as a time series."""
+"""`message_reaction_count` updates: a channel post's reaction totals, stored as a time series
+(jobs.reactions.record_pushed_counts)."""
 from __future__ import annotations
 
 import logging
 
-from telegram import ReactionTypeCustomEmoji, ReactionTypeEmoji, Update
-from telegram.ext import ContextTypes
+from telegram import Chat, ReactionType, ReactionTypeCustomEmoji, ReactionTypeEmoji, Update
 
-from corpus.store.publications import find_publication
-from corpus.store.reactions import latest_counts, record_counts
+from bot.telegram.bot_data import Context
+from jobs.reactions import record_pushed_counts
 
 log = logging.getLogger(__name__)
 NETWORK = "telegram"
 
 
-def kind_of(reaction_type) -> str:
+def kind_of(reaction_type: ReactionType) -> str:
     """An emoji itself, 'custom:<id>' for a custom emoji, else the type name ('paid')."""
     if isinstance(reaction_type, ReactionTypeEmoji):
         return reaction_type.emoji
@@ -22,7 +22,7 @@ def kind_of(reaction_type) -> str:
     return str(reaction_type.type)
 
 
-def chat_keys(chat, channels: list[int | str]) -> list[str]:
+def chat_keys(chat: Chat, channels: list[int | str]) -> list[str]:
     """How a channel may be written in publications: its id, or the configured @username."""
     keys = [str(chat.id)]
     if chat.username:
@@ -31,19 +31,12 @@ def chat_keys(chat, channels: list[int | str]) -> list[str]:
     return keys
 
 
-async def on_reaction_count(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_reaction_count(update: Update, context: Context) -> None:
     """Store one observation of every reaction kind of a channel post (unknown posts too)."""
-    counted = update.message_reaction_count
-    db = context.bot_data["db"]
-    channels = context.bot_data["settings"].telegram.channels
-    chat_id, publication = str(counted.chat.id), None
-    for key in chat_keys(counted.chat, channels):
-        publication = find_publication(db, NETWORK, key, counted.message_id)
-        if publication is not None:
-            chat_id = key
-            break
+    counted, bot_data = update.message_reaction_count, context.bot_data
+    if counted is None:
+        return
+    keys = chat_keys(counted.chat, bot_data.settings.telegram.channels)
     counts = {kind_of(r.type): r.total_count for r in counted.reactions}
-    if publication is not None:  # a kind that disappeared is now zero, not its last count
-        counts = {**{kind: 0 for kind in latest_counts(db, publication["id"])}, **counts}
-    record_counts(db, NETWORK, chat_id, counted.message_id, counts)
+    chat_id, counts = record_pushed_counts(bot_data.db, NETWORK, keys, counted.message_id, counts)
     log.debug("reactions of %s/%s: %s", chat_id, counted.message_id, counts)

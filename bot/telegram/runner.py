@@ -30,8 +30,10 @@ from bot.secrets import REDACTOR
 from bot.telegram import moderation as mod
 from bot.telegram import subscribers as sub
 from bot.telegram.channel import TelegramChannel, channel_bot
+from bot.telegram.bot_data import CONTEXT_TYPES, BotData
 from bot.telegram.error_handler import on_error
 from bot.telegram.limits import Limits
+from bot.telegram.moderators_chat import TelegramModeration
 from bot.telegram.reactions import on_reaction_count
 
 log = logging.getLogger(__name__)
@@ -53,22 +55,28 @@ def build_application(settings: Settings, *, schedule: bool = True) -> Applicati
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)
         .job_queue(None)  # jobs/ owns the one APScheduler, on this same event loop
+        .context_types(CONTEXT_TYPES)  # context.bot_data is a BotData
         .post_init(_post_init).post_shutdown(_post_shutdown)
         .build()
     )
-    moderation = mod.TelegramModeration(application.bot, tg.moderators_chat, tg.moderators)
+    moderation = TelegramModeration(application.bot, tg.moderators_chat, tg.moderators)
     # channel posts through their own Bot: a 429 on a post never pauses replies (bot/telegram/channel.py)
     posting = channel_bot(tg.token.reveal(), tg.base_url) if tg.channels else None
     publishers = [TelegramChannel(posting, chat) for chat in tg.channels]
     services = build_services(settings, publishers=publishers, moderation=moderation)
-    application.bot_data.update(
-        settings=settings, db=services.db, holder=services.holder, service=services.service,
-        moderation=moderation, limits=Limits(tg.cooldown_seconds, tg.max_concurrent_generations,
-                                             burst=tg.user_burst, window_seconds=tg.user_window_seconds),
-        schedule=schedule, channel_bot=posting,
-    )
+    limits = Limits(tg.cooldown_seconds, tg.max_concurrent_generations, burst=tg.user_burst,
+                    window_seconds=tg.user_window_seconds)
+    bot_data(application).wire(settings, services, moderation, limits, schedule=schedule, channel_bot=posting)
     register_handlers(application, settings)
     return application
+
+
+def bot_data(application: Application) -> BotData:
+    """The application's typed bot_data (built by CONTEXT_TYPES)."""
+    data = application.bot_data
+    if not isinstance(data, BotData):
+        raise TypeError("the Application was not built with context_types(CONTEXT_TYPES)")
+    return data
 
 
 def _chat_filter(chat: int | str) -> filters.BaseFilter:
@@ -106,25 +114,26 @@ def register_handlers(application: Application, settings: Settings) -> None:
 
 async def _post_init(application: Application) -> None:
     """Reconcile interrupted publications, publish the command list, start the schedule."""
-    service = application.bot_data["service"]
-    await service.startup()
+    data = bot_data(application)
+    await data.service.startup()
     with contextlib.suppress(TelegramError):
         await application.bot.set_my_commands([BotCommand(*c) for c in texts.COMMANDS],
                                               scope=BotCommandScopeAllPrivateChats())
-    if application.bot_data.get("schedule", True):
-        service.start_schedule()
+    if data.schedule:
+        data.service.start_schedule()
 
 
 async def _post_shutdown(application: Application) -> None:
-    application.bot_data["service"].stop_schedule()
-    task = application.bot_data["limits"].refill_task
+    data = bot_data(application)
+    data.service.stop_schedule()
+    task = data.limits.refill_task
     if task is not None and not task.done():
         task.cancel()
-    posting = application.bot_data.get("channel_bot")
+    posting = data.channel_bot
     if posting is not None:  # never initialize()d (no second getMe): close its HTTP client here
         with contextlib.suppress(Exception):
             await posting.request.shutdown()
-    application.bot_data["db"].close()
+    data.db.close()
 
 
 def _backoff(attempt: int) -> float:
@@ -192,7 +201,7 @@ class Poller:
 async def running(application: Application, *, poll_timeout: float = POLL_TIMEOUT_SECONDS,
                   stop: asyncio.Event | None = None) -> AsyncIterator[Application]:
     """The long-running bot inside an existing event loop (the service, tests, the benchmark):
-    `bot_data["stop"]` ends the polling, `bot_data["poller"]` is its task (see `serve`)."""
+    `bot_data.stop` ends the polling, `bot_data.poller` is its task (see `serve`)."""
     stop = stop or asyncio.Event()
     try:
         await _initialize(application)  # getMe, retried with back-off while the Bot API is unreachable
@@ -205,7 +214,8 @@ async def running(application: Application, *, poll_timeout: float = POLL_TIMEOU
         poller = Poller(application, timeout=poll_timeout, stop=stop)
         await application.start()
         task = asyncio.create_task(poller.run(), name="buhurt:poll_updates")
-        application.bot_data.update(stop=stop, poller=task)
+        data = bot_data(application)
+        data.stop, data.poller = stop, task
         try:
             yield application
         finally:
@@ -213,7 +223,7 @@ async def running(application: Application, *, poll_timeout: float = POLL_TIMEOU
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task  # its failure, if any, was raised by `serve`
-            await application.bot_data["service"].stop(SHUTDOWN_GRACE_SECONDS)  # running jobs finish
+            await data.service.stop(SHUTDOWN_GRACE_SECONDS)  # running jobs finish
             await application.stop()  # the updates being handled are finished
             await poller.confirm()
     finally:
@@ -224,7 +234,7 @@ async def running(application: Application, *, poll_timeout: float = POLL_TIMEOU
 async def _initialize(application: Application) -> None:
     from bot.telegram.startup import initialize
 
-    tg = application.bot_data["settings"].telegram
+    tg = bot_data(application).settings.telegram
     await initialize(application, base_url=tg.base_url, wait_seconds=tg.startup_wait_seconds)
 
 
@@ -233,14 +243,17 @@ async def serve(application: Application, *, poll_timeout: float = POLL_TIMEOUT_
     """Run until `stop` is set (SIGTERM/SIGINT in `run_telegram`) or the polling gives up; in the
     latter case its error (one line, a BotError) is raised after a clean shutdown."""
     async with running(application, poll_timeout=poll_timeout, stop=stop) as app:
-        stop, task = app.bot_data["stop"], app.bot_data["poller"]
+        data = bot_data(app)
+        stop, task = data.stop, data.poller
+        assert stop is not None and task is not None
         stopped = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({stopped, task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopped.cancel()
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()
+        error = task.exception() if task.done() and not task.cancelled() else None
+        if error is not None:
+            raise error
     log.info("stopped")
 
 
@@ -267,8 +280,9 @@ async def run_cycle(application: Application) -> dict:
     try:
         await _post_init(application)
         handled = await process_pending(application)
-        result = await application.bot_data["service"].run_once()
-        task = application.bot_data["limits"].refill_task
+        data = bot_data(application)
+        result = await data.service.run_once()
+        task = data.limits.refill_task
         if task is not None:
             await task
         return {**result, "updates": handled}

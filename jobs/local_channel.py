@@ -18,7 +18,7 @@ class LocalChannel:
         self.db, self.log_file, self.out = db, log_file, out or sys.stdout
 
     async def send(self, text: str) -> str:
-        message_id = int(get_state(self.db, "local_message_id", "0")) + 1
+        message_id = int(get_state(self.db, "local_message_id") or "0") + 1
         block = f"===== local channel, post {message_id} =====\n{text}\n"
         self.out.write(block + "\n")
         self.out.flush()

@@ -1,0 +1,19 @@
+"""What a fresh install starts from: the bundled sample corpus when the corpus is empty (the model:
+jobs.model_versions.activate_bundled, or a first one trained by jobs.retrain.bootstrap)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_utils
+
+from corpus.importer import import_text_file
+from corpus.store.posts import count_posts
+
+
+def seed_empty_corpus(db: sqlite_utils.Database, sample: Path) -> int:
+    """A fresh install's corpus: the posts of `sample` when the corpus is empty. Returns how many
+    were added (0 when the corpus already had posts)."""
+    if count_posts(db) != 0:
+        return 0
+    added, _ = import_text_file(db, sample, community="sample")
+    return added

@@ -1,0 +1,10 @@
+"""The notices jobs/ sends to the moderators itself (publishing outcomes), in Russian like the
+bot's own strings (bot/texts.py); here because jobs/ never imports bot/. Placeholders use str.format."""
+from __future__ import annotations
+
+PUBLISH_REFUSED = "Мем #{id} не опубликован в {where}: {error}. Очередь сохранена, попробую снова по расписанию."
+PUBLISH_IN_DOUBT = "Мем #{id} мог не дойти до {where} ({error}). Повторно не отправляю — проверьте канал."
+PUBLISH_BROKEN_OFF = ("Мем #{id} мог не дойти до {where}: отправка прервалась из-за ошибки."
+                      " Повторно не отправляю — проверьте канал.")
+PUBLISH_INTERRUPTED = ("Мем #{id} мог не дойти до {where}: бот остановился во время отправки."
+                       " Повторно не отправляю — проверьте канал.")

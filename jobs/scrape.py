@@ -1,0 +1,32 @@
+"""The scrape job: new posts from the configured VK walls, cleaned with the operator's rules. Runs
+in a worker thread with its own connection (sqlite connections belong to their thread)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from corpus.clean import CleanOptions
+from corpus.cleaning import clean_corpus
+from corpus.db import open_db
+from corpus.errors import CorpusError
+from corpus.stoplist import StopList
+from corpus.vk import ScrapeReport, scrape_settings
+
+log = logging.getLogger(__name__)
+
+
+def scrape_new_posts(database: Path, vk_settings: Any, clean: CleanOptions, stoplist: StopList, *,
+                     busy_timeout: float) -> ScrapeReport | None:
+    """Scrape `vk_settings.groups` (a [vk] section) into `database` and clean the new posts. A
+    refusal (captcha, token, rate limit) is one warning and None: the next run retries."""
+    db = open_db(database, busy_timeout=busy_timeout)
+    try:
+        report = scrape_settings(db, vk_settings, progress=False)
+        clean_corpus(db, clean, stoplist, only_new=True)  # the new posts, operator rules
+        return report
+    except CorpusError as exc:
+        log.warning("VK scrape stopped: %s", exc)
+        return None
+    finally:
+        db.close()
