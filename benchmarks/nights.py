@@ -63,7 +63,7 @@ def main() -> None:
     import torch
 
     from model.checkpoint import load_checkpoint
-    from model.data import split_text
+    from model.splits import split_text
     from model.evaluate import evaluate_ids
     from model.lstm import model_from_checkpoint
     from model.preprocess import preprocess

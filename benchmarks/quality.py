@@ -102,7 +102,7 @@ def main() -> None:
     import torch
 
     from model.checkpoint import load_checkpoint
-    from model.data import load_splits
+    from model.splits import load_splits
     from model.distributed import bf16_supported
     from model.preprocess import preprocess
     from model.train import TrainConfig, train

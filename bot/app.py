@@ -35,15 +35,6 @@ class Services:
     paths: TrainPaths
 
 
-def resolve_device(name: str | None) -> str | None:
-    """'auto' becomes 'cuda' when torch sees a GPU, else 'cpu'; other names pass through."""
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def training_threads(settings: Settings) -> int:
     """train.threads, else the usable cores minus one (the bot's own work needs a core), at least one."""
     from model.train import usable_cores
@@ -72,6 +63,7 @@ def stoplist(settings: Settings):
 
 def retrain_plan(settings: Settings, paths: TrainPaths):
     from jobs.retrain import NightWindow, RetrainPlan
+    from model.distributed import device_name
 
     m, s = settings.model, settings.schedule
     return RetrainPlan(
@@ -80,7 +72,7 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
         gap_lines=settings.corpus.gap_lines, shuffle_seed=settings.corpus.shuffle_seed,
         val_frac=settings.train.val_frac, test_frac=settings.train.test_frac,
         min_improvement=settings.train.min_improvement,
-        device=resolve_device(settings.train.device), keep_runs=settings.train.keep_runs,
+        device=device_name(settings.train.device), keep_runs=settings.train.keep_runs,
         export_options={"clean": settings.clean, "stoplist": stoplist(settings),
                         "weighting": settings.corpus.weighting()},
         model_arch={"model_type": m.model_type, "wordvec_size": m.wordvec_size, "rnn_size": m.rnn_size,
@@ -145,6 +137,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     from jobs.moderation import AutoApprove
     from jobs.pool import SampleOptions
     from jobs.service import Service, ServicePlan
+    from model.distributed import device_name
 
     paths = TrainPaths.under(settings.data_dir)
     busy = settings.paths.busy_timeout_seconds
@@ -152,7 +145,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     check_writable(db, settings.database, busy)
     ensure_corpus(settings, db)
     checkpoint = ensure_model(settings, db, paths)
-    device = resolve_device(settings.train.device)
+    device = device_name(settings.train.device)
     holder = GeneratorHolder(checkpoint, device=device)
     log.info("generating with model %s", holder.version)
     s = settings.schedule

@@ -64,9 +64,9 @@ def preprocess_cmd(app, input_txt, output_h5, output_json, val_frac, test_frac) 
 
 
 def _device(name: str | None) -> str | None:
-    from bot.app import resolve_device
+    from model.distributed import device_name
 
-    return resolve_device(name)
+    return device_name(name)
 
 
 TRAIN_FLAGS = [  # (flag, type, help)

@@ -7,7 +7,6 @@ an in-process reload, never a write over a file the bot is reading.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ import sqlite_utils
 
 from corpus.store import models as model_rows
 from jobs.errors import JobError
+from model.files import file_version
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "model" / "data"
 
@@ -25,14 +25,6 @@ def bundled_checkpoint() -> Path | None:
     """The small model trained on the bundled sample corpus, shipped with the package."""
     path = BUNDLED_DIR / "default.pt"
     return path if path.is_file() else None
-
-
-def file_version(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path, *,

@@ -34,7 +34,8 @@ import sqlite_utils
 from corpus.export import atomic_write_text, export_training_text
 from corpus.store import models as model_rows
 from jobs.errors import JobError
-from jobs.model_versions import active_checkpoint_path, file_version, install_checkpoint
+from jobs.model_versions import active_checkpoint_path, install_checkpoint
+from model.files import file_version
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def known_word_share(checkpoint: Path, judge, plan: RetrainPlan) -> float:
 def readability_judge(plan: RetrainPlan):
     """One judge for both models: the words of tonight's training split (seen at least
     model.words.DEFAULT_MIN_COUNT times) plus the dictionary (`sample_dictionary`)."""
-    from model.data import split_text
+    from model.splits import split_text
     from model.words import KnownWords, build_lexicon
 
     text = split_text(plan.train_h5, plan.train_json, "train")
@@ -303,7 +304,7 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     """One night: export, train (warm or from scratch) within the budget, score both models on the
     same held-out posts, promote or keep. `manual`: run by hand (`buhurt retrain`), also outside the window."""
     from model.evaluate import evaluate_text
-    from model.data import split_text
+    from model.splits import split_text
 
     budget = training_minutes(plan, minutes, manual=manual, now=now)
     if budget is None:

@@ -5,7 +5,6 @@ place, with a JSON sidecar (same name, ``.json``) carrying everything except ten
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -116,12 +115,3 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if ck["format"] != FORMAT:
         raise ModelError(f"checkpoint {str(p)!r}: format {ck['format']!r}, expected {FORMAT!r}")
     return ck
-
-
-def file_version(path: str | Path) -> str:
-    """Short sha256 (12 hex digits) of the file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]

@@ -30,7 +30,17 @@ class DistContext:
         return self.world > 1
 
 
+def device_name(name: str | None) -> str | None:
+    """A device setting as a device name: 'auto' becomes 'cuda' when torch sees a GPU, else 'cpu';
+    other names (and None) pass through."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device of a device setting ('cpu', 'cuda', 'cuda:N' or 'auto'); bad names are a ModelError."""
+    name = device_name(name) or name
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
         raise ModelError(f"device={name!r}: expected 'cpu' or 'cuda'")
     if name.startswith("cuda"):
@@ -95,8 +105,3 @@ def gather_objects(ctx: DistContext, obj) -> list:
     out = [None] * ctx.world
     dist.all_gather_object(out, obj)
     return out
-
-
-def barrier(ctx: DistContext) -> None:
-    if ctx.enabled:
-        dist.barrier()

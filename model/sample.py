@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import TENSOR_KEYS, file_version, load_checkpoint
+from model.checkpoint import TENSOR_KEYS, load_checkpoint
 from model.distributed import resolve_device
 from model.errors import ModelError, normalize_newlines
 from model.fast_step import FastStep
+from model.files import file_version
 from model.lstm import model_from_checkpoint
 from model.rng import seed_keys, uniforms
 from model.vocab import Vocab, format_chars
 from model.words import DICTIONARIES, WORD_MODES, KnownWords, words_of
 
-GAP = "\n\n"
 MAX_LEADING_NEWLINES = 16
 MAX_RETRIES = 20        # known-word decoding: resamples of one word before an unknown one is let through
 STEP_FACTOR = 6         # known-word decoding: a row makes at most STEP_FACTOR * max_length picks

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from model import distributed as D
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.words import lexicon_from_ids
-from model.data import SplitBatcher, load_splits
+from model.splits import SplitBatcher, load_splits
 from model.errors import ModelError
 from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, state_to_list
 from model.train_config import LR_FLOOR, HOLD_DECAY, PROGRESS_SCHEDULES, RUN_FROM_CHECKPOINT, TrainConfig

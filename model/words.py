@@ -39,7 +39,7 @@ def build_lexicon(text: str, min_count: int = DEFAULT_MIN_COUNT) -> dict:
 
 
 def lexicon_from_ids(splits, tokens: list[str], min_count: int = DEFAULT_MIN_COUNT) -> dict:
-    """`build_lexicon` over preprocessed splits (0-based id arrays, e.g. model.data.load_splits)."""
+    """`build_lexicon` over preprocessed splits (0-based id arrays, e.g. model.splits.load_splits)."""
     import numpy as np
 
     table = np.array(tokens, dtype=object)

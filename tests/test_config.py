@@ -104,8 +104,9 @@ def test_logging_setup_redacts_in_real_handlers(tmp_path):
 def test_device_auto_trains_on_the_gpu_when_torch_sees_one(tmp_path, monkeypatch, gpu, expected):
     import torch
 
-    from bot.app import retrain_plan, resolve_device
+    from bot.app import retrain_plan
     from bot.context import TrainPaths
+    from model.distributed import device_name as resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     settings = load_settings(write(tmp_path, "[train]\ndevice = 'auto'\nkeep_runs = 3\n"), environ={})

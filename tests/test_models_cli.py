@@ -107,7 +107,7 @@ def test_activating_a_rejected_candidate_copies_it_out_of_its_run_folder(db, tmp
 
     run_dir = tmp_path / "ck" / "run-20260101-030000-000000"
     candidate = variant(tiny_checkpoint, run_dir / "best.pt", "e")
-    from jobs.model_versions import file_version
+    from model.files import file_version
 
     version = file_version(candidate)
     model_rows.register_model(db, version, str(candidate), val_loss=2.0, status="rejected")

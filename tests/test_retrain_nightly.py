@@ -207,7 +207,8 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
     from bot.config import load_settings
     from bot.context import TrainPaths
     from corpus.db import open_db
-    from jobs.model_versions import bundled_checkpoint, file_version
+    from jobs.model_versions import bundled_checkpoint
+    from model.files import file_version
 
     cfg = config(tmp_path)
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
