@@ -69,22 +69,6 @@ def dictionary_version(dictionary: str) -> str | None:
     return f"opencorpora {meta.get('source_revision')}"
 
 
-def _dawg_has_prefix(morph, prefix: str) -> bool:
-    """Does any word form of pymorphy3's dictionary start with `prefix` (е also read as ё)?"""
-    dct = morph.dictionary.words.dct
-
-    def follow(i: int, index: int) -> bool:
-        if i == len(prefix):
-            return True
-        for ch in ("е", "ё") if prefix[i] == "е" else (prefix[i],):
-            nxt = dct.follow_bytes(ch.encode("utf-8"), index)
-            if nxt is not None and follow(i + 1, nxt):
-                return True
-        return False
-
-    return follow(0, dct.ROOT)
-
-
 class KnownWords:
     """`word in known`: is this word in the lexicon or the dictionary (results cached)."""
 
@@ -97,6 +81,7 @@ class KnownWords:
         self._cache: dict[str, bool] = {}
         self._prefix_cache: dict[str, bool] = {}
         self._lexicon_prefixes: frozenset[str] | None = None
+        self._dawg_cache: dict[str, tuple[int, ...]] = {}
 
     def prefix_ok(self, prefix: str) -> bool:
         """Can `prefix` (letters) still become a known word? False lets known-word decoding take a
@@ -106,11 +91,35 @@ class KnownWords:
         if hit is None:
             if self._lexicon_prefixes is None:
                 self._lexicon_prefixes = frozenset(w[:i] for w in self.lexicon for i in range(1, len(w) + 1))
-            hit = p in self._lexicon_prefixes or (self._morph is not None and _dawg_has_prefix(self._morph, p))
+            hit = p in self._lexicon_prefixes or (self._morph is not None and bool(self._dawg_nodes(p)))
             if len(self._prefix_cache) >= _CACHE_LIMIT:
                 self._prefix_cache.clear()
             self._prefix_cache[p] = hit
         return hit
+
+    def _dawg_nodes(self, prefix: str) -> tuple[int, ...]:
+        """The nodes of pymorphy3's dictionary DAWG that `prefix` leads to (е also read as ё); empty
+        when no word form starts so. Walked on from the longest prefix already seen (known-word
+        decoding asks for a word's prefixes one letter longer each time), not from the root."""
+        cache = self._dawg_cache
+        nodes = cache.get(prefix)
+        if nodes is not None:
+            return nodes
+        dct = self._morph.dictionary.words.dct
+        i = max(0, len(prefix) - 1)
+        while i > 0 and prefix[:i] not in cache:
+            i -= 1
+        nodes = cache[prefix[:i]] if i > 0 else (dct.ROOT,)
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        for k in range(i, len(prefix)):
+            found = []
+            for ch in ("е", "ё") if prefix[k] == "е" else (prefix[k],):
+                step = ch.encode("utf-8")
+                found.extend(n for n in (dct.follow_bytes(step, node) for node in nodes) if n is not None)
+            nodes = tuple(dict.fromkeys(found))
+            cache[prefix[:k + 1]] = nodes
+        return nodes
 
     @property
     def empty(self) -> bool:
