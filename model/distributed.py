@@ -61,13 +61,14 @@ def bf16_supported(device: torch.device) -> bool:
         return False
 
 
-def setup(device_name: str) -> DistContext:
+def setup(name: str) -> DistContext:
+    """The process's place in a torchrun world (a no-op one outside torchrun) on device `name`."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistContext(device=resolve_device(device_name))
+        return DistContext(device=resolve_device(name))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    device = resolve_device(name, local_rank)
     here = False
     if not dist.is_initialized():
         if device.type == "cuda":
