@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
@@ -22,6 +23,13 @@ from jobs.pool import SampleOptions, fill_pool
 from jobs.publish import Publisher, PublishState, publish_next, reconcile
 from jobs.tune import resolve_options, tune_and_store
 from jobs.reactions import ReactionSource, collect_reactions
+
+if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torch: only where they run
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from corpus.vk import ScrapeReport
+    from jobs.retrain import RetrainResult
+    from jobs.tune import TuneResult
 
 log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
@@ -55,15 +63,15 @@ class Service:
     def __init__(self, db: sqlite_utils.Database, holder: GeneratorHolder, *, plan: ServicePlan,
                  publishers: Sequence[Publisher], moderation: Moderation, stoplist: StopList,
                  reaction_sources: Sequence[ReactionSource] = (),
-                 scraper: Callable[[], object] | None = None,
-                 retrainer: Callable[[], object] | None = None,
-                 backuper: Callable[[], object] | None = None) -> None:
+                 scraper: Callable[[], ScrapeReport | None] | None = None,
+                 retrainer: Callable[[], RetrainResult] | None = None,
+                 backuper: Callable[[], Path] | None = None) -> None:
         self.db, self.holder, self.plan = db, holder, plan
         self.publishers, self.moderation, self.stoplist = list(publishers), moderation, stoplist
         self.reaction_sources, self.scraper, self.retrainer = list(reaction_sources), scraper, retrainer
         self.backuper = backuper
         self.running_jobs: set[asyncio.Task] = set()
-        self.scheduler = None
+        self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
 
     async def startup(self) -> None:
@@ -91,7 +99,7 @@ class Service:
         """The plan's sampling options for the loaded model: temperature "auto" is its tuned one."""
         return resolve_options(self.db, self.holder.version, self.plan.sample)
 
-    async def tune(self) -> object:
+    async def tune(self) -> TuneResult | None:
         """`buhurt tune` for the loaded model, stored with its version (after a promotion)."""
         return await tune_and_store(self.db, self.holder, self.stoplist, options=self.plan.sample,
                               k=self.plan.tune_posts, min_known_words=self.plan.min_known_words)
@@ -147,7 +155,7 @@ class Service:
         hours = self.plan.remind_after_hours
         pending = draft_rows.count_by_status(self.db).get("pending", 0)
         last_decision = draft_rows.last_action_at(self.db, ["approve", "edit"]) or ""
-        last_reminder = get_state(self.db, "last_reminder_at", "")
+        last_reminder = get_state(self.db, "last_reminder_at") or ""
         threshold = ago(hours=hours)
         if pending == 0 or last_decision >= threshold or last_reminder >= threshold:
             return False
@@ -162,12 +170,12 @@ class Service:
     async def collect(self) -> int:
         return await collect_reactions(self.db, self.reaction_sources)
 
-    async def scrape(self) -> object:
+    async def scrape(self) -> ScrapeReport | None:
         if self.scraper is None:
             return None
         return await asyncio.to_thread(self.scraper)
 
-    async def retrain(self) -> object:
+    async def retrain(self) -> RetrainResult | None:
         if self.retrainer is None:
             return None
         result = await asyncio.to_thread(self.retrainer)
@@ -178,7 +186,7 @@ class Service:
             await self.tune()
         return result
 
-    async def backup(self) -> object:
+    async def backup(self) -> Path | None:
         """The nightly copy of the database (in a worker thread); a failure is one log line."""
         if self.backuper is None:
             return None
