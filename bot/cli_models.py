@@ -59,7 +59,7 @@ def list_cmd(app) -> None:
 def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: bool, tune_posts: int) -> None:
     """Copy a checkpoint (e.g. trained on the GPU box) into <data_dir>/models and register it."""
     from jobs.model_versions import activate as activate_installed
-    from jobs.model_versions import install_checkpoint, version_row
+    from jobs.model_versions import install_checkpoint, installed_row
     from model.sample import Generator
 
     Generator.load(checkpoint)   # a checkpoint that cannot generate is refused before anything is written
@@ -74,11 +74,12 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
                                      metrics={"origin": "installed", "source": str(checkpoint)})
         if activate:
             activate_installed(db, version)
-        status = version_row(db, version)["status"]
+        row = installed_row(db, version)
+        status = row["status"]
         if tune:
             from bot.cli_tune import run_tune
 
-            run_tune(app, db, Path(version_row(db, version)["path"]), k=tune_posts)
+            run_tune(app, db, Path(row["path"]), k=tune_posts)
     finally:
         db.close()
     click.echo(f"installed model {version} ({status})" + (f", {val:.4f} bits/char on {text}" if text else ""))

@@ -117,6 +117,14 @@ def version_row(db: sqlite_utils.Database, version: str) -> dict | None:
     return model_rows.get_model(db, version)
 
 
+def installed_row(db: sqlite_utils.Database, version: str) -> dict:
+    """The model_versions row of an installed `version`; JobError when there is none."""
+    row = model_rows.get_model(db, version)
+    if row is None:
+        raise JobError(f"model version {version} is not installed: see `buhurt models list`")
+    return row
+
+
 def active_version_row(db: sqlite_utils.Database) -> dict | None:
     """The active model's row, or None when no model is active yet."""
     return model_rows.active_model(db)

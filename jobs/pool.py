@@ -19,6 +19,7 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.posts import has_text
 from corpus.store.shingles import longest_shared_run
+from jobs.generator import GeneratorHolder
 from model.words import decoding_name
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def store_generated(
 
 
 async def fill_pool(
-    db: sqlite_utils.Database, generator, *, purpose: str, target: int, batch_size: int,
+    db: sqlite_utils.Database, generator: GeneratorHolder, *, purpose: str, target: int, batch_size: int,
     options: SampleOptions, stoplist: StopList, moderated: bool = True, max_rounds: int = 3,
     oversample: int = 1, min_known_words: float = MIN_KNOWN_WORDS,
 ) -> list[int]:
@@ -207,6 +208,7 @@ async def fill_pool(
     Each round wants up to `batch_size` drafts, generates `oversample` candidates per wanted draft
     in one batch and keeps the best-scoring that pass the screen. Channel drafts become `pending`
     when moderated, else `queued` (auto-approved, logged)."""
+    count_statuses: tuple[str, ...]
     if purpose == draft_rows.CHANNEL:
         ok_status = "pending" if moderated else "queued"
         count_statuses = ("pending", "queued")

@@ -156,7 +156,8 @@ async def publish_draft(db: sqlite_utils.Database, draft: dict, publishers: Sequ
     state = state if state is not None else PublishState()
     await asyncio.gather(*(publish_to(db, p, notify, state, draft=draft) for p in publishers))
     close_finished(db, publishers)
-    return draft_rows.get_draft(db, draft["id"])["status"] == "published"
+    row = draft_rows.get_draft(db, draft["id"])
+    return row is not None and row["status"] == "published"
 
 
 async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher], notify: Notify,

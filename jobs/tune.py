@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 import sqlite_utils
 
 from corpus.stoplist import StopList
+from jobs.generator import GeneratorHolder
 from jobs.pool import MIN_KNOWN_WORDS, SampleOptions, measure, screen
 from model.words import normalise, words_of
 
@@ -35,7 +36,7 @@ METRICS_KEY = "tuned"          # model_versions.metrics_json[METRICS_KEY]
 
 def word_pairs(text: str) -> set[tuple[str, str]]:
     """Adjacent word pairs within each line, normalised."""
-    pairs = set()
+    pairs: set[tuple[str, str]] = set()
     for line in text.split("\n"):
         ws = [normalise(w) for w in words_of(line)]
         pairs.update(zip(ws, ws[1:]))
@@ -86,7 +87,8 @@ class TuneResult:
                 "rows": [{**asdict(r), "pass_share": r.pass_share} for r in self.rows]}
 
 
-def sample_grid(holder, *, options: SampleOptions, k: int = DEFAULT_K, temperatures=TEMPERATURES) -> dict:
+def sample_grid(holder: GeneratorHolder, *, options: SampleOptions, k: int = DEFAULT_K,
+                temperatures=TEMPERATURES) -> dict:
     """{temperature: [Sample]} of seeds 1..k; no database use, so it may run in a worker thread."""
     if k <= 0:
         raise ValueError(f"k={k}: expected a positive number of posts")
@@ -119,7 +121,7 @@ def score_grid(db: sqlite_utils.Database, grid: dict, stoplist: StopList, *, opt
     return TuneResult(best.temperature, tuple(rows), k, options.decoding())
 
 
-def tune(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: SampleOptions,
+def tune(db: sqlite_utils.Database, holder: GeneratorHolder, stoplist: StopList, *, options: SampleOptions,
          k: int = DEFAULT_K, temperatures=TEMPERATURES, min_known_words: float = MIN_KNOWN_WORDS,
          corpus_pairs: set | None = None) -> TuneResult:
     """Score each temperature (module docstring) with `holder` (jobs.generator.GeneratorHolder)."""
@@ -159,8 +161,9 @@ def resolve_options(db: sqlite_utils.Database, version: str, options: SampleOpti
     return replace(options, temperature=t if t is not None else FALLBACK_TEMPERATURE)
 
 
-async def tune_and_store(db: sqlite_utils.Database, holder, stoplist: StopList, *, options: SampleOptions,
-                         k: int = DEFAULT_K, min_known_words: float = MIN_KNOWN_WORDS) -> TuneResult | None:
+async def tune_and_store(db: sqlite_utils.Database, holder: GeneratorHolder, stoplist: StopList, *,
+                         options: SampleOptions, k: int = DEFAULT_K,
+                         min_known_words: float = MIN_KNOWN_WORDS) -> TuneResult | None:
     """Tune the holder's current model (generation in a worker thread, the screen on this one) and
     store the result; a failure is a log line, not an error (run after a promotion: the model stays
     usable at the fallback temperature)."""
