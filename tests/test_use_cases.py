@@ -1,0 +1,80 @@
+"""jobs/'s use-cases without Telegram (the handlers call them): moderators' decisions and edits,
+reaction totals pushed by a network, and meme N shown again. Real SQLite, a real tiny model."""
+from __future__ import annotations
+
+import pytest
+
+from corpus.stoplist import StopList
+from corpus.store import drafts, publications
+from corpus.store.reactions import latest_counts
+from jobs import decisions, on_request
+from jobs.decisions import EditOutcome, Moderator
+from jobs.generator import GeneratorHolder
+from jobs.moderation import AutoApprove
+from jobs.reactions import record_pushed_counts
+from jobs.service import Service, ServicePlan
+
+TEXT = "ПРИХОДИШЬ ДОМОЙ\n@\nА ТАМ БАТЯ"
+MOD = Moderator(5, "@mod")
+
+
+@pytest.fixture
+def service(db, tiny_checkpoint):
+    return Service(db, GeneratorHolder(tiny_checkpoint), plan=ServicePlan(), publishers=[],
+                   moderation=AutoApprove(), stoplist=StopList(words=["ГРЕЧКА"]))
+
+
+def pending_draft(db, message_id: str) -> int:
+    draft_id = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
+                                status="pending")
+    drafts.set_moderation_message(db, draft_id, "-100", message_id)
+    return draft_id
+
+
+def test_a_decision_is_taken_once_from_the_drafts_own_message(service, db):
+    one = pending_draft(db, "7")
+    assert decisions.draft_shown_in(service, one, -100, 7)["id"] == one
+    assert decisions.draft_shown_in(service, one, -100, 8) is None      # a stale or tampered button
+    assert decisions.draft_shown_in(service, one + 1, -100, 7) is None
+    assert decisions.decide(service, one, "approve", MOD)
+    assert not decisions.decide(service, one, "reject", Moderator(6, "@late"))   # decided already
+    assert drafts.get_draft(db, one)["status"] == "queued"
+    assert [(a["action"], a["actor_id"]) for a in drafts.actions_for(db, one)] == [("approve", "5")]
+    with pytest.raises(ValueError, match="publish"):
+        decisions.decide(service, pending_draft(db, "9"), "publish", MOD)
+
+
+def test_an_edit_passes_the_edit_screen_and_a_decided_draft_takes_none(service, db):
+    one, other = pending_draft(db, "7"), pending_draft(db, "8")
+    outcome, reason = decisions.approve_edit(service, one, "ТАМ ГРЕЧКА\n@\nОПЯТЬ", MOD)
+    assert outcome is EditOutcome.REFUSED and reason.startswith("stop-list")
+    assert drafts.get_draft(db, one)["status"] == "pending" and drafts.get_draft(db, one)["final_text"] is None
+    assert decisions.approve_edit(service, one, "ТАМ КАША\n@\nОПЯТЬ", MOD) == (EditOutcome.DONE, None)
+    assert drafts.get_draft(db, one)["status"] == "queued"
+    assert drafts.get_draft(db, one)["final_text"] == "ТАМ КАША\n@\nОПЯТЬ"
+    assert decisions.draft_for_reply(service, "-100", "8")["id"] == other
+    assert decisions.decide(service, other, "reject", MOD)
+    assert decisions.approve_edit(service, other, "ТАМ КАША\n@\nОПЯТЬ", MOD) == (EditOutcome.ALREADY_DECIDED, None)
+
+
+def test_pushed_reaction_totals_find_the_publication_under_any_of_its_names(db):
+    draft_id = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
+                                status="queued")
+    publication = publications.begin_publication(db, draft_id, "telegram", "@chan")
+    publications.finish_publication(db, publication, "41")
+    assert record_pushed_counts(db, "telegram", ["-1001", "@chan"], 41, {"👍": 2, "🔥": 1}) == \
+        ("@chan", {"👍": 2, "🔥": 1})
+    # a kind that disappeared is now zero, not its last count
+    assert record_pushed_counts(db, "telegram", ["-1001", "@chan"], 41, {"👍": 3})[1] == {"👍": 3, "🔥": 0}
+    assert latest_counts(db, publication) == {"👍": 3, "🔥": 0}
+    assert record_pushed_counts(db, "telegram", ["-1001", "@chan"], 99, {"👍": 1}) == ("-1001", {"👍": 1})
+
+
+def test_only_a_meme_someone_has_seen_is_shown_again(service, db):
+    seen = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
+                            purpose=drafts.SUBSCRIBER, status="ready")
+    assert on_request.shown_meme(service, seen) is None                 # still in the pool
+    assert on_request.take_ready(service)["id"] == seen
+    assert on_request.take_ready(service) is None                       # served exactly once
+    assert on_request.shown_meme(service, seen)["status"] == "served"
+    assert on_request.shown_meme(service, seen + 1) is None
