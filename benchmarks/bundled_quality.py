@@ -76,9 +76,11 @@ def main() -> None:
                 low = [w.lower() for w in found]
                 pairs.update(zip(low, low[1:]))
                 if screen(db, s.text, StopList(), m) is None:
-                    passed, p_total, p_known, p_good = passed + 1, p_total + len(found), p_known + r, p_good + (share >= 0.9)
+                    passed, p_total = passed + 1, p_total + len(found)
+                    p_known, p_good = p_known + r, p_good + (share >= 0.9)
             n = len(samples)
-            print(f"{str(checkpoint)[-28:]:28} {words:8} {known / total:10.1%} {good / n:10.1%} {gap / n:7.1%} {near:9d} "
+            print(f"{str(checkpoint)[-28:]:28} {words:8} {known / total:10.1%} {good / n:10.1%} {gap / n:7.1%} "
+                  f"{near:9d} "
                   f"{len(pairs):10d} {passed / n:6.1%} {n / seconds:8.1f}   "
                   f"{(p_known / p_total if p_total else 0):.1%}, {(p_good / passed if passed else 0):.1%}")
 

@@ -93,7 +93,8 @@ def main() -> None:
     print(f"recall:    {recall:.2%}  (target >= 97%: {'met' if recall >= 0.97 else 'NOT met'})")
     for label in ("buhurt", "two_line"):
         if by_label[label]:
-            print(f"  recall of {label}: {kept_by_label[label] / by_label[label]:.2%} ({kept_by_label[label]} of {by_label[label]})")
+            kept, total = kept_by_label[label], by_label[label]
+            print(f"  recall of {label}: {kept / total:.2%} ({kept} of {total})")
     print(f"import + clean: {elapsed:.1f} s")
     print("learned signatures:")
     for community, sigs in report.signatures.items():
@@ -103,7 +104,8 @@ def main() -> None:
     lines = [line for line in exported.split("\n") if line.strip()]
     sig_lines = sum(1 for line in lines if line_key(line) in keys)
     link_lines = sum(1 for line in lines if has_link(line) or re.search(r"\]\([^)\s]+\)", line))
-    print(f"exported training text: {len(lines)} lines; signature lines: {sig_lines}; lines with a link or link markup: {link_lines}"
+    print(f"exported training text: {len(lines)} lines; signature lines: {sig_lines};"
+          f" lines with a link or link markup: {link_lines}"
           f" (target 0: {'met' if sig_lines == link_lines == 0 else 'NOT met'})")
     print(f"stripped: {dict(report.stripped)}")
     print("misclassified (page, message id, label, cleaning decision):")

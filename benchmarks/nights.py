@@ -42,7 +42,8 @@ def main() -> None:
     ap.add_argument("--nights", type=int, default=6)
     ap.add_argument("--minutes", type=float, default=10.0, help="training minutes per night")
     ap.add_argument("--configs", default="warm,scratch",
-                    help="comma-separated: warm (the nightly job), scratch, warm-full (warm start at the full rate, no ramp)")
+                    help="comma-separated: warm (the nightly job), scratch,"
+                         " warm-full (warm start at the full rate, no ramp)")
     ap.add_argument("--long", action="store_true", help="also one uninterrupted run of nights x minutes on all posts")
     ap.add_argument("--rnn-size", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)

@@ -129,7 +129,8 @@ def main() -> None:
         cfg = TrainConfig(rnn_size=args.rnn_size, wordvec_size=64, num_layers=2, batch_size=args.batch_size,
                           seq_length=args.seq_length, learning_rate=args.learning_rate, device=args.device,
                           print_every=20, lr_schedule=args.lr_schedule, lr_decay_every=args.lr_decay_every,
-                          bf16=None if args.device != "cpu" else (not args.no_bf16 and bf16_supported(torch.device("cpu"))))
+                          bf16=None if args.device != "cpu"
+                          else (not args.no_bf16 and bf16_supported(torch.device("cpu"))))
     cfg.input_h5, cfg.input_json, cfg.checkpoint_dir = str(tmp / "pool.h5"), str(tmp / "pool.json"), str(tmp / "ck")
     cfg.max_minutes, cfg.max_epochs, cfg.checkpoint_every = minutes, 1000, 100 if args.quick else 1000
     cfg.progress = sys.stderr.isatty()

@@ -101,7 +101,7 @@ def main() -> int:
         print(f"known-word share (model's lexicon + dictionary), every candidate: {statistics.mean(known):.3f}")
     print("screen: " + ", ".join(f"{key} {count}" for key, count in sorted(reasons.items(), key=lambda kv: -kv[1])))
     print(f"{'kept':<26}" + "".join(f"{name:>18}" for name in judge([], set(), [])))
-    for name, chosen in ((f"every passing draft", passing), (f"first passing of {k}", first),
+    for name, chosen in (("every passing draft", passing), (f"first passing of {k}", first),
                          (f"best score of {k}", best)):
         figures = judge([r[0] for r in chosen], vocabulary, [r[1].shared_chars for r in chosen])
         print(f"{name:<26}" + "".join(f"{v:>18.3f}" if isinstance(v, float) else f"{v:>18}" for v in figures.values()))

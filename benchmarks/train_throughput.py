@@ -157,7 +157,8 @@ def main() -> None:
     g = TrainConfig.gpu_preset()
     on_gpu = dev.type == "cuda"
     configs = [
-        ("default 2x128 embed 64", ModelConfig(V, "lstm", d.wordvec_size, d.rnn_size, d.num_layers), d.batch_size, d.seq_length),
+        ("default 2x128 embed 64", ModelConfig(V, "lstm", d.wordvec_size, d.rnn_size, d.num_layers),
+         d.batch_size, d.seq_length),
         ("gpu preset 3x512 embed 128", ModelConfig(V, "lstm", g.wordvec_size, g.rnn_size, g.num_layers),
          g.batch_size if on_gpu else 64, g.seq_length if on_gpu else 100),
     ]
@@ -186,7 +187,8 @@ def main() -> None:
         f32, naive = best[(name, "f32")], best[(name, "naive")]
         gf32 = f32 * flops / 1e9
         print(f"\n{name}, B={B} T={T} ({flops / 1e6:.2f} MFLOP per char trained)")
-        print(f"  fused nn.LSTM float32       {f32:>8,.0f} chars/s  {gf32:6.1f} GFLOP/s = {gf32 / mm32:.0%} of float32 matmul")
+        print(f"  fused nn.LSTM float32       {f32:>8,.0f} chars/s  {gf32:6.1f} GFLOP/s"
+              f" = {gf32 / mm32:.0%} of float32 matmul")
         if bf:
             b16 = best[(name, "bf16")]
             print(f"  fused nn.LSTM bf16 autocast {b16:>8,.0f} chars/s  {b16 / f32:.2f}x float32"
