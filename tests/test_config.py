@@ -11,7 +11,7 @@ import pytest
 from bot.config import ConfigError, Settings, load_settings
 from bot.secrets import REDACTOR, Secret, setup_logging
 from bot.settings import SECTIONS
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "config.example.toml"
 

@@ -157,11 +157,11 @@ def test_learned_signatures_keep_buhurt_lines_and_obey_the_operator(options):
         learner.add(f"СТРОКА {i}\n@\nПИКРЕЛЕЙТЕД\nпредложено @u{i} через @bot")
     sigs = learner.signatures(min_posts=3, min_share=0.2)
     assert sigs.end == {"предложено через": 10}                       # the punchline is never counted
-    assert sigs.strip("А\n@\nПИКРЕЛЕЙТЕД\nПредложено  @x через @bot") == ("А\n@\nПИКРЕЛЕЙТЕД", 1)
+    assert sigs.strip("А\n@\nПИКРЕЛЕЙТЕД\nПредложено  @x через @bot") == ("А\n@\nПИКРЕЛЕЙТЕД", 1)  # noqa: B005 - Signatures.strip
     kept = learner.signatures(min_posts=3, min_share=0.2, keep=["Предложено через"])
     assert kept.end == {}
     extra = learner.signatures(min_posts=99, patterns=[r"^подпишись"])
-    assert extra.strip("А\n@\nБ\nПодпишись на нас!") == ("А\n@\nБ", 1)
+    assert extra.strip("А\n@\nБ\nПодпишись на нас!") == ("А\n@\nБ", 1)  # noqa: B005 - Signatures.strip
     assert line_key("  Предложено [x] @Ёжик через https://t.me/x ") == "предложено [x] через ‹url›"
     assert CleanOptions(signatures=["("]).validate() and CleanOptions(signature_min_posts=0).validate()
 

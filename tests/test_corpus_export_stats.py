@@ -8,7 +8,7 @@ from corpus.export import export_training_text
 from corpus.popularity import PopularityWeighting, weights
 from corpus.stats import corpus_stats, write_histogram
 from corpus.store.posts import add_posts
-from tests.conftest import TINY_POSTS
+from tests.helpers import TINY_POSTS
 
 
 def add(db, texts, **fields):

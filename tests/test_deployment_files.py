@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_dockerfile_healthcheck_runs_the_quick_doctor():

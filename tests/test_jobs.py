@@ -14,7 +14,7 @@ from jobs.generator import GeneratorHolder
 from model.words import decoding_options
 from jobs.model_versions import bundled_checkpoint
 from jobs.moderation import AutoApprove
-from jobs.pool import SampleOptions, fill_pool, screen
+from jobs.pool import SampleOptions, screen
 from jobs.publish import PublishError, publish_next, reconcile
 from jobs.service import Service, ServicePlan
 
@@ -127,7 +127,7 @@ def queue_draft(db, text="ПОСТ\n@\nДЛЯ КАНАЛА"):
 
 
 def test_publish_sends_once_to_every_channel(db):
-    draft_id = queue_draft(db)
+    queue_draft(db)
     a, b = RecordingChannel(chat_id="a"), RecordingChannel(network="vk", chat_id="-1")
     note = Moderators().notify
     assert asyncio.run(publish_next(db, [a, b], note))["status"] == "published"
@@ -191,7 +191,7 @@ def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
     from corpus.store import models as model_rows
     from jobs.model_versions import active_checkpoint_path, install_checkpoint
     from jobs.retrain import RetrainPlan, retrain
-    from tests.conftest import ROOT, varied_posts
+    from tests.helpers import ROOT, varied_posts
 
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
     version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
@@ -212,9 +212,9 @@ def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
 
     def run_better(args):  # a warm start: the active model fine-tuned further
         assert args[args.index("--init-from") + 1] == str(tmp_path / "models" / f"{version}.pt")
-        subprocess.run([sys.executable, "-m", "bot", "train", *args, "--wordvec-size", "16", "--rnn-size", "48", "--num-layers", "1", "--batch-size", "16",
-                        "--seq-length", "32", "--max-iterations", "150", "--checkpoint-every", "50",
-                        "--learning-rate", "0.005", "--no-progress"], check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "bot", "train", *args, "--wordvec-size", "16", "--rnn-size", "48",
+                        "--num-layers", "1", "--batch-size", "16", "--seq-length", "32", "--max-iterations", "150",
+                        "--checkpoint-every", "50", "--learning-rate", "0.005", "--no-progress"], check=True, cwd=ROOT)
 
     better = retrain(db, plan, run_training=run_better)
     assert better.promoted and better.candidate_bpc < better.active_bpc
@@ -247,7 +247,7 @@ def test_retrain_keeps_only_the_newest_run_folders(db, tmp_path, tiny_checkpoint
     from jobs.model_versions import install_checkpoint
     from jobs.retrain import RetrainPlan, retrain
     from model.checkpoint import save_checkpoint
-    from tests.conftest import varied_posts
+    from tests.helpers import varied_posts
 
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(60)])
     version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)

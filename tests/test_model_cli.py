@@ -1,16 +1,13 @@
 """`buhurt preprocess|train|sample|eval` through the real CLI entry point."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_model import _model_tests_one_thread, tiny_run, write_corpus  # noqa: E402,F401
+from tests.helpers import run_cli
+from tests.tiny_model import write_corpus
 
-from tests.conftest import run_cli  # noqa: E402
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 run = run_cli

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_model import _model_tests_one_thread, prepare, subprocess_env  # noqa: E402,F401
+from tests.tiny_model import prepare, subprocess_env
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_model import _model_tests_one_thread, tiny_run  # noqa: E402,F401
+from model.errors import ModelError
+from model.evaluate import evaluate_text
 
-from model.errors import ModelError  # noqa: E402
-from model.evaluate import evaluate_text  # noqa: E402
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_bits_per_char(tiny_run, tmp_path):

@@ -1,18 +1,15 @@
 """The cosine and hold learning-rate schedules: over the iterations, over a time budget, resumed exactly."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_model import _model_tests_one_thread, prepare, tiny_config  # noqa: E402,F401
+from model.checkpoint import load_checkpoint
+from model.errors import ModelError
+from model.train import TrainConfig, TrainingInterrupted, _lr_at, train
+from tests.tiny_model import prepare, tiny_config
 
-from model.checkpoint import load_checkpoint  # noqa: E402
-from model.errors import ModelError  # noqa: E402
-from model.train import TrainConfig, TrainingInterrupted, _lr_at, train  # noqa: E402
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def last_lr(path) -> float:

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_model import _model_tests_one_thread, write_corpus  # noqa: E402,F401
+from model import preprocess as pp
+from model.errors import ModelError
+from tests.tiny_model import write_corpus
 
-from model import preprocess as pp  # noqa: E402
-from model.errors import ModelError  # noqa: E402
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def read_like_torch_rnn(h5_path, json_path):
@@ -37,12 +36,14 @@ def test_file_contract_and_round_trip(tmp_path):
     data, vocab = read_like_torch_rnn(tmp_path / "c.h5", tmp_path / "c.json")
     text = txt.read_text(encoding="utf-8")
     n = len(text)
-    assert [len(data[k]) for k in ("train", "val", "test")] == [n - int(0.1 * n) - int(0.2 * n), int(0.1 * n), int(0.2 * n)]
+    assert [len(data[k]) for k in ("train", "val", "test")] == [n - int(0.1 * n) - int(0.2 * n), int(0.1 * n),
+                                                                 int(0.2 * n)]
     assert all(d.dtype == np.uint8 for d in data.values())
     V = len(vocab["idx_to_token"])
     assert sorted(int(k) for k in vocab["idx_to_token"]) == list(range(1, V + 1))   # string keys, 1-based
     assert all(isinstance(v, int) for v in vocab["token_to_idx"].values())
-    assert {vocab["token_to_idx"][t]: t for t in vocab["token_to_idx"]} == {int(k): v for k, v in vocab["idx_to_token"].items()}
+    by_index = {int(k): v for k, v in vocab["idx_to_token"].items()}
+    assert {vocab["token_to_idx"][t]: t for t in vocab["token_to_idx"]} == by_index
     all_ids = np.concatenate(list(data.values()))
     assert all_ids.min() >= 1 and all_ids.max() == V
     assert decode(data, vocab) == text   # contiguous split: train + val + test is the text

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_model import _model_tests_one_thread, LINES, prepare, subprocess_env, tiny_config  # noqa: E402,F401
+from model.checkpoint import load_checkpoint
+from model.lstm import CharRNN, ModelConfig
+from model.train import TrainingInterrupted, _transfer_init, train
+from model.vocab import Vocab
+from tests.tiny_model import LINES, prepare, subprocess_env, tiny_config
 
-from model.checkpoint import load_checkpoint  # noqa: E402
-from model.lstm import CharRNN, ModelConfig  # noqa: E402
-from model.train import TrainingInterrupted, _transfer_init, train  # noqa: E402
-from model.vocab import Vocab  # noqa: E402
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import hashlib
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_model import _model_tests_one_thread, tiny_generator, tiny_run  # noqa: E402,F401
+from model.errors import ModelError
+from model.fast_step import FastStep
+from model.lstm import CharRNN, ModelConfig
+from model.sample import Generator, _finish_capped
 
-from model.errors import ModelError  # noqa: E402
-from model.fast_step import FastStep  # noqa: E402
-from model.lstm import CharRNN, ModelConfig  # noqa: E402
-from model.sample import Generator, _finish_capped  # noqa: E402
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("model_type", ["lstm", "gru", "rnn"])

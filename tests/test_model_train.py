@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_model import _model_tests_one_thread, prepare, tiny_config, tiny_run  # noqa: E402,F401
+from model.errors import ModelError
+from model.train import TrainConfig, train
+from tests.tiny_model import prepare, tiny_config
 
-from model.errors import ModelError  # noqa: E402
-from model.train import TrainConfig, train  # noqa: E402
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_loss_decreases_and_checkpoints_are_self_contained(tiny_run):
@@ -68,7 +67,8 @@ def test_lr_decay_keeps_adam_state(tmp_path):
 def test_max_minutes_stops_and_keeps_best(tmp_path):
     _, h5, js = prepare(tmp_path, n=60)
     r = train(tiny_config(h5, js, tmp_path / "ck", max_epochs=100000, max_minutes=0.02, checkpoint_every=100000))
-    assert r.stopped == "max_minutes" and r.elapsed_s < 10
+    # the budget ran out (no upper bound on the time: a loaded machine only makes it longer)
+    assert r.stopped == "max_minutes" and r.elapsed_s >= 0.02 * 60
     assert r.best_path.is_file() and r.latest_path.is_file()
 
 

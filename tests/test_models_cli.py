@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from corpus.db import open_db
 from corpus.store import models as model_rows
 
@@ -46,7 +46,7 @@ def test_install_activate_and_roll_back(home, capsys, tiny_checkpoint):
     code, out, err = run(capsys, "sample")          # no model at all: one line, not a traceback
     assert code == 2 and err.startswith("error: no model yet") and err.count("\n") == 1
 
-    from tests.conftest import varied_posts
+    from tests.helpers import varied_posts
 
     gpu = variant(tiny_checkpoint, home / "from-gpu-box.pt", "a")
     (home / "val.txt").write_text("\n\n".join(varied_posts(10)), encoding="utf-8")

@@ -14,7 +14,7 @@ import requests
 
 from corpus.backup import backups_in, nightly_backup
 from corpus.db import open_db
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, make_settings, write_config
 from tests.fakes.telegram_server import BOT_USER
@@ -172,7 +172,8 @@ def test_backup_into_an_impossible_place_is_one_line(capsys, tmp_path):
     config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n", encoding="utf-8")
     open_db(tmp_path / "data" / "buhurt.sqlite3").close()
     (tmp_path / "a-file").write_text("x", encoding="utf-8")
-    code, _, err = run_cli(capsys, "--config", str(config), "backup", "--output", str(tmp_path / "a-file" / "b.sqlite3"))
+    code, _, err = run_cli(capsys, "--config", str(config), "backup", "--output",
+                           str(tmp_path / "a-file" / "b.sqlite3"))
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "a-file" in lines[0], err
 

@@ -239,8 +239,8 @@ def test_a_vk_scrape_request_that_never_answers_stops_with_one_line(tmp_path):
                progress=False)
     assert fake.timeouts == [30.0, 30.0]
     fake.timeouts.clear()
-    report = scrape_settings(db, VkSettings(token=Secret(GOOD_TOKEN), groups=["bugurt_test"], requests_per_second=1000.0,
-                                            timeout_seconds=2.5), session=fake.session(), progress=False)
+    vk = VkSettings(token=Secret(GOOD_TOKEN), groups=["bugurt_test"], requests_per_second=1000.0, timeout_seconds=2.5)
+    report = scrape_settings(db, vk, session=fake.session(), progress=False)
     assert report.added == 300 and set(fake.timeouts) == {2.5}  # resumed, with the configured timeout
     db.close()
 
@@ -298,7 +298,8 @@ def test_the_moderators_chat_not_found_is_an_error_with_a_state_and_drafts_stay_
 
     with caplog.at_level(logging.INFO):
         (error, counts), after, unsent = asyncio.run(main())
-    assert "chat not found" in error.lower() and counts.get("pending") == 2 and "queued" not in counts  # never auto-approved
+    # never auto-approved
+    assert "chat not found" in error.lower() and counts.get("pending") == 2 and "queued" not in counts
     assert any(r.levelno == logging.ERROR and "moderators_chat" in r.getMessage()
                and "chat not found" in r.getMessage().lower() for r in caplog.records)
     assert after == "" and unsent == 0

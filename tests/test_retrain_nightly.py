@@ -16,7 +16,7 @@ from corpus.store.posts import add_posts
 from jobs.model_versions import install_checkpoint
 from model.checkpoint import save_checkpoint
 from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, training_minutes
-from tests.conftest import ROOT, run_cli, varied_posts
+from tests.helpers import ROOT, run_cli, varied_posts
 
 TINY_TRAIN = ["--batch-size", "4", "--seq-length", "16", "--checkpoint-every", "1", "--no-progress"]
 
@@ -73,9 +73,10 @@ def test_from_scratch_when_the_architecture_changed_or_when_asked(db, tmp_path, 
 
     def run_training(args):   # the arguments are what is tested here: the run itself is the active model again
         seen.append(args)
-        save_checkpoint(Path(args[args.index("--checkpoint-dir") + 1]) / "best.pt", {**ck, "created_at": str(len(seen))})
+        run_dir = Path(args[args.index("--checkpoint-dir") + 1])
+        save_checkpoint(run_dir / "best.pt", {**ck, "created_at": str(len(seen))})
 
-    arch = {"model_type": "lstm", "wordvec_size": 16, "rnn_size": 48, "num_layers": 1, "dropout": 0.0}
+    arch = {key: ck["model_config"][key] for key in ("model_type", "wordvec_size", "rnn_size", "num_layers", "dropout")}
     same = retrain(db, plan_for(tmp_path, model_arch=arch), run_training)
     changed = retrain(db, plan_for(tmp_path, model_arch={**arch, "rnn_size": 96}), run_training)
     asked = retrain(db, plan_for(tmp_path, model_arch=arch), run_training, from_scratch=True)
@@ -251,7 +252,8 @@ def test_threads_never_oversubscribe_and_bf16_is_the_default_where_supported(mon
 
 @pytest.mark.parametrize("key,value,needle", [
     ("train.precision", '"half"', "train.precision"), ("train.threads", "-1", "train.threads"),
-    ("schedule.retrain_until", '"03:30"', "schedule.retrain_until"), ("schedule.retrain_until", '"7h"', "retrain_until"),
+    ("schedule.retrain_until", '"03:30"', "schedule.retrain_until"),
+    ("schedule.retrain_until", '"7h"', "retrain_until"),
     ("train.warm_lr_scale", "1.5", "train.warm_lr_scale"),
 ])
 def test_bad_nightly_settings_name_the_key(tmp_path, capsys, key, value, needle):

@@ -58,7 +58,7 @@ def start(config, *args: str) -> subprocess.Popen:
 
 
 def test_one_service_per_data_folder_a_401_is_survived_and_sigterm_ends_cleanly(tmp_path, server):
-    settings = make_settings(tmp_path, server, schedule={"retrain": False, "pool_every_minutes": 600.0})
+    make_settings(tmp_path, server, schedule={"retrain": False, "pool_every_minutes": 600.0})  # writes config.toml
     config = tmp_path / "config.toml"
     first = start(config)
     try:

@@ -17,7 +17,6 @@ from corpus.store import drafts
 from corpus.store.posts import add_posts
 from corpus.store.shingles import index_size, longest_shared_run
 from jobs.generator import GeneratorHolder
-from model.words import decoding_options
 from jobs.pool import Measures, SampleOptions, fill_pool, score, screen, store_generated
 from model.sample import Sample
 from model.words import decoding_options

@@ -15,7 +15,7 @@ import pytest
 
 from corpus.db import open_db
 from corpus.store import drafts as draft_rows
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.fakes.telegram_app import install_model
 
 
@@ -78,7 +78,8 @@ def test_the_local_service_stops_cleanly_after_its_running_jobs(tmp_path, sig):
     service.process.send_signal(sig)
     code, err = service.finish()
     assert code == 0, err[-3000:]
-    assert "Traceback" not in err and "stopping: no new jobs" in err and err.rstrip().endswith("stopped\n<eof>".rstrip())
+    assert "Traceback" not in err and "stopping: no new jobs" in err
+    assert err.rstrip().endswith("stopped\n<eof>".rstrip())
     db = open_db(tmp_path / "data" / "buhurt.sqlite3")
     counts = draft_rows.count_by_status(db, draft_rows.SUBSCRIBER)
     db.close()

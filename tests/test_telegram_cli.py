@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from bot import texts
 from corpus.db import open_db

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from bot import texts
-from tests.fakes.telegram_app import bot_running, make_settings, reply_to, until
-from tests.fakes.telegram_server import FakeBotApi
+from tests.fakes.telegram_app import bot_running, make_settings, reply_to, settled, until
 
 FLOODER = 7001
 OTHERS = [7101, 7102, 7103, 7104, 7105]
@@ -16,12 +15,6 @@ OTHERS = [7101, 7102, 7103, 7104, 7105]
 
 def run(coro):
     return asyncio.run(coro)
-
-
-async def settled(server: FakeBotApi, app) -> None:
-    """Every injected update fetched, confirmed and handled (no handler still running)."""
-    await until(lambda: server.pending_updates() == 0 and app.update_queue.empty()
-                and app.update_processor.current_concurrent_updates == 0, timeout=60)
 
 
 @pytest.mark.parametrize("argument", ["²", "1²", "٣", "¹²", "0x10", "-1", "1" * 13])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from bot import texts
 from corpus.store import drafts as draft_rows
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, until,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, settled, until,
 )
 from tests.fakes.telegram_server import FakeBotApi
 
@@ -52,7 +51,8 @@ def test_buttons_approve_reject_and_strangers(tmp_path, server):
             row = draft_rows.get_draft(db, one)
             assert row["status"] == "queued"
             (action,) = draft_rows.actions_for(db, one)
-            assert (action["action"], action["actor_id"], action["actor_name"]) == ("approve", str(MODERATOR), f"@user{MODERATOR}")
+            assert (action["action"], action["actor_id"], action["actor_name"]) == (
+                "approve", str(MODERATOR), f"@user{MODERATOR}")
             assert action["at"]
             edited = await shown(server, int(row["moderation_message_id"]), "✅ Одобрено: @user111")
             assert "reply_markup" not in edited
@@ -140,7 +140,7 @@ def test_reply_with_an_edit_approves_the_edited_text(tmp_path, server):
             await shown(server, first["message_id"], "✏️ Одобрено с правкой")
             before = len(server.sent(chat))
             server.send_text("просто болтаем", user_id=MODERATOR, chat_id=chat, reply_to=second | {"message_id": 999})
-            await asyncio.sleep(0.2)
+            await settled(server, app)   # the reply was handled
             assert len(server.sent(chat)) == before  # a reply to a non-draft is ordinary chat
             await service.publish()
             (post,) = server.sent(CHANNEL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import pytest
 
 from bot import texts
 from corpus.store import drafts as draft_rows

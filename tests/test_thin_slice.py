@@ -11,7 +11,7 @@ import h5py
 import pytest
 import torch
 
-from tests.conftest import ROOT, varied_posts
+from tests.helpers import ROOT, varied_posts
 
 POSTS = varied_posts(80)
 

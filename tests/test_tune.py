@@ -12,7 +12,7 @@ from corpus.store.posts import add_posts
 from jobs.generator import GeneratorHolder
 from jobs.pool import SampleOptions
 from jobs.tune import FALLBACK_TEMPERATURE, resolve_options, store_tuned, tune, tuned_temperature, word_pairs
-from tests.conftest import run_cli, varied_posts
+from tests.helpers import run_cli, varied_posts
 
 
 def _corpus(db):

@@ -11,7 +11,7 @@ from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from jobs.publish import publish_draft
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
 from tests.test_vk_wall import setup
 

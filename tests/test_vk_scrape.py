@@ -1,8 +1,6 @@
 """The VK scraper (corpus/vk.py) with the real vk_api client against the fake VK API."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from corpus.errors import CorpusError
@@ -156,9 +154,34 @@ def test_scrape_settings_duck_types_the_vk_section(db):
     assert report.added == 300 and "bugurt_test (id 42): 300 new posts" in report.lines()[0]
 
 
-def test_pacing_stays_under_the_configured_rate(db):
+class VirtualClock:
+    """Stands in for the `time` module vk_api paces with: sleeping moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+def test_pacing_stays_under_the_configured_rate(db, monkeypatch):
+    import vk_api.vk_api
+
+    clock = VirtualClock()
+    monkeypatch.setattr(vk_api.vk_api, "time", clock)
     fake = FakeVk(wall(1000))
-    started = time.perf_counter()
+    sent_at: list[float] = []
+    handle = fake.handle
+
+    def stamped(method, params):
+        sent_at.append(clock.now)
+        return handle(method, params)
+
+    monkeypatch.setattr(fake, "handle", stamped)
     run(db, fake, requests_per_second=20, calls_per_execute=1)
     assert fake.requests == 12                      # groups.getById + 11 pages of 99 new posts
-    assert time.perf_counter() - started >= 11 / 20 * 0.9
+    gaps = [later - earlier for earlier, later in zip(sent_at, sent_at[1:])]
+    assert len(gaps) == 11 and min(gaps) >= 1 / 20 - 1e-9   # never two requests closer than 1/20 s

@@ -1,48 +1,25 @@
-"""Helpers for the Telegram end-to-end tests and the latency benchmark: a tiny real model (trained
+"""Helpers for the Telegram end-to-end tests and the latency benchmark: the tiny real model (trained
 once per process), a config file pointing at the fake Bot API server, and a running bot."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from tests.fakes.telegram_server import FakeBotApi
+from tests.tiny_model import tiny_model
 
 MODERATORS_CHAT = -1001234567890
 MODERATOR = 111
 STRANGER = 222
 CHANNEL = "@buhurt_test"
 
-_POSTS = [
-    "ПРИХОДИШЬ В ШКОЛУ\n@\nТАМ КОНТРОЛЬНАЯ\n@\nТЫ НЕ ГОТОВ",
-    "ПОКУПАЕШЬ ХЛЕБ\n@\nОН ЧЁРСТВЫЙ\n@\nИДЁШЬ ОБРАТНО\n@\nМАГАЗИН ЗАКРЫТ",
-    "ВКЛЮЧАЕШЬ КОМПЬЮТЕР\n@\nОБНОВЛЕНИЕ 1 ИЗ 47\n@\nИДЁШЬ СПАТЬ",
-    "МАМКА ЗОВЁТ ЕСТЬ\n@\nПРИХОДИШЬ НА КУХНЮ\n@\nТАМ ГРЕЧКА\n@\nОПЯТЬ",
-    "БАТЯ ЧИНИТ КРАН\n@\nКРАН ТЕЧЁТ СИЛЬНЕЕ\n@\nБАТЯ ДОВОЛЕН",
-    "ИДЁШЬ В МАГАЗИН, ЗА ХЛЕБОМ!\n@\nВСТРЕЧАЕШЬ СОСЕДА?\n@\nОН РАССКАЗЫВАЕТ ПРО ДАЧУ\n@\nПРОШЛО 3 ЧАСА",
-]
-_cache: dict[str, Path] = {}
-
 
 def tiny_checkpoint() -> Path:
-    """A real char-LSTM trained for a few dozen iterations on a tiny corpus; once per process."""
-    if "path" not in _cache:
-        from model.preprocess import preprocess
-        from model.train import TrainConfig, train
-
-        work = Path(tempfile.mkdtemp(prefix="buhurt-tg-model-"))
-        text = work / "corpus.txt"
-        text.write_text("\n\n".join(_POSTS * 8) + "\n", encoding="utf-8")
-        preprocess(text, work / "corpus.h5", work / "corpus.json")
-        result = train(TrainConfig(
-            input_h5=str(work / "corpus.h5"), input_json=str(work / "corpus.json"),
-            checkpoint_dir=str(work / "checkpoints"), wordvec_size=16, rnn_size=48, num_layers=1,
-            batch_size=8, seq_length=32, max_iterations=60, checkpoint_every=60, progress=False))
-        _cache["path"] = Path(result.best_path or result.latest_path)
-    return _cache["path"]
+    """The suite's one tiny model (tests/tiny_model.py), trained once per process."""
+    return tiny_model().checkpoint
 
 
 def _toml(value: Any) -> str:
@@ -119,6 +96,14 @@ async def until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for the bot")
         await asyncio.sleep(0.01)
+
+
+async def settled(server: FakeBotApi, app: Any) -> None:
+    """Every injected update fetched, confirmed and handled (none queued, no handler still running):
+    what a negative assert ("the bot sent nothing") waits for instead of a fixed sleep."""
+    await until(lambda: server.pending_updates() == 0, timeout=60)   # the updater queued every update
+    # python-telegram-bot marks a queued update done after its handlers ran (and the error handler)
+    await asyncio.wait_for(app.update_queue.join(), timeout=60)
 
 
 @contextlib.asynccontextmanager
