@@ -8,6 +8,8 @@ i, f, o, g so one sigmoid covers three gates.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from model.lstm import CharRNN
@@ -20,11 +22,15 @@ class FastStep:
         H = self.H
         sd = {k: v.detach().float() for k, v in model.state_dict().items()}
         emb = sd["embed.weight"]
-        self.table0 = None
-        self.w_cat, self.w_hh, self.b, self.b_hh = [], [], [], []
-        for l in range(self.L):
-            w_ih, w_hh = sd[f"rnn.weight_ih_l{l}"], sd[f"rnn.weight_hh_l{l}"]
-            b_ih, b_hh = sd[f"rnn.bias_ih_l{l}"], sd[f"rnn.bias_hh_l{l}"]
+        self.table0 = torch.empty(0)  # layer 0's input part, one row per token: set below
+        # per layer; layer 0 has no input weights or bias (its input part is table0), a non-GRU no b_hh
+        self.w_cat: list[Any] = []
+        self.w_hh: list[torch.Tensor] = []
+        self.b: list[Any] = []
+        self.b_hh: list[Any] = []
+        for layer in range(self.L):
+            w_ih, w_hh = sd[f"rnn.weight_ih_l{layer}"], sd[f"rnn.weight_hh_l{layer}"]
+            b_ih, b_hh = sd[f"rnn.bias_ih_l{layer}"], sd[f"rnn.bias_hh_l{layer}"]
             if self.kind == "lstm":   # torch order i, f, g, o -> i, f, o, g
                 perm = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
                 w_ih, w_hh, b_ih, b_hh = w_ih[perm], w_hh[perm], b_ih[perm], b_hh[perm]
@@ -32,7 +38,7 @@ class FastStep:
                 b_in, b_rec = b_ih, b_hh
             else:
                 b_in, b_rec = b_ih + b_hh, None
-            if l == 0:
+            if layer == 0:
                 self.table0 = (emb @ w_ih.t() + b_in).contiguous()
                 self.w_cat.append(None)
                 self.b.append(None)
@@ -41,8 +47,8 @@ class FastStep:
                 self.b.append(b_in)
             self.w_hh.append(w_hh.t().contiguous())
             self.b_hh.append(b_rec)
-            if self.kind == "gru" and l > 0:
-                self.w_cat[l] = w_ih.t().contiguous()
+            if self.kind == "gru" and layer > 0:
+                self.w_cat[layer] = w_ih.t().contiguous()
         self.head_w = sd["head.weight"].t().contiguous()
         self.head_b = sd["head.bias"]
 
@@ -70,23 +76,23 @@ class FastStep:
     def __call__(self, tokens: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
         """tokens (B,) int64, state per layer -> logits (B, V), new state."""
         H = self.H
-        x = None
-        new = []
-        for l in range(self.L):
-            s = state[l]
+        x = tokens   # the layer below's output from layer 1 on (layer 0 reads table0)
+        new: list = []
+        for layer in range(self.L):
+            s = state[layer]
             h = s[0] if self.kind == "lstm" else s
             if self.kind == "gru":
-                gi = self.table0[tokens] if l == 0 else torch.addmm(self.b[l], x, self.w_cat[l])
-                gh = torch.addmm(self.b_hh[l], h, self.w_hh[l])
+                gi = self.table0[tokens] if layer == 0 else torch.addmm(self.b[layer], x, self.w_cat[layer])
+                gh = torch.addmm(self.b_hh[layer], h, self.w_hh[layer])
                 rz = torch.sigmoid(gi[:, :2 * H] + gh[:, :2 * H])
                 n = torch.tanh(gi[:, 2 * H:] + rz[:, :H] * gh[:, 2 * H:])
                 h = n + rz[:, H:] * (h - n)
                 new.append(h)
             else:
-                if l == 0:
+                if layer == 0:
                     g = torch.addmm(self.table0[tokens], h, self.w_hh[0])
                 else:
-                    g = torch.addmm(self.b[l], torch.cat([x, h], 1), self.w_cat[l])
+                    g = torch.addmm(self.b[layer], torch.cat([x, h], 1), self.w_cat[layer])
                 if self.kind == "lstm":
                     sg = torch.sigmoid(g[:, :3 * H])
                     c = sg[:, H:2 * H] * s[1] + sg[:, :H] * torch.tanh(g[:, 3 * H:])
