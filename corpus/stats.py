@@ -42,7 +42,7 @@ def corpus_stats(db: sqlite_utils.Database, *, top: int = 20) -> CorpusStats:
     if not posts:
         raise CorpusError("the corpus is empty (or every post was excluded): nothing to describe")
     texts = [p["text"] for p in posts]
-    chars = Counter()
+    chars: Counter[str] = Counter()
     for text in texts:
         chars.update(text)
     return CorpusStats(

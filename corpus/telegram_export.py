@@ -173,7 +173,7 @@ def _json_posts(path: Path, allow_chat: bool):
 
 
 def _json_post(message: dict[str, Any]) -> dict[str, Any]:
-    reactions = {}
+    reactions: dict[str, int] = {}
     for reaction in message.get("reactions") or []:
         key = reaction.get("emoji") or (
             f"custom:{reaction.get('document_id', '')}" if reaction.get("type") == "custom_emoji"

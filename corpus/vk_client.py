@@ -40,7 +40,7 @@ def with_timeout(session: requests.Session, seconds: float) -> requests.Session:
             kwargs["timeout"] = seconds
         return plain(method, url, **kwargs)
 
-    session.request = request
+    session.request = request  # type: ignore[method-assign, assignment]  # this one session's method
     return session
 PAGE = 100  # wall.get's largest count
 CAPTCHA_ADVICE = ("VK asks for a captcha (error 14) on {method}: it suspects automated use of the token;"
@@ -91,7 +91,8 @@ class VkClient:
             except Captcha:
                 raise CorpusError(CAPTCHA_ADVICE.format(method=method)) from None
             except ApiHttpError as exc:
-                raise CorpusError(f"VK API answered HTTP {exc.response.status_code} to {method}; run again later") from None
+                raise CorpusError(f"VK API answered HTTP {exc.response.status_code} to {method};"
+                                  " run again later") from None
             except requests.RequestException as exc:
                 raise CorpusError(f"cannot reach the VK API ({type(exc).__name__}); what was fetched is"
                                   " saved, run again to continue") from None

@@ -1,13 +1,14 @@
 """Queries on `drafts` and `moderation_actions`: the draft state machine (docs/architecture.md).
 
-channel drafts:    generated -> rejected_auto (screened out or outranked: jobs/pool.py) | pending -> rejected | queued -> published | failed
+channel drafts:    generated -> rejected_auto (screened out or outranked: jobs/pool.py)
+                             | pending -> rejected | queued -> published | failed
 subscriber drafts: ready -> served (the /generate pool); rejected_auto
 request drafts:    served (generated on demand for `/generate START TEXT`)
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import sqlite_utils
 
@@ -34,7 +35,7 @@ def add_draft(
         if key not in MEASURE_COLUMNS:
             raise ValueError(f"drafts has no measure column {key!r}")
         row[key] = value
-    return db["drafts"].insert(row).last_pk
+    return cast(int, db.table("drafts").insert(row).last_pk)
 
 
 def get_draft(db: sqlite_utils.Database, draft_id: int) -> dict[str, Any] | None:
@@ -65,7 +66,7 @@ def record_action(
     db: sqlite_utils.Database, draft_id: int, action: str, *, actor_id: Any = None,
     actor_name: str | None = None, detail: str | None = None,
 ) -> None:
-    db["moderation_actions"].insert(
+    db.table("moderation_actions").insert(
         {
             "draft_id": draft_id, "action": action,
             "actor_id": None if actor_id is None else str(actor_id),
@@ -116,8 +117,8 @@ def unsent_for_moderation(db: sqlite_utils.Database, limit: int = 20) -> list[di
 
 
 def set_moderation_message(db: sqlite_utils.Database, draft_id: int, chat_id: Any, message_id: Any) -> None:
-    db["drafts"].update(draft_id, {"moderation_chat_id": str(chat_id),
-                                   "moderation_message_id": str(message_id), "updated_at": utcnow()})
+    db.table("drafts").update(draft_id, {"moderation_chat_id": str(chat_id),
+                                         "moderation_message_id": str(message_id), "updated_at": utcnow()})
 
 
 def find_by_moderation_message(db: sqlite_utils.Database, chat_id: Any, message_id: Any) -> dict | None:

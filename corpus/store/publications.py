@@ -25,7 +25,7 @@ def begin_publication(db: sqlite_utils.Database, draft_id: int, network: str, ch
             [draft_id, network, chat],
         ).fetchone()
         if row is None:
-            return db["publications"].insert({
+            return db.table("publications").insert({
                 "draft_id": draft_id, "network": network, "chat_id": chat, "status": "sending",
                 "created_at": utcnow(),
             }).last_pk

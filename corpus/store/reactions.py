@@ -27,7 +27,7 @@ def record_counts(
     ]
     with db.atomic():
         if rows:
-            db["reactions"].insert_all(rows)
+            db.table("reactions").insert_all(rows)
     return publication_id
 
 
