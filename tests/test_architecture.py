@@ -92,3 +92,134 @@ def test_store_rule_catches_a_violation(tmp_path, line):
     (tmp_path / "bot").mkdir()
     (tmp_path / "bot" / "bad.py").write_text(line + "\n", encoding="utf-8")
     assert [p.split(":")[0] for p in store_imports(tmp_path)] == ["bot/bad.py"]
+
+
+# ---- no import cycle between modules, no function over MAX_FUNCTION_LINES --------------------------
+
+MAX_FUNCTION_LINES = 80
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the four packages (a package is its __init__)."""
+    found = {}
+    for package in sorted(OURS):
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def module_imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Our modules that module `name` imports, anywhere in it (function-level imports included)."""
+    is_package = path.name == "__init__.py"
+    targets: set[str] = set()
+
+    def resolve(dotted: str) -> None:   # the module itself, else the nearest package above it
+        while dotted and dotted not in known:
+            dotted = dotted.rpartition(".")[0]
+        if dotted and dotted != name:
+            targets.add(dotted)
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                resolve(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            for alias in node.names:   # `from pkg import module` imports the module
+                resolve(f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module)
+    return targets
+
+
+def import_cycles(root: Path = ROOT) -> list[list[str]]:
+    """Each strongly connected group of two or more modules (Tarjan), sorted."""
+    files = module_names(root)
+    graph = {name: module_imports(name, path, set(files)) for name, path in files.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(groups)
+
+
+def long_functions(root: Path = ROOT, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """'path:line name (N lines)' for every def over `limit` lines (nested defs and methods included)."""
+    found = []
+    for path in module_names(root).values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > limit:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({lines} lines)")
+    return sorted(found)
+
+
+def test_no_import_cycle_between_modules():
+    assert import_cycles() == []
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for package in OURS:
+        (tmp_path / package).mkdir(exist_ok=True)
+        (tmp_path / package / "__init__.py").touch()
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "__init__.py").touch()
+        path.write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_an_import_cycle_is_caught_even_through_a_function_level_or_relative_import(tmp_path):
+    root = _tree(tmp_path, {
+        "bot/a.py": "from bot import b\n",
+        "bot/b.py": "def later():\n    from bot.sub.c import f\n",
+        "bot/sub/c.py": "from .. import a\n",
+        "jobs/d.py": "import jobs.e\n",
+        "jobs/e.py": "from . import d\n",
+        "model/f.py": "import bot.a\n",          # into a cycle, not part of one
+    })
+    assert import_cycles(root) == [["bot.a", "bot.b", "bot.sub.c"], ["jobs.d", "jobs.e"]]
+
+
+def test_a_long_function_is_caught(tmp_path):
+    def body(lines: int, indent: str) -> str:
+        return "".join(f"{indent}x{i} = {i}\n" for i in range(lines))
+
+    root = _tree(tmp_path, {
+        "corpus/fits.py": "def fits():\n" + body(MAX_FUNCTION_LINES - 1, "    "),             # 80 lines
+        "corpus/over.py": "class K:\n    def over(self):\n" + body(MAX_FUNCTION_LINES, "        "),  # 81
+    })
+    assert long_functions(root) == ["corpus/over.py:2 over (81 lines)"]
