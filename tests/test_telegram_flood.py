@@ -71,7 +71,7 @@ def test_cooldown_notice_once_per_cooldown(tmp_path, server):
 
     async def main():
         async with bot_running(settings) as app:
-            await app.bot_data["service"].fill_pools()   # a ready post: no chance of "nothing good"
+            await app.bot_data.service.fill_pools()   # a ready post: no chance of "nothing good"
             first = await reply_to(server, 5001, "/generate", user_id=5001)
             for _ in range(10):
                 server.send_text("/generate", user_id=5001)

@@ -179,7 +179,7 @@ def test_cooldown_and_busy_generator(tmp_path, server):
     async def main():
         async with bot_running(settings) as app:
             # from the pool: the tiny model's four on-demand candidates may all fail the screen
-            await app.bot_data["service"].fill_pools()
+            await app.bot_data.service.fill_pools()
             first = await reply_to(server, USER, "/generate", user_id=USER)
             again = await reply_to(server, USER, "/generate", user_id=USER)
             holder = app.bot_data.holder
