@@ -1,9 +1,19 @@
 """Queries on `state`: small named values jobs keep between runs (cursors, last reminder)."""
 from __future__ import annotations
 
+from typing import overload
+
 import sqlite_utils
 
 from corpus.store.clock import utcnow
+
+
+@overload
+def get_state(db: sqlite_utils.Database, key: str) -> str | None: ...
+
+
+@overload
+def get_state(db: sqlite_utils.Database, key: str, default: str) -> str: ...
 
 
 def get_state(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
