@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -237,11 +237,12 @@ class Service:
         for job in scheduler.get_jobs():
             log.info("scheduled %s: next run %s", job.name, job.next_run_time)
 
-    def _tracked(self, func: Callable[[], object]) -> Callable[[], object]:
+    def _tracked(self, func: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
         running = self.running_jobs
 
-        async def run():
+        async def run() -> object:
             task = asyncio.current_task()
+            assert task is not None   # a coroutine always runs in a task
             running.add(task)
             try:
                 return await func()
