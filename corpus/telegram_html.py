@@ -164,9 +164,10 @@ class _ExportParser(HTMLParser):
             self.capture, self.author = "author", ""
         if "media_wrap" in classes or "media_poll" in classes:
             self.current.media = True
-        if "date" in classes and "details" in classes and attr.get("title") and not inside_forwarded \
+        title = attr.get("title")
+        if "date" in classes and "details" in classes and title and not inside_forwarded \
                 and self.current.date is None:
-            self.current.date = parse_date(attr["title"])
+            self.current.date = parse_date(title)
         if "text" in classes and tag == "div" and self.text_depth < 0:
             self.text_depth, self.text_forwarded = depth, inside_forwarded
         if tag == "a" and self.text_depth >= 0:
