@@ -150,7 +150,8 @@ async def _chat_rights(bot, name: str, chat: int | str, *, post: bool) -> Check:
             return Check(name, True, f"{info.title or chat}: the bot is an administrator that may post")
         return Check(name, False, f"{info.title or chat}: the bot is {status}; make it an administrator with"
                                   " 'Post messages' (reaction counts need an administrator too)")
-    if status in ("creator", "administrator", "member") or (status == "restricted" and getattr(member, "can_send_messages", False)):
+    may_post = status == "restricted" and getattr(member, "can_send_messages", False)
+    if status in ("creator", "administrator", "member") or may_post:
         return Check(name, True, f"{info.title or chat}: the bot is {status}")
     return Check(name, False, f"{info.title or chat}: the bot is {status}; add it to the chat")
 

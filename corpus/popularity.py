@@ -3,9 +3,9 @@ likes appear more than once, so the model sees more of what readers liked.
 
 A post's score is its likes normalised within its community: by its views (likes per view) when
 `normalise = "views"` and the post has views, else by the community's median likes
-(`normalise = "median"`; a post without views is scored by the median and scaled to likes per view). Within each community, the
-`top_fraction` best-scored posts (at least one when any post has likes) get `copies` appearances
-in total; every other post appears once. Posts without a like count are never boosted.
+(`normalise = "median"`; a post without views is scored by the median and scaled to likes per view).
+Within each community, the `top_fraction` best-scored posts (at least one when any post has likes)
+get `copies` appearances in total; every other post appears once. Posts without a like count are never boosted.
 """
 from __future__ import annotations
 

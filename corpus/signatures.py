@@ -41,8 +41,8 @@ def candidates(text: str) -> tuple[set[str], set[str]]:
     first, last = _separator_positions(lines)
     if first < 0:
         return set(), set()
-    start = {line_key(l) for l in lines[:max(0, first - 1)]}
-    end = {line_key(l) for l in lines[last + 2:]}
+    start = {line_key(line) for line in lines[:max(0, first - 1)]}
+    end = {line_key(line) for line in lines[last + 2:]}
     return {k for k in start if k}, {k for k in end if k}
 
 

@@ -131,7 +131,8 @@ def _check_html_chat(path: Path, page: HtmlPage, allow_chat: bool) -> None:
 def read_json_export(path: Path, allow_chat: bool = True) -> tuple[str, list[dict[str, Any]]]:
     """(channel name, posts) of a `result.json` (small files; the importer streams)."""
     name, posts = "", []
-    for name, post in _json_posts(path, allow_chat):
+    for channel, post in _json_posts(path, allow_chat):
+        name = channel
         posts.append(post)
     return name, posts
 

@@ -72,7 +72,8 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     _atomic_write(path, lambda tmp: torch.save(payload, tmp))
     meta = {k: v for k, v in payload.items() if k not in TENSOR_KEYS}
     if isinstance(meta.get("lexicon"), dict):   # the sidecar says how big it is, not every word
-        meta["lexicon"] = {"min_count": meta["lexicon"].get("min_count"), "words": len(meta["lexicon"].get("words", ()))}
+        lexicon = meta["lexicon"]
+        meta["lexicon"] = {"min_count": lexicon.get("min_count"), "words": len(lexicon.get("words", ()))}
     meta["checkpoint_file"] = path.name
     text = json.dumps(_json_safe(meta), ensure_ascii=False, indent=1)
     _atomic_write(sidecar_path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))

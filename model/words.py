@@ -105,6 +105,7 @@ class KnownWords:
         nodes = cache.get(prefix)
         if nodes is not None:
             return nodes
+        assert self._morph is not None   # only asked with the dictionary loaded
         dct = self._morph.dictionary.words.dct
         i = max(0, len(prefix) - 1)
         while i > 0 and prefix[:i] not in cache:
@@ -113,7 +114,7 @@ class KnownWords:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
         for k in range(i, len(prefix)):
-            found = []
+            found: list[int] = []
             for ch in ("е", "ё") if prefix[k] == "е" else (prefix[k],):
                 step = ch.encode("utf-8")
                 found.extend(n for n in (dct.follow_bytes(step, node) for node in nodes) if n is not None)
