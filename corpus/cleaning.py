@@ -13,16 +13,19 @@ keeps its own index of the corpus (a near-copy screen, say) can follow the new p
 """
 from __future__ import annotations
 
+from array import array
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import sqlite_utils
 
 from corpus.clean import REASONS, CleanOptions, clean_post, prepare
 from corpus.signatures import SignatureLearner, Signatures
+from corpus.store.decisions import Decisions
 from corpus.store.posts import (
-    community_texts, generated_texts, kept_clean_texts, post_clean_text, posts_for_cleaning, set_cleaning,
-    uncleaned_communities, uncleaned_count,
+    community_texts, generated_texts, kept_clean_count, kept_clean_texts, post_clean_text, posts_for_cleaning,
+    set_cleaning, uncleaned_communities, uncleaned_count,
 )
 
 STRIPPED = ("signature", "learned_signature", "editor_note", "hashtag_lines")
@@ -70,16 +73,33 @@ def learn_signatures(db: sqlite_utils.Database, community: str, options: CleanOp
 def clean_corpus(db: sqlite_utils.Database, options: CleanOptions | None = None, stoplist=None, *,
                  only_new: bool = False) -> CleanReport:
     """Clean every post (or, with `only_new`, the posts never cleaned) and store posts.clean_text /
-    posts.excluded_reason in one transaction."""
-    from corpus.dedupe import find_duplicates  # numpy: only when cleaning
-
+    posts.excluded_reason in one transaction. Until that write, the decisions wait in a TEMP table
+    (corpus/store/decisions.py), so memory does not grow with the number of posts."""
     options = options or CleanOptions()
     communities = uncleaned_communities(db) if only_new else None
     report = CleanReport()
+    with Decisions(db) as decisions:
+        kept = _apply_post_rules(db, options, stoplist, decisions, report, only_new=only_new)
+        report.total = decisions.count
+        if options.enabled and decisions.count:
+            decisions.set_reasons(_duplicate_pass(db, options, decisions, kept, only_new=only_new))
+        report.excluded.update(decisions.reason_counts())
+        report.kept = report.total - sum(report.excluded.values())
+        report.cleaned_ids = decisions.post_ids()
+        with db.atomic():  # one transaction, written in slices (the near-copy hook reads each slice's old texts)
+            for results in decisions.slices(WRITE_SLICE):
+                set_cleaning(db, results)
+    if communities is not None:
+        report.signatures = {c: report.signatures.get(c, []) for c in communities}
+    return report
+
+
+def _apply_post_rules(db: sqlite_utils.Database, options: CleanOptions, stoplist, decisions: Decisions,
+                      report: CleanReport, *, only_new: bool) -> array:
+    """The per-post rules over every post to clean, streamed into `decisions`; learns each
+    community's signatures on first sight. Returns the seqs of the posts kept so far."""
     signatures: dict[str, Signatures] = {}
-    results: list[list] = []
-    alive_texts: list[str] = []
-    alive_rows: list[int] = []
+    kept = array("q")
     for row in posts_for_cleaning(db, only_new=only_new):
         community = row["community"] or ""
         if community not in signatures:
@@ -87,42 +107,47 @@ def clean_corpus(db: sqlite_utils.Database, options: CleanOptions | None = None,
             report.signatures[community] = signatures[community].lines()
         clean, reason, stripped = clean_post(row, options, stoplist, signatures[community])
         report.stripped.update(stripped)
+        seq = decisions.add(row["id"], clean, reason)
         if reason is None:
-            alive_rows.append(len(results))
-            alive_texts.append(clean)
-        results.append([row["id"], clean, reason])
-    report.total = len(results)
-    if options.enabled and results:
-        references = generated_texts(db) if options.drop_generated else []
-        prior_ids: list[int] = []
-        prior = ()
-        if only_new:
-            new_ids = {r[0] for r in results}
+            kept.append(seq)
+    return kept
 
-            def prior_iter():
-                for post_id, text in kept_clean_texts(db):
-                    if post_id not in new_ids:
-                        prior_ids.append(post_id)
-                        yield text
-            prior = prior_iter()
-        drops = find_duplicates(
-            alive_texts, references=references, exact=options.drop_duplicates,
-            near=options.drop_near_duplicates, threshold=options.near_duplicate_threshold,
-            prior=prior, prior_text=(lambda k: post_clean_text(db, prior_ids[k])) if only_new else None,
-        )
-        for k, reason in drops.items():
-            results[alive_rows[k]][2] = reason
-    for _, _, reason in results:
-        if reason:
-            report.excluded[reason] += 1
-    report.kept = report.total - sum(report.excluded.values())
-    report.cleaned_ids = [r[0] for r in results]
-    with db.atomic():  # one transaction, written in slices (the near-copy hook reads each slice's old texts)
-        for start in range(0, len(results), WRITE_SLICE):
-            set_cleaning(db, [tuple(r) for r in results[start:start + WRITE_SLICE]])
-    if communities is not None:
-        report.signatures = {c: report.signatures.get(c, []) for c in communities}
-    return report
+
+def _duplicate_pass(db: sqlite_utils.Database, options: CleanOptions, decisions: Decisions, kept: array, *,
+                    only_new: bool) -> dict[int, str]:
+    """seq -> reason of the kept posts that duplicate an earlier one or the bot's own output.
+    With `only_new`, the corpus kept before is compared against (never dropped); every text is
+    streamed from the database and read back by id only when it is a candidate."""
+    from corpus.dedupe import find_duplicates  # numpy: only when cleaning
+
+    prior_ids = array("q")
+    prior: Iterable[str] = ()
+    if only_new:
+        def prior_texts() -> Iterator[str]:
+            for post_id, text in kept_clean_texts(db):
+                prior_ids.append(post_id)
+                yield text
+        prior = _Sized(kept_clean_count(db), prior_texts())
+    drops = find_duplicates(
+        _Sized(len(kept), decisions.kept_texts()), text_at=lambda k: decisions.clean_text(kept[k]),
+        references=generated_texts(db) if options.drop_generated else [], exact=options.drop_duplicates,
+        near=options.drop_near_duplicates, threshold=options.near_duplicate_threshold,
+        prior=prior, prior_text=lambda k: post_clean_text(db, prior_ids[k]),
+    )
+    return {kept[k]: reason for k, reason in drops.items()}
+
+
+class _Sized:
+    """A stream with a known length (find_duplicates sizes its index from it)."""
+
+    def __init__(self, length: int, items: Iterator[str]) -> None:
+        self.length, self.items = length, items
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[str]:
+        return self.items
 
 
 def clean_if_needed(db: sqlite_utils.Database, options: CleanOptions | None = None, stoplist=None) -> CleanReport | None:

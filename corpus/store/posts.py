@@ -134,6 +134,12 @@ def kept_clean_texts(db: sqlite_utils.Database) -> Iterator[tuple[int, str]]:
         " ORDER BY COALESCE(date, imported_at), id")
 
 
+def kept_clean_count(db: sqlite_utils.Database) -> int:
+    """How many posts `kept_clean_texts` yields."""
+    return db.execute(
+        "SELECT count(*) FROM posts WHERE excluded_reason IS NULL AND clean_text IS NOT NULL").fetchone()[0]
+
+
 def post_clean_text(db: sqlite_utils.Database, post_id: int) -> str:
     row = db.execute("SELECT clean_text FROM posts WHERE id = ?", [post_id]).fetchone()
     return row[0] if row else ""
