@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from corpus.clean import CleanOptions, has_link  # noqa: E402
+from corpus.rules import CleanOptions, has_link  # noqa: E402
 from corpus.cleaning import clean_corpus  # noqa: E402
 from corpus.db import open_db  # noqa: E402
 from corpus.export import export_training_text  # noqa: E402

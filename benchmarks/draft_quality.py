@@ -192,7 +192,7 @@ def main() -> None:
     kn = KNSampler(KneserNey(text[:n_train], 5, len(set(text))), sorted(set(text)))
     build = time.perf_counter() - t
     t = time.perf_counter()
-    from corpus.clean import tidy_generated
+    from corpus.rules import tidy_generated
 
     items = []
     for s in seeds:

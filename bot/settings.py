@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.secrets import Secret
-from corpus.clean import CleanOptions
+from corpus.rules import CleanOptions
 from model.train_config import LR_SCHEDULES
 
 TELEGRAM_API = "https://api.telegram.org/bot"
@@ -58,7 +58,7 @@ class CorpusSettings:
 
 @dataclass(frozen=True)
 class CleanSettings(CleanOptions):
-    """[clean]: the corpus cleaning rules; the fields and their meaning live in corpus/clean.py."""
+    """[clean]: the corpus cleaning rules; the fields and their meaning live in corpus/rules.py."""
 
 
 @dataclass(frozen=True)

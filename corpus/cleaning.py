@@ -1,4 +1,4 @@
-"""Apply the cleaning rules (corpus/clean.py, corpus/signatures.py, corpus/dedupe.py) to the database.
+"""Apply the cleaning rules (corpus/rules.py, corpus/signatures.py, corpus/dedupe.py) to the database.
 
 When cleaning runs: `buhurt corpus clean` re-cleans every post (rules may have changed);
 `corpus import`, `import-telegram` and `scrape` clean only the posts they added (`only_new`):
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from corpus.clean import REASONS, CleanOptions, clean_post, prepare
+from corpus.rules import REASONS, CleanOptions, clean_post, prepare
 from corpus.signatures import SignatureLearner, Signatures
 from corpus.store.decisions import Decisions
 from corpus.store.posts import (

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sized
 
 import numpy as np
 
-from corpus.clean import fold_key
+from corpus.rules import fold_key
 
 SHINGLE = 5
 BANDS, ROWS = 16, 4

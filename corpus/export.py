@@ -39,7 +39,7 @@ def export_training_text(
     """Write every trainable post to `output` in a deterministic shuffle (same posts + seed = same
     file), atomically, with `<output>.manifest.json` listing the post ids in order.
 
-    Posts never cleaned are cleaned first (`clean`: corpus.clean.CleanOptions, `stoplist`:
+    Posts never cleaned are cleaned first (`clean`: corpus.rules.CleanOptions, `stoplist`:
     corpus.stoplist.StopList; defaults when None). With `weighting` enabled, the most liked posts
     of each community appear `weighting.copies` times (corpus/popularity.py)."""
     from corpus.cleaning import clean_if_needed

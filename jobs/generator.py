@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from corpus.clean import tidy_generated
+from corpus.rules import tidy_generated
 
 
 class GeneratorHolder:

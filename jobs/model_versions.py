@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from corpus.store import models as model_rows
+from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
 from model.files import file_version
 

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
-from corpus.store import models as model_rows
+from corpus.store import model_versions as model_rows
 from corpus.store.clock import ago, utcnow
 from corpus.store.state import get_state, set_state
 from jobs import scheduler as sched

@@ -1,7 +1,7 @@
 """Check that the bundled sample corpus is original: no post shares RUN characters verbatim with a real corpus.
 
 Every post (of the sample and of the real corpus) is put in the project's canonical form
-(`corpus.clean.normalise`), then case-folded (lowercase, ё = е) so that a copy cannot hide behind
+(`corpus.rules.normalise`), then case-folded (lowercase, ё = е) so that a copy cannot hide behind
 capitals. A sample post that shares a run of at least RUN (default 60) characters with any real post
 is a hit: the script prints both posts' numbers and the longest shared run, and exits 1.
 It also reports posts of the sample that are duplicates of each other (the same text after folding)
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from corpus.clean import normalise  # noqa: E402
+from corpus.rules import normalise  # noqa: E402
 from corpus.errors import CorpusError  # noqa: E402
 from corpus.textfile import read_posts  # noqa: E402
 

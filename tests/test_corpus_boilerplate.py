@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from corpus.clean import CleanOptions, clean_post, hashtags
+from corpus.rules import CleanOptions, clean_post, hashtags
 from corpus.cleaning import clean_corpus
 from corpus.errors import CorpusError
 from corpus.importer import import_text_file

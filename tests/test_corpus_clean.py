@@ -1,10 +1,10 @@
-"""Cleaning rules (corpus/clean.py, corpus/dedupe.py) and applying them to the database."""
+"""Cleaning rules (corpus/rules.py, corpus/dedupe.py) and applying them to the database."""
 from __future__ import annotations
 
 
 import pytest
 
-from corpus.clean import CleanOptions, clean_post, normalise, strip_noise, tidy_generated
+from corpus.rules import CleanOptions, clean_post, normalise, strip_noise, tidy_generated
 from corpus.cleaning import clean_corpus, clean_if_needed
 from corpus.dedupe import find_duplicates
 from corpus.stoplist import StopList

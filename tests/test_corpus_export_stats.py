@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from corpus.clean import CleanOptions
+from corpus.rules import CleanOptions
 from corpus.export import export_training_text
 from corpus.popularity import PopularityWeighting, weights
 from corpus.stats import corpus_stats, write_histogram

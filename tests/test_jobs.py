@@ -188,7 +188,7 @@ def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
     import subprocess
     import sys
 
-    from corpus.store import models as model_rows
+    from corpus.store import model_versions as model_rows
     from jobs.model_versions import active_checkpoint_path, install_checkpoint
     from jobs.retrain import RetrainPlan, retrain
     from tests.helpers import ROOT, varied_posts
@@ -243,7 +243,7 @@ def test_a_send_in_doubt_is_never_retried_and_the_queue_moves_on(db):
 def test_retrain_keeps_only_the_newest_run_folders(db, tmp_path, tiny_checkpoint):
     import torch
 
-    from corpus.store import models as model_rows
+    from corpus.store import model_versions as model_rows
     from jobs.model_versions import install_checkpoint
     from jobs.retrain import RetrainPlan, retrain
     from model.checkpoint import save_checkpoint
@@ -288,7 +288,7 @@ def test_holder_gives_tidied_samples_with_their_measures(holder):
 
 def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, holder, tiny_checkpoint, caplog):
     from jobs.on_request import regenerate
-    from corpus.store import models as model_rows
+    from corpus.store import model_versions as model_rows
 
     model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
     seed = 7

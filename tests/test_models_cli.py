@@ -10,7 +10,7 @@ import torch
 
 from tests.helpers import run_cli
 from corpus.db import open_db
-from corpus.store import models as model_rows
+from corpus.store import model_versions as model_rows
 
 
 run = run_cli
@@ -148,7 +148,7 @@ def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint
 
 
 def test_registering_known_bytes_again_never_demotes_or_loses_them(db, tmp_path, tiny_checkpoint):
-    from jobs.model_versions import install_checkpoint
+    from jobs.model_versions import file_version, install_checkpoint
 
     active = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
     model_rows.promote(db, active)
@@ -157,9 +157,8 @@ def test_registering_known_bytes_again_never_demotes_or_loses_them(db, tmp_path,
     assert row["version"] == active and row["path"] == str(tmp_path / "models" / f"{active}.pt")
 
     run_copy = variant(tiny_checkpoint, tmp_path / "ck" / "run-y" / "best.pt", "h")
-    rejected = install_checkpoint(db, run_copy, tmp_path / "old-models", val_loss=None)
-    model_rows.set_path(db, rejected, str(run_copy))
-    model_rows.set_status(db, rejected, "rejected")
+    rejected = file_version(run_copy)   # a retrain's rejected candidate, recorded in its run folder as retrain does
+    model_rows.register_model(db, rejected, str(run_copy), val_loss=None, status="rejected")
     install_checkpoint(db, run_copy, tmp_path / "models", val_loss=None)   # `buhurt models install` of that file
     row = model_rows.get_model(db, rejected)
     assert row["status"] == "rejected" and row["path"] == str(tmp_path / "models" / f"{rejected}.pt")

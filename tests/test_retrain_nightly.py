@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from corpus.store import models as model_rows
+from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
 from jobs.model_versions import install_checkpoint
 from model.checkpoint import save_checkpoint

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from corpus.cleaning import clean_corpus
-from corpus.clean import CleanOptions
+from corpus.rules import CleanOptions
 from corpus.stoplist import StopList
-from corpus.store import models as model_rows
+from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
 from jobs.generator import GeneratorHolder
 from jobs.pool import SampleOptions

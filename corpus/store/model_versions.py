@@ -56,10 +56,6 @@ def set_path(db: sqlite_utils.Database, version: str, path: str) -> None:
     db.execute("UPDATE model_versions SET path = ? WHERE version = ?", [path, version])
 
 
-def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
-    db.execute("UPDATE model_versions SET status = ? WHERE version = ?", [status, version])
-
-
 def mark_pruned(db: sqlite_utils.Database, folder: str) -> None:
     """Rejected candidates whose checkpoint lived in `folder` (now deleted) become 'pruned'."""
     prefix = folder.rstrip("/\\") + "/"
