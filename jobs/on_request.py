@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from corpus.clean import tidy_generated
+from corpus.rules import tidy_generated
 from corpus.store import drafts as draft_rows
 from corpus.store.clock import ago
 from corpus.store.reactions import top_publications

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from corpus.clean import CleanOptions
+from corpus.rules import CleanOptions
 from corpus.cleaning import clean_corpus
 from corpus.db import open_db
 from corpus.errors import CorpusError

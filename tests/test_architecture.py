@@ -86,7 +86,7 @@ def test_bot_reaches_the_store_only_through_jobs():
 
 @pytest.mark.parametrize("line", [
     "from corpus.store import drafts", "import corpus.store.posts", "from corpus import store",
-    "def f():\n    from corpus.store.models import promote\n",
+    "def f():\n    from corpus.store.model_versions import promote\n",
 ])
 def test_store_rule_catches_a_violation(tmp_path, line):
     (tmp_path / "bot").mkdir()
