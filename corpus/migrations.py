@@ -10,11 +10,9 @@ from sqlite_utils.migrations import Migrations
 MIGRATIONS = Migrations("buhurt")
 
 
-@MIGRATIONS()
-def m001_initial(db) -> None:
-    """Posts (the corpus), drafts, publications, reactions, moderation actions, model versions."""
-    db.executescript(
-        """
+# The first schema, as m001_initial has always run it (text kept byte for byte: applied databases
+# record the migration by name, and a fresh one must get the same tables).
+_INITIAL_SCHEMA = """
         CREATE TABLE posts (
             id INTEGER PRIMARY KEY,
             source TEXT NOT NULL,                 -- 'file', 'vk', 'telegram'
@@ -106,7 +104,12 @@ def m001_initial(db) -> None:
         );
         CREATE INDEX reactions_publication ON reactions (publication_id, kind, observed_at);
         """
-    )
+
+
+@MIGRATIONS()
+def m001_initial(db) -> None:
+    """Posts (the corpus), drafts, publications, reactions, moderation actions, model versions."""
+    db.executescript(_INITIAL_SCHEMA)
 
 
 @MIGRATIONS()

@@ -144,19 +144,33 @@ class _ExportParser(HTMLParser):
         if tag in _VOID:
             return
         self.stack.append((tag, classes))
-        depth = len(self.stack)
+        self._open_page_part(classes)
+        if self._open_message(attr, classes) or self.current is None:
+            return
+        self._open_message_part(tag, attr, classes)
+        self._open_reaction_part(classes)
+
+    def _open_page_part(self, classes: set[str]) -> None:
+        """The page's own marks: its message history, the channel name in its header."""
         if "history" in classes:
             self.seen_history = True
         if "page_header" in {c for _, cs in self.stack for c in cs} and {"text", "bold"} <= classes:
             self.capture = "channel"
-        msg_id = (attr.get("id") or "")
-        if "message" in classes and "default" in classes and re.fullmatch(r"message\d+", msg_id):
-            self.current = _Message(msg_id[len("message"):])
-            self.messages.append(self.current)
-            self.message_depth = depth
-            return
-        if self.current is None:
-            return
+
+    def _open_message(self, attr: dict[str, str | None], classes: set[str]) -> bool:
+        """A `div.message.default#messageN` starts a message."""
+        msg_id = attr.get("id") or ""
+        if not ("message" in classes and "default" in classes and re.fullmatch(r"message\d+", msg_id)):
+            return False
+        self.current = _Message(msg_id[len("message"):])
+        self.messages.append(self.current)
+        self.message_depth = len(self.stack)
+        return True
+
+    def _open_message_part(self, tag: str, attr: dict[str, str | None], classes: set[str]) -> None:
+        """Inside a message: the repost mark, the author, attachments, the date, the text and its links."""
+        assert self.current is not None
+        depth = len(self.stack)
         inside_forwarded = any("forwarded" in cs for _, cs in self.stack)
         if "forwarded" in classes:
             self.current.forwarded = True
@@ -172,8 +186,11 @@ class _ExportParser(HTMLParser):
             self.text_depth, self.text_forwarded = depth, inside_forwarded
         if tag == "a" and self.text_depth >= 0:
             self.link = (attr.get("href") or "", [])
+
+    def _open_reaction_part(self, classes: set[str]) -> None:
+        """A `span.reaction` and, inside it, its emoji, its count or one userpic per reacting user."""
         if "reaction" in classes:
-            self.reaction, self.reaction_depth = {"emoji": "", "count": "", "pics": 0}, depth
+            self.reaction, self.reaction_depth = {"emoji": "", "count": "", "pics": 0}, len(self.stack)
         elif self.reaction is not None:
             if "emoji" in classes:
                 self.capture = "emoji"

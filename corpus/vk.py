@@ -132,43 +132,15 @@ def _scrape_community(db, client: VkClient, community: Community, group: GroupRe
 
 def _run_pass(db, client: VkClient, community: Community, state: dict, group: GroupReport, cutoff: float,
               calls: int, bar) -> None:
+    """Walk the wall from the pass's stored position, one execute batch at a time: read the
+    batch's pages, then store their posts and the new position in one transaction."""
     pending = state["pending"]
     inner_attempts = 0
     while True:
         offsets = [pending["offset"] + k * STEP for k in range(calls)]
         pages, errors = _fetch(client, community, offsets)
-        posts: list[dict] = []
-        done = False
-        for k, page in enumerate(pages):
-            if page is False or not isinstance(page, dict):
-                inner_attempts += 1
-                _raise_inner(client, community, errors, inner_attempts)
-                break  # a rate limit inside execute: store what came, retry from this page
-            inner_attempts = 0
-            items = [item for item in page.get("items", []) if isinstance(item, dict)]
-            bar.total = page.get("count")
-            ordered = [i for i in items if not i.get("is_pinned")]
-            if pending["last_id"] is not None and ordered and ordered[0]["id"] < pending["last_id"]:
-                pending["step_backs"] += 1
-                if pending["step_backs"] > MAX_STEP_BACKS:
-                    raise CorpusError(f"the wall of {community.name!r} changes faster than it can be read; run again later")
-                pending["offset"] = max(0, offsets[k] - STEP)  # posts were deleted: re-read, never skip
-                break
-            posts += [vk_post(community.name, item) for item in items]
-            ids = [i["id"] for i in items]
-            if ids:
-                pending["top"] = max(pending["top"] or 0, *ids)
-            if ordered:
-                pending["last_id"] = ordered[-1]["id"]
-            pending["offset"] = offsets[k] + STEP
-            stop_id = pending["stop_id"]
-            if len(items) < PAGE or offsets[k] + len(items) >= page.get("count", 0):
-                done = True  # the end of the wall
-            elif stop_id is not None and ordered and ordered[-1]["id"] <= stop_id \
-                    and ordered[-1].get("date", 0) < cutoff:
-                done = True  # reached what was stored before, and the refresh window
-            if done:
-                break
+        posts, done, inner_attempts = _read_batch(client, community, pending, offsets, pages, errors,
+                                                  inner_attempts, cutoff, bar)
         if done:
             state["synced_top"] = max(state.get("synced_top") or 0, pending["top"] or 0) or None
             state["pending"] = None
@@ -180,6 +152,52 @@ def _run_pass(db, client: VkClient, community: Community, state: dict, group: Gr
         bar.update(added)
         if done:
             return
+
+
+def _read_batch(client: VkClient, community: Community, pending: dict, offsets: list[int], pages: list,
+                errors: list[dict], inner_attempts: int, cutoff: float, bar) -> tuple[list[dict], bool, int]:
+    """(posts, whether the pass is done, failed inner calls in a row) of one batch's pages, read in
+    order until one failed (a rate limit inside execute: the next batch retries from that page),
+    one shows deleted posts (the pass steps back) or the pass ends."""
+    posts: list[dict] = []
+    for k, page in enumerate(pages):
+        if page is False or not isinstance(page, dict):
+            inner_attempts += 1
+            _raise_inner(client, community, errors, inner_attempts)
+            return posts, False, inner_attempts
+        inner_attempts = 0
+        bar.total = page.get("count")
+        outcome = _read_page(community, pending, offsets[k], page, cutoff, posts)
+        if outcome != "next":
+            return posts, outcome == "done", inner_attempts
+    return posts, False, inner_attempts
+
+
+def _read_page(community: Community, pending: dict, offset: int, page: dict, cutoff: float,
+               posts: list[dict]) -> str:
+    """Add one page's posts to `posts` and move the pass on: 'next', 'step_back' (posts were
+    deleted meanwhile: re-read from the page before, never skip) or 'done'."""
+    items = [item for item in page.get("items", []) if isinstance(item, dict)]
+    ordered = [i for i in items if not i.get("is_pinned")]
+    if pending["last_id"] is not None and ordered and ordered[0]["id"] < pending["last_id"]:
+        pending["step_backs"] += 1
+        if pending["step_backs"] > MAX_STEP_BACKS:
+            raise CorpusError(f"the wall of {community.name!r} changes faster than it can be read; run again later")
+        pending["offset"] = max(0, offset - STEP)
+        return "step_back"
+    posts += [vk_post(community.name, item) for item in items]
+    ids = [i["id"] for i in items]
+    if ids:
+        pending["top"] = max(pending["top"] or 0, *ids)
+    if ordered:
+        pending["last_id"] = ordered[-1]["id"]
+    pending["offset"] = offset + STEP
+    if len(items) < PAGE or offset + len(items) >= page.get("count", 0):
+        return "done"  # the end of the wall
+    stop_id = pending["stop_id"]
+    if stop_id is not None and ordered and ordered[-1]["id"] <= stop_id and ordered[-1].get("date", 0) < cutoff:
+        return "done"  # reached what was stored before, and the refresh window
+    return "next"
 
 
 def _fetch(client: VkClient, community: Community, offsets: list[int]):
