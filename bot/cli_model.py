@@ -238,14 +238,12 @@ def lexicon_cmd(app, checkpoint, text, min_count, output) -> None:
     """Store the known-word lexicon in a checkpoint trained before checkpoints carried one
     (known-word decoding; the file's bytes, so its model version, change)."""
     from model.checkpoint import add_lexicon
-    from model.errors import ModelError, require_file
+    from model.errors import require_file
+    from model.files import utf8_chunks
     from model.words import build_lexicon
 
     path = require_file(text or app.default_paths().train_txt, "training text")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ModelError(f"training text {str(path)!r} is not UTF-8 text") from None
+    content = "".join(utf8_chunks(path, "training text"))
     lexicon = build_lexicon(content, min_count)
     written = add_lexicon(checkpoint, lexicon, output)
     click.echo(f"{written}: lexicon of {len(lexicon['words'])} words seen >= {min_count} times in {path}")

@@ -4,11 +4,11 @@ the nightly rotation that keeps the newest `keep` copies."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sqlite3
 from pathlib import Path
 
 from corpus.errors import CorpusError
+from corpus.outputs import atomic_path
 
 PREFIX, SUFFIX = "buhurt-", ".sqlite3"
 
@@ -27,31 +27,31 @@ def backup_database(source: str | Path, output: str | Path, *, busy_timeout: flo
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CorpusError(f"{output.parent}: cannot create the backup folder ({exc.strerror})") from None
-    temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=busy_timeout)
-        try:
-            dst = sqlite3.connect(temp)
-            try:
-                src.backup(dst)  # one step: a consistent snapshot even while others write
-                dst.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
-                check = dst.execute("PRAGMA quick_check").fetchone()[0]
-            finally:
-                dst.close()
-        finally:
-            src.close()
-        if check != "ok":
-            raise CorpusError(f"{source}: the copy failed SQLite's quick_check ({check}); nothing written")
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, output)
+        with atomic_path(output) as temp:
+            _snapshot(source, temp, busy_timeout)
     except sqlite3.Error as exc:
         raise CorpusError(f"{source}: backup failed ({exc})") from None
     except OSError as exc:
         raise CorpusError(f"{output}: cannot write the backup ({exc.strerror or exc})") from None
-    finally:
-        temp.unlink(missing_ok=True)
     return output
+
+
+def _snapshot(source: Path, temp: Path, busy_timeout: float) -> None:
+    """A consistent copy of the database at `source` into the new file `temp`, checked."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=busy_timeout)
+    try:
+        dst = sqlite3.connect(temp)
+        try:
+            src.backup(dst)  # one step: a consistent snapshot even while others write
+            dst.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
+            check = dst.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    if check != "ok":
+        raise CorpusError(f"{source}: the copy failed SQLite's quick_check ({check}); nothing written")
 
 
 def nightly_backup(source: str | Path, folder: str | Path, keep: int, *, busy_timeout: float = 10.0,

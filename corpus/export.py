@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
 from corpus.errors import CorpusError
+from corpus.outputs import atomic_write_text
 from corpus.popularity import PopularityWeighting, weights
 from corpus.store.posts import posts_with_metrics
 
@@ -72,16 +71,3 @@ def export_training_text(
     atomic_write_text(manifest_path, json.dumps(manifest, ensure_ascii=False, indent=1))
     return ExportResult(output, manifest_path, len(order), len(text), fingerprint)
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

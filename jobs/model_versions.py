@@ -7,16 +7,14 @@ an in-process reload, never a write over a file the bot is reading.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import sqlite_utils
 
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
-from model.files import file_version
+from model.files import atomic_path, file_version
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "model" / "data"
 
@@ -49,14 +47,8 @@ def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def checkpoint_for_version(db: sqlite_utils.Database, version: str) -> Path:

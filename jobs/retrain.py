@@ -31,7 +31,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from corpus.export import atomic_write_text, export_training_text
+from corpus.export import export_training_text
+from corpus.outputs import atomic_write_text
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
 from jobs.model_versions import active_checkpoint_path, install_checkpoint

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
 import torch
 
 from model.errors import ModelError, require_file
+from model.files import atomic_path
 
 FORMAT = "buhurt-char-rnn"
 FORMAT_VERSION = 1
@@ -53,30 +53,22 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """Atomically write ``payload`` (plus format markers) to ``path`` and its JSON sidecar."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     _check_plain(payload)
-    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     meta = {k: v for k, v in payload.items() if k not in TENSOR_KEYS}
     if isinstance(meta.get("lexicon"), dict):   # the sidecar says how big it is, not every word
         lexicon = meta["lexicon"]
         meta["lexicon"] = {"min_count": lexicon.get("min_count"), "words": len(lexicon.get("words", ()))}
     meta["checkpoint_file"] = path.name
     text = json.dumps(_json_safe(meta), ensure_ascii=False, indent=1)
-    _atomic_write(sidecar_path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    with atomic_path(sidecar_path(path)) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

@@ -31,24 +31,6 @@ def require_writable_target(path: str | Path, what: str) -> Path:
     return p
 
 
-def read_text_file(path: str | Path, what: str = "text file") -> str:
-    """Read a UTF-8 text file with newlines normalised (CRLF and stray CR become LF)."""
-    p = require_file(path, what)
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ModelError(
-            f"{what} {str(p)!r} is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    text = normalize_newlines(text)
-    if not text.strip():
-        raise ModelError(f"{what} {str(p)!r} is empty")
-    return text
-
-
 def normalize_newlines(text: str) -> str:
     """CRLF and stray CR become LF."""
     return text.replace("\r\n", "\n").replace("\r", "\n")

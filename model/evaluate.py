@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from model.checkpoint import load_checkpoint
 from model.distributed import resolve_device
-from model.errors import ModelError, read_text_file
+from model.errors import ModelError
+from model.files import read_text_file
 from model.lstm import model_from_checkpoint
 from model.vocab import Vocab
 

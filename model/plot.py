@@ -1,8 +1,9 @@
 """The loss-curve PNG written beside the checkpoints (matplotlib, Agg backend, atomic rename)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from model.files import atomic_path
 
 
 def plot_losses(path: str | Path, train_hist: list, val_hist: list, title: str = "") -> Path:
@@ -24,12 +25,9 @@ def plot_losses(path: str | Path, train_hist: list, val_hist: list, title: str =
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:   # keeps the suffix: savefig picks the format by it
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

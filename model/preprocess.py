@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import h5py
 import numpy as np
 
 from model.errors import ModelError, require_file, require_writable_target
+from model.files import atomic_path, utf8_chunks
 from model.vocab import Vocab
 
 CHUNK_CHARS = 1 << 20  # 1 M characters per read: bounds the memory, whatever the corpus size
@@ -37,24 +37,8 @@ MAX_POST_CHARS = 1 << 20         # a longer "post" means the text has no post ga
 
 
 def _chunks(path: Path):
-    """Yield normalised text chunks (universal newlines: CRLF and lone CR become LF)."""
-    first = True
-    offset = 0
-    with open(path, "r", encoding="utf-8", newline=None) as f:
-        while True:
-            try:
-                chunk = f.read(CHUNK_CHARS)
-            except UnicodeDecodeError as exc:
-                raise ModelError(
-                    f"input text {str(path)!r} is not valid UTF-8 (near character {offset}: {exc.reason})"
-                ) from None
-            if not chunk:
-                return
-            if first and chunk.startswith("\ufeff"):
-                chunk = chunk[1:]
-            first = False
-            offset += len(chunk)
-            yield chunk
+    """The text in normalised chunks of CHUNK_CHARS characters (model.files.utf8_chunks)."""
+    return utf8_chunks(path, "input text", CHUNK_CHARS)
 
 
 def split_sizes(total: int, val_frac: float, test_frac: float) -> tuple[int, int, int]:
@@ -156,11 +140,10 @@ def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_fr
     # pass 2: encode and write into the three datasets
     out_h5.parent.mkdir(parents=True, exist_ok=True)
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_h5 = out_h5.with_name(out_h5.name + ".tmp")
-    tmp_json = out_json.with_name(out_json.name + ".tmp")
     sha = hashlib.sha256()
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, total)}
-    try:
+    # the .h5 is renamed into place first, then the .json (atomic_path: temp files beside them)
+    with atomic_path(out_json) as tmp_json, atomic_path(out_h5) as tmp_h5:
         with h5py.File(tmp_h5, "w") as h5:
             dsets = {k: h5.create_dataset(k, shape=(b - a,), dtype=dtype) for k, (a, b) in bounds.items()}
             if used_split == "posts":
@@ -171,12 +154,6 @@ def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_fr
             h5.attrs["format"] = "torch-rnn"
             h5.attrs["split"] = used_split
         tmp_json.write_text(json.dumps(vocab.to_json_dict(), ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp_h5, out_h5)
-        os.replace(tmp_json, out_json)
-    finally:
-        for t in (tmp_h5, tmp_json):
-            if t.exists():
-                t.unlink()
     return {
         "input_txt": str(src),
         "output_h5": str(out_h5),
