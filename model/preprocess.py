@@ -97,15 +97,7 @@ def _post_sizes(src: Path, val_frac: float, test_frac: float):
     return sizes, posts
 
 
-def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_frac: float = 0.1,
-               split: str = "posts") -> dict:
-    """Write ``output_h5`` and ``output_json`` from ``input_txt``; return statistics.
-
-    ``split``: "posts" (by a hash of each post, falling back to "contiguous" for a text without
-    enough posts) or "contiguous" (torch-rnn's: train, then val, then test)."""
-    src = require_file(input_txt, "input text")
-    out_h5 = require_writable_target(output_h5, "output h5")
-    out_json = require_writable_target(output_json, "output json")
+def _check_split_options(val_frac, test_frac, split: str) -> None:
     for name, v in (("val_frac", val_frac), ("test_frac", test_frac)):
         if not (isinstance(v, (int, float)) and 0.0 <= float(v) < 1.0):
             raise ModelError(f"{name}={v!r}: expected a number in [0, 1)")
@@ -114,7 +106,9 @@ def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_fr
     if split not in ("posts", "contiguous"):
         raise ModelError(f"split={split!r}: expected 'posts' or 'contiguous'")
 
-    # pass 1: the character set and the length
+
+def _scan(src: Path) -> tuple[Vocab, int]:
+    """The vocabulary of the text's characters and its length (ModelError when it is empty)."""
     chars: set[str] = set()
     total = 0
     nonspace = False
@@ -124,7 +118,20 @@ def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_fr
         nonspace = nonspace or bool(chunk.strip())
     if total == 0 or not nonspace:
         raise ModelError(f"input text {str(src)!r} is empty")
-    vocab = Vocab.from_chars(chars)
+    return Vocab.from_chars(chars), total
+
+
+def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_frac: float = 0.1,
+               split: str = "posts") -> dict:
+    """Write ``output_h5`` and ``output_json`` from ``input_txt``; return statistics.
+
+    ``split``: "posts" (by a hash of each post, falling back to "contiguous" for a text without
+    enough posts) or "contiguous" (torch-rnn's: train, then val, then test)."""
+    src = require_file(input_txt, "input text")
+    out_h5 = require_writable_target(output_h5, "output h5")
+    out_json = require_writable_target(output_json, "output json")
+    _check_split_options(val_frac, test_frac, split)
+    vocab, total = _scan(src)      # pass 1: the character set and the length
     by_posts = _post_sizes(src, val_frac, test_frac) if split == "posts" else None
     if by_posts is not None:
         sizes, post_counts = by_posts

@@ -184,135 +184,200 @@ class Generator:
         """
         o = SampleOptions(temperature, start_text, max_length, top_k, argmax, words, dictionary).validate(
             self.vocab, source=f"checkpoint {str(self.path)!r}")
-        seeds = list(seeds)
-        for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-                raise ModelError(f"seed={s!r}: expected an integer")
+        seeds = _checked_seeds(seeds)
         if not seeds:
             return []
         known = self.known_words(o.dictionary)
         constrained = o.words == "known" and not known.empty and not o.argmax
-        dev, tokens_of, is_letter = self.device, self.vocab.tokens, self._is_letter
-        # the shared prefix (a post gap, then the start text) is run once with batch 1
+        n, dev = len(seeds), self.device
+        logits, state = self._primed(o, n)
+        posts = _Posts(n, o, constrained)
+        guard = _WordGuard(n, known, self._is_letter, logits.shape[1], _flat(state).shape[1], dev) \
+            if constrained else None
+        keys = seed_keys(seeds)
+        rows = np.arange(n)                          # original index of each active row
+        picks = np.zeros(n, dtype=np.int64)          # picks made per row: its position in its random stream
+        while True:
+            ids = self._pick(logits, keys[rows], picks[rows], o)
+            picks[rows] += 1
+            keep, back = self._feed(posts, guard, rows, ids, _logprobs(logits, ids), picks)
+            if guard is not None:
+                guard.save_word_starts(rows, logits, state)
+            if not keep.any():
+                break
+            if not keep.all():                       # finished rows leave the batch
+                back = [int(x) for x in np.cumsum(keep)[[j for j in back if keep[j]]] - 1] if back else back
+                state = FastStep.select(state, torch.from_numpy(np.flatnonzero(keep)).to(dev))
+                rows, ids = rows[keep], ids[keep]
+            logits, state = self.step(torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(dev), state)
+            if back:
+                guard.take_back_states(back, rows[back], logits, state)
+        posts.close_open_rows()
+        return posts.samples(seeds, known)
+
+    def _primed(self, o: SampleOptions, n: int) -> tuple[torch.Tensor, list]:
+        """Logits and state after the shared prefix (a post gap, then the start text), run once with
+        batch 1 and expanded to `n` rows."""
+        dev = self.device
         prefix = self._prime_ids + list(self.vocab.encode(o.start_text)) if o.start_text else self._prime_ids
         state = self.step.zero_state(1, dev)
         logits = None
         for t in prefix:
             logits, state = self.step(torch.tensor([t], device=dev), state)
-        n = len(seeds)
-        keys = seed_keys(seeds)
-        rows = np.arange(n)                          # original index of each active row
-        picks = np.zeros(n, dtype=np.int64)          # picks made per row: its position in its random stream
-        leading = [0] * n                            # blank lines skipped before an empty-start post
-        texts = [[] for _ in range(n)]               # generated characters per post
-        out: list = [None] * n
-        gap = [False] * n
-        lp_sum = np.zeros(n)                         # log-probability of the emitted characters
-        lp_count = np.zeros(n, dtype=np.int64)
-        start_len = len(o.start_text)
-        last = o.start_text[-1:] if o.start_text else ""
-        prev = [last] * n
         if logits is None:   # no newline in the vocabulary and no start text: first token uniform
             logits = torch.zeros(1, len(self.vocab), device=dev)
-        logits = logits.expand(n, -1)
-        state = FastStep.expand(state, n)
-        budget = o.max_length - start_len
-        max_picks = (STEP_FACTOR * budget if constrained else budget) + MAX_LEADING_NEWLINES + 1
-        if constrained:
-            word_at = [-1] * n                       # where the row's current word began in its text, -1: none
-            retries = [0] * n
-            lp_at = [(0.0, 0)] * n
-            saved_logits = torch.empty(n, logits.shape[1], device=dev)
-            saved_state = torch.empty(n, _flat(state).shape[1], device=dev)
-        while True:
-            ids = self._pick(logits, keys[rows], picks[rows], o)
-            picks[rows] += 1
-            lp = _logprobs(logits, ids)
-            keep = np.ones(len(rows), dtype=bool)
-            back: list[int] = []                     # rows (positions j) going back to their word's start
-            save_j: list[int] = []
-            for j, (r, t) in enumerate(zip(rows, ids)):
-                t = int(t)
-                ch = tokens_of[t]
-                buf = texts[r]
-                if constrained:
-                    w0 = word_at[r]
-                    if is_letter[t]:
-                        if w0 < 0 and not prev[r].isalpha():
-                            word_at[r] = w0 = len(buf)   # a word begins: remember the state before it
-                            lp_at[r] = (lp_sum[r], lp_count[r])
-                            save_j.append(j)
-                        bad = w0 >= 0 and retries[r] < MAX_RETRIES and not known.prefix_ok("".join(buf[w0:]) + ch)
-                    elif w0 >= 0:
-                        word_at[r] = -1
-                        bad = retries[r] < MAX_RETRIES and "".join(buf[w0:]) not in known
-                        if not bad:
-                            retries[r] = 0
-                    else:
-                        bad = False
-                        retries[r] = 0
-                    if bad:                          # back to where the word began, sample it again
-                        retries[r] += 1
-                        word_at[r] = -1
-                        del buf[w0:]
-                        prev[r] = buf[-1] if buf else last
-                        lp_sum[r], lp_count[r] = lp_at[r]
-                        back.append(j)
-                        if picks[r] >= max_picks:
-                            out[r] = _finish_capped(o.start_text + "".join(buf), start_len)
-                            keep[j] = False
-                        continue
-                if ch == "\n" and prev[r] == "\n":
-                    out[r] = (o.start_text + "".join(buf)).rstrip()
-                    gap[r] = True
-                    lp_sum[r] += lp[j]
-                    lp_count[r] += 1
+        return logits.expand(n, -1), FastStep.expand(state, n)
+
+    def _feed(self, posts: "_Posts", guard: "_WordGuard | None", rows: np.ndarray, ids: np.ndarray,
+              lp: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """Give each active row its picked character. Returns which rows stay in the batch and the
+        rows (positions in `rows`) that go back to where their word began."""
+        keep = np.ones(len(rows), dtype=bool)
+        back: list[int] = []
+        tokens_of = self.vocab.tokens
+        for j, (r, t) in enumerate(zip(rows.tolist(), ids.tolist())):
+            ch = tokens_of[t]
+            if guard is not None and guard.rejects(posts, r, j, t, ch):
+                guard.take_back(posts, r)
+                back.append(j)
+                if picks[r] >= posts.max_picks:
+                    posts.finish_capped(r)
                     keep[j] = False
-                    continue
-                if ch == "\n" and not buf and start_len == 0:
-                    if leading[r] >= MAX_LEADING_NEWLINES:
-                        out[r] = ""
-                        keep[j] = False
-                    leading[r] += 1
-                    continue  # leading blank lines of an empty-start post: fed, not kept
-                buf.append(ch)
-                prev[r] = ch
-                lp_sum[r] += lp[j]
-                lp_count[r] += 1
-                if len(buf) >= budget or picks[r] >= max_picks:
-                    out[r] = _finish_capped(o.start_text + "".join(buf), start_len)
-                    keep[j] = False
-            if save_j:
-                sj = torch.tensor(save_j, device=dev)
-                sr = torch.from_numpy(rows[save_j]).to(dev)
-                saved_logits[sr] = logits[sj]
-                saved_state[sr] = _flat(state)[sj]
-            if not keep.any():
-                break
-            if not keep.all():
-                sel = torch.from_numpy(np.flatnonzero(keep)).to(dev)
-                state = FastStep.select(state, sel)
-                back = [int(x) for x in np.cumsum(keep)[[j for j in back if keep[j]]] - 1] if back else back
-                back_rows = rows[np.flatnonzero(keep)]
-                rows, ids = rows[keep], ids[keep]
-            else:
-                back_rows = rows
-            logits, state = self.step(torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(dev), state)
-            if back:
-                bj = torch.tensor(back, device=dev)
-                br = torch.from_numpy(back_rows[back]).to(dev)
-                logits[bj] = saved_logits[br]
-                _set_flat(state, bj, saved_state[br])
-        for r in range(n):   # rows still open (only when budget is exhausted by leading newlines)
-            if out[r] is None:
-                out[r] = _finish_capped(o.start_text + "".join(texts[r]), start_len)
-        samples = []
-        for r in range(n):
-            k, w = known.count(out[r]) if not known.empty else (0, 0)
+            elif not posts.emit(r, ch, lp[j], picks[r]):
+                keep[j] = False
+        return keep, back
+
+
+def _checked_seeds(seeds) -> list:
+    seeds = list(seeds)
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise ModelError(f"seed={s!r}: expected an integer")
+    return seeds
+
+
+class _Posts:
+    """The posts of one `generate_samples` call as they grow, indexed by the row they started in."""
+
+    def __init__(self, n: int, o: SampleOptions, constrained: bool) -> None:
+        self.o = o
+        self.start_len = len(o.start_text)
+        self.last = o.start_text[-1:] if o.start_text else ""   # the character before the first generated one
+        self.budget = o.max_length - self.start_len
+        self.max_picks = (STEP_FACTOR * self.budget if constrained else self.budget) + MAX_LEADING_NEWLINES + 1
+        self.texts: list[list[str]] = [[] for _ in range(n)]    # generated characters per post
+        self.prev = [self.last] * n                   # each post's last character
+        self.leading = [0] * n                        # blank lines skipped before an empty-start post
+        self.out: list = [None] * n                   # the finished text
+        self.gap = [False] * n                        # it ended at the post gap
+        self.lp_sum = np.zeros(n)                     # log-probability of the emitted characters
+        self.lp_count = np.zeros(n, dtype=np.int64)
+
+    def emit(self, r: int, ch: str, lp: float, picks: int) -> bool:
+        """Add `ch` (log-probability `lp`, the row's `picks`-th pick) to post `r`; False: it is finished."""
+        buf = self.texts[r]
+        if ch == "\n" and self.prev[r] == "\n":      # the post gap: the post is done
+            self.out[r] = (self.o.start_text + "".join(buf)).rstrip()
+            self.gap[r] = True
+            self.lp_sum[r] += lp
+            self.lp_count[r] += 1
+            return False
+        if ch == "\n" and not buf and self.start_len == 0:
+            if self.leading[r] >= MAX_LEADING_NEWLINES:
+                self.out[r] = ""
+                self.leading[r] += 1
+                return False
+            self.leading[r] += 1
+            return True          # leading blank lines of an empty-start post: fed, not kept
+        buf.append(ch)
+        self.prev[r] = ch
+        self.lp_sum[r] += lp
+        self.lp_count[r] += 1
+        if len(buf) >= self.budget or picks >= self.max_picks:
+            self.finish_capped(r)
+            return False
+        return True
+
+    def finish_capped(self, r: int) -> None:
+        self.out[r] = _finish_capped(self.o.start_text + "".join(self.texts[r]), self.start_len)
+
+    def close_open_rows(self) -> None:
+        """Rows still open (only when the budget is exhausted by leading newlines) end where they are."""
+        for r, text in enumerate(self.out):
+            if text is None:
+                self.finish_capped(r)
+
+    def samples(self, seeds: list, known: KnownWords) -> list[Sample]:
+        out = []
+        for r, text in enumerate(self.out):
+            k, w = known.count(text) if not known.empty else (0, len(words_of(text)))
             share = (k / w if w else 0.0) if not known.empty else None
-            samples.append(Sample(out[r], int(seeds[r]), gap[r], float(lp_sum[r] / max(1, lp_count[r])), share,
-                                  w if not known.empty else len(words_of(out[r]))))
-        return samples
+            lp = float(self.lp_sum[r] / max(1, self.lp_count[r]))
+            out.append(Sample(text, int(seeds[r]), self.gap[r], lp, share, w))
+        return out
+
+
+class _WordGuard:
+    """Known-word decoding's bookkeeping per row: where its current word began (in its text, and the
+    logits, recurrent state and log-probability there), the word so far, and the retries at that place."""
+
+    def __init__(self, n: int, known: KnownWords, is_letter: list[bool], vocab_size: int, state_size: int,
+                 device: torch.device) -> None:
+        self.known, self.is_letter, self.device = known, is_letter, device
+        self.word_at = [-1] * n                       # where the row's current word began in its text, -1: none
+        self.word = [""] * n                          # the current word's letters so far
+        self.retries = [0] * n
+        self.lp_at = [(0.0, 0)] * n
+        self.saved_logits = torch.empty(n, vocab_size, device=device)
+        self.saved_state = torch.empty(n, state_size, device=device)
+        self.to_save: list[int] = []                  # positions (in this step's rows) where a word begins
+
+    def rejects(self, posts: _Posts, r: int, j: int, t: int, ch: str) -> bool:
+        """Does picking `ch` (token `t`) for row `r` (position `j`) make its word one no known word
+        can be? Tracks the word as it begins, grows and ends."""
+        w0 = self.word_at[r]
+        if self.is_letter[t]:
+            if w0 < 0 and not posts.prev[r].isalpha():   # a word begins: remember the state before it
+                self.word_at[r] = w0 = len(posts.texts[r])
+                self.word[r] = ""
+                self.lp_at[r] = (posts.lp_sum[r], posts.lp_count[r])
+                self.to_save.append(j)
+            if w0 < 0:
+                return False
+            word = self.word[r] + ch
+            if self.retries[r] < MAX_RETRIES and not self.known.prefix_ok(word):
+                return True
+            self.word[r] = word
+            return False
+        if w0 >= 0:                                   # the word ends
+            if self.retries[r] < MAX_RETRIES and self.word[r] not in self.known:
+                return True
+            self.word_at[r] = -1
+        self.retries[r] = 0
+        return False
+
+    def take_back(self, posts: _Posts, r: int) -> None:
+        """Row `r` goes back to where its word began (the state there comes in `take_back_states`)."""
+        self.retries[r] += 1
+        buf = posts.texts[r]
+        del buf[self.word_at[r]:]
+        self.word_at[r] = -1
+        posts.prev[r] = buf[-1] if buf else posts.last
+        posts.lp_sum[r], posts.lp_count[r] = self.lp_at[r]
+
+    def save_word_starts(self, rows: np.ndarray, logits: torch.Tensor, state: list) -> None:
+        if self.to_save:
+            sj = torch.tensor(self.to_save, device=self.device)
+            sr = torch.from_numpy(rows[self.to_save]).to(self.device)
+            self.saved_logits[sr] = logits[sj]
+            self.saved_state[sr] = _flat(state)[sj]
+            self.to_save = []
+
+    def take_back_states(self, back: list[int], back_rows: np.ndarray, logits: torch.Tensor, state: list) -> None:
+        bj = torch.tensor(back, device=self.device)
+        br = torch.from_numpy(back_rows).to(self.device)
+        logits[bj] = self.saved_logits[br]
+        _set_flat(state, bj, self.saved_state[br])
 
 
 def _flat(state: list) -> torch.Tensor:

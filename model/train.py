@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
@@ -197,18 +197,94 @@ def train(cfg: TrainConfig, callback: Optional[Callable[[StepInfo], None]] = Non
         D.cleanup(ctx)
 
 
-def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> TrainResult:
-    device = ctx.device
-    ck = load_checkpoint(cfg.resume) if cfg.resume else None
-    if ck is not None:
-        if "optimizer_state" not in ck or "train_config" not in ck:
-            raise ModelError(f"checkpoint {cfg.resume!r} is not resumable (no optimizer state); "
-                             f"use the latest.pt of its run, or init_from to fine-tune")
-        old = ck["train_config"]
-        cfg = replace(cfg, **{k: old[k] for k in RUN_FROM_CHECKPOINT if k in old})
-        # paths left empty continue the checkpoint's run (same corpus, same directory)
-        cfg = replace(cfg, **{k: old[k] for k in ("input_h5", "input_json", "checkpoint_dir")
-                              if not getattr(cfg, k) and old.get(k)})
+@dataclass
+class _Data:
+    """The corpus a run trains on: batches of both splits, vocabulary, fingerprint, lexicon."""
+    train: SplitBatcher
+    val: SplitBatcher
+    vocab: Vocab
+    fingerprint: str
+    lexicon: dict
+
+
+@dataclass
+class _Run:
+    """One run's model, optimizer, counters and outputs; the loop in ``_train`` drives it."""
+    cfg: TrainConfig
+    ctx: D.DistContext
+    data: _Data
+    mc: ModelConfig
+    model: CharRNN
+    net: torch.nn.Module            # the model, or its DDP wrapper
+    optim: torch.optim.Optimizer
+    use_bf16: bool
+    run_meta: dict
+    it: int = 0
+    state: object = None            # the recurrent state carried from batch to batch (TBPTT)
+    train_hist: list = field(default_factory=list)
+    val_hist: list = field(default_factory=list)
+    best_val: float = math.inf
+    best_it: int = 0
+    lr_progress: float = 0.0
+    last_plot: float = 0.0
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.cfg.checkpoint_dir)
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    @property
+    def latest_path(self) -> Path:
+        return self.out_dir / "latest.pt"
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.use_bf16 else "float32"
+
+    def amp(self):
+        dev = self.ctx.device
+        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
+
+    def payload(self, full: bool, rank_states=None) -> dict:
+        """The checkpoint's contents; ``full`` adds what resuming needs (optimizer, RNG, hidden state)."""
+        d = self.data
+        p = {
+            "model_config": self.mc.to_dict(), "train_config": self.cfg.to_dict(), "idx_to_token": d.vocab.tokens,
+            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "iteration": self.it, "epoch": self.it / d.train.num_batches,
+            "best_val_loss": self.best_val if math.isfinite(self.best_val) else None,
+            "best_iteration": self.best_it, "train_loss_history": self.train_hist,
+            "val_loss_history": self.val_hist, "corpus_fingerprint": d.fingerprint,
+            "created_at": datetime.now(timezone.utc).isoformat(), "torch_version": str(torch.__version__),
+            "run": self.run_meta, "lr_progress": self.lr_progress, "lexicon": d.lexicon,
+        }
+        if full:
+            p["optimizer_state"] = self.optim.state_dict()
+            p["rank_states"] = rank_states or []
+        return p
+
+
+def _continued_run(cfg: TrainConfig) -> tuple[TrainConfig, Optional[dict]]:
+    """With ``cfg.resume``: the checkpoint, and the config its run continues with (the run's own
+    settings; paths left empty continue the checkpoint's run: same corpus, same directory)."""
+    if not cfg.resume:
+        return cfg, None
+    ck = load_checkpoint(cfg.resume)
+    if "optimizer_state" not in ck or "train_config" not in ck:
+        raise ModelError(f"checkpoint {cfg.resume!r} is not resumable (no optimizer state); "
+                         f"use the latest.pt of its run, or init_from to fine-tune")
+    old = ck["train_config"]
+    cfg = replace(cfg, **{k: old[k] for k in RUN_FROM_CHECKPOINT if k in old})
+    cfg = replace(cfg, **{k: old[k] for k in ("input_h5", "input_json", "checkpoint_dir")
+                          if not getattr(cfg, k) and old.get(k)})
+    return cfg, ck
+
+
+def _load_data(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict]) -> _Data:
+    """The preprocessed corpus, checked against its vocabulary (and the resumed run's corpus)."""
     splits, fingerprint = load_splits(cfg.input_h5)
     vocab = Vocab.load_json(cfg.input_json)
     top = max(int(a.max()) if len(a) else -1 for a in splits.values())
@@ -218,187 +294,225 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> Tra
         if ck.get("corpus_fingerprint") != fingerprint or list(ck["idx_to_token"]) != vocab.tokens:
             raise ModelError(f"resume: {cfg.input_h5!r} is not the corpus checkpoint {cfg.resume!r} was "
                              f"trained on; use init_from to fine-tune on a new corpus")
-
-    init_ck = load_checkpoint(cfg.init_from) if cfg.init_from else None
-    src_mc = (ck or init_ck or {}).get("model_config")
-    if src_mc is not None:
-        mc = ModelConfig.from_dict({**src_mc, "vocab_size": len(vocab)})
-        cfg = replace(cfg, **{k: getattr(mc, k) for k in ("model_type", "wordvec_size", "rnn_size",
-                                                         "num_layers", "dropout")})
-    else:
-        mc = ModelConfig(vocab_size=len(vocab), model_type=cfg.model_type, wordvec_size=cfg.wordvec_size,
-                         rnn_size=cfg.rnn_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
     lexicon = lexicon_from_ids(splits, vocab.tokens, cfg.lexicon_min_count)   # known-word decoding's words
-    train_b = SplitBatcher(splits["train"], cfg.batch_size, cfg.seq_length, rank=ctx.rank, world=ctx.world)
-    val_b = SplitBatcher(splits["val"], cfg.batch_size, cfg.seq_length, shrink=True, name="val")
-    del splits
+    return _Data(train=SplitBatcher(splits["train"], cfg.batch_size, cfg.seq_length, rank=ctx.rank, world=ctx.world),
+                 val=SplitBatcher(splits["val"], cfg.batch_size, cfg.seq_length, shrink=True, name="val"),
+                 vocab=vocab, fingerprint=fingerprint, lexicon=lexicon)
 
+
+SHAPE_KEYS = ("model_type", "wordvec_size", "rnn_size", "num_layers", "dropout")
+
+
+def _model_config(cfg: TrainConfig, vocab: Vocab, source: Optional[dict]) -> tuple[TrainConfig, ModelConfig]:
+    """The model's shape: the resumed or init_from checkpoint's (the config then says so too), else cfg's."""
+    src_mc = (source or {}).get("model_config")
+    if src_mc is None:
+        return cfg, ModelConfig(vocab_size=len(vocab), model_type=cfg.model_type, wordvec_size=cfg.wordvec_size,
+                                rnn_size=cfg.rnn_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
+    mc = ModelConfig.from_dict({**src_mc, "vocab_size": len(vocab)})
+    return replace(cfg, **{k: getattr(mc, k) for k in SHAPE_KEYS}), mc
+
+
+def _new_run(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict], data: _Data) -> tuple[_Run, int]:
+    """The model (fresh, from init_from, or resumed with its optimizer, RNG and hidden state) and the
+    run around it. Returns the run and the number of tokens new to an init_from checkpoint."""
+    init_ck = load_checkpoint(cfg.init_from) if cfg.init_from else None
+    cfg, mc = _model_config(cfg, data.vocab, ck or init_ck)
+    device = ctx.device
     torch.manual_seed(cfg.seed)
     model = CharRNN(mc)
-    new_tokens = _transfer_init(model, init_ck, vocab) if init_ck is not None else 0
+    new_tokens = _transfer_init(model, init_ck, data.vocab) if init_ck is not None else 0
     model.to(device)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    nb = train_b.num_batches
+    torch.manual_seed(cfg.seed + 1000003 * ctx.rank)   # dropout stream, one per rank
+    net: torch.nn.Module = model
+    use_bf16 = choose_bf16(cfg, device)
+    run = _Run(cfg, ctx, data, mc, model, net, optim, use_bf16, run_meta={})
+    if ck is not None:
+        _restore(run, ck)
+    if ctx.enabled:
+        run.net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    run.run_meta = {"new_tokens": new_tokens, "init_from": cfg.init_from, "world_size": ctx.world,
+                    "precision": run.precision, "threads": torch.get_num_threads()}
+    return run, new_tokens
+
+
+def _restore(run: _Run, ck: dict) -> None:
+    """Continue a run from its latest checkpoint: weights, optimizer, counters, histories, and this
+    rank's RNG and hidden state when the checkpoint has one per rank of this world."""
+    run.model.load_state_dict(ck["model_state"])
+    run.optim.load_state_dict(ck["optimizer_state"])
+    run.it = int(ck["iteration"])
+    run.train_hist, run.val_hist = list(ck.get("train_loss_history", [])), list(ck.get("val_loss_history", []))
+    run.best_val = float(ck.get("best_val_loss") or math.inf)
+    run.best_it = int(ck.get("best_iteration", 0))
+    run.lr_progress = float(ck.get("lr_progress") or 0.0)
+    ranks = ck.get("rank_states") or []
+    if len(ranks) == run.ctx.world:
+        _set_rng_state(ranks[run.ctx.rank]["rng"], run.ctx.device)
+        run.state = state_from_list(ranks[run.ctx.rank]["hidden"], run.mc.model_type, run.ctx.device)
+
+
+def _start_info(run: _Run, new_tokens: int) -> dict:
+    """What ``on_start`` is told: device, threads, precision and why, init_from, new tokens."""
+    cfg = run.cfg
+    why = "as asked" if cfg.bf16 is not None else ("supported here" if run.use_bf16 else "bf16 not native here")
+    return {"device": str(run.ctx.device), "threads": torch.get_num_threads(), "precision": run.precision,
+            "why": why, "init_from": cfg.init_from, "new_tokens": new_tokens}
+
+
+def _make_out_dir(run: _Run) -> None:
+    out_dir = run.out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ModelError(f"checkpoint_dir {str(out_dir)!r} is a file, expected a directory")
+    if run.ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _train_step(run: _Run, b: int) -> float:
+    """One TBPTT step on batch ``b``: forward, backward, clipped gradients, an optimizer step."""
+    x, y = run.data.train.batch(b, run.ctx.device)
+    with run.amp():
+        logits, state = run.net(x, run.state)
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+    run.optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_value_(run.model.parameters(), run.cfg.grad_clip)
+    run.optim.step()
+    run.state = detach_state(state)
+    return loss.item()
+
+
+def _set_lr(optim: torch.optim.Optimizer, lr: float) -> None:
+    for g in optim.param_groups:
+        g["lr"] = lr
+
+
+def _save_latest(run: _Run, gather: bool = True) -> Path:
+    """latest.pt, resumable: with every rank's RNG and hidden state (``gather``: a collective call)."""
+    mine = {"rng": {k: v.cpu() for k, v in _rng_state(run.ctx.device).items()}, "hidden": state_to_list(run.state)}
+    ranks = D.gather_objects(run.ctx, mine) if gather else ([mine] if run.ctx.world == 1 else [])
+    if run.ctx.is_main:
+        save_checkpoint(run.latest_path, run.payload(True, ranks))
+    return run.latest_path
+
+
+def _plot(run: _Run, force: bool = False) -> None:
+    """loss.png, at most once a minute unless ``force``."""
+    if run.ctx.is_main and (force or time.monotonic() - run.last_plot > 60):
+        from model.plot import plot_losses
+        mc = run.mc
+        plot_losses(run.out_dir / "loss.png", run.train_hist, run.val_hist,
+                    f"{mc.model_type} {mc.num_layers}x{mc.rnn_size}")
+        run.last_plot = time.monotonic()
+
+
+def _checkpoint(run: _Run) -> None:
+    """Validate; best.pt when the validation loss improved; latest.pt; the loss plot."""
+    v = _validate(run.model, run.data.val, run.ctx.device, run.amp)
+    run.val_hist.append([run.it, v])
+    if v < run.best_val:
+        run.best_val, run.best_it = v, run.it
+        if run.ctx.is_main:
+            save_checkpoint(run.best_path, run.payload(False))
+    _save_latest(run)
+    _plot(run)
+
+
+class _Clock:
+    """The run's time: its budget (max_minutes), the learning-rate progress it drives, chars/s."""
+
+    def __init__(self, run: _Run, total_its: int) -> None:
+        self.run, self.total_its = run, total_its
+        self.budget_s = run.cfg.max_minutes * 60 if run.cfg.max_minutes else 0.0
+        self.p0 = run.lr_progress          # a resumed run spends its new budget on the rest of the schedule
+        self.t0 = time.monotonic()
+        self.win_t, self.win_its, self.win_loss, self.chars_per_s = time.perf_counter(), 0, 0.0, 0.0
+
+    def progress(self) -> float:
+        """How far through the run: by iterations, or by the time budget when that ends it first."""
+        run = self.run
+        p = run.it / max(1, self.total_its)
+        if self.budget_s and run.cfg.lr_schedule in PROGRESS_SCHEDULES:
+            p = max(p, D.agree_max(run.ctx, self.p0 + (1 - self.p0) * (time.monotonic() - self.t0) / self.budget_s))
+        run.lr_progress = p
+        return p
+
+    def over_budget(self) -> bool:
+        return bool(self.run.cfg.max_minutes) and (time.monotonic() - self.t0) > self.run.cfg.max_minutes * 60
+
+    def add(self, loss: float) -> None:
+        self.win_its, self.win_loss = self.win_its + 1, self.win_loss + loss
+
+    def report(self) -> str:
+        """Close the window of iterations since the last report: train loss history, chars/s, the bar's text."""
+        run, now = self.run, time.perf_counter()
+        chars_per_it = run.data.train.chars_per_batch() * run.ctx.world
+        self.chars_per_s = chars_per_it * self.win_its / max(now - self.win_t, 1e-9)
+        train_loss = self.win_loss / self.win_its
+        run.train_hist.append([run.it, train_loss])
+        val = f"{run.val_hist[-1][1] * BITS_PER_NAT:.3f} bits/char" if run.val_hist else "-"
+        self.win_t, self.win_its, self.win_loss = now, 0, 0.0
+        return f"train {train_loss * BITS_PER_NAT:.3f} bits/char, val {val}, {self.chars_per_s:,.0f} chars/s"
+
+
+STOP_NONE, STOP_TIME, STOP_INTERRUPT = 0, 1, 2    # agreed between ranks: the largest wins
+
+
+def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> TrainResult:
+    cfg, ck = _continued_run(cfg)
+    data = _load_data(cfg, ctx, ck)
+    run, new_tokens = _new_run(cfg, ctx, ck, data)
+    cfg = run.cfg
+    if on_start is not None and ctx.is_main:
+        on_start(_start_info(run, new_tokens))
+    _make_out_dir(run)
+    nb = data.train.num_batches
     total_its = cfg.max_epochs * nb
     if cfg.max_iterations:
         total_its = min(total_its, cfg.max_iterations)
-    it, state = 0, None
-    train_hist: list = []
-    val_hist: list = []
-    best_val, best_it = math.inf, 0
-    lr_progress = [0.0]
-    torch.manual_seed(cfg.seed + 1000003 * ctx.rank)   # dropout stream, one per rank
-    if ck is not None:
-        model.load_state_dict(ck["model_state"])
-        optim.load_state_dict(ck["optimizer_state"])
-        it = int(ck["iteration"])
-        train_hist, val_hist = list(ck.get("train_loss_history", [])), list(ck.get("val_loss_history", []))
-        best_val = float(ck.get("best_val_loss") or math.inf)
-        best_it = int(ck.get("best_iteration", 0))
-        ranks = ck.get("rank_states") or []
-        if len(ranks) == ctx.world:
-            _set_rng_state(ranks[ctx.rank]["rng"], device)
-            state = state_from_list(ranks[ctx.rank]["hidden"], mc.model_type, device)
-    net = model
-    if ctx.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_bf16 = choose_bf16(cfg, device)
-    precision = "bf16" if use_bf16 else "float32"
-    if on_start is not None and ctx.is_main:
-        on_start({"device": str(device), "threads": torch.get_num_threads(), "precision": precision,
-                  "why": "as asked" if cfg.bf16 is not None else ("supported here" if use_bf16 else "bf16 not native here"),
-                  "init_from": cfg.init_from, "new_tokens": new_tokens})
-
-    def amp():
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
-
-    out_dir = Path(cfg.checkpoint_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ModelError(f"checkpoint_dir {str(out_dir)!r} is a file, expected a directory")
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    best_path, latest_path = out_dir / "best.pt", out_dir / "latest.pt"
-    run_meta = {"new_tokens": new_tokens, "init_from": cfg.init_from, "world_size": ctx.world,
-                "precision": precision, "threads": torch.get_num_threads()}
-
-    def payload(full: bool, rank_states=None) -> dict:
-        p = {
-            "model_config": mc.to_dict(), "train_config": cfg.to_dict(), "idx_to_token": vocab.tokens,
-            "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "iteration": it, "epoch": it / nb, "best_val_loss": best_val if math.isfinite(best_val) else None,
-            "best_iteration": best_it, "train_loss_history": train_hist, "val_loss_history": val_hist,
-            "corpus_fingerprint": fingerprint, "created_at": datetime.now(timezone.utc).isoformat(),
-            "torch_version": str(torch.__version__), "run": run_meta, "lr_progress": lr_progress[0],
-            "lexicon": lexicon,
-        }
-        if full:
-            p["optimizer_state"] = optim.state_dict()
-            p["rank_states"] = rank_states or []
-        return p
-
-    def save_latest(gather: bool = True) -> Path:
-        mine = {"rng": _rng_state(device), "hidden": state_to_list(state)}
-        mine["rng"] = {k: v.cpu() for k, v in mine["rng"].items()}
-        ranks = D.gather_objects(ctx, mine) if gather else ([mine] if ctx.world == 1 else [])
-        if ctx.is_main:
-            save_checkpoint(latest_path, payload(True, ranks))
-        return latest_path
-
-    last_plot = [0.0]
-
-    def plot(force: bool = False) -> None:
-        if ctx.is_main and (force or time.monotonic() - last_plot[0] > 60):
-            from model.plot import plot_losses
-            plot_losses(out_dir / "loss.png", train_hist, val_hist, f"{mc.model_type} {mc.num_layers}x{mc.rnn_size}")
-            last_plot[0] = time.monotonic()
-
-    def checkpoint_now() -> None:
-        nonlocal best_val, best_it
-        v = _validate(model, val_b, device, amp)
-        val_hist.append([it, v])
-        if v < best_val:
-            best_val, best_it = v, it
-            if ctx.is_main:
-                save_checkpoint(best_path, payload(False))
-        save_latest()
-        plot()
-
-    chars_per_it = train_b.chars_per_batch() * ctx.world
-    bar = tqdm(total=total_its, initial=it, disable=not (cfg.progress and ctx.is_main), unit="it",
+    bar = tqdm(total=total_its, initial=run.it, disable=not (cfg.progress and ctx.is_main), unit="it",
                dynamic_ncols=True, desc="train")
-    t0 = time.monotonic()
-    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else 0.0
-    p0 = float(ck.get("lr_progress") or 0.0) if ck is not None else 0.0
-    lr_progress[0] = p0
-
-    def progress_now() -> float:
-        """How far through the run: by iterations, or by the time budget when that ends it first
-        (a resumed run spends its new budget on the rest of the schedule)."""
-        p = it / max(1, total_its)
-        if budget_s and cfg.lr_schedule in PROGRESS_SCHEDULES:
-            p = max(p, D.agree_max(ctx, p0 + (1 - p0) * (time.monotonic() - t0) / budget_s))
-        lr_progress[0] = p
-        return p
-
-    win_t, win_its, win_loss = time.perf_counter(), 0, 0.0
-    cps, stopped, start_it, collective = 0.0, "completed", it, False
-    net.train()
+    clock = _Clock(run, total_its)
+    stopped, start_it, collective = "completed", run.it, False
+    run.net.train()
     with _sigint_flag() as sig:
         try:
-            while it < total_its:
-                epoch, b = divmod(it, nb)
+            while run.it < total_its:
+                epoch, b = divmod(run.it, nb)
                 if b == 0:
-                    state = None
-                progress = progress_now()
-                for g in optim.param_groups:
-                    g["lr"] = _lr_at(cfg, epoch, progress)
-                x, y = train_b.batch(b, device)
-                with amp():
-                    logits, state = net(x, state)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_value_(model.parameters(), cfg.grad_clip)
-                optim.step()
-                state = detach_state(state)
-                it += 1
-                lv = loss.item()
-                win_its, win_loss = win_its + 1, win_loss + lv
+                    run.state = None                  # a new epoch starts from a zero state
+                _set_lr(run.optim, _lr_at(cfg, epoch, clock.progress()))
+                loss = _train_step(run, b)
+                run.it += 1
+                clock.add(loss)
                 if callback is not None:
-                    callback(StepInfo(it, lv, model, ctx.rank))
-                if it % cfg.print_every == 0 or it == total_its:
-                    now = time.perf_counter()
-                    cps = chars_per_it * win_its / max(now - win_t, 1e-9)
-                    train_hist.append([it, win_loss / win_its])
-                    bar.set_postfix_str(
-                        f"train {win_loss / win_its * BITS_PER_NAT:.3f} bits/char, val "
-                        + (f"{val_hist[-1][1] * BITS_PER_NAT:.3f} bits/char" if val_hist else "-")
-                        + f", {cps:,.0f} chars/s", refresh=False)
-                    win_t, win_its, win_loss = now, 0, 0.0
+                    callback(StepInfo(run.it, loss, run.model, ctx.rank))
+                if run.it % cfg.print_every == 0 or run.it == total_its:
+                    bar.set_postfix_str(clock.report(), refresh=False)
                 bar.update(1)
-                over = bool(cfg.max_minutes) and (time.monotonic() - t0) > cfg.max_minutes * 60
-                flag = D.any_flag(ctx, 2 if sig["hit"] else (1 if over else 0))
-                if flag == 2:
-                    collective = True     # every rank stops here, so the ranks can gather their state
+                stop = D.any_flag(ctx, STOP_INTERRUPT if sig["hit"] else (STOP_TIME if clock.over_budget() else STOP_NONE))
+                if stop == STOP_INTERRUPT:
+                    collective = True                 # every rank stops here, so the ranks can gather their state
                     raise KeyboardInterrupt
-                if it % cfg.checkpoint_every == 0 or it == total_its or flag == 1:
-                    checkpoint_now()
-                if flag == 1:
+                if run.it % cfg.checkpoint_every == 0 or run.it == total_its or stop == STOP_TIME:
+                    _checkpoint(run)
+                if stop == STOP_TIME:
                     stopped = "max_minutes"
                     break
         except KeyboardInterrupt:
             bar.close()
-            path = save_latest(gather=collective)
-            plot(force=True)
-            raise TrainingInterrupted(path if ctx.is_main else None, it) from None
+            path = _save_latest(run, gather=collective)
+            _plot(run, force=True)
+            raise TrainingInterrupted(path if ctx.is_main else None, run.it) from None
     bar.close()
-    if stopped == "completed" and cfg.max_iterations and it >= cfg.max_iterations:
+    if stopped == "completed" and cfg.max_iterations and run.it >= cfg.max_iterations:
         stopped = "max_iterations"
-    if it == start_it and ctx.is_main and not latest_path.exists():
-        checkpoint_now()   # nothing to do (already past the end): still leave checkpoints
-    plot(force=True)
-    elapsed = time.monotonic() - t0
-    return TrainResult(best_path=best_path if best_path.exists() else None, latest_path=latest_path,
-                       best_val_loss=best_val, iterations=it, stopped=stopped, elapsed_s=elapsed,
-                       chars_per_s=cps, precision=precision, threads=torch.get_num_threads())
+    if run.it == start_it and ctx.is_main and not run.latest_path.exists():
+        _checkpoint(run)   # nothing to do (already past the end): still leave checkpoints
+    _plot(run, force=True)
+    return TrainResult(best_path=run.best_path if run.best_path.exists() else None, latest_path=run.latest_path,
+                       best_val_loss=run.best_val, iterations=run.it, stopped=stopped,
+                       elapsed_s=time.monotonic() - clock.t0, chars_per_s=clock.chars_per_s,
+                       precision=run.precision, threads=torch.get_num_threads())
