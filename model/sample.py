@@ -210,7 +210,7 @@ class Generator:
                 state = FastStep.select(state, torch.from_numpy(np.flatnonzero(keep)).to(dev))
                 rows, ids = rows[keep], ids[keep]
             logits, state = self.step(torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(dev), state)
-            if back:
+            if back and guard is not None:
                 guard.take_back_states(back, rows[back], logits, state)
         posts.close_open_rows()
         return posts.samples(seeds, known)
@@ -382,7 +382,7 @@ class _WordGuard:
 
 def _flat(state: list) -> torch.Tensor:
     """A step state (per layer h, or (h, c)) as one (B, S) tensor."""
-    parts = []
+    parts: list[torch.Tensor] = []
     for s in state:
         parts.extend(s if isinstance(s, tuple) else (s,))
     return torch.cat(parts, 1)

@@ -492,7 +492,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> Tra
                 if run.it % cfg.print_every == 0 or run.it == total_its:
                     bar.set_postfix_str(clock.report(), refresh=False)
                 bar.update(1)
-                stop = D.any_flag(ctx, STOP_INTERRUPT if sig["hit"] else (STOP_TIME if clock.over_budget() else STOP_NONE))
+                here = STOP_INTERRUPT if sig["hit"] else (STOP_TIME if clock.over_budget() else STOP_NONE)
+                stop = D.any_flag(ctx, here)
                 if stop == STOP_INTERRUPT:
                     collective = True                 # every rank stops here, so the ranks can gather their state
                     raise KeyboardInterrupt
