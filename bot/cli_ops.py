@@ -9,7 +9,8 @@ import click
 
 @click.command("doctor")
 @click.option("--quick", is_flag=True,
-              help="Only the database and the running service's heartbeat (no network, no torch): the Docker HEALTHCHECK.")
+              help="Only the database and the running service's heartbeat (no network, no torch):"
+                   " the Docker HEALTHCHECK.")
 @click.pass_context
 def doctor_cmd(ctx: click.Context, quick: bool) -> None:
     """Check the token, the bot's rights in each chat, VK, the database, the model, free disk."""
