@@ -74,7 +74,8 @@ def write_inputs(folder: Path, mb: float) -> tuple[Path, Path]:
                 size_t += len(chunk.encode("utf-8"))
             if size_j < limit:
                 chunk = ("," if i else "") + json.dumps(
-                    {"id": i + 1, "type": "message", "date": "2023-01-01T10:00:00", "date_unixtime": str(1672567200 + i),
+                    {"id": i + 1, "type": "message", "date": "2023-01-01T10:00:00",
+                     "date_unixtime": str(1672567200 + i),
                      "text": [body + "\n\n", {"type": "text_link", "text": "BENCH", "href": "https://t.me/bench"}]},
                     ensure_ascii=False)
                 js.write(chunk)
@@ -109,7 +110,8 @@ def main() -> None:
         work = Path(tmp)
         text_path, json_path = write_inputs(work, args.mb)
         sizes = {"text": text_path.stat().st_size / 2**20, "json": json_path.stat().st_size / 2**20}
-        print(f"inputs: text file {sizes['text']:.1f} MB, JSON export {sizes['json']:.1f} MB (synthetic, ~600 chars a post)")
+        print(f"inputs: text file {sizes['text']:.1f} MB, JSON export {sizes['json']:.1f} MB"
+              " (synthetic, ~600 chars a post)")
         trees = [("after", ROOT)] + ([("before", args.baseline_tree)] if args.baseline_tree else [])
         for name, tree in trees:
             for case in cases:

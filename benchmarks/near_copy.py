@@ -32,8 +32,8 @@ DEFAULT = ROOT.parent / "shared" / "data" / "bugurtthread" / "pool.txt"
 
 
 def index_bytes(db) -> int:
-    return db.execute("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN ('post_shingles', 'post_shingles_post')"
-                      ).fetchone()[0]
+    return db.execute("SELECT coalesce(sum(pgsize), 0) FROM dbstat"
+                      " WHERE name IN ('post_shingles', 'post_shingles_post')").fetchone()[0]
 
 
 def scan(posts: list[str], text: str) -> int:

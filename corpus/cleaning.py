@@ -150,7 +150,8 @@ class _Sized:
         return self.items
 
 
-def clean_if_needed(db: sqlite_utils.Database, options: CleanOptions | None = None, stoplist=None) -> CleanReport | None:
+def clean_if_needed(db: sqlite_utils.Database, options: CleanOptions | None = None,
+                    stoplist=None) -> CleanReport | None:
     """Clean the posts never cleaned; None when every post was."""
     if uncleaned_count(db) == 0:
         return None

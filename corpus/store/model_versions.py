@@ -18,7 +18,7 @@ def register_model(db: sqlite_utils.Database, version: str, path: str, *, val_lo
                    metrics: dict | None = None, status: str = "candidate") -> None:
     """Record a new version. A version already known keeps its row (status included): the same
     bytes registered again, e.g. a candidate identical to the active model, never demote it."""
-    db["model_versions"].insert({
+    db.table("model_versions").insert({
         "version": version, "path": path, "status": status, "val_loss": val_loss,
         "metrics_json": json.dumps(metrics or {}, ensure_ascii=False), "created_at": utcnow(),
     }, pk="version", ignore=True)

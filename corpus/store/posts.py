@@ -46,7 +46,7 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, bat
 
 
 def _row(post: dict[str, Any]) -> dict[str, Any]:
-    row = {key: post.get(key) for key in POST_FIELDS}
+    row: dict[str, Any] = {key: post.get(key) for key in POST_FIELDS}
     row["community"] = row["community"] or ""
     for flag in ("is_ad", "is_pinned", "is_repost", "has_attachments"):
         row[flag] = int(bool(row[flag]))
