@@ -190,6 +190,10 @@ def test_no_import_cycle_between_modules():
     assert import_cycles() == []
 
 
+def test_no_function_over_80_lines():
+    assert long_functions() == []
+
+
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     for package in OURS:
         (tmp_path / package).mkdir(exist_ok=True)
