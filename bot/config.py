@@ -11,6 +11,7 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,9 @@ class Settings:
         return Path(self.backup.folder) if self.backup.folder else self.data_dir / "backups"
 
 
-def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read `path` (or only defaults and the environment when None) into Settings."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
@@ -76,8 +77,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     for table, cls in SECTIONS.items():
         values = dict(raw.get(table, {}))
         for (t, key), var in ENV_SECRETS.items():
-            if t == table and environ.get(var):
-                values[key] = environ[var]
+            if t == table and env.get(var):
+                values[key] = env[var]
         sections[table] = _build_section(source, table, cls, values)
     settings = Settings(**sections, source=source)
     for table in SECTIONS:
