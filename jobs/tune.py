@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, replace
 import sqlite_utils
 
 from corpus.stoplist import StopList
+from corpus.store.model_versions import metrics_json, set_metrics_json
+from corpus.store.posts import kept_clean_texts
 from jobs.generator import GeneratorHolder
 from jobs.pool import MIN_KNOWN_WORDS, SampleOptions, measure, screen
 from model.words import normalise, words_of
@@ -46,8 +48,8 @@ def word_pairs(text: str) -> set[tuple[str, str]]:
 def corpus_word_pairs(db: sqlite_utils.Database) -> set[tuple[str, str]]:
     """The word pairs of the training corpus (posts kept by cleaning)."""
     pairs: set[tuple[str, str]] = set()
-    for row in db.query("SELECT clean_text FROM posts WHERE clean_text IS NOT NULL AND excluded_reason IS NULL"):
-        pairs |= word_pairs(row["clean_text"])
+    for _, text in kept_clean_texts(db):
+        pairs |= word_pairs(text)
     return pairs
 
 
@@ -132,22 +134,20 @@ def tune(db: sqlite_utils.Database, holder: GeneratorHolder, stoplist: StopList,
 
 def store_tuned(db: sqlite_utils.Database, version: str, result: TuneResult) -> None:
     """Keep the result in model_versions.metrics_json[METRICS_KEY] of `version`."""
-    row = db.execute("SELECT metrics_json FROM model_versions WHERE version = ?", [version]).fetchone()
-    if row is None:
+    stored = metrics_json(db, version)
+    if stored is None:
         raise LookupError(f"model version {version} is not registered")
-    metrics = json.loads(row[0] or "{}")
+    metrics = json.loads(stored)
     metrics[METRICS_KEY] = result.as_metrics()
-    with db.atomic():
-        db.execute("UPDATE model_versions SET metrics_json = ? WHERE version = ?",
-                   [json.dumps(metrics, ensure_ascii=False), version])
+    set_metrics_json(db, version, json.dumps(metrics, ensure_ascii=False))
 
 
 def tuned_temperature(db: sqlite_utils.Database, version: str) -> float | None:
-    row = db.execute("SELECT metrics_json FROM model_versions WHERE version = ?", [version]).fetchone()
-    if row is None:
+    stored = metrics_json(db, version)
+    if stored is None:
         return None
     try:
-        value = json.loads(row[0] or "{}").get(METRICS_KEY, {}).get("temperature")
+        value = json.loads(stored).get(METRICS_KEY, {}).get("temperature")
     except (ValueError, AttributeError):
         return None
     return float(value) if isinstance(value, (int, float)) and value > 0 else None

@@ -61,3 +61,15 @@ def mark_pruned(db: sqlite_utils.Database, folder: str) -> None:
     prefix = folder.rstrip("/\\") + "/"
     db.execute("UPDATE model_versions SET status = 'pruned' WHERE status = 'rejected' AND substr(path, 1, ?) = ?",
                [len(prefix), prefix])
+
+
+def metrics_json(db: sqlite_utils.Database, version: str) -> str | None:
+    """The version's metrics as stored (JSON text, "{}" when empty); None when it is not registered."""
+    row = db.execute("SELECT metrics_json FROM model_versions WHERE version = ?", [version]).fetchone()
+    return None if row is None else (row[0] or "{}")
+
+
+def set_metrics_json(db: sqlite_utils.Database, version: str, text: str) -> None:
+    """Replace the version's metrics (JSON text)."""
+    with db.atomic():
+        db.execute("UPDATE model_versions SET metrics_json = ? WHERE version = ?", [text, version])
