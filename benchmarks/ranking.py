@@ -49,7 +49,7 @@ def main() -> int:
     from corpus.stoplist import StopList
     from corpus.textfile import read_posts
     from jobs.generator import GeneratorHolder
-    from jobs.model_versions import bundled_checkpoint
+    from jobs.model_registry import bundled_checkpoint
     from jobs.pool import SampleOptions, measure, score, screen
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -108,7 +108,7 @@ def ensure_corpus(settings: Settings, db: sqlite_utils.Database) -> None:
 def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     """The active model's checkpoint: the bundled one on a fresh install (model.use_bundled), else
     one trained on the corpus now; with use_bundled = false an active bundled model is replaced."""
-    from jobs.model_versions import activate_bundled, active_checkpoint_path, active_version_row, is_bundled
+    from jobs.model_registry import activate_bundled, active_checkpoint_path, active_version_row, is_bundled
     from jobs.retrain import FIRST_MODEL_MINUTES, bootstrap
 
     version = activate_bundled(db, paths.models_dir) if settings.model.use_bundled else None

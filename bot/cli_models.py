@@ -22,7 +22,7 @@ def models_group() -> None:
 @click.pass_obj
 def list_cmd(app) -> None:
     """Every known version, newest first: status, held-out bits/char, known-word share of its drafts, when, where."""
-    from jobs.model_versions import all_versions
+    from jobs.model_registry import all_versions
 
     db = app.open_db()
     try:
@@ -58,8 +58,8 @@ def list_cmd(app) -> None:
 @click.pass_obj
 def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: bool, tune_posts: int) -> None:
     """Copy a checkpoint (e.g. trained on the GPU box) into <data_dir>/models and register it."""
-    from jobs.model_versions import activate as activate_installed
-    from jobs.model_versions import install_checkpoint, installed_row
+    from jobs.model_registry import activate as activate_installed
+    from jobs.model_registry import install_checkpoint, installed_row
     from model.sample import Generator
 
     Generator.load(checkpoint)   # a checkpoint that cannot generate is refused before anything is written
@@ -90,7 +90,7 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
 @click.pass_obj
 def activate_cmd(app, version: str) -> None:
     """Make VERSION (or a unique prefix of it) the active model; the previous one is retired."""
-    from jobs.model_versions import activate_version, checkpoint_for_version, version_matching
+    from jobs.model_registry import activate_version, checkpoint_for_version, version_matching
     from model.sample import Generator
 
     db = app.open_db()

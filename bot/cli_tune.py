@@ -21,7 +21,7 @@ def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click
     version is registered. Returns the TuneResult."""
     from bot.app import stoplist
     from jobs.generator import GeneratorHolder
-    from jobs.model_versions import version_row
+    from jobs.model_registry import version_row
     from jobs.tune import TEMPERATURES, store_tuned, tune
 
     holder = GeneratorHolder(checkpoint)

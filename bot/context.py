@@ -60,7 +60,7 @@ class AppContext:
 
     def active_checkpoint(self) -> Path:
         """The checkpoint the service would use: the active model version, else the bundled one."""
-        from jobs.model_versions import active_checkpoint_path
+        from jobs.model_registry import active_checkpoint_path
 
         db = self.open_db()
         try:

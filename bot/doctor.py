@@ -95,7 +95,7 @@ def check_disk(settings: Settings) -> Check:
 
 def check_model(settings: Settings) -> Check:
     from corpus.db import open_db
-    from jobs.model_versions import active_checkpoint_path
+    from jobs.model_registry import active_checkpoint_path
 
     try:
         db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)

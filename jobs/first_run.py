@@ -1,5 +1,5 @@
 """What a fresh install starts from: the bundled sample corpus when the corpus is empty (the model:
-jobs.model_versions.activate_bundled, or a first one trained by jobs.retrain.bootstrap)."""
+jobs.model_registry.activate_bundled, or a first one trained by jobs.retrain.bootstrap)."""
 from __future__ import annotations
 
 from pathlib import Path

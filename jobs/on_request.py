@@ -17,7 +17,7 @@ from corpus.store.clock import ago
 from corpus.store.reactions import top_publications
 from jobs.errors import JobError
 from jobs.generator import GeneratorHolder
-from jobs.model_versions import checkpoint_for_version
+from jobs.model_registry import checkpoint_for_version
 from jobs.pool import Measures, new_seeds, screen, screen_edit, store_generated
 from jobs.service import Service
 from model.errors import ModelError

@@ -35,7 +35,7 @@ from corpus.export import export_training_text
 from corpus.outputs import atomic_write_text
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
-from jobs.model_versions import active_checkpoint_path, install_checkpoint
+from jobs.model_registry import active_checkpoint_path, install_checkpoint
 from model.files import file_version
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from corpus.store import drafts, publications
 from corpus.store.posts import add_posts
 from jobs.generator import GeneratorHolder
 from model.words import decoding_options
-from jobs.model_versions import bundled_checkpoint
+from jobs.model_registry import bundled_checkpoint
 from jobs.moderation import AutoApprove
 from jobs.pool import SampleOptions, screen
 from jobs.publish import PublishError, publish_next, reconcile
@@ -189,7 +189,7 @@ def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
     import sys
 
     from corpus.store import model_versions as model_rows
-    from jobs.model_versions import active_checkpoint_path, install_checkpoint
+    from jobs.model_registry import active_checkpoint_path, install_checkpoint
     from jobs.retrain import RetrainPlan, retrain
     from tests.helpers import ROOT, varied_posts
 
@@ -244,7 +244,7 @@ def test_retrain_keeps_only_the_newest_run_folders(db, tmp_path, tiny_checkpoint
     import torch
 
     from corpus.store import model_versions as model_rows
-    from jobs.model_versions import install_checkpoint
+    from jobs.model_registry import install_checkpoint
     from jobs.retrain import RetrainPlan, retrain
     from model.checkpoint import save_checkpoint
     from tests.helpers import varied_posts

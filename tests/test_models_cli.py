@@ -102,7 +102,7 @@ def test_bad_input_changes_nothing(home, capsys, tiny_checkpoint):
 
 
 def test_activating_a_rejected_candidate_copies_it_out_of_its_run_folder(db, tmp_path, tiny_checkpoint):
-    from jobs.model_versions import activate_version
+    from jobs.model_registry import activate_version
     from jobs.retrain import prune_runs
 
     run_dir = tmp_path / "ck" / "run-20260101-030000-000000"
@@ -122,7 +122,7 @@ def test_activating_a_rejected_candidate_copies_it_out_of_its_run_folder(db, tmp
 def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint, caplog):
     from corpus.stoplist import StopList
     from jobs.generator import GeneratorHolder
-    from jobs.model_versions import install_checkpoint
+    from jobs.model_registry import install_checkpoint
     from jobs.moderation import AutoApprove
     from jobs.pool import SampleOptions
     from jobs.service import Service, ServicePlan
@@ -148,7 +148,7 @@ def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint
 
 
 def test_registering_known_bytes_again_never_demotes_or_loses_them(db, tmp_path, tiny_checkpoint):
-    from jobs.model_versions import file_version, install_checkpoint
+    from jobs.model_registry import file_version, install_checkpoint
 
     active = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
     model_rows.promote(db, active)

@@ -13,7 +13,7 @@ import torch
 
 from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
-from jobs.model_versions import install_checkpoint
+from jobs.model_registry import install_checkpoint
 from model.checkpoint import save_checkpoint
 from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, training_minutes
 from tests.helpers import ROOT, run_cli, varied_posts
@@ -208,7 +208,7 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
     from bot.config import load_settings
     from bot.context import TrainPaths
     from corpus.db import open_db
-    from jobs.model_versions import bundled_checkpoint
+    from jobs.model_registry import bundled_checkpoint
     from model.files import file_version
 
     cfg = config(tmp_path)

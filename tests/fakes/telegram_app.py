@@ -61,7 +61,7 @@ def install_model(settings, checkpoint: Path | None = None) -> str:
     """Make the tiny model the database's active one (so no training happens at start-up)."""
     from corpus.db import open_db
     from corpus.store.model_versions import promote
-    from jobs.model_versions import install_checkpoint
+    from jobs.model_registry import install_checkpoint
 
     db = open_db(settings.database)
     try:
