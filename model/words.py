@@ -62,13 +62,6 @@ def russian_dictionary():
     return _analyzer
 
 
-def dictionary_version(dictionary: str) -> str | None:
-    if dictionary != "ru":
-        return None
-    meta = russian_dictionary().dictionary.meta
-    return f"opencorpora {meta.get('source_revision')}"
-
-
 class KnownWords:
     """`word in known`: is this word in the lexicon or the dictionary (results cached)."""
 
