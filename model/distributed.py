@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import overload
 
 import torch
 import torch.distributed as dist
@@ -28,6 +29,14 @@ class DistContext:
     @property
     def enabled(self) -> bool:
         return self.world > 1
+
+
+@overload
+def device_name(name: str) -> str: ...
+
+
+@overload
+def device_name(name: None) -> None: ...
 
 
 def device_name(name: str | None) -> str | None:
