@@ -108,6 +108,21 @@ def test_near_duplicates_on_thousands_of_posts_find_exactly_the_planted_copies()
     assert all(i >= 6300 for i in dropped), sorted(i for i in dropped if i < 6300)[:5]
 
 
+def test_cleaning_new_posts_reads_near_duplicate_candidates_back_from_the_database(db):
+    """The duplicate pass holds no texts: a new post near a kept one is found through the kept
+    post's text read back from `posts`, and near another new one through the run's decisions table."""
+    kept = "ПРИХОДИШЬ ДОМОЙ ПОСЛЕ ДОЛГОГО ДНЯ\n@\nМАМКА ГОВОРИТ ЧТО УЖИН НА ПЛИТЕ\n@\nОТКРЫВАЕШЬ КАСТРЮЛЮ А ТАМ ПУСТО"
+    other = "ИДЁШЬ НА ОСТАНОВКУ ПОД ДОЖДЁМ\n@\nАВТОБУС УЕЗЖАЕТ ПРЯМО ПЕРЕД НОСОМ\n@\nСЛЕДУЮЩИЙ ЧЕРЕЗ СОРОК МИНУТ"
+    add_posts(db, [{"source": "file", "text": kept}])
+    clean_corpus(db)
+    add_posts(db, [{"source": "file", "text": kept + " СОВСЕМ"}, {"source": "file", "text": other},
+                   {"source": "file", "text": other + " ОПЯТЬ"}])
+    report = clean_if_needed(db)
+    assert (report.total, report.kept, dict(report.excluded)) == (3, 1, {"near_duplicate": 2})
+    assert exclusion_counts(db) == {"": 2, "near_duplicate": 2}
+    assert db.execute("SELECT count(*) FROM temp.sqlite_master WHERE name = 'cleaning_decisions'").fetchone() == (0,)
+
+
 def test_clean_corpus_stores_results_and_drops_the_bots_own_output(db):
     draft = "БОТ НАПИСАЛ ЭТО\n@\nСОВСЕМ САМ\n@\nБЕЗ ЛЮДЕЙ"
     add_draft(db, text=draft, model_version="v1", temperature=0.8, seed=1, max_length=500)
