@@ -83,7 +83,7 @@ def train_minutes(minutes: float, text: Path, work: Path) -> Path:
     from model.train import TrainConfig, train
 
     preprocess(text, work / "c.h5", work / "c.json")
-    r = train(TrainConfig(input_h5=str(work / "c.h5"), input_json=str(work / "c.json"),
+    r = train(TrainConfig.torch_rnn_preset(input_h5=str(work / "c.h5"), input_json=str(work / "c.json"),
                           checkpoint_dir=str(work / "ck"), max_minutes=minutes, max_epochs=1000,
                           lr_schedule="hold", checkpoint_every=500, progress=False))
     print(f"trained 2x128 on {text.name} for {r.elapsed_s / 60:.1f} min ({r.iterations} iterations, "

@@ -86,7 +86,7 @@ def main() -> None:
     def recipe(night_dir: Path, **kw) -> TrainConfig:
         base = dict(rnn_size=args.rnn_size, wordvec_size=64, num_layers=2, batch_size=args.batch_size,
                     seq_length=args.seq_length, learning_rate=args.learning_rate, lr_schedule="hold",
-                    print_every=50, checkpoint_every=1000, max_epochs=1000, num_threads=1,
+                    print_every=50, checkpoint_every=1000, max_epochs=1000, threads=1,
                     progress=sys.stderr.isatty(), input_h5=str(night_dir / "c.h5"),
                     input_json=str(night_dir / "c.json"))
         return TrainConfig(**{**base, **kw})

@@ -105,6 +105,8 @@ def main() -> None:
     from model.splits import load_splits
     from model.distributed import bf16_supported
     from model.preprocess import preprocess
+    from dataclasses import replace
+
     from model.train import TrainConfig, train
     from model.vocab import Vocab
 
@@ -129,11 +131,11 @@ def main() -> None:
         cfg = TrainConfig(rnn_size=args.rnn_size, wordvec_size=64, num_layers=2, batch_size=args.batch_size,
                           seq_length=args.seq_length, learning_rate=args.learning_rate, device=args.device,
                           print_every=20, lr_schedule=args.lr_schedule, lr_decay_every=args.lr_decay_every,
-                          bf16=None if args.device != "cpu"
-                          else (not args.no_bf16 and bf16_supported(torch.device("cpu"))))
-    cfg.input_h5, cfg.input_json, cfg.checkpoint_dir = str(tmp / "pool.h5"), str(tmp / "pool.json"), str(tmp / "ck")
-    cfg.max_minutes, cfg.max_epochs, cfg.checkpoint_every = minutes, 1000, 100 if args.quick else 1000
-    cfg.progress = sys.stderr.isatty()
+                          precision="auto" if args.device != "cpu" else
+                          ("bf16" if not args.no_bf16 and bf16_supported(torch.device("cpu")) else "float32"))
+    cfg = replace(cfg, input_h5=str(tmp / "pool.h5"), input_json=str(tmp / "pool.json"), checkpoint_dir=str(tmp / "ck"),
+                  max_minutes=minutes, max_epochs=1000, checkpoint_every=100 if args.quick else 1000,
+                  progress=sys.stderr.isatty())
     t0 = time.perf_counter()
     result = train(cfg)
     ck = load_checkpoint(result.best_path)

@@ -114,7 +114,7 @@ def busy_host(seconds: float, rounds: int) -> None:
 
     dev = torch.device("cpu")
     bf = bf16_supported(dev)
-    d = TrainConfig()
+    d = TrainConfig.torch_rnn_preset()
     mc = ModelConfig(V, "lstm", d.wordvec_size, d.rnn_size, d.num_layers)
     burn = "import time\nwhile True:\n    sum(range(1000))\n"
     print(f"busy host: default 2x{d.rnn_size} B={d.batch_size} T={d.seq_length}, "
@@ -153,7 +153,7 @@ def main() -> None:
     secs = 1.0 if args.quick else args.seconds / args.rounds
     print(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads, vocabulary {V}")
     bf = bf16_supported(dev)
-    d = TrainConfig()
+    d = TrainConfig.torch_rnn_preset()
     g = TrainConfig.gpu_preset()
     on_gpu = dev.type == "cuda"
     configs = [

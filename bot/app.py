@@ -135,7 +135,6 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     from corpus.db import check_writable, open_db
     from jobs.generator import GeneratorHolder
     from jobs.moderation import AutoApprove
-    from jobs.pool import SampleOptions
     from jobs.service import Service, ServicePlan
     from model.distributed import device_name
 
@@ -150,8 +149,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     log.info("generating with model %s", holder.version)
     s = settings.schedule
     plan = ServicePlan(
-        sample=SampleOptions(settings.sample.temperature, settings.sample.max_length, settings.sample.top_k,
-                             settings.sample.words, settings.sample.dictionary),
+        sample=settings.sample.options(),
         channel_pool=settings.pool.channel_size, subscriber_pool=settings.pool.subscriber_size,
         batch_size=settings.pool.batch_size, oversample=settings.pool.oversample,
         min_known_words=settings.screen.min_known_words, timezone=s.timezone, publish_times=tuple(s.publish_times),

@@ -77,10 +77,7 @@ def scrape_cmd(app, groups: tuple[str, ...], no_progress: bool) -> None:
     vk = app.settings.vk
     db = app.open_db()
     report = scrape(
-        db, list(groups) or list(vk.groups), token=vk.token.reveal(), api_version=vk.api_version,
-        requests_per_second=vk.requests_per_second, max_wait_seconds=vk.max_wait_seconds,
-        refresh_days=vk.refresh_days, calls_per_execute=vk.calls_per_execute, progress=not no_progress,
-        timeout_seconds=vk.timeout_seconds,
+        db, list(groups) or list(vk.groups), token=vk.token.reveal(), options=vk.options(), progress=not no_progress,
     )
     for line in report.lines():
         click.echo(line)

@@ -127,13 +127,13 @@ def train_cmd(app, input_h5, input_json, checkpoint_dir, device, precision, bf16
 
     from model.train import TrainConfig, TrainingInterrupted, train
 
-    given = {k: v for k, v in flags.items() if v is not None}
+    given = {("threads" if k == "num_threads" else k): v for k, v in flags.items() if v is not None}
     if device is not None:
         given["device"] = _device(device)
     if precision is not None:
-        given["bf16"] = {"auto": None, "bf16": True, "float32": False}[precision]
+        given["precision"] = precision
     if bf16 is not None:
-        given["bf16"] = bf16
+        given["precision"] = "bf16" if bf16 else "float32"
     given.update(resume=str(resume) if resume else None, init_from=str(init_from) if init_from else None,
                  progress=progress)
     if resume and (input_h5 is None or input_json is None or checkpoint_dir is None):

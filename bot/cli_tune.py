@@ -9,13 +9,6 @@ import click
 PathArg = click.Path(path_type=Path, dir_okay=False)
 
 
-def sample_options(settings):
-    from jobs.pool import SampleOptions
-
-    s = settings.sample
-    return SampleOptions(s.temperature, s.max_length, s.top_k, s.words, s.dictionary)
-
-
 def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click.echo):
     """Tune `checkpoint` through the product's decoding and screen; store the result when its
     version is registered. Returns the TuneResult."""
@@ -25,7 +18,7 @@ def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click
     from jobs.tune import TEMPERATURES, store_tuned, tune
 
     holder = GeneratorHolder(checkpoint)
-    result = tune(db, holder, stoplist(app.settings), options=sample_options(app.settings), k=k,
+    result = tune(db, holder, stoplist(app.settings), options=app.settings.sample.options(), k=k,
                   temperatures=temperatures or TEMPERATURES, min_known_words=app.settings.screen.min_known_words)
     for line in result.lines():
         echo(line)

@@ -3,11 +3,13 @@
 sample corpus, no tokens (a local channel)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from bot.secrets import Secret
 from corpus.rules import CleanOptions
-from model.train_config import LR_SCHEDULES
+from corpus.vk import ScrapeOptions
+from model.sample_options import SampleOptions
+from model.train_config import ModelShape, TrainOptions
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 MINUTES_PER_YEAR = 525_600.0
@@ -68,38 +70,21 @@ class FilterSettings:
 
 
 @dataclass(frozen=True)
-class ModelSettings:
+class ModelSettings(ModelShape):
+    """[model]: the network's shape (model/train_config.py ModelShape), and whether a fresh install
+    starts from the bundled model."""
+
     use_bundled: bool = True
-    model_type: str = "lstm"
-    wordvec_size: int = 64
-    rnn_size: int = 256   # the nightly CPU job trains for hours in all: 2x256 overtakes 2x128 after 10-15 min
-    num_layers: int = 2
-    dropout: float = 0.0
 
     def validate(self) -> dict[str, str]:
-        problems = {}
-        if self.model_type not in ("lstm", "gru", "rnn"):
-            problems["model_type"] = "one of 'lstm', 'gru', 'rnn'"
-        for key in ("wordvec_size", "rnn_size", "num_layers"):
-            if getattr(self, key) <= 0:
-                problems[key] = "a positive integer"
-        if not 0 <= self.dropout < 1:
-            problems["dropout"] = "a number in [0, 1)"
-        return problems
+        return self.problems()
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    batch_size: int = 50
-    seq_length: int = 50
-    learning_rate: float = 2e-3
-    lr_schedule: str = "hold"
-    lr_decay_every: int = 20
-    max_epochs: int = 1000
-    max_minutes: float = 0.0      # 0: the night window (schedule.retrain_at .. schedule.retrain_until)
-    device: str = "cpu"
-    precision: str = "auto"       # "auto" (bf16 where the processor runs it natively), "bf16", "float32"
-    threads: int = 0              # 0: the usable cores minus one (the bot needs one), at least one
+class TrainSettings(TrainOptions):
+    """[train]: the training run (model/train_config.py TrainOptions, `buhurt train`'s defaults) and
+    what the nightly retrain job adds: the split, the warm start's rate, the promotion rule, the runs kept."""
+
     warm_lr_scale: float = 1.0
     val_frac: float = 0.1
     test_frac: float = 0.1
@@ -108,24 +93,14 @@ class TrainSettings:
     readability_drafts: int = 32
     keep_runs: int = 5
 
+    def training(self) -> TrainOptions:
+        """Only the TrainOptions fields."""
+        return TrainOptions(**{f.name: getattr(self, f.name) for f in fields(TrainOptions)})
+
     def validate(self) -> dict[str, str]:
-        problems = {}
+        problems = self.problems()
         if self.keep_runs < 0:
             problems["keep_runs"] = "an integer >= 0 (0 keeps every run folder)"
-        if self.lr_schedule not in LR_SCHEDULES:
-            *head, last = (repr(name) for name in LR_SCHEDULES)
-            problems["lr_schedule"] = f"{', '.join(head)} or {last}"
-        if self.device not in ("cpu", "cuda", "auto"):
-            problems["device"] = "'cpu', 'cuda' or 'auto'"
-        for key in ("batch_size", "seq_length", "max_epochs", "lr_decay_every"):
-            if getattr(self, key) <= 0:
-                problems[key] = "a positive integer"
-        if self.max_minutes < 0:
-            problems["max_minutes"] = "a number >= 0 (0: the night window)"
-        if self.precision not in ("auto", "bf16", "float32"):
-            problems["precision"] = "'auto', 'bf16' or 'float32'"
-        if self.threads < 0:
-            problems["threads"] = "an integer >= 0 (0: the cores minus one)"
         if not 0 < self.warm_lr_scale <= 1:
             problems["warm_lr_scale"] = "a number in (0, 1]"
         if self.readability_drafts < 0:
@@ -138,28 +113,14 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
-class SampleSettings:
-    temperature: float | str = "auto"    # "auto": the active model's tuned one (`buhurt tune`), else 0.8
-    max_length: int = 500
-    top_k: int = 0
-    words: str = "known"
-    dictionary: str = "ru"
+class SampleSettings(SampleOptions):
+    """[sample]: model/sample_options.py SampleOptions; the service's temperature is "auto" (the
+    active model's tuned one, `buhurt tune`; else SampleOptions' default)."""
+
+    temperature: float | str = "auto"
 
     def validate(self) -> dict[str, str]:
-        problems = {}
-        t = self.temperature
-        if isinstance(t, str) and t != "auto" or not isinstance(t, str) and not t > 0:
-            problems["temperature"] = '"auto" or a number > 0'
-        if self.words not in ("known", "any"):
-            problems["words"] = '"known" or "any"'
-        if self.dictionary not in ("ru", "none"):
-            problems["dictionary"] = '"ru" or "none"'
-
-        if self.max_length <= 0:
-            problems["max_length"] = "a positive integer"
-        if self.top_k < 0:
-            problems["top_k"] = "an integer >= 0"
-        return problems
+        return self.problems()
 
 
 @dataclass(frozen=True)
@@ -270,29 +231,17 @@ def _is_http_url(text: str) -> bool:
 
 
 @dataclass(frozen=True)
-class VkSettings:
+class VkSettings(ScrapeOptions):
+    """[vk]: how walls are read (corpus/vk.py ScrapeOptions), the communities, the wall to publish to."""
+
     token: Secret = field(default_factory=lambda: Secret(""))
-    api_version: str = "5.199"
     groups: list[str] = field(default_factory=list)
     publish_group_id: int = 0
-    requests_per_second: float = 3.0
-    max_wait_seconds: float = 300.0
-    refresh_days: float = 3.0
-    calls_per_execute: int = 25
-    timeout_seconds: float = 30.0
 
     def validate(self) -> dict[str, str]:
-        problems = {}
-        if not self.timeout_seconds > 0 or self.timeout_seconds == float("inf"):
-            problems["timeout_seconds"] = "a positive number of seconds"
+        problems = self.problems()
         if self.publish_group_id and not self.token:
             problems["token"] = "a VK user token (or BUHURT_VK_TOKEN) when publish_group_id is set"
-        if self.requests_per_second <= 0:
-            problems["requests_per_second"] = "a positive number"
-        if not 1 <= self.calls_per_execute <= 25:
-            problems["calls_per_execute"] = "an integer from 1 to 25"
-        if self.refresh_days < 0 or self.max_wait_seconds < 0:
-            problems["refresh_days" if self.refresh_days < 0 else "max_wait_seconds"] = "a number >= 0"
         return problems
 
 

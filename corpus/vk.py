@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import sqlite_utils
@@ -63,36 +63,61 @@ class ScrapeReport:
         return out
 
 
+@dataclass(frozen=True)
+class ScrapeOptions:
+    """How VK walls are read (config [vk]'s scraping keys)."""
+
+    api_version: str = "5.199"
+    requests_per_second: float = 3.0   # VK allows 3 requests a second for a user token
+    max_wait_seconds: float = 300.0    # the cap on waiting out rate limits in one run (errors 6, 9, 29)
+    refresh_days: float = 3.0          # re-read the posts of the last N days (likes, reposts, views)
+    calls_per_execute: int = 25        # wall.get calls batched into one execute request (VK allows 25)
+    timeout_seconds: float = DEFAULT_TIMEOUT   # each request's connect and read timeout
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        if not 0 < self.timeout_seconds < float("inf"):
+            problems["timeout_seconds"] = "a positive number of seconds"
+        if not self.requests_per_second > 0:
+            problems["requests_per_second"] = "a positive number"
+        if isinstance(self.calls_per_execute, bool) or not isinstance(self.calls_per_execute, int) \
+                or not 1 <= self.calls_per_execute <= 25:
+            problems["calls_per_execute"] = "an integer from 1 to 25"
+        for key in ("refresh_days", "max_wait_seconds"):
+            if not getattr(self, key) >= 0:
+                problems[key] = "a number >= 0"
+        return problems
+
+    def options(self) -> "ScrapeOptions":
+        """Only the ScrapeOptions fields (of a subclass such as the [vk] settings)."""
+        return ScrapeOptions(**{f.name: getattr(self, f.name) for f in fields(ScrapeOptions)})
+
+
 def scrape_settings(db: sqlite_utils.Database, vk_settings: Any, *, progress: bool = True, session=None) -> ScrapeReport:
-    """Scrape `vk_settings.groups` with the settings of a [vk] section (duck-typed: token may be a
-    Secret with .reveal())."""
+    """Scrape `vk_settings.groups` with the settings of a [vk] section (a ScrapeOptions with `token`
+    and `groups`; token may be a Secret with .reveal())."""
     token = vk_settings.token
     token = token.reveal() if hasattr(token, "reveal") else (token or "")
-    return scrape(
-        db, list(vk_settings.groups), token=token, api_version=vk_settings.api_version,
-        requests_per_second=vk_settings.requests_per_second, max_wait_seconds=vk_settings.max_wait_seconds,
-        refresh_days=getattr(vk_settings, "refresh_days", 3.0),
-        calls_per_execute=getattr(vk_settings, "calls_per_execute", 25), session=session, progress=progress,
-        timeout_seconds=getattr(vk_settings, "timeout_seconds", DEFAULT_TIMEOUT),
-    )
+    return scrape(db, list(vk_settings.groups), token=token, options=vk_settings.options(), session=session,
+                  progress=progress)
 
 
 def scrape(
-    db: sqlite_utils.Database, groups: Iterable[str], *, token: str, api_version: str = "5.199",
-    requests_per_second: float = 3.0, max_wait_seconds: float = 300.0, session=None, progress: bool = True,
-    refresh_days: float = 3.0, calls_per_execute: int = 25, sleep: Callable[[float], None] = time.sleep,
-    timeout_seconds: float = DEFAULT_TIMEOUT,
+    db: sqlite_utils.Database, groups: Iterable[str], *, token: str, options: ScrapeOptions | None = None,
+    session=None, progress: bool = True, sleep: Callable[[float], None] = time.sleep, **overrides: Any,
 ) -> ScrapeReport:
-    """Scrape every community of `groups` (short names or ids). Raises CorpusError (one line) for
-    a missing or rejected token, an unknown or closed community, or rate limits beyond the cap."""
+    """Scrape every community of `groups` (short names or ids) as `options` (and `overrides` of its
+    fields) say. Raises CorpusError (one line) for a missing or rejected token, an unknown or closed
+    community, an unusable option, or rate limits beyond the cap."""
     groups = list(groups)
     if not groups:
         raise CorpusError("no VK community given: pass --group NAME or set vk.groups in the config")
-    if not 1 <= calls_per_execute <= 25:
-        raise CorpusError(f"vk.calls_per_execute must be 1 to 25, got {calls_per_execute}")
-    client = VkClient(token, api_version=api_version, requests_per_second=requests_per_second,
-                      max_wait_seconds=max_wait_seconds, session=session, sleep=sleep,
-                      timeout_seconds=timeout_seconds)
+    o = replace(options or ScrapeOptions(), **overrides)
+    for key, expected in o.problems().items():
+        raise CorpusError(f"vk.{key} must be {expected}, got {getattr(o, key)!r}")
+    client = VkClient(token, api_version=o.api_version, requests_per_second=o.requests_per_second,
+                      max_wait_seconds=o.max_wait_seconds, session=session, sleep=sleep,
+                      timeout_seconds=o.timeout_seconds)
     report = ScrapeReport()
     try:
         for name in groups:
@@ -100,7 +125,7 @@ def scrape(
             before = client.requests
             group = GroupReport(community.name, community.group_id)
             report.groups.append(group)
-            _scrape_community(db, client, community, group, refresh_days, calls_per_execute, progress)
+            _scrape_community(db, client, community, group, o.refresh_days, o.calls_per_execute, progress)
             group.requests = client.requests - before
     finally:
         report.requests, report.waited = client.requests, client.waited

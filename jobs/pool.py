@@ -20,28 +20,9 @@ from corpus.store import publications as pubs
 from corpus.store.posts import has_text
 from corpus.store.shingles import longest_shared_run
 from jobs.generator import GeneratorHolder
-from model.words import decoding_name
+from model.sample_options import SampleOptions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SampleOptions:
-    temperature: float = 0.8
-    max_length: int = 500
-    top_k: int = 0
-    words: str = "known"       # known-word decoding (model.sample); "any": unconstrained
-    dictionary: str = "ru"
-
-    def as_kwargs(self) -> dict:
-        return {**self.draft_columns(), "words": self.words, "dictionary": self.dictionary}
-
-    def decoding(self) -> str:
-        """As stored with each draft (drafts.words), so it regenerates the same way."""
-        return decoding_name(self.words, self.dictionary)
-
-    def draft_columns(self) -> dict:
-        return {"temperature": self.temperature, "max_length": self.max_length, "top_k": self.top_k}
 
 
 def new_seeds(n: int) -> list[int]:

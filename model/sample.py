@@ -7,8 +7,7 @@ model.fast_step.FastStep, not nn.LSTM per character.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,8 @@ from model.files import file_version
 from model.lstm import model_from_checkpoint
 from model.rng import seed_keys, uniforms
 from model.vocab import Vocab, format_chars
-from model.words import DICTIONARIES, WORD_MODES, KnownWords, words_of
+from model.sample_options import SampleOptions
+from model.words import KnownWords, words_of
 
 MAX_LEADING_NEWLINES = 16
 MAX_RETRIES = 20        # known-word decoding: resamples of one word before an unknown one is let through
@@ -30,38 +30,27 @@ STEP_FACTOR = 6         # known-word decoding: a row makes at most STEP_FACTOR *
 
 
 @dataclass(frozen=True)
-class SampleOptions:
-    temperature: float = 0.8
-    start_text: str = ""
-    max_length: int = 500
-    top_k: int = 0
-    argmax: bool = False
-    words: str = "any"          # "known": only known words (model.words); "any": torch-rnn's sampling
-    dictionary: str = "none"    # "ru": the OpenCorpora dictionary besides the checkpoint's lexicon
+class SampleRequest(SampleOptions):
+    """One call's options: how to sample (model.sample_options.SampleOptions), its start text, argmax."""
 
-    def validate(self, vocab: Vocab, source: str = "checkpoint") -> "SampleOptions":
+    start_text: str = ""
+    argmax: bool = False
+
+    def validate(self, vocab: Vocab, source: str = "checkpoint") -> "SampleRequest":
         t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t) or not t > 0 or math.isinf(t):
-            raise ModelError(f"temperature={t!r}: expected a finite number > 0")
-        ml = self.max_length
-        if isinstance(ml, bool) or not isinstance(ml, int) or ml <= 0:
-            raise ModelError(f"max_length={ml!r}: expected a positive integer")
-        k = self.top_k
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ModelError(f"top_k={k!r}: expected an integer >= 0 (0 = no limit)")
-        if self.words not in WORD_MODES:
-            raise ModelError(f"words={self.words!r}: expected one of {', '.join(map(repr, WORD_MODES))}")
-        if self.dictionary not in DICTIONARIES:
-            raise ModelError(f"dictionary={self.dictionary!r}: expected one of {', '.join(map(repr, DICTIONARIES))}")
+        if isinstance(t, str):
+            raise ModelError(f"temperature={t!r}: expected a finite number > 0 (the caller resolves \"auto\")")
+        for key, expected in self.problems().items():
+            raise ModelError(f"{key}={getattr(self, key)!r}: expected {expected}")
         if not isinstance(self.start_text, str):
             raise ModelError(f"start_text={self.start_text!r}: expected a string")
         start = normalize_newlines(self.start_text)
         bad = vocab.missing(start)
         if bad:
             raise ModelError(f"start_text has characters not in the vocabulary of {source}: {format_chars(bad)}")
-        if len(start) > ml:
-            raise ModelError(f"start_text is {len(start)} characters, longer than max_length={ml}")
-        return SampleOptions(float(t), start, ml, k, bool(self.argmax), self.words, self.dictionary)
+        if len(start) > self.max_length:
+            raise ModelError(f"start_text is {len(start)} characters, longer than max_length={self.max_length}")
+        return replace(self, temperature=float(t), start_text=start, argmax=bool(self.argmax))
 
 
 def _finish_capped(text: str, start_len: int) -> str:
@@ -140,7 +129,7 @@ class Generator:
             kw = self._known[dictionary] = KnownWords(self.lexicon, dictionary)
         return kw
 
-    def _pick(self, logits: torch.Tensor, keys: np.ndarray, steps, o: SampleOptions) -> np.ndarray:
+    def _pick(self, logits: torch.Tensor, keys: np.ndarray, steps, o: SampleRequest) -> np.ndarray:
         """Inverse-CDF sampling in float64, in place (the same arithmetic, so the same picks, as the
         allocating form lg / T - max, exp, cumsum, count of cdf <= u)."""
         lg = logits.detach().float().cpu().numpy()
@@ -182,7 +171,8 @@ class Generator:
         after MAX_RETRIES tries at one place the word is let through. A word begun in the start text
         is not checked. words="any" is torch-rnn's unconstrained sampling.
         """
-        o = SampleOptions(temperature, start_text, max_length, top_k, argmax, words, dictionary).validate(
+        o = SampleRequest(temperature=temperature, max_length=max_length, top_k=top_k, words=words, dictionary=dictionary,
+                          start_text=start_text, argmax=argmax).validate(
             self.vocab, source=f"checkpoint {str(self.path)!r}")
         seeds = _checked_seeds(seeds)
         if not seeds:

@@ -116,13 +116,13 @@ def usable_cores() -> int:
 
 
 def choose_threads(cfg: TrainConfig, local_world: int = 1) -> int:
-    """CPU threads for this process: ``cfg.num_threads`` when set, else 1 for tiny models (nothing to
+    """CPU threads for this process: ``cfg.threads`` when set, else 1 for tiny models (nothing to
     gain from a second thread) and otherwise the usable cores shared out among the local processes;
     never more than that share, so training never oversubscribes the CPU (OpenMP threads crawl when
     another thread holds their core: 14x slower measured, benchmarks/results/train_throughput-cpu.txt)."""
     share = max(1, usable_cores() // max(1, local_world))
-    if cfg.num_threads:
-        return min(cfg.num_threads, share)
+    if cfg.threads:
+        return min(cfg.threads, share)
     if cfg.rnn_size * cfg.batch_size <= 2048:
         return 1
     return share

@@ -1,4 +1,14 @@
-"""TrainConfig: torch-rnn's train.lua flags (underscored), its defaults, and a GPU preset."""
+"""The training run's settings, one frozen dataclass per concern, with the product's defaults:
+
+- `ModelShape`: the network (config [model]).
+- `TrainOptions`: the optimisation and the run's limits (config [train], `buhurt train`'s flags).
+- `TrainConfig`: both, plus the run's files; what `model.train.train` takes (and `python -m model RUN.json`).
+
+The defaults are the product's (what the nightly CPU job trains: 2x256, "hold" schedule); torch-rnn's
+train.lua defaults are the `torch_rnn_preset` (the parity tests), the GPU box's the `gpu_preset`.
+`problems()` is the one validation of each field: {field: what it must be}; the config reader words
+it as `table.key must be ...`, `validate()` as `key=value: expected ...`. No torch here.
+"""
 from __future__ import annotations
 
 import math
@@ -12,24 +22,58 @@ RUN_FROM_CHECKPOINT = (
     "model_type", "wordvec_size", "rnn_size", "num_layers", "dropout", "batch_size", "seq_length",
     "learning_rate", "lr_schedule", "warmup_frac", "lr_decay_every", "lr_decay_factor", "grad_clip", "seed",
 )
+MODEL_TYPES = ("lstm", "gru", "rnn")
 LR_SCHEDULES = ("step", "cosine", "hold")
 PROGRESS_SCHEDULES = ("cosine", "hold")   # driven by how far through the run (iterations or time budget)
 LR_FLOOR = 0.02   # the cosine and hold schedules end at 2% of learning_rate
 HOLD_DECAY = 0.25     # "hold" keeps learning_rate for the first 75% of the run, then lowers it linearly
+DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = {"auto": None, "bf16": True, "float32": False}   # precision -> bf16 autocast (None: where native)
 
 
-@dataclass
-class TrainConfig:
-    input_h5: str = "data/train.h5"
-    input_json: str = "data/train.json"
-    checkpoint_dir: str = "data/checkpoints"
-    # model (torch-rnn defaults)
-    model_type: str = "lstm"
+def _one_of(names) -> str:
+    *head, last = (repr(name) for name in names)
+    return f"{', '.join(head)} or {last}" if head else last
+
+
+def _is_int(v, least: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The network: cell, embedding, layers (config [model])."""
+
+    model_type: str = "lstm"      # "lstm", "gru" or "rnn"
     wordvec_size: int = 64
-    rnn_size: int = 128
+    rnn_size: int = 256   # the nightly CPU job trains for hours in all: 2x256 overtakes 2x128 after 10-15 min
     num_layers: int = 2
     dropout: float = 0.0
-    # optimisation (torch-rnn defaults: Adam 2e-3, lr x0.5 every 5 epochs, gradients clamped to 5)
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        if self.model_type not in MODEL_TYPES:
+            problems["model_type"] = f"one of {_one_of(MODEL_TYPES)}"
+        for key in ("wordvec_size", "rnn_size", "num_layers"):
+            if not _is_int(getattr(self, key), 1):
+                problems[key] = "a positive integer"
+        if not (_is_number(self.dropout) and 0 <= self.dropout < 1):
+            problems["dropout"] = "a number in [0, 1)"
+        return problems
+
+    def shape(self) -> dict:
+        """The ModelShape fields alone (what decides whether a checkpoint can be continued)."""
+        return {f.name: getattr(self, f.name) for f in fields(ModelShape)}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Optimisation and the run's limits (config [train]; `buhurt train`'s flags of the same names)."""
+
     batch_size: int = 50
     seq_length: int = 50
     learning_rate: float = 2e-3
@@ -38,37 +82,84 @@ class TrainConfig:
     # budget and max_epochs/max_iterations ends first), else over the iterations. "hold": learning_rate
     # for the first 75% of the run, then linearly down to 2% of it (measured better than cosine for a
     # 10-minute CPU budget: benchmarks/results/quality-cpu.txt)
-    lr_schedule: str = "step"
+    lr_schedule: str = "hold"
     # warm-up: the rate rises linearly from 0 over this fraction of the run (0: none). A warm start
     # (init_from) re-creates Adam's moments, whose first steps are the largest: a short ramp keeps
     # them from undoing what the checkpoint learned
     warmup_frac: float = 0.0
-    lr_decay_every: int = 5
+    lr_decay_every: int = 20
     lr_decay_factor: float = 0.5
     grad_clip: float = 5.0
-    max_epochs: int = 50
-    max_minutes: float = 0.0        # 0: no time budget
+    max_epochs: int = 1000
+    max_minutes: float = 0.0        # 0: no time budget (the nightly job: the night window)
     max_iterations: int = 0         # 0: no limit besides max_epochs
-    # bookkeeping
     print_every: int = 1            # loss-history granularity and progress-bar refresh
     checkpoint_every: int = 1000    # validate (and write best/latest) every N iterations
-    device: str = "cpu"
+    seed: int = 123
+    device: str = "cpu"             # "cpu", "cuda" (or "cuda:N") or "auto" (cuda when torch sees a GPU)
+    precision: str = "auto"         # "auto" (bf16 where the device runs it natively), "bf16", "float32"
+    # CPU threads; 0: 1 for tiny models (rnn_size * batch_size <= 2048), else the usable cores shared
+    # among the local processes (the nightly job leaves one core to the bot). Never more than that share
+    threads: int = 0
+    lexicon_min_count: int = 3      # the checkpoint's lexicon: words seen at least this often in the training text
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        for key in ("batch_size", "seq_length", "lr_decay_every", "max_epochs", "print_every", "checkpoint_every",
+                    "lexicon_min_count"):
+            if not _is_int(getattr(self, key), 1):
+                problems[key] = "a positive integer"
+        if not _is_int(self.max_iterations, 0):
+            problems["max_iterations"] = "an integer >= 0 (0: no limit)"
+        if not _is_int(self.threads, 0):
+            problems["threads"] = "an integer >= 0 (0: automatic)"
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            problems["seed"] = "an integer"
+        for key in ("learning_rate", "grad_clip", "lr_decay_factor"):
+            v = getattr(self, key)
+            if not (_is_number(v) and v > 0):
+                problems[key] = "a positive number"
+        if not (_is_number(self.warmup_frac) and 0 <= self.warmup_frac < 1):
+            problems["warmup_frac"] = "a number in [0, 1)"
+        if not (_is_number(self.max_minutes) and self.max_minutes >= 0):
+            problems["max_minutes"] = "a number >= 0 (0: no time budget)"
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems["lr_schedule"] = _one_of(LR_SCHEDULES)
+        if not isinstance(self.device, str) or not (self.device in DEVICES or self.device.startswith("cuda:")):
+            problems["device"] = _one_of(DEVICES)
+        if self.precision not in PRECISIONS:
+            problems["precision"] = _one_of(PRECISIONS)
+        return problems
+
+    @property
+    def bf16(self) -> Optional[bool]:
+        """bf16 autocast: True/False as `precision` asks, None: where the device runs it natively."""
+        return PRECISIONS.get(self.precision)
+
+
+@dataclass(frozen=True)
+class TrainConfig(TrainOptions, ModelShape):
+    """A training run: the model, the optimisation, and its files."""
+
+    input_h5: str = "data/train.h5"
+    input_json: str = "data/train.json"
+    checkpoint_dir: str = "data/checkpoints"
     resume: Optional[str] = None
     init_from: Optional[str] = None
-    seed: int = 123
-    progress: bool = True
-    bf16: Optional[bool] = None     # None: where the device runs it natively (CUDA with bf16, AVX512-BF16/AMX CPUs)
-    # CPU threads; 0: 1 for tiny models (rnn_size * batch_size <= 2048), else the usable cores shared
-    # among the local processes. Never more than that share (model.train.choose_threads)
-    num_threads: int = 0
-    lexicon_min_count: int = 3      # the checkpoint's lexicon: words seen at least this often in the training text
+    progress: bool = True           # the tqdm bar (off in the service's nightly run)
+
+    @classmethod
+    def torch_rnn_preset(cls, **overrides) -> "TrainConfig":
+        """jcjohnson/torch-rnn's train.lua defaults: 2x128 LSTM, lr x0.5 every 5 epochs ("step"), 50 epochs."""
+        base = cls(rnn_size=128, lr_schedule="step", lr_decay_every=5, max_epochs=50)
+        return replace(base, **overrides)
 
     @classmethod
     def gpu_preset(cls, **overrides) -> "TrainConfig":
         """The larger model for the GPU box: 3x512 LSTM, embedding 128, dropout 0.2,
         batch 128 x seq 256, bf16 autocast, validation every 500 iterations."""
         base = cls(wordvec_size=128, rnn_size=512, num_layers=3, dropout=0.2, batch_size=128,
-                   seq_length=256, device="cuda", bf16=True, checkpoint_every=500, print_every=10)
+                   seq_length=256, device="cuda", precision="bf16", checkpoint_every=500, print_every=10)
         return replace(base, **overrides)
 
     def to_dict(self) -> dict:
@@ -76,30 +167,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """Also reads the train_config of checkpoints written before `precision`/`threads` (bf16, num_threads)."""
+        d = dict(d)
+        if "precision" not in d and "bf16" in d:
+            d["precision"] = next(k for k, v in PRECISIONS.items() if v == d["bf16"])
+        if "threads" not in d and "num_threads" in d:
+            d["threads"] = d["num_threads"]
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def validate(self) -> None:
-        def positive_int(name: str, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if allow_zero else 1):
-                raise ModelError(f"{name}={v!r}: expected a {'non-negative' if allow_zero else 'positive'} integer")
-
-        for n in ("wordvec_size", "rnn_size", "num_layers", "batch_size", "seq_length",
-                  "lr_decay_every", "max_epochs", "print_every", "checkpoint_every"):
-            positive_int(n)
-        positive_int("max_iterations", allow_zero=True)
-        positive_int("num_threads", allow_zero=True)
-        positive_int("lexicon_min_count")
-        for n in ("learning_rate", "grad_clip", "lr_decay_factor"):
-            v = getattr(self, n)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ModelError(f"{n}={v!r}: expected a positive number")
-        if not isinstance(self.warmup_frac, (int, float)) or not (0 <= self.warmup_frac < 1):
-            raise ModelError(f"warmup_frac={self.warmup_frac!r}: expected a number in [0, 1)")
-        if not isinstance(self.max_minutes, (int, float)) or not (self.max_minutes >= 0):
-            raise ModelError(f"max_minutes={self.max_minutes!r}: expected a number >= 0")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ModelError(f"lr_schedule={self.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULES)}")
+        for key, expected in {**ModelShape.problems(self), **TrainOptions.problems(self)}.items():
+            raise ModelError(f"{key}={getattr(self, key)!r}: expected {expected}")
         if self.resume and self.init_from:
             raise ModelError("resume and init_from are exclusive: resume continues a run, init_from starts a new one")

@@ -26,7 +26,7 @@ WORKER = textwrap.dedent("""
         torch.save({k: v.detach().clone() for k, v in info.model.state_dict().items()},
                    os.path.join(out, f"rank{info.rank}-it{info.iteration}.pt"))
 
-    cfg = TrainConfig(input_h5=h5, input_json=js, checkpoint_dir=os.path.join(out, f"ck-rank{rank}"),
+    cfg = TrainConfig.torch_rnn_preset(input_h5=h5, input_json=js, checkpoint_dir=os.path.join(out, f"ck-rank{rank}"),
                       batch_size=4, seq_length=16, rnn_size=16, wordvec_size=8, max_iterations=2,
                       checkpoint_every=1, progress=False, dropout=0.1, **json.loads(sys.argv[4]))
     r = train(cfg, callback=dump)

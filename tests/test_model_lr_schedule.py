@@ -24,7 +24,7 @@ def test_cosine_shape():
     assert _lr_at(cfg, 9, 3.0) == pytest.approx(1e-2 * 0.02)        # past the end: stays at the floor
     values = [_lr_at(cfg, 0, p / 10) for p in range(11)]
     assert values == sorted(values, reverse=True)
-    step = TrainConfig(lr_decay_every=2, lr_decay_factor=0.5)
+    step = TrainConfig.torch_rnn_preset(lr_decay_every=2, lr_decay_factor=0.5)
     assert [_lr_at(step, e, 0.9) for e in (0, 1, 2, 5)] == pytest.approx([2e-3, 2e-3, 1e-3, 5e-4])
 
 

@@ -125,12 +125,12 @@ def test_pick_in_place_gives_the_picks_of_the_allocating_arithmetic(tiny_generat
     import numpy as np
 
     from model.rng import seed_keys, uniforms
-    from model.sample import SampleOptions
+    from model.sample import SampleRequest
 
     rnd = np.random.default_rng(0)
     keys = seed_keys(range(1, 65))
     for t, k in ((0.8, 0), (1.3, 0), (0.5, 7)):
-        o = SampleOptions(temperature=t, top_k=k)
+        o = SampleRequest(temperature=t, top_k=k)
         for step in range(20):
             logits = torch.from_numpy(rnd.normal(0, 4, (64, 571)).astype(np.float32))
             lg = logits.numpy().astype(np.float64)          # the former _pick, allocating at each step

@@ -37,7 +37,7 @@ def test_loss_decreases_and_checkpoints_are_self_contained(tiny_run):
 
 
 def test_defaults_match_torch_rnn_and_gpu_preset():
-    c = TrainConfig()
+    c = TrainConfig.torch_rnn_preset()
     assert (c.model_type, c.wordvec_size, c.rnn_size, c.num_layers, c.dropout) == ("lstm", 64, 128, 2, 0.0)
     assert (c.batch_size, c.seq_length, c.learning_rate, c.grad_clip) == (50, 50, 2e-3, 5.0)
     assert (c.lr_decay_every, c.lr_decay_factor, c.max_epochs) == (5, 0.5, 50)
@@ -48,7 +48,7 @@ def test_defaults_match_torch_rnn_and_gpu_preset():
 @pytest.mark.parametrize("model_type", ["gru", "rnn"])
 def test_other_cells_and_bf16_on_cpu(tmp_path, model_type):
     _, h5, js = prepare(tmp_path, n=60)
-    r = train(tiny_config(h5, js, tmp_path / "ck", model_type=model_type, max_iterations=6, bf16=True))
+    r = train(tiny_config(h5, js, tmp_path / "ck", model_type=model_type, max_iterations=6, precision="bf16"))
     ck = torch.load(r.best_path, weights_only=True)
     assert ck["model_config"]["model_type"] == model_type and math.isfinite(r.best_val_loss)
 

@@ -18,7 +18,7 @@ from model.checkpoint import save_checkpoint
 from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, training_minutes
 from tests.helpers import ROOT, run_cli, varied_posts
 
-TINY_TRAIN = ["--batch-size", "4", "--seq-length", "16", "--checkpoint-every", "1", "--no-progress"]
+TINY_TRAIN = ["--batch-size", "4", "--seq-length", "16", "--checkpoint-every", "1", "--lr-schedule", "step", "--no-progress"]
 
 
 def plan_for(tmp_path, **kw) -> RetrainPlan:
@@ -237,17 +237,17 @@ def test_threads_never_oversubscribe_and_bf16_is_the_default_where_supported(mon
     from model.train import TrainConfig, choose_bf16, choose_threads
 
     monkeypatch.setattr(mt, "usable_cores", lambda: 2)
-    assert choose_threads(TrainConfig()) == 2                                  # 2x128 B50: the usable cores
+    assert choose_threads(TrainConfig.torch_rnn_preset()) == 2                                  # 2x128 B50: the usable cores
     assert choose_threads(TrainConfig(rnn_size=32, batch_size=8)) == 1         # tiny: one
-    assert choose_threads(TrainConfig(num_threads=8)) == 2                     # never more than the cores
-    assert choose_threads(TrainConfig(), local_world=2) == 1                   # shared among local ranks
+    assert choose_threads(TrainConfig(threads=8)) == 2                     # never more than the cores
+    assert choose_threads(TrainConfig.torch_rnn_preset(), local_world=2) == 1                   # shared among local ranks
     settings = load_settings(None)
     assert training_threads(settings) == 1                                     # the service: cores minus one
     monkeypatch.setattr(mt, "usable_cores", lambda: 1)
     assert training_threads(settings) == 1                                     # at least one
     cpu = torch.device("cpu")
     assert choose_bf16(TrainConfig(), cpu) == bf16_supported(cpu)
-    assert choose_bf16(TrainConfig(bf16=False), cpu) is False and choose_bf16(TrainConfig(bf16=True), cpu) is True
+    assert choose_bf16(TrainConfig(precision="float32"), cpu) is False and choose_bf16(TrainConfig(precision="bf16"), cpu) is True
 
 
 @pytest.mark.parametrize("key,value,needle", [
