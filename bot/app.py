@@ -42,17 +42,15 @@ def training_threads(settings: Settings) -> int:
     return settings.train.threads or max(1, usable_cores() - 1)
 
 
-def train_args(settings: Settings) -> list[str]:
-    """The training command's flags from [model] and [train]; the retrain job adds the budget, the
-    learning rate and the warm start."""
-    m, t = settings.model, settings.train
-    return [
-        "--model-type", m.model_type, "--wordvec-size", str(m.wordvec_size), "--rnn-size", str(m.rnn_size),
-        "--num-layers", str(m.num_layers), "--dropout", str(m.dropout), "--batch-size", str(t.batch_size),
-        "--seq-length", str(t.seq_length), "--lr-schedule", t.lr_schedule, "--lr-decay-every", str(t.lr_decay_every),
-        "--max-epochs", str(t.max_epochs), "--precision", t.precision,
-        "--num-threads", str(training_threads(settings)),
-    ]
+def training_config(settings: Settings):
+    """[model] and [train] as the service's training run (first start, nightly retrain): the device
+    resolved, threads 0 -> `training_threads`, no progress bar (the service's log)."""
+    from model.distributed import device_name
+    from model.train_config import TrainConfig
+
+    t = settings.train
+    return TrainConfig.of(settings.model, t, device=device_name(t.device), threads=training_threads(settings),
+                          progress=False)
 
 
 def stoplist(settings: Settings):
@@ -62,38 +60,21 @@ def stoplist(settings: Settings):
 
 
 def retrain_plan(settings: Settings, paths: TrainPaths):
-    from jobs.retrain import NightWindow, RetrainPlan
-    from model.distributed import device_name
+    from dataclasses import asdict
 
-    m, s = settings.model, settings.schedule
+    from jobs.retrain import NightWindow, RetrainPlan
+    from model.train_config import ModelShape
+
+    c, s = settings.corpus, settings.schedule
     return RetrainPlan(
         train_txt=paths.train_txt, train_h5=paths.train_h5, train_json=paths.train_json,
-        checkpoint_dir=paths.checkpoint_dir, models_dir=paths.models_dir, train_args=train_args(settings),
-        gap_lines=settings.corpus.gap_lines, shuffle_seed=settings.corpus.shuffle_seed,
-        val_frac=settings.train.val_frac, test_frac=settings.train.test_frac,
-        min_improvement=settings.train.min_improvement,
-        device=device_name(settings.train.device), keep_runs=settings.train.keep_runs,
-        export_options={"clean": settings.clean, "stoplist": stoplist(settings),
-                        "weighting": settings.corpus.weighting()},
-        model_arch={"model_type": m.model_type, "wordvec_size": m.wordvec_size, "rnn_size": m.rnn_size,
-                    "num_layers": m.num_layers, "dropout": m.dropout},
-        learning_rate=settings.train.learning_rate, warm_lr_scale=settings.train.warm_lr_scale,
-        max_minutes=settings.train.max_minutes, window=NightWindow(s.retrain_at, s.retrain_until, s.timezone),
-        readability_tolerance=settings.train.readability_tolerance,
-        readability_drafts=settings.train.readability_drafts,
-        sample_temperature=_numeric_temperature(settings), sample_dictionary=settings.sample.dictionary,
+        checkpoint_dir=paths.checkpoint_dir, models_dir=paths.models_dir,
+        training=training_config(settings), shape=ModelShape(**settings.model.shape()),
+        export_options={"gap_lines": c.gap_lines, "seed": c.shuffle_seed, "clean": settings.clean,
+                        "stoplist": stoplist(settings), "weighting": c.weighting()},
+        window=NightWindow(s.retrain_at, s.retrain_until, s.timezone), sample=settings.sample.options(),
+        **asdict(settings.train.nightly()),
     )
-
-
-def _numeric_temperature(settings: Settings) -> float:
-    """sample.temperature for comparing two models' drafts: "auto" (tuned per model) reads as the
-    fallback, so both models are sampled at one temperature."""
-    t = settings.sample.temperature
-    if isinstance(t, (int, float)) and not isinstance(t, bool):
-        return float(t)
-    from jobs.tune import FALLBACK_TEMPERATURE
-
-    return FALLBACK_TEMPERATURE
 
 
 def ensure_corpus(settings: Settings, db: sqlite_utils.Database) -> None:

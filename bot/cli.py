@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -37,6 +38,34 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     if config_path is None and Path("config.toml").is_file():
         config_path = Path("config.toml")
     ctx.obj = AppContext(config_path=config_path)
+    ctx.default_map = ConfigDefaults(ctx.obj)
+
+
+class ConfigDefaults(Mapping):
+    """click's default_map: the options' defaults from the config file (bot/cli_model.py
+    `config_defaults`), read when a command that has such defaults asks, so other commands and
+    `buhurt --help` read nothing."""
+
+    COMMANDS = ("preprocess", "train", "sample", "lexicon", "eval")
+
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+        self._defaults: dict | None = None
+
+    def __getitem__(self, command: str) -> dict:
+        if command not in self.COMMANDS:
+            raise KeyError(command)
+        if self._defaults is None:
+            from bot.cli_model import config_defaults
+
+            self._defaults = config_defaults(self.app)
+        return self._defaults[command]
+
+    def __iter__(self):
+        return iter(self.COMMANDS)
+
+    def __len__(self) -> int:
+        return len(self.COMMANDS)
 
 
 def _register() -> None:

@@ -25,18 +25,16 @@ def retrain_cmd(app, from_scratch: bool, minutes: float | None, progress: bool) 
     """Run the nightly retrain now: export, train (warm start from the active model unless the
     architecture changed or --from-scratch), score both models on the same held-out posts, promote
     or keep. Prints one line: promoted or kept, with both models' bits/char and known-word share."""
+    from dataclasses import replace
+
     from bot.app import retrain_plan
-    from jobs.retrain import retrain, train_subprocess
+    from jobs.retrain import retrain
 
-    settings = app.settings
-    plan = retrain_plan(settings, app.default_paths())
-
-    def run_training(args):
-        train_subprocess(args if progress else [*args, "--no-progress"])
-
+    plan = retrain_plan(app.settings, app.default_paths())
+    plan = replace(plan, training=replace(plan.training, progress=progress))   # by hand: the bar, unless asked
     db = app.open_db()
     try:
-        result = retrain(db, plan, run_training, from_scratch=from_scratch, minutes=minutes, manual=True)
+        result = retrain(db, plan, from_scratch=from_scratch, minutes=minutes, manual=True)
     finally:
         db.close()
     click.echo(result.reason)

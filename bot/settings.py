@@ -3,11 +3,12 @@
 sample corpus, no tokens (a local channel)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from bot.secrets import Secret
 from corpus.rules import CleanOptions
 from corpus.vk import ScrapeOptions
+from jobs.retrain import NightlyOptions
 from model.sample_options import SampleOptions
 from model.train_config import ModelShape, TrainOptions
 
@@ -81,35 +82,13 @@ class ModelSettings(ModelShape):
 
 
 @dataclass(frozen=True)
-class TrainSettings(TrainOptions):
+class TrainSettings(NightlyOptions, TrainOptions):
     """[train]: the training run (model/train_config.py TrainOptions, `buhurt train`'s defaults) and
-    what the nightly retrain job adds: the split, the warm start's rate, the promotion rule, the runs kept."""
-
-    warm_lr_scale: float = 1.0
-    val_frac: float = 0.1
-    test_frac: float = 0.1
-    min_improvement: float = 0.0
-    readability_tolerance: float = 0.01
-    readability_drafts: int = 32
-    keep_runs: int = 5
-
-    def training(self) -> TrainOptions:
-        """Only the TrainOptions fields."""
-        return TrainOptions(**{f.name: getattr(self, f.name) for f in fields(TrainOptions)})
+    what the nightly retrain job adds (jobs/retrain.py NightlyOptions: the split, the warm start's
+    rate, the promotion rule, the run folders kept)."""
 
     def validate(self) -> dict[str, str]:
-        problems = self.problems()
-        if self.keep_runs < 0:
-            problems["keep_runs"] = "an integer >= 0 (0 keeps every run folder)"
-        if not 0 < self.warm_lr_scale <= 1:
-            problems["warm_lr_scale"] = "a number in (0, 1]"
-        if self.readability_drafts < 0:
-            problems["readability_drafts"] = "an integer >= 0 (0: promote on bits/char alone)"
-        if not 0 <= self.readability_tolerance < 1:
-            problems["readability_tolerance"] = "a number in [0, 1)"
-        if not 0 <= self.val_frac < 0.5 or not 0 <= self.test_frac < 0.5:
-            problems["val_frac" if not 0 <= self.val_frac < 0.5 else "test_frac"] = "a number in [0, 0.5)"
-        return problems
+        return {**TrainOptions.problems(self), **NightlyOptions.problems(self)}
 
 
 @dataclass(frozen=True)

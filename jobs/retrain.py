@@ -1,4 +1,4 @@
-"""Overnight retraining: export -> preprocess -> `buhurt train` subprocess -> compare -> promote.
+"""Overnight retraining: export -> preprocess -> a training child process -> compare -> promote.
 
 Each night continues from the active model (a warm start: `--init-from`, the vocabulary may have
 grown) unless the configured architecture differs from the active model's or the operator asks for
@@ -17,16 +17,21 @@ of `readability_drafts` drafts (sampled unconstrained, the same seeds for both) 
 `readability_tolerance`. Every run trains into its own folder
 `<checkpoint_dir>/run-YYYYmmdd-HHMMSS-ffffff`; after a run, all but the newest `keep_runs` folders
 are deleted (promoted models were copied to models_dir, so nothing the service uses is lost).
+
+Training runs in a child process, `python -m model.run RUN.json` (model/run.py): the run's
+TrainConfig is written to the run folder, so the job needs no bot CLI and a crash or the run's
+threads and memory stay in the child. The service's runs have the progress bar off (no bar in its log).
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import shutil
+import json
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import sqlite_utils
@@ -37,11 +42,15 @@ from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
 from jobs.model_registry import active_checkpoint_path, install_checkpoint
 from model.files import file_version
+from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
+from model.train_config import ModelShape, TrainConfig
 
 log = logging.getLogger(__name__)
 
 FIRST_MODEL_MINUTES = 10.0   # the first model on a corpus, when train.max_minutes leaves it to the window
-ARCHITECTURE = ("model_type", "wordvec_size", "rnn_size", "num_layers", "dropout")
+WARM_START_WARMUP = 0.05     # a warm start's ramp: the fraction of the night the rate rises from 0 over
+READABILITY_LENGTH = 300     # characters per draft of the readability comparison
+RunTraining = Callable[[TrainConfig], None]
 
 
 @dataclass(frozen=True)
@@ -83,34 +92,77 @@ def margin_minutes(minutes: float) -> float:
 
 
 @dataclass(frozen=True)
-class RetrainPlan:
+class NightlyOptions:
+    """What a night adds to a training run (config [train]'s retrain keys): the held-out split, the
+    warm start's rate, the promotion rule, the run folders kept."""
+
+    warm_lr_scale: float = 1.0          # a warm start trains at this x learning_rate
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+    min_improvement: float = 0.0        # bits/char the candidate must beat the active model by
+    readability_tolerance: float = 0.01  # the known-word share of its drafts may fall by at most this
+    readability_drafts: int = 32        # drafts per model for that share; 0: promote on bits/char alone
+    keep_runs: int = 5                  # run folders kept in checkpoint_dir; 0 keeps all
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        if self.keep_runs < 0:
+            problems["keep_runs"] = "an integer >= 0 (0 keeps every run folder)"
+        if not 0 < self.warm_lr_scale <= 1:
+            problems["warm_lr_scale"] = "a number in (0, 1]"
+        if self.readability_drafts < 0:
+            problems["readability_drafts"] = "an integer >= 0 (0: promote on bits/char alone)"
+        if not 0 <= self.readability_tolerance < 1:
+            problems["readability_tolerance"] = "a number in [0, 1)"
+        for key in ("val_frac", "test_frac"):
+            if not 0 <= getattr(self, key) < 0.5:
+                problems[key] = "a number in [0, 0.5)"
+        return problems
+
+    def nightly(self) -> "NightlyOptions":
+        """Only the NightlyOptions fields (of a subclass such as the [train] settings)."""
+        return NightlyOptions(**{f.name: getattr(self, f.name) for f in fields(NightlyOptions)})
+
+
+def _quiet_run() -> TrainConfig:
+    return TrainConfig(progress=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainPlan(NightlyOptions):
+    """A night's files and options, built by the bot from its settings (nothing restated here)."""
+
     train_txt: Path
     train_h5: Path
     train_json: Path
     checkpoint_dir: Path
     models_dir: Path
-    train_args: Sequence[str] = ()
-    gap_lines: int = 1
-    shuffle_seed: int = 1234
-    val_frac: float = 0.1
-    test_frac: float = 0.1
-    min_improvement: float = 0.0
-    device: str = "cpu"
-    keep_runs: int = 5   # run folders kept in checkpoint_dir; 0 keeps all
-    # keyword arguments of corpus.export.export_training_text: clean, stoplist, weighting
+    # every run's model, optimisation, device and budget (max_minutes; 0: the night window); the
+    # input files, the run folder, the budget and the warm start are set per run
+    training: TrainConfig = field(default_factory=_quiet_run)
+    # the configured shape: a night whose active model has another one trains from scratch;
+    # None: continue whatever the active model has
+    shape: ModelShape | None = None
+    # keyword arguments of corpus.export.export_training_text: gap_lines, seed, clean, stoplist, weighting
     export_options: dict = field(default_factory=dict)
-    # the configured architecture (ARCHITECTURE keys); None: whatever the active model has
-    model_arch: dict | None = None
-    learning_rate: float | None = None   # None: the training command's default
-    warm_lr_scale: float = 1.0
-    warmup_frac: float = 0.05
-    max_minutes: float = 0.0          # > 0: the budget of a night; 0: the night window
     window: NightWindow | None = None  # None with max_minutes 0: FIRST_MODEL_MINUTES
-    readability_drafts: int = 32
-    readability_tolerance: float = 0.01
-    sample_temperature: float = 0.8
-    sample_length: int = 300
-    sample_dictionary: str = "ru"
+    sample: SampleOptions = field(default_factory=SampleOptions)   # the readability drafts' temperature, dictionary
+    sample_length: int = READABILITY_LENGTH
+
+    @property
+    def device(self) -> str:
+        return self.training.device
+
+    @property
+    def max_minutes(self) -> float:
+        return self.training.max_minutes
+
+    @property
+    def sample_temperature(self) -> float:
+        """For comparing two models' drafts: "auto" (tuned per model) reads as the default, so both
+        models are sampled at one temperature."""
+        t = self.sample.temperature
+        return DEFAULT_TEMPERATURE if isinstance(t, str) else float(t)
 
 
 @dataclass
@@ -145,12 +197,16 @@ class RetrainResult:
                 f"; active {figures(self.active_version, self.active_bpc, self.active_readability)}{how}")
 
 
-def train_subprocess(args: list[str]) -> None:
-    """Run `buhurt train ARGS` as a child process: the same command an operator runs by hand."""
-    command = [sys.executable, "-m", "bot", "train", *args]
+def train_in_child(cfg: TrainConfig) -> None:
+    """Train `cfg` in a child process, `python -m model.run RUN.json`, RUN.json written in its run
+    folder. The child's start line and errors go to stderr; its result line is passed on to stderr,
+    so the caller's stdout carries only its own result."""
+    run_dir = Path(cfg.checkpoint_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_file = run_dir / "run.json"
+    atomic_write_text(run_file, json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False) + "\n")
+    command = [sys.executable, "-m", "model.run", str(run_file)]
     log.info("retrain: %s", " ".join(command))
-    # stderr inherited: the progress bar shows; the child's summary line is passed on to stderr, so
-    # the caller's stdout carries only its own result
     completed = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
     if completed.stdout:
         sys.stderr.write(completed.stdout)
@@ -161,28 +217,22 @@ def train_subprocess(args: list[str]) -> None:
 def _export(db: sqlite_utils.Database, plan: RetrainPlan):
     from model.preprocess import preprocess
 
-    exported = export_training_text(db, plan.train_txt, gap_lines=plan.gap_lines, seed=plan.shuffle_seed,
-                                    **plan.export_options)
+    exported = export_training_text(db, plan.train_txt, **plan.export_options)
     stats = preprocess(plan.train_txt, plan.train_h5, plan.train_json, plan.val_frac, plan.test_frac)
     log.info("retrain: exported %d posts (%d characters); held out %s posts (%s split)", exported.posts,
              exported.chars, (stats.get("posts") or {}).get("val", "?"), stats.get("split"))
     return exported, stats
 
 
-def _train(plan: RetrainPlan, run_training: Callable[[list[str]], None], minutes: float,
+def _train(plan: RetrainPlan, run_training: RunTraining, minutes: float,
            init_from: Path | None) -> tuple[Path, Path]:
     run_dir = _new_run_dir(plan.checkpoint_dir)
-    args = ["--input-h5", str(plan.train_h5), "--input-json", str(plan.train_json),
-            "--checkpoint-dir", str(run_dir), "--device", plan.device, *plan.train_args,
-            "--max-minutes", f"{minutes:g}"]
-    lr = plan.learning_rate
+    cfg = replace(plan.training, input_h5=str(plan.train_h5), input_json=str(plan.train_json),
+                  checkpoint_dir=str(run_dir), max_minutes=minutes, resume=None, init_from=None)
     if init_from is not None:
-        args += ["--init-from", str(init_from), "--warmup-frac", f"{plan.warmup_frac:g}"]
-        if lr is not None:
-            lr *= plan.warm_lr_scale
-    if lr is not None:
-        args += ["--learning-rate", f"{lr:g}"]
-    run_training(args)
+        cfg = replace(cfg, init_from=str(init_from), warmup_frac=WARM_START_WARMUP,
+                      learning_rate=cfg.learning_rate * plan.warm_lr_scale)
+    run_training(cfg)
     candidate = run_dir / "best.pt"
     if not candidate.is_file():
         raise JobError(f"{candidate}: training finished without a best checkpoint")
@@ -227,12 +277,12 @@ def known_word_share(checkpoint: Path, judge, plan: RetrainPlan) -> float:
 
 def readability_judge(plan: RetrainPlan):
     """One judge for both models: the words of tonight's training split (seen at least
-    model.words.DEFAULT_MIN_COUNT times) plus the dictionary (`sample_dictionary`)."""
+    model.words.DEFAULT_MIN_COUNT times) plus the dictionary (`sample.dictionary`)."""
     from model.splits import split_text
     from model.words import KnownWords, build_lexicon
 
     text = split_text(plan.train_h5, plan.train_json, "train")
-    return KnownWords(build_lexicon(text)["words"], dictionary=plan.sample_dictionary)
+    return KnownWords(build_lexicon(text)["words"], dictionary=plan.sample.dictionary)
 
 
 def promotion_decision(candidate_bpc: float, active_bpc: float, candidate_read: float | None,
@@ -252,8 +302,8 @@ def warm_start_source(active: Path, plan: RetrainPlan) -> tuple[Path | None, str
     from model.checkpoint import load_checkpoint
 
     mc = load_checkpoint(active)["model_config"]
-    if plan.model_arch is not None:
-        changed = {k: (mc.get(k), v) for k, v in plan.model_arch.items() if k in ARCHITECTURE and mc.get(k) != v}
+    if plan.shape is not None:
+        changed = {k: (mc.get(k), v) for k, v in plan.shape.shape().items() if mc.get(k) != v}
         if changed:
             what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
             return None, f"from scratch: the configured architecture differs from the active model's ({what})"
@@ -286,7 +336,7 @@ def prune_runs(db: sqlite_utils.Database, checkpoint_dir: Path, keep: int) -> li
 
 
 def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
-              run_training: Callable[[list[str]], None] = train_subprocess) -> str:
+              run_training: RunTraining = train_in_child) -> str:
     """First model on the corpus (none active, or the bundled one with model.use_bundled = false):
     trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active."""
     exported, _ = _export(db, plan)
@@ -300,7 +350,7 @@ def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
 
 
 def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
-            run_training: Callable[[list[str]], None] = train_subprocess, *, from_scratch: bool = False,
+            run_training: RunTraining = train_in_child, *, from_scratch: bool = False,
             minutes: float | None = None, manual: bool = False, now: dt.datetime | None = None) -> RetrainResult:
     """One night: export, train (warm or from scratch) within the budget, score both models on the
     same held-out posts, promote or keep. `manual`: run by hand (`buhurt retrain`), also outside the window."""

@@ -162,6 +162,14 @@ class TrainConfig(TrainOptions, ModelShape):
                    seq_length=256, device="cuda", precision="bf16", checkpoint_every=500, print_every=10)
         return replace(base, **overrides)
 
+    @classmethod
+    def of(cls, shape: ModelShape, options: TrainOptions, **files) -> "TrainConfig":
+        """A run of `shape` and `options` (or of what extends them: the [model] and [train] settings);
+        `files` (and any field) on top."""
+        values = {f.name: getattr(shape, f.name) for f in fields(ModelShape)}
+        values.update({f.name: getattr(options, f.name) for f in fields(TrainOptions)})
+        return cls(**{**values, **files})
+
     def to_dict(self) -> dict:
         return asdict(self)
 

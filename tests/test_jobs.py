@@ -185,36 +185,35 @@ def test_schedule_registers_every_job_with_shared_defaults(db, holder):
 
 
 def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
-    import subprocess
-    import sys
+    from dataclasses import replace
 
     from corpus.store import model_versions as model_rows
     from jobs.model_registry import active_checkpoint_path, install_checkpoint
-    from jobs.retrain import RetrainPlan, retrain
-    from tests.helpers import ROOT, varied_posts
+    from jobs.retrain import RetrainPlan, retrain, train_in_child
+    from model.train_config import TrainConfig
+    from tests.helpers import varied_posts
 
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
     version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
     model_rows.promote(db, version)
 
-    def run_training(args):
-        subprocess.run([sys.executable, "-m", "bot", "train", *args, "--wordvec-size", "8", "--rnn-size", "8",
-                        "--num-layers", "1", "--batch-size", "4", "--seq-length", "16", "--max-iterations", "3",
-                        "--checkpoint-every", "1", "--no-progress"], check=True, cwd=ROOT)
+    def run_training(cfg):
+        train_in_child(replace(cfg, wordvec_size=8, rnn_size=8, num_layers=1, batch_size=4, seq_length=16,
+                               max_iterations=3, checkpoint_every=1, progress=False))
 
     plan = RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
-                       checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models")
+                       checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models",
+                       training=TrainConfig.torch_rnn_preset(progress=False))
     result = retrain(db, plan, run_training=run_training, from_scratch=True)  # 3 iterations of an 8-unit model: worse
     assert not result.promoted and result.candidate_bpc > result.active_bpc
     assert active_checkpoint_path(db) == tmp_path / "models" / f"{version}.pt"
     assert model_rows.get_model(db, result.candidate_version)["status"] == "rejected"
     assert not (tmp_path / "models" / f"{result.candidate_version}.pt").exists()  # not installed
 
-    def run_better(args):  # a warm start: the active model fine-tuned further
-        assert args[args.index("--init-from") + 1] == str(tmp_path / "models" / f"{version}.pt")
-        subprocess.run([sys.executable, "-m", "bot", "train", *args, "--wordvec-size", "16", "--rnn-size", "48",
-                        "--num-layers", "1", "--batch-size", "16", "--seq-length", "32", "--max-iterations", "150",
-                        "--checkpoint-every", "50", "--learning-rate", "0.005", "--no-progress"], check=True, cwd=ROOT)
+    def run_better(cfg):  # a warm start: the active model fine-tuned further
+        assert cfg.init_from == str(tmp_path / "models" / f"{version}.pt")
+        train_in_child(replace(cfg, wordvec_size=16, rnn_size=48, num_layers=1, batch_size=16, seq_length=32,
+                               max_iterations=150, checkpoint_every=50, learning_rate=0.005, progress=False))
 
     better = retrain(db, plan, run_training=run_better)
     assert better.promoted and better.candidate_bpc < better.active_bpc
@@ -255,8 +254,8 @@ def test_retrain_keeps_only_the_newest_run_folders(db, tmp_path, tiny_checkpoint
     ck = torch.load(tiny_checkpoint, weights_only=True)
     runs = []
 
-    def run_training(args):   # the active model again, as a new file: never better, so rejected
-        run_dir = Path(args[args.index("--checkpoint-dir") + 1])
+    def run_training(cfg):   # the active model again, as a new file: never better, so rejected
+        run_dir = Path(cfg.checkpoint_dir)
         runs.append(run_dir)
         save_checkpoint(run_dir / "best.pt", {**ck, "created_at": f"run {len(runs)}"})
         (run_dir / "latest.pt").write_bytes(b"optimizer state")

@@ -4,8 +4,7 @@ retrain`, checkpoint names, units, use_bundled = false. Real SQLite, real traini
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,17 @@ from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
 from jobs.model_registry import install_checkpoint
 from model.checkpoint import save_checkpoint
-from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, training_minutes
-from tests.helpers import ROOT, run_cli, varied_posts
+from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, train_in_child, training_minutes
+from model.train_config import ModelShape, TrainConfig
+from tests.helpers import run_cli, varied_posts
 
-TINY_TRAIN = ["--batch-size", "4", "--seq-length", "16", "--checkpoint-every", "1", "--lr-schedule", "step", "--no-progress"]
+TINY_TRAIN = dict(batch_size=4, seq_length=16, checkpoint_every=1)
 
 
 def plan_for(tmp_path, **kw) -> RetrainPlan:
     return RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
                        checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models", readability_drafts=4,
-                       sample_length=80, **kw)
+                       sample_length=80, **{"training": TrainConfig.torch_rnn_preset(progress=False), **kw})
 
 
 def with_active(db, tmp_path, checkpoint) -> str:
@@ -33,8 +33,8 @@ def with_active(db, tmp_path, checkpoint) -> str:
     return version
 
 
-def train_cli(args, *extra):
-    subprocess.run([sys.executable, "-m", "bot", "train", *args, *TINY_TRAIN, *extra], check=True, cwd=ROOT)
+def train_tiny(cfg, **extra):
+    train_in_child(replace(cfg, **TINY_TRAIN, **extra))
 
 
 def test_a_warm_start_keeps_the_weights_and_grows_the_vocabulary(db, tmp_path, tiny_checkpoint):
@@ -43,13 +43,13 @@ def test_a_warm_start_keeps_the_weights_and_grows_the_vocabulary(db, tmp_path, t
     version = with_active(db, tmp_path, tiny_checkpoint)
     seen = []
 
-    def run_training(args):
-        seen.append(args)
-        train_cli(args, "--max-iterations", "1")   # one step at the start of the ramp: a rate of 0
+    def run_training(cfg):
+        seen.append(cfg)
+        train_tiny(cfg, max_iterations=1)   # one step at the start of the ramp: a rate of 0
 
     result = retrain(db, plan_for(tmp_path), run_training)
-    args = seen[0]
-    assert args[args.index("--init-from") + 1] == str(tmp_path / "models" / f"{version}.pt") and "--warmup-frac" in args
+    cfg = seen[0]
+    assert cfg.init_from == str(tmp_path / "models" / f"{version}.pt") and cfg.warmup_frac > 0
     old, new = (torch.load(p, weights_only=True) for p in (tiny_checkpoint, tmp_path / "ck" / sorted(
         d.name for d in (tmp_path / "ck").iterdir())[0] / "best.pt"))
     assert new["run"]["new_tokens"] > 0 and len(new["idx_to_token"]) > len(old["idx_to_token"])
@@ -71,16 +71,16 @@ def test_from_scratch_when_the_architecture_changed_or_when_asked(db, tmp_path, 
 
     ck = torch.load(tiny_checkpoint, weights_only=True)
 
-    def run_training(args):   # the arguments are what is tested here: the run itself is the active model again
-        seen.append(args)
-        run_dir = Path(args[args.index("--checkpoint-dir") + 1])
-        save_checkpoint(run_dir / "best.pt", {**ck, "created_at": str(len(seen))})
+    def run_training(cfg):   # the run's config is what is tested here: the run itself is the active model again
+        seen.append(cfg)
+        save_checkpoint(Path(cfg.checkpoint_dir) / "best.pt", {**ck, "created_at": str(len(seen))})
 
-    arch = {key: ck["model_config"][key] for key in ("model_type", "wordvec_size", "rnn_size", "num_layers", "dropout")}
-    same = retrain(db, plan_for(tmp_path, model_arch=arch), run_training)
-    changed = retrain(db, plan_for(tmp_path, model_arch={**arch, "rnn_size": 96}), run_training)
-    asked = retrain(db, plan_for(tmp_path, model_arch=arch), run_training, from_scratch=True)
-    assert ["--init-from" in a for a in seen] == [True, False, False]
+    arch = ModelShape(**{key: ck["model_config"][key] for key in ("model_type", "wordvec_size", "rnn_size",
+                                                                  "num_layers", "dropout")})
+    same = retrain(db, plan_for(tmp_path, shape=arch), run_training)
+    changed = retrain(db, plan_for(tmp_path, shape=replace(arch, rnn_size=96)), run_training)
+    asked = retrain(db, plan_for(tmp_path, shape=arch), run_training, from_scratch=True)
+    assert [a.init_from is not None for a in seen] == [True, False, False]
     assert (same.warm, changed.warm, asked.warm) == (True, False, False)
     assert "from scratch" in changed.reason and "bits/char" in changed.reason
 
@@ -97,13 +97,15 @@ def test_the_night_window_sets_the_budget():
     assert late.remaining_minutes(at(23, 30)) == pytest.approx(330)
     assert late.remaining_minutes(at(12, 0)) is None
 
-    plan = RetrainPlan(Path("t"), Path("h"), Path("j"), Path("c"), Path("m"), window=w)
+    files = dict(train_txt=Path("t"), train_h5=Path("h"), train_json=Path("j"), checkpoint_dir=Path("c"),
+                 models_dir=Path("m"))
+    plan = RetrainPlan(**files, window=w)
     assert training_minutes(plan, now=at(0, 30)) == pytest.approx(230)      # less a 10-minute margin
     assert training_minutes(plan, now=at(3, 0)) == pytest.approx(81)        # 90 less 10%
     assert training_minutes(plan, now=at(12, 0)) is None                   # the scheduled job skips
     assert training_minutes(plan, now=at(12, 0), manual=True) == pytest.approx(230)  # by hand: the window's length
     assert training_minutes(plan, 7, now=at(12, 0)) == 7                    # --minutes
-    timed = RetrainPlan(Path("t"), Path("h"), Path("j"), Path("c"), Path("m"), window=w, max_minutes=3)
+    timed = RetrainPlan(**files, window=w, training=TrainConfig(max_minutes=3))
     assert training_minutes(timed, now=at(12, 0)) == 3                      # train.max_minutes wins
 
 
@@ -112,7 +114,7 @@ def test_outside_the_window_the_scheduled_retrain_trains_nothing(db, tmp_path, t
     with_active(db, tmp_path, tiny_checkpoint)
     noon = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
 
-    def run_training(args):
+    def run_training(cfg):
         raise AssertionError("trained outside the window")
 
     result = retrain(db, plan_for(tmp_path, window=NightWindow("03:30", "07:30", "UTC")), run_training, now=noon)
