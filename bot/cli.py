@@ -69,9 +69,9 @@ class ConfigDefaults(Mapping):
 
 
 def _register() -> None:
-    from bot import cli_corpus, cli_model, cli_models, cli_ops, cli_run, cli_tune
+    from bot import cli_corpus, cli_model, cli_model_versions, cli_ops, cli_run, cli_tune
 
-    for module in (cli_corpus, cli_model, cli_models, cli_ops, cli_run, cli_tune):
+    for module in (cli_corpus, cli_model, cli_model_versions, cli_ops, cli_run, cli_tune):
         module.register(cli)
 
 

@@ -1,4 +1,4 @@
-"""The only reader of config.toml: TOML -> typed, frozen sections (bot/settings.py).
+"""The only reader of config.toml: TOML -> typed, frozen sections (bot/config_sections.py).
 
 Errors are one line naming the file and `table.key`: unknown keys, wrong types, missing values.
 Tokens may come from BUHURT_TELEGRAM_TOKEN / BUHURT_VK_TOKEN and are wrapped in Secret.
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.secrets import REDACTOR, Secret
-from bot.settings import (
+from bot.config_sections import (
     SECTIONS, BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
     PoolSettings, SampleSettings, ScheduleSettings, ScreenSettings, TelegramSettings, TrainSettings, VkSettings,
 )

@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.secrets import REDACTOR, Secret, setup_logging
-from bot.settings import SECTIONS
+from bot.config_sections import SECTIONS
 from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "config.example.toml"

@@ -213,7 +213,7 @@ def test_a_vk_wall_post_that_never_answers_is_unknown_not_a_hang(tmp_path, serve
 
 
 def test_vk_timeout_seconds_reaches_every_request():
-    from bot.settings import VkSettings
+    from bot.config_sections import VkSettings
     from bot.vk.wall import vk_wall_publishing
 
     wall = FakeWall(42, "bugurt_test")
@@ -226,7 +226,7 @@ def test_vk_timeout_seconds_reaches_every_request():
 
 
 def test_a_vk_scrape_request_that_never_answers_stops_with_one_line(tmp_path):
-    from bot.settings import VkSettings
+    from bot.config_sections import VkSettings
     from corpus.vk import scrape, scrape_settings
 
     wall = FakeWall(42, "bugurt_test")

@@ -50,7 +50,7 @@ def help_defaults(capsys, *argv) -> dict[str, str]:
 
 
 def test_settings_embed_the_lower_dataclasses_without_restating_a_default():
-    from bot.settings import SECTIONS
+    from bot.config_sections import SECTIONS
 
     for table, base in EMBEDDED:
         section = SECTIONS[table]

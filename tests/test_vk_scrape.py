@@ -146,7 +146,7 @@ def test_ids_and_urls_resolve_to_the_same_community(db):
 
 def test_scrape_settings_duck_types_the_vk_section(db):
     from bot.secrets import Secret
-    from bot.settings import VkSettings
+    from bot.config_sections import VkSettings
 
     fake = FakeVk(wall(300))
     settings = VkSettings(token=Secret(GOOD_TOKEN), groups=["bugurt_test"], requests_per_second=1000.0)

@@ -8,7 +8,7 @@ import requests
 
 from bot.errors import BotError
 from bot.secrets import Secret
-from bot.settings import VkSettings
+from bot.config_sections import VkSettings
 from bot.vk.wall import vk_wall_publishing
 from jobs.publish import PublishError
 from tests.fakes.fake_vk import GOOD_TOKEN, WALL_TOKEN, FakeVk, FakeWall
