@@ -36,7 +36,8 @@ def train_model(seconds: float) -> Path:
 
     tmp = Path(tempfile.mkdtemp(prefix="buhurt-sample-bench-"))
     preprocess(SAMPLE_CORPUS, tmp / "c.h5", tmp / "c.json")
-    cfg = TrainConfig.torch_rnn_preset(input_h5=str(tmp / "c.h5"), input_json=str(tmp / "c.json"), checkpoint_dir=str(tmp / "ck"),
+    cfg = TrainConfig.torch_rnn_preset(input_h5=str(tmp / "c.h5"), input_json=str(tmp / "c.json"),
+                                       checkpoint_dir=str(tmp / "ck"),
                       max_minutes=seconds / 60, max_epochs=1000, checkpoint_every=100, progress=False)
     r = train(cfg)
     print(f"trained the default model on {SAMPLE_CORPUS.name} for {r.elapsed_s:.0f} s "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -41,31 +40,25 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     ctx.default_map = ConfigDefaults(ctx.obj)
 
 
-class ConfigDefaults(Mapping):
+class ConfigDefaults(dict):
     """click's default_map: the options' defaults from the config file (bot/cli_model.py
-    `config_defaults`), read when a command that has such defaults asks, so other commands and
-    `buhurt --help` read nothing."""
+    `config_defaults`), read when a command that has such defaults asks (click asks with .get), so
+    other commands and `buhurt --help` read nothing."""
 
     COMMANDS = ("preprocess", "train", "sample", "lexicon", "eval")
 
     def __init__(self, app: AppContext) -> None:
+        super().__init__()
         self.app = app
-        self._defaults: dict | None = None
 
-    def __getitem__(self, command: str) -> dict:
+    def get(self, command, default=None):
         if command not in self.COMMANDS:
-            raise KeyError(command)
-        if self._defaults is None:
+            return default
+        if not self:
             from bot.cli_model import config_defaults
 
-            self._defaults = config_defaults(self.app)
-        return self._defaults[command]
-
-    def __iter__(self):
-        return iter(self.COMMANDS)
-
-    def __len__(self) -> int:
-        return len(self.COMMANDS)
+            self.update(config_defaults(self.app))
+        return super().get(command, default)
 
 
 def _register() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -71,11 +72,13 @@ def given(ctx: click.Context, name: str) -> bool:
 
 
 @click.command("preprocess")
-@click.option("--input-txt", type=PathArg, show_default=True, help="UTF-8 training text (`buhurt corpus export` writes it).")
+@click.option("--input-txt", type=PathArg, show_default=True,
+              help="UTF-8 training text (`buhurt corpus export` writes it).")
 @click.option("--output-h5", type=PathArg, show_default=True, help="HDF5 to write: datasets train/val/test.")
 @click.option("--output-json", type=PathArg, show_default=True,
               help="Vocabulary JSON to write (idx_to_token, token_to_idx).")
-@click.option("--val-frac", type=float, show_default=True, help="Fraction of the posts for validation (train.val_frac).")
+@click.option("--val-frac", type=float, show_default=True,
+              help="Fraction of the posts for validation (train.val_frac).")
 @click.option("--test-frac", type=float, show_default=True, help="Fraction of the posts for test (train.test_frac).")
 def preprocess_cmd(input_txt, output_h5, output_json, val_frac, test_frac) -> None:
     """Text -> .h5 + .json in torch-rnn's layout (1-based ids, uint8 up to 255 tokens else uint32)."""
@@ -170,12 +173,14 @@ def train_cmd(ctx: click.Context, input_h5, input_json, checkpoint_dir, bf16, pr
         chosen["precision"] = "bf16" if bf16 else "float32"
     if "device" in chosen:
         chosen["device"] = _device(chosen["device"])
-    files = {}
+    files: dict[str, str | bool | None] = {}
     for key, value in (("input_h5", input_h5), ("input_json", input_json), ("checkpoint_dir", checkpoint_dir)):
         files[key] = "" if resume and not given(ctx, key) else str(value)   # "": the checkpoint's own
     files.update(resume=str(resume) if resume else None, init_from=str(init_from) if init_from else None,
                  progress=progress)
-    make = {"config": TrainConfig, "gpu": TrainConfig.gpu_preset, "torch-rnn": TrainConfig.torch_rnn_preset}[preset]
+    presets: dict[str, Callable[..., TrainConfig]] = {"config": TrainConfig, "gpu": TrainConfig.gpu_preset,
+                                                     "torch-rnn": TrainConfig.torch_rnn_preset}
+    make = presets[preset]
     cfg = make(**chosen, **files)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     try:

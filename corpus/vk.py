@@ -93,7 +93,8 @@ class ScrapeOptions:
         return ScrapeOptions(**{f.name: getattr(self, f.name) for f in fields(ScrapeOptions)})
 
 
-def scrape_settings(db: sqlite_utils.Database, vk_settings: Any, *, progress: bool = True, session=None) -> ScrapeReport:
+def scrape_settings(db: sqlite_utils.Database, vk_settings: Any, *, progress: bool = True,
+                    session=None) -> ScrapeReport:
     """Scrape `vk_settings.groups` with the settings of a [vk] section (a ScrapeOptions with `token`
     and `groups`; token may be a Secret with .reveal())."""
     token = vk_settings.token

@@ -171,8 +171,8 @@ class Generator:
         after MAX_RETRIES tries at one place the word is let through. A word begun in the start text
         is not checked. words="any" is torch-rnn's unconstrained sampling.
         """
-        o = SampleRequest(temperature=temperature, max_length=max_length, top_k=top_k, words=words, dictionary=dictionary,
-                          start_text=start_text, argmax=argmax).validate(
+        o = SampleRequest(temperature=temperature, max_length=max_length, top_k=top_k, words=words,
+                          dictionary=dictionary, start_text=start_text, argmax=argmax).validate(
             self.vocab, source=f"checkpoint {str(self.path)!r}")
         seeds = _checked_seeds(seeds)
         if not seeds:

@@ -239,17 +239,18 @@ def test_threads_never_oversubscribe_and_bf16_is_the_default_where_supported(mon
     from model.train import TrainConfig, choose_bf16, choose_threads
 
     monkeypatch.setattr(mt, "usable_cores", lambda: 2)
-    assert choose_threads(TrainConfig.torch_rnn_preset()) == 2                                  # 2x128 B50: the usable cores
+    assert choose_threads(TrainConfig.torch_rnn_preset()) == 2                # 2x128 B50: the usable cores
     assert choose_threads(TrainConfig(rnn_size=32, batch_size=8)) == 1         # tiny: one
     assert choose_threads(TrainConfig(threads=8)) == 2                     # never more than the cores
-    assert choose_threads(TrainConfig.torch_rnn_preset(), local_world=2) == 1                   # shared among local ranks
+    assert choose_threads(TrainConfig.torch_rnn_preset(), local_world=2) == 1  # shared among local ranks
     settings = load_settings(None)
     assert training_threads(settings) == 1                                     # the service: cores minus one
     monkeypatch.setattr(mt, "usable_cores", lambda: 1)
     assert training_threads(settings) == 1                                     # at least one
     cpu = torch.device("cpu")
     assert choose_bf16(TrainConfig(), cpu) == bf16_supported(cpu)
-    assert choose_bf16(TrainConfig(precision="float32"), cpu) is False and choose_bf16(TrainConfig(precision="bf16"), cpu) is True
+    assert choose_bf16(TrainConfig(precision="float32"), cpu) is False
+    assert choose_bf16(TrainConfig(precision="bf16"), cpu) is True
 
 
 @pytest.mark.parametrize("key,value,needle", [

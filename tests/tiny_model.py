@@ -61,7 +61,8 @@ def prepare(tmp: Path, n: int = 200, lines: list[str] = LINES, name: str = "corp
 def tiny_config(h5: Path, js: Path, ckdir: Path, **kw: Any):
     from model.train import TrainConfig
 
-    return TrainConfig.torch_rnn_preset(input_h5=str(h5), input_json=str(js), checkpoint_dir=str(ckdir), **{**TINY, **kw})
+    return TrainConfig.torch_rnn_preset(input_h5=str(h5), input_json=str(js), checkpoint_dir=str(ckdir),
+                                        **{**TINY, **kw})
 
 
 @dataclass(frozen=True)
