@@ -1,6 +1,6 @@
 """The typed, frozen sections of config.toml (bot/config.py reads the file into them). A section
 of a lower layer's concern embeds that layer's dataclass (model/train_config.py, model/sample_options.py,
-corpus/clean.py, corpus/vk.py, jobs/retrain.py) instead of restating its fields, defaults and checks.
+corpus/rules.py, corpus/vk.py, jobs/retrain.py) instead of restating its fields, defaults and checks.
 Every key here is documented in config.example.toml (a test checks both ways). Defaults are the
 embedded default: SQLite under ./data, the bundled sample corpus, no tokens (a local channel)."""
 from __future__ import annotations

@@ -14,7 +14,7 @@ import tomllib
 import pytest
 import torch
 
-from corpus.clean import CleanOptions
+from corpus.rules import CleanOptions
 from corpus.vk import ScrapeOptions
 from jobs.retrain import NightlyOptions
 from model.sample_options import SampleOptions
