@@ -205,7 +205,7 @@ class Generator:
         posts.close_open_rows()
         return posts.samples(seeds, known)
 
-    def _primed(self, o: SampleOptions, n: int) -> tuple[torch.Tensor, list]:
+    def _primed(self, o: SampleRequest, n: int) -> tuple[torch.Tensor, list]:
         """Logits and state after the shared prefix (a post gap, then the start text), run once with
         batch 1 and expanded to `n` rows."""
         dev = self.device
@@ -249,7 +249,7 @@ def _checked_seeds(seeds) -> list:
 class _Posts:
     """The posts of one `generate_samples` call as they grow, indexed by the row they started in."""
 
-    def __init__(self, n: int, o: SampleOptions, constrained: bool) -> None:
+    def __init__(self, n: int, o: SampleRequest, constrained: bool) -> None:
         self.o = o
         self.start_len = len(o.start_text)
         self.last = o.start_text[-1:] if o.start_text else ""   # the character before the first generated one
