@@ -89,7 +89,7 @@ def preprocess_cmd(input_txt, output_h5, output_json, val_frac, test_frac) -> No
                f"train {s['train']} / val {s['val']} / test {s['test']}; vocabulary {s['output_json']}")
 
 
-def _device(name: str | None) -> str | None:
+def _device(name: str) -> str:
     from model.distributed import device_name
 
     return device_name(name)
@@ -218,7 +218,8 @@ class Temperature(click.ParamType):
 @click.option("--top-k", type=int, show_default=True, help="Sample among the K likeliest characters (0: all).")
 @click.option("--sample", "sample_flag", type=click.IntRange(0, 1), default=1, show_default=True,
               help="0: always take the likeliest character (argmax).")
-@click.option("--seed", type=int, default=None, help="Seed of the first post; post i uses seed+i (default: random, printed).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the first post; post i uses seed+i (default: random, printed).")
 @click.option("--words", type=click.Choice(["known", "any"]), show_default=True,
               help="known: known-word decoding (an unknown word is taken back and sampled again); any: "
                    "torch-rnn's unconstrained sampling.")

@@ -263,7 +263,8 @@ class BackupSettings:
 
 SECTIONS: dict[str, type] = {
     "paths": PathsSettings, "corpus": CorpusSettings, "clean": CleanSettings, "filter": FilterSettings,
-    "model": ModelSettings, "train": TrainSettings, "sample": SampleSettings, "pool": PoolSettings, "screen": ScreenSettings,
-    "schedule": ScheduleSettings, "telegram": TelegramSettings, "vk": VkSettings, "log": LogSettings,
+    "model": ModelSettings, "train": TrainSettings, "sample": SampleSettings, "pool": PoolSettings,
+    "screen": ScreenSettings, "schedule": ScheduleSettings, "telegram": TelegramSettings, "vk": VkSettings,
+    "log": LogSettings,
     "backup": BackupSettings,
 }

@@ -59,7 +59,8 @@ class ScrapeReport:
     def lines(self) -> list[str]:
         out = [f"{g.community} (id {g.group_id}): {g.added} new posts, {g.refreshed} refreshed, "
                f"{g.requests} requests{' (resumed an interrupted run)' if g.resumed else ''}" for g in self.groups]
-        out.append(f"total: {self.added} new posts, {self.requests} requests, waited {self.waited:.0f} s on rate limits")
+        out.append(f"total: {self.added} new posts, {self.requests} requests,"
+                   f" waited {self.waited:.0f} s on rate limits")
         return out
 
 
@@ -235,7 +236,7 @@ def _fetch(client: VkClient, community: Community, offsets: list[int]):
 
 def _raise_inner(client: VkClient, community: Community, errors: list[dict], attempt: int) -> None:
     """An inner wall.get failed: wait on a rate limit (the batch resumes at that page), else raise."""
-    error = errors[0] if errors else {"error_code": 0, "error_msg": "execute returned no result"}
+    error: dict[str, Any] = errors[0] if errors else {"error_code": 0, "error_msg": "execute returned no result"}
     code = int(error.get("error_code", 0))
     if code in RATE_LIMIT_CODES:
         client.back_off(code, error.get("error_msg", ""), attempt)

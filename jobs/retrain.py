@@ -6,8 +6,9 @@ a run from scratch. The warm start's rate rises over a short ramp (`warmup_frac`
 start afresh, and its first steps are the largest) to `warm_lr_scale` x the learning rate, then
 follows the configured schedule ("hold": lowered in the last 25% of the night), so every night ends
 annealed. Re-warming to the full rate measured better than half of it, and each warm night
-scored better than the model it started from on the same held-out posts (benchmarks/nights.py). The budget is the night window (`window`: from schedule.retrain_at to
-schedule.retrain_until, less a margin for export and scoring) unless `max_minutes` is set.
+scored better than the model it started from on the same held-out posts (benchmarks/nights.py).
+The budget is the night window (`window`: from schedule.retrain_at to schedule.retrain_until,
+less a margin for export and scoring) unless `max_minutes` is set.
 
 The held-out posts are the same every night (model.preprocess splits by a hash of each post). A
 candidate is promoted only when its bits per character on them beat the active model's on the same
@@ -193,7 +194,8 @@ class RetrainResult:
         how = f" ({'warm start' if self.warm else 'from scratch'}, {self.minutes:.3g} min of training)" \
             if self.minutes else ""
         verdict = "promoted" if self.promoted else "kept the active model"
-        return (f"{verdict}: candidate {figures(self.candidate_version, self.candidate_bpc, self.candidate_readability)}"
+        candidate = figures(self.candidate_version, self.candidate_bpc, self.candidate_readability)
+        return (f"{verdict}: candidate {candidate}"
                 f"; active {figures(self.active_version, self.active_bpc, self.active_readability)}{how}")
 
 
