@@ -1,6 +1,6 @@
 # Two commands for a fresh machine with Python 3.11:
 #   make demo   set up .venv and run one full cycle of the bot on the embedded default
-#   make test   set up .venv and run the whole test suite
+#   make test   set up .venv, run the static checks (make lint: ruff, mypy), then the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
