@@ -128,16 +128,9 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     device = device_name(settings.train.device)
     holder = GeneratorHolder(checkpoint, device=device)
     log.info("generating with model %s", holder.version)
-    s = settings.schedule
     plan = ServicePlan(
-        sample=settings.sample.options(),
-        channel_pool=settings.pool.channel_size, subscriber_pool=settings.pool.subscriber_size,
-        batch_size=settings.pool.batch_size, oversample=settings.pool.oversample,
-        min_known_words=settings.screen.min_known_words, timezone=s.timezone, publish_times=tuple(s.publish_times),
-        pool_every_minutes=s.pool_every_minutes, reactions_every_minutes=s.reactions_every_minutes,
-        scrape_every_hours=s.scrape_every_hours, retrain_at=s.retrain_at if s.retrain else None,
-        remind_after_hours=s.remind_after_hours, backup_at=settings.backup.at or None,
-        heartbeat_file=str(settings.data_dir / "heartbeat"),
+        sample=settings.sample.options(), pool=settings.pool, screen=settings.screen, schedule=settings.schedule,
+        backup_at=settings.backup.at or None, heartbeat_file=str(settings.data_dir / "heartbeat"),
     )
     publishers = list(publishers)
     reaction_sources = []

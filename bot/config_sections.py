@@ -1,6 +1,7 @@
 """The typed, frozen sections of config.toml (bot/config.py reads the file into them). A section
 of a lower layer's concern embeds that layer's dataclass (model/train_config.py, model/sample_options.py,
-corpus/rules.py, corpus/vk.py, jobs/retrain.py) instead of restating its fields, defaults and checks.
+corpus/rules.py, corpus/vk.py, jobs/retrain.py,
+jobs/pool.py, jobs/scheduler.py) instead of restating its fields, defaults and checks.
 Every key here is documented in config.example.toml (a test checks both ways). Defaults are the
 embedded default: SQLite under ./data, the bundled sample corpus, no tokens (a local channel)."""
 from __future__ import annotations
@@ -10,12 +11,13 @@ from dataclasses import dataclass, field
 from bot.secrets import Secret
 from corpus.rules import CleanOptions
 from corpus.vk import ScrapeOptions
+from jobs.pool import PoolOptions, ScreenOptions
 from jobs.retrain import NightlyOptions
+from jobs.scheduler import ScheduleOptions
 from model.sample_options import SampleOptions
 from model.train_config import ModelShape, TrainOptions
 
 TELEGRAM_API = "https://api.telegram.org/bot"
-MINUTES_PER_YEAR = 525_600.0
 
 
 @dataclass(frozen=True)
@@ -105,67 +107,27 @@ class SampleSettings(SampleOptions):
 
 
 @dataclass(frozen=True)
-class PoolSettings:
-    channel_size: int = 5
-    subscriber_size: int = 20
-    batch_size: int = 16
-    oversample: int = 3
+class PoolSettings(PoolOptions):
+    """[pool]: jobs/pool.py PoolOptions."""
 
     def validate(self) -> dict[str, str]:
-        problems = {}
-        for key in ("channel_size", "subscriber_size"):
-            if getattr(self, key) < 0:
-                problems[key] = "an integer >= 0"
-        if self.batch_size <= 0:
-            problems["batch_size"] = "a positive integer (posts generated per batch)"
-        if not 1 <= self.oversample <= 20:
-            problems["oversample"] = "an integer from 1 to 20 (candidates generated per draft kept)"
-        return problems
+        return self.problems()
 
 
 @dataclass(frozen=True)
-class ScreenSettings:
-    min_known_words: float = 0.9
+class ScreenSettings(ScreenOptions):
+    """[screen]: jobs/pool.py ScreenOptions."""
 
     def validate(self) -> dict[str, str]:
-        if not 0 <= self.min_known_words <= 1:
-            return {"min_known_words": "a number from 0 to 1 (a share of words)"}
-        return {}
+        return self.problems()
 
 
 @dataclass(frozen=True)
-class ScheduleSettings:
-    timezone: str = "UTC"
-    publish_times: list[str] = field(default_factory=lambda: ["09:00", "13:00", "17:00", "21:00"])
-    pool_every_minutes: float = 10.0
-    reactions_every_minutes: float = 30.0
-    scrape_every_hours: float = 6.0
-    retrain: bool = True
-    retrain_at: str = "03:30"
-    retrain_until: str = "07:30"
-    remind_after_hours: float = 12.0
+class ScheduleSettings(ScheduleOptions):
+    """[schedule]: jobs/scheduler.py ScheduleOptions."""
 
     def validate(self) -> dict[str, str]:
-        problems = {}
-        for key, most in (("pool_every_minutes", MINUTES_PER_YEAR), ("reactions_every_minutes", MINUTES_PER_YEAR),
-                          ("scrape_every_hours", MINUTES_PER_YEAR / 60), ("remind_after_hours", MINUTES_PER_YEAR / 60)):
-            if not 0 < getattr(self, key) <= most:
-                problems[key] = f"a positive number of at most {most:g} (a year)"
-        for key, times in (("publish_times", self.publish_times), ("retrain_at", [self.retrain_at]),
-                           ("retrain_until", [self.retrain_until])):
-            for time in times:
-                hour, _, minute = time.partition(":")
-                if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
-                    problems[key] = f"times as 'HH:MM', got {time!r}"
-        if "retrain_until" not in problems and self.retrain_until == self.retrain_at:
-            problems["retrain_until"] = f"a time other than retrain_at ({self.retrain_at!r}): the night window is empty"
-        try:
-            import zoneinfo
-
-            zoneinfo.ZoneInfo(self.timezone)
-        except Exception:  # noqa: BLE001 - any failure means the name is unusable
-            problems["timezone"] = f"an IANA time zone name such as 'Europe/Moscow', got {self.timezone!r}"
-        return problems
+        return self.problems()
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ async def generate_draft(service: Service, *, start_text: str, purpose: str, ok_
         service.holder.generate_samples, seeds, start_text=start_text, **options.as_kwargs())
     ids = store_generated(service.db, samples, seeds, version=version, options=options, purpose=purpose,
                           ok_status=ok_status, stoplist=service.stoplist, start_text=start_text, keep=1,
-                          min_known_words=service.plan.min_known_words)
+                          min_known_words=service.plan.screen.min_known_words)
     return draft_rows.get_draft(service.db, ids[0]) if ids else None
 
 
@@ -104,7 +104,7 @@ def screen_shown(service: Service, draft: dict, text: str) -> str | None:
     if draft["final_text"]:
         return screen_edit(service.db, text, service.stoplist)
     return screen(service.db, text, service.stoplist, replace(Measures.of_row(draft), shared_chars=None),
-                  min_known_words=service.plan.min_known_words)
+                  min_known_words=service.plan.screen.min_known_words)
 
 
 def top_of_week(service: Service) -> list[dict[str, Any]]:

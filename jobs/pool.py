@@ -43,6 +43,39 @@ class Sample(Protocol):
 
 
 @dataclass(frozen=True)
+class PoolOptions:
+    """[pool]: how many drafts wait, and how they are made."""
+
+    channel_size: int = 5         # approved-or-pending drafts kept for the channel
+    subscriber_size: int = 20     # ready posts kept for /generate
+    batch_size: int = 16          # posts generated per batch
+    oversample: int = 3           # candidates generated per draft kept (the best-scoring that pass the screen)
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        for key in ("channel_size", "subscriber_size"):
+            if getattr(self, key) < 0:
+                problems[key] = "an integer >= 0"
+        if self.batch_size <= 0:
+            problems["batch_size"] = "a positive integer (posts generated per batch)"
+        if not 1 <= self.oversample <= 20:
+            problems["oversample"] = "an integer from 1 to 20 (candidates generated per draft kept)"
+        return problems
+
+
+@dataclass(frozen=True)
+class ScreenOptions:
+    """[screen]: what a generated draft must reach besides the stop-list."""
+
+    min_known_words: float = 0.9  # the least share of known words
+
+    def problems(self) -> dict[str, str]:
+        if not 0 <= self.min_known_words <= 1:
+            return {"min_known_words": "a number from 0 to 1 (a share of words)"}
+        return {}
+
+
+@dataclass(frozen=True)
 class Measures:
     """A draft's measures, stored with it (drafts columns of the same names; NULL = not measured,
     as for drafts made before they existed)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -15,6 +16,44 @@ from apscheduler.triggers.interval import IntervalTrigger
 # the time up to which publishing is accounted for and catches up at start (`missed_slot`).
 MISFIRE_GRACE_SECONDS = 6 * 3600
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
+
+MINUTES_PER_YEAR = 525_600.0
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """[schedule]: when the service's jobs run, in `timezone`."""
+
+    timezone: str = "UTC"
+    publish_times: list[str] = field(default_factory=lambda: ["09:00", "13:00", "17:00", "21:00"])
+    pool_every_minutes: float = 10.0
+    reactions_every_minutes: float = 30.0
+    scrape_every_hours: float = 6.0
+    retrain: bool = True
+    retrain_at: str = "03:30"
+    retrain_until: str = "07:30"
+    remind_after_hours: float = 12.0
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        for key, most in (("pool_every_minutes", MINUTES_PER_YEAR), ("reactions_every_minutes", MINUTES_PER_YEAR),
+                          ("scrape_every_hours", MINUTES_PER_YEAR / 60), ("remind_after_hours", MINUTES_PER_YEAR / 60)):
+            if not 0 < getattr(self, key) <= most:
+                problems[key] = f"a positive number of at most {most:g} (a year)"
+        for key, times in (("publish_times", self.publish_times), ("retrain_at", [self.retrain_at]),
+                           ("retrain_until", [self.retrain_until])):
+            for time in times:
+                hour, _, minute = time.partition(":")
+                if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+                    problems[key] = f"times as 'HH:MM', got {time!r}"
+        if "retrain_until" not in problems and self.retrain_until == self.retrain_at:
+            problems["retrain_until"] = f"a time other than retrain_at ({self.retrain_at!r}): the night window is empty"
+        try:
+            ZoneInfo(self.timezone)
+        except Exception:  # noqa: BLE001 - any failure means the name is unusable
+            problems["timezone"] = f"an IANA time zone name such as 'Europe/Moscow', got {self.timezone!r}"
+        return problems
+
 
 Job = Callable[[], Awaitable[object]]
 

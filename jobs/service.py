@@ -19,7 +19,7 @@ from corpus.store.state import get_state, set_state
 from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
 from jobs.moderation import Moderation
-from jobs.pool import SampleOptions, fill_pool
+from jobs.pool import PoolOptions, SampleOptions, ScreenOptions, fill_pool
 from jobs.publish import Publisher, PublishState, publish_next, reconcile
 from jobs.tune import resolve_options, tune_and_store
 from jobs.reactions import ReactionSource, collect_reactions
@@ -38,23 +38,15 @@ MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the 
 
 @dataclass(frozen=True)
 class ServicePlan:
-    """What the service does and when; built by the bot from its settings."""
+    """What the service does and when; built by the bot from its settings (each field's defaults
+    live once, in its options dataclass)."""
 
     sample: SampleOptions = field(default_factory=SampleOptions)
-    channel_pool: int = 5
-    subscriber_pool: int = 20
-    batch_size: int = 16
-    oversample: int = 3  # candidates generated per draft kept (the best-scoring that pass the screen)
-    min_known_words: float = 0.9  # the screen's least share of known words
+    pool: PoolOptions = field(default_factory=PoolOptions)
+    screen: ScreenOptions = field(default_factory=ScreenOptions)
+    schedule: sched.ScheduleOptions = field(default_factory=sched.ScheduleOptions)
     max_rounds: int = 3  # generation rounds per pool run when screening rejects drafts
     tune_posts: int = 48  # posts per temperature when a promoted model is tuned (jobs/tune.py)
-    timezone: str = "UTC"
-    publish_times: Sequence[str] = ("09:00", "13:00", "17:00", "21:00")
-    pool_every_minutes: float = 10.0
-    reactions_every_minutes: float = 30.0
-    scrape_every_hours: float = 6.0
-    retrain_at: str | None = "03:30"
-    remind_after_hours: float = 12.0
     backup_at: str | None = None         # HH:MM of the nightly database backup (needs a backuper)
     heartbeat_file: str | None = None    # touched every minute while the schedule runs (HEALTHCHECK)
 
@@ -102,19 +94,20 @@ class Service:
     async def tune(self) -> TuneResult | None:
         """`buhurt tune` for the loaded model, stored with its version (after a promotion)."""
         return await tune_and_store(self.db, self.holder, self.stoplist, options=self.plan.sample,
-                              k=self.plan.tune_posts, min_known_words=self.plan.min_known_words)
+                              k=self.plan.tune_posts, min_known_words=self.plan.screen.min_known_words)
 
     def pool_kwargs(self) -> dict:
         """fill_pool's arguments from the plan (the pool job and the /generate refill share them)."""
         plan = self.plan
-        return dict(batch_size=plan.batch_size, options=self.sample_options(), stoplist=self.stoplist,
-                    max_rounds=plan.max_rounds, oversample=plan.oversample, min_known_words=plan.min_known_words)
+        return dict(batch_size=plan.pool.batch_size, options=self.sample_options(), stoplist=self.stoplist,
+                    max_rounds=plan.max_rounds, oversample=plan.pool.oversample,
+                    min_known_words=plan.screen.min_known_words)
 
     async def fill_pools(self) -> list[int]:
         await self.follow_active_model()
         common = self.pool_kwargs()
         created = await fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL,
-                                  target=self.plan.channel_pool, moderated=self.moderation.enabled, **common)
+                                  target=self.plan.pool.channel_size, moderated=self.moderation.enabled, **common)
         created += await self.fill_subscriber_pool()
         if self.moderation.enabled:
             await self.dispatch_moderation()
@@ -124,7 +117,7 @@ class Service:
         """Top the /generate pool up to `subscriber_pool` ready drafts (the pool job, and the
         refill after a subscriber took one)."""
         return await fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER,
-                               target=self.plan.subscriber_pool, **self.pool_kwargs())
+                               target=self.plan.pool.subscriber_size, **self.pool_kwargs())
 
     async def dispatch_moderation(self) -> int:
         """Show pending drafts that the moderators have not seen yet."""
@@ -152,7 +145,7 @@ class Service:
         """Remind the moderators when nothing was approved for `remind_after_hours`."""
         if not self.moderation.enabled:
             return False
-        hours = self.plan.remind_after_hours
+        hours = self.plan.schedule.remind_after_hours
         pending = draft_rows.count_by_status(self.db).get("pending", 0)
         last_decision = draft_rows.last_action_at(self.db, ["approve", "edit"]) or ""
         last_reminder = get_state(self.db, "last_reminder_at") or ""
@@ -214,20 +207,20 @@ class Service:
 
     def start_schedule(self) -> None:
         """Register every job on an AsyncIOScheduler running on the current event loop."""
-        plan = self.plan
-        scheduler = sched.build_scheduler(plan.timezone)
-        sched.add_interval(scheduler, self.fill_pools, job_id="pool", minutes=plan.pool_every_minutes, run_now=True)
+        plan, when = self.plan, self.plan.schedule
+        scheduler = sched.build_scheduler(when.timezone)
+        sched.add_interval(scheduler, self.fill_pools, job_id="pool", minutes=when.pool_every_minutes, run_now=True)
         sched.add_interval(scheduler, self.remind_if_idle, job_id="remind", minutes=30)
-        sched.add_daily(scheduler, self.publish, job_id="publish", times=plan.publish_times, timezone=plan.timezone)
+        sched.add_daily(scheduler, self.publish, job_id="publish", times=when.publish_times, timezone=when.timezone)
         if self.reaction_sources:
-            sched.add_interval(scheduler, self.collect, job_id="reactions", minutes=plan.reactions_every_minutes)
+            sched.add_interval(scheduler, self.collect, job_id="reactions", minutes=when.reactions_every_minutes)
         if self.scraper is not None:
-            sched.add_interval(scheduler, self.scrape, job_id="scrape", minutes=plan.scrape_every_hours * 60)
-        if self.retrainer is not None and plan.retrain_at:
-            sched.add_daily(scheduler, self.retrain, job_id="retrain", times=[plan.retrain_at], timezone=plan.timezone)
+            sched.add_interval(scheduler, self.scrape, job_id="scrape", minutes=when.scrape_every_hours * 60)
+        if self.retrainer is not None and when.retrain:
+            sched.add_daily(scheduler, self.retrain, job_id="retrain", times=[when.retrain_at], timezone=when.timezone)
         self._catch_up_publishing(scheduler)
         if self.backuper is not None and plan.backup_at:
-            sched.add_daily(scheduler, self.backup, job_id="backup", times=[plan.backup_at], timezone=plan.timezone)
+            sched.add_daily(scheduler, self.backup, job_id="backup", times=[plan.backup_at], timezone=when.timezone)
         if plan.heartbeat_file:
             sched.add_interval(scheduler, self.heartbeat, job_id="heartbeat", minutes=1, run_now=True)
         for job in scheduler.get_jobs():  # every run is tracked, so that `stop` can let it finish
@@ -274,7 +267,7 @@ class Service:
         set_state(self.db, PUBLISH_COVERED, now.replace(microsecond=0).isoformat())
         if not covered:
             return  # the first start: nothing was missed
-        missed = sched.missed_slot(self.plan.publish_times, self.plan.timezone,
+        missed = sched.missed_slot(self.plan.schedule.publish_times, self.plan.schedule.timezone,
                                    covered_until=dt.datetime.fromisoformat(covered), now=now)
         if missed is None:
             return

@@ -14,8 +14,9 @@ from jobs.generator import GeneratorHolder
 from model.words import decoding_options
 from jobs.model_registry import bundled_checkpoint
 from jobs.moderation import AutoApprove
-from jobs.pool import SampleOptions, screen
+from jobs.pool import PoolOptions, SampleOptions, screen
 from jobs.publish import PublishError, publish_next, reconcile
+from jobs.scheduler import ScheduleOptions
 from jobs.service import Service, ServicePlan
 
 
@@ -73,7 +74,7 @@ def test_screen_rejects_stoplisted_short_and_copied_texts(db):
 
 
 def test_pool_fills_to_target_and_auto_approves_without_moderators(db, holder):
-    service = make_service(db, holder, channel_pool=3, subscriber_pool=4, batch_size=4)
+    service = make_service(db, holder, pool=PoolOptions(channel_size=3, subscriber_size=4, batch_size=4))
     created = asyncio.run(service.fill_pools())
     counts = drafts.count_by_status(db)
     assert counts.get("queued", 0) == 3 and drafts.count_by_status(db, "subscriber").get("ready", 0) == 4
@@ -89,7 +90,7 @@ def test_pool_fills_to_target_and_auto_approves_without_moderators(db, holder):
 
 def test_moderated_pool_sends_each_draft_to_the_moderators_once(db, holder):
     moderation = Moderators(enabled=True)
-    service = make_service(db, holder, moderation, channel_pool=2, subscriber_pool=0, batch_size=2)
+    service = make_service(db, holder, moderation, pool=PoolOptions(channel_size=2, subscriber_size=0, batch_size=2))
     asyncio.run(service.fill_pools())
     asyncio.run(service.fill_pools())
     pending = drafts.with_status(db, "pending")
@@ -98,7 +99,7 @@ def test_moderated_pool_sends_each_draft_to_the_moderators_once(db, holder):
 
 
 def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
-    service = make_service(db, holder, channel_pool=0, subscriber_pool=3, batch_size=3)
+    service = make_service(db, holder, pool=PoolOptions(channel_size=0, subscriber_size=3, batch_size=3))
     asyncio.run(service.fill_pools())
     ready = drafts.with_status(db, "ready", purpose="subscriber")
     assert len(ready) == 3
@@ -162,14 +163,14 @@ def test_crash_between_sending_and_recording_never_publishes_twice(db):
 
 def test_reminder_when_nothing_was_approved(db, holder):
     moderation = Moderators(enabled=True)
-    service = make_service(db, holder, moderation, remind_after_hours=0.0001)
+    service = make_service(db, holder, moderation, schedule=ScheduleOptions(remind_after_hours=0.0001))
     drafts.add_draft(db, text="X\n@\nY", model_version="v", temperature=1, seed=1, max_length=500, status="pending")
     assert asyncio.run(service.remind_if_idle()) is True and moderation.reminders == [1]
     assert asyncio.run(service.remind_if_idle()) is False  # not again right away
 
 
 def test_schedule_registers_every_job_with_shared_defaults(db, holder):
-    service = make_service(db, holder, publish_times=("09:00", "21:30"), retrain_at="03:30")
+    service = make_service(db, holder, schedule=ScheduleOptions(publish_times=["09:00", "21:30"], retrain_at="03:30"))
     service.retrainer = lambda: None
 
     async def start():

@@ -124,14 +124,14 @@ def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint
     from jobs.generator import GeneratorHolder
     from jobs.model_registry import install_checkpoint
     from jobs.moderation import AutoApprove
-    from jobs.pool import SampleOptions
+    from jobs.pool import PoolOptions, SampleOptions
     from jobs.service import Service, ServicePlan
 
     models = tmp_path / "models"
     old = install_checkpoint(db, tiny_checkpoint, models, val_loss=None)
     model_rows.promote(db, old)
     service = Service(db, GeneratorHolder(models / f"{old}.pt"), plan=ServicePlan(sample=SampleOptions(0.8, 60, 0),
-                      channel_pool=1, subscriber_pool=0), publishers=[], moderation=AutoApprove(),
+                      pool=PoolOptions(channel_size=1, subscriber_size=0)), publishers=[], moderation=AutoApprove(),
                       stoplist=StopList())
     assert asyncio.run(service.follow_active_model()) is None          # nothing changed
 

@@ -106,11 +106,12 @@ def test_doctor_quick_reads_the_heartbeat(capsys, tmp_path, server):
 
 
 def test_the_schedule_touches_the_heartbeat_and_backs_up_nightly(tmp_path, db):
+    from jobs.scheduler import ScheduleOptions
     from jobs.service import Service, ServicePlan
 
     heartbeat = tmp_path / "heartbeat"
     copies = tmp_path / "backups"
-    plan = ServicePlan(heartbeat_file=str(heartbeat), backup_at="04:30", retrain_at=None)
+    plan = ServicePlan(heartbeat_file=str(heartbeat), backup_at="04:30", schedule=ScheduleOptions(retrain=False))
     service = Service(db, None, plan=plan, publishers=[], moderation=None, stoplist=None,
                       backuper=lambda: nightly_backup(tmp_path / "test.sqlite3", copies, 2))
 

@@ -16,7 +16,9 @@ import torch
 
 from corpus.rules import CleanOptions
 from corpus.vk import ScrapeOptions
+from jobs.pool import PoolOptions, ScreenOptions
 from jobs.retrain import NightlyOptions
+from jobs.scheduler import ScheduleOptions
 from model.sample_options import SampleOptions
 from model.train_config import ModelShape, TrainConfig, TrainOptions
 from tests.helpers import ROOT, run_cli
@@ -25,7 +27,8 @@ EXAMPLE = ROOT / "config.example.toml"
 SAMPLE_FLAGS = {"max_length": "--length", "temperature": "--temperature", "top_k": "--top-k", "words": "--words",
                 "dictionary": "--dictionary"}
 EMBEDDED = [("model", ModelShape), ("train", TrainOptions), ("train", NightlyOptions), ("sample", SampleOptions),
-            ("clean", CleanOptions), ("vk", ScrapeOptions)]
+            ("clean", CleanOptions), ("vk", ScrapeOptions), ("pool", PoolOptions), ("screen", ScreenOptions),
+            ("schedule", ScheduleOptions)]
 OVERRIDDEN = {("sample", "temperature"): "auto"}   # the service samples at the model's tuned temperature
 
 
@@ -73,6 +76,10 @@ def test_example_dataclasses_and_help_agree(capsys):
             assert raw[table][f.name] == f.default, f"config.example.toml {table}.{f.name}"
             assert train.get(flag(f.name)) == str(f.default), f"buhurt train {flag(f.name)}"
     assert train["--num-threads"] == train["--threads"]
+    for table, cls in (("pool", PoolOptions), ("screen", ScreenOptions), ("schedule", ScheduleOptions)):
+        for f in dataclasses.fields(cls):
+            want = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            assert raw[table][f.name] == want, f"config.example.toml {table}.{f.name}"
     sample = help_defaults(capsys, "--config", str(EXAMPLE), "sample")
     for f in dataclasses.fields(SampleOptions):
         value = OVERRIDDEN.get(("sample", f.name), f.default)

@@ -10,7 +10,7 @@ from corpus.stoplist import StopList
 from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
 from jobs.generator import GeneratorHolder
-from jobs.pool import SampleOptions
+from jobs.pool import PoolOptions, SampleOptions
 from jobs.tune import FALLBACK_TEMPERATURE, resolve_options, store_tuned, tune, tuned_temperature, word_pairs
 from tests.helpers import run_cli, varied_posts
 
@@ -75,8 +75,8 @@ def test_a_promoted_model_is_tuned_and_auto_uses_it(db, tiny_checkpoint):
     _corpus(db)
     holder = GeneratorHolder(tiny_checkpoint)
     model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
-    plan = ServicePlan(sample=SampleOptions("auto", 150, 0, "known", "none"), tune_posts=2, channel_pool=0,
-                       subscriber_pool=0)
+    plan = ServicePlan(sample=SampleOptions("auto", 150, 0, "known", "none"), tune_posts=2,
+                       pool=PoolOptions(channel_size=0, subscriber_size=0))
     service = Service(db, holder, plan=plan, publishers=[RecordingChannel()], moderation=Moderators(),
                       stoplist=StopList())
     assert service.sample_options().temperature == FALLBACK_TEMPERATURE
