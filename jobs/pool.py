@@ -67,7 +67,7 @@ class PoolOptions:
 class ScreenOptions:
     """[screen]: what a generated draft must reach besides the stop-list."""
 
-    min_known_words: float = 0.9  # the least share of known words
+    min_known_words: float = MIN_KNOWN_WORDS  # the least share of known words
 
     def problems(self) -> dict[str, str]:
         if not 0 <= self.min_known_words <= 1:

@@ -26,13 +26,14 @@ from corpus.store.model_versions import metrics_json, set_metrics_json
 from corpus.store.posts import kept_clean_texts
 from jobs.generator import GeneratorHolder
 from jobs.pool import MIN_KNOWN_WORDS, SampleOptions, measure, screen
+from model.sample_options import DEFAULT_TEMPERATURE
 from model.words import normalise, words_of
 
 log = logging.getLogger(__name__)
 
 TEMPERATURES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 DEFAULT_K = 48
-FALLBACK_TEMPERATURE = 0.8     # `sample.temperature = "auto"` before a model was tuned
+FALLBACK_TEMPERATURE = DEFAULT_TEMPERATURE  # `sample.temperature = "auto"` before a model was tuned
 METRICS_KEY = "tuned"          # model_versions.metrics_json[METRICS_KEY]
 
 

@@ -1,7 +1,8 @@
 """The char-RNN: embedding -> fused multi-layer LSTM/GRU/RNN -> linear head. No file I/O here.
 
-Defaults equal jcjohnson/torch-rnn's train.lua flags (wordvec_size 64, rnn_size 128, 2 layers,
-dropout 0). The recurrent core is PyTorch's fused nn.LSTM / nn.GRU / nn.RNN (cuDNN on a GPU).
+The shape's defaults are ModelShape's (model/train_config.py: the product's 2x256; torch-rnn's
+2x128 is TrainConfig.torch_rnn_preset()). The recurrent core is PyTorch's fused nn.LSTM / nn.GRU /
+nn.RNN (cuDNN on a GPU).
 """
 from __future__ import annotations
 
@@ -11,28 +12,29 @@ import torch
 from torch import nn
 
 from model.errors import ModelError
+from model.train_config import ModelShape
 
-MODEL_TYPES = ("lstm", "gru", "rnn")
+_SHAPE = ModelShape()   # the shape's defaults live once, in model/train_config.py
 
 
-@dataclass(frozen=True)
+@dataclass
 class ModelConfig:
+    """What CharRNN is built from: the vocabulary size and a ModelShape (its defaults and checks)."""
+
     vocab_size: int
-    model_type: str = "lstm"
-    wordvec_size: int = 64
-    rnn_size: int = 128
-    num_layers: int = 2
-    dropout: float = 0.0
+    model_type: str = _SHAPE.model_type
+    wordvec_size: int = _SHAPE.wordvec_size
+    rnn_size: int = _SHAPE.rnn_size
+    num_layers: int = _SHAPE.num_layers
+    dropout: float = _SHAPE.dropout
 
     def __post_init__(self) -> None:
-        if self.model_type not in MODEL_TYPES:
-            raise ModelError(f"model_type={self.model_type!r}: expected one of {', '.join(MODEL_TYPES)}")
-        for name in ("vocab_size", "wordvec_size", "rnn_size", "num_layers"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ModelError(f"{name}={v!r}: expected a positive integer")
-        if not (0.0 <= float(self.dropout) < 1.0):
-            raise ModelError(f"dropout={self.dropout!r}: expected a number in [0, 1)")
+        shape = ModelShape(**{f.name: getattr(self, f.name) for f in fields(ModelShape)})
+        problems = shape.problems()
+        if not isinstance(self.vocab_size, int) or isinstance(self.vocab_size, bool) or self.vocab_size < 1:
+            problems["vocab_size"] = "a positive integer"
+        for name, expected in problems.items():
+            raise ModelError(f"{name}={getattr(self, name)!r}: expected {expected}")
 
     def to_dict(self) -> dict:
         return asdict(self)
