@@ -21,7 +21,7 @@ from model.files import file_version
 from model.lstm import model_from_checkpoint
 from model.rng import seed_keys, uniforms
 from model.vocab import Vocab, format_chars
-from model.sample_options import SampleOptions
+from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
 from model.words import KnownWords, words_of
 
 MAX_LEADING_NEWLINES = 16
@@ -151,7 +151,8 @@ class Generator:
         j[~over[rows, j]] = lg.shape[1] - 1          # none above u (rounding): the last token
         return j if idx is None else idx[rows, j]
 
-    def generate(self, seeds, temperature: float = 0.8, start_text: str = "", max_length: int = 500,
+    def generate(self, seeds, temperature: float = DEFAULT_TEMPERATURE, start_text: str = "",
+                 max_length: int = SampleOptions.max_length,
                  top_k: int = 0, argmax: bool = False, words: str = "any", dictionary: str = "none") -> list[str]:
         """One post per seed: start_text + generated text up to the post gap (not included),
         at most max_length characters, trailing whitespace stripped."""
@@ -159,9 +160,9 @@ class Generator:
                                                       words, dictionary)]
 
     @torch.inference_mode()
-    def generate_samples(self, seeds, temperature: float = 0.8, start_text: str = "", max_length: int = 500,
-                         top_k: int = 0, argmax: bool = False, words: str = "any",
-                         dictionary: str = "none") -> list[Sample]:
+    def generate_samples(self, seeds, temperature: float = DEFAULT_TEMPERATURE, start_text: str = "",
+                         max_length: int = SampleOptions.max_length, top_k: int = 0, argmax: bool = False,
+                         words: str = "any", dictionary: str = "none") -> list[Sample]:
         """`generate`, with each post's measures (`Sample`).
 
         words="known": known-word decoding. When a row's word (a run of letters) can no longer become
