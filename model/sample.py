@@ -22,11 +22,12 @@ from model.lstm import model_from_checkpoint
 from model.rng import seed_keys, uniforms
 from model.vocab import Vocab, format_chars
 from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
-from model.words import KnownWords, words_of
+from model.words import KnownWords, PrefixTable, words_of
 
 MAX_LEADING_NEWLINES = 16
 MAX_RETRIES = 20        # known-word decoding: resamples of one word before an unknown one is let through
 STEP_FACTOR = 6         # known-word decoding: a row makes at most STEP_FACTOR * max_length picks
+PREFIX_TABLE_LIMIT = 1 << 15   # prefix-table states kept between calls (4 bytes per state and letter of the vocabulary)
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,9 @@ class Sample:
     words: int = 0
 
 
-def _logprobs(logits: torch.Tensor, ids: np.ndarray) -> np.ndarray:
-    """Natural-log probability (temperature 1) of each row's picked token (numpy: at small batches
-    torch's per-call overhead costs more than the arithmetic)."""
-    lg = logits.detach().float().cpu().numpy()
+def _logprobs(lg: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Natural-log probability (temperature 1) of each row's picked token, from the step's logits
+    (float32, numpy: at small batches torch's per-call overhead costs more than the arithmetic)."""
     m = lg.max(axis=1)
     lse = m + np.log(np.exp(lg - m[:, None]).sum(axis=1))
     picked = lg[np.arange(len(lg)), np.asarray(ids, dtype=np.int64)]
@@ -101,7 +101,8 @@ class Generator:
         self.lexicon: tuple[str, ...] = tuple(lex["words"]) if isinstance(lex, dict) else ()
         self.lexicon_min_count = lex.get("min_count") if isinstance(lex, dict) else None
         self._known: dict[str, KnownWords] = {}
-        self._is_letter = [len(t) == 1 and t.isalpha() for t in self.vocab.tokens]
+        self._tables: dict[str, PrefixTable] = {}
+        self._tokens = _Tokens.of(self.vocab.tokens)
         self.checkpoint_meta["path"] = str(path)
         self.checkpoint_meta["version"] = version
         model = model_from_checkpoint(ck, "cpu")
@@ -129,10 +130,10 @@ class Generator:
             kw = self._known[dictionary] = KnownWords(self.lexicon, dictionary)
         return kw
 
-    def _pick(self, logits: torch.Tensor, keys: np.ndarray, steps, o: SampleRequest) -> np.ndarray:
-        """Inverse-CDF sampling in float64, in place (the same arithmetic, so the same picks, as the
-        allocating form lg / T - max, exp, cumsum, count of cdf <= u)."""
-        lg = logits.detach().float().cpu().numpy()
+    @staticmethod
+    def _pick(lg: np.ndarray, keys: np.ndarray, steps, o: SampleRequest) -> np.ndarray:
+        """Inverse-CDF sampling in float64 from the step's logits (float32, numpy), in place (the same
+        arithmetic, so the same picks, as the allocating form lg / T - max, exp, cumsum, count of cdf <= u)."""
         if o.argmax:
             return lg.argmax(axis=1)
         idx = None
@@ -171,6 +172,9 @@ class Generator:
         and logits there, saved when the word began) and samples again with its next random numbers;
         after MAX_RETRIES tries at one place the word is let through. A word begun in the start text
         is not checked. words="any" is torch-rnn's unconstrained sampling.
+
+        The rows' bookkeeping is arrays over the batch (`_Batch`), the words' prefixes a table the
+        batch reads at once (`model.words.PrefixTable`): no Python loop per row and step.
         """
         o = SampleRequest(temperature=temperature, max_length=max_length, top_k=top_k, words=words,
                           dictionary=dictionary, start_text=start_text, argmax=argmax).validate(
@@ -182,29 +186,36 @@ class Generator:
         constrained = o.words == "known" and not known.empty and not o.argmax
         n, dev = len(seeds), self.device
         logits, state = self._primed(o, n)
-        posts = _Posts(n, o, constrained)
-        guard = _WordGuard(n, known, self._is_letter, logits.shape[1], _flat(state).shape[1], dev) \
-            if constrained else None
+        batch = _Batch(n, o, self._tokens, self.prefix_table(o.dictionary) if constrained else None)
+        saved = _SavedStarts(n, logits.shape[1], state, dev) if constrained else None
         keys = seed_keys(seeds)
         rows = np.arange(n)                          # original index of each active row
         picks = np.zeros(n, dtype=np.int64)          # picks made per row: its position in its random stream
         while True:
-            ids = self._pick(logits, keys[rows], picks[rows], o)
+            lg = logits.detach().float().cpu().numpy()
+            ids = self._pick(lg, keys[rows], picks[rows], o)
             picks[rows] += 1
-            keep, back = self._feed(posts, guard, rows, ids, _logprobs(logits, ids), picks)
-            if guard is not None:
-                guard.save_word_starts(rows, logits, state)
+            keep, back, starts = batch.feed(rows, ids, _logprobs(lg, ids), picks[rows])
+            if saved is not None and len(starts):
+                saved.save(rows, starts, logits, state)
             if not keep.any():
                 break
             if not keep.all():                       # finished rows leave the batch
-                back = [int(x) for x in np.cumsum(keep)[[j for j in back if keep[j]]] - 1] if back else back
+                back = np.cumsum(keep)[back[keep[back]]] - 1
                 state = FastStep.select(state, torch.from_numpy(np.flatnonzero(keep)).to(dev))
                 rows, ids = rows[keep], ids[keep]
             logits, state = self.step(torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(dev), state)
-            if back and guard is not None:
-                guard.take_back_states(back, rows[back], logits, state)
-        posts.close_open_rows()
-        return posts.samples(seeds, known)
+            if saved is not None and len(back):
+                saved.restore(back, rows[back], logits, state)
+        return batch.samples(seeds, known)
+
+    def prefix_table(self, dictionary: str) -> PrefixTable:
+        """The known words' prefix table over this model's vocabulary (kept between calls; begun anew
+        at a call once it has grown past PREFIX_TABLE_LIMIT states)."""
+        table = self._tables.get(dictionary)
+        if table is None or len(table) > PREFIX_TABLE_LIMIT:
+            table = self._tables[dictionary] = PrefixTable(self.known_words(dictionary), self.vocab.tokens)
+        return table
 
     def _primed(self, o: SampleRequest, n: int) -> tuple[torch.Tensor, list]:
         """Logits and state after the shared prefix (a post gap, then the start text), run once with
@@ -219,25 +230,6 @@ class Generator:
             logits = torch.zeros(1, len(self.vocab), device=dev)
         return logits.expand(n, -1), FastStep.expand(state, n)
 
-    def _feed(self, posts: "_Posts", guard: "_WordGuard | None", rows: np.ndarray, ids: np.ndarray,
-              lp: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        """Give each active row its picked character. Returns which rows stay in the batch and the
-        rows (positions in `rows`) that go back to where their word began."""
-        keep = np.ones(len(rows), dtype=bool)
-        back: list[int] = []
-        tokens_of = self.vocab.tokens
-        for j, (r, t) in enumerate(zip(rows.tolist(), ids.tolist())):
-            ch = tokens_of[t]
-            if guard is not None and guard.rejects(posts, r, j, t, ch):
-                guard.take_back(posts, r)
-                back.append(j)
-                if picks[r] >= posts.max_picks:
-                    posts.finish_capped(r)
-                    keep[j] = False
-            elif not posts.emit(r, ch, lp[j], picks[r]):
-                keep[j] = False
-        return keep, back
-
 
 def _checked_seeds(seeds) -> list:
     seeds = list(seeds)
@@ -247,142 +239,184 @@ def _checked_seeds(seeds) -> list:
     return seeds
 
 
-class _Posts:
-    """The posts of one `generate_samples` call as they grow, indexed by the row they started in."""
+@dataclass(frozen=True)
+class _Tokens:
+    """What the batch needs to know of each token id, as arrays."""
 
-    def __init__(self, n: int, o: SampleRequest, constrained: bool) -> None:
-        self.o = o
+    strings: list[str]
+    letter: np.ndarray        # a one-letter token (a word's letter)
+    alpha: np.ndarray         # str.isalpha(): what the character before a word must not be
+    newline: int              # the id of "\n", -1 when the vocabulary has none
+
+    @classmethod
+    def of(cls, tokens: list[str]) -> "_Tokens":
+        letter = np.array([len(t) == 1 and t.isalpha() for t in tokens], dtype=bool)
+        alpha = np.array([t.isalpha() for t in tokens], dtype=bool)
+        return cls(list(tokens), letter, alpha, tokens.index("\n") if "\n" in tokens else -1)
+
+
+OPEN, GAP, CAPPED, EMPTY = 0, 1, 2, 3     # a row's status
+
+
+class _Batch:
+    """The posts of one `generate_samples` call as they grow, indexed by the row they started in:
+    token buffers, lengths and each row's known-word bookkeeping (where its current word began, its
+    state in the prefix table, the log-probability there, the retries at that place), all arrays."""
+
+    def __init__(self, n: int, o: SampleRequest, tokens: _Tokens, table: PrefixTable | None) -> None:
+        self.o, self.tok, self.table = o, tokens, table
         self.start_len = len(o.start_text)
-        self.last = o.start_text[-1:] if o.start_text else ""   # the character before the first generated one
+        last = o.start_text[-1:]                      # the character before the first generated one
+        self.last_nl, self.last_alpha = last == "\n", last.isalpha()
         self.budget = o.max_length - self.start_len
-        self.max_picks = (STEP_FACTOR * self.budget if constrained else self.budget) + MAX_LEADING_NEWLINES + 1
-        self.texts: list[list[str]] = [[] for _ in range(n)]    # generated characters per post
-        self.prev = [self.last] * n                   # each post's last character
-        self.leading = [0] * n                        # blank lines skipped before an empty-start post
-        self.out: list = [None] * n                   # the finished text
-        self.gap = [False] * n                        # it ended at the post gap
+        self.max_picks = (STEP_FACTOR * self.budget if table is not None else self.budget) + MAX_LEADING_NEWLINES + 1
+        self.buf = np.zeros((n, self.budget + 1), dtype=np.int64)   # generated token ids per post
+        self.length = np.zeros(n, dtype=np.int64)
+        self.prev_nl = np.full(n, self.last_nl)       # each post's last character is a newline
+        self.prev_alpha = np.full(n, self.last_alpha)  # ... is a letter (str.isalpha)
+        self.leading = np.zeros(n, dtype=np.int64)    # blank lines skipped before an empty-start post
+        self.status = np.full(n, OPEN, dtype=np.int8)
         self.lp_sum = np.zeros(n)                     # log-probability of the emitted characters
         self.lp_count = np.zeros(n, dtype=np.int64)
+        self.word_at = np.full(n, -1, dtype=np.int64)   # where the row's current word began, -1: none
+        self.word = np.zeros(n, dtype=np.int64)         # the word so far: its state in the prefix table
+        self.retries = np.zeros(n, dtype=np.int64)
+        self.lp_at = np.zeros(n)
+        self.count_at = np.zeros(n, dtype=np.int64)
 
-    def emit(self, r: int, ch: str, lp: float, picks: int) -> bool:
-        """Add `ch` (log-probability `lp`, the row's `picks`-th pick) to post `r`; False: it is finished."""
-        buf = self.texts[r]
-        if ch == "\n" and self.prev[r] == "\n":      # the post gap: the post is done
-            self.out[r] = (self.o.start_text + "".join(buf)).rstrip()
-            self.gap[r] = True
-            self.lp_sum[r] += lp
-            self.lp_count[r] += 1
-            return False
-        if ch == "\n" and not buf and self.start_len == 0:
-            if self.leading[r] >= MAX_LEADING_NEWLINES:
-                self.out[r] = ""
-                self.leading[r] += 1
-                return False
-            self.leading[r] += 1
-            return True          # leading blank lines of an empty-start post: fed, not kept
-        buf.append(ch)
-        self.prev[r] = ch
-        self.lp_sum[r] += lp
+    def feed(self, rows: np.ndarray, ids: np.ndarray, lp: np.ndarray,
+             picks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Give each active row (`rows`) its picked token (`ids`, log-probability `lp`, the row's
+        `picks`-th pick). Returns which rows stay in the batch, the rows that go back to where their
+        word began, and the rows where a word began (positions in `rows`)."""
+        done = np.zeros(len(rows), dtype=bool)
+        if self.table is not None:
+            rejected, starts = self._check_words(rows, ids)
+            back = rejected.nonzero()[0]
+            if len(back):
+                self._take_back(rows[back])
+                done[back[picks[back] >= self.max_picks]] = True
+                self.status[rows[done]] = CAPPED
+        else:
+            rejected = np.zeros(len(rows), dtype=bool)
+            back = starts = rejected.nonzero()[0]
+        self._emit(rows, ids, lp, picks, ~rejected, done)
+        return ~done, back, starts
+
+    def _check_words(self, rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which picks make their row's word one no known word can be (the word begins, grows or
+        ends with this pick); and where a word begins."""
+        table = self.table
+        assert table is not None
+        letter = self.tok.letter[ids]
+        word_at = self.word_at[rows]
+        starts = (letter & (word_at < 0) & ~self.prev_alpha[rows]).nonzero()[0]
+        if len(starts):                               # a word begins: remember where
+            r = rows[starts]
+            word_at[starts] = self.word_at[r] = self.length[r]
+            self.word[r] = 0
+            self.lp_at[r], self.count_at[r] = self.lp_sum[r], self.lp_count[r]
+        checked = self.retries[rows] < MAX_RETRIES    # after MAX_RETRIES the word is let through
+        rejected = np.zeros(len(rows), dtype=bool)
+        grows = (letter & (word_at >= 0) & checked).nonzero()[0]
+        if len(grows):
+            nxt = table.step(self.word[rows[grows]], ids[grows])
+            dead = nxt == PrefixTable.DEAD
+            rejected[grows[dead]] = True
+            self.word[rows[grows[~dead]]] = nxt[~dead]
+        ends = (~letter & (word_at >= 0)).nonzero()[0]
+        if len(ends):
+            judged = ends[checked[ends]]
+            rejected[judged[~table.complete(self.word[rows[judged]])]] = True
+            self.word_at[rows[ends[~rejected[ends]]]] = -1
+        self.retries[rows[~letter & ~rejected]] = 0
+        return rejected, starts
+
+    def _take_back(self, r: np.ndarray) -> None:
+        """Rows `r` go back to where their word began (the state there is restored by `_SavedStarts`)."""
+        self.retries[r] += 1
+        n = self.length[r] = self.word_at[r]
+        self.word_at[r] = -1
+        prev = self.buf[r, np.maximum(n - 1, 0)]
+        self.prev_nl[r] = np.where(n > 0, prev == self.tok.newline, self.last_nl)
+        self.prev_alpha[r] = np.where(n > 0, self.tok.alpha[prev], self.last_alpha)
+        self.lp_sum[r], self.lp_count[r] = self.lp_at[r], self.count_at[r]
+
+    def _emit(self, rows: np.ndarray, ids: np.ndarray, lp: np.ndarray, picks: np.ndarray,
+              accepted: np.ndarray, done: np.ndarray) -> None:
+        """Add the accepted picks to their posts; mark in `done` the rows that finish."""
+        newline = ids == self.tok.newline
+        gap = accepted & newline & self.prev_nl[rows]            # the post gap: the post is done
+        leading = accepted & newline & ~gap & (self.length[rows] == 0) if self.start_len == 0 \
+            else np.zeros(len(rows), dtype=bool)                # blank lines before an empty-start post
+        grow = accepted & ~gap & ~leading
+        counted = gap | grow
+        r = rows[counted]
+        self.lp_sum[r] += lp[counted]
         self.lp_count[r] += 1
-        if len(buf) >= self.budget or picks >= self.max_picks:
-            self.finish_capped(r)
-            return False
-        return True
+        self.status[rows[gap]] = GAP
+        done |= gap
+        lead = leading.nonzero()[0]
+        if len(lead):
+            over = lead[self.leading[rows[lead]] >= MAX_LEADING_NEWLINES]
+            self.status[rows[over]] = EMPTY
+            done[over] = True
+            self.leading[rows[lead]] += 1
+        g = grow.nonzero()[0]
+        r, t = rows[g], ids[g]
+        self.buf[r, self.length[r]] = t
+        self.length[r] += 1
+        self.prev_nl[r], self.prev_alpha[r] = newline[g], self.tok.alpha[t]
+        full = g[(self.length[r] >= self.budget) | (picks[g] >= self.max_picks)]
+        self.status[rows[full]] = CAPPED
+        done[full] = True
 
-    def finish_capped(self, r: int) -> None:
-        self.out[r] = _finish_capped(self.o.start_text + "".join(self.texts[r]), self.start_len)
-
-    def close_open_rows(self) -> None:
-        """Rows still open (only when the budget is exhausted by leading newlines) end where they are."""
-        for r, text in enumerate(self.out):
-            if text is None:
-                self.finish_capped(r)
+    def text(self, r: int) -> str:
+        strings = self.tok.strings
+        generated = "".join([strings[t] for t in self.buf[r, :self.length[r]].tolist()])
+        if self.status[r] == EMPTY:
+            return ""
+        if self.status[r] == GAP:
+            return (self.o.start_text + generated).rstrip()
+        return _finish_capped(self.o.start_text + generated, self.start_len)   # capped, or still open
 
     def samples(self, seeds: list, known: KnownWords) -> list[Sample]:
         out = []
-        for r, text in enumerate(self.out):
+        for r in range(len(seeds)):
+            text = self.text(r)
             k, w = known.count(text) if not known.empty else (0, len(words_of(text)))
             share = (k / w if w else 0.0) if not known.empty else None
             lp = float(self.lp_sum[r] / max(1, self.lp_count[r]))
-            out.append(Sample(text, int(seeds[r]), self.gap[r], lp, share, w))
+            out.append(Sample(text, int(seeds[r]), bool(self.status[r] == GAP), lp, share, w))
         return out
 
 
-class _WordGuard:
-    """Known-word decoding's bookkeeping per row: where its current word began (in its text, and the
-    logits, recurrent state and log-probability there), the word so far, and the retries at that place."""
+class _SavedStarts:
+    """Known-word decoding's saved logits and recurrent state at the start of each row's current word."""
 
-    def __init__(self, n: int, known: KnownWords, is_letter: list[bool], vocab_size: int, state_size: int,
-                 device: torch.device) -> None:
-        self.known, self.is_letter, self.device = known, is_letter, device
-        self.word_at = [-1] * n                       # where the row's current word began in its text, -1: none
-        self.word = [""] * n                          # the current word's letters so far
-        self.retries = [0] * n
-        self.lp_at = [(0.0, 0)] * n
-        self.saved_logits = torch.empty(n, vocab_size, device=device)
-        self.saved_state = torch.empty(n, state_size, device=device)
-        self.to_save: list[int] = []                  # positions (in this step's rows) where a word begins
+    def __init__(self, n: int, vocab_size: int, state: list, device: torch.device) -> None:
+        self.device = device
+        self.logits = torch.empty(n, vocab_size, device=device)
+        self.parts = [torch.empty(n, t.shape[1], device=device) for t in _parts(state)]
 
-    def rejects(self, posts: _Posts, r: int, j: int, t: int, ch: str) -> bool:
-        """Does picking `ch` (token `t`) for row `r` (position `j`) make its word one no known word
-        can be? Tracks the word as it begins, grows and ends."""
-        w0 = self.word_at[r]
-        if self.is_letter[t]:
-            if w0 < 0 and not posts.prev[r].isalpha():   # a word begins: remember the state before it
-                self.word_at[r] = w0 = len(posts.texts[r])
-                self.word[r] = ""
-                self.lp_at[r] = (posts.lp_sum[r], posts.lp_count[r])
-                self.to_save.append(j)
-            if w0 < 0:
-                return False
-            word = self.word[r] + ch
-            if self.retries[r] < MAX_RETRIES and not self.known.prefix_ok(word):
-                return True
-            self.word[r] = word
-            return False
-        if w0 >= 0:                                   # the word ends
-            if self.retries[r] < MAX_RETRIES and self.word[r] not in self.known:
-                return True
-            self.word_at[r] = -1
-        self.retries[r] = 0
-        return False
+    def save(self, rows: np.ndarray, starts: np.ndarray, logits: torch.Tensor, state: list) -> None:
+        sj = torch.from_numpy(starts).to(self.device)
+        sr = torch.from_numpy(rows[starts]).to(self.device)
+        self.logits[sr] = logits[sj]
+        for saved, t in zip(self.parts, _parts(state)):
+            saved[sr] = t[sj]
 
-    def take_back(self, posts: _Posts, r: int) -> None:
-        """Row `r` goes back to where its word began (the state there comes in `take_back_states`)."""
-        self.retries[r] += 1
-        buf = posts.texts[r]
-        del buf[self.word_at[r]:]
-        self.word_at[r] = -1
-        posts.prev[r] = buf[-1] if buf else posts.last
-        posts.lp_sum[r], posts.lp_count[r] = self.lp_at[r]
-
-    def save_word_starts(self, rows: np.ndarray, logits: torch.Tensor, state: list) -> None:
-        if self.to_save:
-            sj = torch.tensor(self.to_save, device=self.device)
-            sr = torch.from_numpy(rows[self.to_save]).to(self.device)
-            self.saved_logits[sr] = logits[sj]
-            self.saved_state[sr] = _flat(state)[sj]
-            self.to_save = []
-
-    def take_back_states(self, back: list[int], back_rows: np.ndarray, logits: torch.Tensor, state: list) -> None:
-        bj = torch.tensor(back, device=self.device)
+    def restore(self, back: np.ndarray, back_rows: np.ndarray, logits: torch.Tensor, state: list) -> None:
+        bj = torch.from_numpy(np.asarray(back, dtype=np.int64)).to(self.device)
         br = torch.from_numpy(back_rows).to(self.device)
-        logits[bj] = self.saved_logits[br]
-        _set_flat(state, bj, self.saved_state[br])
+        logits[bj] = self.logits[br]
+        for saved, t in zip(self.parts, _parts(state)):
+            t[bj] = saved[br]
 
 
-def _flat(state: list) -> torch.Tensor:
-    """A step state (per layer h, or (h, c)) as one (B, S) tensor."""
+def _parts(state: list) -> list[torch.Tensor]:
+    """A step state (per layer h, or (h, c)) as its tensors, in order."""
     parts: list[torch.Tensor] = []
     for s in state:
         parts.extend(s if isinstance(s, tuple) else (s,))
-    return torch.cat(parts, 1)
-
-
-def _set_flat(state: list, rows: torch.Tensor, flat: torch.Tensor) -> None:
-    """Write `flat` (from `_flat`) into `state`'s `rows`, in place."""
-    i = 0
-    for s in state:
-        for t in (s if isinstance(s, tuple) else (s,)):
-            t[rows] = flat[:, i:i + t.shape[1]]
-            i += t.shape[1]
+    return parts

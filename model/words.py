@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
+
 from model.errors import ModelError
 
 WORD = re.compile(r"[^\W\d_]+")
@@ -40,8 +42,6 @@ def build_lexicon(text: str, min_count: int = DEFAULT_MIN_COUNT) -> dict:
 
 def lexicon_from_ids(splits, tokens: list[str], min_count: int = DEFAULT_MIN_COUNT) -> dict:
     """`build_lexicon` over preprocessed splits (0-based id arrays, e.g. model.splits.load_splits)."""
-    import numpy as np
-
     table = np.array(tokens, dtype=object)
     text = "\n".join("".join(table[a]) for a in splits.values() if len(a))
     return build_lexicon(text, min_count)
@@ -133,6 +133,63 @@ class KnownWords:
         """(known words, words) of `text`."""
         ws = words_of(text)
         return sum(w in self for w in ws), len(ws)
+
+
+class PrefixTable:
+    """Known-word decoding's word prefixes as a table the whole batch reads at once: state 0 is the
+    empty word; `step(states, tokens)` is each row's state after one more letter, or DEAD when no
+    known word starts so (`KnownWords.prefix_ok`); `complete(states)`: is the word a known word.
+    Rows and cells are filled as the batch first reaches them, so a state stands for one exact
+    spelling (the answers are KnownWords', case and ё included). `tokens` is the model's vocabulary;
+    only its one-letter tokens have a column."""
+
+    UNSEEN, DEAD = -2, -1
+
+    def __init__(self, known: KnownWords, tokens) -> None:
+        self.known = known
+        letters = [i for i, t in enumerate(tokens) if len(t) == 1 and t.isalpha()]
+        self.column = np.full(len(tokens), -1, dtype=np.int64)
+        self.column[letters] = np.arange(len(letters))
+        self.letters = [tokens[i] for i in letters]
+        self.prefixes = [""]
+        self._next = np.full((256, max(1, len(letters))), self.UNSEEN, dtype=np.int32)
+        self._word = np.full(256, self.UNSEEN, dtype=np.int8)
+
+    def __len__(self) -> int:
+        return len(self.prefixes)
+
+    def _add(self, prefix: str) -> int:
+        s = len(self.prefixes)
+        self.prefixes.append(prefix)
+        if s == len(self._word):                    # grow by doubling
+            self._next = np.concatenate([self._next, np.full_like(self._next, self.UNSEEN)])
+            self._word = np.concatenate([self._word, np.full_like(self._word, self.UNSEEN)])
+        return s
+
+    def step(self, states, tokens):
+        """The state after each of `tokens` (letters) from each of `states`; DEAD where no known word
+        continues so."""
+        cols = self.column[tokens]
+        out = self._next[states, cols]
+        for k in (out == self.UNSEEN).nonzero()[0].tolist():
+            s, c = int(states[k]), int(cols[k])
+            v = int(self._next[s, c])
+            if v == self.UNSEEN:                    # not asked before (or earlier in this call)
+                prefix = self.prefixes[s] + self.letters[c]
+                v = self._add(prefix) if self.known.prefix_ok(prefix) else self.DEAD
+                self._next[s, c] = v
+            out[k] = v
+        return out
+
+    def complete(self, states):
+        """Is each state's word a known word (bool array)."""
+        w = self._word[states]
+        for k in (w == self.UNSEEN).nonzero()[0].tolist():
+            s = int(states[k])
+            if self._word[s] == self.UNSEEN:
+                self._word[s] = self.prefixes[s] in self.known
+            w[k] = self._word[s]
+        return w == 1
 
 
 def decoding_name(words: str, dictionary: str) -> str:
