@@ -8,6 +8,9 @@ split and scored on the same held-out posts.
     python benchmarks/nights.py [--nights 6] [--minutes 10] [--configs warm,scratch] [--long]
                                 [--rnn-size 256] [--warm-lr-scale 0.5] [--warmup-frac 0.05] [--quick]
 
+`--configs "" --long` runs the uninterrupted run alone (beside a `--configs warm` run on the other
+core of a 2-core machine: both at 1 thread, the two take an hour instead of two).
+
 Date order: pool.txt carries no dates, but it is in the channel's order: the posts of the two
 Telegram export files in export-sample/ (Sep 2020 - Jan 2021 and Aug - Oct 2022) that are in
 pool.txt appear there in the same order (531 of 543 and 537 of 544 consecutive pairs in increasing

@@ -66,7 +66,8 @@ class FastStep:
 
     @staticmethod
     def select(state: list, rows: torch.Tensor) -> list:
-        return [(s[0][rows], s[1][rows]) if isinstance(s, tuple) else s[rows] for s in state]
+        pick = lambda t: t.index_select(0, rows)  # noqa: E731
+        return [(pick(s[0]), pick(s[1])) if isinstance(s, tuple) else pick(s) for s in state]
 
     @staticmethod
     def expand(state: list, batch: int) -> list:

@@ -402,16 +402,16 @@ class _SavedStarts:
     def save(self, rows: np.ndarray, starts: np.ndarray, logits: torch.Tensor, state: list) -> None:
         sj = torch.from_numpy(starts).to(self.device)
         sr = torch.from_numpy(rows[starts]).to(self.device)
-        self.logits[sr] = logits[sj]
+        self.logits.index_copy_(0, sr, logits.index_select(0, sj))
         for saved, t in zip(self.parts, _parts(state)):
-            saved[sr] = t[sj]
+            saved.index_copy_(0, sr, t.index_select(0, sj))
 
     def restore(self, back: np.ndarray, back_rows: np.ndarray, logits: torch.Tensor, state: list) -> None:
         bj = torch.from_numpy(np.asarray(back, dtype=np.int64)).to(self.device)
         br = torch.from_numpy(back_rows).to(self.device)
-        logits[bj] = self.logits[br]
+        logits.index_copy_(0, bj, self.logits.index_select(0, br))
         for saved, t in zip(self.parts, _parts(state)):
-            t[bj] = saved[br]
+            t.index_copy_(0, bj, saved.index_select(0, br))
 
 
 def _parts(state: list) -> list[torch.Tensor]:
