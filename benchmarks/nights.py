@@ -6,7 +6,7 @@ each model beside an interpolated Kneser-Ney character 5-gram built on the same 
 split and scored on the same held-out posts.
 
     python benchmarks/nights.py [--nights 6] [--minutes 10] [--configs warm,scratch] [--long]
-                                [--rnn-size 256] [--warm-lr-scale 0.5] [--warmup-frac 0.05] [--quick]
+                                [--rnn-size 256] [--dropout 0] [--warm-lr-scale 0.5] [--warmup-frac 0.05] [--quick]
 
 `--configs "" --long` runs the uninterrupted run alone (beside a `--configs warm` run on the other
 core of a 2-core machine: both at 1 thread, the two take an hour instead of two).
@@ -49,6 +49,7 @@ def main() -> None:
                          " warm-full (warm start at the full rate, no ramp)")
     ap.add_argument("--long", action="store_true", help="also one uninterrupted run of nights x minutes on all posts")
     ap.add_argument("--rnn-size", type=int, default=256)
+    ap.add_argument("--dropout", type=float, default=0.0, help="model.dropout (between the layers and before the head)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-length", type=int, default=64)
     ap.add_argument("--learning-rate", type=float, default=1.5e-3)
@@ -82,12 +83,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="buhurt-nights-"))
     bf16 = choose_bf16(TrainConfig(), torch.device("cpu"))
     print(f"corpus: {args.text} ({len(posts):,} posts in file order = date order), {K} nights x "
-          f"{args.minutes:g} min, lstm 2x{args.rnn_size} B={args.batch_size} T={args.seq_length} "
+          f"{args.minutes:g} min, lstm 2x{args.rnn_size} dropout {args.dropout:g} B={args.batch_size} "
+          f"T={args.seq_length} "
           f"lr {args.learning_rate:g} hold, {'bf16' if bf16 else 'float32'}, 1 thread; warm start at "
           f"{args.warm_lr_scale:g}x the rate after a {args.warmup_frac:.0%} ramp")
 
     def recipe(night_dir: Path, **kw) -> TrainConfig:
-        base = dict(rnn_size=args.rnn_size, wordvec_size=64, num_layers=2, batch_size=args.batch_size,
+        base = dict(rnn_size=args.rnn_size, wordvec_size=64, num_layers=2, dropout=args.dropout,
+                    batch_size=args.batch_size,
                     seq_length=args.seq_length, learning_rate=args.learning_rate, lr_schedule="hold",
                     print_every=50, checkpoint_every=1000, max_epochs=1000, threads=1,
                     progress=sys.stderr.isatty(), input_h5=str(night_dir / "c.h5"),
