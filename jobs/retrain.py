@@ -305,7 +305,7 @@ def warm_start_source(active: Path, plan: RetrainPlan) -> tuple[Path | None, str
 
     mc = load_checkpoint(active)["model_config"]
     if plan.shape is not None:
-        changed = {k: (mc.get(k), v) for k, v in plan.shape.shape().items() if mc.get(k) != v}
+        changed = {k: (mc.get(k), v) for k, v in plan.shape.architecture().items() if mc.get(k) != v}
         if changed:
             what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
             return None, f"from scratch: the configured architecture differs from the active model's ({what})"

@@ -303,13 +303,16 @@ def _load_data(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict]) -> _Dat
 SHAPE_KEYS = ("model_type", "wordvec_size", "rnn_size", "num_layers", "dropout")
 
 
-def _model_config(cfg: TrainConfig, vocab: Vocab, source: Optional[dict]) -> tuple[TrainConfig, ModelConfig]:
-    """The model's shape: the resumed or init_from checkpoint's (the config then says so too), else cfg's."""
+def _model_config(cfg: TrainConfig, vocab: Vocab, source: Optional[dict],
+                  resumed: bool) -> tuple[TrainConfig, ModelConfig]:
+    """The model's shape: the resumed or init_from checkpoint's (the config then says so too), else cfg's.
+    A warm start (init_from) keeps the configured dropout: it regularises the run, the weights don't
+    depend on it."""
     src_mc = (source or {}).get("model_config")
     if src_mc is None:
         return cfg, ModelConfig(vocab_size=len(vocab), model_type=cfg.model_type, wordvec_size=cfg.wordvec_size,
                                 rnn_size=cfg.rnn_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
-    mc = ModelConfig.from_dict({**src_mc, "vocab_size": len(vocab)})
+    mc = ModelConfig.from_dict({**src_mc, "vocab_size": len(vocab), **({} if resumed else {"dropout": cfg.dropout})})
     return replace(cfg, **{k: getattr(mc, k) for k in SHAPE_KEYS}), mc
 
 
@@ -317,7 +320,7 @@ def _new_run(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict], data: _Da
     """The model (fresh, from init_from, or resumed with its optimizer, RNG and hidden state) and the
     run around it. Returns the run and the number of tokens new to an init_from checkpoint."""
     init_ck = load_checkpoint(cfg.init_from) if cfg.init_from else None
-    cfg, mc = _model_config(cfg, data.vocab, ck or init_ck)
+    cfg, mc = _model_config(cfg, data.vocab, ck or init_ck, resumed=ck is not None)
     device = ctx.device
     torch.manual_seed(cfg.seed)
     model = CharRNN(mc)

@@ -66,8 +66,13 @@ class ModelShape:
         return problems
 
     def shape(self) -> dict:
-        """The ModelShape fields alone (what decides whether a checkpoint can be continued)."""
+        """The ModelShape fields alone."""
         return {f.name: getattr(self, f.name) for f in fields(ModelShape)}
+
+    def architecture(self) -> dict:
+        """What decides whether a checkpoint can be continued (warm-started): the shape less dropout,
+        which only regularises the training and is the configured one on a warm start."""
+        return {k: v for k, v in self.shape().items() if k != "dropout"}
 
 
 @dataclass(frozen=True)

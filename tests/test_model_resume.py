@@ -70,9 +70,16 @@ def test_init_from_with_grown_vocabulary_keeps_old_rows(tmp_path):
         assert torch.equal(sd["embed.weight"][j], ck["model_state"]["embed.weight"][i])
         assert torch.equal(sd["head.weight"][j], ck["model_state"]["head.weight"][i])
     assert torch.equal(sd["rnn.weight_hh_l1"], ck["model_state"]["rnn.weight_hh_l1"])
-    tuned = train(tiny_config(h5b, jsb, tmp_path / "b", max_iterations=5, init_from=str(old.best_path)))
+    tuned = train(tiny_config(h5b, jsb, tmp_path / "b", max_iterations=5, init_from=str(old.best_path),
+                              dropout=0.25, rnn_size=999))
     ck2 = load_checkpoint(tuned.best_path)
     assert "Ω" in ck2["idx_to_token"] and "🔥" in ck2["idx_to_token"] and ck2["iteration"] == 5
+    # the shape is the checkpoint's, the dropout the configured one (it only regularises the run)
+    assert ck2["model_config"]["rnn_size"] == ck["model_config"]["rnn_size"] != 999
+    assert ck["model_config"]["dropout"] == 0.0
+    assert ck2["model_config"]["dropout"] == ck2["train_config"]["dropout"] == 0.25
+    resumed = train(tiny_config(h5b, jsb, tmp_path / "b", max_iterations=7, resume=str(tuned.latest_path)))
+    assert load_checkpoint(resumed.latest_path)["model_config"]["dropout"] == 0.25   # a resumed run is the same run
 
 
 def test_keyboard_interrupt_leaves_a_resumable_checkpoint(tmp_path):

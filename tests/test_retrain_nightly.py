@@ -80,8 +80,10 @@ def test_from_scratch_when_the_architecture_changed_or_when_asked(db, tmp_path, 
     same = retrain(db, plan_for(tmp_path, shape=arch), run_training)
     changed = retrain(db, plan_for(tmp_path, shape=replace(arch, rnn_size=96)), run_training)
     asked = retrain(db, plan_for(tmp_path, shape=arch), run_training, from_scratch=True)
-    assert [a.init_from is not None for a in seen] == [True, False, False]
-    assert (same.warm, changed.warm, asked.warm) == (True, False, False)
+    # another dropout is no other architecture: it only regularises the run, which warm-starts
+    regularised = retrain(db, plan_for(tmp_path, shape=replace(arch, dropout=0.3)), run_training)
+    assert [a.init_from is not None for a in seen] == [True, False, False, True]
+    assert (same.warm, changed.warm, asked.warm, regularised.warm) == (True, False, False, True)
     assert "from scratch" in changed.reason and "bits/char" in changed.reason
 
 
