@@ -6,7 +6,7 @@ each model beside an interpolated Kneser-Ney character 5-gram built on the same 
 split and scored on the same held-out posts.
 
     python benchmarks/nights.py [--nights 6] [--minutes 10] [--configs warm,scratch] [--long]
-                                [--rnn-size 256] [--dropout 0] [--warm-lr-scale 0.5] [--warmup-frac 0.05] [--quick]
+                                [--rnn-size 256] [--dropout 0.3] [--warm-lr-scale 1] [--warmup-frac 0.05] [--quick]
 
 `--configs "" --long` runs the uninterrupted run alone (beside a `--configs warm` run on the other
 core of a 2-core machine: both at 1 thread, the two take an hour instead of two).
@@ -19,8 +19,10 @@ position; the rest are reposts of old posts), so the file's order is taken as th
 The split is the nightly job's: a hash of each post's text (model.preprocess.post_split), so a post
 held out on night 1 is held out on every night, and both models of a night are scored on the same
 held-out posts (the val split of that night's corpus, as one stream, float32, best checkpoint).
-The recipe is the nightly job's CPU default (lr_schedule hold, bf16 autocast where the CPU has it,
-a warm start at warm_lr_scale x the rate after a warmup_frac ramp); threads 1 (benchmark rule).
+The recipe is the nightly job's CPU default, its flags' defaults read from the product's settings
+(model.train_config.ModelShape and TrainOptions, jobs.retrain: 2x256, dropout 0.3, batch 32 x seq 64,
+Adam 1.5e-3, lr_schedule hold, bf16 autocast where the CPU has it, a warm start at warm_lr_scale x
+the rate after a warmup_frac ramp); threads 1 (benchmark rule).
 
 Skips (exit 0) with a message when pool.txt is absent. Prints figures, never asserts.
 """
@@ -39,6 +41,11 @@ sys.path.insert(0, str(REPO))
 POOL = REPO.parent / "shared" / "data" / "bugurtthread" / "pool.txt"
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from jobs.retrain import WARM_START_WARMUP, NightlyOptions  # noqa: E402  (the nightly job's defaults)
+from model.train_config import ModelShape, TrainOptions  # noqa: E402
+
+SHAPE, OPTIONS = ModelShape(), TrainOptions()
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -48,13 +55,14 @@ def main() -> None:
                     help="comma-separated: warm (the nightly job), scratch,"
                          " warm-full (warm start at the full rate, no ramp)")
     ap.add_argument("--long", action="store_true", help="also one uninterrupted run of nights x minutes on all posts")
-    ap.add_argument("--rnn-size", type=int, default=256)
-    ap.add_argument("--dropout", type=float, default=0.0, help="model.dropout (between the layers and before the head)")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--seq-length", type=int, default=64)
-    ap.add_argument("--learning-rate", type=float, default=1.5e-3)
-    ap.add_argument("--warm-lr-scale", type=float, default=1.0)
-    ap.add_argument("--warmup-frac", type=float, default=0.05)
+    ap.add_argument("--rnn-size", type=int, default=SHAPE.rnn_size)
+    ap.add_argument("--dropout", type=float, default=SHAPE.dropout,
+                    help="model.dropout (between the layers and before the head)")
+    ap.add_argument("--batch-size", type=int, default=OPTIONS.batch_size)
+    ap.add_argument("--seq-length", type=int, default=OPTIONS.seq_length)
+    ap.add_argument("--learning-rate", type=float, default=OPTIONS.learning_rate)
+    ap.add_argument("--warm-lr-scale", type=float, default=NightlyOptions().warm_lr_scale)
+    ap.add_argument("--warmup-frac", type=float, default=WARM_START_WARMUP)
     ap.add_argument("--order", type=int, default=5)
     ap.add_argument("--text", type=Path, default=POOL)
     ap.add_argument("--quick", action="store_true", help="2 nights of 0.3 minutes, 2x64 (a smoke run)")

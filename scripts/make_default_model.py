@@ -21,6 +21,7 @@ ITERATIONS = 3500   # a fixed count, so the result does not depend on the load o
 RNN_SIZE = 128
 NUM_LAYERS = 2
 DROPOUT = 0.2
+BATCH = ("--batch-size", "50", "--seq-length", "50", "--learning-rate", "0.002")   # as it was trained (torch-rnn's)
 
 
 def buhurt(*args: str, cwd: Path) -> None:
@@ -48,7 +49,7 @@ def main() -> None:
         buhurt("preprocess", cwd=work)
         buhurt("train", "--max-iterations", str(args.iterations), "--max-epochs", "100000", "--checkpoint-every", "100",
                "--rnn-size", str(args.rnn_size), "--num-layers", str(args.num_layers), "--dropout", str(args.dropout),
-               "--lr-schedule", "hold", "--num-threads", str(args.threads), "--no-progress",
+               "--lr-schedule", "hold", "--num-threads", str(args.threads), "--no-progress", *BATCH,
                cwd=work)
         if args.keep:
             shutil.copytree(work / "data", args.keep, dirs_exist_ok=True)
