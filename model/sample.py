@@ -244,15 +244,13 @@ class _Tokens:
     """What the batch needs to know of each token id, as arrays."""
 
     strings: list[str]
-    letter: np.ndarray        # a one-letter token (a word's letter)
     alpha: np.ndarray         # str.isalpha(): what the character before a word must not be
     newline: int              # the id of "\n", -1 when the vocabulary has none
 
     @classmethod
     def of(cls, tokens: list[str]) -> "_Tokens":
-        letter = np.array([len(t) == 1 and t.isalpha() for t in tokens], dtype=bool)
         alpha = np.array([t.isalpha() for t in tokens], dtype=bool)
-        return cls(list(tokens), letter, alpha, tokens.index("\n") if "\n" in tokens else -1)
+        return cls(list(tokens), alpha, tokens.index("\n") if "\n" in tokens else -1)
 
 
 OPEN, GAP, CAPPED, EMPTY = 0, 1, 2, 3     # a row's status
@@ -308,7 +306,7 @@ class _Batch:
         ends with this pick); and where a word begins."""
         table = self.table
         assert table is not None
-        letter = self.tok.letter[ids]
+        letter = table.column[ids] >= 0               # a one-letter token: a word's letter
         word_at = self.word_at[rows]
         starts = (letter & (word_at < 0) & ~self.prev_alpha[rows]).nonzero()[0]
         if len(starts):                               # a word begins: remember where
@@ -407,7 +405,7 @@ class _SavedStarts:
             saved.index_copy_(0, sr, t.index_select(0, sj))
 
     def restore(self, back: np.ndarray, back_rows: np.ndarray, logits: torch.Tensor, state: list) -> None:
-        bj = torch.from_numpy(np.asarray(back, dtype=np.int64)).to(self.device)
+        bj = torch.from_numpy(back).to(self.device)
         br = torch.from_numpy(back_rows).to(self.device)
         logits.index_copy_(0, bj, self.logits.index_select(0, br))
         for saved, t in zip(self.parts, _parts(state)):
