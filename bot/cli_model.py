@@ -227,10 +227,14 @@ class Temperature(click.ParamType):
 @click.option("--dictionary", type=click.Choice(["ru", "none"]), show_default=True,
               help="Known words besides the checkpoint's lexicon.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.option("--exact", is_flag=True,
+              help="Print the model's text as it came out. Without it, posts are tidied as drafts are: no"
+                   " \"@\" left dangling at either end (a post cut at --length) or glued to a line.")
 @click.pass_obj
 def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sample_flag, seed, words, raw,
-               dictionary, device) -> None:
+               dictionary, device, exact) -> None:
     """Generate posts; prints them separated by a blank line."""
+    from corpus.rules import tidy_generated
     from model.errors import ModelError
     from model.sample import Generator
 
@@ -253,7 +257,7 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
                          dictionary=dictionary)
     if random_seed:  # printed only once it worked, so an error stays the only line
         click.echo(f"seed: {seed}", err=True)
-    click.echo("\n\n".join(posts))
+    click.echo("\n\n".join(posts if exact else [tidy_generated(p) for p in posts]))
 
 
 @click.command("lexicon")

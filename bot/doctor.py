@@ -43,6 +43,8 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
     checks.append(check_model(settings))
     if settings.telegram.token:
         checks += asyncio.run(check_telegram(settings))
+        if checks[0].ok:
+            checks.append(check_moderation(settings))
     if settings.vk.token or settings.vk.groups or settings.vk.publish_group_id:
         checks += check_vk(settings)
     return checks
@@ -109,6 +111,22 @@ def check_model(settings: Settings) -> Check:
     except Exception as exc:  # noqa: BLE001 - whatever stops it loading is the finding
         return Check("model", False, f"{type(exc).__name__}: {exc}")
     return Check("model", True, f"{path.name} loads")
+
+
+def check_moderation(settings: Settings) -> Check:
+    """What the running service last found when it showed drafts to the moderators' chat."""
+    from corpus.db import open_db
+    from jobs.service import moderation_problem
+
+    db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
+    try:
+        problem = moderation_problem(db)
+    finally:
+        db.close()
+    if problem:
+        return Check("drafts to the moderators", False, f"the service could not show drafts there, since {problem}"
+                                                        " (retried at every pool run)")
+    return Check("drafts to the moderators", True, "no error recorded")
 
 
 async def check_telegram(settings: Settings) -> list[Check]:

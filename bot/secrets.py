@@ -32,21 +32,22 @@ class Secret:
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces every registered secret (and anything shaped like a bot token) in a log record."""
+    """Replaces every registered secret (and anything shaped like a bot token) in a log record.
+    Case-blind: the Bot API client lowercases some error descriptions it passes on."""
 
-    TOKEN_SHAPE = re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b|vk1\.a\.[A-Za-z0-9_-]{20,}")
+    TOKEN_SHAPE = re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}|vk1\.a\.[A-Za-z0-9_-]{20,}", re.IGNORECASE)
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: set[str] = set()
+        self._secrets: dict[str, re.Pattern[str]] = {}
 
     def add(self, value: str) -> None:
         if value and len(value) >= 4:
-            self._secrets.add(value)
+            self._secrets.setdefault(value, re.compile(re.escape(value), re.IGNORECASE))
 
     def redact(self, text: str) -> str:
-        for value in self._secrets:
-            text = text.replace(value, "***")
+        for pattern in self._secrets.values():
+            text = pattern.sub("***", text)
         return self.TOKEN_SHAPE.sub("***", text)
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -30,7 +30,14 @@ Notify = Callable[[str], Awaitable[None]]
 
 
 class PublishError(Exception):
-    """The network refused the post for sure (nothing was published); it may be retried later."""
+    """The network refused the post for sure (nothing was published); it may be retried later.
+    Its text is stored in `publications.error`: the publisher leaves no secret in it."""
+
+
+class PublishInDoubt(Exception):
+    """The post may or may not be out (a timeout, a dropped connection, a 5xx): never re-sent.
+    Its text is stored like PublishError's; of any other exception only the type is stored (the
+    whole text goes to the log, which scrubs secrets)."""
 
 
 class Publisher(Protocol):
@@ -111,10 +118,11 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
             await _tell(notify, notices.PUBLISH_REFUSED.format(id=draft["id"], where=where, error=exc))
             return draft["id"]
         except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
-            _record(db, state, publication_id, draft["id"], where, ("unknown", f"{type(exc).__name__}: {exc}"))
+            detail = str(exc) if isinstance(exc, PublishInDoubt) else f"{type(exc).__name__} (see the log)"
+            _record(db, state, publication_id, draft["id"], where, ("unknown", detail))
             log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], where, exc)
-            await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where,
-                                                                error=type(exc).__name__))
+            said = str(exc) if isinstance(exc, PublishInDoubt) else type(exc).__name__
+            await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where, error=said))
             return draft["id"]
         if _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
             log.info("published draft %s to %s as message %s", draft["id"], where, message_id)

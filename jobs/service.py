@@ -36,6 +36,11 @@ PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this 
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
 
 
+def moderation_problem(db: sqlite_utils.Database) -> str:
+    """Why drafts cannot reach the moderators' chat, with the time it was seen ("" when they can)."""
+    return get_state(db, MODERATION_ERROR, "")
+
+
 @dataclass(frozen=True)
 class ServicePlan:
     """What the service does and when; built by the bot from its settings (each field's defaults

@@ -88,6 +88,16 @@ def test_tokens_from_environment_never_shown(tmp_path, caplog):
     assert token not in record.getMessage() and "vk-secret-value" not in record.getMessage()
 
 
+def test_a_secret_is_scrubbed_whatever_its_case_and_a_token_shape_inside_a_url():
+    from bot.secrets import RedactingFilter
+
+    redactor = RedactingFilter()
+    redactor.add("vk-Secret-Value")
+    token = "7654321:" + "AbC" * 12  # shaped like a bot token, made up, never registered
+    text = redactor.redact(f"bad url /bot{token.lower()}/sendmessage, access_token=VK-SECRET-VALUE")
+    assert text == "bad url /bot***/sendmessage, access_token=***"
+
+
 def test_logging_setup_redacts_in_real_handlers(tmp_path):
     log_file = tmp_path / "bot.log"
     load_settings(None, environ={"BUHURT_VK_TOKEN": "another-secret-token"})

@@ -79,16 +79,34 @@ def test_sample_known_words_by_default_raw_on_request_and_lexicon(tiny_run, tmp_
     shutil.copy(tiny_run[3].best_path, ck)
     g = Generator.load(ck)
     seeds = [4, 5, 6]
-    code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1")
+    code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
+                         "--exact")
     assert code == 0, err
     assert out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0, words="known", dictionary="ru"))
     code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
-                         "--raw")
+                         "--raw", "--exact")
     assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0)), err
     code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
-                         "--dictionary", "none")
+                         "--dictionary", "none", "--exact")
     assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0, words="known", dictionary="none"))
     code, out, err = run(capsys, "lexicon", "--checkpoint", str(ck), "--text", str(tiny_run[0]), "--min-count", "5",
                          "--output", "with.pt")
     assert code == 0 and "with.pt: lexicon of" in out, err
     assert torch.load(tmp_path / "with.pt", weights_only=True)["lexicon"]["min_count"] == 5
+
+
+def test_sample_prints_posts_tidied_as_drafts_are_and_exact_gives_the_model_s_text(tmp_path, capsys, monkeypatch):
+    from corpus.rules import tidy_generated
+    from tests.helpers import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    args = ["sample", "--checkpoint", str(ROOT / "model" / "data" / "default.pt"), "--num", "12", "--length", "70",
+            "--temperature", "0.8", "--seed", "5"]
+    code, exact, err = run(capsys, *args, "--exact")
+    assert code == 0, err
+    code, tidied, err = run(capsys, *args)
+    assert code == 0, err
+    exact_posts, tidied_posts = exact.rstrip("\n").split("\n\n"), tidied.rstrip("\n").split("\n\n")
+    assert tidied_posts == [tidy_generated(p) for p in exact_posts]
+    assert any(p.endswith("\n@") for p in exact_posts)     # cut right after a separator: the case tidied
+    assert not any(p.endswith("@") or p.startswith("@") for p in tidied_posts)

@@ -43,7 +43,7 @@ def test_doctor_all_good(capsys, tmp_path, server, vk, monkeypatch):
     assert code == 0, text
     names = [line.split(":")[0].split(None, 1)[1] for line in checks]
     assert names == ["database", "disk", "model", "telegram token", f"channel {CHANNEL}", "moderators' chat",
-                     "vk community bugurt_test"]
+                     "drafts to the moderators", "vk community bugurt_test"]
     assert all(line.startswith("ok  ") for line in checks), text
     assert "integrity_check ok" in text and "@buhurt_test_bot" in text
     assert server.calls_of("getChatMember") and vk.methods["groups.getById"] == 1
@@ -63,7 +63,29 @@ def test_doctor_names_each_failure_and_exits_1(capsys, tmp_path, server, vk, mon
     assert "make it an administrator" in failed[f"channel {CHANNEL}"]
     assert "chat not found" in failed["moderators' chat"].lower()
     assert "rejected the token" in failed["vk community bugurt_test"]
-    assert "expired-vk-token-123456" not in text and "4 of 7 checks passed" in text
+    assert "expired-vk-token-123456" not in text and "5 of 8 checks passed" in text
+
+
+def test_doctor_shows_that_the_service_could_not_reach_the_moderators(capsys, tmp_path, server):
+    from corpus.store.state import set_state
+    from jobs.service import MODERATION_ERROR
+
+    settings = make_settings(tmp_path, server)
+    config = write_config(tmp_path, server)
+    db = open_db(settings.database)
+    set_state(db, MODERATION_ERROR, "2026-12-01T03:00:00Z BadRequest: Chat not found")
+    db.close()
+    code, checks, text = doctor(capsys, config)
+    assert code == 1, text
+    failed = [line for line in checks if line.startswith("FAIL")]
+    assert failed == ["FAIL  drafts to the moderators: the service could not show drafts there, since"
+                      " 2026-12-01T03:00:00Z BadRequest: Chat not found (retried at every pool run)"], text
+
+    db = open_db(settings.database)
+    set_state(db, MODERATION_ERROR, "")  # what the service writes once a draft gets through
+    db.close()
+    code, checks, text = doctor(capsys, config)
+    assert code == 0 and "ok    drafts to the moderators: no error recorded" in checks, text
 
 
 def test_doctor_with_a_rejected_token(capsys, tmp_path, server):

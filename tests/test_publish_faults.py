@@ -321,3 +321,33 @@ def test_after_a_crash_the_first_publishing_time_posts_a_new_draft(tmp_path, ser
     assert texts_in(server, CHANNEL) == ["ПОСТ НОМЕР 2\n@\nДЛЯ КАНАЛА"]
     assert state(settings, crashed) == ("published", ["unknown"])
     assert state(settings, fresh) == ("published", ["sent"])
+
+
+def test_the_bot_api_s_words_are_stored_and_shown_without_the_token(tmp_path, server):
+    """A refusal (or an answer in doubt) whose description echoes the request's URL, as a proxy
+    or a misbehaving API may: publications.error and the moderators' notices never hold the token."""
+    settings = make_settings(tmp_path, server, telegram={"channels": [CHANNEL, HEALTHY]})
+    first, second = queue_drafts(settings, 2)
+    secret = server.token.split(":")[1]
+    server.fail("sendMessage", 400, description=f"Bad Request: bad url /bot{server.token}/sendMessage",
+                chat_id=CHANNEL, times=1)
+    server.fail("sendMessage", 500, description=f"Internal Server Error at /bot{server.token}/sendMessage",
+                chat_id=HEALTHY, times=1)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await app.bot_data.service.publish()
+
+    asyncio.run(main())
+    db = open_db(settings.database)
+    try:
+        errors = {p["chat_id"]: (p["status"], p["error"]) for p in pubs.publications_of(db, first)}
+    finally:
+        db.close()
+    # python-telegram-bot passes the description on lowercased ("Bad url /bot123456:test-.../sendmessage")
+    assert errors[CHANNEL] == ("failed", "Telegram refused the post: Bad url /bot***/sendmessage")
+    status, error = errors[HEALTHY]
+    assert status == "unknown" and error.startswith("NetworkError: ") and "/bot***/" in error, error
+    notices = texts_in(server, MODERATORS_CHAT)
+    assert len(notices) == 2 and any("Bad url /bot***/sendmessage" in t for t in notices), notices
+    assert not any(secret in t for t in notices) and secret not in repr(errors)

@@ -10,7 +10,7 @@ from bot.errors import BotError
 from bot.secrets import Secret
 from bot.config_sections import VkSettings
 from bot.vk.wall import vk_wall_publishing
-from jobs.publish import PublishError
+from jobs.publish import PublishError, PublishInDoubt
 from tests.fakes.fake_vk import GOOD_TOKEN, WALL_TOKEN, FakeVk, FakeWall
 
 
@@ -52,7 +52,7 @@ def test_a_dropped_connection_is_not_a_refusal():
     """The post may have gone out: the publication must stay in doubt, never be retried."""
     _, fake, vk = setup()
     fake.fail_at = 1
-    with pytest.raises(requests.ConnectionError):
+    with pytest.raises(PublishInDoubt, match=r"VK did not answer wall.post \(ConnectionError\)"):
         asyncio.run(vk.publisher.send("МЕМ"))
 
 

@@ -9,17 +9,18 @@ publish job, off the update-handling path; the other destinations publish meanwh
 Definite refusals become PublishError, so jobs/publish.py keeps the draft queued, records the
 failure and tells the moderators: flood control that outlasts the retries (429), the bot removed
 from the channel (403), a migrated chat, a chat that does not exist. A timeout or a 5xx answer is
-NOT definite (the post may be out): it propagates, the publication becomes `unknown`, and it is
-never re-sent (at-most-once).
+NOT definite (the post may be out): it is PublishInDoubt, the publication becomes `unknown`, and it
+is never re-sent (at-most-once). The Bot API's words are stored scrubbed of the token.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter
+from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 
-from jobs.publish import PublishError
+from bot.secrets import REDACTOR
+from jobs.publish import PublishError, PublishInDoubt
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,22 @@ class TelegramChannel:
         except RetryAfter:
             raise
         except Forbidden as exc:
-            raise PublishError(f"the bot may not post there (removed, or not an admin): {exc.message}") from exc
+            raise PublishError(f"the bot may not post there (removed, or not an admin): {_said(exc)}") from exc
         except ChatMigrated as exc:
             raise PublishError(f"the chat migrated to {exc.new_chat_id}: put that id in telegram.channels") from exc
         except InvalidToken as exc:
-            raise PublishError(f"the bot token was refused: {exc.message}") from exc
+            raise PublishError(f"the bot token was refused: {_said(exc)}") from exc
         except BadRequest as exc:
-            raise PublishError(f"Telegram refused the post: {exc.message}") from exc
+            raise PublishError(f"Telegram refused the post: {_said(exc)}") from exc
+        except TelegramError as exc:  # TimedOut, NetworkError (a 5xx, a dropped connection): maybe out
+            raise PublishInDoubt(f"{type(exc).__name__}: {_said(exc)}") from exc
         return str(message.message_id)
+
+
+def _said(exc: TelegramError) -> str:
+    """The Bot API's description, as stored in publications.error and shown to the moderators:
+    scrubbed of the token (a proxy or a fake API may echo the request's URL)."""
+    return REDACTOR.redact(" ".join(exc.message.split()))
 
 
 def channel_bot(token: str, base_url: str):

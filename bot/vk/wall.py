@@ -6,7 +6,7 @@ it in a thread. `wall.post` needs a user token with the "wall" scope of an edito
 
 At-most-once: an answer with an API error means nothing was published -> PublishError (retried
 later). A dropped connection, a read timeout (vk.timeout_seconds: every request has one) or an HTTP
-error is left to propagate: the post may have gone out, so the publication becomes `unknown`
+error is PublishInDoubt: the post may have gone out, so the publication becomes `unknown`
 (never re-sent), see docs/architecture.md. A connect timeout is definite: nothing was sent.
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ import vk_api
 from vk_api.exceptions import ApiError, Captcha
 
 from bot.errors import BotError
+from bot.secrets import REDACTOR
 from corpus.vk_client import DEFAULT_TIMEOUT, with_timeout
-from jobs.publish import PublishError
+from jobs.publish import PublishError, PublishInDoubt
 
 log = logging.getLogger(__name__)
 GET_BY_ID_LIMIT = 100
@@ -57,12 +58,15 @@ class VkWallPublisher:
         try:
             answer = self.api.method("wall.post", {"owner_id": -self.group_id, "from_group": 1, "message": text})
         except ApiError as exc:
-            raise PublishError(f"VK refused wall.post (error {exc.code}: {exc.error.get('error_msg', '')})") from None
+            said = REDACTOR.redact(str(exc.error.get("error_msg", "")))
+            raise PublishError(f"VK refused wall.post (error {exc.code}: {said})") from None
         except Captcha:  # an answer, so nothing was published: a refusal, retried later
             raise PublishError("VK refused wall.post with a captcha (error 14): the token looks automated"
                                " to VK; it is retried at the next publishing time") from None
         except requests.exceptions.ConnectTimeout as exc:
             raise PublishError(f"VK API unreachable ({type(exc).__name__})") from None
+        except requests.exceptions.RequestException as exc:  # a read timeout, a dropped connection: maybe out
+            raise PublishInDoubt(f"VK did not answer wall.post ({type(exc).__name__})") from exc
         return str(answer["post_id"])
 
 
