@@ -35,7 +35,8 @@ def heartbeat_path(settings: Settings) -> Path:
 
 
 def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
-    checks = [check_database(settings, quick=quick)]
+    database = check_database(settings, quick=quick)
+    checks = [database]
     if quick:
         checks.append(check_heartbeat(settings))
         return checks
@@ -43,7 +44,7 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
     checks.append(check_model(settings))
     if settings.telegram.token:
         checks += asyncio.run(check_telegram(settings))
-        if checks[0].ok:
+        if database.ok:
             checks.append(check_moderation(settings))
     if settings.vk.token or settings.vk.groups or settings.vk.publish_group_id:
         checks += check_vk(settings)

@@ -118,10 +118,9 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
             await _tell(notify, notices.PUBLISH_REFUSED.format(id=draft["id"], where=where, error=exc))
             return draft["id"]
         except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
-            detail = str(exc) if isinstance(exc, PublishInDoubt) else f"{type(exc).__name__} (see the log)"
-            _record(db, state, publication_id, draft["id"], where, ("unknown", detail))
+            said = str(exc) if isinstance(exc, PublishInDoubt) else type(exc).__name__   # the rest: the log
+            _record(db, state, publication_id, draft["id"], where, ("unknown", said))
             log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], where, exc)
-            said = str(exc) if isinstance(exc, PublishInDoubt) else type(exc).__name__
             await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where, error=said))
             return draft["id"]
         if _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
