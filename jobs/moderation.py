@@ -7,11 +7,17 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 
+class ModerationUnavailable(Exception):
+    """The moderators' chat did not take a draft; the message is the chat's own words, already
+    scrubbed of secrets by the implementation (it is stored for `buhurt doctor`)."""
+
+
 class Moderation(Protocol):
     enabled: bool  # False: drafts are auto-approved
 
     async def submit(self, draft: dict) -> tuple[str, str]:
-        """Show a draft to the moderators; returns (chat id, message id) of the message."""
+        """Show a draft to the moderators; returns (chat id, message id) of the message. Raises
+        ModerationUnavailable when the chat refuses it or cannot be reached."""
 
     async def notify(self, text: str) -> None:
         """Tell the moderators (or the operator's log) something that needs attention."""

@@ -18,7 +18,7 @@ from corpus.store.clock import ago, utcnow
 from corpus.store.state import get_state, set_state
 from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
-from jobs.moderation import Moderation
+from jobs.moderation import Moderation, ModerationUnavailable
 from jobs.pool import PoolOptions, SampleOptions, ScreenOptions, fill_pool
 from jobs.publish import Publisher, PublishState, publish_next, reconcile
 from jobs.tune import resolve_options, tune_and_store
@@ -134,9 +134,12 @@ class Service:
                 # the drafts stay pending (never auto-approved); the problem is an ERROR line at
                 # every pool run and a state `buhurt doctor` shows, until a draft gets through
                 waiting = draft_rows.count_by_status(self.db).get("pending", 0)
-                problem = f"{type(exc).__name__}: {exc}"
+                # stored: the chat's words as the bot scrubbed them, of anything else only its type
+                # (the log line's filter scrubs what it prints)
+                said = isinstance(exc, ModerationUnavailable)
                 log.error("cannot show drafts to the moderators (telegram.moderators_chat): %s; %d drafts wait,"
-                          " retried at every pool run", problem, waiting)
+                          " retried at every pool run", exc if said else f"{type(exc).__name__}: {exc}", waiting)
+                problem = str(exc) if said else type(exc).__name__
                 set_state(self.db, MODERATION_ERROR, f"{utcnow()} {problem}"[:500])
                 break
             draft_rows.set_moderation_message(self.db, draft["id"], chat_id, message_id)

@@ -15,6 +15,7 @@ from telegram.error import TelegramError
 
 from bot import texts
 from bot.secrets import REDACTOR
+from jobs.moderation import ModerationUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ class TelegramModeration:
         self.enabled = bool(self.moderators and chat_id)
 
     async def submit(self, draft: dict[str, Any]) -> tuple[str, str]:
-        message = await self.bot.send_message(self.chat_id, draft_message(draft), reply_markup=keyboard(draft["id"]))
+        try:
+            message = await self.bot.send_message(self.chat_id, draft_message(draft),
+                                                  reply_markup=keyboard(draft["id"]))
+        except TelegramError as exc:  # its words may quote the request's URL, token and all
+            raise ModerationUnavailable(f"{type(exc).__name__}: {REDACTOR.redact(str(exc))}") from exc
         return str(message.chat_id), str(message.message_id)
 
     async def notify(self, text: str) -> None:
