@@ -6,7 +6,8 @@ each model beside an interpolated Kneser-Ney character 5-gram built on the same 
 split and scored on the same held-out posts.
 
     python benchmarks/nights.py [--nights 6] [--minutes 10] [--configs warm,scratch] [--long]
-                                [--rnn-size 256] [--dropout 0.3] [--warm-lr-scale 1] [--warmup-frac 0.05] [--quick]
+                                [--rnn-size 256] [--dropout 0.3] [--weight-decay 0.1] [--warm-lr-scale 1]
+                                [--warmup-frac 0.05] [--quick]
 
 `--configs "" --long` runs the uninterrupted run alone (beside a `--configs warm` run on the other
 core of a 2-core machine: both at 1 thread, the two take an hour instead of two).
@@ -21,8 +22,8 @@ held out on night 1 is held out on every night, and both models of a night are s
 held-out posts (the val split of that night's corpus, as one stream, float32, best checkpoint).
 The recipe is the nightly job's CPU default, its flags' defaults read from the product's settings
 (model.train_config.ModelShape and TrainOptions, jobs.retrain: 2x256, dropout 0.3, batch 32 x seq 64,
-Adam 1.5e-3, lr_schedule hold, bf16 autocast where the CPU has it, a warm start at warm_lr_scale x
-the rate after a warmup_frac ramp); threads 1 (benchmark rule).
+AdamW 1.5e-3 with weight decay 0.1 on the matrices, lr_schedule hold, bf16 autocast where the CPU
+has it, a warm start at warm_lr_scale x the rate after a warmup_frac ramp); threads 1 (benchmark rule).
 
 Skips (exit 0) with a message when pool.txt is absent. Prints figures, never asserts.
 """
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=OPTIONS.batch_size)
     ap.add_argument("--seq-length", type=int, default=OPTIONS.seq_length)
     ap.add_argument("--learning-rate", type=float, default=OPTIONS.learning_rate)
+    ap.add_argument("--weight-decay", type=float, default=OPTIONS.weight_decay,
+                    help="train.weight_decay (AdamW on the matrices; 0: Adam)")
     ap.add_argument("--warm-lr-scale", type=float, default=NightlyOptions().warm_lr_scale)
     ap.add_argument("--warmup-frac", type=float, default=WARM_START_WARMUP)
     ap.add_argument("--order", type=int, default=5)
@@ -93,14 +96,15 @@ def main() -> None:
     print(f"corpus: {args.text} ({len(posts):,} posts in file order = date order), {K} nights x "
           f"{args.minutes:g} min, lstm 2x{args.rnn_size} dropout {args.dropout:g} B={args.batch_size} "
           f"T={args.seq_length} "
-          f"lr {args.learning_rate:g} hold, {'bf16' if bf16 else 'float32'}, 1 thread; warm start at "
+          f"lr {args.learning_rate:g}{f' weight decay {args.weight_decay:g}' if args.weight_decay else ''} hold, "
+          f"{'bf16' if bf16 else 'float32'}, 1 thread; warm start at "
           f"{args.warm_lr_scale:g}x the rate after a {args.warmup_frac:.0%} ramp")
 
     def recipe(night_dir: Path, **kw) -> TrainConfig:
         base = dict(rnn_size=args.rnn_size, wordvec_size=64, num_layers=2, dropout=args.dropout,
                     batch_size=args.batch_size,
                     seq_length=args.seq_length, learning_rate=args.learning_rate, lr_schedule="hold",
-                    print_every=50, checkpoint_every=1000, max_epochs=1000, threads=1,
+                    weight_decay=args.weight_decay, print_every=50, checkpoint_every=1000, max_epochs=1000, threads=1,
                     progress=sys.stderr.isatty(), input_h5=str(night_dir / "c.h5"),
                     input_json=str(night_dir / "c.json"))
         return TrainConfig(**{**base, **kw})

@@ -8,7 +8,8 @@ built in the same run on the same split.
 
 The default recipe is the best of those measured for a 10-minute budget on 2 CPU cores (see
 benchmarks/results/quality-cpu.txt): 2x128, batch 32 x 64, Adam 1.5e-3 held for 75% of the time
-budget and then lowered linearly to 2% of it, bf16 autocast where the processor has it.
+budget and then lowered linearly to 2% of it, bf16 autocast where the processor has it; dropout and
+weight decay are the product's (model/train_config.py), so figures before those defaults differ.
 
 Skips (exit 0) with a message when pool.txt is absent. Prints figures, never asserts times.
 """

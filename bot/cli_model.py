@@ -112,6 +112,7 @@ TRAIN_HELP = {
     "lr_decay_every": "With --lr-schedule step: multiply the rate by --lr-decay-factor every N epochs.",
     "lr_decay_factor": "Learning-rate decay factor of the step schedule.",
     "grad_clip": "Clamp each gradient element to [-X, X].",
+    "weight_decay": "Decoupled weight decay (AdamW) on the recurrent and head matrices (0: plain Adam).",
     "max_epochs": "Epochs to train at most.",
     "max_minutes": "Stop cleanly after this many minutes, keeping the best checkpoint (0: no time budget).",
     "max_iterations": "Stop after this many iterations (0: no limit).",

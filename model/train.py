@@ -267,6 +267,10 @@ class _Run:
         return p
 
 
+# what a run whose checkpoint predates a field did: it resumes the same way
+BEFORE_THE_FIELD = {"weight_decay": 0.0}
+
+
 def _continued_run(cfg: TrainConfig) -> tuple[TrainConfig, Optional[dict]]:
     """With ``cfg.resume``: the checkpoint, and the config its run continues with (the run's own
     settings; paths left empty continue the checkpoint's run: same corpus, same directory)."""
@@ -276,7 +280,7 @@ def _continued_run(cfg: TrainConfig) -> tuple[TrainConfig, Optional[dict]]:
     if "optimizer_state" not in ck or "train_config" not in ck:
         raise ModelError(f"checkpoint {cfg.resume!r} is not resumable (no optimizer state); "
                          f"use the latest.pt of its run, or init_from to fine-tune")
-    old = ck["train_config"]
+    old = {**BEFORE_THE_FIELD, **ck["train_config"]}
     cfg = replace(cfg, **{k: old[k] for k in RUN_FROM_CHECKPOINT if k in old})
     cfg = replace(cfg, **{k: old[k] for k in ("input_h5", "input_json", "checkpoint_dir")
                           if not getattr(cfg, k) and old.get(k)})
@@ -326,7 +330,7 @@ def _new_run(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict], data: _Da
     model = CharRNN(mc)
     new_tokens = _transfer_init(model, init_ck, data.vocab) if init_ck is not None else 0
     model.to(device)
-    optim = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    optim = _optimizer(model, cfg)
     torch.manual_seed(cfg.seed + 1000003 * ctx.rank)   # dropout stream, one per rank
     net: torch.nn.Module = model
     use_bf16 = choose_bf16(cfg, device)
@@ -339,6 +343,17 @@ def _new_run(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict], data: _Da
     run.run_meta = {"new_tokens": new_tokens, "init_from": cfg.init_from, "world_size": ctx.world,
                     "precision": run.precision, "threads": torch.get_num_threads()}
     return run, new_tokens
+
+
+def _optimizer(model: CharRNN, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (torch-rnn's); with weight_decay, AdamW decaying the recurrent and head matrices only: the
+    embedding's rows of rare characters and the biases are left alone."""
+    if cfg.weight_decay <= 0:
+        return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    decayed = [p for name, p in model.named_parameters() if p.dim() >= 2 and not name.startswith("embed.")]
+    kept = [p for name, p in model.named_parameters() if p.dim() < 2 or name.startswith("embed.")]
+    return torch.optim.AdamW([{"params": decayed, "weight_decay": cfg.weight_decay},
+                              {"params": kept, "weight_decay": 0.0}], lr=cfg.learning_rate)
 
 
 def _restore(run: _Run, ck: dict) -> None:

@@ -21,7 +21,8 @@ ITERATIONS = 3500   # a fixed count, so the result does not depend on the load o
 RNN_SIZE = 128
 NUM_LAYERS = 2
 DROPOUT = 0.2
-BATCH = ("--batch-size", "50", "--seq-length", "50", "--learning-rate", "0.002")   # as it was trained (torch-rnn's)
+# as it was trained (torch-rnn's: plain Adam)
+BATCH = ("--batch-size", "50", "--seq-length", "50", "--learning-rate", "0.002", "--weight-decay", "0")
 
 
 def buhurt(*args: str, cwd: Path) -> None:

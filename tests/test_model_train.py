@@ -39,7 +39,7 @@ def test_loss_decreases_and_checkpoints_are_self_contained(tiny_run):
 def test_defaults_match_torch_rnn_and_gpu_preset():
     c = TrainConfig.torch_rnn_preset()
     assert (c.model_type, c.wordvec_size, c.rnn_size, c.num_layers, c.dropout) == ("lstm", 64, 128, 2, 0.0)
-    assert (c.batch_size, c.seq_length, c.learning_rate, c.grad_clip) == (50, 50, 2e-3, 5.0)
+    assert (c.batch_size, c.seq_length, c.learning_rate, c.grad_clip, c.weight_decay) == (50, 50, 2e-3, 5.0, 0.0)
     assert (c.lr_decay_every, c.lr_decay_factor, c.max_epochs) == (5, 0.5, 50)
     g = TrainConfig.gpu_preset(max_minutes=5)
     assert (g.num_layers, g.rnn_size, g.device, g.bf16, g.max_minutes) == (3, 512, "cuda", True, 5)
@@ -82,3 +82,40 @@ def test_bad_config_and_inputs(tmp_path):
         train(tiny_config(h5, js, tmp_path / "ck", batch_size=500, seq_length=500))
     with pytest.raises(ModelError, match="device"):
         train(tiny_config(h5, js, tmp_path / "ck", device="tpu"))
+
+
+def test_weight_decay_takes_the_matrices_and_survives_a_resume(tmp_path):
+    _, h5, js = prepare(tmp_path, n=60)
+    plain = train(tiny_config(h5, js, tmp_path / "plain", max_iterations=4))
+    assert len(torch.load(plain.latest_path, weights_only=True)["optimizer_state"]["param_groups"]) == 1
+    r = train(tiny_config(h5, js, tmp_path / "ck", max_iterations=4, weight_decay=0.5))
+    latest = torch.load(r.latest_path, weights_only=True)
+    decayed, kept = latest["optimizer_state"]["param_groups"]
+    assert (decayed["weight_decay"], kept["weight_decay"]) == (0.5, 0.0)
+
+    def shapes(group):  # Adam's moments have their parameter's shape
+        return sorted(tuple(latest["optimizer_state"]["state"][i]["exp_avg"].shape) for i in group["params"])
+
+    params = latest["model_state"]
+    assert shapes(decayed) == sorted(tuple(v.shape) for k, v in params.items()
+                                     if k.startswith(("rnn.weight_", "head.weight")))
+    assert shapes(kept) == sorted(tuple(v.shape) for k, v in params.items()
+                                  if k == "embed.weight" or "bias" in k)
+    # the decay pulls the matrices in: the same steps without it leave them larger
+    w = torch.load(r.best_path, weights_only=True)["model_state"]["head.weight"]
+    w0 = torch.load(plain.best_path, weights_only=True)["model_state"]["head.weight"]
+    assert w.norm() < w0.norm()
+    resumed = train(TrainConfig.from_dict({**latest["train_config"], "resume": str(r.latest_path),
+                                           "weight_decay": 0.0, "max_iterations": 8}))
+    again = torch.load(resumed.latest_path, weights_only=True)
+    assert again["train_config"]["weight_decay"] == 0.5 and again["iteration"] == 8
+    # a run whose checkpoint predates weight_decay was plain Adam, and resumes as one
+    old = torch.load(plain.latest_path, weights_only=True)
+    del old["train_config"]["weight_decay"]
+    torch.save(old, tmp_path / "old-latest.pt")
+    before = train(TrainConfig.from_dict({**old["train_config"], "resume": str(tmp_path / "old-latest.pt"),
+                                          "weight_decay": 0.3, "max_iterations": 6}))
+    after = torch.load(before.latest_path, weights_only=True)
+    assert after["train_config"]["weight_decay"] == 0.0 and len(after["optimizer_state"]["param_groups"]) == 1
+    with pytest.raises(ModelError, match="weight_decay"):
+        train(tiny_config(h5, js, tmp_path / "bad", weight_decay=-1))
