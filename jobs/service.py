@@ -136,10 +136,10 @@ class Service:
                 waiting = draft_rows.count_by_status(self.db).get("pending", 0)
                 # stored: the chat's words as the bot scrubbed them, of anything else only its type
                 # (the log line's filter scrubs what it prints)
-                said = isinstance(exc, ModerationUnavailable)
+                scrubbed = isinstance(exc, ModerationUnavailable)
                 log.error("cannot show drafts to the moderators (telegram.moderators_chat): %s; %d drafts wait,"
-                          " retried at every pool run", exc if said else f"{type(exc).__name__}: {exc}", waiting)
-                problem = str(exc) if said else type(exc).__name__
+                          " retried at every pool run", exc if scrubbed else f"{type(exc).__name__}: {exc}", waiting)
+                problem = str(exc) if scrubbed else type(exc).__name__
                 set_state(self.db, MODERATION_ERROR, f"{utcnow()} {problem}"[:500])
                 break
             draft_rows.set_moderation_message(self.db, draft["id"], chat_id, message_id)
