@@ -1,7 +1,10 @@
 """Draft quality: 500 drafts through the pool's own path (the holder's decoding, jobs.pool's measures
-and screen against a database holding the corpus, near-copy index included), for known-word
-decoding, for raw (torch-rnn) sampling and for a character 5-gram (interpolated Kneser-Ney, the
-baseline of benchmarks/quality.py) in the same run.
+and screen against a database holding the corpus, near-copy index included), for the product's
+decoding (known words, quotes balanced), for known words without the quote rule, for raw (torch-rnn)
+sampling and for a character 5-gram (interpolated Kneser-Ney, the baseline of benchmarks/quality.py)
+in the same run. "quotes" is the share of drafts with a line whose quotes do not balance (a « or "
+left open, a » before any «: model.sample.unbalanced_lines); a draft cut at the cap is judged
+without its unfinished last line.
 
     python benchmarks/draft_quality.py [--checkpoint F | --minutes M] [--num 500] [--temperature 0.8]
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+from dataclasses import replace
 import os
 import random
 import sys
@@ -111,16 +115,18 @@ def report(name: str, items: list, db, stoplist, known, seconds: float, decoding
     from jobs.pool import measure, screen
     from jobs.tune import word_pairs
 
+    from model.sample import unbalanced_lines
+
     rows = []
     for text, reached, sample in items:
         k, w = known.count(text)
         m = measure(db, text, sample, decoding)
         if sample is None:   # the 5-gram has no generator measures: give the screen the same ones
-            from dataclasses import replace
-
             m = replace(m, known_share=k / w if w else 0.0, reached_gap=reached)
         reason = screen(db, text, stoplist, m)
-        rows.append(dict(text=text, known=k, words=w, gap=reached, shared=m.shared_chars or 0, passed=reason is None))
+        judged = text if reached else text.rpartition("\n")[0]
+        rows.append(dict(text=text, known=k, words=w, gap=reached, shared=m.shared_chars or 0, passed=reason is None,
+                         quotes=bool(unbalanced_lines(judged))))
 
     def figures(rs):
         if not rs:
@@ -133,7 +139,8 @@ def report(name: str, items: list, db, stoplist, known, seconds: float, decoding
         pairs = set()
         for r in rs:
             pairs |= word_pairs(r["text"])
-        return f"{ks:>7.1%} {ge90:>7.1%} {gap:>6.1%} {near:>5} {len(pairs):>7}"
+        quotes = sum(r["quotes"] for r in rs) / len(rs)
+        return f"{ks:>7.1%} {ge90:>7.1%} {gap:>6.1%} {near:>5} {len(pairs):>7} {quotes:>7.1%}"
 
     passed = [r for r in rows if r["passed"]]
     rate = len(items) / seconds
@@ -161,6 +168,7 @@ def main() -> None:
     from jobs.generator import GeneratorHolder
     from model.preprocess import split_sizes
     from model.sample import Generator
+    from model.sample_options import SampleOptions
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     work = Path(tempfile.mkdtemp(prefix="buhurt-draft-quality-"))
@@ -175,17 +183,19 @@ def main() -> None:
     known = gen.known_words("ru")
     print(f"model {gen.version} ({args.checkpoint}), lexicon {len(gen.lexicon)} words, temperature "
           f"{args.temperature}, {args.num} drafts each, cap {args.max_length}")
-    print(f"{'':<22}        {'known':>7} {'>=90%':>7} {'gap':>6} {'near':>5} {'pairs':>7}")
+    print(f"{'':<22}        {'known':>7} {'>=90%':>7} {'gap':>6} {'near':>5} {'pairs':>7} {'quotes':>7}")
     seeds = list(range(1, args.num + 1))
     results = {}
-    for name, words in (("known-word decoding", "known"), ("raw sampling", "any")):
+    for name, options in (("known-word decoding", SampleOptions()),
+                          ("  without quote rule", SampleOptions(quotes="any")),
+                          ("raw sampling", SampleOptions(words="any", quotes="any"))):   # judged with "ru" too
+        options = replace(options, temperature=args.temperature, max_length=args.max_length)
         items, t = [], time.perf_counter()
         for i in range(0, len(seeds), args.batch):
-            _, samples = holder.generate_samples(seeds[i:i + args.batch], temperature=args.temperature,
-                                                 max_length=args.max_length, words=words, dictionary="ru")
+            _, samples = holder.generate_samples(seeds[i:i + args.batch], **options.as_kwargs())
             items += [(s.text, s.reached_gap, s) for s in samples]
         dt = time.perf_counter() - t
-        results[words] = report(name, items, db, stoplist, known, dt, "known/ru" if words == "known" else "any")
+        results[name] = report(name, items, db, stoplist, known, dt, options.decoding())
     text = args.corpus.read_text(encoding="utf-8")
     n_train, _, _ = split_sizes(len(text), 0.1, 0.1)
     t = time.perf_counter()
@@ -199,7 +209,8 @@ def main() -> None:
         post, reached = kn.post(s, args.max_length)
         items.append((tidy_generated(post), reached, None))
     report(f"5-gram KN (built {build:.0f}s)", items, db, stoplist, known, time.perf_counter() - t, "any")
-    print(f"known-word decoding / raw posts/s: {results['known']['rate'] / results['any']['rate']:.2f}x "
+    ratio = results["known-word decoding"]["rate"] / results["raw sampling"]["rate"]
+    print(f"known-word decoding / raw posts/s: {ratio:.2f}x "
           f"(target >= 0.5x); load after: {open('/proc/loadavg').read().strip()}")
     print("targets for drafts passing the screen: >= 97% known words, >= 90% drafts with >= 90% known, "
           "all at the gap, 0 near-copies; >= 25% of candidates pass")

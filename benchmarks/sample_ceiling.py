@@ -3,8 +3,8 @@
     python benchmarks/sample_ceiling.py [--checkpoint C] [--rows 256] [--temperature 0.8]
 
 Against torch-rnn's one-at-a-time loop measured in the same run (sample_throughput.torch_rnn_loop),
-it prints for raw and for known-word decoding (the Russian dictionary, the product's default) at
-N=--rows:
+it prints for raw and for known-word decoding (the product's default: the Russian dictionary, quotes
+balanced) at N=--rows:
   - posts/second of the Generator as shipped (float32 step), and the row-steps it ran per post
     (known-word decoding also computes the letters of the words it takes back);
   - the step-only bound: those row-steps at the step's own time per row with a full batch, as if the
@@ -35,6 +35,8 @@ from model.sample import Generator  # noqa: E402
 from sample_throughput import torch_rnn_loop  # noqa: E402
 
 DEFAULT_CHECKPOINT = REPO / "model" / "data" / "default.pt"
+# raw: torch-rnn's sampling; known: the product's decoding ([sample] defaults)
+DECODINGS = {"any": {}, "known": {"words": "known", "dictionary": "ru", "quotes": "balanced"}}
 
 
 class Bf16Step(FastStep):
@@ -129,13 +131,12 @@ def main() -> None:
         for words in ("any", "known"):
             counted = Counted(step)
             gen.step = counted
-            gen.generate(seeds=range(10_000, 10_000 + n), temperature=args.temperature, words=words,
-                         dictionary="ru")                       # warm-up (and the prefix table)
+            gen.generate(seeds=range(10_000, 10_000 + n), temperature=args.temperature,
+                         **DECODINGS[words])                    # warm-up (and the prefix table)
             counted.rows = 0
             t = time.perf_counter()
             for r in range(2):
-                gen.generate(seeds=range(r * n, (r + 1) * n), temperature=args.temperature, words=words,
-                             dictionary="ru")
+                gen.generate(seeds=range(r * n, (r + 1) * n), temperature=args.temperature, **DECODINGS[words])
             rate = 2 * n / (time.perf_counter() - t)
             per_post = counted.rows / (2 * n)
             bound = 1 / (per_post * per_row[name])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -131,9 +132,18 @@ class Generator:
         return kw
 
     @staticmethod
-    def _pick(lg: np.ndarray, keys: np.ndarray, steps, o: SampleRequest) -> np.ndarray:
+    def _pick(lg: np.ndarray, keys: np.ndarray, steps, o: SampleRequest,
+              rules: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
         """Inverse-CDF sampling in float64 from the step's logits (float32, numpy), in place (the same
-        arithmetic, so the same picks, as the allocating form lg / T - max, exp, cumsum, count of cdf <= u)."""
+        arithmetic, so the same picks, as the allocating form lg / T - max, exp, cumsum, count of cdf <= u).
+
+        `rules` (`_Batch.quote_rules`) rewrites a copy of the logits in place before the temperature:
+        the characters a row may not pick get -inf (their odds may go to another character)."""
+        masked = rules is not None
+        if rules is not None and (o.argmax or 0 < o.top_k < lg.shape[1]):
+            lg = lg.astype(np.float64)
+            rules(lg)
+            rules = None
         if o.argmax:
             return lg.argmax(axis=1)
         idx = None
@@ -141,6 +151,8 @@ class Generator:
             idx = np.argsort(-lg, axis=1, kind="stable")[:, :o.top_k]
             lg = np.take_along_axis(lg, idx, axis=1)
         x = lg.astype(np.float64)
+        if rules is not None:
+            rules(x)
         np.divide(x, o.temperature, out=x)
         x -= x.max(axis=1, keepdims=True)
         np.exp(x, out=x)
@@ -149,21 +161,25 @@ class Generator:
         over = x > u[:, None]
         j = over.argmax(axis=1)                      # first cdf > u = count of cdf <= u
         rows = np.arange(len(j))
-        j[~over[rows, j]] = lg.shape[1] - 1          # none above u (rounding): the last token
+        none = ~over[rows, j]                        # none above u (rounding): the last token
+        j[none] = lg.shape[1] - 1
+        if masked and none.any():                    # ... that may be picked: the last to add to the cdf
+            j[none] = (x[none] >= x[none, -1:]).argmax(axis=1)
         return j if idx is None else idx[rows, j]
 
     def generate(self, seeds, temperature: float = DEFAULT_TEMPERATURE, start_text: str = "",
                  max_length: int = SampleOptions.max_length,
-                 top_k: int = 0, argmax: bool = False, words: str = "any", dictionary: str = "none") -> list[str]:
+                 top_k: int = 0, argmax: bool = False, words: str = "any", dictionary: str = "none",
+                 quotes: str = "any") -> list[str]:
         """One post per seed: start_text + generated text up to the post gap (not included),
         at most max_length characters, trailing whitespace stripped."""
         return [s.text for s in self.generate_samples(seeds, temperature, start_text, max_length, top_k, argmax,
-                                                      words, dictionary)]
+                                                      words, dictionary, quotes)]
 
     @torch.inference_mode()
     def generate_samples(self, seeds, temperature: float = DEFAULT_TEMPERATURE, start_text: str = "",
                          max_length: int = SampleOptions.max_length, top_k: int = 0, argmax: bool = False,
-                         words: str = "any", dictionary: str = "none") -> list[Sample]:
+                         words: str = "any", dictionary: str = "none", quotes: str = "any") -> list[Sample]:
         """`generate`, with each post's measures (`Sample`).
 
         words="known": known-word decoding. When a row's word (a run of letters) can no longer become
@@ -173,11 +189,17 @@ class Generator:
         after MAX_RETRIES tries at one place the word is let through. A word begun in the start text
         is not checked. words="any" is torch-rnn's unconstrained sampling.
 
+        quotes="balanced": a quote opened on a line closes on that line. While a row has a " or a «
+        open, it may not end the line: the line end's probability goes to the closing quote (" first,
+        then »), so where the model would end the line it closes the quote; with no « open, » gets
+        probability 0. The other characters keep their odds; the start text's last line counts.
+        quotes="any": no such rule.
+
         The rows' bookkeeping is arrays over the batch (`_Batch`), the words' prefixes a table the
         batch reads at once (`model.words.PrefixTable`): no Python loop per row and step.
         """
         o = SampleRequest(temperature=temperature, max_length=max_length, top_k=top_k, words=words,
-                          dictionary=dictionary, start_text=start_text, argmax=argmax).validate(
+                          dictionary=dictionary, quotes=quotes, start_text=start_text, argmax=argmax).validate(
             self.vocab, source=f"checkpoint {str(self.path)!r}")
         seeds = _checked_seeds(seeds)
         if not seeds:
@@ -193,7 +215,7 @@ class Generator:
         picks = np.zeros(n, dtype=np.int64)          # picks made per row: its position in its random stream
         while True:
             lg = logits.detach().float().cpu().numpy()
-            ids = self._pick(lg, keys[rows], picks[rows], o)
+            ids = self._pick(lg, keys[rows], picks[rows], o, batch.quote_rules(rows))
             picks[rows] += 1
             keep, back, starts = batch.feed(rows, ids, _logprobs(lg, ids), picks[rows])
             if saved is not None and len(starts):
@@ -246,14 +268,41 @@ class _Tokens:
     strings: list[str]
     alpha: np.ndarray         # str.isalpha(): what the character before a word must not be
     newline: int              # the id of "\n", -1 when the vocabulary has none
+    opening: int              # the ids of «, » and ", -1 for one the vocabulary lacks
+    closing: int
+    straight: int
 
     @classmethod
     def of(cls, tokens: list[str]) -> "_Tokens":
         alpha = np.array([t.isalpha() for t in tokens], dtype=bool)
-        return cls(list(tokens), alpha, tokens.index("\n") if "\n" in tokens else -1)
+        at = lambda t: tokens.index(t) if t in tokens else -1  # noqa: E731
+        pair = OPENING in tokens and CLOSING in tokens       # a « the vocabulary cannot close is not counted
+        return cls(list(tokens), alpha, at("\n"), at(OPENING) if pair else -1, at(CLOSING) if pair else -1,
+                   at(STRAIGHT))
 
 
 OPEN, GAP, CAPPED, EMPTY = 0, 1, 2, 3     # a row's status
+OPENING, CLOSING, STRAIGHT = "«", "»", '"'   # the quotes quotes="balanced" keeps balanced on each line
+
+
+def _quotes_of(line: str) -> tuple[int, bool, bool]:
+    """(« open, " open, a » closed nothing) at the end of `line`, as quotes="balanced" counts them."""
+    depth, straight, stray = 0, False, False
+    for ch in line:
+        if ch == OPENING:
+            depth += 1
+        elif ch == CLOSING:
+            stray |= depth == 0
+            depth = max(0, depth - 1)
+        elif ch == STRAIGHT:
+            straight = not straight
+    return depth, straight, stray
+
+
+def unbalanced_lines(text: str) -> list[str]:
+    """The lines of `text` that quotes="balanced" would not have written: a « or " left open, or a »
+    with no « before it."""
+    return [line for line in text.split("\n") if any(_quotes_of(line))]
 
 
 class _Batch:
@@ -281,6 +330,31 @@ class _Batch:
         self.retries = np.zeros(n, dtype=np.int64)
         self.lp_at = np.zeros(n)
         self.count_at = np.zeros(n, dtype=np.int64)
+        self.quotes = o.quotes == "balanced"
+        depth, straight, _ = _quotes_of(o.start_text.rpartition("\n")[2])
+        depth = depth if tokens.opening >= 0 else 0
+        self.depth = np.full(n, depth, dtype=np.int64)      # « open on the row's current line
+        self.straight = np.full(n, straight)                # a " open on it
+
+    def quote_rules(self, rows: np.ndarray) -> Callable[[np.ndarray], None] | None:
+        """quotes="balanced": the rules of the active `rows` for `Generator._pick`, which applies them
+        to a copy of their logits: while a quote is open the line end may not be picked, its odds
+        going to the closing " (when one is open) or »; while no « is open, » may not be picked."""
+        if not self.quotes:
+            return None
+        tok = self.tok
+        depth, straight = self.depth[rows], self.straight[rows]
+
+        def apply(lg: np.ndarray) -> None:
+            if tok.closing >= 0:
+                lg[:, tok.closing][depth == 0] = -np.inf         # a column view: rows with no « open
+            if tok.newline >= 0:
+                p = ((depth > 0) | straight).nonzero()[0]
+                if len(p):
+                    to = np.where(straight[p], tok.straight, tok.closing)
+                    lg[p, to] = np.logaddexp(lg[p, to], lg[p, tok.newline])
+                    lg[p, tok.newline] = -np.inf
+        return apply
 
     def feed(self, rows: np.ndarray, ids: np.ndarray, lp: np.ndarray,
              picks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -365,6 +439,10 @@ class _Batch:
         self.buf[r, self.length[r]] = t
         self.length[r] += 1
         self.prev_nl[r], self.prev_alpha[r] = newline[g], self.tok.alpha[t]
+        if self.quotes:
+            self.depth[r] = np.where(newline[g], 0, np.maximum(0, self.depth[r] + (t == self.tok.opening)
+                                                                - (t == self.tok.closing)))
+            self.straight[r] = ~newline[g] & (self.straight[r] ^ (t == self.tok.straight))
         full = g[(self.length[r] >= self.budget) | (picks[g] >= self.max_picks)]
         self.status[rows[full]] = CAPPED
         done[full] = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from model.words import DICTIONARIES, WORD_MODES, decoding_name
+from model.words import DICTIONARIES, QUOTE_MODES, WORD_MODES, decoding_name
 
 DEFAULT_TEMPERATURE = 0.8
 
@@ -26,6 +26,7 @@ class SampleOptions:
     top_k: int = 0                # sample among the K likeliest characters; 0: all
     words: str = "known"          # "known": known-word decoding (model.words); "any": torch-rnn's sampling
     dictionary: str = "ru"        # "ru": the OpenCorpora dictionary besides the checkpoint's lexicon; "none"
+    quotes: str = "balanced"      # "balanced": a quote (« or ") opened on a line closes on it; "any"
 
     def problems(self) -> dict[str, str]:
         problems = {}
@@ -41,22 +42,24 @@ class SampleOptions:
             problems["words"] = _show(WORD_MODES)
         if self.dictionary not in DICTIONARIES:
             problems["dictionary"] = _show(DICTIONARIES)
+        if self.quotes not in QUOTE_MODES:
+            problems["quotes"] = _show(QUOTE_MODES)
         return problems
 
     def options(self) -> "SampleOptions":
         """Only the SampleOptions fields (of a subclass such as the [sample] settings)."""
-        return SampleOptions(self.temperature, self.max_length, self.top_k, self.words, self.dictionary)
+        return SampleOptions(self.temperature, self.max_length, self.top_k, self.words, self.dictionary, self.quotes)
 
     def as_kwargs(self) -> dict:
         """Generator.generate's keyword arguments."""
-        return {**self.draft_columns(), "words": self.words, "dictionary": self.dictionary}
+        return {**self.draft_columns(), "words": self.words, "dictionary": self.dictionary, "quotes": self.quotes}
 
     def decoding(self) -> str:
         """As stored with each draft (drafts.words), so it regenerates the same way."""
-        return decoding_name(self.words, self.dictionary)
+        return decoding_name(self.words, self.dictionary, self.quotes)
 
     def draft_columns(self) -> dict:
         return {"temperature": self.temperature, "max_length": self.max_length, "top_k": self.top_k}
 
 
-TORCH_RNN_SAMPLING = SampleOptions(words="any", dictionary="none")   # sample.lua: unconstrained
+TORCH_RNN_SAMPLING = SampleOptions(words="any", dictionary="none", quotes="any")   # sample.lua: unconstrained

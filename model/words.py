@@ -20,6 +20,7 @@ from model.errors import ModelError
 WORD = re.compile(r"[^\W\d_]+")
 DICTIONARIES = ("ru", "none")
 WORD_MODES = ("known", "any")
+QUOTE_MODES = ("balanced", "any")
 DEFAULT_MIN_COUNT = 3
 _CACHE_LIMIT = 200_000
 
@@ -192,17 +193,26 @@ class PrefixTable:
         return w == 1
 
 
-def decoding_name(words: str, dictionary: str) -> str:
-    """How a draft was decoded, as stored with it: "any", or "known/<dictionary>"."""
-    return "any" if words == "any" else f"known/{dictionary}"
+def decoding_name(words: str, dictionary: str, quotes: str = "any") -> str:
+    """How a draft was decoded, as stored with it: "any", or "known/<dictionary>", and "+quotes" after
+    either when quotes were balanced (model.sample: a quote opened on a line closes on that line)."""
+    name = "any" if words == "any" else f"known/{dictionary}"
+    return name + "+quotes" if quotes == "balanced" else name
 
 
 def decoding_options(value: str | None) -> dict:
     """The Generator options of a stored decoding name; None or "" (drafts made before known-word
-    decoding existed, all unconstrained) is "any"."""
-    if not value or value == "any":
-        return {"words": "any", "dictionary": "none"}
-    words, _, dictionary = value.partition("/")
+    decoding existed, all unconstrained) is "any"; a name without "+quotes" (drafts made before
+    quotes were balanced) decodes quotes as it was then: unconstrained."""
+    name, plus, rest = (value or "any").partition("+")
+    if plus and rest != "quotes":
+        raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>', "
+                         f"then optionally '+quotes'")
+    quotes = "balanced" if plus else "any"
+    if name == "any":
+        return {"words": "any", "dictionary": "none", "quotes": quotes}
+    words, _, dictionary = name.partition("/")
     if words != "known" or dictionary not in DICTIONARIES:
-        raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>'")
-    return {"words": "known", "dictionary": dictionary}
+        raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>', "
+                         f"then optionally '+quotes'")
+    return {"words": "known", "dictionary": dictionary, "quotes": quotes}

@@ -104,7 +104,7 @@ def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
     ready = drafts.with_status(db, "ready", purpose="subscriber")
     assert len(ready) == 3
     for row in ready:
-        assert row["words"] == "known/ru"     # the default decoding, stored with the draft
+        assert row["words"] == "known/ru+quotes"     # the default decoding, stored with the draft
         _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"],
                                       top_k=row["top_k"], start_text=row["start_text"],
                                       **decoding_options(row["words"]))

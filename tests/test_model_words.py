@@ -36,12 +36,18 @@ def test_the_russian_dictionary_knows_inflected_forms():
 
 
 def test_decoding_names_round_trip():
-    for words, dictionary in (("known", "ru"), ("known", "none")):
-        assert decoding_options(decoding_name(words, dictionary)) == {"words": words, "dictionary": dictionary}
+    for words, dictionary, quotes in (("known", "ru", "any"), ("known", "none", "any"), ("known", "ru", "balanced"),
+                                      ("any", "none", "balanced")):
+        assert decoding_options(decoding_name(words, dictionary, quotes)) == {
+            "words": words, "dictionary": dictionary, "quotes": quotes}
     assert decoding_name("any", "ru") == "any"
-    assert decoding_options(None) == decoding_options("") == {"words": "any", "dictionary": "none"}
-    with pytest.raises(ModelError, match="decoding"):
-        decoding_options("known/xx")
+    assert decoding_name("known", "ru", "balanced") == "known/ru+quotes"
+    # names stored before quotes were balanced regenerate without the rule
+    assert decoding_options("known/ru") == {"words": "known", "dictionary": "ru", "quotes": "any"}
+    assert decoding_options(None) == decoding_options("") == {"words": "any", "dictionary": "none", "quotes": "any"}
+    for bad in ("known/xx", "known/ru+quote", "any+quotes+quotes"):
+        with pytest.raises(ModelError, match="decoding"):
+            decoding_options(bad)
 
 
 def test_training_stores_the_lexicon_in_the_checkpoint(tiny_run):

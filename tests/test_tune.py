@@ -46,7 +46,7 @@ def test_tune_rejects_soup_and_repetition(db, tiny_checkpoint):
     assert resolve_options(db, holder.version, options).temperature == 0.8
     assert resolve_options(db, holder.version, SampleOptions(1.1)).temperature == 1.1   # a number pins it
     stored = json.loads(model_rows.get_model(db, holder.version)["metrics_json"])["tuned"]
-    assert stored["k"] == 16 and len(stored["rows"]) == 3 and stored["decoding"] == "known/none"
+    assert stored["k"] == 16 and len(stored["rows"]) == 3 and stored["decoding"] == "known/none+quotes"
 
 
 def test_tune_cli_prints_the_table_and_stores_it(tmp_path, capsys, monkeypatch, tiny_checkpoint):
