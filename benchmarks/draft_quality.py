@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
-from dataclasses import replace
 import os
 import random
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]

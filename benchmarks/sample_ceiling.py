@@ -32,11 +32,12 @@ from model.checkpoint import load_checkpoint  # noqa: E402
 from model.fast_step import FastStep  # noqa: E402
 from model.lstm import model_from_checkpoint  # noqa: E402
 from model.sample import Generator  # noqa: E402
+from model.sample_options import SampleOptions  # noqa: E402
 from sample_throughput import torch_rnn_loop  # noqa: E402
 
 DEFAULT_CHECKPOINT = REPO / "model" / "data" / "default.pt"
 # raw: torch-rnn's sampling; known: the product's decoding ([sample] defaults)
-DECODINGS = {"any": {}, "known": {"words": "known", "dictionary": "ru", "quotes": "balanced"}}
+DECODINGS = {"any": {}, "known": SampleOptions().decoding_kwargs()}
 
 
 class Bf16Step(FastStep):

@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from model.checkpoint import load_checkpoint  # noqa: E402
 from model.lstm import model_from_checkpoint  # noqa: E402
 from model.sample import Generator  # noqa: E402
+from model.sample_options import SampleOptions  # noqa: E402
 
 SAMPLE_CORPUS = REPO / "corpus" / "data" / "sample_corpus.txt"
 
@@ -78,8 +79,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--words", choices=["known", "any"], default="known")
     args = ap.parse_args()
-    # known: the product's decoding ([sample] defaults: known words, the Russian dictionary, quotes balanced)
-    dec = {"words": "known", "dictionary": "ru", "quotes": "balanced"} if args.words == "known" else {}
+    dec = SampleOptions().decoding_kwargs() if args.words == "known" else {}   # known: the product's decoding
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu")
     ck_path = args.checkpoint or train_model(20 if args.quick else args.train_seconds)
     ck = load_checkpoint(ck_path)

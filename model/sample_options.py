@@ -52,7 +52,12 @@ class SampleOptions:
 
     def as_kwargs(self) -> dict:
         """Generator.generate's keyword arguments."""
-        return {**self.draft_columns(), "words": self.words, "dictionary": self.dictionary, "quotes": self.quotes}
+        return {**self.draft_columns(), **self.decoding_kwargs()}
+
+    def decoding_kwargs(self) -> dict:
+        """How posts are decoded, as Generator.generate's keyword arguments (model.words.decoding_options
+        gives the same of a stored decoding name)."""
+        return {"words": self.words, "dictionary": self.dictionary, "quotes": self.quotes}
 
     def decoding(self) -> str:
         """As stored with each draft (drafts.words), so it regenerates the same way."""
