@@ -191,9 +191,10 @@ class Generator:
 
         quotes="balanced": a quote opened on a line closes on that line. While a row has a " or a «
         open, it may not end the line: the line end's probability goes to the closing quote (" first,
-        then »), so where the model would end the line it closes the quote; with no « open, » gets
-        probability 0. The other characters keep their odds; the start text's last line counts.
-        quotes="any": no such rule.
+        then »), so where the model would end the line it closes the quote; but a quote does not close
+        right after it opened (no empty «» or ""). With no « open, » gets probability 0, and so does a
+        " right after a letter or digit with none open (it would close, not open, a quote). The other
+        characters keep their odds; the start text's last line counts. quotes="any": no such rule.
 
         The rows' bookkeeping is arrays over the batch (`_Batch`), the words' prefixes a table the
         batch reads at once (`model.words.PrefixTable`): no Python loop per row and step.
@@ -267,6 +268,7 @@ class _Tokens:
 
     strings: list[str]
     alpha: np.ndarray         # str.isalpha(): what the character before a word must not be
+    alnum: np.ndarray         # str.isalnum(): a " right after one closes a quote, it opens none
     newline: int              # the id of "\n", -1 when the vocabulary has none
     opening: int              # the ids of «, » and ", -1 for one the vocabulary lacks
     closing: int
@@ -275,9 +277,10 @@ class _Tokens:
     @classmethod
     def of(cls, tokens: list[str]) -> "_Tokens":
         alpha = np.array([t.isalpha() for t in tokens], dtype=bool)
+        alnum = np.array([t.isalnum() for t in tokens], dtype=bool)
         at = lambda t: tokens.index(t) if t in tokens else -1  # noqa: E731
         pair = OPENING in tokens and CLOSING in tokens       # a « the vocabulary cannot close is not counted
-        return cls(list(tokens), alpha, at("\n"), at(OPENING) if pair else -1, at(CLOSING) if pair else -1,
+        return cls(list(tokens), alpha, alnum, at("\n"), at(OPENING) if pair else -1, at(CLOSING) if pair else -1,
                    at(STRAIGHT))
 
 
@@ -286,22 +289,31 @@ OPENING, CLOSING, STRAIGHT = "«", "»", '"'   # the quotes quotes="balanced" ke
 
 
 def _quotes_of(line: str) -> tuple[int, bool, bool]:
-    """(« open, " open, a » closed nothing) at the end of `line`, as quotes="balanced" counts them."""
-    depth, straight, stray = 0, False, False
+    """(« open, " open, a stray) at the end of `line`, as quotes="balanced" counts them. A stray is a
+    quote it would not write: a » with no « open, a " right after a letter or digit with none open
+    (that closes, it opens nothing: it stays closed), or a quote closed right after it opened."""
+    depth, straight, stray, prev = 0, False, False, ""
     for ch in line:
         if ch == OPENING:
             depth += 1
         elif ch == CLOSING:
-            stray |= depth == 0
+            stray |= depth == 0 or prev == OPENING
             depth = max(0, depth - 1)
         elif ch == STRAIGHT:
-            straight = not straight
+            if straight:
+                stray |= prev == STRAIGHT
+                straight = False
+            elif prev.isalnum():
+                stray = True
+            else:
+                straight = True
+        prev = ch
     return depth, straight, stray
 
 
 def unbalanced_lines(text: str) -> list[str]:
-    """The lines of `text` that quotes="balanced" would not have written: a « or " left open, or a »
-    with no « before it."""
+    """The lines of `text` that quotes="balanced" would not have written: a « or " left open, a »
+    with no « before it, a " opening right after a letter or digit, an empty «» or ""."""
     return [line for line in text.split("\n") if any(_quotes_of(line))]
 
 
@@ -335,25 +347,37 @@ class _Batch:
         depth = depth if tokens.opening >= 0 else 0
         self.depth = np.full(n, depth, dtype=np.int64)      # « open on the row's current line
         self.straight = np.full(n, straight)                # a " open on it
+        # the character before a row's first one: the start text's last, -1 for a line start
+        self.start_last = tokens.strings.index(last) if last and last != "\n" else -1
 
     def quote_rules(self, rows: np.ndarray) -> Callable[[np.ndarray], None] | None:
         """quotes="balanced": the rules of the active `rows` for `Generator._pick`, which applies them
         to a copy of their logits: while a quote is open the line end may not be picked, its odds
-        going to the closing " (when one is open) or »; while no « is open, » may not be picked."""
+        going to the closing " (when one is open) or »; no quote closes right after it opened (and
+        then the line end's odds go nowhere); while no « is open, » may not be picked, nor, while
+        no " is open, a " right after a letter or digit."""
         if not self.quotes:
             return None
         tok = self.tok
         depth, straight = self.depth[rows], self.straight[rows]
+        n = self.length[rows]
+        prev = np.where(n > 0, self.buf[rows, np.maximum(n - 1, 0)], self.start_last)   # -1: a line start
+        fresh = straight & (prev == tok.straight) if tok.straight >= 0 else np.zeros(len(rows), dtype=bool)
+        if tok.opening >= 0:
+            fresh |= prev == tok.opening                  # the quote just opened: it cannot close yet
+        no_close = (depth == 0) | fresh
 
         def apply(lg: np.ndarray) -> None:
             if tok.closing >= 0:
-                lg[:, tok.closing][depth == 0] = -np.inf         # a column view: rows with no « open
+                lg[:, tok.closing][no_close] = -np.inf        # a column view
+            if tok.straight >= 0:
+                lg[:, tok.straight][(straight & fresh) | (~straight & (prev >= 0) & tok.alnum[prev])] = -np.inf
             if tok.newline >= 0:
-                p = ((depth > 0) | straight).nonzero()[0]
+                p = (((depth > 0) | straight) & ~fresh).nonzero()[0]
                 if len(p):
                     to = np.where(straight[p], tok.straight, tok.closing)
                     lg[p, to] = np.logaddexp(lg[p, to], lg[p, tok.newline])
-                    lg[p, tok.newline] = -np.inf
+                lg[:, tok.newline][(depth > 0) | straight] = -np.inf
         return apply
 
     def feed(self, rows: np.ndarray, ids: np.ndarray, lp: np.ndarray,

@@ -15,19 +15,24 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def line_problems(text: str) -> list[str]:
-    """The lines of `text` whose quotes do not balance: a » before its «, a « or a " left open."""
+    """The lines of `text` that break the rule: a » before its «, a « or a " left open, an empty «» or
+    "", or a " that opens right after a letter or digit."""
     bad = []
     for line in text.split("\n"):
-        depth, straight, closed_nothing = 0, False, False
-        for ch in line:
+        depth, straight, wrong, opened_at = 0, False, "«»" in line, -2
+        for i, ch in enumerate(line):
             if ch == "«":
                 depth += 1
             elif ch == "»":
-                closed_nothing |= depth == 0
+                wrong |= depth == 0
                 depth = max(0, depth - 1)
+            elif ch == '"' and straight:
+                wrong |= opened_at == i - 1
+                straight = False
             elif ch == '"':
-                straight = not straight
-        if depth or straight or closed_nothing:
+                wrong |= i > 0 and line[i - 1].isalnum()
+                straight, opened_at = True, i
+        if depth or straight or wrong:
             bad.append(line)
     return bad
 
@@ -99,9 +104,9 @@ def test_balanced_posts_are_the_same_whatever_shares_their_batch(quoting):
 
 
 def test_the_pick_moves_the_line_end_s_odds_to_the_closing_quote():
-    """Where the model would end the line with a quote open, it closes the quote; a » with no « open
-    is never picked, and the other characters keep their odds; rows the rules do not touch pick as
-    they did without them."""
+    """Where the model would end the line with a quote open, it closes the quote, unless the quote
+    has only just opened; a » with no « open, and a " right after a letter with none open, are never
+    picked, and the other characters keep their odds; rows the rules do not touch pick as before."""
     from model.rng import seed_keys
     from model.sample import _Batch, _Tokens
 
@@ -112,25 +117,32 @@ def test_the_pick_moves_the_line_end_s_odds_to_the_closing_quote():
     batch = _Batch(n, o, _Tokens.of(vocab), None)
     batch.depth[:16] = 1                                 # rows 0-15: a « open
     batch.straight[16:24] = True                         # rows 16-23: a " open
+    batch.depth[24:28] = 1                               # rows 24-27: a « open just now
+    batch.buf[24:28, 0], batch.length[24:28] = 1, 1
+    batch.buf[48:56, 0], batch.length[48:56] = 10, 1      # rows 48-55: after a letter, nothing open
     rows, keys, steps = np.arange(n), seed_keys(range(1, n + 1)), np.zeros(n, dtype=np.int64)
     lg = np.random.default_rng(0).normal(0, 1, (n, len(vocab))).astype(np.float32)
     lg[:32, nl] = 30.0                                   # rows 0-31 would end the line
     lg[32:, close] = 30.0                                # rows 32-63 would close a quote none opened
+    lg[48:56, straight] = 40.0                           # ... rows 48-55 with a " after the letter
     before = lg.copy()
     free = Generator._pick(lg, keys, steps, o)
     ruled = Generator._pick(lg, keys, steps, o, batch.quote_rules(rows))
     assert (lg == before).all()                          # the step's logits are not touched
-    assert (free[:32] == nl).all() and (free[32:] == close).all()
+    assert (free[:32] == nl).all() and (free[32:48] == close).all() and (free[48:56] == straight).all()
     assert (ruled[:16] == close).all() and (ruled[16:24] == straight).all()
-    assert (ruled[24:32] == nl).all()                    # nothing open: the line may end
+    assert not np.isin(ruled[24:28], [nl, close]).any()  # an empty «» is not written, nor the line ended
+    assert (ruled[28:32] == nl).all()                    # nothing open: the line may end
     no_close = lg.copy()
     no_close[:, close] = -np.inf
+    no_close[48:56, straight] = -np.inf
     assert (ruled[32:] == Generator._pick(no_close, keys, steps, o)[32:]).all()
+    assert not np.isin(ruled[48:56], [close, straight]).any()
     for k, argmax in ((5, False), (0, True)):            # top-k and greedy follow the same rules
         oo = SampleRequest(temperature=1.0, top_k=k, argmax=argmax, quotes="balanced")
         picked = Generator._pick(lg, keys, steps, oo, batch.quote_rules(rows))
-        assert (picked[:16] == close).all() and (picked[16:24] == straight).all() and (picked[24:32] == nl).all()
-        assert (picked[32:] != close).all()
+        assert (picked[:16] == close).all() and (picked[16:24] == straight).all() and (picked[28:32] == nl).all()
+        assert not np.isin(picked[24:28], [nl, close]).any() and (picked[32:] != close).all()
 
 
 def test_a_vocabulary_without_the_closing_mark_counts_no_opening_one(tmp_path, tiny_checkpoint):
