@@ -50,7 +50,8 @@ def main() -> int:
     from corpus.textfile import read_posts
     from jobs.generator import GeneratorHolder
     from jobs.model_registry import bundled_checkpoint
-    from jobs.pool import SampleOptions, measure, score, screen
+    from jobs.pool import measure, score, screen
+    from model.sample_options import SampleOptions
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None)

@@ -34,7 +34,7 @@ def main() -> None:
     from corpus.importer import import_text_file
     from corpus.stoplist import StopList
     from jobs.generator import GeneratorHolder
-    from jobs.pool import SampleOptions
+    from model.sample_options import SampleOptions
     from jobs.tune import tune
 
     settings = load_settings(None)

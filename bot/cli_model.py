@@ -59,7 +59,8 @@ def config_defaults(app) -> dict[str, dict]:
         "train": {**run, "input_h5": paths.train_h5, "input_json": paths.train_json,
                   "checkpoint_dir": paths.checkpoint_dir},
         "sample": {"length": sample.max_length, "temperature": sample.temperature, "top_k": sample.top_k,
-                   "words": sample.words, "dictionary": sample.dictionary, "quotes": sample.quotes},
+                   "words": sample.words, "dictionary": sample.dictionary, "quotes": sample.quotes,
+                   "grammar": sample.grammar},
         "lexicon": {"min_count": train.lexicon_min_count, "text": paths.train_txt},
         "eval": {"text": paths.train_txt},
     }
@@ -224,22 +225,28 @@ class Temperature(click.ParamType):
 @click.option("--words", type=click.Choice(["known", "any"]), show_default=True,
               help="known: known-word decoding (an unknown word is taken back and sampled again); any: "
                    "torch-rnn's unconstrained sampling.")
-@click.option("--raw", is_flag=True, help="torch-rnn's unconstrained sampling: the same as --words any --quotes any.")
+@click.option("--raw", is_flag=True,
+              help="torch-rnn's unconstrained sampling: the same as --words any --quotes any --grammar any.")
 @click.option("--dictionary", type=click.Choice(["ru", "none"]), show_default=True,
               help="Known words besides the checkpoint's lexicon.")
 @click.option("--quotes", type=click.Choice(["balanced", "any"]), show_default=True,
               help="balanced: a quote (« or \") opened on a line closes on that line; any: no such rule.")
+@click.option("--grammar", type=click.Choice(["agree", "any"]), show_default=True,
+              help="agree: a word that cannot agree with the word before it is taken back, short words are"
+                   " the dictionary's standalone ones, and posts end where the community's end (needs --words"
+                   " known --dictionary ru); any: no such rule.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--exact", is_flag=True,
               help="Print the model's text as it came out. Without it, posts are tidied as drafts are: no"
                    " \"@\" left dangling at either end (a post cut at --length) or glued to a line.")
 @click.pass_obj
 def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sample_flag, seed, words, raw,
-               dictionary, quotes, device, exact) -> None:
+               dictionary, quotes, grammar, device, exact) -> None:
     """Generate posts; prints them separated by a blank line."""
     from corpus.rules import tidy_generated
     from model.errors import ModelError
     from model.sample import Generator
+    from model.sample_options import TORCH_RNN, Decoding, SampleRequest
 
     if num <= 0:
         raise ModelError(f"--num={num}: expected a positive integer")
@@ -255,9 +262,9 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
             temperature = tuned_temperature(db, gen.version) or FALLBACK_TEMPERATURE
         finally:
             db.close()
-    posts = gen.generate(seeds=[seed + i for i in range(num)], temperature=temperature, start_text=start_text,
-                         max_length=length, top_k=top_k, argmax=sample_flag == 0, words="any" if raw else words,
-                         dictionary=dictionary, quotes="any" if raw else quotes)
+    decoding = TORCH_RNN if raw else Decoding(words, dictionary, quotes, grammar)
+    request = SampleRequest(temperature, length, top_k, decoding, start_text, argmax=sample_flag == 0)
+    posts = gen.generate([seed + i for i in range(num)], request)
     if random_seed:  # printed only once it worked, so an error stays the only line
         click.echo(f"seed: {seed}", err=True)
     click.echo("\n\n".join(posts if exact else [tidy_generated(p) for p in posts]))

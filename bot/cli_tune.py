@@ -19,7 +19,7 @@ def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click
 
     holder = GeneratorHolder(checkpoint)
     result = tune(db, holder, stoplist(app.settings), options=app.settings.sample.options(), k=k,
-                  temperatures=temperatures or TEMPERATURES, min_known_words=app.settings.screen.min_known_words)
+                  temperatures=temperatures or TEMPERATURES, screening=app.settings.screen)
     for line in result.lines():
         echo(line)
     if version_row(db, holder.version) is not None:

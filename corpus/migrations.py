@@ -150,3 +150,12 @@ def m003_draft_measures_and_near_copy_index(db) -> None:
         """
     )
     reindex_all(db)
+
+
+@MIGRATIONS()
+def m004_decoding_and_grammar(db) -> None:
+    """drafts.words held the draft's decoding's stored name (model.sample_options.Decoding.name), not
+    words: renamed `decoding`; and each draft's grammar measure (the share of its lines whose words
+    break no agreement rule, model.grammar; NULL for drafts made before or without the dictionary)."""
+    db.execute("ALTER TABLE drafts RENAME COLUMN words TO decoding")
+    db.execute("ALTER TABLE drafts ADD COLUMN grammar REAL")

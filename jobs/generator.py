@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.rules import tidy_generated
+from model.sample_options import SampleRequest
 
 
 class GeneratorHolder:
@@ -46,16 +47,16 @@ class GeneratorHolder:
             self._current = fresh
         return fresh.version
 
-    def generate(self, seeds: list[int], *, version: str | None = None,
-                 checkpoint: Path | None = None, **options) -> tuple[str, list[str]]:
+    def generate(self, seeds: list[int], request: SampleRequest, *, version: str | None = None,
+                 checkpoint: Path | None = None) -> tuple[str, list[str]]:
         """Generate one post per seed; returns (model version, texts), each in the corpus's canonical
         form (`tidy_generated`: no separator glued to a line or dangling at an end). With `version`,
         use that model (loading `checkpoint` if it is not the current or a recent one) for /meme N."""
-        version, samples = self.generate_samples(seeds, version=version, checkpoint=checkpoint, **options)
+        version, samples = self.generate_samples(seeds, request, version=version, checkpoint=checkpoint)
         return version, [s.text for s in samples]
 
-    def generate_samples(self, seeds: list[int], *, version: str | None = None,
-                         checkpoint: Path | None = None, **options) -> tuple[str, list]:
+    def generate_samples(self, seeds: list[int], request: SampleRequest, *, version: str | None = None,
+                         checkpoint: Path | None = None) -> tuple[str, list]:
         """`generate` with each post's measures: (model version, [model.sample.Sample]), texts tidied."""
         with self._lock:
             generator = self._current
@@ -68,5 +69,5 @@ class GeneratorHolder:
                     self._old[version] = generator
                     while len(self._old) > self._keep_old:
                         self._old.popitem(last=False)
-            samples = generator.generate_samples(seeds=seeds, **options)
+            samples = generator.generate_samples(seeds, request)
         return generator.version, [replace(s, text=tidy_generated(s.text)) for s in samples]

@@ -18,10 +18,9 @@ from corpus.store.reactions import top_publications
 from jobs.errors import JobError
 from jobs.generator import GeneratorHolder
 from jobs.model_registry import checkpoint_for_version
-from jobs.pool import Measures, new_seeds, screen, screen_edit, store_generated
+from jobs.pool import Measures, new_seeds, screen, screen_edit, store_generated, stored_request
 from jobs.service import Service
 from model.errors import ModelError
-from model.words import decoding_options
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +53,10 @@ async def generate_draft(service: Service, *, start_text: str, purpose: str, ok_
     refuses."""
     options = service.sample_options()
     seeds = new_seeds(SEEDS_PER_REQUEST)
-    version, samples = await asyncio.to_thread(
-        service.holder.generate_samples, seeds, start_text=start_text, **options.as_kwargs())
-    ids = store_generated(service.db, samples, seeds, version=version, options=options, purpose=purpose,
-                          ok_status=ok_status, stoplist=service.stoplist, start_text=start_text, keep=1,
-                          min_known_words=service.plan.screen.min_known_words)
+    request = options.request(start_text=start_text)
+    version, samples = await asyncio.to_thread(service.holder.generate_samples, seeds, request)
+    ids = store_generated(service.db, samples, seeds, version=version, request=request, purpose=purpose,
+                          ok_status=ok_status, stoplist=service.stoplist, screening=service.plan.screen, keep=1)
     return draft_rows.get_draft(service.db, ids[0]) if ids else None
 
 
@@ -84,9 +82,8 @@ async def regenerate(db: sqlite_utils.Database, holder: GeneratorHolder, draft: 
         return draft["text"], False
     try:
         _, (text,) = await asyncio.to_thread(
-            holder.generate, [draft["seed"]], version=draft["model_version"], checkpoint=checkpoint,
-            temperature=draft["temperature"], start_text=draft["start_text"],
-            max_length=draft["max_length"], top_k=draft["top_k"], **decoding_options(draft.get("words")))
+            holder.generate, [draft["seed"]], stored_request(draft), version=draft["model_version"],
+            checkpoint=checkpoint)
     except (LookupError, ModelError, OSError) as exc:
         log.warning("meme %s: model %s could not be loaded (%s); showing the stored text",
                     draft["id"], draft["model_version"], exc)
@@ -104,7 +101,7 @@ def screen_shown(service: Service, draft: dict, text: str) -> str | None:
     if draft["final_text"]:
         return screen_edit(service.db, text, service.stoplist)
     return screen(service.db, text, service.stoplist, replace(Measures.of_row(draft), shared_chars=None),
-                  min_known_words=service.plan.screen.min_known_words)
+                  min_known_words=service.plan.screen.min_known_words, min_grammar=service.plan.screen.min_grammar)
 
 
 def top_of_week(service: Service) -> list[dict[str, Any]]:

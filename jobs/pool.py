@@ -20,7 +20,7 @@ from corpus.store import publications as pubs
 from corpus.store.posts import has_text
 from corpus.store.shingles import longest_shared_run
 from jobs.generator import GeneratorHolder
-from model.sample_options import SampleOptions
+from model.sample_options import Decoding, SampleRequest
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ def new_seeds(n: int) -> list[int]:
 
 
 MIN_KNOWN_WORDS = 0.9   # screen.min_known_words
+MIN_GRAMMAR = 0.75      # screen.min_grammar: real posts' lines pass 97.7%; 90% of real posts reach 0.75
 NEAR_COPY_CHARS = 60    # a draft sharing this many characters verbatim with a corpus post is a copy
 
 
@@ -40,6 +41,7 @@ class Sample(Protocol):
     reached_gap: bool
     logprob_nats_per_char: float
     known_share: float | None
+    grammar: float | None
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,18 @@ class ScreenOptions:
     """[screen]: what a generated draft must reach besides the stop-list."""
 
     min_known_words: float = MIN_KNOWN_WORDS  # the least share of known words
+    min_grammar: float = MIN_GRAMMAR          # the least share of lines whose words agree (model.grammar)
 
     def problems(self) -> dict[str, str]:
+        problems = {}
         if not 0 <= self.min_known_words <= 1:
-            return {"min_known_words": "a number from 0 to 1 (a share of words)"}
-        return {}
+            problems["min_known_words"] = "a number from 0 to 1 (a share of words)"
+        if not 0 <= self.min_grammar <= 1:
+            problems["min_grammar"] = "a number from 0 to 1 (a share of lines)"
+        return problems
+
+
+SCREEN = ScreenOptions()
 
 
 @dataclass(frozen=True)
@@ -86,34 +95,38 @@ class Measures:
     shared_post: int | None = None         # ... and that post's id (not stored: the reason names it)
     line_count: int | None = None          # lines other than the "@" separators
     logprob_per_char: float | None = None  # mean log-probability per character under the model (nats)
-    words: str | None = None               # decoding mode: "known" or "any"
+    grammar: float | None = None           # share of lines whose words agree (model.grammar)
+    decoding: str | None = None            # how it was decoded (model.sample_options.Decoding.name)
 
     @classmethod
     def of_row(cls, row: dict) -> "Measures":
         reached = row.get("reached_gap")
         return cls(row.get("known_share"), None if reached is None else bool(reached), row.get("shared_chars"),
-                   None, row.get("line_count"), row.get("logprob_per_char"), row.get("words"))
+                   None, row.get("line_count"), row.get("logprob_per_char"), row.get("grammar"), row.get("decoding"))
 
     def columns(self) -> dict:
         return {"known_share": self.known_share,
                 "reached_gap": None if self.reached_gap is None else int(self.reached_gap),
                 "shared_chars": self.shared_chars, "line_count": self.line_count,
-                "logprob_per_char": self.logprob_per_char, "words": self.words, "score": score(self)}
+                "logprob_per_char": self.logprob_per_char, "grammar": self.grammar, "decoding": self.decoding,
+                "score": score(self)}
 
 
 def content_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and line.strip() != "@"]
 
 
-def measure(db: sqlite_utils.Database, text: str, sample: Sample | None = None, words: str | None = None) -> Measures:
+def measure(db: sqlite_utils.Database, text: str, sample: Sample | None = None,
+            decoding: str | None = None) -> Measures:
     """The draft's measures: its own (lines, the near-copy index's longest shared run) and the
-    generator's (`sample`: known-word share, reached the gap, log-probability), when it gave them."""
+    generator's (`sample`: known-word share, grammar, reached the gap, log-probability), when it gave them."""
     shared, post_id = longest_shared_run(db, text)
     reached = getattr(sample, "reached_gap", None)
     return Measures(
         known_share=getattr(sample, "known_share", None), reached_gap=None if reached is None else bool(reached),
         shared_chars=shared, shared_post=post_id, line_count=len(content_lines(text)),
-        logprob_per_char=getattr(sample, "logprob_nats_per_char", None), words=words,
+        logprob_per_char=getattr(sample, "logprob_nats_per_char", None), grammar=getattr(sample, "grammar", None),
+        decoding=decoding,
     )
 
 
@@ -124,13 +137,16 @@ def score(m: Measures) -> float | None:
     finds its own text; per character, so long and short drafts compare), minus 2 per unit of
     unknown-word share (95% known words costs 0.1) and minus (shared run / 60)^2 (a 30-character
     run shared with a corpus post costs 0.25, one just under the 60-character copy limit almost 1):
-    fluent, readable, and not leaning on the corpus. The screen has already removed what must not
-    be published; the score only orders what may."""
+    fluent, readable, and not leaning on the corpus; and minus 2 per unit of the share of lines
+    with an agreement error (one bad line in five costs 0.4). The screen has already removed what
+    must not be published; the score only orders what may."""
     if m.logprob_per_char is None:
         return None
     value = m.logprob_per_char
     if m.known_share is not None:
         value -= 2.0 * (1.0 - m.known_share)
+    if m.grammar is not None:
+        value -= 2.0 * (1.0 - m.grammar)
     if m.shared_chars:
         value -= (min(m.shared_chars, NEAR_COPY_CHARS) / NEAR_COPY_CHARS) ** 2
     return round(value, 4)
@@ -148,7 +164,7 @@ def _content_reason(db: sqlite_utils.Database, text: str, stoplist: StopList, m:
 
 
 def screen(db: sqlite_utils.Database, text: str, stoplist: StopList, measures: Measures | None = None, *,
-           min_known_words: float = MIN_KNOWN_WORDS) -> str | None:
+           min_known_words: float = MIN_KNOWN_WORDS, min_grammar: float = MIN_GRAMMAR) -> str | None:
     """Why a generated text must not reach anyone, or None when it may. Rules on measures that
     are None (not measured) do not apply; the near-copy check measures the text when `measures`
     does not carry its shared run."""
@@ -165,6 +181,8 @@ def screen(db: sqlite_utils.Database, text: str, stoplist: StopList, measures: M
         return "cut at the length cap"
     if m.known_share is not None and m.known_share < min_known_words:
         return f"known words {m.known_share:.0%} < {min_known_words:.0%}"
+    if m.grammar is not None and m.grammar < min_grammar:
+        return f"grammar {m.grammar:.0%} of lines < {min_grammar:.0%}"
     return None
 
 
@@ -175,11 +193,22 @@ def screen_edit(db: sqlite_utils.Database, text: str, stoplist: StopList) -> str
     return _content_reason(db, text, stoplist, Measures(shared_chars=shared, shared_post=post_id))
 
 
+def request_columns(request: SampleRequest) -> dict:
+    """How a draft was sampled, as its drafts columns (jobs.on_request.regenerate reads them back)."""
+    return {"temperature": request.temperature, "max_length": request.max_length, "top_k": request.top_k,
+            "start_text": request.start_text}
+
+
+def stored_request(draft: dict) -> SampleRequest:
+    """The request a draft was sampled with, from its columns (`request_columns`, drafts.decoding)."""
+    return SampleRequest(draft["temperature"], draft["max_length"], draft["top_k"],
+                         Decoding.parse(draft.get("decoding")), draft["start_text"])
+
+
 def store_generated(
-    db: sqlite_utils.Database, texts: list, seeds: list[int], *, version: str,
-    options: SampleOptions, purpose: str, ok_status: str, stoplist: StopList, start_text: str = "",
-    auto_approve: bool = False, keep: int | None = None, min_known_words: float = MIN_KNOWN_WORDS,
-    words: str | None = None,
+    db: sqlite_utils.Database, texts: list, seeds: list[int], *, version: str, request: SampleRequest,
+    purpose: str, ok_status: str, stoplist: StopList, screening: ScreenOptions = SCREEN,
+    auto_approve: bool = False, keep: int | None = None,
 ) -> list[int]:
     """Measure, screen and store generated posts (texts, or Samples carrying measures) as drafts;
     of those that pass, the `keep` best-scoring (all when None) get `ok_status`, the others are
@@ -189,12 +218,13 @@ def store_generated(
         for order, (seed, item) in enumerate(zip(seeds, texts)):
             sample = None if isinstance(item, str) else item
             text = item if sample is None else sample.text
-            m = measure(db, text, sample, words if words is not None else options.decoding())
-            reason = screen(db, text, stoplist, m, min_known_words=min_known_words)
+            m = measure(db, text, sample, request.decoding.name)
+            reason = screen(db, text, stoplist, m, min_known_words=screening.min_known_words,
+                            min_grammar=screening.min_grammar)
             draft_id = draft_rows.add_draft(
-                db, text=text, model_version=version, seed=seed, start_text=start_text,
-                purpose=purpose, status="rejected_auto" if reason else ok_status, status_reason=reason,
-                measures=m.columns(), **options.draft_columns(),
+                db, text=text, model_version=version, seed=seed, purpose=purpose,
+                status="rejected_auto" if reason else ok_status, status_reason=reason,
+                measures=m.columns(), **request_columns(request),
             )
             if reason:
                 draft_rows.record_action(db, draft_id, "auto_reject", detail=reason)
@@ -215,8 +245,8 @@ def store_generated(
 
 async def fill_pool(
     db: sqlite_utils.Database, generator: GeneratorHolder, *, purpose: str, target: int, batch_size: int,
-    options: SampleOptions, stoplist: StopList, moderated: bool = True, max_rounds: int = 3,
-    oversample: int = 1, min_known_words: float = MIN_KNOWN_WORDS,
+    request: SampleRequest, stoplist: StopList, moderated: bool = True, max_rounds: int = 3,
+    oversample: int = 1, screening: ScreenOptions = SCREEN,
 ) -> list[int]:
     """Top the pool of `purpose` up to `target` drafts, generating in batches in a worker thread.
     Each round wants up to `batch_size` drafts, generates `oversample` candidates per wanted draft
@@ -239,11 +269,11 @@ async def fill_pool(
             break
         want = min(batch_size, missing)
         seeds = new_seeds(want * max(1, oversample))
-        version, samples = await asyncio.to_thread(generator.generate_samples, seeds, **options.as_kwargs())
+        version, samples = await asyncio.to_thread(generator.generate_samples, seeds, request)
         auto = purpose == draft_rows.CHANNEL and not moderated
-        ids = store_generated(db, samples, seeds, version=version, options=options, purpose=purpose,
-                              ok_status=ok_status, stoplist=stoplist, auto_approve=auto, keep=want,
-                              min_known_words=min_known_words)
+        ids = store_generated(db, samples, seeds, version=version, request=request, purpose=purpose,
+                              ok_status=ok_status, stoplist=stoplist, screening=screening, auto_approve=auto,
+                              keep=want)
         if auto and ids:
             log.info("auto-approved drafts %s: no moderators are configured", ids)
         created.extend(ids)

@@ -19,7 +19,8 @@ from corpus.store.state import get_state, set_state
 from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
 from jobs.moderation import Moderation, ModerationUnavailable
-from jobs.pool import PoolOptions, SampleOptions, ScreenOptions, fill_pool
+from jobs.pool import PoolOptions, ScreenOptions, fill_pool
+from model.sample_options import SampleOptions
 from jobs.publish import Publisher, PublishState, publish_next, reconcile
 from jobs.tune import resolve_options, tune_and_store
 from jobs.reactions import ReactionSource, collect_reactions
@@ -99,14 +100,13 @@ class Service:
     async def tune(self) -> TuneResult | None:
         """`buhurt tune` for the loaded model, stored with its version (after a promotion)."""
         return await tune_and_store(self.db, self.holder, self.stoplist, options=self.plan.sample,
-                              k=self.plan.tune_posts, min_known_words=self.plan.screen.min_known_words)
+                                    k=self.plan.tune_posts, screening=self.plan.screen)
 
     def pool_kwargs(self) -> dict:
         """fill_pool's arguments from the plan (the pool job and the /generate refill share them)."""
         plan = self.plan
-        return dict(batch_size=plan.pool.batch_size, options=self.sample_options(), stoplist=self.stoplist,
-                    max_rounds=plan.max_rounds, oversample=plan.pool.oversample,
-                    min_known_words=plan.screen.min_known_words)
+        return dict(batch_size=plan.pool.batch_size, request=self.sample_options().request(), stoplist=self.stoplist,
+                    max_rounds=plan.max_rounds, oversample=plan.pool.oversample, screening=plan.screen)
 
     async def fill_pools(self) -> list[int]:
         await self.follow_active_model()

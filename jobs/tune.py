@@ -25,8 +25,8 @@ from corpus.stoplist import StopList
 from corpus.store.model_versions import metrics_json, set_metrics_json
 from corpus.store.posts import kept_clean_texts
 from jobs.generator import GeneratorHolder
-from jobs.pool import MIN_KNOWN_WORDS, SampleOptions, measure, screen
-from model.sample_options import DEFAULT_TEMPERATURE
+from jobs.pool import SCREEN, ScreenOptions, measure, screen
+from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
 from model.words import normalise, words_of
 
 log = logging.getLogger(__name__)
@@ -96,23 +96,23 @@ def sample_grid(holder: GeneratorHolder, *, options: SampleOptions, k: int = DEF
     if k <= 0:
         raise ValueError(f"k={k}: expected a positive number of posts")
     seeds = list(range(1, k + 1))
-    return {float(t): holder.generate_samples(seeds, **replace(options, temperature=float(t)).as_kwargs())[1]
-            for t in temperatures}
+    return {float(t): holder.generate_samples(seeds, options.request(temperature=float(t)))[1] for t in temperatures}
 
 
 def score_grid(db: sqlite_utils.Database, grid: dict, stoplist: StopList, *, options: SampleOptions,
-               min_known_words: float = MIN_KNOWN_WORDS, corpus_pairs: set | None = None) -> TuneResult:
+               screening: ScreenOptions = SCREEN, corpus_pairs: set | None = None) -> TuneResult:
     """Measure and screen `sample_grid`'s posts (on the database's thread) and pick the temperature."""
     known_pairs = corpus_word_pairs(db) if corpus_pairs is None else corpus_pairs
     rows = []
     for t, samples in grid.items():
         passed, pairs, known, words = 0, set(), 0.0, 0
         for s in samples:
-            m = measure(db, s.text, s, options.decoding())
+            m = measure(db, s.text, s, options.decoding.name)
             if s.known_share is not None:
                 known += s.known_share * s.words
                 words += s.words
-            if screen(db, s.text, stoplist, m, min_known_words=min_known_words) is None:
+            if screen(db, s.text, stoplist, m, min_known_words=screening.min_known_words,
+                      min_grammar=screening.min_grammar) is None:
                 passed += 1
                 pairs |= word_pairs(s.text) & known_pairs
         share = passed / len(samples)
@@ -121,16 +121,15 @@ def score_grid(db: sqlite_utils.Database, grid: dict, stoplist: StopList, *, opt
                             round(share * len(pairs) / len(samples), 4)))
     best = max(rows, key=lambda r: (r.score, -r.temperature))   # ties: the cooler one
     k = len(next(iter(grid.values()))) if grid else 0
-    return TuneResult(best.temperature, tuple(rows), k, options.decoding())
+    return TuneResult(best.temperature, tuple(rows), k, options.decoding.name)
 
 
 def tune(db: sqlite_utils.Database, holder: GeneratorHolder, stoplist: StopList, *, options: SampleOptions,
-         k: int = DEFAULT_K, temperatures=TEMPERATURES, min_known_words: float = MIN_KNOWN_WORDS,
+         k: int = DEFAULT_K, temperatures=TEMPERATURES, screening: ScreenOptions = SCREEN,
          corpus_pairs: set | None = None) -> TuneResult:
     """Score each temperature (module docstring) with `holder` (jobs.generator.GeneratorHolder)."""
     grid = sample_grid(holder, options=options, k=k, temperatures=temperatures)
-    return score_grid(db, grid, stoplist, options=options, min_known_words=min_known_words,
-                      corpus_pairs=corpus_pairs)
+    return score_grid(db, grid, stoplist, options=options, screening=screening, corpus_pairs=corpus_pairs)
 
 
 def store_tuned(db: sqlite_utils.Database, version: str, result: TuneResult) -> None:
@@ -164,7 +163,7 @@ def resolve_options(db: sqlite_utils.Database, version: str, options: SampleOpti
 
 async def tune_and_store(db: sqlite_utils.Database, holder: GeneratorHolder, stoplist: StopList, *,
                          options: SampleOptions, k: int = DEFAULT_K,
-                         min_known_words: float = MIN_KNOWN_WORDS) -> TuneResult | None:
+                         screening: ScreenOptions = SCREEN) -> TuneResult | None:
     """Tune the holder's current model (generation in a worker thread, the screen on this one) and
     store the result; a failure is a log line, not an error (run after a promotion: the model stays
     usable at the fallback temperature)."""
@@ -172,7 +171,7 @@ async def tune_and_store(db: sqlite_utils.Database, holder: GeneratorHolder, sto
 
     try:
         grid = await asyncio.to_thread(sample_grid, holder, options=options, k=k)
-        result = score_grid(db, grid, stoplist, options=options, min_known_words=min_known_words)
+        result = score_grid(db, grid, stoplist, options=options, screening=screening)
         store_tuned(db, holder.version, result)
     except Exception as exc:  # noqa: BLE001
         log.warning("tune of model %s failed: %s; sampling at %s", holder.version, exc, FALLBACK_TEMPERATURE)

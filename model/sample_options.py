@@ -1,16 +1,21 @@
-"""How posts are sampled: the one dataclass of config [sample], the pool's drafts and `buhurt sample`.
+"""How posts are sampled, as values: `Decoding` (what a post's words and lines may be, with its one
+stored form), `SampleOptions` (config [sample], the pool's drafts, `buhurt sample`) and
+`SampleRequest` (one call to the Generator: the options, a start text, argmax).
 
-No torch here (the config reader and `buhurt --help` import it). A request to the Generator adds
-its start text and argmax (model.sample.SampleRequest).
+No torch here (the config reader and `buhurt --help` import it).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
-from model.words import DICTIONARIES, QUOTE_MODES, WORD_MODES, decoding_name
+from model.errors import ModelError
 
 DEFAULT_TEMPERATURE = 0.8
+WORD_MODES = ("known", "any")
+DICTIONARIES = ("ru", "none")
+QUOTE_MODES = ("balanced", "any")
+GRAMMAR_MODES = ("agree", "any")
 
 
 def _show(names) -> str:
@@ -18,53 +23,152 @@ def _show(names) -> str:
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """What the decoder allows a post to be (model.decoding applies it).
+
+    words: "known": a word (a run of letters) the lexicon or the dictionary does not know is taken
+        back and sampled again (model.words); "any": torch-rnn's unconstrained sampling.
+    dictionary: "ru": the OpenCorpora dictionary (pymorphy3) besides the checkpoint's lexicon; "none".
+    quotes: "balanced": a quote (« or ") opened on a line closes on it (model.quotes); "any".
+    grammar: "agree": a known word that cannot agree with the word before it (pronoun and verb,
+        preposition and case, adjective and noun, a word doubled; model.grammar) is taken back like
+        an unknown one. It needs the dictionary and known words, and is off without them.
+
+    Stored with each draft as `name` ("any", "known/ru", then "+quotes", "+grammar"), so /meme N
+    regenerates the draft the way it was made; `parse` reads every name ever stored."""
+
+    words: str = "any"
+    dictionary: str = "none"
+    quotes: str = "any"
+    grammar: str = "any"
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        for key, modes in (("words", WORD_MODES), ("dictionary", DICTIONARIES), ("quotes", QUOTE_MODES),
+                           ("grammar", GRAMMAR_MODES)):
+            if getattr(self, key) not in modes:
+                problems[key] = _show(modes)
+        return problems
+
+    @property
+    def known(self) -> bool:
+        return self.words == "known"
+
+    @property
+    def agree(self) -> bool:
+        """Grammar decoding is on (asked for, with known words and the Russian dictionary)."""
+        return self.grammar == "agree" and self.known and self.dictionary == "ru"
+
+    @property
+    def name(self) -> str:
+        """As stored with a draft (drafts.decoding)."""
+        name = f"known/{self.dictionary}" if self.known else "any"
+        if self.quotes == "balanced":
+            name += "+quotes"
+        return name + "+grammar" if self.agree else name
+
+    @classmethod
+    def parse(cls, value: str | None) -> "Decoding":
+        """The decoding of a stored name. None or "" (drafts made before known-word decoding) is
+        "any"; a suffix a name lacks was off when the draft was made (quotes unconstrained, no grammar)."""
+        name, *suffixes = (value or "any").split("+")
+        words, _, dictionary = name.partition("/")
+        ok = (name == "any" or words == "known" and dictionary in DICTIONARIES) and \
+            suffixes in ([], ["quotes"], ["grammar"], ["quotes", "grammar"]) and \
+            ("grammar" not in suffixes or dictionary == "ru")
+        if not ok:
+            raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>', "
+                             f"then optionally '+quotes', then '+grammar' (known/ru only)")
+        return cls(words="known" if words == "known" else "any", dictionary=dictionary or "none",
+                   quotes="balanced" if "quotes" in suffixes else "any",
+                   grammar="agree" if "grammar" in suffixes else "any")
+
+
+DECODING_KEYS = tuple(f.name for f in fields(Decoding))
+TORCH_RNN = Decoding()   # sample.lua: unconstrained, the Generator's default
+PRODUCT = Decoding(words="known", dictionary="ru", quotes="balanced", grammar="agree")
+
+
+@dataclass(frozen=True)
 class SampleOptions:
+    """[sample]: how the product samples; the decoding's four keys are `decoding`'s fields."""
+
     # a number > 0, or "auto": the active model's tuned temperature (`buhurt tune`, jobs.tune), else
     # DEFAULT_TEMPERATURE; the caller resolves "auto": the Generator takes numbers only
     temperature: float | str = DEFAULT_TEMPERATURE
     max_length: int = 500         # characters per post at most
     top_k: int = 0                # sample among the K likeliest characters; 0: all
-    words: str = "known"          # "known": known-word decoding (model.words); "any": torch-rnn's sampling
-    dictionary: str = "ru"        # "ru": the OpenCorpora dictionary besides the checkpoint's lexicon; "none"
-    quotes: str = "balanced"      # "balanced": a quote (« or ") opened on a line closes on it; "any"
+    words: str = PRODUCT.words            # Decoding.words
+    dictionary: str = PRODUCT.dictionary  # Decoding.dictionary
+    quotes: str = PRODUCT.quotes          # Decoding.quotes
+    grammar: str = PRODUCT.grammar        # Decoding.grammar
 
     def problems(self) -> dict[str, str]:
-        problems = {}
-        t = self.temperature
-        if isinstance(t, str) and t != "auto" or not isinstance(t, str) and not (
-                not isinstance(t, bool) and isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
-            problems["temperature"] = '"auto" or a number > 0'
-        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length <= 0:
-            problems["max_length"] = "a positive integer"
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
-            problems["top_k"] = "an integer >= 0"
-        if self.words not in WORD_MODES:
-            problems["words"] = _show(WORD_MODES)
-        if self.dictionary not in DICTIONARIES:
-            problems["dictionary"] = _show(DICTIONARIES)
-        if self.quotes not in QUOTE_MODES:
-            problems["quotes"] = _show(QUOTE_MODES)
+        problems = _number_problems(self.temperature, self.max_length, self.top_k, auto=True)
+        problems.update(self.decoding.problems())
         return problems
+
+    @property
+    def decoding(self) -> Decoding:
+        return Decoding(self.words, self.dictionary, self.quotes, self.grammar)
 
     def options(self) -> "SampleOptions":
         """Only the SampleOptions fields (of a subclass such as the [sample] settings)."""
-        return SampleOptions(self.temperature, self.max_length, self.top_k, self.words, self.dictionary, self.quotes)
+        return SampleOptions(**{f.name: getattr(self, f.name) for f in fields(SampleOptions)})
 
-    def as_kwargs(self) -> dict:
-        """Generator.generate's keyword arguments."""
-        return {**self.draft_columns(), **self.decoding_kwargs()}
-
-    def decoding_kwargs(self) -> dict:
-        """How posts are decoded, as Generator.generate's keyword arguments (model.words.decoding_options
-        gives the same of a stored decoding name)."""
-        return {"words": self.words, "dictionary": self.dictionary, "quotes": self.quotes}
-
-    def decoding(self) -> str:
-        """As stored with each draft (drafts.words), so it regenerates the same way."""
-        return decoding_name(self.words, self.dictionary, self.quotes)
-
-    def draft_columns(self) -> dict:
-        return {"temperature": self.temperature, "max_length": self.max_length, "top_k": self.top_k}
+    def request(self, start_text: str = "", temperature: float | None = None) -> "SampleRequest":
+        """One Generator call with these options (`temperature` resolves "auto")."""
+        t = self.temperature if temperature is None else temperature
+        return SampleRequest(t, self.max_length, self.top_k, self.decoding, start_text)  # type: ignore[arg-type]
 
 
-TORCH_RNN_SAMPLING = SampleOptions(words="any", dictionary="none", quotes="any")   # sample.lua: unconstrained
+def _number_problems(temperature, max_length, top_k, auto: bool) -> dict[str, str]:
+    problems = {}
+    t = temperature
+    if isinstance(t, str) and not (auto and t == "auto") or not isinstance(t, str) and not (
+            not isinstance(t, bool) and isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+        problems["temperature"] = '"auto" or a number > 0' if auto else "a finite number > 0"
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
+        problems["max_length"] = "a positive integer"
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        problems["top_k"] = "an integer >= 0"
+    return problems
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One call to the Generator (model.sample.Generator.generate_samples): each post depends only on
+    the checkpoint, its seed and this value. As stored with a draft: drafts.temperature, max_length,
+    top_k, start_text and decoding (`decoding.name`)."""
+
+    temperature: float = DEFAULT_TEMPERATURE
+    max_length: int = SampleOptions.max_length
+    top_k: int = 0
+    decoding: Decoding = field(default_factory=Decoding)
+    start_text: str = ""
+    argmax: bool = False
+
+    @classmethod
+    def of(cls, temperature: float = DEFAULT_TEMPERATURE, max_length: int = SampleOptions.max_length,
+           top_k: int = 0, words: str = TORCH_RNN.words, dictionary: str = TORCH_RNN.dictionary,
+           quotes: str = TORCH_RNN.quotes, grammar: str = TORCH_RNN.grammar, start_text: str = "",
+           argmax: bool = False) -> "SampleRequest":
+        """A request from flat keyword arguments (the library's and the tests' spelling)."""
+        return cls(temperature, max_length, top_k, Decoding(words, dictionary, quotes, grammar), start_text, argmax)
+
+    def problems(self) -> dict[str, str]:
+        problems = _number_problems(self.temperature, self.max_length, self.top_k, auto=False)
+        if not isinstance(self.decoding, Decoding):
+            problems["decoding"] = "a Decoding"
+        else:
+            problems.update(self.decoding.problems())
+        if not isinstance(self.start_text, str):
+            problems["start_text"] = "a string"
+        return problems
+
+    def check(self) -> "SampleRequest":
+        """Raises ModelError naming the first field out of range."""
+        for key, expected in self.problems().items():
+            owner = self.decoding if key in DECODING_KEYS and isinstance(self.decoding, Decoding) else self
+            raise ModelError(f"{key}={getattr(owner, key, None)!r}: expected {expected}")
+        return self

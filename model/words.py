@@ -16,11 +16,13 @@ from collections import Counter
 import numpy as np
 
 from model.errors import ModelError
+from model.sample_options import DICTIONARIES
 
 WORD = re.compile(r"[^\W\d_]+")
-DICTIONARIES = ("ru", "none")
-WORD_MODES = ("known", "any")
-QUOTE_MODES = ("balanced", "any")
+STANDALONE = re.compile(r"(?<![\w])[^\W\d_]+(?![\w])")   # a word that touches no digit or underscore
+SHORT = 3                 # strict known words: a word this short is known as the lexicon's or a standalone word
+STANDALONE_POS = frozenset({"PREP", "CONJ", "PRCL", "INTJ", "NPRO", "ADVB", "NUMR", "PRED"})
+POST_LINES_CAP = 30       # the lexicon's histogram of lines per post: its last bin holds this many or more
 DEFAULT_MIN_COUNT = 3
 _CACHE_LIMIT = 200_000
 
@@ -34,11 +36,25 @@ def words_of(text: str) -> list[str]:
 
 
 def build_lexicon(text: str, min_count: int = DEFAULT_MIN_COUNT) -> dict:
-    """The checkpoint's lexicon of `text`: normalised words seen at least `min_count` times."""
+    """The checkpoint's lexicon of `text`: normalised words seen at least `min_count` times as words
+    (not glued to a digit: "S7" makes no "S"), and the posts' lines of text (`post_lines`: how many
+    posts have 0, 1, ... POST_LINES_CAP or more; posts are separated by a blank line), which sets
+    where a post ends (model.decoding.EndOdds)."""
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise ModelError(f"lexicon min_count={min_count!r}: expected an integer >= 1")
-    counts = Counter(WORD.findall(normalise(text)))
-    return {"min_count": min_count, "words": sorted(w for w, c in counts.items() if c >= min_count)}
+    counts = Counter(STANDALONE.findall(normalise(text)))
+    return {"min_count": min_count, "words": sorted(w for w, c in counts.items() if c >= min_count),
+            "post_lines": post_lines(text)}
+
+
+def post_lines(text: str) -> list[int]:
+    """How many of the text's posts (separated by blank lines) have k lines with a letter or digit."""
+    hist = [0] * (POST_LINES_CAP + 1)
+    for post in re.split(r"\n\s*\n", text):
+        k = sum(1 for line in post.split("\n") if any(ch.isalnum() for ch in line))
+        if k:
+            hist[min(k, POST_LINES_CAP)] += 1
+    return hist
 
 
 def lexicon_from_ids(splits, tokens: list[str], min_count: int = DEFAULT_MIN_COUNT) -> dict:
@@ -64,13 +80,15 @@ def russian_dictionary():
 
 
 class KnownWords:
-    """`word in known`: is this word in the lexicon or the dictionary (results cached)."""
+    """`word in known`: is this word in the lexicon or the dictionary (results cached); `strict`
+    holds short words to the lexicon and the dictionary's standalone ones (`_in_dictionary`)."""
 
-    def __init__(self, lexicon_words=(), dictionary: str = "ru") -> None:
+    def __init__(self, lexicon_words=(), dictionary: str = "ru", strict: bool = False) -> None:
         if dictionary not in DICTIONARIES:
             raise ModelError(f"dictionary={dictionary!r}: expected one of {', '.join(map(repr, DICTIONARIES))}")
         self.lexicon = frozenset(lexicon_words)
         self.dictionary = dictionary
+        self.strict = strict
         self._morph = russian_dictionary() if dictionary == "ru" else None
         self._cache: dict[str, bool] = {}
         self._prefix_cache: dict[str, bool] = {}
@@ -124,11 +142,23 @@ class KnownWords:
         w = normalise(word)
         hit = self._cache.get(w)
         if hit is None:
-            hit = w in self.lexicon or (self._morph is not None and self._morph.word_is_known(w))
+            hit = w in self.lexicon or (self._morph is not None and self._in_dictionary(w))
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[w] = hit
         return hit
+
+    def _in_dictionary(self, w: str) -> bool:
+        """Strict: a word of SHORT letters or fewer is a word only as one the dictionary lists
+        standing alone (a preposition, pronoun, particle, ...: "У", "ТЫ", "ВОТ"), not as a form or an
+        abbreviation of a longer one ("ОЗА", "ЗУ"); the lexicon may know others."""
+        assert self._morph is not None
+        if not self._morph.word_is_known(w):
+            return False
+        if not self.strict or len(w) > SHORT:
+            return True
+        return any(p.tag.POS in STANDALONE_POS and "Abbr" not in p.tag and p.score >= 0.01
+                   for p in self._morph.parse(w))
 
     def count(self, text: str) -> tuple[int, int]:
         """(known words, words) of `text`."""
@@ -191,28 +221,3 @@ class PrefixTable:
                 self._word[s] = self.prefixes[s] in self.known
             w[k] = self._word[s]
         return w == 1
-
-
-def decoding_name(words: str, dictionary: str, quotes: str = "any") -> str:
-    """How a draft was decoded, as stored with it: "any", or "known/<dictionary>", and "+quotes" after
-    either when quotes were balanced (model.sample: a quote opened on a line closes on that line)."""
-    name = "any" if words == "any" else f"known/{dictionary}"
-    return name + "+quotes" if quotes == "balanced" else name
-
-
-def decoding_options(value: str | None) -> dict:
-    """The Generator options of a stored decoding name; None or "" (drafts made before known-word
-    decoding existed, all unconstrained) is "any"; a name without "+quotes" (drafts made before
-    quotes were balanced) decodes quotes as it was then: unconstrained."""
-    name, plus, rest = (value or "any").partition("+")
-    if plus and rest != "quotes":
-        raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>', "
-                         f"then optionally '+quotes'")
-    quotes = "balanced" if plus else "any"
-    if name == "any":
-        return {"words": "any", "dictionary": "none", "quotes": quotes}
-    words, _, dictionary = name.partition("/")
-    if words != "known" or dictionary not in DICTIONARIES:
-        raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>', "
-                         f"then optionally '+quotes'")
-    return {"words": "known", "dictionary": dictionary, "quotes": quotes}

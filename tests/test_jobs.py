@@ -10,11 +10,12 @@ import pytest
 from corpus.stoplist import StopList
 from corpus.store import drafts, publications
 from corpus.store.posts import add_posts
+from model.sample_options import SampleRequest
 from jobs.generator import GeneratorHolder
-from model.words import decoding_options
 from jobs.model_registry import bundled_checkpoint
 from jobs.moderation import AutoApprove
-from jobs.pool import PoolOptions, SampleOptions, screen
+from jobs.pool import PoolOptions, screen, stored_request
+from model.sample_options import SampleOptions
 from jobs.publish import PublishError, publish_next, reconcile
 from jobs.scheduler import ScheduleOptions
 from jobs.service import Service, ServicePlan
@@ -104,16 +105,14 @@ def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
     ready = drafts.with_status(db, "ready", purpose="subscriber")
     assert len(ready) == 3
     for row in ready:
-        assert row["words"] == "known/ru+quotes"     # the default decoding, stored with the draft
-        _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"],
-                                      top_k=row["top_k"], start_text=row["start_text"],
-                                      **decoding_options(row["words"]))
+        assert row["decoding"] == "known/ru+quotes+grammar"     # the default decoding, stored with the draft
+        _, (again,) = holder.generate([row["seed"]], stored_request(row))
         assert again == row["text"]
 
 
 def test_generated_posts_come_in_the_corpus_form():
     # the bundled model often closes a post with "@" or glues one to a line; none of that gets out
-    _, texts = GeneratorHolder(bundled_checkpoint()).generate(list(range(1, 41)), temperature=0.8)
+    _, texts = GeneratorHolder(bundled_checkpoint()).generate(list(range(1, 41)), SampleRequest.of(temperature=0.8))
     for text in texts:
         lines = text.split("\n")
         assert "@" not in (lines[0], lines[-1]) and "" not in lines, text
@@ -280,9 +279,9 @@ def test_retrain_keeps_only_the_newest_run_folders(db, tmp_path, tiny_checkpoint
 
 
 def test_holder_gives_tidied_samples_with_their_measures(holder):
-    version, samples = holder.generate_samples([1, 2, 3], temperature=0.8, max_length=150)
+    version, samples = holder.generate_samples([1, 2, 3], SampleRequest.of(temperature=0.8, max_length=150))
     assert version == holder.version
-    assert [s.text for s in samples] == holder.generate([1, 2, 3], temperature=0.8, max_length=150)[1]
+    assert [s.text for s in samples] == holder.generate([1, 2, 3], SampleRequest.of(temperature=0.8, max_length=150))[1]
     assert all(isinstance(s.reached_gap, bool) and s.logprob_nats_per_char < 0 for s in samples)
 
 
@@ -292,17 +291,18 @@ def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, h
 
     model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
     seed = 7
-    _, (raw,) = holder.generate([seed], temperature=1.2, max_length=150, words="any")
-    _, (known,) = holder.generate([seed], temperature=1.2, max_length=150, words="known", dictionary="ru")
+    _, (raw,) = holder.generate([seed], SampleRequest.of(temperature=1.2, max_length=150, words="any"))
+    _, (known,) = holder.generate([seed], SampleRequest.of(temperature=1.2, max_length=150, words="known",
+                                                           dictionary="ru"))
     assert raw != known       # the tiny model's soup: known-word decoding took a word back
     old = drafts.add_draft(db, text=raw, model_version=holder.version, temperature=1.2, seed=seed,
                            max_length=150, purpose="subscriber", status="served")      # words NULL: made before
     new = drafts.add_draft(db, text=known, model_version=holder.version, temperature=1.2, seed=seed,
-                           max_length=150, purpose="subscriber", status="served", measures={"words": "known/ru"})
+                           max_length=150, purpose="subscriber", status="served", measures={"decoding": "known/ru"})
     assert asyncio.run(regenerate(db, holder, drafts.get_draft(db, old))) == (raw, True)
     assert asyncio.run(regenerate(db, holder, drafts.get_draft(db, new))) == (known, True)
     assert "regenerated differently" not in caplog.text      # both made again, not the stored text shown
     wrong = drafts.add_draft(db, text=raw, model_version=holder.version, temperature=1.2, seed=seed,
-                             max_length=150, purpose="subscriber", status="served", measures={"words": "known/ru"})
+                             max_length=150, purpose="subscriber", status="served", measures={"decoding": "known/ru"})
     asyncio.run(regenerate(db, holder, drafts.get_draft(db, wrong)))
     assert "regenerated differently" in caplog.text          # the check above can fail

@@ -82,13 +82,15 @@ def test_sample_known_words_by_default_raw_on_request_and_lexicon(tiny_run, tmp_
     code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
                          "--exact")
     assert code == 0, err
-    assert out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0, words="known", dictionary="ru"))
+    assert out.rstrip("\n") == "\n\n".join(g.generate(seeds, temperature=1.0, words="known", dictionary="ru",
+                                                                   quotes="balanced", grammar="agree"))
     code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
                          "--raw", "--exact")
-    assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0)), err
+    assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, temperature=1.0)), err
     code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
                          "--dictionary", "none", "--exact")
-    assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, 1.0, words="known", dictionary="none"))
+    assert code == 0 and out.rstrip("\n") == "\n\n".join(
+        g.generate(seeds, temperature=1.0, words="known", dictionary="none", quotes="balanced"))
     code, out, err = run(capsys, "lexicon", "--checkpoint", str(ck), "--text", str(tiny_run[0]), "--min-count", "5",
                          "--output", "with.pt")
     assert code == 0 and "with.pt: lexicon of" in out, err

@@ -108,16 +108,16 @@ def test_the_pick_moves_the_line_end_s_odds_to_the_closing_quote():
     has only just opened; a » with no « open, and a " right after a letter with none open, are never
     picked, and the other characters keep their odds; rows the rules do not touch pick as before."""
     from model.rng import seed_keys
-    from model.sample import _Batch, _Tokens
+    from model.decoding import Rows, Tokens
 
     vocab = ["\n", "«", "»", '"'] + [chr(0x410 + i) for i in range(36)]
     nl, close, straight = 0, 2, 3
     n = 64
-    o = SampleRequest(temperature=1.0, quotes="balanced")
-    batch = _Batch(n, o, _Tokens.of(vocab), None)
-    batch.depth[:16] = 1                                 # rows 0-15: a « open
-    batch.straight[16:24] = True                         # rows 16-23: a " open
-    batch.depth[24:28] = 1                               # rows 24-27: a « open just now
+    o = SampleRequest.of(temperature=1.0, quotes="balanced")
+    batch = Rows(n, o, Tokens.of(vocab), None)
+    batch.quotes.depth[:16] = 1                                 # rows 0-15: a « open
+    batch.quotes.straight[16:24] = True                         # rows 16-23: a " open
+    batch.quotes.depth[24:28] = 1                               # rows 24-27: a « open just now
     batch.buf[24:28, 0], batch.length[24:28] = 1, 1
     batch.buf[48:56, 0], batch.length[48:56] = 10, 1      # rows 48-55: after a letter, nothing open
     rows, keys, steps = np.arange(n), seed_keys(range(1, n + 1)), np.zeros(n, dtype=np.int64)
@@ -127,7 +127,7 @@ def test_the_pick_moves_the_line_end_s_odds_to_the_closing_quote():
     lg[48:56, straight] = 40.0                           # ... rows 48-55 with a " after the letter
     before = lg.copy()
     free = Generator._pick(lg, keys, steps, o)
-    ruled = Generator._pick(lg, keys, steps, o, batch.quote_rules(rows))
+    ruled = Generator._pick(lg, keys, steps, o, batch.rules(rows))
     assert (lg == before).all()                          # the step's logits are not touched
     assert (free[:32] == nl).all() and (free[32:48] == close).all() and (free[48:56] == straight).all()
     assert (ruled[:16] == close).all() and (ruled[16:24] == straight).all()
@@ -139,8 +139,8 @@ def test_the_pick_moves_the_line_end_s_odds_to_the_closing_quote():
     assert (ruled[32:] == Generator._pick(no_close, keys, steps, o)[32:]).all()
     assert not np.isin(ruled[48:56], [close, straight]).any()
     for k, argmax in ((5, False), (0, True)):            # top-k and greedy follow the same rules
-        oo = SampleRequest(temperature=1.0, top_k=k, argmax=argmax, quotes="balanced")
-        picked = Generator._pick(lg, keys, steps, oo, batch.quote_rules(rows))
+        oo = SampleRequest.of(temperature=1.0, top_k=k, argmax=argmax, quotes="balanced")
+        picked = Generator._pick(lg, keys, steps, oo, batch.rules(rows))
         assert (picked[:16] == close).all() and (picked[16:24] == straight).all() and (picked[28:32] == nl).all()
         assert not np.isin(picked[24:28], [nl, close]).any() and (picked[32:] != close).all()
 
@@ -160,9 +160,10 @@ def test_buhurt_sample_balances_quotes_by_default_and_raw_or_quotes_any_do_not(q
     seeds = list(range(3, 11))
     args = ["sample", "--checkpoint", str(quoting.path), "--num", "8", "--seed", "3", "--temperature", "1",
             "--length", "160", "--exact"]
-    want = {(): quoting.generate(seeds, 1.0, max_length=160, words="known", dictionary="ru", quotes="balanced"),
-            ("--quotes", "any"): quoting.generate(seeds, 1.0, max_length=160, words="known", dictionary="ru"),
-            ("--raw",): quoting.generate(seeds, 1.0, max_length=160)}
+    product = dict(temperature=1.0, max_length=160, words="known", dictionary="ru", grammar="agree")
+    want = {(): quoting.generate(seeds, quotes="balanced", **product),
+            ("--quotes", "any"): quoting.generate(seeds, **product),
+            ("--raw",): quoting.generate(seeds, temperature=1.0, max_length=160)}
     assert len({tuple(v) for v in want.values()}) == 3
     for extra, posts in want.items():
         code, out, err = run_cli(capsys, *args, *extra)

@@ -11,7 +11,8 @@ import torch
 from model.errors import ModelError
 from model.fast_step import FastStep
 from model.lstm import CharRNN, ModelConfig
-from model.sample import Generator, _finish_capped
+from model.decoding import finish_capped as _finish_capped
+from model.sample import Generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -127,7 +128,7 @@ def test_pick_in_place_gives_the_picks_of_the_allocating_arithmetic(tiny_generat
     import numpy as np
 
     from model.rng import seed_keys, uniforms
-    from model.sample import SampleRequest
+    from model.sample_options import SampleRequest
 
     rnd = np.random.default_rng(0)
     keys = seed_keys(range(1, 65))
@@ -161,7 +162,8 @@ def test_seeded_posts_are_the_ones_recorded_before_the_batched_rewrite():
     recorded = json.loads(GOLDEN.read_text(encoding="utf-8"))
     g = Generator.load(Path(__file__).parents[1] / recorded["checkpoint"])
     for case in recorded["cases"]:
-        got = g.generate_samples(**case["options"])
+        options = dict(case["options"])
+        got = g.generate_samples(options.pop("seeds"), **options)
         want = case["samples"]
         assert [s.text for s in got] == [w["text"] for w in want], case["options"]
         assert [(s.reached_gap, s.known_share, s.words) for s in got] == \

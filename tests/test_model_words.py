@@ -10,7 +10,8 @@ import torch
 from model.checkpoint import add_lexicon, load_checkpoint, save_checkpoint, sidecar_path
 from model.errors import ModelError
 from model.sample import Generator
-from model.words import KnownWords, build_lexicon, decoding_name, decoding_options, normalise, words_of
+from model.sample_options import PRODUCT, TORCH_RNN, Decoding
+from model.words import KnownWords, build_lexicon, normalise, words_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -21,7 +22,7 @@ def test_words_are_runs_of_letters_compared_without_case_or_yo():
     assert words_of("ТЫ ИДЁШЬ-ТО 2 РАЗА_В\n@\nДЕНЬ!") == ["ТЫ", "ИДЁШЬ", "ТО", "РАЗА", "В", "ДЕНЬ"]
     assert normalise("ИДЁШЬ") == "идешь"
     lex = build_lexicon("ХЛЕБ хлеб Хлеб ЁЖ еж ЕЖ РАЗ раз", min_count=3)
-    assert lex == {"min_count": 3, "words": ["еж", "хлеб"]}
+    assert lex == {"min_count": 3, "words": ["еж", "хлеб"], "post_lines": [0, 1] + [0] * 29}
     known = KnownWords(lex["words"], dictionary="none")
     assert "ХЛЁБ" in known and "Ёж" in known and "РАЗ" not in known
     with pytest.raises(ModelError, match="min_count"):
@@ -36,18 +37,23 @@ def test_the_russian_dictionary_knows_inflected_forms():
 
 
 def test_decoding_names_round_trip():
-    for words, dictionary, quotes in (("known", "ru", "any"), ("known", "none", "any"), ("known", "ru", "balanced"),
-                                      ("any", "none", "balanced")):
-        assert decoding_options(decoding_name(words, dictionary, quotes)) == {
-            "words": words, "dictionary": dictionary, "quotes": quotes}
-    assert decoding_name("any", "ru") == "any"
-    assert decoding_name("known", "ru", "balanced") == "known/ru+quotes"
-    # names stored before quotes were balanced regenerate without the rule
-    assert decoding_options("known/ru") == {"words": "known", "dictionary": "ru", "quotes": "any"}
-    assert decoding_options(None) == decoding_options("") == {"words": "any", "dictionary": "none", "quotes": "any"}
-    for bad in ("known/xx", "known/ru+quote", "any+quotes+quotes"):
+    for d in (Decoding("known", "ru"), Decoding("known", "none"), Decoding("known", "ru", "balanced"),
+              Decoding("any", "none", "balanced"), PRODUCT, Decoding("known", "ru", "any", "agree")):
+        assert Decoding.parse(d.name) == d
+    assert Decoding("any", "ru").name == "any"
+    assert Decoding("known", "ru", "balanced").name == "known/ru+quotes"
+    assert PRODUCT.name == "known/ru+quotes+grammar"
+    # grammar needs known words and the dictionary: without them it is off, and named so
+    assert Decoding("known", "none", "balanced", "agree").name == "known/none+quotes"
+    assert Decoding("any", "ru", "any", "agree").name == "any"
+    # names stored before quotes were balanced, or before grammar, regenerate without the rule
+    assert Decoding.parse("known/ru") == Decoding("known", "ru", "any", "any")
+    assert Decoding.parse("known/ru+quotes") == Decoding("known", "ru", "balanced", "any")
+    assert Decoding.parse(None) == Decoding.parse("") == TORCH_RNN == Decoding("any", "none", "any", "any")
+    for bad in ("known/xx", "known/ru+quote", "any+quotes+quotes", "known/ru+grammar+quotes", "known/none+grammar",
+                "any+grammar"):
         with pytest.raises(ModelError, match="decoding"):
-            decoding_options(bad)
+            Decoding.parse(bad)
 
 
 def test_training_stores_the_lexicon_in_the_checkpoint(tiny_run):
@@ -98,7 +104,7 @@ def test_known_word_decoding_is_reproducible_whatever_shares_the_batch(tiny_gene
     for opts in (LEXICON_ONLY, dict(words="known", dictionary="ru")):
         batch = g.generate(seeds=list(range(1, 13)), temperature=1.1, **opts)
         assert g.generate(seeds=[5], temperature=1.1, **opts)[0] == batch[4]
-        alone = g.generate([99], 1.1, **opts)[0]
+        alone = g.generate([99], temperature=1.1, **opts)[0]
         assert g.generate(seeds=[12, 5, 99, 3], temperature=1.1, **opts) == [batch[11], batch[4], alone, batch[2]]
         assert g.generate(seeds=list(range(1, 13)), temperature=1.1, **opts) == batch
         assert g.generate(seeds=[7], temperature=1.1, start_text="ТЫ ", **opts)[0].startswith("ТЫ")

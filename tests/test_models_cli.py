@@ -124,7 +124,8 @@ def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint
     from jobs.generator import GeneratorHolder
     from jobs.model_registry import install_checkpoint
     from jobs.moderation import AutoApprove
-    from jobs.pool import PoolOptions, SampleOptions
+    from jobs.pool import PoolOptions
+    from model.sample_options import SampleOptions
     from jobs.service import Service, ServicePlan
 
     models = tmp_path / "models"

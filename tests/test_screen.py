@@ -17,9 +17,9 @@ from corpus.store import drafts
 from corpus.store.posts import add_posts
 from corpus.store.shingles import index_size, longest_shared_run
 from jobs.generator import GeneratorHolder
-from jobs.pool import Measures, SampleOptions, fill_pool, score, screen, store_generated
+from jobs.pool import Measures, fill_pool, score, screen, store_generated, stored_request
+from model.sample_options import SampleOptions
 from model.sample import Sample
-from model.words import decoding_options
 
 LINE = "ПРИХОДИШЬ В ШКОЛУ А ТАМ ВМЕСТО ФИЗРЫ КОНТРОЛЬНАЯ ПО АЛГЕБРЕ У СТРОГОЙ УЧИЛКИ"  # 75 characters
 NO_STOP = StopList()
@@ -100,7 +100,7 @@ def test_oversampling_keeps_the_best_scoring_and_stores_every_candidate(db):
         sample("ПЯТЫЙ\n@\nСЛАБЫЙ", -2.4),
         sample("ШЕСТОЙ\n@\nНЕЧИТАЕМЫЙ", -1.0, known=0.5),
     ]
-    kept = store_generated(db, candidates, [11, 12, 13, 14, 15, 16], version="v", options=SampleOptions(),
+    kept = store_generated(db, candidates, [11, 12, 13, 14, 15, 16], version="v", request=SampleOptions().request(),
                            purpose=drafts.SUBSCRIBER, ok_status="ready", stoplist=NO_STOP, keep=2)
     rows = {r["seed"]: r for r in db.query("SELECT * FROM drafts")}
     assert [drafts.get_draft(db, i)["seed"] for i in kept] == [12, 14]   # best first
@@ -127,7 +127,7 @@ def test_score_prefers_fluent_readable_drafts_far_from_the_corpus():
 def test_pool_oversamples_with_the_real_model(db, tiny_checkpoint):
     holder = GeneratorHolder(tiny_checkpoint)
     created = asyncio.run(fill_pool(db, holder, purpose=drafts.SUBSCRIBER, target=3, batch_size=3,
-                                    options=SampleOptions(0.8, 150, 0), stoplist=NO_STOP, max_rounds=20,
+                                    request=SampleOptions(0.8, 150, 0).request(), stoplist=NO_STOP, max_rounds=20,
                                     oversample=3))
     assert len(created) == 3
     rows = list(db.query("SELECT * FROM drafts"))
@@ -142,8 +142,7 @@ def test_pool_oversamples_with_the_real_model(db, tiny_checkpoint):
     outranked = [r for r in first_round if (r["status_reason"] or "").startswith("outranked")]
     assert kept and all(k["score"] >= o["score"] for k in kept for o in outranked)
     for row in drafts.with_status(db, "ready", purpose=drafts.SUBSCRIBER):   # still reproducible from the seed
-        _, (again,) = holder.generate([row["seed"]], temperature=row["temperature"], max_length=row["max_length"],
-                                      **decoding_options(row["words"]))
+        _, (again,) = holder.generate([row["seed"]], stored_request(row))
         assert again == row["text"]
 
 

@@ -10,7 +10,8 @@ from corpus.stoplist import StopList
 from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
 from jobs.generator import GeneratorHolder
-from jobs.pool import PoolOptions, SampleOptions
+from jobs.pool import PoolOptions
+from model.sample_options import SampleOptions
 from jobs.tune import FALLBACK_TEMPERATURE, resolve_options, store_tuned, tune, tuned_temperature, word_pairs
 from tests.helpers import run_cli, varied_posts
 

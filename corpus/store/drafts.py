@@ -15,8 +15,9 @@ import sqlite_utils
 from corpus.store.clock import utcnow
 
 CHANNEL, SUBSCRIBER, REQUEST = "channel", "subscriber", "request"
-# a draft's measures (migration m003; NULL for drafts made before)
-MEASURE_COLUMNS = ("known_share", "reached_gap", "shared_chars", "line_count", "logprob_per_char", "words", "score")
+# a draft's measures (migrations m003, m004; NULL for drafts made before) and its decoding's stored name
+MEASURE_COLUMNS = ("known_share", "reached_gap", "shared_chars", "line_count", "logprob_per_char", "grammar",
+                   "decoding", "score")
 
 
 def add_draft(
