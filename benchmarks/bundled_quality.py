@@ -31,6 +31,7 @@ from corpus.importer import import_text_file  # noqa: E402
 from corpus.stoplist import StopList  # noqa: E402
 from jobs.generator import GeneratorHolder  # noqa: E402
 from jobs.pool import NEAR_COPY_CHARS, measure, screen  # noqa: E402
+from model.sample_options import SampleRequest  # noqa: E402
 
 WORD = re.compile(r"[А-Яа-яЁёA-Za-z]+")
 
@@ -59,8 +60,8 @@ def main() -> None:
         holder = GeneratorHolder(checkpoint)
         for words, dictionary in (("known", "ru"), ("any", "none")):
             started = time.perf_counter()
-            _, samples = holder.generate_samples(seeds, temperature=args.temperature, max_length=500,
-                                                 words=words, dictionary=dictionary)
+            _, samples = holder.generate_samples(seeds, SampleRequest.of(temperature=args.temperature, max_length=500,
+                                                                         words=words, dictionary=dictionary))
             seconds = time.perf_counter() - started
             total = known = good = gap = near = passed = p_total = p_known = p_good = 0
             pairs: set[tuple[str, str]] = set()

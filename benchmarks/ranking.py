@@ -76,7 +76,7 @@ def main() -> int:
         started = time.perf_counter()
         options = SampleOptions(temperature=args.temperature, max_length=args.max_length, words=args.words,
                                 dictionary=args.dictionary)
-        _, samples = holder.generate_samples(list(range(1, args.n + 1)), **options.as_kwargs())
+        _, samples = holder.generate_samples(list(range(1, args.n + 1)), options.request())
         elapsed = time.perf_counter() - started
         rows = []
         for s in samples:
@@ -97,7 +97,7 @@ def main() -> int:
         key = (r[2] or "passed").split(":")[0].split(" (")[0]
         reasons[key] = reasons.get(key, 0) + 1
     print(f"checkpoint {checkpoint.name}, corpus {args.corpus.name}, {args.n} candidates in {elapsed:.1f} s, "
-          f"T={args.temperature}, words={options.decoding()}, loadavg {open('/proc/loadavg').read().split()[:3]}")
+          f"T={args.temperature}, decoding={options.decoding.name}, loadavg {open('/proc/loadavg').read().split()[:3]}")
     if known:
         print(f"known-word share (model's lexicon + dictionary), every candidate: {statistics.mean(known):.3f}")
     print("screen: " + ", ".join(f"{key} {count}" for key, count in sorted(reasons.items(), key=lambda kv: -kv[1])))

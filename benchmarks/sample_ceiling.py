@@ -37,7 +37,7 @@ from sample_throughput import torch_rnn_loop  # noqa: E402
 
 DEFAULT_CHECKPOINT = REPO / "model" / "data" / "default.pt"
 # raw: torch-rnn's sampling; known: the product's decoding ([sample] defaults)
-DECODINGS = {"any": {}, "known": SampleOptions().decoding_kwargs()}
+DECODINGS = {"any": {}, "known": {f: getattr(SampleOptions().decoding, f) for f in ("words", "dictionary", "quotes", "grammar")}}
 
 
 class Bf16Step(FastStep):

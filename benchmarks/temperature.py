@@ -45,7 +45,7 @@ def main() -> None:
     holder = GeneratorHolder(args.checkpoint)
     options = SampleOptions("auto", args.length, 0, "any" if args.raw else "known", "ru")
     print(f"model {holder.version} ({args.checkpoint.name}), {args.num} posts per temperature, cap {args.length}, "
-          f"decoding {options.decoding()}, corpus {args.corpus.name}")
+          f"decoding {options.decoding.name}, corpus {args.corpus.name}")
     start = time.perf_counter()
     result = tune(db, holder, stoplist, options=options, k=args.num)
     for line in result.lines():
