@@ -18,6 +18,7 @@ Without --checkpoint it takes the bundled model (model/data/default.pt).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ from sample_throughput import torch_rnn_loop  # noqa: E402
 
 DEFAULT_CHECKPOINT = REPO / "model" / "data" / "default.pt"
 # raw: torch-rnn's sampling; known: the product's decoding ([sample] defaults)
-DECODINGS = {"any": {}, "known": {f: getattr(SampleOptions().decoding, f) for f in ("words", "dictionary", "quotes", "grammar")}}
+DECODINGS = {"any": {}, "known": dataclasses.asdict(SampleOptions().decoding)}
 
 
 class Bf16Step(FastStep):

@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--words", choices=["known", "any"], default="known")
     args = ap.parse_args()
-    dec = dataclasses.asdict(SampleOptions().decoding) if args.words == "known" else {}   # known: the product's decoding
+    dec = dataclasses.asdict(SampleOptions().decoding) if args.words == "known" else {}   # the product's
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu")
     ck_path = args.checkpoint or train_model(20 if args.quick else args.train_seconds)
     ck = load_checkpoint(ck_path)
