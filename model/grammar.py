@@ -10,8 +10,8 @@ what it merely rarely says:
   and gender (past): "ТЫ ПРОСИТ", "ВЫ ИЩЕШЬ", "МЫ ПОШЁЛ";
 - preposition and case: a preposition before a word that has no reading in a case the preposition
   governs (and none as an adverb, particle, conjunction, ...): "В ДЕЛАЕШЬ", "НА РАБОТАЕТ", "К ДОМОМ";
-- adjective and noun: a word that can only be a full adjective (participles govern objects: "ПОЛНЫЙ
-  ЛЮДЬМИ" is fine, "ПОЛНЫМ ЛЮДЬМИ" too) before a word that can
+- adjective and noun: a word that can only be a full adjective (not a participle: participles govern
+  objects, "НАПОЛНЕННЫЙ ЛЮДЬМИ") before a word that can
   only be a noun must share case and number with it, and gender in the singular: "С ПЕРВЫЙ ДЕВУШКОЙ";
 - a function word doubled: "НЕ НЕ", "В В" (ДА, НЕТ, НУ, ВОТ and interjections may repeat, and so
   may content words, for emphasis).
@@ -47,7 +47,8 @@ GOVERNS: dict[str, frozenset[str]] = {p: frozenset(c.split()) for p, c in {
 FREE_AFTER_PREPOSITION = frozenset({"ADVB", "PRCL", "CONJ", "INTJ", "PRED", "COMP", "PREP", "NUMB"})
 TRANSPARENT = frozenset({"ADVB", "PRCL"})       # looked through between a pronoun and its verb
 REPEATS_IN_ERROR = frozenset({"PREP", "CONJ", "PRCL", "NPRO"})   # "НЕ НЕ", "В В", "ТЫ ТЫ"; content
-MAY_REPEAT = frozenset({"да", "нет", "ну", "вот", "ха", "еще"})    # words repeat for emphasis ("ТЫЩ ТЫЩ")
+MAY_REPEAT = frozenset({"да", "нет", "ну", "вот", "ха", "еще", "что", "все", "чуть", "так", "как", "очень", "ой"})
+RELATIVE = "котор"   # КОТОРОЙ ПРИЗНАНИЕ: a relative word agrees with what it refers to, not the next noun    # words repeat for emphasis ("ТЫЩ ТЫЩ")
 MIN_SCORE = 0.01     # a reading rarer than this does not decide what a word before another is (НА as an
                      # interjection), though it may still explain the pair (ТОГО as masculine)
 PERSONAL = frozenset({"1per", "2per", "3per"})
@@ -82,7 +83,8 @@ def _readings(morph, word: str) -> tuple[Reading, ...]:
         if "Abbr" in t or "Init" in t:         # "В" as an abbreviation of a noun is not a reading
             continue
         s = lambda g: None if g is None else str(g)  # noqa: E731  (pymorphy's grammemes compare strictly)
-        out.add(Reading(s(t.POS), CASES.get(str(t.case)) if t.case else None, s(t.number), s(t.gender),
+        pos = "RELATIVE" if w.startswith(RELATIVE) else s(t.POS)
+        out.add(Reading(pos, CASES.get(str(t.case)) if t.case else None, s(t.number), s(t.gender),
                         s(t.person), s(t.tense), s(t.mood), w if t.POS == "PREP" else "", p.score >= MIN_SCORE))
     return tuple(sorted(out, key=repr))
 
@@ -95,6 +97,15 @@ def _pronoun_verb(a: Reading, b: Reading) -> bool:
             return False
         return b.number == "plur" or a.gender is None or b.gender is None or a.gender == b.gender
     return a.person == b.person and a.number == b.number
+
+
+def _noun_verb(a: Reading, b: Reading) -> bool:
+    if b.mood != "indc":
+        return True
+    if b.tense == "past":
+        return b.number == a.number and (b.number == "plur" or b.gender is None or a.gender in (None, "ms-f", "GNdr")
+                                         or a.gender == b.gender)
+    return b.person == "3per" and b.number == a.number
 
 
 def _adjective_noun(a: Reading, b: Reading) -> bool:
@@ -113,6 +124,8 @@ def agree(left: tuple[Reading, ...], right: tuple[Reading, ...]) -> bool:
     if all(r.pos == "NPRO" and r.case == "nomn" and r.person in PERSONAL for r in major) and \
             all(r.pos == "VERB" for r in right):
         return any(_pronoun_verb(a, b) for a in left for b in right if a.pos == "NPRO")
+    if all(r.pos == "NOUN" and r.case == "nomn" for r in left) and all(r.pos == "VERB" for r in right):
+        return any(_noun_verb(a, b) for a in left for b in right)
     if all(r.pos == "PREP" for r in major):
         if any(r.pos in FREE_AFTER_PREPOSITION for r in right):
             return True
@@ -155,8 +168,8 @@ class Grammar:
         i = self._word_id.get(w)
         if i is None:
             rs = self.readings[self.word_class(w)]
-            may = w in MAY_REPEAT or not any(r.pos in REPEATS_IN_ERROR for r in rs if r.major) \
-                or any(r.pos == "INTJ" for r in rs)
+            major = [r.pos for r in rs if r.major]
+            may = w in MAY_REPEAT or "INTJ" in major or not REPEATS_IN_ERROR.intersection(major)
             i = self._word_id[w] = -1 if may else len(self._word_id)
         return i
 
