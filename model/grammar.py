@@ -46,9 +46,10 @@ GOVERNS: dict[str, frozenset[str]] = {p: frozenset(c.split()) for p, c in {
 # what may follow a preposition without a case: "В ОЧЕНЬ БОЛЬШОМ", "ЗА ЧТО", "НА ХУЙ" (a noun anyway)
 FREE_AFTER_PREPOSITION = frozenset({"ADVB", "PRCL", "CONJ", "INTJ", "PRED", "COMP", "PREP", "NUMB"})
 TRANSPARENT = frozenset({"ADVB", "PRCL"})       # looked through between a pronoun and its verb
-REPEATS_IN_ERROR = frozenset({"PREP", "CONJ", "PRCL", "NPRO"})   # "НЕ НЕ", "В В", "ТЫ ТЫ"; content
+REPEATS_IN_ERROR = frozenset({"PREP", "CONJ", "PRCL", "NPRO"})   # "НЕ НЕ", "В В", "ТЫ ТЫ"
+# function words that repeat all the same; content words repeat for emphasis ("ТЫЩ ТЫЩ")
 MAY_REPEAT = frozenset({"да", "нет", "ну", "вот", "ха", "еще", "что", "все", "чуть", "так", "как", "очень", "ой"})
-RELATIVE = "котор"   # КОТОРОЙ ПРИЗНАНИЕ: a relative word agrees with what it refers to, not the next noun    # words repeat for emphasis ("ТЫЩ ТЫЩ")
+RELATIVE = "котор"   # КОТОРОЙ ПРИЗНАНИЕ: a relative word agrees with what it refers to, not the next noun
 MIN_SCORE = 0.01     # a reading rarer than this does not decide what a word before another is (НА as an
                      # interjection), though it may still explain the pair (ТОГО as masculine)
 PERSONAL = frozenset({"1per", "2per", "3per"})
