@@ -46,7 +46,7 @@ TOP_LINE = "{place}. Мем #{id} — реакций: {score}\n{preview}"
 
 # moderators
 DRAFT = "Черновик #{id}\n\n{text}"
-DRAFT_SCORE = "Оценка {score:+.2f} · знакомых слов {known} · общий кусок с корпусом {shared} симв."
+DRAFT_SCORE = "Оценка {score:+.2f} · строк без ошибок согласования {grammar} · общий кусок с корпусом {shared} симв."
 BUTTON_APPROVE = "✅ Одобрить"
 BUTTON_REJECT = "❌ Отклонить"
 BUTTON_REGENERATE = "🔄 Заново"

@@ -195,8 +195,9 @@ def test_draft_messages_carry_the_score_line_and_old_drafts_none(tmp_path, serve
             assert len(measured) == 2
             for row in measured:
                 assert row["score"] is not None
-                line = texts.DRAFT_SCORE.format(score=row["score"], known="—" if row["known_share"] is None
-                                                else f"{row['known_share']:.0%}", shared=row["shared_chars"])
+                assert row["grammar"] is not None                     # the bundled model's drafts, judged
+                line = texts.DRAFT_SCORE.format(score=row["score"], grammar=f"{row['grammar']:.0%}",
+                                                shared=row["shared_chars"])
                 assert messages[row["id"]] == f"Черновик #{row['id']}\n\n{row['text']}\n\n{line}"
                 assert "\n" not in line and len(line) < 100
 

@@ -33,8 +33,8 @@ def draft_message(draft: dict[str, Any]) -> str:
     message = texts.DRAFT.format(id=draft["id"], text=draft["text"])
     if draft.get("score") is None:
         return message
-    known = "—" if draft.get("known_share") is None else f"{draft['known_share']:.0%}"
-    line = texts.DRAFT_SCORE.format(score=draft["score"], known=known, shared=draft.get("shared_chars") or 0)
+    grammar = "—" if draft.get("grammar") is None else f"{draft['grammar']:.0%}"
+    line = texts.DRAFT_SCORE.format(score=draft["score"], grammar=grammar, shared=draft.get("shared_chars") or 0)
     return f"{message}\n\n{line}"
 
 

@@ -1,0 +1,199 @@
+"""Reader panel: what readers, not proxies, think of the drafts.
+
+`make` writes a blind set into a folder outside the repository: N posts from each source, shuffled
+under numbers (panel.txt, the only file a rater sees, with benchmarks/panel_rubric.md), and the key
+apart (key.json: number -> source). Sources:
+
+- real: held-out posts of the real channel (pool.txt; held out by the nightly split's hash,
+  model.preprocess.post_split, so a model trained on pool.txt never saw them): the calibration;
+- product: drafts through the pool's own path (the product's decoding, jobs.pool's measures, screen
+  and ranking against a database holding the model's training corpus; the best of --oversample
+  candidates that pass, as moderators get them);
+- before: the same with the decoding the product used before grammar (known/<dict>+quotes);
+- raw (with --raw): torch-rnn's unconstrained sampling, screened the same way.
+
+`score` reads the raters' answer files (one line per post: `N readable publish coherence funny
+human`, e.g. `17 yes no 2 1 no`; see the rubric) and prints, per source, the majority share of
+"readable start to end" and "would publish" with a 95% Wilson interval, the mean coherence and
+funniness, the majority "taken for human" share, and the raters' agreement (Fleiss' kappa on
+"readable", and the share of posts all raters agreed on).
+
+    python benchmarks/reader_panel.py make --checkpoint F --corpus TRAINING_TEXT --out DIR [--n 40]
+        [--temperature 0.8] [--oversample 3] [--raw] [--seed 1]
+    python benchmarks/reader_panel.py score --out DIR ANSWERS1 ANSWERS2 ANSWERS3
+
+Never commit panel.txt: it holds the channel's texts. Prints figures, asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+POOL = REPO.parent / "shared" / "data" / "bugurtthread" / "pool.txt"
+RUBRIC = REPO / "benchmarks" / "panel_rubric.md"
+FIELDS = ("readable", "publish", "coherence", "funny", "human")
+
+
+def held_out_posts(path: Path, n: int, rnd: random.Random) -> list[str]:
+    from model.preprocess import post_split
+
+    posts = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    held = [p for p in posts if post_split(p, 0.1, 0.1) != "train" and len(p) <= 500]
+    return rnd.sample(held, n)
+
+
+def drafts(holder, db, stoplist, options, n: int, oversample: int, seed: int) -> list[str]:
+    """`n` drafts through jobs.pool.store_generated: batches of `oversample` candidates, the best one
+    that passes the screen kept (as the pool keeps them)."""
+    from corpus.store import drafts as draft_rows
+    from jobs.pool import store_generated
+
+    out: list[str] = []
+    request = options.request()
+    base = seed * 1_000_000
+    while len(out) < n:
+        seeds = list(range(base, base + 16 * oversample))
+        base += len(seeds)
+        version, samples = holder.generate_samples(seeds, request)
+        for i in range(0, len(samples), oversample):
+            kept = store_generated(db, samples[i:i + oversample], seeds[i:i + oversample], version=version,
+                                   request=request, purpose=draft_rows.SUBSCRIBER, ok_status="ready",
+                                   stoplist=stoplist, keep=1)
+            if kept and len(out) < n:
+                out.append(draft_rows.get_draft(db, kept[0])["text"])
+    return out
+
+
+def make(args) -> None:
+    from draft_quality import corpus_db
+
+    from jobs.generator import GeneratorHolder
+    from model.sample_options import SampleOptions
+
+    rnd = random.Random(args.seed)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"load: {open('/proc/loadavg').read().strip()}")
+    db, stoplist = corpus_db(args.corpus, Path(tempfile.mkdtemp(prefix="buhurt-panel-")))
+    holder = GeneratorHolder(args.checkpoint)
+    product = replace(SampleOptions(), temperature=args.temperature)
+    sources = {"real": held_out_posts(args.real, args.n, rnd)}
+    for name, options in (("product", product), ("before", replace(product, grammar="any")),
+                          *((("raw", replace(product, words="any", quotes="any", grammar="any")),)
+                            if args.raw else ())):
+        t = time.perf_counter()
+        sources[name] = drafts(holder, db, stoplist, options, args.n, args.oversample, args.seed)
+        print(f"{name}: {args.n} drafts ({options.decoding.name}) in {time.perf_counter() - t:.0f} s")
+    items = [(source, text) for source, texts in sources.items() for text in texts]
+    rnd.shuffle(items)
+    (out / "panel.txt").write_text(
+        "".join(f"=== {i} ===\n{text}\n\n" for i, (_, text) in enumerate(items, 1)), encoding="utf-8")
+    (out / "key.json").write_text(json.dumps({
+        "checkpoint": str(args.checkpoint), "version": holder.version, "temperature": args.temperature,
+        "sources": {str(i): source for i, (source, _) in enumerate(items, 1)}}, indent=1), encoding="utf-8")
+    print(f"{len(items)} posts: {out / 'panel.txt'} (give raters only this and {RUBRIC.name}); key: {out / 'key.json'}")
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 0.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def read_answers(path: Path) -> dict[str, dict]:
+    answers = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.replace(",", " ").split()
+        if len(parts) < 6 or not parts[0].isdigit():
+            continue
+        n, readable, publish, coherence, funny, human = parts[:6]
+        answers[n] = {"readable": readable.lower().startswith("y"), "publish": publish.lower().startswith("y"),
+                      "coherence": int(coherence), "funny": int(funny), "human": human.lower().startswith("y")}
+    return answers
+
+
+def fleiss_kappa(votes: list[list[bool]]) -> float:
+    """Fleiss' kappa of yes/no votes, one list of rater votes per item."""
+    items = [v for v in votes if len(v) >= 2]
+    if not items:
+        return float("nan")
+    r = len(items[0])
+    p_yes = sum(sum(v) for v in items) / (len(items) * r)
+    p_e = p_yes ** 2 + (1 - p_yes) ** 2
+    p_i = [(sum(v) * (sum(v) - 1) + (r - sum(v)) * (r - sum(v) - 1)) / (r * (r - 1)) for v in items]
+    p_bar = sum(p_i) / len(p_i)
+    return (p_bar - p_e) / (1 - p_e) if p_e < 1 else 1.0
+
+
+def score(args) -> None:
+    key = json.loads((args.out / "key.json").read_text(encoding="utf-8"))
+    sources: dict[str, str] = key["sources"]
+    raters = [read_answers(p) for p in args.answers]
+    for p, a in zip(args.answers, raters):
+        missing = [n for n in sources if n not in a]
+        print(f"{p.name}: {len(a)} answers" + (f", missing {len(missing)}" if missing else ""))
+    print(f"model {key['version']} ({key['checkpoint']}), temperature {key['temperature']}, {len(raters)} raters")
+    print(f"{'source':<10} {'posts':>5}  {'readable (95% CI)':<22} {'publish (95% CI)':<22} {'coher':>5} "
+          f"{'funny':>5} {'human':>6}")
+    for source in dict.fromkeys(sources.values()):
+        numbers = [n for n, s in sources.items() if s == source and all(n in a for a in raters)]
+        row = []
+        for field in ("readable", "publish"):
+            k = sum(sum(a[n][field] for a in raters) * 2 > len(raters) for n in numbers)
+            lo, hi = wilson(k, len(numbers))
+            row.append(f"{k / max(1, len(numbers)):>5.0%} ({lo:.0%}-{hi:.0%})".ljust(22))
+        coherence = sum(a[n]["coherence"] for a in raters for n in numbers) / max(1, len(numbers) * len(raters))
+        funny = sum(a[n]["funny"] for a in raters for n in numbers) / max(1, len(numbers) * len(raters))
+        human = sum(sum(a[n]["human"] for a in raters) * 2 > len(raters) for n in numbers) / max(1, len(numbers))
+        print(f"{source:<10} {len(numbers):>5}  {row[0]} {row[1]} {coherence:>5.2f} {funny:>5.2f} {human:>6.0%}")
+    common = [n for n in sources if all(n in a for a in raters)]
+    votes = [[a[n]["readable"] for a in raters] for n in common]
+    unanimous = sum(len(set(v)) == 1 for v in votes) / max(1, len(votes))
+    print(f"agreement on 'readable': Fleiss' kappa {fleiss_kappa(votes):.2f}, unanimous on {unanimous:.0%} of "
+          f"{len(votes)} posts")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    mk = sub.add_parser("make")
+    mk.add_argument("--checkpoint", type=Path, required=True)
+    mk.add_argument("--corpus", type=Path, required=True, help="the model's training text (the screen's corpus)")
+    mk.add_argument("--real", type=Path, default=POOL, help="real posts for calibration (held out by hash)")
+    mk.add_argument("--out", type=Path, required=True)
+    mk.add_argument("--n", type=int, default=40)
+    mk.add_argument("--temperature", type=float, default=0.8)
+    mk.add_argument("--oversample", type=int, default=3)
+    mk.add_argument("--raw", action="store_true")
+    mk.add_argument("--seed", type=int, default=1)
+    sc = sub.add_parser("score")
+    sc.add_argument("--out", type=Path, required=True)
+    sc.add_argument("answers", type=Path, nargs="+")
+    args = ap.parse_args()
+    if args.command == "make":
+        if not args.real.is_file():
+            print(f"skipped: {args.real} is absent")
+            return
+        import torch
+
+        torch.set_num_threads(1)
+        make(args)
+    else:
+        score(args)
+
+
+if __name__ == "__main__":
+    main()
