@@ -73,6 +73,7 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
         export_options={"gap_lines": c.gap_lines, "seed": c.shuffle_seed, "clean": settings.clean,
                         "stoplist": stoplist(settings), "weighting": c.weighting()},
         window=NightWindow(s.retrain_at, s.retrain_until, s.timezone), sample=settings.sample.options(),
+        screen=settings.screen,
         **asdict(settings.train.nightly()),
     )
 

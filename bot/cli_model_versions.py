@@ -21,7 +21,8 @@ def models_group() -> None:
 @models_group.command("list")
 @click.pass_obj
 def list_cmd(app) -> None:
-    """Every known version, newest first: status, held-out bits/char, known-word share of its drafts, when, where."""
+    """Every known version, newest first: status, held-out bits/char, the share of its drafts passing the
+    screen when it was compared (a retrain, a first model), when, where."""
     from jobs.model_registry import all_versions
 
     db = app.open_db()
@@ -32,13 +33,13 @@ def list_cmd(app) -> None:
     if not rows:
         click.echo("no model versions yet: `buhurt run` installs the bundled model or trains one")
         return
-    click.echo(f"{'version':<12}  {'status':<9}  {'val bits/char':>13}  {'known words':>11}  {'created (UTC)':<19}  "
+    click.echo(f"{'version':<12}  {'status':<9}  {'val bits/char':>13}  {'drafts pass':>11}  {'created (UTC)':<19}  "
                f"origin / path")
     for r in rows:
         metrics = json.loads(r["metrics_json"] or "{}")
         bpc = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "-"
-        share = metrics.get("known_word_share")
-        known = f"{share:.1%}" if isinstance(share, (int, float)) else "-"
+        share = metrics.get("draft_pass_share")
+        known = f"{share:.0%}" if isinstance(share, (int, float)) else "-"
         origin = metrics.get("origin", "")
         where = f"{origin}: {r['path']}" if origin else r["path"]
         mark = " *" if r["status"] == "active" else ""

@@ -37,11 +37,16 @@ NEAR_COPY_CHARS = 60    # a draft sharing this many characters verbatim with a c
 class Sample(Protocol):
     """A generated post with the generator's measures of it (model.sample.Sample)."""
 
-    text: str
-    reached_gap: bool
-    logprob_nats_per_char: float
-    known_share: float | None
-    grammar: float | None
+    @property
+    def text(self) -> str: ...
+    @property
+    def reached_gap(self) -> bool: ...
+    @property
+    def logprob_nats_per_char(self) -> float: ...
+    @property
+    def known_share(self) -> float | None: ...
+    @property
+    def grammar(self) -> float | None: ...
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ less a margin for export and scoring) unless `max_minutes` is set.
 
 The held-out posts are the same every night (model.preprocess splits by a hash of each post). A
 candidate is promoted only when its bits per character on them beat the active model's on the same
-posts by at least `min_improvement` AND its drafts are not less readable: the share of the words
-of `readability_drafts` drafts (sampled unconstrained, the same seeds for both) that are known words
-(the training split's lexicon or the dictionary, model.words) may fall by at most
-`readability_tolerance`. Every run trains into its own folder
-`<checkpoint_dir>/run-YYYYmmdd-HHMMSS-ffffff`; after a run, all but the newest `keep_runs` folders
-are deleted (promoted models were copied to models_dir, so nothing the service uses is lost).
+posts by at least `min_improvement` AND its drafts are not worse: of `readability_drafts` drafts made
+as the product makes them (its decoding, the same seeds and temperature for both models), the share
+that pass the pool's screen (jobs.pool.screen: two lines, ended at the gap, known words, grammar,
+no copy of a corpus post) may fall by at most `readability_tolerance`. The first model on a corpus
+(`bootstrap`) is held to the same: it replaces the bundled model only when its drafts pass as often.
+Every run trains into its own folder `<checkpoint_dir>/run-YYYYmmdd-HHMMSS-ffffff`; after a run,
+all but the newest `keep_runs` folders are deleted (promoted models were copied to models_dir, so
+nothing the service uses is lost).
 
 Training runs in a child process, `python -m model.run RUN.json` (model/run.py): the run's
 TrainConfig is written to the run folder, so the job needs no bot CLI and a crash or the run's
@@ -43,6 +45,7 @@ from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
 from jobs.model_registry import active_checkpoint_path, install_checkpoint
 from model.files import file_version
+from jobs.pool import ScreenOptions
 from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
 from model.train_config import ModelShape, TrainConfig
 
@@ -50,7 +53,6 @@ log = logging.getLogger(__name__)
 
 FIRST_MODEL_MINUTES = 10.0   # the first model on a corpus, when train.max_minutes leaves it to the window
 WARM_START_WARMUP = 0.05     # a warm start's ramp: the fraction of the night the rate rises from 0 over
-READABILITY_LENGTH = 300     # characters per draft of the readability comparison
 RunTraining = Callable[[TrainConfig], None]
 
 
@@ -101,8 +103,8 @@ class NightlyOptions:
     val_frac: float = 0.1
     test_frac: float = 0.1
     min_improvement: float = 0.0        # bits/char the candidate must beat the active model by
-    readability_tolerance: float = 0.01  # the known-word share of its drafts may fall by at most this
-    readability_drafts: int = 32        # drafts per model for that share; 0: promote on bits/char alone
+    readability_tolerance: float = 0.05  # the share of its drafts passing the screen may fall by at most this
+    readability_drafts: int = 64        # drafts per model for that share; 0: promote on bits/char alone
     keep_runs: int = 5                  # run folders kept in checkpoint_dir; 0 keeps all
 
     def problems(self) -> dict[str, str]:
@@ -147,8 +149,9 @@ class RetrainPlan(NightlyOptions):
     # keyword arguments of corpus.export.export_training_text: gap_lines, seed, clean, stoplist, weighting
     export_options: dict = field(default_factory=dict)
     window: NightWindow | None = None  # None with max_minutes 0: FIRST_MODEL_MINUTES
-    sample: SampleOptions = field(default_factory=SampleOptions)   # the readability drafts' temperature, dictionary
-    sample_length: int = READABILITY_LENGTH
+    sample: SampleOptions = field(default_factory=SampleOptions)   # how the compared drafts are made
+    screen: ScreenOptions = field(default_factory=ScreenOptions)   # ... and judged
+    sample_length: int | None = None   # the compared drafts' max_length; None: the product's (sample.max_length)
 
     @property
     def device(self) -> str:
@@ -188,8 +191,8 @@ class RetrainResult:
             return self.reason
 
         def figures(version, bpc, read):
-            known = f", {read:.1%} known words" if read is not None else ""
-            return f"{version} {bpc:.4f} bits/char{known}"
+            drafts = f", {read:.0%} of drafts pass the screen" if read is not None else ""
+            return f"{version} {bpc:.4f} bits/char{drafts}"
 
         how = f" ({'warm start' if self.warm else 'from scratch'}, {self.minutes:.3g} min of training)" \
             if self.minutes else ""
@@ -260,42 +263,44 @@ def training_minutes(plan: RetrainPlan, minutes: float | None = None, *, manual:
     return left if left >= 0.5 else None
 
 
-def known_word_share(checkpoint: Path, judge, plan: RetrainPlan) -> float:
-    """Readability of a model's drafts: the share of their words that `judge` (model.words.KnownWords
-    over the training split's lexicon and the dictionary) knows. Drafts sampled unconstrained
-    (words="any": known-word decoding would hide the model's own spelling) with fixed seeds, so two
-    models are compared on equal terms."""
+def draft_pass_share(db: sqlite_utils.Database, checkpoint: Path, plan: RetrainPlan) -> float:
+    """How good a model's drafts are: of `readability_drafts` drafts made with the product's decoding
+    (seeds 1..N, one temperature for every model), the share that pass the pool's screen against the
+    database's corpus (jobs.pool.screen: the stop-list aside). Both models of a comparison are judged
+    on equal terms."""
+    from corpus.stoplist import StopList
+    from jobs.pool import measure, screen
     from model.sample import Generator
 
     gen = Generator.load(checkpoint, device=plan.device)
-    posts = gen.generate(seeds=range(plan.readability_drafts), temperature=plan.sample_temperature,
-                         max_length=plan.sample_length, words="any")
-    known = total = 0
-    for post in posts:
-        k, n = judge.count(post)
-        known, total = known + k, total + n
-    return known / total if total else 0.0
-
-
-def readability_judge(plan: RetrainPlan):
-    """One judge for both models: the words of tonight's training split (seen at least
-    model.words.DEFAULT_MIN_COUNT times) plus the dictionary (`sample.dictionary`)."""
-    from model.splits import split_text
-    from model.words import KnownWords, build_lexicon
-
-    text = split_text(plan.train_h5, plan.train_json, "train")
-    return KnownWords(build_lexicon(text)["words"], dictionary=plan.sample.dictionary)
+    request = plan.sample.request(temperature=plan.sample_temperature)
+    if plan.sample_length:
+        request = replace(request, max_length=plan.sample_length)
+    samples = gen.generate_samples(range(1, plan.readability_drafts + 1), request)
+    passed = 0
+    for s in samples:
+        m = measure(db, s.text, s, request.decoding.name)
+        passed += screen(db, s.text, StopList([]), m, min_known_words=plan.screen.min_known_words,
+                         min_grammar=plan.screen.min_grammar) is None
+    return passed / len(samples) if samples else 0.0
 
 
 def promotion_decision(candidate_bpc: float, active_bpc: float, candidate_read: float | None,
                        active_read: float | None, plan: RetrainPlan) -> tuple[bool, str]:
-    """Promote when bits/char is lower by at least min_improvement and the known-word share of the
-    drafts did not fall by more than readability_tolerance. Returns (promote, why not)."""
+    """Promote when bits/char is lower by at least min_improvement and the share of drafts passing
+    the screen did not fall by more than readability_tolerance. Returns (promote, why not)."""
     if not candidate_bpc < active_bpc - plan.min_improvement:
         return False, f"bits/char not lower by more than {plan.min_improvement:g}"
+    return drafts_decision(candidate_read, active_read, plan)
+
+
+def drafts_decision(candidate_read: float | None, active_read: float | None, plan: RetrainPlan) -> tuple[bool, str]:
+    """Whether the candidate's drafts pass the screen as often as the active model's (within
+    readability_tolerance). Returns (as good, why not)."""
     if candidate_read is not None and active_read is not None \
             and candidate_read < active_read - plan.readability_tolerance:
-        return False, f"known words fell by more than {plan.readability_tolerance:.1%}"
+        return False, (f"drafts passing the screen fell from {active_read:.0%} to {candidate_read:.0%}, by more "
+                       f"than {plan.readability_tolerance:.0%}")
     return True, ""
 
 
@@ -340,12 +345,29 @@ def prune_runs(db: sqlite_utils.Database, checkpoint_dir: Path, keep: int) -> li
 def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
               run_training: RunTraining = train_in_child) -> str:
     """First model on the corpus (none active, or the bundled one with model.use_bundled = false):
-    trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active."""
+    trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active when its
+    drafts pass the screen as often as the bundled model's (`drafts_decision`); else the bundled
+    model is made active and keeps writing until a retrain beats it. Returns the active version."""
+    from jobs.model_registry import activate_bundled, bundled_checkpoint
+
     exported, _ = _export(db, plan)
     minutes = plan.max_minutes or FIRST_MODEL_MINUTES
     _, candidate = _train(plan, run_training, minutes, None)
-    version = install_checkpoint(db, candidate, plan.models_dir, val_loss=None,
-                                 metrics={"origin": "bootstrap", "corpus_fingerprint": exported.fingerprint})
+    metrics: dict = {"origin": "bootstrap", "corpus_fingerprint": exported.fingerprint}
+    bundled = bundled_checkpoint()
+    if bundled is not None and plan.readability_drafts > 0:
+        cand_read, bundled_read = draft_pass_share(db, candidate, plan), draft_pass_share(db, bundled, plan)
+        metrics.update(draft_pass_share=cand_read, active_version=file_version(bundled),
+                       active_draft_pass_share=bundled_read)
+        good, why = drafts_decision(cand_read, bundled_read, plan)
+        if not good:
+            version = file_version(candidate)
+            model_rows.register_model(db, version, str(candidate), val_loss=None, metrics=metrics, status="rejected")
+            activate_bundled(db, plan.models_dir)      # when it is not active already
+            log.info("the first model %s is kept out: %s; the bundled model writes until a retrain beats it",
+                     version, why)
+            return file_version(bundled)
+    version = install_checkpoint(db, candidate, plan.models_dir, val_loss=None, metrics=metrics)
     model_rows.promote(db, version)
     prune_runs(db, plan.checkpoint_dir, plan.keep_runs)
     return version
@@ -380,15 +402,15 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     active_bpc = evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
     cand_read = act_read = None
     if plan.readability_drafts > 0:
-        judge = readability_judge(plan)
-        cand_read = known_word_share(candidate, judge, plan)
-        act_read = known_word_share(active, judge, plan)
+        log.info("retrain: judging %d drafts of each model", plan.readability_drafts)
+        cand_read = draft_pass_share(db, candidate, plan)
+        act_read = draft_pass_share(db, active, plan)
     details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
                "val_chars": len(val_text), "warm_start": init_from is not None, "minutes": budget,
                "split": stats.get("split")}
-    metrics = {**details, "val_bits_per_char": candidate_bpc, "known_word_share": cand_read,
+    metrics = {**details, "val_bits_per_char": candidate_bpc, "draft_pass_share": cand_read,
                "active_version": active_version, "active_bits_per_char": active_bpc,
-               "active_known_word_share": act_read}
+               "active_draft_pass_share": act_read}
     promote, why = promotion_decision(candidate_bpc, active_bpc, cand_read, act_read, plan)
     common = dict(candidate_bpc=candidate_bpc, active_bpc=active_bpc, details=details,
                   candidate_readability=cand_read, active_readability=act_read, active_version=active_version,
