@@ -13,6 +13,25 @@ from tests.helpers import TINY_POSTS
 from tests.tiny_model import one_thread, tiny_model
 
 _LOOPBACK = ("127.", "::1", "localhost")
+# what puts a test in the end-to-end tier (`pytest -m e2e`; `-m "not e2e"` runs the rest in about a
+# third of the time): a fake server on 127.0.0.1, or a child process
+_E2E_SIGNS = ("subprocess", "Popen", "telegram_server", "fake_vk", "telegram_app")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: talks to a fake server on 127.0.0.1 or runs a child process "
+                                       "(conftest marks these by what the test module uses)")
+
+
+def pytest_collection_modifyitems(config, items):
+    sources: dict[str, bool] = {}
+    for item in items:
+        path = str(item.fspath)
+        if path not in sources:
+            text = Path(path).read_text(encoding="utf-8")
+            sources[path] = any(sign in text for sign in _E2E_SIGNS)
+        if sources[path] or "server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
 _real_connect = socket.socket.connect
 
 
@@ -31,9 +50,11 @@ def _no_network(monkeypatch):
     monkeypatch.delenv("BUHURT_CONFIG", raising=False)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_torch_thread():
-    """torch on one thread for the test (the model tests: `pytestmark = usefixtures(...)`)."""
+    """torch on one thread for every test: the tiny models run fastest so, and two OpenMP threads
+    crawl when a parallel run holds the other core of a 2-core machine (subprocesses get
+    OMP_NUM_THREADS=1 from tests.tiny_model.subprocess_env)."""
     with one_thread():
         yield
 
