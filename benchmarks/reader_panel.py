@@ -144,7 +144,7 @@ def score(args) -> None:
     raters = [read_answers(p) for p in args.answers]
     for p, a in zip(args.answers, raters):
         missing = [n for n in sources if n not in a]
-        print(f"{p.name}: {len(a)} answers" + (f", missing {len(missing)}" if missing else ""))
+        print(f"{p.parent.name}/{p.name}: {len(a)} answers" + (f", missing {len(missing)}" if missing else ""))
     print(f"model {key['version']} ({key['checkpoint']}), temperature {key['temperature']}, {len(raters)} raters")
     print(f"{'source':<10} {'posts':>5}  {'readable (95% CI)':<22} {'publish (95% CI)':<22} {'coher':>5} "
           f"{'funny':>5} {'human':>6}")
