@@ -1,12 +1,13 @@
 """Training throughput: characters/second of the training step (forward, cross-entropy, backward,
-gradient clamp, Adam) for the default model and the GPU preset's model on the current device,
+gradient clamp, Adam) for the product's default model (TrainConfig(): 2x256, what the nightly job
+trains), torch-rnn's preset (2x128, the bundled model's) and the GPU preset's model on the current device,
 against a naive per-timestep nn.LSTMCell loop, and achieved GFLOP/s as a fraction of a plain
 matmul's GFLOP/s, all measured in the same run.
 
     python benchmarks/train_throughput.py [--device cpu|cuda] [--seconds 6] [--quick]
     python benchmarks/train_throughput.py --busy [--seconds 6]
 
---busy (CPU): the default model's training step at 1 and 2 threads, first as the machine is, then
+--busy (CPU): the product's default model's training step at 1 and 2 threads, first as the machine is, then
 with a busy host beside it: one process spinning on a core, as the bot's own work (or any other
 process) holds one on the bot's host. OpenMP threads wait for each other at every parallel region,
 so a run whose second thread shares a core with someone else crawls: the reason the service trains
@@ -109,15 +110,15 @@ def train_flops_per_char(cfg: ModelConfig) -> float:
 
 
 def busy_host(seconds: float, rounds: int) -> None:
-    """1 vs 2 threads for the default 2x128 (bf16 where supported), without and with a core held."""
+    """1 vs 2 threads for the product's default model (bf16 where supported), without and with a core held."""
     import subprocess
 
     dev = torch.device("cpu")
     bf = bf16_supported(dev)
-    d = TrainConfig.torch_rnn_preset()
+    d = TrainConfig()
     mc = ModelConfig(V, "lstm", d.wordvec_size, d.rnn_size, d.num_layers)
     burn = "import time\nwhile True:\n    sum(range(1000))\n"
-    print(f"busy host: default 2x{d.rnn_size} B={d.batch_size} T={d.seq_length}, "
+    print(f"busy host: product default {d.num_layers}x{d.rnn_size} B={d.batch_size} T={d.seq_length}, "
           f"{'bf16 autocast' if bf else 'float32'}, {len(__import__('os').sched_getaffinity(0))} usable cores")
     out = {}
     for label, spinners in (("as the machine is", 0), ("with one core held by a spinning process", 1)):
@@ -153,15 +154,14 @@ def main() -> None:
     secs = 1.0 if args.quick else args.seconds / args.rounds
     print(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads, vocabulary {V}")
     bf = bf16_supported(dev)
-    d = TrainConfig.torch_rnn_preset()
-    g = TrainConfig.gpu_preset()
+    p, d, g = TrainConfig(), TrainConfig.torch_rnn_preset(), TrainConfig.gpu_preset()
     on_gpu = dev.type == "cuda"
-    configs = [
-        ("default 2x128 embed 64", ModelConfig(V, "lstm", d.wordvec_size, d.rnn_size, d.num_layers),
-         d.batch_size, d.seq_length),
-        ("gpu preset 3x512 embed 128", ModelConfig(V, "lstm", g.wordvec_size, g.rnn_size, g.num_layers),
-         g.batch_size if on_gpu else 64, g.seq_length if on_gpu else 100),
-    ]
+    configs = [(f"{label} {c.num_layers}x{c.rnn_size} embed {c.wordvec_size}",
+                ModelConfig(V, "lstm", c.wordvec_size, c.rnn_size, c.num_layers), B, T)
+               for label, c, B, T in (("product default", p, p.batch_size, p.seq_length),
+                                      ("torch-rnn preset", d, d.batch_size, d.seq_length),
+                                      ("gpu preset", g, g.batch_size if on_gpu else 64,
+                                       g.seq_length if on_gpu else 100))]
     # interleaved rounds, best of each: other processes on a shared box only ever slow a measurement down
     best: dict = {}
 
