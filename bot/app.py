@@ -109,6 +109,17 @@ def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     return active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)
 
 
+def remove_leftovers(settings: Settings, paths: TrainPaths) -> None:
+    """At start: the temp files that killed copies left (atomic writes cut short: checkpoints being
+    installed or trained, training text, backups), one INFO line per folder."""
+    from corpus.outputs import remove_leftover_temps
+
+    checkpoints = paths.checkpoint_dir
+    runs = sorted(p for p in checkpoints.glob("run-*") if p.is_dir()) if checkpoints.is_dir() else []
+    remove_leftover_temps([settings.data_dir, paths.models_dir, paths.train_txt.parent, checkpoints, *runs,
+                           settings.backup_dir])
+
+
 def load_model(settings: Settings, db, paths: TrainPaths, device: str) -> GeneratorHolder:
     """The Generator the service starts with: the active model's. When a model is active but its
     checkpoint is missing or cannot be loaded, the version active before it (the latest that
@@ -152,6 +163,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     busy = settings.paths.busy_timeout_seconds
     db = open_db(settings.database, busy_timeout=busy)
     check_writable(db, settings.database, busy)
+    remove_leftovers(settings, paths)
     ensure_corpus(settings, db)
     holder = load_model(settings, db, paths, device_name(settings.train.device))
     log.info("generating with model %s", holder.version)

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from corpus.errors import CorpusError
-from corpus.outputs import atomic_path
+from corpus.outputs import atomic_path, remove_leftover_temps
 
 PREFIX, SUFFIX = "buhurt-", ".sqlite3"
 
@@ -56,9 +56,11 @@ def _snapshot(source: Path, temp: Path, busy_timeout: float) -> None:
 
 def nightly_backup(source: str | Path, folder: str | Path, keep: int, *, busy_timeout: float = 10.0,
                    now: dt.datetime | None = None) -> Path:
-    """A dated copy in `folder` (buhurt-YYYYmmdd-HHMMSS.sqlite3); older copies beyond `keep` go."""
+    """A dated copy in `folder` (buhurt-YYYYmmdd-HHMMSS.sqlite3); older copies beyond `keep` go, and
+    so do the temp files of backups that were killed mid-write."""
     now = now or dt.datetime.now(dt.timezone.utc)
     folder = Path(folder)
+    remove_leftover_temps([folder])   # half-written copies of a backup that was killed
     path = backup_database(source, folder / f"{PREFIX}{now:%Y%m%d-%H%M%S}{SUFFIX}", busy_timeout=busy_timeout)
     for old in backups_in(folder)[keep:]:
         old.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ import datetime as dt
 import json
 import logging
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,7 @@ from jobs.model_registry import active_checkpoint_path, install_checkpoint
 from model.errors import ModelError
 from model.files import file_version
 from jobs.pool import ScreenOptions
+from model.run import PARENT_ENV
 from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
 from model.train_config import ModelShape, TrainConfig
 
@@ -214,7 +216,10 @@ def train_in_child(cfg: TrainConfig) -> None:
     atomic_write_text(run_file, json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False) + "\n")
     command = [sys.executable, "-m", "model.run", str(run_file)]
     log.info("retrain: %s", " ".join(command))
-    completed = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
+    # the child watches this process (model.run.PARENT_ENV): killed, even by SIGKILL, this process
+    # takes the training down with it within seconds
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    completed = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True, env=env)
     if completed.stdout:
         sys.stderr.write(completed.stdout)
     if completed.returncode != 0:
