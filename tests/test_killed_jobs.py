@@ -137,6 +137,7 @@ def test_a_killed_backups_temp_files_go_at_the_next_backup(tmp_path, caplog):
 def test_half_written_checkpoints_go_at_the_next_start(tmp_path, caplog):
     from bot.app import build_services
     from bot.config import load_settings
+    from corpus import outputs
     from tests.fakes.telegram_app import install_model
 
     config = tmp_path / "config.toml"
@@ -152,17 +153,26 @@ def test_half_written_checkpoints_go_at_the_next_start(tmp_path, caplog):
     stale += leftovers(settings.data_dir / "checkpoints" / "run-20260101-033000-000000", pid, [1 << 20], ".pt",
                        stem="best")
     stale += leftovers(settings.backup_dir, pid, [1 << 20], ".sqlite3", stem="buhurt-20260101-033000")
-    old_own = leftovers(models, os.getpid(), [1000], ".pt", stem="ffffffffffff")   # this pid, from before it started
-    os.utime(old_own[0], (time.time() - 10 * 86400, time.time() - 10 * 86400))
+    # this very pid, from before this process started (a container restarted with the same pid)
+    old_own = leftovers(models, os.getpid(), [1000], ".pt", stem="ffffffffffff")
+    os.utime(old_own[0], (outputs._STARTED - 30, outputs._STARTED - 30))
+    ancient = leftovers(models, os.getppid(), [10], ".pt", stem="eeeeeeeeeeee")   # a live pid, but 2 days old
+    os.utime(ancient[0], (time.time() - 2 * 86400, time.time() - 2 * 86400))
     keep = models / "notes.txt"
     keep.write_text("the operator's")
     before = sorted(p.name for p in models.iterdir() if p.name.endswith(".pt") and not p.name.startswith("."))
-    with caplog.at_level(logging.INFO):
-        services = build_services(settings)
-    services.db.close()
-    assert not any(p.exists() for p in stale + old_own) and keep.exists()
-    assert sorted(p.name for p in models.iterdir() if p.name.endswith(".pt")) == before   # installed models stay
+    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as live:
+        running = leftovers(models, live.pid, [10], ".pt", stem="dddddddddddd")   # a write still going on
+        try:
+            with caplog.at_level(logging.INFO):
+                services = build_services(settings)
+            services.db.close()
+        finally:
+            live.stdin.close()
+    assert running[0].exists()
+    assert not any(p.exists() for p in stale + old_own + ancient) and keep.exists()
+    assert sorted(p.name for p in models.iterdir() if p.name.endswith(".pt") and not p.name.startswith(".")) == before
     said = [r.getMessage() for r in caplog.records if "temp file" in r.getMessage()]
     assert said and all(r.levelno == logging.INFO for r in caplog.records if "temp file" in r.getMessage())
     text = " ".join(said)
-    assert "4 temp files (3.5 MiB)" in text and str(models) in text, text
+    assert "5 temp files (3.5 MiB)" in text and str(models) in text, text
