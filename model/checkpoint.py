@@ -96,11 +96,12 @@ def _load_failure(exc: Exception) -> str:
     return first.split(". ")[0][:200]
 
 
-def _check_archive(p: Path) -> None:
+def _check_archive(p: Path) -> bool:
     """torch.save's zip archive with every member's CRC-32 right: torch.load itself never checks
-    them, so a bit flipped on disk or in a copy would load as slightly different weights."""
+    them, so a bit flipped on disk or in a copy would load as slightly different weights. False
+    when the file is no zip at all (torch's legacy format, or not a checkpoint: torch.load says which)."""
     if not zipfile.is_zipfile(p):
-        return   # not a zip (torch's legacy format, or not a checkpoint at all): torch.load says which
+        return False
     try:
         with zipfile.ZipFile(p) as archive:
             damaged = archive.testzip()
@@ -109,6 +110,7 @@ def _check_archive(p: Path) -> None:
     if damaged is not None:
         raise ModelError(f"checkpoint {str(p)!r} is damaged: its member {damaged!r} fails the zip's CRC check "
                          f"(the file changed after it was written; copy it again)")
+    return True
 
 
 def _expected_shapes(mc: dict) -> dict[str, tuple[int, ...]]:
@@ -176,12 +178,15 @@ def _check_finite(p: Path, state: dict) -> None:
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load and validate a checkpoint (weights_only=True). Raises ModelError on any problem: not a
-    checkpoint, a damaged archive (zip CRC), a model_config its weights do not fit (checked before
-    any module is built), a vocabulary without the line end, weights that are NaN or Inf."""
+    checkpoint, a damaged archive (zip CRC), a model_config its weights do not fit (checked on plain
+    numbers, before any tensor is read into memory or any module built), a vocabulary without the
+    line end, weights that are NaN or Inf."""
     p = require_file(path, "checkpoint")
-    _check_archive(p)
+    zipped = _check_archive(p)
     try:
-        ck = torch.load(p, map_location=map_location, weights_only=True)
+        # torch.save's zip format is memory-mapped: the file's tensors are read into memory only once
+        # the checks below passed
+        ck = torch.load(p, map_location="cpu" if zipped else map_location, weights_only=True, mmap=zipped)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ModelError(f"checkpoint {str(p)!r} is corrupt or not a checkpoint: {_load_failure(exc)}") from None
     if not isinstance(ck, dict):
@@ -193,4 +198,15 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise ModelError(f"checkpoint {str(p)!r}: format {ck['format']!r}, expected {FORMAT!r}")
     _check_shape(p, ck)
     _check_finite(p, ck["model_state"])
-    return ck
+    return _in_memory(ck, map_location) if zipped else ck
+
+
+def _in_memory(obj, map_location):
+    """`obj` with every (memory-mapped) tensor copied into memory, on `map_location`."""
+    if isinstance(obj, torch.Tensor):
+        return obj.clone() if map_location in (None, "cpu") else obj.to(map_location, copy=True)
+    if isinstance(obj, dict):
+        return {k: _in_memory(v, map_location) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_in_memory(v, map_location) for v in obj)
+    return obj
