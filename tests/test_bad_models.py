@@ -85,6 +85,23 @@ def test_weights_that_hold_nan_or_inf_are_refused(home, capsys, tiny_checkpoint,
     refused(home, capsys, diverged, "NaN or Inf", "rnn.weight_hh_l1", "1 of")
 
 
+def test_an_active_model_with_nan_weights_fails_the_doctor(home, capsys, tiny_checkpoint):
+    """What an install before this check left active: `doctor` no longer says the model loads."""
+    from jobs.model_registry import install_checkpoint
+
+    diverged = saved(tiny_checkpoint, home / "diverged.pt", "nan",
+                     model_state=with_weight(tiny_checkpoint, "embed.weight", math.nan))
+    installed(home, capsys, tiny_checkpoint)
+    db = open_db(home / "data" / "buhurt.sqlite3")
+    try:
+        model_rows.promote(db, install_checkpoint(db, diverged, home / "data" / "models", val_loss=None))
+    finally:
+        db.close()
+    code, out, err = run(capsys, "doctor")
+    failed = [line for line in out.splitlines() if line.startswith("FAIL  model:")]
+    assert code == 1 and failed and "NaN or Inf" in failed[0] and "embed.weight" in failed[0], out + err
+
+
 def test_a_model_scoring_a_bits_per_char_that_is_not_finite_is_never_installed(home, capsys, tiny_checkpoint):
     installed(home, capsys, tiny_checkpoint)
     state = dict(torch.load(tiny_checkpoint, weights_only=True)["model_state"])
