@@ -309,7 +309,8 @@ def test_an_active_checkpoint_deleted_under_the_running_service_is_warned_about(
     from jobs.generator import GeneratorHolder
     from jobs.model_registry import install_checkpoint
     from jobs.moderation import AutoApprove
-    from jobs.pool import PoolOptions, SampleOptions
+    from jobs.pool import PoolOptions
+    from model.sample_options import SampleOptions
     from jobs.service import Service, ServicePlan
 
     models = tmp_path / "models"
