@@ -122,8 +122,6 @@ def not_finite_score(row: dict) -> str | None:
 
 def is_bundled(row: dict) -> bool:
     """Whether a model_versions row is the bundled model (installed as such, or the same bytes)."""
-    import json
-
     if json.loads(row.get("metrics_json") or "{}").get("origin") == "bundled":
         return True
     bundled = bundled_checkpoint()
