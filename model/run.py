@@ -35,6 +35,16 @@ PARENT_POLL_SECONDS = 1.0
 STOP_GRACE_SECONDS = 60.0            # after asking the run to stop, exit anyway after this long
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def watch_parent(parent: int, poll: float = PARENT_POLL_SECONDS, grace: float = STOP_GRACE_SECONDS) -> threading.Thread:
     """Stop this process when `parent` is no longer its parent (it died: the child was re-parented).
     First as Ctrl-C (the run stops at its next iteration and writes latest.pt), then, should that
@@ -98,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     from model.train import TrainingInterrupted, train
 
     parent = os.environ.get(PARENT_ENV, "")
-    if parent.isdigit():
-        watch_parent(int(parent))
+    if parent.isdigit() and (os.getppid() == int(parent) or not _alive(int(parent))):
+        watch_parent(int(parent))    # (a live pid that is not our parent: a variable inherited by mistake)
     try:
         result = train(read_run(argv[0]), on_start=lambda info: print(start_line(info), file=sys.stderr, flush=True))
     except ModelError as exc:
