@@ -109,13 +109,52 @@ def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     return active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)
 
 
+def remove_leftovers(settings: Settings, paths: TrainPaths) -> None:
+    """At start: the temp files that killed copies left (atomic writes cut short: checkpoints being
+    installed or trained, training text, backups), one INFO line per folder."""
+    from corpus.outputs import remove_leftover_temps
+
+    checkpoints = paths.checkpoint_dir
+    runs = sorted(p for p in checkpoints.glob("run-*") if p.is_dir()) if checkpoints.is_dir() else []
+    remove_leftover_temps([settings.data_dir, paths.models_dir, paths.train_txt.parent, checkpoints, *runs,
+                           settings.backup_dir])
+
+
+def load_model(settings: Settings, db, paths: TrainPaths, device: str) -> GeneratorHolder:
+    """The Generator the service starts with: the active model's. When a model is active but its
+    checkpoint is missing or cannot be loaded, the version active before it (the latest that
+    loads), with a WARNING; never the bundled model in silence. JobError when none loads."""
+    from jobs.errors import JobError
+    from jobs.generator import GeneratorHolder
+    from jobs.model_registry import active_version_row, fallback_checkpoints
+
+    try:
+        checkpoint = ensure_model(settings, db, paths)
+        return GeneratorHolder(checkpoint, device=device)
+    except Exception as exc:  # noqa: BLE001 - a missing, damaged or refused file: the earlier versions
+        row = active_version_row(db)
+        if row is None:
+            raise
+        problem = str(exc) if isinstance(exc, JobError) else (
+            f"the active model {row['version']}'s checkpoint {row['path']} cannot be loaded: {exc}")
+    for version, path in fallback_checkpoints(db):
+        try:
+            holder = GeneratorHolder(path, device=device)
+        except Exception as exc:  # noqa: BLE001 - try the version before it
+            log.warning("the earlier model %s cannot be loaded either: %s", version, exc)
+            continue
+        log.warning("%s; generating with the version active before it, %s (%s), and saying so at every pool run",
+                    problem, version, path)
+        return holder
+    raise JobError(f"{problem}; no earlier model version can be loaded")
+
+
 def build_services(settings: Settings, *, publishers=(), moderation=None) -> Services:
     """Open the database, make sure there is a corpus and a model, and assemble the Service.
 
     `publishers` are the Telegram channels (built by bot/telegram); a VK wall is added when
     vk.publish_group_id is set; with no publisher at all, posts go to the local channel."""
     from corpus.db import check_writable, open_db
-    from jobs.generator import GeneratorHolder
     from jobs.moderation import AutoApprove
     from jobs.service import Service, ServicePlan
     from model.distributed import device_name
@@ -124,10 +163,9 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     busy = settings.paths.busy_timeout_seconds
     db = open_db(settings.database, busy_timeout=busy)
     check_writable(db, settings.database, busy)
+    remove_leftovers(settings, paths)
     ensure_corpus(settings, db)
-    checkpoint = ensure_model(settings, db, paths)
-    device = device_name(settings.train.device)
-    holder = GeneratorHolder(checkpoint, device=device)
+    holder = load_model(settings, db, paths, device_name(settings.train.device))
     log.info("generating with model %s", holder.version)
     plan = ServicePlan(
         sample=settings.sample.options(), pool=settings.pool, screen=settings.screen, schedule=settings.schedule,

@@ -6,6 +6,7 @@ A running `buhurt run` follows the database: at its next pool run it loads the n
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -63,12 +64,18 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
     from jobs.model_registry import install_checkpoint, installed_row
     from model.sample import Generator
 
-    Generator.load(checkpoint)   # a checkpoint that cannot generate is refused before anything is written
+    # a checkpoint that cannot generate (damaged, an absurd shape, NaN or Inf weights) is refused
+    # before anything is written
+    Generator.load(checkpoint)
     val = None
     if text is not None:
+        from model.errors import ModelError
         from model.evaluate import evaluate_text
 
         val = evaluate_text(checkpoint, text)["bits_per_char"]
+        if not math.isfinite(val):
+            raise ModelError(f"checkpoint {str(checkpoint)!r} scores {val} bits/char on {text}, not a finite "
+                             f"number: not installed")
     db = app.open_db()
     try:
         version = install_checkpoint(db, checkpoint, app.default_paths().models_dir, val_loss=val,

@@ -8,14 +8,15 @@ import sqlite3
 from pathlib import Path
 
 from corpus.errors import CorpusError
-from corpus.outputs import atomic_path
+from corpus.outputs import atomic_path, remove_leftover_temps
 
 PREFIX, SUFFIX = "buhurt-", ".sqlite3"
 
 
 def backup_database(source: str | Path, output: str | Path, *, busy_timeout: float = 10.0) -> Path:
     """Copy the database at `source` to `output` (atomic: temp file + rename); returns `output`.
-    The copy is a snapshot taken while the bot may keep writing; it is checked before the rename."""
+    The copy is a snapshot taken while the bot may keep writing; it is checked before the rename.
+    Temp files that killed backups left in the folder go first."""
     source, output = Path(source), Path(output)
     if not source.is_file():
         raise CorpusError(f"{source}: no database to back up")
@@ -27,6 +28,7 @@ def backup_database(source: str | Path, output: str | Path, *, busy_timeout: flo
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CorpusError(f"{output.parent}: cannot create the backup folder ({exc.strerror})") from None
+    remove_leftover_temps([output.parent])   # half-written copies of a backup that was killed
     try:
         with atomic_path(output) as temp:
             _snapshot(source, temp, busy_timeout)
@@ -56,7 +58,8 @@ def _snapshot(source: Path, temp: Path, busy_timeout: float) -> None:
 
 def nightly_backup(source: str | Path, folder: str | Path, keep: int, *, busy_timeout: float = 10.0,
                    now: dt.datetime | None = None) -> Path:
-    """A dated copy in `folder` (buhurt-YYYYmmdd-HHMMSS.sqlite3); older copies beyond `keep` go."""
+    """A dated copy in `folder` (buhurt-YYYYmmdd-HHMMSS.sqlite3); older copies beyond `keep` go, and
+    so do the temp files of backups that were killed mid-write."""
     now = now or dt.datetime.now(dt.timezone.utc)
     folder = Path(folder)
     path = backup_database(source, folder / f"{PREFIX}{now:%Y%m%d-%H%M%S}{SUFFIX}", busy_timeout=busy_timeout)

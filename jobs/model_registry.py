@@ -7,6 +7,8 @@ an in-process reload, never a write over a file the bot is reading.
 """
 from __future__ import annotations
 
+import json
+import math
 import shutil
 from pathlib import Path
 
@@ -58,10 +60,35 @@ def checkpoint_for_version(db: sqlite_utils.Database, version: str) -> Path:
     return Path(row["path"])
 
 
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the checkpoint file at `path` cannot be read ("missing", "unreadable (...)"), or None."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    if not path.is_file():
+        return "not a regular file"
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    return None
+
+
+def active_file_problem(row: dict) -> str:
+    """One line for an active model whose checkpoint file cannot be read."""
+    return (f"the active model {row['version']}'s checkpoint {row['path']} is {checkpoint_problem(row['path'])}: "
+            f"put the file back, or `buhurt models activate` another version (`buhurt models list`)")
+
+
 def active_checkpoint_path(db: sqlite_utils.Database, *, allow_bundled: bool = True) -> Path:
-    """The active model's checkpoint; the bundled one when none is active yet."""
+    """The active model's checkpoint; the bundled one when none is active yet. JobError naming the
+    file when a model is active but its checkpoint is missing or unreadable: never the bundled
+    model in its place."""
     row = model_rows.active_model(db)
-    if row is not None and Path(row["path"]).is_file():
+    if row is not None:
+        if checkpoint_problem(row["path"]) is not None:
+            raise JobError(active_file_problem(row))
         return Path(row["path"])
     bundled = bundled_checkpoint() if allow_bundled else None
     if bundled is None:
@@ -69,10 +96,32 @@ def active_checkpoint_path(db: sqlite_utils.Database, *, allow_bundled: bool = T
     return bundled
 
 
+def fallback_checkpoints(db: sqlite_utils.Database) -> list[tuple[str, Path]]:
+    """The versions that were active before the active one, the latest first, whose checkpoint
+    files can be read: what the service generates with when the active model's file is gone."""
+    found = []
+    for row in model_rows.previously_active(db):
+        if checkpoint_problem(row["path"]) is None and not_finite_score(row) is None:
+            found.append((row["version"], Path(row["path"])))
+    return found
+
+
+def not_finite_score(row: dict) -> str | None:
+    """Why a version may never be active: its recorded held-out bits/char is not a finite number
+    (SQLite keeps a NaN as NULL, so the metrics' copy is read too); None when it may."""
+    scores = [row.get("val_loss")]
+    try:
+        scores.append(json.loads(row.get("metrics_json") or "{}").get("val_bits_per_char"))
+    except (ValueError, AttributeError):
+        pass
+    for score in scores:
+        if isinstance(score, (int, float)) and not math.isfinite(score):
+            return f"model version {row['version']} scored {score} bits/char on held-out text, not a finite number"
+    return None
+
+
 def is_bundled(row: dict) -> bool:
     """Whether a model_versions row is the bundled model (installed as such, or the same bytes)."""
-    import json
-
     if json.loads(row.get("metrics_json") or "{}").get("origin") == "bundled":
         return True
     bundled = bundled_checkpoint()
@@ -94,9 +143,17 @@ def activate_bundled(db: sqlite_utils.Database, models_dir: Path) -> str | None:
 def activate_version(db: sqlite_utils.Database, version: str, models_dir: Path) -> Path:
     """Make a known `version` the active model. A rejected candidate's checkpoint is first copied
     from its run folder into models_dir, so pruning old runs never removes the active model."""
+    _require_finite(db, version)
     install_checkpoint(db, checkpoint_for_version(db, version), models_dir, val_loss=None)
     model_rows.promote(db, version)
     return models_dir / f"{version}.pt"
+
+
+def _require_finite(db: sqlite_utils.Database, version: str) -> None:
+    row = model_rows.get_model(db, version)
+    why = not_finite_score(row) if row is not None else None
+    if why:
+        raise JobError(f"{why}: it is never made active")
 
 
 def all_versions(db: sqlite_utils.Database) -> list[dict]:
@@ -123,7 +180,9 @@ def active_version_row(db: sqlite_utils.Database) -> dict | None:
 
 
 def activate(db: sqlite_utils.Database, version: str) -> None:
-    """Make an installed `version` the active model (the previous one is retired)."""
+    """Make an installed `version` the active model (the previous one is retired); JobError when
+    its held-out bits/char is not a finite number."""
+    _require_finite(db, version)
     model_rows.promote(db, version)
 
 

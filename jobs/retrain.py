@@ -28,9 +28,11 @@ threads and memory stay in the child. The service's runs have the progress bar o
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import shutil
 import json
+import logging
+import math
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -44,8 +46,10 @@ from corpus.outputs import atomic_write_text
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
 from jobs.model_registry import active_checkpoint_path, install_checkpoint
+from model.errors import ModelError
 from model.files import file_version
 from jobs.pool import ScreenOptions
+from model.run import PARENT_ENV
 from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
 from model.train_config import ModelShape, TrainConfig
 
@@ -212,7 +216,10 @@ def train_in_child(cfg: TrainConfig) -> None:
     atomic_write_text(run_file, json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False) + "\n")
     command = [sys.executable, "-m", "model.run", str(run_file)]
     log.info("retrain: %s", " ".join(command))
-    completed = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
+    # the child watches this process (model.run.PARENT_ENV): killed, even by SIGKILL, this process
+    # takes the training down with it within seconds
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    completed = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True, env=env)
     if completed.stdout:
         sys.stderr.write(completed.stdout)
     if completed.returncode != 0:
@@ -288,7 +295,15 @@ def draft_pass_share(db: sqlite_utils.Database, checkpoint: Path, plan: RetrainP
 def promotion_decision(candidate_bpc: float, active_bpc: float, candidate_read: float | None,
                        active_read: float | None, plan: RetrainPlan) -> tuple[bool, str]:
     """Promote when bits/char is lower by at least min_improvement and the share of drafts passing
-    the screen did not fall by more than readability_tolerance. Returns (promote, why not)."""
+    the screen did not fall by more than readability_tolerance. Returns (promote, why not).
+
+    A bits/char that is not a finite number (NaN, Inf: a diverged model) always loses: such a
+    candidate is never promoted, and any finite candidate replaces such an active model (every
+    comparison with NaN is false, so without this it could never be replaced)."""
+    if not math.isfinite(candidate_bpc):
+        return False, f"the candidate's bits/char ({candidate_bpc}) is not a finite number"
+    if not math.isfinite(active_bpc):
+        return True, ""
     if not candidate_bpc < active_bpc - plan.min_improvement:
         return False, f"bits/char not lower by more than {plan.min_improvement:g}"
     return drafts_decision(candidate_read, active_read, plan)
@@ -386,10 +401,20 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
         reason = f"skipped: outside the night window {plan.window} (or less than a minute of it left)"
         log.info("retrain %s", reason)
         return RetrainResult(False, reason)
-    active = active_checkpoint_path(db)
     active_row = model_rows.active_model(db)
-    active_version = active_row["version"] if active_row else file_version(active)
-    init_from, how = (None, "from scratch, as asked") if from_scratch else warm_start_source(active, plan)
+    active: Path | None
+    try:
+        active = active_checkpoint_path(db)
+        active_version = active_row["version"] if active_row else file_version(active)
+        init_from, how = (None, "from scratch, as asked") if from_scratch else warm_start_source(active, plan)
+    except (JobError, ModelError) as exc:
+        if active_row is None:
+            raise
+        # the active model's file is gone or cannot be loaded (damaged, NaN weights): a fresh model
+        # on the corpus replaces it when it scores a finite bits/char
+        log.warning("retrain: the active model cannot be used (%s); training from scratch, and the candidate "
+                    "replaces it when its bits/char is finite", exc)
+        active, active_version, init_from, how = None, active_row["version"], None, "from scratch"
     exported, stats = _export(db, plan)
     log.info("retrain: %s, %.3g minutes of training", how, budget)
     run_dir, candidate = _train(plan, run_training, budget, init_from)
@@ -398,13 +423,18 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     val_path = run_dir / "val.txt"
     atomic_write_text(val_path, val_text)
     log.info("retrain: scoring the candidate and the active model on the same %d held-out characters", len(val_text))
-    candidate_bpc = evaluate_text(candidate, val_path, device=plan.device)["bits_per_char"]
-    active_bpc = evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
+    try:
+        candidate_bpc = evaluate_text(candidate, val_path, device=plan.device)["bits_per_char"]
+    except ModelError as exc:   # e.g. NaN weights: a diverged run; recorded as rejected
+        log.warning("retrain: the candidate cannot be scored: %s", exc)
+        candidate_bpc = math.nan
+    active_bpc = math.inf if active is None else evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
     cand_read = act_read = None
-    if plan.readability_drafts > 0:
+    if plan.readability_drafts > 0 and math.isfinite(candidate_bpc):
         log.info("retrain: judging %d drafts of each model", plan.readability_drafts)
         cand_read = draft_pass_share(db, candidate, plan)
-        act_read = draft_pass_share(db, active, plan)
+        if active is not None and math.isfinite(active_bpc):
+            act_read = draft_pass_share(db, active, plan)
     details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
                "val_chars": len(val_text), "warm_start": init_from is not None, "minutes": budget,
                "split": stats.get("split")}

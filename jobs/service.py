@@ -18,6 +18,7 @@ from corpus.store.clock import ago, utcnow
 from corpus.store.state import get_state, set_state
 from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
+from jobs.model_registry import active_file_problem, checkpoint_problem
 from jobs.moderation import Moderation, ModerationUnavailable
 from jobs.pool import PoolOptions, ScreenOptions, fill_pool
 from model.sample_options import SampleOptions
@@ -81,7 +82,11 @@ class Service:
         """Load the model the database marks active when that changed under us (`buhurt models
         activate` from another process). Returns the new version, or None when nothing changed."""
         row = model_rows.active_model(self.db)
-        if row is None or row["version"] == self.holder.version:
+        if row is None:
+            return None
+        if row["version"] == self.holder.version:
+            if checkpoint_problem(row["path"]) is not None:   # the file went after it was loaded
+                log.warning("%s; still generating with it, as loaded before its file went", active_file_problem(row))
             return None
         path = Path(row["path"])
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ FORMAT = "buhurt-char-rnn"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "model_config", "idx_to_token", "model_state")
 TENSOR_KEYS = ("model_state", "optimizer_state", "rng_state", "hidden")
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}   # gate blocks in the fused recurrent weights (nn.LSTM, nn.GRU, nn.RNN)
+SHAPE_KEYS = ("vocab_size", "wordvec_size", "rnn_size", "num_layers")
 
 
 def _check_plain(obj, where: str = "checkpoint") -> None:
@@ -93,11 +96,97 @@ def _load_failure(exc: Exception) -> str:
     return first.split(". ")[0][:200]
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load and validate a checkpoint (weights_only=True). Raises ModelError on any problem."""
-    p = require_file(path, "checkpoint")
+def _check_archive(p: Path) -> bool:
+    """torch.save's zip archive with every member's CRC-32 right: torch.load itself never checks
+    them, so a bit flipped on disk or in a copy would load as slightly different weights. False
+    when the file is no zip at all (torch's legacy format, or not a checkpoint: torch.load says which)."""
+    if not zipfile.is_zipfile(p):
+        return False
     try:
-        ck = torch.load(p, map_location=map_location, weights_only=True)
+        with zipfile.ZipFile(p) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ModelError(f"checkpoint {str(p)!r} is a damaged zip archive ({exc})") from None
+    if damaged is not None:
+        raise ModelError(f"checkpoint {str(p)!r} is damaged: its member {damaged!r} fails the zip's CRC check "
+                         f"(the file changed after it was written; copy it again)")
+    return True
+
+
+def _expected_shapes(mc: dict) -> dict[str, tuple[int, ...]]:
+    """CharRNN's state_dict shapes for model_config `mc` (model/lstm.py), from plain integers."""
+    v, d, h, layers = (mc[k] for k in SHAPE_KEYS)
+    g = GATES[mc["model_type"]] * h
+    shapes = {"embed.weight": (v, d), "head.weight": (v, h), "head.bias": (v,)}
+    for n in range(layers):
+        shapes.update({f"rnn.weight_ih_l{n}": (g, d if n == 0 else h), f"rnn.weight_hh_l{n}": (g, h),
+                       f"rnn.bias_ih_l{n}": (g,), f"rnn.bias_hh_l{n}": (g,)})
+    return shapes
+
+
+def _check_shape(p: Path, ck: dict) -> None:
+    """The model_config is one the weights in the file fit, checked on plain numbers before any
+    module is built: an absurd shape (10**6 layers, a billion units) is refused, never allocated."""
+    where = f"checkpoint {str(p)!r}"
+    mc, tokens, state = ck["model_config"], ck["idx_to_token"], ck["model_state"]
+    if not isinstance(mc, dict) or not isinstance(state, dict) or not isinstance(tokens, (list, tuple)):
+        raise ModelError(f"{where}: model_config, model_state or idx_to_token is not the right kind of value")
+    if "\n" not in tokens:
+        raise ModelError(f"{where}: its vocabulary (idx_to_token, {len(tokens)} tokens) has no line end \"\\n\", "
+                         f"which ends every post: not a model of posts")
+    if mc.get("model_type") not in GATES:
+        raise ModelError(f"{where}: model_config.model_type={mc.get('model_type')!r}: expected one of "
+                         f"{', '.join(map(repr, GATES))}")
+    for key in SHAPE_KEYS:
+        value = mc.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ModelError(f"{where}: model_config.{key}={value!r}: expected a positive integer")
+    if mc["vocab_size"] != len(tokens):
+        raise ModelError(f"{where}: model_config.vocab_size={mc['vocab_size']} but the vocabulary (idx_to_token) "
+                         f"has {len(tokens)} tokens")
+    layers = sum(1 for k in state if isinstance(k, str) and re.fullmatch(r"rnn\.weight_ih_l\d+", k))
+    if mc["num_layers"] != layers:
+        raise ModelError(f"{where}: model_config.num_layers={mc['num_layers']} but its weights have {layers} "
+                         f"recurrent layers")
+    expected = _expected_shapes(mc)
+    for key, shape in expected.items():
+        tensor = state.get(key)
+        if not isinstance(tensor, torch.Tensor):
+            raise ModelError(f"{where}: model_state has no tensor {key!r}, which model_config {_shape_text(mc)} needs")
+        if tuple(tensor.shape) != shape:
+            raise ModelError(f"{where}: model_config {_shape_text(mc)} needs {key} of shape "
+                             f"{'x'.join(map(str, shape))}, the file's is {'x'.join(map(str, tensor.shape))}")
+    extra = sorted(str(k) for k in set(state) - set(expected))
+    if extra:
+        raise ModelError(f"{where}: model_state has a tensor {extra[0]!r} that model_config {_shape_text(mc)} "
+                         f"has no place for")
+
+
+def _shape_text(mc: dict) -> str:
+    return "(" + ", ".join(f"{k}={mc[k]}" for k in ("model_type", *SHAPE_KEYS)) + ")"
+
+
+def _check_finite(p: Path, state: dict) -> None:
+    """Every weight a finite number: NaN or Inf (what a diverged run leaves) makes every draft garbage."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise ModelError(f"checkpoint {str(p)!r}: its weights hold NaN or Inf ({key}: {bad} of "
+                                 f"{tensor.numel()} values), what a diverged training run leaves: not usable")
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load and validate a checkpoint (weights_only=True). Raises ModelError on any problem: not a
+    checkpoint, a damaged archive (zip CRC), a model_config its weights do not fit (checked on plain
+    numbers, before any tensor is read into memory or any module built), a vocabulary without the
+    line end, weights that are NaN or Inf."""
+    p = require_file(path, "checkpoint")
+    zipped = _check_archive(p)
+    try:
+        # torch.save's zip format is memory-mapped: the file's tensors are read into memory only once
+        # the checks below passed
+        ck = torch.load(p, map_location="cpu" if zipped else map_location, weights_only=True, mmap=zipped)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ModelError(f"checkpoint {str(p)!r} is corrupt or not a checkpoint: {_load_failure(exc)}") from None
     if not isinstance(ck, dict):
@@ -107,4 +196,17 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
             raise ModelError(f"checkpoint {str(p)!r} is not a buhurt checkpoint: key {k!r} missing")
     if ck["format"] != FORMAT:
         raise ModelError(f"checkpoint {str(p)!r}: format {ck['format']!r}, expected {FORMAT!r}")
-    return ck
+    _check_shape(p, ck)
+    _check_finite(p, ck["model_state"])
+    return _in_memory(ck, map_location) if zipped else ck
+
+
+def _in_memory(obj, map_location):
+    """`obj` with every (memory-mapped) tensor copied into memory, on `map_location`."""
+    if isinstance(obj, torch.Tensor):
+        return obj.clone() if map_location in (None, "cpu") else obj.to(map_location, copy=True)
+    if isinstance(obj, dict):
+        return {k: _in_memory(v, map_location) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_in_memory(v, map_location) for v in obj)
+    return obj

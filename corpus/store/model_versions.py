@@ -39,6 +39,12 @@ def active_model(db: sqlite_utils.Database) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def previously_active(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The versions that were active once and are not now, the most recently promoted first."""
+    return list(db.query("SELECT * FROM model_versions WHERE status = 'retired' AND promoted_at IS NOT NULL "
+                         "ORDER BY promoted_at DESC, version"))
+
+
 def get_model(db: sqlite_utils.Database, version: str) -> dict[str, Any] | None:
     rows = list(db.query("SELECT * FROM model_versions WHERE version = ?", [version]))
     return rows[0] if rows else None
