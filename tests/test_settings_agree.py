@@ -25,7 +25,7 @@ from tests.helpers import ROOT, run_cli
 
 EXAMPLE = ROOT / "config.example.toml"
 SAMPLE_FLAGS = {"max_length": "--length", "temperature": "--temperature", "top_k": "--top-k", "words": "--words",
-                "dictionary": "--dictionary", "quotes": "--quotes"}
+                "dictionary": "--dictionary", "quotes": "--quotes", "grammar": "--grammar"}
 EMBEDDED = [("model", ModelShape), ("train", TrainOptions), ("train", NightlyOptions), ("sample", SampleOptions),
             ("clean", CleanOptions), ("vk", ScrapeOptions), ("pool", PoolOptions), ("screen", ScreenOptions),
             ("schedule", ScheduleOptions)]

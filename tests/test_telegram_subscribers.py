@@ -99,15 +99,15 @@ def test_generate_with_start_text_and_meme_regenerates_it(tmp_path, server):
             holder = app.bot_data.holder
             original = holder.generate
 
-            def spy(*args, **kwargs):
-                calls.append(kwargs)
-                return original(*args, **kwargs)
+            def spy(seeds, request, **kwargs):
+                calls.append({**kwargs, "request": request})
+                return original(seeds, request, **kwargs)
 
             holder.generate = spy
             again = await reply_to(server, USER, f"/meme {meme_id}", user_id=USER)
             assert again["text"] == reply["text"]
             assert calls and calls[0]["version"] == draft["model_version"]
-            assert calls[0]["start_text"] == draft["start_text"]
+            assert calls[0]["request"].start_text == draft["start_text"]
             missing = await reply_to(server, USER, "/meme 999999", user_id=USER)
             usage = await reply_to(server, USER, "/meme abc", user_id=USER)
             return missing, usage
