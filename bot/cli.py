@@ -6,6 +6,7 @@ Heavy modules (torch, telegram) are imported inside the commands, so `buhurt --h
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -37,7 +38,11 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     if config_path is None and Path("config.toml").is_file():
         config_path = Path("config.toml")
     ctx.obj = AppContext(config_path=config_path)
+    _LAST_APP[:] = [ctx.obj]
     ctx.default_map = ConfigDefaults(ctx.obj)
+
+
+_LAST_APP: list[AppContext] = []  # the command's context, for main's one line on a database error
 
 
 class ConfigDefaults(dict):
@@ -95,6 +100,11 @@ def main(argv: list[str] | None = None) -> None:
             _print_traceback(exc)
         click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
+    except sqlite3.Error as exc:  # the database failed after it opened: read-only, full, damaged pages
+        if os.environ.get("BUHURT_DEBUG"):
+            _print_traceback(exc)
+        click.echo(f"error: {_one_line(_database_error(exc))}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -102,6 +112,17 @@ def main(argv: list[str] | None = None) -> None:
         _print_traceback(exc)
         click.echo(f"error: unexpected {type(exc).__name__}: {_one_line(exc)}", err=True)
         sys.exit(1)
+
+
+def _database_error(exc: sqlite3.Error) -> Exception:
+    """sqlite3's error as one line naming the database file (when the settings were read) and the cure."""
+    from corpus.db import database_error
+
+    app = _LAST_APP[0] if _LAST_APP else None
+    settings = app.__dict__.get("settings") if app is not None else None
+    path = settings.database if settings is not None else "the database"
+    busy = settings.paths.busy_timeout_seconds if settings is not None else None
+    return database_error(path, exc, busy)
 
 
 def _print_traceback(exc: BaseException) -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
+from corpus.db import check_not_emptied, emptied_error, marker_path
 from corpus.errors import CorpusError
 from corpus.outputs import atomic_path, remove_leftover_temps
 
@@ -18,6 +19,7 @@ def backup_database(source: str | Path, output: str | Path, *, busy_timeout: flo
     The copy is a snapshot taken while the bot may keep writing; it is checked before the rename.
     Temp files that killed backups left in the folder go first."""
     source, output = Path(source), Path(output)
+    check_not_emptied(source)   # an emptied database must never rotate the good copies away
     if not source.is_file():
         raise CorpusError(f"{source}: no database to back up")
     if output.is_dir():
@@ -46,6 +48,8 @@ def _snapshot(source: Path, temp: Path, busy_timeout: float) -> None:
         dst = sqlite3.connect(temp)
         try:
             src.backup(dst)  # one step: a consistent snapshot even while others write
+            if marker_path(source).exists() and not dst.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise emptied_error(source, "holds no tables")
             dst.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
             check = dst.execute("PRAGMA quick_check").fetchone()[0]
         finally:

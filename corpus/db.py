@@ -1,4 +1,9 @@
-"""Open the project's SQLite database: WAL mode, versioned migrations, clear errors."""
+"""Open the project's SQLite database: WAL mode, versioned migrations, clear errors.
+
+Beside the database a marker file (`<database>.initialised`) remembers that this data folder held a
+database: a database file that is later missing, zero-length or without tables is then refused in
+one line (`emptied_error`) instead of being created afresh (which would bring the sample corpus and
+the bundled model back and restart meme numbering)."""
 from __future__ import annotations
 
 import sqlite3
@@ -21,17 +26,22 @@ def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = 10.
     path = Path(path)
     if path.is_dir():
         raise CorpusError(f"{path}: is a directory, expected a SQLite database file")
+    check_not_emptied(path)
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         db = sqlite_utils.Database(path)
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         db.execute("PRAGMA foreign_keys = ON")
+        if marker_path(path).exists() and not db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            db.close()
+            raise emptied_error(path, "holds no tables")
         if db.journal_mode != "wal":
             db.enable_wal()
         db.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, no fsync per commit
         if migrate:
             MIGRATIONS.apply(db)
+            _write_marker(path)
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise locked_error(path, busy_timeout) from None
@@ -39,6 +49,63 @@ def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = 10.
     except sqlite3.DatabaseError as exc:
         raise CorpusError(f"{path}: not a usable SQLite database ({exc})") from exc
     return db
+
+
+def marker_path(path: str | Path) -> Path:
+    """The file beside the database that says this data folder held a database."""
+    path = Path(path)
+    return path.with_name(path.name + ".initialised")
+
+
+def _write_marker(path: Path) -> None:
+    marker = marker_path(path)
+    if marker.exists():
+        return
+    from corpus.store.clock import utcnow
+
+    try:
+        marker.write_text(f"{utcnow()} {path.name} was created and migrated here; if it goes missing or"
+                          " empty, the bot refuses to start afresh (restore a backup)\n", encoding="utf-8")
+    except OSError:  # a read-only folder: its database cannot be written either, which says so itself
+        pass
+
+
+def check_not_emptied(path: str | Path) -> None:
+    """CorpusError when the marker says a database existed at `path` but the file is now missing
+    or zero-length (open_db also refuses one without tables)."""
+    path = Path(path)
+    if not marker_path(path).exists():
+        return
+    if not path.exists():
+        raise emptied_error(path, "is missing")
+    if path.is_file() and path.stat().st_size == 0:
+        raise emptied_error(path, "is empty (0 bytes)")
+
+
+def emptied_error(path: str | Path, what: str) -> CorpusError:
+    return CorpusError(f"{path} {what}, but a database existed here ({marker_path(path).name} beside it): not"
+                       " starting afresh; restore the newest backup (README, Operating it, Backups: stop the bot,"
+                       " copy a file of backup.folder over paths.database), or delete the marker to start empty")
+
+
+def database_error(path: str | Path, exc: sqlite3.Error, busy_timeout: float | None = None) -> CorpusError:
+    """A database error met after the database opened, as one line naming the file and what to do."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    lowered = text.lower()
+    if ("locked" in lowered or "busy" in lowered) and busy_timeout is not None:
+        return locked_error(path, busy_timeout)
+    if "readonly" in lowered or "read-only" in lowered:
+        hint = "the file or its folder is read-only: give the bot's user write access to both"
+    elif "full" in lowered:
+        hint = "the disk is full: free space there (`buhurt doctor` shows how much is free)"
+    elif "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        hint = ("its pages are damaged: stop the bot and restore the newest backup (README, Operating it,"
+                " Backups)")
+    elif "locked" in lowered or "busy" in lowered:
+        hint = "another process holds it: stop the other writer (fuser shows it) and try again"
+    else:
+        hint = "`buhurt doctor` checks it"
+    return CorpusError(f"{path}: the database failed: {text} ({hint})")
 
 
 def locked_error(path: str | Path, busy_timeout: float) -> CorpusError:

@@ -1,0 +1,182 @@
+"""A damaged database (issue 26, points 5-8): damaged pages found by the service's heartbeat and
+`doctor --quick`; an emptied database file refused instead of started afresh; every database error
+after the database opened one line and exit 2 (read-only file, full disk, damaged pages); a lock
+held by another process across a publishing time freezes nothing and loses no slot. Real SQLite
+files, `buhurt` as a child process, the real python-telegram-bot client against the fake Bot API."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from corpus.db import marker_path, open_db
+from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
+from corpus.store.posts import add_posts
+from tests.helpers import ROOT, run_cli, varied_posts
+from tests.fakes.telegram_app import make_settings, write_config
+from tests.test_startup import assert_one_line, buhurt
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+
+def fill(database: Path, n: int = 1500) -> None:
+    """Enough posts, then drafts, that each table spans many pages of the main file (no WAL):
+    the first half of the file holds posts, the second half drafts."""
+    db = open_db(database)
+    try:
+        add_posts(db, [{"source": "vk", "community": "g", "external_id": str(i), "text": f"{text}\n@\nНОМЕР {i}"}
+                       for i, text in enumerate(varied_posts(n, seed=1))])
+        with db.atomic():
+            for i, text in enumerate(varied_posts(n, seed=2)):
+                draft_rows.add_draft(db, text=text, model_version="v", temperature=0.8, seed=i, max_length=120,
+                                     status="rejected_auto")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+
+
+def damage_pages(database: Path) -> None:
+    """Overwrite pages at a quarter and three quarters of the file (what a bad disk or a torn copy
+    leaves): some posts' pages and some drafts' pages."""
+    size = database.stat().st_size
+    with open(database, "r+b") as handle:
+        for at in (size // 4, size * 3 // 4):
+            handle.seek(at // 4096 * 4096)
+            handle.write(b"\xa5" * 4096 * 4)
+
+
+# ---- 6. an emptied database file is not a fresh install ------------------------------------------------
+
+@pytest.mark.parametrize("empty", ["zero-length", "missing", "no tables"])
+def test_an_emptied_database_is_refused_not_started_afresh(tmp_path, server, empty):
+    settings = make_settings(tmp_path, server)
+    database = settings.database
+    assert marker_path(database).is_file()   # written when the database was created
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    if empty == "zero-length":
+        database.write_bytes(b"")
+    elif empty == "missing":
+        database.unlink()
+    else:
+        database.unlink()
+        import sqlite3
+
+        sqlite3.connect(database).execute("PRAGMA user_version = 1").connection.close()
+    config = write_config(tmp_path, server, corpus={"seed_with_sample": True}, model={"use_bundled": True})
+    result = buhurt("--config", str(config), "run", "--once")
+    line = assert_one_line(result, str(database), "a database existed here", "restore the newest backup",
+                           "Backups")
+    assert "sample corpus" not in result.stderr and "bundled model" not in result.stderr, line
+    assert server.sent() == []
+    assert not database.exists() or database.stat().st_size <= 4096   # nothing created in its place
+    # the nightly backup refuses it too, so that rotation never replaces good copies with an empty one
+    if empty != "missing":
+        backup = buhurt("--config", str(config), "backup")
+        assert_one_line(backup, "a database existed here")
+
+
+def test_a_fresh_data_folder_still_starts_and_a_restored_backup_opens(tmp_path):
+    database = tmp_path / "data" / "buhurt.sqlite3"
+    db = open_db(database)   # a fresh install: no marker yet, an empty file is created and migrated
+    db.close()
+    assert marker_path(database).is_file()
+    from corpus.backup import backup_database
+
+    copy = backup_database(database, tmp_path / "copy.sqlite3")
+    database.write_bytes(b"")
+    with pytest.raises(Exception, match="a database existed here"):
+        open_db(database)
+    shutil.copyfile(copy, database)   # the README's restore step
+    open_db(database).close()
+
+
+# ---- 7. every database error after the database opened is one line and exit 2 ----------------------------
+
+def test_damaged_pages_in_corpus_stats_and_at_restart_are_one_line(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    fill(settings.database)
+    damage_pages(settings.database)
+    config = write_config(tmp_path, server)
+    stats = buhurt("--config", str(config), "corpus", "stats")
+    assert_one_line(stats, str(settings.database), "malformed", "restore the newest backup")
+    restart = buhurt("--config", str(config), "run", "--once")
+    assert_one_line(restart, str(settings.database), "malformed")
+    assert server.sent() == []
+
+
+@contextlib.contextmanager
+def read_only(path: Path):
+    """The file cannot be written, also for root (who ignores the mode bits): chattr +i."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode:
+        pytest.skip("running as root on a file system without chattr +i: no way to make a file read-only")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_read_only_database_is_one_line(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    db = open_db(settings.database)
+    draft = draft_rows.add_draft(db, text="ПОСТ\n@\nОТПРАВЛЯЕТСЯ", model_version="v", temperature=0.8, seed=1,
+                                 max_length=120, status="queued")
+    pubs.begin_publication(db, draft, "telegram", "@buhurt_test")   # left `sending`: reconcile writes
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    config = write_config(tmp_path, server)
+    with read_only(settings.database):
+        result = buhurt("--config", str(config), "run", "--once")
+    assert_one_line(result, str(settings.database), "readonly", "write access")
+
+
+FULL_DISK = """
+import sqlite3, sys
+import sqlite_utils
+
+real = sqlite_utils.Database.execute
+
+def execute(self, sql, parameters=None):
+    if sql.lstrip().upper().startswith("INSERT INTO STATE"):
+        raise sqlite3.OperationalError("database or disk is full")
+    return real(self, sql, parameters)
+
+sqlite_utils.Database.execute = execute
+from bot.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_full_disk_at_start_up_is_one_line(tmp_path, server):
+    """SQLite answers "database or disk is full" when the first state write of the start-up
+    (_catch_up_publishing -> set_state) needs a page; injected at sqlite_utils' execute."""
+    make_settings(tmp_path, server)
+    config = write_config(tmp_path, server)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG", "BUHURT_DEBUG"):
+        env.pop(var, None)
+    result = subprocess.run([sys.executable, "-c", FULL_DISK, "--config", str(config), "run"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert_one_line(result, "database or disk is full", "free space")
+
+
+def test_a_database_error_inside_a_command_is_one_line_in_process(capsys, tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    fill(settings.database)
+    damage_pages(settings.database)
+    code, out, err = run_cli(capsys, "--config", str(write_config(tmp_path, server)), "corpus", "stats")
+    assert code == 2 and "Traceback" not in err, err
+    assert err.startswith(f"error: {settings.database}: the database failed:"), err
