@@ -75,13 +75,19 @@ def check_database(settings: Settings, *, quick: bool) -> Check:
 
 def check_heartbeat(settings: Settings) -> Check:
     path = heartbeat_path(settings)
+    from jobs.service import UNHEALTHY
+
     try:
         age = time.time() - path.stat().st_mtime
+        said = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return Check("heartbeat", False, f"{path} missing: is `buhurt run` running?")
     if age > HEARTBEAT_STALE_SECONDS:
         return Check("heartbeat", False, f"{path} is {age:.0f} s old (the service writes it every "
                                          f"{HEARTBEAT_EVERY_SECONDS:.0f} s): the event loop is stuck or stopped")
+    for line in said[1:]:
+        if line.startswith(UNHEALTHY):
+            return Check("heartbeat", False, f"the service reports {line[len(UNHEALTHY):].strip()}")
     return Check("heartbeat", True, f"{age:.0f} s old")
 
 

@@ -125,6 +125,33 @@ def check_writable(db: sqlite_utils.Database, path: str | Path, busy_timeout: fl
         raise CorpusError(f"{path}: not a usable SQLite database ({exc})") from exc
 
 
+def database_file(db: sqlite_utils.Database) -> Path:
+    """The file behind an open database (its main schema)."""
+    for row in db.execute("PRAGMA database_list").fetchall():
+        if row[1] == "main":
+            return Path(row[2])
+    raise CorpusError("the database has no main file")
+
+
+def quick_check(path: str | Path, *, busy_timeout: float = 10.0) -> str:
+    """SQLite's `PRAGMA quick_check` on its own read-only connection (any thread may call it):
+    "" when the pages are sound, else the first problem found. A lock held by another process is
+    no finding ("" too): readers of a WAL database are not blocked by a writer anyway."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout)
+        try:
+            rows = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return ""
+        return " ".join(str(exc).split())
+    except sqlite3.DatabaseError as exc:
+        return " ".join(str(exc).split())
+    return "" if rows == ["ok"] else "; ".join(" ".join(str(r).split()) for r in rows)
+
+
 def schema_version(db: sqlite_utils.Database) -> list[str]:
     """Names of the migrations applied to `db`, oldest first."""
     return [m.name for m in MIGRATIONS.applied(db)]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +14,13 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
+from corpus.db import database_file, quick_check
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store import model_versions as model_rows
 from corpus.store.clock import ago, utcnow
 from corpus.store.state import get_state, set_state
+from jobs import notices
 from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
 from jobs.model_registry import active_file_problem, checkpoint_problem
@@ -36,6 +41,8 @@ if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torc
 log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
+DB_CHECK_EVERY_SECONDS = 600.0             # the heartbeat's PRAGMA quick_check: at start, then this often
+UNHEALTHY = "unhealthy:"                   # a heartbeat file line that fails `doctor --quick`
 
 
 def moderation_problem(db: sqlite_utils.Database) -> str:
@@ -58,6 +65,13 @@ class ServicePlan:
     heartbeat_file: str | None = None    # touched every minute while the schedule runs (HEALTHCHECK)
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """A reader (`doctor --quick`) sees the old file or the new one, never half of it."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+
+
 class Service:
     def __init__(self, db: sqlite_utils.Database, holder: GeneratorHolder, *, plan: ServicePlan,
                  publishers: Sequence[Publisher], moderation: Moderation, stoplist: StopList,
@@ -72,6 +86,9 @@ class Service:
         self.running_jobs: set[asyncio.Task] = set()
         self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
+        self.db_problem = ""                 # what the last quick_check found ("" : sound)
+        self.db_check_every = DB_CHECK_EVERY_SECONDS
+        self._db_checked = -math.inf
 
     async def startup(self) -> None:
         await reconcile(self.db, self.moderation.notify, self.publishers)
@@ -205,10 +222,33 @@ class Service:
         return path
 
     async def heartbeat(self) -> None:
-        """Touch the heartbeat file: the event loop is alive and the schedule runs."""
+        """Rewrite the heartbeat file: the event loop is alive and the schedule runs. When the
+        database's pages are damaged (`check_database`) the file says so and `doctor --quick`
+        fails on it."""
         if self.plan.heartbeat_file:
-            path = Path(self.plan.heartbeat_file)
-            await asyncio.to_thread(path.write_text, utcnow() + "\n", encoding="utf-8")
+            problem = await self.check_database()
+            lines = [utcnow()]
+            if problem:
+                lines.append(f"{UNHEALTHY} the database is damaged ({problem}); stop the bot and restore the"
+                             " newest backup (README, Operating it, Backups)")
+            await asyncio.to_thread(_write_atomic, Path(self.plan.heartbeat_file), "\n".join(lines) + "\n")
+
+    async def check_database(self) -> str:
+        """`PRAGMA quick_check` in a worker thread, at the first heartbeat and then every
+        `db_check_every` seconds: the damage found ("" when none). The moderators are told once,
+        when damage is first found (again only after a check found the pages sound)."""
+        if time.monotonic() - self._db_checked < self.db_check_every:
+            return self.db_problem
+        self._db_checked = time.monotonic()
+        path = database_file(self.db)
+        problem = await asyncio.to_thread(quick_check, path)
+        if problem and not self.db_problem:
+            log.error("the database %s is damaged (quick_check: %s): restore the newest backup", path, problem)
+            await self.moderation.notify(notices.DATABASE_DAMAGED.format(problem=problem[:300]))
+        elif self.db_problem and not problem:
+            log.info("the database %s passes quick_check again", path)
+        self.db_problem = problem
+        return problem
 
     async def run_once(self) -> dict:
         """One full cycle, in order: pool (and moderation), publish, reactions, reminder."""

@@ -5,6 +5,7 @@ held by another process across a publishing time freezes nothing and loses no sl
 files, `buhurt` as a child process, the real python-telegram-bot client against the fake Bot API."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -19,7 +20,7 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.posts import add_posts
 from tests.helpers import ROOT, run_cli, varied_posts
-from tests.fakes.telegram_app import make_settings, write_config
+from tests.fakes.telegram_app import MODERATORS_CHAT, bot_running, make_settings, until, write_config
 from tests.test_startup import assert_one_line, buhurt
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -49,6 +50,37 @@ def damage_pages(database: Path) -> None:
         for at in (size // 4, size * 3 // 4):
             handle.seek(at // 4096 * 4096)
             handle.write(b"\xa5" * 4096 * 4)
+
+
+# ---- 5. damaged pages under a running service: the heartbeat says unhealthy, one alert ----------------
+
+def test_damaged_pages_under_a_running_service_fail_doctor_quick_and_alert_once(capsys, tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    fill(settings.database)
+    config = write_config(tmp_path, server)
+
+    def doctor_quick():
+        code, out, err = run_cli(capsys, "--config", str(config), "doctor", "--quick")
+        return code, [line for line in out.splitlines() if line.startswith(("ok  ", "FAIL"))]
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data.service
+            await service.heartbeat()
+            healthy = doctor_quick()
+            damage_pages(settings.database)
+            service.db_check_every = 0   # each beat checks (the service: every 10 minutes)
+            for _ in range(3):
+                await service.heartbeat()
+            alerts = await until(lambda: [m["text"] for m in server.sent(MODERATORS_CHAT)
+                                          if "База данных повреждена" in m["text"]])
+            return healthy, doctor_quick(), alerts
+
+    healthy, (code, checks), alerts = asyncio.run(main())
+    assert healthy[0] == 0, healthy
+    assert code == 1 and checks[1].startswith("FAIL  heartbeat: the service reports the database is damaged"), checks
+    assert "restore the newest backup" in checks[1]
+    assert len(alerts) == 1 and "резервную копию" in alerts[0], alerts
 
 
 # ---- 6. an emptied database file is not a fresh install ------------------------------------------------
