@@ -156,6 +156,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     vk.publish_group_id is set; with no publisher at all, posts go to the local channel."""
     from corpus.db import check_writable, open_db
     from jobs.moderation import AutoApprove
+    from jobs.patience import on_the_loop
     from jobs.service import Service, ServicePlan
     from model.distributed import device_name
 
@@ -166,6 +167,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     remove_leftovers(settings, paths)
     ensure_corpus(settings, db)
     holder = load_model(settings, db, paths, device_name(settings.train.device))
+    on_the_loop(db, busy)  # from here on the event loop's: a lock is waited out off the loop (jobs/patience.py)
     log.info("generating with model %s", holder.version)
     plan = ServicePlan(
         sample=settings.sample.options(), pool=settings.pool, screen=settings.screen, schedule=settings.schedule,

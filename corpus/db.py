@@ -108,6 +108,16 @@ def database_error(path: str | Path, exc: sqlite3.Error, busy_timeout: float | N
     return CorpusError(f"{path}: the database failed: {text} ({hint})")
 
 
+def is_locked(exc: BaseException) -> bool:
+    """An error that means another connection holds the database ("database is locked", busy)."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def set_busy_timeout(db: sqlite_utils.Database, seconds: float) -> None:
+    """How long SQLite itself waits on this connection for another's lock."""
+    db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+
 def locked_error(path: str | Path, busy_timeout: float) -> CorpusError:
     return CorpusError(f"{path}: the database is locked by another process (waited {busy_timeout:g} s,"
                        " paths.busy_timeout_seconds); stop the other writer (fuser shows it) and start again")

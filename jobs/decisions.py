@@ -1,6 +1,7 @@
 """The moderators' decisions, as use-cases the chat handlers call: approve, reject or regenerate a
 draft from its message's buttons, approve an edited text, and generate a replacement draft. Each
-decision is one transition with its audit record (a draft decided twice changes nothing)."""
+decision is one transition with its audit record (a draft decided twice changes nothing); while
+another process holds the database it waits off the event loop (jobs/patience.py)."""
 from __future__ import annotations
 
 import enum
@@ -9,6 +10,7 @@ from typing import Any
 
 from corpus.store import drafts as draft_rows
 from jobs.on_request import generate_draft
+from jobs.patience import patiently
 from jobs.pool import screen_edit
 from jobs.service import Service
 
@@ -44,25 +46,25 @@ def draft_for_reply(service: Service, chat_id: Any, message_id: Any) -> dict[str
     return draft_rows.find_by_moderation_message(service.db, chat_id, message_id)
 
 
-def decide(service: Service, draft_id: int, action: str, by: Moderator) -> bool:
+async def decide(service: Service, draft_id: int, action: str, by: Moderator) -> bool:
     """Approve (the draft is queued), reject or regenerate (rejected; the caller asks for a
     replacement) a pending draft; False when it was decided already."""
     if action not in ACTIONS:
         raise ValueError(f"unknown moderation action {action!r}")
-    return draft_rows.decide(service.db, draft_id, action=action,
+    return await patiently(draft_rows.decide, service.db, draft_id, action=action,
                              to_status="queued" if action == "approve" else "rejected",
                              actor_id=by.id, actor_name=by.name)
 
 
-def approve_edit(service: Service, draft_id: int, text: str, by: Moderator) -> tuple[EditOutcome, str | None]:
+async def approve_edit(service: Service, draft_id: int, text: str, by: Moderator) -> tuple[EditOutcome, str | None]:
     """Approve a pending or queued draft with a moderator's text, when the screen for edits lets
     it through: (DONE, None), (REFUSED, the screen's reason) or (ALREADY_DECIDED, None)."""
     refused = screen_edit(service.db, text, service.stoplist)
     if refused:
         return EditOutcome.REFUSED, refused
-    decided = draft_rows.decide(service.db, draft_id, action="edit", to_status="queued",
-                                from_status=("pending", "queued"), actor_id=by.id, actor_name=by.name,
-                                detail="approved with an edit", final_text=text)
+    decided = await patiently(draft_rows.decide, service.db, draft_id, action="edit", to_status="queued",
+                              from_status=("pending", "queued"), actor_id=by.id, actor_name=by.name,
+                              detail="approved with an edit", final_text=text)
     return (EditOutcome.DONE if decided else EditOutcome.ALREADY_DECIDED), None
 
 

@@ -18,6 +18,7 @@ from corpus.store.reactions import top_publications
 from jobs.errors import JobError
 from jobs.generator import GeneratorHolder
 from jobs.model_registry import checkpoint_for_version
+from jobs.patience import patiently
 from jobs.pool import Measures, new_seeds, screen, screen_edit, store_generated, stored_request
 from jobs.service import Service
 from model.errors import ModelError
@@ -29,9 +30,11 @@ VISIBLE = ("served", "published")  # meme N is shown again only when someone has
 TOP_DAYS, TOP_PLACES = 7, 5
 
 
-def take_ready(service: Service) -> dict[str, Any] | None:
-    """The oldest ready draft of the /generate pool, served exactly once; None when it is empty."""
-    return draft_rows.take_ready(service.db)
+async def take_ready(service: Service) -> dict[str, Any] | None:
+    """The oldest ready draft of the /generate pool, served exactly once; None when it is empty.
+    While another process holds the database it waits off the event loop (DatabaseBusy when the
+    lock outlasts the busy timeout)."""
+    return await patiently(draft_rows.take_ready, service.db)
 
 
 def fit_to_vocab(holder: GeneratorHolder, text: str) -> tuple[str, list[str]]:
@@ -55,8 +58,9 @@ async def generate_draft(service: Service, *, start_text: str, purpose: str, ok_
     seeds = new_seeds(SEEDS_PER_REQUEST)
     request = options.request(start_text=start_text)
     version, samples = await asyncio.to_thread(service.holder.generate_samples, seeds, request)
-    ids = store_generated(service.db, samples, seeds, version=version, request=request, purpose=purpose,
-                          ok_status=ok_status, stoplist=service.stoplist, screening=service.plan.screen, keep=1)
+    ids = await patiently(store_generated, service.db, samples, seeds, version=version, request=request,
+                          purpose=purpose, ok_status=ok_status, stoplist=service.stoplist,
+                          screening=service.plan.screen, keep=1)
     return draft_rows.get_draft(service.db, ids[0]) if ids else None
 
 

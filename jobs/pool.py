@@ -20,6 +20,7 @@ from corpus.store import publications as pubs
 from corpus.store.posts import has_text
 from corpus.store.shingles import longest_shared_run
 from jobs.generator import GeneratorHolder
+from jobs.patience import patiently
 from model.sample_options import Decoding, SampleRequest
 
 log = logging.getLogger(__name__)
@@ -276,9 +277,9 @@ async def fill_pool(
         seeds = new_seeds(want * max(1, oversample))
         version, samples = await asyncio.to_thread(generator.generate_samples, seeds, request)
         auto = purpose == draft_rows.CHANNEL and not moderated
-        ids = store_generated(db, samples, seeds, version=version, request=request, purpose=purpose,
-                              ok_status=ok_status, stoplist=stoplist, screening=screening, auto_approve=auto,
-                              keep=want)
+        ids = await patiently(store_generated, db, samples, seeds, version=version, request=request,
+                              purpose=purpose, ok_status=ok_status, stoplist=stoplist, screening=screening,
+                              auto_approve=auto, keep=want)
         if auto and ids:
             log.info("auto-approved drafts %s: no moderators are configured", ids)
         created.extend(ids)

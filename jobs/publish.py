@@ -9,6 +9,10 @@ A row still `sending` that no send of this process is working on was left by a f
 process (the database locked while recording, say): the next publishing time resolves it, with the
 outcome kept in memory when there is one (the message id of a post that went out), else as
 `unknown` (never re-sent, the moderators are told), and the queue moves on.
+
+While another process holds the database, the writes wait off the event loop (jobs/patience.py);
+a destination whose turn found the lock held longer than the busy timeout is `deferred`, and the
+service retries it within minutes (jobs/service.py), not at the next publishing time.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import sqlite_utils
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from jobs import notices
+from jobs.patience import DatabaseBusy, patiently
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,11 @@ class PublishState:
 
     in_flight: set[int] = field(default_factory=set)
     unrecorded: dict[int, tuple[str, str]] = field(default_factory=dict)
+    deferred: set[tuple[str, str]] = field(default_factory=set)  # (network, chat id) skipped for a lock
+
+
+def destination(publisher: Publisher) -> tuple[str, str]:
+    return publisher.network, str(publisher.chat_id)
 
 
 def _where(publisher: Publisher) -> str:
@@ -78,12 +88,12 @@ def _write_outcome(db: sqlite_utils.Database, publication_id: int, outcome: tupl
         pubs.mark_unknown(db, publication_id, detail)
 
 
-def _record(db: sqlite_utils.Database, state: PublishState, publication_id: int, draft_id: int,
-            where: str, outcome: tuple[str, str]) -> bool:
+async def _record(db: sqlite_utils.Database, state: PublishState, publication_id: int, draft_id: int,
+                  where: str, outcome: tuple[str, str]) -> bool:
     """Write the outcome of a send; when the database refuses (locked longer than the busy
-    timeout), keep it for the next publishing time and say so. True when written."""
+    timeout), keep it for the next publishing run and say so. True when written."""
     try:
-        _write_outcome(db, publication_id, outcome)
+        await patiently(_write_outcome, db, publication_id, outcome)
         return True
     except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError mostly: keep the outcome
         state.unrecorded[publication_id] = outcome
@@ -98,10 +108,16 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
     or None when there was nothing to send."""
     where = _where(publisher)
     try:
-        draft = draft if draft is not None else pubs.next_for(db, publisher.network, publisher.chat_id)
+        draft = draft if draft is not None else await patiently(pubs.next_for, db, publisher.network,
+                                                                publisher.chat_id)
         if draft is None:
             return None
-        publication_id = pubs.begin_publication(db, draft["id"], publisher.network, publisher.chat_id)
+        publication_id = await patiently(pubs.begin_publication, db, draft["id"], publisher.network,
+                                         publisher.chat_id)
+    except DatabaseBusy as exc:  # nothing was sent: the service tries this destination again soon
+        state.deferred.add(destination(publisher))
+        log.warning("publishing to %s deferred: %s", where, exc)
+        return None
     except Exception as exc:  # noqa: BLE001 - nothing was sent; the next publishing time tries again
         log.error("publishing to %s skipped this time: the database answered %s: %s", where,
                   type(exc).__name__, exc)
@@ -113,17 +129,17 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
         try:
             message_id = await publisher.send(draft["final_text"] or draft["text"])
         except PublishError as exc:
-            _record(db, state, publication_id, draft["id"], where, ("failed", str(exc)))
+            await _record(db, state, publication_id, draft["id"], where, ("failed", str(exc)))
             log.warning("draft %s not published to %s: %s", draft["id"], where, exc)
             await _tell(notify, notices.PUBLISH_REFUSED.format(id=draft["id"], where=where, error=exc))
             return draft["id"]
         except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
             said = str(exc) if isinstance(exc, PublishInDoubt) else type(exc).__name__   # the rest: the log
-            _record(db, state, publication_id, draft["id"], where, ("unknown", said))
+            await _record(db, state, publication_id, draft["id"], where, ("unknown", said))
             log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], where, exc)
             await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where, error=said))
             return draft["id"]
-        if _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
+        if await _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
             log.info("published draft %s to %s as message %s", draft["id"], where, message_id)
         return draft["id"]
     finally:
@@ -182,7 +198,7 @@ async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher
                   type(exc).__name__, exc)
     touched = await asyncio.gather(*(publish_to(db, p, notify, state) for p in publishers))
     try:
-        close_finished(db, publishers)
+        await patiently(close_finished, db, publishers)
     except Exception as exc:  # noqa: BLE001
         log.error("could not close published drafts (%s: %s); done next time", type(exc).__name__, exc)
     ids = [draft_id for draft_id in touched if draft_id is not None]

@@ -27,7 +27,8 @@ from jobs.model_registry import active_file_problem, checkpoint_problem
 from jobs.moderation import Moderation, ModerationUnavailable
 from jobs.pool import PoolOptions, ScreenOptions, fill_pool
 from model.sample_options import SampleOptions
-from jobs.publish import Publisher, PublishState, publish_next, reconcile
+from jobs.patience import DatabaseBusy, patiently
+from jobs.publish import Publisher, PublishState, close_finished, destination, publish_next, reconcile, resolve_stale
 from jobs.tune import resolve_options, tune_and_store
 from jobs.reactions import ReactionSource, collect_reactions
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torc
 log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
+PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
 DB_CHECK_EVERY_SECONDS = 600.0             # the heartbeat's PRAGMA quick_check: at start, then this often
 UNHEALTHY = "unhealthy:"                   # a heartbeat file line that fails `doctor --quick`
 
@@ -86,6 +88,7 @@ class Service:
         self.running_jobs: set[asyncio.Task] = set()
         self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
+        self.publish_retry_seconds = PUBLISH_RETRY_SECONDS
         self.db_problem = ""                 # what the last quick_check found ("" : sound)
         self.db_check_every = DB_CHECK_EVERY_SECONDS
         self._db_checked = -math.inf
@@ -164,7 +167,11 @@ class Service:
                 problem = str(exc) if scrubbed else type(exc).__name__
                 set_state(self.db, MODERATION_ERROR, f"{utcnow()} {problem}"[:500])
                 break
-            draft_rows.set_moderation_message(self.db, draft["id"], chat_id, message_id)
+            try:
+                await patiently(draft_rows.set_moderation_message, self.db, draft["id"], chat_id, message_id)
+            except DatabaseBusy as exc:  # shown, not recorded: shown once more at the next pool run
+                log.warning("draft %s shown to the moderators but not recorded: %s", draft["id"], exc)
+                break
             sent += 1
         if sent and get_state(self.db, MODERATION_ERROR):
             log.info("the moderators' chat answers again: %d drafts shown", sent)
@@ -183,12 +190,55 @@ class Service:
         if pending == 0 or last_decision >= threshold or last_reminder >= threshold:
             return False
         await self.moderation.remind(pending)
-        set_state(self.db, "last_reminder_at", utcnow())
+        await patiently(set_state, self.db, "last_reminder_at", utcnow())
         return True
 
     async def publish(self) -> dict | None:
-        set_state(self.db, PUBLISH_COVERED, utcnow())  # this publishing time is accounted for
-        return await publish_next(self.db, self.publishers, self.moderation.notify, self.publish_state)
+        """One publishing time. Destinations that found the database held by another process for
+        longer than the busy timeout are tried again after `publish_retry_seconds` (again and
+        again while the lock lasts), so the slot is kept, not skipped to the next one hours later."""
+        return await self._publish(self.publishers)
+
+    async def _publish(self, publishers: Sequence[Publisher]) -> dict | None:
+        state = self.publish_state
+        state.deferred.clear()
+        try:
+            await patiently(set_state, self.db, PUBLISH_COVERED, utcnow())  # this time is accounted for
+        except DatabaseBusy as exc:
+            state.deferred.update(destination(p) for p in publishers)
+            log.warning("publishing deferred: %s", exc)
+            result = None
+        else:
+            result = await publish_next(self.db, publishers, self.moderation.notify, state)
+        if state.deferred or state.unrecorded:
+            self._retry_publishing_later()
+        return result
+
+    async def retry_publishing(self) -> dict | None:
+        """The deferred part of a publishing run: its destinations, and outcomes not yet recorded."""
+        targets = [p for p in self.publishers if destination(p) in self.publish_state.deferred]
+        if targets:
+            log.info("publishing again to %s (deferred: the database was locked)",
+                     ", ".join(f"{p.network} {p.chat_id}" for p in targets))
+            return await self._publish(targets)
+        try:
+            await resolve_stale(self.db, self.moderation.notify, self.publish_state)
+            await patiently(close_finished, self.db, self.publishers)
+        except Exception as exc:  # noqa: BLE001 - tried again soon
+            log.warning("could not record the last publishing run's outcomes yet (%s: %s)", type(exc).__name__, exc)
+            self._retry_publishing_later()
+        return None
+
+    def _retry_publishing_later(self) -> None:
+        if self.scheduler is None:  # `run --once`: the next run resolves it
+            log.warning("publishing deferred: the next run publishes it")
+            return
+        import datetime as dt
+
+        when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.publish_retry_seconds)
+        log.warning("publishing is tried again at %s", when.replace(microsecond=0).isoformat())
+        self.scheduler.add_job(self._tracked(self.retry_publishing), "date", run_date=when, id="publish-retry",
+                               name="publish-retry", replace_existing=True)
 
     async def collect(self) -> int:
         return await collect_reactions(self.db, self.reaction_sources)

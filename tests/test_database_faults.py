@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -20,7 +21,8 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.posts import add_posts
 from tests.helpers import ROOT, run_cli, varied_posts
-from tests.fakes.telegram_app import MODERATORS_CHAT, bot_running, make_settings, until, write_config
+from bot import texts
+from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, until, write_config
 from tests.test_startup import assert_one_line, buhurt
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -212,3 +214,112 @@ def test_a_database_error_inside_a_command_is_one_line_in_process(capsys, tmp_pa
     code, out, err = run_cli(capsys, "--config", str(write_config(tmp_path, server)), "corpus", "stats")
     assert code == 2 and "Traceback" not in err, err
     assert err.startswith(f"error: {settings.database}: the database failed:"), err
+
+
+# ---- 8. a lock held by another process across a publishing time ------------------------------------------
+
+USER = 4242
+LOCKER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+connection.execute("ROLLBACK")
+"""
+
+
+@contextlib.contextmanager
+def held_by_another_process(database: Path):
+    """A second process holding the database's write lock until `release` (a line on its stdin)."""
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(database)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        yield locker
+    finally:
+        release(locker)
+
+
+def release(locker: subprocess.Popen) -> None:
+    if locker.poll() is None:
+        assert locker.stdin is not None
+        locker.stdin.write("\n")
+        locker.stdin.flush()
+        locker.wait(60)
+
+
+def queue_and_ready(settings) -> tuple[int, int]:
+    db = open_db(settings.database)
+    try:
+        queued = draft_rows.add_draft(db, text="ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ", model_version="v", temperature=0.8,
+                                      seed=1, max_length=120, status="queued")
+        ready = draft_rows.add_draft(db, text="ГОТОВЫЙ БУГУРТ\n@\nДЛЯ ПОДПИСЧИКА", model_version="v",
+                                     temperature=0.8, seed=2, max_length=120, purpose=draft_rows.SUBSCRIBER,
+                                     status="ready")
+        return queued, ready
+    finally:
+        db.close()
+
+
+def test_a_lock_across_a_publishing_time_freezes_no_handler_and_the_post_goes_out_on_release(
+        tmp_path, server, caplog):
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 60.0},
+                             pool={"channel_size": 1, "subscriber_size": 1})
+    queued, _ = queue_and_ready(settings)
+
+    def waiting(call: str) -> bool:
+        return any(f"{call} waits up to" in r.getMessage() for r in caplog.records)
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data.service
+            with held_by_another_process(settings.database) as locker:
+                publishing = asyncio.create_task(service.publish())   # the publishing time comes
+                await until(lambda: waiting("set_state"))
+                start = await reply_to(server, USER, "/start", user_id=USER)   # answered during the lock
+                publish_still_waiting = not publishing.done()
+                server.send_text("/generate", user_id=USER)
+                await until(lambda: waiting("take_ready"))   # /generate waits like publishing does
+                release(locker)
+                await publishing
+                meme = await until(lambda: [m for m in server.sent(USER) if "ГОТОВЫЙ БУГУРТ" in m["text"]])
+            return start, publish_still_waiting, meme
+
+    with caplog.at_level(logging.INFO):
+        start, publish_still_waiting, meme = asyncio.run(main())
+    assert start["text"] == texts.START and publish_still_waiting
+    assert len(meme) == 1
+    assert [m["text"] for m in server.sent(CHANNEL)] == ["ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ"]
+    db = open_db(settings.database)
+    assert draft_rows.get_draft(db, queued)["status"] == "published"
+    db.close()
+
+
+def test_a_slot_that_found_the_lock_is_retried_within_minutes_and_generate_says_it_cannot(tmp_path, server):
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5},
+                             pool={"channel_size": 1, "subscriber_size": 1})
+    queued, ready = queue_and_ready(settings)
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data.service
+            service.publish_retry_seconds = 0.2   # the service: a minute
+            service.start_schedule()
+            with held_by_another_process(settings.database) as locker:
+                published = await service.publish()   # gives up after the busy timeout: the slot is kept
+                retry = service.scheduler.get_job("publish-retry")
+                busy = await reply_to(server, USER, "/generate", user_id=USER)
+                sent_during_lock = list(server.sent(CHANNEL))
+                release(locker)
+            posts = await until(lambda: server.sent(CHANNEL))   # without waiting for the next slot
+            return published, retry, busy, sent_during_lock, posts
+
+    published, retry, busy, sent_during_lock, posts = asyncio.run(main())
+    assert published is None and retry is not None and sent_during_lock == []
+    assert busy["text"] == texts.DATABASE_BUSY
+    assert [m["text"] for m in posts] == ["ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ"]
+    db = open_db(settings.database)
+    assert draft_rows.get_draft(db, queued)["status"] == "published"
+    assert draft_rows.get_draft(db, ready)["status"] == "ready"   # not served: the reply said so
+    db.close()

@@ -2,6 +2,8 @@
 reaction totals pushed by a network, and meme N shown again. Real SQLite, a real tiny model."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from corpus.stoplist import StopList
@@ -36,25 +38,26 @@ def test_a_decision_is_taken_once_from_the_drafts_own_message(service, db):
     assert decisions.draft_shown_in(service, one, -100, 7)["id"] == one
     assert decisions.draft_shown_in(service, one, -100, 8) is None      # a stale or tampered button
     assert decisions.draft_shown_in(service, one + 1, -100, 7) is None
-    assert decisions.decide(service, one, "approve", MOD)
-    assert not decisions.decide(service, one, "reject", Moderator(6, "@late"))   # decided already
+    assert asyncio.run(decisions.decide(service, one, "approve", MOD))
+    assert not asyncio.run(decisions.decide(service, one, "reject", Moderator(6, "@late")))   # decided already
     assert drafts.get_draft(db, one)["status"] == "queued"
     assert [(a["action"], a["actor_id"]) for a in drafts.actions_for(db, one)] == [("approve", "5")]
     with pytest.raises(ValueError, match="publish"):
-        decisions.decide(service, pending_draft(db, "9"), "publish", MOD)
+        asyncio.run(decisions.decide(service, pending_draft(db, "9"), "publish", MOD))
 
 
 def test_an_edit_passes_the_edit_screen_and_a_decided_draft_takes_none(service, db):
     one, other = pending_draft(db, "7"), pending_draft(db, "8")
-    outcome, reason = decisions.approve_edit(service, one, "ТАМ ГРЕЧКА\n@\nОПЯТЬ", MOD)
+    outcome, reason = asyncio.run(decisions.approve_edit(service, one, "ТАМ ГРЕЧКА\n@\nОПЯТЬ", MOD))
     assert outcome is EditOutcome.REFUSED and reason.startswith("stop-list")
     assert drafts.get_draft(db, one)["status"] == "pending" and drafts.get_draft(db, one)["final_text"] is None
-    assert decisions.approve_edit(service, one, "ТАМ КАША\n@\nОПЯТЬ", MOD) == (EditOutcome.DONE, None)
+    assert asyncio.run(decisions.approve_edit(service, one, "ТАМ КАША\n@\nОПЯТЬ", MOD)) == (EditOutcome.DONE, None)
     assert drafts.get_draft(db, one)["status"] == "queued"
     assert drafts.get_draft(db, one)["final_text"] == "ТАМ КАША\n@\nОПЯТЬ"
     assert decisions.draft_for_reply(service, "-100", "8")["id"] == other
-    assert decisions.decide(service, other, "reject", MOD)
-    assert decisions.approve_edit(service, other, "ТАМ КАША\n@\nОПЯТЬ", MOD) == (EditOutcome.ALREADY_DECIDED, None)
+    assert asyncio.run(decisions.decide(service, other, "reject", MOD))
+    assert asyncio.run(decisions.approve_edit(service, other, "ТАМ КАША\n@\nОПЯТЬ", MOD)) == \
+        (EditOutcome.ALREADY_DECIDED, None)
 
 
 def test_pushed_reaction_totals_find_the_publication_under_any_of_its_names(db):
@@ -74,7 +77,7 @@ def test_only_a_meme_someone_has_seen_is_shown_again(service, db):
     seen = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
                             purpose=drafts.SUBSCRIBER, status="ready")
     assert on_request.shown_meme(service, seen) is None                 # still in the pool
-    assert on_request.take_ready(service)["id"] == seen
-    assert on_request.take_ready(service) is None                       # served exactly once
+    assert asyncio.run(on_request.take_ready(service))["id"] == seen
+    assert asyncio.run(on_request.take_ready(service)) is None                       # served exactly once
     assert on_request.shown_meme(service, seen)["status"] == "served"
     assert on_request.shown_meme(service, seen + 1) is None

@@ -69,7 +69,7 @@ async def on_button(update: Update, context: Context) -> None:
         await query.answer(texts.STALE_BUTTON)
         return
     action, user = ACTIONS[match.group(1)], query.from_user
-    if not decisions.decide(bot_data.service, draft["id"], action, _moderator(user)):
+    if not await decisions.decide(bot_data.service, draft["id"], action, _moderator(user)):
         await query.answer(texts.ALREADY_DECIDED)
         return
     await query.answer(texts.ANSWER_DONE)
@@ -109,7 +109,7 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if len(text) > MessageLimit.MAX_TEXT_LENGTH:
         await message.reply_text(texts.EDIT_TOO_LONG.format(length=len(text)))
         return
-    outcome, refused = decisions.approve_edit(bot_data.service, draft["id"], text, _moderator(user))
+    outcome, refused = await decisions.approve_edit(bot_data.service, draft["id"], text, _moderator(user))
     if refused is not None:
         log.info("edit of draft %s by %s refused: %s", draft["id"], user.id, refused)
         await message.reply_text(edit_refusal(refused))

@@ -15,6 +15,7 @@ from bot import texts
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.start_text import check_start_text, unknown_chars_reply
 from jobs import on_request
+from jobs.patience import DatabaseBusy
 from model.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,12 @@ async def generate(update: Update, context: Context) -> None:
             return
         await _on_demand(message, user, context, start_text)
         return
-    draft = on_request.take_ready(bot_data.service)
+    try:
+        draft = await on_request.take_ready(bot_data.service)   # waits off the loop while the database is held
+    except DatabaseBusy as exc:
+        log.warning("/generate answered 'busy': %s", exc)
+        await message.reply_text(texts.DATABASE_BUSY)
+        return
     if draft is None:
         await _on_demand(message, user, context, "")
         schedule_refill(context)  # after the on-demand post: the refill would hold the model first
@@ -96,6 +102,10 @@ async def _on_demand(message: Message, user: User, context: Context, start_text:
     except ModelError as exc:
         log.info("start text refused by the model: %s", exc)
         await message.reply_text(texts.START_REFUSED if start_text else texts.GENERATOR_FAILED)
+        return
+    except DatabaseBusy as exc:
+        log.warning("/generate answered 'busy': %s", exc)
+        await message.reply_text(texts.DATABASE_BUSY)
         return
     except Exception:  # noqa: BLE001 - the user gets a reply; the log gets the traceback
         log.exception("on-demand generation failed")
