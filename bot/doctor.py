@@ -54,14 +54,23 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
 def check_database(settings: Settings, *, quick: bool) -> Check:
     import sqlite3
 
+    from corpus.db import check_not_emptied, emptied_error, marker_path
+    from corpus.errors import CorpusError
+
     path = settings.database
+    try:
+        check_not_emptied(path)
+    except CorpusError as exc:
+        return Check("database", False, str(exc))
     if not path.is_file():
         return Check("database", False, f"{path} does not exist (`buhurt run` creates it)")
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=settings.paths.busy_timeout_seconds)
         try:
+            tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if not tables and marker_path(path).exists():
+                return Check("database", False, str(emptied_error(path, "holds no tables")))
             if quick:
-                connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 return Check("database", True, f"{path} answers")
             result = [row[0] for row in connection.execute("PRAGMA integrity_check")]
         finally:

@@ -12,6 +12,7 @@ import sqlite_utils
 from corpus.store import publications as pubs
 from corpus.store import reactions as reaction_rows
 from corpus.store.clock import ago
+from jobs.patience import patiently
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ async def collect_reactions(db: sqlite_utils.Database, sources: Sequence[Reactio
         for message_id, kinds in counts.items():
             row = by_message.get(str(message_id))
             if row is not None:
-                reaction_rows.record_counts(db, source.network, row["chat_id"], message_id, kinds)
+                await patiently(reaction_rows.record_counts, db, source.network, row["chat_id"], message_id, kinds)
                 stored += 1
     return stored
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from corpus.db import database_file, quick_check
+from corpus.db import database_file, is_locked, quick_check
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store import model_versions as model_rows
@@ -283,6 +284,12 @@ class Service:
                              " newest backup (README, Operating it, Backups)")
             await asyncio.to_thread(_write_atomic, Path(self.plan.heartbeat_file), "\n".join(lines) + "\n")
 
+    def database_failed(self, exc: BaseException) -> None:
+        """An operation met a database error: unless it was a lock, the next heartbeat (within a
+        minute) runs quick_check instead of waiting for its schedule."""
+        if isinstance(exc, sqlite3.DatabaseError) and not is_locked(exc):
+            self._db_checked = -math.inf
+
     async def check_database(self) -> str:
         """`PRAGMA quick_check` in a worker thread, at the first heartbeat and then every
         `db_check_every` seconds: the damage found ("" when none). The moderators are told once,
@@ -342,6 +349,9 @@ class Service:
             running.add(task)
             try:
                 return await func()
+            except sqlite3.DatabaseError as exc:
+                self.database_failed(exc)
+                raise
             finally:
                 running.discard(task)
 

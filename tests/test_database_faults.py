@@ -110,6 +110,8 @@ def test_an_emptied_database_is_refused_not_started_afresh(tmp_path, server, emp
     assert "sample corpus" not in result.stderr and "bundled model" not in result.stderr, line
     assert server.sent() == []
     assert not database.exists() or database.stat().st_size <= 4096   # nothing created in its place
+    health = buhurt("--config", str(config), "doctor", "--quick")
+    assert health.returncode == 1 and "FAIL  database:" in health.stdout and "a database existed here" in health.stdout
     # the nightly backup refuses it too, so that rotation never replaces good copies with an empty one
     if empty != "missing":
         backup = buhurt("--config", str(config), "backup")

@@ -23,6 +23,8 @@ async def on_error(update: object, context: Context) -> None:
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if error else ""
     log.error("error while handling %s:\n%s", where, REDACTOR.redact(trace))
     bot_data = context.bot_data
+    if error is not None:
+        bot_data.service.database_failed(error)   # damaged pages: the heartbeat checks at once
     now = time.monotonic()
     if now - bot_data.last_error_report < REPORT_EVERY_SECONDS:
         return

@@ -7,6 +7,7 @@ import logging
 from telegram import Chat, ReactionType, ReactionTypeCustomEmoji, ReactionTypeEmoji, Update
 
 from bot.telegram.bot_data import Context
+from jobs.patience import patiently
 from jobs.reactions import record_pushed_counts
 
 log = logging.getLogger(__name__)
@@ -38,5 +39,5 @@ async def on_reaction_count(update: Update, context: Context) -> None:
         return
     keys = chat_keys(counted.chat, bot_data.settings.telegram.channels)
     counts = {kind_of(r.type): r.total_count for r in counted.reactions}
-    chat_id, counts = record_pushed_counts(bot_data.db, NETWORK, keys, counted.message_id, counts)
+    chat_id, counts = await patiently(record_pushed_counts, bot_data.db, NETWORK, keys, counted.message_id, counts)
     log.debug("reactions of %s/%s: %s", chat_id, counted.message_id, counts)
