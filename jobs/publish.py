@@ -211,12 +211,12 @@ async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher
 async def reconcile(db: sqlite_utils.Database, notify: Notify, publishers: Sequence[Publisher] = ()) -> int:
     """At start-up: publications left `sending` by a crash become `unknown` and are reported;
     drafts every destination now has are closed, so the first publishing time posts a new one."""
-    rows = pubs.reconcile_interrupted(db)
+    rows = await patiently(pubs.reconcile_interrupted, db)
     for row in rows:
         log.warning("publication of draft %s to %s %s was interrupted; not re-sending",
                     row["draft_id"], row["network"], row["chat_id"])
         await _tell(notify, notices.PUBLISH_INTERRUPTED.format(id=row["draft_id"],
                                                                where=f"{row['network']} {row['chat_id']}"))
     if publishers:
-        close_finished(db, publishers)
+        await patiently(close_finished, db, publishers)
     return len(rows)

@@ -377,7 +377,12 @@ class Service:
 
         now = dt.datetime.now(dt.timezone.utc)
         covered = get_state(self.db, PUBLISH_COVERED)
-        set_state(self.db, PUBLISH_COVERED, now.replace(microsecond=0).isoformat())
+        try:
+            set_state(self.db, PUBLISH_COVERED, now.replace(microsecond=0).isoformat())
+        except sqlite3.OperationalError as exc:  # the next publishing run records it
+            if not is_locked(exc):
+                raise
+            log.warning("could not record the start time for publishing catch-up: the database is locked")
         if not covered:
             return  # the first start: nothing was missed
         missed = sched.missed_slot(self.plan.schedule.publish_times, self.plan.schedule.timezone,
