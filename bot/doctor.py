@@ -84,7 +84,7 @@ def check_database(settings: Settings, *, quick: bool) -> Check:
 
 def check_heartbeat(settings: Settings) -> Check:
     path = heartbeat_path(settings)
-    from jobs.service import UNHEALTHY
+    from jobs.health import UNHEALTHY
 
     try:
         age = time.time() - path.stat().st_mtime

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +12,15 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from corpus.db import database_file, is_locked, quick_check
+from corpus.db import is_locked
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store import model_versions as model_rows
 from corpus.store.clock import ago, utcnow
 from corpus.store.state import get_state, set_state
-from jobs import notices
 from jobs import scheduler as sched
 from jobs.generator import GeneratorHolder
+from jobs.health import DatabaseHealth
 from jobs.model_registry import active_file_problem, checkpoint_problem
 from jobs.moderation import Moderation, ModerationUnavailable
 from jobs.pool import PoolOptions, ScreenOptions, fill_pool
@@ -44,8 +41,6 @@ log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
 PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
-DB_CHECK_EVERY_SECONDS = 600.0             # the heartbeat's PRAGMA quick_check: at start, then this often
-UNHEALTHY = "unhealthy:"                   # a heartbeat file line that fails `doctor --quick`
 
 
 def moderation_problem(db: sqlite_utils.Database) -> str:
@@ -68,13 +63,6 @@ class ServicePlan:
     heartbeat_file: str | None = None    # touched every minute while the schedule runs (HEALTHCHECK)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """A reader (`doctor --quick`) sees the old file or the new one, never half of it."""
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
-
-
 class Service:
     def __init__(self, db: sqlite_utils.Database, holder: GeneratorHolder, *, plan: ServicePlan,
                  publishers: Sequence[Publisher], moderation: Moderation, stoplist: StopList,
@@ -90,9 +78,7 @@ class Service:
         self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
         self.publish_retry_seconds = PUBLISH_RETRY_SECONDS
-        self.db_problem = ""                 # what the last quick_check found ("" : sound)
-        self.db_check_every = DB_CHECK_EVERY_SECONDS
-        self._db_checked = -math.inf
+        self.health = DatabaseHealth(db, moderation.notify)
 
     async def startup(self) -> None:
         await reconcile(self.db, self.moderation.notify, self.publishers)
@@ -273,39 +259,10 @@ class Service:
         return path
 
     async def heartbeat(self) -> None:
-        """Rewrite the heartbeat file: the event loop is alive and the schedule runs. When the
-        database's pages are damaged (`check_database`) the file says so and `doctor --quick`
-        fails on it."""
+        """Rewrite the heartbeat file: the event loop is alive and the schedule runs; it says
+        `unhealthy:` when the database's pages are damaged (jobs/health.py)."""
         if self.plan.heartbeat_file:
-            problem = await self.check_database()
-            lines = [utcnow()]
-            if problem:
-                lines.append(f"{UNHEALTHY} the database is damaged ({problem}); stop the bot and restore the"
-                             " newest backup (README, Operating it, Backups)")
-            await asyncio.to_thread(_write_atomic, Path(self.plan.heartbeat_file), "\n".join(lines) + "\n")
-
-    def database_failed(self, exc: BaseException) -> None:
-        """An operation met a database error: unless it was a lock, the next heartbeat (within a
-        minute) runs quick_check instead of waiting for its schedule."""
-        if isinstance(exc, sqlite3.DatabaseError) and not is_locked(exc):
-            self._db_checked = -math.inf
-
-    async def check_database(self) -> str:
-        """`PRAGMA quick_check` in a worker thread, at the first heartbeat and then every
-        `db_check_every` seconds: the damage found ("" when none). The moderators are told once,
-        when damage is first found (again only after a check found the pages sound)."""
-        if time.monotonic() - self._db_checked < self.db_check_every:
-            return self.db_problem
-        self._db_checked = time.monotonic()
-        path = database_file(self.db)
-        problem = await asyncio.to_thread(quick_check, path)
-        if problem and not self.db_problem:
-            log.error("the database %s is damaged (quick_check: %s): restore the newest backup", path, problem)
-            await self.moderation.notify(notices.DATABASE_DAMAGED.format(problem=problem[:300]))
-        elif self.db_problem and not problem:
-            log.info("the database %s passes quick_check again", path)
-        self.db_problem = problem
-        return problem
+            await self.health.beat(Path(self.plan.heartbeat_file))
 
     async def run_once(self) -> dict:
         """One full cycle, in order: pool (and moderation), publish, reactions, reminder."""
@@ -350,7 +307,7 @@ class Service:
             try:
                 return await func()
             except sqlite3.DatabaseError as exc:
-                self.database_failed(exc)
+                self.health.failed(exc)   # damaged pages, say: the next heartbeat checks at once
                 raise
             finally:
                 running.discard(task)

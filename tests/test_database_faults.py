@@ -71,7 +71,7 @@ def test_damaged_pages_under_a_running_service_fail_doctor_quick_and_alert_once(
             await service.heartbeat()
             healthy = doctor_quick()
             damage_pages(settings.database)
-            service.db_check_every = 0   # each beat checks (the service: every 10 minutes)
+            service.health.every = 0   # each beat checks (the service: every 10 minutes)
             for _ in range(3):
                 await service.heartbeat()
             alerts = await until(lambda: [m["text"] for m in server.sent(MODERATORS_CHAT)

@@ -24,7 +24,7 @@ async def on_error(update: object, context: Context) -> None:
     log.error("error while handling %s:\n%s", where, REDACTOR.redact(trace))
     bot_data = context.bot_data
     if error is not None:
-        bot_data.service.database_failed(error)   # damaged pages: the heartbeat checks at once
+        bot_data.service.health.failed(error)   # damaged pages: the next heartbeat checks at once
     now = time.monotonic()
     if now - bot_data.last_error_report < REPORT_EVERY_SECONDS:
         return
