@@ -78,7 +78,7 @@ class Service:
         self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
         self.publish_retry_seconds = PUBLISH_RETRY_SECONDS
-        self.health = DatabaseHealth(db, moderation.notify)
+        self.health = DatabaseHealth(db, lambda text: self.moderation.notify(text))
 
     async def startup(self) -> None:
         await reconcile(self.db, self.moderation.notify, self.publishers)
