@@ -1,8 +1,8 @@
 """The database's health as the running service sees it: SQLite's `quick_check` in a worker thread
 at the first heartbeat, then every DB_CHECK_EVERY_SECONDS, and at the next heartbeat after any
-operation met a database error other than a lock. Damage found makes the heartbeat file say
-`unhealthy:` (so `buhurt doctor --quick`, the Docker health check, fails) and tells the moderators
-once, until a check finds the pages sound again."""
+operation met a database error other than a lock, or the nightly backup failed. Damage found makes
+the heartbeat file say `unhealthy:` (so `buhurt doctor --quick`, the Docker health check, fails)
+and tells the moderators once, until a check finds the pages sound again."""
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +35,11 @@ class DatabaseHealth:
     def failed(self, exc: BaseException) -> None:
         """An operation met a database error: unless it was a lock, check at the next heartbeat."""
         if isinstance(exc, sqlite3.DatabaseError) and not is_locked(exc):
-            self._checked = -math.inf
+            self.check_soon()
+
+    def check_soon(self) -> None:
+        """Check at the next heartbeat (within a minute), not at the schedule's next time."""
+        self._checked = -math.inf
 
     async def check(self) -> str:
         """The damage found ("" when none), checking again when due."""

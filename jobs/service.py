@@ -254,6 +254,7 @@ class Service:
             path = await asyncio.to_thread(self.backuper)
         except Exception as exc:  # noqa: BLE001 - tomorrow's run tries again
             log.warning("nightly backup failed: %s", exc)
+            self.health.check_soon()   # a copy refused for damaged pages: the heartbeat says so
             return None
         log.info("nightly backup written to %s", path)
         return path

@@ -68,18 +68,23 @@ def test_damaged_pages_under_a_running_service_fail_doctor_quick_and_alert_once(
     async def main():
         async with bot_running(settings) as app:
             service = app.bot_data.service
-            await service.heartbeat()
+            await service.heartbeat()   # the first beat checks
             healthy = doctor_quick()
             damage_pages(settings.database)
-            service.health.every = 0   # each beat checks (the service: every 10 minutes)
-            for _ in range(3):
+            await service.heartbeat()   # the next check is due in 10 minutes...
+            not_yet = doctor_quick()
+            assert await service.backup() is None   # ...but the nightly backup refuses the damaged file
+            await service.heartbeat()   # so this beat checks at once
+            found = doctor_quick()
+            service.health.every = 0    # and each later beat checks again: still one alert
+            for _ in range(2):
                 await service.heartbeat()
             alerts = await until(lambda: [m["text"] for m in server.sent(MODERATORS_CHAT)
                                           if "База данных повреждена" in m["text"]])
-            return healthy, doctor_quick(), alerts
+            return healthy, not_yet, found, alerts
 
-    healthy, (code, checks), alerts = asyncio.run(main())
-    assert healthy[0] == 0, healthy
+    healthy, not_yet, (code, checks), alerts = asyncio.run(main())
+    assert healthy[0] == 0 and not_yet[0] == 0, (healthy, not_yet)
     assert code == 1 and checks[1].startswith("FAIL  heartbeat: the service reports the database is damaged"), checks
     assert "restore the newest backup" in checks[1]
     assert len(alerts) == 1 and "резервную копию" in alerts[0], alerts
