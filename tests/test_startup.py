@@ -199,3 +199,36 @@ def test_a_refusal_quoting_the_token_reaches_the_moderators_redacted(tmp_path, s
 
     (notice,) = asyncio.run(main())
     assert "***" in notice["text"] and server.token.split(":")[1] not in notice["text"]
+
+
+# ---- getMe refused or under flood control (issue 26, point 11) ------------------------------------
+
+def test_get_me_refused_with_403_is_one_line(tmp_path, server):
+    make_settings(tmp_path, server)
+    server.fail("getMe", 403, times=1000, description="Forbidden: bot was blocked")
+    config = write_config(tmp_path, server)
+    for args in (("run", "--once"), ("run",)):
+        result = buhurt("--config", str(config), *args)
+        assert_one_line(result, "refused getMe", "Forbidden: bot was blocked", server.base_url, "telegram.token")
+        assert server.token.split(":")[1] not in result.stdout + result.stderr
+    assert server.sent() == []
+
+
+def test_get_me_under_flood_control_is_waited_for(tmp_path, server):
+    make_settings(tmp_path, server)
+    server.fail("getMe", 429, retry_after=1, times=5)  # PTB's limiter retries 3 times, then it is ours
+    config = write_config(tmp_path, server, telegram={"startup_wait_seconds": 60.0})
+    result = buhurt("--config", str(config), "run", "--once")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "flood control on getMe" in result.stderr and "cycle done" in result.stderr
+    assert len(server.calls_of("getMe", ok_only=False)) == 6
+
+
+def test_get_me_flood_control_longer_than_the_start_up_wait_is_one_line(tmp_path, server):
+    make_settings(tmp_path, server)
+    server.fail("getMe", 429, retry_after=1, times=1000)
+    config = write_config(tmp_path, server, telegram={"startup_wait_seconds": 0.5})
+    result = buhurt("--config", str(config), "run", "--once")
+    assert_one_line(result, "flood control", "retry after 1 s", "startup_wait_seconds")
+    assert server.sent() == []

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 
 from bot import texts
 from corpus.db import open_db
@@ -54,3 +55,58 @@ def test_run_once_cycle_against_the_fake_server(tmp_path, server):
     db.close()
     assert "cycle done" in second.stderr and "published meme #" in second.stderr
     assert server.token not in first.stderr + second.stderr + first.stdout + second.stdout
+
+
+# ---- getUpdates failing in `run --once` (issue 26, point 11) ---------------------------------------
+
+def _queue_draft(settings) -> int:
+    db = open_db(settings.database)
+    try:
+        return draft_rows.add_draft(db, text="ОЧЕРЕДЬ\n@\nЖДЁТ КАНАЛА", model_version="v", temperature=0.8, seed=1,
+                                    max_length=120, status="queued")
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("fault, warning", [
+    ({"status": 500}, "cannot reach Telegram (NetworkError: Internal Server Error)"),
+    ({"status": 409, "description": "Conflict: terminated by other getUpdates request"}, "409 Conflict"),
+    ({"status": 429, "retry_after": 1}, "flood control on getUpdates"),
+    (None, "cannot reach Telegram"),  # the connection closed without an answer
+])
+def test_run_once_survives_get_updates_failing(tmp_path, server, fault, warning):
+    settings = make_settings(tmp_path, server)
+    queued = _queue_draft(settings)
+    server.send_text("/start", user_id=5001)  # cannot be fetched this time: waits for the next run
+    if fault is None:
+        server.drop("getUpdates", times=1000)
+    else:
+        server.fail("getUpdates", times=1000, **fault)
+
+    result = buhurt("--config", str(tmp_path / "config.toml"), "run", "--once")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert warning in result.stderr and "left for the next run" in result.stderr
+    assert [m["text"] for m in server.sent(CHANNEL)] == ["ОЧЕРЕДЬ\n@\nЖДЁТ КАНАЛА"]  # publishing ran
+    assert [m for m in server.sent(MODERATORS_CHAT) if m["text"].startswith("Черновик")]  # so did the pool
+    db = open_db(settings.database)
+    assert draft_rows.get_draft(db, queued)["status"] == "published"
+    db.close()
+    assert server.pending_updates() == 1 and server.sent(5001) == []
+    if fault is not None:
+        return
+    server.recover("getUpdates")  # the Bot API is back
+    again = buhurt("--config", str(tmp_path / "config.toml"), "run", "--once")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert server.sent(5001)[0]["text"] == texts.START and server.pending_updates() == 0
+
+
+def test_run_once_with_a_revoked_token_on_get_updates_is_one_line(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+    _queue_draft(settings)
+    server.fail("getUpdates", 401, times=1000)
+    result = buhurt("--config", str(tmp_path / "config.toml"), "run", "--once")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    (line,) = [row for row in result.stderr.splitlines() if row.startswith("error: ")]
+    assert "rejected the bot token (401 Unauthorized) on getUpdates" in line and "telegram.token" in line
+    assert server.sent(CHANNEL) == [] and server.token.split(":")[1] not in result.stderr

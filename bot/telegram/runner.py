@@ -15,8 +15,8 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
     MessageHandler, MessageReactionHandler, TypeHandler, filters,
@@ -35,6 +35,7 @@ from bot.telegram.error_handler import on_error
 from bot.telegram.limits import Limits
 from bot.telegram.moderators_chat import TelegramModeration
 from bot.telegram.reactions import on_reaction_count
+from bot.telegram.startup import initialize, retry_seconds
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,17 @@ POLL_TIMEOUT_SECONDS = 10
 TOKEN_RETRIES = 5            # 401s in a row on getUpdates before the process gives up (exit 2)
 BACKOFF_FIRST_SECONDS = 1.0  # then doubling, up to BACKOFF_MAX_SECONDS
 BACKOFF_MAX_SECONDS = 60.0
+UPDATES_WAIT_SECONDS = 60.0  # `run --once`: the longest wait on one getUpdates (flood control, a hung Bot API)
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text = None, None
+    return True
+
+
+# PTB's rate limiter logs the RetryAfter it re-raises after its retries with a traceback; the
+# callers here handle that error and say so in one line.
+logging.getLogger("telegram.ext.AIORateLimiter").addFilter(_without_traceback)
 
 
 def build_application(settings: Settings, *, schedule: bool = True) -> Application:
@@ -171,7 +183,7 @@ class Poller:
                 log.error("Telegram answered 401 Unauthorized to getUpdates (%d of %d in a row); retrying in %.1f s",
                           rejected, TOKEN_RETRIES, wait)
             except RetryAfter as exc:
-                wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+                wait = retry_seconds(exc)
                 log.warning("flood control on getUpdates: waiting %.1f s", wait)
             except TimedOut:
                 wait = 0.0  # the long poll outlived the HTTP timeout: ask again
@@ -232,8 +244,6 @@ async def running(application: Application, *, poll_timeout: float = POLL_TIMEOU
 
 
 async def _initialize(application: Application) -> None:
-    from bot.telegram.startup import initialize
-
     tg = bot_data(application).settings.telegram
     await initialize(application, base_url=tg.base_url, wait_seconds=tg.startup_wait_seconds)
 
@@ -257,21 +267,51 @@ async def serve(application: Application, *, poll_timeout: float = POLL_TIMEOUT_
     log.info("stopped")
 
 
-async def process_pending(application: Application, max_rounds: int = 20) -> int:
+async def process_pending(application: Application, max_rounds: int = 20, *,
+                          wait_seconds: float = UPDATES_WAIT_SECONDS) -> int:
     """Handle the updates waiting at Telegram (decisions, reactions since the last run) and
-    confirm them; returns how many were handled."""
+    confirm them; returns how many were handled. A 401 is one line (BotError, exit 2); any other
+    failure of getUpdates (a 5xx, a 409, flood control, the network, no answer within
+    `wait_seconds`) is one WARNING: what was handled is confirmed, the rest waits for the next run,
+    and the cycle goes on to the pool and publishing."""
     offset, handled = None, 0
     for _ in range(max_rounds):
-        updates = await application.bot.get_updates(offset=offset, timeout=0, allowed_updates=ALLOWED_UPDATES)
+        updates = await _pending_updates(application.bot, wait_seconds, offset=offset,
+                                         allowed_updates=ALLOWED_UPDATES)
+        if updates is None:
+            log.warning("the updates still waiting at Telegram (decisions, reactions, commands) are left for "
+                        "the next run; going on with the pool and publishing")
+            break
         if not updates:
             break
         for update in updates:
             await application.process_update(update)
         handled += len(updates)
         offset = updates[-1].update_id + 1
-    if offset is not None:
-        await application.bot.get_updates(offset=offset, timeout=0, limit=1)  # confirms them
+    if offset is not None:  # confirms them
+        if await _pending_updates(application.bot, wait_seconds, offset=offset, limit=1) is None:
+            log.warning("the %d updates handled were not confirmed: the next run may handle them again", handled)
     return handled
+
+
+async def _pending_updates(bot: Bot, wait_seconds: float, **kwargs: object) -> tuple[Update, ...] | None:
+    """One getUpdates of `run --once` (no long poll); None, with a WARNING, when it failed."""
+    try:
+        return await asyncio.wait_for(bot.get_updates(timeout=0, **kwargs), wait_seconds)  # type: ignore[arg-type]
+    except InvalidToken:
+        raise BotError("Telegram rejected the bot token (401 Unauthorized) on getUpdates: check "
+                       "telegram.token (or BUHURT_TELEGRAM_TOKEN)") from None
+    except TimeoutError:
+        log.warning("getUpdates did not answer within %g s", wait_seconds)
+    except Conflict as exc:
+        log.warning("getUpdates refused (409 Conflict: %s): another copy of the bot is polling with this token, "
+                    "or a webhook is set", REDACTOR.redact(str(exc)))
+    except RetryAfter as exc:
+        log.warning("flood control on getUpdates (retry after %g s)", retry_seconds(exc))
+    except TelegramError as exc:
+        kind = "cannot reach Telegram" if isinstance(exc, NetworkError) else "getUpdates failed"
+        log.warning("%s (%s: %s)", kind, type(exc).__name__, REDACTOR.redact(str(exc)))
+    return None
 
 
 async def run_cycle(application: Application) -> dict:

@@ -1,11 +1,12 @@
 """Start-up of the Telegram side: reach the Bot API (getMe) with a back-off while the network is
-down, and turn a rejected token into one line (PTB's own message would print the token)."""
+down or flood control asks to wait, and turn a refusal (a rejected token, 403, 409, ...) into one
+line (PTB's own message would print the token)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from telegram.error import BadRequest, InvalidToken, NetworkError
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot.errors import BotError
@@ -13,6 +14,12 @@ from bot.secrets import REDACTOR
 
 log = logging.getLogger(__name__)
 FIRST_DELAY, MAX_DELAY = 0.25, 30.0
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """A flood control's wait in seconds (PTB gives an int or a timedelta)."""
+    wait = exc.retry_after
+    return float(wait) if isinstance(wait, (int, float)) else wait.total_seconds()
 
 
 async def initialize(application: Application, *, base_url: str, wait_seconds: float) -> None:
@@ -42,3 +49,15 @@ async def initialize(application: Application, *, base_url: str, wait_seconds: f
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, MAX_DELAY)
+        except RetryAfter as exc:  # 429 (PTB's rate limiter has already waited and retried)
+            wait = retry_seconds(exc)
+            if waited + wait > wait_seconds:
+                raise BotError(f"the Bot API at {base_url} answered getMe with flood control (429, retry after "
+                               f"{wait:g} s) after {attempt} tries in {waited:.0f} s (telegram.startup_wait_seconds"
+                               f" = {wait_seconds:g}): start the bot again later") from None
+            log.warning("flood control on getMe at %s: try %d, retrying in %g s", base_url, attempt, wait)
+            await asyncio.sleep(wait)
+            waited += wait
+        except TelegramError as exc:  # 403 Forbidden, 409 Conflict, ...: waiting does not help
+            raise BotError(f"the Bot API at {base_url} refused getMe ({type(exc).__name__}: "
+                           f"{REDACTOR.redact(str(exc))}): check telegram.token and telegram.base_url") from None

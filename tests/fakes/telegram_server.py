@@ -201,6 +201,11 @@ class FakeBotApi:
             self._failures.append(Failure(method, DROPPED, "connection dropped", {}, times,
                                           None if chat_id is None else str(chat_id)))
 
+    def recover(self, method: str) -> None:
+        """Forget the failures still pending for `method`: it answers normally again."""
+        with self._cond:
+            self._failures = [f for f in self._failures if f.method != method]
+
     def hold(self, method: str, chat_id: int | str) -> threading.Event:
         """Do `method` to `chat_id` (the post exists) but answer only when the event is set: the
         window in which a client can die between sending and recording."""
