@@ -212,6 +212,35 @@ def test_a_vk_wall_post_that_never_answers_is_unknown_not_a_hang(tmp_path, serve
     assert any("ReadTimeout" in t for t in texts_in(server, MODERATORS_CHAT))
 
 
+def test_a_vk_wall_post_answered_without_a_post_id_is_unknown_never_sent(tmp_path, server, monkeypatch):
+    """Issue 26, point 12: `{"response": {"post_id": null}}` was recorded `sent` with message id
+    "None": the post was lost silently. It is in doubt: `unknown`, never re-sent, the moderators told."""
+    wall = FakeWall(42, "bugurt_test")
+    fake = FakeVk(wall)
+    fake.rewrite[1] = lambda answer: {"response": {"post_id": None}}
+    monkeypatch.setattr(requests, "Session", fake.session)
+    settings = make_settings(tmp_path, server,
+                             vk={"publish_group_id": 42, "token": WALL_TOKEN, "requests_per_second": 1000.0})
+    first, second = queue_drafts(settings, 2)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await app.bot_data.service.publish()
+            await app.bot_data.service.publish()
+
+    asyncio.run(main())
+    assert state(settings, first) == ("published", ["sent", "unknown"])
+    assert state(settings, second) == ("published", ["sent", "sent"])
+    db = open_db(settings.database)
+    try:
+        ids = [p["message_id"] for p in pubs.publications_of(db, first) + pubs.publications_of(db, second)]
+    finally:
+        db.close()
+    assert "None" not in ids
+    assert any("without a post id" in t for t in texts_in(server, MODERATORS_CHAT))
+    assert fake.methods["wall.post"] == 2  # the one in doubt was not re-sent
+
+
 def test_vk_timeout_seconds_reaches_every_request():
     from bot.config_sections import VkSettings
     from bot.vk.wall import vk_wall_publishing

@@ -56,6 +56,18 @@ def test_a_dropped_connection_is_not_a_refusal():
         asyncio.run(vk.publisher.send("МЕМ"))
 
 
+@pytest.mark.parametrize("response", [{"post_id": None}, {}, {"post_id": 0}, {"post_id": "abc"}, [], None])
+def test_an_answer_without_a_post_id_is_in_doubt(response):
+    """VK took the request (the post is on the wall) but named no post: never `sent` with id "None"."""
+    wall, fake, vk = setup()
+    fake.rewrite[1] = lambda answer: {"response": response}
+    with pytest.raises(PublishInDoubt, match="VK answered wall.post without a post id"):
+        asyncio.run(vk.publisher.send("МЕМ\n@\nБЕЗ НОМЕРА"))
+    assert [p["text"] for p in wall.posts.values()].count("МЕМ\n@\nБЕЗ НОМЕРА") == 1
+    fake.rewrite[2] = lambda answer: {"response": {"post_id": str(answer["response"]["post_id"])}}
+    assert asyncio.run(vk.publisher.send("ВТОРОЙ")) == str(max(wall.posts))  # a numeric string is an id
+
+
 def test_settings_errors():
     with pytest.raises(BotError, match="no VK token"):
         vk_wall_publishing(VkSettings(publish_group_id=42))

@@ -7,7 +7,9 @@ it in a thread. `wall.post` needs a user token with the "wall" scope of an edito
 At-most-once: an answer with an API error means nothing was published -> PublishError (retried
 later). A dropped connection, a read timeout (vk.timeout_seconds: every request has one) or an HTTP
 error is PublishInDoubt: the post may have gone out, so the publication becomes `unknown`
-(never re-sent), see docs/architecture.md. A connect timeout is definite: nothing was sent.
+(never re-sent), see docs/architecture.md. So is an answer without a usable post id
+(`{"response": {"post_id": null}}`): VK took the request, and no id means no record to trust.
+A connect timeout is definite: nothing was sent.
 """
 from __future__ import annotations
 
@@ -67,7 +69,18 @@ class VkWallPublisher:
             raise PublishError(f"VK API unreachable ({type(exc).__name__})") from None
         except requests.exceptions.RequestException as exc:  # a read timeout, a dropped connection: maybe out
             raise PublishInDoubt(f"VK did not answer wall.post ({type(exc).__name__})") from exc
-        return str(answer["post_id"])
+        return _post_id(answer)
+
+
+def _post_id(answer: object) -> str:
+    """wall.post's post id: a positive integer, else PublishInDoubt (the post may be out)."""
+    post_id = answer.get("post_id") if isinstance(answer, dict) else None
+    if isinstance(post_id, str) and post_id.isascii() and post_id.isdigit():
+        post_id = int(post_id)
+    if isinstance(post_id, bool) or not isinstance(post_id, int) or post_id <= 0:
+        shown = REDACTOR.redact(repr(answer))
+        raise PublishInDoubt(f"VK answered wall.post without a post id ({shown[:200]}): the post may be out")
+    return str(post_id)
 
 
 class VkWallLikes:

@@ -4,10 +4,11 @@ Mount it on the session given to vk_api (`fake.session()`); vk_api posts to
 https://api.vk.ru/method/<name>, which the adapter answers from memory: groups.getById, wall.get,
 execute (it recognises corpus/vk_client.py's script shape `return [API.wall.get({...}), ...];`),
 wall.post and wall.getById. It counts requests, injects errors (top-level or inside execute) and
-can change the wall between requests (delete posts, publish new ones), drop the connection, or
-never answer (`hang_at`): a request with a timeout then ends in requests' ReadTimeout, one without
-a timeout raises NoTimeout at once instead of hanging the test for ever. `timeouts` records the
-timeout of every request.
+can change the wall between requests (delete posts, publish new ones), drop the connection,
+answer something malformed (`rewrite`, e.g. wall.post done but its post id null), or never answer
+(`hang_at`): a request with a timeout then ends in requests' ReadTimeout, one without a timeout
+raises NoTimeout at once instead of hanging the test for ever. `timeouts` records the timeout of
+every request.
 """
 from __future__ import annotations
 
@@ -107,6 +108,8 @@ class FakeVk:
         self.inner_errors: dict[int, tuple[int, int]] = {}  # request number -> (call index, code)
         self.fail_at: int | None = None          # request number answered by a dropped connection
         self.hang_at: set[int] = set()            # request numbers that are never answered
+        # request number -> a function of the normal answer giving the one sent (done, then answered oddly)
+        self.rewrite: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.timeouts: list[Any] = []             # the timeout each request was sent with
         self.before_request: Callable[["FakeVk", int], None] | None = None
 
@@ -135,7 +138,8 @@ class FakeVk:
                 raise VkFault(5)
             if number in self.errors:
                 raise VkFault(self.errors[number])
-            return {"response": getattr(self, "m_" + method.replace(".", "_"))(params, number)}
+            answer = {"response": getattr(self, "m_" + method.replace(".", "_"))(params, number)}
+            return self.rewrite[number](answer) if number in self.rewrite else answer
         except VkFault as fault:
             error = {"error_code": fault.code, "error_msg": ERRORS.get(fault.code, "error"),
                      "request_params": [{"key": "method", "value": method}]}
