@@ -11,13 +11,19 @@ to the parser in chunks; posts go to the database in batches, so memory does not
 export. A chat (a group or a personal chat, not a channel) is refused unless `allow_chat`: the
 JSON's "type", or an HTML page whose messages are written by anyone but the page's own name.
 Every file is checked first (corpus/inputs.py: a regular file within corpus.max_import_mb).
+
+A hostile `result.json` is bounded while it is read: nesting deeper than MAX_JSON_DEPTH or one
+message larger than MAX_MESSAGE_SIZE refuses the file in one line (CorpusError); a message whose
+fields have the wrong types (text as a number, a bad date_unixtime, reactions as a string) is
+skipped with a WARNING naming its id, and counted in `TelegramImport.skipped`.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,7 @@ from corpus.telegram_html import HtmlPage, link_markup
 
 
 CHANNEL_TYPES = ("public_channel", "private_channel")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class TelegramImport:
     added: int
     updated: int
     files: int
+    skipped: int = 0           # messages skipped because their fields have the wrong types
+    skipped_first: str = ""    # the first one's reason (message id and field)
 
 
 def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, community: str | None = None,
@@ -48,11 +57,13 @@ def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, commu
     files = [check_input(f, max_mb, what="Telegram Desktop export file") for f in export_files(path)]
     fallback = path.name if path.is_dir() else path.parent.name
     count = added = updated = 0
+    skipped = Skipped()
     for file in files:
         name_box: list[str] = []
 
         def posts(file=file, name_box=name_box):
-            stream = _json_posts(file, allow_chat) if file.suffix.lower() == ".json" else _html_posts(file, allow_chat)
+            stream = (_json_posts(file, allow_chat, skipped) if file.suffix.lower() == ".json"
+                      else _html_posts(file, allow_chat))
             for name, post in stream:
                 if not name_box:
                     name_box.append(community or name or fallback)
@@ -65,8 +76,10 @@ def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, commu
         count, added, updated = count + counted.n, added + a, updated + u
         name = name_box[0] if name_box else (community or fallback)
     if not count:
-        raise CorpusError(f"{path}: no messages found in the Telegram export")
-    return TelegramImport(name, count, added, updated, len(files))
+        also = f" ({skipped.count} malformed skipped, the first: {skipped.first[0]})" if skipped.count else ""
+        raise CorpusError(f"{path}: no messages found in the Telegram export{also}")
+    return TelegramImport(name, count, added, updated, len(files), skipped.count,
+                          skipped.first[0] if skipped.first else "")
 
 
 class _Counted:
@@ -137,33 +150,63 @@ def read_json_export(path: Path, allow_chat: bool = True) -> tuple[str, list[dic
     return name, posts
 
 
-def _json_posts(path: Path, allow_chat: bool):
-    """(channel name, post) of a `result.json`, streamed with ijson."""
+MAX_JSON_DEPTH = 32  # Telegram nests result.json about 7 deep (messages, a message, its reactions, ...)
+MAX_MESSAGE_SIZE = 1_000_000  # characters of one message's JSON (Telegram's own text limit is 4,096)
+SHOWN_SKIPS = 5  # malformed messages named one by one in the log; the rest are counted
+_OPEN, _CLOSE = ("start_map", "start_array"), ("end_map", "end_array")
+
+
+class MalformedMessage(ValueError):
+    """A message of `result.json` whose fields have the wrong types: skipped and counted."""
+
+
+@dataclass
+class Skipped:
+    """Messages skipped as malformed: how many, and the first SHOWN_SKIPS reasons (each logged)."""
+
+    count: int = 0
+    first: list[str] = field(default_factory=list)
+
+    def add(self, path: Path, reason: str) -> None:
+        self.count += 1
+        if len(self.first) < SHOWN_SKIPS:
+            self.first.append(reason)
+            log.warning("%s: %s: skipped", path, reason)
+
+
+def _json_posts(path: Path, allow_chat: bool, skipped: Skipped | None = None):
+    """(channel name, post) of a `result.json`, streamed in one pass over ijson's basic events
+    (ijson's prefixed events cost O(depth) each: 100,000 nested arrays took 24 GB). Nothing nests
+    deeper than MAX_JSON_DEPTH and only one message, of at most MAX_MESSAGE_SIZE, is held at a
+    time, else CorpusError. A message whose fields have the wrong types is skipped, and counted in
+    `skipped`."""
     import ijson
 
-    head: dict[str, Any] = {}
     try:
         with path.open("rb") as handle:
-            for prefix, event, value in ijson.parse(handle):
-                if prefix in ("name", "type") and event in ("string", "null"):
-                    head[prefix] = value
-                elif prefix == "chats" and event == "start_map":
-                    raise CorpusError(f"{path}: a full-account export; export a single channel (Export chat history)")
-                elif prefix == "messages" and event == "start_array":
-                    head["messages"] = True
+            events = _Events(path, ijson.basic_parse(handle, use_float=True))
+            head = _json_head(path, events)
+            kind = str(head.get("type") or "")
+            if kind and kind not in CHANNEL_TYPES and not allow_chat:
+                raise _chat_refused(path, kind.replace("_", " "))
+            name = str(head.get("name") or "")
+            index = 0
+            for event, value in events:
+                if event == "end_array":  # the end of "messages"
                     break
-                elif prefix == "" and event == "end_map":
-                    break
-        if not head.get("messages"):
-            raise CorpusError(f"{path}: not a Telegram Desktop chat export (no \"messages\" list)")
-        kind = str(head.get("type") or "")
-        if kind and kind not in CHANNEL_TYPES and not allow_chat:
-            raise _chat_refused(path, kind.replace("_", " "))
-        name = str(head.get("name") or "")
-        with path.open("rb") as handle:
-            for message in ijson.items(handle, "messages.item", use_float=True):
-                if isinstance(message, dict) and message.get("type") == "message":
-                    yield name, _json_post(message)
+                index += 1
+                message = _json_value(path, events, event, value, index)
+                if not (isinstance(message, dict) and message.get("type") == "message"):
+                    continue
+                try:
+                    post = _json_post(message, index)
+                except MalformedMessage as exc:
+                    if skipped is not None:
+                        skipped.add(path, str(exc))
+                    continue
+                yield name, post
+            for _ in events:  # the rest is read (a syntax error is still one), never kept
+                pass
     except ijson.JSONError as exc:
         raise CorpusError(f"{path}: malformed JSON ({str(exc).splitlines()[0][:120]})") from None
     except UnicodeDecodeError as exc:
@@ -172,44 +215,175 @@ def _json_posts(path: Path, allow_chat: bool):
         raise CorpusError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+class _Events:
+    """ijson's basic events, counting the nesting depth: CorpusError past MAX_JSON_DEPTH."""
 
-def _json_post(message: dict[str, Any]) -> dict[str, Any]:
+    def __init__(self, path: Path, events) -> None:
+        self.path, self.events, self.depth = path, iter(events), 0
+
+    def __iter__(self) -> "_Events":
+        return self
+
+    def __next__(self) -> tuple[str, Any]:
+        event, value = next(self.events)
+        if event in _OPEN:
+            self.depth += 1
+            if self.depth > MAX_JSON_DEPTH:
+                raise CorpusError(f"{self.path}: JSON nested deeper than {MAX_JSON_DEPTH} levels (a Telegram "
+                                  "Desktop export nests about 7): not an export, refused")
+        elif event in _CLOSE:
+            self.depth -= 1
+        return event, value
+
+
+def _json_head(path: Path, events: _Events) -> dict[str, Any]:
+    """The export's "name" and "type", read up to the start of its "messages" list."""
+    head: dict[str, Any] = {}
+    for event, key in events:
+        if event != "map_key" or events.depth != 1:
+            continue
+        event, value = next(events, ("end", None))
+        if key in ("name", "type") and event in ("string", "null"):
+            head[key] = value
+        elif key == "chats" and event == "start_map":
+            raise CorpusError(f"{path}: a full-account export; export a single channel (Export chat history)")
+        elif key == "messages" and event == "start_array":
+            return head
+    raise CorpusError(f"{path}: not a Telegram Desktop chat export (no \"messages\" list)")
+
+
+def _json_value(path: Path, events: _Events, event: str, value: Any, index: int) -> Any:
+    """The value that starts with (event, value): message #`index` of the list, built from the
+    events, CorpusError when it outgrows MAX_MESSAGE_SIZE."""
+    if event not in _OPEN:
+        return value
+    root: dict | list = {} if event == "start_map" else []
+    stack: list[dict | list] = [root]
+    keys: list[str] = [""]
+    size = 0
+    for event, value in events:
+        if event == "map_key":
+            keys[-1] = value
+            size += len(value)
+            continue
+        if event in _CLOSE:
+            stack.pop()
+            keys.pop()
+            if not stack:
+                return root
+            continue
+        item = ({} if event == "start_map" else []) if event in _OPEN else value
+        parent = stack[-1]
+        if isinstance(parent, dict):
+            parent[keys[-1]] = item
+        else:
+            parent.append(item)
+        if event in _OPEN:
+            stack.append(item)
+            keys.append("")
+        size += len(item) if isinstance(item, str) else 8
+        if size > MAX_MESSAGE_SIZE:
+            raise CorpusError(f"{path}: message #{index} holds more than {MAX_MESSAGE_SIZE:,} characters of JSON "
+                              "(Telegram's limit for a message's text is 4,096): not an export, refused")
+    return root
+
+
+def _json_post(message: dict[str, Any], index: int) -> dict[str, Any]:
+    """A post from a message of `result.json`; MalformedMessage names its id and the wrong field."""
+    message_id = message.get("id")
+    if isinstance(message_id, bool) or not isinstance(message_id, (int, str)) or not str(message_id).strip():
+        raise MalformedMessage(f"message #{index}: its id {_shown(message_id)} is not a message id")
+    try:
+        media = any(message.get(k) for k in ("photo", "file", "media_type", "poll", "location_information",
+                                             "contact_information", "sticker_emoji"))
+        reactions = _json_reactions(message.get("reactions"))
+        return {
+            "external_id": str(message_id),
+            "date": _json_date(message),
+            "text": render_json_text(message.get("text", "")),
+            "reactions": sum(reactions.values()) if reactions else None,
+            "reactions_json": json.dumps(reactions, ensure_ascii=False) if reactions else None,
+            "views": _count(message.get("views"), "views"),
+            "is_repost": bool(message.get("forwarded_from")),
+            "has_attachments": media,
+        }
+    except MalformedMessage as exc:
+        raise MalformedMessage(f"message {message_id}: {exc}") from None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind(value: Any) -> str:
+    return {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "a list",
+            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _count(value: Any, field: str) -> int | None:
+    """A count of the export (views, a reaction's count): a non-negative integer or null."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedMessage(f"{field} is {_kind(value)} ({_shown(value)}), expected a count")
+    return value
+
+
+def _json_reactions(value: Any) -> dict[str, int]:
     reactions: dict[str, int] = {}
-    for reaction in message.get("reactions") or []:
+    if value is None:
+        return reactions
+    if not isinstance(value, list):
+        raise MalformedMessage(f"reactions is {_kind(value)} ({_shown(value)}), expected a list")
+    for reaction in value:
+        if not isinstance(reaction, dict):
+            raise MalformedMessage(f"a reaction is {_kind(reaction)} ({_shown(reaction)}), expected an object")
         key = reaction.get("emoji") or (
             f"custom:{reaction.get('document_id', '')}" if reaction.get("type") == "custom_emoji"
             else reaction.get("type", "?"))
-        reactions[key] = reactions.get(key, 0) + int(reaction.get("count") or 0)
-    media = any(message.get(k) for k in ("photo", "file", "media_type", "poll", "location_information",
-                                         "contact_information", "sticker_emoji"))
-    return {
-        "external_id": str(message["id"]),
-        "date": _json_date(message),
-        "text": render_json_text(message.get("text", "")),
-        "reactions": sum(reactions.values()) if reactions else None,
-        "reactions_json": json.dumps(reactions, ensure_ascii=False) if reactions else None,
-        "views": message.get("views"),
-        "is_repost": bool(message.get("forwarded_from")),
-        "has_attachments": media,
-    }
+        if not isinstance(key, str):
+            raise MalformedMessage(f"a reaction's emoji is {_kind(key)} ({_shown(key)}), expected a string")
+        reactions[key] = reactions.get(key, 0) + (_count(reaction.get("count"), "a reaction's count") or 0)
+    return reactions
 
 
 def render_json_text(text: Any) -> str:
-    """The message text with text links as `[text](url)`; other entities as their text."""
-    if isinstance(text, str):
-        return text
+    """The message text with text links as `[text](url)`; other entities as their text.
+    MalformedMessage when it is neither a string nor a list of strings and entities."""
+    if isinstance(text, str) or text is None:
+        return text or ""
+    if not isinstance(text, list):
+        raise MalformedMessage(f"text is {_kind(text)} ({_shown(text)}), expected a string or a list")
     parts = []
-    for part in text or []:
-        if isinstance(part, str):
+    for part in text:
+        if isinstance(part, dict):
+            value, href = part.get("text", ""), part.get("href")
+            if not isinstance(value, str) or not isinstance(href, (str, type(None))):
+                raise MalformedMessage(f"a text entity is {_shown(part)}, expected its text as a string")
+            parts.append(link_markup(value, href) if part.get("type") == "text_link" else value)
+        elif isinstance(part, str):
             parts.append(part)
-        elif isinstance(part, dict):
-            parts.append(link_markup(part.get("text", ""), part.get("href")) if part.get("type") == "text_link"
-                         else str(part.get("text", "")))
+        else:
+            raise MalformedMessage(f"a part of the text is {_kind(part)} ({_shown(part)}), expected a string")
     return "".join(parts)
 
 
 def _json_date(message: dict[str, Any]) -> str | None:
-    if message.get("date_unixtime"):
-        moment = dt.datetime.fromtimestamp(int(message["date_unixtime"]), dt.timezone.utc)
+    stamp = message.get("date_unixtime")
+    if stamp not in (None, ""):
+        try:
+            if isinstance(stamp, bool) or not isinstance(stamp, (int, str)):
+                raise TypeError
+            moment = dt.datetime.fromtimestamp(int(stamp), dt.timezone.utc)
+        except (TypeError, ValueError, OverflowError, OSError):
+            raise MalformedMessage(f"date_unixtime {_shown(stamp)} is not a Unix time") from None
         return moment.isoformat()
-    return message.get("date")  # older exports: local time of the exporting machine, no offset
+    date = message.get("date")  # older exports: local time of the exporting machine, no offset
+    if date is not None and not isinstance(date, str):
+        raise MalformedMessage(f"date is {_kind(date)} ({_shown(date)}), expected a string")
+    return date

@@ -119,3 +119,114 @@ def test_dates_with_offsets():
 def test_bad_exports_give_one_line_errors(db, tmp_path, make, message):
     with pytest.raises(CorpusError, match=message):
         import_telegram_export(db, make(tmp_path))
+
+
+# ---- hostile result.json (issue 26, points 13 and 15) -----------------------------------------------
+
+def _limited_memory() -> None:
+    import resource
+
+    limit = 3 * 1024 ** 3  # far above what an import needs; the old reader grew to 24 GB here
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def test_a_deeply_nested_result_json_is_refused_in_one_line(tmp_path):
+    """195 KiB of 100,000 nested arrays grew the import to 23.8 GB: now refused before it grows."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    depth = 100_000
+    export = tmp_path / "result.json"
+    export.write_text('{"name": "X", "type": "public_channel", "messages": [' + "[" * depth + "]" * depth + "]}",
+                      encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[corpus]\nseed_with_sample = false\n",
+                      encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "corpus", "import-telegram",
+                             str(export)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                            preexec_fn=_limited_memory)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"error: {export}: JSON nested deeper than 32 levels"), lines[0]
+
+
+def test_nesting_just_within_the_limit_is_read(db, tmp_path):
+    from corpus.telegram_export import MAX_JSON_DEPTH
+
+    deep = "[" * (MAX_JSON_DEPTH - 3) + "]" * (MAX_JSON_DEPTH - 3)  # below the root, "messages", a message
+    path = tmp_path / "result.json"
+    path.write_text('{"name": "X", "type": "public_channel", "messages": [{"id": 1, "type": "message", '
+                    f'"text": "ОДИН\\n@\\nДВА", "inline_bot_buttons": {deep}}}]}}', encoding="utf-8")
+    assert import_telegram_export(db, path).added == 1
+    path.write_text(path.read_text(encoding="utf-8").replace(deep, "[" + deep + "]"), encoding="utf-8")
+    with pytest.raises(CorpusError, match=f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels"):
+        import_telegram_export(db, path)
+
+
+def test_a_message_larger_than_any_telegram_message_is_refused(db, tmp_path):
+    from corpus.telegram_export import MAX_MESSAGE_SIZE
+
+    messages = [{"id": 1, "type": "message", "text": "НОРМАЛЬНЫЙ\n@\nПОСТ"},
+                {"id": 2, "type": "message", "text": [{"type": "bold", "text": "Я"}] * (MAX_MESSAGE_SIZE // 8)}]
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": messages}), encoding="utf-8")
+    with pytest.raises(CorpusError, match=f"{path}: message #2 holds more than 1,000,000 characters of JSON"):
+        import_telegram_export(db, path)
+
+
+WRONG_TYPES = [
+    ({"text": 12345}, "message 10: text is a number (12345), expected a string or a list"),
+    ({"text": ["А", 5]}, "message 10: a part of the text is a number (5)"),
+    ({"text": [{"type": "text_link", "text": ["X"], "href": "https://t.me/x"}]}, "message 10: a text entity is"),
+    ({"date_unixtime": "вчера"}, "message 10: date_unixtime 'вчера' is not a Unix time"),
+    ({"date_unixtime": "9" * 30}, "message 10: date_unixtime '99999"),
+    ({"date_unixtime": [1]}, "message 10: date_unixtime [1] is not a Unix time"),
+    ({"date_unixtime": None, "date": 5}, "message 10: date is a number (5), expected a string"),
+    ({"reactions": "👍"}, "message 10: reactions is a string ('👍'), expected a list"),
+    ({"reactions": ["👍"]}, "message 10: a reaction is a string ('👍'), expected an object"),
+    ({"reactions": [{"emoji": "👍", "count": "много"}]}, "message 10: a reaction's count is a string ('много')"),
+    ({"views": {"n": 1}}, "message 10: views is an object"),
+    ({"id": {"x": 1}}, "message #2: its id {'x': 1} is not a message id"),
+    ({"id": None}, "message #2: its id None is not a message id"),
+]
+
+
+@pytest.mark.parametrize("wrong, reason", WRONG_TYPES)
+def test_wrong_types_skip_the_message_naming_its_id(db, tmp_path, caplog, wrong, reason):
+    good = {"type": "message", "date_unixtime": "1599316915", "text": "ОДИН\n@\nДВА\n@\nТРИ"}
+    messages = [{**good, "id": 9}, {**good, "id": 10, **wrong}, {**good, "id": 11, "text": "ЧЕТЫРЕ"}]
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": messages}, ensure_ascii=False),
+                    encoding="utf-8")
+    result = import_telegram_export(db, path)
+    assert (result.messages, result.added, result.skipped) == (2, 2, 1)
+    assert result.skipped_first.startswith(reason), result.skipped_first
+    assert sorted(r["external_id"] for r in db.query("SELECT external_id FROM posts")) == ["11", "9"]
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert warning.startswith(f"{path}: {reason}") and "\n" not in warning
+
+
+def test_the_cli_says_how_many_malformed_messages_were_skipped(tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    good = {"type": "message", "date_unixtime": "1599316915", "text": "ОДИН\n@\nДВА\n@\nТРИ"}
+    messages = [{**good, "id": 1}] + [{**good, "id": i, "text": i} for i in range(2, 12)]
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": messages}), encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[corpus]\nseed_with_sample = false\n",
+                      encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "corpus", "import-telegram", str(path))
+    assert code == 0 and "Traceback" not in err, err
+    assert (f"{path}: 10 malformed message(s) skipped, the first: message 2: text is a number (2), "
+            "expected a string or a list") in out
+    assert "1 posts added" in out
+    only_bad = [{**good, "id": 2, "text": 2}]
+    path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": only_bad}), encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "corpus", "import-telegram", str(path))
+    assert code == 2 and "Traceback" not in err
+    assert "no messages found in the Telegram export (1 malformed skipped, the first: message 2: text" in err
