@@ -106,6 +106,9 @@ _URL = re.compile(
 )
 _MD_LINK = re.compile(r"\[([^\]\n]*)\]\(([^)\s]+)\)")
 _HIDDEN_LINK = re.compile(r"\[\s*\]\([^)\s]*\)")  # `[\u200c](https://...jpg)`: an invisible media preview
+# A link to a file of an HTML export, its path may hold spaces and parentheses: `[🍺](video_files/sticker (2).webm)`
+# (rows imported before the importer dropped such links; see telegram_html.export_file_link)
+_FILE_LINK = re.compile(r"\[([^\]\n]*)\]\((?![A-Za-z][A-Za-z0-9+.-]*:)[^\s/().#?]+/(?:[^()\n]|\([^()\n]*\))*\)")
 _HASHTAG = re.compile(r"#[\w\d_]+")
 _LEADING_TAGS = re.compile(r"^(?:#[\w\d_]+[\s,.;]*)+")
 _TRAILING_TAGS = re.compile(r"(?:[\s,.;]*#[\w\d_]+)+[\s.!]*$")
@@ -172,7 +175,7 @@ def resolve_links(text: str) -> str:
     """Markdown links `[text](target)` left by the Telegram importers -> their text: a mention, a
     phone number, an emoji (a sticker link of the HTML export) or a name keeps its text and is no
     longer a link; a link whose text is a URL keeps that URL (and so still counts as a link)."""
-    return _MD_LINK.sub(lambda m: m.group(1), _HIDDEN_LINK.sub("", text))
+    return _MD_LINK.sub(lambda m: m.group(1), _FILE_LINK.sub(lambda m: m.group(1), _HIDDEN_LINK.sub("", text)))
 
 
 def prepare(raw: str, options: CleanOptions = CleanOptions()) -> tuple[str, list[str]]:

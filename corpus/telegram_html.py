@@ -88,10 +88,26 @@ def parse_date(title: str) -> str | None:
     return moment.astimezone(dt.timezone.utc).isoformat()
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def export_file_link(href: str) -> bool:
+    """Whether `href` points at a file inside the export folder: a custom emoji's sticker
+    ("stickers/AnimatedSticker.tgs", "video_files/sticker (2).webm"), a photo, a video. Such a path
+    is relative and its first folder has no dot; a web link written without a scheme starts with
+    its domain ("vk.com/club1")."""
+    href = href.strip()
+    if not href or _SCHEME.match(href) or href.startswith(("/", "#", "?")):
+        return False
+    folder, slash, _ = href.partition("/")
+    return bool(slash and folder) and "." not in folder and not folder.isspace()
+
+
 def link_markup(text: str, href: str | None) -> str:
-    """A text link as `[text](url)`; a bare link (text == url) or mailto as its text. A link whose
-    text spans lines becomes one link per line, the line breaks where they were."""
-    if not href or href.strip() == text.strip() or href.startswith("mailto:"):
+    """A text link as `[text](url)`; a bare link (text == url), a mailto or a link to a file of the
+    export (a sticker behind an emoji: the emoji stays) as its text. A link whose text spans lines
+    becomes one link per line, the line breaks where they were."""
+    if not href or href.strip() == text.strip() or href.startswith("mailto:") or export_file_link(href):
         return text
     if "\n" in text:
         return "\n".join(link_markup(part, href) if part.strip() else part for part in text.split("\n"))

@@ -45,6 +45,17 @@ def test_signature_and_hashtag_lines_are_stripped_but_post_kept():
     assert clean_post({"text": "[\u200c](https://x.userapi.com/a.jpg)" + GOOD}) == (GOOD, None, [])
 
 
+@pytest.mark.parametrize("raw, clean", [
+    ("ПИВО [🍺](video_files/sticker (2).webm)", "ПИВО 🍺"),  # issue 26, point 16: the space hid it
+    ("[😄](stickers/AnimatedSticker.tgs)ЭМОДЗИ (ТРУ)", "😄ЭМОДЗИ (ТРУ)"),
+    ("ДВА [🍺](video_files/a (1) (2).webm) И [🔥](photos/photo_1@05-09-2020.jpg) (ВОТ)", "ДВА 🍺 И 🔥 (ВОТ)"),
+])
+def test_a_sticker_link_already_in_the_database_keeps_only_its_emoji(raw, clean):
+    """Rows imported before the HTML importer dropped links to the export's own files."""
+    text, reason, _ = clean_post({"text": f"{raw}\n@\nВТОРАЯ\n@\nТРЕТЬЯ"})
+    assert text == f"{clean}\n@\nВТОРАЯ\n@\nТРЕТЬЯ" and reason is None
+
+
 @pytest.mark.parametrize("text, post, expected", [
     (GOOD, {"is_repost": 1}, "repost"),
     (GOOD, {"is_ad": 1}, "ad"),

@@ -47,6 +47,31 @@ def test_telegram_import_clean_export_stats(config, tmp_path, capsys):
     assert "posts: 2 (excluded by cleaning: 4)" in stats and (tmp_path / "data" / "stats" / "corpus.png").is_file()
 
 
+def test_a_sticker_or_media_link_never_reaches_the_training_text(config, tmp_path, capsys):
+    """Issue 26, point 16: a custom emoji is a link to its sticker file inside the export
+    (`<a href="video_files/sticker (2).webm">🍺</a>`): the emoji stays, the link goes."""
+    export = write_pages(tmp_path / "export", [[
+        message(1, 'ЗАХОДИШЬ В БАР <a href="video_files/sticker (2).webm">🍺</a><br>@<br>ТАМ ПИВО<br>@<br>ХОРОШО'),
+        message(2, '<a href = "stickers/AnimatedSticker.tgs">😄</a>ПРЕМИУМ<br>@<br>ЭМОДЗИ<br>@<br>ТРУ'),
+        message(3, 'СМОТРИШЬ <a href="photos/photo_3@05-09-2020_17-41-55.jpg">ФОТО</a><br>@<br>А ТАМ<br>@<br>ОНО'),
+        message(4, 'ЧИТАЕШЬ <a href="https://example.org/x">НОВОСТЬ</a><br>@<br>ПЛАЧЕШЬ<br>@<br>ВСЁ'),
+    ]])
+    buhurt(config, "corpus", "import-telegram", str(export))
+    buhurt(config, "corpus", "export", "-o", str(tmp_path / "train.txt"))
+    capsys.readouterr()
+    text = (tmp_path / "train.txt").read_text(encoding="utf-8")
+    assert "ЗАХОДИШЬ В БАР 🍺\n" in text and "😄ПРЕМИУМ\n" in text and "СМОТРИШЬ ФОТО\n" in text
+    assert "ЧИТАЕШЬ НОВОСТЬ\n" in text  # a web link under a name keeps its name
+    assert "](" not in text and "webm" not in text and "tgs" not in text and ".jpg" not in text
+    from corpus.db import open_db
+
+    db = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    raw = [r["text"] for r in db.query("SELECT text FROM posts ORDER BY external_id")]
+    db.close()
+    assert raw[0].startswith("ЗАХОДИШЬ В БАР 🍺\n") and raw[1].startswith("😄ПРЕМИУМ")  # dropped at import
+    assert raw[3].startswith("ЧИТАЕШЬ [НОВОСТЬ](https://example.org/x)")  # kept for the cleaning rules
+
+
 def test_scrape_command(config, monkeypatch, capsys):
     wall = FakeWall(42, "bugurt_test")
     wall.generate(300)
