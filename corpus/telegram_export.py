@@ -151,7 +151,10 @@ def read_json_export(path: Path, allow_chat: bool = True) -> tuple[str, list[dic
 
 
 MAX_JSON_DEPTH = 32  # Telegram nests result.json about 7 deep (messages, a message, its reactions, ...)
-MAX_MESSAGE_SIZE = 1_000_000  # characters of one message's JSON (Telegram's own text limit is 4,096)
+# one message's size: its strings' characters, plus 64 for each object or list and 16 for each other
+# value (about what Python holds for them), so that the limit bounds memory; Telegram's own limit for
+# a message's text is 4,096 characters
+MAX_MESSAGE_SIZE = 1_000_000
 SHOWN_SKIPS = 5  # malformed messages named one by one in the log; the rest are counted
 _OPEN, _CLOSE = ("start_map", "start_array"), ("end_map", "end_array")
 
@@ -281,9 +284,9 @@ def _json_value(path: Path, events: _Events, event: str, value: Any, index: int)
         if event in _OPEN:
             stack.append(item)
             keys.append("")
-        size += len(item) if isinstance(item, str) else 8
+        size += len(item) if isinstance(item, str) else (64 if event in _OPEN else 16)
         if size > MAX_MESSAGE_SIZE:
-            raise CorpusError(f"{path}: message #{index} holds more than {MAX_MESSAGE_SIZE:,} characters of JSON "
+            raise CorpusError(f"{path}: message #{index} is larger than {MAX_MESSAGE_SIZE:,} characters of JSON "
                               "(Telegram's limit for a message's text is 4,096): not an export, refused")
     return root
 

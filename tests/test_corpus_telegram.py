@@ -171,11 +171,14 @@ def test_a_message_larger_than_any_telegram_message_is_refused(db, tmp_path):
     from corpus.telegram_export import MAX_MESSAGE_SIZE
 
     messages = [{"id": 1, "type": "message", "text": "НОРМАЛЬНЫЙ\n@\nПОСТ"},
-                {"id": 2, "type": "message", "text": [{"type": "bold", "text": "Я"}] * (MAX_MESSAGE_SIZE // 8)}]
+                {"id": 2, "type": "message", "text": [{"type": "bold", "text": "Я"}] * (MAX_MESSAGE_SIZE // 64)}]
     path = tmp_path / "result.json"
     path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": messages}), encoding="utf-8")
-    with pytest.raises(CorpusError, match=f"{path}: message #2 holds more than 1,000,000 characters of JSON"):
+    with pytest.raises(CorpusError, match=f"{path}: message #2 is larger than 1,000,000 characters of JSON"):
         import_telegram_export(db, path)
+    messages[1]["text"] = "Я" * (MAX_MESSAGE_SIZE - 1000)  # large, yet within the limit: read
+    path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": messages}), encoding="utf-8")
+    assert import_telegram_export(db, path).added == 2
 
 
 WRONG_TYPES = [
@@ -265,3 +268,18 @@ def test_html_nested_within_the_limit_keeps_its_text_forwarded_parts_and_header(
     assert rows["1"]["text"] == "ГЛУБОКО\n@\nВТОРАЯ\n@\nТРЕТЬЯ" and rows["1"]["is_repost"] == 0
     assert rows["2"]["text"] == "НОВОСТЬ ЧУЖАЯ" and rows["2"]["is_repost"] == 1
     assert rows["2"]["date"] == "2020-09-05T14:41:55+00:00"  # the page's date, not the forwarded one's
+
+
+def test_posts_go_to_the_database_a_bounded_amount_of_text_at_a_time(db):
+    """A file of only the largest messages: the batch is cut by its text, not only by its rows."""
+    from corpus.store.posts import add_posts
+
+    stored_before: list[int] = []
+
+    def posts():
+        for i in range(1, 6):
+            stored_before.append(db["posts"].count)  # the same connection sees the batches written
+            yield {"source": "telegram", "community": "X", "external_id": str(i), "text": "Я" * 400}
+
+    assert add_posts(db, posts(), batch=2000, batch_chars=1000) == (5, 0)
+    assert stored_before == [0, 0, 0, 3, 3]  # written after 3 posts (1,200 characters), then the rest

@@ -26,9 +26,11 @@ def has_text(db: sqlite_utils.Database, text: str) -> bool:
     return db.execute("SELECT 1 FROM posts WHERE text_hash = ? LIMIT 1", [text_hash(text)]).fetchone() is not None
 
 
-def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, batch: int = 2000) -> tuple[int, int]:
-    """Insert posts in one transaction, `batch` rows at a time (posts may be a generator: memory
-    stays one batch); a post already stored (same source, community, external_id) only gets its
+def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, batch: int = 2000,
+              batch_chars: int = 1_000_000) -> tuple[int, int]:
+    """Insert posts in one transaction, `batch` rows or `batch_chars` characters of text at a time,
+    whichever comes first (posts may be a generator: memory stays one batch, however large a hostile
+    file's messages are); a post already stored (same source, community, external_id) only gets its
     metrics refreshed. Returns (added, updated). Plain executemany: ~30,000 rows/s."""
     added = updated = 0
     now = utcnow()
@@ -36,11 +38,13 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, bat
     insert = (f"INSERT INTO posts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
     with db.atomic():
         rows: list[dict[str, Any]] = []
+        chars = 0
         for post in posts:
             rows.append(_row(post))
-            if len(rows) >= batch:
+            chars += len(rows[-1]["text"] or "")
+            if len(rows) >= batch or chars >= batch_chars:
                 a, u = _store(db, rows, insert, columns, now)
-                added, updated, rows = added + a, updated + u, []
+                added, updated, rows, chars = added + a, updated + u, [], 0
         a, u = _store(db, rows, insert, columns, now)
     return added + a, updated + u
 
