@@ -191,10 +191,11 @@ def test_flood_control_on_a_channel_post_does_not_delay_replies(tmp_path, server
 
 # ---- 1. every VK request has a timeout --------------------------------------------------------------
 
-def test_a_vk_wall_post_that_never_answers_is_unknown_not_a_hang(tmp_path, server, monkeypatch):
-    wall = FakeWall(42, "bugurt_test")
-    fake = FakeVk(wall)
-    fake.hang_at = {1}
+def publish_twice_to_vk(tmp_path, server, monkeypatch, fault) -> tuple[FakeVk, object, int, int]:
+    """Two drafts queued for Telegram and a VK wall whose first request gets `fault(fake)`; two
+    publishing times. Returns (the fake VK, settings, first draft, second draft)."""
+    fake = FakeVk(FakeWall(42, "bugurt_test"))
+    fault(fake)
     monkeypatch.setattr(requests, "Session", fake.session)
     settings = make_settings(tmp_path, server,
                              vk={"publish_group_id": 42, "token": WALL_TOKEN, "requests_per_second": 1000.0})
@@ -206,6 +207,12 @@ def test_a_vk_wall_post_that_never_answers_is_unknown_not_a_hang(tmp_path, serve
             await app.bot_data.service.publish()
 
     asyncio.run(main())
+    return fake, settings, first, second
+
+
+def test_a_vk_wall_post_that_never_answers_is_unknown_not_a_hang(tmp_path, server, monkeypatch):
+    fake, settings, first, second = publish_twice_to_vk(tmp_path, server, monkeypatch,
+                                                        lambda fake: fake.hang_at.add(1))
     assert fake.timeouts == [30.0, 30.0]  # vk.timeout_seconds' default on every request
     assert state(settings, first) == ("published", ["sent", "unknown"])  # VK may have it: never re-sent
     assert state(settings, second) == ("published", ["sent", "sent"])
@@ -215,20 +222,10 @@ def test_a_vk_wall_post_that_never_answers_is_unknown_not_a_hang(tmp_path, serve
 def test_a_vk_wall_post_answered_without_a_post_id_is_unknown_never_sent(tmp_path, server, monkeypatch):
     """Issue 26, point 12: `{"response": {"post_id": null}}` was recorded `sent` with message id
     "None": the post was lost silently. It is in doubt: `unknown`, never re-sent, the moderators told."""
-    wall = FakeWall(42, "bugurt_test")
-    fake = FakeVk(wall)
-    fake.rewrite[1] = lambda answer: {"response": {"post_id": None}}
-    monkeypatch.setattr(requests, "Session", fake.session)
-    settings = make_settings(tmp_path, server,
-                             vk={"publish_group_id": 42, "token": WALL_TOKEN, "requests_per_second": 1000.0})
-    first, second = queue_drafts(settings, 2)
+    def null_post_id(fake):
+        fake.rewrite[1] = lambda answer: {"response": {"post_id": None}}
 
-    async def main():
-        async with bot_running(settings) as app:
-            await app.bot_data.service.publish()
-            await app.bot_data.service.publish()
-
-    asyncio.run(main())
+    fake, settings, first, second = publish_twice_to_vk(tmp_path, server, monkeypatch, null_post_id)
     assert state(settings, first) == ("published", ["sent", "unknown"])
     assert state(settings, second) == ("published", ["sent", "sent"])
     db = open_db(settings.database)

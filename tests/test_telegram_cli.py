@@ -110,3 +110,32 @@ def test_run_once_with_a_revoked_token_on_get_updates_is_one_line(tmp_path, serv
     (line,) = [row for row in result.stderr.splitlines() if row.startswith("error: ")]
     assert "rejected the bot token (401 Unauthorized) on getUpdates" in line and "telegram.token" in line
     assert server.sent(CHANNEL) == [] and server.token.split(":")[1] not in result.stderr
+
+
+def test_a_get_updates_that_never_answers_is_given_up_after_the_wait(tmp_path, server, caplog):
+    """A hung Bot API (or a flood wait PTB's limiter sleeps through) holds `run --once` for at most
+    `wait_seconds` per getUpdates, then the cycle goes on without the updates."""
+    import asyncio
+    import logging
+
+    from bot.telegram.runner import build_application, process_pending
+
+    settings = make_settings(tmp_path, server)
+    server.send_text("/start", user_id=5001)
+    release = server.hold("getUpdates", "None")  # getUpdates carries no chat_id
+
+    async def main():
+        application = build_application(settings, schedule=False)
+        await application.initialize()
+        try:
+            return await process_pending(application, wait_seconds=0.5)
+        finally:
+            release.set()
+            await application.shutdown()
+            application.bot_data.db.close()
+
+    with caplog.at_level(logging.WARNING):
+        assert asyncio.run(main()) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert "getUpdates did not answer within 0.5 s" in messages
+    assert any("left for the next run" in m for m in messages)
