@@ -1,12 +1,17 @@
 """`buhurt corpus ...` end to end in-process: import-telegram, clean --report, export, stats, scrape."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import requests
 
 from bot.cli import main
 from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
+from tests.helpers import ROOT
 from tests.test_corpus_telegram import MEDIA, message, write_pages
+from tests.tiny_model import subprocess_env
 
 
 @pytest.fixture
@@ -110,3 +115,29 @@ def test_a_chat_export_needs_allow_chat(config, tmp_path, capsys):
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--allow-chat" in err and "private group" in err
     buhurt(config, "corpus", "import-telegram", "--allow-chat", str(export))
     assert "1 posts added" in capsys.readouterr().out
+
+
+# ---- a hostile result.json (issue 26, point 13), in a child process under a memory cap -----------------
+
+def _limited_memory() -> None:
+    import resource
+
+    limit = 3 * 1024 ** 3  # far above what an import needs; the old reader grew to 24 GB here
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def test_a_deeply_nested_result_json_is_refused_in_one_line(tmp_path):
+    """195 KiB of 100,000 nested arrays grew the import to 23.8 GB: now refused before it grows."""
+    depth = 100_000
+    export = tmp_path / "result.json"
+    export.write_text('{"name": "X", "type": "public_channel", "messages": [' + "[" * depth + "]" * depth + "]}",
+                      encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[corpus]\nseed_with_sample = false\n",
+                      encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "corpus", "import-telegram",
+                             str(export)], cwd=ROOT, env=subprocess_env(ROOT), capture_output=True, text=True,
+                            timeout=300, preexec_fn=_limited_memory)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"error: {export}: JSON nested deeper than 32 levels"), lines[0]
