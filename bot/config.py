@@ -18,7 +18,8 @@ from typing import Any
 
 from bot.secrets import REDACTOR, Secret
 from bot.config_sections import (
-    SECTIONS, AlertSettings, ModerationSettings, PublishSettings, BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
+    SECTIONS, AlertSettings, ModerationSettings, PublishSettings,
+    BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
     PoolSettings, SampleSettings, ScheduleSettings, ScreenSettings, TelegramSettings, TrainSettings, VkSettings,
 )
 

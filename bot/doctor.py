@@ -2,7 +2,7 @@
 
 Full: the Bot API token (getMe), the bot's rights in each channel and in the moderators' chat
 (getChat + getChatMember), the VK token and communities, the database's integrity, the active
-model loading, free disk. `--quick` (the Docker HEALTHCHECK): the database answers and the running
+model loading, free disk, and whether the moderators paused publishing. `--quick` (the Docker HEALTHCHECK): the database answers and the running
 service's heartbeat file is fresh, with no network and no torch."""
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
         return checks
     checks.append(check_disk(settings))
     checks.append(check_model(settings))
+    if database.ok:
+        checks.append(check_publishing(settings))
     if settings.telegram.token:
         checks += asyncio.run(check_telegram(settings))
         if database.ok:
@@ -143,6 +145,22 @@ def check_moderation(settings: Settings) -> Check:
         return Check("drafts to the moderators", False, f"the service could not show drafts there, since {problem}"
                                                         " (retried at every pool run)")
     return Check("drafts to the moderators", True, "no error recorded")
+
+
+def check_publishing(settings: Settings) -> Check:
+    """Whether the moderators paused publishing (`/pause`): a pause is a choice, not a failure."""
+    from corpus.db import open_db
+    from jobs.desk import paused
+
+    db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
+    try:
+        stopped = paused(db)
+    finally:
+        db.close()
+    if not stopped:
+        return Check("publishing", True, "not paused")
+    where = "; ".join(f"{name} since {info.get('at', '?')} by {info.get('by', '?')}" for name, info in stopped.items())
+    return Check("publishing", True, f"PAUSED (/resume in the moderators' chat): {where}")
 
 
 async def check_telegram(settings: Settings) -> list[Check]:

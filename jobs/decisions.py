@@ -65,6 +65,11 @@ def draft_for_reply(service: Service, chat_id: Any, message_id: Any) -> dict[str
     return draft_rows.find_by_moderation_message(service.db, chat_id, message_id)
 
 
+def votes(service: Service, draft_id: int) -> list[dict[str, Any]]:
+    """The draft's votes (who, what, why), in the order they were cast."""
+    return desk_rows.votes_for(service.db, draft_id)
+
+
 async def decide(service: Service, draft_id: int, action: str, by: Moderator, detail: str | None = None) -> bool:
     """Approve (the draft is queued), reject or regenerate (rejected; the caller asks for a
     replacement) a pending draft; False when it was decided already. `detail`: a rejection's reason."""
