@@ -2,8 +2,9 @@
 
 Full: the Bot API token (getMe), the bot's rights in each channel and in the moderators' chat
 (getChat + getChatMember), the VK token and communities, the database's integrity, the active
-model loading, free disk, and whether the moderators paused publishing. `--quick` (the Docker HEALTHCHECK): the database answers and the running
-service's heartbeat file is fresh, with no network and no torch."""
+model loading, free disk, and whether the moderators paused publishing. `--quick` (the Docker
+HEALTHCHECK): the database answers and the running service's heartbeat file is fresh, with no
+network and no torch."""
 from __future__ import annotations
 
 import asyncio
@@ -42,12 +43,12 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
         return checks
     checks.append(check_disk(settings))
     checks.append(check_model(settings))
-    if database.ok:
-        checks.append(check_publishing(settings))
     if settings.telegram.token:
         checks += asyncio.run(check_telegram(settings))
         if database.ok:
             checks.append(check_moderation(settings))
+    if database.ok:
+        checks.append(check_publishing(settings))
     if settings.vk.token or settings.vk.groups or settings.vk.publish_group_id:
         checks += check_vk(settings)
     return checks

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from corpus.store import desk as desk_rows
 from corpus.store import drafts as draft_rows
+from corpus.store.clock import utcnow
 from corpus.store.state import get_state, set_state
 from jobs.publish import Publisher, publish_draft
 
@@ -52,10 +53,10 @@ def match_destinations(publishers: Sequence[Publisher], name: str) -> list[str]:
             if name in (where(p).lower(), p.network.lower()) or bare == str(p.chat_id).lower().lstrip("@")]
 
 
-def pause(db: sqlite_utils.Database, destinations: Sequence[str], by: str, at: str) -> None:
+def pause(db: sqlite_utils.Database, destinations: Sequence[str], by: str) -> None:
     state = paused(db)
     for name in destinations:
-        state.setdefault(name, {"by": by, "at": at})
+        state.setdefault(name, {"by": by, "at": utcnow()})
     set_state(db, PAUSED, json.dumps(state, ensure_ascii=False))
 
 
@@ -67,6 +68,31 @@ def resume(db: sqlite_utils.Database, destinations: Sequence[str]) -> None:
 def active_publishers(db: sqlite_utils.Database, publishers: Sequence[Publisher]) -> list[Publisher]:
     stopped = paused(db)
     return [p for p in publishers if where(p) not in stopped]
+
+
+# ---- what /queue shows ---------------------------------------------------------------------------------
+def waiting(db: sqlite_utils.Database) -> tuple[list[dict], list[dict]]:
+    """(pending drafts oldest first, approved drafts in publishing order)."""
+    return desk_rows.pending_in_order(db, limit=1000), desk_rows.queued_in_order(db, limit=1000)
+
+
+def draft(db: sqlite_utils.Database, draft_id: int) -> dict | None:
+    return draft_rows.get_draft(db, draft_id)
+
+
+def votes(db: sqlite_utils.Database, draft_id: int) -> list[dict]:
+    return desk_rows.votes_for(db, draft_id)
+
+
+def shown_at(db: sqlite_utils.Database, draft_id: int, chat_id, message_id) -> None:
+    """A pending draft was shown again (by /queue): its buttons now live under that message."""
+    draft_rows.set_moderation_message(db, draft_id, chat_id, message_id)
+
+
+def record(db: sqlite_utils.Database, draft_id: int, action: str, *, actor_id: int, actor_name: str,
+           detail: str | None = None) -> None:
+    """The audit line of a queue action ("publish_now", "later", "hold")."""
+    draft_rows.record_action(db, draft_id, action, actor_id=actor_id, actor_name=actor_name, detail=detail)
 
 
 # ---- the plan: which slot each approved draft takes where -------------------------------------------

@@ -21,9 +21,6 @@ from telegram.error import BadRequest
 from bot import texts
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderators_chat import draft_message
-from corpus.store import desk as desk_rows
-from corpus.store import drafts as draft_rows
-from corpus.store.clock import utcnow
 from jobs import desk, desk_stats
 
 log = logging.getLogger(__name__)
@@ -110,7 +107,7 @@ async def queue(update: Update, context: Context) -> None:
         return
     service, db = bot_data.service, bot_data.db
     schedule = service.plan.schedule
-    pending, queued = desk_rows.pending_in_order(db, limit=1000), desk_rows.queued_in_order(db, limit=1000)
+    pending, queued = desk.waiting(db)
     header = texts.QUEUE_HEADER.format(pending=len(pending), queued=len(queued),
                                        times=", ".join(schedule.publish_times), timezone=schedule.timezone)
     lines = [header, _paused_line(bot_data)]
@@ -120,10 +117,10 @@ async def queue(update: Update, context: Context) -> None:
     moderation = bot_data.moderation
     for draft in pending[:QUEUE_SHOWN]:
         old = draft["moderation_message_id"]
-        votes = desk_rows.votes_for(db, draft["id"])
+        votes = desk.votes(db, draft["id"])
         sent = await context.bot.send_message(message.chat_id, draft_message(draft, votes, moderation.need),
                                               reply_markup=moderation.keyboard(draft["id"]))
-        draft_rows.set_moderation_message(db, draft["id"], sent.chat_id, sent.message_id)
+        desk.shown_at(db, draft["id"], sent.chat_id, sent.message_id)
         if old and str(draft["moderation_chat_id"]) == str(sent.chat_id):
             try:  # the old message's buttons would be out of date: take them away
                 await context.bot.edit_message_reply_markup(sent.chat_id, int(old), reply_markup=None)
@@ -152,28 +149,28 @@ async def on_queue_button(update: Update, context: Context) -> None:
         return
     action, draft_id = match.group(1), int(match.group(2))
     service, db, user = bot_data.service, bot_data.db, query.from_user
-    draft = draft_rows.get_draft(db, draft_id)
-    if draft is None or draft["status"] != "queued" or draft["purpose"] != draft_rows.CHANNEL:
+    draft = desk.draft(db, draft_id)
+    if draft is None or draft["status"] != "queued" or draft["purpose"] != "channel":
         await query.answer(texts.QUEUE_GONE.format(id=draft_id))
         await _refresh(context, query.message, draft_id, buttons=False)
         return
     if action == "n":
         sent = await desk.publish_now(db, draft, service.publishers, service.moderation.notify,
                                       service.publish_state, service.plan.publish)
-        draft_rows.record_action(db, draft_id, "publish_now", actor_id=user.id, actor_name=_who(user),
-                                 detail=", ".join(sent) or None)
+        desk.record(db, draft_id, "publish_now", actor_id=user.id, actor_name=_who(user),
+                    detail=", ".join(sent) or None)
         await query.answer(texts.ANSWER_PUBLISHED.format(where=", ".join(sent)) if sent
                            else texts.ANSWER_NOT_PUBLISHED)
     elif action == "l":
         desk.later(db, draft_id)
-        draft_rows.record_action(db, draft_id, "later", actor_id=user.id, actor_name=_who(user))
+        desk.record(db, draft_id, "later", actor_id=user.id, actor_name=_who(user))
         await query.answer(texts.ANSWER_MOVED)
     elif action.startswith("h"):
         now = dt.datetime.now(dt.timezone.utc)
         slots = [p.at for p in _plan(bot_data).get(draft_id, []) if p.at is not None]
         until = desk.hold(db, draft_id, int(action[1:]), min(slots) if slots else None, now)
-        draft_rows.record_action(db, draft_id, "hold", actor_id=user.id, actor_name=_who(user),
-                                 detail=until.isoformat() if until else None)
+        desk.record(db, draft_id, "hold", actor_id=user.id, actor_name=_who(user),
+                    detail=until.isoformat() if until else None)
         timezone = service.plan.schedule.timezone
         await query.answer(texts.ANSWER_HELD.format(when=_local(until, timezone)) if until
                            else texts.QUEUE_GONE.format(id=draft_id))
@@ -191,7 +188,7 @@ async def on_queue_button(update: Update, context: Context) -> None:
 async def _refresh(context: Context, message: Any, draft_id: int, *, buttons: bool) -> None:
     """Re-draw a /queue message after its draft moved (or left the queue: no buttons)."""
     bot_data = context.bot_data
-    draft = draft_rows.get_draft(bot_data.db, draft_id)
+    draft = desk.draft(bot_data.db, draft_id)
     if draft is not None and draft["status"] == "queued":
         text = queue_item(draft, _plan(bot_data).get(draft_id, []), bot_data.service.plan.schedule.timezone)
         markup = queue_keyboard(draft_id) if buttons else None
@@ -227,7 +224,7 @@ async def _pause_or_resume(update: Update, context: Context, *, stop: bool) -> N
         return
     user = update.effective_user
     if stop:
-        desk.pause(bot_data.db, names, _who(user) if user else "?", utcnow())
+        desk.pause(bot_data.db, names, _who(user) if user else "?")
         log.info("publishing paused for %s by %s", ", ".join(names), _who(user) if user else "?")
         await message.reply_text(texts.PAUSE_DONE.format(where=", ".join(names)))
         return
