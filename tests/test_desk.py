@@ -104,19 +104,20 @@ def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_th
             assert plan[three][0].at == slots[0] and plan[one][0].at == slots[1]
             assert plan[two][0].at >= slots[0] + dt.timedelta(hours=24)
 
+            # the publishing slot takes the first draft in queue order that is not held: three
+            published = await service.publish()
+            assert published["id"] == three
+            assert [p["text"] for p in server.sent(CHANNEL)] == [f"ПРИХОДИШЬ НА РАБОТУ 2\n@\nТАМ ПЯТНИЦА\n\n#{three}"]
+
             # "back to pending": shown anew to the moderators with vote buttons
             before = len(server.sent(MODERATORS_CHAT))
-            assert (await press(server, f"q:p:{three}", user_id=MODERATOR, message=q3))["text"] == \
+            assert (await press(server, f"q:p:{one}", user_id=MODERATOR, message=q1))["text"] == \
                 texts.ANSWER_UNAPPROVED
-            assert draft_rows.get_draft(db, three)["status"] == "pending"
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
             reshown = await until(lambda: [m for m in server.sent(MODERATORS_CHAT)[before:]
-                                           if m["text"].startswith(f"Черновик #{three}")])
+                                           if m["text"].startswith(f"Черновик #{one}")])
             assert buttons(reshown[0])[0][0] == texts.BUTTON_APPROVE
-
-            # the publishing slot takes the first draft not held: one
-            published = await service.publish()
-            assert published["id"] == one
-            assert [p["text"] for p in server.sent(CHANNEL)] == [f"ПРИХОДИШЬ НА РАБОТУ 0\n@\nТАМ ПЯТНИЦА\n\n#{one}"]
+            assert desk_rows.votes_for(db, one) == [] and draft_rows.get_draft(db, one)["queue_order"] is None
 
             # "publish now" sends the held one at once
             answer = await press(server, f"q:n:{two}", user_id=MODERATOR, message=q2)
@@ -227,12 +228,17 @@ def test_pause_and_resume_all_destinations_or_one(tmp_path, server, capsys):
                 name="@nowhere", known=f"telegram {CHANNEL}, telegram {other}")
             (paused,) = await command(server, f"/pause {other}")
             assert paused["text"] == texts.PAUSE_DONE.format(where=f"telegram {other}")
-            header, *_ = await command(server, "/queue", replies=3)
+            header, q_first, _ = await command(server, "/queue", replies=3)
             assert texts.QUEUE_PAUSED.format(where=f"telegram {other} (@user{MODERATOR})") in header["text"]
+            assert f"→ telegram {other}: {texts.QUEUE_PLACE_PAUSED}" in q_first["text"]
 
             await service.publish()
             assert len(server.sent(CHANNEL)) == 1 and server.sent(other) == []
             assert draft_rows.get_draft(db, first)["status"] == "queued"  # the paused channel has not had it
+            now = await press(server, f"q:n:{first}", user_id=MODERATOR, message=q_first)
+            assert now["text"] == texts.ANSWER_NOT_PUBLISHED and server.sent(other) == []   # paused: not even now
+            under_way = await press(server, f"q:p:{first}", user_id=MODERATOR, message=q_first)
+            assert under_way["text"] == texts.ANSWER_UNDER_WAY and draft_rows.get_draft(db, first)["status"] == "queued"
 
             (all_paused,) = await command(server, "/pause")
             assert all_paused["text"] == texts.PAUSE_DONE.format(where=f"telegram {CHANNEL}, telegram {other}")
