@@ -136,23 +136,34 @@ def write_chart(stats: DeskStats, path: str | Path) -> Path:
     posts.set(title="Publications per destination", ylabel="posts")
     if stats.published:
         posts.legend()
-    for axis in (drafts, posts):
-        axis.set_xticks(x, labels, rotation=60, fontsize=7)
+    index = {day: i for i, day in enumerate(stats.days)}
     if stats.engagement:
-        when = [dt.datetime.fromisoformat(e[0]) for e in stats.engagement]
-        engagement.plot(when, [e[2] * 100 for e in stats.engagement], "o-", color="#4a7ab5")
-        figure.autofmt_xdate()
+        points = [(index[e[0][:10]], e[2] * 100) for e in stats.engagement if e[0][:10] in index]
+        engagement.scatter([p[0] for p in points], [p[1] for p in points], s=10, alpha=0.35, color="#4a7ab5",
+                           label="a post")
+        daily = {}
+        for day, share in points:
+            daily.setdefault(day, []).append(share)
+        days = sorted(daily)
+        engagement.plot(days, [sum(daily[d]) / len(daily[d]) for d in days], "o-", color="#1a3a75",
+                        label="the day's mean")
+        engagement.legend(fontsize=7)
     else:
         engagement.text(0.5, 0.5, "no view counts yet", ha="center", va="center", transform=engagement.transAxes)
     engagement.set(title="Reactions per view of published posts", ylabel="% of views")
-    names = [m.version[:8] for m in reversed(stats.models)]
-    bpc = [m.bits_per_char if m.bits_per_char is not None else float("nan") for m in reversed(stats.models)]
-    share = [m.pass_share * 100 if m.pass_share is not None else float("nan") for m in reversed(stats.models)]
-    models.plot(names, bpc, "o-", color="#6a4ab5", label="held-out bits/char")
-    models.set(title="Model versions", ylabel="bits/char")
-    models.tick_params(axis="x", rotation=45, labelsize=7)
+    for axis in (drafts, posts, engagement):
+        axis.set_xticks(x, labels, rotation=60, fontsize=7)
+        axis.set_xlim(-0.6, len(x) - 0.4)
+    ordered = sorted(stats.models, key=lambda m: (m.created, m.version))   # oldest first
+    names = [m.version[:8] for m in ordered]
+    models.set(title="Model versions (oldest first)", ylabel="held-out bits/char")
+    if names:
+        models.set_xticks(range(len(names)), names, rotation=45, fontsize=7)
+    measured = [(i, m.bits_per_char) for i, m in enumerate(ordered) if m.bits_per_char is not None]
+    models.plot([p[0] for p in measured], [p[1] for p in measured], "o-", color="#6a4ab5", label="held-out bits/char")
     other = models.twinx()
-    other.plot(names, share, "s--", color="#b58a4a", label="pass share, %")
+    tuned = [(i, m.pass_share * 100) for i, m in enumerate(ordered) if m.pass_share is not None]
+    other.plot([p[0] for p in tuned], [p[1] for p in tuned], "s--", color="#b58a4a", label="pass share, %")
     other.set_ylabel("pass share, %")
     models.legend(loc="upper left", fontsize=7)
     other.legend(loc="upper right", fontsize=7)
