@@ -132,16 +132,22 @@ def check_model(settings: Settings) -> Check:
     return Check("model", True, f"{path.name} loads")
 
 
-def check_moderation(settings: Settings) -> Check:
-    """What the running service last found when it showed drafts to the moderators' chat."""
+def _read(settings: Settings, read):
+    """`read(db)` on a connection of its own (the running service writes the same database)."""
     from corpus.db import open_db
-    from jobs.service import moderation_problem
 
     db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
     try:
-        problem = moderation_problem(db)
+        return read(db)
     finally:
         db.close()
+
+
+def check_moderation(settings: Settings) -> Check:
+    """What the running service last found when it showed drafts to the moderators' chat."""
+    from jobs.service import moderation_problem
+
+    problem = _read(settings, moderation_problem)
     if problem:
         return Check("drafts to the moderators", False, f"the service could not show drafts there, since {problem}"
                                                         " (retried at every pool run)")
@@ -150,14 +156,9 @@ def check_moderation(settings: Settings) -> Check:
 
 def check_publishing(settings: Settings) -> Check:
     """Whether the moderators paused publishing (`/pause`): a pause is a choice, not a failure."""
-    from corpus.db import open_db
     from jobs.desk import paused
 
-    db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
-    try:
-        stopped = paused(db)
-    finally:
-        db.close()
+    stopped = _read(settings, paused)
     if not stopped:
         return Check("publishing", True, "not paused")
     where = "; ".join(f"{name} since {info.get('at', '?')} by {info.get('by', '?')}" for name, info in stopped.items())

@@ -141,7 +141,7 @@ def write_chart(stats: DeskStats, path: str | Path) -> Path:
         points = [(index[e[0][:10]], e[2] * 100) for e in stats.engagement if e[0][:10] in index]
         engagement.scatter([p[0] for p in points], [p[1] for p in points], s=10, alpha=0.35, color="#4a7ab5",
                            label="a post")
-        daily = {}
+        daily: dict[int, list[float]] = {}
         for day, share in points:
             daily.setdefault(day, []).append(share)
         days = sorted(daily)

@@ -55,7 +55,7 @@ async def command(server, text: str, user_id: int = MODERATOR, replies: int = 1,
 
 
 def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_them(tmp_path, server):
-    settings = make_settings(tmp_path, server, schedule=SLOTS, alerts={"min_queue": 0})
+    settings = make_settings(tmp_path, server, schedule=SLOTS)
 
     async def main():
         async with bot_running(settings) as app:
@@ -132,7 +132,7 @@ def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_th
 
 def test_a_quorum_of_distinct_moderators_decides_and_a_fast_approver_alone(tmp_path, server):
     settings = make_settings(tmp_path, server, telegram={"moderators": [MODERATOR, SECOND, FAST]},
-                             moderation={"votes": 2, "fast_approvers": [FAST]}, alerts={"min_queue": 0})
+                             moderation={"votes": 2, "fast_approvers": [FAST]})
 
     async def main():
         async with bot_running(settings) as app:
@@ -182,7 +182,7 @@ def test_a_quorum_of_distinct_moderators_decides_and_a_fast_approver_alone(tmp_p
 
 
 def test_reject_with_a_reason_by_reply_or_button_is_stored_and_counted(tmp_path, server):
-    settings = make_settings(tmp_path, server, alerts={"min_queue": 0})
+    settings = make_settings(tmp_path, server)
 
     async def main():
         async with bot_running(settings) as app:
@@ -215,7 +215,7 @@ def test_reject_with_a_reason_by_reply_or_button_is_stored_and_counted(tmp_path,
 
 def test_pause_and_resume_all_destinations_or_one(tmp_path, server, capsys):
     other = "@buhurt_second"
-    settings = make_settings(tmp_path, server, telegram={"channels": [CHANNEL, other]}, alerts={"min_queue": 0})
+    settings = make_settings(tmp_path, server, telegram={"channels": [CHANNEL, other]})
 
     async def main():
         async with bot_running(settings) as app:
@@ -319,7 +319,7 @@ def test_alerts_are_given_once_until_they_clear(tmp_path, server):
 def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
     from corpus.store import reactions
 
-    settings = make_settings(tmp_path, server, alerts={"min_queue": 0})
+    settings = make_settings(tmp_path, server)
 
     async def main():
         async with bot_running(settings) as app:
@@ -354,7 +354,7 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
 
 
 def test_the_footer_carries_the_meme_number_and_keeps_publishing_at_most_once(tmp_path, server):
-    settings = make_settings(tmp_path, server, alerts={"min_queue": 0})
+    settings = make_settings(tmp_path, server)
 
     async def main():
         async with bot_running(settings) as app:
@@ -379,7 +379,7 @@ def test_the_footer_carries_the_meme_number_and_keeps_publishing_at_most_once(tm
 
 
 def test_without_a_footer_the_post_is_the_text(tmp_path, server):
-    settings = make_settings(tmp_path, server, publish={"footer": ""}, alerts={"min_queue": 0})
+    settings = make_settings(tmp_path, server, publish={"footer": ""})
 
     async def main():
         async with bot_running(settings) as app:

@@ -20,6 +20,7 @@ from telegram.error import BadRequest
 
 from bot import texts
 from bot.telegram.bot_data import BotData, Context
+from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
 from jobs import desk, desk_stats
 
@@ -137,13 +138,10 @@ async def queue(update: Update, context: Context) -> None:
 
 async def on_queue_button(update: Update, context: Context) -> None:
     """An approved draft's button under its /queue message."""
-    query, bot_data = update.callback_query, context.bot_data
-    if query is None:
+    pressed, bot_data = await moderators_press(update, context, QUEUE_CALLBACK), context.bot_data
+    if pressed is None:
         return
-    if not bot_data.moderation.allowed(query.from_user):
-        await query.answer(texts.NOT_ALLOWED, show_alert=True)
-        return
-    match = QUEUE_CALLBACK.fullmatch(query.data or "")
+    query, match = pressed
     if match is None or query.message is None:
         await query.answer(texts.STALE_BUTTON)
         return

@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Any
 
-from telegram import Bot, Update, User
+from telegram import Bot, CallbackQuery, Update, User
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
@@ -94,15 +94,25 @@ async def cast(context: Context, draft: dict[str, Any], action: str, user: User,
     return outcome
 
 
+async def moderators_press(update: Update, context: Context, pattern: re.Pattern[str]
+                           ) -> tuple[CallbackQuery, re.Match[str] | None] | None:
+    """A button press by a moderator (anyone else is told "not allowed": None), with its data
+    matched against `pattern` (None when it does not match)."""
+    query = update.callback_query
+    if query is None:
+        return None
+    if not context.bot_data.moderation.allowed(query.from_user):
+        await query.answer(texts.NOT_ALLOWED, show_alert=True)
+        return None
+    return query, pattern.fullmatch(query.data or "")
+
+
 async def on_button(update: Update, context: Context) -> None:
     """Approve, reject or regenerate a draft from its inline buttons (moderators only)."""
-    query, bot_data = update.callback_query, context.bot_data
-    if query is None:
+    pressed, bot_data = await moderators_press(update, context, CALLBACK), context.bot_data
+    if pressed is None:
         return
-    if not bot_data.moderation.allowed(query.from_user):
-        await query.answer(texts.NOT_ALLOWED, show_alert=True)
-        return
-    match = CALLBACK.fullmatch(query.data or "")
+    query, match = pressed
     message = query.message
     draft = decisions.draft_shown_in(bot_data.service, int(match.group(2)), message.chat.id, message.message_id) \
         if match and message is not None else None
