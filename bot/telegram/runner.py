@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat, Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
@@ -127,6 +127,11 @@ async def _post_init(application: Application) -> None:
     with contextlib.suppress(TelegramError):
         await application.bot.set_my_commands([BotCommand(*c) for c in texts.COMMANDS],
                                               scope=BotCommandScopeAllPrivateChats())
+    chat = data.settings.telegram.moderators_chat
+    if chat:  # the desk's commands in the moderators' chat menu
+        with contextlib.suppress(TelegramError):
+            await application.bot.set_my_commands([BotCommand(*c) for c in texts.MODERATOR_COMMANDS],
+                                                  scope=BotCommandScopeChat(chat))
     if data.schedule:
         data.service.start_schedule()
 
