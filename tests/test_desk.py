@@ -130,6 +130,37 @@ def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_th
     asyncio.run(main())
 
 
+def test_publish_now_during_a_publishing_slot_sends_each_draft_once(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            first, second = add_pending(db, 2)
+            for draft_id in (first, second):
+                draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
+            _, q_first, _ = await command(server, "/queue", replies=3)
+            release = server.hold("sendMessage", CHANNEL)
+            answers = len(server.calls_of("answerCallbackQuery"))
+            server.press(f"q:n:{first}", user_id=MODERATOR, message=q_first)
+            await until(lambda: server.sent(CHANNEL))            # "publish now" is out, its answer held
+            slot = asyncio.create_task(service.publish())       # a publishing time meanwhile
+            await until(lambda: len(server.sent(CHANNEL)) == 2)
+            release.set()
+            await slot
+            await until(lambda: len(server.calls_of("answerCallbackQuery")) > answers)
+            return [p["text"] for p in server.sent(CHANNEL)]
+
+    posts = asyncio.run(main())
+    assert sorted(posts) == sorted(f"ПРИХОДИШЬ НА РАБОТУ {i}\n@\nТАМ ПЯТНИЦА\n\n#{i + 1}" for i in (0, 1))
+    from corpus.db import open_db
+
+    db = open_db(settings.database)
+    assert [[p["status"] for p in pubs.publications_of(db, i)] for i in (1, 2)] == [["sent"], ["sent"]]
+    db.close()
+    assert not [t for t in moderators_texts(server) if "мог не дойти" in t]   # the slot left the other send alone
+
+
 def test_a_quorum_of_distinct_moderators_decides_and_a_fast_approver_alone(tmp_path, server):
     settings = make_settings(tmp_path, server, telegram={"moderators": [MODERATOR, SECOND, FAST]},
                              moderation={"votes": 2, "fast_approvers": [FAST]})
