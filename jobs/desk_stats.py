@@ -28,7 +28,7 @@ class ModelFigures:
     status: str
     created: str
     bits_per_char: float | None     # on held-out posts, when measured
-    pass_share: float | None        # candidates passing the screen at its tuned temperature
+    pass_share: float | None        # its drafts passing the screen (the retrain's measure, else the tune's)
 
 
 @dataclass
@@ -45,10 +45,15 @@ class DeskStats:
 
 
 def _pass_share(metrics_text: str | None) -> float | None:
+    """The share of the version's drafts that pass the screen: the retrain's measure (product
+    decoding, `draft_pass_share`), else the tune's at the temperature it chose."""
     try:
-        tuned = json.loads(metrics_text or "{}").get("tuned") or {}
+        metrics = json.loads(metrics_text or "{}")
     except ValueError:
         return None
+    if isinstance(metrics.get("draft_pass_share"), (int, float)):
+        return float(metrics["draft_pass_share"])
+    tuned = metrics.get("tuned") or {}
     best = [r for r in tuned.get("rows", []) if r.get("temperature") == tuned.get("temperature")]
     return float(best[0]["pass_share"]) if best and "pass_share" in best[0] else None
 

@@ -348,6 +348,7 @@ def test_alerts_are_given_once_until_they_clear(tmp_path, server):
 
 
 def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
+    from corpus.store import model_versions as model_rows
     from corpus.store import reactions
 
     settings = make_settings(tmp_path, server)
@@ -362,6 +363,10 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
             await service.publish()
             (post,) = pubs.publications_of(db, ids[0])
             reactions.record_counts(db, "telegram", post["chat_id"], post["message_id"], {"👍": 5, "view": 200})
+            model_rows.register_model(db, "retrained1", "/x/1.pt", val_loss=2.43, metrics={"draft_pass_share": 0.31})
+            tuned = {"temperature": 0.8, "rows": [{"temperature": 0.7, "pass_share": 0.2},
+                                                  {"temperature": 0.8, "pass_share": 0.27}]}
+            model_rows.register_model(db, "tuned2", "/x/2.pt", val_loss=2.5, metrics={"tuned": tuned})
             (bad,) = await command(server, "/stats много")
             assert bad["text"] == texts.STATS_USAGE.format(most=366)
             before = len(server.photos)
@@ -382,6 +387,8 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
     assert f"Публикаций: telegram {CHANNEL} — 1" in text
     assert "Реакций на просмотр: в среднем 2.50% (1 постов)" in text
     assert "Модели (бит/символ" in text
+    assert "  retrained1 (candidate, " in text and "): 2.430 · 31%" in text   # the retrain's pass share
+    assert "  tuned2 (candidate, " in text and "): 2.500 · 27%" in text       # else the tune's, at its temperature
 
 
 def test_the_footer_carries_the_meme_number_and_keeps_publishing_at_most_once(tmp_path, server):
