@@ -157,6 +157,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     from corpus.db import check_writable, open_db
     from jobs.moderation import AutoApprove
     from jobs.patience import on_the_loop
+    from jobs.publish import PublishOptions
     from jobs.service import Service, ServicePlan
     from model.distributed import device_name
 
@@ -171,6 +172,8 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     log.info("generating with model %s", holder.version)
     plan = ServicePlan(
         sample=settings.sample.options(), pool=settings.pool, screen=settings.screen, schedule=settings.schedule,
+        moderation=settings.moderation, alerts=settings.alerts,
+        publish=PublishOptions(footer=settings.publish.footer, alert_failures=settings.alerts.failures),
         backup_at=settings.backup.at or None, heartbeat_file=str(settings.data_dir / "heartbeat"),
     )
     publishers = list(publishers)

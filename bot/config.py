@@ -18,7 +18,8 @@ from typing import Any
 
 from bot.secrets import REDACTOR, Secret
 from bot.config_sections import (
-    SECTIONS, BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
+    SECTIONS, AlertSettings, ModerationSettings, PublishSettings,
+    BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
     PoolSettings, SampleSettings, ScheduleSettings, ScreenSettings, TelegramSettings, TrainSettings, VkSettings,
 )
 
@@ -45,6 +46,9 @@ class Settings:
     vk: VkSettings = field(default_factory=VkSettings)
     log: LogSettings = field(default_factory=LogSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    publish: PublishSettings = field(default_factory=PublishSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     source: str = "<defaults>"
 
     @property

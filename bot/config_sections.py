@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from bot.secrets import Secret
 from corpus.rules import CleanOptions
 from corpus.vk import ScrapeOptions
+from jobs.alerts import AlertOptions
+from jobs.moderation import ModerationOptions
 from jobs.pool import PoolOptions, ScreenOptions
+from jobs.publish import PublishOptions
 from jobs.retrain import NightlyOptions
 from jobs.scheduler import ScheduleOptions
 from model.sample_options import SampleOptions
@@ -131,6 +134,32 @@ class ScheduleSettings(ScheduleOptions):
 
 
 @dataclass(frozen=True)
+class ModerationSettings(ModerationOptions):
+    """[moderation]: jobs/moderation.py ModerationOptions (votes, fast approvers, canned reasons)."""
+
+    def validate(self) -> dict[str, str]:
+        return self.problems()
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """[publish]: the footer under each post; `{n}` is the meme number ("" for none)."""
+
+    footer: str = PublishOptions.footer
+
+    def validate(self) -> dict[str, str]:
+        return PublishOptions(footer=self.footer).problems()
+
+
+@dataclass(frozen=True)
+class AlertSettings(AlertOptions):
+    """[alerts]: jobs/alerts.py AlertOptions."""
+
+    def validate(self) -> dict[str, str]:
+        return self.problems()
+
+
+@dataclass(frozen=True)
 class TelegramSettings:
     token: Secret = field(default_factory=lambda: Secret(""))
     base_url: str = TELEGRAM_API
@@ -229,4 +258,5 @@ SECTIONS: dict[str, type] = {
     "screen": ScreenSettings, "schedule": ScheduleSettings, "telegram": TelegramSettings, "vk": VkSettings,
     "log": LogSettings,
     "backup": BackupSettings,
+    "moderation": ModerationSettings, "publish": PublishSettings, "alerts": AlertSettings,
 }

@@ -2,8 +2,9 @@
 
 Full: the Bot API token (getMe), the bot's rights in each channel and in the moderators' chat
 (getChat + getChatMember), the VK token and communities, the database's integrity, the active
-model loading, free disk. `--quick` (the Docker HEALTHCHECK): the database answers and the running
-service's heartbeat file is fresh, with no network and no torch."""
+model loading, free disk, and whether the moderators paused publishing. `--quick` (the Docker
+HEALTHCHECK): the database answers and the running service's heartbeat file is fresh, with no
+network and no torch."""
 from __future__ import annotations
 
 import asyncio
@@ -46,6 +47,8 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
         checks += asyncio.run(check_telegram(settings))
         if database.ok:
             checks.append(check_moderation(settings))
+    if database.ok:
+        checks.append(check_publishing(settings))
     if settings.vk.token or settings.vk.groups or settings.vk.publish_group_id:
         checks += check_vk(settings)
     return checks
@@ -129,20 +132,37 @@ def check_model(settings: Settings) -> Check:
     return Check("model", True, f"{path.name} loads")
 
 
-def check_moderation(settings: Settings) -> Check:
-    """What the running service last found when it showed drafts to the moderators' chat."""
+def _read(settings: Settings, read):
+    """`read(db)` on a connection of its own (the running service writes the same database)."""
     from corpus.db import open_db
-    from jobs.service import moderation_problem
 
     db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
     try:
-        problem = moderation_problem(db)
+        return read(db)
     finally:
         db.close()
+
+
+def check_moderation(settings: Settings) -> Check:
+    """What the running service last found when it showed drafts to the moderators' chat."""
+    from jobs.service import moderation_problem
+
+    problem = _read(settings, moderation_problem)
     if problem:
         return Check("drafts to the moderators", False, f"the service could not show drafts there, since {problem}"
                                                         " (retried at every pool run)")
     return Check("drafts to the moderators", True, "no error recorded")
+
+
+def check_publishing(settings: Settings) -> Check:
+    """Whether the moderators paused publishing (`/pause`): a pause is a choice, not a failure."""
+    from jobs.desk import paused
+
+    stopped = _read(settings, paused)
+    if not stopped:
+        return Check("publishing", True, "not paused")
+    where = "; ".join(f"{name} since {info.get('at', '?')} by {info.get('by', '?')}" for name, info in stopped.items())
+    return Check("publishing", True, f"PAUSED (/resume in the moderators' chat): {where}")
 
 
 async def check_telegram(settings: Settings) -> list[Check]:

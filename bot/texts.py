@@ -13,15 +13,25 @@ START = (
 )
 HELP = START
 MODERATOR_HELP = (
-    "Здесь появляются черновики для канала. Кнопки: «Одобрить», «Отклонить», «Заново» "
+    "Здесь появляются черновики для канала. Кнопки: «Одобрить», «Отклонить» (или с причиной), «Заново» "
     "(отклонить и сгенерировать замену). Чтобы одобрить с правкой, ответьте на черновик "
-    "исправленным текстом."
+    "исправленным текстом; чтобы отклонить со своей причиной — ответьте «/reject причина».\n\n"
+    "/queue — очередь: ждущие решения и одобренные, со слотом и каналом каждого\n"
+    "/pause [канал] — остановить публикации (все или в один канал), /resume [канал] — продолжить\n"
+    "/stats [дни] — график и цифры за последние дни (по умолчанию 14)"
 )
 COMMANDS = [
     ("generate", "свежий бугурт (или продолжение твоего текста)"),
     ("meme", "мем по номеру: /meme 42"),
     ("top", "лучшие посты за неделю"),
     ("help", "что я умею"),
+]
+MODERATOR_COMMANDS = [
+    ("queue", "очередь: ждущие решения и одобренные со слотами"),
+    ("pause", "остановить публикации (все или в один канал)"),
+    ("resume", "продолжить публикации"),
+    ("stats", "статистика за N дней: /stats 30"),
+    ("help", "как модерировать"),
 ]
 
 # subscribers
@@ -69,3 +79,46 @@ REGENERATE_FAILED = "Не удалось сгенерировать замену
 REGENERATE_ALL_SCREENED = "все варианты отсеяны фильтром"
 REMIND = "Напоминание: {pending} черновиков ждут решения, а одобрений давно не было."
 ERROR_REPORT = "⚠️ Ошибка в боте: {error}"
+
+# the moderators' desk
+BUTTON_REJECT_WITH = "❌ {reason}"
+VOTES = "Голоса ({have} из {need}): {votes}"
+VOTE_APPROVE = "✅ {who}"
+VOTE_REJECT = "❌ {who}"
+VOTE_REJECT_WHY = "❌ {who} ({reason})"
+VOTE_REGENERATE = "🔄 {who}"
+VOTE_EDIT = "✏️ {who}"
+ANSWER_VOTED = "Голос учтён: {have} из {need}"
+DECIDED_REJECT_WHY = "❌ Отклонено ({reason}): {who}, {when}"
+EDIT_VOTED = "Правка сохранена и засчитана как ваш голос «за»: {have} из {need}."
+REJECT_USAGE = "Ответьте на черновик: /reject причина"
+REJECT_DONE = "Черновик #{id} отклонён: {reason}"
+REJECT_VOTED = "Голос «против» учтён ({reason}): {have} из {need}."
+QUEUE_HEADER = "Очередь: ждут решения {pending}, одобрено {queued}. Слоты: {times} ({timezone})."
+QUEUE_PAUSED = "⏸ Публикации на паузе: {where}"
+QUEUE_EMPTY = "Очередь пуста: нет ни ждущих, ни одобренных черновиков."
+QUEUE_MORE = "…и ещё {more}: сначала разберите эти."
+QUEUE_ITEM = "В очереди: мем #{id}\n{places}\n\n{text}"
+QUEUE_PLACE = "→ {where}: {when}"
+QUEUE_PLACE_PAUSED = "на паузе"
+QUEUE_PLACE_NONE = "нет слота в ближайшие 60 дней"
+QUEUE_PLACE_HAD = "уже опубликован"
+QUEUE_HELD = "(не раньше {when})"
+BUTTON_NOW = "🚀 Сейчас"
+BUTTON_LATER = "⏬ Позже"
+BUTTON_HOLD = "+{hours} ч"
+BUTTON_UNAPPROVE = "↩️ В ожидание"
+ANSWER_PUBLISHED = "Опубликовано: {where}"
+ANSWER_NOT_PUBLISHED = "Не опубликовано — все каналы на паузе или уже его получили."
+ANSWER_MOVED = "Перенесено в конец очереди"
+ANSWER_HELD = "Не раньше {when}"
+ANSWER_UNAPPROVED = "Возвращён в ожидание"
+ANSWER_UNDER_WAY = "Уже публикуется — вернуть нельзя."
+QUEUE_GONE = "Мем #{id} больше не в очереди."
+PAUSE_DONE = "⏸ Пауза: {where}. Продолжить: /resume"
+RESUME_DONE = "▶️ Публикации продолжены: {where}"
+PAUSE_UNKNOWN = "Нет такого канала: «{name}». Есть: {known}"
+PAUSE_NONE = "Публикации не на паузе."
+STATS_USAGE = "Напишите число дней от 1 до {most}, например: /stats 30"
+STATS_CAPTION = "Статистика за {days} дн."
+STATS_FAILED = "Не удалось построить статистику: {error}"

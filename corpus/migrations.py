@@ -159,3 +159,25 @@ def m004_decoding_and_grammar(db) -> None:
     break no agreement rule, model.grammar; NULL for drafts made before or without the dictionary)."""
     db.execute("ALTER TABLE drafts RENAME COLUMN words TO decoding")
     db.execute("ALTER TABLE drafts ADD COLUMN grammar REAL")
+
+
+@MIGRATIONS()
+def m005_desk(db) -> None:
+    """The moderators' desk: each moderator's vote on a draft (a quorum decides, `moderation.votes`),
+    and an approved draft's place in the queue (`queue_order`, NULL: its id) and the time before
+    which it is not published (`not_before`, ISO 8601 UTC; NULL: at its slot)."""
+    db.execute("ALTER TABLE drafts ADD COLUMN queue_order REAL")
+    db.execute("ALTER TABLE drafts ADD COLUMN not_before TEXT")
+    db.executescript(
+        """
+        CREATE TABLE moderation_votes (
+            draft_id INTEGER NOT NULL REFERENCES drafts (id),
+            actor_id TEXT NOT NULL,               -- Telegram user id
+            actor_name TEXT,
+            vote TEXT NOT NULL,                   -- 'approve', 'reject', 'regenerate'
+            reason TEXT,                          -- a rejection's reason (a canned one or /reject TEXT)
+            at TEXT NOT NULL,
+            PRIMARY KEY (draft_id, actor_id)
+        );
+        """
+    )

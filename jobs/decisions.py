@@ -1,20 +1,38 @@
 """The moderators' decisions, as use-cases the chat handlers call: approve, reject or regenerate a
 draft from its message's buttons, approve an edited text, and generate a replacement draft. Each
 decision is one transition with its audit record (a draft decided twice changes nothing); while
-another process holds the database it waits off the event loop (jobs/patience.py)."""
+another process holds the database it waits off the event loop (jobs/patience.py).
+
+With `moderation.votes` = N > 1 a button is a vote (`moderation_votes`, one per moderator, the
+last press counts): the draft is approved when N distinct moderators voted to approve, rejected
+when N voted to reject (🔄 is a vote to reject and, when it decides, asks for a replacement). A
+moderator in `moderation.fast_approvers` decides alone. An edit by reply is its author's vote to
+approve the edited text."""
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 from typing import Any
 
+from corpus.store import desk as desk_rows
 from corpus.store import drafts as draft_rows
+from jobs.moderation import ModerationOptions
 from jobs.on_request import generate_draft
 from jobs.patience import patiently
 from jobs.pool import screen_edit
 from jobs.service import Service
 
 ACTIONS = ("approve", "reject", "regenerate")
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    """A press's result: `decided` is the action taken ("approve", "reject", "regenerate", "edit")
+    or None while the quorum is not reached; `votes` are the draft's votes now."""
+
+    decided: str | None
+    votes: list[dict]
+    already_decided: bool = False
 
 
 @dataclass(frozen=True)
@@ -27,6 +45,7 @@ class Moderator:
 
 class EditOutcome(enum.Enum):
     DONE = "done"
+    VOTED = "voted"                  # the text is stored, the edit is its author's vote; the quorum decides
     REFUSED = "refused"              # the screen refused the text (the reason comes with it)
     ALREADY_DECIDED = "already decided"
 
@@ -46,14 +65,64 @@ def draft_for_reply(service: Service, chat_id: Any, message_id: Any) -> dict[str
     return draft_rows.find_by_moderation_message(service.db, chat_id, message_id)
 
 
-async def decide(service: Service, draft_id: int, action: str, by: Moderator) -> bool:
+def votes(service: Service, draft_id: int) -> list[dict[str, Any]]:
+    """The draft's votes (who, what, why), in the order they were cast."""
+    return desk_rows.votes_for(service.db, draft_id)
+
+
+async def decide(service: Service, draft_id: int, action: str, by: Moderator, detail: str | None = None) -> bool:
     """Approve (the draft is queued), reject or regenerate (rejected; the caller asks for a
-    replacement) a pending draft; False when it was decided already."""
+    replacement) a pending draft; False when it was decided already. `detail`: a rejection's reason."""
     if action not in ACTIONS:
         raise ValueError(f"unknown moderation action {action!r}")
     return await patiently(draft_rows.decide, service.db, draft_id, action=action,
                              to_status="queued" if action == "approve" else "rejected",
-                             actor_id=by.id, actor_name=by.name)
+                             actor_id=by.id, actor_name=by.name, detail=detail)
+
+
+def _side(vote: str) -> str:
+    return "approve" if vote in ("approve", "edit") else "reject"
+
+
+def _quorum(options: ModerationOptions, by: Moderator, votes: list[dict], side: str) -> bool:
+    return by.id in options.fast_approvers or sum(_side(v["vote"]) == side for v in votes) >= options.votes
+
+
+async def vote(service: Service, draft_id: int, action: str, by: Moderator,
+               reason: str | None = None) -> VoteOutcome:
+    """A moderator's press of ✅ / ❌ / 🔄 (with a rejection's reason): their vote is stored, and
+    the draft is decided when the quorum (or a fast approver) says so."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown moderation action {action!r}")
+    db, options = service.db, service.plan.moderation
+    draft = draft_rows.get_draft(db, draft_id)
+    if draft is None or draft["status"] != "pending":
+        return VoteOutcome(None, desk_rows.votes_for(db, draft_id), already_decided=True)
+    await patiently(desk_rows.cast_vote, db, draft_id, actor_id=by.id, actor_name=by.name, vote=action,
+                    reason=reason if action != "approve" else None)
+    votes = desk_rows.votes_for(db, draft_id)
+    side = _side(action)
+    if not _quorum(options, by, votes, side):
+        return VoteOutcome(None, votes)
+    if side == "approve":
+        decided, detail = "approve", None
+    else:
+        same = [v for v in votes if _side(v["vote"]) == side]
+        decided = "regenerate" if action == "regenerate" or any(v["vote"] == "regenerate" for v in same) else "reject"
+        detail = reason or next((v["reason"] for v in same if v["reason"]), None)
+    if not await decide(service, draft_id, decided, by, detail=detail):
+        return VoteOutcome(None, votes, already_decided=True)
+    return VoteOutcome(decided, votes)
+
+
+def _edit_vote(db: Any, draft_id: int, text: str, by: Moderator) -> bool:
+    """Store a pending draft's edited text and its author's vote to approve it, in one transaction;
+    False when the draft was decided meanwhile."""
+    with db.atomic():
+        if not draft_rows.transition(db, draft_id, from_status=["pending"], to_status="pending", final_text=text):
+            return False
+        desk_rows.cast_vote(db, draft_id, actor_id=by.id, actor_name=by.name, vote="edit")
+    return True
 
 
 async def approve_edit(service: Service, draft_id: int, text: str, by: Moderator) -> tuple[EditOutcome, str | None]:
@@ -62,6 +131,13 @@ async def approve_edit(service: Service, draft_id: int, text: str, by: Moderator
     refused = screen_edit(service.db, text, service.stoplist)
     if refused:
         return EditOutcome.REFUSED, refused
+    draft = draft_rows.get_draft(service.db, draft_id)
+    options = service.plan.moderation
+    if draft is not None and draft["status"] == "pending" and options.votes > 1 and by.id not in options.fast_approvers:
+        if not await patiently(_edit_vote, service.db, draft_id, text, by):
+            return EditOutcome.ALREADY_DECIDED, None
+        if not _quorum(options, by, desk_rows.votes_for(service.db, draft_id), "approve"):
+            return EditOutcome.VOTED, None
     decided = await patiently(draft_rows.decide, service.db, draft_id, action="edit", to_status="queued",
                               from_status=("pending", "queued"), actor_id=by.id, actor_name=by.name,
                               detail="approved with an edit", final_text=text)

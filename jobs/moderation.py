@@ -2,9 +2,30 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+REJECT_REASONS = ["не смешно", "бессмыслица", "повтор"]
+
+
+@dataclass(frozen=True)
+class ModerationOptions:
+    """[moderation]: how many distinct moderators decide a draft, who may decide alone, and the
+    canned reasons offered as buttons under each draft (a reply "/reject TEXT" gives any other)."""
+
+    votes: int = 1
+    fast_approvers: list[int] = field(default_factory=list)
+    reject_reasons: list[str] = field(default_factory=lambda: list(REJECT_REASONS))
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        if not 1 <= self.votes <= 50:
+            problems["votes"] = "an integer from 1 to 50"
+        if len(self.reject_reasons) > 6 or any(not r.strip() or len(r) > 40 for r in self.reject_reasons):
+            problems["reject_reasons"] = "at most 6 reasons of 1 to 40 characters each"
+        return problems
 
 
 class ModerationUnavailable(Exception):

@@ -10,3 +10,10 @@ PUBLISH_INTERRUPTED = ("Мем #{id} мог не дойти до {where}: бот
                        " Повторно не отправляю — проверьте канал.")
 DATABASE_DAMAGED = ("База данных повреждена ({problem}). Публикации и ответы подписчикам могут не работать:"
                     " остановите бота и восстановите последнюю резервную копию (README: Backups).")
+
+# alerts to the moderators' chat (jobs/alerts.py, jobs/publish.py): one line each, once per episode
+ALERT_EMPTY_SLOT = "⏰ Слот публикации прошёл, а для {where} нет одобренных мемов."
+ALERT_LOW_QUEUE = "📉 В очереди на {slots} слот(ов) меньше {least}: одобрите ещё черновики (/queue)."
+ALERT_FAILING = "🚫 {where}: {count} неудачных публикаций подряд. Проверьте права бота (buhurt doctor)."
+ALERT_RETRAIN_FAILED = "🧠 Ночное обучение не удалось ({error}); бот пишет старой моделью."
+ALERT_RETRAIN_KEPT = "🧠 Ночное обучение: новая модель не лучше, осталась старая. {line}"

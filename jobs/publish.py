@@ -13,6 +13,12 @@ outcome kept in memory when there is one (the message id of a post that went out
 While another process holds the database, the writes wait off the event loop (jobs/patience.py);
 a destination whose turn found the lock held longer than the busy timeout is `deferred`, and the
 service retries it within minutes (jobs/service.py), not at the next publishing time.
+
+With `PublishOptions.footer` each post ends with its meme number (`#{n}`, so that readers can ask
+`/meme N`): the text is composed from the stored draft at every try, so a retry sends the same
+words, and nothing about the footer is stored (the claim in `publications` is what keeps it at most
+once). A post that the footer would push over the destination's `max_text` goes without it.
+A destination whose sends fail `alert_failures` times in a row is reported once until one succeeds.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import sqlite_utils
 
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
+from corpus.store.state import get_state, set_state
 from jobs import notices
 from jobs.patience import DatabaseBusy, patiently
 
@@ -51,6 +58,56 @@ class Publisher(Protocol):
 
     async def send(self, text: str) -> str:
         """Publish `text`; return the message id. Raise PublishError on a definite refusal."""
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """The footer under each post ("" for none; `{n}` is the meme number: `publish.footer`), and
+    after how many failed sends in a row a destination is reported (`alerts.failures`; 0: never)."""
+
+    footer: str = "#{n}"
+    alert_failures: int = 3
+
+    def problems(self) -> dict[str, str]:
+        try:
+            self.footer.format(n=1)
+        except (KeyError, IndexError, ValueError, AttributeError):
+            return {"footer": "text where {n} (the meme number) is the only placeholder, e.g. '#{n}'"}
+        return {}
+
+
+def post_text(draft: dict, footer: str, max_text: int | None = None) -> str:
+    """What is published for `draft`: the moderators' text (or the model's) and the footer."""
+    text = draft["final_text"] or draft["text"]
+    if not footer:
+        return text
+    full = f"{text}\n\n{footer.format(n=draft['id'])}"
+    if max_text is not None and len(full) > max_text:
+        log.warning("draft %s goes without its footer: with it the post would be %d characters, over %d",
+                    draft["id"], len(full), max_text)
+        return text
+    return full
+
+
+def _failures_key(where: str) -> str:
+    return f"publish_failures:{where}"
+
+
+async def _count_outcome(db: sqlite_utils.Database, where: str, failed: bool, notify: Notify,
+                         options: PublishOptions) -> None:
+    """Failures in a row per destination (state); the moderators hear once when they reach the limit."""
+    try:
+        count = int(get_state(db, _failures_key(where), "0")) + 1 if failed else 0
+        set_state(db, _failures_key(where), str(count))
+    except Exception as exc:  # noqa: BLE001 - bookkeeping must never stop publishing
+        log.warning("could not count the outcome of a send to %s: %s", where, exc)
+        return
+    if failed and count == options.alert_failures:
+        await _tell(notify, notices.ALERT_FAILING.format(where=where, count=count))
+
+
+def failures_in_a_row(db: sqlite_utils.Database, where: str) -> int:
+    return int(get_state(db, _failures_key(where), "0"))
 
 
 @dataclass
@@ -103,7 +160,8 @@ async def _record(db: sqlite_utils.Database, state: PublishState, publication_id
 
 
 async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: Notify,
-                     state: PublishState, draft: dict | None = None) -> int | None:
+                     state: PublishState, draft: dict | None = None,
+                     options: PublishOptions = PublishOptions()) -> int | None:
     """Send this destination's next draft (or `draft`, unless it has it); returns the draft's id,
     or None when there was nothing to send."""
     where = _where(publisher)
@@ -127,20 +185,23 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
     state.in_flight.add(publication_id)
     try:
         try:
-            message_id = await publisher.send(draft["final_text"] or draft["text"])
+            message_id = await publisher.send(post_text(draft, options.footer, getattr(publisher, "max_text", None)))
         except PublishError as exc:
             await _record(db, state, publication_id, draft["id"], where, ("failed", str(exc)))
             log.warning("draft %s not published to %s: %s", draft["id"], where, exc)
             await _tell(notify, notices.PUBLISH_REFUSED.format(id=draft["id"], where=where, error=exc))
+            await _count_outcome(db, where, True, notify, options)
             return draft["id"]
         except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
             said = str(exc) if isinstance(exc, PublishInDoubt) else type(exc).__name__   # the rest: the log
             await _record(db, state, publication_id, draft["id"], where, ("unknown", said))
             log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], where, exc)
             await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where, error=said))
+            await _count_outcome(db, where, True, notify, options)
             return draft["id"]
         if await _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
             log.info("published draft %s to %s as message %s", draft["id"], where, message_id)
+        await _count_outcome(db, where, False, notify, options)
         return draft["id"]
     finally:
         state.in_flight.discard(publication_id)
@@ -174,20 +235,26 @@ def close_finished(db: sqlite_utils.Database, publishers: Sequence[Publisher]) -
 
 
 async def publish_draft(db: sqlite_utils.Database, draft: dict, publishers: Sequence[Publisher],
-                        notify: Notify, state: PublishState | None = None) -> bool:
-    """Send one draft to every publisher that has not had it; True when all have it now."""
+                        notify: Notify, state: PublishState | None = None, *,
+                        options: PublishOptions = PublishOptions(), only: Sequence[Publisher] | None = None) -> bool:
+    """Send one draft to every publisher (or those in `only`: the others are paused) that has not
+    had it; True when all `publishers` have it now."""
     state = state if state is not None else PublishState()
-    await asyncio.gather(*(publish_to(db, p, notify, state, draft=draft) for p in publishers))
+    targets = publishers if only is None else only
+    await asyncio.gather(*(publish_to(db, p, notify, state, draft=draft, options=options) for p in targets))
     close_finished(db, publishers)
     row = draft_rows.get_draft(db, draft["id"])
     return row is not None and row["status"] == "published"
 
 
 async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher], notify: Notify,
-                       state: PublishState | None = None) -> dict | None:
-    """One publishing time: every destination sends its next draft, concurrently. Returns the
-    oldest draft sent (or tried) in this run, or None when no destination had anything to send."""
-    if not publishers:
+                       state: PublishState | None = None, *, options: PublishOptions = PublishOptions(),
+                       only: Sequence[Publisher] | None = None) -> dict | None:
+    """One publishing time: every destination (or those in `only`: the others are paused) sends
+    its next draft, concurrently. Returns the first draft sent (or tried) in this run, or None
+    when no destination had anything to send."""
+    targets = publishers if only is None else only
+    if not targets:
         return None
     state = state if state is not None else PublishState()
     try:
@@ -196,7 +263,7 @@ async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher
     except Exception as exc:  # noqa: BLE001 - resolved at the next publishing time
         log.error("could not resolve unfinished publications (%s: %s); trying again next time",
                   type(exc).__name__, exc)
-    touched = await asyncio.gather(*(publish_to(db, p, notify, state) for p in publishers))
+    touched = await asyncio.gather(*(publish_to(db, p, notify, state, options=options) for p in targets))
     try:
         await patiently(close_finished, db, publishers)
     except Exception as exc:  # noqa: BLE001

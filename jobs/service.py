@@ -18,15 +18,19 @@ from corpus.store import drafts as draft_rows
 from corpus.store import model_versions as model_rows
 from corpus.store.clock import ago, utcnow
 from corpus.store.state import get_state, set_state
+from corpus.store import publications as pubs
+from jobs import desk, notices
 from jobs import scheduler as sched
+from jobs.alerts import AlertOptions, once
 from jobs.generator import GeneratorHolder
 from jobs.health import DatabaseHealth
 from jobs.model_registry import active_file_problem, checkpoint_problem
-from jobs.moderation import Moderation, ModerationUnavailable
+from jobs.moderation import Moderation, ModerationOptions, ModerationUnavailable
 from jobs.pool import PoolOptions, ScreenOptions, fill_pool
 from model.sample_options import SampleOptions
 from jobs.patience import DatabaseBusy, patiently
-from jobs.publish import Publisher, PublishState, close_finished, destination, publish_next, reconcile, resolve_stale
+from jobs.publish import (Publisher, PublishOptions, PublishState, close_finished, destination, publish_next,
+                          reconcile, resolve_stale)
 from jobs.tune import resolve_options, tune_and_store
 from jobs.reactions import ReactionSource, collect_reactions
 
@@ -57,6 +61,9 @@ class ServicePlan:
     pool: PoolOptions = field(default_factory=PoolOptions)
     screen: ScreenOptions = field(default_factory=ScreenOptions)
     schedule: sched.ScheduleOptions = field(default_factory=sched.ScheduleOptions)
+    moderation: ModerationOptions = field(default_factory=ModerationOptions)
+    publish: PublishOptions = field(default_factory=PublishOptions)
+    alerts: AlertOptions = field(default_factory=AlertOptions)
     max_rounds: int = 3  # generation rounds per pool run when screening rejects drafts
     tune_posts: int = 48  # posts per temperature when a promoted model is tuned (jobs/tune.py)
     backup_at: str | None = None         # HH:MM of the nightly database backup (needs a backuper)
@@ -128,6 +135,7 @@ class Service:
         created += await self.fill_subscriber_pool()
         if self.moderation.enabled:
             await self.dispatch_moderation()
+            await self.alert_low_queue()
         return created
 
     async def fill_subscriber_pool(self) -> list[int]:
@@ -181,28 +189,47 @@ class Service:
         return True
 
     async def publish(self) -> dict | None:
-        """One publishing time. Destinations that found the database held by another process for
-        longer than the busy timeout are tried again after `publish_retry_seconds` (again and
-        again while the lock lasts), so the slot is kept, not skipped to the next one hours later."""
+        """A publishing time: each destination not paused sends its next approved draft; a
+        destination with nothing to send is an alert (once, until it publishes again).
+        Destinations that found the database held by another process for longer than the busy
+        timeout are tried again after `publish_retry_seconds` (again and again while the lock
+        lasts), so the slot is kept, not skipped to the next one hours later."""
         return await self._publish(self.publishers)
 
     async def _publish(self, publishers: Sequence[Publisher]) -> dict | None:
+        """Publish to those of `publishers` not paused (all of `self.publishers` count for closing
+        a draft that every destination has)."""
         state = self.publish_state
         state.deferred.clear()
         try:
             await patiently(set_state, self.db, PUBLISH_COVERED, utcnow())  # this time is accounted for
+            active = await patiently(desk.active_publishers, self.db, publishers)
         except DatabaseBusy as exc:
             state.deferred.update(destination(p) for p in publishers)
             log.warning("publishing deferred: %s", exc)
             result = None
         else:
-            result = await publish_next(self.db, publishers, self.moderation.notify, state)
+            await self._alert_empty_slots(active)
+            result = await publish_next(self.db, self.publishers, self.moderation.notify, state,
+                                        options=self.plan.publish, only=active)
+            await self.alert_low_queue()
         if state.deferred or state.unrecorded:
             self._retry_publishing_later()
         return result
 
+    async def _alert_empty_slots(self, active: Sequence[Publisher]) -> None:
+        try:
+            for publisher in active:
+                empty = pubs.next_for(self.db, publisher.network, publisher.chat_id) is None
+                name = desk.where(publisher)
+                await once(self.db, f"empty:{name}", empty, self.moderation.notify,
+                           notices.ALERT_EMPTY_SLOT.format(where=name))
+        except Exception as exc:  # noqa: BLE001 - an alert's bookkeeping never stops publishing
+            log.warning("could not check the slot's alerts (%s: %s)", type(exc).__name__, exc)
+
     async def retry_publishing(self) -> dict | None:
-        """The deferred part of a publishing run: its destinations, and outcomes not yet recorded."""
+        """The deferred part of a publishing run: its destinations (those paused meanwhile stay
+        paused), and outcomes not yet recorded."""
         targets = [p for p in self.publishers if destination(p) in self.publish_state.deferred]
         if targets:
             log.info("publishing again to %s (deferred: the database was locked)",
@@ -227,6 +254,19 @@ class Service:
         self.scheduler.add_job(self._tracked(self.retry_publishing), "date", run_date=when, id="publish-retry",
                                name="publish-retry", replace_existing=True)
 
+    async def alert_low_queue(self) -> bool:
+        """The approved queue fills fewer than `alerts.min_queue` slots: tell the moderators once."""
+        least = self.plan.alerts.min_queue
+        if not least or not self.moderation.enabled:
+            return False
+        try:
+            slots = desk.slots_covered(self.db, self.publishers)
+            return await once(self.db, "low_queue", slots < least, self.moderation.notify,
+                              notices.ALERT_LOW_QUEUE.format(slots=slots, least=least))
+        except Exception as exc:  # noqa: BLE001 - checked again at the next pool run
+            log.warning("could not check the queue's length (%s: %s)", type(exc).__name__, exc)
+            return False
+
     async def collect(self) -> int:
         return await collect_reactions(self.db, self.reaction_sources)
 
@@ -238,13 +278,26 @@ class Service:
     async def retrain(self) -> RetrainResult | None:
         if self.retrainer is None:
             return None
-        result = await asyncio.to_thread(self.retrainer)
+        try:
+            result = await asyncio.to_thread(self.retrainer)
+        except Exception as exc:  # noqa: BLE001 - the service goes on with the old model; tomorrow retries
+            log.exception("the nightly retrain failed")
+            await self._tell(notices.ALERT_RETRAIN_FAILED.format(error=f"{type(exc).__name__}: {exc}"[:300]))
+            return None
+        if not getattr(result, "promoted", False) and getattr(result, "candidate_bpc", None) is not None:
+            await self._tell(notices.ALERT_RETRAIN_KEPT.format(line=result.reason))
         checkpoint = getattr(result, "checkpoint", None)
         if getattr(result, "promoted", False) and checkpoint is not None:
             version = await asyncio.to_thread(self.holder.reload, checkpoint)
             log.info("now generating with model %s", version)
             await self.tune()
         return result
+
+    async def _tell(self, text: str) -> None:
+        try:
+            await self.moderation.notify(text)
+        except Exception as exc:  # noqa: BLE001 - a notice that cannot go out is a log line
+            log.warning("could not tell the moderators (%s): %s", exc, text)
 
     async def backup(self) -> Path | None:
         """The nightly copy of the database (in a worker thread); a failure is one log line."""

@@ -20,6 +20,7 @@ from corpus.db import marker_path, open_db
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.posts import add_posts
+from jobs import desk
 from tests.helpers import ROOT, run_cli, varied_posts
 from bot import texts
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, until, write_config
@@ -297,7 +298,7 @@ def test_a_lock_across_a_publishing_time_freezes_no_handler_and_the_post_goes_ou
         start, publish_still_waiting, meme = asyncio.run(main())
     assert start["text"] == texts.START and publish_still_waiting
     assert len(meme) == 1
-    assert [m["text"] for m in server.sent(CHANNEL)] == ["ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ"]
+    assert [m["text"] for m in server.sent(CHANNEL)] == [f"ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ\n\n#{queued}"]  # + the footer
     db = open_db(settings.database)
     assert draft_rows.get_draft(db, queued)["status"] == "published"
     db.close()
@@ -325,8 +326,35 @@ def test_a_slot_that_found_the_lock_is_retried_within_minutes_and_generate_says_
     published, retry, busy, sent_during_lock, posts = asyncio.run(main())
     assert published is None and retry is not None and sent_during_lock == []
     assert busy["text"] == texts.DATABASE_BUSY
-    assert [m["text"] for m in posts] == ["ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ"]
+    assert [m["text"] for m in posts] == [f"ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ\n\n#{queued}"]   # the retry keeps the footer
     db = open_db(settings.database)
     assert draft_rows.get_draft(db, queued)["status"] == "published"
     assert draft_rows.get_draft(db, ready)["status"] == "ready"   # not served: the reply said so
     db.close()
+
+
+def test_a_deferred_slot_retried_after_the_lock_leaves_a_destination_paused_meanwhile_alone(tmp_path, server):
+    other = "@buhurt_second"
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5},
+                             telegram={"channels": [CHANNEL, other]}, pool={"channel_size": 1, "subscriber_size": 1})
+    queued, _ = queue_and_ready(settings)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            with held_by_another_process(settings.database):
+                assert await service.publish() is None   # both destinations deferred
+            deferred = set(service.publish_state.deferred)
+            desk.pause(db, [f"telegram {other}"], by="@moderator")
+            await service.retry_publishing()
+            after_retry = (draft_rows.get_draft(db, queued)["status"], list(server.sent(other)))
+            desk.resume(db, [f"telegram {other}"])
+            await service.publish()
+            return deferred, after_retry, draft_rows.get_draft(db, queued)["status"]
+
+    deferred, after_retry, status = asyncio.run(main())
+    assert deferred == {("telegram", CHANNEL), ("telegram", other)}
+    assert [m["text"] for m in server.sent(CHANNEL)] == [f"ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ\n\n#{queued}"]
+    assert after_retry == ("queued", [])   # paused meanwhile: the retry skips it, the draft waits for it
+    assert [m["text"] for m in server.sent(other)] == [f"ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ\n\n#{queued}"]
+    assert status == "published"

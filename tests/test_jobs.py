@@ -127,11 +127,11 @@ def queue_draft(db, text="ПОСТ\n@\nДЛЯ КАНАЛА"):
 
 
 def test_publish_sends_once_to_every_channel(db):
-    queue_draft(db)
+    draft_id = queue_draft(db)
     a, b = RecordingChannel(chat_id="a"), RecordingChannel(network="vk", chat_id="-1")
     note = Moderators().notify
     assert asyncio.run(publish_next(db, [a, b], note))["status"] == "published"
-    assert a.sent == b.sent == ["ПОСТ\n@\nДЛЯ КАНАЛА"]
+    assert a.sent == b.sent == [f"ПОСТ\n@\nДЛЯ КАНАЛА\n\n#{draft_id}"]   # with the footer (publish.footer)
     assert asyncio.run(publish_next(db, [a, b], note)) is None  # queue empty
 
 
@@ -234,7 +234,7 @@ def test_a_send_in_doubt_is_never_retried_and_the_queue_moves_on(db):
     asyncio.run(publish_next(db, [channel], moderation.notify))
     asyncio.run(publish_next(db, [channel], moderation.notify))
     assert publications.publications_of(db, first)[0]["status"] == "unknown"
-    assert channel.sent == ["ВТОРОЙ\n@\nПОСТ"]
+    assert channel.sent == [f"ВТОРОЙ\n@\nПОСТ\n\n#{second}"]
     assert drafts.get_draft(db, first)["status"] == drafts.get_draft(db, second)["status"] == "published"
     assert "TimeoutError" in moderation.notes[0]
 

@@ -43,7 +43,7 @@ def test_doctor_all_good(capsys, tmp_path, server, vk, monkeypatch):
     assert code == 0, text
     names = [line.split(":")[0].split(None, 1)[1] for line in checks]
     assert names == ["database", "disk", "model", "telegram token", f"channel {CHANNEL}", "moderators' chat",
-                     "drafts to the moderators", "vk community bugurt_test"]
+                     "drafts to the moderators", "publishing", "vk community bugurt_test"]
     assert all(line.startswith("ok  ") for line in checks), text
     assert "integrity_check ok" in text and "@buhurt_test_bot" in text
     assert server.calls_of("getChatMember") and vk.methods["groups.getById"] == 1
@@ -63,7 +63,7 @@ def test_doctor_names_each_failure_and_exits_1(capsys, tmp_path, server, vk, mon
     assert "make it an administrator" in failed[f"channel {CHANNEL}"]
     assert "chat not found" in failed["moderators' chat"].lower()
     assert "rejected the token" in failed["vk community bugurt_test"]
-    assert "expired-vk-token-123456" not in text and "5 of 8 checks passed" in text
+    assert "expired-vk-token-123456" not in text and "6 of 9 checks passed" in text
 
 
 def test_doctor_shows_that_the_service_could_not_reach_the_moderators(capsys, tmp_path, server):

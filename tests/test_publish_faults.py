@@ -128,7 +128,7 @@ def test_a_kicked_channel_and_an_expired_vk_token_do_not_starve_the_healthy_chan
                 await app.bot_data.service.publish()
 
     asyncio.run(main())
-    assert texts_in(server, HEALTHY) == [f"ПОСТ НОМЕР {i}\n@\nДЛЯ КАНАЛА" for i in (1, 2, 3)]
+    assert texts_in(server, HEALTHY) == [f"ПОСТ НОМЕР {i}\n@\nДЛЯ КАНАЛА\n\n#{i}" for i in (1, 2, 3)]  # + the footer
     refused = [c for c in server.calls_of("sendMessage", ok_only=False) if c.params["chat_id"] == CHANNEL]
     assert [c.status for c in refused] == [403, 403, 403]  # the first draft, retried at each time
     assert fake.methods["wall.post"] == 3 and wall.posts == {}  # VK error 5 each time, nothing posted
@@ -147,7 +147,7 @@ def test_a_kicked_channel_and_an_expired_vk_token_do_not_starve_the_healthy_chan
     asyncio.run(fixed())
     assert len(texts_in(server, CHANNEL)) == 1 and len(wall.posts) == 1
     assert len(texts_in(server, HEALTHY)) == 3  # nothing left for it: not posted twice
-    assert [p["text"] for p in wall.posts.values()] == ["ПОСТ НОМЕР 1\n@\nДЛЯ КАНАЛА"]
+    assert [p["text"] for p in wall.posts.values()] == ["ПОСТ НОМЕР 1\n@\nДЛЯ КАНАЛА\n\n#1"]
     assert state(settings, drafts[0]) == ("published", ["sent", "sent", "sent"])
 
 
@@ -347,7 +347,7 @@ def test_after_a_crash_the_first_publishing_time_posts_a_new_draft(tmp_path, ser
             return await app.bot_data.service.publish()
 
     assert asyncio.run(main())["id"] == fresh
-    assert texts_in(server, CHANNEL) == ["ПОСТ НОМЕР 2\n@\nДЛЯ КАНАЛА"]
+    assert texts_in(server, CHANNEL) == [f"ПОСТ НОМЕР 2\n@\nДЛЯ КАНАЛА\n\n#{fresh}"]
     assert state(settings, crashed) == ("published", ["unknown"])
     assert state(settings, fresh) == ("published", ["sent"])
 

@@ -48,7 +48,7 @@ def test_run_once_cycle_against_the_fake_server(tmp_path, server):
     second = buhurt("--config", config, "run", "--once")
     assert second.returncode == 0, second.stderr[-3000:]
     (post,) = server.sent(CHANNEL)
-    assert post["text"] == pending[0]["text"]
+    assert post["text"] == f"{pending[0]['text']}\n\n#{pending[0]['id']}"   # publish.footer
     assert len(server.sent(5001)) == 1
     db = open_db(settings.database)
     assert draft_rows.get_draft(db, pending[0]["id"])["status"] == "published"

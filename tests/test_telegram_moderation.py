@@ -67,7 +67,7 @@ def test_buttons_approve_reject_and_strangers(tmp_path, server):
             published = await service.publish()
             assert published["id"] == one and published["status"] == "published"
             (post,) = server.sent(CHANNEL)
-            assert post["text"] == row["text"]
+            assert post["text"] == f"{row['text']}\n\n#{one}"   # publish.footer: the meme number
 
     asyncio.run(main())
 
@@ -144,7 +144,7 @@ def test_reply_with_an_edit_approves_the_edited_text(tmp_path, server):
             assert len(server.sent(chat)) == before  # a reply to a non-draft is ordinary chat
             await service.publish()
             (post,) = server.sent(CHANNEL)
-            assert post["text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
+            assert post["text"] == f"ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА\n\n#{one}"
 
     asyncio.run(main())
 

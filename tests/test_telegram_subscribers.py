@@ -35,8 +35,11 @@ def test_start_help_and_commands_list(tmp_path, server):
     start, help_ = run(scenario())
     assert start["text"] == texts.START and help_["text"] == texts.HELP
     assert "/generate" in start["text"] and "/meme" in start["text"] and "/top" in start["text"]
-    (commands,) = server.calls_of("setMyCommands")
-    assert [c["command"] for c in commands.params["commands"]] == ["generate", "meme", "top", "help"]
+    subscribers, moderators = server.calls_of("setMyCommands")
+    assert subscribers.params["scope"] == {"type": "all_private_chats"}
+    assert [c["command"] for c in subscribers.params["commands"]] == ["generate", "meme", "top", "help"]
+    assert moderators.params["scope"] == {"type": "chat", "chat_id": MODERATORS_CHAT}   # the desk's commands
+    assert [c["command"] for c in moderators.params["commands"]] == ["queue", "pause", "resume", "stats", "help"]
     (poll,) = server.calls_of("getUpdates")[:1]
     assert {"message", "callback_query", "message_reaction_count"} <= set(poll.params["allowed_updates"])
 

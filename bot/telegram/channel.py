@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from telegram.constants import MessageLimit
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 
 from bot.secrets import REDACTOR
@@ -30,6 +31,7 @@ RETRY_SLACK = 0.1
 
 class TelegramChannel:
     network = "telegram"
+    max_text = MessageLimit.MAX_TEXT_LENGTH   # a footer that would pass it is left out (jobs/publish.py)
 
     def __init__(self, bot, chat_id: int | str) -> None:
         self.bot = bot

@@ -1,6 +1,8 @@
-"""Handlers for the moderators' chat: Approve / Reject / Regenerate buttons under a draft, approval
-of an edited text by replying to a draft, and the chat's help. The decisions themselves are
-jobs/decisions.py's; the chat as jobs/'s Moderation seam is bot/telegram/moderators_chat.py."""
+"""Handlers for the moderators' chat: Approve / Reject (with a canned reason) / Regenerate buttons
+under a draft, votes towards `moderation.votes`, approval of an edited text by replying to a draft,
+rejection with a reason by replying "/reject TEXT", and the chat's help. The decisions themselves
+are jobs/decisions.py's; the chat as jobs/'s Moderation seam is bot/telegram/moderators_chat.py;
+the queue, pause and statistics commands are bot/telegram/desk.py's."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +10,7 @@ import logging
 import re
 from typing import Any
 
-from telegram import Bot, Update, User
+from telegram import Bot, CallbackQuery, Update, User
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
@@ -16,11 +18,11 @@ from bot import texts
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderators_chat import draft_message
 from jobs import decisions
-from jobs.decisions import EditOutcome, Moderator
+from jobs.decisions import EditOutcome, Moderator, VoteOutcome
 
 log = logging.getLogger(__name__)
 
-CALLBACK = re.compile(r"d:([arg]):([1-9][0-9]{0,11})")
+CALLBACK = re.compile(r"d:([arg]|r[0-9]):([1-9][0-9]{0,11})")
 ACTIONS = {"a": "approve", "r": "reject", "g": "regenerate"}
 DECIDED = {"approve": texts.DECIDED_APPROVE, "reject": texts.DECIDED_REJECT, "regenerate": texts.DECIDED_REGENERATE}
 
@@ -44,38 +46,93 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%d.%m %H:%M UTC")
 
 
-async def _show_decision(bot: Bot, draft: dict[str, Any], line: str) -> None:
-    """Edit the draft's message: the draft, then who decided and when; no buttons left."""
+async def _show_decision(bot: Bot, draft: dict[str, Any], line: str, votes: list[dict] | None = None,
+                         need: int = 1) -> None:
+    """Edit the draft's message: the draft, the votes, then who decided and when; no buttons left."""
+    await _edit(bot, draft, f"{draft_message(draft, votes or (), need)}\n\n{line}", None)
+
+
+async def _show_votes(bot: Bot, bot_data: BotData, draft: dict[str, Any], votes: list[dict]) -> None:
+    """Edit the draft's message to show the votes so far; the buttons stay."""
+    moderation = bot_data.moderation
+    await _edit(bot, draft, draft_message(draft, votes, moderation.need), moderation.keyboard(draft["id"]))
+
+
+async def _edit(bot: Bot, draft: dict[str, Any], text: str, markup: Any) -> None:
     try:
-        await bot.edit_message_text(f"{draft_message(draft)}\n\n{line}", chat_id=draft["moderation_chat_id"],
-                                    message_id=int(draft["moderation_message_id"]), reply_markup=None)
+        await bot.edit_message_text(text, chat_id=draft["moderation_chat_id"],
+                                    message_id=int(draft["moderation_message_id"]), reply_markup=markup)
     except BadRequest as exc:  # deleted meanwhile, or already showing it
         log.info("could not edit the message of draft %s: %s", draft["id"], exc)
 
 
+def _decided_line(outcome: VoteOutcome, user: User, reason: str | None) -> str:
+    action = outcome.decided or ""
+    if action == "reject" and reason:
+        return texts.DECIDED_REJECT_WHY.format(reason=reason, who=_who(user), when=_now())
+    return DECIDED[action].format(who=_who(user), when=_now())
+
+
+async def cast(context: Context, draft: dict[str, Any], action: str, user: User, reason: str | None) -> VoteOutcome:
+    """One moderator's vote on a pending draft; the message shows the votes or the decision."""
+    bot_data = context.bot_data
+    outcome = await decisions.vote(bot_data.service, draft["id"], action, _moderator(user), reason)
+    if outcome.already_decided:
+        return outcome
+    fresh = decisions.draft_for_reply(bot_data.service, draft["moderation_chat_id"], draft["moderation_message_id"])
+    shown = fresh or draft
+    if outcome.decided is None:
+        await _show_votes(context.bot, bot_data, shown, outcome.votes)
+        return outcome
+    if bot_data.moderation.need > 1:
+        await _show_decision(context.bot, shown, _decided_line(outcome, user, reason), outcome.votes,
+                             bot_data.moderation.need)
+    else:
+        await _show_decision(context.bot, shown, _decided_line(outcome, user, reason))
+    if outcome.decided == "regenerate":
+        await replace_draft(bot_data)
+    return outcome
+
+
+async def moderators_press(update: Update, context: Context, pattern: re.Pattern[str]
+                           ) -> tuple[CallbackQuery, re.Match[str] | None] | None:
+    """A button press by a moderator (anyone else is told "not allowed": None), with its data
+    matched against `pattern` (None when it does not match)."""
+    query = update.callback_query
+    if query is None:
+        return None
+    if not context.bot_data.moderation.allowed(query.from_user):
+        await query.answer(texts.NOT_ALLOWED, show_alert=True)
+        return None
+    return query, pattern.fullmatch(query.data or "")
+
+
 async def on_button(update: Update, context: Context) -> None:
     """Approve, reject or regenerate a draft from its inline buttons (moderators only)."""
-    query, bot_data = update.callback_query, context.bot_data
-    if query is None:
+    pressed, bot_data = await moderators_press(update, context, CALLBACK), context.bot_data
+    if pressed is None:
         return
-    if not bot_data.moderation.allowed(query.from_user):
-        await query.answer(texts.NOT_ALLOWED, show_alert=True)
-        return
-    match = CALLBACK.fullmatch(query.data or "")
+    query, match = pressed
     message = query.message
     draft = decisions.draft_shown_in(bot_data.service, int(match.group(2)), message.chat.id, message.message_id) \
         if match and message is not None else None
     if draft is None or match is None:
         await query.answer(texts.STALE_BUTTON)
         return
-    action, user = ACTIONS[match.group(1)], query.from_user
-    if not await decisions.decide(bot_data.service, draft["id"], action, _moderator(user)):
+    code, reason = match.group(1), None
+    if code.startswith("r") and len(code) == 2:
+        reasons = bot_data.moderation.reasons
+        if int(code[1]) >= len(reasons):
+            await query.answer(texts.STALE_BUTTON)
+            return
+        code, reason = "r", reasons[int(code[1])]
+    outcome = await cast(context, draft, ACTIONS[code], query.from_user, reason)
+    if outcome.already_decided:
         await query.answer(texts.ALREADY_DECIDED)
-        return
-    await query.answer(texts.ANSWER_DONE)
-    await _show_decision(context.bot, draft, DECIDED[action].format(who=_who(user), when=_now()))
-    if action == "regenerate":
-        await replace_draft(bot_data)
+    elif outcome.decided is None:
+        await query.answer(texts.ANSWER_VOTED.format(have=len(outcome.votes), need=bot_data.moderation.need))
+    else:
+        await query.answer(texts.ANSWER_DONE)
 
 
 async def replace_draft(bot_data: BotData) -> None:
@@ -117,8 +174,40 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if outcome is EditOutcome.ALREADY_DECIDED:
         await message.reply_text(texts.ALREADY_DECIDED)
         return
-    await _show_decision(context.bot, draft, texts.DECIDED_EDIT.format(who=_who(user), when=_now()))
+    fresh = decisions.draft_for_reply(bot_data.service, message.chat_id, message.reply_to_message.message_id) or draft
+    votes = decisions.votes(bot_data.service, draft["id"])
+    need = bot_data.moderation.need
+    if outcome is EditOutcome.VOTED:
+        await _show_votes(context.bot, bot_data, fresh, votes)
+        await message.reply_text(texts.EDIT_VOTED.format(have=len(votes), need=need))
+        return
+    await _show_decision(context.bot, fresh, texts.DECIDED_EDIT.format(who=_who(user), when=_now()),
+                         votes if need > 1 else None, need)
     await message.reply_text(texts.EDIT_DONE.format(id=draft["id"]))
+
+
+async def reject_command(update: Update, context: Context) -> None:
+    """"/reject REASON" in reply to a draft: a vote to reject it, with that reason."""
+    message, user, bot_data = update.effective_message, update.effective_user, context.bot_data
+    if message is None:
+        return
+    if user is None or not bot_data.moderation.allowed(user):
+        await message.reply_text(texts.NOT_ALLOWED)
+        return
+    reason = " ".join(context.args or []).strip()[:200]
+    draft = decisions.draft_for_reply(bot_data.service, message.chat_id, message.reply_to_message.message_id) \
+        if message.reply_to_message is not None else None
+    if draft is None or not reason:
+        await message.reply_text(texts.REJECT_USAGE)
+        return
+    outcome = await cast(context, draft, "reject", user, reason)
+    if outcome.already_decided:
+        await message.reply_text(texts.ALREADY_DECIDED)
+    elif outcome.decided is None:
+        await message.reply_text(texts.REJECT_VOTED.format(reason=reason, have=len(outcome.votes),
+                                                           need=bot_data.moderation.need))
+    else:
+        await message.reply_text(texts.REJECT_DONE.format(id=draft["id"], reason=reason))
 
 
 async def moderator_help(update: Update, context: Context) -> None:

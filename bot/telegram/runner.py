@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat, Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
@@ -27,6 +27,7 @@ from bot.app import SHUTDOWN_GRACE_SECONDS, build_services
 from bot.config import Settings
 from bot.errors import BotError
 from bot.secrets import REDACTOR
+from bot.telegram import desk
 from bot.telegram import moderation as mod
 from bot.telegram import subscribers as sub
 from bot.telegram.channel import TelegramChannel, channel_bot
@@ -71,7 +72,8 @@ def build_application(settings: Settings, *, schedule: bool = True) -> Applicati
         .post_init(_post_init).post_shutdown(_post_shutdown)
         .build()
     )
-    moderation = TelegramModeration(application.bot, tg.moderators_chat, tg.moderators)
+    moderation = TelegramModeration(application.bot, tg.moderators_chat, tg.moderators,
+                                    reasons=settings.moderation.reject_reasons, need=settings.moderation.votes)
     # channel posts through their own Bot: a 429 on a post never pauses replies (bot/telegram/channel.py)
     posting = channel_bot(tg.token.reveal(), tg.base_url) if tg.channels else None
     publishers = [TelegramChannel(posting, chat) for chat in tg.channels]
@@ -108,6 +110,7 @@ def register_handlers(application: Application, settings: Settings) -> None:
         CommandHandler("generate", sub.generate, filters=private),
         CommandHandler("meme", sub.meme, filters=private),
         CommandHandler("top", sub.top, filters=private),
+        CallbackQueryHandler(desk.on_queue_button, pattern=r"^q:"),
         CallbackQueryHandler(mod.on_button),
         MessageReactionHandler(on_reaction_count,
                                message_reaction_types=MessageReactionHandler.MESSAGE_REACTION_COUNT_UPDATED),
@@ -117,6 +120,11 @@ def register_handlers(application: Application, settings: Settings) -> None:
         moderators_chat = _chat_filter(chat)
         handlers += [
             CommandHandler(["start", "help"], mod.moderator_help, filters=moderators_chat),
+            CommandHandler("queue", desk.queue, filters=moderators_chat),
+            CommandHandler("pause", desk.pause, filters=moderators_chat),
+            CommandHandler("resume", desk.resume, filters=moderators_chat),
+            CommandHandler("stats", desk.stats, filters=moderators_chat),
+            CommandHandler("reject", mod.reject_command, filters=moderators_chat),
             MessageHandler(moderators_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, mod.on_edit_reply),
         ]
     application.add_handler(TypeHandler(Update, sub.flood_gate), group=-1)  # before every handler
@@ -131,6 +139,11 @@ async def _post_init(application: Application) -> None:
     with contextlib.suppress(TelegramError):
         await application.bot.set_my_commands([BotCommand(*c) for c in texts.COMMANDS],
                                               scope=BotCommandScopeAllPrivateChats())
+    chat = data.settings.telegram.moderators_chat
+    if chat:  # the desk's commands in the moderators' chat menu
+        with contextlib.suppress(TelegramError):
+            await application.bot.set_my_commands([BotCommand(*c) for c in texts.MODERATOR_COMMANDS],
+                                                  scope=BotCommandScopeChat(chat))
     if data.schedule:
         data.service.start_schedule()
 

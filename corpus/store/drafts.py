@@ -2,6 +2,7 @@
 
 channel drafts:    generated -> rejected_auto (screened out or outranked: jobs/pool.py)
                              | pending -> rejected | queued -> published | failed
+                                          queued -> pending (back to the moderators: corpus/store/desk.py)
 subscriber drafts: ready -> served (the /generate pool); rejected_auto
 request drafts:    served (generated on demand for `/generate START TEXT`)
 """

@@ -82,13 +82,17 @@ def recent_publications(db: sqlite_utils.Database, network: str, since: str) -> 
     ))
 
 
-def next_for(db: sqlite_utils.Database, network: str, chat_id: Any) -> dict[str, Any] | None:
-    """This destination's queue position: the oldest queued channel draft it has not had yet (no
-    publication row, or only a `failed` one to retry). Each channel and the VK wall has its own."""
+def next_for(db: sqlite_utils.Database, network: str, chat_id: Any, now: str | None = None) -> dict[str, Any] | None:
+    """This destination's queue position: the first queued channel draft in queue order (its id,
+    unless a moderator moved it: `drafts.queue_order`) that it has not had yet (no publication row,
+    or only a `failed` one to retry) and that is not held past `now` (`drafts.not_before`). Each
+    channel and the VK wall has its own."""
     rows = list(db.query(
-        "SELECT * FROM drafts d WHERE d.status = 'queued' AND d.purpose = 'channel' AND NOT EXISTS ("
+        "SELECT * FROM drafts d WHERE d.status = 'queued' AND d.purpose = 'channel'"
+        " AND (d.not_before IS NULL OR d.not_before <= ?) AND NOT EXISTS ("
         " SELECT 1 FROM publications p WHERE p.draft_id = d.id AND p.network = ? AND p.chat_id = ?"
-        " AND p.status != 'failed') ORDER BY d.id LIMIT 1", [network, str(chat_id)],
+        " AND p.status != 'failed') ORDER BY COALESCE(d.queue_order, d.id), d.id LIMIT 1",
+        [now or utcnow(), network, str(chat_id)],
     ))
     return rows[0] if rows else None
 

@@ -2,8 +2,8 @@
 
 The real python-telegram-bot client talks HTTP to it (telegram.base_url = `server.base_url`). It
 queues updates a test injects, long-polls getUpdates with offsets, keeps the messages the bot sent
-(so edits and callback queries refer to real ones), records every call, and answers errors on
-demand (429 with retry_after, 403, 400 with migrate_to_chat_id, 500).
+(so edits and callback queries refer to real ones), takes photo uploads (sendPhoto, multipart),
+records every call, and answers errors on demand (429 with retry_after, 403, 400 with migrate_to_chat_id, 500).
 """
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ class FakeBotApi:
         self.messages: dict[tuple[int, int], dict] = {}
         self.chats: dict[int, dict] = {}
         self.members: dict[tuple[int, int], dict] = {}  # (chat id, user id) -> ChatMember; default below
+        self.photos: list[tuple[int, bytes]] = []        # (chat id, the uploaded image) of each sendPhoto
         self._usernames: dict[str, int] = {}
         self._updates: list[dict] = []
         self._pushed_at: dict[int, float] = {}
@@ -336,6 +337,21 @@ class FakeBotApi:
                 message["reply_markup"] = p["reply_markup"]
             self.messages[(chat["id"], message["message_id"])] = message
             return ok(message)
+        if method == "sendPhoto":
+            photo = p.get("photo")
+            if not isinstance(photo, bytes) or not photo.startswith(b"\x89PNG"):
+                return bad("Bad Request: wrong type of the web page content")   # what Telegram says to a non-image
+            chat = self.chat(p["chat_id"])
+            message = {"message_id": self._new_message_id(chat["id"]), "date": int(time.time()), "chat": chat,
+                       "photo": [{"file_id": f"photo{len(self.photos)}", "file_unique_id": f"u{len(self.photos)}",
+                                  "width": 1, "height": 1, "file_size": len(photo)}]}
+            if chat["type"] != "channel":
+                message["from"] = BOT_USER
+            if p.get("caption"):
+                message["caption"] = p["caption"]
+            self.photos.append((chat["id"], photo))
+            self.messages[(chat["id"], message["message_id"])] = message
+            return ok(message)
         if method in ("editMessageText", "editMessageReplyMarkup"):
             key = (self.chat(p["chat_id"])["id"], int(p["message_id"]))
             message = self.messages.get(key)
@@ -354,6 +370,20 @@ class FakeBotApi:
             self.messages[key] = new
             return ok(new)
         return bad("Not Found: method not found", 404)
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    """A multipart/form-data body as {name: text, or bytes for a file part}."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    params: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        params[str(name)] = payload if part.get_filename() else payload.decode("utf-8")
+    return params
 
 
 def _member(user_id: int, status: str, **rights: Any) -> dict:
@@ -376,7 +406,9 @@ def _handler_for(api: FakeBotApi) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length).decode("utf-8") if length else ""
+            body = self.rfile.read(length) if length else b""
+            content_type = self.headers.get("Content-Type") or ""
+            raw = "" if "multipart/form-data" in content_type else body.decode("utf-8")
             prefix = f"/bot{api.token}/"
             if not self.path.startswith(prefix):
                 with api._cond:  # a wrong token: recorded (without it) like any other call
@@ -384,7 +416,12 @@ def _handler_for(api: FakeBotApi) -> type[BaseHTTPRequestHandler]:
                     api._cond.notify_all()
                 self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                 return
-            if "json" in (self.headers.get("Content-Type") or ""):
+            if "multipart/form-data" in content_type:   # an upload (sendPhoto): files arrive as bytes
+                params = _multipart(content_type, body)
+                for key in JSON_PARAMS:
+                    if isinstance(params.get(key), str):
+                        params[key] = json.loads(params[key])
+            elif "json" in content_type:
                 params = json.loads(raw or "{}")
             else:
                 params = dict(parse_qsl(raw, keep_blank_values=True))

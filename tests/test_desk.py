@@ -1,0 +1,440 @@
+"""The moderators' desk end to end (issue 25), through the real python-telegram-bot client against the
+fake Bot API server and a real SQLite file: /queue's order, slots and buttons, a quorum of votes,
+rejection reasons, pause and resume, alerts given once, /stats's picture, the meme-number footer."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from bot import texts
+from bot.config import ConfigError, load_settings
+from corpus.store import desk as desk_rows
+from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
+from jobs import desk, notices
+from tests.fakes.telegram_app import (
+    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, until, write_config,
+)
+
+SECOND, FAST = 333, 444
+SLOTS = {"publish_times": ["09:00", "21:00"], "timezone": "UTC", "retrain": False}
+
+
+def add_pending(db, n: int) -> list[int]:
+    return [draft_rows.add_draft(db, text=f"ПРИХОДИШЬ НА РАБОТУ {i}\n@\nТАМ ПЯТНИЦА", model_version="v",
+                                 temperature=0.8, seed=i, max_length=120, status="pending") for i in range(n)]
+
+
+def draft_message(server, db, draft_id: int) -> dict:
+    row = draft_rows.get_draft(db, draft_id)
+    return server.message(MODERATORS_CHAT, int(row["moderation_message_id"]))
+
+
+def moderators_texts(server) -> list[str]:
+    return [m["text"] for m in server.sent(MODERATORS_CHAT)]
+
+
+def buttons(message: dict) -> list[list[str]]:
+    return [[b["text"] for b in row] for row in message.get("reply_markup", {}).get("inline_keyboard", [])]
+
+
+def bot_messages(server) -> list[dict]:
+    """The bot's messages in the moderators' chat, oldest first, as they are now (after edits)."""
+    chat = server.chat(MODERATORS_CHAT)["id"]
+    return [m for (c, _), m in sorted(server.messages.items()) if c == chat]
+
+
+async def command(server, text: str, user_id: int = MODERATOR, replies: int = 1, reply_to_message=None) -> list[dict]:
+    """Send `text` in the moderators' chat and wait for the bot's next `replies` messages there."""
+    before = len(bot_messages(server))
+    server.send_text(text, user_id=user_id, chat_id=MODERATORS_CHAT, reply_to=reply_to_message)
+    sent = await until(lambda: len(bot_messages(server)) >= before + replies and bot_messages(server))
+    return sent[before:before + replies]
+
+
+def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_them(tmp_path, server):
+    settings = make_settings(tmp_path, server, schedule=SLOTS)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            one, two, three, four = add_pending(db, 4)
+            await service.dispatch_moderation()
+            for draft_id in (one, two, three):
+                await press(server, f"d:a:{draft_id}", user_id=MODERATOR, message=draft_message(server, db, draft_id))
+            old_four = draft_message(server, db, four)
+
+            header, shown_four, q1, q2, q3 = await command(server, "/queue", replies=5)
+            assert header["text"].startswith(texts.QUEUE_HEADER.format(pending=1, queued=3, times="09:00, 21:00",
+                                                                        timezone="UTC"))
+            # the pending draft is shown again with its vote buttons; its old message's buttons are gone
+            assert shown_four["text"].startswith(f"Черновик #{four}") and buttons(shown_four)[0] == [
+                texts.BUTTON_APPROVE, texts.BUTTON_REJECT, texts.BUTTON_REGENERATE]
+            assert "reply_markup" not in server.message(MODERATORS_CHAT, old_four["message_id"])
+            stale = await press(server, f"d:a:{four}", user_id=MODERATOR, message=old_four)
+            assert stale["text"] == texts.STALE_BUTTON
+            # approved drafts oldest first, each with its slot and destination and its buttons
+            assert [m["text"].split("\n")[0] for m in (q1, q2, q3)] == [
+                texts.QUEUE_ITEM.split("\n")[0].format(id=i) for i in (one, two, three)]
+            now = dt.datetime.now(dt.timezone.utc)
+            plan = desk.plan(db, service.publishers, SLOTS["publish_times"], "UTC", now)
+            slots = [plan[i][0].at for i in (one, two, three)]
+            assert slots[0] < slots[1] < slots[2] and all(p.where == f"telegram {CHANNEL}" for p in plan[one])
+            for message, slot in zip((q1, q2, q3), slots):
+                assert f"→ telegram {CHANNEL}: {slot:%d.%m %H:%M}" in message["text"]
+                assert buttons(message) == [[texts.BUTTON_NOW, texts.BUTTON_LATER], ["+1 ч", "+6 ч", "+24 ч"],
+                                            [texts.BUTTON_UNAPPROVE]]
+
+            denied = await press(server, f"q:n:{one}", user_id=STRANGER, message=q1)
+            assert denied["text"] == texts.NOT_ALLOWED and server.sent(CHANNEL) == []
+
+            # "later": one goes after the others, and its message shows its new slot
+            assert (await press(server, f"q:l:{one}", user_id=MODERATOR, message=q1))["text"] == texts.ANSWER_MOVED
+            plan = desk.plan(db, service.publishers, SLOTS["publish_times"], "UTC", now)
+            assert [plan[i][0].at for i in (two, three, one)] == slots
+            await until(lambda: f"{slots[2]:%d.%m %H:%M}" in server.message(MODERATORS_CHAT, q1["message_id"])["text"])
+
+            # "+24 h": two waits a day past its slot; three and one move up
+            await press(server, f"q:h24:{two}", user_id=MODERATOR, message=q2)
+            held = draft_rows.get_draft(db, two)["not_before"]
+            assert held == (slots[0] + dt.timedelta(hours=24)).isoformat()
+            plan = desk.plan(db, service.publishers, SLOTS["publish_times"], "UTC", now)
+            assert plan[three][0].at == slots[0] and plan[one][0].at == slots[1]
+            assert plan[two][0].at >= slots[0] + dt.timedelta(hours=24)
+
+            # the publishing slot takes the first draft in queue order that is not held: three
+            published = await service.publish()
+            assert published["id"] == three
+            assert [p["text"] for p in server.sent(CHANNEL)] == [f"ПРИХОДИШЬ НА РАБОТУ 2\n@\nТАМ ПЯТНИЦА\n\n#{three}"]
+
+            # "back to pending": shown anew to the moderators with vote buttons
+            before = len(server.sent(MODERATORS_CHAT))
+            assert (await press(server, f"q:p:{one}", user_id=MODERATOR, message=q1))["text"] == \
+                texts.ANSWER_UNAPPROVED
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
+            reshown = await until(lambda: [m for m in server.sent(MODERATORS_CHAT)[before:]
+                                           if m["text"].startswith(f"Черновик #{one}")])
+            assert buttons(reshown[0])[0][0] == texts.BUTTON_APPROVE
+            assert desk_rows.votes_for(db, one) == [] and draft_rows.get_draft(db, one)["queue_order"] is None
+
+            # "publish now" sends the held one at once
+            answer = await press(server, f"q:n:{two}", user_id=MODERATOR, message=q2)
+            assert answer["text"] == texts.ANSWER_PUBLISHED.format(where=f"telegram {CHANNEL}")
+            assert draft_rows.get_draft(db, two)["status"] == "published" and len(server.sent(CHANNEL)) == 2
+            gone = await press(server, f"q:l:{two}", user_id=MODERATOR, message=q2)
+            assert gone["text"] == texts.QUEUE_GONE.format(id=two)
+            assert [a["action"] for a in draft_rows.actions_for(db, two)] == ["approve", "hold", "publish_now"]
+
+    asyncio.run(main())
+
+
+def test_publish_now_during_a_publishing_slot_sends_each_draft_once(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            first, second = add_pending(db, 2)
+            for draft_id in (first, second):
+                draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
+            _, q_first, _ = await command(server, "/queue", replies=3)
+            release = server.hold("sendMessage", CHANNEL)
+            answers = len(server.calls_of("answerCallbackQuery"))
+            server.press(f"q:n:{first}", user_id=MODERATOR, message=q_first)
+            await until(lambda: server.sent(CHANNEL))            # "publish now" is out, its answer held
+            slot = asyncio.create_task(service.publish())       # a publishing time meanwhile
+            await until(lambda: len(server.sent(CHANNEL)) == 2)
+            release.set()
+            await slot
+            await until(lambda: len(server.calls_of("answerCallbackQuery")) > answers)
+            return [p["text"] for p in server.sent(CHANNEL)]
+
+    posts = asyncio.run(main())
+    assert sorted(posts) == sorted(f"ПРИХОДИШЬ НА РАБОТУ {i}\n@\nТАМ ПЯТНИЦА\n\n#{i + 1}" for i in (0, 1))
+    from corpus.db import open_db
+
+    db = open_db(settings.database)
+    assert [[p["status"] for p in pubs.publications_of(db, i)] for i in (1, 2)] == [["sent"], ["sent"]]
+    db.close()
+    assert not [t for t in moderators_texts(server) if "мог не дойти" in t]   # the slot left the other send alone
+
+
+def test_a_quorum_of_distinct_moderators_decides_and_a_fast_approver_alone(tmp_path, server):
+    settings = make_settings(tmp_path, server, telegram={"moderators": [MODERATOR, SECOND, FAST]},
+                             moderation={"votes": 2, "fast_approvers": [FAST]})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            one, two, three = add_pending(db, 3)
+            await service.dispatch_moderation()
+            message = draft_message(server, db, one)
+            answer = await press(server, f"d:a:{one}", user_id=MODERATOR, message=message)
+            assert answer["text"] == texts.ANSWER_VOTED.format(have=1, need=2)
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
+            voted = texts.VOTES.format(have=1, need=2, votes=f"✅ @user{MODERATOR}")
+            await until(lambda: voted in server.message(MODERATORS_CHAT, message["message_id"])["text"])
+            assert buttons(server.message(MODERATORS_CHAT, message["message_id"]))[0][0] == texts.BUTTON_APPROVE
+            again = await press(server, f"d:a:{one}", user_id=MODERATOR, message=message)   # one moderator, one vote
+            assert again["text"] == texts.ANSWER_VOTED.format(have=1, need=2)
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
+            await press(server, f"d:a:{one}", user_id=SECOND, message=message)
+            assert draft_rows.get_draft(db, one)["status"] == "queued"
+            both = texts.VOTES.format(have=2, need=2, votes=f"✅ @user{MODERATOR} · ✅ @user{SECOND}")
+            edited = await until(lambda: "✅ Одобрено" in (m := server.message(MODERATORS_CHAT, message["message_id"]))[
+                "text"] and m)
+            assert both in edited["text"] and "reply_markup" not in edited
+
+            # split votes decide nothing; the fast approver's canned reason decides alone
+            second = draft_message(server, db, two)
+            await press(server, f"d:a:{two}", user_id=MODERATOR, message=second)
+            await press(server, f"d:r:{two}", user_id=SECOND, message=second)
+            assert draft_rows.get_draft(db, two)["status"] == "pending"
+            await press(server, f"d:r1:{two}", user_id=FAST, message=second)
+            row = draft_rows.get_draft(db, two)
+            assert row["status"] == "rejected" and row["status_reason"] == "бессмыслица"
+            (action,) = draft_rows.actions_for(db, two)
+            assert (action["action"], action["actor_id"], action["detail"]) == ("reject", str(FAST), "бессмыслица")
+            assert [v["vote"] for v in desk_rows.votes_for(db, two)] == ["approve", "reject", "reject"]
+
+            # an edit by reply is its author's vote for the edited text
+            third = draft_message(server, db, three)
+            said = await reply_to(server, MODERATORS_CHAT, "МАМКА ЗОВЁТ\n@\nТАМ МАКАРОНЫ", user_id=MODERATOR,
+                                  chat_id=MODERATORS_CHAT, reply_to=third)
+            assert said["text"] == texts.EDIT_VOTED.format(have=1, need=2)
+            assert draft_rows.get_draft(db, three)["status"] == "pending"
+            await press(server, f"d:a:{three}", user_id=SECOND, message=third)
+            row = draft_rows.get_draft(db, three)
+            assert row["status"] == "queued" and row["final_text"] == "МАМКА ЗОВЁТ\n@\nТАМ МАКАРОНЫ"
+
+    asyncio.run(main())
+
+
+def test_reject_with_a_reason_by_reply_or_button_is_stored_and_counted(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            one, two, three = add_pending(db, 3)
+            await service.dispatch_moderation()
+            first = draft_message(server, db, one)
+            assert buttons(first)[1] == [f"❌ {reason}" for reason in settings.moderation.reject_reasons]
+            (usage,) = await command(server, "/reject")
+            assert usage["text"] == texts.REJECT_USAGE
+            (denied,) = await command(server, "/reject скучно", user_id=STRANGER, reply_to_message=first)
+            assert denied["text"] == texts.NOT_ALLOWED and draft_rows.get_draft(db, one)["status"] == "pending"
+            (done,) = await command(server, "/reject баян из 2012", reply_to_message=first)
+            assert done["text"] == texts.REJECT_DONE.format(id=one, reason="баян из 2012")
+            assert draft_rows.get_draft(db, one)["status_reason"] == "баян из 2012"
+            await until(lambda: "❌ Отклонено (баян из 2012)" in server.message(MODERATORS_CHAT,
+                                                                               first["message_id"])["text"])
+            await press(server, f"d:r0:{two}", user_id=MODERATOR, message=draft_message(server, db, two))
+            await press(server, f"d:r:{three}", user_id=MODERATOR, message=draft_message(server, db, three))
+            tampered = await press(server, f"d:r9:{three}", user_id=MODERATOR, message=draft_message(server, db, three))
+            assert tampered["text"] == texts.STALE_BUTTON
+            photo, numbers = await command(server, "/stats 3", replies=2)
+            assert "photo" in photo
+            return numbers["text"]
+
+    text = asyncio.run(main())
+    assert "Причины отказа: " in text
+    assert "баян из 2012 — 1" in text and "не смешно — 1" in text and "без причины — 1" in text
+
+
+def test_pause_and_resume_all_destinations_or_one(tmp_path, server, capsys):
+    other = "@buhurt_second"
+    settings = make_settings(tmp_path, server, telegram={"channels": [CHANNEL, other]})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            first, second = add_pending(db, 2)
+            for draft_id in (first, second):
+                draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
+            (unknown,) = await command(server, "/pause @nowhere")
+            assert unknown["text"] == texts.PAUSE_UNKNOWN.format(
+                name="@nowhere", known=f"telegram {CHANNEL}, telegram {other}")
+            (paused,) = await command(server, f"/pause {other}")
+            assert paused["text"] == texts.PAUSE_DONE.format(where=f"telegram {other}")
+            header, q_first, _ = await command(server, "/queue", replies=3)
+            assert texts.QUEUE_PAUSED.format(where=f"telegram {other} (@user{MODERATOR})") in header["text"]
+            assert f"→ telegram {other}: {texts.QUEUE_PLACE_PAUSED}" in q_first["text"]
+
+            await service.publish()
+            assert len(server.sent(CHANNEL)) == 1 and server.sent(other) == []
+            assert draft_rows.get_draft(db, first)["status"] == "queued"  # the paused channel has not had it
+            now = await press(server, f"q:n:{first}", user_id=MODERATOR, message=q_first)
+            assert now["text"] == texts.ANSWER_NOT_PUBLISHED and server.sent(other) == []   # paused: not even now
+            under_way = await press(server, f"q:p:{first}", user_id=MODERATOR, message=q_first)
+            assert under_way["text"] == texts.ANSWER_UNDER_WAY and draft_rows.get_draft(db, first)["status"] == "queued"
+
+            (all_paused,) = await command(server, "/pause")
+            assert all_paused["text"] == texts.PAUSE_DONE.format(where=f"telegram {CHANNEL}, telegram {other}")
+            assert await service.publish() is None
+            assert len(server.sent(CHANNEL)) == 1 and server.sent(other) == []
+
+            (resumed,) = await command(server, f"/resume {other}")
+            assert resumed["text"] == texts.RESUME_DONE.format(where=f"telegram {other}")
+            await service.publish()
+            assert len(server.sent(CHANNEL)) == 1 and len(server.sent(other)) == 1
+            assert draft_rows.get_draft(db, first)["status"] == "published"
+
+    asyncio.run(main())
+    from bot.doctor import check_publishing
+
+    check = check_publishing(settings)
+    assert check.ok and "PAUSED" in check.detail and f"telegram {CHANNEL}" in check.detail
+    assert f"telegram {other}" not in check.detail
+
+    async def resume_all():
+        async with bot_running(settings):
+            (resumed,) = await command(server, "/resume")
+            assert resumed["text"] == texts.RESUME_DONE.format(where=f"telegram {CHANNEL}")
+            (again,) = await command(server, "/resume")
+            assert again["text"] == texts.PAUSE_NONE
+
+    asyncio.run(resume_all())
+    assert check_publishing(settings).detail == "not paused"
+
+
+def test_alerts_are_given_once_until_they_clear(tmp_path, server):
+    from jobs.retrain import RetrainResult
+
+    settings = make_settings(tmp_path, server, alerts={"min_queue": 1, "failures": 2})
+    empty = notices.ALERT_EMPTY_SLOT.format(where=f"telegram {CHANNEL}")
+    low = notices.ALERT_LOW_QUEUE.format(slots=0, least=1)
+    failing = notices.ALERT_FAILING.format(where=f"telegram {CHANNEL}", count=2)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            assert await service.publish() is None
+            assert await service.publish() is None
+            await until(lambda: low in moderators_texts(server))
+            assert moderators_texts(server).count(empty) == 1 and moderators_texts(server).count(low) == 1
+
+            (draft_id,) = add_pending(db, 1)
+            draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
+            await service.alert_low_queue()   # the queue holds a slot again: the alert clears
+            server.fail("sendMessage", 403, chat_id=CHANNEL, times=3)
+            for _ in range(3):
+                await service.publish()
+            assert moderators_texts(server).count(failing) == 1   # at the second failure in a row, only
+            await service.publish()                                # the fourth try goes out
+            assert len(server.sent(CHANNEL)) == 1
+            assert moderators_texts(server).count(empty) == 1      # the destination had a draft every time
+            await service.publish()                                # empty again, and the queue low again
+            assert moderators_texts(server).count(empty) == 2 and moderators_texts(server).count(low) == 2
+
+            def broken():
+                raise RuntimeError("CUDA out of memory")
+
+            service.retrainer = broken
+            assert await service.retrain() is None
+            service.retrainer = lambda: RetrainResult(False, "v2 2.61 bits/char vs v1 2.55", "v2",
+                                                      candidate_bpc=2.61, active_bpc=2.55)
+            await service.retrain()
+            service.retrainer = lambda: RetrainResult(False, "skipped: outside the night window")
+            await service.retrain()
+
+    asyncio.run(main())
+    said = moderators_texts(server)
+    assert said.count(notices.ALERT_RETRAIN_FAILED.format(error="RuntimeError: CUDA out of memory")) == 1
+    assert said.count(notices.ALERT_RETRAIN_KEPT.format(line="v2 2.61 bits/char vs v1 2.55")) == 1
+    assert not [t for t in said if "skipped" in t]
+
+
+def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
+    from corpus.store import model_versions as model_rows
+    from corpus.store import reactions
+
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            ids = add_pending(db, 3)
+            await service.dispatch_moderation()
+            await press(server, f"d:a:{ids[0]}", user_id=MODERATOR, message=draft_message(server, db, ids[0]))
+            await press(server, f"d:r2:{ids[1]}", user_id=MODERATOR, message=draft_message(server, db, ids[1]))
+            await service.publish()
+            (post,) = pubs.publications_of(db, ids[0])
+            reactions.record_counts(db, "telegram", post["chat_id"], post["message_id"], {"👍": 5, "view": 200})
+            model_rows.register_model(db, "retrained1", "/x/1.pt", val_loss=2.43, metrics={"draft_pass_share": 0.31})
+            tuned = {"temperature": 0.8, "rows": [{"temperature": 0.7, "pass_share": 0.2},
+                                                  {"temperature": 0.8, "pass_share": 0.27}]}
+            model_rows.register_model(db, "tuned2", "/x/2.pt", val_loss=2.5, metrics={"tuned": tuned})
+            (bad,) = await command(server, "/stats много")
+            assert bad["text"] == texts.STATS_USAGE.format(most=366)
+            before = len(server.photos)
+            photo, numbers = await command(server, "/stats 7", replies=2)
+            assert photo["caption"] == texts.STATS_CAPTION.format(days=7)
+            return before, numbers["text"]
+
+    before, text = asyncio.run(main())
+    assert before == 0
+    (chat, png), = server.photos
+    assert chat == MODERATORS_CHAT and png.startswith(b"\x89PNG") and len(png) > 10_000
+    (call,) = server.calls_of("sendPhoto")
+    assert call.params["caption"] == texts.STATS_CAPTION.format(days=7)
+    assert (settings.data_dir / "stats.png").read_bytes() == png
+    assert text.startswith("Статистика за 7 дн.")
+    assert "Черновиков: 3, одобрено: 1, отклонено: 1" in text
+    assert "Причины отказа: повтор — 1" in text
+    assert f"Публикаций: telegram {CHANNEL} — 1" in text
+    assert "Реакций на просмотр: в среднем 2.50% (1 постов)" in text
+    assert "Модели (бит/символ" in text
+    assert "  retrained1 (candidate, " in text and "): 2.430 · 31%" in text   # the retrain's pass share
+    assert "  tuned2 (candidate, " in text and "): 2.500 · 27%" in text       # else the tune's, at its temperature
+
+
+def test_the_footer_carries_the_meme_number_and_keeps_publishing_at_most_once(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            first, long = add_pending(db, 2)
+            db.execute("UPDATE drafts SET text = ? WHERE id = ?", ["Я" * 4094, long])
+            for draft_id in (first, long):
+                draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
+            server.fail("sendMessage", 403, chat_id=CHANNEL)   # refused first: the retry sends the same words
+            await service.publish()
+            assert server.sent(CHANNEL) == []
+            await service.publish()
+            await service.publish()
+            posts = [p["text"] for p in server.sent(CHANNEL)]
+            assert posts == [f"ПРИХОДИШЬ НА РАБОТУ 0\n@\nТАМ ПЯТНИЦА\n\n#{first}", "Я" * 4094]  # too long for it
+            assert [p["status"] for p in pubs.publications_of(db, first)] == ["sent"]
+            # a reader asks for the number under the post
+            reply = await reply_to(server, 5001, f"/meme {first}", user_id=5001)
+            assert reply["text"].startswith(texts.MEME.format(id=first, text="ПРИХОДИШЬ НА РАБОТУ 0\n@\nТАМ ПЯТНИЦА"))
+
+    asyncio.run(main())
+
+
+def test_without_a_footer_the_post_is_the_text(tmp_path, server):
+    settings = make_settings(tmp_path, server, publish={"footer": ""})
+
+    async def main():
+        async with bot_running(settings) as app:
+            (draft_id,) = add_pending(app.bot_data.db, 1)
+            draft_rows.transition(app.bot_data.db, draft_id, from_status=["pending"], to_status="queued")
+            await app.bot_data.service.publish()
+
+    asyncio.run(main())
+    assert [p["text"] for p in server.sent(CHANNEL)] == ["ПРИХОДИШЬ НА РАБОТУ 0\n@\nТАМ ПЯТНИЦА"]
+
+
+@pytest.mark.parametrize("table, values, named", [
+    ("publish", {"footer": "#{x}"}, "publish.footer"),
+    ("moderation", {"votes": 0}, "moderation.votes"),
+    ("moderation", {"reject_reasons": [""]}, "moderation.reject_reasons"),
+    ("alerts", {"min_queue": -1}, "alerts.min_queue"),
+])
+def test_bad_desk_settings_are_named(tmp_path, server, table, values, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(write_config(tmp_path, server, **{table: values}), environ={})
