@@ -87,7 +87,7 @@ def test_run_once_survives_get_updates_failing(tmp_path, server, fault, warning)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert warning in result.stderr and "left for the next run" in result.stderr
-    assert [m["text"] for m in server.sent(CHANNEL)] == ["ОЧЕРЕДЬ\n@\nЖДЁТ КАНАЛА"]  # publishing ran
+    assert [m["text"] for m in server.sent(CHANNEL)] == [f"ОЧЕРЕДЬ\n@\nЖДЁТ КАНАЛА\n\n#{queued}"]  # publishing ran
     assert [m for m in server.sent(MODERATORS_CHAT) if m["text"].startswith("Черновик")]  # so did the pool
     db = open_db(settings.database)
     assert draft_rows.get_draft(db, queued)["status"] == "published"
