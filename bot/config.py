@@ -21,6 +21,7 @@ from bot.config_sections import (
     SECTIONS, AlertSettings, ModerationSettings, PublishSettings,
     BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
     PoolSettings, SampleSettings, ScheduleSettings, ScreenSettings, TelegramSettings, TrainSettings, VkSettings,
+    GenerateSettings, RankerSettings, RateSettings,
 )
 
 ENV_SECRETS = {("telegram", "token"): "BUHURT_TELEGRAM_TOKEN", ("vk", "token"): "BUHURT_VK_TOKEN"}
@@ -49,6 +50,9 @@ class Settings:
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    rate: RateSettings = field(default_factory=RateSettings)
+    ranker: RankerSettings = field(default_factory=RankerSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
     source: str = "<defaults>"
 
     @property

@@ -12,9 +12,12 @@ from bot.secrets import Secret
 from corpus.rules import CleanOptions
 from corpus.vk import ScrapeOptions
 from jobs.alerts import AlertOptions
+from jobs.curation import GenerateOptions
 from jobs.moderation import ModerationOptions
 from jobs.pool import PoolOptions, ScreenOptions
 from jobs.publish import PublishOptions
+from jobs.ranker import RankerOptions
+from jobs.rating import RateOptions
 from jobs.retrain import NightlyOptions
 from jobs.scheduler import ScheduleOptions
 from model.sample_options import SampleOptions
@@ -120,6 +123,30 @@ class PoolSettings(PoolOptions):
 @dataclass(frozen=True)
 class ScreenSettings(ScreenOptions):
     """[screen]: jobs/pool.py ScreenOptions."""
+
+    def validate(self) -> dict[str, str]:
+        return self.problems()
+
+
+@dataclass(frozen=True)
+class RateSettings(RateOptions):
+    """[rate]: jobs/rating.py RateOptions (the blind rating flow, /rate)."""
+
+    def validate(self) -> dict[str, str]:
+        return self.problems()
+
+
+@dataclass(frozen=True)
+class RankerSettings(RankerOptions):
+    """[ranker]: jobs/ranker.py RankerOptions (the ranker learned from the moderators' decisions)."""
+
+    def validate(self) -> dict[str, str]:
+        return self.problems()
+
+
+@dataclass(frozen=True)
+class GenerateSettings(GenerateOptions):
+    """[generate]: jobs/curation.py GenerateOptions (what /generate serves)."""
 
     def validate(self) -> dict[str, str]:
         return self.problems()
@@ -259,4 +286,5 @@ SECTIONS: dict[str, type] = {
     "log": LogSettings,
     "backup": BackupSettings,
     "moderation": ModerationSettings, "publish": PublishSettings, "alerts": AlertSettings,
+    "rate": RateSettings, "ranker": RankerSettings, "generate": GenerateSettings,
 }
