@@ -55,7 +55,9 @@ def list_cmd(app) -> None:
         click.echo(f"{r['version']:<12}  {r['status']:<9}  {bpc:>13}  {known:>11}  {readable:>18}  {publish:>18}  "
                    f"{r['created_at'][:19]:<19}  {where}{mark}")
     real = shares.get(None)
-    readable, publish = (str(real.readable), str(real.would_publish)) if real else ("- (0)", "- (0)")
+    if real is None:   # nobody has rated a real post yet
+        return
+    readable, publish = str(real.readable), str(real.would_publish)
     click.echo(f"{'real posts':<12}  {'':<9}  {'':>13}  {'':>11}  {readable:>18}  {publish:>18}  "
                "held-out corpus posts rated blind beside the drafts (/rate)")
 

@@ -12,8 +12,8 @@ decisions in time order: the decisions are cut into FOLDS + 1 consecutive slices
 a model trained on the first k slices ranks slice k + 1; its AUC (approved vs rejected) is set
 against the hand-set score's (jobs.pool.score, stored as drafts.score) on the same slices. The
 pool uses the learned ranker only when its mean AUC beats the hand-set one's by `min_gain` and
-the lower end of its 95% interval (Hanley-McNeil over the tested decisions) is above 0.5, so random
-decisions never replace the hand-set score. The fitted model is stored as JSON in `state`.
+the lower end of its 99% interval (Hanley-McNeil over the tested decisions) is above both 0.5 and
+the hand-set score's AUC, so random decisions do not replace the hand-set score. The fitted model is stored as JSON in `state`.
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ STATE_KEY = "ranker"    # state: the fitted ranker (JSON), its figures and wheth
 FOLDS = 5
 LABELS = {"approve": 1, "edit": 1, "reject": 0, "regenerate": 0}
 WORD = re.compile(r"[^\W\d_]+")
+Z99 = 2.576            # the learned AUC's lower bound is of its 99% interval (random decisions rarely pass)
 UNMEASURED = -1e9       # the hand-set score of a draft made before it existed: ranked last
 
 
@@ -242,7 +243,7 @@ def time_ordered_check(data: Labels, folds: int = FOLDS) -> Check:
     if not learned:
         return Check(None, None, None, 0, 0)
     mean_learned, mean_hand = sum(learned) / len(learned), sum(hand) / len(hand)
-    return Check(mean_learned, mean_hand, mean_learned - 1.96 * hanley_mcneil(mean_learned, positives, negatives),
+    return Check(mean_learned, mean_hand, mean_learned - Z99 * hanley_mcneil(mean_learned, positives, negatives),
                  tested, len(learned))
 
 
@@ -281,7 +282,7 @@ def train(db: sqlite_utils.Database, options: RankerOptions = RankerOptions(), *
 def wins(check: Check, min_gain: float) -> bool:
     if check.learned_auc is None or check.hand_auc is None or check.learned_low is None:
         return False
-    return check.learned_auc > check.hand_auc + min_gain and check.learned_low > 0.5
+    return check.learned_auc > check.hand_auc + min_gain and check.learned_low > max(0.5, check.hand_auc)
 
 
 def _fmt(value: float | None) -> str:
@@ -327,7 +328,7 @@ def report(fitted: Fitted) -> list[str]:
     lines = [
         f"trained {fitted.trained_at} on {fitted.labels} decisions; checked on the {fitted.tested} newer ones"
         " (time order: trained on older decisions, tested on newer)",
-        f"AUC approved vs rejected: learned {_fmt(fitted.learned_auc)} (95% low {_fmt(fitted.learned_low)}),"
+        f"AUC approved vs rejected: learned {_fmt(fitted.learned_auc)} (99% low {_fmt(fitted.learned_low)}),"
         f" hand-set score {_fmt(fitted.hand_auc)}",
         "the pool ranks drafts with the learned ranker" if fitted.used
         else "the pool keeps the hand-set score (the learned ranker did not beat it)",
