@@ -74,6 +74,30 @@ def was_served(db: sqlite_utils.Database, user_id: Any, draft: dict[str, Any]) -
     return rating_rows.was_served(db, user_id, draft["id"], text_hash(text_of(draft)))
 
 
+def claim_for(db: sqlite_utils.Database, user_id: Any, draft: dict[str, Any]) -> bool:
+    """Record `draft` as served to this subscriber; False (nothing recorded) when they already got it."""
+    if was_served(db, user_id, draft):
+        return False
+    mark_served(db, user_id, draft)
+    return True
+
+
+def next_for_subscriber(db: sqlite_utils.Database, user_id: Any, *, popular: bool) -> tuple[dict | None, bool]:
+    """/generate without a start text: (a draft recorded as served to this subscriber, whether it
+    is a popular published post). `popular` (drawn with generate.popular_share): a liked post they
+    have not had, when there is one; else the oldest ready pool draft they have not had; (None,
+    False) when neither is left (the caller generates one now)."""
+    if popular:
+        liked = popular_for(db, user_id)
+        if liked is not None:
+            mark_served(db, user_id, liked)
+            return liked, True
+    draft = take_ready_for(db, user_id)
+    if draft is not None:
+        mark_served(db, user_id, draft)
+    return draft, False
+
+
 def take_ready_for(db: sqlite_utils.Database, user_id: Any) -> dict[str, Any] | None:
     """The oldest ready draft of the /generate pool this subscriber has not had (same text
     included), served exactly once; None when there is none."""

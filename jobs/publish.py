@@ -244,10 +244,15 @@ async def resolve_stale(db: sqlite_utils.Database, notify: Notify, state: Publis
 
 
 def close_finished(db: sqlite_utils.Database, publishers: Sequence[Publisher]) -> list[int]:
-    """Queued drafts that every destination has become `published`."""
+    """Queued drafts that every destination has become `published`; those every destination
+    skipped (near-copies everywhere) become `rejected_auto`."""
     closed = pubs.finished_drafts(db, [(p.network, str(p.chat_id)) for p in publishers])
     for draft_id in closed:
-        draft_rows.transition(db, draft_id, from_status=["queued"], to_status="published")
+        if pubs.sent_anywhere(db, draft_id):
+            draft_rows.transition(db, draft_id, from_status=["queued"], to_status="published")
+        else:
+            draft_rows.transition(db, draft_id, from_status=["queued"], to_status="rejected_auto",
+                                  reason="near-copy of posts already published in every channel")
     return closed
 
 

@@ -134,3 +134,9 @@ def skip_publication(db: sqlite_utils.Database, draft_id: int, network: str, cha
         " ON CONFLICT (draft_id, network, chat_id) DO UPDATE SET status = 'skipped', error = excluded.error"
         " WHERE publications.status = 'failed'",
         [draft_id, network, str(chat_id), reason[:500], utcnow()])
+
+
+def sent_anywhere(db: sqlite_utils.Database, draft_id: int) -> bool:
+    """Whether some destination has the draft (`sent`, or `unknown`: maybe sent)."""
+    return db.execute("SELECT 1 FROM publications WHERE draft_id = ? AND status IN ('sent', 'unknown') LIMIT 1",
+                      [draft_id]).fetchone() is not None
