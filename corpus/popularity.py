@@ -9,6 +9,7 @@ get `copies` appearances in total; every other post appears once. Posts without 
 """
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import defaultdict
@@ -90,8 +91,11 @@ def channel_percentiles(rows: Sequence[dict]) -> dict[int, float]:
         by_channel[(row["network"], str(row["chat_id"]))].append(row)
     out: dict[int, float] = {}
     for members in by_channel.values():
-        ordered = sorted(members, key=lambda r: (scores[r["publication_id"]], r["publication_id"]))
-        for place, row in enumerate(ordered):
-            share = place / (len(ordered) - 1) if len(ordered) > 1 else 0.5
+        values = sorted(scores[r["publication_id"]] for r in members)
+        for row in members:   # ties share the mean of their places
+            value = scores[row["publication_id"]]
+            below, equal = bisect.bisect_left(values, value), values.count(value)
+            place = below + (equal - 1) / 2
+            share = place / (len(values) - 1) if len(values) > 1 else 0.5
             out[row["draft_id"]] = max(out.get(row["draft_id"], 0.0), share)
     return out

@@ -13,7 +13,8 @@ a model trained on the first k slices ranks slice k + 1; its AUC (approved vs re
 against the hand-set score's (jobs.pool.score, stored as drafts.score) on the same slices. The
 pool uses the learned ranker only when its mean AUC beats the hand-set one's by `min_gain` and
 the lower end of its 99% interval (Hanley-McNeil over the tested decisions) is above both 0.5 and
-the hand-set score's AUC, so random decisions do not replace the hand-set score. The fitted model is stored as JSON in `state`.
+the hand-set score's AUC, so random decisions do not replace the hand-set score. The fitted model
+is stored as JSON in `state`.
 """
 from __future__ import annotations
 

@@ -42,8 +42,9 @@ def simulate(db: sqlite_utils.Database, n: int, *, taste: str = "lines", seed: i
         text = draft_text(rng, lines, rng.random() < 0.5)
         m = Measures(known_share=rng.uniform(0.9, 1.0), reached_gap=True, shared_chars=rng.randint(0, 40),
                      line_count=lines, logprob_per_char=rng.gauss(-1.6, 0.25), words="known")
-        draft_id = draft_rows.add_draft(db, text=text, model_version="simulated", temperature=rng.choice((0.7, 0.8, 0.9)),
-                                        seed=i, max_length=500, status="pending", measures=m.columns())
+        draft_id = draft_rows.add_draft(db, text=text, model_version="simulated", seed=i, max_length=500,
+                                        temperature=rng.choice((0.7, 0.8, 0.9)), status="pending",
+                                        measures=m.columns())
         if taste == "lines":
             approve = rng.random() < (0.85 if likes(text, lines) else 0.15)
         elif taste == "random":

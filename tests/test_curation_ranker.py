@@ -131,3 +131,11 @@ def test_the_ranker_cli_trains_and_reports(tmp_path, capsys, monkeypatch):
     assert "the pool ranks drafts with the learned ranker" in out and "repeated_words" in out
     code, again, err = run_cli(capsys, "ranker", "report")
     assert code == 0 and again.startswith(out.splitlines()[0]) and "decisions now: 300" in again
+
+
+def test_reactions_rank_within_their_channel_per_view_with_ties_sharing_a_place():
+    rows = [{"publication_id": i, "draft_id": 10 + i, "network": net, "chat_id": chat, "reactions": r, "views": v}
+            for i, (net, chat, r, v) in enumerate([
+                ("vk", "-1", 10, 100), ("vk", "-1", 10, 1000), ("vk", "-1", 30, 1000), ("vk", "-1", 10, 1000),
+                ("telegram", "@c", 4, None), ("telegram", "@c", 2, None)])]
+    assert channel_percentiles(rows) == {10: 1.0, 11: 1 / 6, 12: 2 / 3, 13: 1 / 6, 14: 1.0, 15: 0.0}
