@@ -94,6 +94,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("temperature", _column("temperature")),
     Feature("known_share", _column("known_share")),
     Feature("shared_chars", _column("shared_chars")),
+    Feature("grammar", _column("grammar")),   # the share of lines whose words agree (model.grammar, m004)
 )
 
 

@@ -73,7 +73,7 @@ def test_the_learned_ranker_beats_the_hand_set_score_on_a_known_taste_and_the_po
     assert rank is not None
 
     candidates = two_candidates()
-    kept = store_generated(db, candidates, [1, 2], version="v", options=SampleOptions(temperature=0.8),
+    kept = store_generated(db, candidates, [1, 2], version="v", request=SampleOptions(temperature=0.8).request(),
                            purpose="channel", ok_status="pending", stoplist=StopList([], []), keep=1)
     (draft,) = [draft_rows.get_draft(db, draft_id) for draft_id in kept]
     assert draft["text"] == candidates[0].text and draft["ranker_score"] is not None
@@ -89,7 +89,7 @@ def test_random_decisions_never_replace_the_hand_set_score(db):
     assert not fitted.used
     assert ranker.learned_ranker(db) is None
     candidates = two_candidates()
-    kept = store_generated(db, candidates, [1, 2], version="v", options=SampleOptions(temperature=0.8),
+    kept = store_generated(db, candidates, [1, 2], version="v", request=SampleOptions(temperature=0.8).request(),
                            purpose="channel", ok_status="pending", stoplist=StopList([], []), keep=1)
     (draft,) = [draft_rows.get_draft(db, draft_id) for draft_id in kept]
     assert draft["text"] == candidates[1].text and draft["ranker_score"] is None   # the hand-set winner
@@ -139,3 +139,33 @@ def test_reactions_rank_within_their_channel_per_view_with_ties_sharing_a_place(
                 ("vk", "-1", 10, 100), ("vk", "-1", 10, 1000), ("vk", "-1", 30, 1000), ("vk", "-1", 10, 1000),
                 ("telegram", "@c", 4, None), ("telegram", "@c", 2, None)])]
     assert channel_percentiles(rows) == {10: 1.0, 11: 1 / 6, 12: 2 / 3, 13: 1 / 6, 14: 1.0, 15: 0.0}
+
+
+def test_decisions_in_the_moderators_chat_are_the_rankers_labels(tmp_path, server):
+    import asyncio
+
+    from tests.fakes.telegram_app import MODERATOR, MODERATORS_CHAT, bot_running, make_settings, press, reply_to
+    from tests.test_telegram_moderation import draft_id_of, draft_messages
+
+    settings = make_settings(tmp_path, server, pool={"channel_size": 3, "subscriber_size": 0, "batch_size": 4})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            for _ in range(5):   # the tiny model's drafts are often screened out: until three wait
+                if len(draft_messages(server)) >= 3:
+                    break
+                await app.bot_data.service.fill_pools()
+            first, second, third = draft_messages(server)[:3]
+            await press(server, f"d:a:{draft_id_of(first)}", user_id=MODERATOR, message=first)
+            await press(server, f"d:r:{draft_id_of(second)}", user_id=MODERATOR, message=second)
+            edited = draft_rows.get_draft(db, draft_id_of(third))["text"] + "\n@\nЭХ"
+            await reply_to(server, MODERATORS_CHAT, edited, user_id=MODERATOR, chat_id=MODERATORS_CHAT,
+                           reply_to=third)
+            data = ranker.labels(db)
+            assert data.draft_ids == [draft_id_of(m) for m in (first, second, third)] and data.y == [1, 0, 1]
+            assert draft_rows.get_draft(db, draft_id_of(third))["edit_distance"] == 5
+            text = draft_rows.get_draft(db, draft_id_of(third))["text"]
+            assert data.weight == [1.0, 1.0, pytest.approx(1 - 5 / len(text))]
+
+    asyncio.run(main())
