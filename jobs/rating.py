@@ -172,16 +172,18 @@ async def fill_rating_pool(service: Service, version: str | None = None, *, targ
     for name, checkpoint in rated_versions(service.db):
         if version is not None and name != version:
             continue
-        missing = target - rating_rows.count_ready_drafts(service.db, name)
-        if missing <= 0:
-            continue
-        want = min(missing, plan.pool.batch_size)
         request = resolve_options(service.db, name, plan.sample).request()
-        seeds = new_seeds(want * max(1, plan.pool.oversample))
-        made, samples = await asyncio.to_thread(service.holder.generate_samples, seeds, request, version=name,
-                                                checkpoint=checkpoint)
-        created += store_generated(service.db, samples, seeds, version=made, request=request, purpose=RATING,
-                                   ok_status="ready", stoplist=service.stoplist, keep=want, screening=plan.screen)
+        for _ in range(plan.max_rounds):   # rounds, as the pool's: the screen may reject a whole batch
+            missing = target - rating_rows.count_ready_drafts(service.db, name)
+            if missing <= 0:
+                break
+            want = min(missing, plan.pool.batch_size)
+            seeds = new_seeds(want * max(1, plan.pool.oversample))
+            made, samples = await asyncio.to_thread(service.holder.generate_samples, seeds, request,
+                                                    version=name, checkpoint=checkpoint)
+            created += store_generated(service.db, samples, seeds, version=made, request=request, purpose=RATING,
+                                       ok_status="ready", stoplist=service.stoplist, keep=want,
+                                       screening=plan.screen)
     return created
 
 
