@@ -154,7 +154,7 @@ class Service:
     @property
     def rating_enabled(self) -> bool:
         """Whether anyone can /rate: the moderators, or subscribers with rate.subscribers."""
-        return self.moderation.enabled or self.plan.rate.subscribers
+        return bool(getattr(self.moderation, "enabled", False)) or self.plan.rate.subscribers
 
     async def fill_subscriber_pool(self) -> list[int]:
         """Top the /generate pool up to `subscriber_pool` ready drafts (the pool job, and the
@@ -380,7 +380,7 @@ class Service:
             sched.add_interval(scheduler, self.scrape, job_id="scrape", minutes=when.scrape_every_hours * 60)
         if self.retrainer is not None and when.retrain:
             sched.add_daily(scheduler, self.retrain, job_id="retrain", times=[when.retrain_at], timezone=when.timezone)
-        if self.moderation.enabled:
+        if getattr(self.moderation, "enabled", False):   # the moderators decide: decisions to learn from
             sched.add_daily(scheduler, self.train_ranker, job_id="ranker", times=[when.retrain_at],
                             timezone=when.timezone)
         if when.digest:
