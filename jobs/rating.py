@@ -27,6 +27,7 @@ import sqlite_utils
 
 from corpus.store import model_versions as model_rows
 from corpus.store import ratings as rating_rows
+from jobs.patience import patiently
 from jobs.pool import new_seeds, store_generated
 from jobs.tune import resolve_options
 
@@ -216,7 +217,7 @@ async def next_card(service: Service, rater_id: Any, rng: random.Random | None =
     versions = [v for v, _ in rated_versions(db)]
     rng.shuffle(versions)
     if real and (not versions or rng.random() < REAL_SHARE):
-        return _show(db, rater_id, rating_rows.CORPUS, real[0]["id"], None, real[0]["text"])
+        return await _show(db, rater_id, rating_rows.CORPUS, real[0]["id"], None, real[0]["text"])
     for version in versions:
         drafts = rating_rows.unrated_drafts(db, rater_id, version)
         if not drafts:
@@ -225,14 +226,17 @@ async def next_card(service: Service, rater_id: Any, rng: random.Random | None =
             drafts = rating_rows.unrated_drafts(db, rater_id, version)
         if drafts:
             draft = drafts[0]
-            return _show(db, rater_id, rating_rows.DRAFT, draft["id"], draft["model_version"], draft["text"])
+            return await _show(db, rater_id, rating_rows.DRAFT, draft["id"], draft["model_version"], draft["text"])
     if real:
-        return _show(db, rater_id, rating_rows.CORPUS, real[0]["id"], None, real[0]["text"])
+        return await _show(db, rater_id, rating_rows.CORPUS, real[0]["id"], None, real[0]["text"])
     return None
 
 
-def _show(db, rater_id, source, item_id, version, text) -> Card | None:
-    rating_id = rating_rows.add_shown(db, rater_id=rater_id, source=source, item_id=item_id, model_version=version)
+async def _show(db, rater_id, source, item_id, version, text) -> Card | None:
+    """Record the post as shown to the rater (waiting off the loop while another process holds the
+    database, jobs/patience.py); None when they were shown it before."""
+    rating_id = await patiently(rating_rows.add_shown, db, rater_id=rater_id, source=source, item_id=item_id,
+                                model_version=version)
     return None if rating_id is None else Card(rating_id, text)
 
 
@@ -254,7 +258,7 @@ async def answer(service: Service, rating_id: int, rater_id: Any, chat_id: Any, 
         return None
     if row["message_id"] is not None and (row["chat_id"], row["message_id"]) != (str(chat_id), str(message_id)):
         return None   # (no message yet: pressed before the bot recorded the message it had just sent)
-    row = rating_rows.answer(service.db, rating_id, question, value)
+    row = await patiently(rating_rows.answer, service.db, rating_id, question, value)
     if row is not None and question == "readable" and service.plan.promote_min_ratings > 0:
         if any(promoted for _, promoted in settle_candidates(service.db, service.plan.promote_min_ratings)):
             await service.follow_active_model()
