@@ -121,7 +121,7 @@ def _build_section(source: str, table: str, cls: type, values: dict[str, Any]):
             raise ConfigError(f"{source}: unknown key {table}.{key} (known: {', '.join(sorted(known))})")
     kwargs = {key: _coerce(source, f"{table}.{key}", hints[key], value) for key, value in values.items()}
     section = cls(**kwargs)
-    validate = getattr(section, "validate", None)
+    validate = getattr(section, "validate", None) or getattr(section, "problems", None)   # an options dataclass's
     for key, expected in (validate() if validate else {}).items():
         got = getattr(section, key)
         raise ConfigError(f"{source}: {table}.{key} must be {expected}, got {_show(got)}")

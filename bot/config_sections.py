@@ -132,24 +132,15 @@ class ScreenSettings(ScreenOptions):
 class RateSettings(RateOptions):
     """[rate]: jobs/rating.py RateOptions (the blind rating flow, /rate)."""
 
-    def validate(self) -> dict[str, str]:
-        return self.problems()
-
 
 @dataclass(frozen=True)
 class RankerSettings(RankerOptions):
     """[ranker]: jobs/ranker.py RankerOptions (the ranker learned from the moderators' decisions)."""
 
-    def validate(self) -> dict[str, str]:
-        return self.problems()
-
 
 @dataclass(frozen=True)
 class GenerateSettings(GenerateOptions):
     """[generate]: jobs/curation.py GenerateOptions (what /generate serves)."""
-
-    def validate(self) -> dict[str, str]:
-        return self.problems()
 
 
 @dataclass(frozen=True)

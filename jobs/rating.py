@@ -57,9 +57,8 @@ class RateOptions:
     drafts: int = 20            # ready drafts kept per rated model version (raters share them)
 
     def problems(self) -> dict[str, str]:
-        if not 1 <= self.drafts <= 1000:
-            return {"drafts": "an integer from 1 to 1000 (drafts kept per rated model)"}
-        return {}
+        fits = 1 <= self.drafts <= 1000
+        return {} if fits else {"drafts": "an integer from 1 to 1000 (drafts kept per rated model)"}
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ def test_a_near_copy_of_a_published_post_never_reaches_the_channel(tmp_path, ser
             again = queued(db, LONG.replace("КРАН ТЕЧЁТ СИЛЬНЕЕ", "БАТЯ ДОВОЛЕН"))   # 70 characters the same
             short = queued(db, "ПРИХОДИШЬ ДОМОЙ ПОСЛЕ ШКОЛЫ\n@\nТАМ ГРЕЧКА")            # 27 the same: fresh
             sent = await publish_all(server, service, 2)
-            assert [m["text"] for m in sent] == [LONG, draft_rows.get_draft(db, short)["text"]]
+            fresh = draft_rows.get_draft(db, short)["text"]
+            assert [m["text"] for m in sent] == [f"{LONG}\n\n#{first}", f"{fresh}\n\n#{short}"]   # + the footer
             (skipped,) = pubs.publications_of(db, again)
             assert skipped["status"] == "skipped" and f"shared with meme {first}" in skipped["error"]
             row = draft_rows.get_draft(db, again)
