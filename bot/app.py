@@ -175,6 +175,8 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
         moderation=settings.moderation, alerts=settings.alerts,
         publish=PublishOptions(footer=settings.publish.footer, alert_failures=settings.alerts.failures),
         backup_at=settings.backup.at or None, heartbeat_file=str(settings.data_dir / "heartbeat"),
+        rate=settings.rate, held_out=(settings.train.val_frac, settings.train.test_frac),
+        promote_min_ratings=settings.train.promote_min_ratings, ranker=settings.ranker, generate=settings.generate,
     )
     publishers = list(publishers)
     reaction_sources = []

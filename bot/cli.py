@@ -67,9 +67,9 @@ class ConfigDefaults(dict):
 
 
 def _register() -> None:
-    from bot import cli_corpus, cli_model, cli_model_versions, cli_ops, cli_run, cli_tune
+    from bot import cli_corpus, cli_model, cli_model_versions, cli_ops, cli_ranker, cli_run, cli_tune
 
-    for module in (cli_corpus, cli_model, cli_model_versions, cli_ops, cli_run, cli_tune):
+    for module in (cli_corpus, cli_model, cli_model_versions, cli_ops, cli_run, cli_tune, cli_ranker):
         module.register(cli)
 
 

@@ -23,29 +23,43 @@ def models_group() -> None:
 @click.pass_obj
 def list_cmd(app) -> None:
     """Every known version, newest first: status, held-out bits/char, the share of its drafts passing the
-    screen when it was compared (a retrain, a first model), when, where."""
+    screen when it was compared (a retrain, a first model), the blind ratings of its drafts (readable,
+    would publish: share [95% interval] (ratings)), when, where; then the real posts' ratings, the
+    calibration."""
     from jobs.model_registry import all_versions
+    from jobs.rating import shares_by_version
 
     db = app.open_db()
     try:
         rows = all_versions(db)
+        shares = shares_by_version(db)
     finally:
         db.close()
     if not rows:
         click.echo("no model versions yet: `buhurt run` installs the bundled model or trains one")
         return
-    click.echo(f"{'version':<12}  {'status':<9}  {'val bits/char':>13}  {'drafts pass':>11}  {'created (UTC)':<19}  "
-               f"origin / path")
+    click.echo(f"{'version':<12}  {'status':<9}  {'val bits/char':>13}  {'drafts pass':>11}  {'readable':>18}  "
+               f"{'would publish':>18}  {'created (UTC)':<19}  origin / path")
     for r in rows:
         metrics = json.loads(r["metrics_json"] or "{}")
         bpc = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "-"
         share = metrics.get("draft_pass_share")
         known = f"{share:.0%}" if isinstance(share, (int, float)) else "-"
         origin = metrics.get("origin", "")
+        if r["status"] == "candidate" and metrics.get("awaiting_ratings"):
+            origin = f"waits for {metrics['awaiting_ratings']} ratings" + (f", {origin}" if origin else "")
         where = f"{origin}: {r['path']}" if origin else r["path"]
         mark = " *" if r["status"] == "active" else ""
-        click.echo(f"{r['version']:<12}  {r['status']:<9}  {bpc:>13}  {known:>11}  {r['created_at'][:19]:<19}  "
-                   f"{where}{mark}")
+        rated = shares.get(r["version"])
+        readable, publish = (str(rated.readable), str(rated.would_publish)) if rated else ("- (0)", "- (0)")
+        click.echo(f"{r['version']:<12}  {r['status']:<9}  {bpc:>13}  {known:>11}  {readable:>18}  {publish:>18}  "
+                   f"{r['created_at'][:19]:<19}  {where}{mark}")
+    real = shares.get(None)
+    if real is None:   # nobody has rated a real post yet
+        return
+    readable, publish = str(real.readable), str(real.would_publish)
+    click.echo(f"{'real posts':<12}  {'':<9}  {'':>13}  {'':>11}  {readable:>18}  {publish:>18}  "
+               "held-out corpus posts rated blind beside the drafts (/rate)")
 
 
 @models_group.command("install")

@@ -21,6 +21,7 @@ from bot.config_sections import (
     SECTIONS, AlertSettings, ModerationSettings, PublishSettings,
     BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
     PoolSettings, SampleSettings, ScheduleSettings, ScreenSettings, TelegramSettings, TrainSettings, VkSettings,
+    GenerateSettings, RankerSettings, RateSettings,
 )
 
 ENV_SECRETS = {("telegram", "token"): "BUHURT_TELEGRAM_TOKEN", ("vk", "token"): "BUHURT_VK_TOKEN"}
@@ -49,6 +50,9 @@ class Settings:
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    rate: RateSettings = field(default_factory=RateSettings)
+    ranker: RankerSettings = field(default_factory=RankerSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
     source: str = "<defaults>"
 
     @property
@@ -117,7 +121,7 @@ def _build_section(source: str, table: str, cls: type, values: dict[str, Any]):
             raise ConfigError(f"{source}: unknown key {table}.{key} (known: {', '.join(sorted(known))})")
     kwargs = {key: _coerce(source, f"{table}.{key}", hints[key], value) for key, value in values.items()}
     section = cls(**kwargs)
-    validate = getattr(section, "validate", None)
+    validate = getattr(section, "validate", None) or getattr(section, "problems", None)   # an options dataclass's
     for key, expected in (validate() if validate else {}).items():
         got = getattr(section, key)
         raise ConfigError(f"{source}: {table}.{key} must be {expected}, got {_show(got)}")

@@ -12,9 +12,12 @@ from bot.secrets import Secret
 from corpus.rules import CleanOptions
 from corpus.vk import ScrapeOptions
 from jobs.alerts import AlertOptions
+from jobs.curation import GenerateOptions
 from jobs.moderation import ModerationOptions
 from jobs.pool import PoolOptions, ScreenOptions
 from jobs.publish import PublishOptions
+from jobs.ranker import RankerOptions
+from jobs.rating import RateOptions
 from jobs.retrain import NightlyOptions
 from jobs.scheduler import ScheduleOptions
 from model.sample_options import SampleOptions
@@ -123,6 +126,21 @@ class ScreenSettings(ScreenOptions):
 
     def validate(self) -> dict[str, str]:
         return self.problems()
+
+
+@dataclass(frozen=True)
+class RateSettings(RateOptions):
+    """[rate]: jobs/rating.py RateOptions (the blind rating flow, /rate)."""
+
+
+@dataclass(frozen=True)
+class RankerSettings(RankerOptions):
+    """[ranker]: jobs/ranker.py RankerOptions (the ranker learned from the moderators' decisions)."""
+
+
+@dataclass(frozen=True)
+class GenerateSettings(GenerateOptions):
+    """[generate]: jobs/curation.py GenerateOptions (what /generate serves)."""
 
 
 @dataclass(frozen=True)
@@ -259,4 +277,5 @@ SECTIONS: dict[str, type] = {
     "log": LogSettings,
     "backup": BackupSettings,
     "moderation": ModerationSettings, "publish": PublishSettings, "alerts": AlertSettings,
+    "rate": RateSettings, "ranker": RankerSettings, "generate": GenerateSettings,
 }

@@ -181,3 +181,45 @@ def m005_desk(db) -> None:
         );
         """
     )
+
+
+@MIGRATIONS()
+def m007_curation(db) -> None:
+    """The community's curation (issue 24): blind ratings of real posts and drafts (`ratings`), what
+    each subscriber got from /generate (`served`), a moderator's edit distance and the learned
+    ranker's score per draft. Existing drafts keep every column; edited ones get their distance."""
+    from corpus.nearcopy import edit_distance
+
+    db.executescript(
+        """
+        CREATE TABLE ratings (
+            id INTEGER PRIMARY KEY,
+            rater_id TEXT NOT NULL,               -- Telegram user id
+            source TEXT NOT NULL,                 -- 'corpus' (a held-out real post) or 'draft'
+            item_id INTEGER NOT NULL,             -- posts.id or drafts.id
+            model_version TEXT,                   -- the draft's model; NULL for a corpus post
+            chat_id TEXT,
+            message_id TEXT,
+            readable INTEGER,                     -- 1 "reads from start to end", 0 no; NULL: not answered yet
+            would_publish INTEGER,                -- 1 "would publish", 0 no; NULL: not answered yet
+            shown_at TEXT NOT NULL,
+            rated_at TEXT,
+            UNIQUE (rater_id, source, item_id)
+        );
+        CREATE INDEX ratings_version ON ratings (source, model_version);
+
+        CREATE TABLE served (
+            user_id TEXT NOT NULL,                -- a subscriber's Telegram user id
+            draft_id INTEGER NOT NULL REFERENCES drafts (id),
+            text_hash TEXT NOT NULL,              -- corpus.store.posts.text_hash of what was sent
+            at TEXT NOT NULL,
+            PRIMARY KEY (user_id, draft_id)
+        );
+        CREATE INDEX served_user_text ON served (user_id, text_hash);
+        """
+    )
+    db.execute("ALTER TABLE drafts ADD COLUMN edit_distance INTEGER")   # a moderator's edit: characters changed
+    db.execute("ALTER TABLE drafts ADD COLUMN ranker_score REAL")       # jobs/ranker.py, when it ranked the draft
+    edited = db.execute("SELECT id, text, final_text FROM drafts WHERE final_text IS NOT NULL").fetchall()
+    db.conn.executemany("UPDATE drafts SET edit_distance = ? WHERE id = ?",
+                        [(edit_distance(text, final), draft_id) for draft_id, text, final in edited])

@@ -66,3 +66,24 @@ def longest_shared(text: str, hits: Iterable[tuple[int, int, int]], posts: Mappi
             if length > best:
                 best, best_post = length, post_id
     return best, best_post
+
+
+def longest_shared_with(text: str, posts: Mapping[int, str]) -> tuple[int, int | None]:
+    """(longest run `text` shares verbatim with any of `posts` {id: text}, that post's id), through
+    the same shingles as the corpus index, built here in memory (a channel's own posts)."""
+    hits = [(shingle, post_id, pos) for post_id, post in posts.items() for shingle, pos in post_shingles(post)]
+    return longest_shared(text, hits, posts)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (characters inserted, deleted or replaced) between two texts."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+

@@ -9,6 +9,7 @@ get `copies` appearances in total; every other post appears once. Posts without 
 """
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import defaultdict
@@ -62,3 +63,39 @@ def _score(post: dict, median: float, ratio: float, normalise: str) -> float:
     if normalise == "views":
         return post["likes"] / post["views"] if post.get("views") else post["likes"] / median * ratio
     return post["likes"] / median
+
+
+def publication_scores(rows: Sequence[dict]) -> dict[int, float]:
+    """{publication id: reactions per view} for publications (corpus.store.reactions.publication_counts
+    rows), scored within their channel as posts are above: per view where the network counts views,
+    else over the channel's median reactions, scaled to reactions per view."""
+    by_channel: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        by_channel[(row["network"], str(row["chat_id"]))].append({**row, "likes": row["reactions"]})
+    scores: dict[int, float] = {}
+    for members in by_channel.values():
+        median = statistics.median(p["likes"] for p in members) or 1
+        ratios = [p["likes"] / p["views"] for p in members if p.get("views")]
+        ratio = statistics.median(ratios) if ratios else 1.0
+        for post in members:
+            scores[post["publication_id"]] = _score(post, median, ratio, "views")
+    return scores
+
+
+def channel_percentiles(rows: Sequence[dict]) -> dict[int, float]:
+    """{draft id: its best publication's rank in its channel by reactions per view, from 0 (least
+    liked) to 1 (most liked)}; channels with a single publication give 0.5."""
+    scores = publication_scores(rows)
+    by_channel: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        by_channel[(row["network"], str(row["chat_id"]))].append(row)
+    out: dict[int, float] = {}
+    for members in by_channel.values():
+        values = sorted(scores[r["publication_id"]] for r in members)
+        for row in members:   # ties share the mean of their places
+            value = scores[row["publication_id"]]
+            below, equal = bisect.bisect_left(values, value), values.count(value)
+            place = below + (equal - 1) / 2
+            share = place / (len(values) - 1) if len(values) > 1 else 0.5
+            out[row["draft_id"]] = max(out.get(row["draft_id"], 0.0), share)
+    return out

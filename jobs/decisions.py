@@ -14,6 +14,9 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+import sqlite_utils
+
+from corpus.nearcopy import edit_distance
 from corpus.store import desk as desk_rows
 from corpus.store import drafts as draft_rows
 from jobs.moderation import ModerationOptions
@@ -141,7 +144,15 @@ async def approve_edit(service: Service, draft_id: int, text: str, by: Moderator
     decided = await patiently(draft_rows.decide, service.db, draft_id, action="edit", to_status="queued",
                               from_status=("pending", "queued"), actor_id=by.id, actor_name=by.name,
                               detail="approved with an edit", final_text=text)
+    if decided:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
+        await patiently(_record_edit_distance, service.db, draft_id, text)
     return (EditOutcome.DONE if decided else EditOutcome.ALREADY_DECIDED), None
+
+
+def _record_edit_distance(db: sqlite_utils.Database, draft_id: int, text: str) -> None:
+    draft = draft_rows.get_draft(db, draft_id)
+    if draft is not None:
+        draft_rows.set_edit_distance(db, draft_id, edit_distance(draft["text"], text))
 
 
 async def replace_draft(service: Service) -> dict | None:

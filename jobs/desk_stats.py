@@ -1,8 +1,10 @@
 """`/stats [days]`: the desk's figures over the last days, as one PNG (matplotlib, Agg backend) and
 the same numbers as text.
 
-`gather` collects them into `DeskStats`, one field per panel; a later figure (the subscribers'
-ratings, say) is one more field filled there, one more panel in `write_chart` and lines in `lines`.
+`gather` collects them into `DeskStats`, one field per panel; a later figure is one more field
+filled there, one more panel in `write_chart` and lines in `lines`. The blind ratings (/rate,
+jobs/rating.py) are such a field: each model version's readable and would-publish shares, all time,
+beside the real posts'.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import sqlite_utils
 
 from corpus.store import desk as desk_rows
 from corpus.store import model_versions as model_rows
+from jobs.rating import VersionShares, rating_shares
 from model.files import atomic_path
 
 DEFAULT_DAYS = 14
@@ -42,6 +45,7 @@ class DeskStats:
     engagement: list[tuple[str, int, float]] = field(default_factory=list)  # (published at, meme, reactions/view)
     reactions_without_views: int = 0                         # posts whose network reports no views
     models: list[ModelFigures] = field(default_factory=list)
+    ratings: list[VersionShares] = field(default_factory=list)  # blind ratings, all time (version None: real posts)
 
 
 def _pass_share(metrics_text: str | None) -> float | None:
@@ -84,6 +88,7 @@ def gather(db: sqlite_utils.Database, days: int = DEFAULT_DAYS, now: dt.datetime
     for row in model_rows.all_models(db)[:MODEL_VERSIONS_SHOWN]:
         stats.models.append(ModelFigures(row["version"], row["status"], row["created_at"][:10], row["val_loss"],
                                          _pass_share(row["metrics_json"])))
+    stats.ratings = rating_shares(db)
     return stats
 
 
@@ -112,12 +117,18 @@ def lines(stats: DeskStats) -> list[str]:
             bpc = f"{m.bits_per_char:.3f}" if m.bits_per_char is not None else "—"
             share = f"{m.pass_share:.0%}" if m.pass_share is not None else "—"
             out.append(f"  {m.version} ({m.status}, {m.created}): {bpc} · {share}")
+    if stats.ratings:
+        out.append("Оценки вслепую (читается · опубликовал бы: доля [95% интервал] (ответов)):")
+        for rated in stats.ratings:
+            who = rated.version if rated.version is not None else "настоящие посты"
+            out.append(f"  {who}: {rated.readable} · {rated.would_publish}")
     return out
 
 
 def write_chart(stats: DeskStats, path: str | Path) -> Path:
     """Four panels into one PNG, written atomically: drafts per day, publications per destination
-    per day, reactions per view of each post, each model version's figures."""
+    per day, reactions per view of each post, each model version's figures (its readable share when
+    rated among them)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -169,7 +180,10 @@ def write_chart(stats: DeskStats, path: str | Path) -> Path:
     other = models.twinx()
     tuned = [(i, m.pass_share * 100) for i, m in enumerate(ordered) if m.pass_share is not None]
     other.plot([p[0] for p in tuned], [p[1] for p in tuned], "s--", color="#b58a4a", label="pass share, %")
-    other.set_ylabel("pass share, %")
+    readable = {r.version: r.readable.share for r in stats.ratings if r.version is not None}
+    rated = [(i, share * 100) for i, share in enumerate(readable.get(m.version) for m in ordered) if share is not None]
+    other.plot([p[0] for p in rated], [p[1] for p in rated], "^:", color="#4a9a5a", label="readable when rated, %")
+    other.set_ylabel("share, %")
     models.legend(loc="upper left", fontsize=7)
     other.legend(loc="upper right", fontsize=7)
     figure.suptitle(f"buhurt desk, {stats.days[0]} – {stats.days[-1]} (UTC)")

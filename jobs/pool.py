@@ -21,6 +21,7 @@ from corpus.store.posts import has_text
 from corpus.store.shingles import longest_shared_run
 from jobs.generator import GeneratorHolder
 from jobs.patience import patiently
+from jobs.ranker import learned_ranker
 from model.sample_options import Decoding, SampleRequest
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ def store_generated(
     of those that pass, the `keep` best-scoring (all when None) get `ok_status`, the others are
     `rejected_auto` as outranked. Returns the kept ids, best first."""
     passed: list[tuple[float, int, int]] = []   # (-score, order, draft id)
+    rank = learned_ranker(db)   # issue 24: None unless the ranker learned from decisions beat score()
     with db.atomic():
         for order, (seed, item) in enumerate(zip(seeds, texts)):
             sample = None if isinstance(item, str) else item
@@ -227,15 +229,16 @@ def store_generated(
             m = measure(db, text, sample, request.decoding.name)
             reason = screen(db, text, stoplist, m, min_known_words=screening.min_known_words,
                             min_grammar=screening.min_grammar)
+            learned = None if rank is None else rank(text, m.columns(), request.temperature)
             draft_id = draft_rows.add_draft(
                 db, text=text, model_version=version, seed=seed, purpose=purpose,
                 status="rejected_auto" if reason else ok_status, status_reason=reason,
-                measures=m.columns(), **request_columns(request),
+                measures={**m.columns(), "ranker_score": learned}, **request_columns(request),
             )
             if reason:
                 draft_rows.record_action(db, draft_id, "auto_reject", detail=reason)
                 continue
-            value = score(m)
+            value = score(m) if learned is None else learned
             passed.append((-value if value is not None else math.inf, order, draft_id))
         passed.sort()
         kept = [draft_id for _, _, draft_id in passed[:keep]] if keep is not None else [p[2] for p in passed]

@@ -3,7 +3,8 @@
 Every channel and the VK wall has its own queue position (`publications.next_for`): at each
 publishing time each destination posts the oldest queued draft it has not had, concurrently, so a
 destination that refuses (403, an expired VK token) or waits out flood control never holds back
-the others. A draft is `published` once every destination has it (`sent`, or `unknown`).
+the others. A draft is `published` once every destination has it (`sent`, or `unknown`), or skipped it
+(`skipped`: it near-copies a post already published there, jobs/curation.py).
 
 A row still `sending` that no send of this process is working on was left by a failure inside the
 process (the database locked while recording, say): the next publishing time resolves it, with the
@@ -35,6 +36,7 @@ from corpus.store import publications as pubs
 from corpus.store.state import get_state, set_state
 from jobs import notices
 from jobs.patience import DatabaseBusy, patiently
+from jobs.curation import repeat_in_channel
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +168,7 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
     or None when there was nothing to send."""
     where = _where(publisher)
     try:
-        draft = draft if draft is not None else await patiently(pubs.next_for, db, publisher.network,
-                                                                publisher.chat_id)
+        draft = await patiently(_fresh_for, db, publisher, draft)
         if draft is None:
             return None
         publication_id = await patiently(pubs.begin_publication, db, draft["id"], publisher.network,
@@ -207,6 +208,22 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
         state.in_flight.discard(publication_id)
 
 
+def _fresh_for(db: sqlite_utils.Database, publisher: Publisher, draft: dict | None) -> dict | None:
+    """`draft` (else this destination's next) unless it near-copies a post already published
+    there (jobs/curation.py): such a draft is skipped for this destination, and the queue's next
+    one is tried."""
+    explicit = draft is not None
+    draft = draft if explicit else pubs.next_for(db, publisher.network, publisher.chat_id)
+    while draft is not None:
+        repeat = repeat_in_channel(db, publisher.network, publisher.chat_id, draft)
+        if repeat is None:
+            return draft
+        pubs.skip_publication(db, draft["id"], publisher.network, publisher.chat_id, repeat)
+        log.info("draft %s skipped for %s: %s", draft["id"], _where(publisher), repeat)
+        draft = None if explicit else pubs.next_for(db, publisher.network, publisher.chat_id)
+    return None
+
+
 async def resolve_stale(db: sqlite_utils.Database, notify: Notify, state: PublishState) -> int:
     """Rows left `sending` by a failure inside this process: write the outcome it kept, else mark
     them `unknown` (never re-sent) and tell the moderators. Returns how many were resolved."""
@@ -227,10 +244,15 @@ async def resolve_stale(db: sqlite_utils.Database, notify: Notify, state: Publis
 
 
 def close_finished(db: sqlite_utils.Database, publishers: Sequence[Publisher]) -> list[int]:
-    """Queued drafts that every destination has become `published`."""
+    """Queued drafts that every destination has become `published`; those every destination
+    skipped (near-copies everywhere) become `rejected_auto`."""
     closed = pubs.finished_drafts(db, [(p.network, str(p.chat_id)) for p in publishers])
     for draft_id in closed:
-        draft_rows.transition(db, draft_id, from_status=["queued"], to_status="published")
+        if pubs.sent_anywhere(db, draft_id):
+            draft_rows.transition(db, draft_id, from_status=["queued"], to_status="published")
+        else:
+            draft_rows.transition(db, draft_id, from_status=["queued"], to_status="rejected_auto",
+                                  reason="near-copy of posts already published in every channel")
     return closed
 
 

@@ -110,11 +110,14 @@ class NightlyOptions:
     readability_tolerance: float = 0.05  # the share of its drafts passing the screen may fall by at most this
     readability_drafts: int = 64        # drafts per model for that share; 0: promote on bits/char alone
     keep_runs: int = 5                  # run folders kept in checkpoint_dir; 0 keeps all
+    promote_min_ratings: int = 0        # >0: a winning candidate waits for this many readable ratings (jobs/rating.py)
 
     def problems(self) -> dict[str, str]:
         problems = {}
         if self.keep_runs < 0:
             problems["keep_runs"] = "an integer >= 0 (0 keeps every run folder)"
+        if self.promote_min_ratings < 0:
+            problems["promote_min_ratings"] = "an integer >= 0 (0: no rating gate)"
         if not 0 < self.warm_lr_scale <= 1:
             problems["warm_lr_scale"] = "a number in (0, 1]"
         if self.readability_drafts < 0:
@@ -445,7 +448,13 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     common = dict(candidate_bpc=candidate_bpc, active_bpc=active_bpc, details=details,
                   candidate_readability=cand_read, active_readability=act_read, active_version=active_version,
                   warm=init_from is not None, minutes=budget)
-    if promote:
+    if promote and plan.promote_min_ratings > 0:
+        # the rating gate: it waits as a candidate; its drafts join the raters' mix (jobs/rating.py)
+        version = install_checkpoint(db, candidate, plan.models_dir, val_loss=candidate_bpc,
+                                     metrics={**metrics, "awaiting_ratings": plan.promote_min_ratings})
+        result = RetrainResult(False, "", version, **common)
+        why = f"waits for {plan.promote_min_ratings} ratings of its drafts before promotion"
+    elif promote:
         version = install_checkpoint(db, candidate, plan.models_dir, val_loss=candidate_bpc, metrics=metrics)
         model_rows.promote(db, version)
         result = RetrainResult(True, "", version, checkpoint=plan.models_dir / f"{version}.pt", **common)

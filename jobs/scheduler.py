@@ -33,6 +33,7 @@ class ScheduleOptions:
     retrain_at: str = "03:30"
     retrain_until: str = "07:30"
     remind_after_hours: float = 12.0
+    digest: str = ""   # the weekly best-of post, "DAY HH:MM" (DAY: mon ... sun); "" = none (jobs/curation.py)
 
     def problems(self) -> dict[str, str]:
         problems = {}
@@ -46,6 +47,8 @@ class ScheduleOptions:
                 hour, _, minute = time.partition(":")
                 if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
                     problems[key] = f"times as 'HH:MM', got {time!r}"
+        if self.digest and weekly_at(self.digest) is None:
+            problems["digest"] = f"a day and time as 'sun 19:00' (mon ... sun), or \"\" for none, got {self.digest!r}"
         if "retrain_until" not in problems and self.retrain_until == self.retrain_at:
             problems["retrain_until"] = f"a time other than retrain_at ({self.retrain_at!r}): the night window is empty"
         try:
@@ -56,6 +59,28 @@ class ScheduleOptions:
 
 
 Job = Callable[[], Awaitable[object]]
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def weekly_at(text: str) -> tuple[str, int, int] | None:
+    """("sun", 19, 0) of "sun 19:00"; None when it is not a weekday and a time."""
+    day, _, time = text.strip().lower().partition(" ")
+    hour, _, minute = time.strip().partition(":")
+    if day not in WEEKDAYS or not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+        return None
+    return day, int(hour), int(minute)
+
+
+def add_weekly(scheduler: AsyncIOScheduler, job: Job, *, job_id: str, when: str, timezone: str) -> None:
+    """Run `job` every week at `when` ("sun 19:00") in `timezone`."""
+    parsed = weekly_at(when)
+    if parsed is None:
+        raise ValueError(f"not a weekly time: {when!r}")
+    day, hour, minute = parsed
+    scheduler.add_job(job, CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=timezone),
+                      id=job_id, name=job_id, replace_existing=True)
 
 
 def build_scheduler(timezone: str) -> AsyncIOScheduler:

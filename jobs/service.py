@@ -31,6 +31,9 @@ from model.sample_options import SampleOptions
 from jobs.patience import DatabaseBusy, patiently
 from jobs.publish import (Publisher, PublishOptions, PublishState, close_finished, destination, publish_next,
                           reconcile, resolve_stale)
+from jobs.curation import GenerateOptions, digest_text
+from jobs.ranker import RankerOptions, maybe_train
+from jobs.rating import RateOptions, fill_rating_pool, settle_candidates
 from jobs.tune import resolve_options, tune_and_store
 from jobs.reactions import ReactionSource, collect_reactions
 
@@ -68,6 +71,11 @@ class ServicePlan:
     tune_posts: int = 48  # posts per temperature when a promoted model is tuned (jobs/tune.py)
     backup_at: str | None = None         # HH:MM of the nightly database backup (needs a backuper)
     heartbeat_file: str | None = None    # touched every minute while the schedule runs (HEALTHCHECK)
+    rate: RateOptions = field(default_factory=RateOptions)   # the blind rating flow (jobs/rating.py)
+    held_out: tuple[float, float] = (0.1, 0.1)  # train.val_frac, train.test_frac: the posts never trained on
+    promote_min_ratings: int = 0         # train.promote_min_ratings: a retrained model waits for these
+    ranker: RankerOptions = field(default_factory=RankerOptions)        # jobs/ranker.py
+    generate: GenerateOptions = field(default_factory=GenerateOptions)  # jobs/curation.py
 
 
 class Service:
@@ -136,7 +144,17 @@ class Service:
         if self.moderation.enabled:
             await self.dispatch_moderation()
             await self.alert_low_queue()
+        if self.rating_enabled:
+            if self.plan.promote_min_ratings > 0 and any(
+                    promoted for _, promoted in settle_candidates(self.db, self.plan.promote_min_ratings)):
+                await self.follow_active_model()
+            await fill_rating_pool(self)
         return created
+
+    @property
+    def rating_enabled(self) -> bool:
+        """Whether anyone can /rate: the moderators, or subscribers with rate.subscribers."""
+        return bool(getattr(self.moderation, "enabled", False)) or self.plan.rate.subscribers
 
     async def fill_subscriber_pool(self) -> list[int]:
         """Top the /generate pool up to `subscriber_pool` ready drafts (the pool job, and the
@@ -299,6 +317,29 @@ class Service:
         except Exception as exc:  # noqa: BLE001 - a notice that cannot go out is a log line
             log.warning("could not tell the moderators (%s): %s", exc, text)
 
+    async def train_ranker(self) -> object:
+        """The nightly ranker job: trained on the moderators' decisions once `ranker.min_labels`
+        exist (jobs/ranker.py); the pool ranks with it only when it beats the hand-set score."""
+        return maybe_train(self.db, self.plan.ranker)
+
+    async def digest(self) -> int:
+        """The weekly best-of: each channel gets its week's top posts by reactions per view, with
+        their meme numbers (jobs/curation.py). Returns how many channels got one."""
+        sent = 0
+        for publisher in self.publishers:
+            text = digest_text(self.db, publisher.network, publisher.chat_id)
+            if text is None:
+                log.info("weekly best-of: no post with reactions this week in %s %s", publisher.network,
+                         publisher.chat_id)
+                continue
+            try:
+                await publisher.send(text)
+            except Exception as exc:  # noqa: BLE001 - the other channels still get theirs
+                log.warning("weekly best-of not sent to %s %s: %s", publisher.network, publisher.chat_id, exc)
+                continue
+            sent += 1
+        return sent
+
     async def backup(self) -> Path | None:
         """The nightly copy of the database (in a worker thread); a failure is one log line."""
         if self.backuper is None:
@@ -339,6 +380,11 @@ class Service:
             sched.add_interval(scheduler, self.scrape, job_id="scrape", minutes=when.scrape_every_hours * 60)
         if self.retrainer is not None and when.retrain:
             sched.add_daily(scheduler, self.retrain, job_id="retrain", times=[when.retrain_at], timezone=when.timezone)
+        if getattr(self.moderation, "enabled", False):   # the moderators decide: decisions to learn from
+            sched.add_daily(scheduler, self.train_ranker, job_id="ranker", times=[when.retrain_at],
+                            timezone=when.timezone)
+        if when.digest:
+            sched.add_weekly(scheduler, self.digest, job_id="digest", when=when.digest, timezone=when.timezone)
         self._catch_up_publishing(scheduler)
         if self.backuper is not None and plan.backup_at:
             sched.add_daily(scheduler, self.backup, job_id="backup", times=[plan.backup_at], timezone=when.timezone)

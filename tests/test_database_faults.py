@@ -288,7 +288,7 @@ def test_a_lock_across_a_publishing_time_freezes_no_handler_and_the_post_goes_ou
                 start = await reply_to(server, USER, "/start", user_id=USER)   # answered during the lock
                 publish_still_waiting = not publishing.done()
                 server.send_text("/generate", user_id=USER)
-                await until(lambda: waiting("take_ready"))   # /generate waits like publishing does
+                await until(lambda: waiting("next_for_subscriber"))   # /generate waits like publishing does
                 release(locker)
                 await publishing
                 meme = await until(lambda: [m for m in server.sent(USER) if "ГОТОВЫЙ БУГУРТ" in m["text"]])

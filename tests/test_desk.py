@@ -367,6 +367,8 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
             tuned = {"temperature": 0.8, "rows": [{"temperature": 0.7, "pass_share": 0.2},
                                                   {"temperature": 0.8, "pass_share": 0.27}]}
             model_rows.register_model(db, "tuned2", "/x/2.pt", val_loss=2.5, metrics={"tuned": tuned})
+            rate_blind(db, "retrained1", readable=[True, True, False, False], publish=[True, False, False, False])
+            rate_blind(db, None, readable=[True, True, True], publish=[True, True, False])
             (bad,) = await command(server, "/stats много")
             assert bad["text"] == texts.STATS_USAGE.format(most=366)
             before = len(server.photos)
@@ -389,6 +391,21 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
     assert "Модели (бит/символ" in text
     assert "  retrained1 (candidate, " in text and "): 2.430 · 31%" in text   # the retrain's pass share
     assert "  tuned2 (candidate, " in text and "): 2.500 · 27%" in text       # else the tune's, at its temperature
+    assert "Оценки вслепую (читается · опубликовал бы" in text                 # issue 25: readable share when rated
+    assert "  retrained1: 50% [15%-85%] (4) · 25% [5%-70%] (4)" in text
+    assert "  настоящие посты: 100% [44%-100%] (3) · 67% [21%-94%] (3)" in text
+    assert "tuned2: " not in text                                             # never rated: no line
+
+
+def rate_blind(db, version: str | None, readable: list[bool], publish: list[bool]) -> None:
+    """Blind ratings (jobs/rating.py) of a model version's drafts, or of real posts (version None)."""
+    from corpus.store import ratings as rating_rows
+
+    for i, (read, would) in enumerate(zip(readable, publish)):
+        rid = rating_rows.add_shown(db, rater_id=100 + i, source="draft" if version else "corpus", item_id=1,
+                                    model_version=version)
+        rating_rows.answer(db, rid, "readable", read)
+        rating_rows.answer(db, rid, "would_publish", would)
 
 
 def test_the_footer_carries_the_meme_number_and_keeps_publishing_at_most_once(tmp_path, server):

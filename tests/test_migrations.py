@@ -91,3 +91,23 @@ def test_bad_database_paths(tmp_path):
     with pytest.raises(CorpusError, match="not a usable SQLite database"):
         open_db(junk)
     assert junk.read_bytes() == b"this is not a database" * 100
+
+
+def test_m007_keeps_every_draft_and_measures_the_edits_already_made(tmp_path):
+    path = tmp_path / "m006.sqlite3"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="m007_curation")
+    common = {"model_version": "v1", "temperature": 0.8, "seed": 7, "max_length": 500, "created_at": "2025-01-01",
+              "updated_at": "2025-01-01"}
+    old["drafts"].insert_all([
+        {"text": "ПРИХОДИШЬ\n@\nДОМОЙ", "final_text": "ПРИХОДИШЬ\n@\nДОМОЙ ПОЗДНО", "status": "published", **common},
+        {"text": "НЕ\n@\nТРОНУТ", "status": "rejected", "score": -1.5, **common},
+    ])
+    old.close()
+
+    db = open_db(path)
+    assert schema_version(db)[-1] == MIGRATIONS._migrations[-1].name
+    edited, untouched = db["drafts"].get(1), db["drafts"].get(2)
+    assert (edited["final_text"], edited["edit_distance"]) == ("ПРИХОДИШЬ\n@\nДОМОЙ ПОЗДНО", 7)
+    assert (untouched["status"], untouched["score"], untouched["edit_distance"]) == ("rejected", -1.5, None)
+    assert {"ratings", "served"} <= set(db.table_names())

@@ -39,7 +39,8 @@ def test_start_help_and_commands_list(tmp_path, server):
     assert subscribers.params["scope"] == {"type": "all_private_chats"}
     assert [c["command"] for c in subscribers.params["commands"]] == ["generate", "meme", "top", "help"]
     assert moderators.params["scope"] == {"type": "chat", "chat_id": MODERATORS_CHAT}   # the desk's commands
-    assert [c["command"] for c in moderators.params["commands"]] == ["queue", "pause", "resume", "stats", "help"]
+    assert [c["command"] for c in moderators.params["commands"]] == ["queue", "pause", "resume", "stats", "rate",
+                                                               "help"]
     (poll,) = server.calls_of("getUpdates")[:1]
     assert {"message", "callback_query", "message_reaction_count"} <= set(poll.params["allowed_updates"])
 

@@ -29,6 +29,7 @@ from bot.errors import BotError
 from bot.secrets import REDACTOR
 from bot.telegram import desk
 from bot.telegram import moderation as mod
+from bot.telegram import rating as rate
 from bot.telegram import subscribers as sub
 from bot.telegram.channel import TelegramChannel, channel_bot
 from bot.telegram.bot_data import CONTEXT_TYPES, BotData
@@ -111,6 +112,8 @@ def register_handlers(application: Application, settings: Settings) -> None:
         CommandHandler("meme", sub.meme, filters=private),
         CommandHandler("top", sub.top, filters=private),
         CallbackQueryHandler(desk.on_queue_button, pattern=r"^q:"),
+        CommandHandler("rate", rate.rate, filters=private),
+        CallbackQueryHandler(rate.on_rate_button, pattern=r"^v:"),   # before the drafts' buttons
         CallbackQueryHandler(mod.on_button),
         MessageReactionHandler(on_reaction_count,
                                message_reaction_types=MessageReactionHandler.MESSAGE_REACTION_COUNT_UPDATED),
@@ -125,6 +128,7 @@ def register_handlers(application: Application, settings: Settings) -> None:
             CommandHandler("resume", desk.resume, filters=moderators_chat),
             CommandHandler("stats", desk.stats, filters=moderators_chat),
             CommandHandler("reject", mod.reject_command, filters=moderators_chat),
+            CommandHandler("rate", rate.rate, filters=moderators_chat),
             MessageHandler(moderators_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, mod.on_edit_reply),
         ]
     application.add_handler(TypeHandler(Update, sub.flood_gate), group=-1)  # before every handler

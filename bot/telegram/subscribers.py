@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 
 from telegram import LinkPreviewOptions, Message, Update, User
@@ -14,8 +15,8 @@ from telegram.ext import ApplicationHandlerStop
 from bot import texts
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.start_text import check_start_text, unknown_chars_reply
-from jobs import on_request
-from jobs.patience import DatabaseBusy
+from jobs import curation, on_request
+from jobs.patience import DatabaseBusy, patiently
 from model.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 async def generate(update: Update, context: Context) -> None:
-    """Serve a post from the ready pool, or continue the user's start text on demand."""
+    """Serve a liked published post (generate.popular_share of the time), else a post from the
+    ready pool that this subscriber has not had, or continue the user's start text on demand."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
@@ -75,11 +77,17 @@ async def generate(update: Update, context: Context) -> None:
             return
         await _on_demand(message, user, context, start_text)
         return
-    try:
-        draft = await on_request.take_ready(bot_data.service)   # waits off the loop while the database is held
+    share = bot_data.service.plan.generate.popular_share
+    try:   # waits off the loop while the database is held; marks what it returns as this user's
+        draft, popular = await patiently(curation.next_for_subscriber, bot_data.db, user.id,
+                                         popular=random.random() < share)
     except DatabaseBusy as exc:
         log.warning("/generate answered 'busy': %s", exc)
         await message.reply_text(texts.DATABASE_BUSY)
+        return
+    if popular and draft is not None:   # a liked post of the channel, with its meme number
+        limits.touch(user.id)
+        await message.reply_text(texts.POPULAR.format(id=draft["id"], text=curation.text_of(draft)))
         return
     if draft is None:
         await _on_demand(message, user, context, "")
@@ -113,10 +121,19 @@ async def _on_demand(message: Message, user: User, context: Context, start_text:
         return
     finally:
         limits.release()
-    if draft is None:
+    if draft is None or not await _claim(context, user, draft):   # the same text again: rare
         await message.reply_text(texts.NOTHING_GOOD)
         return
     await message.reply_text(texts.MEME.format(id=draft["id"], text=draft["text"]))
+
+
+async def _claim(context: Context, user: User, draft: dict) -> bool:
+    """Record the draft as this subscriber's; False when they already got its text."""
+    try:
+        return await patiently(curation.claim_for, context.bot_data.db, user.id, draft)
+    except DatabaseBusy as exc:   # sent unrecorded: at worst they may get this text again one day
+        log.warning("draft %s not recorded as served to %s: %s", draft["id"], user.id, exc)
+        return True
 
 
 def schedule_refill(context: Context) -> None:

@@ -16,9 +16,10 @@ import sqlite_utils
 from corpus.store.clock import utcnow
 
 CHANNEL, SUBSCRIBER, REQUEST = "channel", "subscriber", "request"
-# a draft's measures (migrations m003, m004; NULL for drafts made before) and its decoding's stored name
+# a draft's measures (migrations m003, m004; NULL for drafts made before), its decoding's stored
+# name, and the learned ranker's score (m007)
 MEASURE_COLUMNS = ("known_share", "reached_gap", "shared_chars", "line_count", "logprob_per_char", "grammar",
-                   "decoding", "score")
+                   "decoding", "score", "ranker_score")
 
 
 def add_draft(
@@ -147,3 +148,17 @@ def last_action_at(db: sqlite_utils.Database, actions: Iterable[str]) -> str | N
     wanted = list(actions)
     marks = ",".join("?" * len(wanted))
     return db.execute(f"SELECT max(at) FROM moderation_actions WHERE action IN ({marks})", wanted).fetchone()[0]
+
+
+def decisions(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every channel draft a moderator decided, with its last decision (`action`: approve, edit,
+    reject or regenerate; `decided_at`), in the order of those decisions."""
+    return list(db.query(
+        "WITH last AS (SELECT max(id) AS action_id FROM moderation_actions"
+        " WHERE action IN ('approve', 'edit', 'reject', 'regenerate') GROUP BY draft_id)"
+        " SELECT d.*, a.action, a.at AS decided_at FROM last JOIN moderation_actions a ON a.id = last.action_id"
+        " JOIN drafts d ON d.id = a.draft_id WHERE d.purpose = 'channel' ORDER BY a.at, a.id"))
+
+
+def set_edit_distance(db: sqlite_utils.Database, draft_id: int, distance: int) -> None:
+    db.execute("UPDATE drafts SET edit_distance = ? WHERE id = ?", [distance, draft_id])

@@ -79,3 +79,14 @@ def set_metrics_json(db: sqlite_utils.Database, version: str, text: str) -> None
     """Replace the version's metrics (JSON text)."""
     with db.atomic():
         db.execute("UPDATE model_versions SET metrics_json = ? WHERE version = ?", [text, version])
+
+
+def awaiting_ratings(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Candidates a retrain left waiting for ratings (train.promote_min_ratings), oldest first."""
+    return list(db.query(
+        "SELECT * FROM model_versions WHERE status = 'candidate'"
+        " AND json_extract(metrics_json, '$.awaiting_ratings') IS NOT NULL ORDER BY created_at, version"))
+
+
+def set_status(db: sqlite_utils.Database, version: str, status: str) -> None:
+    db.execute("UPDATE model_versions SET status = ? WHERE version = ?", [status, version])

@@ -104,13 +104,14 @@ def stale_sending(db: sqlite_utils.Database, in_flight: set[int]) -> list[dict[s
 
 
 def finished_drafts(db: sqlite_utils.Database, destinations: list[tuple[str, str]]) -> list[int]:
-    """Queued drafts that every destination has (`sent`, or `unknown`: never re-sent)."""
+    """Queued drafts that every destination has (`sent`, or `unknown`: never re-sent) or skipped
+    (`skipped`: a near-copy of a post already published there)."""
     if not destinations:
         return []
     done: dict[int, set[tuple[str, str]]] = {}
     for row in db.query(
         "SELECT p.draft_id, p.network, p.chat_id FROM publications p JOIN drafts d ON d.id = p.draft_id"
-        " WHERE d.status = 'queued' AND p.status IN ('sent', 'unknown')"
+        " WHERE d.status = 'queued' AND p.status IN ('sent', 'unknown', 'skipped')"
     ):
         done.setdefault(row["draft_id"], set()).add((row["network"], row["chat_id"]))
     wanted = {(network, str(chat)) for network, chat in destinations}
@@ -123,3 +124,19 @@ def count_queued_unstarted(db: sqlite_utils.Database) -> int:
         "SELECT count(*) FROM drafts d WHERE d.status = 'queued' AND d.purpose = 'channel' AND NOT EXISTS ("
         " SELECT 1 FROM publications p WHERE p.draft_id = d.id AND p.status != 'failed')"
     ).fetchone()[0]
+
+
+def skip_publication(db: sqlite_utils.Database, draft_id: int, network: str, chat_id: Any, reason: str) -> None:
+    """This destination never gets the draft (`skipped`, with the reason); its queue moves on."""
+    db.execute(
+        "INSERT INTO publications (draft_id, network, chat_id, status, error, created_at)"
+        " VALUES (?, ?, ?, 'skipped', ?, ?)"
+        " ON CONFLICT (draft_id, network, chat_id) DO UPDATE SET status = 'skipped', error = excluded.error"
+        " WHERE publications.status = 'failed'",
+        [draft_id, network, str(chat_id), reason[:500], utcnow()])
+
+
+def sent_anywhere(db: sqlite_utils.Database, draft_id: int) -> bool:
+    """Whether some destination has the draft (`sent`, or `unknown`: maybe sent)."""
+    return db.execute("SELECT 1 FROM publications WHERE draft_id = ? AND status IN ('sent', 'unknown') LIMIT 1",
+                      [draft_id]).fetchone() is not None

@@ -61,3 +61,36 @@ def top_publications(db: sqlite_utils.Database, since: str, limit: int = 5,
         """,
         [*exclude_kinds, since, limit],
     ))
+
+
+def publication_counts(db: sqlite_utils.Database, since: str = "", first_days: int = 7) -> list[dict[str, Any]]:
+    """Every sent publication since `since` with its reactions (all kinds but views) and views
+    (None when the network gives none: Telegram bots), each kind's latest count within the
+    publication's first `first_days` days, so that old posts compare with new ones at one age."""
+    return list(db.query(
+        """
+        WITH latest AS (
+            SELECT r.publication_id, r.kind, r.count, max(r.observed_at) AS at
+            FROM reactions r JOIN publications p ON p.id = r.publication_id
+            WHERE r.observed_at <= strftime('%Y-%m-%dT%H:%M:%S+00:00', p.published_at, ?)
+            GROUP BY r.publication_id, r.kind
+        )
+        SELECT p.id AS publication_id, p.draft_id, p.network, p.chat_id, p.message_id, p.published_at,
+               COALESCE(d.final_text, d.text) AS text,
+               COALESCE(sum(CASE WHEN latest.kind != 'view' THEN latest.count END), 0) AS reactions,
+               max(CASE WHEN latest.kind = 'view' THEN latest.count END) AS views
+        FROM publications p JOIN drafts d ON d.id = p.draft_id
+        LEFT JOIN latest ON latest.publication_id = p.id
+        WHERE p.status = 'sent' AND p.published_at >= ?
+        GROUP BY p.id ORDER BY p.id
+        """,
+        [f"+{int(first_days)} days", since],
+    ))
+
+
+def published_texts(db: sqlite_utils.Database, network: str, chat_id: Any) -> dict[int, str]:
+    """{draft id: text as published} of every post sent (or maybe sent) to one destination."""
+    return dict(db.execute(
+        "SELECT d.id, COALESCE(d.final_text, d.text) FROM publications p JOIN drafts d ON d.id = p.draft_id"
+        " WHERE p.network = ? AND p.chat_id = ? AND p.status IN ('sent', 'unknown', 'sending')",
+        [network, str(chat_id)]).fetchall())

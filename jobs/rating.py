@@ -1,0 +1,264 @@
+"""The blind rating flow (issue 24): raters get one post at a time from a shuffled mix of real
+corpus posts held out from training and screened drafts of the active model (and of a retrained
+model waiting for ratings), never told which is which, and answer two questions: does it read from
+start to end, would they publish it. Each rater sees a post at most once; each answer is stored
+with the rater, the post's source and the model version (corpus/store/ratings.py).
+
+The held-out posts are the ones the nightly retrain never trains on: model.preprocess.post_split
+puts a post in val or test by a hash of its text, with train.val_frac and train.test_frac.
+
+`rating_shares` gives per model version (and for the real posts, the calibration) the shares of
+"yes" with 95% Wilson intervals; `buhurt models list` prints them, and the moderators' /stats can.
+With train.promote_min_ratings > 0 a retrained model that beat the active one waits as a
+candidate (`awaiting_ratings` in its metrics) until its drafts have that many answers to
+"readable", and is promoted only when its readable share is not lower than the active model's
+(`settle_candidates`, after every answer and every pool run)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlite_utils
+
+from corpus.store import model_versions as model_rows
+from corpus.store import ratings as rating_rows
+from jobs.patience import patiently
+from jobs.pool import new_seeds, store_generated
+from jobs.tune import resolve_options
+
+
+class Service(Protocol):
+    """What the rating flow uses of jobs.service.Service (which runs its pool and settling)."""
+
+    db: sqlite_utils.Database
+    holder: Any     # jobs.generator.GeneratorHolder
+    plan: Any       # jobs.service.ServicePlan: rate, pool, sample, screen, held_out, promote_min_ratings
+    stoplist: Any   # corpus.stoplist.StopList
+
+    async def follow_active_model(self) -> str | None: ...
+
+log = logging.getLogger(__name__)
+
+RATING = "rating"       # drafts.purpose of the rating pool's drafts (status 'ready', reused across raters)
+REAL_SHARE = 0.3        # the share of real posts in a rater's mix (the rest: drafts, split among versions)
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class RateOptions:
+    """[rate]: who may rate, and how many drafts per rated model wait in the rating pool."""
+
+    subscribers: bool = False   # /rate for any subscriber in a private chat (moderators always may)
+    drafts: int = 20            # ready drafts kept per rated model version (raters share them)
+
+    def problems(self) -> dict[str, str]:
+        fits = 1 <= self.drafts <= 1000
+        return {} if fits else {"drafts": "an integer from 1 to 1000 (drafts kept per rated model)"}
+
+
+@dataclass(frozen=True)
+class Share:
+    """`yes` of `n` answers, with the 95% Wilson interval [low, high] (None when n = 0)."""
+
+    yes: int
+    n: int
+
+    @property
+    def share(self) -> float | None:
+        return self.yes / self.n if self.n else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson(self.yes, self.n)
+
+    def __str__(self) -> str:
+        if not self.n:
+            return "- (0)"
+        low, high = wilson(self.yes, self.n) or (0.0, 0.0)
+        return f"{self.yes / self.n:.0%} [{low:.0%}-{high:.0%}] ({self.n})"
+
+
+@dataclass(frozen=True)
+class VersionShares:
+    """The answers about one model version's drafts (version None: the real held-out posts)."""
+
+    version: str | None
+    readable: Share
+    would_publish: Share
+
+    @property
+    def label(self) -> str:
+        return self.version or "real posts"
+
+
+def wilson(yes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion (95% with the default z); None when n = 0."""
+    if n <= 0:
+        return None
+    p = yes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rating_shares(db: sqlite_utils.Database) -> list[VersionShares]:
+    """Per model version, the readable and would-publish shares of its drafts with their 95%
+    intervals and counts; the real posts' shares first (version None), as calibration."""
+    out = []
+    for row in rating_rows.share_counts(db):
+        version = row["model_version"] if row["source"] == rating_rows.DRAFT else None
+        out.append(VersionShares(version, Share(row["readable_yes"], row["readable_n"]),
+                                 Share(row["publish_yes"], row["publish_n"])))
+    return sorted(out, key=lambda s: s.version is not None)
+
+
+def shares_by_version(db: sqlite_utils.Database) -> dict[str | None, VersionShares]:
+    return {s.version: s for s in rating_shares(db)}
+
+
+# which models are rated
+
+
+def awaiting(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Retrained models waiting for ratings before promotion (train.promote_min_ratings)."""
+    return model_rows.awaiting_ratings(db)
+
+
+def rated_versions(db: sqlite_utils.Database) -> list[tuple[str, Path]]:
+    """(version, checkpoint) of the models whose drafts raters get: the active one and any waiting."""
+    rows = [r for r in [model_rows.active_model(db), *awaiting(db)] if r is not None]
+    return [(r["version"], Path(r["path"])) for r in rows]
+
+
+def settle_candidates(db: sqlite_utils.Database, min_ratings: int) -> list[tuple[str, bool]]:
+    """Decide the waiting candidates that have `min_ratings` readable answers: promoted when their
+    readable share is not lower than the active model's (or the active model has none), else
+    rejected. Returns (version, promoted) of those decided."""
+    decided = []
+    active = model_rows.active_model(db)
+    for row in awaiting(db):
+        yes, n = rating_rows.readable_counts(db, row["version"])
+        if min_ratings <= 0 or n < min_ratings:
+            continue
+        share = yes / n
+        a_yes, a_n = rating_rows.readable_counts(db, active["version"]) if active else (0, 0)
+        promote = a_n == 0 or share >= a_yes / a_n
+        if promote:
+            model_rows.promote(db, row["version"])
+            active = model_rows.get_model(db, row["version"])
+        else:
+            model_rows.set_status(db, row["version"], "rejected")
+        log.info("rated candidate %s: readable %d of %d (active %d of %d): %s", row["version"], yes, n, a_yes, a_n,
+                 "promoted" if promote else "rejected")
+        decided.append((row["version"], promote))
+    return decided
+
+
+# the rating pool
+
+
+async def fill_rating_pool(service: Service, version: str | None = None, *, target: int | None = None) -> list[int]:
+    """Top up the ready rating drafts of each rated model (or of `version`) to `rate.drafts`:
+    generated in a worker thread by that model, screened and ranked as every draft is."""
+    plan = service.plan
+    target = plan.rate.drafts if target is None else target
+    created: list[int] = []
+    for name, checkpoint in rated_versions(service.db):
+        if version is not None and name != version:
+            continue
+        request = resolve_options(service.db, name, plan.sample).request()
+        for _ in range(plan.max_rounds):   # rounds, as the pool's: the screen may reject a whole batch
+            missing = target - rating_rows.count_ready_drafts(service.db, name)
+            if missing <= 0:
+                break
+            want = min(missing, plan.pool.batch_size)
+            seeds = new_seeds(want * max(1, plan.pool.oversample))
+            made, samples = await asyncio.to_thread(service.holder.generate_samples, seeds, request,
+                                                    version=name, checkpoint=checkpoint)
+            created += store_generated(service.db, samples, seeds, version=made, request=request, purpose=RATING,
+                                       ok_status="ready", stoplist=service.stoplist, keep=want,
+                                       screening=plan.screen)
+    return created
+
+
+# one rater's cards
+
+
+@dataclass(frozen=True)
+class Card:
+    """A post shown to a rater: its rating row and text (never its source)."""
+
+    rating_id: int
+    text: str
+
+
+def held_out_posts(db: sqlite_utils.Database, rater_id: Any, val_frac: float, test_frac: float) -> list[dict]:
+    """Corpus posts outside the training split that this rater has not been shown (random order)."""
+    from model.preprocess import post_split
+
+    return [p for p in rating_rows.unrated_posts(db, rater_id)
+            if post_split(p["text"], val_frac, test_frac) != "train"]
+
+
+async def next_card(service: Service, rater_id: Any, rng: random.Random | None = None) -> Card | None:
+    """The next post for this rater (recorded as shown to them), or None when they have seen every
+    held-out post and no fresh draft can be made. Real posts come with probability REAL_SHARE
+    (while any are left), drafts are split evenly among the rated models."""
+    rng = rng or random.Random()
+    db, plan = service.db, service.plan
+    real = held_out_posts(db, rater_id, *plan.held_out)
+    versions = [v for v, _ in rated_versions(db)]
+    rng.shuffle(versions)
+    if real and (not versions or rng.random() < REAL_SHARE):
+        return await _show(db, rater_id, rating_rows.CORPUS, real[0]["id"], None, real[0]["text"])
+    for version in versions:
+        drafts = rating_rows.unrated_drafts(db, rater_id, version)
+        if not drafts:
+            await fill_rating_pool(service, version, target=rating_rows.count_ready_drafts(db, version)
+                                   + plan.pool.batch_size)
+            drafts = rating_rows.unrated_drafts(db, rater_id, version)
+        if drafts:
+            draft = drafts[0]
+            return await _show(db, rater_id, rating_rows.DRAFT, draft["id"], draft["model_version"], draft["text"])
+    if real:
+        return await _show(db, rater_id, rating_rows.CORPUS, real[0]["id"], None, real[0]["text"])
+    return None
+
+
+async def _show(db, rater_id, source, item_id, version, text) -> Card | None:
+    """Record the post as shown to the rater (waiting off the loop while another process holds the
+    database, jobs/patience.py); None when they were shown it before."""
+    rating_id = await patiently(rating_rows.add_shown, db, rater_id=rater_id, source=source, item_id=item_id,
+                                model_version=version)
+    return None if rating_id is None else Card(rating_id, text)
+
+
+def card_sent(service: Service, card: Card, chat_id: Any, message_id: Any) -> None:
+    rating_rows.set_message(service.db, card.rating_id, chat_id, message_id)
+
+
+def card_not_sent(service: Service, card: Card) -> None:
+    rating_rows.forget_shown(service.db, card.rating_id)
+
+
+async def answer(service: Service, rating_id: int, rater_id: Any, chat_id: Any, message_id: Any,
+                 question: str, value: bool) -> dict[str, Any] | None:
+    """Store a rater's answer to a card shown to them in that message; None when the card is not
+    theirs (or not that message). When the answer completes a rating of a waiting candidate's
+    draft, the candidates are settled and a promoted model is loaded."""
+    row = rating_rows.get_rating(service.db, rating_id)
+    if row is None or row["rater_id"] != str(rater_id):
+        return None
+    if row["message_id"] is not None and (row["chat_id"], row["message_id"]) != (str(chat_id), str(message_id)):
+        return None   # (no message yet: pressed before the bot recorded the message it had just sent)
+    row = await patiently(rating_rows.answer, service.db, rating_id, question, value)
+    if row is not None and question == "readable" and service.plan.promote_min_ratings > 0:
+        if any(promoted for _, promoted in settle_candidates(service.db, service.plan.promote_min_ratings)):
+            await service.follow_active_model()
+    return row

@@ -1,0 +1,146 @@
+"""Fresh posts and serving what people liked (issue 24, part 3), through the real python-telegram-bot
+client against the fake Bot API server and real SQLite: no near-copy of a post already published
+to a channel reaches it, a subscriber never gets the same post twice, /generate serves a liked
+published post with probability generate.popular_share, and the weekly best-of."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from bot import texts
+from bot.config import ConfigError, load_settings
+from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
+from corpus.store.clock import ago
+from jobs.curation import DIGEST_HEADER, GenerateOptions
+from jobs.scheduler import ScheduleOptions, weekly_at
+from tests.fakes.telegram_app import CHANNEL, bot_running, make_settings, reply_to, until, write_config
+
+LONG = "ПРИХОДИШЬ ДОМОЙ ПОСЛЕ ШКОЛЫ\n@\nА ТАМ БАТЯ ЧИНИТ КРАН УЖЕ ТРЕТИЙ ЧАС ПОДРЯД\n@\nКРАН ТЕЧЁТ СИЛЬНЕЕ"
+USER = 333
+
+
+def queued(db, text: str, purpose: str = "channel", status: str = "queued") -> int:
+    return draft_rows.add_draft(db, text=text, model_version="v", temperature=0.8, seed=1, max_length=500,
+                                purpose=purpose, status=status)
+
+
+async def publish_all(server, service, n: int) -> list[dict]:
+    """Run n publishing times; the channel's messages."""
+    for _ in range(n):
+        await service.publish()
+    return server.sent(CHANNEL)
+
+
+async def react(server, db, message_id: int, count: int) -> None:
+    before = db.execute("SELECT count(*) FROM reactions").fetchone()[0]
+    server.reaction_count(CHANNEL, message_id, {"👍": count})
+    await until(lambda: db.execute("SELECT count(*) FROM reactions").fetchone()[0] > before)
+
+
+def test_a_near_copy_of_a_published_post_never_reaches_the_channel(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            first = queued(db, LONG)
+            await publish_all(server, service, 1)
+            again = queued(db, LONG.replace("КРАН ТЕЧЁТ СИЛЬНЕЕ", "БАТЯ ДОВОЛЕН"))   # 70 characters the same
+            short = queued(db, "ПРИХОДИШЬ ДОМОЙ ПОСЛЕ ШКОЛЫ\n@\nТАМ ГРЕЧКА")            # 27 the same: fresh
+            sent = await publish_all(server, service, 2)
+            fresh = draft_rows.get_draft(db, short)["text"]
+            assert [m["text"] for m in sent] == [f"{LONG}\n\n#{first}", f"{fresh}\n\n#{short}"]   # + the footer
+            (skipped,) = pubs.publications_of(db, again)
+            assert skipped["status"] == "skipped" and f"shared with meme {first}" in skipped["error"]
+            row = draft_rows.get_draft(db, again)
+            assert row["status"] == "rejected_auto" and "near-copy" in row["status_reason"]
+            assert draft_rows.get_draft(db, short)["status"] == "published"
+            assert await service.publish() is None and len(server.sent(CHANNEL)) == 2
+
+    asyncio.run(main())
+
+
+def test_a_subscriber_never_gets_the_same_post_twice(tmp_path, server):
+    settings = make_settings(tmp_path, server, generate={"popular_share": 0.0}, pool={"subscriber_size": 0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            one = queued(db, LONG, purpose="subscriber", status="ready")
+            twin = queued(db, LONG, purpose="subscriber", status="ready")   # the same text again
+            other = queued(db, "ТАМ ГРЕЧКА\n@\nОПЯТЬ ГРЕЧКА", purpose="subscriber", status="ready")
+            first = await reply_to(server, USER, "/generate", user_id=USER)
+            assert first["text"] == texts.MEME.format(id=one, text=LONG)
+            second = await reply_to(server, USER, "/generate", user_id=USER)
+            assert second["text"].startswith(f"Мем #{other}\n")
+            assert draft_rows.get_draft(db, twin)["status"] == "ready"        # kept for someone else
+            someone = await reply_to(server, USER + 1, "/generate", user_id=USER + 1)
+            assert someone["text"] == texts.MEME.format(id=twin, text=LONG)
+            got = [r[0] for r in db.execute("SELECT draft_id FROM served WHERE user_id = ? ORDER BY at", [str(USER)])]
+            assert sorted(got) == sorted([one, other])
+
+    asyncio.run(main())
+
+
+def test_generate_serves_a_liked_published_post_with_its_meme_number(tmp_path, server):
+    settings = make_settings(tmp_path, server, generate={"popular_share": 1.0}, pool={"subscriber_size": 0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            ids = [queued(db, f"ПОСТ НОМЕР {i}\n@\nСТРОКА {i}") for i in range(10)]
+            await publish_all(server, service, 10)
+            messages = [m for (c, _), m in sorted(server.messages.items()) if c == server.chat(CHANNEL)["id"]]
+            for i, message in enumerate(messages):   # post 8 is the channel's top tenth (1 of 10)
+                await react(server, db, message["message_id"], 50 if i == 8 else 1 + i % 3)
+            best = ids[8]
+            liked = await reply_to(server, USER, "/generate", user_id=USER)
+            assert liked["text"] == texts.POPULAR.format(id=best, text="ПОСТ НОМЕР 8\n@\nСТРОКА 8")
+            fresh = await reply_to(server, USER, "/generate", user_id=USER)   # the liked one was served already
+            assert not fresh["text"].startswith(f"Мем #{best} ") and "из лучшего" not in fresh["text"]
+            other = await reply_to(server, USER + 1, "/generate", user_id=USER + 1)
+            assert other["text"] == liked["text"]
+            app.bot_data.services.service.plan = replace(service.plan, generate=GenerateOptions(popular_share=0.0))
+            never = await reply_to(server, USER + 2, "/generate", user_id=USER + 2)
+            assert "из лучшего" not in never["text"]
+
+    asyncio.run(main())
+
+
+def test_the_weekly_best_of_goes_to_each_channel(tmp_path, server):
+    settings = make_settings(tmp_path, server, schedule={"retrain": False, "digest": "sun 19:00"})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            assert await service.digest() == 0 and server.sent(CHANNEL) == []   # nothing liked yet: no post
+            ids = [queued(db, f"НЕДЕЛЯ {i}\n@\nСТРОКА {i}") for i in range(4)]
+            await publish_all(server, service, 4)
+            messages = [m for (c, _), m in sorted(server.messages.items()) if c == server.chat(CHANNEL)["id"]]
+            for message, count in zip(messages, (5, 0, 9, 2)):
+                if count:
+                    await react(server, db, message["message_id"], count)
+            db.execute("UPDATE publications SET published_at = ? WHERE draft_id = ?", [ago(days=8), ids[2]])
+            assert await service.digest() == 1
+            digest = server.sent(CHANNEL)[-1]["text"]
+            assert digest == "\n\n".join([DIGEST_HEADER, f"1. Мем #{ids[0]}\nНЕДЕЛЯ 0\n@\nСТРОКА 0",
+                                          f"2. Мем #{ids[3]}\nНЕДЕЛЯ 3\n@\nСТРОКА 3"])
+            service.start_schedule()
+            names = sorted(job.name for job in service.scheduler.get_jobs())
+            service.stop_schedule()
+            assert "digest" in names and "ranker" in names
+
+    asyncio.run(main())
+
+
+def test_the_digest_setting_is_checked(tmp_path, server):
+    assert weekly_at("sun 19:00") == ("sun", 19, 0) and weekly_at("Mon 7:05") == ("mon", 7, 5)
+    assert weekly_at("sunday 19:00") is None and weekly_at("sun 25:00") is None
+    assert ScheduleOptions(digest="").problems() == {}
+    with pytest.raises(ConfigError, match=r"schedule\.digest must be a day and time as 'sun 19:00'"):
+        load_settings(write_config(tmp_path, server, schedule={"digest": "воскресенье"}), environ={})
+    with pytest.raises(ConfigError, match=r"generate\.popular_share must be a number from 0 to 1"):
+        load_settings(write_config(tmp_path, server, generate={"popular_share": 1.5}), environ={})

@@ -1,0 +1,249 @@
+"""The blind rating flow (issue 24, part 1) end to end: /rate through the real python-telegram-bot
+client against the fake Bot API server, real SQLite, the tiny real model. A rater gets real
+held-out posts and drafts mixed, never told which, answers two questions per post, never sees a
+post twice; the shares per model version with their Wilson intervals; the promotion gate."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from bot import texts
+from corpus.db import open_db
+from corpus.store import model_versions as model_rows
+from corpus.store.posts import add_posts
+from jobs import rating
+from jobs.model_registry import install_checkpoint
+from jobs.retrain import retrain
+from model.preprocess import post_split
+from tests.fakes.telegram_app import (
+    MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, until,
+)
+from tests.helpers import run_cli, varied_posts
+
+CORPUS = varied_posts(80, seed=3)
+
+
+def card_id(message: dict) -> int:
+    return int(message["reply_markup"]["inline_keyboard"][0][0]["callback_data"].split(":")[1])
+
+
+async def rate_card(server, chat, user, message: dict, readable: int, publish: int) -> dict | None:
+    """Answer both questions of a card; returns the next card (or None when the reply is not one)."""
+    rid = card_id(message)
+    before = len(server.sent(chat))
+    answer = await press(server, f"v:{rid}:r:{readable}", user_id=user, message=message)
+    assert answer["text"] == texts.ANSWER_DONE
+    await until(lambda: "✓ " in json.dumps(server.message(chat, message["message_id"]).get("reply_markup", {}),
+                                            ensure_ascii=False))
+    await press(server, f"v:{rid}:p:{publish}", user_id=user, message=message)
+    sent = await until(lambda: len(server.sent(chat)) > before and server.sent(chat))
+    done = await until(lambda: "Спасибо" in (m := server.message(chat, message["message_id"]))["text"] and m)
+    assert "reply_markup" not in done
+    nxt = sent[before]
+    if "reply_markup" not in nxt:
+        return None
+    (found,) = [m for (c, _), m in server.messages.items()
+                if c == server.chat(chat)["id"] and m.get("reply_markup") == nxt["reply_markup"]
+                and m["text"] == nxt["text"]]
+    return found
+
+
+async def first_card(server, chat, user, chat_id=None) -> dict:
+    reply = await reply_to(server, chat, "/rate", user_id=user, chat_id=chat_id)
+    assert "reply_markup" in reply, reply["text"]
+    return [m for (c, _), m in sorted(server.messages.items())
+            if c == server.chat(chat)["id"] and m["text"] == reply["text"]][-1]
+
+
+def test_rate_mixes_held_out_posts_and_drafts_blind_and_never_repeats(tmp_path, server):
+    settings = make_settings(tmp_path, server, rate={"drafts": 4})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            add_posts(db, [{"source": "file", "text": t} for t in CORPUS])
+            await service.fill_pools()
+            assert db.execute("SELECT count(*) FROM drafts WHERE purpose = 'rating' AND status = 'ready'"
+                              ).fetchone()[0] == 4
+            card = await first_card(server, MODERATORS_CHAT, MODERATOR, chat_id=MODERATORS_CHAT)
+            rows = card["reply_markup"]["inline_keyboard"]
+            assert [[b["text"] for b in row] for row in rows] == [
+                [texts.RATE_READABLE_YES, texts.RATE_NO], [texts.RATE_PUBLISH_YES, texts.RATE_NO]]
+            stranger = await press(server, f"v:{card_id(card)}:r:1", user_id=STRANGER, message=card)
+            assert stranger["text"] == texts.RATE_NOT_YOURS
+            assert rating.rating_rows.get_rating(db, card_id(card))["readable"] is None
+            texts_seen, sources = [], set()
+            for turn in range(30):
+                row = rating.rating_rows.get_rating(db, card_id(card))
+                sources.add(row["source"])
+                texts_seen.append(card["text"])
+                assert "Черновик" not in card["text"] and "#" not in card["text"]   # blind: no draft number
+                card = await rate_card(server, MODERATORS_CHAT, MODERATOR, card, turn % 2, 1)
+                if sources == {"corpus", "draft"} and turn >= 5:
+                    break
+            assert sources == {"corpus", "draft"}
+            rows = list(db.query("SELECT * FROM ratings WHERE readable IS NOT NULL ORDER BY id"))
+            assert len({(r["source"], r["item_id"]) for r in rows}) == len(rows)   # never the same post twice
+            active = model_rows.active_model(db)["version"]
+            for r in rows:
+                assert r["rater_id"] == str(MODERATOR) and r["would_publish"] == 1 and r["rated_at"]
+                if r["source"] == "corpus":
+                    text = db.execute("SELECT COALESCE(clean_text, text) FROM posts WHERE id = ?",
+                                      [r["item_id"]]).fetchone()[0]
+                    assert r["model_version"] is None and post_split(text, 0.1, 0.1) != "train"
+                else:
+                    draft = db["drafts"].get(r["item_id"])
+                    assert r["model_version"] == draft["model_version"] == active
+                    assert draft["purpose"] == "rating" and draft["status"] == "ready"
+                    text = draft["text"]
+                assert any(text in seen for seen in texts_seen)
+            shares = rating.shares_by_version(db)
+            assert shares[None].would_publish.n == sum(r["source"] == "corpus" for r in rows)
+            assert shares[active].readable.n == sum(r["source"] == "draft" for r in rows)
+
+    asyncio.run(main())
+
+
+def test_subscribers_rate_only_when_enabled(tmp_path, server):
+    settings = make_settings(tmp_path, server, rate={"subscribers": True, "drafts": 2})
+
+    async def main():
+        async with bot_running(settings) as app:
+            add_posts(app.bot_data.db, [{"source": "file", "text": t} for t in CORPUS])
+            card = await first_card(server, STRANGER, STRANGER)
+            assert card["text"].startswith("Оценка вслепую")
+            denied = await reply_to(server, MODERATORS_CHAT, "/rate", user_id=STRANGER, chat_id=MODERATORS_CHAT)
+            assert denied["text"] == texts.RATE_NOT_ALLOWED
+
+    asyncio.run(main())
+
+
+def test_subscribers_may_not_rate_by_default(tmp_path, server):
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            denied = await reply_to(server, STRANGER, "/rate", user_id=STRANGER)
+            assert denied["text"] == texts.RATE_NOT_ALLOWED
+            assert app.bot_data.db.execute("SELECT count(*) FROM ratings").fetchone()[0] == 0
+
+    asyncio.run(main())
+
+
+def test_wilson_interval_and_shares(db):
+    assert rating.wilson(0, 0) is None
+    low, high = rating.wilson(5, 10)
+    assert low == pytest.approx(0.2366, abs=1e-4) and high == pytest.approx(0.7634, abs=1e-4)
+    low, high = rating.wilson(0, 20)
+    assert low == 0.0 and high == pytest.approx(0.1611, abs=1e-4)
+    add_posts(db, [{"source": "file", "text": t} for t in CORPUS[:3]])
+    ids = [r[0] for r in db.execute("SELECT id FROM posts ORDER BY id")]
+    for i, post_id in enumerate(ids):
+        rid = rating.rating_rows.add_shown(db, rater_id=1, source="corpus", item_id=post_id, model_version=None)
+        rating.rating_rows.answer(db, rid, "readable", True)
+        rating.rating_rows.answer(db, rid, "would_publish", i == 0)
+    assert rating.rating_rows.add_shown(db, rater_id=1, source="corpus", item_id=ids[0], model_version=None) is None
+    for item in range(4):
+        rid = rating.rating_rows.add_shown(db, rater_id=2, source="draft", item_id=item + 1, model_version="v1")
+        rating.rating_rows.answer(db, rid, "readable", item == 0)
+    rating.rating_rows.add_shown(db, rater_id=3, source="draft", item_id=1, model_version="v1")  # shown, unanswered
+    real, v1 = rating.rating_shares(db)
+    assert (real.version, real.readable.yes, real.readable.n, real.would_publish.yes, real.would_publish.n) == (
+        None, 3, 3, 1, 3)
+    assert (v1.version, v1.readable.yes, v1.readable.n, v1.would_publish.n) == ("v1", 1, 4, 0)
+    assert str(v1.readable) == "25% [5%-70%] (4)" and str(v1.would_publish) == "- (0)"
+
+
+def test_models_list_shows_the_shares_beside_the_real_posts(tmp_path, capsys, tiny_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[model]\nuse_bundled = false\n")
+    db = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "data" / "models", val_loss=None)
+    model_rows.promote(db, version)
+    for item in range(10):
+        rid = rating.rating_rows.add_shown(db, rater_id=7, source="draft", item_id=item + 1, model_version=version)
+        rating.rating_rows.answer(db, rid, "readable", item < 6)
+        rating.rating_rows.answer(db, rid, "would_publish", item < 2)
+        rid = rating.rating_rows.add_shown(db, rater_id=7, source="corpus", item_id=item + 1, model_version=None)
+        rating.rating_rows.answer(db, rid, "readable", item < 9)
+    db.close()
+    code, out, err = run_cli(capsys, "models", "list")
+    assert code == 0, err
+    assert "readable" in out and "would publish" in out
+    (line,) = [line for line in out.splitlines() if line.startswith(version)]
+    assert "60% [31%-83%] (10)" in line and "20% [6%-51%] (10)" in line
+    (real,) = [line for line in out.splitlines() if line.startswith("real posts")]
+    assert "90% [60%-98%] (10)" in real and "- (0)" in real
+
+
+def test_a_retrained_model_waits_for_ratings_then_is_promoted_or_rejected(db, tmp_path, tiny_checkpoint):
+    from tests.test_retrain_nightly import plan_for, with_active
+
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
+    active = with_active(db, tmp_path, tiny_checkpoint)
+
+    def run_training(cfg):   # the candidate: the active model's weights in the run folder (another file)
+        from tests.test_models_cli import variant
+
+        Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        variant(tiny_checkpoint, Path(cfg.checkpoint_dir) / "best.pt", "cand")
+
+    plan = plan_for(tmp_path, min_improvement=-1.0, promote_min_ratings=3)
+    result = retrain(db, plan, run_training)
+    assert not result.promoted and "waits for 3 ratings" in result.reason
+    candidate = result.candidate_version
+    assert model_rows.get_model(db, candidate)["status"] == "candidate"
+    assert [r["version"] for r in rating.awaiting(db)] == [candidate]
+    assert [v for v, _ in rating.rated_versions(db)] == [active, candidate]
+
+    def rate(version, yes, n, rater):
+        for i in range(n):
+            rid = rating.rating_rows.add_shown(db, rater_id=rater, source="draft", item_id=1000 * rater + i,
+                                               model_version=version)
+            rating.rating_rows.answer(db, rid, "readable", i < yes)
+
+    rate(active, 2, 4, rater=1)            # the active model: 50% readable
+    rate(candidate, 2, 2, rater=2)
+    assert rating.settle_candidates(db, 3) == []            # 2 of 3 ratings: it waits
+    rate(candidate, 0, 1, rater=3)                          # 2 of 3 = 67% >= 50%
+    assert rating.settle_candidates(db, 3) == [(candidate, True)]
+    assert model_rows.active_model(db)["version"] == candidate
+    assert model_rows.get_model(db, active)["status"] == "retired"
+
+    assert not rating.awaiting(db)
+    db.execute("UPDATE model_versions SET status = 'candidate', metrics_json = ? WHERE version = ?",
+               [json.dumps({"awaiting_ratings": 3}), active])
+    assert rating.settle_candidates(db, 3) == [(active, False)]   # 2 of 4 = 50% < the new active's 67%
+    assert model_rows.get_model(db, active)["status"] == "rejected"
+
+
+def test_the_gate_promotes_through_the_chat_and_the_bot_follows(tmp_path, server, tiny_checkpoint):
+    settings = make_settings(tmp_path, server, rate={"drafts": 2}, train={"promote_min_ratings": 2})
+
+    async def main():
+        from tests.test_models_cli import variant
+
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            active = model_rows.active_model(db)["version"]
+            candidate = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "cand.pt", "cand"),
+                                           settings.data_dir / "models", val_loss=1.0,
+                                           metrics={"awaiting_ratings": 2})
+            await service.fill_pools()
+            for version in (active, candidate):
+                assert db.execute("SELECT count(*) FROM drafts WHERE purpose = 'rating' AND status = 'ready'"
+                                  " AND model_version = ?", [version]).fetchone()[0] == 2
+            card = await first_card(server, MODERATORS_CHAT, MODERATOR, chat_id=MODERATORS_CHAT)
+            for _ in range(40):
+                row = rating.rating_rows.get_rating(db, card_id(card))
+                good = int(row["model_version"] == candidate)   # the candidate's drafts read, the active's not
+                card = await rate_card(server, MODERATORS_CHAT, MODERATOR, card, good, good)
+                if model_rows.active_model(db)["version"] == candidate:
+                    break
+            assert model_rows.active_model(db)["version"] == candidate
+            await until(lambda: service.holder.version == candidate)
+
+    asyncio.run(main())
