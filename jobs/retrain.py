@@ -244,10 +244,13 @@ def _train(plan: RetrainPlan, run_training: RunTraining, minutes: float,
     if init_from is not None:
         cfg = replace(cfg, init_from=str(init_from), warmup_frac=WARM_START_WARMUP,
                       learning_rate=cfg.learning_rate * plan.warm_lr_scale)
+    log.info("retrain: training %s for at most %.3g minutes in %s",
+             "from scratch" if init_from is None else "from the active model", minutes, run_dir.name)
     run_training(cfg)
     candidate = run_dir / "best.pt"
     if not candidate.is_file():
         raise JobError(f"{candidate}: training finished without a best checkpoint")
+    log.info("retrain: training finished, best checkpoint %s", candidate)
     return run_dir, candidate
 
 

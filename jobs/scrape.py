@@ -24,6 +24,8 @@ def scrape_new_posts(database: Path, vk_settings: Any, clean: CleanOptions, stop
     try:
         report = scrape_settings(db, vk_settings, progress=False)
         clean_corpus(db, clean, stoplist, only_new=True)  # the new posts, operator rules
+        log.info("VK scrape: %d new posts from %d walls (%d requests)", report.added, len(report.groups),
+                 report.requests)
         return report
     except CorpusError as exc:
         log.warning("VK scrape stopped: %s", exc)

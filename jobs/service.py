@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,25 @@ log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
 PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
+
+
+_REASON_KIND = re.compile(r"[^:(0-9]+")
+
+
+def pool_run_line(purpose: str, outcomes: Sequence[tuple[str, str | None]], kept: int) -> str:
+    """A pool run in one line for the operator: drafts made, passed the screen, kept (the
+    best-scoring), and the rest by reason ("stop-list: WORD" counts as "stop-list")."""
+    reasons: Counter[str] = Counter()
+    for status, reason in outcomes:
+        if status == "rejected_auto":
+            match = _REASON_KIND.match(reason or "")
+            reasons[match.group().strip() if match else "screened out"] += 1
+    outranked = reasons.pop("outranked", 0)
+    rejected = sum(reasons.values())
+    line = f"pool run ({purpose}): made {len(outcomes)}, passed {kept + outranked}, kept {kept}, outranked {outranked}"
+    if rejected:
+        line += f"; rejected {rejected}: " + ", ".join(f"{why} {n}" for why, n in reasons.most_common())
+    return line
 
 
 def moderation_problem(db: sqlite_utils.Database) -> str:
@@ -129,9 +150,10 @@ class Service:
 
     async def fill_pools(self) -> list[int]:
         await self.follow_active_model()
-        common = self.pool_kwargs()
-        created = await fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL,
-                                  target=self.plan.pool.channel_size, moderated=self.moderation.enabled, **common)
+        created = await self._logged_pool_run(
+            draft_rows.CHANNEL, ("pending", "queued"),
+            fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL, target=self.plan.pool.channel_size,
+                      moderated=self.moderation.enabled, **self.pool_kwargs()))
         created += await self.fill_subscriber_pool()
         if self.moderation.enabled:
             await self.dispatch_moderation()
@@ -141,8 +163,20 @@ class Service:
     async def fill_subscriber_pool(self) -> list[int]:
         """Top the /generate pool up to `subscriber_pool` ready drafts (the pool job, and the
         refill after a subscriber took one)."""
-        return await fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER,
-                               target=self.plan.pool.subscriber_size, **self.pool_kwargs())
+        return await self._logged_pool_run(
+            draft_rows.SUBSCRIBER, ("ready",),
+            fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER, target=self.plan.pool.subscriber_size,
+                      **self.pool_kwargs()))
+
+    async def _logged_pool_run(self, purpose: str, ok_statuses: tuple[str, ...],
+                               run: Awaitable[list[int]]) -> list[int]:
+        """Await a pool run and log it (`pool_run_line`) when it made drafts."""
+        since = draft_rows.last_id(self.db)
+        created = await run
+        outcomes = draft_rows.outcomes_since(self.db, since, purpose, (*ok_statuses, "rejected_auto"))
+        if outcomes:
+            log.info("%s", pool_run_line(purpose, outcomes, len(created)))
+        return created
 
     async def dispatch_moderation(self) -> int:
         """Show pending drafts that the moderators have not seen yet."""
@@ -167,6 +201,7 @@ class Service:
             except DatabaseBusy as exc:  # shown, not recorded: shown once more at the next pool run
                 log.warning("draft %s shown to the moderators but not recorded: %s", draft["id"], exc)
                 break
+            log.info("draft %s sent to the moderators (message %s)", draft["id"], message_id)
             sent += 1
         if sent and get_state(self.db, MODERATION_ERROR):
             log.info("the moderators' chat answers again: %d drafts shown", sent)

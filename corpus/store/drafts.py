@@ -147,3 +147,19 @@ def last_action_at(db: sqlite_utils.Database, actions: Iterable[str]) -> str | N
     wanted = list(actions)
     marks = ",".join("?" * len(wanted))
     return db.execute(f"SELECT max(at) FROM moderation_actions WHERE action IN ({marks})", wanted).fetchone()[0]
+
+
+def last_id(db: sqlite_utils.Database) -> int:
+    """The newest draft's id (0 with none): what a pool run's rows come after."""
+    return db.execute("SELECT coalesce(max(id), 0) FROM drafts").fetchone()[0]
+
+
+def outcomes_since(db: sqlite_utils.Database, after_id: int, purpose: str,
+                   statuses: Iterable[str]) -> list[tuple[str, str | None]]:
+    """(status, status_reason) of the drafts of `purpose` stored after `after_id` whose status
+    was one of `statuses` when made (a pool run's: its ok status and rejected_auto)."""
+    wanted = list(statuses)
+    marks = ",".join("?" * len(wanted))
+    return [tuple(r) for r in db.execute(
+        f"SELECT status, status_reason FROM drafts WHERE id > ? AND purpose = ? AND status IN ({marks})"
+        " ORDER BY id", [after_id, purpose, *wanted]).fetchall()]
