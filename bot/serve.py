@@ -39,6 +39,7 @@ async def _run_local(services: Services, once: bool) -> None:
     service = services.service
     await service.startup()
     if once:
+        await service.first_model_trained()   # the cycle's drafts come from it
         result = await service.run_once()
         published = result["published"]
         log.info("cycle done: %d new drafts, published %s", len(result["drafts"]),

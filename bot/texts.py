@@ -20,6 +20,10 @@ MODERATOR_HELP = (
     "/pause [канал] — остановить публикации (все или в один канал), /resume [канал] — продолжить\n"
     "/stats [дни] — график и цифры за последние дни (по умолчанию 14)"
 )
+# added to /start, /help and the moderators' help while the first model trains on the corpus
+FIRST_MODEL_TRAINING = (
+    "⏳ Первая модель ещё обучается на постах сообщества; пока черновики пишет встроенная модель."
+)
 COMMANDS = [
     ("generate", "свежий бугурт (или продолжение твоего текста)"),
     ("meme", "мем по номеру: /meme 42"),

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torc
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from corpus.vk import ScrapeReport
+    from jobs.first_run import FirstTraining
     from jobs.retrain import RetrainResult
     from jobs.tune import TuneResult
 
@@ -97,11 +98,13 @@ class Service:
                  reaction_sources: Sequence[ReactionSource] = (),
                  scraper: Callable[[], ScrapeReport | None] | None = None,
                  retrainer: Callable[[], RetrainResult] | None = None,
-                 backuper: Callable[[], Path] | None = None) -> None:
+                 backuper: Callable[[], Path] | None = None,
+                 first_training: FirstTraining | None = None) -> None:
         self.db, self.holder, self.plan = db, holder, plan
         self.publishers, self.moderation, self.stoplist = list(publishers), moderation, stoplist
         self.reaction_sources, self.scraper, self.retrainer = list(reaction_sources), scraper, retrainer
-        self.backuper = backuper
+        self.backuper, self.first_training = backuper, first_training
+        self.first_training_task: asyncio.Task | None = None
         self.running_jobs: set[asyncio.Task] = set()
         self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
@@ -109,9 +112,42 @@ class Service:
         self.health = DatabaseHealth(db, lambda text: self.moderation.notify(text))
 
     async def startup(self) -> None:
+        """Reconcile interrupted publications and start the first model's training, if one is due."""
         await reconcile(self.db, self.moderation.notify, self.publishers)
         if not self.moderation.enabled:
             log.info("no moderators configured: drafts are auto-approved")
+        if self.first_training is not None and self.first_training_task is None:
+            self.first_training_task = asyncio.get_running_loop().create_task(
+                self._train_first_model(self.first_training), name="buhurt:first-model")
+
+    @property
+    def training_first_model(self) -> bool:
+        """The first model on the corpus is training (drafts come from the bundled model meanwhile)."""
+        return self.first_training_task is not None and not self.first_training_task.done()
+
+    async def first_model_trained(self) -> str | None:
+        """Wait for the first model's training, if one runs (`run --once` makes its drafts with it)."""
+        return await self.first_training_task if self.first_training_task is not None else None
+
+    async def _train_first_model(self, first: FirstTraining) -> str | None:
+        """The first model trains in a child process (a worker thread waits on it): the event loop
+        keeps answering; the new model is loaded when it is done."""
+        log.info("the first model is training (at most %.3g minutes, in a child process); drafts come from the"
+                 " bundled model %s meanwhile", first.minutes, self.holder.version)
+        try:
+            version = await asyncio.to_thread(first.run)
+        except Exception as exc:  # noqa: BLE001 - the service goes on with the bundled model
+            if first.stop.is_set():
+                log.info("the first model's training stopped with the service; it starts again at the next start")
+            else:
+                log.error("training the first model failed (%s); still generating with the bundled model %s;"
+                          " it is tried again at the next start", exc, self.holder.version)
+            return None
+        row = model_rows.active_model(self.db)
+        if row is not None:
+            await asyncio.to_thread(self.holder.reload, Path(row["path"]))
+        log.info("the first model %s is trained and active: drafts come from it now", version)
+        return version
 
     async def follow_active_model(self) -> str | None:
         """Load the model the database marks active when that changed under us (`buhurt models
@@ -407,6 +443,10 @@ class Service:
     async def stop(self, grace: float) -> None:
         """A clean stop (SIGTERM): start no new job, let the running ones finish (at most `grace`
         seconds, then they are cancelled), and shut the scheduler down."""
+        task = self.first_training_task
+        if self.first_training is not None and task is not None and not task.done():
+            self.first_training.stop.set()
+            await asyncio.wait({task}, timeout=grace)
         if self.scheduler is not None:
             self.scheduler.pause()
             if self.running_jobs:

@@ -332,8 +332,9 @@ async def run_cycle(application: Application) -> dict:
     await _initialize(application)
     try:
         await _post_init(application)
-        handled = await process_pending(application)
         data = bot_data(application)
+        await data.service.first_model_trained()   # the cycle's drafts come from it
+        handled = await process_pending(application)
         result = await data.service.run_once()
         task = data.limits.refill_task
         if task is not None:

@@ -42,13 +42,20 @@ async def flood_gate(update: Update, context: Context) -> None:
 async def start(update: Update, context: Context) -> None:
     """Greet a subscriber and list the commands."""
     if update.effective_message is not None:
-        await update.effective_message.reply_text(texts.START)
+        await update.effective_message.reply_text(with_training_note(texts.START, context))
 
 
 async def help_command(update: Update, context: Context) -> None:
     """List the commands."""
     if update.effective_message is not None:
-        await update.effective_message.reply_text(texts.HELP)
+        await update.effective_message.reply_text(with_training_note(texts.HELP, context))
+
+
+def with_training_note(text: str, context: Context) -> str:
+    """`text`, and while the first model trains, the note that the bundled model writes meanwhile."""
+    if context.bot_data.service.training_first_model:
+        return f"{text}\n\n{texts.FIRST_MODEL_TRAINING}"
+    return text
 
 
 async def generate(update: Update, context: Context) -> None:
