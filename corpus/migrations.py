@@ -181,3 +181,13 @@ def m005_desk(db) -> None:
         );
         """
     )
+
+
+@MIGRATIONS()
+def m006_post_origin(db) -> None:
+    """posts.origin: the channel a Telegram post was published in, whatever `--community` labelled
+    it, so that re-importing an export under another label finds the same posts (the same message
+    id from the same channel is the same post). NULL where unknown: rows imported before, text
+    files, VK (those keep the (source, community, external_id) identity)."""
+    db.execute("ALTER TABLE posts ADD COLUMN origin TEXT")
+    db.execute("CREATE INDEX posts_origin ON posts (source, origin, external_id)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from corpus.importer import import_text_file
+from corpus.importer import SAMPLE_COMMUNITY, import_text_file
 from corpus.store.posts import count_posts
 
 
@@ -18,7 +18,7 @@ def seed_empty_corpus(db: sqlite_utils.Database, sample: Path) -> int:
     were added (0 when the corpus already had posts)."""
     if count_posts(db) != 0:
         return 0
-    added, _ = import_text_file(db, sample, community="sample")
+    added, _ = import_text_file(db, sample, community=SAMPLE_COMMUNITY)
     return added
 
 
