@@ -5,10 +5,12 @@ a Telegram user is keyed by their id, a VK user by ("vk", id)) and with the same
 screen and draft rows. None means: say nothing (a second notice in one cooldown)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bot import texts
@@ -18,6 +20,7 @@ from jobs.patience import DatabaseBusy
 from model.errors import ModelError
 
 if TYPE_CHECKING:
+    from bot.app import Services
     from bot.config import Settings
     from bot.telegram.limits import Limits
     from jobs.generator import GeneratorHolder
@@ -39,6 +42,54 @@ class Subscribers(Protocol):
 
     @property
     def holder(self) -> GeneratorHolder: ...
+
+
+@dataclass
+class ServiceSubscribers:
+    """Subscribers for a service without Telegram (the local channel): VK's messages only."""
+
+    settings: Settings
+    services: Services
+    limits: Limits
+
+    @property
+    def service(self) -> Service:
+        return self.services.service
+
+    @property
+    def holder(self) -> GeneratorHolder:
+        return self.services.holder
+
+
+def subscriber_limits(settings: Settings) -> Limits:
+    """The per-user limits of [telegram] (they apply to VK's messages too), one per process."""
+    from bot.telegram.limits import Limits
+
+    tg = settings.telegram
+    return Limits(tg.cooldown_seconds, tg.max_concurrent_generations, burst=tg.user_burst,
+                  window_seconds=tg.user_window_seconds)
+
+
+def with_training_note(text: str, service: Service) -> str:
+    """`text`, and while the first model trains, the note that the bundled model writes meanwhile."""
+    return f"{text}\n\n{texts.FIRST_MODEL_TRAINING}" if service.training_first_model else text
+
+
+async def refill_pool(service: Service) -> list[int]:
+    """Generate subscriber drafts until the /generate pool is full again (in a worker thread)."""
+    try:
+        return await service.fill_subscriber_pool()
+    except Exception:  # noqa: BLE001 - the next refill or the pool job tries again
+        log.exception("refilling the /generate pool failed")
+        return []
+
+
+def start_refill(subs: Subscribers) -> None:
+    """`refill_pool` in the background; at most one refill runs at a time (shared by the networks)."""
+    limits = subs.limits
+    if limits.refill_task is not None and not limits.refill_task.done():
+        return
+    limits.refill_task = asyncio.get_running_loop().create_task(refill_pool(subs.service), name="refill-pool")
 
 
 def flood_notice(limits: Limits, user: Hashable) -> tuple[bool, str | None]:

@@ -44,9 +44,7 @@ async def help_command(update: Update, context: Context) -> None:
 
 def with_training_note(text: str, context: Context) -> str:
     """`text`, and while the first model trains, the note that the bundled model writes meanwhile."""
-    if context.bot_data.service.training_first_model:
-        return f"{text}\n\n{texts.FIRST_MODEL_TRAINING}"
-    return text
+    return answers.with_training_note(text, context.bot_data.service)
 
 
 async def generate(update: Update, context: Context) -> None:
@@ -72,11 +70,7 @@ def schedule_refill(context: Context) -> None:
 
 async def refill_pool(bot_data: BotData) -> list[int]:
     """Generate subscriber drafts until the pool is full again (generation in a worker thread)."""
-    try:
-        return await bot_data.service.fill_subscriber_pool()
-    except Exception:  # noqa: BLE001 - the next refill or the pool job tries again
-        log.exception("refilling the /generate pool failed")
-        return []
+    return await answers.refill_pool(bot_data.service)
 
 
 async def meme(update: Update, context: Context) -> None:
