@@ -20,11 +20,13 @@ def test_sample_prints_batches_with_a_bar_and_the_same_posts_as_one_batch(capsys
     num = SAMPLE_BATCH + 4
     code, out, err = run_cli(capsys, "--config", str(config(tmp_path)), "sample", "--checkpoint", str(tiny_checkpoint),
                              "--num", str(num), "--length", "60", "--seed", "7", "--exact", "--temperature", "0.8",
-                             "--top-k", "0", "--words", "known", "--dictionary", "ru", "--quotes", "balanced")
+                             "--top-k", "0", "--words", "known", "--dictionary", "ru", "--quotes", "balanced",
+                             "--grammar", "agree")
     assert code == 0, err
     assert "sample: 100%" in err and f"{num}/{num}" in err            # the bar, on stderr
     one_batch = Generator.load(tiny_checkpoint).generate(seeds=range(7, 7 + num), temperature=0.8, max_length=60,
-                                                         words="known", dictionary="ru", quotes="balanced")
+                                                         words="known", dictionary="ru", quotes="balanced",
+                                                         grammar="agree")
     assert out == "\n\n".join(one_batch) + "\n"
     code, out, err = run_cli(capsys, "--config", str(config(tmp_path)), "sample", "--checkpoint", str(tiny_checkpoint),
                              "--num", "3", "--length", "60", "--no-progress")
