@@ -15,6 +15,7 @@ from bot.context import TrainPaths
 if TYPE_CHECKING:  # imported where they are built: `buhurt --help` imports none of them
     import sqlite_utils
 
+    from jobs.first_run import FirstTraining
     from jobs.generator import GeneratorHolder
     from corpus.vk import ScrapeReport
     from jobs.service import Service
@@ -88,10 +89,27 @@ def ensure_corpus(settings: Settings, db: sqlite_utils.Database) -> None:
 
 
 def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
-    """The active model's checkpoint: the bundled one on a fresh install (model.use_bundled), else
-    one trained on the corpus now; with use_bundled = false an active bundled model is replaced."""
-    from jobs.model_registry import activate_bundled, active_checkpoint_path, active_version_row, is_bundled
-    from jobs.retrain import FIRST_MODEL_MINUTES, bootstrap
+    """The active model's checkpoint, its first training (if one is needed) done here and now."""
+    from jobs.model_registry import active_checkpoint_path
+
+    checkpoint, first = prepare_model(settings, db, paths, meanwhile=False)
+    if first is not None:
+        first.run()
+    return checkpoint or active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)
+
+
+def prepare_model(settings: Settings, db, paths: TrainPaths, *,
+                  meanwhile: bool = True) -> tuple[Path | None, FirstTraining | None]:
+    """(the checkpoint to generate with now, None until `first` ran; the first training still to
+    run, or None). The bundled
+    model on a fresh install (model.use_bundled); with use_bundled = false (or an active bundled
+    model that it replaces) a first model must be trained on the corpus: with `meanwhile` the
+    service generates with the bundled model while a FirstTraining runs in the background."""
+    from jobs.first_run import FirstTraining
+    from jobs.model_registry import (
+        activate_bundled, active_checkpoint_path, active_version_row, install_bundled, is_bundled,
+    )
+    from jobs.retrain import FIRST_MODEL_MINUTES
 
     version = activate_bundled(db, paths.models_dir) if settings.model.use_bundled else None
     if version:
@@ -101,12 +119,31 @@ def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
         log.info("model.use_bundled = false: the active model %s is the bundled one; training a model "
                  "on your corpus to replace it", row["version"])
         row = None
-    if row is None:
-        log.info("no model yet: training one on the corpus (at most %.1f minutes)",
-                 settings.train.max_minutes or FIRST_MODEL_MINUTES)
-        version = bootstrap(db, retrain_plan(settings, paths))
-        log.info("trained and activated model %s", version)
-    return active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)
+    if row is not None:
+        return active_checkpoint_path(db, allow_bundled=settings.model.use_bundled), None
+    minutes = settings.train.max_minutes or FIRST_MODEL_MINUTES
+    first = FirstTraining(functools.partial(_train_first_model, settings, paths), minutes)
+    bundled = install_bundled(db, paths.models_dir) if meanwhile else None
+    if bundled is None:
+        log.info("no model yet: training one on the corpus (at most %.1f minutes)", minutes)
+        return None, first
+    log.info("no model trained on your corpus yet: the first one trains in the background (at most %.1f "
+             "minutes); drafts come from the bundled model meanwhile", minutes)
+    return bundled, first
+
+
+def _train_first_model(settings: Settings, paths: TrainPaths, stop) -> str:
+    """FirstTraining.train: its own connection (a worker thread), the run stopped when `stop` is set."""
+    from corpus.db import open_db
+    from jobs.retrain import bootstrap, train_in_child
+
+    db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
+    try:
+        version = bootstrap(db, retrain_plan(settings, paths), functools.partial(train_in_child, stop=stop))
+    finally:
+        db.close()
+    log.info("trained and activated model %s", version)
+    return version
 
 
 def remove_leftovers(settings: Settings, paths: TrainPaths) -> None:
@@ -120,17 +157,24 @@ def remove_leftovers(settings: Settings, paths: TrainPaths) -> None:
                            settings.backup_dir])
 
 
-def load_model(settings: Settings, db, paths: TrainPaths, device: str) -> GeneratorHolder:
-    """The Generator the service starts with: the active model's. When a model is active but its
-    checkpoint is missing or cannot be loaded, the version active before it (the latest that
-    loads), with a WARNING; never the bundled model in silence. JobError when none loads."""
+def load_model(settings: Settings, db, paths: TrainPaths,
+               device: str) -> tuple[GeneratorHolder, FirstTraining | None]:
+    """The Generator the service starts with, and the first model's training still to run (or
+    None): the active model's; while a first model must be trained on the corpus, the bundled one
+    (`prepare_model`; with no bundled model, the first one is trained here and now). When a model is
+    active but its checkpoint is missing or cannot be loaded, the version active before it (the
+    latest that loads), with a WARNING; never the bundled model in silence. JobError when none loads."""
     from jobs.errors import JobError
     from jobs.generator import GeneratorHolder
-    from jobs.model_registry import active_version_row, fallback_checkpoints
+    from jobs.model_registry import active_checkpoint_path, active_version_row, fallback_checkpoints
 
     try:
-        checkpoint = ensure_model(settings, db, paths)
-        return GeneratorHolder(checkpoint, device=device)
+        checkpoint, first = prepare_model(settings, db, paths)
+        if checkpoint is None:   # no bundled model to generate with meanwhile: the first one trains now
+            assert first is not None
+            first.run()
+            checkpoint, first = active_checkpoint_path(db, allow_bundled=settings.model.use_bundled), None
+        return GeneratorHolder(checkpoint, device=device), first
     except Exception as exc:  # noqa: BLE001 - a missing, damaged or refused file: the earlier versions
         row = active_version_row(db)
         if row is None:
@@ -145,7 +189,7 @@ def load_model(settings: Settings, db, paths: TrainPaths, device: str) -> Genera
             continue
         log.warning("%s; generating with the version active before it, %s (%s), and saying so at every pool run",
                     problem, version, path)
-        return holder
+        return holder, None
     raise JobError(f"{problem}; no earlier model version can be loaded")
 
 
@@ -167,7 +211,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     check_writable(db, settings.database, busy)
     remove_leftovers(settings, paths)
     ensure_corpus(settings, db)
-    holder = load_model(settings, db, paths, device_name(settings.train.device))
+    holder, first_training = load_model(settings, db, paths, device_name(settings.train.device))
     on_the_loop(db, busy)  # from here on the event loop's: a lock is waited out off the loop (jobs/patience.py)
     log.info("generating with model %s", holder.version)
     plan = ServicePlan(
@@ -193,7 +237,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     service = Service(
         db, holder, plan=plan, publishers=publishers, moderation=moderation or AutoApprove(),
         stoplist=stoplist(settings), reaction_sources=reaction_sources, scraper=_scraper(settings),
-        retrainer=_retrainer(settings, paths), backuper=_backuper(settings),
+        retrainer=_retrainer(settings, paths), backuper=_backuper(settings), first_training=first_training,
     )
     return Services(settings, db, holder, service, paths)
 

@@ -5,6 +5,8 @@ they added with the [clean] and [filter] settings (corpus/cleaning.py: signature
 the whole community, duplicates checked against the kept corpus); `corpus clean` re-cleans all."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -32,6 +34,21 @@ def _clean_after_import(app, db) -> None:
                "(buhurt corpus clean --report for the rules)")
 
 
+@contextlib.contextmanager
+def _replacing_the_sample(db) -> Iterator[None]:
+    """Around an import of the operator's own posts: when the corpus held only the bundled sample,
+    the sample's posts are removed afterwards, in one line (corpus/importer.py)."""
+    from corpus.importer import drop_sample_after_import, holds_only_the_sample, sample_removed_line
+
+    held = holds_only_the_sample(db)
+    try:
+        yield
+    finally:   # also after a scrape stopped part-way: what it stored is the operator's
+        removed = drop_sample_after_import(db, held)
+        if removed:
+            click.echo(sample_removed_line(removed))
+
+
 @corpus_group.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--community", default=None, help="Label stored with the posts (default: the file name).")
@@ -41,9 +58,10 @@ def import_cmd(app, file: Path, community: str | None) -> None:
     from corpus.importer import import_text_file
 
     db = app.open_db()
-    added, present = import_text_file(db, file, community=community,
-                                      max_mb=app.settings.corpus.max_import_mb)
-    click.echo(f"{file}: {added} posts added, {present} already present")
+    with _replacing_the_sample(db):
+        added, present = import_text_file(db, file, community=community,
+                                          max_mb=app.settings.corpus.max_import_mb)
+        click.echo(f"{file}: {added} posts added, {present} already present")
     _clean_after_import(app, db)
 
 
@@ -58,12 +76,13 @@ def import_telegram_cmd(app, path: Path, community: str | None, allow_chat: bool
     from corpus.telegram_export import import_telegram_export
 
     db = app.open_db()
-    result = import_telegram_export(db, path, community=community, allow_chat=allow_chat,
-                                    max_mb=app.settings.corpus.max_import_mb)
-    click.echo(f"{path}: {result.messages} messages of {result.community!r} in {result.files} file(s): "
-               f"{result.added} posts added, {result.messages - result.added} already present")
-    if result.skipped:
-        click.echo(f"{path}: {result.skipped} malformed message(s) skipped, the first: {result.skipped_first}")
+    with _replacing_the_sample(db):
+        result = import_telegram_export(db, path, community=community, allow_chat=allow_chat,
+                                        max_mb=app.settings.corpus.max_import_mb)
+        click.echo(f"{path}: {result.messages} messages of {result.community!r} in {result.files} file(s): "
+                   f"{result.added} posts added, {result.messages - result.added} already present")
+        if result.skipped:
+            click.echo(f"{path}: {result.skipped} malformed message(s) skipped, the first: {result.skipped_first}")
     _clean_after_import(app, db)
 
 
@@ -78,11 +97,13 @@ def scrape_cmd(app, groups: tuple[str, ...], no_progress: bool) -> None:
 
     vk = app.settings.vk
     db = app.open_db()
-    report = scrape(
-        db, list(groups) or list(vk.groups), token=vk.token.reveal(), options=vk.options(), progress=not no_progress,
-    )
-    for line in report.lines():
-        click.echo(line)
+    with _replacing_the_sample(db):
+        report = scrape(
+            db, list(groups) or list(vk.groups), token=vk.token.reveal(), options=vk.options(),
+            progress=not no_progress,
+        )
+        for line in report.lines():
+            click.echo(line)
     _clean_after_import(app, db)
 
 

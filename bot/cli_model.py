@@ -26,6 +26,7 @@ from model.train_config import DEVICES, LR_SCHEDULES, MODEL_TYPES, PRECISIONS, M
 
 PathArg = click.Path(path_type=Path)
 CHECKPOINT_NAMES = ("best", "latest", "active")
+SAMPLE_BATCH = 16   # `buhurt sample`: posts generated per batch (each batch printed as it is made)
 CHECKPOINT_HELP = ("A checkpoint file, or best / latest (the newest best.pt / latest.pt under <data_dir>/checkpoints, "
                    "a run by hand or a nightly run folder) or active (the service's model; the default).")
 
@@ -212,7 +213,8 @@ class Temperature(click.ParamType):
 
 @click.command("sample")
 @click.option("--checkpoint", type=PathArg, default=None, help=CHECKPOINT_HELP)
-@click.option("--num", type=int, default=1, show_default=True, help="Posts to generate (one batch).")
+@click.option("--num", type=int, default=1, show_default=True,
+              help=f"Posts to generate (in batches of {SAMPLE_BATCH}, printed as they are made).")
 @click.option("--length", type=int, show_default=True, help="Maximum characters per post (sample.max_length).")
 @click.option("--start-text", default="", help="Text every post starts with.")
 @click.option("--temperature", type=Temperature(), show_default=True,
@@ -236,12 +238,14 @@ class Temperature(click.ParamType):
                    " the dictionary's standalone ones, and posts end where the community's end (needs --words"
                    " known --dictionary ru); any: no such rule.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.option("--progress/--no-progress", default=True,
+              help="With --num over 1, a bar on stderr counts the posts made (printed as they come).")
 @click.option("--exact", is_flag=True,
               help="Print the model's text as it came out. Without it, posts are tidied as drafts are: no"
                    " \"@\" left dangling at either end (a post cut at --length) or glued to a line.")
 @click.pass_obj
 def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sample_flag, seed, words, raw,
-               dictionary, quotes, grammar, device, exact) -> None:
+               dictionary, quotes, grammar, device, progress, exact) -> None:
     """Generate posts; prints them separated by a blank line."""
     from corpus.rules import tidy_generated
     from model.errors import ModelError
@@ -264,10 +268,18 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
             db.close()
     decoding = TORCH_RNN if raw else Decoding(words, dictionary, quotes, grammar)
     request = SampleRequest(temperature, length, top_k, decoding, start_text, argmax=sample_flag == 0)
-    posts = gen.generate([seed + i for i in range(num)], request)
-    if random_seed:  # printed only once it worked, so an error stays the only line
-        click.echo(f"seed: {seed}", err=True)
-    click.echo("\n\n".join(posts if exact else [tidy_generated(p) for p in posts]))
+    from tqdm import tqdm
+
+    # in batches of SAMPLE_BATCH, each printed as it is made (a post depends only on its seed, not on
+    # its batch: the output is the same as one batch's); a bar on stderr counts the posts
+    with tqdm(total=num, unit="post", desc="sample", disable=not progress or num <= 1, dynamic_ncols=True) as bar:
+        for first in range(0, num, SAMPLE_BATCH):
+            posts = gen.generate([seed + i for i in range(first, min(num, first + SAMPLE_BATCH))], request)
+            if random_seed and not first:  # printed only once it worked, so an error stays the only line
+                bar.write(f"seed: {seed}", file=sys.stderr)
+            text = "\n\n".join(posts if exact else [tidy_generated(p) for p in posts])
+            bar.write(text if not first else "\n" + text, file=sys.stdout)
+            bar.update(len(posts))
 
 
 @click.command("lexicon")

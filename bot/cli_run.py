@@ -17,24 +17,31 @@ def run_cmd(app, once: bool) -> None:
 @click.command("retrain")
 @click.option("--from-scratch", is_flag=True, help="Train a new model instead of continuing from the active one.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Training budget in minutes (default: train.max_minutes, else the rest of the night window, "
-                   "or its whole length outside it).")
-@click.option("--progress/--no-progress", default=True, help="Show the training progress bar.")
+              help="Training budget in minutes (default: train.max_minutes, else 10).")
+@click.option("--progress/--no-progress", default=True, help="Show the training and tuning progress bars.")
+@click.option("--tune/--no-tune", default=True, show_default=True,
+              help="Tune the promoted model's temperature (`buhurt tune`), as the service does.")
 @click.pass_obj
-def retrain_cmd(app, from_scratch: bool, minutes: float | None, progress: bool) -> None:
+def retrain_cmd(app, from_scratch: bool, minutes: float | None, progress: bool, tune: bool) -> None:
     """Run the nightly retrain now: export, train (warm start from the active model unless the
     architecture changed or --from-scratch), score both models on the same held-out posts, promote
-    or keep. Prints one line: promoted or kept, with both models' bits/char and known-word share."""
+    or keep; a promoted model is tuned. Prints one line: promoted or kept, with both models'
+    bits/char and known-word share (the tuning table goes to stderr)."""
     from dataclasses import replace
 
     from bot.app import retrain_plan
+    from bot.cli_tune import run_tune
     from jobs.retrain import retrain
+    from jobs.service import ServicePlan
 
     plan = retrain_plan(app.settings, app.default_paths())
     plan = replace(plan, training=replace(plan.training, progress=progress))   # by hand: the bar, unless asked
     db = app.open_db()
     try:
         result = retrain(db, plan, from_scratch=from_scratch, minutes=minutes, manual=True)
+        if result.promoted and tune and result.checkpoint is not None:
+            run_tune(app, db, result.checkpoint, k=ServicePlan.tune_posts, progress=progress,
+                     echo=lambda line: click.echo(line, err=True))
     finally:
         db.close()
     click.echo(result.reason)

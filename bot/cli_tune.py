@@ -9,17 +9,22 @@ import click
 PathArg = click.Path(path_type=Path, dir_okay=False)
 
 
-def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click.echo):
+def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click.echo, progress: bool = True):
     """Tune `checkpoint` through the product's decoding and screen; store the result when its
-    version is registered. Returns the TuneResult."""
+    version is registered. A bar on stderr counts the posts made (`progress`). Returns the TuneResult."""
+    from tqdm import tqdm
+
     from bot.app import stoplist
     from jobs.generator import GeneratorHolder
     from jobs.model_registry import version_row
     from jobs.tune import TEMPERATURES, store_tuned, tune
 
     holder = GeneratorHolder(checkpoint)
-    result = tune(db, holder, stoplist(app.settings), options=app.settings.sample.options(), k=k,
-                  temperatures=temperatures or TEMPERATURES, screening=app.settings.screen)
+    grid = temperatures or TEMPERATURES
+    with tqdm(total=k * len(grid), unit="post", desc=f"tune {holder.version}", disable=not progress,
+              dynamic_ncols=True) as bar:
+        result = tune(db, holder, stoplist(app.settings), options=app.settings.sample.options(), k=k,
+                      temperatures=grid, screening=app.settings.screen, progress=bar.update)
     for line in result.lines():
         echo(line)
     if version_row(db, holder.version) is not None:
@@ -47,14 +52,15 @@ def _temperatures(value: str | None):
 @click.option("--posts", "k", type=click.IntRange(min=1), default=48, show_default=True,
               help="Posts generated per temperature (seeds 1..K).")
 @click.option("--temperatures", default=None, help="Comma-separated grid (default 0.5,0.6,...,1.2).")
+@click.option("--progress/--no-progress", default=True, help="Show a bar on stderr (posts made of all).")
 @click.pass_obj
-def tune_cmd(app, checkpoint, k, temperatures) -> None:
+def tune_cmd(app, checkpoint, k, temperatures, progress) -> None:
     """Pick the temperature maximising (share passing the screen) x (distinct corpus word pairs):
     prints the table and stores the choice with the model version."""
     grid = _temperatures(temperatures)
     db = app.open_db()
     try:
-        run_tune(app, db, checkpoint or app.active_checkpoint(), k=k, temperatures=grid)
+        run_tune(app, db, checkpoint or app.active_checkpoint(), k=k, temperatures=grid, progress=progress)
     finally:
         db.close()
 

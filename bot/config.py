@@ -1,7 +1,8 @@
 """The only reader of config.toml: TOML -> typed, frozen sections (bot/config_sections.py).
 
 Errors are one line naming the file and `table.key`: unknown keys, wrong types, missing values.
-Tokens may come from BUHURT_TELEGRAM_TOKEN / BUHURT_VK_TOKEN and are wrapped in Secret.
+Tokens may come from BUHURT_TELEGRAM_TOKEN / BUHURT_VK_TOKEN / BUHURT_VK_COMMUNITY_TOKEN and are
+wrapped in Secret.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from bot.config_sections import (
     GenerateSettings, RankerSettings, RateSettings,
 )
 
-ENV_SECRETS = {("telegram", "token"): "BUHURT_TELEGRAM_TOKEN", ("vk", "token"): "BUHURT_VK_TOKEN"}
+ENV_SECRETS = {("telegram", "token"): "BUHURT_TELEGRAM_TOKEN", ("vk", "token"): "BUHURT_VK_TOKEN",
+               ("vk", "community_token"): "BUHURT_VK_COMMUNITY_TOKEN"}
 
 
 class ConfigError(ValueError):

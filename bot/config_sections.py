@@ -227,11 +227,19 @@ class VkSettings(ScrapeOptions):
     token: Secret = field(default_factory=lambda: Secret(""))
     groups: list[str] = field(default_factory=list)
     publish_group_id: int = 0
+    messages_group_id: int = 0          # the community whose messages the bot answers (0: none)
+    community_token: Secret = field(default_factory=lambda: Secret(""))   # its token, "messages" right
+    longpoll_wait_seconds: float = 25.0
 
     def validate(self) -> dict[str, str]:
         problems = self.problems()
         if self.publish_group_id and not self.token:
             problems["token"] = "a VK user token (or BUHURT_VK_TOKEN) when publish_group_id is set"
+        if self.messages_group_id and not self.community_token:
+            problems["community_token"] = ("a community token with the messages right (or BUHURT_VK_COMMUNITY_TOKEN)"
+                                           " when messages_group_id is set")
+        if not 1 <= self.longpoll_wait_seconds <= 90:
+            problems["longpoll_wait_seconds"] = "a number of seconds from 1 to 90"
         return problems
 
 

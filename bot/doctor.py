@@ -51,6 +51,8 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
         checks.append(check_publishing(settings))
     if settings.vk.token or settings.vk.groups or settings.vk.publish_group_id:
         checks += check_vk(settings)
+    if settings.vk.messages_group_id:
+        checks.append(check_vk_messages(settings))
     return checks
 
 
@@ -231,3 +233,35 @@ def check_vk(settings: Settings) -> list[Check]:
             continue
         checks.append(Check(role, True, f"{community.name} (id {community.group_id}) readable with the token"))
     return checks or [Check("vk token", True, "set (no community configured)")]
+
+
+def check_vk_messages(settings: Settings, session=None) -> Check:
+    """The community of vk.messages_group_id: its token answers and its Bots Long Poll API is
+    enabled with the "incoming message" event (groups.getLongPollSettings)."""
+    import requests
+    from vk_api.exceptions import ApiError
+
+    from bot.errors import BotError
+    from bot.vk.wall import vk_client
+    from corpus.vk_client import with_timeout
+
+    vk, name = settings.vk, "vk messages (long poll)"
+    group_id = abs(vk.messages_group_id)
+    try:
+        api = vk_client(vk, with_timeout(session or requests.Session(), vk.timeout_seconds), token=vk.community_token,
+                        missing="no community token (vk.community_token or BUHURT_VK_COMMUNITY_TOKEN)")
+        answer = api.method("groups.getLongPollSettings", {"group_id": group_id})
+    except BotError as exc:
+        return Check(name, False, str(exc))
+    except ApiError as exc:
+        return Check(name, False, f"community {group_id}: VK error {exc.code}: {exc.error.get('error_msg', '')}")
+    except requests.RequestException as exc:
+        return Check(name, False, f"VK API unreachable ({type(exc).__name__})")
+    if not answer.get("is_enabled"):
+        return Check(name, False, f"community {group_id}: the Bots Long Poll API is off; enable it in the"
+                                  " community's settings (API usage -> Long Poll API)")
+    if not (answer.get("events") or {}).get("message_new"):
+        return Check(name, False, f"community {group_id}: the long poll does not send the \"incoming message\""
+                                  " event (message_new); tick it in the Long Poll API's event types")
+    return Check(name, True, f"community {group_id}: Bots Long Poll API on (API {answer.get('api_version', '?')}),"
+                             " incoming messages sent")

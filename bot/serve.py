@@ -39,6 +39,7 @@ async def _run_local(services: Services, once: bool) -> None:
     service = services.service
     await service.startup()
     if once:
+        await service.first_model_trained()   # the cycle's drafts come from it
         result = await service.run_once()
         published = result["published"]
         log.info("cycle done: %d new drafts, published %s", len(result["drafts"]),
@@ -49,14 +50,30 @@ async def _run_local(services: Services, once: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     service.start_schedule()
+    messages = _vk_messages(services)
     try:
         await stop.wait()
         log.info("stopping: no new jobs; waiting for the running ones")
     finally:
+        if messages is not None:
+            await messages.stop(SHUTDOWN_GRACE_SECONDS)
         await service.stop(SHUTDOWN_GRACE_SECONDS)
         await finish_running_tasks(5.0)  # whatever else was started (a refill) gets a moment
         services.db.close()
     log.info("stopped")
+
+
+def _vk_messages(services: Services):
+    """The VK community's messages, answered beside the local channel (vk.messages_group_id), started."""
+    settings = services.settings
+    if not settings.vk.messages_group_id:
+        return None
+    from bot.answers import ServiceSubscribers, subscriber_limits
+    from bot.vk.messages import VkMessages
+
+    messages = VkMessages(settings.vk, ServiceSubscribers(settings, services, subscriber_limits(settings)))
+    messages.start()
+    return messages
 
 
 async def finish_running_tasks(grace: float) -> None:

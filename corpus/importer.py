@@ -7,8 +7,10 @@ from pathlib import Path
 import sqlite_utils
 
 from corpus.inputs import DEFAULT_MAX_MB
-from corpus.store.posts import add_posts
+from corpus.store.posts import add_posts, delete_community, holds_only
 from corpus.textfile import iter_posts
+
+SAMPLE_SOURCE, SAMPLE_COMMUNITY = "file", "sample"   # how the bundled sample corpus is stored
 
 
 def import_text_file(db: sqlite_utils.Database, path: str | Path, *, community: str | None = None,
@@ -27,3 +29,22 @@ def import_text_file(db: sqlite_utils.Database, path: str | Path, *, community: 
 
     added, _ = add_posts(db, rows())
     return added, seen - added
+
+
+def holds_only_the_sample(db: sqlite_utils.Database) -> bool:
+    """Whether every post of the corpus is of the bundled sample (a fresh install's seed)."""
+    return holds_only(db, SAMPLE_SOURCE, SAMPLE_COMMUNITY)
+
+
+def drop_sample_after_import(db: sqlite_utils.Database, held_only_sample: bool) -> int:
+    """After the operator's own posts were imported into a corpus that held only the bundled sample
+    (`held_only_sample`, checked before the import): remove the sample's posts, so they never mix
+    with a real community's. Returns how many were removed (0 when nothing of the operator's came)."""
+    if not held_only_sample or holds_only_the_sample(db):
+        return 0
+    return delete_community(db, SAMPLE_SOURCE, SAMPLE_COMMUNITY)
+
+
+def sample_removed_line(removed: int) -> str:
+    return (f"removed the {removed} posts of the bundled sample corpus: the corpus held only the sample,"
+            " and your own posts replace it")

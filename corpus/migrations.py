@@ -184,6 +184,16 @@ def m005_desk(db) -> None:
 
 
 @MIGRATIONS()
+def m006_post_origin(db) -> None:
+    """posts.origin: the channel a Telegram post was published in, whatever `--community` labelled
+    it, so that re-importing an export under another label finds the same posts (the same message
+    id from the same channel is the same post). NULL where unknown: rows imported before, text
+    files, VK (those keep the (source, community, external_id) identity)."""
+    db.execute("ALTER TABLE posts ADD COLUMN origin TEXT")
+    db.execute("CREATE INDEX posts_origin ON posts (source, origin, external_id)")
+
+
+@MIGRATIONS()
 def m007_curation(db) -> None:
     """The community's curation (issue 24): blind ratings of real posts and drafts (`ratings`), what
     each subscriber got from /generate (`served`), a moderator's edit distance and the learned

@@ -10,6 +10,7 @@ from pathlib import Path
 import sqlite_utils
 
 from corpus.errors import CorpusError
+from corpus.importer import SAMPLE_COMMUNITY
 from corpus.store.posts import count_posts, posts_with_metrics
 
 
@@ -32,9 +33,17 @@ class CorpusStats:
             "post length (chars): " + _distribution(self.lengths),
             "lines per post:      " + _distribution(self.line_counts),
             "top characters: " + "  ".join(f"{_show(c)} {n}" for c, n in self.top_chars),
-            "communities: " + ", ".join(f"{name or '-'} {n}" for name, n in sorted(self.communities.items())),
+            "communities: " + community_shares(self.communities),
         ]
         return out
+
+
+def community_shares(communities: dict[str, int]) -> str:
+    """Each community's posts and share of the corpus, the largest first; the bundled sample named as such."""
+    total = sum(communities.values()) or 1
+    return ", ".join(
+        f"{name or '-'}{' (the bundled sample)' if name == SAMPLE_COMMUNITY else ''} {n} ({n / total:.1%})"
+        for name, n in sorted(communities.items(), key=lambda item: (-item[1], item[0])))
 
 
 def corpus_stats(db: sqlite_utils.Database, *, top: int = 20) -> CorpusStats:

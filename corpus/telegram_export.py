@@ -2,8 +2,9 @@
 
 PATH is `result.json`, one `messages*.html` page, or the export folder (its `result.json` when
 present, else every `messages*.html` page in order). Each message becomes a post keyed by
-(source 'telegram', channel name, message id), so importing the same export again adds nothing
-(counters such as reactions are refreshed). Text links are kept as `[text](url)`, so the cleaning
+(source 'telegram', channel name, message id): the channel's name from the export is stored as the
+post's `origin` whatever `--community` labels it, so importing the same export again, under any
+label, adds nothing (counters such as reactions are refreshed). Text links are kept as `[text](url)`, so the cleaning
 rules can see links and strip a channel's signature line. Dates are stored as ISO 8601 UTC.
 
 Files are read as streams: `result.json` through ijson (the messages one at a time), HTML pages fed
@@ -68,6 +69,7 @@ def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, commu
                 if not name_box:
                     name_box.append(community or name or fallback)
                 post["community"] = name_box[0]
+                post["origin"] = name or None   # the channel, whatever --community labels it
                 post["source"] = "telegram"
                 yield post
 

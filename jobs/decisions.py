@@ -11,6 +11,7 @@ approve the edited text."""
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,10 @@ from jobs.patience import patiently
 from jobs.pool import screen_edit
 from jobs.service import Service
 
+log = logging.getLogger(__name__)
 ACTIONS = ("approve", "reject", "regenerate")
+DONE = {"approve": "approved", "reject": "rejected", "regenerate": "rejected (regenerate)",
+        "edit": "approved with an edit"}   # the log line's verb per action
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,17 @@ async def decide(service: Service, draft_id: int, action: str, by: Moderator, de
     replacement) a pending draft; False when it was decided already. `detail`: a rejection's reason."""
     if action not in ACTIONS:
         raise ValueError(f"unknown moderation action {action!r}")
-    return await patiently(draft_rows.decide, service.db, draft_id, action=action,
-                             to_status="queued" if action == "approve" else "rejected",
-                             actor_id=by.id, actor_name=by.name, detail=detail)
+    decided = await patiently(draft_rows.decide, service.db, draft_id, action=action,
+                              to_status="queued" if action == "approve" else "rejected",
+                              actor_id=by.id, actor_name=by.name, detail=detail)
+    if decided:
+        log_decision(draft_id, action, by, detail)
+    return decided
+
+
+def log_decision(draft_id: int, action: str, by: Moderator, detail: str | None = None) -> None:
+    log.info("draft %s %s by %s (%s)%s", draft_id, DONE.get(action, action), by.name, by.id,
+             f": {detail}" if detail else "")
 
 
 def _side(vote: str) -> str:
@@ -146,6 +158,7 @@ async def approve_edit(service: Service, draft_id: int, text: str, by: Moderator
                               detail="approved with an edit", final_text=text)
     if decided:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
         await patiently(_record_edit_distance, service.db, draft_id, text)
+        log_decision(draft_id, "edit", by)
     return (EditOutcome.DONE if decided else EditOutcome.ALREADY_DECIDED), None
 
 

@@ -2,11 +2,14 @@
 jobs.model_registry.activate_bundled, or a first one trained by jobs.retrain.bootstrap)."""
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
 
-from corpus.importer import import_text_file
+from corpus.importer import SAMPLE_COMMUNITY, import_text_file
 from corpus.store.posts import count_posts
 
 
@@ -15,5 +18,20 @@ def seed_empty_corpus(db: sqlite_utils.Database, sample: Path) -> int:
     were added (0 when the corpus already had posts)."""
     if count_posts(db) != 0:
         return 0
-    added, _ = import_text_file(db, sample, community="sample")
+    added, _ = import_text_file(db, sample, community=SAMPLE_COMMUNITY)
     return added
+
+
+@dataclass
+class FirstTraining:
+    """The first model on the operator's corpus, trained while the service already runs on the
+    bundled model (jobs.service.Service.start_first_training). `train(stop)` is blocking (a worker
+    thread runs it; the training itself is a child process): it trains, makes the model active and
+    returns its version, and gives up early, raising, once `stop` is set."""
+
+    train: Callable[[threading.Event], str]
+    minutes: float
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> str:
+        return self.train(self.stop)

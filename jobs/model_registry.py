@@ -128,6 +128,16 @@ def is_bundled(row: dict) -> bool:
     return bundled is not None and row["version"] == file_version(bundled)
 
 
+def install_bundled(db: sqlite_utils.Database, models_dir: Path) -> Path | None:
+    """The bundled model installed in models_dir (not made active): what the service generates with
+    while its first model trains. None when the package ships no bundled model."""
+    bundled = bundled_checkpoint()
+    if bundled is None:
+        return None
+    version = install_checkpoint(db, bundled, models_dir, val_loss=None, metrics={"origin": "bundled"})
+    return models_dir / f"{version}.pt"
+
+
 def activate_bundled(db: sqlite_utils.Database, models_dir: Path) -> str | None:
     """Install and promote the bundled model when no model is active. Returns its version."""
     if model_rows.active_model(db) is not None:

@@ -201,7 +201,7 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
             await _count_outcome(db, where, True, notify, options)
             return draft["id"]
         if await _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
-            log.info("published draft %s to %s as message %s", draft["id"], where, message_id)
+            log.info("published meme #%s to %s as message %s", draft["id"], where, message_id)
         await _count_outcome(db, where, False, notify, options)
         return draft["id"]
     finally:

@@ -38,11 +38,14 @@ async def collect_reactions(db: sqlite_utils.Database, sources: Sequence[Reactio
         except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next run
             log.warning("could not collect reactions from %s: %s", source.network, exc)
             continue
+        updated = 0
         for message_id, kinds in counts.items():
             row = by_message.get(str(message_id))
             if row is not None:
                 await patiently(reaction_rows.record_counts, db, source.network, row["chat_id"], message_id, kinds)
-                stored += 1
+                updated += 1
+        log.info("reactions from %s: %d of %d recent posts updated", source.network, updated, len(recent))
+        stored += updated
     return stored
 
 

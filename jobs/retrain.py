@@ -8,7 +8,7 @@ follows the configured schedule ("hold": lowered in the last 25% of the night), 
 annealed. Re-warming to the full rate measured better than half of it, and each warm night
 scored better than the model it started from on the same held-out posts (benchmarks/nights.py).
 The budget is the night window (`window`: from schedule.retrain_at to schedule.retrain_until,
-less a margin for export and scoring) unless `max_minutes` is set.
+less a margin for export and scoring) unless `max_minutes` is set; by hand, MANUAL_MINUTES.
 
 The held-out posts are the same every night (model.preprocess splits by a hash of each post). A
 candidate is promoted only when its bits per character on them beat the active model's on the same
@@ -33,8 +33,10 @@ import logging
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -56,7 +58,9 @@ from model.train_config import ModelShape, TrainConfig
 log = logging.getLogger(__name__)
 
 FIRST_MODEL_MINUTES = 10.0   # the first model on a corpus, when train.max_minutes leaves it to the window
+MANUAL_MINUTES = 10.0        # `buhurt retrain` by hand without --minutes or train.max_minutes
 WARM_START_WARMUP = 0.05     # a warm start's ramp: the fraction of the night the rate rises from 0 over
+CHILD_STOP_SECONDS = 15.0   # a stopped training child's time to save and exit before SIGKILL
 RunTraining = Callable[[TrainConfig], None]
 
 
@@ -209,10 +213,10 @@ class RetrainResult:
                 f"; active {figures(self.active_version, self.active_bpc, self.active_readability)}{how}")
 
 
-def train_in_child(cfg: TrainConfig) -> None:
+def train_in_child(cfg: TrainConfig, stop: threading.Event | None = None) -> None:
     """Train `cfg` in a child process, `python -m model.run RUN.json`, RUN.json written in its run
     folder. The child's start line and errors go to stderr; its result line is passed on to stderr,
-    so the caller's stdout carries only its own result."""
+    so the caller's stdout carries only its own result. Setting `stop` ends the run early (JobError)."""
     run_dir = Path(cfg.checkpoint_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_file = run_dir / "run.json"
@@ -222,11 +226,31 @@ def train_in_child(cfg: TrainConfig) -> None:
     # the child watches this process (model.run.PARENT_ENV): killed, even by SIGKILL, this process
     # takes the training down with it within seconds
     env = {**os.environ, PARENT_ENV: str(os.getpid())}
-    completed = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True, env=env)
-    if completed.stdout:
-        sys.stderr.write(completed.stdout)
-    if completed.returncode != 0:
-        raise JobError(f"training exited with code {completed.returncode} (its message is above)")
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
+        out = _wait(child, stop)
+    if out:
+        sys.stderr.write(out)
+    if stop is not None and stop.is_set():
+        raise JobError(f"training stopped early: the service is stopping (the run in {run_dir} is resumable)")
+    if child.returncode != 0:
+        raise JobError(f"training exited with code {child.returncode} (its message is above)")
+
+
+def _wait(child: subprocess.Popen, stop: threading.Event | None) -> str:
+    """The child's stdout once it exits; when `stop` is set first, the child gets SIGINT (it saves
+    a resumable checkpoint and exits), then SIGKILL after CHILD_STOP_SECONDS."""
+    while True:
+        try:
+            return child.communicate(timeout=0.5)[0] or ""
+        except subprocess.TimeoutExpired:
+            if stop is None or not stop.is_set():
+                continue
+        child.send_signal(signal.SIGINT)
+        try:
+            return child.communicate(timeout=CHILD_STOP_SECONDS)[0] or ""
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return child.communicate()[0] or ""
 
 
 def _export(db: sqlite_utils.Database, plan: RetrainPlan):
@@ -247,28 +271,32 @@ def _train(plan: RetrainPlan, run_training: RunTraining, minutes: float,
     if init_from is not None:
         cfg = replace(cfg, init_from=str(init_from), warmup_frac=WARM_START_WARMUP,
                       learning_rate=cfg.learning_rate * plan.warm_lr_scale)
+    log.info("retrain: training %s for at most %.3g minutes in %s",
+             "from scratch" if init_from is None else "from the active model", minutes, run_dir.name)
     run_training(cfg)
     candidate = run_dir / "best.pt"
     if not candidate.is_file():
         raise JobError(f"{candidate}: training finished without a best checkpoint")
+    log.info("retrain: training finished, best checkpoint %s", candidate)
     return run_dir, candidate
 
 
 def training_minutes(plan: RetrainPlan, minutes: float | None = None, *, manual: bool = False,
                      now: dt.datetime | None = None) -> float | None:
-    """The training budget: `minutes`, else train.max_minutes, else what is left of the night window
-    less a margin (by hand outside the window: the window's length). None: outside the window."""
+    """The training budget: `minutes`, else train.max_minutes, else (the scheduled job) what is left
+    of the night window less a margin, or (`manual`: `buhurt retrain` by hand) MANUAL_MINUTES.
+    None: the scheduled job outside the window."""
     if minutes:
         return float(minutes)
     if plan.max_minutes:
         return float(plan.max_minutes)
     if plan.window is None:
         return FIRST_MODEL_MINUTES
+    if manual:
+        return MANUAL_MINUTES
     left = plan.window.remaining_minutes(now)
     if left is None:
-        if not manual:
-            return None
-        left = plan.window.length_minutes()
+        return None
     left -= margin_minutes(left)
     return left if left >= 0.5 else None
 
@@ -431,13 +459,18 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     except ModelError as exc:   # e.g. NaN weights: a diverged run; recorded as rejected
         log.warning("retrain: the candidate cannot be scored: %s", exc)
         candidate_bpc = math.nan
+    log.info("retrain: scoring: the candidate, %.4f bits/char", candidate_bpc)
     active_bpc = math.inf if active is None else evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
+    if active is not None:
+        log.info("retrain: scoring: the active model, %.4f bits/char", active_bpc)
     cand_read = act_read = None
     if plan.readability_drafts > 0 and math.isfinite(candidate_bpc):
         log.info("retrain: judging %d drafts of each model", plan.readability_drafts)
         cand_read = draft_pass_share(db, candidate, plan)
+        log.info("retrain: scoring: the candidate's drafts, %.1f%% pass", 100 * cand_read)
         if active is not None and math.isfinite(active_bpc):
             act_read = draft_pass_share(db, active, plan)
+            log.info("retrain: scoring: the active model's drafts, %.1f%% pass", 100 * act_read)
     details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
                "val_chars": len(val_text), "warm_start": init_from is not None, "minutes": budget,
                "split": stats.get("split")}

@@ -10,6 +10,7 @@ from corpus.rules import CleanOptions
 from corpus.cleaning import clean_corpus
 from corpus.db import open_db
 from corpus.errors import CorpusError
+from corpus.importer import drop_sample_after_import, holds_only_the_sample, sample_removed_line
 from corpus.stoplist import StopList
 from corpus.vk import ScrapeReport, scrape_settings
 
@@ -19,14 +20,24 @@ log = logging.getLogger(__name__)
 def scrape_new_posts(database: Path, vk_settings: Any, clean: CleanOptions, stoplist: StopList, *,
                      busy_timeout: float) -> ScrapeReport | None:
     """Scrape `vk_settings.groups` (a [vk] section) into `database` and clean the new posts. A
-    refusal (captcha, token, rate limit) is one warning and None: the next run retries."""
+    refusal (captcha, token, rate limit) is one warning and None: the next run retries. A corpus
+    that held only the bundled sample loses the sample's posts once the community's arrive."""
     db = open_db(database, busy_timeout=busy_timeout)
+    held_only_sample = False
     try:
+        held_only_sample = holds_only_the_sample(db)
         report = scrape_settings(db, vk_settings, progress=False)
         clean_corpus(db, clean, stoplist, only_new=True)  # the new posts, operator rules
+        log.info("VK scrape: %d new posts from %d walls (%d requests)", report.added, len(report.groups),
+                 report.requests)
         return report
     except CorpusError as exc:
         log.warning("VK scrape stopped: %s", exc)
         return None
     finally:
-        db.close()
+        try:   # also after a scrape stopped part-way: what it stored is the operator's
+            removed = drop_sample_after_import(db, held_only_sample)
+            if removed:
+                log.info("%s", sample_removed_line(removed))
+        finally:
+            db.close()

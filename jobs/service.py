@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torc
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from corpus.vk import ScrapeReport
+    from jobs.first_run import FirstTraining
     from jobs.retrain import RetrainResult
     from jobs.tune import TuneResult
 
@@ -48,6 +51,25 @@ log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
 PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
+
+
+_REASON_KIND = re.compile(r"[^:(0-9]+")
+
+
+def pool_run_line(purpose: str, outcomes: Sequence[tuple[str, str | None]], kept: int) -> str:
+    """A pool run in one line for the operator: drafts made, passed the screen, kept (the
+    best-scoring), and the rest by reason ("stop-list: WORD" counts as "stop-list")."""
+    reasons: Counter[str] = Counter()
+    for status, reason in outcomes:
+        if status == "rejected_auto":
+            match = _REASON_KIND.match(reason or "")
+            reasons[match.group().strip() if match else "screened out"] += 1
+    outranked = reasons.pop("outranked", 0)
+    rejected = sum(reasons.values())
+    line = f"pool run ({purpose}): made {len(outcomes)}, passed {kept + outranked}, kept {kept}, outranked {outranked}"
+    if rejected:
+        line += f"; rejected {rejected}: " + ", ".join(f"{why} {n}" for why, n in reasons.most_common())
+    return line
 
 
 def moderation_problem(db: sqlite_utils.Database) -> str:
@@ -84,11 +106,13 @@ class Service:
                  reaction_sources: Sequence[ReactionSource] = (),
                  scraper: Callable[[], ScrapeReport | None] | None = None,
                  retrainer: Callable[[], RetrainResult] | None = None,
-                 backuper: Callable[[], Path] | None = None) -> None:
+                 backuper: Callable[[], Path] | None = None,
+                 first_training: FirstTraining | None = None) -> None:
         self.db, self.holder, self.plan = db, holder, plan
         self.publishers, self.moderation, self.stoplist = list(publishers), moderation, stoplist
         self.reaction_sources, self.scraper, self.retrainer = list(reaction_sources), scraper, retrainer
-        self.backuper = backuper
+        self.backuper, self.first_training = backuper, first_training
+        self.first_training_task: asyncio.Task | None = None
         self.running_jobs: set[asyncio.Task] = set()
         self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
@@ -96,9 +120,42 @@ class Service:
         self.health = DatabaseHealth(db, lambda text: self.moderation.notify(text))
 
     async def startup(self) -> None:
+        """Reconcile interrupted publications and start the first model's training, if one is due."""
         await reconcile(self.db, self.moderation.notify, self.publishers)
         if not self.moderation.enabled:
             log.info("no moderators configured: drafts are auto-approved")
+        if self.first_training is not None and self.first_training_task is None:
+            self.first_training_task = asyncio.get_running_loop().create_task(
+                self._train_first_model(self.first_training), name="buhurt:first-model")
+
+    @property
+    def training_first_model(self) -> bool:
+        """The first model on the corpus is training (drafts come from the bundled model meanwhile)."""
+        return self.first_training_task is not None and not self.first_training_task.done()
+
+    async def first_model_trained(self) -> str | None:
+        """Wait for the first model's training, if one runs (`run --once` makes its drafts with it)."""
+        return await self.first_training_task if self.first_training_task is not None else None
+
+    async def _train_first_model(self, first: FirstTraining) -> str | None:
+        """The first model trains in a child process (a worker thread waits on it): the event loop
+        keeps answering; the new model is loaded when it is done."""
+        log.info("the first model is training (at most %.3g minutes, in a child process); drafts come from the"
+                 " bundled model %s meanwhile", first.minutes, self.holder.version)
+        try:
+            version = await asyncio.to_thread(first.run)
+        except Exception as exc:  # noqa: BLE001 - the service goes on with the bundled model
+            if first.stop.is_set():
+                log.info("the first model's training stopped with the service; it starts again at the next start")
+            else:
+                log.error("training the first model failed (%s); still generating with the bundled model %s;"
+                          " it is tried again at the next start", exc, self.holder.version)
+            return None
+        row = model_rows.active_model(self.db)
+        if row is not None:
+            await asyncio.to_thread(self.holder.reload, Path(row["path"]))
+        log.info("the first model %s is trained and active: drafts come from it now", version)
+        return version
 
     async def follow_active_model(self) -> str | None:
         """Load the model the database marks active when that changed under us (`buhurt models
@@ -137,9 +194,10 @@ class Service:
 
     async def fill_pools(self) -> list[int]:
         await self.follow_active_model()
-        common = self.pool_kwargs()
-        created = await fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL,
-                                  target=self.plan.pool.channel_size, moderated=self.moderation.enabled, **common)
+        created = await self._logged_pool_run(
+            draft_rows.CHANNEL, ("pending", "queued"),
+            fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL, target=self.plan.pool.channel_size,
+                      moderated=self.moderation.enabled, **self.pool_kwargs()))
         created += await self.fill_subscriber_pool()
         if self.moderation.enabled:
             await self.dispatch_moderation()
@@ -159,8 +217,20 @@ class Service:
     async def fill_subscriber_pool(self) -> list[int]:
         """Top the /generate pool up to `subscriber_pool` ready drafts (the pool job, and the
         refill after a subscriber took one)."""
-        return await fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER,
-                               target=self.plan.pool.subscriber_size, **self.pool_kwargs())
+        return await self._logged_pool_run(
+            draft_rows.SUBSCRIBER, ("ready",),
+            fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER, target=self.plan.pool.subscriber_size,
+                      **self.pool_kwargs()))
+
+    async def _logged_pool_run(self, purpose: str, ok_statuses: tuple[str, ...],
+                               run: Awaitable[list[int]]) -> list[int]:
+        """Await a pool run and log it (`pool_run_line`) when it made drafts."""
+        since = draft_rows.last_id(self.db)
+        created = await run
+        outcomes = draft_rows.outcomes_since(self.db, since, purpose, (*ok_statuses, "rejected_auto"))
+        if outcomes:
+            log.info("%s", pool_run_line(purpose, outcomes, len(created)))
+        return created
 
     async def dispatch_moderation(self) -> int:
         """Show pending drafts that the moderators have not seen yet."""
@@ -185,6 +255,7 @@ class Service:
             except DatabaseBusy as exc:  # shown, not recorded: shown once more at the next pool run
                 log.warning("draft %s shown to the moderators but not recorded: %s", draft["id"], exc)
                 break
+            log.info("draft %s sent to the moderators (message %s)", draft["id"], message_id)
             sent += 1
         if sent and get_state(self.db, MODERATION_ERROR):
             log.info("the moderators' chat answers again: %d drafts shown", sent)
@@ -418,6 +489,10 @@ class Service:
     async def stop(self, grace: float) -> None:
         """A clean stop (SIGTERM): start no new job, let the running ones finish (at most `grace`
         seconds, then they are cancelled), and shut the scheduler down."""
+        task = self.first_training_task
+        if self.first_training is not None and task is not None and not task.done():
+            self.first_training.stop.set()
+            await asyncio.wait({task}, timeout=grace)
         if self.scheduler is not None:
             self.scheduler.pause()
             if self.running_jobs:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import sqlite_utils
@@ -91,12 +92,18 @@ class TuneResult:
 
 
 def sample_grid(holder: GeneratorHolder, *, options: SampleOptions, k: int = DEFAULT_K,
-                temperatures=TEMPERATURES) -> dict:
-    """{temperature: [Sample]} of seeds 1..k; no database use, so it may run in a worker thread."""
+                temperatures=TEMPERATURES, progress: Callable[[int], object] | None = None) -> dict:
+    """{temperature: [Sample]} of seeds 1..k; no database use, so it may run in a worker thread.
+    `progress(n)` is called with the number of posts made after each temperature."""
     if k <= 0:
         raise ValueError(f"k={k}: expected a positive number of posts")
     seeds = list(range(1, k + 1))
-    return {float(t): holder.generate_samples(seeds, options.request(temperature=float(t)))[1] for t in temperatures}
+    grid = {}
+    for t in temperatures:
+        grid[float(t)] = holder.generate_samples(seeds, options.request(temperature=float(t)))[1]
+        if progress is not None:
+            progress(k)
+    return grid
 
 
 def score_grid(db: sqlite_utils.Database, grid: dict, stoplist: StopList, *, options: SampleOptions,
@@ -126,9 +133,10 @@ def score_grid(db: sqlite_utils.Database, grid: dict, stoplist: StopList, *, opt
 
 def tune(db: sqlite_utils.Database, holder: GeneratorHolder, stoplist: StopList, *, options: SampleOptions,
          k: int = DEFAULT_K, temperatures=TEMPERATURES, screening: ScreenOptions = SCREEN,
-         corpus_pairs: set | None = None) -> TuneResult:
-    """Score each temperature (module docstring) with `holder` (jobs.generator.GeneratorHolder)."""
-    grid = sample_grid(holder, options=options, k=k, temperatures=temperatures)
+         corpus_pairs: set | None = None, progress: Callable[[int], object] | None = None) -> TuneResult:
+    """Score each temperature (module docstring) with `holder` (jobs.generator.GeneratorHolder);
+    `progress` as in `sample_grid`."""
+    grid = sample_grid(holder, options=options, k=k, temperatures=temperatures, progress=progress)
     return score_grid(db, grid, stoplist, options=options, screening=screening, corpus_pairs=corpus_pairs)
 
 

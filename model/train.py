@@ -475,6 +475,18 @@ class _Clock:
         return f"train {train_loss * BITS_PER_NAT:.3f} bits/char, val {val}, {self.chars_per_s:,.0f} chars/s"
 
 
+def _progress_bar(clock: _Clock, *, enabled: bool) -> tqdm:
+    """The run's bar on stderr: with a time budget (max_minutes) it measures time, so its ETA is
+    what is left of the budget (an iteration bar's ETA would be the epochs', hours for a night that
+    stops at its budget); without one, iterations."""
+    if clock.budget_s:
+        return tqdm(total=clock.budget_s, disable=not enabled, dynamic_ncols=True, desc="train",
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} (time budget"
+                               f" {clock.budget_s / 60:g} min){{postfix}}")
+    return tqdm(total=clock.total_its, initial=clock.run.it, disable=not enabled, unit="it", dynamic_ncols=True,
+                desc="train")
+
+
 STOP_NONE, STOP_TIME, STOP_INTERRUPT = 0, 1, 2    # agreed between ranks: the largest wins
 
 
@@ -490,9 +502,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> Tra
     total_its = cfg.max_epochs * nb
     if cfg.max_iterations:
         total_its = min(total_its, cfg.max_iterations)
-    bar = tqdm(total=total_its, initial=run.it, disable=not (cfg.progress and ctx.is_main), unit="it",
-               dynamic_ncols=True, desc="train")
     clock = _Clock(run, total_its)
+    bar = _progress_bar(clock, enabled=cfg.progress and ctx.is_main)
     stopped, start_it, collective = "completed", run.it, False
     run.net.train()
     with _sigint_flag() as sig:
@@ -508,8 +519,9 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> Tra
                 if callback is not None:
                     callback(StepInfo(run.it, loss, run.model, ctx.rank))
                 if run.it % cfg.print_every == 0 or run.it == total_its:
-                    bar.set_postfix_str(clock.report(), refresh=False)
-                bar.update(1)
+                    bar.set_postfix_str(f"it {run.it}, {clock.report()}" if clock.budget_s else clock.report(),
+                                        refresh=False)
+                bar.update(min(time.monotonic() - clock.t0, clock.budget_s) - bar.n if clock.budget_s else 1)
                 here = STOP_INTERRUPT if sig["hit"] else (STOP_TIME if clock.over_budget() else STOP_NONE)
                 stop = D.any_flag(ctx, here)
                 if stop == STOP_INTERRUPT:

@@ -46,3 +46,34 @@ def test_quick_doctor_imports_no_torch(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "FAIL  database" in result.stdout  # no database there yet: the check says so
+
+
+def test_the_image_installs_the_cpu_torch_by_default():
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    index = re.search(r'^ARG TORCH_INDEX="([^"]*)"', text, re.M).group(1)
+    assert index.endswith("/whl/cpu")          # PyTorch's CPU wheel index, not the CUDA build
+    assert re.search(r'pip install "torch==\$\{TORCH_VERSION\}" --index-url "\$TORCH_INDEX"', text)
+    version = re.search(r"^ARG TORCH_VERSION=(\S+)", text, re.M).group(1)
+    assert f"torch=={version}" in (ROOT / "Makefile").read_text(encoding="utf-8")   # the same torch everywhere
+
+
+def test_the_readme_docker_run_waits_for_a_clean_stop():
+    from bot.app import SHUTDOWN_GRACE_SECONDS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    run = re.search(r"docker run -d [^\n]*", readme).group(0)
+    assert int(re.search(r"--stop-timeout (\d+)", run).group(1)) > SHUTDOWN_GRACE_SECONDS
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "--stop-timeout 30" in dockerfile
+
+
+def test_the_health_checks_start_period_covers_a_first_training():
+    from bot.config_sections import TelegramSettings
+    from jobs.retrain import FIRST_MODEL_MINUTES
+
+    needed = TelegramSettings().startup_wait_seconds + FIRST_MODEL_MINUTES * 60   # Bot API wait, then training
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    periods = [re.search(r"--start-period=(\d+)m", dockerfile).group(1), re.search(r"start_period: (\d+)m",
+                                                                                    compose).group(1)]
+    assert periods[0] == periods[1] and int(periods[0]) * 60 > needed

@@ -106,7 +106,8 @@ def test_the_night_window_sets_the_budget():
     assert training_minutes(plan, now=at(0, 30)) == pytest.approx(230)      # less a 10-minute margin
     assert training_minutes(plan, now=at(3, 0)) == pytest.approx(81)        # 90 less 10%
     assert training_minutes(plan, now=at(12, 0)) is None                   # the scheduled job skips
-    assert training_minutes(plan, now=at(12, 0), manual=True) == pytest.approx(230)  # by hand: the window's length
+    assert training_minutes(plan, now=at(12, 0), manual=True) == 10         # by hand: 10 minutes, not the window
+    assert training_minutes(plan, now=at(0, 30), manual=True) == 10         # ... also inside it
     assert training_minutes(plan, 7, now=at(12, 0)) == 7                    # --minutes
     timed = RetrainPlan(**files, window=w, training=TrainConfig(max_minutes=3))
     assert training_minutes(timed, now=at(12, 0)) == 3                      # train.max_minutes wins

@@ -20,6 +20,8 @@ from jobs.service import Service
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from bot.vk.messages import VkMessages
+
 
 class BotData:
     """What every handler shares: the settings, the jobs' Service (with its database and model),
@@ -36,6 +38,7 @@ class BotData:
         self.stop: asyncio.Event | None = None      # set to end the polling (bot.telegram.runner.running)
         self.poller: asyncio.Task[None] | None = None
         self.last_error_report = -math.inf          # when the error handler last told the moderators
+        self.vk_messages: VkMessages | None = None  # the VK community's messages (vk.messages_group_id)
 
     def wire(self, settings: Settings, services: Services, moderation: TelegramModeration, limits: Limits, *,
              schedule: bool, channel_bot: Bot | None) -> None:

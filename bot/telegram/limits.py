@@ -7,6 +7,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Hashable
 
 
 class Limits:
@@ -20,12 +21,12 @@ class Limits:
         self.clock = clock
         self.generating = 0
         self.refill_task: asyncio.Task | None = None
-        self._last: dict[int, float] = {}
-        self._cooldown_noticed: dict[int, float] = {}   # user -> the cooldown start already noticed
-        self._recent: dict[int, deque[float]] = {}      # user -> times of their last `burst` commands
-        self._flood_noticed: dict[int, float] = {}      # user -> when their flood notice was sent
+        self._last: dict[Hashable, float] = {}
+        self._cooldown_noticed: dict[Hashable, float] = {}   # user -> the cooldown start already noticed
+        self._recent: dict[Hashable, deque[float]] = {}      # user -> times of their last `burst` commands
+        self._flood_noticed: dict[Hashable, float] = {}      # user -> when their flood notice was sent
 
-    def admit(self, user_id: int) -> tuple[bool, bool]:
+    def admit(self, user_id: Hashable) -> tuple[bool, bool]:
         """The flood gate for one incoming command: (handle it, send the one "slow down" notice).
         At most `burst` commands in any `window_seconds`; one notice per window for the rest."""
         if self.window_seconds <= 0:
@@ -43,7 +44,7 @@ class Limits:
         self._flood_noticed[user_id] = now
         return False, True
 
-    def cooldown_notice(self, user_id: int) -> bool:
+    def cooldown_notice(self, user_id: Hashable) -> bool:
         """True for the first cooldown notice of this user's current cooldown, then False."""
         started = self._last.get(user_id)
         if started is None or self._cooldown_noticed.get(user_id) == started:
@@ -51,7 +52,7 @@ class Limits:
         self._cooldown_noticed[user_id] = started
         return True
 
-    def cooldown_left(self, user_id: int) -> int:
+    def cooldown_left(self, user_id: Hashable) -> int:
         """Whole seconds this user still has to wait; 0 when they may ask now."""
         last = self._last.get(user_id)
         if last is None:
@@ -59,7 +60,7 @@ class Limits:
         left = self.cooldown_seconds - (self.clock() - last)
         return math.ceil(left) if left > 0 else 0
 
-    def touch(self, user_id: int) -> None:
+    def touch(self, user_id: Hashable) -> None:
         now = self.clock()
         if len(self._last) > 10_000:  # forget users whose cooldown ended long ago
             self._last = {u: t for u, t in self._last.items() if now - t < self.cooldown_seconds}

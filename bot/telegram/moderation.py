@@ -17,6 +17,7 @@ from telegram.error import BadRequest
 from bot import texts
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderators_chat import draft_message
+from bot.telegram.subscribers import with_training_note
 from jobs import decisions
 from jobs.decisions import EditOutcome, Moderator, VoteOutcome
 
@@ -213,4 +214,4 @@ async def reject_command(update: Update, context: Context) -> None:
 async def moderator_help(update: Update, context: Context) -> None:
     """Explain the buttons and the edit-by-reply in the moderators' chat."""
     if update.effective_message is not None:
-        await update.effective_message.reply_text(texts.MODERATOR_HELP)
+        await update.effective_message.reply_text(with_training_note(texts.MODERATOR_HELP, context))

@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 
 from bot import texts
+from bot.answers import subscriber_limits
 from bot.app import SHUTDOWN_GRACE_SECONDS, build_services
 from bot.config import Settings
 from bot.errors import BotError
@@ -34,7 +35,6 @@ from bot.telegram import subscribers as sub
 from bot.telegram.channel import TelegramChannel, channel_bot
 from bot.telegram.bot_data import CONTEXT_TYPES, BotData
 from bot.telegram.error_handler import on_error
-from bot.telegram.limits import Limits
 from bot.telegram.moderators_chat import TelegramModeration
 from bot.telegram.reactions import on_reaction_count
 from bot.telegram.startup import initialize, retry_seconds
@@ -79,9 +79,12 @@ def build_application(settings: Settings, *, schedule: bool = True) -> Applicati
     posting = channel_bot(tg.token.reveal(), tg.base_url) if tg.channels else None
     publishers = [TelegramChannel(posting, chat) for chat in tg.channels]
     services = build_services(settings, publishers=publishers, moderation=moderation)
-    limits = Limits(tg.cooldown_seconds, tg.max_concurrent_generations, burst=tg.user_burst,
-                    window_seconds=tg.user_window_seconds)
-    bot_data(application).wire(settings, services, moderation, limits, schedule=schedule, channel_bot=posting)
+    data = bot_data(application)
+    data.wire(settings, services, moderation, subscriber_limits(settings), schedule=schedule, channel_bot=posting)
+    if settings.vk.messages_group_id:   # the VK community's messages, served beside Telegram
+        from bot.vk.messages import VkMessages
+
+        data.vk_messages = VkMessages(settings.vk, data)
     register_handlers(application, settings)
     return application
 
@@ -245,6 +248,8 @@ async def running(application: Application, *, poll_timeout: float = POLL_TIMEOU
         task = asyncio.create_task(poller.run(), name="buhurt:poll_updates")
         data = bot_data(application)
         data.stop, data.poller = stop, task
+        if data.vk_messages is not None:
+            data.vk_messages.start()
         try:
             yield application
         finally:
@@ -252,6 +257,8 @@ async def running(application: Application, *, poll_timeout: float = POLL_TIMEOU
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task  # its failure, if any, was raised by `serve`
+            if data.vk_messages is not None:
+                await data.vk_messages.stop(SHUTDOWN_GRACE_SECONDS)
             await data.service.stop(SHUTDOWN_GRACE_SECONDS)  # running jobs finish
             await application.stop()  # the updates being handled are finished
             await poller.confirm()
@@ -336,8 +343,9 @@ async def run_cycle(application: Application) -> dict:
     await _initialize(application)
     try:
         await _post_init(application)
-        handled = await process_pending(application)
         data = bot_data(application)
+        await data.service.first_model_trained()   # the cycle's drafts come from it
+        handled = await process_pending(application)
         result = await data.service.run_once()
         task = data.limits.refill_task
         if task is not None:

@@ -31,10 +31,15 @@ log = logging.getLogger(__name__)
 GET_BY_ID_LIMIT = 100
 
 
-def _client(vk_settings: Any, session: requests.Session | None) -> vk_api.VkApi:
-    token = vk_settings.token.reveal() if hasattr(vk_settings.token, "reveal") else str(vk_settings.token or "")
+def vk_client(vk_settings: Any, session: requests.Session | None, *, token: Any = None,
+            missing: str = "vk.publish_group_id is set but there is no VK token (vk.token or BUHURT_VK_TOKEN)",
+            ) -> vk_api.VkApi:
+    """A vk_api client with vk.token (or `token`), every request with a timeout; BotError `missing`
+    without a token."""
+    secret = vk_settings.token if token is None else token
+    token = secret.reveal() if hasattr(secret, "reveal") else str(secret or "")
     if not token:
-        raise BotError("vk.publish_group_id is set but there is no VK token (vk.token or BUHURT_VK_TOKEN)")
+        raise BotError(missing)
     # every request with a timeout: a wall.post that never answers becomes `unknown`, never a hang
     seconds = getattr(vk_settings, "timeout_seconds", DEFAULT_TIMEOUT)
     session = with_timeout(session or requests.Session(), seconds)
@@ -116,6 +121,6 @@ def vk_wall_publishing(vk_settings: Any, *, session: requests.Session | None = N
     """The publisher and the likes source of the wall of vk.publish_group_id."""
     if not vk_settings.publish_group_id:
         raise BotError("vk.publish_group_id is 0: no VK wall to publish to")
-    api = _client(vk_settings, session)
+    api = vk_client(vk_settings, session)
     group_id = abs(int(vk_settings.publish_group_id))
     return VkWall(VkWallPublisher(api, group_id), VkWallLikes(api, group_id))

@@ -162,3 +162,19 @@ def decisions(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 def set_edit_distance(db: sqlite_utils.Database, draft_id: int, distance: int) -> None:
     db.execute("UPDATE drafts SET edit_distance = ? WHERE id = ?", [distance, draft_id])
+
+
+def last_id(db: sqlite_utils.Database) -> int:
+    """The newest draft's id (0 with none): what a pool run's rows come after."""
+    return db.execute("SELECT coalesce(max(id), 0) FROM drafts").fetchone()[0]
+
+
+def outcomes_since(db: sqlite_utils.Database, after_id: int, purpose: str,
+                   statuses: Iterable[str]) -> list[tuple[str, str | None]]:
+    """(status, status_reason) of the drafts of `purpose` stored after `after_id` whose status
+    was one of `statuses` when made (a pool run's: its ok status and rejected_auto)."""
+    wanted = list(statuses)
+    marks = ",".join("?" * len(wanted))
+    return [tuple(r) for r in db.execute(
+        f"SELECT status, status_reason FROM drafts WHERE id > ? AND purpose = ? AND status IN ({marks})"
+        " ORDER BY id", [after_id, purpose, *wanted]).fetchall()]

@@ -12,7 +12,7 @@ from corpus.store.shingles import changed_by_cleaning, reindex_posts
 
 POST_FIELDS = (
     "source", "community", "external_id", "date", "text", "likes", "reposts", "views", "comments",
-    "reactions", "reactions_json", "is_ad", "is_pinned", "is_repost", "has_attachments",
+    "reactions", "reactions_json", "is_ad", "is_pinned", "is_repost", "has_attachments", "origin",
 )
 METRIC_FIELDS = ("likes", "reposts", "views", "comments", "reactions", "reactions_json")
 
@@ -30,8 +30,9 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, bat
               batch_chars: int = 1_000_000) -> tuple[int, int]:
     """Insert posts in one transaction, `batch` rows or `batch_chars` characters of text at a time,
     whichever comes first (posts may be a generator: memory stays one batch, however large a hostile
-    file's messages are); a post already stored (same source, community, external_id) only gets its
-    metrics refreshed. Returns (added, updated). Plain executemany: ~30,000 rows/s."""
+    file's messages are); a post already stored (same source, community, external_id; for a post with
+    an `origin`, the same source, origin, external_id under any community) only gets its metrics
+    refreshed. Returns (added, updated). Plain executemany: ~30,000 rows/s."""
     added = updated = 0
     now = utcnow()
     columns = [*POST_FIELDS, "text_hash", "imported_at"]
@@ -61,27 +62,43 @@ def _row(post: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _key(row: dict[str, Any]) -> tuple:
+    return row["source"], row["community"], row["origin"], row["external_id"]
+
+
+def _stored_query(source: str, community: str, origin: str | None, part: list[str]) -> tuple[str, list]:
+    """The stored posts that are the same as rows of (source, community, origin) with these
+    external ids: with an origin (a Telegram channel), that origin's, whatever their community,
+    and rows stored before origins were kept under the channel's name or this label; without one,
+    (source, community)'s."""
+    marks = ", ".join("?" * len(part))
+    if origin is None:
+        return (f"SELECT id, external_id FROM posts WHERE source = ? AND community = ? AND external_id IN ({marks})",
+                [source, community, *part])
+    return (f"SELECT id, external_id FROM posts WHERE source = ? AND external_id IN ({marks})"
+            " AND (origin = ? OR community = ? OR (origin IS NULL AND community = ?)) ORDER BY id DESC",
+            [source, *part, origin, community, origin])
+
+
 def _store(db, rows: list[dict[str, Any]], insert: str, columns: list[str], now: str) -> tuple[int, int]:
     added = updated = 0
     known: dict[tuple, int] = {}
-    for source, community in {(r["source"], r["community"]) for r in rows}:
-        wanted = sorted({r["external_id"] for r in rows if r["source"] == source and r["community"] == community})
+    for source, community, origin in {_key(r)[:3] for r in rows}:
+        wanted = sorted({r["external_id"] for r in rows if _key(r)[:3] == (source, community, origin)})
         for i in range(0, len(wanted), 500):
-            part = wanted[i:i + 500]
-            for post_id, external_id in db.execute(
-                "SELECT id, external_id FROM posts WHERE source = ? AND community = ?"
-                f" AND external_id IN ({', '.join('?' * len(part))})", [source, community, *part]
-            ):
-                known[(source, community, external_id)] = post_id
+            for post_id, external_id in db.execute(*_stored_query(source, community, origin, wanted[i:i + 500])):
+                known[(source, community, origin, external_id)] = post_id
     inserted: list[int] = []
     for row in rows:
-        key = (row["source"], row["community"], row["external_id"])
+        key = _key(row)
         if key not in known:
             row["imported_at"] = now
             known[key] = db.conn.execute(insert, [row[c] for c in columns]).lastrowid
             inserted.append(known[key])
             added += 1
             continue
+        if row["origin"] is not None:   # a row stored before origins were kept learns its own
+            db.conn.execute("UPDATE posts SET origin = ? WHERE id = ? AND origin IS NULL", [row["origin"], known[key]])
         metrics = {k: row[k] for k in METRIC_FIELDS if row[k] is not None}
         if metrics:
             sets = ", ".join(f"{k} = ?" for k in metrics)
@@ -174,3 +191,24 @@ def posts_with_metrics(db: sqlite_utils.Database) -> list[dict[str, Any]]:
         "SELECT id, community, likes, views, COALESCE(clean_text, text) AS text FROM posts"
         " WHERE excluded_reason IS NULL ORDER BY id"
     ))
+
+
+def holds_only(db: sqlite_utils.Database, source: str, community: str) -> bool:
+    """Whether the corpus has posts and every one is of (`source`, `community`)."""
+    total, theirs = db.execute(
+        "SELECT count(*), count(CASE WHEN source = ? AND community = ? THEN 1 END) FROM posts",
+        [source, community]).fetchone()
+    return total > 0 and total == theirs
+
+
+def delete_community(db: sqlite_utils.Database, source: str, community: str) -> int:
+    """Delete the posts of (`source`, `community`) and their near-copy index rows; returns how many."""
+    with db.atomic():
+        ids = [row[0] for row in db.execute(
+            "SELECT id FROM posts WHERE source = ? AND community = ?", [source, community])]
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ",".join("?" * len(part))
+            db.conn.execute(f"DELETE FROM post_shingles WHERE post_id IN ({marks})", part)
+            db.conn.execute(f"DELETE FROM posts WHERE id IN ({marks})", part)
+    return len(ids)

@@ -3,7 +3,10 @@
 Mount it on the session given to vk_api (`fake.session()`); vk_api posts to
 https://api.vk.ru/method/<name>, which the adapter answers from memory: groups.getById, wall.get,
 execute (it recognises corpus/vk_client.py's script shape `return [API.wall.get({...}), ...];`),
-wall.post and wall.getById. It counts requests, injects errors (top-level or inside execute) and
+wall.post and wall.getById; for a community's messages, groups.getLongPollServer, the bot long
+poll's own endpoint (https://api.vk.ru/longpoll/<group id>, answered when a message comes or after
+`wait` seconds, as VK's does) and messages.send (`user_message` injects what a user writes,
+`sent` lists the bot's answers). It counts requests, injects errors (top-level or inside execute) and
 can change the wall between requests (delete posts, publish new ones), drop the connection,
 answer something malformed (`rewrite`, e.g. wall.post done but its post id null), or never answer
 (`hang_at`): a request with a timeout then ends in requests' ReadTimeout, one without a timeout
@@ -14,18 +17,20 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
 
 GOOD_TOKEN = "fake-vk-good-token-0000"
 WALL_TOKEN = "fake-vk-wall-token-0000"
+COMMUNITY_TOKEN = "fake-vk-community-token-0000"   # a community token with the messages right
 _CALL = re.compile(r"API\.wall\.get\((\{.*?\})\)")
 
 ERRORS = {
@@ -37,6 +42,7 @@ ERRORS = {
     29: "Rate limit reached",
     30: "This profile is private",
     100: "One of the parameters specified was missing or invalid: group_id is undefined",
+    901: "Can't send messages for users without permission",
     214: "Access to adding post denied",
 }
 
@@ -46,9 +52,9 @@ class NoTimeout(AssertionError):
 
 
 class VkFault(Exception):
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, message: str | None = None) -> None:
         super().__init__(code)
-        self.code = code
+        self.code, self.message = code, message
 
 
 @dataclass
@@ -59,6 +65,7 @@ class FakeWall:
     pinned_id: int | None = None
     is_closed: int = 0
     wall_error: int | None = None                          # e.g. 15 or 30 on wall.get
+    longpoll: bool = True          # the community's Bots Long Poll API is enabled, with message_new
 
     def generate(self, n: int, *, start_id: int = 1, deleted_every: int = 17, now: float | None = None,
                  spacing: float = 3600.0) -> None:
@@ -99,7 +106,7 @@ def make_item(post_id: int, date: float, text: str | None = None) -> dict[str, A
 
 
 class FakeVk:
-    def __init__(self, *walls: FakeWall, tokens: tuple[str, ...] = (GOOD_TOKEN, WALL_TOKEN)) -> None:
+    def __init__(self, *walls: FakeWall, tokens: tuple[str, ...] = (GOOD_TOKEN, WALL_TOKEN, COMMUNITY_TOKEN)) -> None:
         self.walls = {w.group_id: w for w in walls}
         self.tokens = set(tokens)
         self.requests = 0
@@ -112,6 +119,37 @@ class FakeVk:
         self.rewrite: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.timeouts: list[Any] = []             # the timeout each request was sent with
         self.before_request: Callable[["FakeVk", int], None] | None = None
+        self.events: list[dict] = []              # the bot long poll's updates; ts = index + 1
+        self.sent: list[dict] = []                # messages.send's parameters, in order
+        self.polls = 0                            # long-poll requests answered
+        self._cond = threading.Condition()
+
+    def user_message(self, from_id: int, text: str, *, group_id: int | None = None, peer_id: int | None = None) -> None:
+        """A user writes to the community (peer_id: their own id, or a conversation's 2000000000+n)."""
+        group = group_id if group_id is not None else next(iter(self.walls))
+        with self._cond:
+            number = len(self.events) + 1
+            message = {"id": number, "date": int(time.time()), "from_id": from_id,
+                       "peer_id": peer_id if peer_id is not None else from_id, "text": text, "out": 0}
+            self.events.append({"type": "message_new", "group_id": group, "event_id": f"e{number}",
+                                "object": {"message": message, "client_info": {"keyboard": True}}})
+            self._cond.notify_all()
+
+    def sent_to(self, peer_id: int) -> list[str]:
+        with self._cond:
+            return [m["message"] for m in self.sent if int(m["peer_id"]) == peer_id]
+
+    def long_poll(self, group_id: str, params: dict[str, str]) -> dict[str, Any]:
+        """The bot long poll: events after `ts`, waiting up to `wait` seconds for one."""
+        if params.get("key") != f"key-{group_id}":
+            return {"failed": 2}
+        ts, wait = int(params.get("ts", "0")), float(params.get("wait", "25"))
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while len(self.events) <= ts and time.monotonic() < deadline:
+                self._cond.wait(max(0.0, deadline - time.monotonic()))
+            self.polls += 1
+            return {"ts": str(len(self.events)), "updates": list(self.events[ts:])}
 
     def session(self) -> requests.Session:
         session = requests.sessions.Session()  # the class itself: tests may patch requests.Session
@@ -141,7 +179,7 @@ class FakeVk:
             answer = {"response": getattr(self, "m_" + method.replace(".", "_"))(params, number)}
             return self.rewrite[number](answer) if number in self.rewrite else answer
         except VkFault as fault:
-            error = {"error_code": fault.code, "error_msg": ERRORS.get(fault.code, "error"),
+            error = {"error_code": fault.code, "error_msg": fault.message or ERRORS.get(fault.code, "error"),
                      "request_params": [{"key": "method", "value": method}]}
             if fault.code == 14:  # VK's captcha answer: a sid and an image to show a human
                 error.update(captcha_sid=f"{number}00", captcha_img=f"https://api.vk.ru/captcha.php?sid={number}00")
@@ -195,6 +233,32 @@ class FakeVk:
             raise VkFault(100)
         return {"post_id": wall.publish(params.get("message", ""))}
 
+    def m_groups_getLongPollServer(self, params, number):
+        wall = self.find(params.get("group_id", ""))
+        if wall is None:
+            raise VkFault(100)
+        if not wall.longpoll:
+            raise VkFault(100, "One of the parameters specified was missing or invalid: longpoll for this group"
+                               " is not enabled")
+        with self._cond:
+            ts = len(self.events)
+        return {"key": f"key-{wall.group_id}", "server": f"https://api.vk.ru/longpoll/{wall.group_id}", "ts": str(ts)}
+
+    def m_groups_getLongPollSettings(self, params, number):
+        wall = self.find(params.get("group_id", ""))
+        if wall is None:
+            raise VkFault(100)
+        return {"is_enabled": wall.longpoll, "api_version": "5.199",
+                "events": {"message_new": int(wall.longpoll), "wall_post_new": 0}}
+
+    def m_messages_send(self, params, number):
+        if params.get("access_token") != COMMUNITY_TOKEN:
+            raise VkFault(901)
+        with self._cond:
+            self.sent.append(dict(params))
+            self._cond.notify_all()
+            return len(self.sent)
+
     def m_wall_getById(self, params, number):
         items = []
         for ref in params.get("posts", "").split(","):
@@ -217,6 +281,10 @@ class _Adapter(BaseAdapter):
         self.fake = fake
 
     def send(self, request, **kwargs):
+        if "/longpoll/" in request.url:   # the bot long poll's own server (a GET with a query)
+            url = urlsplit(request.url)
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            return _json_response(request, self.fake.long_poll(url.path.rsplit("/", 1)[1], query))
         method = request.url.split("/method/", 1)[1].split("?", 1)[0]
         timeout = kwargs.get("timeout")
         self.fake.timeouts.append(timeout)
@@ -229,15 +297,18 @@ class _Adapter(BaseAdapter):
         body = request.body or ""
         body = body.decode() if isinstance(body, bytes) else body
         params = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
-        answer = self.fake.handle(method, params)
-        response = requests.Response()
-        response.status_code = 200
-        response._content = json.dumps(answer, ensure_ascii=False).encode("utf-8")
-        response.headers["Content-Type"] = "application/json; charset=utf-8"
-        response.encoding = "utf-8"
-        response.url = request.url
-        response.request = request
-        return response
+        return _json_response(request, self.fake.handle(method, params))
 
     def close(self) -> None:
         pass
+
+
+def _json_response(request, answer: dict) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = json.dumps(answer, ensure_ascii=False).encode("utf-8")
+    response.headers["Content-Type"] = "application/json; charset=utf-8"
+    response.encoding = "utf-8"
+    response.url = request.url
+    response.request = request
+    return response

@@ -1,0 +1,144 @@
+"""The VK community's messages: /generate, /meme N and /top answered there as in Telegram (the
+answers are bot/answers.py's: the same per-user limits, screen and draft rows).
+
+A community token with the "messages" right (vk.community_token or BUHURT_VK_COMMUNITY_TOKEN) and
+the community's Bots Long Poll API enabled with the "incoming message" event (`buhurt doctor`
+checks it). vk_api's VkBotLongPoll runs in a daemon thread (a long poll is blocking and ends only
+after up to vk.longpoll_wait_seconds); each new message from a user (not a conversation) is handled
+on the event loop and answered with messages.send in a worker thread. A failing long poll (VK
+unreachable, the long poll switched off, a rejected token) is a warning and a retry with back-off;
+it never stops the bot's other work."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+from typing import Any
+
+import requests
+from vk_api.bot_longpoll import VkBotEventType, VkBotLongPoll
+from vk_api.exceptions import ApiError
+
+from bot import answers, texts
+from bot.secrets import REDACTOR
+from bot.vk.wall import vk_client
+from corpus.vk_client import with_timeout
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("/start", "/help", "/generate", "/meme", "/top")
+GREETINGS = ("начать", "start")      # VK's "Start" button sends its label
+BACKOFF_MAX_SECONDS = 60.0
+
+
+class VkMessages:
+    """Listens to the community's messages (`start`) until `stop`."""
+
+    def __init__(self, vk_settings: Any, subs: answers.Subscribers, *, session: requests.Session | None = None) -> None:
+        self.group_id = abs(int(vk_settings.messages_group_id))
+        self.wait = vk_settings.longpoll_wait_seconds
+        session = with_timeout(session or requests.Session(), vk_settings.timeout_seconds)
+        self.session = session
+        self.api = vk_client(vk_settings, session, token=vk_settings.community_token,
+                             missing="vk.messages_group_id is set but there is no community token"
+                                     " (vk.community_token or BUHURT_VK_COMMUNITY_TOKEN)")
+        self.subs = subs
+        self.tasks: set[asyncio.Task] = set()
+        self._stop = threading.Event()
+        self.listening = threading.Event()   # a long poll is set up: messages written from now on are read
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Start the long poll's thread; messages are handled on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._listen, name="buhurt:vk-messages", daemon=True)
+        self._thread.start()
+
+    async def stop(self, grace: float) -> None:
+        """No new messages; the answers being made finish (at most `grace` seconds). The thread ends
+        after its long poll answers (a daemon: it never holds the process)."""
+        self._stop.set()
+        if self.tasks:
+            _, late = await asyncio.wait(set(self.tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+
+    def _listen(self) -> None:
+        longpoll: VkBotLongPoll | None = None
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if longpoll is None:
+                    longpoll = VkBotLongPoll(self.api, self.group_id, wait=self.wait)
+                    longpoll.session = self.session
+                    self.listening.set()
+                    log.info("VK messages: listening to community %s (bot long poll)", self.group_id)
+                events = longpoll.check()
+            except Exception as exc:  # noqa: BLE001 - retried with back-off; the bot goes on
+                failures += 1
+                pause = min(2.0 ** (failures - 1), BACKOFF_MAX_SECONDS)
+                log.warning("VK messages: the long poll of community %s failed (%s); retrying in %.0f s",
+                            self.group_id, _said(exc), pause)
+                longpoll = None
+                self.listening.clear()
+                self._stop.wait(pause)
+                continue
+            failures = 0
+            for event in events:
+                if event.type == VkBotEventType.MESSAGE_NEW and getattr(event, "from_user", False) \
+                        and not self._stop.is_set():
+                    message = dict(event.message)
+                    assert self._loop is not None
+                    self._loop.call_soon_threadsafe(self._dispatch, message)
+
+    def _dispatch(self, message: dict) -> None:
+        task = asyncio.get_running_loop().create_task(self.handle(message), name="buhurt:vk-message")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def handle(self, message: dict) -> None:
+        """Answer one user's message: the flood gate first (as in Telegram), then the command."""
+        try:
+            user, peer = ("vk", int(message["from_id"])), int(message["peer_id"])
+            reply = await self.answer(user, (message.get("text") or "").strip())
+            if reply:
+                await asyncio.to_thread(self.send, peer, reply)
+        except Exception:  # noqa: BLE001 - one message's failure is a log line
+            log.exception("VK messages: answering a message failed")
+
+    async def answer(self, user: tuple[str, int], text: str) -> str | None:
+        subs = self.subs
+        admitted, notice = answers.flood_notice(subs.limits, user)
+        if not admitted:
+            return notice
+        command, _, argument = text.partition(" ")
+        command = command.lower().split("@")[0]
+        if command in ("/start", "/help") or text.lower() in GREETINGS:
+            return answers.with_training_note(texts.START, subs.service)
+        if command == "/generate":
+            reply, refill = await answers.generate_answer(subs, user, argument.strip())
+            if refill:
+                answers.start_refill(subs)
+            return reply
+        if command == "/meme":
+            return await answers.meme_answer(subs, user, argument.split())
+        if command == "/top":
+            return answers.top_answer(subs.service)
+        return None   # not a command: as in a Telegram private chat, no answer
+
+    def send(self, peer_id: int, text: str) -> None:
+        """messages.send (blocking); a refusal is a log line."""
+        try:
+            self.api.method("messages.send", {"peer_id": peer_id, "message": text, "dont_parse_links": 1,
+                                              "random_id": secrets.randbelow(2**31 - 1) + 1})
+        except Exception as exc:  # noqa: BLE001
+            log.warning("VK messages: could not answer %s (%s)", peer_id, _said(exc))
+
+
+def _said(exc: Exception) -> str:
+    """An error in one line without secrets: VK's own message, else the exception's type."""
+    if isinstance(exc, ApiError):
+        return REDACTOR.redact(f"error {exc.code}: {exc.error.get('error_msg', '')}")
+    return type(exc).__name__

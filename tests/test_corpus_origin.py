@@ -1,0 +1,134 @@
+"""Whose posts the corpus holds: the bundled sample never mixes silently with a community's own
+posts (removed, in one line, when they arrive), `corpus stats` shows each community's share, and a
+Telegram export re-imported under another `--community` is the same posts (its channel is the
+posts' origin). Real SQLite, the real CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from corpus.db import open_db
+from corpus.importer import SAMPLE_COMMUNITY
+from corpus.telegram_export import import_telegram_export
+from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
+from tests.helpers import run_cli, varied_posts
+
+
+def export(tmp_path, name="ТЕСТОВЫЙ КАНАЛ", ids=range(1, 31)):
+    folder = tmp_path / f"export-{name}"
+    folder.mkdir(exist_ok=True)
+    messages = [{"id": i, "type": "message", "date": "2020-09-05T17:41:55",
+                 "text": f"ПОСТ {name} {i}\n@\nСТРОКА {i * 7}\n@\nКОНЕЦ {i}", "views": 100 + i} for i in ids]
+    (folder / "result.json").write_text(json.dumps({"name": name, "type": "public_channel", "id": 77,
+                                                    "messages": messages}, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """A data folder whose corpus holds only the bundled sample (what a fresh install seeds)."""
+    from bot.app import SAMPLE_CORPUS
+    from jobs.first_run import seed_empty_corpus
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[vk]\nrequests_per_second = 1000.0\n',
+                   encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    db = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    try:
+        assert seed_empty_corpus(db, SAMPLE_CORPUS) > 100
+    finally:
+        db.close()
+    return cfg
+
+
+def communities(cfg) -> dict[str, int]:
+    db = open_db(cfg.parent / "data" / "buhurt.sqlite3")
+    try:
+        return dict(db.execute("SELECT community, count(*) FROM posts GROUP BY community").fetchall())
+    finally:
+        db.close()
+
+
+def test_importing_own_posts_removes_the_sample_and_says_so(capsys, tmp_path, seeded):
+    sample = communities(seeded)[SAMPLE_COMMUNITY]
+    code, out, err = run_cli(capsys, "--config", str(seeded), "corpus", "import-telegram", str(export(tmp_path)),
+                             "--community", "наши")
+    assert code == 0, err
+    assert f"removed the {sample} posts of the bundled sample corpus" in out
+    assert communities(seeded) == {"наши": 30}
+    db = open_db(seeded.parent / "data" / "buhurt.sqlite3")
+    try:   # the sample's near-copy index rows went with it
+        assert db.execute("SELECT count(*) FROM post_shingles WHERE post_id NOT IN (SELECT id FROM posts)"
+                          ).fetchone()[0] == 0
+    finally:
+        db.close()
+    other = tmp_path / "more.txt"
+    other.write_text("\n\n".join(varied_posts(10)) + "\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(seeded), "corpus", "import", str(other))
+    assert code == 0 and "bundled sample" not in out            # once own posts are in, nothing is removed
+    code, out, err = run_cli(capsys, "--config", str(seeded), "corpus", "stats")
+    assert code == 0, err
+    line, = [line for line in out.splitlines() if line.startswith("communities: ")]
+    assert "наши " in line and "more.txt " in line and "%)" in line
+
+
+def test_a_failed_import_keeps_the_sample_and_a_sample_import_keeps_it_too(capsys, tmp_path, seeded):
+    before = communities(seeded)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    code, _, err = run_cli(capsys, "--config", str(seeded), "corpus", "import", str(bad))
+    assert code != 0 and communities(seeded) == before
+    code, out, err = run_cli(capsys, "--config", str(seeded), "corpus", "stats")
+    assert code == 0 and f"communities: {SAMPLE_COMMUNITY} (the bundled sample) " in out and "(100.0%)" in out
+
+
+def test_a_vk_scrape_removes_the_sample_too(capsys, tmp_path, seeded, monkeypatch):
+    wall = FakeWall(42, "bugurt_test")
+    wall.generate(20)
+    monkeypatch.setattr(requests, "Session", FakeVk(wall).session)
+    monkeypatch.setenv("BUHURT_VK_TOKEN", GOOD_TOKEN)
+    code, out, err = run_cli(capsys, "--config", str(seeded), "corpus", "scrape", "--group", "bugurt_test",
+                             "--no-progress")
+    assert code == 0, err
+    assert "posts of the bundled sample corpus" in out and SAMPLE_COMMUNITY not in communities(seeded)
+
+
+def test_the_scrape_job_removes_the_sample_in_one_log_line(tmp_path, seeded, monkeypatch, caplog):
+    import logging
+
+    from bot.app import _scraper
+    from bot.config import load_settings
+
+    wall = FakeWall(42, "bugurt_test")
+    wall.generate(20)
+    monkeypatch.setattr(requests, "Session", FakeVk(wall).session)
+    monkeypatch.setenv("BUHURT_VK_TOKEN", GOOD_TOKEN)
+    seeded.write_text(seeded.read_text(encoding="utf-8") + 'groups = ["bugurt_test"]\n', encoding="utf-8")
+    caplog.set_level(logging.INFO)
+    _scraper(load_settings(seeded))()
+    assert SAMPLE_COMMUNITY not in communities(seeded)
+    assert sum("posts of the bundled sample corpus" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_reimporting_an_export_under_another_community_adds_nothing(db, tmp_path):
+    folder = export(tmp_path)
+    first = import_telegram_export(db, folder, community="первое")
+    again = import_telegram_export(db, folder, community="второе")
+    default = import_telegram_export(db, folder)
+    assert (first.added, again.added, default.added) == (30, 0, 0)
+    assert db.execute("SELECT count(*), min(community), max(origin) FROM posts").fetchone() == (
+        30, "первое", "ТЕСТОВЫЙ КАНАЛ")
+    other = import_telegram_export(db, export(tmp_path, name="ДРУГОЙ КАНАЛ", ids=range(20, 41)),
+                                   community="второе")
+    assert other.added == 21          # the same message ids in another channel are other posts
+
+
+def test_posts_imported_before_origins_are_found_and_learn_theirs(db, tmp_path):
+    folder = export(tmp_path)
+    import_telegram_export(db, folder)                       # the default label: the channel's name
+    db.execute("UPDATE posts SET origin = NULL")             # as stored before m006
+    assert import_telegram_export(db, folder, community="новое").added == 0
+    assert db.execute("SELECT count(*) FROM posts WHERE origin = 'ТЕСТОВЫЙ КАНАЛ'").fetchone()[0] == 30

@@ -1,0 +1,159 @@
+"""The VK community's messages: /generate, /meme N and /top answered there as in Telegram (the same
+answers, per-user limits, screen and draft rows), through the real vk_api client (its bot long poll
+and messages.send) against the fake VK API, beside the real PTB client on the fake Bot API; and
+`buhurt doctor` checks that the community's long poll is on."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import requests
+
+from bot import texts
+from corpus.db import open_db
+from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
+from corpus.store.reactions import record_counts
+from tests.fakes.fake_vk import COMMUNITY_TOKEN, FakeVk, FakeWall
+from tests.fakes.telegram_app import bot_running, make_settings, reply_to, until, write_config
+from tests.helpers import run_cli
+
+ANNA, BORIS = 501, 502
+VK = {"messages_group_id": 42, "community_token": COMMUNITY_TOKEN, "longpoll_wait_seconds": 1.0,
+      "requests_per_second": 1000.0}
+
+
+@pytest.fixture
+def vk(monkeypatch):
+    fake = FakeVk(FakeWall(42, "bugurt_test"))
+    monkeypatch.setattr(requests, "Session", fake.session)
+    return fake
+
+
+async def listening(app) -> None:
+    """The bot's VK long poll is set up (VK sends a long poll only what comes after it asked)."""
+    await until(app.bot_data.vk_messages.listening.is_set)
+
+
+async def ask(vk: FakeVk, user: int, text: str) -> str:
+    """Write `text` to the community as `user`; wait for the bot's next answer to them."""
+    before = len(vk.sent_to(user))
+    vk.user_message(user, text)
+    answers = await until(lambda: len(vk.sent_to(user)) > before and vk.sent_to(user))
+    return answers[before]
+
+
+def test_generate_meme_and_top_answer_in_vk_messages(tmp_path, server, vk):
+    settings = make_settings(tmp_path, server, vk=VK)
+    db = open_db(settings.database)
+    published = draft_rows.add_draft(db, text="МЕМ НА СТЕНЕ\n@\nКОНЕЦ", model_version="v", temperature=0.8, seed=1,
+                                     max_length=120, status="published")
+    pubs.finish_publication(db, pubs.begin_publication(db, published, "vk", "-42"), 7)
+    record_counts(db, "vk", "-42", 7, {"like": 4})
+    db.close()
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            service = app.bot_data.service
+            await service.fill_pools()
+            ready = draft_rows.with_status(service.db, "ready", purpose=draft_rows.SUBSCRIBER)
+            assert await ask(vk, ANNA, "/start") == texts.START
+            assert await ask(vk, ANNA, "/generate") == texts.MEME.format(id=ready[0]["id"], text=ready[0]["text"])
+            served = draft_rows.get_draft(service.db, ready[0]["id"])
+            assert (served["status"], served["purpose"]) == ("served", draft_rows.SUBSCRIBER)
+            await until(lambda: app.bot_data.limits.refill_task is not None)
+            await app.bot_data.limits.refill_task        # the pool is topped up, as after a Telegram /generate
+            meme = await ask(vk, BORIS, f"/meme {ready[0]['id']}")
+            assert meme.startswith(f"Мем #{ready[0]['id']}\n\n")
+            assert await ask(vk, BORIS, "/meme два") == texts.MEME_USAGE
+            top = await ask(vk, BORIS, "/top")
+            assert top.startswith(texts.TOP_HEADER) and f"Мем #{published}" in top and "wall-42_7" in top
+            continued = await ask(vk, ANNA, "/generate ПРИХОДИШЬ")
+            assert continued.startswith("Мем #") or continued == texts.NOTHING_GOOD
+            assert await ask(vk, ANNA, "/generate \x07") == texts.START_CONTROL
+            vk.user_message(ANNA, "/top", peer_id=2000000001)    # a conversation: not served, as Telegram groups
+            vk.user_message(ANNA, "привет")                      # not a command: no answer
+            assert await ask(vk, BORIS, "/start") == texts.START    # ... and both were read before this one
+            assert vk.sent_to(2000000001) == [] and len(vk.sent_to(ANNA)) == 4
+            requests_ = [d for d in draft_rows.with_status(service.db, "served", purpose=draft_rows.REQUEST)]
+            assert all(d["start_text"] == "ПРИХОДИШЬ" for d in requests_)
+
+    asyncio.run(main())
+    assert all(m["random_id"] for m in vk.sent)   # VK drops a messages.send without one
+
+
+def test_vk_users_share_the_flood_limits_and_one_flood_holds_back_no_one(tmp_path, server, vk):
+    settings = make_settings(tmp_path, server, vk=VK, telegram={"user_burst": 3, "user_window_seconds": 600.0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            for _ in range(20):
+                vk.user_message(ANNA, "/start")
+            assert await ask(vk, BORIS, "/start") == texts.START
+            assert (await reply_to(server, ANNA, "/start", user_id=ANNA))["text"] == texts.START   # Telegram's ANNA
+            await until(lambda: vk.polls >= 3 and len(vk.sent_to(ANNA)) >= 4)
+
+    asyncio.run(main())
+    assert sorted(vk.sent_to(ANNA)) == sorted([texts.START] * 3 + [texts.FLOOD.format(seconds=600)])
+
+
+def test_a_long_poll_that_is_off_is_retried_and_said_in_the_log(tmp_path, server, vk, caplog):
+    settings = make_settings(tmp_path, server, vk=VK)
+    vk.walls[42].longpoll = False
+    caplog.set_level(logging.INFO)
+
+    async def main():
+        async with bot_running(settings):
+            await until(lambda: "long poll of community 42 failed" in caplog.text)
+            assert (await reply_to(server, ANNA, "/start", user_id=ANNA))["text"] == texts.START   # Telegram goes on
+            vk.walls[42].longpoll = True
+            await until(lambda: "listening to community 42" in caplog.text)   # messages from now on are read
+            assert await ask(vk, ANNA, "/start") == texts.START
+
+    asyncio.run(main())
+    assert "longpoll for this group is not enabled" in caplog.text and COMMUNITY_TOKEN not in caplog.text
+
+
+def test_without_telegram_the_local_service_answers_vk_messages(tmp_path, server, vk):
+    from bot.answers import ServiceSubscribers, subscriber_limits
+    from bot.app import build_services
+    from bot.config import load_settings
+    from bot.vk.messages import VkMessages
+    from tests.fakes.telegram_app import install_model
+
+    config = write_config(tmp_path, server, vk=VK)
+    config.write_text(config.read_text(encoding="utf-8").replace(f'token = "{server.token}"', 'token = ""'),
+                      encoding="utf-8")
+    settings = load_settings(config, environ={})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    install_model(settings)
+    services = build_services(settings)
+
+    async def main():
+        messages = VkMessages(settings.vk, ServiceSubscribers(settings, services, subscriber_limits(settings)))
+        messages.start()
+        await until(messages.listening.is_set)
+        try:
+            reply = await ask(vk, ANNA, "/generate")
+        finally:
+            await messages.stop(5)
+        assert reply.startswith("Мем #") or reply == texts.NOTHING_GOOD
+
+    asyncio.run(main())
+    services.db.close()
+
+
+def test_doctor_checks_the_communitys_long_poll(capsys, tmp_path, server, vk):
+    make_settings(tmp_path, server)
+    config = write_config(tmp_path, server, vk=VK)
+    code, out, _ = run_cli(capsys, "--config", str(config), "doctor")
+    (line,) = [line for line in out.splitlines() if "vk messages (long poll)" in line]
+    assert line.startswith("ok  ") and "incoming messages" in line
+    vk.walls[42].longpoll = False
+    code, out, _ = run_cli(capsys, "--config", str(config), "doctor")
+    (line,) = [line for line in out.splitlines() if "vk messages (long poll)" in line]
+    assert code == 1 and line.startswith("FAIL") and "Long Poll API is off" in line
+    assert COMMUNITY_TOKEN not in out
