@@ -117,6 +117,9 @@ async def generate_answer(subs: Subscribers, user: Hashable, argument: str) -> t
     cooling, notice = _cooling(limits, user)
     if cooling:
         return notice, False
+    topic = on_request.topic_of(argument)
+    if topic:
+        return await _on_topic(subs, user, topic), False
     if argument:
         start_text, problem = check_start_text(argument, subs.settings.telegram.start_text_max_chars)
         if problem:
@@ -139,6 +142,20 @@ async def generate_answer(subs: Subscribers, user: Hashable, argument: str) -> t
         return await _on_demand(subs, user, ""), True
     limits.touch(user)
     return texts.MEME.format(id=draft["id"], text=draft["text"]), True
+
+
+async def _on_topic(subs: Subscribers, user: Hashable, word: str) -> str:
+    """/generate про кота: a post that starts from a line of the community's about the word."""
+    try:
+        start = await patiently(on_request.topic_start, subs.service.db, word, random.Random())
+    except DatabaseBusy as exc:
+        log.warning("/generate answered 'busy': %s", exc)
+        return texts.DATABASE_BUSY
+    start, missing = on_request.fit_to_vocab(subs.holder, start)
+    if missing:
+        return texts.TOPIC_UNKNOWN.format(word=word)
+    reply = await _on_demand(subs, user, start)
+    return texts.TOPIC_FAILED.format(word=word) if reply == texts.NOTHING_GOOD else reply
 
 
 def served_id(user: Hashable) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +16,7 @@ import sqlite_utils
 from corpus.rules import tidy_generated
 from corpus.store import drafts as draft_rows
 from corpus.store.clock import ago
+from corpus.store.posts import kept_containing
 from corpus.store.reactions import top_publications
 from jobs.errors import JobError
 from jobs.generator import GeneratorHolder
@@ -69,6 +72,51 @@ async def generate_for_subscriber(service: Service, start_text: str = "") -> dic
     served at once; None when every candidate failed the screen."""
     purpose = draft_rows.REQUEST if start_text else draft_rows.SUBSCRIBER
     return await generate_draft(service, start_text=start_text, purpose=purpose, ok_status="served")
+
+
+TOPIC = re.compile(r"(?:про|о|об|обо)\s+([^\W\d_]+)", re.IGNORECASE)   # /generate про кота
+TOPIC_WORDS = 3   # a topic's start: the corpus line's words up to and including the topic word, at most this many
+
+
+def topic_of(argument: str) -> str | None:
+    """The topic word of `/generate про кота` (None: the argument is a start text)."""
+    m = TOPIC.fullmatch(argument.strip())
+    return m.group(1) if m else None
+
+
+def word_forms(word: str) -> list[str]:
+    """The word's forms as the genre writes them (capitals): every form of its likeliest dictionary
+    reading ("кота" -> КОТ, КОТА, КОТУ, ...), or the word itself when the dictionary does not know it."""
+    from model.words import russian_dictionary
+
+    morph = russian_dictionary()
+    parses = morph.parse(word.lower())
+    forms = {word.upper()}
+    if parses and morph.word_is_known(word.lower()):
+        forms |= {f.word.upper() for f in parses[0].lexeme}
+    return sorted(forms)
+
+
+def topic_start(db: sqlite_utils.Database, word: str, rnd: random.Random) -> str:
+    """A start text about `word`: the last TOPIC_WORDS words up to a form of it on a line of a
+    community's post ("ПОКУПАЕШЬ КОТА"), so the model goes on in the community's words; the word
+    in its dictionary form when no post uses it."""
+    forms = word_forms(word)
+    known = set(forms)
+    starts = set()
+    for text in kept_containing(db, forms):
+        for line in text.split("\n"):
+            words = line.split()
+            for i, w in enumerate(words):
+                if w.strip(".,!?:;«»\"()").upper() in known:
+                    starts.add(" ".join(words[max(0, i + 1 - TOPIC_WORDS):i + 1]).rstrip(".,!?:;"))
+                    break
+    if starts:
+        return rnd.choice(sorted(starts))
+    from model.words import russian_dictionary
+
+    parses = russian_dictionary().parse(word.lower())
+    return (parses[0].normal_form if parses else word).upper()
 
 
 def shown_meme(service: Service, meme_id: int) -> dict[str, Any] | None:

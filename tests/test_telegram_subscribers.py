@@ -278,3 +278,34 @@ def test_generate_and_meme_go_through_the_screen(tmp_path, server):
 
     meme_id, withheld = run(main())
     assert withheld["text"] == texts.MEME_WITHHELD.format(id=meme_id)
+
+
+def test_generate_about_a_topic_starts_from_the_community_s_words_about_it(tmp_path, server):
+    """/generate про хлеб: the post starts from a line of the corpus that uses the word (any form),
+    so the word is in its first line; a word the model cannot spell is a polite reply."""
+    from corpus.cleaning import clean_corpus
+    from corpus.store.posts import add_posts
+    from tests.helpers import varied_posts
+
+    settings = make_settings(tmp_path, server, telegram={"user_burst": 100})
+    db = open_db(settings.database)
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(60)])   # "ПОКУПАЕШЬ ХЛЕБ" among them
+    clean_corpus(db)
+    db.close()
+
+    async def main():
+        async with bot_running(settings) as app:
+            firsts = []
+            for _ in range(3):
+                reply, _ = await until_served(server, "/generate про хлеб")
+                meme_id = int(reply["text"].split("#")[1].split()[0])
+                draft = draft_rows.get_draft(app.bot_data.db, meme_id)
+                assert draft["start_text"] == "ПОКУПАЕШЬ ХЛЕБ" and draft["purpose"] == draft_rows.REQUEST
+                firsts.append(draft["text"].split("\n")[0])
+            assert all("ХЛЕБ" in line for line in firsts)
+            odd = await reply_to(server, USER, "/generate про qwerty", user_id=USER)
+            assert odd["text"] == texts.TOPIC_UNKNOWN.format(word="qwerty")
+            plain = await until_served(server, "/generate хлеб")     # one word: a start text, as before
+            assert plain[0]["text"].split("\n\n", 1)[1].startswith("ХЛЕБ")
+
+    run(main())

@@ -155,6 +155,16 @@ def kept_clean_texts(db: sqlite_utils.Database) -> Iterator[tuple[int, str]]:
         " ORDER BY COALESCE(date, imported_at), id")
 
 
+def kept_containing(db: sqlite_utils.Database, needles: list[str], limit: int = 200) -> list[str]:
+    """Clean texts of kept posts holding any of `needles` (as written), at most `limit`, oldest first."""
+    if not needles:
+        return []
+    where = " OR ".join("instr(clean_text, ?) > 0" for _ in needles)
+    return [r[0] for r in db.execute(
+        f"SELECT clean_text FROM posts WHERE excluded_reason IS NULL AND clean_text IS NOT NULL AND ({where})"
+        " ORDER BY COALESCE(date, imported_at), id LIMIT ?", [*needles, limit]).fetchall()]
+
+
 def kept_clean_count(db: sqlite_utils.Database) -> int:
     """How many posts `kept_clean_texts` yields."""
     return db.execute(
