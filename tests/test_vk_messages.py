@@ -45,7 +45,7 @@ async def ask(vk: FakeVk, user: int, text: str) -> str:
 
 
 def test_generate_meme_and_top_answer_in_vk_messages(tmp_path, server, vk):
-    settings = make_settings(tmp_path, server, vk=VK)
+    settings = make_settings(tmp_path, server, vk=VK, generate={"popular_share": 0.0})   # fresh drafts only here
     db = open_db(settings.database)
     published = draft_rows.add_draft(db, text="МЕМ НА СТЕНЕ\n@\nКОНЕЦ", model_version="v", temperature=0.8, seed=1,
                                      max_length=120, status="published")
