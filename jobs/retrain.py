@@ -419,6 +419,21 @@ def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
     return version
 
 
+def _judge_drafts(db: sqlite_utils.Database, plan: RetrainPlan, candidate: Path, candidate_bpc: float,
+                  active: Path | None, active_bpc: float) -> tuple[float | None, float | None]:
+    """Both models' shares of drafts passing the screen (`draft_pass_share`); None where a model
+    has no finite bits/char (it loses on that alone) or readability_drafts is 0."""
+    cand_read = act_read = None
+    if plan.readability_drafts > 0 and math.isfinite(candidate_bpc):
+        log.info("retrain: judging %d drafts of each model", plan.readability_drafts)
+        cand_read = draft_pass_share(db, candidate, plan)
+        log.info("retrain: scoring: the candidate's drafts, %.1f%% pass", 100 * cand_read)
+        if active is not None and math.isfinite(active_bpc):
+            act_read = draft_pass_share(db, active, plan)
+            log.info("retrain: scoring: the active model's drafts, %.1f%% pass", 100 * act_read)
+    return cand_read, act_read
+
+
 def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
             run_training: RunTraining = train_in_child, *, from_scratch: bool = False,
             minutes: float | None = None, manual: bool = False, now: dt.datetime | None = None) -> RetrainResult:
@@ -463,14 +478,7 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     active_bpc = math.inf if active is None else evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
     if active is not None:
         log.info("retrain: scoring: the active model, %.4f bits/char", active_bpc)
-    cand_read = act_read = None
-    if plan.readability_drafts > 0 and math.isfinite(candidate_bpc):
-        log.info("retrain: judging %d drafts of each model", plan.readability_drafts)
-        cand_read = draft_pass_share(db, candidate, plan)
-        log.info("retrain: scoring: the candidate's drafts, %.1f%% pass", 100 * cand_read)
-        if active is not None and math.isfinite(active_bpc):
-            act_read = draft_pass_share(db, active, plan)
-            log.info("retrain: scoring: the active model's drafts, %.1f%% pass", 100 * act_read)
+    cand_read, act_read = _judge_drafts(db, plan, candidate, candidate_bpc, active, active_bpc)
     details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
                "val_chars": len(val_text), "warm_start": init_from is not None, "minutes": budget,
                "split": stats.get("split")}
