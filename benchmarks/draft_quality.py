@@ -6,7 +6,9 @@ in the same run, and for the corpus's own held-out posts (the last 10% of the fi
 "quotes" is the share of drafts with a line whose quotes do not balance (a « or " left open, a »
 before any «: model.quotes.unbalanced_lines); "agr" the share of lines with an agreement error
 (model.grammar.Grammar.line_errors); "lines" the median lines of text; "cap" the share cut at the
-length cap; a draft cut at the cap is judged without its unfinished last line.
+length cap; "frag" the share of drafts with a fragment (a 1-3 letter word that is neither the
+lexicon's nor a standalone dictionary word, or a letter touching a digit); a draft cut at the cap
+is judged without its unfinished last line.
 
     python benchmarks/draft_quality.py [--checkpoint F | --minutes M] [--num 500] [--temperature 0.8]
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import re
 import os
 import random
 import sys
@@ -32,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 POOL = REPO.parent / "shared" / "data" / "bugurtthread" / "pool.txt"
 GRAMMAR = None   # model.grammar.Grammar, made in main()
+STRICT = None    # the model's strict KnownWords (short words as standalone words), made in main()
+FRAGMENT = re.compile(r"[^\W\d_][0-9]|[0-9][^\W\d_]")   # a letter touching a digit
 
 
 class KNSampler:
@@ -114,6 +119,13 @@ def corpus_db(corpus: Path, work: Path):
     return db, StopList(settings.filter.words, settings.filter.patterns)
 
 
+def has_fragment(text: str) -> bool:
+    """A fragment: a word of 1-3 letters that is neither the lexicon's nor a standalone dictionary
+    word (model.words.KnownWords strict), or a letter touching a digit ("У4S20")."""
+    assert STRICT is not None
+    return bool(FRAGMENT.search(text)) or any(len(w) <= 3 and w not in STRICT for w in re.findall(r"[^\W\d_]+", text))
+
+
 def report(name: str, items: list, db, stoplist, known, seconds: float, decoding: str) -> dict:
     from jobs.pool import measure, screen
     from jobs.tune import word_pairs
@@ -133,7 +145,7 @@ def report(name: str, items: list, db, stoplist, known, seconds: float, decoding
         reason = screen(db, text, stoplist, m)
         rows.append(dict(text=text, known=k, words=w, gap=reached, shared=m.shared_chars or 0, passed=reason is None,
                          quotes=bool(unbalanced_lines(judged)), bad=bad, lines=len(lines),
-                         parts=len(content_lines(text))))
+                         parts=len(content_lines(text)), frag=has_fragment(text)))
 
     def figures(rs):
         if not rs:
@@ -149,8 +161,9 @@ def report(name: str, items: list, db, stoplist, known, seconds: float, decoding
         quotes = sum(r["quotes"] for r in rs) / len(rs)
         agr = sum(r["bad"] for r in rs) / max(1, sum(r["lines"] for r in rs))
         lines = sorted(r["parts"] for r in rs)[len(rs) // 2]
+        frag = sum(r["frag"] for r in rs) / len(rs)
         return (f"{ks:>7.1%} {ge90:>7.1%} {1 - gap:>6.1%} {near:>5} {len(pairs):>7} {quotes:>7.1%} "
-                f"{agr:>6.1%} {lines:>5}")
+                f"{agr:>6.1%} {lines:>5} {frag:>6.1%}")
 
     passed = [r for r in rows if r["passed"]]
     rate = len(items) / seconds
@@ -180,7 +193,7 @@ def main() -> None:
     from model.sample import Generator
     from model.sample_options import SampleOptions
 
-    global GRAMMAR
+    global GRAMMAR, STRICT
     from model.grammar import Grammar
     from model.words import russian_dictionary
 
@@ -196,10 +209,11 @@ def main() -> None:
     holder = GeneratorHolder(args.checkpoint)
     gen: Generator = holder.current
     known = gen.known_words("ru")
+    STRICT = gen.known_words("ru", strict=True)
     print(f"model {gen.version} ({args.checkpoint}), lexicon {len(gen.lexicon)} words, temperature "
           f"{args.temperature}, {args.num} drafts each, cap {args.max_length}")
     print(f"{'':<22}        {'known':>7} {'>=90%':>7} {'cap':>6} {'near':>5} {'pairs':>7} {'quotes':>7} "
-          f"{'agr':>6} {'lines':>5}")
+          f"{'agr':>6} {'lines':>5} {'frag':>6}")
     seeds = list(range(1, args.num + 1))
     results = {}
     for name, options in (("product decoding", SampleOptions()),
