@@ -84,24 +84,25 @@ def topic_of(argument: str) -> str | None:
     return m.group(1) if m else None
 
 
-def word_forms(word: str) -> list[str]:
-    """The word's forms as the genre writes them (capitals): every form of its likeliest dictionary
-    reading ("кота" -> КОТ, КОТА, КОТУ, ...), or the word itself when the dictionary does not know it."""
+def word_forms(word: str) -> tuple[list[str], str]:
+    """The word's forms as the genre writes them (capitals), and its dictionary form: every form of
+    its likeliest dictionary reading ("кота" -> КОТ, КОТА, КОТУ, ...; КОТ), or the word itself when
+    the dictionary does not know it."""
     from model.words import russian_dictionary
 
     morph = russian_dictionary()
-    parses = morph.parse(word.lower())
-    forms = {word.upper()}
-    if parses and morph.word_is_known(word.lower()):
-        forms |= {f.word.upper() for f in parses[0].lexeme}
-    return sorted(forms)
+    w = word.lower()
+    if not morph.word_is_known(w):
+        return [word.upper()], word.upper()
+    best = morph.parse(w)[0]
+    return sorted({word.upper()} | {f.word.upper() for f in best.lexeme}), best.normal_form.upper()
 
 
 def topic_start(db: sqlite_utils.Database, word: str, rnd: random.Random) -> str:
     """A start text about `word`: the last TOPIC_WORDS words up to a form of it on a line of a
     community's post ("ПОКУПАЕШЬ КОТА"), so the model goes on in the community's words; the word
     in its dictionary form when no post uses it."""
-    forms = word_forms(word)
+    forms, normal = word_forms(word)
     known = set(forms)
     starts = set()
     for text in kept_containing(db, forms):
@@ -111,12 +112,7 @@ def topic_start(db: sqlite_utils.Database, word: str, rnd: random.Random) -> str
                 if w.strip(".,!?:;«»\"()").upper() in known:
                     starts.add(" ".join(words[max(0, i + 1 - TOPIC_WORDS):i + 1]).rstrip(".,!?:;"))
                     break
-    if starts:
-        return rnd.choice(sorted(starts))
-    from model.words import russian_dictionary
-
-    parses = russian_dictionary().parse(word.lower())
-    return (parses[0].normal_form if parses else word).upper()
+    return rnd.choice(sorted(starts)) if starts else normal
 
 
 def shown_meme(service: Service, meme_id: int) -> dict[str, Any] | None:
@@ -153,7 +149,7 @@ def screen_shown(service: Service, draft: dict, text: str) -> str | None:
     if draft["final_text"]:
         return screen_edit(service.db, text, service.stoplist)
     return screen(service.db, text, service.stoplist, replace(Measures.of_row(draft), shared_chars=None),
-                  min_known_words=service.plan.screen.min_known_words, min_grammar=service.plan.screen.min_grammar)
+                  screening=service.plan.screen)
 
 
 def top_of_week(service: Service) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ def new_seeds(n: int) -> list[int]:
 
 
 MIN_KNOWN_WORDS = 0.9   # screen.min_known_words
-MIN_GRAMMAR = 0.75      # screen.min_grammar: real posts' lines pass 97.7%; 90% of real posts reach 0.75
+MIN_GRAMMAR = 0.75      # screen.min_grammar: 98% of the real channel's posts reach it (README, Grammar decoding)
 NEAR_COPY_CHARS = 60    # a draft sharing this many characters verbatim with a corpus post is a copy
 
 
@@ -171,7 +171,7 @@ def _content_reason(db: sqlite_utils.Database, text: str, stoplist: StopList, m:
 
 
 def screen(db: sqlite_utils.Database, text: str, stoplist: StopList, measures: Measures | None = None, *,
-           min_known_words: float = MIN_KNOWN_WORDS, min_grammar: float = MIN_GRAMMAR) -> str | None:
+           screening: ScreenOptions = SCREEN) -> str | None:
     """Why a generated text must not reach anyone, or None when it may. Rules on measures that
     are None (not measured) do not apply; the near-copy check measures the text when `measures`
     does not carry its shared run."""
@@ -186,10 +186,10 @@ def screen(db: sqlite_utils.Database, text: str, stoplist: StopList, measures: M
         return reason
     if m.reached_gap is False:
         return "cut at the length cap"
-    if m.known_share is not None and m.known_share < min_known_words:
-        return f"known words {m.known_share:.0%} < {min_known_words:.0%}"
-    if m.grammar is not None and m.grammar < min_grammar:
-        return f"grammar {m.grammar:.0%} of lines < {min_grammar:.0%}"
+    if m.known_share is not None and m.known_share < screening.min_known_words:
+        return f"known words {m.known_share:.0%} < {screening.min_known_words:.0%}"
+    if m.grammar is not None and m.grammar < screening.min_grammar:
+        return f"grammar {m.grammar:.0%} of lines < {screening.min_grammar:.0%}"
     return None
 
 
@@ -227,8 +227,7 @@ def store_generated(
             sample = None if isinstance(item, str) else item
             text = item if sample is None else sample.text
             m = measure(db, text, sample, request.decoding.name)
-            reason = screen(db, text, stoplist, m, min_known_words=screening.min_known_words,
-                            min_grammar=screening.min_grammar)
+            reason = screen(db, text, stoplist, m, screening=screening)
             learned = None if rank is None else rank(text, m.columns(), request.temperature)
             draft_id = draft_rows.add_draft(
                 db, text=text, model_version=version, seed=seed, purpose=purpose,

@@ -318,8 +318,7 @@ def draft_pass_share(db: sqlite_utils.Database, checkpoint: Path, plan: RetrainP
     passed = 0
     for s in samples:
         m = measure(db, s.text, s, request.decoding.name)
-        passed += screen(db, s.text, StopList([]), m, min_known_words=plan.screen.min_known_words,
-                         min_grammar=plan.screen.min_grammar) is None
+        passed += screen(db, s.text, StopList([]), m, screening=plan.screen) is None
     return passed / len(samples) if samples else 0.0
 
 

@@ -118,8 +118,7 @@ def score_grid(db: sqlite_utils.Database, grid: dict, stoplist: StopList, *, opt
             if s.known_share is not None:
                 known += s.known_share * s.words
                 words += s.words
-            if screen(db, s.text, stoplist, m, min_known_words=screening.min_known_words,
-                      min_grammar=screening.min_grammar) is None:
+            if screen(db, s.text, stoplist, m, screening=screening) is None:
                 passed += 1
                 pairs |= word_pairs(s.text) & known_pairs
         share = passed / len(samples)

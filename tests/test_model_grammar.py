@@ -195,10 +195,11 @@ def test_old_decodings_regenerate_as_they_were(babbler):
 
 def test_the_screen_rejects_drafts_whose_lines_disagree(db):
     from corpus.stoplist import StopList
-    from jobs.pool import Measures, screen
+    from jobs.pool import Measures, ScreenOptions, screen
 
     text = "ТЫ ИДЁШЬ\n@\nВ ДЕЛАЕШЬ"
     assert screen(db, text, StopList([]), Measures(grammar=0.5)) == "grammar 50% of lines < 75%"
-    assert screen(db, text, StopList([]), Measures(grammar=0.5), min_grammar=0.5) is None
+    assert screen(db, text, StopList([]), Measures(grammar=0.5),
+                  screening=ScreenOptions(min_grammar=0.5)) is None
     assert screen(db, text, StopList([]), Measures(grammar=None)) is None     # unmeasured: no rule
 

@@ -17,7 +17,7 @@ from corpus.store import drafts
 from corpus.store.posts import add_posts
 from corpus.store.shingles import index_size, longest_shared_run
 from jobs.generator import GeneratorHolder
-from jobs.pool import Measures, fill_pool, score, screen, store_generated, stored_request
+from jobs.pool import Measures, ScreenOptions, fill_pool, score, screen, store_generated, stored_request
 from model.sample_options import SampleOptions
 from model.sample import Sample
 
@@ -55,7 +55,8 @@ def test_screen_rejects_cut_drafts_and_too_few_known_words(db):
     assert screen(db, text, NO_STOP) is None  # nothing measured: only the text's own rules apply
     assert screen(db, text, NO_STOP, Measures(reached_gap=False)) == "cut at the length cap"
     assert screen(db, text, NO_STOP, Measures(reached_gap=True, known_share=0.85)) == "known words 85% < 90%"
-    assert screen(db, text, NO_STOP, Measures(known_share=0.85), min_known_words=0.8) is None
+    assert screen(db, text, NO_STOP, Measures(known_share=0.85),
+                  screening=ScreenOptions(min_known_words=0.8)) is None
     assert screen(db, text, NO_STOP, Measures(reached_gap=True, known_share=0.9)) is None
     assert screen(db, "ОДНА СТРОКА", NO_STOP, Measures(reached_gap=False)) == "too short"
 
