@@ -22,6 +22,7 @@ import sqlite_utils
 
 from corpus.nearcopy import longest_shared_with
 from corpus.popularity import publication_scores
+from corpus.statuses import DraftStatus
 from corpus.store import drafts as draft_rows
 from corpus.store import ratings as rating_rows
 from corpus.store.clock import ago
@@ -101,10 +102,10 @@ def next_for_subscriber(db: sqlite_utils.Database, user_id: Any, *, popular: boo
 def take_ready_for(db: sqlite_utils.Database, user_id: Any) -> dict[str, Any] | None:
     """The oldest ready draft of the /generate pool this subscriber has not had (same text
     included), served exactly once; None when there is none."""
-    for draft in draft_rows.with_status(db, "ready", purpose=draft_rows.SUBSCRIBER, limit=50):
+    for draft in draft_rows.with_status(db, DraftStatus.READY, purpose=draft_rows.SUBSCRIBER, limit=50):
         if was_served(db, user_id, draft):
             continue
-        if draft_rows.transition(db, draft["id"], from_status=["ready"], to_status="served"):
+        if draft_rows.transition(db, draft["id"], from_status=[DraftStatus.READY], to_status=DraftStatus.SERVED):
             return draft_rows.get_draft(db, draft["id"])
     return None
 

@@ -18,6 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from corpus.nearcopy import edit_distance
+from corpus.statuses import DraftStatus
 from corpus.store import desk as desk_rows
 from corpus.store import drafts as draft_rows
 from jobs.moderation import ModerationOptions
@@ -83,7 +84,7 @@ async def decide(service: Service, draft_id: int, action: str, by: Moderator, de
     if action not in ACTIONS:
         raise ValueError(f"unknown moderation action {action!r}")
     decided = await patiently(draft_rows.decide, service.db, draft_id, action=action,
-                              to_status="queued" if action == "approve" else "rejected",
+                              to_status=DraftStatus.QUEUED if action == "approve" else DraftStatus.REJECTED,
                               actor_id=by.id, actor_name=by.name, detail=detail)
     if decided:
         log_decision(draft_id, action, by, detail)
@@ -111,7 +112,7 @@ async def vote(service: Service, draft_id: int, action: str, by: Moderator,
         raise ValueError(f"unknown moderation action {action!r}")
     db, options = service.db, service.plan.moderation
     draft = draft_rows.get_draft(db, draft_id)
-    if draft is None or draft["status"] != "pending":
+    if draft is None or draft["status"] != DraftStatus.PENDING:
         return VoteOutcome(None, desk_rows.votes_for(db, draft_id), already_decided=True)
     await patiently(desk_rows.cast_vote, db, draft_id, actor_id=by.id, actor_name=by.name, vote=action,
                     reason=reason if action != "approve" else None)
@@ -134,7 +135,8 @@ def _edit_vote(db: Any, draft_id: int, text: str, by: Moderator) -> bool:
     """Store a pending draft's edited text and its author's vote to approve it, in one transaction;
     False when the draft was decided meanwhile."""
     with db.atomic():
-        if not draft_rows.transition(db, draft_id, from_status=["pending"], to_status="pending", final_text=text):
+        if not draft_rows.transition(db, draft_id, from_status=[DraftStatus.PENDING], to_status=DraftStatus.PENDING,
+                                     final_text=text):
             return False
         desk_rows.cast_vote(db, draft_id, actor_id=by.id, actor_name=by.name, vote="edit")
     return True
@@ -148,13 +150,14 @@ async def approve_edit(service: Service, draft_id: int, text: str, by: Moderator
         return EditOutcome.REFUSED, refused
     draft = draft_rows.get_draft(service.db, draft_id)
     options = service.plan.moderation
-    if draft is not None and draft["status"] == "pending" and options.votes > 1 and by.id not in options.fast_approvers:
+    if draft is not None and draft["status"] == DraftStatus.PENDING and options.votes > 1 \
+            and by.id not in options.fast_approvers:
         if not await patiently(_edit_vote, service.db, draft_id, text, by):
             return EditOutcome.ALREADY_DECIDED, None
         if not _quorum(options, by, desk_rows.votes_for(service.db, draft_id), "approve"):
             return EditOutcome.VOTED, None
-    decided = await patiently(draft_rows.decide, service.db, draft_id, action="edit", to_status="queued",
-                              from_status=("pending", "queued"), actor_id=by.id, actor_name=by.name,
+    decided = await patiently(draft_rows.decide, service.db, draft_id, action="edit", to_status=DraftStatus.QUEUED,
+                              from_status=(DraftStatus.PENDING, DraftStatus.QUEUED), actor_id=by.id, actor_name=by.name,
                               detail="approved with an edit", final_text=text)
     if decided:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
         await patiently(_record_edit_distance, service.db, draft_id, text)
@@ -171,7 +174,7 @@ def _record_edit_distance(db: sqlite_utils.Database, draft_id: int, text: str) -
 async def replace_draft(service: Service) -> dict | None:
     """A replacement channel draft (generated in a worker thread, screened and ranked), shown to
     the moderators; None when every candidate failed the screen."""
-    draft = await generate_draft(service, start_text="", purpose=draft_rows.CHANNEL, ok_status="pending")
+    draft = await generate_draft(service, start_text="", purpose=draft_rows.CHANNEL, ok_status=DraftStatus.PENDING)
     if draft is not None:
         await service.dispatch_moderation()
     return draft

@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from corpus.rules import tidy_generated
+from corpus.statuses import DraftStatus
 from corpus.store import drafts as draft_rows
 from corpus.store.clock import ago
 from corpus.store.posts import kept_containing
@@ -29,7 +30,7 @@ from model.errors import ModelError
 log = logging.getLogger(__name__)
 
 SEEDS_PER_REQUEST = 4  # one batch; the best-scoring text that passes the screen is served
-VISIBLE = ("served", "published")  # meme N is shown again only when someone has already seen it
+VISIBLE = (DraftStatus.SERVED, DraftStatus.PUBLISHED)  # meme N is shown again only when someone has already seen it
 TOP_DAYS, TOP_PLACES = 7, 5
 
 
@@ -71,7 +72,7 @@ async def generate_for_subscriber(service: Service, start_text: str = "") -> dic
     """/generate: one draft made now for this subscriber (continuing `start_text` when given),
     served at once; None when every candidate failed the screen."""
     purpose = draft_rows.REQUEST if start_text else draft_rows.SUBSCRIBER
-    return await generate_draft(service, start_text=start_text, purpose=purpose, ok_status="served")
+    return await generate_draft(service, start_text=start_text, purpose=purpose, ok_status=DraftStatus.SERVED)
 
 
 TOPIC = re.compile(r"(?:про|о|об|обо)\s+([^\W\d_]+)", re.IGNORECASE)   # /generate про кота

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import sqlite_utils
 
+from corpus.statuses import DraftStatus
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
@@ -231,7 +232,7 @@ def store_generated(
             learned = None if rank is None else rank(text, m.columns(), request.temperature)
             draft_id = draft_rows.add_draft(
                 db, text=text, model_version=version, seed=seed, purpose=purpose,
-                status="rejected_auto" if reason else ok_status, status_reason=reason,
+                status=DraftStatus.REJECTED_AUTO if reason else ok_status, status_reason=reason,
                 measures={**m.columns(), "ranker_score": learned}, **request_columns(request),
             )
             if reason:
@@ -243,7 +244,8 @@ def store_generated(
         kept = [draft_id for _, _, draft_id in passed[:keep]] if keep is not None else [p[2] for p in passed]
         for minus, _, draft_id in passed[len(kept):]:
             reason = "outranked" if minus == math.inf else f"outranked (score {-minus:.2f})"
-            draft_rows.transition(db, draft_id, from_status=[ok_status], to_status="rejected_auto", reason=reason)
+            draft_rows.transition(db, draft_id, from_status=[ok_status], to_status=DraftStatus.REJECTED_AUTO,
+                                  reason=reason)
             draft_rows.record_action(db, draft_id, "auto_reject", detail=reason)
         if auto_approve:
             for draft_id in kept:
@@ -262,17 +264,17 @@ async def fill_pool(
     when moderated, else `queued` (auto-approved, logged)."""
     count_statuses: tuple[str, ...]
     if purpose == draft_rows.CHANNEL:
-        ok_status = "pending" if moderated else "queued"
-        count_statuses = ("pending", "queued")
+        ok_status = DraftStatus.PENDING if moderated else DraftStatus.QUEUED
+        count_statuses = (DraftStatus.PENDING, DraftStatus.QUEUED)
     else:
-        ok_status, count_statuses = "ready", ("ready",)
+        ok_status, count_statuses = DraftStatus.READY, (DraftStatus.READY,)
     created: list[int] = []
     for _ in range(max_rounds):
         counts = draft_rows.count_by_status(db, purpose)
         missing = target - sum(counts.get(s, 0) for s in count_statuses)
         if purpose == draft_rows.CHANNEL:  # a queued draft some destinations already have is spent for
             # them: it does not count, so a refusing destination's backlog never starves the others
-            missing += counts.get("queued", 0) - pubs.count_queued_unstarted(db)
+            missing += counts.get(DraftStatus.QUEUED, 0) - pubs.count_queued_unstarted(db)
         if missing <= 0:
             break
         want = min(batch_size, missing)

@@ -31,6 +31,7 @@ from typing import Protocol
 
 import sqlite_utils
 
+from corpus.statuses import DraftStatus
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.state import get_state, set_state
@@ -249,9 +250,9 @@ def close_finished(db: sqlite_utils.Database, publishers: Sequence[Publisher]) -
     closed = pubs.finished_drafts(db, [(p.network, str(p.chat_id)) for p in publishers])
     for draft_id in closed:
         if pubs.sent_anywhere(db, draft_id):
-            draft_rows.transition(db, draft_id, from_status=["queued"], to_status="published")
+            draft_rows.transition(db, draft_id, from_status=[DraftStatus.QUEUED], to_status=DraftStatus.PUBLISHED)
         else:
-            draft_rows.transition(db, draft_id, from_status=["queued"], to_status="rejected_auto",
+            draft_rows.transition(db, draft_id, from_status=[DraftStatus.QUEUED], to_status=DraftStatus.REJECTED_AUTO,
                                   reason="near-copy of posts already published in every channel")
     return closed
 
@@ -266,7 +267,7 @@ async def publish_draft(db: sqlite_utils.Database, draft: dict, publishers: Sequ
     await asyncio.gather(*(publish_to(db, p, notify, state, draft=draft, options=options) for p in targets))
     close_finished(db, publishers)
     row = draft_rows.get_draft(db, draft["id"])
-    return row is not None and row["status"] == "published"
+    return row is not None and row["status"] == DraftStatus.PUBLISHED
 
 
 async def publish_next(db: sqlite_utils.Database, publishers: Sequence[Publisher], notify: Notify,

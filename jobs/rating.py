@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
+from corpus.statuses import DraftStatus
 from corpus.store import model_versions as model_rows
 from corpus.store import ratings as rating_rows
 from jobs.patience import patiently
@@ -182,7 +183,7 @@ async def fill_rating_pool(service: Service, version: str | None = None, *, targ
             made, samples = await asyncio.to_thread(service.holder.generate_samples, seeds, request,
                                                     version=name, checkpoint=checkpoint)
             created += store_generated(service.db, samples, seeds, version=made, request=request, purpose=RATING,
-                                       ok_status="ready", stoplist=service.stoplist, keep=want,
+                                       ok_status=DraftStatus.READY, stoplist=service.stoplist, keep=want,
                                        screening=plan.screen)
     return created
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 
 from corpus.db import is_locked
+from corpus.statuses import DraftStatus
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store import model_versions as model_rows
@@ -61,7 +62,7 @@ def pool_run_line(purpose: str, outcomes: Sequence[tuple[str, str | None]], kept
     best-scoring), and the rest by reason ("stop-list: WORD" counts as "stop-list")."""
     reasons: Counter[str] = Counter()
     for status, reason in outcomes:
-        if status == "rejected_auto":
+        if status == DraftStatus.REJECTED_AUTO:
             match = _REASON_KIND.match(reason or "")
             reasons[match.group().strip() if match else "screened out"] += 1
     outranked = reasons.pop("outranked", 0)
@@ -195,7 +196,7 @@ class Service:
     async def fill_pools(self) -> list[int]:
         await self.follow_active_model()
         created = await self._logged_pool_run(
-            draft_rows.CHANNEL, ("pending", "queued"),
+            draft_rows.CHANNEL, (DraftStatus.PENDING, DraftStatus.QUEUED),
             fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL, target=self.plan.pool.channel_size,
                       moderated=self.moderation.enabled, **self.pool_kwargs()))
         created += await self.fill_subscriber_pool()
@@ -218,7 +219,7 @@ class Service:
         """Top the /generate pool up to `subscriber_pool` ready drafts (the pool job, and the
         refill after a subscriber took one)."""
         return await self._logged_pool_run(
-            draft_rows.SUBSCRIBER, ("ready",),
+            draft_rows.SUBSCRIBER, (DraftStatus.READY,),
             fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER, target=self.plan.pool.subscriber_size,
                       **self.pool_kwargs()))
 
@@ -227,7 +228,7 @@ class Service:
         """Await a pool run and log it (`pool_run_line`) when it made drafts."""
         since = draft_rows.last_id(self.db)
         created = await run
-        outcomes = draft_rows.outcomes_since(self.db, since, purpose, (*ok_statuses, "rejected_auto"))
+        outcomes = draft_rows.outcomes_since(self.db, since, purpose, (*ok_statuses, DraftStatus.REJECTED_AUTO))
         if outcomes:
             log.info("%s", pool_run_line(purpose, outcomes, len(created)))
         return created
@@ -241,7 +242,7 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - retried at the next pool run
                 # the drafts stay pending (never auto-approved); the problem is an ERROR line at
                 # every pool run and a state `buhurt doctor` shows, until a draft gets through
-                waiting = draft_rows.count_by_status(self.db).get("pending", 0)
+                waiting = draft_rows.count_by_status(self.db).get(DraftStatus.PENDING, 0)
                 # stored: the chat's words as the bot scrubbed them, of anything else only its type
                 # (the log line's filter scrubs what it prints)
                 scrubbed = isinstance(exc, ModerationUnavailable)
@@ -267,7 +268,7 @@ class Service:
         if not self.moderation.enabled:
             return False
         hours = self.plan.schedule.remind_after_hours
-        pending = draft_rows.count_by_status(self.db).get("pending", 0)
+        pending = draft_rows.count_by_status(self.db).get(DraftStatus.PENDING, 0)
         last_decision = draft_rows.last_action_at(self.db, ["approve", "edit"]) or ""
         last_reminder = get_state(self.db, "last_reminder_at") or ""
         threshold = ago(hours=hours)

@@ -22,6 +22,7 @@ from bot import texts
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
+from corpus.statuses import DraftStatus
 from jobs import desk, desk_stats
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ async def on_queue_button(update: Update, context: Context) -> None:
     action, draft_id = match.group(1), int(match.group(2))
     service, db, user = bot_data.service, bot_data.db, query.from_user
     draft = desk.draft(db, draft_id)
-    if draft is None or draft["status"] != "queued" or draft["purpose"] != "channel":
+    if draft is None or draft["status"] != DraftStatus.QUEUED or draft["purpose"] != "channel":
         await query.answer(texts.QUEUE_GONE.format(id=draft_id))
         await _refresh(context, query.message, draft_id, buttons=False)
         return
@@ -187,7 +188,7 @@ async def _refresh(context: Context, message: Any, draft_id: int, *, buttons: bo
     """Re-draw a /queue message after its draft moved (or left the queue: no buttons)."""
     bot_data = context.bot_data
     draft = desk.draft(bot_data.db, draft_id)
-    if draft is not None and draft["status"] == "queued":
+    if draft is not None and draft["status"] == DraftStatus.QUEUED:
         text = queue_item(draft, _plan(bot_data).get(draft_id, []), bot_data.service.plan.schedule.timezone)
         markup = queue_keyboard(draft_id) if buttons else None
     else:

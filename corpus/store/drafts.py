@@ -1,10 +1,15 @@
 """Queries on `drafts` and `moderation_actions`: the draft state machine (docs/architecture.md).
 
 channel drafts:    generated -> rejected_auto (screened out or outranked: jobs/pool.py)
-                             | pending -> rejected | queued -> published | failed
+                             | pending -> rejected | queued -> published
                                           queued -> pending (back to the moderators: corpus/store/desk.py)
+                                          queued -> rejected_auto (skipped by every destination: jobs/publish.py)
 subscriber drafts: ready -> served (the /generate pool); rejected_auto
+rating drafts:     ready (shown to raters again and again: jobs/rating.py); rejected_auto
 request drafts:    served (generated on demand for `/generate START TEXT`)
+
+The statuses are corpus.statuses.DraftStatus. A publication that failed is `publications.status`
+'failed' (corpus/store/publications.py); its draft stays queued and is sent again.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Any, cast
 
 import sqlite_utils
 
+from corpus.statuses import DraftStatus
 from corpus.store.clock import utcnow
 
 CHANNEL, SUBSCRIBER, REQUEST = "channel", "subscriber", "request"
@@ -25,7 +31,7 @@ MEASURE_COLUMNS = ("known_share", "reached_gap", "shared_chars", "line_count", "
 def add_draft(
     db: sqlite_utils.Database, *, text: str, model_version: str, temperature: float, seed: int,
     max_length: int, start_text: str = "", top_k: int = 0, purpose: str = CHANNEL,
-    status: str = "generated", status_reason: str | None = None, measures: dict[str, Any] | None = None,
+    status: str = DraftStatus.GENERATED, status_reason: str | None = None, measures: dict[str, Any] | None = None,
 ) -> int:
     """Store a draft; `measures` are its MEASURE_COLUMNS (jobs/pool.py measures them)."""
     now = utcnow()
@@ -80,7 +86,7 @@ def record_action(
 
 def decide(
     db: sqlite_utils.Database, draft_id: int, *, action: str, to_status: str,
-    from_status: Iterable[str] = ("pending",), actor_id: Any = None, actor_name: str | None = None,
+    from_status: Iterable[str] = (DraftStatus.PENDING,), actor_id: Any = None, actor_name: str | None = None,
     detail: str | None = None, final_text: str | None = None,
 ) -> bool:
     """A moderation decision: the transition and its audit record in one transaction."""
@@ -140,7 +146,7 @@ def take_ready(db: sqlite_utils.Database) -> dict[str, Any] | None:
         ).fetchone()
         if row is None:
             return None
-        transition(db, row[0], from_status=["ready"], to_status="served")
+        transition(db, row[0], from_status=[DraftStatus.READY], to_status=DraftStatus.SERVED)
     return get_draft(db, row[0])
 
 
