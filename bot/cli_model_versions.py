@@ -42,7 +42,7 @@ def list_cmd(app) -> None:
                f"{'would publish':>18}  {'created (UTC)':<19}  origin / path")
     for r in rows:
         metrics = json.loads(r["metrics_json"] or "{}")
-        bpc = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "-"
+        bpc = f"{r['val_bpc']:.4f}" if r["val_bpc"] is not None else "-"
         share = metrics.get("draft_pass_share")
         known = f"{share:.0%}" if isinstance(share, (int, float)) else "-"
         origin = metrics.get("origin", "")
@@ -92,7 +92,7 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
                              f"number: not installed")
     db = app.open_db()
     try:
-        version = install_checkpoint(db, checkpoint, app.default_paths().models_dir, val_loss=val,
+        version = install_checkpoint(db, checkpoint, app.default_paths().models_dir, val_bpc=val,
                                      metrics={"origin": "installed", "source": str(checkpoint)})
         if activate:
             activate_installed(db, version)

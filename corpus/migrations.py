@@ -233,3 +233,10 @@ def m007_curation(db) -> None:
     edited = db.execute("SELECT id, text, final_text FROM drafts WHERE final_text IS NOT NULL").fetchall()
     db.conn.executemany("UPDATE drafts SET edit_distance = ? WHERE id = ?",
                         [(edit_distance(text, final), draft_id) for draft_id, text, final in edited])
+
+
+@MIGRATIONS()
+def m008_val_bpc(db) -> None:
+    """model_versions.val_loss held the held-out bits per character (retrain's and `models install`'s
+    evaluation), while checkpoints' `best_val_loss` is in nats per character: renamed `val_bpc`."""
+    db.execute("ALTER TABLE model_versions RENAME COLUMN val_loss TO val_bpc")

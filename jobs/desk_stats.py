@@ -86,7 +86,7 @@ def gather(db: sqlite_utils.Database, days: int = DEFAULT_DAYS, now: dt.datetime
         else:
             stats.reactions_without_views += 1
     for row in model_rows.all_models(db)[:MODEL_VERSIONS_SHOWN]:
-        stats.models.append(ModelFigures(row["version"], row["status"], row["created_at"][:10], row["val_loss"],
+        stats.models.append(ModelFigures(row["version"], row["status"], row["created_at"][:10], row["val_bpc"],
                                          _pass_share(row["metrics_json"])))
     stats.ratings = rating_shares(db)
     return stats

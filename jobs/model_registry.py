@@ -28,7 +28,7 @@ def bundled_checkpoint() -> Path | None:
 
 
 def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path, *,
-                       val_loss: float | None, metrics: dict | None = None,
+                       val_bpc: float | None, metrics: dict | None = None,
                        status: str = "candidate") -> str:
     """Copy `source` (and its .json sidecar) into models_dir under its version and register it. A
     version already known keeps its status, and its row now points at the copy in models_dir."""
@@ -43,7 +43,7 @@ def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path
     sidecar = source.with_suffix(".json")
     if sidecar.is_file() and not target.with_suffix(".json").exists():
         _atomic_copy(sidecar, target.with_suffix(".json"))
-    model_rows.register_model(db, version, str(target), val_loss=val_loss, metrics=metrics, status=status)
+    model_rows.register_model(db, version, str(target), val_bpc=val_bpc, metrics=metrics, status=status)
     model_rows.set_path(db, version, str(target))
     return version
 
@@ -109,7 +109,7 @@ def fallback_checkpoints(db: sqlite_utils.Database) -> list[tuple[str, Path]]:
 def not_finite_score(row: dict) -> str | None:
     """Why a version may never be active: its recorded held-out bits/char is not a finite number
     (SQLite keeps a NaN as NULL, so the metrics' copy is read too); None when it may."""
-    scores = [row.get("val_loss")]
+    scores = [row.get("val_bpc")]
     try:
         scores.append(json.loads(row.get("metrics_json") or "{}").get("val_bits_per_char"))
     except (ValueError, AttributeError):
@@ -134,7 +134,7 @@ def install_bundled(db: sqlite_utils.Database, models_dir: Path) -> Path | None:
     bundled = bundled_checkpoint()
     if bundled is None:
         return None
-    version = install_checkpoint(db, bundled, models_dir, val_loss=None, metrics={"origin": "bundled"})
+    version = install_checkpoint(db, bundled, models_dir, val_bpc=None, metrics={"origin": "bundled"})
     return models_dir / f"{version}.pt"
 
 
@@ -145,7 +145,7 @@ def activate_bundled(db: sqlite_utils.Database, models_dir: Path) -> str | None:
     bundled = bundled_checkpoint()
     if bundled is None:
         return None
-    version = install_checkpoint(db, bundled, models_dir, val_loss=None, metrics={"origin": "bundled"})
+    version = install_checkpoint(db, bundled, models_dir, val_bpc=None, metrics={"origin": "bundled"})
     model_rows.promote(db, version)
     return version
 
@@ -154,7 +154,7 @@ def activate_version(db: sqlite_utils.Database, version: str, models_dir: Path) 
     """Make a known `version` the active model. A rejected candidate's checkpoint is first copied
     from its run folder into models_dir, so pruning old runs never removes the active model."""
     _require_finite(db, version)
-    install_checkpoint(db, checkpoint_for_version(db, version), models_dir, val_loss=None)
+    install_checkpoint(db, checkpoint_for_version(db, version), models_dir, val_bpc=None)
     model_rows.promote(db, version)
     return models_dir / f"{version}.pt"
 

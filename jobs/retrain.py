@@ -407,12 +407,12 @@ def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
         good, why = drafts_decision(cand_read, bundled_read, plan)
         if not good:
             version = file_version(candidate)
-            model_rows.register_model(db, version, str(candidate), val_loss=None, metrics=metrics, status="rejected")
+            model_rows.register_model(db, version, str(candidate), val_bpc=None, metrics=metrics, status="rejected")
             activate_bundled(db, plan.models_dir)      # when it is not active already
             log.info("the first model %s is kept out: %s; the bundled model writes until a retrain beats it",
                      version, why)
             return file_version(bundled)
-    version = install_checkpoint(db, candidate, plan.models_dir, val_loss=None, metrics=metrics)
+    version = install_checkpoint(db, candidate, plan.models_dir, val_bpc=None, metrics=metrics)
     model_rows.promote(db, version)
     prune_runs(db, plan.checkpoint_dir, plan.keep_runs)
     return version
@@ -490,18 +490,18 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
                   warm=init_from is not None, minutes=budget)
     if promote and plan.promote_min_ratings > 0:
         # the rating gate: it waits as a candidate; its drafts join the raters' mix (jobs/rating.py)
-        version = install_checkpoint(db, candidate, plan.models_dir, val_loss=candidate_bpc,
+        version = install_checkpoint(db, candidate, plan.models_dir, val_bpc=candidate_bpc,
                                      metrics={**metrics, "awaiting_ratings": plan.promote_min_ratings})
         result = RetrainResult(False, "", version, **common)
         why = f"waits for {plan.promote_min_ratings} ratings of its drafts before promotion"
     elif promote:
-        version = install_checkpoint(db, candidate, plan.models_dir, val_loss=candidate_bpc, metrics=metrics)
+        version = install_checkpoint(db, candidate, plan.models_dir, val_bpc=candidate_bpc, metrics=metrics)
         model_rows.promote(db, version)
         result = RetrainResult(True, "", version, checkpoint=plan.models_dir / f"{version}.pt", **common)
     else:
         # a rejected candidate stays in its run folder (recorded, not copied into models_dir)
         version = file_version(candidate)
-        model_rows.register_model(db, version, str(candidate), val_loss=candidate_bpc, metrics=metrics,
+        model_rows.register_model(db, version, str(candidate), val_bpc=candidate_bpc, metrics=metrics,
                                   status="rejected")
         result = RetrainResult(False, "", version, **common)
     result.reason = result.line + (f" [{why}]" if why else "")

@@ -34,7 +34,7 @@ __all__ = ["StepInfo", "TrainConfig", "TrainResult", "TrainingInterrupted", "tra
 class TrainResult:
     best_path: Optional[Path]
     latest_path: Optional[Path]
-    best_val_loss: float
+    best_val_loss: float         # nats per character, as the checkpoint stores it (bits: divide by ln 2)
     iterations: int
     stopped: str = "completed"   # completed | max_iterations | max_minutes | interrupted
     elapsed_s: float = 0.0

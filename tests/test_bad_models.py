@@ -94,7 +94,7 @@ def test_an_active_model_with_nan_weights_fails_the_doctor(home, capsys, tiny_ch
     installed(home, capsys, tiny_checkpoint)
     db = open_db(home / "data" / "buhurt.sqlite3")
     try:
-        model_rows.promote(db, install_checkpoint(db, diverged, home / "data" / "models", val_loss=None))
+        model_rows.promote(db, install_checkpoint(db, diverged, home / "data" / "models", val_bpc=None))
     finally:
         db.close()
     code, out, err = run(capsys, "doctor")
@@ -141,7 +141,7 @@ def test_the_nightly_retrain_replaces_an_active_model_with_nan_weights(db, tmp_p
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(60)])
     nan_state = with_weight(tiny_checkpoint, "head.weight", math.nan)
     broken = saved(tiny_checkpoint, tmp_path / "broken.pt", "nan", model_state=nan_state)
-    bad_version = install_checkpoint(db, broken, tmp_path / "models", val_loss=None)   # as an older install did
+    bad_version = install_checkpoint(db, broken, tmp_path / "models", val_bpc=None)   # as an older install did
     model_rows.promote(db, bad_version)
     plan = RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
                        checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models", readability_drafts=2,
@@ -314,7 +314,7 @@ def test_an_active_checkpoint_deleted_under_the_running_service_is_warned_about(
     from jobs.service import Service, ServicePlan
 
     models = tmp_path / "models"
-    version = install_checkpoint(db, tiny_checkpoint, models, val_loss=None)
+    version = install_checkpoint(db, tiny_checkpoint, models, val_bpc=None)
     model_rows.promote(db, version)
     service = Service(db, GeneratorHolder(models / f"{version}.pt"), plan=ServicePlan(
         sample=SampleOptions(0.8, 60, 0), pool=PoolOptions(channel_size=1, subscriber_size=0)), publishers=[],

@@ -161,7 +161,7 @@ def test_models_list_shows_the_shares_beside_the_real_posts(tmp_path, capsys, ti
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[model]\nuse_bundled = false\n")
     db = open_db(tmp_path / "data" / "buhurt.sqlite3")
-    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "data" / "models", val_loss=None)
+    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "data" / "models", val_bpc=None)
     model_rows.promote(db, version)
     for item in range(10):
         rid = rating.rating_rows.add_shown(db, rater_id=7, source="draft", item_id=item + 1, model_version=version)
@@ -230,7 +230,7 @@ def test_the_gate_promotes_through_the_chat_and_the_bot_follows(tmp_path, server
             db, service = app.bot_data.db, app.bot_data.service
             active = model_rows.active_model(db)["version"]
             candidate = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "cand.pt", "cand"),
-                                           settings.data_dir / "models", val_loss=1.0,
+                                           settings.data_dir / "models", val_bpc=1.0,
                                            metrics={"awaiting_ratings": 2})
             await service.fill_pools()
             for version in (active, candidate):

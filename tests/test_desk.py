@@ -363,10 +363,10 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
             await service.publish()
             (post,) = pubs.publications_of(db, ids[0])
             reactions.record_counts(db, "telegram", post["chat_id"], post["message_id"], {"👍": 5, "view": 200})
-            model_rows.register_model(db, "retrained1", "/x/1.pt", val_loss=2.43, metrics={"draft_pass_share": 0.31})
+            model_rows.register_model(db, "retrained1", "/x/1.pt", val_bpc=2.43, metrics={"draft_pass_share": 0.31})
             tuned = {"temperature": 0.8, "rows": [{"temperature": 0.7, "pass_share": 0.2},
                                                   {"temperature": 0.8, "pass_share": 0.27}]}
-            model_rows.register_model(db, "tuned2", "/x/2.pt", val_loss=2.5, metrics={"tuned": tuned})
+            model_rows.register_model(db, "tuned2", "/x/2.pt", val_bpc=2.5, metrics={"tuned": tuned})
             rate_blind(db, "retrained1", readable=[True, True, False, False], publish=[True, False, False, False])
             rate_blind(db, None, readable=[True, True, True], publish=[True, True, False])
             (bad,) = await command(server, "/stats много")

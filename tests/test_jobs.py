@@ -194,7 +194,7 @@ def test_retrain_promotes_only_a_better_model(db, tmp_path, tiny_checkpoint):
     from tests.helpers import varied_posts
 
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
-    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
+    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_bpc=None)
     model_rows.promote(db, version)
 
     def run_training(cfg):
@@ -249,7 +249,7 @@ def test_retrain_keeps_only_the_newest_run_folders(db, tmp_path, tiny_checkpoint
     from tests.helpers import varied_posts
 
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(60)])
-    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
+    version = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_bpc=None)
     model_rows.promote(db, version)
     ck = torch.load(tiny_checkpoint, weights_only=True)
     runs = []
@@ -289,7 +289,7 @@ def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, h
     from jobs.on_request import regenerate
     from corpus.store import model_versions as model_rows
 
-    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
+    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_bpc=None, status="active")
     seed = 7
     _, (raw,) = holder.generate([seed], SampleRequest.of(temperature=1.2, max_length=150, words="any"))
     _, (known,) = holder.generate([seed], SampleRequest.of(temperature=1.2, max_length=150, words="known",

@@ -111,3 +111,17 @@ def test_m007_keeps_every_draft_and_measures_the_edits_already_made(tmp_path):
     assert (edited["final_text"], edited["edit_distance"]) == ("ПРИХОДИШЬ\n@\nДОМОЙ ПОЗДНО", 7)
     assert (untouched["status"], untouched["score"], untouched["edit_distance"]) == ("rejected", -1.5, None)
     assert {"ratings", "served"} <= set(db.table_names())
+
+
+def test_m008_keeps_each_model_versions_bits_per_char_as_val_bpc(tmp_path):
+    path = tmp_path / "m007.sqlite3"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="m008_val_bpc")
+    old["model_versions"].insert({"version": "v1", "path": "/m/v1.pt", "status": "active", "val_loss": 2.43,
+                                  "created_at": "2025-01-01"})
+    old.close()
+
+    db = open_db(path)
+    assert schema_version(db)[-1] == "m008_val_bpc"
+    row = db["model_versions"].get("v1")
+    assert row["val_bpc"] == 2.43 and "val_loss" not in row

@@ -54,7 +54,7 @@ def test_install_activate_and_roll_back(home, capsys, tiny_checkpoint):
     assert code == 0 and "installed model" in out and "(active)" in out and "bits/char" in out, err
     first = out.split()[2]
     assert (home / "data" / "models" / f"{first}.pt").is_file()
-    assert versions(home)[first]["val_loss"] > 0
+    assert versions(home)[first]["val_bpc"] > 0
 
     second = variant(tiny_checkpoint, home / "newer.pt", "b")
     code, out, err = run(capsys, "models", "install", str(second), "--no-tune")
@@ -110,7 +110,7 @@ def test_activating_a_rejected_candidate_copies_it_out_of_its_run_folder(db, tmp
     from model.files import file_version
 
     version = file_version(candidate)
-    model_rows.register_model(db, version, str(candidate), val_loss=2.0, status="rejected")
+    model_rows.register_model(db, version, str(candidate), val_bpc=2.0, status="rejected")
     target = activate_version(db, version, tmp_path / "models")
     assert target == tmp_path / "models" / f"{version}.pt" and target.is_file()
     (tmp_path / "ck" / "run-20260102-030000-000000").mkdir()
@@ -129,19 +129,19 @@ def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint
     from jobs.service import Service, ServicePlan
 
     models = tmp_path / "models"
-    old = install_checkpoint(db, tiny_checkpoint, models, val_loss=None)
+    old = install_checkpoint(db, tiny_checkpoint, models, val_bpc=None)
     model_rows.promote(db, old)
     service = Service(db, GeneratorHolder(models / f"{old}.pt"), plan=ServicePlan(sample=SampleOptions(0.8, 60, 0),
                       pool=PoolOptions(channel_size=1, subscriber_size=0)), publishers=[], moderation=AutoApprove(),
                       stoplist=StopList())
     assert asyncio.run(service.follow_active_model()) is None          # nothing changed
 
-    new = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "new.pt", "f"), models, val_loss=None)
+    new = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "new.pt", "f"), models, val_bpc=None)
     model_rows.promote(db, new)             # what `buhurt models activate` does from another process
     asyncio.run(service.fill_pools())
     assert service.holder.version == new
 
-    broken = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "b.pt", "g"), models, val_loss=None)
+    broken = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "b.pt", "g"), models, val_bpc=None)
     (models / f"{broken}.pt").write_bytes(b"truncated")
     model_rows.promote(db, broken)
     assert asyncio.run(service.follow_active_model()) is None          # keeps generating with `new`
@@ -151,15 +151,15 @@ def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint
 def test_registering_known_bytes_again_never_demotes_or_loses_them(db, tmp_path, tiny_checkpoint):
     from jobs.model_registry import file_version, install_checkpoint
 
-    active = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None)
+    active = install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_bpc=None)
     model_rows.promote(db, active)
-    model_rows.register_model(db, active, "ck/run-x/best.pt", val_loss=9.0, status="rejected")  # same bytes again
+    model_rows.register_model(db, active, "ck/run-x/best.pt", val_bpc=9.0, status="rejected")  # same bytes again
     row = model_rows.active_model(db)
     assert row["version"] == active and row["path"] == str(tmp_path / "models" / f"{active}.pt")
 
     run_copy = variant(tiny_checkpoint, tmp_path / "ck" / "run-y" / "best.pt", "h")
     rejected = file_version(run_copy)   # a retrain's rejected candidate, recorded in its run folder as retrain does
-    model_rows.register_model(db, rejected, str(run_copy), val_loss=None, status="rejected")
-    install_checkpoint(db, run_copy, tmp_path / "models", val_loss=None)   # `buhurt models install` of that file
+    model_rows.register_model(db, rejected, str(run_copy), val_bpc=None, status="rejected")
+    install_checkpoint(db, run_copy, tmp_path / "models", val_bpc=None)   # `buhurt models install` of that file
     row = model_rows.get_model(db, rejected)
     assert row["status"] == "rejected" and row["path"] == str(tmp_path / "models" / f"{rejected}.pt")

@@ -64,7 +64,7 @@ def test_retrain_by_hand_tunes_the_model_it_promotes(capsys, tmp_path, tiny_corp
     try:
         from corpus.store.model_versions import promote
 
-        promote(db, install_checkpoint(db, tiny_checkpoint, tmp_path / "data" / "models", val_loss=None))
+        promote(db, install_checkpoint(db, tiny_checkpoint, tmp_path / "data" / "models", val_bpc=None))
     finally:
         db.close()
     code, out, err = run_cli(capsys, "--config", str(cfg), "retrain", "--minutes", "0.02", "--no-progress")

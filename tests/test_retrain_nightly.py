@@ -29,7 +29,7 @@ def plan_for(tmp_path, **kw) -> RetrainPlan:
 
 
 def with_active(db, tmp_path, checkpoint) -> str:
-    version = install_checkpoint(db, checkpoint, tmp_path / "models", val_loss=None)
+    version = install_checkpoint(db, checkpoint, tmp_path / "models", val_bpc=None)
     model_rows.promote(db, version)
     return version
 

@@ -81,7 +81,7 @@ def test_a_retrain_logs_its_phases_and_both_figures(db, tmp_path, tiny_checkpoin
     from tests.helpers import varied_posts
 
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
-    model_rows.promote(db, install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_loss=None))
+    model_rows.promote(db, install_checkpoint(db, tiny_checkpoint, tmp_path / "models", val_bpc=None))
 
     def run_training(cfg):
         train_in_child(replace(cfg, wordvec_size=8, rnn_size=8, num_layers=1, batch_size=4, seq_length=16,

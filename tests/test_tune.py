@@ -39,7 +39,7 @@ def test_tune_rejects_soup_and_repetition(db, tiny_checkpoint):
     assert by_t[0.05].corpus_pairs < by_t[0.8].corpus_pairs   # copies of one post add nothing
     assert by_t[0.8].score > 0 and "<- best" in "\n".join(result.lines())
     # stored with the version; "auto" then means that temperature
-    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
+    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_bpc=None, status="active")
     assert tuned_temperature(db, holder.version) is None
     assert resolve_options(db, holder.version, options).temperature == FALLBACK_TEMPERATURE
     store_tuned(db, holder.version, result)
@@ -75,7 +75,7 @@ def test_a_promoted_model_is_tuned_and_auto_uses_it(db, tiny_checkpoint):
 
     _corpus(db)
     holder = GeneratorHolder(tiny_checkpoint)
-    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_loss=None, status="active")
+    model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_bpc=None, status="active")
     plan = ServicePlan(sample=SampleOptions("auto", 150, 0, "known", "none"), tune_posts=2,
                        pool=PoolOptions(channel_size=0, subscriber_size=0))
     service = Service(db, holder, plan=plan, publishers=[RecordingChannel()], moderation=Moderators(),

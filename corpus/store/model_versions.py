@@ -14,12 +14,12 @@ import sqlite_utils
 from corpus.store.clock import utcnow
 
 
-def register_model(db: sqlite_utils.Database, version: str, path: str, *, val_loss: float | None,
+def register_model(db: sqlite_utils.Database, version: str, path: str, *, val_bpc: float | None,
                    metrics: dict | None = None, status: str = "candidate") -> None:
     """Record a new version. A version already known keeps its row (status included): the same
     bytes registered again, e.g. a candidate identical to the active model, never demote it."""
     db.table("model_versions").insert({
-        "version": version, "path": path, "status": status, "val_loss": val_loss,
+        "version": version, "path": path, "status": status, "val_bpc": val_bpc,
         "metrics_json": json.dumps(metrics or {}, ensure_ascii=False), "created_at": utcnow(),
     }, pk="version", ignore=True)
 

@@ -68,7 +68,7 @@ def install_model(settings, checkpoint: Path | None = None) -> str:
 
     db = open_db(settings.database)
     try:
-        version = install_checkpoint(db, checkpoint or tiny_checkpoint(), settings.data_dir / "models", val_loss=None)
+        version = install_checkpoint(db, checkpoint or tiny_checkpoint(), settings.data_dir / "models", val_bpc=None)
         promote(db, version)
     finally:
         db.close()
