@@ -112,17 +112,17 @@ def score_grid(db: sqlite_utils.Database, grid: dict, stoplist: StopList, *, opt
     known_pairs = corpus_word_pairs(db) if corpus_pairs is None else corpus_pairs
     rows = []
     for t, samples in grid.items():
-        passed, pairs, known, words = 0, set(), 0.0, 0
+        passed, pairs, known, word_count = 0, set(), 0.0, 0
         for s in samples:
             m = measure(db, s.text, s, options.decoding.name)
             if s.known_share is not None:
-                known += s.known_share * s.words
-                words += s.words
+                known += s.known_share * s.word_count
+                word_count += s.word_count
             if screen(db, s.text, stoplist, m, screening=screening) is None:
                 passed += 1
                 pairs |= word_pairs(s.text) & known_pairs
         share = passed / len(samples)
-        rows.append(TuneRow(t, len(samples), passed, known / words if words else 0.0,
+        rows.append(TuneRow(t, len(samples), passed, known / word_count if word_count else 0.0,
                             sum(s.reached_gap for s in samples) / len(samples), len(pairs),
                             round(share * len(pairs) / len(samples), 4)))
     best = max(rows, key=lambda r: (r.score, -r.temperature))   # ties: the cooler one

@@ -67,7 +67,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     meta = {k: v for k, v in payload.items() if k not in TENSOR_KEYS}
     if isinstance(meta.get("lexicon"), dict):   # the sidecar says how big it is, not every word
         lexicon = meta["lexicon"]
-        meta["lexicon"] = {"min_count": lexicon.get("min_count"), "words": len(lexicon.get("words", ()))}
+        meta["lexicon"] = {"min_count": lexicon.get("min_count"), "word_count": len(lexicon.get("words", ()))}
     meta["checkpoint_file"] = path.name
     text = json.dumps(_json_safe(meta), ensure_ascii=False, indent=1)
     with atomic_path(sidecar_path(path)) as tmp:

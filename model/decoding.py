@@ -46,7 +46,7 @@ class Sample:
         characters the model emitted for this post (its text after the start text, plus the gap).
     known_share: share of its words (runs of letters) that are known words (see model.words), or
         None when the Generator has nothing to judge words by (no lexicon, no dictionary).
-    words: how many words (runs of letters) the text has.
+    word_count: how many words (runs of letters) the text has.
     grammar: share of its lines with words that break no agreement rule (model.grammar), or None
         without the dictionary.
     """
@@ -55,7 +55,7 @@ class Sample:
     reached_gap: bool
     logprob_nats_per_char: float
     known_share: float | None = None
-    words: int = 0
+    word_count: int = 0
     grammar: float | None = None
 
 

@@ -72,14 +72,14 @@ class Decoding:
         """The decoding of a stored name. None or "" (drafts made before known-word decoding) is
         "any"; a suffix a name lacks was off when the draft was made (quotes unconstrained, no grammar)."""
         name, *suffixes = (value or "any").split("+")
-        words, _, dictionary = name.partition("/")
-        ok = (name == "any" or words == "known" and dictionary in DICTIONARIES) and \
+        word_mode, _, dictionary = name.partition("/")
+        ok = (name == "any" or word_mode == "known" and dictionary in DICTIONARIES) and \
             suffixes in ([], ["quotes"], ["grammar"], ["quotes", "grammar"]) and \
             ("grammar" not in suffixes or dictionary == "ru")
         if not ok:
             raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>', "
                              f"then optionally '+quotes', then '+grammar' (known/ru only)")
-        return cls(words="known" if words == "known" else "any", dictionary=dictionary or "none",
+        return cls(words="known" if word_mode == "known" else "any", dictionary=dictionary or "none",
                    quotes="balanced" if "quotes" in suffixes else "any",
                    grammar="agree" if "grammar" in suffixes else "any")
 

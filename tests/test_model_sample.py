@@ -166,7 +166,7 @@ def test_seeded_posts_are_the_ones_recorded_before_the_batched_rewrite():
         got = g.generate_samples(options.pop("seeds"), **options)
         want = case["samples"]
         assert [s.text for s in got] == [w["text"] for w in want], case["options"]
-        assert [(s.reached_gap, s.known_share, s.words) for s in got] == \
+        assert [(s.reached_gap, s.known_share, s.word_count) for s in got] == \
             [(w["reached_gap"], w["known_share"], w["words"]) for w in want]
         assert [s.logprob_nats_per_char for s in got] == pytest.approx([w["logprob"] for w in want], abs=1e-12)
     assert any(not w["reached_gap"] for c in recorded["cases"] for w in c["samples"])   # caps were hit too

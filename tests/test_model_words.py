@@ -63,7 +63,7 @@ def test_training_stores_the_lexicon_in_the_checkpoint(tiny_run):
     assert lex["min_count"] == 3
     assert {"магазин", "хлеб", "идешь", "надеваешь"} <= set(lex["words"])
     side = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-    assert side["lexicon"] == {"min_count": 3, "words": len(lex["words"])}   # the sidecar only counts them
+    assert side["lexicon"] == {"min_count": 3, "word_count": len(lex["words"])}   # the sidecar only counts them
 
 
 def _first_unknown_word_start(text: str, known) -> int | None:
@@ -93,7 +93,7 @@ def test_an_unknown_word_is_rolled_back_and_resampled(tiny_generator):
     assert rolled >= 5
     assert all(r.known_share is not None for r in raw)   # measured for raw sampling too
     # with the Russian dictionary the soup of this barely trained model turns into known words
-    share = lambda ss: sum(s.known_share * s.words for s in ss) / sum(s.words for s in ss)  # noqa: E731
+    share = lambda ss: sum(s.known_share * s.word_count for s in ss) / sum(s.word_count for s in ss)  # noqa: E731
     raw_ru = g.generate_samples(seeds, temperature=1.0, dictionary="ru")
     kept_ru = g.generate_samples(seeds, temperature=1.0, words="known", dictionary="ru")
     assert share(raw_ru) < 0.5 and share(kept_ru) > 0.85
