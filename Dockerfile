@@ -23,6 +23,7 @@ COPY bot ./bot
 COPY model ./model
 COPY corpus ./corpus
 COPY jobs ./jobs
+COPY common ./common
 RUN pip install . && useradd --create-home --uid 1000 buhurt && mkdir -p /data /config \
     && chown buhurt /data
 USER buhurt

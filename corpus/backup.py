@@ -9,7 +9,8 @@ from pathlib import Path
 
 from corpus.db import check_not_emptied, emptied_error, marker_path
 from corpus.errors import CorpusError
-from corpus.outputs import atomic_path, remove_leftover_temps
+from common.files import atomic_path
+from corpus.outputs import remove_leftover_temps
 
 PREFIX, SUFFIX = "buhurt-", ".sqlite3"
 

@@ -3,40 +3,21 @@ a temp file beside the target that is fsynced and then renamed over it, so a rea
 half-written file and a crash leaves the previous one.
 
 A copy killed mid-write (SIGKILL, power loss) leaves its temp file behind: `remove_leftover_temps`
-removes those of processes that are gone, at the service's start and before each backup. The temp
-names (`.<stem>.tmp-<pid>-<n><suffix>`) are model/files.py's too, for checkpoints."""
+removes those of processes that are gone, at the service's start and before each backup. The
+atomic write and its temp names (`.<stem>.tmp-<pid>-<n><suffix>`) are common/files.py's, which
+checkpoints (model/) use too."""
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import re
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
+from common.files import TEMP_NAME, atomic_path
+
 log = logging.getLogger(__name__)
-_TEMP_NAMES = itertools.count()
-# what atomic_path (here and in model/files.py) names its temp files, and what SQLite adds to them
-# (a backup's "-journal"): the writer's pid is in the name
-TEMP_NAME = re.compile(r"^\..+\.tmp-(?P<pid>\d+)-\d+(\.[^/]*)?$")
 STALE_AFTER_SECONDS = 24 * 3600   # no atomic write takes a day: older temp files are leftovers, whoever's pid
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temp path beside `path` for the caller to write; on success it is fsynced and renamed
-    over `path`, on failure removed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{next(_TEMP_NAMES)}{path.suffix}")
-    try:
-        yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

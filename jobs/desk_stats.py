@@ -18,7 +18,7 @@ import sqlite_utils
 from corpus.store import desk as desk_rows
 from corpus.store import model_versions as model_rows
 from jobs.rating import VersionShares, rating_shares
-from model.files import atomic_path
+from common.files import atomic_path
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 366

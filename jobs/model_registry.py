@@ -16,7 +16,8 @@ import sqlite_utils
 
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
-from model.files import atomic_path, file_version
+from common.files import atomic_path
+from model.files import file_version
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "model" / "data"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from model.errors import ModelError, require_file
-from model.files import atomic_path
+from common.files import atomic_path
 
 FORMAT = "buhurt-char-rnn"
 FORMAT_VERSION = 1

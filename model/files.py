@@ -1,19 +1,15 @@
 """File helpers of model/ that the other layers use too; torch-free, so importing them is cheap:
-a checkpoint's version, one UTF-8 reader (streamed, newlines normalised) and one atomic write (a
-temp file beside the target, fsync, then a rename over it)."""
+a checkpoint's version and one UTF-8 reader (streamed, newlines normalised). The atomic write is
+common/files.py's."""
 from __future__ import annotations
 
 import hashlib
-import itertools
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from model.errors import ModelError, require_file
 
 CHUNK_CHARS = 1 << 20  # 1 M characters per read: bounds the memory, whatever the file's size
-_TEMP_NAMES = itertools.count()
 
 
 def file_version(path: str | Path) -> str:
@@ -56,18 +52,3 @@ def read_text_file(path: str | Path, what: str = "text file") -> str:
     if not text.strip():
         raise ModelError(f"{what} {str(p)!r} is empty")
     return text
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temp path beside `path` (same suffix, so writers that go by it still do) for the caller
-    to write; on success it is fsynced and renamed over `path`, on failure removed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{next(_TEMP_NAMES)}{path.suffix}")
-    try:
-        yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

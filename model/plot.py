@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.files import atomic_path
+from common.files import atomic_path
 
 
 def plot_losses(path: str | Path, train_hist: list, val_hist: list, title: str = "") -> Path:

@@ -26,7 +26,8 @@ import h5py
 import numpy as np
 
 from model.errors import ModelError, require_file, require_writable_target
-from model.files import atomic_path, utf8_chunks
+from common.files import atomic_path
+from model.files import utf8_chunks
 from model.vocab import Vocab
 
 CHUNK_CHARS = 1 << 20  # 1 M characters per read: bounds the memory, whatever the corpus size

@@ -3,7 +3,7 @@
     python scripts/structure_report.py [--top 15] [--root .]
 
 Reads the source with ast (nothing is imported or run). Counts physical lines of .py files in the
-four packages (bot, jobs, model, corpus) and tests/. An import edge A -> B is counted once per module
+five packages (bot, jobs, model, corpus, common) and tests/. An import edge A -> B is counted once per module
 of A that imports anything from B (module level or inside a function).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-PACKAGES = ("bot", "jobs", "model", "corpus")
+PACKAGES = ("bot", "jobs", "model", "corpus", "common")
 
 
 def modules(root: Path, package: str):

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"bot", "model", "corpus", "jobs"}
+OURS = {"bot", "model", "corpus", "jobs", "common"}
 FORBIDDEN = {
+    "common": {"bot", "model", "corpus", "jobs"},   # the leaf: what model/ and corpus/ both use
     "model": {"bot", "corpus", "jobs"},
     "corpus": {"bot", "model", "jobs"},
     "jobs": {"bot"},
@@ -47,6 +48,8 @@ def test_dependency_rule_holds():
     ("corpus", "import model.sample", "model"),
     ("jobs", "from bot.config import Settings", "bot"),
     ("model", "def f():\n    import jobs.pool\n", "jobs"),
+    ("common", "from corpus.outputs import atomic_write_text", "corpus"),
+    ("common", "import model.files", "model"),
 ])
 def test_dependency_rule_catches_a_violation(tmp_path, package, line, culprit):
     for name in FORBIDDEN:
@@ -227,3 +230,11 @@ def test_a_long_function_is_caught(tmp_path):
         "corpus/over.py": "class K:\n    def over(self):\n" + body(MAX_FUNCTION_LINES, "        "),  # 81
     })
     assert long_functions(root) == ["corpus/over.py:2 over (81 lines)"]
+
+
+def test_model_and_corpus_may_use_the_common_leaf(tmp_path):
+    for name in FORBIDDEN:
+        (tmp_path / name).mkdir()
+    for package in ("model", "corpus", "jobs", "bot"):
+        (tmp_path / package / "ok.py").write_text("from common.files import atomic_path\n", encoding="utf-8")
+    assert violations(tmp_path) == []

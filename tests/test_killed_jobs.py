@@ -114,7 +114,7 @@ def dead_pid() -> int:
 def test_a_killed_backups_temp_files_go_at_the_next_backup(tmp_path, caplog):
     from corpus.backup import nightly_backup
     from corpus.db import open_db
-    from corpus.outputs import atomic_path
+    from common.files import atomic_path
 
     db = open_db(tmp_path / "buhurt.sqlite3")
     db.close()

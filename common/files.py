@@ -1,0 +1,34 @@
+"""One atomic write: a temp file beside the target, fsynced, then renamed over it, so a reader
+never sees a half-written file and a crash leaves the previous one. Checkpoints (model/), the
+training text and backups (corpus/), plots and installed models (jobs/) are all written this way.
+
+A write killed mid-way (SIGKILL, power loss) leaves its temp file behind, named as TEMP_NAME
+matches: corpus.outputs.remove_leftover_temps removes those of processes that are gone."""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_TEMP_NAMES = itertools.count()
+# what atomic_path names its temp files (.<stem>.tmp-<pid>-<n><suffix>), and what SQLite adds to
+# them (a backup's "-journal"): the writer's pid is in the name
+TEMP_NAME = re.compile(r"^\..+\.tmp-(?P<pid>\d+)-\d+(\.[^/]*)?$")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temp path beside `path` (same suffix, so writers that go by it still do) for the caller
+    to write; on success it is fsynced and renamed over `path`, on failure removed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{next(_TEMP_NAMES)}{path.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
