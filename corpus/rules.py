@@ -16,6 +16,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from common.text import fold
+
 # The order in which per-post rules are checked; the first that matches is the stored reason.
 REASONS = (
     "repost", "ad", "neural", "tagged", "news", "link", "media_only", "empty", "stoplist",
@@ -223,7 +225,7 @@ def _note_start(lines: list[str], patterns: list[str]) -> int | None:
     seps = [i for i, line in enumerate(lines) if line == "@"]
     first = seps[-1] + 2 if seps else 1
     for i in range(first, len(lines)):
-        folded = lines[i].lower().replace("ё", "е")
+        folded = fold(lines[i])
         if any(re.search(p, folded) for p in patterns):
             return i
     return None
@@ -261,7 +263,7 @@ def hashtags(text: str) -> set[str]:
             trail = _TRAILING_TAGS.search(line)
             if trail:
                 found += _HASHTAG.findall(trail.group(0))
-    return {tag.lower().replace("ё", "е") for tag in found}
+    return {fold(tag) for tag in found}
 
 
 def separator_count(text: str) -> int:
@@ -275,15 +277,15 @@ def exclusion_reason(
     links are looked for there), `clean` the normalised one, `post` the row (flags: is_ad,
     is_repost, has_attachments)."""
     tags = hashtags(raw)
-    folded = raw.lower().replace("ё", "е")
+    folded = fold(raw)
     if options.drop_reposts and post.get("is_repost"):
         return "repost"
     if options.drop_ads and (post.get("is_ad") or _search_any(options.ad_patterns, folded)):
         return "ad"
-    if options.drop_neural and (tags & {_fold(t) for t in options.neural_tags}
+    if options.drop_neural and (tags & {fold(t.strip()) for t in options.neural_tags}
                                 or _search_any(options.generated_patterns, folded)):
         return "neural"
-    if tags & {_fold(t) for t in options.drop_tags}:
+    if tags & {fold(t.strip()) for t in options.drop_tags}:
         return "tagged"
     if options.drop_news and _search_any(options.news_patterns, folded, multiline=True):
         return "news"
@@ -315,12 +317,8 @@ def clean_post(post: dict, options: CleanOptions = CleanOptions(), stoplist=None
 
 def fold_key(text: str) -> str:
     """The exact-duplicate key: lowercase, ё = е, letters and digits only, single spaces."""
-    folded = text.lower().replace("ё", "е")
+    folded = fold(text)
     return " ".join(re.sub(r"[^\w@]+", " ", folded).split())
-
-
-def _fold(tag: str) -> str:
-    return tag.strip().lower().replace("ё", "е")
 
 
 def _search_any(patterns: list[str], text: str, multiline: bool = False) -> bool:

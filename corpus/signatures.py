@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from common.text import fold
+
 _MENTION = re.compile(r"(?<![\w@])@\w+")
 _URL_ANY = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
 _EDGE_PUNCT = re.compile(r"^[^\w‹]+|[^\w›]+$")
@@ -23,7 +25,7 @@ _EDGE_PUNCT = re.compile(r"^[^\w‹]+|[^\w›]+$")
 
 def line_key(line: str) -> str:
     """The form two lines are compared in."""
-    key = line.lower().replace("ё", "е")
+    key = fold(line)
     key = _URL_ANY.sub("‹url›", key)
     key = _MENTION.sub(" ", key)
     key = " ".join(key.split())

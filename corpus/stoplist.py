@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from common.text import fold
 from corpus.errors import CorpusError
 
 
@@ -12,7 +13,7 @@ class StopList:
     """Matches whole words (case-insensitive, ё = е) and regular expressions."""
 
     def __init__(self, words: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
-        self.words = [w for w in (_fold(w.strip()) for w in words) if w]
+        self.words = [w for w in (fold(w.strip()) for w in words) if w]
         compiled = []
         for pattern in patterns:
             try:
@@ -29,13 +30,9 @@ class StopList:
 
     def match(self, text: str) -> str | None:
         """The first stop-listed fragment found in `text`, or None when the text is clean."""
-        folded = _fold(text)
+        folded = fold(text)
         for pattern in self._patterns:
             found = pattern.search(folded)
             if found:
                 return found.group(0)
         return None
-
-
-def _fold(text: str) -> str:
-    return text.lower().replace("ё", "е")

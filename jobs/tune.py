@@ -22,13 +22,14 @@ from dataclasses import asdict, dataclass, replace
 
 import sqlite_utils
 
+from common.text import fold
 from corpus.stoplist import StopList
 from corpus.store.model_versions import metrics_json, set_metrics_json
 from corpus.store.posts import kept_clean_texts
 from jobs.generator import GeneratorHolder
 from jobs.pool import SCREEN, ScreenOptions, measure, screen
 from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
-from model.words import normalise, words_of
+from model.words import words_of
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def word_pairs(text: str) -> set[tuple[str, str]]:
     """Adjacent word pairs within each line, normalised."""
     pairs: set[tuple[str, str]] = set()
     for line in text.split("\n"):
-        ws = [normalise(w) for w in words_of(line)]
+        ws = [fold(w) for w in words_of(line)]
         pairs.update(zip(ws, ws[1:]))
     return pairs
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from model.words import normalise
+from common.text import fold
+
 
 CASES = {"nomn": "nomn", "gent": "gent", "gen2": "gent", "datv": "datv", "accs": "accs", "acc2": "accs",
          "ablt": "ablt", "loct": "loct", "loc2": "loct", "voct": "nomn"}
@@ -75,7 +76,7 @@ UNKNOWN: tuple[Reading, ...] = ()   # class 0: a word the dictionary does not kn
 
 
 def _readings(morph, word: str) -> tuple[Reading, ...]:
-    w = normalise(word)
+    w = fold(word)
     if not morph.word_is_known(w):
         return UNKNOWN
     out = set()
@@ -151,7 +152,7 @@ class Grammar:
         self._pairs: dict[tuple[int, int], bool] = {}
 
     def word_class(self, word: str) -> int:
-        w = normalise(word)
+        w = fold(word)
         k = self._class_of.get(w)
         if k is None:
             rs = _readings(self.morph, w)
@@ -165,7 +166,7 @@ class Grammar:
 
     def word_id(self, word: str) -> int:
         """A number per word (case and ё folded) for the doubled-word rule; -1 for a word that may repeat."""
-        w = normalise(word)
+        w = fold(word)
         i = self._word_id.get(w)
         if i is None:
             rs = self.readings[self.word_class(w)]

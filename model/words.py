@@ -15,6 +15,7 @@ from collections import Counter
 
 import numpy as np
 
+from common.text import fold
 from model.errors import ModelError
 from model.sample_options import DICTIONARIES
 
@@ -25,10 +26,6 @@ STANDALONE_POS = frozenset({"PREP", "CONJ", "PRCL", "INTJ", "NPRO", "ADVB", "NUM
 POST_LINES_CAP = 30       # the lexicon's histogram of lines per post: its last bin holds this many or more
 DEFAULT_MIN_COUNT = 3
 _CACHE_LIMIT = 200_000
-
-
-def normalise(word: str) -> str:
-    return word.lower().replace("ё", "е")
 
 
 def words_of(text: str) -> list[str]:
@@ -42,7 +39,7 @@ def build_lexicon(text: str, min_count: int = DEFAULT_MIN_COUNT) -> dict:
     where a post ends (model.decoding.EndOdds)."""
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise ModelError(f"lexicon min_count={min_count!r}: expected an integer >= 1")
-    counts = Counter(STANDALONE.findall(normalise(text)))
+    counts = Counter(STANDALONE.findall(fold(text)))
     return {"min_count": min_count, "words": sorted(w for w, c in counts.items() if c >= min_count),
             "post_lines": post_lines(text)}
 
@@ -98,7 +95,7 @@ class KnownWords:
     def prefix_ok(self, prefix: str) -> bool:
         """Can `prefix` (letters) still become a known word? False lets known-word decoding take a
         word back before it is finished."""
-        p = normalise(prefix)
+        p = fold(prefix)
         hit = self._prefix_cache.get(p)
         if hit is None:
             if self._lexicon_prefixes is None:
@@ -139,7 +136,7 @@ class KnownWords:
         return not self.lexicon and self._morph is None
 
     def __contains__(self, word: str) -> bool:
-        w = normalise(word)
+        w = fold(word)
         hit = self._cache.get(w)
         if hit is None:
             hit = w in self.lexicon or (self._morph is not None and self._in_dictionary(w))

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from common.text import fold  # noqa: E402
 from corpus.rules import normalise  # noqa: E402
 from corpus.errors import CorpusError  # noqa: E402
 from corpus.textfile import read_posts  # noqa: E402
@@ -32,7 +33,7 @@ DEFAULT_RUN = 60
 
 def canonical(post: str) -> str:
     """The project's normal form of a post, case-folded (ё = е)."""
-    return normalise(post).lower().replace("ё", "е")
+    return fold(normalise(post))
 
 
 @dataclass(frozen=True)

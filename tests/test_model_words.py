@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
+from common.text import fold
 from model.checkpoint import add_lexicon, load_checkpoint, save_checkpoint, sidecar_path
 from model.errors import ModelError
 from model.sample import Generator
 from model.sample_options import PRODUCT, TORCH_RNN, Decoding
-from model.words import KnownWords, build_lexicon, normalise, words_of
+from model.words import KnownWords, build_lexicon, words_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -20,7 +21,7 @@ LEXICON_ONLY = dict(words="known", dictionary="none")
 
 def test_words_are_runs_of_letters_compared_without_case_or_yo():
     assert words_of("ТЫ ИДЁШЬ-ТО 2 РАЗА_В\n@\nДЕНЬ!") == ["ТЫ", "ИДЁШЬ", "ТО", "РАЗА", "В", "ДЕНЬ"]
-    assert normalise("ИДЁШЬ") == "идешь"
+    assert fold("ИДЁШЬ") == "идешь"
     lex = build_lexicon("ХЛЕБ хлеб Хлеб ЁЖ еж ЕЖ РАЗ раз", min_count=3)
     assert lex == {"min_count": 3, "words": ["еж", "хлеб"], "post_lines": [0, 1] + [0] * 29}
     known = KnownWords(lex["words"], dictionary="none")
