@@ -19,7 +19,7 @@ from jobs.publish import PublishOptions
 from jobs.ranker import RankerOptions
 from jobs.rating import RateOptions
 from jobs.retrain import NightlyOptions
-from jobs.scheduler import ScheduleOptions
+from jobs.scheduler import ScheduleOptions, clock_time
 from model.sample_options import SampleOptions
 from model.train_config import ModelShape, TrainOptions
 
@@ -272,8 +272,9 @@ class BackupSettings:
         if self.keep < 1:
             problems["keep"] = "an integer >= 1"
         if self.at:
-            hour, _, minute = self.at.partition(":")
-            if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+            try:
+                clock_time(self.at)
+            except ValueError:
                 problems["at"] = "a time as 'HH:MM' or \"\" (no nightly backup)"
         return problems
 

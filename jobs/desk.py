@@ -22,6 +22,7 @@ from corpus.store import drafts as draft_rows
 from corpus.store.clock import utcnow
 from corpus.store.state import get_state, set_state
 from jobs.publish import Publisher, publish_draft
+from jobs.scheduler import clock_time
 
 PAUSED = "publish_paused"
 HOLD_HOURS = (1, 6, 24)          # the "+1 h / +6 h / +24 h" buttons
@@ -100,7 +101,7 @@ def upcoming_slots(times: Sequence[str], timezone: str, after: dt.datetime, days
     """The daily publishing `times` (in `timezone`) strictly after `after`, in order, as UTC."""
     tz = ZoneInfo(timezone)
     start = after.astimezone(tz).date()
-    clock = sorted((int(h), int(m)) for h, m in (t.split(":") for t in times))
+    clock = sorted(clock_time(t) for t in times)
     for offset in range(days + 1):
         day = start + dt.timedelta(days=offset)
         for hour, minute in clock:

@@ -51,6 +51,7 @@ from jobs.model_registry import active_checkpoint_path, install_checkpoint
 from model.errors import ModelError
 from model.files import file_version
 from jobs.pool import ScreenOptions
+from jobs.scheduler import clock_time
 from model.run import PARENT_ENV
 from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
 from model.train_config import ModelShape, TrainConfig
@@ -73,11 +74,11 @@ class NightWindow:
     timezone: str = "UTC"
 
     def _at(self, day: dt.date, hhmm: str, tz) -> dt.datetime:
-        hour, minute = (int(x) for x in hhmm.split(":"))
+        hour, minute = clock_time(hhmm)
         return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz)
 
     def length_minutes(self) -> float:
-        (h1, m1), (h2, m2) = (map(int, t.split(":")) for t in (self.start, self.until))
+        (h1, m1), (h2, m2) = (clock_time(t) for t in (self.start, self.until))
         return float((h2 * 60 + m2 - h1 * 60 - m1) % (24 * 60) or 24 * 60)
 
     def remaining_minutes(self, now: dt.datetime | None = None) -> float | None:

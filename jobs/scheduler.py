@@ -20,6 +20,14 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISF
 MINUTES_PER_YEAR = 525_600.0
 
 
+def clock_time(text: str) -> tuple[int, int]:
+    """(hour, minute) of a time of day written "HH:MM" (24-hour clock); ValueError when it is not one."""
+    hour, _, minute = text.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+        raise ValueError(f"not a time as 'HH:MM': {text!r}")
+    return int(hour), int(minute)
+
+
 @dataclass(frozen=True)
 class ScheduleOptions:
     """[schedule]: when the service's jobs run, in `timezone`."""
@@ -44,8 +52,9 @@ class ScheduleOptions:
         for key, times in (("publish_times", self.publish_times), ("retrain_at", [self.retrain_at]),
                            ("retrain_until", [self.retrain_until])):
             for time in times:
-                hour, _, minute = time.partition(":")
-                if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+                try:
+                    clock_time(time)
+                except ValueError:
                     problems[key] = f"times as 'HH:MM', got {time!r}"
         if self.digest and weekly_at(self.digest) is None:
             problems["digest"] = f"a day and time as 'sun 19:00' (mon ... sun), or \"\" for none, got {self.digest!r}"
@@ -67,10 +76,11 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 def weekly_at(text: str) -> tuple[str, int, int] | None:
     """("sun", 19, 0) of "sun 19:00"; None when it is not a weekday and a time."""
     day, _, time = text.strip().lower().partition(" ")
-    hour, _, minute = time.strip().partition(":")
-    if day not in WEEKDAYS or not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+    try:
+        hour, minute = clock_time(time.strip())
+    except ValueError:
         return None
-    return day, int(hour), int(minute)
+    return (day, hour, minute) if day in WEEKDAYS else None
 
 
 def add_weekly(scheduler: AsyncIOScheduler, job: Job, *, job_id: str, when: str, timezone: str) -> None:
@@ -90,7 +100,7 @@ def build_scheduler(timezone: str) -> AsyncIOScheduler:
 def daily_at(times: Sequence[str], timezone: str) -> list[CronTrigger]:
     triggers = []
     for time in times:
-        hour, minute = (int(part) for part in time.split(":"))
+        hour, minute = clock_time(time)
         triggers.append(CronTrigger(hour=hour, minute=minute, timezone=timezone))
     return triggers
 
@@ -120,7 +130,7 @@ def missed_slot(times: Sequence[str], timezone: str, *, covered_until: dt.dateti
     for days in (0, 1):
         day = local.date() - dt.timedelta(days=days)
         for time in times:
-            hour, minute = (int(part) for part in time.split(":"))
+            hour, minute = clock_time(time)
             slots.append(dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz))
     passed = [slot for slot in slots if covered_until < slot <= now]
     if not passed:

@@ -17,7 +17,7 @@ from jobs.moderation import AutoApprove
 from jobs.pool import PoolOptions, screen, stored_request
 from model.sample_options import SampleOptions
 from jobs.publish import PublishError, publish_next, reconcile
-from jobs.scheduler import ScheduleOptions
+from jobs.scheduler import ScheduleOptions, clock_time, weekly_at
 from jobs.service import Service, ServicePlan
 
 
@@ -306,3 +306,16 @@ def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, h
                              max_length=150, purpose="subscriber", status="served", measures={"decoding": "known/ru"})
     asyncio.run(regenerate(db, holder, drafts.get_draft(db, wrong)))
     assert "regenerated differently" in caplog.text          # the check above can fail
+
+
+@pytest.mark.parametrize("text, want", [("09:00", (9, 0)), ("7:05", (7, 5)), ("23:59", (23, 59)), ("00:00", (0, 0))])
+def test_clock_time_reads_hh_mm(text, want):
+    assert clock_time(text) == want
+
+
+@pytest.mark.parametrize("text", ["24:00", "12:60", "9", "09:", ":30", "-1:00", "9h30", ""])
+def test_clock_time_refuses_what_is_not_a_time_and_every_setting_says_so(text):
+    with pytest.raises(ValueError, match="HH:MM"):
+        clock_time(text)
+    assert "publish_times" in ScheduleOptions(publish_times=[text]).problems()
+    assert weekly_at(f"sun {text}") is None
