@@ -250,7 +250,7 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
     from corpus.rules import tidy_generated
     from model.errors import ModelError
     from model.sample import Generator
-    from model.sample_options import TORCH_RNN, Decoding, SampleRequest
+    from model.sample_options import TORCH_RNN, Decoding, SampleRequest, resolved_temperature
 
     if num <= 0:
         raise ModelError(f"--num={num}: expected a positive integer")
@@ -259,11 +259,11 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
         seed = int.from_bytes(os.urandom(4), "little")
     gen = Generator.load(resolve_checkpoint(app, checkpoint), device=_device(device))
     if temperature == "auto":   # the model's tuned temperature (buhurt tune), else 0.8
-        from jobs.tune import FALLBACK_TEMPERATURE, tuned_temperature
+        from jobs.tune import tuned_temperature
 
         db = app.open_db()
         try:
-            temperature = tuned_temperature(db, gen.version) or FALLBACK_TEMPERATURE
+            temperature = resolved_temperature(temperature, tuned_temperature(db, gen.version))
         finally:
             db.close()
     decoding = TORCH_RNN if raw else Decoding(words, dictionary, quotes, grammar)

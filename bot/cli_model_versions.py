@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from jobs.tune import DEFAULT_K
+
 PathArg = click.Path(path_type=Path, dir_okay=False)
 
 
@@ -69,7 +71,7 @@ def list_cmd(app) -> None:
               help="Record its bits/char on this text (default: the validation text is not scored).")
 @click.option("--tune/--no-tune", default=True, show_default=True,
               help="Run `buhurt tune` on it (the temperature sample.temperature = \"auto\" uses).")
-@click.option("--tune-posts", type=click.IntRange(min=1), default=48, show_default=True,
+@click.option("--tune-posts", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True,
               help="Posts per temperature for the tune.")
 @click.pass_obj
 def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: bool, tune_posts: int) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from jobs.tune import DEFAULT_K
+
 PathArg = click.Path(path_type=Path, dir_okay=False)
 
 
@@ -49,7 +51,7 @@ def _temperatures(value: str | None):
 
 @click.command("tune")
 @click.option("--checkpoint", type=PathArg, default=None, help="Model to tune (default: the active model).")
-@click.option("--posts", "k", type=click.IntRange(min=1), default=48, show_default=True,
+@click.option("--posts", "k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True,
               help="Posts generated per temperature (seeds 1..K).")
 @click.option("--temperatures", default=None, help="Comma-separated grid (default 0.5,0.6,...,1.2).")
 @click.option("--progress/--no-progress", default=True, help="Show a bar on stderr (posts made of all).")

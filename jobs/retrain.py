@@ -53,7 +53,7 @@ from model.files import file_version
 from jobs.pool import ScreenOptions
 from jobs.scheduler import clock_time
 from model.run import PARENT_ENV
-from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
+from model.sample_options import SampleOptions, resolved_temperature
 from model.train_config import ModelShape, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -177,8 +177,7 @@ class RetrainPlan(NightlyOptions):
     def sample_temperature(self) -> float:
         """For comparing two models' drafts: "auto" (tuned per model) reads as the default, so both
         models are sampled at one temperature."""
-        t = self.sample.temperature
-        return DEFAULT_TEMPERATURE if isinstance(t, str) else float(t)
+        return resolved_temperature(self.sample.temperature)
 
 
 @dataclass

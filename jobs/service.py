@@ -37,7 +37,7 @@ from jobs.publish import (Publisher, PublishOptions, PublishState, close_finishe
 from jobs.curation import GenerateOptions, digest_text
 from jobs.ranker import RankerOptions, maybe_train
 from jobs.rating import RateOptions, fill_rating_pool, settle_candidates
-from jobs.tune import resolve_options, tune_and_store
+from jobs.tune import DEFAULT_K, resolve_options, tune_and_store
 from jobs.reactions import ReactionSource, collect_reactions
 
 if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torch: only where they run
@@ -91,7 +91,7 @@ class ServicePlan:
     publish: PublishOptions = field(default_factory=PublishOptions)
     alerts: AlertOptions = field(default_factory=AlertOptions)
     max_rounds: int = 3  # generation rounds per pool run when screening rejects drafts
-    tune_posts: int = 48  # posts per temperature when a promoted model is tuned (jobs/tune.py)
+    tune_posts: int = DEFAULT_K  # posts per temperature when a promoted model is tuned (jobs/tune.py)
     backup_at: str | None = None         # HH:MM of the nightly database backup (needs a backuper)
     heartbeat_file: str | None = None    # touched every minute while the schedule runs (HEALTHCHECK)
     rate: RateOptions = field(default_factory=RateOptions)   # the blind rating flow (jobs/rating.py)

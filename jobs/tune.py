@@ -28,7 +28,7 @@ from corpus.store.model_versions import metrics_json, set_metrics_json
 from corpus.store.posts import kept_clean_texts
 from jobs.generator import GeneratorHolder
 from jobs.pool import SCREEN, ScreenOptions, measure, screen
-from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions
+from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions, resolved_temperature
 from model.words import words_of
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,7 @@ def resolve_options(db: sqlite_utils.Database, version: str, options: SampleOpti
     """`options` with a temperature of "auto" replaced by the version's tuned one (else 0.8)."""
     if options.temperature != "auto":
         return options
-    t = tuned_temperature(db, version)
-    return replace(options, temperature=t if t is not None else FALLBACK_TEMPERATURE)
+    return replace(options, temperature=resolved_temperature("auto", tuned_temperature(db, version)))
 
 
 async def tune_and_store(db: sqlite_utils.Database, holder: GeneratorHolder, stoplist: StopList, *,

@@ -122,6 +122,14 @@ class SampleOptions:
         return SampleRequest(t, self.max_length, self.top_k, self.decoding, start_text)  # type: ignore[arg-type]
 
 
+def resolved_temperature(temperature: float | str, tuned: float | None = None) -> float:
+    """A temperature setting as the number the Generator takes: "auto" is the model's `tuned`
+    temperature (jobs.tune) when it has one, else DEFAULT_TEMPERATURE."""
+    if temperature == "auto":
+        return tuned if tuned is not None else DEFAULT_TEMPERATURE
+    return float(temperature)
+
+
 def _number_problems(temperature, max_length, top_k, auto: bool) -> dict[str, str]:
     problems = {}
     t = temperature

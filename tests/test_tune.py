@@ -11,7 +11,7 @@ from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
 from jobs.generator import GeneratorHolder
 from jobs.pool import PoolOptions
-from model.sample_options import SampleOptions
+from model.sample_options import DEFAULT_TEMPERATURE, SampleOptions, resolved_temperature
 from jobs.tune import FALLBACK_TEMPERATURE, resolve_options, store_tuned, tune, tuned_temperature, word_pairs
 from tests.helpers import run_cli, varied_posts
 
@@ -85,3 +85,9 @@ def test_a_promoted_model_is_tuned_and_auto_uses_it(db, tiny_checkpoint):
     asyncio.run(service.retrain())
     tuned = tuned_temperature(db, holder.version)
     assert tuned is not None and service.sample_options().temperature == tuned
+
+
+def test_auto_is_resolved_one_way_everywhere():
+    assert resolved_temperature("auto", 1.1) == 1.1                  # the model's tuned temperature
+    assert resolved_temperature("auto") == DEFAULT_TEMPERATURE == FALLBACK_TEMPERATURE   # not tuned yet
+    assert resolved_temperature(0.7, 1.1) == 0.7 and resolved_temperature(1) == 1.0   # a number pins it
