@@ -7,9 +7,9 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
+from common.files import atomic_path
 from corpus.db import check_not_emptied, emptied_error, marker_path
 from corpus.errors import CorpusError
-from common.files import atomic_path
 from corpus.outputs import remove_leftover_temps
 
 PREFIX, SUFFIX = "buhurt-", ".sqlite3"

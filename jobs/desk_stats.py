@@ -15,10 +15,10 @@ from pathlib import Path
 
 import sqlite_utils
 
+from common.files import atomic_path
 from corpus.store import desk as desk_rows
 from corpus.store import model_versions as model_rows
 from jobs.rating import VersionShares, rating_shares
-from common.files import atomic_path
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 366

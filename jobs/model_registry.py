@@ -14,9 +14,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from common.files import atomic_path
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
-from common.files import atomic_path
 from model.files import file_version
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "model" / "data"

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import torch
 
-from model.errors import ModelError, require_file
 from common.files import atomic_path
+from model.errors import ModelError, require_file
+from model.train_config import PRECISIONS
+from model.words import DEFAULT_POST_LINES
 
 FORMAT = "buhurt-char-rnn"
-FORMAT_VERSION = 1
+# 2: train_config has precision, threads and weight_decay; lexicon has post_lines. Files of version 1
+# are read as version 2 (`upgrade`).
+FORMAT_VERSION = 2
 REQUIRED_KEYS = ("format", "model_config", "idx_to_token", "model_state")
-TENSOR_KEYS = ("model_state", "optimizer_state", "rng_state", "hidden")
+TENSOR_KEYS = ("model_state", "optimizer_state", "rank_states")   # what the JSON sidecar leaves out
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}   # gate blocks in the fused recurrent weights (nn.LSTM, nn.GRU, nn.RNN)
 SHAPE_KEYS = ("vocab_size", "wordvec_size", "rnn_size", "num_layers")
 
@@ -198,7 +202,38 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise ModelError(f"checkpoint {str(p)!r}: format {ck['format']!r}, expected {FORMAT!r}")
     _check_shape(p, ck)
     _check_finite(p, ck["model_state"])
-    return _in_memory(ck, map_location) if zipped else ck
+    return upgrade(_in_memory(ck, map_location) if zipped else ck)
+
+
+def upgrade(ck: dict) -> dict:
+    """A checkpoint of an earlier FORMAT_VERSION (or one missing a later field) as the current
+    version reads: every compatibility rule of the format, here and nowhere else.
+
+    - train_config: `bf16` is `precision`, `num_threads` is `threads` (renamed), and a run before
+      `weight_decay` was plain Adam (0.0), so it resumes as one;
+    - a resumable checkpoint without `lr_progress`, `best_iteration` or loss histories starts them
+      at 0 and empty;
+    - `lexicon` (known words, and the posts' line counts that set where a post ends): a checkpoint
+      without one has an empty lexicon (`buhurt lexicon` adds one), one without `post_lines` ends
+      posts as the real channel's do (model.words.DEFAULT_POST_LINES)."""
+    tc = ck.get("train_config")
+    if isinstance(tc, dict):
+        tc = ck["train_config"] = dict(tc)
+        if "bf16" in tc:
+            bf16 = tc.pop("bf16")
+            tc.setdefault("precision", next(k for k, v in PRECISIONS.items() if v == bf16))
+        if "num_threads" in tc:
+            tc.setdefault("threads", tc.pop("num_threads"))
+        tc.setdefault("weight_decay", 0.0)
+    if "optimizer_state" in ck:
+        for key, empty in (("lr_progress", 0.0), ("best_iteration", 0), ("train_loss_history", []),
+                           ("val_loss_history", [])):
+            ck.setdefault(key, empty)
+    lexicon = ck.get("lexicon")
+    lexicon = ck["lexicon"] = dict(lexicon) if isinstance(lexicon, dict) else {"min_count": None, "words": []}
+    lexicon.setdefault("post_lines", list(DEFAULT_POST_LINES))
+    ck["format_version"] = FORMAT_VERSION
+    return ck
 
 
 def _in_memory(obj, map_location):

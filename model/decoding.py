@@ -31,10 +31,6 @@ MAX_RETRIES = 20        # known-word decoding: resamples of one word before an u
 STEP_FACTOR = 6         # known-word decoding: a row makes at most STEP_FACTOR * max_length picks
 OPEN, GAP, CAPPED, EMPTY = 0, 1, 2, 3     # a row's status
 CAP_NEAR = 0.75         # past this share of its length budget a post's end odds rise to 1 at the cap
-# Content lines per post of the real channel's posts (pool.txt, 6,321 posts; index = lines, capped at
-# 30): the end odds of a checkpoint trained before it stored its own.
-DEFAULT_POST_LINES = (0, 23, 204, 484, 708, 796, 768, 678, 563, 422, 341, 269, 205, 159, 119, 87, 68, 50,
-                      43, 28, 25, 18, 14, 9, 9, 6, 5, 4, 4, 3, 17)
 
 
 @dataclass(frozen=True)

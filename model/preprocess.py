@@ -25,8 +25,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from model.errors import ModelError, require_file, require_writable_target
 from common.files import atomic_path
+from model.errors import ModelError, require_file, require_writable_target
 from model.files import utf8_chunks
 from model.vocab import Vocab
 

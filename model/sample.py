@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from model.checkpoint import TENSOR_KEYS, load_checkpoint
-from model.decoding import DEFAULT_POST_LINES, EndOdds, GrammarTable, Rows, Sample, SavedStarts, Tokens
+from model.decoding import EndOdds, GrammarTable, Rows, Sample, SavedStarts, Tokens
 from model.distributed import resolve_device
 from model.errors import ModelError, normalize_newlines
 from model.fast_step import FastStep
@@ -64,16 +64,15 @@ class Generator:
         self.version = version
         self.vocab = Vocab(ck["idx_to_token"])
         self.checkpoint_meta = {k: v for k, v in ck.items() if k not in TENSOR_KEYS and k != "lexicon"}
-        lex = ck.get("lexicon")
-        self.lexicon: tuple[str, ...] = tuple(lex["words"]) if isinstance(lex, dict) else ()
-        self.lexicon_min_count = lex.get("min_count") if isinstance(lex, dict) else None
+        lex = ck["lexicon"]   # every checkpoint has one since model.checkpoint.upgrade (maybe empty)
+        self.lexicon: tuple[str, ...] = tuple(lex["words"])
+        self.lexicon_min_count = lex["min_count"]
         self._known: dict[tuple[str, bool], KnownWords] = {}
         self._tables: dict[tuple[str, bool], PrefixTable] = {}
         self._grammar: Grammar | None = None
         self._agree: GrammarTable | None = None
         self._tokens = Tokens.of(self.vocab.tokens)
-        lines = lex.get("post_lines") if isinstance(lex, dict) else None
-        self.post_lines: tuple[int, ...] = tuple(lines) if lines else DEFAULT_POST_LINES   # content lines per post
+        self.post_lines: tuple[int, ...] = tuple(lex["post_lines"])   # content lines per post
         self.checkpoint_meta["path"] = str(path)
         self.checkpoint_meta["version"] = version
         model = model_from_checkpoint(ck, "cpu")

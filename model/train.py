@@ -267,10 +267,6 @@ class _Run:
         return p
 
 
-# what a run whose checkpoint predates a field did: it resumes the same way
-BEFORE_THE_FIELD = {"weight_decay": 0.0}
-
-
 def _continued_run(cfg: TrainConfig) -> tuple[TrainConfig, Optional[dict]]:
     """With ``cfg.resume``: the checkpoint, and the config its run continues with (the run's own
     settings; paths left empty continue the checkpoint's run: same corpus, same directory)."""
@@ -280,7 +276,7 @@ def _continued_run(cfg: TrainConfig) -> tuple[TrainConfig, Optional[dict]]:
     if "optimizer_state" not in ck or "train_config" not in ck:
         raise ModelError(f"checkpoint {cfg.resume!r} is not resumable (no optimizer state); "
                          f"use the latest.pt of its run, or init_from to fine-tune")
-    old = {**BEFORE_THE_FIELD, **ck["train_config"]}
+    old = ck["train_config"]   # as model.checkpoint.upgrade reads an older one
     cfg = replace(cfg, **{k: old[k] for k in RUN_FROM_CHECKPOINT if k in old})
     cfg = replace(cfg, **{k: old[k] for k in ("input_h5", "input_json", "checkpoint_dir")
                           if not getattr(cfg, k) and old.get(k)})
@@ -362,10 +358,10 @@ def _restore(run: _Run, ck: dict) -> None:
     run.model.load_state_dict(ck["model_state"])
     run.optim.load_state_dict(ck["optimizer_state"])
     run.it = int(ck["iteration"])
-    run.train_hist, run.val_hist = list(ck.get("train_loss_history", [])), list(ck.get("val_loss_history", []))
-    run.best_val = float(ck.get("best_val_loss") or math.inf)
-    run.best_it = int(ck.get("best_iteration", 0))
-    run.lr_progress = float(ck.get("lr_progress") or 0.0)
+    run.train_hist, run.val_hist = list(ck["train_loss_history"]), list(ck["val_loss_history"])
+    run.best_val = float(ck.get("best_val_loss") or math.inf)   # None: no finite validation loss yet
+    run.best_it = int(ck["best_iteration"])
+    run.lr_progress = float(ck["lr_progress"])
     ranks = ck.get("rank_states") or []
     if len(ranks) == run.ctx.world:
         _set_rng_state(ranks[run.ctx.rank]["rng"], run.ctx.device)

@@ -196,12 +196,7 @@ class TrainConfig(TrainOptions, ModelShape):
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """Also reads the train_config of checkpoints written before `precision`/`threads` (bf16, num_threads)."""
-        d = dict(d)
-        if "precision" not in d and "bf16" in d:
-            d["precision"] = next(k for k, v in PRECISIONS.items() if v == d["bf16"])
-        if "threads" not in d and "num_threads" in d:
-            d["threads"] = d["num_threads"]
+        """Unknown keys are left out (a checkpoint's older train_config: model.checkpoint.upgrade)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

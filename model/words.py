@@ -44,6 +44,12 @@ def build_lexicon(text: str, min_count: int = DEFAULT_MIN_COUNT) -> dict:
             "post_lines": post_lines(text)}
 
 
+# Content lines per post of the real channel's posts (pool.txt, 6,321 posts; index = lines, capped at
+# 30): the end odds of a checkpoint trained before it stored its own (model.checkpoint.upgrade).
+DEFAULT_POST_LINES = (0, 23, 204, 484, 708, 796, 768, 678, 563, 422, 341, 269, 205, 159, 119, 87, 68, 50,
+                      43, 28, 25, 18, 14, 9, 9, 6, 5, 4, 4, 3, 17)
+
+
 def post_lines(text: str) -> list[int]:
     """How many of the text's posts (separated by blank lines) have k lines with a letter or digit."""
     hist = [0] * (POST_LINES_CAP + 1)
