@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from corpus.statuses import DraftStatus
+from corpus.store import drafts
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS = {"bot", "model", "corpus", "jobs", "common"}
@@ -238,3 +242,9 @@ def test_model_and_corpus_may_use_the_common_leaf(tmp_path):
     for package in ("model", "corpus", "jobs", "bot"):
         (tmp_path / package / "ok.py").write_text("from common.files import atomic_path\n", encoding="utf-8")
     assert violations(tmp_path) == []
+
+
+def test_the_draft_state_machine_names_every_draft_status_and_nothing_else():
+    diagram = drafts.__doc__.split("\n\n")[1]             # corpus/store/drafts.py's state machine
+    words = re.sub(r"\([^)]*\)|^[a-z]+ drafts:", " ", diagram, flags=re.MULTILINE)
+    assert set(re.findall(r"[a-z_]+", words)) == {s.value for s in DraftStatus}
