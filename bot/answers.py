@@ -179,7 +179,7 @@ async def _on_demand(subs: Subscribers, user: Hashable, start_text: str) -> str:
         return texts.BUSY
     limits.touch(user)
     try:
-        draft = await on_request.generate_for_subscriber(subs.service, start_text)
+        draft = await on_request.generate_for_subscriber(subs.service.drafting, start_text)
     except ModelError as exc:
         log.info("start text refused by the model: %s", exc)
         return texts.START_REFUSED if start_text else texts.GENERATOR_FAILED
@@ -201,12 +201,12 @@ async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str
     if len(args) != 1 or not MEME_NUMBER.fullmatch(args[0]):  # str.isdigit() accepts '²' and '٣'
         return texts.MEME_USAGE
     meme_id = int(args[0])
-    service = subs.service
-    draft = on_request.shown_meme(service, meme_id)
+    drafting = subs.service.drafting
+    draft = on_request.shown_meme(drafting.db, meme_id)
     if draft is None:
         return texts.MEME_NOT_FOUND.format(id=meme_id)
     if draft["final_text"]:  # published as a moderator edited it
-        if on_request.screen_shown(service, draft, draft["final_text"]):
+        if drafting.screen_shown(draft, draft["final_text"]):
             return texts.MEME_WITHHELD.format(id=meme_id)
         return texts.MEME.format(id=meme_id, text=draft["final_text"])
     limits = subs.limits
@@ -217,10 +217,10 @@ async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str
         return texts.BUSY
     limits.touch(user)
     try:
-        text, regenerated = await on_request.regenerate(service.db, service.holder, draft)
+        text, regenerated = await drafting.regenerate(draft)
     finally:
         limits.release()
-    reason = on_request.screen_shown(service, draft, text)
+    reason = drafting.screen_shown(draft, text)
     if reason:
         log.info("meme %s withheld: %s", meme_id, reason)
         return texts.MEME_WITHHELD.format(id=meme_id)
@@ -231,7 +231,7 @@ async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str
 def top_answer(service: Service) -> str:
     """/top: the best published posts of the last 7 days by reactions, with a link where one is known."""
     lines = []
-    for place, row in enumerate(on_request.top_of_week(service), start=1):
+    for place, row in enumerate(on_request.top_of_week(service.db), start=1):
         preview = " / ".join(line for line in row["text"].splitlines() if line.strip() and line.strip() != "@")
         preview = preview if len(preview) <= 120 else preview[:119] + "…"
         line = texts.TOP_LINE.format(place=place, id=row["draft_id"], score=row["score"], preview=preview)

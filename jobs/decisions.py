@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -22,10 +22,11 @@ from corpus.statuses import DraftStatus
 from corpus.store import desk as desk_rows
 from corpus.store import drafts as draft_rows
 from jobs.moderation import ModerationOptions
-from jobs.on_request import generate_draft
+from jobs.drafting import Drafting
 from jobs.patience import patiently
-from jobs.pool import screen_edit
-from jobs.service import Service
+
+if TYPE_CHECKING:
+    from jobs.service import Service
 
 log = logging.getLogger(__name__)
 ACTIONS = ("approve", "reject", "regenerate")
@@ -58,32 +59,33 @@ class EditOutcome(enum.Enum):
     ALREADY_DECIDED = "already decided"
 
 
-def draft_shown_in(service: Service, draft_id: int, chat_id: Any, message_id: Any) -> dict[str, Any] | None:
+def draft_shown_in(db: sqlite_utils.Database, draft_id: int, chat_id: Any, message_id: Any) -> dict[str, Any] | None:
     """Draft `draft_id` when `chat_id`/`message_id` is its moderation message, else None (a tampered
     or stale button changes nothing)."""
-    draft = draft_rows.get_draft(service.db, draft_id)
+    draft = draft_rows.get_draft(db, draft_id)
     if draft is None or (draft["moderation_chat_id"], draft["moderation_message_id"]) != (
             str(chat_id), str(message_id)):
         return None
     return draft
 
 
-def draft_for_reply(service: Service, chat_id: Any, message_id: Any) -> dict[str, Any] | None:
+def draft_for_reply(db: sqlite_utils.Database, chat_id: Any, message_id: Any) -> dict[str, Any] | None:
     """The draft whose moderation message is `chat_id`/`message_id` (a reply to it is an edit)."""
-    return draft_rows.find_by_moderation_message(service.db, chat_id, message_id)
+    return draft_rows.find_by_moderation_message(db, chat_id, message_id)
 
 
-def votes(service: Service, draft_id: int) -> list[dict[str, Any]]:
+def votes(db: sqlite_utils.Database, draft_id: int) -> list[dict[str, Any]]:
     """The draft's votes (who, what, why), in the order they were cast."""
-    return desk_rows.votes_for(service.db, draft_id)
+    return desk_rows.votes_for(db, draft_id)
 
 
-async def decide(service: Service, draft_id: int, action: str, by: Moderator, detail: str | None = None) -> bool:
+async def decide(db: sqlite_utils.Database, draft_id: int, action: str, by: Moderator,
+                 detail: str | None = None) -> bool:
     """Approve (the draft is queued), reject or regenerate (rejected; the caller asks for a
     replacement) a pending draft; False when it was decided already. `detail`: a rejection's reason."""
     if action not in ACTIONS:
         raise ValueError(f"unknown moderation action {action!r}")
-    decided = await patiently(draft_rows.decide, service.db, draft_id, action=action,
+    decided = await patiently(draft_rows.decide, db, draft_id, action=action,
                               to_status=DraftStatus.QUEUED if action == "approve" else DraftStatus.REJECTED,
                               actor_id=by.id, actor_name=by.name, detail=detail)
     if decided:
@@ -104,13 +106,12 @@ def _quorum(options: ModerationOptions, by: Moderator, votes: list[dict], side: 
     return by.id in options.fast_approvers or sum(_side(v["vote"]) == side for v in votes) >= options.votes
 
 
-async def vote(service: Service, draft_id: int, action: str, by: Moderator,
+async def vote(db: sqlite_utils.Database, options: ModerationOptions, draft_id: int, action: str, by: Moderator,
                reason: str | None = None) -> VoteOutcome:
     """A moderator's press of ✅ / ❌ / 🔄 (with a rejection's reason): their vote is stored, and
-    the draft is decided when the quorum (or a fast approver) says so."""
+    the draft is decided when the quorum of `options` (or a fast approver) says so."""
     if action not in ACTIONS:
         raise ValueError(f"unknown moderation action {action!r}")
-    db, options = service.db, service.plan.moderation
     draft = draft_rows.get_draft(db, draft_id)
     if draft is None or draft["status"] != DraftStatus.PENDING:
         return VoteOutcome(None, desk_rows.votes_for(db, draft_id), already_decided=True)
@@ -126,7 +127,7 @@ async def vote(service: Service, draft_id: int, action: str, by: Moderator,
         same = [v for v in votes if _side(v["vote"]) == side]
         decided = "regenerate" if action == "regenerate" or any(v["vote"] == "regenerate" for v in same) else "reject"
         detail = reason or next((v["reason"] for v in same if v["reason"]), None)
-    if not await decide(service, draft_id, decided, by, detail=detail):
+    if not await decide(db, draft_id, decided, by, detail=detail):
         return VoteOutcome(None, votes, already_decided=True)
     return VoteOutcome(decided, votes)
 
@@ -142,25 +143,26 @@ def _edit_vote(db: Any, draft_id: int, text: str, by: Moderator) -> bool:
     return True
 
 
-async def approve_edit(service: Service, draft_id: int, text: str, by: Moderator) -> tuple[EditOutcome, str | None]:
+async def approve_edit(drafting: Drafting, options: ModerationOptions, draft_id: int, text: str,
+                       by: Moderator) -> tuple[EditOutcome, str | None]:
     """Approve a pending or queued draft with a moderator's text, when the screen for edits lets
     it through: (DONE, None), (REFUSED, the screen's reason) or (ALREADY_DECIDED, None)."""
-    refused = screen_edit(service.db, text, service.stoplist)
+    refused = drafting.screen_edit(text)
     if refused:
         return EditOutcome.REFUSED, refused
-    draft = draft_rows.get_draft(service.db, draft_id)
-    options = service.plan.moderation
+    db = drafting.db
+    draft = draft_rows.get_draft(db, draft_id)
     if draft is not None and draft["status"] == DraftStatus.PENDING and options.votes > 1 \
             and by.id not in options.fast_approvers:
-        if not await patiently(_edit_vote, service.db, draft_id, text, by):
+        if not await patiently(_edit_vote, db, draft_id, text, by):
             return EditOutcome.ALREADY_DECIDED, None
-        if not _quorum(options, by, desk_rows.votes_for(service.db, draft_id), "approve"):
+        if not _quorum(options, by, desk_rows.votes_for(db, draft_id), "approve"):
             return EditOutcome.VOTED, None
-    decided = await patiently(draft_rows.decide, service.db, draft_id, action="edit", to_status=DraftStatus.QUEUED,
+    decided = await patiently(draft_rows.decide, db, draft_id, action="edit", to_status=DraftStatus.QUEUED,
                               from_status=(DraftStatus.PENDING, DraftStatus.QUEUED), actor_id=by.id, actor_name=by.name,
                               detail="approved with an edit", final_text=text)
     if decided:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
-        await patiently(_record_edit_distance, service.db, draft_id, text)
+        await patiently(_record_edit_distance, db, draft_id, text)
         log_decision(draft_id, "edit", by)
     return (EditOutcome.DONE if decided else EditOutcome.ALREADY_DECIDED), None
 
@@ -174,7 +176,7 @@ def _record_edit_distance(db: sqlite_utils.Database, draft_id: int, text: str) -
 async def replace_draft(service: Service) -> dict | None:
     """A replacement channel draft (generated in a worker thread, screened and ranked), shown to
     the moderators; None when every candidate failed the screen."""
-    draft = await generate_draft(service, start_text="", purpose=draft_rows.CHANNEL, ok_status=DraftStatus.PENDING)
+    draft = await service.drafting.make_one(purpose=draft_rows.CHANNEL, ok_status=DraftStatus.PENDING)
     if draft is not None:
         await service.dispatch_moderation()
     return draft

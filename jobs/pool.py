@@ -1,12 +1,8 @@
-"""Keep drafts ready: the moderated channel pool and the /generate pool for subscribers.
-
-Generation runs in a worker thread; the screening and the writes happen on the caller's thread
-(sqlite connections belong to the thread that opened them).
-"""
+"""The pool's pieces: a generated draft's measures, the screen, the score that ranks what passed,
+and `store_generated`, which stores a batch as drafts with all of them (jobs/drafting.py puts them
+together for the pools, /generate and a moderator's replacement; jobs/rating.py for the rating pool)."""
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import secrets
 from dataclasses import dataclass, replace
@@ -17,15 +13,10 @@ import sqlite_utils
 from corpus.statuses import DraftStatus
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
-from corpus.store import publications as pubs
 from corpus.store.posts import has_text
 from corpus.store.shingles import longest_shared_run
-from jobs.generator import GeneratorHolder
-from jobs.patience import patiently
 from jobs.ranker import learned_ranker
 from model.sample_options import Decoding, SampleRequest
-
-log = logging.getLogger(__name__)
 
 
 def new_seeds(n: int) -> list[int]:
@@ -202,7 +193,7 @@ def screen_edit(db: sqlite_utils.Database, text: str, stoplist: StopList) -> str
 
 
 def request_columns(request: SampleRequest) -> dict:
-    """How a draft was sampled, as its drafts columns (jobs.on_request.regenerate reads them back)."""
+    """How a draft was sampled, as its drafts columns (jobs.drafting.Drafting.regenerate reads them back)."""
     return {"temperature": request.temperature, "max_length": request.max_length, "top_k": request.top_k,
             "start_text": request.start_text}
 
@@ -251,40 +242,3 @@ def store_generated(
             for draft_id in kept:
                 draft_rows.record_action(db, draft_id, "auto_approve", detail="no moderators configured")
     return kept
-
-
-async def fill_pool(
-    db: sqlite_utils.Database, generator: GeneratorHolder, *, purpose: str, target: int, batch_size: int,
-    request: SampleRequest, stoplist: StopList, moderated: bool = True, max_rounds: int = 3,
-    oversample: int = 1, screening: ScreenOptions = SCREEN,
-) -> list[int]:
-    """Top the pool of `purpose` up to `target` drafts, generating in batches in a worker thread.
-    Each round wants up to `batch_size` drafts, generates `oversample` candidates per wanted draft
-    in one batch and keeps the best-scoring that pass the screen. Channel drafts become `pending`
-    when moderated, else `queued` (auto-approved, logged)."""
-    count_statuses: tuple[str, ...]
-    if purpose == draft_rows.CHANNEL:
-        ok_status = DraftStatus.PENDING if moderated else DraftStatus.QUEUED
-        count_statuses = (DraftStatus.PENDING, DraftStatus.QUEUED)
-    else:
-        ok_status, count_statuses = DraftStatus.READY, (DraftStatus.READY,)
-    created: list[int] = []
-    for _ in range(max_rounds):
-        counts = draft_rows.count_by_status(db, purpose)
-        missing = target - sum(counts.get(s, 0) for s in count_statuses)
-        if purpose == draft_rows.CHANNEL:  # a queued draft some destinations already have is spent for
-            # them: it does not count, so a refusing destination's backlog never starves the others
-            missing += counts.get(DraftStatus.QUEUED, 0) - pubs.count_queued_unstarted(db)
-        if missing <= 0:
-            break
-        want = min(batch_size, missing)
-        seeds = new_seeds(want * max(1, oversample))
-        version, samples = await asyncio.to_thread(generator.generate_samples, seeds, request)
-        auto = purpose == draft_rows.CHANNEL and not moderated
-        ids = await patiently(store_generated, db, samples, seeds, version=version, request=request,
-                              purpose=purpose, ok_status=ok_status, stoplist=stoplist, screening=screening,
-                              auto_approve=auto, keep=want)
-        if auto and ids:
-            log.info("auto-approved drafts %s: no moderators are configured", ids)
-        created.extend(ids)
-    return created

@@ -37,9 +37,11 @@ class Service(Protocol):
     """What the rating flow uses of jobs.service.Service (which runs its pool and settling)."""
 
     db: sqlite_utils.Database
-    holder: Any     # jobs.generator.GeneratorHolder
     plan: Any       # jobs.service.ServicePlan: rate, pool, sample, screen, held_out, promote_min_ratings
-    stoplist: Any   # corpus.stoplist.StopList
+    drafting: Any   # jobs.drafting.Drafting: its stop-list
+
+    @property
+    def holder(self) -> Any: ...   # jobs.generator.GeneratorHolder
 
     async def follow_active_model(self) -> str | None: ...
 
@@ -183,7 +185,7 @@ async def fill_rating_pool(service: Service, version: str | None = None, *, targ
             made, samples = await asyncio.to_thread(service.holder.generate_samples, seeds, request,
                                                     version=name, checkpoint=checkpoint)
             created += store_generated(service.db, samples, seeds, version=made, request=request, purpose=RATING,
-                                       ok_status=DraftStatus.READY, stoplist=service.stoplist, keep=want,
+                                       ok_status=DraftStatus.READY, stoplist=service.drafting.stoplist, keep=want,
                                        screening=plan.screen)
     return created
 

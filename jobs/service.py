@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sqlite3
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +23,12 @@ from corpus.store import publications as pubs
 from jobs import desk, notices
 from jobs import scheduler as sched
 from jobs.alerts import AlertOptions, once
+from jobs.drafting import Drafting
 from jobs.generator import GeneratorHolder
 from jobs.health import DatabaseHealth
 from jobs.model_registry import active_file_problem, checkpoint_problem
 from jobs.moderation import Moderation, ModerationOptions, ModerationUnavailable
-from jobs.pool import PoolOptions, ScreenOptions, fill_pool
+from jobs.pool import PoolOptions, ScreenOptions
 from model.sample_options import SampleOptions
 from jobs.patience import DatabaseBusy, patiently
 from jobs.publish import (Publisher, PublishOptions, PublishState, close_finished, destination, publish_next,
@@ -37,7 +36,7 @@ from jobs.publish import (Publisher, PublishOptions, PublishState, close_finishe
 from jobs.curation import GenerateOptions, digest_text
 from jobs.ranker import RankerOptions, maybe_train
 from jobs.rating import RateOptions, fill_rating_pool, settle_candidates
-from jobs.tune import DEFAULT_K, resolve_options, tune_and_store
+from jobs.tune import DEFAULT_K
 from jobs.reactions import ReactionSource, collect_reactions
 
 if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torch: only where they run
@@ -52,25 +51,6 @@ log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
 PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
-
-
-_REASON_KIND = re.compile(r"[^:(0-9]+")
-
-
-def pool_run_line(purpose: str, outcomes: Sequence[tuple[str, str | None]], kept: int) -> str:
-    """A pool run in one line for the operator: drafts made, passed the screen, kept (the
-    best-scoring), and the rest by reason ("stop-list: WORD" counts as "stop-list")."""
-    reasons: Counter[str] = Counter()
-    for status, reason in outcomes:
-        if status == DraftStatus.REJECTED_AUTO:
-            match = _REASON_KIND.match(reason or "")
-            reasons[match.group().strip() if match else "screened out"] += 1
-    outranked = reasons.pop("outranked", 0)
-    rejected = sum(reasons.values())
-    line = f"pool run ({purpose}): made {len(outcomes)}, passed {kept + outranked}, kept {kept}, outranked {outranked}"
-    if rejected:
-        line += f"; rejected {rejected}: " + ", ".join(f"{why} {n}" for why, n in reasons.most_common())
-    return line
 
 
 def moderation_problem(db: sqlite_utils.Database) -> str:
@@ -109,8 +89,10 @@ class Service:
                  retrainer: Callable[[], RetrainResult] | None = None,
                  backuper: Callable[[], Path] | None = None,
                  first_training: FirstTraining | None = None) -> None:
-        self.db, self.holder, self.plan = db, holder, plan
-        self.publishers, self.moderation, self.stoplist = list(publishers), moderation, stoplist
+        self.db, self.plan = db, plan
+        self.drafting = Drafting(db, holder, stoplist, sample=plan.sample, screen=plan.screen, pool=plan.pool,
+                                 max_rounds=plan.max_rounds)
+        self.publishers, self.moderation = list(publishers), moderation
         self.reaction_sources, self.scraper, self.retrainer = list(reaction_sources), scraper, retrainer
         self.backuper, self.first_training = backuper, first_training
         self.first_training_task: asyncio.Task | None = None
@@ -119,6 +101,11 @@ class Service:
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
         self.publish_retry_seconds = PUBLISH_RETRY_SECONDS
         self.health = DatabaseHealth(db, lambda text: self.moderation.notify(text))
+
+    @property
+    def holder(self) -> GeneratorHolder:
+        """The loaded model (the drafting's), which the service swaps after a promotion or activation."""
+        return self.drafting.holder
 
     async def startup(self) -> None:
         """Reconcile interrupted publications and start the first model's training, if one is due."""
@@ -178,27 +165,13 @@ class Service:
         log.info("now generating with model %s (made active in the database)", version)
         return version
 
-    def sample_options(self) -> SampleOptions:
-        """The plan's sampling options for the loaded model: temperature "auto" is its tuned one."""
-        return resolve_options(self.db, self.holder.version, self.plan.sample)
-
     async def tune(self) -> TuneResult | None:
         """`buhurt tune` for the loaded model, stored with its version (after a promotion)."""
-        return await tune_and_store(self.db, self.holder, self.stoplist, options=self.plan.sample,
-                                    k=self.plan.tune_posts, screening=self.plan.screen)
-
-    def pool_kwargs(self) -> dict:
-        """fill_pool's arguments from the plan (the pool job and the /generate refill share them)."""
-        plan = self.plan
-        return dict(batch_size=plan.pool.batch_size, request=self.sample_options().request(), stoplist=self.stoplist,
-                    max_rounds=plan.max_rounds, oversample=plan.pool.oversample, screening=plan.screen)
+        return await self.drafting.tune(self.plan.tune_posts)
 
     async def fill_pools(self) -> list[int]:
         await self.follow_active_model()
-        created = await self._logged_pool_run(
-            draft_rows.CHANNEL, (DraftStatus.PENDING, DraftStatus.QUEUED),
-            fill_pool(self.db, self.holder, purpose=draft_rows.CHANNEL, target=self.plan.pool.channel_size,
-                      moderated=self.moderation.enabled, **self.pool_kwargs()))
+        created = await self.drafting.fill(draft_rows.CHANNEL, moderated=self.moderation.enabled)
         created += await self.fill_subscriber_pool()
         if self.moderation.enabled:
             await self.dispatch_moderation()
@@ -216,22 +189,9 @@ class Service:
         return bool(getattr(self.moderation, "enabled", False)) or self.plan.rate.subscribers
 
     async def fill_subscriber_pool(self) -> list[int]:
-        """Top the /generate pool up to `subscriber_pool` ready drafts (the pool job, and the
+        """Top the /generate pool up to `subscriber_size` ready drafts (the pool job, and the
         refill after a subscriber took one)."""
-        return await self._logged_pool_run(
-            draft_rows.SUBSCRIBER, (DraftStatus.READY,),
-            fill_pool(self.db, self.holder, purpose=draft_rows.SUBSCRIBER, target=self.plan.pool.subscriber_size,
-                      **self.pool_kwargs()))
-
-    async def _logged_pool_run(self, purpose: str, ok_statuses: tuple[str, ...],
-                               run: Awaitable[list[int]]) -> list[int]:
-        """Await a pool run and log it (`pool_run_line`) when it made drafts."""
-        since = draft_rows.last_id(self.db)
-        created = await run
-        outcomes = draft_rows.outcomes_since(self.db, since, purpose, (*ok_statuses, DraftStatus.REJECTED_AUTO))
-        if outcomes:
-            log.info("%s", pool_run_line(purpose, outcomes, len(created)))
-        return created
+        return await self.drafting.fill(draft_rows.SUBSCRIBER)
 
     async def dispatch_moderation(self) -> int:
         """Show pending drafts that the moderators have not seen yet."""

@@ -166,22 +166,3 @@ def resolve_options(db: sqlite_utils.Database, version: str, options: SampleOpti
     if options.temperature != "auto":
         return options
     return replace(options, temperature=resolved_temperature("auto", tuned_temperature(db, version)))
-
-
-async def tune_and_store(db: sqlite_utils.Database, holder: GeneratorHolder, stoplist: StopList, *,
-                         options: SampleOptions, k: int = DEFAULT_K,
-                         screening: ScreenOptions = SCREEN) -> TuneResult | None:
-    """Tune the holder's current model (generation in a worker thread, the screen on this one) and
-    store the result; a failure is a log line, not an error (run after a promotion: the model stays
-    usable at the fallback temperature)."""
-    import asyncio
-
-    try:
-        grid = await asyncio.to_thread(sample_grid, holder, options=options, k=k)
-        result = score_grid(db, grid, stoplist, options=options, screening=screening)
-        store_tuned(db, holder.version, result)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("tune of model %s failed: %s; sampling at %s", holder.version, exc, FALLBACK_TEMPERATURE)
-        return None
-    log.info("tuned model %s: temperature %s", holder.version, result.temperature)
-    return result

@@ -286,8 +286,10 @@ def test_holder_gives_tidied_samples_with_their_measures(holder):
 
 
 def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, holder, tiny_checkpoint, caplog):
-    from jobs.on_request import regenerate
     from corpus.store import model_versions as model_rows
+    from jobs.drafting import Drafting
+
+    regenerate = Drafting(db, holder, StopList()).regenerate
 
     model_rows.register_model(db, holder.version, str(tiny_checkpoint), val_bpc=None, status="active")
     seed = 7
@@ -299,12 +301,12 @@ def test_meme_regenerates_old_unconstrained_drafts_and_new_known_word_ones(db, h
                            max_length=150, purpose="subscriber", status="served")      # words NULL: made before
     new = drafts.add_draft(db, text=known, model_version=holder.version, temperature=1.2, seed=seed,
                            max_length=150, purpose="subscriber", status="served", measures={"decoding": "known/ru"})
-    assert asyncio.run(regenerate(db, holder, drafts.get_draft(db, old))) == (raw, True)
-    assert asyncio.run(regenerate(db, holder, drafts.get_draft(db, new))) == (known, True)
+    assert asyncio.run(regenerate(drafts.get_draft(db, old))) == (raw, True)
+    assert asyncio.run(regenerate(drafts.get_draft(db, new))) == (known, True)
     assert "regenerated differently" not in caplog.text      # both made again, not the stored text shown
     wrong = drafts.add_draft(db, text=raw, model_version=holder.version, temperature=1.2, seed=seed,
                              max_length=150, purpose="subscriber", status="served", measures={"decoding": "known/ru"})
-    asyncio.run(regenerate(db, holder, drafts.get_draft(db, wrong)))
+    asyncio.run(regenerate(drafts.get_draft(db, wrong)))
     assert "regenerated differently" in caplog.text          # the check above can fail
 
 

@@ -17,7 +17,8 @@ from corpus.store import drafts
 from corpus.store.posts import add_posts
 from corpus.store.shingles import index_size, longest_shared_run
 from jobs.generator import GeneratorHolder
-from jobs.pool import Measures, ScreenOptions, fill_pool, score, screen, store_generated, stored_request
+from jobs.drafting import Drafting
+from jobs.pool import Measures, PoolOptions, ScreenOptions, score, screen, store_generated, stored_request
 from model.sample_options import SampleOptions
 from model.sample import Sample
 
@@ -127,9 +128,9 @@ def test_score_prefers_fluent_readable_drafts_far_from_the_corpus():
 
 def test_pool_oversamples_with_the_real_model(db, tiny_checkpoint):
     holder = GeneratorHolder(tiny_checkpoint)
-    created = asyncio.run(fill_pool(db, holder, purpose=drafts.SUBSCRIBER, target=3, batch_size=3,
-                                    request=SampleOptions(0.8, 150, 0).request(), stoplist=NO_STOP, max_rounds=20,
-                                    oversample=3))
+    drafting = Drafting(db, holder, NO_STOP, sample=SampleOptions(0.8, 150, 0), max_rounds=20,
+                        pool=PoolOptions(subscriber_size=3, batch_size=3, oversample=3))
+    created = asyncio.run(drafting.fill(drafts.SUBSCRIBER))
     assert len(created) == 3
     rows = list(db.query("SELECT * FROM drafts"))
     assert len(rows) >= 9          # the first round: 3 wanted x 3 candidates

@@ -251,7 +251,7 @@ def test_commands_in_a_group_the_bot_does_not_serve_are_ignored(tmp_path, server
 
 
 def test_generate_and_meme_go_through_the_screen(tmp_path, server):
-    from jobs.on_request import SEEDS_PER_REQUEST
+    from jobs.drafting import SEEDS_PER_REQUEST
     from corpus.store.posts import add_posts
 
     settings = make_settings(tmp_path, server, telegram={"user_burst": 100})   # retries are no flood

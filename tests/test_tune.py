@@ -80,11 +80,11 @@ def test_a_promoted_model_is_tuned_and_auto_uses_it(db, tiny_checkpoint):
                        pool=PoolOptions(channel_size=0, subscriber_size=0))
     service = Service(db, holder, plan=plan, publishers=[RecordingChannel()], moderation=Moderators(),
                       stoplist=StopList())
-    assert service.sample_options().temperature == FALLBACK_TEMPERATURE
+    assert service.drafting.options().temperature == FALLBACK_TEMPERATURE
     service.retrainer = lambda: SimpleNamespace(promoted=True, checkpoint=tiny_checkpoint)
     asyncio.run(service.retrain())
     tuned = tuned_temperature(db, holder.version)
-    assert tuned is not None and service.sample_options().temperature == tuned
+    assert tuned is not None and service.drafting.options().temperature == tuned
 
 
 def test_auto_is_resolved_one_way_everywhere():

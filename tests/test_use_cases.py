@@ -10,6 +10,7 @@ from corpus.stoplist import StopList
 from corpus.store import drafts, publications
 from corpus.store.reactions import latest_counts
 from jobs import decisions, on_request
+from jobs.curation import take_ready_for
 from jobs.decisions import EditOutcome, Moderator
 from jobs.generator import GeneratorHolder
 from jobs.moderation import AutoApprove
@@ -35,29 +36,32 @@ def pending_draft(db, message_id: str) -> int:
 
 def test_a_decision_is_taken_once_from_the_drafts_own_message(service, db):
     one = pending_draft(db, "7")
-    assert decisions.draft_shown_in(service, one, -100, 7)["id"] == one
-    assert decisions.draft_shown_in(service, one, -100, 8) is None      # a stale or tampered button
-    assert decisions.draft_shown_in(service, one + 1, -100, 7) is None
-    assert asyncio.run(decisions.decide(service, one, "approve", MOD))
-    assert not asyncio.run(decisions.decide(service, one, "reject", Moderator(6, "@late")))   # decided already
+    assert decisions.draft_shown_in(db, one, -100, 7)["id"] == one
+    assert decisions.draft_shown_in(db, one, -100, 8) is None      # a stale or tampered button
+    assert decisions.draft_shown_in(db, one + 1, -100, 7) is None
+    assert asyncio.run(decisions.decide(db, one, "approve", MOD))
+    assert not asyncio.run(decisions.decide(db, one, "reject", Moderator(6, "@late")))   # decided already
     assert drafts.get_draft(db, one)["status"] == "queued"
     assert [(a["action"], a["actor_id"]) for a in drafts.actions_for(db, one)] == [("approve", "5")]
     with pytest.raises(ValueError, match="publish"):
-        asyncio.run(decisions.decide(service, pending_draft(db, "9"), "publish", MOD))
+        asyncio.run(decisions.decide(db, pending_draft(db, "9"), "publish", MOD))
 
 
 def test_an_edit_passes_the_edit_screen_and_a_decided_draft_takes_none(service, db):
     one, other = pending_draft(db, "7"), pending_draft(db, "8")
-    outcome, reason = asyncio.run(decisions.approve_edit(service, one, "ТАМ ГРЕЧКА\n@\nОПЯТЬ", MOD))
+
+    def approve_edit(draft_id, text):
+        return asyncio.run(decisions.approve_edit(service.drafting, service.plan.moderation, draft_id, text, MOD))
+
+    outcome, reason = approve_edit(one, "ТАМ ГРЕЧКА\n@\nОПЯТЬ")
     assert outcome is EditOutcome.REFUSED and reason.startswith("stop-list")
     assert drafts.get_draft(db, one)["status"] == "pending" and drafts.get_draft(db, one)["final_text"] is None
-    assert asyncio.run(decisions.approve_edit(service, one, "ТАМ КАША\n@\nОПЯТЬ", MOD)) == (EditOutcome.DONE, None)
+    assert approve_edit(one, "ТАМ КАША\n@\nОПЯТЬ") == (EditOutcome.DONE, None)
     assert drafts.get_draft(db, one)["status"] == "queued"
     assert drafts.get_draft(db, one)["final_text"] == "ТАМ КАША\n@\nОПЯТЬ"
-    assert decisions.draft_for_reply(service, "-100", "8")["id"] == other
-    assert asyncio.run(decisions.decide(service, other, "reject", MOD))
-    assert asyncio.run(decisions.approve_edit(service, other, "ТАМ КАША\n@\nОПЯТЬ", MOD)) == \
-        (EditOutcome.ALREADY_DECIDED, None)
+    assert decisions.draft_for_reply(db, "-100", "8")["id"] == other
+    assert asyncio.run(decisions.decide(db, other, "reject", MOD))
+    assert approve_edit(other, "ТАМ КАША\n@\nОПЯТЬ") == (EditOutcome.ALREADY_DECIDED, None)
 
 
 def test_pushed_reaction_totals_find_the_publication_under_any_of_its_names(db):
@@ -73,11 +77,11 @@ def test_pushed_reaction_totals_find_the_publication_under_any_of_its_names(db):
     assert record_pushed_counts(db, "telegram", ["-1001", "@chan"], 99, {"👍": 1}) == ("-1001", {"👍": 1})
 
 
-def test_only_a_meme_someone_has_seen_is_shown_again(service, db):
+def test_only_a_meme_someone_has_seen_is_shown_again(db):
     seen = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
                             purpose=drafts.SUBSCRIBER, status="ready")
-    assert on_request.shown_meme(service, seen) is None                 # still in the pool
-    assert asyncio.run(on_request.take_ready(service))["id"] == seen
-    assert asyncio.run(on_request.take_ready(service)) is None                       # served exactly once
-    assert on_request.shown_meme(service, seen)["status"] == "served"
-    assert on_request.shown_meme(service, seen + 1) is None
+    assert on_request.shown_meme(db, seen) is None                      # still in the pool
+    assert take_ready_for(db, "7")["id"] == seen                         # a subscriber takes it
+    assert take_ready_for(db, "8") is None                               # served exactly once
+    assert on_request.shown_meme(db, seen)["status"] == "served"
+    assert on_request.shown_meme(db, seen + 1) is None

@@ -77,10 +77,11 @@ def _decided_line(outcome: VoteOutcome, user: User, reason: str | None) -> str:
 async def cast(context: Context, draft: dict[str, Any], action: str, user: User, reason: str | None) -> VoteOutcome:
     """One moderator's vote on a pending draft; the message shows the votes or the decision."""
     bot_data = context.bot_data
-    outcome = await decisions.vote(bot_data.service, draft["id"], action, _moderator(user), reason)
+    outcome = await decisions.vote(bot_data.db, bot_data.service.plan.moderation, draft["id"], action,
+                                   _moderator(user), reason)
     if outcome.already_decided:
         return outcome
-    fresh = decisions.draft_for_reply(bot_data.service, draft["moderation_chat_id"], draft["moderation_message_id"])
+    fresh = decisions.draft_for_reply(bot_data.db, draft["moderation_chat_id"], draft["moderation_message_id"])
     shown = fresh or draft
     if outcome.decided is None:
         await _show_votes(context.bot, bot_data, shown, outcome.votes)
@@ -115,7 +116,7 @@ async def on_button(update: Update, context: Context) -> None:
         return
     query, match = pressed
     message = query.message
-    draft = decisions.draft_shown_in(bot_data.service, int(match.group(2)), message.chat.id, message.message_id) \
+    draft = decisions.draft_shown_in(bot_data.db, int(match.group(2)), message.chat.id, message.message_id) \
         if match and message is not None else None
     if draft is None or match is None:
         await query.answer(texts.STALE_BUTTON)
@@ -154,7 +155,7 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     message, user, bot_data = update.effective_message, update.effective_user, context.bot_data
     if message is None or message.reply_to_message is None:
         return
-    draft = decisions.draft_for_reply(bot_data.service, message.chat_id, message.reply_to_message.message_id)
+    draft = decisions.draft_for_reply(bot_data.db, message.chat_id, message.reply_to_message.message_id)
     if draft is None:
         return  # a reply to something that is not a draft: ordinary chat
     if user is None or not bot_data.moderation.allowed(user):
@@ -167,7 +168,9 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if len(text) > MessageLimit.MAX_TEXT_LENGTH:
         await message.reply_text(texts.EDIT_TOO_LONG.format(length=len(text)))
         return
-    outcome, refused = await decisions.approve_edit(bot_data.service, draft["id"], text, _moderator(user))
+    service = bot_data.service
+    outcome, refused = await decisions.approve_edit(service.drafting, service.plan.moderation, draft["id"], text,
+                                                    _moderator(user))
     if refused is not None:
         log.info("edit of draft %s by %s refused: %s", draft["id"], user.id, refused)
         await message.reply_text(edit_refusal(refused))
@@ -175,8 +178,8 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if outcome is EditOutcome.ALREADY_DECIDED:
         await message.reply_text(texts.ALREADY_DECIDED)
         return
-    fresh = decisions.draft_for_reply(bot_data.service, message.chat_id, message.reply_to_message.message_id) or draft
-    votes = decisions.votes(bot_data.service, draft["id"])
+    fresh = decisions.draft_for_reply(bot_data.db, message.chat_id, message.reply_to_message.message_id) or draft
+    votes = decisions.votes(bot_data.db, draft["id"])
     need = bot_data.moderation.need
     if outcome is EditOutcome.VOTED:
         await _show_votes(context.bot, bot_data, fresh, votes)
@@ -196,7 +199,7 @@ async def reject_command(update: Update, context: Context) -> None:
         await message.reply_text(texts.NOT_ALLOWED)
         return
     reason = " ".join(context.args or []).strip()[:200]
-    draft = decisions.draft_for_reply(bot_data.service, message.chat_id, message.reply_to_message.message_id) \
+    draft = decisions.draft_for_reply(bot_data.db, message.chat_id, message.reply_to_message.message_id) \
         if message.reply_to_message is not None else None
     if draft is None or not reason:
         await message.reply_text(texts.REJECT_USAGE)
