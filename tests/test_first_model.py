@@ -39,7 +39,7 @@ def test_start_is_answered_while_the_first_model_trains(tmp_path, server, tiny_c
 
     settings = first_run_settings(tmp_path, server, tiny_corpus_file, max_iterations=4)
     caplog.set_level(logging.INFO)
-    application = build_application(settings, schedule=False)   # returns at once: no training yet
+    application = build_application(settings)   # returns at once: no training yet
     service = application.bot_data.service
     bundled = file_version(bundled_checkpoint())
     assert service.holder.version == bundled and service.first_training is not None
@@ -54,7 +54,7 @@ def test_start_is_answered_while_the_first_model_trains(tmp_path, server, tiny_c
     service.first_training.train = gated
 
     async def main():
-        async with running(application, poll_timeout=1):
+        async with running(application, schedule=False, poll_timeout=1):
             await until(started.is_set)
             answer = await reply_to(server, USER, "/start", user_id=USER)
             assert answer["text"] == texts.START + "\n\n" + texts.FIRST_MODEL_TRAINING
@@ -76,11 +76,11 @@ def test_stopping_the_service_stops_the_first_training(tmp_path, server, tiny_co
 
     settings = first_run_settings(tmp_path, server, tiny_corpus_file, max_iterations=10**7, max_minutes=30.0)
     caplog.set_level(logging.INFO)
-    application = build_application(settings, schedule=False)
+    application = build_application(settings)
     service = application.bot_data.service
 
     async def main():
-        async with running(application, poll_timeout=1):
+        async with running(application, schedule=False, poll_timeout=1):
             await until(lambda: service.training_first_model)
             await until(lambda: list((settings.data_dir / "checkpoints").glob("run-*/run.json")))   # the child runs
 

@@ -1,11 +1,13 @@
 """The long-running service's life cycle (issue 14, points 6 and 7): a 401 on getUpdates mid-run,
-401s that persist, one `buhurt run` per data folder, and SIGTERM, through the real
+401s that persist, one `buhurt run` per data folder, SIGTERM, and the one lifecycle (`started`)
+that `run` and `run --once` share releasing what they hold whatever happened, through the real
 python-telegram-bot client against the fake Bot API server (and real processes for the last two)."""
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 
@@ -44,7 +46,7 @@ def test_401s_in_a_row_end_the_service_with_one_line(tmp_path, server, monkeypat
     server.fail("getUpdates", 401, times=1000)  # the token was revoked
 
     with pytest.raises(BotError) as raised:
-        asyncio.run(serve(build_application(settings, schedule=False), poll_timeout=1))
+        asyncio.run(serve(build_application(settings), schedule=False, poll_timeout=1))
     message = str(raised.value)
     assert "401" in message and "restarts" in message and "\n" not in message and server.token not in message
     assert len([c for c in server.calls_of("getUpdates", ok_only=False) if c.status == 401]) == TOKEN_RETRIES
@@ -55,6 +57,22 @@ def start(config, *args: str) -> subprocess.Popen:
     env.pop("BUHURT_TELEGRAM_TOKEN", None)
     return subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run", *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("once", [True, False])
+def test_both_lifecycles_release_what_they_hold_when_get_me_is_refused(tmp_path, server, once):
+    from bot.telegram.runner import build_application, run_cycle, serve
+
+    settings = make_settings(tmp_path, server)
+    server.fail("getMe", 403, times=1000, description="Forbidden: bot was blocked")
+    application = build_application(settings)
+    db, posting = application.bot_data.db, application.channel_bot
+    assert posting is not None   # make_settings configures a channel: its posts have their own Bot
+    with pytest.raises(BotError, match="refused getMe"):
+        asyncio.run(run_cycle(application) if once else serve(application, schedule=False, poll_timeout=1))
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        db.execute("SELECT 1")
+    assert posting.request._client.is_closed   # the channel posts' HTTP client too
 
 
 def test_one_service_per_data_folder_a_401_is_survived_and_sigterm_ends_cleanly(tmp_path, server):

@@ -125,7 +125,7 @@ def test_a_get_updates_that_never_answers_is_given_up_after_the_wait(tmp_path, s
     release = server.hold("getUpdates", "None")  # getUpdates carries no chat_id
 
     async def main():
-        application = build_application(settings, schedule=False)
+        application = build_application(settings)
         await application.initialize()
         try:
             return await process_pending(application, wait_seconds=0.5)

@@ -33,7 +33,7 @@ def vk(monkeypatch):
 
 async def listening(app) -> None:
     """The bot's VK long poll is set up (VK sends a long poll only what comes after it asked)."""
-    await until(app.bot_data.vk_messages.listening.is_set)
+    await until(app.vk_messages.listening.is_set)
 
 
 async def ask(vk: FakeVk, user: int, text: str) -> str:

@@ -1,8 +1,10 @@
 """The Telegram composition: the PTB Application, the moderation and channel publishers, the
-Service from bot.app.build_services, every handler in one block, and start/stop of the jobs on
-PTB's own event loop (post_init / post_shutdown).
+Service from bot.app.build_services, every handler in one block, and one lifecycle (`started`):
+getMe and the jobs' start-up on the way in, the schedule, the database and the Application
+released on the way out, whatever happened. `running` (the long-running bot) and `run_cycle`
+(`run --once`) both run inside it.
 
-Updates come from our own getUpdates loop (`poll_updates`) rather than PTB's Updater, whose loop
+Updates come from our own getUpdates loop (`Poller`) rather than PTB's Updater, whose loop
 gives up for good on a 401 and leaves a process that is alive and answers nothing: here a 401 is
 retried with back-off, and TOKEN_RETRIES of them in a row end the process with one line (exit 2)
 so that the supervisor restarts it; a network error or a 5xx is retried with back-off for ever.
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, cast
 
 from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat, Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
@@ -39,6 +42,9 @@ from bot.telegram.moderators_chat import TelegramModeration
 from bot.telegram.reactions import on_reaction_count
 from bot.telegram.startup import initialize, retry_seconds
 
+if TYPE_CHECKING:
+    from bot.vk.messages import VkMessages
+
 log = logging.getLogger(__name__)
 
 # message_reaction_count is sent only when asked for by name (and only to a channel admin).
@@ -60,31 +66,43 @@ def _without_traceback(record: logging.LogRecord) -> bool:
 logging.getLogger("telegram.ext.AIORateLimiter").addFilter(_without_traceback)
 
 
-def build_application(settings: Settings, *, schedule: bool = True) -> Application:
-    """The Application with its services in bot_data; `schedule`: start the jobs in post_init."""
+class BotApplication(Application):
+    """PTB's Application (built by `build_application` through ApplicationBuilder.application_class)
+    with what runs beside it in this process and only the lifecycle touches: the channel posts' own
+    Bot, closed at the end, and the VK community's messages, answered while the bot polls. What the
+    handlers read is its `bot_data` (a BotData)."""
+
+    def __init__(self, *, channel_bot: Bot | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.channel_bot = channel_bot
+        self.vk_messages: VkMessages | None = None   # vk.messages_group_id
+
+
+def build_application(settings: Settings) -> BotApplication:
+    """The Application with its services in bot_data and every handler registered."""
     tg = settings.telegram
     REDACTOR.add(tg.token.reveal())
-    application = (
+    # channel posts through their own Bot: a 429 on a post never pauses replies (bot/telegram/channel.py)
+    posting = channel_bot(tg.token.reveal(), tg.base_url) if tg.channels else None
+    application = cast(BotApplication, (
         ApplicationBuilder().token(tg.token.reveal()).base_url(tg.base_url)
+        .application_class(BotApplication, {"channel_bot": posting})
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)
         .job_queue(None)  # jobs/ owns the one APScheduler, on this same event loop
         .context_types(CONTEXT_TYPES)  # context.bot_data is a BotData
-        .post_init(_post_init).post_shutdown(_post_shutdown)
         .build()
-    )
+    ))
     moderation = TelegramModeration(application.bot, tg.moderators_chat, tg.moderators,
                                     reasons=settings.moderation.reject_reasons, need=settings.moderation.votes)
-    # channel posts through their own Bot: a 429 on a post never pauses replies (bot/telegram/channel.py)
-    posting = channel_bot(tg.token.reveal(), tg.base_url) if tg.channels else None
     publishers = [TelegramChannel(posting, chat) for chat in tg.channels]
     services = build_services(settings, publishers=publishers, moderation=moderation)
     data = bot_data(application)
-    data.wire(settings, services, moderation, subscriber_limits(settings), schedule=schedule, channel_bot=posting)
+    data.wire(settings, services, moderation, subscriber_limits(settings))
     if settings.vk.messages_group_id:   # the VK community's messages, served beside Telegram
         from bot.vk.messages import VkMessages
 
-        data.vk_messages = VkMessages(settings.vk, data)
+        application.vk_messages = VkMessages(settings.vk, data)
     register_handlers(application, settings)
     return application
 
@@ -139,33 +157,43 @@ def register_handlers(application: Application, settings: Settings) -> None:
     application.add_error_handler(on_error)
 
 
-async def _post_init(application: Application) -> None:
-    """Reconcile interrupted publications, publish the command list, start the schedule."""
+@contextlib.asynccontextmanager
+async def started(application: BotApplication, *, schedule: bool) -> AsyncIterator[BotData]:
+    """The application ready for work: the Bot API reached (getMe, retried with back-off), the jobs'
+    start-up (interrupted publications reconciled, the first model's training started), the command
+    menus published and, with `schedule`, the jobs scheduled. On the way out, whatever happened
+    (getMe refused included): the schedule stopped, a /generate refill cancelled, the channel posts'
+    Bot closed, the database closed and the Application shut down."""
     data = bot_data(application)
-    await data.service.startup()
+    try:
+        tg = data.settings.telegram
+        await initialize(application, base_url=tg.base_url, wait_seconds=tg.startup_wait_seconds)
+        await data.service.startup()
+        await _publish_commands(application.bot, tg.moderators_chat)
+        if schedule:
+            data.service.start_schedule()
+        yield data
+    finally:
+        data.service.stop_schedule()
+        task = data.limits.refill_task
+        if task is not None and not task.done():
+            task.cancel()
+        posting = application.channel_bot
+        if posting is not None:  # never initialize()d (no second getMe): close its HTTP client here
+            with contextlib.suppress(Exception):
+                await posting.request.shutdown()
+        data.db.close()
+        await application.shutdown()
+
+
+async def _publish_commands(bot: Bot, moderators_chat: int | str | None) -> None:
+    """The command menus: the subscribers' in private chats, the desk's in the moderators' chat."""
     with contextlib.suppress(TelegramError):
-        await application.bot.set_my_commands([BotCommand(*c) for c in texts.COMMANDS],
-                                              scope=BotCommandScopeAllPrivateChats())
-    chat = data.settings.telegram.moderators_chat
-    if chat:  # the desk's commands in the moderators' chat menu
+        await bot.set_my_commands([BotCommand(*c) for c in texts.COMMANDS], scope=BotCommandScopeAllPrivateChats())
+    if moderators_chat:
         with contextlib.suppress(TelegramError):
-            await application.bot.set_my_commands([BotCommand(*c) for c in texts.MODERATOR_COMMANDS],
-                                                  scope=BotCommandScopeChat(chat))
-    if data.schedule:
-        data.service.start_schedule()
-
-
-async def _post_shutdown(application: Application) -> None:
-    data = bot_data(application)
-    data.service.stop_schedule()
-    task = data.limits.refill_task
-    if task is not None and not task.done():
-        task.cancel()
-    posting = data.channel_bot
-    if posting is not None:  # never initialize()d (no second getMe): close its HTTP client here
-        with contextlib.suppress(Exception):
-            await posting.request.shutdown()
-    data.db.close()
+            await bot.set_my_commands([BotCommand(*c) for c in texts.MODERATOR_COMMANDS],
+                                      scope=BotCommandScopeChat(moderators_chat))
 
 
 def _backoff(attempt: int) -> float:
@@ -230,56 +258,50 @@ class Poller:
 
 
 @contextlib.asynccontextmanager
-async def running(application: Application, *, poll_timeout: float = POLL_TIMEOUT_SECONDS,
-                  stop: asyncio.Event | None = None) -> AsyncIterator[Application]:
-    """The long-running bot inside an existing event loop (the service, tests, the benchmark):
-    `bot_data.stop` ends the polling, `bot_data.poller` is its task (see `serve`)."""
-    stop = stop or asyncio.Event()
-    try:
-        await _initialize(application)  # getMe, retried with back-off while the Bot API is unreachable
-    except BaseException:
-        await _post_shutdown(application)
-        raise
+async def _polling(application: BotApplication, *, timeout: float, stop: asyncio.Event) -> AsyncIterator[asyncio.Task]:
+    """Inside `started`: the Application handling updates, the Poller feeding it (its task is
+    yielded) and the VK messages answered. On the way out: the polling ends, the VK answers and the
+    running jobs finish (at most SHUTDOWN_GRACE_SECONDS), then the updates being handled, and what
+    was fetched is confirmed."""
+    data = bot_data(application)
+    poller = Poller(application, timeout=timeout, stop=stop)
     log.info("polling Telegram for %s", ", ".join(ALLOWED_UPDATES))
+    await application.start()
+    task = asyncio.create_task(poller.run(), name="buhurt:poll_updates")
+    messages = application.vk_messages
+    if messages is not None:
+        messages.start()
     try:
-        await _post_init(application)
-        poller = Poller(application, timeout=poll_timeout, stop=stop)
-        await application.start()
-        task = asyncio.create_task(poller.run(), name="buhurt:poll_updates")
-        data = bot_data(application)
-        data.stop, data.poller = stop, task
-        if data.vk_messages is not None:
-            data.vk_messages.start()
-        try:
-            yield application
-        finally:
-            stop.set()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task  # its failure, if any, was raised by `serve`
-            if data.vk_messages is not None:
-                await data.vk_messages.stop(SHUTDOWN_GRACE_SECONDS)
-            await data.service.stop(SHUTDOWN_GRACE_SECONDS)  # running jobs finish
-            await application.stop()  # the updates being handled are finished
-            await poller.confirm()
+        yield task
     finally:
-        await _post_shutdown(application)
-        await application.shutdown()
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task  # its failure, if any, was raised by `serve`
+        if messages is not None:
+            await messages.stop(SHUTDOWN_GRACE_SECONDS)
+        await data.service.stop(SHUTDOWN_GRACE_SECONDS)  # running jobs finish
+        await application.stop()  # the updates being handled are finished
+        await poller.confirm()
 
 
-async def _initialize(application: Application) -> None:
-    tg = bot_data(application).settings.telegram
-    await initialize(application, base_url=tg.base_url, wait_seconds=tg.startup_wait_seconds)
+@contextlib.asynccontextmanager
+async def running(application: BotApplication, *, schedule: bool = True, poll_timeout: float = POLL_TIMEOUT_SECONDS,
+                  stop: asyncio.Event | None = None) -> AsyncIterator[BotApplication]:
+    """The long-running bot inside an existing event loop (tests, the benchmark): `started`, then
+    polling until the block ends or `stop` is set."""
+    async with (started(application, schedule=schedule),
+                _polling(application, timeout=poll_timeout, stop=stop or asyncio.Event())):
+        yield application
 
 
-async def serve(application: Application, *, poll_timeout: float = POLL_TIMEOUT_SECONDS,
+async def serve(application: BotApplication, *, schedule: bool = True, poll_timeout: float = POLL_TIMEOUT_SECONDS,
                 stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (SIGTERM/SIGINT in `run_telegram`) or the polling gives up; in the
     latter case its error (one line, a BotError) is raised after a clean shutdown."""
-    async with running(application, poll_timeout=poll_timeout, stop=stop) as app:
-        data = bot_data(app)
-        stop, task = data.stop, data.poller
-        assert stop is not None and task is not None
+    stop = stop or asyncio.Event()
+    async with (started(application, schedule=schedule),
+                _polling(application, timeout=poll_timeout, stop=stop) as task):
         stopped = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({stopped, task}, return_when=asyncio.FIRST_COMPLETED)
@@ -338,12 +360,9 @@ async def _pending_updates(bot: Bot, wait_seconds: float, **kwargs: object) -> t
     return None
 
 
-async def run_cycle(application: Application) -> dict:
+async def run_cycle(application: BotApplication) -> dict:
     """`buhurt run --once`: pending updates, then pool -> moderators -> publish -> reactions."""
-    await _initialize(application)
-    try:
-        await _post_init(application)
-        data = bot_data(application)
+    async with started(application, schedule=False) as data:
         await data.service.first_model_trained()   # the cycle's drafts come from it
         handled = await process_pending(application)
         result = await data.service.run_once()
@@ -351,14 +370,11 @@ async def run_cycle(application: Application) -> dict:
         if task is not None:
             await task
         return {**result, "updates": handled}
-    finally:
-        await _post_shutdown(application)
-        await application.shutdown()
 
 
 def run_telegram(settings: Settings, *, once: bool) -> None:
     """`buhurt run` with a token: one cycle and exit, or poll until SIGINT/SIGTERM."""
-    application = build_application(settings, schedule=not once)
+    application = build_application(settings)
     if once:
         result = asyncio.run(run_cycle(application))
         published = result["published"]
@@ -368,7 +384,7 @@ def run_telegram(settings: Settings, *, once: bool) -> None:
     asyncio.run(_serve_with_signals(application))  # getMe with its start-up retries, then polling
 
 
-async def _serve_with_signals(application: Application) -> None:
+async def _serve_with_signals(application: BotApplication) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

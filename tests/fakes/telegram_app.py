@@ -114,8 +114,8 @@ async def bot_running(settings) -> AsyncIterator[Any]:
     """The long-running bot (polling the fake server), without the scheduler."""
     from bot.telegram.runner import build_application, running
 
-    application = build_application(settings, schedule=False)
-    async with running(application, poll_timeout=1) as app:
+    application = build_application(settings)
+    async with running(application, schedule=False, poll_timeout=1) as app:
         yield app
 
 
