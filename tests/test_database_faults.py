@@ -109,7 +109,7 @@ def test_an_emptied_database_is_refused_not_started_afresh(tmp_path, server, emp
         import sqlite3
 
         sqlite3.connect(database).execute("PRAGMA user_version = 1").connection.close()
-    config = write_config(tmp_path, server, corpus={"seed_with_sample": True}, model={"use_bundled": True})
+    config = write_config(tmp_path, server, corpus={"seed_with_sample": True}, startup={"use_bundled_model": True})
     result = buhurt("--config", str(config), "run", "--once")
     line = assert_one_line(result, str(database), "a database existed here", "restore the newest backup",
                            "Backups")
