@@ -69,7 +69,7 @@ def _own_field_docs(klass: type) -> dict[str, str]:
             if line in comments:
                 docs[tok.string] = comments[line]
                 continue
-            above = []
+            above: list[str] = []
             while line - 1 in comments and line - 1 not in code_lines:
                 line -= 1
                 above.insert(0, comments[line])

@@ -8,7 +8,7 @@ is only a text link, links reduced to their text, the community's learned signat
 live in `corpus/dedupe.py`. docs/cleaning.md says how each decision is made.
 
 Every rule is switched and tuned by `CleanOptions` (config section [clean], documented in
-config.example.toml). Reasons stored in posts.excluded_reason are the names in REASONS.
+docs/config.md). Reasons stored in posts.excluded_reason are the names in REASONS.
 """
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ def choose_threads(cfg: TrainConfig, local_world: int = 1) -> int:
     """CPU threads for this process: ``cfg.threads`` when set, else 1 for tiny models (nothing to
     gain from a second thread) and otherwise the usable cores shared out among the local processes;
     never more than that share, so training never oversubscribes the CPU (OpenMP threads crawl when
-    another thread holds their core: 14x slower measured, benchmarks/results/train_throughput-cpu.txt)."""
+    another thread holds their core: docs/defaults.md, train.threads)."""
     share = max(1, usable_cores() // max(1, local_world))
     if cfg.threads:
         return min(cfg.threads, share)

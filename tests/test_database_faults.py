@@ -135,7 +135,7 @@ def test_a_fresh_data_folder_still_starts_and_a_restored_backup_opens(tmp_path):
     database.write_bytes(b"")
     with pytest.raises(Exception, match="a database existed here"):
         open_db(database)
-    shutil.copyfile(copy, database)   # the README's restore step
+    shutil.copyfile(copy, database)   # docs/operating.md's restore step
     open_db(database).close()
 
 

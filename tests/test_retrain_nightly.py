@@ -228,8 +228,8 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
         paths = TrainPaths.under(settings.data_dir)
         ensure_model(settings, db, paths)
         assert model_rows.active_model(db)["version"] == file_version(bundled_checkpoint())
-        cfg.write_text(cfg.read_text(encoding="utf-8").replace("[model]", "[startup]\nuse_bundled_model = false\n[model]"),
-                       encoding="utf-8")
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+            "[model]", "[startup]\nuse_bundled_model = false\n[model]"), encoding="utf-8")
         path = ensure_model(load_settings(cfg), db, paths)
         row = model_rows.active_model(db)
         assert row["version"] != file_version(bundled_checkpoint()) and "bootstrap" in row["metrics_json"]
