@@ -69,7 +69,7 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
         checkpoint_dir=paths.checkpoint_dir, models_dir=paths.models_dir,
         training=training_config(settings), shape=settings.model,
         export_options={"gap_lines": c.gap_lines, "seed": c.shuffle_seed, "clean": settings.clean,
-                        "stoplist": stoplist(settings), "weighting": c.weighting()},
+                        "stoplist": stoplist(settings), "weighting": settings.popularity},
         window=NightWindow(s.retrain_at, s.retrain_until, s.timezone), sample=settings.sample,
         screen=settings.screen,
         **asdict(settings.retrain),

@@ -25,6 +25,7 @@ from bot.config_sections import (
     TelegramSettings, VkSettings,
 )
 from bot.secrets import REDACTOR, Secret
+from corpus.popularity import PopularityWeighting
 from corpus.rules import CleanOptions
 from jobs.alerts import AlertOptions
 from jobs.curation import GenerateOptions
@@ -50,6 +51,7 @@ class Settings:
     paths: PathsSettings = field(default_factory=PathsSettings)
     startup: StartupSettings = field(default_factory=StartupSettings)
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    popularity: PopularityWeighting = field(default_factory=PopularityWeighting)
     clean: CleanOptions = field(default_factory=CleanOptions)
     filter: FilterSettings = field(default_factory=FilterSettings)
     model: ModelShape = field(default_factory=ModelShape)
@@ -90,7 +92,8 @@ DEFAULTS = Settings()
 SECTIONS: dict[str, type] = {f.name: type(getattr(DEFAULTS, f.name)) for f in dataclasses.fields(Settings)
                              if f.name != "source"}
 # keys that moved to another table: {old "table.key": new "table.key"}
-RENAMED = {"model.use_bundled": "startup.use_bundled_model",
+RENAMED = {"model.use_bundled": "startup.use_bundled_model", "corpus.popularity_weighting": "popularity.enabled",
+           **{f"corpus.popularity_{k}": f"popularity.{k}" for k in ("top_fraction", "copies", "normalise")},
            **{f"train.{f.name}": f"retrain.{f.name}" for f in dataclasses.fields(NightlyOptions)}}
 
 

@@ -47,35 +47,19 @@ class StartupSettings:
 
 @dataclass(frozen=True)
 class CorpusSettings:
-    """[corpus]: the sample corpus at first start, imports, and how the training text is exported."""
+    """[corpus]: the sample corpus at first start, imports, and how the training text is exported
+    (which posts it repeats: [popularity])."""
 
     seed_with_sample: bool = True     # on first start with an empty database, import the bundled sample corpus
     gap_lines: int = 1                # blank lines between posts in the training text
     shuffle_seed: int = 1234          # seed of the deterministic shuffle of posts in the training text
-    popularity_weighting: bool = False   # repeat each community's most liked posts in the training text
-    popularity_top_fraction: float = 0.1  # share of each community's posts (best scored first) boosted, in (0, 1]
-    popularity_copies: int = 2        # times a boosted post appears in the training text (1: no boost)
-    popularity_normalise: str = "views"   # likes per "views" (posts without views: the median) or per "median" likes
     max_import_mb: float = 1024.0     # largest file `buhurt corpus import`/`import-telegram` accepts, in MB
 
     def problems(self) -> dict[str, str]:
         problems = {}
         if self.max_import_mb <= 0:
             problems["max_import_mb"] = "a positive number"
-        if not 0 < self.popularity_top_fraction <= 1:
-            problems["popularity_top_fraction"] = "a number in (0, 1]"
-        if self.popularity_copies < 1:
-            problems["popularity_copies"] = "an integer >= 1"
-        if self.popularity_normalise not in ("views", "median"):
-            problems["popularity_normalise"] = "'views' or 'median'"
         return problems
-
-    def weighting(self):
-        """The export's popularity weighting (corpus.popularity.PopularityWeighting)."""
-        from corpus.popularity import PopularityWeighting
-
-        return PopularityWeighting(self.popularity_weighting, self.popularity_top_fraction,
-                                   self.popularity_copies, self.popularity_normalise)
 
 
 @dataclass(frozen=True)

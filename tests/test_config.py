@@ -113,6 +113,7 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
     ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step', 'cosine' or 'hold'"),
     ("[retrain]\nkeep_runs = -1\n", "retrain.keep_runs must be an integer >= 0"),
     ("[startup]\nuse_bundled_model = 1\n", "startup.use_bundled_model must be true or false, got 1"),
+    ("[popularity]\ncopies = 0\n", "popularity.copies must be an integer >= 1, got 0"),
     ("[clean]\nnear_duplicate_threshold = 2\n", "clean.near_duplicate_threshold must be a number in (0, 1], got 2.0"),
     ("[sample\n", "malformed TOML"),
     ("[pool]\noversample = 0\n", "pool.oversample must be an integer from 1 to 20"),

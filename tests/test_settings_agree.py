@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from bot.config import Settings
+from corpus.popularity import PopularityWeighting
 from corpus.rules import CleanOptions
 from jobs.alerts import AlertOptions
 from jobs.curation import GenerateOptions
@@ -33,7 +34,7 @@ SAMPLE_FLAGS = {"max_length": "--length", "temperature": "--temperature", "top_k
 LOWER = [("model", ModelShape), ("train", TrainOptions), ("retrain", NightlyOptions), ("sample", SampleOptions),
          ("clean", CleanOptions), ("pool", PoolOptions), ("screen", ScreenOptions), ("schedule", ScheduleOptions),
          ("moderation", ModerationOptions), ("alerts", AlertOptions), ("rate", RateOptions),
-         ("ranker", RankerOptions), ("generate", GenerateOptions)]
+         ("ranker", RankerOptions), ("generate", GenerateOptions), ("popularity", PopularityWeighting)]
 OVERRIDDEN = {("sample", "temperature"): "auto"}   # the service samples at the model's tuned temperature
 
 
