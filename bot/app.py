@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,8 +50,8 @@ def training_config(settings: Settings):
     from model.train_config import TrainConfig
 
     t = settings.train
-    return TrainConfig.of(settings.model, t, device=device_name(t.device), threads=training_threads(settings),
-                          progress=False)
+    return TrainConfig(**{**asdict(settings.model), **asdict(t), "device": device_name(t.device),
+                          "threads": training_threads(settings), "progress": False})
 
 
 def stoplist(settings: Settings):
@@ -61,21 +61,18 @@ def stoplist(settings: Settings):
 
 
 def retrain_plan(settings: Settings, paths: TrainPaths):
-    from dataclasses import asdict
-
     from jobs.retrain import NightWindow, RetrainPlan
-    from model.train_config import ModelShape
 
     c, s = settings.corpus, settings.schedule
     return RetrainPlan(
         train_txt=paths.train_txt, train_h5=paths.train_h5, train_json=paths.train_json,
         checkpoint_dir=paths.checkpoint_dir, models_dir=paths.models_dir,
-        training=training_config(settings), shape=ModelShape(**settings.model.shape()),
+        training=training_config(settings), shape=settings.model,
         export_options={"gap_lines": c.gap_lines, "seed": c.shuffle_seed, "clean": settings.clean,
-                        "stoplist": stoplist(settings), "weighting": c.weighting()},
-        window=NightWindow(s.retrain_at, s.retrain_until, s.timezone), sample=settings.sample.options(),
+                        "stoplist": stoplist(settings), "weighting": settings.popularity},
+        window=NightWindow(s.retrain_at, s.retrain_until, s.timezone), sample=settings.sample,
         screen=settings.screen,
-        **asdict(settings.train.nightly()),
+        **asdict(settings.retrain),
     )
 
 
@@ -95,14 +92,14 @@ def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     checkpoint, first = prepare_model(settings, db, paths, meanwhile=False)
     if first is not None:
         first.run()
-    return checkpoint or active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)
+    return checkpoint or active_checkpoint_path(db, allow_bundled=settings.startup.use_bundled_model)
 
 
 def prepare_model(settings: Settings, db, paths: TrainPaths, *,
                   meanwhile: bool = True) -> tuple[Path | None, FirstTraining | None]:
     """(the checkpoint to generate with now, None until `first` ran; the first training still to
     run, or None). The bundled
-    model on a fresh install (model.use_bundled); with use_bundled = false (or an active bundled
+    model on a fresh install (startup.use_bundled_model); with use_bundled_model = false (or an active bundled
     model that it replaces) a first model must be trained on the corpus: with `meanwhile` the
     service generates with the bundled model while a FirstTraining runs in the background."""
     from jobs.first_run import FirstTraining
@@ -111,16 +108,16 @@ def prepare_model(settings: Settings, db, paths: TrainPaths, *,
     )
     from jobs.retrain import FIRST_MODEL_MINUTES
 
-    version = activate_bundled(db, paths.models_dir) if settings.model.use_bundled else None
+    version = activate_bundled(db, paths.models_dir) if settings.startup.use_bundled_model else None
     if version:
         log.info("using the bundled model %s (trained on the sample corpus)", version)
     row = active_version_row(db)
-    if row is not None and not settings.model.use_bundled and is_bundled(row):
-        log.info("model.use_bundled = false: the active model %s is the bundled one; training a model "
+    if row is not None and not settings.startup.use_bundled_model and is_bundled(row):
+        log.info("startup.use_bundled_model = false: the active model %s is the bundled one; training a model "
                  "on your corpus to replace it", row["version"])
         row = None
     if row is not None:
-        return active_checkpoint_path(db, allow_bundled=settings.model.use_bundled), None
+        return active_checkpoint_path(db, allow_bundled=settings.startup.use_bundled_model), None
     minutes = settings.train.max_minutes or FIRST_MODEL_MINUTES
     first = FirstTraining(functools.partial(_train_first_model, settings, paths), minutes)
     bundled = install_bundled(db, paths.models_dir) if meanwhile else None
@@ -173,7 +170,7 @@ def load_model(settings: Settings, db, paths: TrainPaths,
         if checkpoint is None:   # no bundled model to generate with meanwhile: the first one trains now
             assert first is not None
             first.run()
-            checkpoint, first = active_checkpoint_path(db, allow_bundled=settings.model.use_bundled), None
+            checkpoint, first = active_checkpoint_path(db, allow_bundled=settings.startup.use_bundled_model), None
         return GeneratorHolder(checkpoint, device=device), first
     except Exception as exc:  # noqa: BLE001 - a missing, damaged or refused file: the earlier versions
         row = active_version_row(db)
@@ -215,12 +212,12 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     on_the_loop(db, busy)  # from here on the event loop's: a lock is waited out off the loop (jobs/patience.py)
     log.info("generating with model %s", holder.version)
     plan = ServicePlan(
-        sample=settings.sample.options(), pool=settings.pool, screen=settings.screen, schedule=settings.schedule,
+        sample=settings.sample, pool=settings.pool, screen=settings.screen, schedule=settings.schedule,
         moderation=settings.moderation, alerts=settings.alerts,
         publish=PublishOptions(footer=settings.publish.footer, alert_failures=settings.alerts.failures),
         backup_at=settings.backup.at or None, heartbeat_file=str(settings.data_dir / "heartbeat"),
-        rate=settings.rate, held_out=(settings.train.val_frac, settings.train.test_frac),
-        promote_min_ratings=settings.train.promote_min_ratings, ranker=settings.ranker, generate=settings.generate,
+        rate=settings.rate, held_out=(settings.retrain.val_frac, settings.retrain.test_frac),
+        promote_min_ratings=settings.retrain.promote_min_ratings, ranker=settings.ranker, generate=settings.generate,
     )
     publishers = list(publishers)
     reaction_sources = []

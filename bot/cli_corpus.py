@@ -141,7 +141,7 @@ def export_cmd(app, output: Path | None, gap_lines: int | None, seed: int | None
         app.open_db(), output,
         gap_lines=gap_lines if gap_lines is not None else settings.corpus.gap_lines,
         seed=seed if seed is not None else settings.corpus.shuffle_seed,
-        weighting=settings.corpus.weighting(), clean=options, stoplist=stoplist,
+        weighting=settings.popularity, clean=options, stoplist=stoplist,
     )
     click.echo(f"{result.path}: {result.posts} posts, {result.chars} characters "
                f"(manifest {result.manifest_path.name}, fingerprint {result.fingerprint})")

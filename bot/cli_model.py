@@ -56,7 +56,7 @@ def config_defaults(app) -> dict[str, dict]:
     run.update({f.name: getattr(train, f.name) for f in fields(TrainOptions)})
     return {
         "preprocess": {"input_txt": paths.train_txt, "output_h5": paths.train_h5, "output_json": paths.train_json,
-                       "val_frac": train.val_frac, "test_frac": train.test_frac},
+                       "val_frac": settings.retrain.val_frac, "test_frac": settings.retrain.test_frac},
         "train": {**run, "input_h5": paths.train_h5, "input_json": paths.train_json,
                   "checkpoint_dir": paths.checkpoint_dir},
         "sample": {"length": sample.max_length, "temperature": sample.temperature, "top_k": sample.top_k,
@@ -80,8 +80,8 @@ def given(ctx: click.Context, name: str) -> bool:
 @click.option("--output-json", type=PathArg, show_default=True,
               help="Vocabulary JSON to write (idx_to_token, token_to_idx).")
 @click.option("--val-frac", type=float, show_default=True,
-              help="Fraction of the posts for validation (train.val_frac).")
-@click.option("--test-frac", type=float, show_default=True, help="Fraction of the posts for test (train.test_frac).")
+              help="Fraction of the posts for validation (retrain.val_frac).")
+@click.option("--test-frac", type=float, show_default=True, help="Fraction of the posts for test (retrain.test_frac).")
 def preprocess_cmd(input_txt, output_h5, output_json, val_frac, test_frac) -> None:
     """Text -> .h5 + .json in torch-rnn's layout (1-based ids, uint8 up to 255 tokens else uint32)."""
     from model.preprocess import preprocess

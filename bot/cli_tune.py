@@ -25,7 +25,7 @@ def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click
     grid = temperatures or TEMPERATURES
     with tqdm(total=k * len(grid), unit="post", desc=f"tune {holder.version}", disable=not progress,
               dynamic_ncols=True) as bar:
-        result = tune(db, holder, stoplist(app.settings), options=app.settings.sample.options(), k=k,
+        result = tune(db, holder, stoplist(app.settings), options=app.settings.sample, k=k,
                       temperatures=grid, screening=app.settings.screen, progress=bar.update)
     for line in result.lines():
         echo(line)

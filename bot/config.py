@@ -1,8 +1,11 @@
-"""The only reader of config.toml: TOML -> typed, frozen sections (bot/config_sections.py).
+"""The only reader of config.toml: TOML -> `Settings`, one frozen dataclass per table.
 
-Errors are one line naming the file and `table.key`: unknown keys, wrong types, missing values.
+A table of a lower layer's concern IS that layer's dataclass (`sample: SampleOptions`, `train:
+TrainOptions`, `retrain: NightlyOptions`, ...); the bot's own tables are in bot/config_sections.py.
+Every table has one check, `problems()`; `first_problem` raises the first as one line naming the
+file, `table.key` and the value, like unknown keys, wrong types and renamed keys (RENAMED).
 Tokens may come from BUHURT_TELEGRAM_TOKEN / BUHURT_VK_TOKEN / BUHURT_VK_COMMUNITY_TOKEN and are
-wrapped in Secret.
+wrapped in Secret. docs/config.md lists every key (`python -m bot.config_reference` writes it).
 """
 from __future__ import annotations
 
@@ -17,13 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.secrets import REDACTOR, Secret
 from bot.config_sections import (
-    SECTIONS, AlertSettings, ModerationSettings, PublishSettings,
-    BackupSettings, CleanSettings, CorpusSettings, FilterSettings, LogSettings, ModelSettings, PathsSettings,
-    PoolSettings, SampleSettings, ScheduleSettings, ScreenSettings, TelegramSettings, TrainSettings, VkSettings,
-    GenerateSettings, RankerSettings, RateSettings,
+    BackupSettings, CorpusSettings, FilterSettings, LogSettings, PathsSettings, PublishSettings, StartupSettings,
+    TelegramSettings, VkSettings,
 )
+from bot.secrets import REDACTOR, Secret
+from corpus.popularity import PopularityWeighting
+from corpus.rules import CleanOptions
+from jobs.alerts import AlertOptions
+from jobs.curation import GenerateOptions
+from jobs.moderation import ModerationOptions
+from jobs.pool import PoolOptions, ScreenOptions
+from jobs.ranker import RankerOptions
+from jobs.rating import RateOptions
+from jobs.retrain import NightlyOptions
+from jobs.scheduler import ScheduleOptions
+from model.sample_options import SampleOptions
+from model.train_config import ModelShape, TrainOptions
 
 ENV_SECRETS = {("telegram", "token"): "BUHURT_TELEGRAM_TOKEN", ("vk", "token"): "BUHURT_VK_TOKEN",
                ("vk", "community_token"): "BUHURT_VK_COMMUNITY_TOKEN"}
@@ -36,25 +49,29 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     paths: PathsSettings = field(default_factory=PathsSettings)
+    startup: StartupSettings = field(default_factory=StartupSettings)
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
-    clean: CleanSettings = field(default_factory=CleanSettings)
+    popularity: PopularityWeighting = field(default_factory=PopularityWeighting)
+    clean: CleanOptions = field(default_factory=CleanOptions)
     filter: FilterSettings = field(default_factory=FilterSettings)
-    model: ModelSettings = field(default_factory=ModelSettings)
-    train: TrainSettings = field(default_factory=TrainSettings)
-    sample: SampleSettings = field(default_factory=SampleSettings)
-    pool: PoolSettings = field(default_factory=PoolSettings)
-    screen: ScreenSettings = field(default_factory=ScreenSettings)
-    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    model: ModelShape = field(default_factory=ModelShape)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    retrain: NightlyOptions = field(default_factory=NightlyOptions)
+    # the service samples at the active model's tuned temperature ("auto": `buhurt tune`)
+    sample: SampleOptions = field(default_factory=lambda: SampleOptions(temperature="auto"))
+    pool: PoolOptions = field(default_factory=PoolOptions)
+    screen: ScreenOptions = field(default_factory=ScreenOptions)
+    schedule: ScheduleOptions = field(default_factory=ScheduleOptions)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     vk: VkSettings = field(default_factory=VkSettings)
     log: LogSettings = field(default_factory=LogSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
-    moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    moderation: ModerationOptions = field(default_factory=ModerationOptions)
     publish: PublishSettings = field(default_factory=PublishSettings)
-    alerts: AlertSettings = field(default_factory=AlertSettings)
-    rate: RateSettings = field(default_factory=RateSettings)
-    ranker: RankerSettings = field(default_factory=RankerSettings)
-    generate: GenerateSettings = field(default_factory=GenerateSettings)
+    alerts: AlertOptions = field(default_factory=AlertOptions)
+    rate: RateOptions = field(default_factory=RateOptions)
+    ranker: RankerOptions = field(default_factory=RankerOptions)
+    generate: GenerateOptions = field(default_factory=GenerateOptions)
     source: str = "<defaults>"
 
     @property
@@ -70,6 +87,16 @@ class Settings:
         return Path(self.backup.folder) if self.backup.folder else self.data_dir / "backups"
 
 
+DEFAULTS = Settings()
+# {table: its dataclass}, in the order of Settings' fields
+SECTIONS: dict[str, type] = {f.name: type(getattr(DEFAULTS, f.name)) for f in dataclasses.fields(Settings)
+                             if f.name != "source"}
+# keys that moved to another table: {old "table.key": new "table.key"}
+RENAMED = {"model.use_bundled": "startup.use_bundled_model", "corpus.popularity_weighting": "popularity.enabled",
+           **{f"corpus.popularity_{k}": f"popularity.{k}" for k in ("top_fraction", "copies", "normalise")},
+           **{f"train.{f.name}": f"retrain.{f.name}" for f in dataclasses.fields(NightlyOptions)}}
+
+
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read `path` (or only defaults and the environment when None) into Settings."""
     env: Mapping[str, str] = os.environ if environ is None else environ
@@ -78,24 +105,28 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     if path is not None:
         source = str(path)
         raw = _read_toml(Path(path))
-    sections = {}
     for table, value in raw.items():
         if table not in SECTIONS:
             raise ConfigError(f"{source}: unknown table [{table}] (known: {', '.join(SECTIONS)})")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {table} must be a table ([{table}]), got {_show(value)}")
-    for table, cls in SECTIONS.items():
+    sections = {}
+    for table in SECTIONS:
         values = dict(raw.get(table, {}))
         for (t, key), var in ENV_SECRETS.items():
             if t == table and env.get(var):
                 values[key] = env[var]
-        sections[table] = _build_section(source, table, cls, values)
+        sections[table] = _build_section(source, table, getattr(DEFAULTS, table), values)
     settings = Settings(**sections, source=source)
-    for table in SECTIONS:
-        for (t, key) in ENV_SECRETS:
-            if t == table:
-                REDACTOR.add(getattr(getattr(settings, table), key).reveal())
+    for (table, key) in ENV_SECRETS:
+        REDACTOR.add(getattr(getattr(settings, table), key).reveal())
     return settings
+
+
+def first_problem(source: str, table: str, section: Any) -> None:
+    """Raise the first of `section.problems()` as one line: file, `table.key`, what it must be, the value."""
+    for key, expected in section.problems().items():
+        raise ConfigError(f"{source}: {table}.{key} must be {expected}, got {_show(getattr(section, key))}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -115,18 +146,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
 
 
-def _build_section(source: str, table: str, cls: type, values: dict[str, Any]):
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+def _build_section(source: str, table: str, default: Any, values: dict[str, Any]) -> Any:
+    """`default` (Settings()' table) with the file's `values` on top, checked."""
+    hints = typing.get_type_hints(type(default))
+    known = {f.name for f in dataclasses.fields(default)}
     for key in values:
+        if f"{table}.{key}" in RENAMED:
+            new = RENAMED[f"{table}.{key}"]
+            raise ConfigError(f"{source}: {table}.{key} is now {new} (move it to [{new.partition('.')[0]}])")
         if key not in known:
             raise ConfigError(f"{source}: unknown key {table}.{key} (known: {', '.join(sorted(known))})")
     kwargs = {key: _coerce(source, f"{table}.{key}", hints[key], value) for key, value in values.items()}
-    section = cls(**kwargs)
-    validate = getattr(section, "validate", None) or getattr(section, "problems", None)   # an options dataclass's
-    for key, expected in (validate() if validate else {}).items():
-        got = getattr(section, key)
-        raise ConfigError(f"{source}: {table}.{key} must be {expected}, got {_show(got)}")
+    section = dataclasses.replace(default, **kwargs)
+    first_problem(source, table, section)
     return section
 
 

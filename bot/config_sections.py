@@ -1,197 +1,107 @@
-"""The typed, frozen sections of config.toml (bot/config.py reads the file into them). A section
-of a lower layer's concern embeds that layer's dataclass (model/train_config.py, model/sample_options.py,
-corpus/rules.py, corpus/vk.py, jobs/retrain.py,
-jobs/pool.py, jobs/scheduler.py) instead of restating its fields, defaults and checks.
-Every key here is documented in config.example.toml (a test checks both ways). Defaults are the
-embedded default: SQLite under ./data, the bundled sample corpus, no tokens (a local channel)."""
+"""The bot's own tables of config.toml: what no lower layer knows (paths, the corpus export, the
+stop-list, tokens and chats, logs, backups, the footer, the bundled model at start-up).
+
+The other tables are the lower layers' dataclasses themselves (bot/config.py `Settings`:
+`sample: SampleOptions`, `train: TrainOptions`, ...). Each table has one check, `problems()`
+({key: what it must be}); bot/config.py raises the first. The comment on (or above) each field is
+its line in docs/config.md (`python -m bot.config_reference` writes it). Defaults are the embedded
+default: SQLite under ./data, the bundled sample corpus, no tokens (a local channel)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from bot.secrets import Secret
-from corpus.rules import CleanOptions
 from corpus.vk import ScrapeOptions
-from jobs.alerts import AlertOptions
-from jobs.curation import GenerateOptions
-from jobs.moderation import ModerationOptions
-from jobs.pool import PoolOptions, ScreenOptions
 from jobs.publish import PublishOptions
-from jobs.ranker import RankerOptions
-from jobs.rating import RateOptions
-from jobs.retrain import NightlyOptions
-from jobs.scheduler import ScheduleOptions, clock_time
-from model.sample_options import SampleOptions
-from model.train_config import ModelShape, TrainOptions
+from jobs.scheduler import clock_time
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 
 
 @dataclass(frozen=True)
 class PathsSettings:
-    data_dir: str = "data"
-    database: str = ""  # default: <data_dir>/buhurt.sqlite3
+    """[paths]: where the runtime files live."""
+
+    data_dir: str = "data"    # folder of the database, training text, checkpoints, installed models
+    database: str = ""        # the SQLite file; "": <data_dir>/buhurt.sqlite3
+    # seconds a write waits for another process's lock (a CLI command, a backup) before giving up
     busy_timeout_seconds: float = 10.0
 
-    def validate(self) -> dict[str, str]:
+    def problems(self) -> dict[str, str]:
         if not 0 <= self.busy_timeout_seconds <= 3600:
             return {"busy_timeout_seconds": "a number of seconds from 0 to 3600"}
         return {}
 
 
 @dataclass(frozen=True)
-class CorpusSettings:
-    seed_with_sample: bool = True
-    gap_lines: int = 1
-    shuffle_seed: int = 1234
-    popularity_weighting: bool = False
-    popularity_top_fraction: float = 0.1
-    popularity_copies: int = 2
-    popularity_normalise: str = "views"
-    max_import_mb: float = 1024.0
+class StartupSettings:
+    """[startup]: what a fresh install generates with."""
 
-    def validate(self) -> dict[str, str]:
-        problems = {}
-        if self.max_import_mb <= 0:
-            problems["max_import_mb"] = "a positive number"
-        if not 0 < self.popularity_top_fraction <= 1:
-            problems["popularity_top_fraction"] = "a number in (0, 1]"
-        if self.popularity_copies < 1:
-            problems["popularity_copies"] = "an integer >= 1"
-        if self.popularity_normalise not in ("views", "median"):
-            problems["popularity_normalise"] = "'views' or 'median'"
-        return problems
+    # true: the small model shipped with the package until one trained on your corpus wins;
+    # false: train the first model on your corpus at start (train.max_minutes, else 10 minutes)
+    use_bundled_model: bool = True
 
-    def weighting(self):
-        """The export's popularity weighting (corpus.popularity.PopularityWeighting)."""
-        from corpus.popularity import PopularityWeighting
-
-        return PopularityWeighting(self.popularity_weighting, self.popularity_top_fraction,
-                                   self.popularity_copies, self.popularity_normalise)
+    def problems(self) -> dict[str, str]:
+        return {}
 
 
 @dataclass(frozen=True)
-class CleanSettings(CleanOptions):
-    """[clean]: the corpus cleaning rules; the fields and their meaning live in corpus/rules.py."""
+class CorpusSettings:
+    """[corpus]: the sample corpus at first start, imports, and how the training text is exported
+    (which posts it repeats: [popularity])."""
+
+    seed_with_sample: bool = True     # on first start with an empty database, import the bundled sample corpus
+    gap_lines: int = 1                # blank lines between posts in the training text
+    shuffle_seed: int = 1234          # seed of the deterministic shuffle of posts in the training text
+    max_import_mb: float = 1024.0     # largest file `buhurt corpus import`/`import-telegram` accepts, in MB
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        if self.max_import_mb <= 0:
+            problems["max_import_mb"] = "a positive number"
+        return problems
 
 
 @dataclass(frozen=True)
 class FilterSettings:
-    words: list[str] = field(default_factory=list)
-    patterns: list[str] = field(default_factory=list)
+    """[filter]: the stop-list. A draft matching it never reaches anyone; cleaning drops such posts."""
 
+    words: list[str] = field(default_factory=list)      # whole words, case-insensitive, ё = е
+    patterns: list[str] = field(default_factory=list)   # regular expressions on the lowercased text, ё = е
 
-@dataclass(frozen=True)
-class ModelSettings(ModelShape):
-    """[model]: the network's shape (model/train_config.py ModelShape), and whether a fresh install
-    starts from the bundled model."""
-
-    use_bundled: bool = True
-
-    def validate(self) -> dict[str, str]:
-        return self.problems()
-
-
-@dataclass(frozen=True)
-class TrainSettings(NightlyOptions, TrainOptions):
-    """[train]: the training run (model/train_config.py TrainOptions, `buhurt train`'s defaults) and
-    what the nightly retrain job adds (jobs/retrain.py NightlyOptions: the split, the warm start's
-    rate, the promotion rule, the run folders kept)."""
-
-    def validate(self) -> dict[str, str]:
-        return {**TrainOptions.problems(self), **NightlyOptions.problems(self)}
-
-
-@dataclass(frozen=True)
-class SampleSettings(SampleOptions):
-    """[sample]: model/sample_options.py SampleOptions; the service's temperature is "auto" (the
-    active model's tuned one, `buhurt tune`; else SampleOptions' default)."""
-
-    temperature: float | str = "auto"
-
-    def validate(self) -> dict[str, str]:
-        return self.problems()
-
-
-@dataclass(frozen=True)
-class PoolSettings(PoolOptions):
-    """[pool]: jobs/pool.py PoolOptions."""
-
-    def validate(self) -> dict[str, str]:
-        return self.problems()
-
-
-@dataclass(frozen=True)
-class ScreenSettings(ScreenOptions):
-    """[screen]: jobs/pool.py ScreenOptions."""
-
-    def validate(self) -> dict[str, str]:
-        return self.problems()
-
-
-@dataclass(frozen=True)
-class RateSettings(RateOptions):
-    """[rate]: jobs/rating.py RateOptions (the blind rating flow, /rate)."""
-
-
-@dataclass(frozen=True)
-class RankerSettings(RankerOptions):
-    """[ranker]: jobs/ranker.py RankerOptions (the ranker learned from the moderators' decisions)."""
-
-
-@dataclass(frozen=True)
-class GenerateSettings(GenerateOptions):
-    """[generate]: jobs/curation.py GenerateOptions (what /generate serves)."""
-
-
-@dataclass(frozen=True)
-class ScheduleSettings(ScheduleOptions):
-    """[schedule]: jobs/scheduler.py ScheduleOptions."""
-
-    def validate(self) -> dict[str, str]:
-        return self.problems()
-
-
-@dataclass(frozen=True)
-class ModerationSettings(ModerationOptions):
-    """[moderation]: jobs/moderation.py ModerationOptions (votes, fast approvers, canned reasons)."""
-
-    def validate(self) -> dict[str, str]:
-        return self.problems()
+    def problems(self) -> dict[str, str]:
+        return {}
 
 
 @dataclass(frozen=True)
 class PublishSettings:
-    """[publish]: the footer under each post; `{n}` is the meme number ("" for none)."""
+    """[publish]: what goes under each post."""
 
+    # the footer under each post; {n} is the meme number (readers ask "/meme N"); "": none
     footer: str = PublishOptions.footer
 
-    def validate(self) -> dict[str, str]:
+    def problems(self) -> dict[str, str]:
         return PublishOptions(footer=self.footer).problems()
 
 
 @dataclass(frozen=True)
-class AlertSettings(AlertOptions):
-    """[alerts]: jobs/alerts.py AlertOptions."""
-
-    def validate(self) -> dict[str, str]:
-        return self.problems()
-
-
-@dataclass(frozen=True)
 class TelegramSettings:
-    token: Secret = field(default_factory=lambda: Secret(""))
-    base_url: str = TELEGRAM_API
-    channels: list[int | str] = field(default_factory=list)
-    moderators_chat: int | str = 0
-    moderators: list[int] = field(default_factory=list)
-    cooldown_seconds: float = 10.0
-    max_concurrent_generations: int = 2
-    start_text_max_chars: int = 200
-    user_burst: int = 5
-    user_window_seconds: float = 10.0
-    startup_wait_seconds: float = 300.0
+    """[telegram]: the bot, its channels, the moderators' chat and the per-user limits."""
 
-    def validate(self) -> dict[str, str]:
+    # the token from @BotFather (prefer BUHURT_TELEGRAM_TOKEN); "": no Telegram, a local channel
+    token: Secret = field(default_factory=lambda: Secret(""))
+    base_url: str = TELEGRAM_API      # the Bot API endpoint (a local Bot API server's, if you run one)
+    channels: list[int | str] = field(default_factory=list)   # "@username" or numeric ids to publish to
+    moderators_chat: int | str = 0    # the chat drafts are sent to for approval (e.g. -1001234567890); 0: none
+    moderators: list[int] = field(default_factory=list)   # user ids who may decide drafts; []: auto-approve
+    cooldown_seconds: float = 10.0    # seconds a subscriber waits between two /generate
+    max_concurrent_generations: int = 2   # /generate and /meme N admitted at a time (Telegram and VK)
+    start_text_max_chars: int = 200   # longest start text /generate accepts, in characters
+    user_burst: int = 5               # commands a subscriber may send in any user_window_seconds
+    user_window_seconds: float = 10.0  # the flood limit's window, in seconds
+    startup_wait_seconds: float = 300.0   # how long start-up retries an unreachable Bot API; 0: once
+
+    def problems(self) -> dict[str, str]:
         problems = {}
         if self.token and not self.channels:
             problems["channels"] = "at least one channel (a @username or numeric id) when a token is set"
@@ -222,17 +132,20 @@ def _is_http_url(text: str) -> bool:
 
 @dataclass(frozen=True)
 class VkSettings(ScrapeOptions):
-    """[vk]: how walls are read (corpus/vk.py ScrapeOptions), the communities, the wall to publish to."""
+    """[vk]: how VK is called (corpus/vk.py ScrapeOptions: every request, not only scraping, so
+    its keys stay in this table), the communities to read, the wall to publish to, the messages."""
 
+    # a VK token (prefer BUHURT_VK_TOKEN); publishing needs a user token with the "wall" scope
     token: Secret = field(default_factory=lambda: Secret(""))
-    groups: list[str] = field(default_factory=list)
-    publish_group_id: int = 0
-    messages_group_id: int = 0          # the community whose messages the bot answers (0: none)
-    community_token: Secret = field(default_factory=lambda: Secret(""))   # its token, "messages" right
-    longpoll_wait_seconds: float = 25.0
+    groups: list[str] = field(default_factory=list)   # communities to scrape (short names or numeric ids)
+    publish_group_id: int = 0         # the community whose wall posts go to; 0: no VK publishing
+    messages_group_id: int = 0        # the community whose messages the bot answers; 0: none
+    # that community's token, "messages" right (prefer BUHURT_VK_COMMUNITY_TOKEN)
+    community_token: Secret = field(default_factory=lambda: Secret(""))
+    longpoll_wait_seconds: float = 25.0   # how long one long-poll request waits for a message (1 to 90)
 
-    def validate(self) -> dict[str, str]:
-        problems = self.problems()
+    def problems(self) -> dict[str, str]:
+        problems = super().problems()
         if self.publish_group_id and not self.token:
             problems["token"] = "a VK user token (or BUHURT_VK_TOKEN) when publish_group_id is set"
         if self.messages_group_id and not self.community_token:
@@ -245,12 +158,14 @@ class VkSettings(ScrapeOptions):
 
 @dataclass(frozen=True)
 class LogSettings:
-    level: str = "INFO"
-    file: str = ""
-    max_bytes: int = 10_000_000
-    backup_count: int = 5
+    """[log]: the log's level and file (tokens are always redacted)."""
 
-    def validate(self) -> dict[str, str]:
+    level: str = "INFO"           # DEBUG, INFO, WARNING or ERROR
+    file: str = ""                # also log to this file (its folder is created); "": stderr only
+    max_bytes: int = 10_000_000   # rotate the file at this size, in bytes; 0: never (leave it to logrotate)
+    backup_count: int = 5         # rotated files kept (file.1 ... file.N)
+
+    def problems(self) -> dict[str, str]:
         problems = {}
         if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems["level"] = "one of DEBUG, INFO, WARNING, ERROR"
@@ -263,11 +178,13 @@ class LogSettings:
 
 @dataclass(frozen=True)
 class BackupSettings:
-    folder: str = ""     # default: <data_dir>/backups
-    keep: int = 7
-    at: str = "04:30"    # HH:MM in schedule.timezone; "" = no nightly backup
+    """[backup]: the nightly copy of the database (and `buhurt backup`'s)."""
 
-    def validate(self) -> dict[str, str]:
+    folder: str = ""     # where the copies go; "": <data_dir>/backups
+    keep: int = 7        # nightly copies kept (the oldest are deleted)
+    at: str = "04:30"    # HH:MM in schedule.timezone; "": no nightly backup
+
+    def problems(self) -> dict[str, str]:
         problems = {}
         if self.keep < 1:
             problems["keep"] = "an integer >= 1"
@@ -277,14 +194,3 @@ class BackupSettings:
             except ValueError:
                 problems["at"] = "a time as 'HH:MM' or \"\" (no nightly backup)"
         return problems
-
-
-SECTIONS: dict[str, type] = {
-    "paths": PathsSettings, "corpus": CorpusSettings, "clean": CleanSettings, "filter": FilterSettings,
-    "model": ModelSettings, "train": TrainSettings, "sample": SampleSettings, "pool": PoolSettings,
-    "screen": ScreenSettings, "schedule": ScheduleSettings, "telegram": TelegramSettings, "vk": VkSettings,
-    "log": LogSettings,
-    "backup": BackupSettings,
-    "moderation": ModerationSettings, "publish": PublishSettings, "alerts": AlertSettings,
-    "rate": RateSettings, "ranker": RankerSettings, "generate": GenerateSettings,
-}

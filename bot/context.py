@@ -64,6 +64,6 @@ class AppContext:
 
         db = self.open_db()
         try:
-            return active_checkpoint_path(db, allow_bundled=self.settings.model.use_bundled)
+            return active_checkpoint_path(db, allow_bundled=self.settings.startup.use_bundled_model)
         finally:
             db.close()

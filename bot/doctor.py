@@ -123,7 +123,7 @@ def check_model(settings: Settings) -> Check:
     try:
         db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
-            path = active_checkpoint_path(db, allow_bundled=settings.model.use_bundled)
+            path = active_checkpoint_path(db, allow_bundled=settings.startup.use_bundled_model)
         finally:
             db.close()
         from model.sample import Generator

@@ -84,7 +84,7 @@ def check_not_emptied(path: str | Path) -> None:
 
 def emptied_error(path: str | Path, what: str) -> CorpusError:
     return CorpusError(f"{path} {what}, but a database existed here ({marker_path(path).name} beside it): not"
-                       " starting afresh; restore the newest backup (README, Operating it, Backups: stop the bot,"
+                       " starting afresh; restore the newest backup (docs/operating.md, Backups: stop the bot,"
                        " copy a file of backup.folder over paths.database), or delete the marker to start empty")
 
 
@@ -99,7 +99,7 @@ def database_error(path: str | Path, exc: sqlite3.Error, busy_timeout: float | N
     elif "full" in lowered:
         hint = "the disk is full: free space there (`buhurt doctor` shows how much is free)"
     elif "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
-        hint = ("its pages are damaged: stop the bot and restore the newest backup (README, Operating it,"
+        hint = ("its pages are damaged: stop the bot and restore the newest backup (docs/operating.md,"
                 " Backups)")
     elif "locked" in lowered or "busy" in lowered:
         hint = "another process holds it: stop the other writer (fuser shows it) and try again"

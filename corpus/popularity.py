@@ -21,18 +21,26 @@ from corpus.errors import CorpusError
 
 @dataclass(frozen=True)
 class PopularityWeighting:
-    enabled: bool = False
-    top_fraction: float = 0.1
-    copies: int = 2
-    normalise: str = "views"  # "views" or "median"
+    """[popularity]: the most liked posts of each community appear more than once in the training text."""
+
+    enabled: bool = False         # repeat each community's most liked posts in the training text
+    top_fraction: float = 0.1     # share of each community's posts (best scored first) boosted, in (0, 1]
+    copies: int = 2               # times a boosted post appears in the training text (1: no boost)
+    normalise: str = "views"      # likes per "views" (no views: the community's median) or per "median" likes
+
+    def problems(self) -> dict[str, str]:
+        problems = {}
+        if not 0 < self.top_fraction <= 1:
+            problems["top_fraction"] = "a number in (0, 1]"
+        if self.copies < 1:
+            problems["copies"] = "an integer >= 1"
+        if self.normalise not in ("views", "median"):
+            problems["normalise"] = "'views' or 'median'"
+        return problems
 
     def check(self) -> None:
-        if not 0 < self.top_fraction <= 1:
-            raise CorpusError(f"corpus.popularity_top_fraction must be in (0, 1], got {self.top_fraction}")
-        if self.copies < 1:
-            raise CorpusError(f"corpus.popularity_copies must be at least 1, got {self.copies}")
-        if self.normalise not in ("views", "median"):
-            raise CorpusError(f"corpus.popularity_normalise must be 'views' or 'median', got {self.normalise!r}")
+        for key, expected in self.problems().items():
+            raise CorpusError(f"popularity.{key} must be {expected}, got {getattr(self, key)!r}")
 
 
 def weights(posts: Sequence[dict], weighting: PopularityWeighting) -> dict[int, int]:

@@ -8,7 +8,7 @@ is only a text link, links reduced to their text, the community's learned signat
 live in `corpus/dedupe.py`. docs/cleaning.md says how each decision is made.
 
 Every rule is switched and tuned by `CleanOptions` (config section [clean], documented in
-config.example.toml). Reasons stored in posts.excluded_reason are the names in REASONS.
+docs/config.md). Reasons stored in posts.excluded_reason are the names in REASONS.
 """
 from __future__ import annotations
 
@@ -31,42 +31,52 @@ REASONS = (
 class CleanOptions:
     """Switches and thresholds of every cleaning rule (config section [clean])."""
 
-    enabled: bool = True
-    inline_separators: bool = True
+    enabled: bool = True                # false: keep every post as normalised text (no rule drops anything)
+    inline_separators: bool = True      # split one-line posts written "ЛИНИЯ @ ЛИНИЯ" at " @ "
+    # remove a last line that is only a link, and the community's learned signatures, at either end
     strip_signature: bool = True
-    strip_hashtag_lines: bool = True
-    drop_reposts: bool = True
-    drop_ads: bool = True
+    strip_hashtag_lines: bool = True    # remove lines holding only hashtags (the post is kept)
+    drop_reposts: bool = True           # drop reposts (VK copy_history, Telegram forwarded messages)
+    drop_ads: bool = True               # drop ads: VK marked_as_ads, or text matching ad_patterns
+    # regular expressions marking an ad, searched in the lowercased text
     ad_patterns: list[str] = field(default_factory=lambda: [
         r"#реклама", r"\berid\b", r"партн[её]рский (пост|материал)", r"на правах рекламы",
     ])
-    drop_news: bool = True
+    drop_news: bool = True              # drop news posts: text matching news_patterns
+    # regular expressions marking news, searched per line ("^": line start) in the lowercased text
     news_patterns: list[str] = field(default_factory=lambda: [r"^\s*⚡", r"#новост", r"^\s*срочно[:!]"])
-    drop_neural: bool = True
+    drop_neural: bool = True            # drop posts a neural network wrote (neural_tags, generated_patterns)
+    # hashtags marking neural-network posts (case-insensitive, ё = е), on a line of their own, at
+    # the start of a line or at the end of the post
     neural_tags: list[str] = field(default_factory=lambda: [
         "#нейробугурт", "#нейробугурты", "#нейросеть", "#нейронка", "#бугуртнейросети", "#neuralbugurt",
         "#neurobugurt", "#ai",
     ])
+    # drop posts carrying any of these hashtags (always applied; []: none)
     drop_tags: list[str] = field(default_factory=lambda: ["#реклама", "#новости", "#опрос", "#конкурс"])
+    # drop posts with a real URL in the body (a text link whose text is a name, mention or emoji keeps its text)
     drop_links: bool = True
-    drop_media_only: bool = True
-    drop_generated: bool = True
-    drop_duplicates: bool = True
-    drop_near_duplicates: bool = True
-    near_duplicate_threshold: float = 0.8
-    min_chars: int = 10
-    max_chars: int = 4000
-    min_separators: int = 1
-    learn_signatures: bool = True
-    signature_min_posts: int = 5
-    signature_min_share: float = 0.02
+    drop_media_only: bool = True        # drop posts whose text is empty once cleaned but that carry an attachment
+    drop_generated: bool = True         # drop anything this bot generated (texts and edits), exactly or nearly
+    drop_duplicates: bool = True        # drop exact duplicates (ignoring case, ё/е, punctuation, spaces)
+    drop_near_duplicates: bool = True   # drop near duplicates: MinHash over character 5-grams, confirmed by Jaccard
+    near_duplicate_threshold: float = 0.8   # Jaccard similarity, in (0, 1], from which two posts are near duplicates
+    min_chars: int = 10                 # shortest cleaned post kept, in characters
+    max_chars: int = 4000               # longest cleaned post kept, in characters
+    min_separators: int = 1             # fewest "@" separator lines a post must have
+    learn_signatures: bool = True       # learn lines that recur at the start or end of many of a community's posts
+    signature_min_posts: int = 5        # a line is a signature when found in at least this many posts ...
+    signature_min_share: float = 0.02   # ... and this share (0 to 1) of the community's posts with separators
+    # extra signature patterns (regular expressions on the line as compared), stripped at either end
     signatures: list[str] = field(default_factory=list)
-    keep_lines: list[str] = field(default_factory=list)
-    strip_notes: bool = True
+    keep_lines: list[str] = field(default_factory=list)   # lines never taken for a signature
+    strip_notes: bool = True            # strip an editor's note after the punchline (from a note_patterns line on)
+    # regular expressions (lowercased line, ё = е) that start an editor's note
     note_patterns: list[str] = field(default_factory=lambda: [
         r"^[_\-—–=]{2,}$", r"^прим(\.|ечание)?\s*(ред|адм|автора)", r"^(от|слово) (редакци|редактор|админ)",
         r"^p\.\s?s\b", r"^upd\b",
     ])
+    # text saying it is machine-generated (regular expressions, lowercased, ё = е): dropped as "neural"
     generated_patterns: list[str] = field(default_factory=lambda: [
         r"(сгенерирова\w*|написа\w*|придума\w*|сочинил\w*|создан\w*)\s+(с помощью\s+|при помощи\s+)?"
         r"(нейросет\w*|нейронк\w*|ии\b|chat\s?gpt|gpt-?\d\w*|искусственн\w* интеллект\w*)",
@@ -74,7 +84,7 @@ class CleanOptions:
         r"\b(generated|written) (by|with) (ai|gpt|chatgpt|a neural)",
     ])
 
-    def validate(self) -> dict[str, str]:
+    def problems(self) -> dict[str, str]:
         problems = {}
         if not 0 < self.near_duplicate_threshold <= 1:
             problems["near_duplicate_threshold"] = "a number in (0, 1]"

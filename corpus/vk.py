@@ -68,8 +68,8 @@ class ScrapeReport:
 class ScrapeOptions:
     """How VK walls are read (config [vk]'s scraping keys)."""
 
-    api_version: str = "5.199"
-    requests_per_second: float = 3.0   # VK allows 3 requests a second for a user token
+    api_version: str = "5.199"         # the VK API version sent with every call
+    requests_per_second: float = 3.0   # request pacing: VK allows 3/s for a user token, 20/s for a community's
     max_wait_seconds: float = 300.0    # the cap on waiting out rate limits in one run (errors 6, 9, 29)
     refresh_days: float = 3.0          # re-read the posts of the last N days (likes, reposts, views)
     calls_per_execute: int = 25        # wall.get calls batched into one execute request (VK allows 25)

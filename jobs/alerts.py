@@ -24,8 +24,8 @@ class AlertOptions:
     """[alerts]: the fewest publishing slots the approved queue should fill (0: no alert), and the
     failed sends in a row after which a destination is reported (0: never)."""
 
-    min_queue: int = 2
-    failures: int = 3
+    min_queue: int = 2      # alert when the approved queue fills fewer publishing slots; 0: never
+    failures: int = 3       # alert when a destination's sends failed this many times in a row; 0: never
 
     def problems(self) -> dict[str, str]:
         problems = {}

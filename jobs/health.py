@@ -62,7 +62,7 @@ class DatabaseHealth:
         lines = [utcnow()]
         if problem:
             lines.append(f"{UNHEALTHY} the database is damaged ({problem}); stop the bot and restore the newest"
-                         " backup (README, Operating it, Backups)")
+                         " backup (docs/operating.md, Backups)")
         await asyncio.to_thread(_write_atomic, heartbeat_file, "\n".join(lines) + "\n")
 
 

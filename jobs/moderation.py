@@ -15,8 +15,9 @@ class ModerationOptions:
     """[moderation]: how many distinct moderators decide a draft, who may decide alone, and the
     canned reasons offered as buttons under each draft (a reply "/reject TEXT" gives any other)."""
 
-    votes: int = 1
-    fast_approvers: list[int] = field(default_factory=list)
+    votes: int = 1                      # distinct moderators' presses that decide a draft (1: the first decides)
+    fast_approvers: list[int] = field(default_factory=list)   # user ids whose press decides alone
+    # canned rejection reasons, buttons under each draft (at most 6, up to 40 characters)
     reject_reasons: list[str] = field(default_factory=lambda: list(REJECT_REASONS))
 
     def problems(self) -> dict[str, str]:

@@ -9,7 +9,7 @@ PUBLISH_BROKEN_OFF = ("Мем #{id} мог не дойти до {where}: отп�
 PUBLISH_INTERRUPTED = ("Мем #{id} мог не дойти до {where}: бот остановился во время отправки."
                        " Повторно не отправляю — проверьте канал.")
 DATABASE_DAMAGED = ("База данных повреждена ({problem}). Публикации и ответы подписчикам могут не работать:"
-                    " остановите бота и восстановите последнюю резервную копию (README: Backups).")
+                    " остановите бота и восстановите последнюю резервную копию (docs/operating.md: Backups).")
 
 # alerts to the moderators' chat (jobs/alerts.py, jobs/publish.py): one line each, once per episode
 ALERT_EMPTY_SLOT = "⏰ Слот публикации прошёл, а для {where} нет одобренных мемов."

@@ -24,7 +24,7 @@ def new_seeds(n: int) -> list[int]:
 
 
 MIN_KNOWN_WORDS = 0.9   # screen.min_known_words
-MIN_GRAMMAR = 0.75      # screen.min_grammar: 98% of the real channel's posts reach it (README, Grammar decoding)
+MIN_GRAMMAR = 0.75      # screen.min_grammar (why: docs/defaults.md)
 NEAR_COPY_CHARS = 60    # a draft sharing this many characters verbatim with a corpus post is a copy
 
 

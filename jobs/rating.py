@@ -5,11 +5,11 @@ start to end, would they publish it. Each rater sees a post at most once; each a
 with the rater, the post's source and the model version (corpus/store/ratings.py).
 
 The held-out posts are the ones the nightly retrain never trains on: model.preprocess.post_split
-puts a post in val or test by a hash of its text, with train.val_frac and train.test_frac.
+puts a post in val or test by a hash of its text, with retrain.val_frac and retrain.test_frac.
 
 `rating_shares` gives per model version (and for the real posts, the calibration) the shares of
 "yes" with 95% Wilson intervals; `buhurt models list` prints them, and the moderators' /stats can.
-With train.promote_min_ratings > 0 a retrained model that beat the active one waits as a
+With retrain.promote_min_ratings > 0 a retrained model that beat the active one waits as a
 candidate (`awaiting_ratings` in its metrics) until its drafts have that many answers to
 "readable", and is promoted only when its readable share is not lower than the active model's
 (`settle_candidates`, after every answer and every pool run)."""
@@ -129,7 +129,7 @@ def shares_by_version(db: sqlite_utils.Database) -> dict[str | None, VersionShar
 
 
 def awaiting(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Retrained models waiting for ratings before promotion (train.promote_min_ratings)."""
+    """Retrained models waiting for ratings before promotion (retrain.promote_min_ratings)."""
     return model_rows.awaiting_ratings(db)
 
 

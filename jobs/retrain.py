@@ -38,7 +38,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import sqlite_utils
@@ -105,12 +105,12 @@ def margin_minutes(minutes: float) -> float:
 
 @dataclass(frozen=True)
 class NightlyOptions:
-    """What a night adds to a training run (config [train]'s retrain keys): the held-out split, the
-    warm start's rate, the promotion rule, the run folders kept."""
+    """[retrain]: what a night adds to a training run: the held-out split, the warm start's rate,
+    the promotion rule, the run folders kept."""
 
     warm_lr_scale: float = 1.0          # a warm start trains at this x learning_rate
-    val_frac: float = 0.1
-    test_frac: float = 0.1
+    val_frac: float = 0.1               # share of the posts held out for validation (by a hash of each post)
+    test_frac: float = 0.1              # share of the posts held out for test
     min_improvement: float = 0.0        # bits/char the candidate must beat the active model by
     readability_tolerance: float = 0.05  # the share of its drafts passing the screen may fall by at most this
     readability_drafts: int = 64        # drafts per model for that share; 0: promote on bits/char alone
@@ -133,10 +133,6 @@ class NightlyOptions:
             if not 0 <= getattr(self, key) < 0.5:
                 problems[key] = "a number in [0, 0.5)"
         return problems
-
-    def nightly(self) -> "NightlyOptions":
-        """Only the NightlyOptions fields (of a subclass such as the [train] settings)."""
-        return NightlyOptions(**{f.name: getattr(self, f.name) for f in fields(NightlyOptions)})
 
 
 def _quiet_run() -> TrainConfig:
@@ -389,7 +385,7 @@ def prune_runs(db: sqlite_utils.Database, checkpoint_dir: Path, keep: int) -> li
 
 def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
               run_training: RunTraining = train_in_child) -> str:
-    """First model on the corpus (none active, or the bundled one with model.use_bundled = false):
+    """First model on the corpus (none active, or the bundled one with startup.use_bundled_model = false):
     trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active when its
     drafts pass the screen as often as the bundled model's (`drafts_decision`); else the bundled
     model is made active and keeps writing until a retrain beats it. Returns the active version."""

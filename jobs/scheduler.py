@@ -32,15 +32,16 @@ def clock_time(text: str) -> tuple[int, int]:
 class ScheduleOptions:
     """[schedule]: when the service's jobs run, in `timezone`."""
 
-    timezone: str = "UTC"
+    timezone: str = "UTC"               # IANA time zone of every time below (and backup.at)
+    # publish one queued post at each of these times (HH:MM)
     publish_times: list[str] = field(default_factory=lambda: ["09:00", "13:00", "17:00", "21:00"])
-    pool_every_minutes: float = 10.0
-    reactions_every_minutes: float = 30.0
-    scrape_every_hours: float = 6.0
-    retrain: bool = True
-    retrain_at: str = "03:30"
-    retrain_until: str = "07:30"
-    remind_after_hours: float = 12.0
+    pool_every_minutes: float = 10.0    # how often the draft pools are topped up
+    reactions_every_minutes: float = 30.0   # how often reaction counts are polled (VK likes)
+    scrape_every_hours: float = 6.0     # how often vk.groups are scraped for new posts
+    retrain: bool = True                # retrain every night; a new model is promoted only when it is better
+    retrain_at: str = "03:30"           # the night window's start (HH:MM)
+    retrain_until: str = "07:30"        # its end: a nightly run trains until then (unless train.max_minutes)
+    remind_after_hours: float = 12.0    # remind the moderators when nothing was approved this long and drafts wait
     digest: str = ""   # the weekly best-of post, "DAY HH:MM" (DAY: mon ... sun); "" = none (jobs/curation.py)
 
     def problems(self) -> dict[str, str]:

@@ -93,15 +93,17 @@ PRODUCT = Decoding(words="known", dictionary="ru", quotes="balanced", grammar="a
 class SampleOptions:
     """[sample]: how the product samples; the decoding's four keys are `decoding`'s fields."""
 
-    # a number > 0, or "auto": the active model's tuned temperature (`buhurt tune`, jobs.tune), else
-    # DEFAULT_TEMPERATURE; the caller resolves "auto": the Generator takes numbers only
+    # lower is safer and duller, higher wilder: a number > 0, or "auto": the active model's tuned
+    # temperature (`buhurt tune`), else 0.8; the caller resolves "auto": the Generator takes numbers only
     temperature: float | str = DEFAULT_TEMPERATURE
-    max_length: int = 500         # characters per post at most
+    max_length: int = 500         # characters per post at most (cut at a line end when possible)
     top_k: int = 0                # sample among the K likeliest characters; 0: all
-    words: str = PRODUCT.words            # Decoding.words
-    dictionary: str = PRODUCT.dictionary  # Decoding.dictionary
-    quotes: str = PRODUCT.quotes          # Decoding.quotes
-    grammar: str = PRODUCT.grammar        # Decoding.grammar
+    words: str = PRODUCT.words            # "known": an unknown word is sampled again; "any": torch-rnn's sampling
+    dictionary: str = PRODUCT.dictionary  # known words besides the lexicon's: "ru" (OpenCorpora) or "none"
+    quotes: str = PRODUCT.quotes          # "balanced": a quote opened on a line closes on it; "any"
+    # "agree": a word that cannot agree with the one before it is sampled again (needs words = "known"
+    # and dictionary = "ru"); "any"
+    grammar: str = PRODUCT.grammar
 
     def problems(self) -> dict[str, str]:
         problems = _number_problems(self.temperature, self.max_length, self.top_k, auto=True)
@@ -111,10 +113,6 @@ class SampleOptions:
     @property
     def decoding(self) -> Decoding:
         return Decoding(self.words, self.dictionary, self.quotes, self.grammar)
-
-    def options(self) -> "SampleOptions":
-        """Only the SampleOptions fields (of a subclass such as the [sample] settings)."""
-        return SampleOptions(**{f.name: getattr(self, f.name) for f in fields(SampleOptions)})
 
     def request(self, start_text: str = "", temperature: float | None = None) -> "SampleRequest":
         """One Generator call with these options (`temperature` resolves "auto")."""

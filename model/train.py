@@ -24,7 +24,9 @@ from model.words import lexicon_from_ids
 from model.splits import SplitBatcher, load_splits
 from model.errors import ModelError
 from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, state_to_list
-from model.train_config import LR_FLOOR, HOLD_DECAY, PROGRESS_SCHEDULES, RUN_FROM_CHECKPOINT, TrainConfig
+from model.train_config import (
+    LR_FLOOR, HOLD_DECAY, PROGRESS_SCHEDULES, RUN_FROM_CHECKPOINT, SHAPE_KEYS, TrainConfig,
+)
 from model.vocab import Vocab
 
 __all__ = ["StepInfo", "TrainConfig", "TrainResult", "TrainingInterrupted", "train"]
@@ -119,7 +121,7 @@ def choose_threads(cfg: TrainConfig, local_world: int = 1) -> int:
     """CPU threads for this process: ``cfg.threads`` when set, else 1 for tiny models (nothing to
     gain from a second thread) and otherwise the usable cores shared out among the local processes;
     never more than that share, so training never oversubscribes the CPU (OpenMP threads crawl when
-    another thread holds their core: 14x slower measured, benchmarks/results/train_throughput-cpu.txt)."""
+    another thread holds their core: docs/defaults.md, train.threads)."""
     share = max(1, usable_cores() // max(1, local_world))
     if cfg.threads:
         return min(cfg.threads, share)
@@ -300,9 +302,6 @@ def _load_data(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict]) -> _Dat
                  vocab=vocab, fingerprint=fingerprint, lexicon=lexicon)
 
 
-SHAPE_KEYS = ("model_type", "wordvec_size", "rnn_size", "num_layers", "dropout")
-
-
 def _model_config(cfg: TrainConfig, vocab: Vocab, source: Optional[dict],
                   resumed: bool) -> tuple[TrainConfig, ModelConfig]:
     """The model's shape: the resumed or init_from checkpoint's (the config then says so too), else cfg's.
@@ -310,8 +309,7 @@ def _model_config(cfg: TrainConfig, vocab: Vocab, source: Optional[dict],
     depend on it."""
     src_mc = (source or {}).get("model_config")
     if src_mc is None:
-        return cfg, ModelConfig(vocab_size=len(vocab), model_type=cfg.model_type, wordvec_size=cfg.wordvec_size,
-                                rnn_size=cfg.rnn_size, num_layers=cfg.num_layers, dropout=cfg.dropout)
+        return cfg, ModelConfig(vocab_size=len(vocab), **{k: getattr(cfg, k) for k in SHAPE_KEYS})
     mc = ModelConfig.from_dict({**src_mc, "vocab_size": len(vocab), **({} if resumed else {"dropout": cfg.dropout})})
     return replace(cfg, **{k: getattr(mc, k) for k in SHAPE_KEYS}), mc
 

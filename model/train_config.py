@@ -3,11 +3,14 @@
 - `ModelShape`: the network (config [model]).
 - `TrainOptions`: the optimisation and the run's limits (config [train], `buhurt train`'s flags).
 - `TrainConfig`: both, plus the run's files; what `model.train.train` takes (and `python -m model RUN.json`).
+  It is a flat record (`TrainConfig(**asdict(shape), **asdict(options), checkpoint_dir=...)`):
+  checkpoints (`train_config`) and run files store it as one flat JSON object.
 
 The defaults are the product's (what the nightly CPU job trains: 2x256, "hold" schedule); torch-rnn's
 train.lua defaults are the `torch_rnn_preset` (the parity tests), the GPU box's the `gpu_preset`.
 `problems()` is the one validation of each field: {field: what it must be}; the config reader words
-it as `table.key must be ...`, `validate()` as `key=value: expected ...`. No torch here.
+it as `table.key must be ...`, `validate()` as `key=value: expected ...`. Why the defaults are what
+they are: docs/defaults.md. No torch here.
 """
 from __future__ import annotations
 
@@ -17,12 +20,6 @@ from typing import Optional
 
 from model.errors import ModelError
 
-# Fields that define the model and the optimisation: on --resume they come from the checkpoint.
-RUN_FROM_CHECKPOINT = (
-    "model_type", "wordvec_size", "rnn_size", "num_layers", "dropout", "batch_size", "seq_length",
-    "learning_rate", "lr_schedule", "warmup_frac", "lr_decay_every", "lr_decay_factor", "grad_clip",
-    "weight_decay", "seed",
-)
 MODEL_TYPES = ("lstm", "gru", "rnn")
 LR_SCHEDULES = ("step", "cosine", "hold")
 PROGRESS_SCHEDULES = ("cosine", "hold")   # driven by how far through the run (iterations or time budget)
@@ -49,13 +46,13 @@ def _is_number(v) -> bool:
 class ModelShape:
     """The network: cell, embedding, layers (config [model])."""
 
-    model_type: str = "lstm"      # "lstm", "gru" or "rnn"
-    wordvec_size: int = 64
-    rnn_size: int = 256   # the nightly CPU job trains for hours in all: 2x256 overtakes 2x128 after 10-15 min
-    num_layers: int = 2
-    # dropout between the layers and before the head: the nightly job sees each post for dozens of
-    # epochs and a 2x256 without it over-fits (train 2.1 against held-out 2.5-2.7 bits/char); 0.3 took
-    # the first two nights from +0.4%/-0.3% to -3.1%/-3.8% against the 5-gram (benchmarks/results/nights-cpu.txt)
+    model_type: str = "lstm"      # the recurrent cell: "lstm", "gru" or "rnn"
+    wordvec_size: int = 64        # the character embedding's size
+    # hidden units per layer: each night continues the model, so it trains for hours in all (docs/defaults.md)
+    rnn_size: int = 256
+    num_layers: int = 2           # stacked recurrent layers
+    # dropout between the layers and before the head, in [0, 1): the nightly model sees each post
+    # dozens of times (docs/defaults.md); a change of dropout alone still continues the active model
     dropout: float = 0.3
 
     def problems(self) -> dict[str, str]:
@@ -69,52 +66,45 @@ class ModelShape:
             problems["dropout"] = "a number in [0, 1)"
         return problems
 
-    def shape(self) -> dict:
-        """The ModelShape fields alone."""
-        return {f.name: getattr(self, f.name) for f in fields(ModelShape)}
-
     def architecture(self) -> dict:
         """What decides whether a checkpoint can be continued (warm-started): the shape less dropout,
         which only regularises the training and is the configured one on a warm start."""
-        return {k: v for k, v in self.shape().items() if k != "dropout"}
+        return {k: getattr(self, k) for k in SHAPE_KEYS if k != "dropout"}
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     """Optimisation and the run's limits (config [train]; `buhurt train`'s flags of the same names)."""
 
-    # the CPU recipe measured for a 10-minute budget and the nightly job (benchmarks/results/quality-cpu.txt,
-    # nights-cpu.txt); torch-rnn's 50 / 50 / 2e-3 are the torch_rnn_preset's
+    # sequences per batch; the CPU recipe (docs/defaults.md), torch-rnn's 50 is the torch_rnn_preset's
     batch_size: int = 32
-    seq_length: int = 64
-    learning_rate: float = 1.5e-3
-    # "step": x lr_decay_factor every lr_decay_every epochs (torch-rnn). "cosine": from learning_rate
-    # down to 2% of it over the run: over max_minutes when a time budget is set (whichever of the
-    # budget and max_epochs/max_iterations ends first), else over the iterations. "hold": learning_rate
-    # for the first 75% of the run, then linearly down to 2% of it (measured better than cosine for a
-    # 10-minute CPU budget: benchmarks/results/quality-cpu.txt)
+    seq_length: int = 64            # characters per sequence (truncated backpropagation's length)
+    learning_rate: float = 1.5e-3   # Adam's learning rate (docs/defaults.md)
+    # "hold": learning_rate for the first 75% of the run, then linearly down to 2% of it; "cosine":
+    # down to 2% smoothly over the run (over max_minutes when set, else the iterations); "step":
+    # x lr_decay_factor every lr_decay_every epochs (torch-rnn's). Why "hold": docs/defaults.md
     lr_schedule: str = "hold"
-    # warm-up: the rate rises linearly from 0 over this fraction of the run (0: none). A warm start
-    # (init_from) re-creates Adam's moments, whose first steps are the largest: a short ramp keeps
-    # them from undoing what the checkpoint learned
+    # the rate rises linearly from 0 over this fraction of a run, in [0, 1) (a nightly warm start
+    # ramps over 5% whatever this says: Adam's moments start afresh and its first steps are the largest)
     warmup_frac: float = 0.0
-    lr_decay_every: int = 20
-    lr_decay_factor: float = 0.5
-    grad_clip: float = 5.0
+    lr_decay_every: int = 20        # with lr_schedule "step": decay every this many epochs
+    lr_decay_factor: float = 0.5    # with lr_schedule "step": the factor of each decay
+    grad_clip: float = 5.0          # clamp each gradient element to [-grad_clip, grad_clip]
     # decoupled weight decay (AdamW) on the recurrent and head matrices, not the embedding or the
-    # biases; 0: plain Adam (torch-rnn's). Beside dropout 0.3, 0.1 took six warm-started 10-minute
-    # nights from -4.5% to -5.7% against the 5-gram (benchmarks/results/nights-cpu.txt)
+    # biases; 0: plain Adam (torch-rnn's). Why 0.1: docs/defaults.md
     weight_decay: float = 0.1
-    max_epochs: int = 1000
-    max_minutes: float = 0.0        # 0: no time budget (the nightly job: the night window)
-    max_iterations: int = 0         # 0: no limit besides max_epochs
-    print_every: int = 1            # loss-history granularity and progress-bar refresh
-    checkpoint_every: int = 1000    # validate (and write best/latest) every N iterations
-    seed: int = 123
+    max_epochs: int = 1000          # passes over the text at most; max_minutes usually ends a run first
+    # a run's time budget in minutes; 0: none (a nightly run: the night window; the first model and
+    # `buhurt retrain` by hand: 10 minutes)
+    max_minutes: float = 0.0
+    max_iterations: int = 0         # iterations (batches) at most; 0: no limit besides max_epochs
+    print_every: int = 1            # loss-history granularity and progress-bar refresh, in iterations
+    checkpoint_every: int = 1000    # validate (and write best/latest) every N iterations, and at the end
+    seed: int = 123                 # random seed of the weights and the batches
     device: str = "cpu"             # "cpu", "cuda" (or "cuda:N") or "auto" (cuda when torch sees a GPU)
     precision: str = "auto"         # "auto" (bf16 where the device runs it natively), "bf16", "float32"
     # CPU threads; 0: 1 for tiny models (rnn_size * batch_size <= 2048), else the usable cores shared
-    # among the local processes (the nightly job leaves one core to the bot). Never more than that share
+    # among the local processes (the service's runs leave one core to the bot). Why: docs/defaults.md
     threads: int = 0
     lexicon_min_count: int = 3      # the checkpoint's lexicon: words seen at least this often in the training text
 
@@ -154,6 +144,14 @@ class TrainOptions:
         return PRECISIONS.get(self.precision)
 
 
+SHAPE_KEYS = tuple(f.name for f in fields(ModelShape))
+# what a run is, besides its shape; on --resume these come from the checkpoint (the rest, limits
+# and where it runs, from the command)
+OPTIMISATION_KEYS = ("batch_size", "seq_length", "learning_rate", "lr_schedule", "warmup_frac", "lr_decay_every",
+                     "lr_decay_factor", "grad_clip", "weight_decay", "seed")
+RUN_FROM_CHECKPOINT = SHAPE_KEYS + OPTIMISATION_KEYS
+
+
 @dataclass(frozen=True)
 class TrainConfig(TrainOptions, ModelShape):
     """A training run: the model, the optimisation, and its files."""
@@ -182,14 +180,6 @@ class TrainConfig(TrainOptions, ModelShape):
                    seq_length=256, learning_rate=2e-3, weight_decay=0.0, device="cuda", precision="bf16",
                    checkpoint_every=500, print_every=10)
         return replace(base, **overrides)
-
-    @classmethod
-    def of(cls, shape: ModelShape, options: TrainOptions, **files) -> "TrainConfig":
-        """A run of `shape` and `options` (or of what extends them: the [model] and [train] settings);
-        `files` (and any field) on top."""
-        values = {f.name: getattr(shape, f.name) for f in fields(ModelShape)}
-        values.update({f.name: getattr(options, f.name) for f in fields(TrainOptions)})
-        return cls(**{**values, **files})
 
     def to_dict(self) -> dict:
         return asdict(self)

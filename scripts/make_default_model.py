@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The bundled model's settings (README "The embedded default"): a 2x128 LSTM, dropout against
-# copying its small corpus, the "hold" schedule over a fixed number of iterations, one torch thread.
+# The bundled model's settings (docs/deployment.md, "The sample corpus and the bundled model"): a 2x128
+# LSTM, dropout against copying its small corpus, the "hold" schedule over a fixed number of iterations,
+# one torch thread.
 ITERATIONS = 3500   # a fixed count, so the result does not depend on the load of a shared machine
 RNN_SIZE = 128
 NUM_LAYERS = 2

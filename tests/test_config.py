@@ -1,17 +1,21 @@
-"""Config: typed sections, one-line errors naming table.key, env secrets, never a token in a log."""
+"""Config: typed sections, one-line errors naming table.key (renamed keys too), env secrets, never a
+token in a log; config.example.toml and the generated reference docs/config.md."""
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import RENAMED, SECTIONS, ConfigError, Settings, load_settings
+from bot.config_reference import field_docs, render
 from bot.secrets import REDACTOR, Secret, setup_logging
-from bot.config_sections import SECTIONS
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 
 EXAMPLE = ROOT / "config.example.toml"
 
@@ -22,13 +26,26 @@ def write(tmp_path, text):
     return path
 
 
-def test_example_config_loads_and_covers_every_key():
+def test_example_config_loads_and_names_only_keys_that_exist():
     settings = load_settings(EXAMPLE, environ={})
     assert settings == dataclasses.replace(Settings(), source=str(EXAMPLE))  # the example shows the defaults
     raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    for table, cls in SECTIONS.items():
-        keys = {f.name for f in dataclasses.fields(cls)}
-        assert set(raw[table]) == keys, f"config.example.toml [{table}] must document exactly {sorted(keys)}"
+    for table, values in raw.items():
+        keys = {f.name for f in dataclasses.fields(SECTIONS[table])}
+        assert set(values) <= keys, f"config.example.toml [{table}] names keys that do not exist"
+
+
+def operator_keys() -> set[str]:
+    raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    return {f"{table}.{key}" for table, values in raw.items() for key in values}
+
+
+def test_the_readme_lists_the_example_files_keys():
+    """The README's table of the keys an operator sets is config.example.toml's keys."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The keys you set", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(\w+\.\w+)` \|", section, re.M))
+    assert listed == operator_keys() and 10 <= len(listed) <= 20
 
 
 def test_every_example_key_has_a_comment():
@@ -37,6 +54,47 @@ def test_every_example_key_has_a_comment():
         if re.match(r"^\w+\s*=", line):
             commented = "#" in line or lines[index - 1].lstrip().startswith("#")
             assert commented, f"config.example.toml line {index + 1} has no comment: {line}"
+
+
+def test_every_key_has_a_one_line_doc_where_it_is_defined():
+    for table, cls in SECTIONS.items():
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            assert docs.get(f.name, "").strip(), f"{cls.__module__}.{cls.__qualname__}.{f.name} ({table}.{f.name}) " \
+                                                  "has no comment: docs/config.md needs one"
+
+
+def test_the_config_reference_is_what_the_generator_writes():
+    page = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
+    assert page == render(), "docs/config.md is stale: run python -m bot.config_reference"
+    for table, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            assert f"| `{f.name}` |" in page.split(f"## [{table}]")[1].split("\n## ")[0], f"{table}.{f.name}"
+    done = subprocess.run([sys.executable, "-m", "bot.config_reference", "--check"], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_generator_documents_a_field_from_its_comment():
+    @dataclasses.dataclass(frozen=True)
+    class Example:
+        plain: int = 1   # on the line
+        # above the line,
+        # over two lines
+        above: str = "#{n}"
+        none: bool = False
+
+    assert field_docs(Example) == {"plain": "on the line", "above": "above the line, over two lines"}
+
+
+@pytest.mark.parametrize("old, new", sorted(RENAMED.items()))
+def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old, new):
+    table, key = old.split(".")
+    path = write(tmp_path, f"[{table}]\n{key} = 1\n")
+    code, out, err = run_cli(capsys, "--config", str(path), "models", "list")
+    assert code == 2 and not out
+    assert err.strip().endswith(f"{path}: {old} is now {new} (move it to [{new.split('.')[0]}])")
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("text, message", [
@@ -53,7 +111,10 @@ def test_every_example_key_has_a_comment():
     ("[schedule]\npublish_times = ['25:00']\n", "schedule.publish_times must be times as 'HH:MM'"),
     ("[schedule]\ntimezone = 'Mars/Olympus'\n", "schedule.timezone must be an IANA time zone"),
     ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step', 'cosine' or 'hold'"),
-    ("[train]\nkeep_runs = -1\n", "train.keep_runs must be an integer >= 0"),
+    ("[retrain]\nkeep_runs = -1\n", "retrain.keep_runs must be an integer >= 0"),
+    ("[startup]\nuse_bundled_model = 1\n", "startup.use_bundled_model must be true or false, got 1"),
+    ("[popularity]\ncopies = 0\n", "popularity.copies must be an integer >= 1, got 0"),
+    ("[clean]\nnear_duplicate_threshold = 2\n", "clean.near_duplicate_threshold must be a number in (0, 1], got 2.0"),
     ("[sample\n", "malformed TOML"),
     ("[pool]\noversample = 0\n", "pool.oversample must be an integer from 1 to 20"),
     ("[screen]\nmin_known_words = 1.5\n", "screen.min_known_words must be a number from 0 to 1"),
@@ -119,7 +180,7 @@ def test_device_auto_trains_on_the_gpu_when_torch_sees_one(tmp_path, monkeypatch
     from model.distributed import device_name as resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
-    settings = load_settings(write(tmp_path, "[train]\ndevice = 'auto'\nkeep_runs = 3\n"), environ={})
+    settings = load_settings(write(tmp_path, "[train]\ndevice = 'auto'\n[retrain]\nkeep_runs = 3\n"), environ={})
     plan = retrain_plan(settings, TrainPaths.under(tmp_path))
     assert plan.device == expected and plan.keep_runs == 3
     assert resolve_device("cpu") == "cpu" and resolve_device("cuda") == "cuda"

@@ -172,7 +172,7 @@ def test_learned_signatures_keep_buhurt_lines_and_obey_the_operator(options):
     extra = learner.signatures(min_posts=99, patterns=[r"^подпишись"])
     assert extra.strip("А\n@\nБ\nПодпишись на нас!") == ("А\n@\nБ", 1)  # noqa: B005 - Signatures.strip
     assert line_key("  Предложено [x] @Ёжик через https://t.me/x ") == "предложено [x] через ‹url›"
-    assert CleanOptions(signatures=["("]).validate() and CleanOptions(signature_min_posts=0).validate()
+    assert CleanOptions(signatures=["("]).problems() and CleanOptions(signature_min_posts=0).problems()
 
 
 def test_chat_exports_need_allow_chat(db, tmp_path):

@@ -90,8 +90,8 @@ def test_rules_can_be_switched_off_and_tuned():
     assert clean_post({"text": GOOD + " #свойтег"}, CleanOptions(drop_tags=["#свойтег"]))[1] == "tagged"
     stop = StopList(words=["контрольная"])
     assert clean_post({"text": GOOD}, CleanOptions(), stop)[1] == "stoplist"
-    assert CleanOptions(near_duplicate_threshold=2).validate()
-    assert CleanOptions(ad_patterns=["("]).validate()
+    assert CleanOptions(near_duplicate_threshold=2).problems()
+    assert CleanOptions(ad_patterns=["("]).problems()
 
 
 def test_exact_and_near_duplicates_keep_the_first():

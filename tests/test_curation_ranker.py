@@ -117,7 +117,7 @@ def test_the_ranker_cli_trains_and_reports(tmp_path, capsys, monkeypatch):
     from corpus.db import open_db
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[model]\nuse_bundled = false\n")
+    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[startup]\nuse_bundled_model = false\n")
     code, out, err = run_cli(capsys, "ranker", "report")
     assert code == 0 and out.startswith("no ranker yet: 0 decisions"), err
     code, out, err = run_cli(capsys, "ranker", "train")

@@ -159,7 +159,7 @@ def test_wilson_interval_and_shares(db):
 
 def test_models_list_shows_the_shares_beside_the_real_posts(tmp_path, capsys, tiny_checkpoint, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[model]\nuse_bundled = false\n")
+    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[startup]\nuse_bundled_model = false\n")
     db = open_db(tmp_path / "data" / "buhurt.sqlite3")
     version = install_checkpoint(db, tiny_checkpoint, tmp_path / "data" / "models", val_bpc=None)
     model_rows.promote(db, version)
@@ -221,7 +221,7 @@ def test_a_retrained_model_waits_for_ratings_then_is_promoted_or_rejected(db, tm
 
 
 def test_the_gate_promotes_through_the_chat_and_the_bot_follows(tmp_path, server, tiny_checkpoint):
-    settings = make_settings(tmp_path, server, rate={"drafts": 2}, train={"promote_min_ratings": 2})
+    settings = make_settings(tmp_path, server, rate={"drafts": 2}, retrain={"promote_min_ratings": 2})
 
     async def main():
         from tests.test_models_cli import variant

@@ -109,7 +109,7 @@ def test_an_emptied_database_is_refused_not_started_afresh(tmp_path, server, emp
         import sqlite3
 
         sqlite3.connect(database).execute("PRAGMA user_version = 1").connection.close()
-    config = write_config(tmp_path, server, corpus={"seed_with_sample": True}, model={"use_bundled": True})
+    config = write_config(tmp_path, server, corpus={"seed_with_sample": True}, startup={"use_bundled_model": True})
     result = buhurt("--config", str(config), "run", "--once")
     line = assert_one_line(result, str(database), "a database existed here", "restore the newest backup",
                            "Backups")
@@ -135,7 +135,7 @@ def test_a_fresh_data_folder_still_starts_and_a_restored_backup_opens(tmp_path):
     database.write_bytes(b"")
     with pytest.raises(Exception, match="a database existed here"):
         open_db(database)
-    shutil.copyfile(copy, database)   # the README's restore step
+    shutil.copyfile(copy, database)   # docs/operating.md's restore step
     open_db(database).close()
 
 

@@ -17,13 +17,13 @@ from model.files import file_version
 from tests.fakes.telegram_app import reply_to, until, write_config
 
 USER = 5001
-TINY = {"use_bundled": False, "rnn_size": 16, "wordvec_size": 8, "num_layers": 1}
+TINY = {"rnn_size": 16, "wordvec_size": 8, "num_layers": 1}
 
 
 def first_run_settings(tmp_path, server, tiny_corpus_file, **train):
     from bot.config import load_settings
 
-    settings = load_settings(write_config(tmp_path, server, model=TINY, train={
+    settings = load_settings(write_config(tmp_path, server, model=TINY, startup={"use_bundled_model": False}, train={
         "batch_size": 4, "seq_length": 16, "checkpoint_every": 2, "threads": 1, **train}), environ={})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_db(settings.database)

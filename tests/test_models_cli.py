@@ -20,7 +20,7 @@ run = run_cli
 def home(tmp_path, monkeypatch):
     """A folder with a config.toml whose data_dir is ./data and no bundled model."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[model]\nuse_bundled = false\n")
+    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[startup]\nuse_bundled_model = false\n")
     return tmp_path
 
 

@@ -58,7 +58,9 @@ def test_retrain_by_hand_tunes_the_model_it_promotes(capsys, tmp_path, tiny_corp
     from jobs.model_registry import install_checkpoint
     from jobs.tune import tuned_temperature
 
-    cfg = config(tmp_path, "min_improvement = -1000.0\nreadability_tolerance = 0.99\n[sample]\nmax_length = 60\n")
+    cfg = config(tmp_path, "[sample]\nmax_length = 60\n")
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+        "[retrain]\n", "[retrain]\nmin_improvement = -1000.0\nreadability_tolerance = 0.99\n"), encoding="utf-8")
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
     db = open_db(tmp_path / "data" / "buhurt.sqlite3")
     try:

@@ -1,6 +1,6 @@
 """The nightly retrain: warm starts (weights kept, vocabulary grown), from scratch when the architecture
 changed or when asked, the night window, the promotion rule (bits/char and readability), `buhurt
-retrain`, checkpoint names, units, use_bundled = false. Real SQLite, real training subprocesses."""
+retrain`, checkpoint names, units, startup.use_bundled_model = false. Real SQLite, real training subprocesses."""
 from __future__ import annotations
 
 import datetime as dt
@@ -145,12 +145,13 @@ data_dir = "{tmp_path / 'data'}"
 rnn_size = 16
 wordvec_size = 8
 num_layers = 1
+[retrain]
+readability_drafts = 4
 [train]
 batch_size = 4
 seq_length = 16
 max_minutes = 0.03
 threads = 1
-readability_drafts = 4
 {extra}
 """, encoding="utf-8")
     return path
@@ -217,8 +218,9 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
     from jobs.model_registry import bundled_checkpoint
     from model.files import file_version
 
-    cfg = config(tmp_path, "readability_drafts = 0")   # on bits/char alone: see the test below
-    cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4\n", ""), encoding="utf-8")
+    cfg = config(tmp_path)   # on bits/char alone: see the test below
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4\n", "readability_drafts = 0\n"),
+                   encoding="utf-8")
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
     settings = load_settings(cfg)
     db = open_db(settings.database)
@@ -226,8 +228,8 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
         paths = TrainPaths.under(settings.data_dir)
         ensure_model(settings, db, paths)
         assert model_rows.active_model(db)["version"] == file_version(bundled_checkpoint())
-        cfg.write_text(cfg.read_text(encoding="utf-8").replace("[model]", "[model]\nuse_bundled = false"),
-                       encoding="utf-8")
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+            "[model]", "[startup]\nuse_bundled_model = false\n[model]"), encoding="utf-8")
         path = ensure_model(load_settings(cfg), db, paths)
         row = model_rows.active_model(db)
         assert row["version"] != file_version(bundled_checkpoint()) and "bootstrap" in row["metrics_json"]
@@ -249,7 +251,7 @@ def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(t
 
     cfg = config(tmp_path, "[sample]\nmax_length = 200")
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4", "readability_drafts = 24")
-                   .replace("[model]", "[model]\nuse_bundled = false")
+                   .replace("[model]", "[startup]\nuse_bundled_model = false\n[model]")
                    .replace("[train]", "[train]\nmax_iterations = 30"), encoding="utf-8")
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
     settings = load_settings(cfg)
@@ -268,13 +270,13 @@ def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(t
 
 def test_without_the_bundled_model_and_no_model_yet_retrain_compares_with_the_bundled_one(tmp_path,
                                                                                          tiny_corpus_file, capsys):
-    """One notion of the active model: with use_bundled = false and no model yet, `buhurt eval
+    """One notion of the active model: with use_bundled_model = false and no model yet, `buhurt eval
     --checkpoint active` says so, and `buhurt retrain` holds its candidate to the bundled model."""
     from jobs.model_registry import bundled_checkpoint
     from model.files import file_version
 
     cfg = config(tmp_path)
-    cfg.write_text(cfg.read_text(encoding="utf-8").replace("[model]", "[model]\nuse_bundled = false"),
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("[model]", "[startup]\nuse_bundled_model = false\n[model]"),
                    encoding="utf-8")
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
     code, _, err = run_cli(capsys, "--config", str(cfg), "eval", "--checkpoint", "active")
@@ -310,7 +312,7 @@ def test_threads_never_oversubscribe_and_bf16_is_the_default_where_supported(mon
     ("train.precision", '"half"', "train.precision"), ("train.threads", "-1", "train.threads"),
     ("schedule.retrain_until", '"03:30"', "schedule.retrain_until"),
     ("schedule.retrain_until", '"7h"', "retrain_until"),
-    ("train.warm_lr_scale", "1.5", "train.warm_lr_scale"),
+    ("retrain.warm_lr_scale", "1.5", "retrain.warm_lr_scale"),
 ])
 def test_bad_nightly_settings_name_the_key(tmp_path, capsys, key, value, needle):
     table, name = key.split(".")

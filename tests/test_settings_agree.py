@@ -1,5 +1,5 @@
-"""One source of truth per setting: config.example.toml, the lower layers' dataclasses and the
-CLI's --help agree; the CLI's defaults come from the config file (`buhurt train` with no flags
+"""One source of truth per setting: the config's tables are the lower layers' dataclasses, and the
+CLI's --help shows their defaults; the CLI's defaults come from the config file (`buhurt train` with no flags
 trains what [model] and [train] say); the nightly run trains through model/run.py, not the bot's
 CLI, with its progress bar off."""
 from __future__ import annotations
@@ -9,14 +9,19 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 
 import pytest
 import torch
 
+from bot.config import Settings
+from corpus.popularity import PopularityWeighting
 from corpus.rules import CleanOptions
-from corpus.vk import ScrapeOptions
+from jobs.alerts import AlertOptions
+from jobs.curation import GenerateOptions
+from jobs.moderation import ModerationOptions
 from jobs.pool import PoolOptions, ScreenOptions
+from jobs.ranker import RankerOptions
+from jobs.rating import RateOptions
 from jobs.retrain import NightlyOptions
 from jobs.scheduler import ScheduleOptions
 from model.sample_options import SampleOptions
@@ -26,9 +31,10 @@ from tests.helpers import ROOT, run_cli
 EXAMPLE = ROOT / "config.example.toml"
 SAMPLE_FLAGS = {"max_length": "--length", "temperature": "--temperature", "top_k": "--top-k", "words": "--words",
                 "dictionary": "--dictionary", "quotes": "--quotes", "grammar": "--grammar"}
-EMBEDDED = [("model", ModelShape), ("train", TrainOptions), ("train", NightlyOptions), ("sample", SampleOptions),
-            ("clean", CleanOptions), ("vk", ScrapeOptions), ("pool", PoolOptions), ("screen", ScreenOptions),
-            ("schedule", ScheduleOptions)]
+LOWER = [("model", ModelShape), ("train", TrainOptions), ("retrain", NightlyOptions), ("sample", SampleOptions),
+         ("clean", CleanOptions), ("pool", PoolOptions), ("screen", ScreenOptions), ("schedule", ScheduleOptions),
+         ("moderation", ModerationOptions), ("alerts", AlertOptions), ("rate", RateOptions),
+         ("ranker", RankerOptions), ("generate", GenerateOptions), ("popularity", PopularityWeighting)]
 OVERRIDDEN = {("sample", "temperature"): "auto"}   # the service samples at the model's tuned temperature
 
 
@@ -52,43 +58,36 @@ def help_defaults(capsys, *argv) -> dict[str, str]:
     return shown
 
 
-def test_settings_embed_the_lower_dataclasses_without_restating_a_default():
-    from bot.config_sections import SECTIONS
-
-    for table, base in EMBEDDED:
-        section = SECTIONS[table]
-        assert issubclass(section, base), f"[{table}] must embed {base.__name__}"
-        assert dataclasses.is_dataclass(base) and base.__dataclass_params__.frozen
-        mine = {f.name: f for f in dataclasses.fields(section)}
-        for f in dataclasses.fields(base):
-            expected = OVERRIDDEN.get((table, f.name), f.default)
-            got = mine[f.name].default if mine[f.name].default is not dataclasses.MISSING \
-                else mine[f.name].default_factory()
-            want = expected if expected is not dataclasses.MISSING else f.default_factory()
-            assert got == want, f"{table}.{f.name}"
-
-
-def test_example_dataclasses_and_help_agree(capsys):
-    raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    train = help_defaults(capsys, "--config", str(EXAMPLE), "train")
-    for table, cls in (("model", ModelShape), ("train", TrainOptions)):
-        for f in dataclasses.fields(cls):
-            assert raw[table][f.name] == f.default, f"config.example.toml {table}.{f.name}"
-            assert train.get(flag(f.name)) == str(f.default), f"buhurt train {flag(f.name)}"
-    assert train["--num-threads"] == train["--threads"]
-    for table, cls in (("pool", PoolOptions), ("screen", ScreenOptions), ("schedule", ScheduleOptions)):
+def test_settings_are_the_lower_dataclasses_with_their_defaults():
+    """A table of a lower layer's concern is that layer's dataclass itself (composition, not a
+    subclass restating it), at that dataclass's defaults."""
+    defaults = Settings()
+    for table, cls in LOWER:
+        section = getattr(defaults, table)
+        assert type(section) is cls, f"[{table}] must be {cls.__name__} itself"
+        assert cls.__dataclass_params__.frozen
         for f in dataclasses.fields(cls):
             want = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            assert raw[table][f.name] == want, f"config.example.toml {table}.{f.name}"
+            assert getattr(section, f.name) == OVERRIDDEN.get((table, f.name), want), f"{table}.{f.name}"
+
+
+def test_dataclasses_and_help_agree(capsys):
+    """`buhurt train|sample|preprocess|lexicon --help` show the dataclasses' defaults (the example
+    file sets none of their keys)."""
+    defaults = Settings()
+    train = help_defaults(capsys, "--config", str(EXAMPLE), "train")
+    for cls in (ModelShape, TrainOptions):
+        for f in dataclasses.fields(cls):
+            assert train.get(flag(f.name)) == str(f.default), f"buhurt train {flag(f.name)}"
+    assert train["--num-threads"] == train["--threads"]
     sample = help_defaults(capsys, "--config", str(EXAMPLE), "sample")
     for f in dataclasses.fields(SampleOptions):
         value = OVERRIDDEN.get(("sample", f.name), f.default)
-        assert raw["sample"][f.name] == value, f"config.example.toml sample.{f.name}"
         assert sample.get(SAMPLE_FLAGS[f.name]) == str(value), f"buhurt sample {SAMPLE_FLAGS[f.name]}"
     pre = help_defaults(capsys, "--config", str(EXAMPLE), "preprocess")
-    assert (pre["--val-frac"], pre["--test-frac"]) == (str(raw["train"]["val_frac"]), str(raw["train"]["test_frac"]))
+    assert (pre["--val-frac"], pre["--test-frac"]) == (str(defaults.retrain.val_frac), str(defaults.retrain.test_frac))
     lexicon = help_defaults(capsys, "--config", str(EXAMPLE), "lexicon")
-    assert lexicon["--min-count"] == str(raw["train"]["lexicon_min_count"])
+    assert lexicon["--min-count"] == str(defaults.train.lexicon_min_count)
 
 
 def test_the_config_file_sets_the_defaults_help_shows(capsys, tmp_path):
@@ -135,7 +134,8 @@ def test_the_nightly_run_trains_through_model_run_with_the_bar_off(capfd, tmp_pa
     from corpus.db import open_db
 
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "d"}"\n[model]\nuse_bundled = false\nrnn_size = 16\n'
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "d"}"\n[startup]\nuse_bundled_model = false\n'
+                   '[model]\nrnn_size = 16\n'
                    'wordvec_size = 8\nnum_layers = 1\n[train]\nbatch_size = 4\nseq_length = 16\n'
                    'max_iterations = 4\ncheckpoint_every = 2\nthreads = 1\n', encoding="utf-8")
     assert run_cli(capfd, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0

@@ -20,8 +20,9 @@ TINY_CONFIG = """
 data_dir = "{data}"
 [corpus]
 seed_with_sample = false
+[startup]
+use_bundled_model = false
 [model]
-use_bundled = false
 wordvec_size = 16
 rnn_size = 32
 num_layers = 1
