@@ -75,8 +75,8 @@ class ServicePlan:
     backup_at: str | None = None         # HH:MM of the nightly database backup (needs a backuper)
     heartbeat_file: str | None = None    # touched every minute while the schedule runs (HEALTHCHECK)
     rate: RateOptions = field(default_factory=RateOptions)   # the blind rating flow (jobs/rating.py)
-    held_out: tuple[float, float] = (0.1, 0.1)  # train.val_frac, train.test_frac: the posts never trained on
-    promote_min_ratings: int = 0         # train.promote_min_ratings: a retrained model waits for these
+    held_out: tuple[float, float] = (0.1, 0.1)  # retrain.val_frac, retrain.test_frac: the posts never trained on
+    promote_min_ratings: int = 0         # retrain.promote_min_ratings: a retrained model waits for these
     ranker: RankerOptions = field(default_factory=RankerOptions)        # jobs/ranker.py
     generate: GenerateOptions = field(default_factory=GenerateOptions)  # jobs/curation.py
 

@@ -82,7 +82,7 @@ def set_metrics_json(db: sqlite_utils.Database, version: str, text: str) -> None
 
 
 def awaiting_ratings(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Candidates a retrain left waiting for ratings (train.promote_min_ratings), oldest first."""
+    """Candidates a retrain left waiting for ratings (retrain.promote_min_ratings), oldest first."""
     return list(db.query(
         "SELECT * FROM model_versions WHERE status = 'candidate'"
         " AND json_extract(metrics_json, '$.awaiting_ratings') IS NOT NULL ORDER BY created_at, version"))
