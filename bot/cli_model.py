@@ -61,7 +61,7 @@ def config_defaults(app) -> dict[str, dict]:
                   "checkpoint_dir": paths.checkpoint_dir},
         "sample": {"length": sample.max_length, "temperature": sample.temperature, "top_k": sample.top_k,
                    "words": sample.words, "dictionary": sample.dictionary, "quotes": sample.quotes,
-                   "grammar": sample.grammar},
+                   "grammar": sample.grammar, "ending": sample.ending},
         "lexicon": {"min_count": train.lexicon_min_count, "text": paths.train_txt},
         "eval": {"text": paths.train_txt},
     }
@@ -237,6 +237,9 @@ class Temperature(click.ParamType):
               help="agree: a word that cannot agree with the word before it is taken back, short words are"
                    " the dictionary's standalone ones, and posts end where the community's end (needs --words"
                    " known --dictionary ru); any: no such rule.")
+@click.option("--ending", type=click.Choice(["community", "floor"]), show_default=True,
+              help="With --grammar agree, where posts end: community: after each line at the community's odds"
+                   " of a post ending there; floor: at least those odds, more where the model wants.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--progress/--no-progress", default=True,
               help="With --num over 1, a bar on stderr counts the posts made (printed as they come).")
@@ -245,7 +248,7 @@ class Temperature(click.ParamType):
                    " \"@\" left dangling at either end (a post cut at --length) or glued to a line.")
 @click.pass_obj
 def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sample_flag, seed, words, raw,
-               dictionary, quotes, grammar, device, progress, exact) -> None:
+               dictionary, quotes, grammar, ending, device, progress, exact) -> None:
     """Generate posts; prints them separated by a blank line."""
     from corpus.rules import tidy_generated
     from model.errors import ModelError
@@ -266,7 +269,7 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
             temperature = resolved_temperature(temperature, tuned_temperature(db, gen.version))
         finally:
             db.close()
-    decoding = TORCH_RNN if raw else Decoding(words, dictionary, quotes, grammar)
+    decoding = TORCH_RNN if raw else Decoding(words, dictionary, quotes, grammar, ending)
     request = SampleRequest(temperature, length, top_k, decoding, start_text, argmax=sample_flag == 0)
     from tqdm import tqdm
 

@@ -9,9 +9,10 @@ row and step. What each row may write is its `Decoding` (model.sample_options):
   way; the row's words are also held to the dictionary's standalone short words (model.words.KnownWords
   strict) and no letter touches a digit ("У4S20").
 - quotes (model.quotes): a mask on the row's logits.
-- the post's end: with grammar, after a line of text the post gap gets at least the community's odds
-  of ending after that many lines (`EndOdds`, from the training posts' line counts), rising to
-  certainty as the length cap nears, so posts end where the community's end.
+- the post's end: with grammar, after a line of text the post gap gets the community's odds of ending
+  after that many lines (`EndOdds`, from the training posts' line counts): exactly (ending
+  "community") or at least (ending "floor"), rising to certainty as the length cap nears, so posts
+  end where the community's end.
 """
 from __future__ import annotations
 
@@ -181,32 +182,36 @@ class Rows:
                 lg[np.ix_(seen & tok.alpha[np.maximum(prev, 0)], tok.digit)] = -np.inf
                 lg[np.ix_(seen & tok.digit[np.maximum(prev, 0)], tok.alpha)] = -np.inf
                 if self.end_odds is not None and tok.newline >= 0:
-                    self._end_floor(rows, lg)
+                    self._end_odds(rows, lg)
         return apply
 
-    def _end_floor(self, rows: np.ndarray, lg: np.ndarray) -> None:
-        """After a line of text, the post gap's probability (at the request's temperature) is at
-        least the community's odds of ending after that many lines, and rises to 1 as the cap nears."""
+    def _end_odds(self, rows: np.ndarray, lg: np.ndarray) -> None:
+        """After a line of text, the post gap's probability (at the request's temperature) is the
+        community's odds of ending after that many lines (ending "community"; with "floor", at least
+        those odds), and rises to 1 as the cap nears."""
         at = (self.prev_nl[rows] & self.ended_text[rows] & (self.length[rows] > 0)).nonzero()[0]
         if not len(at):
             return
         assert self.end_odds is not None
         r = rows[at]
         near = np.clip((self.length[r] / max(1, self.budget) - CAP_NEAR) / (1 - CAP_NEAR), 0.0, 1.0)
-        floor = np.minimum(np.maximum(self.end_odds(self.lines[r]), near), 1 - 1e-9)
-        some = floor > 0
-        at, floor = at[some], floor[some]
+        odds = np.minimum(np.maximum(self.end_odds(self.lines[r]), near), 1 - 1e-9)
+        t, nl = self.o.temperature, self.tok.newline
+        exact = self.o.decoding.ending == "community"
+        if exact:
+            lg[at[odds <= 0], nl] = -np.inf                              # the community never ends there
+        some = odds > 0
+        at, odds = at[some], odds[some]
         if not len(at):
             return
-        t, nl = self.o.temperature, self.tok.newline
         x = lg[at] / t
         own = x[:, nl].copy()
         x[:, nl] = -np.inf
         m = x.max(axis=1)
         other = m + np.log(np.exp(x - m[:, None]).sum(axis=1))          # log of the other characters' odds
-        want = np.log(floor) - np.log1p(-floor) + other                  # the gap's logit for p = floor
-        low = own < want
-        lg[at[low], nl] = t * want[low]
+        want = np.log(odds) - np.log1p(-odds) + other                    # the gap's logit for p = odds
+        set_to = np.ones(len(at), dtype=bool) if exact else own < want
+        lg[at[set_to], nl] = t * want[set_to]
 
     def feed(self, rows: np.ndarray, ids: np.ndarray, lp: np.ndarray,
              picks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ WORD_MODES = ("known", "any")
 DICTIONARIES = ("ru", "none")
 QUOTE_MODES = ("balanced", "any")
 GRAMMAR_MODES = ("agree", "any")
+ENDING_MODES = ("community", "floor")
 
 
 def _show(names) -> str:
@@ -33,19 +34,25 @@ class Decoding:
     grammar: "agree": a known word that cannot agree with the word before it (pronoun and verb,
         preposition and case, adjective and noun, a word doubled; model.grammar) is taken back like
         an unknown one. It needs the dictionary and known words, and is off without them.
+    ending (with grammar): where a post ends. "floor": after each line of text the post gap gets at
+        least the community's odds of a post ending after that many lines (the model's own odds when
+        they are higher); "community": the gap gets exactly those odds, the model's own replaced, so
+        posts run as long as the community's. Both rise to certainty as the length cap nears.
 
-    Stored with each draft as `name` ("any", "known/ru", then "+quotes", "+grammar"), so /meme N
+    Stored with each draft as `name` ("any", "known/ru", then "+quotes", "+grammar", "+ends" for the
+    community's ending), so /meme N
     regenerates the draft the way it was made; `parse` reads every name ever stored."""
 
     words: str = "any"
     dictionary: str = "none"
     quotes: str = "any"
     grammar: str = "any"
+    ending: str = "floor"
 
     def problems(self) -> dict[str, str]:
         problems = {}
         for key, modes in (("words", WORD_MODES), ("dictionary", DICTIONARIES), ("quotes", QUOTE_MODES),
-                           ("grammar", GRAMMAR_MODES)):
+                           ("grammar", GRAMMAR_MODES), ("ending", ENDING_MODES)):
             if getattr(self, key) not in modes:
                 problems[key] = _show(modes)
         return problems
@@ -65,28 +72,33 @@ class Decoding:
         name = f"known/{self.dictionary}" if self.known else "any"
         if self.quotes == "balanced":
             name += "+quotes"
-        return name + "+grammar" if self.agree else name
+        if not self.agree:
+            return name
+        return name + ("+grammar+ends" if self.ending == "community" else "+grammar")
 
     @classmethod
     def parse(cls, value: str | None) -> "Decoding":
         """The decoding of a stored name. None or "" (drafts made before known-word decoding) is
-        "any"; a suffix a name lacks was off when the draft was made (quotes unconstrained, no grammar)."""
+        "any"; a suffix a name lacks was off when the draft was made (quotes unconstrained, no grammar,
+        the floor ending)."""
         name, *suffixes = (value or "any").split("+")
         word_mode, _, dictionary = name.partition("/")
         ok = (name == "any" or word_mode == "known" and dictionary in DICTIONARIES) and \
-            suffixes in ([], ["quotes"], ["grammar"], ["quotes", "grammar"]) and \
+            suffixes in ([], ["quotes"], ["grammar"], ["quotes", "grammar"], ["grammar", "ends"],
+                         ["quotes", "grammar", "ends"]) and \
             ("grammar" not in suffixes or dictionary == "ru")
         if not ok:
             raise ModelError(f"decoding {value!r}: expected 'any' or 'known/<{'|'.join(DICTIONARIES)}>', "
-                             f"then optionally '+quotes', then '+grammar' (known/ru only)")
+                             f"then optionally '+quotes', then '+grammar' (known/ru only), then '+ends'")
         return cls(words="known" if word_mode == "known" else "any", dictionary=dictionary or "none",
                    quotes="balanced" if "quotes" in suffixes else "any",
-                   grammar="agree" if "grammar" in suffixes else "any")
+                   grammar="agree" if "grammar" in suffixes else "any",
+                   ending="community" if "ends" in suffixes else "floor")
 
 
 DECODING_KEYS = tuple(f.name for f in fields(Decoding))
 TORCH_RNN = Decoding()   # sample.lua: unconstrained, the Generator's default
-PRODUCT = Decoding(words="known", dictionary="ru", quotes="balanced", grammar="agree")
+PRODUCT = Decoding(words="known", dictionary="ru", quotes="balanced", grammar="agree", ending="community")
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,9 @@ class SampleOptions:
     # "agree": a word that cannot agree with the one before it is sampled again (needs words = "known"
     # and dictionary = "ru"); "any"
     grammar: str = PRODUCT.grammar
+    # with grammar, where posts end: "community": after each line at the community's odds of a post
+    # ending there (posts as long as theirs); "floor": at least those odds, more where the model wants
+    ending: str = PRODUCT.ending
 
     def problems(self) -> dict[str, str]:
         problems = _number_problems(self.temperature, self.max_length, self.top_k, auto=True)
@@ -112,7 +127,7 @@ class SampleOptions:
 
     @property
     def decoding(self) -> Decoding:
-        return Decoding(self.words, self.dictionary, self.quotes, self.grammar)
+        return Decoding(self.words, self.dictionary, self.quotes, self.grammar, self.ending)
 
     def request(self, start_text: str = "", temperature: float | None = None) -> "SampleRequest":
         """One Generator call with these options (`temperature` resolves "auto")."""
@@ -157,10 +172,12 @@ class SampleRequest:
     @classmethod
     def of(cls, temperature: float = DEFAULT_TEMPERATURE, max_length: int = SampleOptions.max_length,
            top_k: int = 0, words: str = TORCH_RNN.words, dictionary: str = TORCH_RNN.dictionary,
-           quotes: str = TORCH_RNN.quotes, grammar: str = TORCH_RNN.grammar, start_text: str = "",
+           quotes: str = TORCH_RNN.quotes, grammar: str = TORCH_RNN.grammar, ending: str = TORCH_RNN.ending,
+           start_text: str = "",
            argmax: bool = False) -> "SampleRequest":
         """A request from flat keyword arguments (the library's and the tests' spelling)."""
-        return cls(temperature, max_length, top_k, Decoding(words, dictionary, quotes, grammar), start_text, argmax)
+        return cls(temperature, max_length, top_k, Decoding(words, dictionary, quotes, grammar, ending), start_text,
+                   argmax)
 
     def problems(self) -> dict[str, str]:
         problems = _number_problems(self.temperature, self.max_length, self.top_k, auto=False)

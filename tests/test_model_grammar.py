@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -179,6 +180,47 @@ def test_the_gap_s_odds_rise_to_certainty_as_the_cap_nears(grammar):
     assert (x[2:] == lg[2:]).all()                       # inside a line, after a blank line: untouched
 
 
+def test_the_community_ending_replaces_the_model_s_odds_the_floor_only_raises_them(grammar):
+    """ending "community": after a line of text the gap's probability is the community's odds, lower
+    than the model's own included (0 where no post of the community ends); "floor" keeps the model's
+    odds where they are higher."""
+    tokens = ["\n", " ", "@", "А", "Б"]
+    table = PrefixTable(KnownWords(["аб"], "none"), tokens)
+    lg = np.zeros((3, len(tokens)))
+    lg[:, 0] = 6.0                                       # the model would much rather end the post
+    p = {}
+    for ending in ("community", "floor"):
+        request = SampleRequest(0.7, 100, 0, Decoding("known", "ru", "balanced", "agree", ending))
+        rows = Rows(3, request, Tokens.of(tokens), table, GrammarTable(grammar, table), EndOdds([0, 0, 10, 10]))
+        rows.length[:] = 20
+        rows.prev_nl[:], rows.ended_text[:] = True, True
+        rows.lines[:] = [2, 1, 3]                        # odds 0.5, 0 (no post ends after 1 line), 1
+        x = lg.copy()
+        rules = rows.rules(np.arange(3))
+        assert rules is not None
+        rules(x)
+        q = np.exp(x / 0.7 - (x / 0.7).max(axis=1, keepdims=True))
+        p[ending] = q / q.sum(axis=1, keepdims=True)
+    assert p["community"][:, 0] == pytest.approx([0.5, 0.0, 1.0], abs=1e-6)
+    assert (p["floor"][:2, 0] > 0.99).all()              # the model's own odds, higher than the floor
+
+
+def test_the_community_ending_is_stored_as_its_own_name_and_changes_only_its_drafts(babbler):
+    """PRODUCT's decoding ends posts at the community's odds and is stored as "+grammar+ends"; the
+    name round-trips, and a draft stored as "+grammar" (the floor) regenerates as it was made."""
+    assert PRODUCT.ending == "community" and PRODUCT.name == "known/ru+quotes+grammar+ends"
+    for name in ("known/ru+quotes+grammar+ends", "known/ru+grammar+ends", "known/ru+quotes+grammar"):
+        assert Decoding.parse(name).name == name
+    with pytest.raises(Exception, match="'\\+ends'"):
+        Decoding.parse("known/ru+quotes+ends")           # the ending needs grammar
+    floor = replace(PRODUCT, ending="floor")
+    assert Decoding.parse("known/ru+quotes+grammar") == floor
+    seeds = range(1, 13)
+    same = babbler.generate(seeds, **AGREE, quotes="balanced")
+    assert babbler.generate(seeds, SampleRequest(1.0, 200, 0, floor)) == same
+    assert babbler.generate(seeds, SampleRequest(1.0, 200, 0, PRODUCT)) != same
+
+
 def test_old_decodings_regenerate_as_they_were(babbler):
     """Drafts stored before grammar ("known/ru+quotes") regenerate without it; the new name with it."""
     from jobs.pool import stored_request
@@ -186,7 +228,8 @@ def test_old_decodings_regenerate_as_they_were(babbler):
     draft = dict(temperature=1.0, max_length=200, top_k=0, start_text="")
     old = stored_request({**draft, "decoding": "known/ru+quotes"})
     new = stored_request({**draft, "decoding": "known/ru+quotes+grammar"})
-    assert old.decoding == Decoding("known", "ru", "balanced", "any") and new.decoding == PRODUCT
+    assert old.decoding == Decoding("known", "ru", "balanced", "any") and new.decoding == replace(PRODUCT,
+                                                                                                    ending="floor")
     seeds = range(1, 9)
     assert babbler.generate(seeds, old) == babbler.generate(seeds, **LOOSE, quotes="balanced")
     assert babbler.generate(seeds, new) == babbler.generate(seeds, **AGREE, quotes="balanced")
