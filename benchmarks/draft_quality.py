@@ -1,6 +1,7 @@
 """Draft quality: 500 drafts through the pool's own path (the holder's decoding, jobs.pool's measures
 and screen against a database holding the corpus, near-copy index included), for the product's
-decoding (known words, quotes balanced, grammar), for the same without grammar, for raw (torch-rnn)
+decoding (known words, quotes balanced, grammar, the community's ending), for the same with the
+floor ending (drafts before it), for the same without grammar, for raw (torch-rnn)
 sampling and for a character 5-gram (interpolated Kneser-Ney, the baseline of benchmarks/quality.py)
 in the same run, and for the corpus's own held-out posts (the last 10% of the file) as calibration.
 "quotes" is the share of drafts with a line whose quotes do not balance (a « or " left open, a »
@@ -217,6 +218,7 @@ def main() -> None:
     seeds = list(range(1, args.num + 1))
     results = {}
     for name, options in (("product decoding", SampleOptions()),
+                          ("  ending floor", SampleOptions(ending="floor")),
                           ("  without grammar", SampleOptions(grammar="any")),
                           ("raw sampling", SampleOptions(words="any", quotes="any", grammar="any"))):
         options = replace(options, temperature=args.temperature, max_length=args.max_length)

@@ -103,7 +103,7 @@ PRODUCT = Decoding(words="known", dictionary="ru", quotes="balanced", grammar="a
 
 @dataclass(frozen=True)
 class SampleOptions:
-    """[sample]: how the product samples; the decoding's four keys are `decoding`'s fields."""
+    """[sample]: how the product samples; the decoding's five keys are `decoding`'s fields."""
 
     # lower is safer and duller, higher wilder: a number > 0, or "auto": the active model's tuned
     # temperature (`buhurt tune`), else 0.8; the caller resolves "auto": the Generator takes numbers only
