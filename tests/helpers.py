@@ -1,10 +1,18 @@
 """Plain helpers the tests import (`from tests.helpers import ...`); fixtures live in conftest.py."""
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from corpus.store import model_versions as model_rows
+from jobs.model_registry import install_checkpoint
+from jobs.retrain import RetrainPlan
+from model.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,3 +46,59 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
         raise SystemExit(0)
     out = capsys.readouterr()
     return info.value.code or 0, out.out, out.err
+
+
+def buhurt(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG", "BUHURT_DEBUG"):
+        env.pop(var, None)
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error: ")]
+
+
+def assert_one_line(result: subprocess.CompletedProcess, *needles: str) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    (line,) = error_lines(result.stderr)
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+def plan_for(tmp_path, **kw) -> RetrainPlan:
+    return RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
+                       checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models", readability_drafts=4,
+                       sample_length=80, **{"training": TrainConfig.torch_rnn_preset(progress=False), **kw})
+
+
+def with_active(db, tmp_path, checkpoint) -> str:
+    version = install_checkpoint(db, checkpoint, tmp_path / "models", val_bpc=None)
+    model_rows.promote(db, version)
+    return version
+
+
+def retrain_config(tmp_path: Path, extra: str = "") -> Path:
+    """A config.toml for the retrain tests' 1x16 model, trained for about 2 seconds (`extra`: lines
+    appended to [train])."""
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[paths]
+data_dir = "{tmp_path / 'data'}"
+[model]
+rnn_size = 16
+wordvec_size = 8
+num_layers = 1
+[retrain]
+readability_drafts = 4
+[train]
+batch_size = 4
+seq_length = 16
+max_minutes = 0.03
+threads = 1
+{extra}
+""", encoding="utf-8")
+    return path

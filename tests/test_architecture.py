@@ -248,3 +248,40 @@ def test_the_draft_state_machine_names_every_draft_status_and_nothing_else():
     diagram = drafts.__doc__.split("\n\n")[1]             # corpus/store/drafts.py's state machine
     words = re.sub(r"\([^)]*\)|^[a-z]+ drafts:", " ", diagram, flags=re.MULTILINE)
     assert set(re.findall(r"[a-z_]+", words)) == {s.value for s in DraftStatus}
+
+
+# ---- test modules import their doubles from tests/fakes and helpers, never from another test module ----
+
+def cross_test_imports(root: Path = ROOT) -> list[str]:
+    """'path:line imports module' for every import of a test_* module in tests/ (at any level)."""
+    def is_test_module(dotted: str) -> bool:
+        return any(part.startswith("test_") for part in dotted.split(".")[1:])
+
+    found = []
+    for path in sorted((root / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                module = ("tests." if node.level else "") + (node.module or "")
+                names = [f"{module.rstrip('.')}.{alias.name}" for alias in node.names]
+            found += [f"{path.relative_to(root)}:{node.lineno} imports {name}" for name in names
+                      if name.startswith("tests.") and is_test_module(name)]
+    return found
+
+
+def test_no_test_module_imports_another():
+    assert cross_test_imports() == []
+
+
+@pytest.mark.parametrize("line", [
+    "from tests.test_jobs import Moderators", "import tests.test_startup", "from tests import test_vk_wall",
+    "from .test_retrain_nightly import config", "def f():\n    from tests.test_models_cli import variant\n",
+])
+def test_a_test_module_importing_another_is_caught(tmp_path, line):
+    (tmp_path / "tests" / "fakes").mkdir(parents=True)
+    (tmp_path / "tests" / "test_bad.py").write_text(line + "\n", encoding="utf-8")
+    (tmp_path / "tests" / "fakes" / "good.py").write_text("from tests.fakes.fake_vk import FakeVk\n"
+                                                          "from tests.helpers import run_cli\n", encoding="utf-8")
+    assert [p.split(":")[0] for p in cross_test_imports(tmp_path)] == ["tests/test_bad.py"]

@@ -16,7 +16,7 @@ from corpus.importer import import_text_file
 from corpus.signatures import SignatureLearner, line_key
 from corpus.store.posts import add_posts
 from corpus.telegram_export import import_telegram_export
-from tests.test_corpus_telegram import PAGE, message
+from tests.fakes.telegram_export import PAGE, message
 
 BOT = "kotopredlozhka_bot"
 BODIES = [

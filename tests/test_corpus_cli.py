@@ -10,7 +10,7 @@ import requests
 from bot.cli import main
 from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
 from tests.helpers import ROOT
-from tests.test_corpus_telegram import MEDIA, message, write_pages
+from tests.fakes.telegram_export import MEDIA, message, write_pages
 from tests.tiny_model import subprocess_env
 
 

@@ -144,8 +144,9 @@ def test_reactions_rank_within_their_channel_per_view_with_ties_sharing_a_place(
 def test_decisions_in_the_moderators_chat_are_the_rankers_labels(tmp_path, server):
     import asyncio
 
-    from tests.fakes.telegram_app import MODERATOR, MODERATORS_CHAT, bot_running, make_settings, press, reply_to
-    from tests.test_telegram_moderation import draft_id_of, draft_messages
+    from tests.fakes.telegram_app import (
+        MODERATOR, MODERATORS_CHAT, bot_running, draft_id_of, draft_messages, make_settings, press, reply_to,
+    )
 
     settings = make_settings(tmp_path, server, pool={"channel_size": 3, "subscriber_size": 0, "batch_size": 4})
 

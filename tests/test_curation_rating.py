@@ -21,7 +21,8 @@ from model.preprocess import post_split
 from tests.fakes.telegram_app import (
     MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, until,
 )
-from tests.helpers import run_cli, varied_posts
+from tests.helpers import plan_for, run_cli, varied_posts, with_active
+from tests.tiny_model import variant
 
 CORPUS = varied_posts(80, seed=3)
 
@@ -180,14 +181,11 @@ def test_models_list_shows_the_shares_beside_the_real_posts(tmp_path, capsys, ti
 
 
 def test_a_retrained_model_waits_for_ratings_then_is_promoted_or_rejected(db, tmp_path, tiny_checkpoint):
-    from tests.test_retrain_nightly import plan_for, with_active
 
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
     active = with_active(db, tmp_path, tiny_checkpoint)
 
     def run_training(cfg):   # the candidate: the active model's weights in the run folder (another file)
-        from tests.test_models_cli import variant
-
         Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
         variant(tiny_checkpoint, Path(cfg.checkpoint_dir) / "best.pt", "cand")
 
@@ -224,8 +222,6 @@ def test_the_gate_promotes_through_the_chat_and_the_bot_follows(tmp_path, server
     settings = make_settings(tmp_path, server, rate={"drafts": 2}, retrain={"promote_min_ratings": 2})
 
     async def main():
-        from tests.test_models_cli import variant
-
         async with bot_running(settings) as app:
             db, service = app.bot_data.db, app.bot_data.service
             active = model_rows.active_model(db)["version"]

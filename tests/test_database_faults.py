@@ -21,10 +21,9 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.posts import add_posts
 from jobs import desk
-from tests.helpers import ROOT, run_cli, varied_posts
+from tests.helpers import ROOT, assert_one_line, buhurt, run_cli, varied_posts
 from bot import texts
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, until, write_config
-from tests.test_startup import assert_one_line, buhurt
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

@@ -13,43 +13,12 @@ from corpus.store.posts import add_posts
 from model.sample_options import SampleRequest
 from jobs.generator import GeneratorHolder
 from jobs.model_registry import bundled_checkpoint
-from jobs.moderation import AutoApprove
 from jobs.pool import PoolOptions, screen, stored_request
 from model.sample_options import SampleOptions
-from jobs.publish import PublishError, publish_next, reconcile
+from jobs.publish import publish_next, reconcile
 from jobs.scheduler import ScheduleOptions, clock_time, weekly_at
 from jobs.service import Service, ServicePlan
-
-
-class RecordingChannel:
-    """A Publisher that keeps what it was sent; can refuse a number of sends."""
-
-    def __init__(self, network="test", chat_id="chan", refuse=0):
-        self.network, self.chat_id, self.refuse, self.sent = network, chat_id, refuse, []
-
-    async def send(self, text):
-        if self.refuse:
-            self.refuse -= 1
-            raise PublishError("Forbidden: bot was kicked from the channel chat")
-        self.sent.append(text)
-        return str(100 + len(self.sent))
-
-
-class Moderators(AutoApprove):
-    """Moderation that collects notes and reminders instead of sending them."""
-
-    def __init__(self, enabled=False):
-        self.enabled, self.notes, self.reminders, self.shown = enabled, [], [], []
-
-    async def submit(self, draft):
-        self.shown.append(draft["id"])
-        return "-100", str(len(self.shown))
-
-    async def notify(self, text):
-        self.notes.append(text)
-
-    async def remind(self, pending):
-        self.reminders.append(pending)
+from tests.fakes.recording import Moderators, RecordingChannel
 
 
 @pytest.fixture

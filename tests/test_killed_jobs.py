@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
-from tests.test_retrain_nightly import config as retrain_config
+from tests.helpers import retrain_config, run_cli
 from tests.tiny_model import subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.helpers import run_cli
+from tests.tiny_model import variant
 from corpus.db import open_db
 from corpus.store import model_versions as model_rows
 
@@ -22,14 +22,6 @@ def home(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[startup]\nuse_bundled_model = false\n")
     return tmp_path
-
-
-def variant(tiny_checkpoint: Path, path: Path, tag: str) -> Path:
-    """The tiny model saved again as another file: another version, same weights."""
-    from model.checkpoint import save_checkpoint
-
-    ck = torch.load(tiny_checkpoint, weights_only=True)
-    return save_checkpoint(path, {**ck, "created_at": tag})
 
 
 def versions(home: Path) -> dict[str, dict]:

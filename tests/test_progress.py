@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from tests.helpers import run_cli
-from tests.test_retrain_nightly import config
+from tests.helpers import retrain_config, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -18,7 +17,8 @@ def test_sample_prints_batches_with_a_bar_and_the_same_posts_as_one_batch(capsys
     from model.sample import Generator
 
     num = SAMPLE_BATCH + 4
-    code, out, err = run_cli(capsys, "--config", str(config(tmp_path)), "sample", "--checkpoint", str(tiny_checkpoint),
+    code, out, err = run_cli(capsys, "--config", str(retrain_config(tmp_path)), "sample",
+                             "--checkpoint", str(tiny_checkpoint),
                              "--num", str(num), "--length", "60", "--seed", "7", "--exact", "--temperature", "0.8",
                              "--top-k", "0", "--words", "known", "--dictionary", "ru", "--quotes", "balanced",
                              "--grammar", "agree")
@@ -28,13 +28,15 @@ def test_sample_prints_batches_with_a_bar_and_the_same_posts_as_one_batch(capsys
                                                          words="known", dictionary="ru", quotes="balanced",
                                                          grammar="agree")
     assert out == "\n\n".join(one_batch) + "\n"
-    code, out, err = run_cli(capsys, "--config", str(config(tmp_path)), "sample", "--checkpoint", str(tiny_checkpoint),
+    code, out, err = run_cli(capsys, "--config", str(retrain_config(tmp_path)), "sample",
+                             "--checkpoint", str(tiny_checkpoint),
                              "--num", "3", "--length", "60", "--no-progress")
     assert code == 0 and "sample:" not in err and "seed: " in err and len(out.rstrip("\n").split("\n\n")) == 3
 
 
 def test_tune_shows_a_bar_of_the_posts_made(capsys, tmp_path, tiny_checkpoint):
-    code, out, err = run_cli(capsys, "--config", str(config(tmp_path)), "tune", "--checkpoint", str(tiny_checkpoint),
+    code, out, err = run_cli(capsys, "--config", str(retrain_config(tmp_path)), "tune",
+                             "--checkpoint", str(tiny_checkpoint),
                              "--posts", "3", "--temperatures", "0.8,1.0")
     assert code == 0, err
     assert re.search(r"tune \w+: 100%.*\b6/6\b", err) and "temperature: " in out
@@ -58,7 +60,7 @@ def test_retrain_by_hand_tunes_the_model_it_promotes(capsys, tmp_path, tiny_corp
     from jobs.model_registry import install_checkpoint
     from jobs.tune import tuned_temperature
 
-    cfg = config(tmp_path, "[sample]\nmax_length = 60\n")
+    cfg = retrain_config(tmp_path, "[sample]\nmax_length = 60\n")
     cfg.write_text(cfg.read_text(encoding="utf-8").replace(
         "[retrain]\n", "[retrain]\nmin_improvement = -1000.0\nreadability_tolerance = 0.99\n"), encoding="utf-8")
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0

@@ -13,25 +13,12 @@ import torch
 
 from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
-from jobs.model_registry import install_checkpoint
 from model.checkpoint import save_checkpoint
 from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, train_in_child, training_minutes
 from model.train_config import ModelShape, TrainConfig
-from tests.helpers import run_cli, varied_posts
+from tests.helpers import plan_for, retrain_config, run_cli, varied_posts, with_active
 
 TINY_TRAIN = dict(batch_size=4, seq_length=16, checkpoint_every=1)
-
-
-def plan_for(tmp_path, **kw) -> RetrainPlan:
-    return RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
-                       checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models", readability_drafts=4,
-                       sample_length=80, **{"training": TrainConfig.torch_rnn_preset(progress=False), **kw})
-
-
-def with_active(db, tmp_path, checkpoint) -> str:
-    version = install_checkpoint(db, checkpoint, tmp_path / "models", val_bpc=None)
-    model_rows.promote(db, version)
-    return version
 
 
 def train_tiny(cfg, **extra):
@@ -136,29 +123,8 @@ def test_promotion_needs_lower_bits_per_char_and_no_less_readable_drafts(tmp_pat
     assert not promotion_decision(2.45, 2.50, 0.9, 0.9, plan_for(tmp_path, min_improvement=0.1))[0]
 
 
-def config(tmp_path, extra: str = "") -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[paths]
-data_dir = "{tmp_path / 'data'}"
-[model]
-rnn_size = 16
-wordvec_size = 8
-num_layers = 1
-[retrain]
-readability_drafts = 4
-[train]
-batch_size = 4
-seq_length = 16
-max_minutes = 0.03
-threads = 1
-{extra}
-""", encoding="utf-8")
-    return path
-
-
 def test_buhurt_retrain_prints_one_line_with_both_figures(capsys, tmp_path, tiny_corpus_file):
-    cfg = config(tmp_path)
+    cfg = retrain_config(tmp_path)
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
     from bot.app import ensure_model
     from bot.config import load_settings
@@ -181,7 +147,7 @@ def test_buhurt_retrain_prints_one_line_with_both_figures(capsys, tmp_path, tiny
 
 
 def test_checkpoint_names_and_units(capsys, tmp_path, tiny_corpus_file, tiny_checkpoint):
-    cfg = config(tmp_path)
+    cfg = retrain_config(tmp_path)
     data = tmp_path / "data"
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
     assert run_cli(capsys, "--config", str(cfg), "corpus", "export")[0] == 0
@@ -205,7 +171,7 @@ def test_checkpoint_names_and_units(capsys, tmp_path, tiny_corpus_file, tiny_che
                              "--length", "40", "--seed", "1")
     assert code == 0 and out.strip(), err
     (tmp_path / "other").mkdir()
-    empty = config(tmp_path / "other")
+    empty = retrain_config(tmp_path / "other")
     code, _, err = run_cli(capsys, "--config", str(empty), "eval", "--checkpoint", "latest")
     assert code == 2 and "no latest.pt" in err and len(err.strip().splitlines()) == 1
 
@@ -218,7 +184,7 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
     from jobs.model_registry import bundled_checkpoint
     from model.files import file_version
 
-    cfg = config(tmp_path)   # on bits/char alone: see the test below
+    cfg = retrain_config(tmp_path)   # on bits/char alone: see the test below
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4\n", "readability_drafts = 0\n"),
                    encoding="utf-8")
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
@@ -249,7 +215,7 @@ def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(t
     from jobs.model_registry import bundled_checkpoint
     from model.files import file_version
 
-    cfg = config(tmp_path, "[sample]\nmax_length = 200")
+    cfg = retrain_config(tmp_path, "[sample]\nmax_length = 200")
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4", "readability_drafts = 24")
                    .replace("[model]", "[startup]\nuse_bundled_model = false\n[model]")
                    .replace("[train]", "[train]\nmax_iterations = 30"), encoding="utf-8")
@@ -275,7 +241,7 @@ def test_without_the_bundled_model_and_no_model_yet_retrain_compares_with_the_bu
     from jobs.model_registry import bundled_checkpoint
     from model.files import file_version
 
-    cfg = config(tmp_path)
+    cfg = retrain_config(tmp_path)
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("[model]", "[startup]\nuse_bundled_model = false\n[model]"),
                    encoding="utf-8")
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0

@@ -11,8 +11,9 @@ import re
 import requests
 
 from tests.fakes.fake_vk import WALL_TOKEN, FakeVk, FakeWall
-from tests.fakes.telegram_app import CHANNEL, MODERATOR, bot_running, make_settings, press, until
-from tests.test_telegram_moderation import draft_id_of, draft_messages
+from tests.fakes.telegram_app import (
+    CHANNEL, MODERATOR, bot_running, draft_id_of, draft_messages, make_settings, press, until,
+)
 
 
 def info_lines(caplog) -> list[str]:

@@ -11,29 +11,8 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, assert_one_line, buhurt, run_cli
 from tests.fakes.telegram_app import make_settings, write_config
-
-
-def buhurt(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG", "BUHURT_DEBUG"):
-        env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("error: ")]
-
-
-def assert_one_line(result: subprocess.CompletedProcess, *needles: str) -> str:
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    (line,) = error_lines(result.stderr)
-    for needle in needles:
-        assert needle in line, line
-    return line
 
 
 def free_port() -> int:

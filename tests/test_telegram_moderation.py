@@ -8,24 +8,15 @@ import asyncio
 from bot import texts
 from corpus.store import drafts as draft_rows
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, settled, until,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, draft_id_of, draft_messages, make_settings, press,
+    reply_to, settled, until,
 )
 from tests.fakes.telegram_server import FakeBotApi
-
-
-def draft_messages(server: FakeBotApi) -> list[dict]:
-    """The draft messages in the moderators' chat, as they are now (after edits)."""
-    chat = server.chat(MODERATORS_CHAT)["id"]
-    return [m for (c, _), m in sorted(server.messages.items()) if c == chat and m["text"].startswith("Черновик")]
 
 
 async def shown(server: FakeBotApi, message_id: int, needle: str) -> dict:
     """Wait until the draft message `message_id` has been edited to contain `needle`."""
     return await until(lambda: needle in (m := server.message(MODERATORS_CHAT, message_id))["text"] and m)
-
-
-def draft_id_of(message: dict) -> int:
-    return int(message["text"].split("#")[1].split()[0])
 
 
 def test_buttons_approve_reject_and_strangers(tmp_path, server):

@@ -71,7 +71,7 @@ def test_a_promoted_model_is_tuned_and_auto_uses_it(db, tiny_checkpoint):
     from types import SimpleNamespace
 
     from jobs.service import Service, ServicePlan
-    from tests.test_jobs import Moderators, RecordingChannel
+    from tests.fakes.recording import Moderators, RecordingChannel
 
     _corpus(db)
     holder = GeneratorHolder(tiny_checkpoint)

@@ -13,7 +13,7 @@ from corpus.store import publications as pubs
 from jobs.publish import publish_draft
 from tests.helpers import run_cli
 from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
-from tests.test_vk_wall import setup
+from tests.fakes.vk_wall import setup
 
 
 def config(tmp_path):

@@ -12,14 +12,7 @@ from bot.config_sections import VkSettings
 from bot.vk.wall import vk_wall_publishing
 from jobs.publish import PublishError, PublishInDoubt
 from tests.fakes.fake_vk import GOOD_TOKEN, WALL_TOKEN, FakeVk, FakeWall
-
-
-def setup(token=WALL_TOKEN, group_id=42):
-    wall = FakeWall(42, "bugurt_test")
-    wall.generate(20)
-    fake = FakeVk(wall)
-    settings = VkSettings(token=Secret(token), publish_group_id=group_id, requests_per_second=1000.0)
-    return wall, fake, vk_wall_publishing(settings, session=fake.session())
+from tests.fakes.vk_wall import setup
 
 
 def test_publish_then_fetch_likes():

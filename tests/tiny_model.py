@@ -107,3 +107,13 @@ def tiny_model(workdir: Path | None = None) -> TinyModel:
                                                learning_rate=0.01))
         _trained.append(TinyModel(txt, h5, js, result))
     return _trained[0]
+
+
+def variant(tiny_checkpoint: Path, path: Path, tag: str) -> Path:
+    """The tiny model saved again as another file: another version, same weights."""
+    import torch
+
+    from model.checkpoint import save_checkpoint
+
+    ck = torch.load(tiny_checkpoint, weights_only=True)
+    return save_checkpoint(path, {**ck, "created_at": tag})

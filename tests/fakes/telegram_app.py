@@ -135,3 +135,13 @@ async def press(server: FakeBotApi, data: str, *, user_id: int, message: dict) -
     answers = await until(lambda: len(server.calls_of("answerCallbackQuery")) > before
                           and server.calls_of("answerCallbackQuery"))
     return answers[before].params
+
+
+def draft_messages(server: FakeBotApi) -> list[dict]:
+    """The draft messages in the moderators' chat, as they are now (after edits)."""
+    chat = server.chat(MODERATORS_CHAT)["id"]
+    return [m for (c, _), m in sorted(server.messages.items()) if c == chat and m["text"].startswith("Черновик")]
+
+
+def draft_id_of(message: dict) -> int:
+    return int(message["text"].split("#")[1].split()[0])
