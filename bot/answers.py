@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bot import texts
+from bot.telegram.limits import Limits
 from bot.telegram.start_text import check_start_text, unknown_chars_reply
 from jobs import curation, on_request
 from jobs.patience import DatabaseBusy, patiently
@@ -64,8 +65,6 @@ class ServiceSubscribers:
 
 def subscriber_limits(settings: Settings) -> Limits:
     """The per-user limits of [telegram] (they apply to VK's messages too), one per process."""
-    from bot.telegram.limits import Limits
-
     tg = settings.telegram
     return Limits(tg.cooldown_seconds, tg.max_concurrent_generations, burst=tg.user_burst,
                   window_seconds=tg.user_window_seconds)

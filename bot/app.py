@@ -11,6 +11,23 @@ from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.context import TrainPaths
+from corpus.backup import nightly_backup
+from corpus.db import check_writable, open_db
+from corpus.outputs import remove_leftover_temps
+from corpus.stoplist import StopList
+from jobs.errors import JobError
+from jobs.first_run import FirstTraining, seed_empty_corpus
+from jobs.generator import GeneratorHolder
+from jobs.local_channel import LocalChannel
+from jobs.model_registry import (
+    activate_bundled, active_checkpoint_path, active_version_row, fallback_checkpoints, install_bundled, is_bundled,
+)
+from jobs.moderation import AutoApprove
+from jobs.patience import on_the_loop
+from jobs.publish import PublishOptions
+from jobs.retrain import FIRST_MODEL_MINUTES, NightWindow, RetrainPlan, bootstrap, retrain, train_in_child
+from jobs.service import Service, ServicePlan
+from model.train_config import TrainConfig
 
 if TYPE_CHECKING:  # imported where they are built: `buhurt --help` imports none of them
     import sqlite_utils
@@ -47,7 +64,6 @@ def training_config(settings: Settings):
     """[model] and [train] as the service's training run (first start, nightly retrain): the device
     resolved, threads 0 -> `training_threads`, no progress bar (the service's log)."""
     from model.distributed import device_name
-    from model.train_config import TrainConfig
 
     t = settings.train
     return TrainConfig(**{**asdict(settings.model), **asdict(t), "device": device_name(t.device),
@@ -55,14 +71,10 @@ def training_config(settings: Settings):
 
 
 def stoplist(settings: Settings):
-    from corpus.stoplist import StopList
-
     return StopList(settings.filter.words, settings.filter.patterns)
 
 
 def retrain_plan(settings: Settings, paths: TrainPaths):
-    from jobs.retrain import NightWindow, RetrainPlan
-
     c, s = settings.corpus, settings.schedule
     return RetrainPlan(
         train_txt=paths.train_txt, train_h5=paths.train_h5, train_json=paths.train_json,
@@ -77,8 +89,6 @@ def retrain_plan(settings: Settings, paths: TrainPaths):
 
 
 def ensure_corpus(settings: Settings, db: sqlite_utils.Database) -> None:
-    from jobs.first_run import seed_empty_corpus
-
     if settings.corpus.seed_with_sample:
         added = seed_empty_corpus(db, SAMPLE_CORPUS)
         if added:
@@ -87,8 +97,6 @@ def ensure_corpus(settings: Settings, db: sqlite_utils.Database) -> None:
 
 def ensure_model(settings: Settings, db, paths: TrainPaths) -> Path:
     """The active model's checkpoint, its first training (if one is needed) done here and now."""
-    from jobs.model_registry import active_checkpoint_path
-
     checkpoint, first = prepare_model(settings, db, paths, meanwhile=False)
     if first is not None:
         first.run()
@@ -102,12 +110,6 @@ def prepare_model(settings: Settings, db, paths: TrainPaths, *,
     model on a fresh install (startup.use_bundled_model); with use_bundled_model = false (or an active bundled
     model that it replaces) a first model must be trained on the corpus: with `meanwhile` the
     service generates with the bundled model while a FirstTraining runs in the background."""
-    from jobs.first_run import FirstTraining
-    from jobs.model_registry import (
-        activate_bundled, active_checkpoint_path, active_version_row, install_bundled, is_bundled,
-    )
-    from jobs.retrain import FIRST_MODEL_MINUTES
-
     version = activate_bundled(db, paths.models_dir) if settings.startup.use_bundled_model else None
     if version:
         log.info("using the bundled model %s (trained on the sample corpus)", version)
@@ -131,9 +133,6 @@ def prepare_model(settings: Settings, db, paths: TrainPaths, *,
 
 def _train_first_model(settings: Settings, paths: TrainPaths, stop) -> str:
     """FirstTraining.train: its own connection (a worker thread), the run stopped when `stop` is set."""
-    from corpus.db import open_db
-    from jobs.retrain import bootstrap, train_in_child
-
     db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
     try:
         version = bootstrap(db, retrain_plan(settings, paths), functools.partial(train_in_child, stop=stop))
@@ -146,8 +145,6 @@ def _train_first_model(settings: Settings, paths: TrainPaths, stop) -> str:
 def remove_leftovers(settings: Settings, paths: TrainPaths) -> None:
     """At start: the temp files that killed copies left (atomic writes cut short: checkpoints being
     installed or trained, training text, backups), one INFO line per folder."""
-    from corpus.outputs import remove_leftover_temps
-
     checkpoints = paths.checkpoint_dir
     runs = sorted(p for p in checkpoints.glob("run-*") if p.is_dir()) if checkpoints.is_dir() else []
     remove_leftover_temps([settings.data_dir, paths.models_dir, paths.train_txt.parent, checkpoints, *runs,
@@ -161,10 +158,6 @@ def load_model(settings: Settings, db, paths: TrainPaths,
     (`prepare_model`; with no bundled model, the first one is trained here and now). When a model is
     active but its checkpoint is missing or cannot be loaded, the version active before it (the
     latest that loads), with a WARNING; never the bundled model in silence. JobError when none loads."""
-    from jobs.errors import JobError
-    from jobs.generator import GeneratorHolder
-    from jobs.model_registry import active_checkpoint_path, active_version_row, fallback_checkpoints
-
     try:
         checkpoint, first = prepare_model(settings, db, paths)
         if checkpoint is None:   # no bundled model to generate with meanwhile: the first one trains now
@@ -195,11 +188,6 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
 
     `publishers` are the Telegram channels (built by bot/telegram); a VK wall is added when
     vk.publish_group_id is set; with no publisher at all, posts go to the local channel."""
-    from corpus.db import check_writable, open_db
-    from jobs.moderation import AutoApprove
-    from jobs.patience import on_the_loop
-    from jobs.publish import PublishOptions
-    from jobs.service import Service, ServicePlan
     from model.distributed import device_name
 
     paths = TrainPaths.under(settings.data_dir)
@@ -228,8 +216,6 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
         publishers.append(wall.publisher)
         reaction_sources.append(wall.likes)
     if not publishers:
-        from jobs.local_channel import LocalChannel
-
         publishers = [LocalChannel(db, settings.data_dir / "local_channel.txt")]
     service = Service(
         db, holder, plan=plan, publishers=publishers, moderation=moderation or AutoApprove(),
@@ -252,8 +238,6 @@ def _scraper(settings: Settings) -> Callable[[], ScrapeReport | None] | None:
 def _backuper(settings: Settings):
     """A callable for the nightly backup job: a dated copy in backup.folder, keeping backup.keep."""
     def run():
-        from corpus.backup import nightly_backup
-
         return nightly_backup(settings.database, settings.backup_dir, settings.backup.keep,
                               busy_timeout=settings.paths.busy_timeout_seconds)
 
@@ -263,9 +247,6 @@ def _backuper(settings: Settings):
 def _retrainer(settings: Settings, paths: TrainPaths):
     """A callable for the retrain job: runs in a worker thread with its own connection."""
     def run():
-        from corpus.db import open_db
-        from jobs.retrain import retrain
-
         db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
             return retrain(db, retrain_plan(settings, paths))

@@ -8,19 +8,24 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 import click
 
+from bot import cli_corpus, cli_model, cli_model_versions, cli_ops, cli_ranker, cli_run, cli_tune
+from bot.cli_model import config_defaults
 from bot.context import AppContext
+from bot.errors import BotError
+from bot.secrets import REDACTOR
+from corpus.db import database_error
+from corpus.errors import CorpusError
+from jobs.errors import JobError
+from model.errors import ModelError
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from bot.config import ConfigError
-    from bot.errors import BotError
-    from corpus.errors import CorpusError
-    from jobs.errors import JobError
-
-    from model.errors import ModelError  # model/errors.py imports no torch
 
     return (ConfigError, BotError, CorpusError, JobError, ModelError)
 
@@ -60,15 +65,11 @@ class ConfigDefaults(dict):
         if command not in self.COMMANDS:
             return default
         if not self:
-            from bot.cli_model import config_defaults
-
             self.update(config_defaults(self.app))
         return super().get(command, default)
 
 
 def _register() -> None:
-    from bot import cli_corpus, cli_model, cli_model_versions, cli_ops, cli_ranker, cli_run, cli_tune
-
     for module in (cli_corpus, cli_model, cli_model_versions, cli_ops, cli_run, cli_tune, cli_ranker):
         module.register(cli)
 
@@ -116,8 +117,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def _database_error(exc: sqlite3.Error) -> Exception:
     """sqlite3's error as one line naming the database file (when the settings were read) and the cure."""
-    from corpus.db import database_error
-
     app = _LAST_APP[0] if _LAST_APP else None
     settings = app.__dict__.get("settings") if app is not None else None
     path = settings.database if settings is not None else "the database"
@@ -126,17 +125,11 @@ def _database_error(exc: sqlite3.Error) -> Exception:
 
 
 def _print_traceback(exc: BaseException) -> None:
-    import traceback
-
-    from bot.secrets import REDACTOR
-
     sys.stderr.write(REDACTOR.redact("".join(traceback.format_exception(exc))))
 
 
 def _redact_uncaught() -> None:
     """Uncaught exceptions of the main thread and of worker threads print redacted tracebacks."""
-    import threading
-
     def hook(exc_type, exc, tb):
         if exc is not None:
             _print_traceback(exc)
@@ -146,6 +139,4 @@ def _redact_uncaught() -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    from bot.secrets import REDACTOR
-
     return REDACTOR.redact(" ".join(str(exc).split()))

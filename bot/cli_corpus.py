@@ -11,6 +11,13 @@ from pathlib import Path
 
 import click
 
+from corpus.cleaning import clean_corpus, clean_if_needed
+from corpus.export import export_training_text
+from corpus.importer import drop_sample_after_import, holds_only_the_sample, import_text_file, sample_removed_line
+from corpus.stats import corpus_stats, write_histogram
+from corpus.stoplist import StopList
+from corpus.telegram_export import import_telegram_export
+
 
 @click.group("corpus")
 def corpus_group() -> None:
@@ -19,15 +26,11 @@ def corpus_group() -> None:
 
 def _cleaning(app):
     """(CleanOptions, StopList) from the settings."""
-    from corpus.stoplist import StopList
-
     settings = app.settings
     return settings.clean, StopList(settings.filter.words, settings.filter.patterns)
 
 
 def _clean_after_import(app, db) -> None:
-    from corpus.cleaning import clean_corpus
-
     options, stoplist = _cleaning(app)
     report = clean_corpus(db, options, stoplist, only_new=True)
     click.echo(f"cleaned: {report.kept} of {report.total} posts kept for training "
@@ -38,8 +41,6 @@ def _clean_after_import(app, db) -> None:
 def _replacing_the_sample(db) -> Iterator[None]:
     """Around an import of the operator's own posts: when the corpus held only the bundled sample,
     the sample's posts are removed afterwards, in one line (corpus/importer.py)."""
-    from corpus.importer import drop_sample_after_import, holds_only_the_sample, sample_removed_line
-
     held = holds_only_the_sample(db)
     try:
         yield
@@ -55,8 +56,6 @@ def _replacing_the_sample(db) -> Iterator[None]:
 @click.pass_obj
 def import_cmd(app, file: Path, community: str | None) -> None:
     """Import a UTF-8 text file of posts separated by blank lines."""
-    from corpus.importer import import_text_file
-
     db = app.open_db()
     with _replacing_the_sample(db):
         added, present = import_text_file(db, file, community=community,
@@ -73,8 +72,6 @@ def import_cmd(app, file: Path, community: str | None) -> None:
 @click.pass_obj
 def import_telegram_cmd(app, path: Path, community: str | None, allow_chat: bool) -> None:
     """Import a channel exported by Telegram Desktop: result.json, messages*.html, or the export folder."""
-    from corpus.telegram_export import import_telegram_export
-
     db = app.open_db()
     with _replacing_the_sample(db):
         result = import_telegram_export(db, path, community=community, allow_chat=allow_chat,
@@ -112,8 +109,6 @@ def scrape_cmd(app, groups: tuple[str, ...], no_progress: bool) -> None:
 @click.pass_obj
 def clean_cmd(app, show_report: bool) -> None:
     """Re-clean every post with the [clean] and [filter] rules."""
-    from corpus.cleaning import clean_corpus
-
     options, stoplist = _cleaning(app)
     report = clean_corpus(app.open_db(), options, stoplist)
     if show_report:
@@ -132,8 +127,6 @@ def clean_cmd(app, show_report: bool) -> None:
 @click.pass_obj
 def export_cmd(app, output: Path | None, gap_lines: int | None, seed: int | None) -> None:
     """Write the training text: posts in a seeded shuffle, separated by a blank-line gap."""
-    from corpus.export import export_training_text
-
     settings = app.settings
     options, stoplist = _cleaning(app)
     output = output or app.default_paths().train_txt
@@ -153,9 +146,6 @@ def export_cmd(app, output: Path | None, gap_lines: int | None, seed: int | None
 @click.pass_obj
 def stats_cmd(app, png: Path | None) -> None:
     """Print posts, characters, vocabulary, length and line-count distributions; write a histogram."""
-    from corpus.cleaning import clean_if_needed
-    from corpus.stats import corpus_stats, write_histogram
-
     db = app.open_db()
     clean_if_needed(db, *_cleaning(app))
     stats = corpus_stats(db)

@@ -21,8 +21,17 @@ from dataclasses import fields
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
+from corpus.rules import tidy_generated
+from jobs.tune import tuned_temperature
+from model.errors import ModelError, require_file
+from model.files import utf8_chunks
+from model.preprocess import preprocess
+from model.run import start_line, summary_line
+from model.sample_options import Decoding, SampleRequest, TORCH_RNN, resolved_temperature
 from model.train_config import DEVICES, LR_SCHEDULES, MODEL_TYPES, PRECISIONS, ModelShape, TrainOptions
+from model.words import build_lexicon
 
 PathArg = click.Path(path_type=Path)
 CHECKPOINT_NAMES = ("best", "latest", "active")
@@ -36,8 +45,6 @@ def resolve_checkpoint(app, value: Path | None) -> Path:
     if value is None or str(value) == "active":
         return app.active_checkpoint()
     if str(value) in ("best", "latest"):
-        from model.errors import ModelError
-
         root = app.default_paths().checkpoint_dir
         found = [p for p in [root / f"{value}.pt", *root.glob(f"run-*/{value}.pt")] if p.is_file()]
         if not found:
@@ -84,8 +91,6 @@ def given(ctx: click.Context, name: str) -> bool:
 @click.option("--test-frac", type=float, show_default=True, help="Fraction of the posts for test (retrain.test_frac).")
 def preprocess_cmd(input_txt, output_h5, output_json, val_frac, test_frac) -> None:
     """Text -> .h5 + .json in torch-rnn's layout (1-based ids, uint8 up to 255 tokens else uint32)."""
-    from model.preprocess import preprocess
-
     s = preprocess(input_txt, output_h5, output_json, val_frac=val_frac, test_frac=test_frac)
     click.echo(f"{s['output_h5']}: {s['total_chars']} characters, {s['vocab_size']} tokens ({s['dtype']}), "
                f"train {s['train']} / val {s['val']} / test {s['test']}; vocabulary {s['output_json']}")
@@ -168,7 +173,6 @@ PRESETS = ("config", "gpu", "torch-rnn")
 def train_cmd(ctx: click.Context, input_h5, input_json, checkpoint_dir, bf16, preset, resume, init_from, progress,
               **run) -> None:
     """Train the char-RNN (works under `torchrun --nproc_per_node=N` for DDP)."""
-    from model.run import start_line, summary_line
     from model.train import TrainConfig, TrainingInterrupted, train
 
     chosen = run if preset == "config" else {k: v for k, v in run.items() if given(ctx, k)}
@@ -250,10 +254,7 @@ class Temperature(click.ParamType):
 def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sample_flag, seed, words, raw,
                dictionary, quotes, grammar, ending, device, progress, exact) -> None:
     """Generate posts; prints them separated by a blank line."""
-    from corpus.rules import tidy_generated
-    from model.errors import ModelError
     from model.sample import Generator
-    from model.sample_options import TORCH_RNN, Decoding, SampleRequest, resolved_temperature
 
     if num <= 0:
         raise ModelError(f"--num={num}: expected a positive integer")
@@ -262,8 +263,6 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
         seed = int.from_bytes(os.urandom(4), "little")
     gen = Generator.load(resolve_checkpoint(app, checkpoint), device=_device(device))
     if temperature == "auto":   # the model's tuned temperature (buhurt tune), else 0.8
-        from jobs.tune import tuned_temperature
-
         db = app.open_db()
         try:
             temperature = resolved_temperature(temperature, tuned_temperature(db, gen.version))
@@ -271,8 +270,6 @@ def sample_cmd(app, checkpoint, num, length, start_text, temperature, top_k, sam
             db.close()
     decoding = TORCH_RNN if raw else Decoding(words, dictionary, quotes, grammar, ending)
     request = SampleRequest(temperature, length, top_k, decoding, start_text, argmax=sample_flag == 0)
-    from tqdm import tqdm
-
     # in batches of SAMPLE_BATCH, each printed as it is made (a post depends only on its seed, not on
     # its batch: the output is the same as one batch's); a bar on stderr counts the posts
     with tqdm(total=num, unit="post", desc="sample", disable=not progress or num <= 1, dynamic_ncols=True) as bar:
@@ -296,9 +293,6 @@ def lexicon_cmd(app, checkpoint, text, min_count, output) -> None:
     """Store the known-word lexicon in a checkpoint trained before checkpoints carried one
     (known-word decoding; the file's bytes, so its model version, change)."""
     from model.checkpoint import add_lexicon
-    from model.errors import require_file
-    from model.files import utf8_chunks
-    from model.words import build_lexicon
 
     path = require_file(text, "training text")
     content = "".join(utf8_chunks(path, "training text"))

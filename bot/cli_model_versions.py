@@ -11,7 +11,14 @@ from pathlib import Path
 
 import click
 
+from bot.cli_tune import run_tune
+from jobs.model_registry import (
+    activate_version, all_versions, checkpoint_for_version, install_checkpoint, installed_row, version_matching,
+)
+from jobs.model_registry import activate as activate_installed
+from jobs.rating import shares_by_version
 from jobs.tune import DEFAULT_K
+from model.errors import ModelError
 
 PathArg = click.Path(path_type=Path, dir_okay=False)
 
@@ -28,9 +35,6 @@ def list_cmd(app) -> None:
     screen when it was compared (a retrain, a first model), the blind ratings of its drafts (readable,
     would publish: share [95% interval] (ratings)), when, where; then the real posts' ratings, the
     calibration."""
-    from jobs.model_registry import all_versions
-    from jobs.rating import shares_by_version
-
     db = app.open_db()
     try:
         rows = all_versions(db)
@@ -76,8 +80,6 @@ def list_cmd(app) -> None:
 @click.pass_obj
 def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: bool, tune_posts: int) -> None:
     """Copy a checkpoint (e.g. trained on the GPU box) into <data_dir>/models and register it."""
-    from jobs.model_registry import activate as activate_installed
-    from jobs.model_registry import install_checkpoint, installed_row
     from model.sample import Generator
 
     # a checkpoint that cannot generate (damaged, an absurd shape, NaN or Inf weights) is refused
@@ -85,7 +87,6 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
     Generator.load(checkpoint)
     val = None
     if text is not None:
-        from model.errors import ModelError
         from model.evaluate import evaluate_text
 
         val = evaluate_text(checkpoint, text)["bits_per_char"]
@@ -101,8 +102,6 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
         row = installed_row(db, version)
         status = row["status"]
         if tune:
-            from bot.cli_tune import run_tune
-
             run_tune(app, db, Path(row["path"]), k=tune_posts)
     finally:
         db.close()
@@ -114,7 +113,6 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
 @click.pass_obj
 def activate_cmd(app, version: str) -> None:
     """Make VERSION (or a unique prefix of it) the active model; the previous one is retired."""
-    from jobs.model_registry import activate_version, checkpoint_for_version, version_matching
     from model.sample import Generator
 
     db = app.open_db()

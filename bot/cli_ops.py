@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from corpus.backup import backup_database, nightly_backup
+
 
 @click.command("doctor")
 @click.option("--quick", is_flag=True,
@@ -31,8 +33,6 @@ def doctor_cmd(ctx: click.Context, quick: bool) -> None:
 @click.pass_obj
 def backup_cmd(app, output: Path | None) -> None:
     """Write a consistent copy of the database while the bot runs (SQLite's backup API, atomic)."""
-    from corpus.backup import backup_database, nightly_backup
-
     settings = app.settings
     busy = settings.paths.busy_timeout_seconds
     if output is None:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import click
 
+from bot.errors import BotError
+from jobs.ranker import count_labels, report, stored, train
+
 
 @click.group("ranker")
 def ranker_group() -> None:
@@ -14,9 +17,6 @@ def ranker_group() -> None:
 def train_cmd(app) -> None:
     """Fit it on every decision now, check it on newer decisions (trained on older ones), store it,
     and print the report; the pool ranks with it only when it beats the hand-set score."""
-    from bot.errors import BotError
-    from jobs.ranker import report, train
-
     db = app.open_db()
     try:
         try:
@@ -33,8 +33,6 @@ def train_cmd(app) -> None:
 @click.pass_obj
 def report_cmd(app) -> None:
     """Both AUCs on the newer decisions, whether the pool uses it, and the features' weights."""
-    from jobs.ranker import count_labels, report, stored
-
     db = app.open_db()
     try:
         fitted, have = stored(db), count_labels(db)

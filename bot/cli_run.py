@@ -1,7 +1,13 @@
 """`buhurt run`: the long-running service (or one cycle with --once)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
+
+from bot.cli_tune import run_tune
+from jobs.retrain import retrain
+from jobs.service import ServicePlan
 
 
 @click.command("run")
@@ -27,12 +33,7 @@ def retrain_cmd(app, from_scratch: bool, minutes: float | None, progress: bool, 
     architecture changed or --from-scratch), score both models on the same held-out posts, promote
     or keep; a promoted model is tuned. Prints one line: promoted or kept, with both models'
     bits/char and known-word share (the tuning table goes to stderr)."""
-    from dataclasses import replace
-
     from bot.app import retrain_plan
-    from bot.cli_tune import run_tune
-    from jobs.retrain import retrain
-    from jobs.service import ServicePlan
 
     plan = retrain_plan(app.settings, app.default_paths())
     plan = replace(plan, training=replace(plan.training, progress=progress))   # by hand: the bar, unless asked

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
-from jobs.tune import DEFAULT_K
+from jobs.generator import GeneratorHolder
+from jobs.model_registry import version_row
+from jobs.tune import DEFAULT_K, TEMPERATURES, store_tuned, tune
 
 PathArg = click.Path(path_type=Path, dir_okay=False)
 
@@ -14,12 +17,7 @@ PathArg = click.Path(path_type=Path, dir_okay=False)
 def run_tune(app, db, checkpoint: Path, *, k: int, temperatures=None, echo=click.echo, progress: bool = True):
     """Tune `checkpoint` through the product's decoding and screen; store the result when its
     version is registered. A bar on stderr counts the posts made (`progress`). Returns the TuneResult."""
-    from tqdm import tqdm
-
     from bot.app import stoplist
-    from jobs.generator import GeneratorHolder
-    from jobs.model_registry import version_row
-    from jobs.tune import TEMPERATURES, store_tuned, tune
 
     holder = GeneratorHolder(checkpoint)
     grid = temperatures or TEMPERATURES

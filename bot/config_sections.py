@@ -9,6 +9,7 @@ default: SQLite under ./data, the bundled sample corpus, no tokens (a local chan
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from bot.secrets import Secret
 from corpus.vk import ScrapeOptions
@@ -120,8 +121,6 @@ class TelegramSettings:
 
 
 def _is_http_url(text: str) -> bool:
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a malformed port

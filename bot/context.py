@@ -6,6 +6,9 @@ from functools import cached_property
 from pathlib import Path
 
 from bot.config import Settings, load_settings
+from bot.secrets import LogFileError, setup_logging
+from corpus.db import open_db
+from jobs.model_registry import active_checkpoint_path
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,6 @@ class AppContext:
     @cached_property
     def settings(self) -> Settings:
         from bot.config import ConfigError
-        from bot.secrets import LogFileError, setup_logging
 
         settings = load_settings(self.config_path)
         log = settings.log
@@ -51,8 +53,6 @@ class AppContext:
         return settings
 
     def open_db(self):
-        from corpus.db import open_db
-
         return open_db(self.settings.database, busy_timeout=self.settings.paths.busy_timeout_seconds)
 
     def default_paths(self) -> TrainPaths:
@@ -60,8 +60,6 @@ class AppContext:
 
     def active_checkpoint(self) -> Path:
         """The checkpoint the service would use: the active model version, else the bundled one."""
-        from jobs.model_registry import active_checkpoint_path
-
         db = self.open_db()
         try:
             return active_checkpoint_path(db, allow_bundled=self.settings.startup.use_bundled_model)

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from bot.config import Settings
+from bot.errors import BotError
 from bot.secrets import REDACTOR
+from corpus.db import check_not_emptied, emptied_error, marker_path, open_db
+from corpus.errors import CorpusError
+from jobs.desk import paused
+from jobs.health import UNHEALTHY
+from jobs.model_registry import active_checkpoint_path
+from jobs.service import moderation_problem
 
 MIN_FREE_BYTES = 500 * 1024 * 1024   # a nightly retrain writes checkpoints and a training text
 HEARTBEAT_EVERY_SECONDS = 60.0
@@ -57,11 +67,6 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
 
 
 def check_database(settings: Settings, *, quick: bool) -> Check:
-    import sqlite3
-
-    from corpus.db import check_not_emptied, emptied_error, marker_path
-    from corpus.errors import CorpusError
-
     path = settings.database
     try:
         check_not_emptied(path)
@@ -89,8 +94,6 @@ def check_database(settings: Settings, *, quick: bool) -> Check:
 
 def check_heartbeat(settings: Settings) -> Check:
     path = heartbeat_path(settings)
-    from jobs.health import UNHEALTHY
-
     try:
         age = time.time() - path.stat().st_mtime
         said = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -117,9 +120,6 @@ def check_disk(settings: Settings) -> Check:
 
 
 def check_model(settings: Settings) -> Check:
-    from corpus.db import open_db
-    from jobs.model_registry import active_checkpoint_path
-
     try:
         db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
@@ -136,8 +136,6 @@ def check_model(settings: Settings) -> Check:
 
 def _read(settings: Settings, read):
     """`read(db)` on a connection of its own (the running service writes the same database)."""
-    from corpus.db import open_db
-
     db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
     try:
         return read(db)
@@ -147,8 +145,6 @@ def _read(settings: Settings, read):
 
 def check_moderation(settings: Settings) -> Check:
     """What the running service last found when it showed drafts to the moderators' chat."""
-    from jobs.service import moderation_problem
-
     problem = _read(settings, moderation_problem)
     if problem:
         return Check("drafts to the moderators", False, f"the service could not show drafts there, since {problem}"
@@ -158,8 +154,6 @@ def check_moderation(settings: Settings) -> Check:
 
 def check_publishing(settings: Settings) -> Check:
     """Whether the moderators paused publishing (`/pause`): a pause is a choice, not a failure."""
-    from jobs.desk import paused
-
     stopped = _read(settings, paused)
     if not stopped:
         return Check("publishing", True, "not paused")
@@ -213,7 +207,6 @@ async def _chat_rights(bot, name: str, chat: int | str, *, post: bool) -> Check:
 
 
 def check_vk(settings: Settings) -> list[Check]:
-    from corpus.errors import CorpusError
     from corpus.vk_client import VkClient
 
     vk = settings.vk
@@ -238,10 +231,8 @@ def check_vk(settings: Settings) -> list[Check]:
 def check_vk_messages(settings: Settings, session=None) -> Check:
     """The community of vk.messages_group_id: its token answers and its Bots Long Poll API is
     enabled with the "incoming message" event (groups.getLongPollSettings)."""
-    import requests
     from vk_api.exceptions import ApiError
 
-    from bot.errors import BotError
     from bot.vk.wall import vk_client
     from corpus.vk_client import with_timeout
 

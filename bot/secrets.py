@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import re
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 
 
 class Secret:
@@ -86,9 +88,6 @@ def setup_logging(level: str = "INFO", file: str = "", *, max_bytes: int = 0, ba
 
 
 def _file_handler(file: str, max_bytes: int, backup_count: int) -> logging.Handler:
-    from logging.handlers import RotatingFileHandler
-    from pathlib import Path
-
     path = Path(file)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

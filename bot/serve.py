@@ -6,8 +6,10 @@ import asyncio
 import logging
 import signal
 
+from bot.answers import ServiceSubscribers, subscriber_limits
 from bot.app import SHUTDOWN_GRACE_SECONDS, Services, build_services
 from bot.config import Settings
+from bot.instance import instance_lock
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +21,6 @@ def run_service(settings: Settings, *, once: bool) -> None:
     SIGTERM/SIGINT: `--once` finishes its cycle, then exits 0 (a second signal interrupts it); the
     long-running local service stops its schedule, lets the running jobs finish (at most
     SHUTDOWN_GRACE_SECONDS) and exits 0."""
-    from bot.instance import instance_lock
-
     with instance_lock(settings.data_dir):
         if once:
             _finish_cycle_on_signals()
@@ -68,7 +68,6 @@ def _vk_messages(services: Services):
     settings = services.settings
     if not settings.vk.messages_group_id:
         return None
-    from bot.answers import ServiceSubscribers, subscriber_limits
     from bot.vk.messages import VkMessages
 
     messages = VkMessages(settings.vk, ServiceSubscribers(settings, services, subscriber_limits(settings)))

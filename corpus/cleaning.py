@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from corpus.dedupe import find_duplicates
 from corpus.rules import REASONS, CleanOptions, clean_post, prepare
 from corpus.signatures import SignatureLearner, Signatures
 from corpus.store.decisions import Decisions
@@ -118,8 +119,6 @@ def _duplicate_pass(db: sqlite_utils.Database, options: CleanOptions, decisions:
     """seq -> reason of the kept posts that duplicate an earlier one or the bot's own output.
     With `only_new`, the corpus kept before is compared against (never dropped); every text is
     streamed from the database and read back by id only when it is a candidate."""
-    from corpus.dedupe import find_duplicates  # numpy: only when cleaning
-
     prior_ids = array("q")
     prior: Iterable[str] = ()
     if only_new:

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from corpus.errors import CorpusError
 from corpus.migrations import MIGRATIONS
+from corpus.store.clock import utcnow
 
 
 def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = 10.0) -> sqlite_utils.Database:
@@ -61,8 +62,6 @@ def _write_marker(path: Path) -> None:
     marker = marker_path(path)
     if marker.exists():
         return
-    from corpus.store.clock import utcnow
-
     try:
         marker.write_text(f"{utcnow()} {path.name} was created and migrated here; if it goes missing or"
                           " empty, the bot refuses to start afresh (restore a backup)\n", encoding="utf-8")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from corpus.cleaning import clean_if_needed
 from corpus.errors import CorpusError
 from corpus.outputs import atomic_write_text
 from corpus.popularity import PopularityWeighting, weights
@@ -41,8 +42,6 @@ def export_training_text(
     Posts never cleaned are cleaned first (`clean`: corpus.rules.CleanOptions, `stoplist`:
     corpus.stoplist.StopList; defaults when None). With `weighting` enabled, the most liked posts
     of each community appear `weighting.copies` times (corpus/popularity.py)."""
-    from corpus.cleaning import clean_if_needed
-
     output = Path(output)
     if output.is_dir():
         raise CorpusError(f"{output}: is a directory, expected a file path for the training text")

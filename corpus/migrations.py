@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from sqlite_utils.migrations import Migrations
 
+from corpus.nearcopy import edit_distance
+from corpus.store.shingles import reindex_all
+
 MIGRATIONS = Migrations("buhurt")
 
 
@@ -132,8 +135,6 @@ def m003_draft_measures_and_near_copy_index(db) -> None:
     shared with a corpus post, lines, mean log-probability per character, decoding mode, score;
     NULL for drafts made before), and the near-copy index over the corpus (corpus/nearcopy.py),
     built here from the posts already stored."""
-    from corpus.store.shingles import reindex_all
-
     for column, kind in (("known_share", "REAL"), ("reached_gap", "INTEGER"), ("shared_chars", "INTEGER"),
                          ("line_count", "INTEGER"), ("logprob_per_char", "REAL"), ("words", "TEXT"),
                          ("score", "REAL")):
@@ -198,8 +199,6 @@ def m007_curation(db) -> None:
     """The community's curation (issue 24): blind ratings of real posts and drafts (`ratings`), what
     each subscriber got from /generate (`served`), a moderator's edit distance and the learned
     ranker's score per draft. Existing drafts keep every column; edited ones get their distance."""
-    from corpus.nearcopy import edit_distance
-
     db.executescript(
         """
         CREATE TABLE ratings (

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ijson
 import sqlite_utils
 
 from corpus.errors import CorpusError
@@ -185,8 +186,6 @@ def _json_posts(path: Path, allow_chat: bool, skipped: Skipped | None = None):
     deeper than MAX_JSON_DEPTH and only one message, of at most MAX_MESSAGE_SIZE, is held at a
     time, else CorpusError. A message whose fields have the wrong types is skipped, and counted in
     `skipped`."""
-    import ijson
-
     try:
         with path.open("rb") as handle:
             events = _Events(path, ijson.basic_parse(handle, use_float=True))

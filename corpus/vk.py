@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import sqlite_utils
+from tqdm import tqdm
 from vk_api.exceptions import ApiError
 
 from corpus.errors import CorpusError
@@ -140,8 +141,6 @@ def _state_key(community: Community) -> str:
 
 def _scrape_community(db, client: VkClient, community: Community, group: GroupReport, refresh_days: float,
                       calls: int, progress: bool) -> None:
-    from tqdm import tqdm
-
     state = json.loads(get_state(db, _state_key(community)) or "{}")
     group.resumed = bool(state.get("pending"))
     cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=refresh_days)).timestamp()

@@ -17,6 +17,7 @@ from corpus.store.posts import kept_containing
 from corpus.store.reactions import top_publications
 from jobs.drafting import Drafting
 from jobs.generator import GeneratorHolder
+from model.words import russian_dictionary
 
 VISIBLE = (DraftStatus.SERVED, DraftStatus.PUBLISHED)  # meme N is shown again only when someone has already seen it
 TOP_DAYS, TOP_PLACES = 7, 5
@@ -55,8 +56,6 @@ def word_forms(word: str) -> tuple[list[str], str]:
     """The word's forms as the genre writes them (capitals), and its dictionary form: every form of
     its likeliest dictionary reading ("кота" -> КОТ, КОТА, КОТУ, ...; КОТ), or the word itself when
     the dictionary does not know it."""
-    from model.words import russian_dictionary
-
     morph = russian_dictionary()
     w = word.lower()
     if not morph.word_is_known(w):

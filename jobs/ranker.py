@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import sqlite_utils
 
 from corpus.store import drafts as draft_rows
@@ -197,7 +198,6 @@ class Fitted:
 
 def fit(data: Labels, rows: range | None = None) -> Fitted:
     """Logistic regression on the decisions `rows` (all by default), features standardised."""
-    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     index = list(rows if rows is not None else range(len(data)))

@@ -31,6 +31,7 @@ from corpus.store import ratings as rating_rows
 from jobs.patience import patiently
 from jobs.pool import new_seeds, store_generated
 from jobs.tune import resolve_options
+from model.preprocess import post_split
 
 
 class Service(Protocol):
@@ -203,8 +204,6 @@ class Card:
 
 def held_out_posts(db: sqlite_utils.Database, rater_id: Any, val_frac: float, test_frac: float) -> list[dict]:
     """Corpus posts outside the training split that this rater has not been shown (random order)."""
-    from model.preprocess import post_split
-
     return [p for p in rating_rows.unrated_posts(db, rater_id)
             if post_split(p["text"], val_frac, test_frac) != "train"]
 

@@ -40,6 +40,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
@@ -47,14 +48,16 @@ from corpus.export import export_training_text
 from corpus.outputs import atomic_write_text
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
-from jobs.model_registry import active_checkpoint_path, install_checkpoint
+from jobs.model_registry import activate_bundled, active_checkpoint_path, bundled_checkpoint, install_checkpoint
 from model.errors import ModelError
 from model.files import file_version
-from jobs.pool import ScreenOptions
+from jobs.pool import ScreenOptions, measure, screen
 from jobs.scheduler import clock_time
 from model.run import PARENT_ENV
 from model.sample_options import SampleOptions, resolved_temperature
 from model.train_config import ModelShape, TrainConfig
+from corpus.stoplist import StopList
+from model.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +86,6 @@ class NightWindow:
 
     def remaining_minutes(self, now: dt.datetime | None = None) -> float | None:
         """Minutes until the window ends when `now` is inside it, else None."""
-        from zoneinfo import ZoneInfo
-
         tz = ZoneInfo(self.timezone)
         now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(tz)
         for day in (now.date() - dt.timedelta(days=1), now.date()):
@@ -250,8 +251,6 @@ def _wait(child: subprocess.Popen, stop: threading.Event | None) -> str:
 
 
 def _export(db: sqlite_utils.Database, plan: RetrainPlan):
-    from model.preprocess import preprocess
-
     exported = export_training_text(db, plan.train_txt, **plan.export_options)
     stats = preprocess(plan.train_txt, plan.train_h5, plan.train_json, plan.val_frac, plan.test_frac)
     log.info("retrain: exported %d posts (%d characters); held out %s posts (%s split)", exported.posts,
@@ -302,8 +301,6 @@ def draft_pass_share(db: sqlite_utils.Database, checkpoint: Path, plan: RetrainP
     (seeds 1..N, one temperature for every model), the share that pass the pool's screen against the
     database's corpus (jobs.pool.screen: the stop-list aside). Both models of a comparison are judged
     on equal terms."""
-    from corpus.stoplist import StopList
-    from jobs.pool import measure, screen
     from model.sample import Generator
 
     gen = Generator.load(checkpoint, device=plan.device)
@@ -389,8 +386,6 @@ def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
     trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active when its
     drafts pass the screen as often as the bundled model's (`drafts_decision`); else the bundled
     model is made active and keeps writing until a retrain beats it. Returns the active version."""
-    from jobs.model_registry import activate_bundled, bundled_checkpoint
-
     exported, _ = _export(db, plan)
     minutes = plan.max_minutes or FIRST_MODEL_MINUTES
     _, candidate = _train(plan, run_training, minutes, None)

@@ -108,8 +108,6 @@ def daily_at(times: Sequence[str], timezone: str) -> list[CronTrigger]:
 
 def add_interval(scheduler: AsyncIOScheduler, job: Job, *, job_id: str, minutes: float,
                  run_now: bool = False) -> None:
-    import datetime as dt
-
     kwargs = {"next_run_time": dt.datetime.now(dt.timezone.utc)} if run_now else {}
     scheduler.add_job(job, IntervalTrigger(seconds=minutes * 60), id=job_id, name=job_id,
                       replace_existing=True, **kwargs)

@@ -3,6 +3,7 @@ scraping and retraining, scheduled on one APScheduler (or run once in a row with
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -297,8 +298,6 @@ class Service:
         if self.scheduler is None:  # `run --once`: the next run resolves it
             log.warning("publishing deferred: the next run publishes it")
             return
-        import datetime as dt
-
         when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.publish_retry_seconds)
         log.warning("publishing is tried again at %s", when.replace(microsecond=0).isoformat())
         self.scheduler.add_job(self._tracked(self.retry_publishing), "date", run_date=when, id="publish-retry",
@@ -466,8 +465,6 @@ class Service:
 
     def _catch_up_publishing(self, scheduler) -> None:
         """A publishing time that passed while the bot was down runs now (once)."""
-        import datetime as dt
-
         now = dt.datetime.now(dt.timezone.utc)
         covered = get_state(self.db, PUBLISH_COVERED)
         try:

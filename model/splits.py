@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from model.errors import ModelError, require_file
+from model.vocab import Vocab
 
 SPLITS = ("train", "val", "test")
 
@@ -81,8 +82,6 @@ class SplitBatcher:
 
 def split_text(h5_path: str | Path, json_path: str | Path, name: str = "val") -> str:
     """One split of a preprocessed corpus back as text (e.g. the held-out posts both models are scored on)."""
-    from model.vocab import Vocab
-
     splits, _ = load_splits(h5_path)
     if name not in splits:
         raise ModelError(f"split {name!r}: expected one of {', '.join(SPLITS)}")

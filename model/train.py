@@ -28,6 +28,7 @@ from model.train_config import (
     LR_FLOOR, HOLD_DECAY, PROGRESS_SCHEDULES, RUN_FROM_CHECKPOINT, SHAPE_KEYS, TrainConfig,
 )
 from model.vocab import Vocab
+from model.plot import plot_losses
 
 __all__ = ["StepInfo", "TrainConfig", "TrainResult", "TrainingInterrupted", "train"]
 
@@ -413,7 +414,6 @@ def _save_latest(run: _Run, gather: bool = True) -> Path:
 def _plot(run: _Run, force: bool = False) -> None:
     """loss.png, at most once a minute unless ``force``."""
     if run.ctx.is_main and (force or time.monotonic() - run.last_plot > 60):
-        from model.plot import plot_losses
         mc = run.mc
         plot_losses(run.out_dir / "loss.png", run.train_hist, run.val_hist,
                     f"{mc.model_type} {mc.num_layers}x{mc.rnn_size}")

@@ -118,29 +118,34 @@ def module_names(root: Path) -> dict[str, Path]:
     return found
 
 
+def statement_modules(node: ast.Import | ast.ImportFrom, name: str, is_package: bool, known: set[str]) -> list[str]:
+    """The dotted modules one import statement of module `name` names (`from pkg import module`
+    names the module; a relative import is made absolute)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:
+        base = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
+        module = ".".join(base + ([node.module] if node.module else []))
+    else:
+        module = node.module or ""
+    return [f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module for alias in node.names]
+
+
+def nearest_module(dotted: str, known: set[str]) -> str:
+    """The module itself, else the nearest package above it ('' when none of ours)."""
+    while dotted and dotted not in known:
+        dotted = dotted.rpartition(".")[0]
+    return dotted
+
+
 def module_imports(name: str, path: Path, known: set[str]) -> set[str]:
     """Our modules that module `name` imports, anywhere in it (function-level imports included)."""
     is_package = path.name == "__init__.py"
     targets: set[str] = set()
-
-    def resolve(dotted: str) -> None:   # the module itself, else the nearest package above it
-        while dotted and dotted not in known:
-            dotted = dotted.rpartition(".")[0]
-        if dotted and dotted != name:
-            targets.add(dotted)
-
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                resolve(alias.name)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
-                module = ".".join(base + ([node.module] if node.module else []))
-            else:
-                module = node.module or ""
-            for alias in node.names:   # `from pkg import module` imports the module
-                resolve(f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found = (nearest_module(dotted, known) for dotted in statement_modules(node, name, is_package, known))
+            targets.update(module for module in found if module and module != name)
     return targets
 
 
@@ -285,3 +290,97 @@ def test_a_test_module_importing_another_is_caught(tmp_path, line):
     (tmp_path / "tests" / "fakes" / "good.py").write_text("from tests.fakes.fake_vk import FakeVk\n"
                                                           "from tests.helpers import run_cli\n", encoding="utf-8")
     assert [p.split(":")[0] for p in cross_test_imports(tmp_path)] == ["tests/test_bad.py"]
+
+
+# ---- a function-level import only for what loads torch, telegram or vk_api ----------------------------
+# Lazy imports keep `buhurt --help`, the CLI's light commands and the pure modules free of the heavy
+# libraries; everything else is imported at the top, where a reader looks. matplotlib and sklearn
+# count as heavy too: each takes seconds to import (pyplot 1.8 s, sklearn 3.6 s against telegram's
+# 0.5 s on the 2-core CI machine) and only plots and the ranker need them. An import guarded by
+# `except ImportError` (a one-line error for a broken install) may stay where its guard is.
+
+HEAVY = {"torch", "telegram", "vk_api", "matplotlib", "sklearn"}
+
+
+def _placed_imports(tree: ast.Module) -> list[tuple[ast.Import | ast.ImportFrom, str]]:
+    """Every import with its place: 'module' (runs on import), 'function', 'guarded' (in a function,
+    inside a try that catches ImportError) or 'typing' (under `if TYPE_CHECKING:`, never runs)."""
+    found: list[tuple[ast.Import | ast.ImportFrom, str]] = []
+
+    def catches_import_error(handler: ast.ExceptHandler) -> bool:
+        names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names)
+
+    def visit(node: ast.AST, place: str) -> None:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append((node, place))
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                visit(child, "typing")
+            for child in node.orelse:
+                visit(child, place)
+            return
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and place == "module":
+            place = "function"
+        elif isinstance(node, ast.Try) and place == "function" and any(map(catches_import_error, node.handlers)):
+            for child in node.body:
+                visit(child, "guarded")
+            for child in [*node.handlers, *node.orelse, *node.finalbody]:
+                visit(child, place)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, place)
+
+    visit(tree, "module")
+    return found
+
+
+def needless_lazy_imports(root: Path = ROOT) -> list[str]:
+    """'path:line statement' for each function-level import of the four packages that loads none of
+    HEAVY, directly or through a module of ours that imports one of them when it is imported."""
+    files = module_names(root)
+    known = set(files)
+    placed = {name: _placed_imports(ast.parse(path.read_text(encoding="utf-8"))) for name, path in files.items()}
+
+    def named(name: str, node: ast.Import | ast.ImportFrom) -> list[str]:
+        return statement_modules(node, name, files[name].name == "__init__.py", known)
+
+    heavy: dict[str, bool] = {}
+
+    def loads_heavy(dotted: str) -> bool:   # importing `dotted` loads a HEAVY library
+        if dotted.split(".")[0] in HEAVY:
+            return True
+        module = nearest_module(dotted, known)
+        packages = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 2)] if module else []
+        return any(is_heavy(package) for package in packages)   # a package's __init__ runs first
+
+    def is_heavy(name: str) -> bool:
+        if name not in heavy:
+            heavy[name] = False   # while being decided (a package and its modules import each other)
+            heavy[name] = any(loads_heavy(dotted) for node, place in placed[name] if place == "module"
+                              for dotted in named(name, node))
+        return heavy[name]
+
+    return sorted(f"{files[name].relative_to(root)}:{node.lineno} {ast.unparse(node)}"
+                  for name in files for node, place in placed[name]
+                  if place == "function" and not any(loads_heavy(dotted) for dotted in named(name, node)))
+
+
+def test_function_level_imports_are_only_for_torch_telegram_and_vk_api():
+    assert needless_lazy_imports() == []
+
+
+def test_a_needless_lazy_import_is_caught(tmp_path):
+    root = _tree(tmp_path, {
+        "model/net.py": "import torch\n",
+        "model/pure.py": "import json\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n",
+        "jobs/uses_net.py": "from model.net import *\n",                  # heavy through model.net
+        "bot/cli.py": ("def a():\n    import telegram.error\n    from jobs import uses_net\n    import matplotlib\n"
+                       "def b():\n    from model.pure import X\n"                              # flagged
+                       "def c():\n    try:\n        import pymorphy3\n    except ImportError:\n        pass\n"
+                       "class K:\n    async def d(self):\n        import datetime as dt\n"  # flagged
+                       "    def e(self):\n        from ..jobs.uses_net import f\n        from . import other\n"),
+        "bot/other.py": "def f():\n    from jobs.uses_net import g\n",
+    })
+    assert needless_lazy_imports(root) == ["bot/cli.py:14 import datetime as dt", "bot/cli.py:17 from . import other",
+                                           "bot/cli.py:6 from model.pure import X"]
