@@ -16,6 +16,12 @@ from model.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# How long a test waits for a condition (a message sent, a child process done) before it fails. It
+# bounds a hang and is never reached by a test that passes, so it is generous: two copies of the
+# suite side by side on a 2-core machine must not fail a test that is merely slow (60 s did).
+# pytest-timeout (pyproject.toml) stops a whole test after twice as long.
+PATIENCE = 300.0
+
 TINY_POSTS = [
     "ПРИХОДИШЬ В ШКОЛУ\n@\nТАМ КОНТРОЛЬНАЯ\n@\nТЫ НЕ ГОТОВ",
     "ПОКУПАЕШЬ ХЛЕБ\n@\nОН ЧЁРСТВЫЙ\n@\nИДЁШЬ ОБРАТНО\n@\nМАГАЗИН ЗАКРЫТ",
@@ -48,7 +54,7 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return info.value.code or 0, out.out, out.err
 
 
-def buhurt(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+def buhurt(*args: str, timeout: float = PATIENCE) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG", "BUHURT_DEBUG"):
         env.pop(var, None)

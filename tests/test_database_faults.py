@@ -21,7 +21,7 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.posts import add_posts
 from jobs import desk
-from tests.helpers import ROOT, assert_one_line, buhurt, run_cli, varied_posts
+from tests.helpers import PATIENCE, ROOT, assert_one_line, buhurt, run_cli, varied_posts
 from bot import texts
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, until, write_config
 
@@ -210,7 +210,7 @@ def test_a_full_disk_at_start_up_is_one_line(tmp_path, server):
     for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG", "BUHURT_DEBUG"):
         env.pop(var, None)
     result = subprocess.run([sys.executable, "-c", FULL_DISK, "--config", str(config), "run"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=180)
+                            capture_output=True, text=True, timeout=PATIENCE)
     assert_one_line(result, "database or disk is full", "free space")
 
 

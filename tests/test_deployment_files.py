@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-from tests.helpers import ROOT
+from tests.helpers import PATIENCE, ROOT
 
 
 def test_dockerfile_healthcheck_runs_the_quick_doctor():
@@ -43,7 +43,7 @@ def test_quick_doctor_imports_no_torch(tmp_path):
             "try:\n    main(['--config', sys.argv[1], 'doctor', '--quick'])\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules and 'telegram' not in sys.modules, 'heavy import'\n")
     result = subprocess.run([sys.executable, "-c", code, str(config)], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=PATIENCE)
     assert result.returncode == 0, result.stderr
     assert "FAIL  database" in result.stdout  # no database there yet: the check says so
 

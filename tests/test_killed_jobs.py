@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import retrain_config, run_cli
+from tests.helpers import PATIENCE, retrain_config, run_cli
 from tests.tiny_model import subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
-DEADLINE = 180.0   # bounds a test that would otherwise wait forever; generous for a loaded machine
 
 
-def wait_for(predicate, what: str, timeout: float = DEADLINE):
+def wait_for(predicate, what: str, timeout: float = PATIENCE):
     deadline = time.monotonic() + timeout
     while True:
         found = predicate()

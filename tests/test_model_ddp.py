@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import PATIENCE
 from tests.tiny_model import prepare, subprocess_env
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -42,7 +43,7 @@ def test_two_processes_share_weights_and_only_rank0_writes(tmp_path, extra):
     worker.write_text(WORKER, encoding="utf-8")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(worker), str(h5), str(js), str(tmp_path), json.dumps(extra)]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(REPO), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(REPO), capture_output=True, text=True, timeout=PATIENCE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for it in (1, 2):
         a = torch.load(tmp_path / f"rank0-it{it}.pt", weights_only=True)
@@ -68,7 +69,7 @@ def test_ranks_agree_on_the_schedule_clock(tmp_path):
     worker = tmp_path / "agree.py"
     worker.write_text(AGREE, encoding="utf-8")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker)]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(REPO), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(REPO), capture_output=True, text=True, timeout=PATIENCE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for rank in (0, 1):
         assert (tmp_path / f"agreed-{rank}.txt").read_text() == "agreed 1.25 flag 1"

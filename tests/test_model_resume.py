@@ -14,6 +14,7 @@ from model.checkpoint import load_checkpoint
 from model.lstm import CharRNN, ModelConfig
 from model.train import TrainingInterrupted, _transfer_init, train
 from model.vocab import Vocab
+from tests.helpers import PATIENCE
 from tests.tiny_model import LINES, prepare, subprocess_env, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -105,11 +106,11 @@ def test_cli_ctrl_c_exits_130_with_the_checkpoint_path(tmp_path):
            "--max-epochs", "100000", "--checkpoint-every", "5", "--no-progress"]
     env = subprocess_env(REPO)
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PATIENCE
     while not (ck / "latest.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=PATIENCE)
     assert proc.returncode == 130, err
     assert "resumable checkpoint" in err and str(ck / "latest.pt") in err
     assert load_checkpoint(ck / "latest.pt")["iteration"] >= 5

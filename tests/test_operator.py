@@ -14,7 +14,7 @@ import requests
 
 from corpus.backup import backups_in, nightly_backup
 from corpus.db import open_db
-from tests.helpers import run_cli
+from tests.helpers import PATIENCE, run_cli
 from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, make_settings, write_config
 from tests.fakes.telegram_server import BOT_USER
@@ -141,7 +141,7 @@ def test_the_schedule_touches_the_heartbeat_and_backs_up_nightly(tmp_path, db):
         service.start_schedule()
         try:
             assert service.scheduler.get_job("backup-0") is not None
-            await asyncio.wait_for(_until(heartbeat.exists), 30)
+            await asyncio.wait_for(_until(heartbeat.exists), PATIENCE)
             return await service.backup()
         finally:
             service.stop_schedule()

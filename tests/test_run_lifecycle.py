@@ -15,6 +15,7 @@ import pytest
 
 from bot.errors import BotError
 from tests.fakes.telegram_app import bot_running, make_settings, reply_to
+from tests.helpers import PATIENCE
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -80,28 +81,28 @@ def test_one_service_per_data_folder_a_401_is_survived_and_sigterm_ends_cleanly(
     config = tmp_path / "config.toml"
     first = start(config)
     try:
-        server.wait_for(lambda: server.calls_of("getUpdates"), timeout=120)  # polling
+        server.wait_for(lambda: server.calls_of("getUpdates"))  # polling
         server.send_text("/start", user_id=USER)
-        server.wait_sent(USER, 1, timeout=60)
+        server.wait_sent(USER, 1)
 
         server.fail("getUpdates", 401)  # one 401 mid-run: retried, the bot keeps answering
         server.wait_for(lambda: any(c.status == 401 for c in server.calls_of("getUpdates", ok_only=False)))
         server.send_text("/help", user_id=USER)
-        server.wait_sent(USER, 2, timeout=60)
+        server.wait_sent(USER, 2)
 
         second = start(config)  # a second service on the same data folder
-        out, err = second.communicate(timeout=120)
+        out, err = second.communicate(timeout=PATIENCE)
         assert second.returncode == 2, err[-2000:]
         lines = err.strip().splitlines()
         assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "buhurt.lock" in lines[0], err
         assert first.poll() is None  # the first one is unaffected
 
         first.send_signal(signal.SIGTERM)
-        out, err = first.communicate(timeout=60)
+        out, err = first.communicate(timeout=PATIENCE)
     finally:
         if first.poll() is None:
             first.kill()
-            first.communicate(timeout=30)
+            first.communicate(timeout=PATIENCE)
     assert first.returncode == 0, err[-3000:]
     assert "Traceback" not in err and server.token not in out + err
     assert "401 Unauthorized" in err  # the retried 401 was logged

@@ -15,7 +15,7 @@ import pytest
 
 from corpus.db import open_db
 from corpus.store import drafts as draft_rows
-from tests.helpers import ROOT
+from tests.helpers import PATIENCE, ROOT
 from tests.fakes.telegram_app import install_model
 
 
@@ -56,7 +56,7 @@ class Service:
             self.lines.append("<eof>")
             self._cond.notify_all()
 
-    def wait_line(self, needle: str, timeout: float = 120) -> None:
+    def wait_line(self, needle: str, timeout: float = PATIENCE) -> None:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not any(needle in line for line in self.lines):
@@ -64,7 +64,7 @@ class Service:
                     raise AssertionError(f"no {needle!r} in:\n{''.join(self.lines)[-3000:]}")
                 self._cond.wait(0.1)
 
-    def finish(self, timeout: float = 120) -> tuple[int, str]:
+    def finish(self, timeout: float = PATIENCE) -> tuple[int, str]:
         code = self.process.wait(timeout)
         self.wait_line("<eof>")
         return code, "".join(self.lines)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, assert_one_line, buhurt, run_cli
+from tests.helpers import PATIENCE, ROOT, assert_one_line, buhurt, run_cli
 from tests.fakes.telegram_app import make_settings, write_config
 
 
@@ -109,7 +109,7 @@ def test_rejected_token_is_one_line_and_never_printed(tmp_path, server):
         assert rejected.split(":")[1] not in result.stdout + result.stderr
     debug = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "run", "--once"], cwd=ROOT,
                            env={**os.environ, "PYTHONPATH": str(ROOT), "BUHURT_DEBUG": "1"},
-                           capture_output=True, text=True, timeout=180)
+                           capture_output=True, text=True, timeout=PATIENCE)
     assert debug.returncode == 2 and "Traceback" in debug.stderr  # the operator asked for it...
     assert rejected.split(":")[1] not in debug.stdout + debug.stderr  # ...but not for the token
     assert log_file.is_file() and rejected.split(":")[1] not in log_file.read_text(encoding="utf-8")

@@ -13,6 +13,7 @@ from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings
+from tests.helpers import PATIENCE
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -130,15 +131,15 @@ def test_killed_between_sending_and_recording_is_never_published_twice(tmp_path,
     release = server.hold("sendMessage", CHANNEL)  # Telegram has the post; the answer never arrives
     process = run_once(tmp_path / "config.toml")
     try:
-        server.wait_for(lambda: server.calls_of("sendMessage") and server.sent(CHANNEL), timeout=120)
+        server.wait_for(lambda: server.calls_of("sendMessage") and server.sent(CHANNEL))
     finally:
         process.kill()
-        process.communicate(timeout=30)
+        process.communicate(timeout=PATIENCE)
     release.set()
     assert state(settings, draft_id) == ("queued", ["sending"])
 
     restarted = run_once(tmp_path / "config.toml")
-    out, err = restarted.communicate(timeout=120)
+    out, err = restarted.communicate(timeout=PATIENCE)
     assert restarted.returncode == 0, err[-2000:]
     assert len(server.sent(CHANNEL)) == 1  # the one the killed process sent; never again
     assert state(settings, draft_id) == ("published", ["unknown"])

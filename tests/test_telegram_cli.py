@@ -13,6 +13,7 @@ from bot import texts
 from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from tests.fakes.telegram_app import CHANNEL, MODERATOR, MODERATORS_CHAT, make_settings
+from tests.helpers import PATIENCE
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +23,7 @@ def buhurt(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": ROOT}
     env.pop("BUHURT_TELEGRAM_TOKEN", None)
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=180)
+                          text=True, timeout=PATIENCE)
 
 
 def test_run_once_cycle_against_the_fake_server(tmp_path, server):

@@ -39,7 +39,7 @@ def test_one_users_flood_does_not_hold_back_the_others(tmp_path, server):
                     for user in OTHERS:
                         server.send_text("/start", user_id=user)
             for user in OTHERS:
-                await until(lambda u=user: server.sent(u), timeout=60)
+                await until(lambda u=user: server.sent(u))
             await settled(server, app)
 
     run(main())

@@ -11,7 +11,7 @@ import h5py
 import pytest
 import torch
 
-from tests.helpers import ROOT, varied_posts
+from tests.helpers import PATIENCE, ROOT, varied_posts
 
 POSTS = varied_posts(80)
 
@@ -43,7 +43,7 @@ max_length = 120
 def buhurt(*args, cwd, check=True, env_extra=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=240)
+                          env=env, timeout=PATIENCE)
     if check and done.returncode != 0:
         raise AssertionError(f"buhurt {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done

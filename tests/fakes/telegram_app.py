@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from tests.fakes.telegram_server import FakeBotApi
+from tests.helpers import PATIENCE
 from tests.tiny_model import tiny_model
 
 MODERATORS_CHAT = -1001234567890
@@ -86,11 +87,11 @@ def make_settings(tmp_path: Path, server: FakeBotApi, *, checkpoint: Path | None
     return settings
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+async def until(predicate: Callable[[], Any], timeout: float = PATIENCE) -> Any:
     """Wait inside the event loop (the bot runs on it) until `predicate()` is truthy.
 
     `timeout` only bounds a test that would otherwise hang; it is generous so that a loaded
-    machine cannot fail a test that is merely slow (10 s did, under load)."""
+    machine cannot fail a test that is merely slow (tests.helpers.PATIENCE)."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
@@ -104,9 +105,9 @@ async def until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
 async def settled(server: FakeBotApi, app: Any) -> None:
     """Every injected update fetched, confirmed and handled (none queued, no handler still running):
     what a negative assert ("the bot sent nothing") waits for instead of a fixed sleep."""
-    await until(lambda: server.pending_updates() == 0, timeout=60)   # the updater queued every update
+    await until(lambda: server.pending_updates() == 0)   # the updater queued every update
     # python-telegram-bot marks a queued update done after its handlers ran (and the error handler)
-    await asyncio.wait_for(app.update_queue.join(), timeout=60)
+    await asyncio.wait_for(app.update_queue.join(), timeout=PATIENCE)
 
 
 @contextlib.asynccontextmanager

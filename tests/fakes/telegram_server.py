@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
+from tests.helpers import PATIENCE
+
 BOT_USER = {"id": 777000111, "is_bot": True, "first_name": "Бугурт", "username": "buhurt_test_bot",
             "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 JSON_PARAMS = ("reply_markup", "allowed_updates", "reply_parameters", "link_preview_options",
@@ -225,7 +227,7 @@ class FakeBotApi:
         return [c.params for c in self.calls_of("sendMessage")
                 if chat_id is None or str(c.params.get("chat_id")) == str(chat_id)]
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = PATIENCE) -> Any:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -238,7 +240,7 @@ class FakeBotApi:
                     raise AssertionError(f"timed out waiting; last calls: {methods}")
                 self._cond.wait(min(left, 0.05))
 
-    def wait_sent(self, chat_id: int | str, count: int = 1, timeout: float = 10.0) -> list[dict]:
+    def wait_sent(self, chat_id: int | str, count: int = 1, timeout: float = PATIENCE) -> list[dict]:
         return self.wait_for(lambda: (s := self.sent(chat_id)) and len(s) >= count and s, timeout)
 
     def message(self, chat_id: int | str, message_id: int) -> dict:
