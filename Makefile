@@ -27,8 +27,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# the suite on one worker per core (pytest-xdist; at most 4: each worker loads torch and trains the
+# tiny model once); every test is safe in parallel (tmp_path files, ports picked by the OS)
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 bench: $(STAMP)
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
