@@ -74,7 +74,7 @@ def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
     ready = drafts.with_status(db, "ready", purpose="subscriber")
     assert len(ready) == 3
     for row in ready:
-        assert row["decoding"] == "known/ru+quotes+grammar"     # the default decoding, stored with the draft
+        assert row["decoding"] == "known/ru+quotes+grammar+ends"     # the default decoding, stored with the draft
         _, (again,) = holder.generate([row["seed"]], stored_request(row))
         assert again == row["text"]
 

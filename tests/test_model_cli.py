@@ -83,7 +83,7 @@ def test_sample_known_words_by_default_raw_on_request_and_lexicon(tiny_run, tmp_
                          "--exact")
     assert code == 0, err
     assert out.rstrip("\n") == "\n\n".join(g.generate(seeds, temperature=1.0, words="known", dictionary="ru",
-                                                                   quotes="balanced", grammar="agree"))
+                                                                   quotes="balanced", grammar="agree", ending="community"))
     code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
                          "--raw", "--exact")
     assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, temperature=1.0)), err

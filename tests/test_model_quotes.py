@@ -160,7 +160,8 @@ def test_buhurt_sample_balances_quotes_by_default_and_raw_or_quotes_any_do_not(q
     seeds = list(range(3, 11))
     args = ["sample", "--checkpoint", str(quoting.path), "--num", "8", "--seed", "3", "--temperature", "1",
             "--length", "160", "--exact"]
-    product = dict(temperature=1.0, max_length=160, words="known", dictionary="ru", grammar="agree")
+    product = dict(temperature=1.0, max_length=160, words="known", dictionary="ru", grammar="agree",
+                   ending="community")
     want = {(): quoting.generate(seeds, quotes="balanced", **product),
             ("--quotes", "any"): quoting.generate(seeds, **product),
             ("--raw",): quoting.generate(seeds, temperature=1.0, max_length=160)}

@@ -43,7 +43,7 @@ def test_decoding_names_round_trip():
         assert Decoding.parse(d.name) == d
     assert Decoding("any", "ru").name == "any"
     assert Decoding("known", "ru", "balanced").name == "known/ru+quotes"
-    assert PRODUCT.name == "known/ru+quotes+grammar"
+    assert PRODUCT.name == "known/ru+quotes+grammar+ends"
     # grammar needs known words and the dictionary: without them it is off, and named so
     assert Decoding("known", "none", "balanced", "agree").name == "known/none+quotes"
     assert Decoding("any", "ru", "any", "agree").name == "any"

@@ -26,7 +26,7 @@ def test_sample_prints_batches_with_a_bar_and_the_same_posts_as_one_batch(capsys
     assert "sample: 100%" in err and f"{num}/{num}" in err            # the bar, on stderr
     one_batch = Generator.load(tiny_checkpoint).generate(seeds=range(7, 7 + num), temperature=0.8, max_length=60,
                                                          words="known", dictionary="ru", quotes="balanced",
-                                                         grammar="agree")
+                                                         grammar="agree", ending="community")
     assert out == "\n\n".join(one_batch) + "\n"
     code, out, err = run_cli(capsys, "--config", str(retrain_config(tmp_path)), "sample",
                              "--checkpoint", str(tiny_checkpoint),

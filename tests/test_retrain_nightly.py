@@ -205,7 +205,7 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
 
 
 def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(tmp_path, tiny_corpus_file, capsys):
-    """The first model trained on a corpus (here 30 iterations of a 1x16 model: a count, not a time, so
+    """The first model trained on a corpus (here 5 iterations of a 1x16 model: a count, not a time, so
     a fast machine trains it no better) replaces the bundled one only when its drafts pass the screen
     as often; until then the bundled model writes."""
     from bot.app import ensure_model
@@ -215,10 +215,10 @@ def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(t
     from jobs.model_registry import bundled_checkpoint
     from model.files import file_version
 
-    cfg = retrain_config(tmp_path, "[sample]\nmax_length = 200")
+    cfg = retrain_config(tmp_path)
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4", "readability_drafts = 24")
                    .replace("[model]", "[startup]\nuse_bundled_model = false\n[model]")
-                   .replace("[train]", "[train]\nmax_iterations = 30"), encoding="utf-8")
+                   .replace("[train]", "[train]\nmax_iterations = 5"), encoding="utf-8")
     assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
     settings = load_settings(cfg)
     db = open_db(settings.database)

@@ -30,7 +30,8 @@ from tests.helpers import ROOT, run_cli
 
 EXAMPLE = ROOT / "config.example.toml"
 SAMPLE_FLAGS = {"max_length": "--length", "temperature": "--temperature", "top_k": "--top-k", "words": "--words",
-                "dictionary": "--dictionary", "quotes": "--quotes", "grammar": "--grammar"}
+                "dictionary": "--dictionary", "quotes": "--quotes", "grammar": "--grammar",
+                "ending": "--ending"}
 LOWER = [("model", ModelShape), ("train", TrainOptions), ("retrain", NightlyOptions), ("sample", SampleOptions),
          ("clean", CleanOptions), ("pool", PoolOptions), ("screen", ScreenOptions), ("schedule", ScheduleOptions),
          ("moderation", ModerationOptions), ("alerts", AlertOptions), ("rate", RateOptions),
