@@ -82,8 +82,8 @@ def test_sample_known_words_by_default_raw_on_request_and_lexicon(tiny_run, tmp_
     code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
                          "--exact")
     assert code == 0, err
-    assert out.rstrip("\n") == "\n\n".join(g.generate(seeds, temperature=1.0, words="known", dictionary="ru",
-                                                                   quotes="balanced", grammar="agree", ending="community"))
+    product = dict(words="known", dictionary="ru", quotes="balanced", grammar="agree", ending="community")
+    assert out.rstrip("\n") == "\n\n".join(g.generate(seeds, temperature=1.0, **product))
     code, out, err = run(capsys, "sample", "--checkpoint", str(ck), "--num", "3", "--seed", "4", "--temperature", "1",
                          "--raw", "--exact")
     assert code == 0 and out.rstrip("\n") == "\n\n".join(g.generate(seeds, temperature=1.0)), err
