@@ -283,6 +283,7 @@ def test_no_test_module_imports_another():
 @pytest.mark.parametrize("line", [
     "from tests.test_jobs import Moderators", "import tests.test_startup", "from tests import test_vk_wall",
     "from .test_retrain_nightly import config", "def f():\n    from tests.test_models_cli import variant\n",
+    "from tests.jobs.test_service import Moderators",
 ])
 def test_a_test_module_importing_another_is_caught(tmp_path, line):
     (tmp_path / "tests" / "fakes").mkdir(parents=True)
@@ -290,6 +291,23 @@ def test_a_test_module_importing_another_is_caught(tmp_path, line):
     (tmp_path / "tests" / "fakes" / "good.py").write_text("from tests.fakes.fake_vk import FakeVk\n"
                                                           "from tests.helpers import run_cli\n", encoding="utf-8")
     assert [p.split(":")[0] for p in cross_test_imports(tmp_path)] == ["tests/test_bad.py"]
+
+
+# ---- tests/ mirrors the packages: tests/model/ tests model/, tests/bot/telegram/ bot/telegram/ -------------
+# Only the tests of the whole (the layering, the thin slice, the deployment files, scripts/) sit at the top.
+WHOLE = {"test_architecture.py", "test_thin_slice.py", "test_deployment_files.py", "test_check_sample_corpus.py"}
+
+
+def test_test_folders_mirror_the_packages():
+    tests = ROOT / "tests"
+    folders = [p for p in tests.rglob("*") if p.is_dir() and p.name not in ("fakes", "data", "__pycache__")
+               and "data" not in p.relative_to(tests).parts and "__pycache__" not in p.parts]
+    assert folders
+    for folder in folders:
+        rel = folder.relative_to(tests)
+        assert (ROOT / rel / "__init__.py").is_file(), f"tests/{rel} mirrors no package of ours"
+        assert (folder / "__init__.py").is_file(), f"tests/{rel} needs an __init__.py"
+    assert {p.name for p in tests.glob("test_*.py")} == WHOLE
 
 
 # ---- a function-level import only for what loads torch, telegram or vk_api ----------------------------

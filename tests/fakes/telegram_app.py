@@ -43,7 +43,7 @@ def write_config(tmp_path: Path, server: FakeBotApi, **overrides: dict[str, Any]
         "schedule": {"retrain": False},
         "log": {"level": "INFO"},
         # the low-queue alert would add a line to the moderators' chat that most tests count;
-        # tests/test_desk.py turns it on where it is the subject
+        # tests/bot/telegram/test_desk.py turns it on where it is the subject
         "alerts": {"min_queue": 0},
         "telegram": {"token": server.token, "base_url": server.base_url, "channels": [CHANNEL],
                      "moderators_chat": MODERATORS_CHAT, "moderators": [MODERATOR],

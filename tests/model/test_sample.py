@@ -151,7 +151,7 @@ def test_pick_in_place_gives_the_picks_of_the_allocating_arithmetic(tiny_generat
             assert (tiny_generator._pick(logits.numpy(), keys, steps, o) == ref).all()
 
 
-GOLDEN = Path(__file__).parent / "data" / "golden_samples.json"
+GOLDEN = Path(__file__).parents[1] / "data" / "golden_samples.json"
 
 
 def test_seeded_posts_are_the_ones_recorded_before_the_batched_rewrite():
@@ -160,7 +160,7 @@ def test_seeded_posts_are_the_ones_recorded_before_the_batched_rewrite():
     text and measures, from today's array-based decoding (known words with and without the
     dictionary, raw sampling, start texts, top-k, a short cap)."""
     recorded = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    g = Generator.load(Path(__file__).parents[1] / recorded["checkpoint"])
+    g = Generator.load(Path(__file__).parents[2] / recorded["checkpoint"])
     for case in recorded["cases"]:
         options = dict(case["options"])
         got = g.generate_samples(options.pop("seeds"), **options)

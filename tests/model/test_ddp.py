@@ -15,7 +15,7 @@ from tests.tiny_model import prepare, subprocess_env
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 WORKER = textwrap.dedent("""
     import json, os, sys, torch

@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import PATIENCE, retrain_config, run_cli
 from tests.tiny_model import subprocess_env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(predicate, what: str, timeout: float = PATIENCE):

@@ -19,7 +19,7 @@ from tests.tiny_model import LINES, prepare, subprocess_env, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def weights(path):

@@ -12,7 +12,7 @@ from model.sample import Generator
 from model.train_config import PRECISIONS, TrainConfig
 from model.words import DEFAULT_POST_LINES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "model" / "data" / "default.pt"
 GOLDEN = ROOT / "tests" / "data" / "golden_samples.json"
 
