@@ -16,10 +16,11 @@ import pytest
 from bot.errors import BotError
 from tests.fakes.telegram_app import bot_running, make_settings, reply_to
 from tests.helpers import PATIENCE
+from tests.helpers import ROOT as REPO_ROOT
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)   # the repository, for the child's PYTHONPATH
 USER = 4242
 
 

@@ -14,10 +14,11 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings
 from tests.helpers import PATIENCE
+from tests.helpers import ROOT as REPO_ROOT
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)   # the repository, for the child's PYTHONPATH
 
 
 def queue_draft(settings, text: str = "ПРИХОДИШЬ В КАНАЛ\n@\nТАМ ПОСТ") -> int:

@@ -14,9 +14,10 @@ from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from tests.fakes.telegram_app import CHANNEL, MODERATOR, MODERATORS_CHAT, make_settings
 from tests.helpers import PATIENCE
+from tests.helpers import ROOT as REPO_ROOT
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)   # the repository, for the child's PYTHONPATH
 
 
 def buhurt(*args: str) -> subprocess.CompletedProcess:
