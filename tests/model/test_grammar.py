@@ -12,6 +12,7 @@ import pytest
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.decoding import EndOdds, GrammarTable, Rows, Tokens
+from model.errors import ModelError
 from model.grammar import Grammar
 from model.sample import Generator
 from model.sample_options import PRODUCT, Decoding, SampleRequest
@@ -211,7 +212,7 @@ def test_the_community_ending_is_stored_as_its_own_name_and_changes_only_its_dra
     assert PRODUCT.ending == "community" and PRODUCT.name == "known/ru+quotes+grammar+ends"
     for name in ("known/ru+quotes+grammar+ends", "known/ru+grammar+ends", "known/ru+quotes+grammar"):
         assert Decoding.parse(name).name == name
-    with pytest.raises(Exception, match="'\\+ends'"):
+    with pytest.raises(ModelError, match="'\\+ends'"):
         Decoding.parse("known/ru+quotes+ends")           # the ending needs grammar
     floor = replace(PRODUCT, ending="floor")
     assert Decoding.parse("known/ru+quotes+grammar") == floor
