@@ -188,14 +188,14 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
 
     `publishers` are the Telegram channels (built by bot/telegram); a VK wall is added when
     vk.publish_group_id is set; with no publisher at all, posts go to the local channel."""
-    from model.distributed import device_name
-
     paths = TrainPaths.under(settings.data_dir)
     busy = settings.paths.busy_timeout_seconds
     db = open_db(settings.database, busy_timeout=busy)
     check_writable(db, settings.database, busy)
     remove_leftovers(settings, paths)
     ensure_corpus(settings, db)
+    from model.distributed import device_name  # loads torch: after the database's checks, which need none
+
     holder, first_training = load_model(settings, db, paths, device_name(settings.train.device))
     on_the_loop(db, busy)  # from here on the event loop's: a lock is waited out off the loop (jobs/patience.py)
     log.info("generating with model %s", holder.version)

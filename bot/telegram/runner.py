@@ -40,7 +40,7 @@ from bot.telegram.bot_data import CONTEXT_TYPES, BotData
 from bot.telegram.error_handler import on_error
 from bot.telegram.moderators_chat import TelegramModeration
 from bot.telegram.reactions import on_reaction_count
-from bot.telegram.startup import initialize, retry_seconds
+from bot.telegram.startup import check_bot_api, initialize, retry_seconds
 
 if TYPE_CHECKING:
     from bot.vk.messages import VkMessages
@@ -373,7 +373,10 @@ async def run_cycle(application: BotApplication) -> dict:
 
 
 def run_telegram(settings: Settings, *, once: bool) -> None:
-    """`buhurt run` with a token: one cycle and exit, or poll until SIGINT/SIGTERM."""
+    """`buhurt run` with a token: one cycle and exit, or poll until SIGINT/SIGTERM. The Bot API is
+    reached first (check_bot_api), so a bad token is said before the model loads."""
+    tg = settings.telegram
+    asyncio.run(check_bot_api(tg.token.reveal(), base_url=tg.base_url, wait_seconds=tg.startup_wait_seconds))
     application = build_application(settings)
     if once:
         result = asyncio.run(run_cycle(application))

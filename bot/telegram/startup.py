@@ -4,8 +4,11 @@ line (PTB's own message would print the token)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
+from telegram import Bot
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
@@ -22,14 +25,31 @@ def retry_seconds(exc: RetryAfter) -> float:
     return float(wait) if isinstance(wait, (int, float)) else wait.total_seconds()
 
 
+async def check_bot_api(token: str, *, base_url: str, wait_seconds: float) -> None:
+    """getMe with a bare Bot, as `initialize` retries it, before the service is built: a rejected
+    token or a Bot API out of reach is one line at once, not after the model has loaded (or, with no
+    bundled model, after the first model's minutes of training)."""
+    bot = Bot(token, base_url=base_url)
+    try:
+        await _reach(bot.initialize, base_url=base_url, wait_seconds=wait_seconds)
+    finally:
+        with contextlib.suppress(Exception):
+            await bot.shutdown()
+
+
 async def initialize(application: Application, *, base_url: str, wait_seconds: float) -> None:
     """`application.initialize()`, retried with a doubling back-off for up to `wait_seconds` while
     the Bot API is unreachable; BotError (one line, no token) when it never answers or refuses."""
+    await _reach(application.initialize, base_url=base_url, wait_seconds=wait_seconds)
+
+
+async def _reach(connect: Callable[[], Awaitable[None]], *, base_url: str, wait_seconds: float) -> None:
+    """`connect()` (which sends getMe) with the retries and the one-line refusals of `initialize`."""
     delay, waited, attempt = FIRST_DELAY, 0.0, 0
     while True:
         attempt += 1
         try:
-            await application.initialize()
+            await connect()
             if attempt > 1:
                 log.info("reached the Telegram Bot API after %d tries", attempt)
             return

@@ -93,7 +93,8 @@ def test_bot_api_that_comes_back_is_waited_for(tmp_path, server):
     result = buhurt("--config", str(config), "run", "--once")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "reached the Telegram Bot API after 3 tries" in result.stderr
-    assert len(server.calls_of("getMe", ok_only=False)) == 3
+    # three by the check before the model loads, one by the Application's start
+    assert len(server.calls_of("getMe", ok_only=False)) == 4
 
 
 def test_rejected_token_is_one_line_and_never_printed(tmp_path, server):
@@ -105,6 +106,7 @@ def test_rejected_token_is_one_line_and_never_printed(tmp_path, server):
     for args in (("run", "--once"), ("run",)):
         result = buhurt("--config", str(config), *args)
         assert_one_line(result, "rejected the bot token", "telegram.token")
+        assert "generating with model" not in result.stderr   # said before the model loads
         assert rejected not in result.stdout + result.stderr
         assert rejected.split(":")[1] not in result.stdout + result.stderr
     debug = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "run", "--once"], cwd=ROOT,
@@ -195,13 +197,13 @@ def test_get_me_refused_with_403_is_one_line(tmp_path, server):
 
 def test_get_me_under_flood_control_is_waited_for(tmp_path, server):
     make_settings(tmp_path, server)
-    server.fail("getMe", 429, retry_after=1, times=5)  # PTB's limiter retries 3 times, then it is ours
+    server.fail("getMe", 429, retry_after=1, times=5)  # the check before the model loads waits them out
     config = write_config(tmp_path, server, telegram={"startup_wait_seconds": 60.0})
     result = buhurt("--config", str(config), "run", "--once")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "flood control on getMe" in result.stderr and "cycle done" in result.stderr
-    assert len(server.calls_of("getMe", ok_only=False)) == 6
+    assert len(server.calls_of("getMe", ok_only=False)) == 7   # 6 by the check, 1 by the Application
 
 
 def test_get_me_flood_control_longer_than_the_start_up_wait_is_one_line(tmp_path, server):
