@@ -10,7 +10,12 @@ apart (key.json: number -> source). Sources:
   and ranking against a database holding the model's training corpus; the best of --oversample
   candidates that pass, as moderators get them);
 - before: the same with the decoding the product used before grammar (known/<dict>+quotes);
-- raw (with --raw): torch-rnn's unconstrained sampling, screened the same way.
+- raw (with --raw): torch-rnn's unconstrained sampling, screened the same way;
+- cold (with --cold T): the product at temperature T (safer, duller);
+- words3 (with --words3): a word 3-gram chain over the real posts' training part (every three
+  neighbouring words seen in the corpus, lines and the end of a post included; posts that repeat a
+  corpus post or run over 500 characters dropped). It is not the product: it asks whether local
+  fluency without a model of the story moves readers at all.
 
 `score` reads the raters' answer files (one line per post: `N readable publish coherence funny
 human`, e.g. `17 yes no 2 1 no`; see the rubric) and prints, per source, the majority share of
@@ -19,7 +24,7 @@ funniness, the majority "taken for human" share, and the raters' agreement (Flei
 "readable", and the share of posts all raters agreed on).
 
     python benchmarks/reader_panel.py make --checkpoint F --corpus TRAINING_TEXT --out DIR [--n 40]
-        [--temperature 0.8] [--oversample 3] [--raw] [--seed 1]
+        [--temperature 0.8] [--oversample 3] [--raw] [--cold 0.5] [--words3] [--seed 1]
     python benchmarks/reader_panel.py score --out DIR ANSWERS1 ANSWERS2 ANSWERS3
 
 Never commit panel.txt: it holds the channel's texts. Prints figures, asserts nothing.
@@ -50,6 +55,37 @@ def held_out_posts(path: Path, n: int, rnd: random.Random) -> list[str]:
     posts = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
     held = [p for p in posts if post_split(p, 0.1, 0.1) != "train" and len(p) <= 500]
     return rnd.sample(held, n)
+
+
+def word_chain_posts(path: Path, n: int, rnd: random.Random, max_chars: int = 500) -> list[str]:
+    """`n` posts of a word 3-gram chain over the training part (by the nightly split's hash) of the
+    posts in `path`; "@" lines are tokens, so lines and the post's end are learned too."""
+    from collections import defaultdict
+
+    from model.preprocess import post_split
+
+    posts = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    train = [p for p in posts if post_split(p, 0.1, 0.1) == "train"]
+    seen = set(train)
+    follows: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for post in train:
+        lines = [line.split() for line in post.split("\n") if line.strip() and line.strip() != "@"]
+        tokens = ["<s>", "<s>"] + [w for line in lines for w in (*line, "@")][:-1] + ["</s>"]
+        for i in range(2, len(tokens)):
+            follows[(tokens[i - 2], tokens[i - 1])].append(tokens[i])
+    out: list[str] = []
+    while len(out) < n:
+        a, b, words = "<s>", "<s>", []
+        while len(words) < 200:
+            word = rnd.choice(follows[(a, b)])
+            if word == "</s>":
+                break
+            words.append(word)
+            a, b = b, word
+        text = " ".join(words).replace(" @ ", "\n@\n")
+        if len(text) <= max_chars and "\n@\n" in text and text not in seen:
+            out.append(text)
+    return out
 
 
 def drafts(holder, db, stoplist, options, n: int, oversample: int, seed: int) -> list[str]:
@@ -90,16 +126,20 @@ def make(args) -> None:
     sources = {"real": held_out_posts(args.real, args.n, rnd)}
     for name, options in (("product", product), ("before", replace(product, grammar="any")),
                           *((("raw", replace(product, words="any", quotes="any", grammar="any")),)
-                            if args.raw else ())):
+                            if args.raw else ()),
+                          *((("cold", replace(product, temperature=args.cold)),) if args.cold else ())):
         t = time.perf_counter()
         sources[name] = drafts(holder, db, stoplist, options, args.n, args.oversample, args.seed)
         print(f"{name}: {args.n} drafts ({options.decoding.name}) in {time.perf_counter() - t:.0f} s")
+    if args.words3:
+        sources["words3"] = word_chain_posts(args.real, args.n, rnd)
     items = [(source, text) for source, texts in sources.items() for text in texts]
     rnd.shuffle(items)
     (out / "panel.txt").write_text(
         "".join(f"=== {i} ===\n{text}\n\n" for i, (_, text) in enumerate(items, 1)), encoding="utf-8")
     (out / "key.json").write_text(json.dumps({
         "checkpoint": str(args.checkpoint), "version": holder.version, "temperature": args.temperature,
+        "cold": args.cold,
         "sources": {str(i): source for i, (source, _) in enumerate(items, 1)}}, indent=1), encoding="utf-8")
     print(f"{len(items)} posts: {out / 'panel.txt'} (give raters only this and {RUBRIC.name}); key: {out / 'key.json'}")
 
@@ -145,7 +185,8 @@ def score(args) -> None:
     for p, a in zip(args.answers, raters):
         missing = [n for n in sources if n not in a]
         print(f"{p.parent.name}/{p.name}: {len(a)} answers" + (f", missing {len(missing)}" if missing else ""))
-    print(f"model {key['version']} ({key['checkpoint']}), temperature {key['temperature']}, {len(raters)} raters")
+    print(f"model {key['version']} ({key['checkpoint']}), temperature {key['temperature']}"
+          + (f" (cold: {key['cold']})" if key.get("cold") else "") + f", {len(raters)} raters")
     print(f"{'source':<10} {'posts':>5}  {'readable (95% CI)':<22} {'publish (95% CI)':<22} {'coher':>5} "
           f"{'funny':>5} {'human':>6}")
     for source in dict.fromkeys(sources.values()):
@@ -178,6 +219,8 @@ def main() -> None:
     mk.add_argument("--temperature", type=float, default=0.8)
     mk.add_argument("--oversample", type=int, default=3)
     mk.add_argument("--raw", action="store_true")
+    mk.add_argument("--cold", type=float, default=0.0, help="also the product at this temperature (source cold)")
+    mk.add_argument("--words3", action="store_true", help="also a word 3-gram chain over --real's training part")
     mk.add_argument("--seed", type=int, default=1)
     sc = sub.add_parser("score")
     sc.add_argument("--out", type=Path, required=True)
