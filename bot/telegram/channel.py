@@ -80,7 +80,8 @@ def channel_bot(token: str, base_url: str):
     """The Bot that channel posts go through: its own connection pool and no rate limiter
     (RetryAfter is handled per channel in TelegramChannel.send)."""
     from telegram import Bot
-    from telegram.request import HTTPXRequest
 
-    request = HTTPXRequest(connection_pool_size=8)
+    from bot.telegram.requests import telegram_request
+
+    request = telegram_request(connection_pool_size=8)
     return Bot(token, base_url=base_url, request=request, get_updates_request=request)

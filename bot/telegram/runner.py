@@ -40,6 +40,7 @@ from bot.telegram.bot_data import CONTEXT_TYPES, BotData
 from bot.telegram.error_handler import on_error
 from bot.telegram.moderators_chat import TelegramModeration
 from bot.telegram.reactions import on_reaction_count
+from bot.telegram.requests import UPDATES_POOL_SIZE, telegram_request
 from bot.telegram.startup import check_bot_api, initialize, retry_seconds
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def build_application(settings: Settings) -> BotApplication:
     posting = channel_bot(tg.token.reveal(), tg.base_url) if tg.channels else None
     application = cast(BotApplication, (
         ApplicationBuilder().token(tg.token.reveal()).base_url(tg.base_url)
+        .request(telegram_request()).get_updates_request(telegram_request(UPDATES_POOL_SIZE))
         .application_class(BotApplication, {"channel_bot": posting})
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)
