@@ -28,8 +28,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # the static checks and the suite side by side: the suite leaves part of a core idle while its tests
-# wait on child processes and servers, and mypy's cold start fits there (about 25 s less on 2 cores);
-# either failing fails the target; --output-sync=line keeps each line whole
+# wait on child processes and servers, and mypy's cold start fits there; either failing fails the
+# target; --output-sync=line keeps each line whole
 test: $(STAMP)
 	@$(MAKE) --no-print-directory -j2 --output-sync=line lint suite
 

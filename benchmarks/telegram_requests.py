@@ -2,7 +2,7 @@
 (HTTPXRequest(), which has httpx load the CA bundle into a new TLS context for each client) against
 the product's (bot/telegram/requests.py: one shared context), measured in the same run.
 
-A `buhurt run` makes five such clients at start (the check before the model loads, the
+A `buhurt run` makes four such clients at start (the check before the model loads, the
 Application's two, the channel posts' Bot): the last column is that start-up's share.
 
     python benchmarks/telegram_requests.py [--n 50]
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-START_UP_CLIENTS = 5
+START_UP_CLIENTS = 4
 
 
 async def cpu_per_request(make, n: int) -> float:

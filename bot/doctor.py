@@ -165,8 +165,11 @@ async def check_telegram(settings: Settings) -> list[Check]:
     from telegram import Bot
     from telegram.error import InvalidToken, TelegramError
 
+    from bot.telegram.requests import telegram_request
+
     tg = settings.telegram
-    bot = Bot(tg.token.reveal(), base_url=tg.base_url)
+    request = telegram_request(connection_pool_size=1)
+    bot = Bot(tg.token.reveal(), base_url=tg.base_url, request=request, get_updates_request=request)
     try:
         await bot.initialize()
     except InvalidToken:

@@ -1,8 +1,9 @@
 """The HTTP requests of every Bot this process makes: python-telegram-bot's HTTPXRequest, all
 sharing one TLS context. httpx builds a context per client and loads the CA bundle into each
-(about 40 ms of CPU); a start-up makes five clients (the check before the model loads, the
-Application's two, the channel posts' Bot) and the tests make hundreds. Verification is unchanged:
-the context is httpx's own default (certifi's bundle, or SSL_CERT_FILE / SSL_CERT_DIR)."""
+(tens of ms of CPU); a start-up makes four clients (the check before the model loads, the
+Application's two, the channel posts' Bot), `doctor` one, and the tests make hundreds.
+Verification is unchanged: the context is httpx's own default (certifi's bundle, or
+SSL_CERT_FILE / SSL_CERT_DIR)."""
 from __future__ import annotations
 
 import functools

@@ -13,8 +13,8 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, T
 from telegram.ext import Application
 
 from bot.errors import BotError
-from bot.telegram.requests import UPDATES_POOL_SIZE, telegram_request
 from bot.secrets import REDACTOR
+from bot.telegram.requests import telegram_request
 
 log = logging.getLogger(__name__)
 FIRST_DELAY, MAX_DELAY = 0.25, 30.0
@@ -30,8 +30,8 @@ async def check_bot_api(token: str, *, base_url: str, wait_seconds: float) -> No
     """getMe with a bare Bot, as `initialize` retries it, before the service is built: a rejected
     token or a Bot API out of reach is one line at once, not after the model has loaded (or, with no
     bundled model, after the first model's minutes of training)."""
-    bot = Bot(token, base_url=base_url, request=telegram_request(),
-              get_updates_request=telegram_request(UPDATES_POOL_SIZE))
+    request = telegram_request(connection_pool_size=1)   # one getMe at a time: one client serves both
+    bot = Bot(token, base_url=base_url, request=request, get_updates_request=request)
     try:
         await _reach(bot.initialize, base_url=base_url, wait_seconds=wait_seconds)
     finally:
