@@ -13,19 +13,22 @@ apart (key.json: number -> source). Sources:
 - raw (with --raw): torch-rnn's unconstrained sampling, screened the same way;
 - cold (with --cold T): the product at temperature T (safer, duller);
 - words3 (with --words3): a word 3-gram chain over the real posts' training part (every three
-  neighbouring words seen in the corpus, lines and the end of a post included; posts that repeat a
-  corpus post or run over 500 characters dropped). It is not the product: it asks whether local
+  neighbouring words seen in the corpus, lines and the end of a post included; posts over 500
+  characters dropped, and, like the product's drafts, posts the product's screen rejects against
+  those training posts: near-copies above all). It is not the product: it asks whether local
   fluency without a model of the story moves readers at all.
 
 `score` reads the raters' answer files (one line per post: `N readable publish coherence funny
 human`, e.g. `17 yes no 2 1 no`; see the rubric) and prints, per source, the majority share of
 "readable start to end" and "would publish" with a 95% Wilson interval, the mean coherence and
 funniness, the majority "taken for human" share, and the raters' agreement (Fleiss' kappa on
-"readable", and the share of posts all raters agreed on).
+"readable", and the share of posts all raters agreed on). With --screen-chain it also puts the words3
+posts through the product's screen against --real's training part and counts "readable" among those
+that pass and those it rejects (panels made before the chain was screened; stop 29's was).
 
     python benchmarks/reader_panel.py make --checkpoint F --corpus TRAINING_TEXT --out DIR [--n 40]
         [--temperature 0.8] [--oversample 3] [--raw] [--cold 0.5] [--words3] [--seed 1]
-    python benchmarks/reader_panel.py score --out DIR ANSWERS1 ANSWERS2 ANSWERS3
+    python benchmarks/reader_panel.py score --out DIR [--screen-chain] ANSWERS1 ANSWERS2 ANSWERS3
 
 Never commit panel.txt: it holds the channel's texts. Prints figures, asserts nothing.
 """
@@ -35,6 +38,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import tempfile
 import time
@@ -57,23 +61,42 @@ def held_out_posts(path: Path, n: int, rnd: random.Random) -> list[str]:
     return rnd.sample(held, n)
 
 
-def word_chain_posts(path: Path, n: int, rnd: random.Random, max_chars: int = 500) -> list[str]:
-    """`n` posts of a word 3-gram chain over the training part (by the nightly split's hash) of the
-    posts in `path`; "@" lines are tokens, so lines and the post's end are learned too."""
-    from collections import defaultdict
-
+def training_posts(path: Path) -> list[str]:
     from model.preprocess import post_split
 
     posts = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    train = [p for p in posts if post_split(p, 0.1, 0.1) == "train"]
-    seen = set(train)
+    return [p for p in posts if post_split(p, 0.1, 0.1) == "train"]
+
+
+def chain_screen(path: Path):
+    """The product's screen (jobs.pool.screen: near-copies, stop-list, ...) against a fresh database
+    of the training part of the posts in `path`: a function text -> the reason it is rejected, or None."""
+    from draft_quality import corpus_db
+
+    from jobs.pool import measure, screen
+    from model.sample_options import SampleOptions
+
+    work = Path(tempfile.mkdtemp(prefix="buhurt-panel-chain-"))
+    (work / "train.txt").write_text("\n\n".join(training_posts(path)) + "\n", encoding="utf-8")
+    db, stoplist = corpus_db(work / "train.txt", work)
+    name = SampleOptions().decoding.name
+    return lambda text: screen(db, text, stoplist, measure(db, text, None, name))
+
+
+def word_chain_posts(path: Path, n: int, rnd: random.Random, rejects, max_chars: int = 500) -> list[str]:
+    """`n` posts of a word 3-gram chain over the training part (by the nightly split's hash) of the
+    posts in `path`; "@" lines are tokens, so lines and the post's end are learned too. A post that
+    `rejects` (text -> reason or None) is dropped, as the pool drops drafts its screen rejects."""
+    from collections import defaultdict
+
     follows: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for post in train:
+    for post in training_posts(path):
         lines = [line.split() for line in post.split("\n") if line.strip() and line.strip() != "@"]
         tokens = ["<s>", "<s>"] + [w for line in lines for w in (*line, "@")][:-1] + ["</s>"]
         for i in range(2, len(tokens)):
             follows[(tokens[i - 2], tokens[i - 1])].append(tokens[i])
     out: list[str] = []
+    tried = 0
     while len(out) < n:
         a, b, words = "<s>", "<s>", []
         while len(words) < 200:
@@ -83,8 +106,11 @@ def word_chain_posts(path: Path, n: int, rnd: random.Random, max_chars: int = 50
             words.append(word)
             a, b = b, word
         text = " ".join(words).replace(" @ ", "\n@\n")
-        if len(text) <= max_chars and "\n@\n" in text and text not in seen:
-            out.append(text)
+        if len(text) <= max_chars and "\n@\n" in text:
+            tried += 1
+            if rejects(text) is None:
+                out.append(text)
+    print(f"words3: {n} of {tried} chain posts passed the product's screen")
     return out
 
 
@@ -132,7 +158,7 @@ def make(args) -> None:
         sources[name] = drafts(holder, db, stoplist, options, args.n, args.oversample, args.seed)
         print(f"{name}: {args.n} drafts ({options.decoding.name}) in {time.perf_counter() - t:.0f} s")
     if args.words3:
-        sources["words3"] = word_chain_posts(args.real, args.n, rnd)
+        sources["words3"] = word_chain_posts(args.real, args.n, rnd, chain_screen(args.real))
     items = [(source, text) for source, texts in sources.items() for text in texts]
     rnd.shuffle(items)
     (out / "panel.txt").write_text(
@@ -200,11 +226,38 @@ def score(args) -> None:
         funny = sum(a[n]["funny"] for a in raters for n in numbers) / max(1, len(numbers) * len(raters))
         human = sum(sum(a[n]["human"] for a in raters) * 2 > len(raters) for n in numbers) / max(1, len(numbers))
         print(f"{source:<10} {len(numbers):>5}  {row[0]} {row[1]} {coherence:>5.2f} {funny:>5.2f} {human:>6.0%}")
+    if args.screen_chain:
+        screen_chain(args, sources, raters)
     common = [n for n in sources if all(n in a for a in raters)]
     votes = [[a[n]["readable"] for a in raters] for n in common]
     unanimous = sum(len(set(v)) == 1 for v in votes) / max(1, len(votes))
     print(f"agreement on 'readable': Fleiss' kappa {fleiss_kappa(votes):.2f}, unanimous on {unanimous:.0%} of "
           f"{len(votes)} posts")
+
+
+def screen_chain(args, sources: dict[str, str], raters: list[dict]) -> None:
+    """The words3 posts through the product's screen: "readable" among those it passes and rejects."""
+    texts = panel_texts(args.out / "panel.txt")
+    rejects = chain_screen(args.real)
+    verdicts: dict[bool, list[bool]] = {True: [], False: []}
+    for n, source in sources.items():
+        if source == "words3" and all(n in a for a in raters):
+            readable = sum(a[n]["readable"] for a in raters) * 2 > len(raters)
+            verdicts[rejects(texts[n]) is None].append(readable)
+    for passed, label in ((True, "passes the screen"), (False, "rejected (near-copy, ...)")):
+        v = verdicts[passed]
+        lo, hi = wilson(sum(v), len(v))
+        print(f"words3 {label:<26} {len(v):>3} posts, readable {sum(v):>2} "
+              f"({sum(v) / max(1, len(v)):.0%}, {lo:.0%}-{hi:.0%})")
+    total = len(verdicts[True]) + len(verdicts[False])
+    print(f"words3 readable and passing the screen: {sum(verdicts[True])} of {total} posts")
+
+
+def panel_texts(path: Path) -> dict[str, str]:
+    """number -> post text of a panel.txt."""
+    text = path.read_text(encoding="utf-8")
+    parts = re.split(r"^=== (\d+) ===\n", text, flags=re.M)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 
 
 def main() -> None:
@@ -224,6 +277,9 @@ def main() -> None:
     mk.add_argument("--seed", type=int, default=1)
     sc = sub.add_parser("score")
     sc.add_argument("--out", type=Path, required=True)
+    sc.add_argument("--real", type=Path, default=POOL, help="the posts words3 was built from (with --screen-chain)")
+    sc.add_argument("--screen-chain", action="store_true",
+                    help="also the words3 posts through the product's screen against --real's training part")
     sc.add_argument("answers", type=Path, nargs="+")
     args = ap.parse_args()
     if args.command == "make":
