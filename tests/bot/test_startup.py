@@ -197,13 +197,13 @@ def test_get_me_refused_with_403_is_one_line(tmp_path, server):
 
 def test_get_me_under_flood_control_is_waited_for(tmp_path, server):
     make_settings(tmp_path, server)
-    server.fail("getMe", 429, retry_after=1, times=5)  # the check before the model loads waits them out
+    server.fail("getMe", 429, retry_after=1, times=2)  # the check before the model loads waits them out
     config = write_config(tmp_path, server, telegram={"startup_wait_seconds": 60.0})
     result = buhurt("--config", str(config), "run", "--once")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "flood control on getMe" in result.stderr and "cycle done" in result.stderr
-    assert len(server.calls_of("getMe", ok_only=False)) == 7   # 6 by the check, 1 by the Application
+    assert len(server.calls_of("getMe", ok_only=False)) == 4   # 3 by the check, 1 by the Application
 
 
 def test_get_me_flood_control_longer_than_the_start_up_wait_is_one_line(tmp_path, server):

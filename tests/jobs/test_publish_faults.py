@@ -53,13 +53,13 @@ def texts_in(server, chat) -> list[str]:
 # ---- 1. a row left `sending` inside the running process ---------------------------------------------
 
 def test_a_post_recorded_while_the_database_is_locked_is_resolved_in_the_process(tmp_path, server, caplog):
-    settings = make_settings(tmp_path, server)
+    # "longer than the busy timeout", quickly: the service waits out a lock for paths.busy_timeout_seconds
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5})
     first, second = queue_drafts(settings, 2)
 
     async def main():
         async with bot_running(settings) as app:
             service = app.bot_data.service
-            app.bot_data.db.execute("PRAGMA busy_timeout = 50")  # "longer than the busy timeout", quickly
             release = server.hold("sendMessage", CHANNEL)
             publishing = asyncio.create_task(service.publish())
             await until(lambda: server.sent(CHANNEL))  # the post is out; its answer is held
