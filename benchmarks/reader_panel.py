@@ -42,6 +42,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,44 +54,42 @@ RUBRIC = REPO / "benchmarks" / "panel_rubric.md"
 FIELDS = ("readable", "publish", "coherence", "funny", "human")
 
 
+def split_posts(path: Path) -> dict[str, list[str]]:
+    """The posts of `path` (blank-line separated) by the nightly split's hash: "train" and the rest."""
+    from model.preprocess import post_split
+
+    posts = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    parts: dict[str, list[str]] = {"train": [], "held": []}
+    for p in posts:
+        parts["train" if post_split(p, 0.1, 0.1) == "train" else "held"].append(p)
+    return parts
+
+
 def held_out_posts(path: Path, n: int, rnd: random.Random) -> list[str]:
-    from model.preprocess import post_split
-
-    posts = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    held = [p for p in posts if post_split(p, 0.1, 0.1) != "train" and len(p) <= 500]
-    return rnd.sample(held, n)
+    return rnd.sample([p for p in split_posts(path)["held"] if len(p) <= 500], n)
 
 
-def training_posts(path: Path) -> list[str]:
-    from model.preprocess import post_split
-
-    posts = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    return [p for p in posts if post_split(p, 0.1, 0.1) == "train"]
-
-
-def chain_screen(path: Path):
+def chain_screen(train: list[str]):
     """The product's screen (jobs.pool.screen: near-copies, stop-list, ...) against a fresh database
-    of the training part of the posts in `path`: a function text -> the reason it is rejected, or None."""
+    of the posts `train`: a function text -> the reason it is rejected, or None."""
     from draft_quality import corpus_db
 
     from jobs.pool import measure, screen
     from model.sample_options import SampleOptions
 
     work = Path(tempfile.mkdtemp(prefix="buhurt-panel-chain-"))
-    (work / "train.txt").write_text("\n\n".join(training_posts(path)) + "\n", encoding="utf-8")
+    (work / "train.txt").write_text("\n\n".join(train) + "\n", encoding="utf-8")
     db, stoplist = corpus_db(work / "train.txt", work)
     name = SampleOptions().decoding.name
     return lambda text: screen(db, text, stoplist, measure(db, text, None, name))
 
 
-def word_chain_posts(path: Path, n: int, rnd: random.Random, rejects, max_chars: int = 500) -> list[str]:
-    """`n` posts of a word 3-gram chain over the training part (by the nightly split's hash) of the
-    posts in `path`; "@" lines are tokens, so lines and the post's end are learned too. A post that
-    `rejects` (text -> reason or None) is dropped, as the pool drops drafts its screen rejects."""
-    from collections import defaultdict
-
+def word_chain_posts(train: list[str], n: int, rnd: random.Random, rejects, max_chars: int = 500) -> list[str]:
+    """`n` posts of a word 3-gram chain over the posts `train`; "@" lines are tokens, so lines and
+    the post's end are learned too. A post that `rejects` (text -> reason or None) is dropped, as the
+    pool drops drafts its screen rejects."""
     follows: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for post in training_posts(path):
+    for post in train:
         lines = [line.split() for line in post.split("\n") if line.strip() and line.strip() != "@"]
         tokens = ["<s>", "<s>"] + [w for line in lines for w in (*line, "@")][:-1] + ["</s>"]
         for i in range(2, len(tokens)):
@@ -158,7 +157,8 @@ def make(args) -> None:
         sources[name] = drafts(holder, db, stoplist, options, args.n, args.oversample, args.seed)
         print(f"{name}: {args.n} drafts ({options.decoding.name}) in {time.perf_counter() - t:.0f} s")
     if args.words3:
-        sources["words3"] = word_chain_posts(args.real, args.n, rnd, chain_screen(args.real))
+        train = split_posts(args.real)["train"]
+        sources["words3"] = word_chain_posts(train, args.n, rnd, chain_screen(train))
     items = [(source, text) for source, texts in sources.items() for text in texts]
     rnd.shuffle(items)
     (out / "panel.txt").write_text(
@@ -238,7 +238,7 @@ def score(args) -> None:
 def screen_chain(args, sources: dict[str, str], raters: list[dict]) -> None:
     """The words3 posts through the product's screen: "readable" among those it passes and rejects."""
     texts = panel_texts(args.out / "panel.txt")
-    rejects = chain_screen(args.real)
+    rejects = chain_screen(split_posts(args.real)["train"])
     verdicts: dict[bool, list[bool]] = {True: [], False: []}
     for n, source in sources.items():
         if source == "words3" and all(n in a for a in raters):

@@ -66,10 +66,8 @@ class SteadyClock:
 
 @pytest.mark.parametrize("schedule", ["cosine", "hold"])
 def test_a_time_budget_drives_the_schedule_to_its_floor(tmp_path, schedule, monkeypatch):
-    import model.train
-
     _, h5, js = prepare(tmp_path, n=60)
-    monkeypatch.setattr(model.train, "time", SteadyClock(0.002))   # a few readings an iteration: ~200 iterations
+    monkeypatch.setattr("model.train.time", SteadyClock(0.002))   # a few readings an iteration: ~200 iterations
     cfg = tiny_config(h5, js, tmp_path / "ck", lr_schedule=schedule, max_epochs=100000, max_minutes=0.02,
                       checkpoint_every=100000)
     r = train(cfg)
