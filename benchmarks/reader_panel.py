@@ -17,6 +17,10 @@ apart (key.json: number -> source). Sources:
   characters dropped, and, like the product's drafts, posts the product's screen rejects against
   those training posts: near-copies above all). It is not the product: it asks whether local
   fluency without a model of the story moves readers at all.
+- wordlstm (with --word-lstm F): benchmarks/word_lstm.py's word-level LSTM from checkpoint F, at
+  --word-temperature with its grammar rule (model.grammar), screened like words3; posts cut at 500
+  characters, of one line, or repeating a line three times are dropped too. Not the product either:
+  it asks whether a model over words moves readers where the product's model over characters does not.
 
 `score` reads the raters' answer files (one line per post: `N readable publish coherence funny
 human`, e.g. `17 yes no 2 1 no`; see the rubric) and prints, per source, the majority share of
@@ -28,6 +32,7 @@ that pass and those it rejects (panels made before the chain was screened; stop 
 
     python benchmarks/reader_panel.py make --checkpoint F --corpus TRAINING_TEXT --out DIR [--n 40]
         [--temperature 0.8] [--oversample 3] [--raw] [--cold 0.5] [--words3] [--seed 1]
+        [--word-lstm F [--word-temperature 0.7]]
     python benchmarks/reader_panel.py score --out DIR [--screen-chain] ANSWERS1 ANSWERS2 ANSWERS3
 
 Never commit panel.txt: it holds the channel's texts. Prints figures, asserts nothing.
@@ -113,6 +118,31 @@ def word_chain_posts(train: list[str], n: int, rnd: random.Random, rejects, max_
     return out
 
 
+def word_lstm_posts(checkpoint: Path, n: int, temperature: float, seed: int, rejects,
+                    max_chars: int = 500) -> list[str]:
+    """`n` posts of benchmarks/word_lstm.py's model (with its grammar rule) that `rejects` passes."""
+    import word_lstm
+
+    net, vocab = word_lstm.load(checkpoint)
+    grammar = word_lstm.grammar_rules()
+    out: list[str] = []
+    dropped: dict[str, int] = defaultdict(int)
+    tried, base = 0, seed * 1000
+    while len(out) < n:
+        for text in word_lstm.sample(net, vocab, 20, temperature, base, grammar=grammar, max_chars=max_chars):
+            tried += 1
+            lines = [line for line in text.split("\n") if line.strip() != "@"]
+            why = ("cut at the cap" if len(text) > max_chars else "one line" if len(lines) < 2
+                   else "a line thrice" if max(lines.count(line) for line in lines) >= 3 else rejects(text))
+            if why:
+                dropped[why] += 1
+            elif len(out) < n:
+                out.append(text)
+        base += 1
+    print(f"wordlstm: {n} of {tried} posts kept; dropped: {dict(dropped)}")
+    return out
+
+
 def drafts(holder, db, stoplist, options, n: int, oversample: int, seed: int) -> list[str]:
     """`n` drafts through jobs.pool.store_generated: batches of `oversample` candidates, the best one
     that passes the screen kept (as the pool keeps them)."""
@@ -159,6 +189,10 @@ def make(args) -> None:
     if args.words3:
         train = split_posts(args.real)["train"]
         sources["words3"] = word_chain_posts(train, args.n, rnd, chain_screen(train))
+    if args.word_lstm:
+        train = split_posts(args.real)["train"]
+        sources["wordlstm"] = word_lstm_posts(args.word_lstm, args.n, args.word_temperature, args.seed,
+                                              chain_screen(train))
     items = [(source, text) for source, texts in sources.items() for text in texts]
     rnd.shuffle(items)
     (out / "panel.txt").write_text(
@@ -274,6 +308,8 @@ def main() -> None:
     mk.add_argument("--raw", action="store_true")
     mk.add_argument("--cold", type=float, default=0.0, help="also the product at this temperature (source cold)")
     mk.add_argument("--words3", action="store_true", help="also a word 3-gram chain over --real's training part")
+    mk.add_argument("--word-lstm", type=Path, help="also the posts of benchmarks/word_lstm.py's checkpoint")
+    mk.add_argument("--word-temperature", type=float, default=0.7, help="its temperature")
     mk.add_argument("--seed", type=int, default=1)
     sc = sub.add_parser("score")
     sc.add_argument("--out", type=Path, required=True)
