@@ -65,10 +65,13 @@ class CorpusSettings:
 
 @dataclass(frozen=True)
 class FilterSettings:
-    """[filter]: the stop-list. A draft matching it never reaches anyone; cleaning drops such posts."""
+    """[filter]: the stop-list. A draft matching it never reaches anyone (it is checked again at
+    publishing, so a word added later stops drafts already queued); cleaning drops such posts. The
+    text is read as a reader sees it: NFKC, invisible characters dropped, and a second reading with
+    Latin look-alike letters as Cyrillic ("хеp" with a Latin p is "хер")."""
 
     words: list[str] = field(default_factory=list)      # whole words, case-insensitive, ё = е
-    patterns: list[str] = field(default_factory=list)   # regular expressions on the lowercased text, ё = е
+    patterns: list[str] = field(default_factory=list)   # regular expressions on the lowercased text, ё = е in both
 
     def problems(self) -> dict[str, str]:
         return {}

@@ -1,23 +1,42 @@
 """The stop-list filter: configurable words and regular expressions that keep a text away from
-moderators, the channel and the training corpus. Pure functions, no I/O."""
+moderators, the channel and the training corpus. Pure functions, no I/O.
+
+The text is read the way a reader sees it, so that spelling tricks do not carry a listed word past
+the filter: Unicode compatibility forms are composed (NFKC: an "ё" typed as "е" and a combining
+diaeresis is "ё"), invisible format characters (a soft hyphen, zero-width spaces and joiners) are
+dropped, case and ё are folded; and a second reading maps the Latin letters that look like Cyrillic
+ones (a c e o p x y k m t h b) onto them, so "хеp" with a Latin p is "хер". Patterns are folded for
+ё too (case is ignored anyway)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from common.text import fold
 from corpus.errors import CorpusError
 
+# Latin letter -> the Cyrillic letter it looks like (lowercase: the reading is folded first)
+LOOKALIKES = str.maketrans({"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "k": "к",
+                            "m": "м", "t": "т", "h": "н", "b": "в"})
+
+
+def reading(text: str) -> str:
+    """`text` as the filter reads it: NFKC, without format characters, folded."""
+    composed = unicodedata.normalize("NFKC", text)
+    return fold("".join(ch for ch in composed if unicodedata.category(ch) != "Cf"))
+
 
 class StopList:
-    """Matches whole words (case-insensitive, ё = е) and regular expressions."""
+    """Matches whole words (case-insensitive, ё = е, look-alike Latin letters read as Cyrillic)
+    and regular expressions."""
 
     def __init__(self, words: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
-        self.words = [w for w in (fold(w.strip()) for w in words) if w]
+        self.words = [w for w in (reading(w.strip()) for w in words) if w]
         compiled = []
         for pattern in patterns:
             try:
-                compiled.append(re.compile(pattern, re.IGNORECASE))
+                compiled.append(re.compile(pattern.replace("ё", "е").replace("Ё", "Е"), re.IGNORECASE))
             except re.error as exc:
                 raise CorpusError(f"filter.patterns: invalid regular expression {pattern!r}: {exc}") from None
         if self.words:
@@ -29,10 +48,12 @@ class StopList:
         return bool(self._patterns)
 
     def match(self, text: str) -> str | None:
-        """The first stop-listed fragment found in `text`, or None when the text is clean."""
-        folded = fold(text)
-        for pattern in self._patterns:
-            found = pattern.search(folded)
-            if found:
-                return found.group(0)
+        """The first stop-listed fragment found in `text` (as the filter reads it), or None when
+        the text is clean."""
+        read = reading(text)
+        for variant in dict.fromkeys((read, read.translate(LOOKALIKES))):
+            for pattern in self._patterns:
+                found = pattern.search(variant)
+                if found:
+                    return found.group(0)
         return None
