@@ -202,7 +202,8 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     plan = ServicePlan(
         sample=settings.sample, pool=settings.pool, screen=settings.screen, schedule=settings.schedule,
         moderation=settings.moderation, alerts=settings.alerts,
-        publish=PublishOptions(footer=settings.publish.footer, alert_failures=settings.alerts.failures),
+        publish=PublishOptions(footer=settings.publish.footer, alert_failures=settings.alerts.failures,
+                               stoplist=stoplist(settings)),
         backup_at=settings.backup.at or None, heartbeat_file=str(settings.data_dir / "heartbeat"),
         rate=settings.rate, held_out=(settings.retrain.val_frac, settings.retrain.test_frac),
         promote_min_ratings=settings.retrain.promote_min_ratings, ranker=settings.ranker, generate=settings.generate,

@@ -4,7 +4,9 @@ Every channel and the VK wall has its own queue position (`publications.next_for
 publishing time each destination posts the oldest queued draft it has not had, concurrently, so a
 destination that refuses (403, an expired VK token) or waits out flood control never holds back
 the others. A draft is `published` once every destination has it (`sent`, or `unknown`), or skipped it
-(`skipped`: it near-copies a post already published there, jobs/curation.py).
+(`skipped`: it near-copies a post already published there, jobs/curation.py, or the stop-list, which
+is checked again here: a word added to it after a draft was queued stops that draft, and the
+moderators are told). A draft every destination skipped becomes `rejected_auto`.
 
 A row still `sending` that no send of this process is working on was left by a failure inside the
 process (the database locked while recording, say): the next publishing time resolves it, with the
@@ -32,6 +34,7 @@ from typing import Protocol
 import sqlite_utils
 
 from corpus.statuses import DraftStatus
+from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.state import get_state, set_state
@@ -66,10 +69,12 @@ class Publisher(Protocol):
 @dataclass(frozen=True)
 class PublishOptions:
     """The footer under each post ("" for none; `{n}` is the meme number: `publish.footer`), and
-    after how many failed sends in a row a destination is reported (`alerts.failures`; 0: never)."""
+    after how many failed sends in a row a destination is reported (`alerts.failures`; 0: never),
+    and the stop-list a draft is checked against once more before it goes out."""
 
     footer: str = "#{n}"
     alert_failures: int = 3
+    stoplist: StopList | None = None   # checked again at each send (the service's [filter])
 
     def problems(self) -> dict[str, str]:
         try:
@@ -168,8 +173,11 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
     """Send this destination's next draft (or `draft`, unless it has it); returns the draft's id,
     or None when there was nothing to send."""
     where = _where(publisher)
+    blocked: list[tuple[int, str]] = []
     try:
-        draft = await patiently(_fresh_for, db, publisher, draft)
+        draft = await patiently(_fresh_for, db, publisher, draft, options.stoplist, blocked)
+        for draft_id, fragment in blocked:
+            await _tell(notify, notices.PUBLISH_STOPLISTED.format(id=draft_id, where=where, fragment=fragment))
         if draft is None:
             return None
         publication_id = await patiently(pubs.begin_publication, db, draft["id"], publisher.network,
@@ -209,18 +217,26 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
         state.in_flight.discard(publication_id)
 
 
-def _fresh_for(db: sqlite_utils.Database, publisher: Publisher, draft: dict | None) -> dict | None:
-    """`draft` (else this destination's next) unless it near-copies a post already published
-    there (jobs/curation.py): such a draft is skipped for this destination, and the queue's next
-    one is tried."""
+def _fresh_for(db: sqlite_utils.Database, publisher: Publisher, draft: dict | None,
+               stoplist: StopList | None = None, blocked: list[tuple[int, str]] | None = None) -> dict | None:
+    """`draft` (else this destination's next) unless its text (as it would go out) matches
+    `stoplist` or near-copies a post already published there (jobs/curation.py): such a draft is
+    skipped for this destination (a stop-listed one also added to `blocked` as (id, fragment)),
+    and the queue's next one is tried."""
     explicit = draft is not None
     draft = draft if explicit else pubs.next_for(db, publisher.network, publisher.chat_id)
     while draft is not None:
-        repeat = repeat_in_channel(db, publisher.network, publisher.chat_id, draft)
-        if repeat is None:
+        if explicit:   # a moderator's "publish now": the row as it is now, not as the button saw it
+            draft = draft_rows.get_draft(db, draft["id"]) or draft
+        fragment = stoplist.match(draft["final_text"] or draft["text"]) if stoplist else None
+        reason = f"stop-list: {fragment!r}" if fragment else repeat_in_channel(db, publisher.network,
+                                                                                 publisher.chat_id, draft)
+        if reason is None:
             return draft
-        pubs.skip_publication(db, draft["id"], publisher.network, publisher.chat_id, repeat)
-        log.info("draft %s skipped for %s: %s", draft["id"], _where(publisher), repeat)
+        pubs.skip_publication(db, draft["id"], publisher.network, publisher.chat_id, reason)
+        log.info("draft %s skipped for %s: %s", draft["id"], _where(publisher), reason)
+        if fragment and blocked is not None:
+            blocked.append((draft["id"], fragment))
         draft = None if explicit else pubs.next_for(db, publisher.network, publisher.chat_id)
     return None
 
@@ -246,14 +262,14 @@ async def resolve_stale(db: sqlite_utils.Database, notify: Notify, state: Publis
 
 def close_finished(db: sqlite_utils.Database, publishers: Sequence[Publisher]) -> list[int]:
     """Queued drafts that every destination has become `published`; those every destination
-    skipped (near-copies everywhere) become `rejected_auto`."""
+    skipped (near-copies everywhere, or the stop-list) become `rejected_auto`, with the reason."""
     closed = pubs.finished_drafts(db, [(p.network, str(p.chat_id)) for p in publishers])
     for draft_id in closed:
         if pubs.sent_anywhere(db, draft_id):
             draft_rows.transition(db, draft_id, from_status=[DraftStatus.QUEUED], to_status=DraftStatus.PUBLISHED)
         else:
             draft_rows.transition(db, draft_id, from_status=[DraftStatus.QUEUED], to_status=DraftStatus.REJECTED_AUTO,
-                                  reason="near-copy of posts already published in every channel")
+                                  reason=pubs.skip_reason(db, draft_id) or "skipped by every destination")
     return closed
 
 

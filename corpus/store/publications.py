@@ -136,6 +136,13 @@ def skip_publication(db: sqlite_utils.Database, draft_id: int, network: str, cha
         [draft_id, network, str(chat_id), reason[:500], utcnow()])
 
 
+def skip_reason(db: sqlite_utils.Database, draft_id: int) -> str | None:
+    """Why some destination skipped the draft (the first recorded), or None."""
+    row = db.execute("SELECT error FROM publications WHERE draft_id = ? AND status = 'skipped' ORDER BY id LIMIT 1",
+                     [draft_id]).fetchone()
+    return row[0] if row else None
+
+
 def sent_anywhere(db: sqlite_utils.Database, draft_id: int) -> bool:
     """Whether some destination has the draft (`sent`, or `unknown`: maybe sent)."""
     return db.execute("SELECT 1 FROM publications WHERE draft_id = ? AND status IN ('sent', 'unknown') LIMIT 1",
