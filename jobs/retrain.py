@@ -130,9 +130,10 @@ class NightlyOptions:
             problems["readability_drafts"] = "an integer >= 0 (0: promote on bits/char alone)"
         if not 0 <= self.readability_tolerance < 1:
             problems["readability_tolerance"] = "a number in [0, 1)"
-        for key in ("val_frac", "test_frac"):
-            if not 0 <= getattr(self, key) < 0.5:
-                problems[key] = "a number in [0, 0.5)"
+        if not 0 < self.val_frac < 0.5:   # the held-out posts both models are scored on: never the training text
+            problems["val_frac"] = "a number in (0, 0.5): the held-out share both models are scored on"
+        if not 0 <= self.test_frac < 0.5:
+            problems["test_frac"] = "a number in [0, 0.5)"
         return problems
 
 
@@ -455,7 +456,10 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     log.info("retrain: %s, %.3g minutes of training", how, budget)
     run_dir, candidate = _train(plan, run_training, budget, init_from)
 
-    val_text = split_text(plan.train_h5, plan.train_json, "val") or plan.train_txt.read_text(encoding="utf-8")
+    val_text = split_text(plan.train_h5, plan.train_json, "val")
+    if not val_text:   # scoring on the training text would favour the candidate, which has just learned it
+        raise JobError(f"retrain: no held-out text to score the models on (retrain.val_frac = {plan.val_frac} of "
+                       f"{exported.posts} posts): the active model stays; import more posts or raise val_frac")
     val_path = run_dir / "val.txt"
     atomic_write_text(val_path, val_text)
     log.info("retrain: scoring the candidate and the active model on the same %d held-out characters", len(val_text))

@@ -146,6 +146,34 @@ def test_buhurt_retrain_prints_one_line_with_both_figures(capsys, tmp_path, tiny
     assert "drafts pass" in out.splitlines()[0] and "%" in out
 
 
+def test_without_held_out_text_the_night_fails_in_one_line_and_the_active_model_stays(capsys, tmp_path,
+                                                                                      tiny_corpus_file, monkeypatch):
+    cfg = retrain_config(tmp_path)
+    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    from bot.app import ensure_model
+    from bot.config import load_settings
+    from bot.context import TrainPaths
+    from corpus.db import open_db
+    from corpus.store import model_versions
+
+    settings = load_settings(cfg)
+    db = open_db(settings.database)
+    try:
+        ensure_model(settings, db, TrainPaths.under(settings.data_dir))
+        before = model_versions.active_model(db)["version"]
+    finally:
+        db.close()
+    monkeypatch.setattr("model.splits.split_text", lambda *args, **kwargs: "")   # an empty held-out split
+    code, _, err = run_cli(capsys, "--config", str(cfg), "retrain", "--minutes", "0.02", "--no-progress")
+    assert code != 0 and "no held-out text to score the models on" in err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    db = open_db(settings.database)
+    try:
+        assert model_versions.active_model(db)["version"] == before
+    finally:
+        db.close()
+
+
 def test_checkpoint_names_and_units(capsys, tmp_path, tiny_corpus_file, tiny_checkpoint):
     cfg = retrain_config(tmp_path)
     data = tmp_path / "data"
@@ -279,6 +307,7 @@ def test_threads_never_oversubscribe_and_bf16_is_the_default_where_supported(mon
     ("schedule.retrain_until", '"03:30"', "schedule.retrain_until"),
     ("schedule.retrain_until", '"7h"', "retrain_until"),
     ("retrain.warm_lr_scale", "1.5", "retrain.warm_lr_scale"),
+    ("retrain.val_frac", "0", "retrain.val_frac"),   # the models would be scored on the training text
 ])
 def test_bad_nightly_settings_name_the_key(tmp_path, capsys, key, value, needle):
     table, name = key.split(".")
