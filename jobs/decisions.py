@@ -21,6 +21,7 @@ from corpus.nearcopy import edit_distance
 from corpus.statuses import DraftStatus
 from corpus.store import desk as desk_rows
 from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
 from jobs.moderation import ModerationOptions
 from jobs.drafting import Drafting
 from jobs.patience import patiently
@@ -57,6 +58,7 @@ class EditOutcome(enum.Enum):
     VOTED = "voted"                  # the text is stored, the edit is its author's vote; the quorum decides
     REFUSED = "refused"              # the screen refused the text (the reason comes with it)
     ALREADY_DECIDED = "already decided"
+    UNDER_WAY = "under way"          # a queued draft some destination already has: its text stays as sent
 
 
 def draft_shown_in(db: sqlite_utils.Database, draft_id: int, chat_id: Any, message_id: Any) -> dict[str, Any] | None:
@@ -146,7 +148,9 @@ def _edit_vote(db: Any, draft_id: int, text: str, by: Moderator) -> bool:
 async def approve_edit(drafting: Drafting, options: ModerationOptions, draft_id: int, text: str,
                        by: Moderator) -> tuple[EditOutcome, str | None]:
     """Approve a pending or queued draft with a moderator's text, when the screen for edits lets
-    it through: (DONE, None), (REFUSED, the screen's reason) or (ALREADY_DECIDED, None)."""
+    it through: (DONE, None), (REFUSED, the screen's reason), (ALREADY_DECIDED, None) or, for a
+    queued draft that some destination already has (Telegram took it, VK refused and retries),
+    (UNDER_WAY, None): the same meme never goes out with two texts."""
     refused = drafting.screen_edit(text)
     if refused:
         return EditOutcome.REFUSED, refused
@@ -160,11 +164,19 @@ async def approve_edit(drafting: Drafting, options: ModerationOptions, draft_id:
             return EditOutcome.VOTED, None
     decided = await patiently(draft_rows.decide, db, draft_id, action="edit", to_status=DraftStatus.QUEUED,
                               from_status=(DraftStatus.PENDING, DraftStatus.QUEUED), actor_id=by.id, actor_name=by.name,
-                              detail="approved with an edit", final_text=text)
+                              detail="approved with an edit", final_text=text, unstarted=True)
+    if not decided and await patiently(_under_way, db, draft_id):
+        return EditOutcome.UNDER_WAY, None
     if decided:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
         await patiently(_record_edit_distance, db, draft_id, text)
         log_decision(draft_id, "edit", by)
     return (EditOutcome.DONE if decided else EditOutcome.ALREADY_DECIDED), None
+
+
+def _under_way(db: sqlite_utils.Database, draft_id: int) -> bool:
+    draft = draft_rows.get_draft(db, draft_id)
+    return draft is not None and draft["status"] == DraftStatus.QUEUED and \
+        any(p["status"] != "failed" for p in pubs.publications_of(db, draft_id))
 
 
 def _record_edit_distance(db: sqlite_utils.Database, draft_id: int, text: str) -> None:

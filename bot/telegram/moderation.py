@@ -178,6 +178,9 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if outcome is EditOutcome.ALREADY_DECIDED:
         await message.reply_text(texts.ALREADY_DECIDED)
         return
+    if outcome is EditOutcome.UNDER_WAY:
+        await message.reply_text(texts.EDIT_UNDER_WAY)
+        return
     fresh = decisions.draft_for_reply(bot_data.db, message.chat_id, message.reply_to_message.message_id) or draft
     votes = decisions.votes(bot_data.db, draft["id"])
     need = bot_data.moderation.need

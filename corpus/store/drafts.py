@@ -54,10 +54,12 @@ def get_draft(db: sqlite_utils.Database, draft_id: int) -> dict[str, Any] | None
 
 def transition(
     db: sqlite_utils.Database, draft_id: int, *, from_status: Iterable[str], to_status: str,
-    reason: str | None = None, final_text: str | None = None,
+    reason: str | None = None, final_text: str | None = None, unstarted: bool = False,
 ) -> bool:
-    """Move a draft to `to_status` only if it is in one of `from_status`; False if it was not
-    (already decided by someone else, or deleted). Atomic: a single UPDATE."""
+    """Move a draft to `to_status` only if it is in one of `from_status` (with `unstarted`, a
+    queued one also only while no destination has started it: no publication but failed ones);
+    False if it was not (already decided by someone else, under way, or deleted). Atomic: a single
+    UPDATE."""
     allowed = list(from_status)
     marks = ",".join("?" * len(allowed))
     sets = "status = ?, updated_at = ?, status_reason = COALESCE(?, status_reason)"
@@ -65,8 +67,10 @@ def transition(
     if final_text is not None:
         sets += ", final_text = ?"
         params.append(final_text)
+    started = (" AND (status != 'queued' OR NOT EXISTS (SELECT 1 FROM publications p"
+               " WHERE p.draft_id = drafts.id AND p.status != 'failed'))") if unstarted else ""
     cursor = db.execute(
-        f"UPDATE drafts SET {sets} WHERE id = ? AND status IN ({marks})", [*params, draft_id, *allowed]
+        f"UPDATE drafts SET {sets} WHERE id = ? AND status IN ({marks}){started}", [*params, draft_id, *allowed]
     )
     return cursor.rowcount == 1
 
@@ -87,12 +91,12 @@ def record_action(
 def decide(
     db: sqlite_utils.Database, draft_id: int, *, action: str, to_status: str,
     from_status: Iterable[str] = (DraftStatus.PENDING,), actor_id: Any = None, actor_name: str | None = None,
-    detail: str | None = None, final_text: str | None = None,
+    detail: str | None = None, final_text: str | None = None, unstarted: bool = False,
 ) -> bool:
     """A moderation decision: the transition and its audit record in one transaction."""
     with db.atomic():
         if not transition(db, draft_id, from_status=from_status, to_status=to_status,
-                          reason=detail, final_text=final_text):
+                          reason=detail, final_text=final_text, unstarted=unstarted):
             return False
         record_action(db, draft_id, action, actor_id=actor_id, actor_name=actor_name, detail=detail)
     return True

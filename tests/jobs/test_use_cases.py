@@ -64,6 +64,28 @@ def test_an_edit_passes_the_edit_screen_and_a_decided_draft_takes_none(service, 
     assert approve_edit(other, "ТАМ КАША\n@\nОПЯТЬ") == (EditOutcome.ALREADY_DECIDED, None)
 
 
+def test_a_queued_draft_one_destination_already_has_keeps_its_text(service, db):
+    """Telegram took the draft, VK refused it (retried later): an edit now would send meme #N to VK
+    with other words, so it is refused; a queued draft whose only try failed still takes one."""
+    def approve_edit(draft_id, text):
+        return asyncio.run(decisions.approve_edit(service.drafting, service.plan.moderation, draft_id, text, MOD))
+
+    half = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
+                            status="queued")
+    sent = publications.begin_publication(db, half, "telegram", "@chan")
+    publications.finish_publication(db, sent, "41")
+    refused = publications.begin_publication(db, half, "vk", "-1")
+    publications.fail_publication(db, refused, "access denied")
+    assert approve_edit(half, "ТАМ КАША\n@\nОПЯТЬ") == (EditOutcome.UNDER_WAY, None)
+    assert drafts.get_draft(db, half)["final_text"] is None and drafts.get_draft(db, half)["status"] == "queued"
+
+    failed_only = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=2, max_length=150,
+                                   status="queued")
+    publications.fail_publication(db, publications.begin_publication(db, failed_only, "vk", "-1"), "flood")
+    assert approve_edit(failed_only, "ТАМ КАША\n@\nОПЯТЬ") == (EditOutcome.DONE, None)
+    assert drafts.get_draft(db, failed_only)["final_text"] == "ТАМ КАША\n@\nОПЯТЬ"
+
+
 def test_pushed_reaction_totals_find_the_publication_under_any_of_its_names(db):
     draft_id = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
                                 status="queued")

@@ -7,6 +7,7 @@ import asyncio
 
 from bot import texts
 from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, draft_id_of, draft_messages, make_settings, press,
     reply_to, settled, until,
@@ -129,6 +130,11 @@ def test_reply_with_an_edit_approves_the_edited_text(tmp_path, server):
             assert row["status"] == "queued" and row["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
             assert [a["action"] for a in draft_rows.actions_for(db, one)] == ["edit"]
             await shown(server, first["message_id"], "✏️ Одобрено с правкой")
+            # the channel has it now (another destination may still retry it): its text stays as sent
+            pubs.finish_publication(db, pubs.begin_publication(db, one, "telegram", "@somewhere"), "5")
+            late = await reply_to(server, chat, "ДРУГОЙ\n@\nТЕКСТ", user_id=MODERATOR, chat_id=chat, reply_to=first)
+            assert late["text"] == texts.EDIT_UNDER_WAY
+            assert draft_rows.get_draft(db, one)["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
             before = len(server.sent(chat))
             server.send_text("просто болтаем", user_id=MODERATOR, chat_id=chat, reply_to=second | {"message_id": 999})
             await settled(server, app)   # the reply was handled
