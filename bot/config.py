@@ -168,8 +168,8 @@ def _coerce(source: str, where: str, hint: Any, value: Any) -> Any:
         raise ConfigError(f"{source}: {where} must be {expected}, got {_show(value)}")
 
     if hint is Secret:
-        if not isinstance(value, str):
-            fail("a string")
+        if not isinstance(value, str):   # the value is a token all the same: its type only, never its text
+            raise ConfigError(f"{source}: {where} must be a string, got a {_type_name(value)} (value not shown)")
         return Secret(value)
     if hint is bool:
         if not isinstance(value, bool):
@@ -204,6 +204,11 @@ def _coerce(source: str, where: str, hint: Any, value: Any) -> Any:
             fail("a list")
         return [_coerce(source, f"{where}[{i}]", item, v) for i, v in enumerate(value)]
     raise TypeError(f"unsupported config annotation {hint!r} for {where}")  # a programming error
+
+
+def _type_name(value: Any) -> str:
+    return {list: "list", dict: "table", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), type(value).__name__)
 
 
 def _show(value: Any) -> str:

@@ -149,6 +149,19 @@ def test_tokens_from_environment_never_shown(tmp_path, caplog):
     assert token not in record.getMessage() and "vk-secret-value" not in record.getMessage()
 
 
+@pytest.mark.parametrize("table,key,value", [
+    ("telegram", "token", '["1234:SECRETTOKENABC"]'), ("vk", "token", "98765432101234"),
+    ("vk", "community_token", '{a = "SECRETVKCOMM"}'),
+])
+def test_a_token_of_the_wrong_type_is_named_without_its_value(tmp_path, table, key, value):
+    path = write(tmp_path, f"[{table}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    message = str(error.value)
+    assert f"{table}.{key} must be a string" in message and "value not shown" in message
+    assert not any(secret in message for secret in ("SECRETTOKENABC", "98765432101234", "SECRETVKCOMM"))
+
+
 def test_a_secret_is_scrubbed_whatever_its_case_and_a_token_shape_inside_a_url():
     from bot.secrets import RedactingFilter
 
