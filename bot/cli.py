@@ -97,12 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except errors as exc:
-        if os.environ.get("BUHURT_DEBUG"):
+        if debugging():
             _print_traceback(exc)
         click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except sqlite3.Error as exc:  # the database failed after it opened: read-only, full, damaged pages
-        if os.environ.get("BUHURT_DEBUG"):
+        if debugging():
             _print_traceback(exc)
         click.echo(f"error: {_one_line(_database_error(exc))}", err=True)
         sys.exit(2)
@@ -126,6 +126,11 @@ def _database_error(exc: sqlite3.Error) -> Exception:
 
 def _print_traceback(exc: BaseException) -> None:
     sys.stderr.write(REDACTOR.redact("".join(traceback.format_exception(exc))))
+
+
+def debugging() -> bool:
+    """BUHURT_DEBUG set to anything but "", 0, false, no or off: full tracebacks."""
+    return os.environ.get("BUHURT_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _redact_uncaught() -> None:

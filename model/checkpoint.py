@@ -192,6 +192,11 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         # the checks below passed
         ck = torch.load(p, map_location="cpu" if zipped else map_location, weights_only=True, mmap=zipped)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        if p.stat().st_size == 0:
+            raise ModelError(f"checkpoint {str(p)!r} is an empty file") from None
+        if not zipped:   # a text file, /etc/passwd...: torch's words ("101", "list index out of range") say nothing
+            raise ModelError(f"checkpoint {str(p)!r} is not a file that torch.save wrote "
+                             f"({type(exc).__name__}: {_load_failure(exc)})") from None
         raise ModelError(f"checkpoint {str(p)!r} is corrupt or not a checkpoint: {_load_failure(exc)}") from None
     if not isinstance(ck, dict):
         raise ModelError(f"checkpoint {str(p)!r} is not a buhurt checkpoint (not a dict)")

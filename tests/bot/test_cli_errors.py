@@ -110,6 +110,16 @@ def test_corrupt_checkpoint_is_a_clear_error(capsys, tmp_path, cfg):
     assert code == 2 and "bad.pt" in one_error_line(err)
 
 
+@pytest.mark.parametrize("value,shown", [("0", False), ("false", False), ("no", False), ("", False),
+                                         ("1", True), ("yes", True)])
+def test_buhurt_debug_0_or_false_means_one_line(capsys, tmp_path, cfg, monkeypatch, value, shown):
+    monkeypatch.setenv("BUHURT_DEBUG", value)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage" * 64)
+    code, _, err = run(capsys, "--config", str(cfg), "sample", "--checkpoint", str(bad))
+    assert code == 2 and ("Traceback" in err) is shown and "bad.pt" in err.strip().splitlines()[-1]
+
+
 def test_an_exit_code_set_inside_a_command_reaches_the_process(capsys):
     import click
 

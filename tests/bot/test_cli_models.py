@@ -71,9 +71,12 @@ def test_bad_input_changes_nothing(home, capsys, tiny_checkpoint):
     broken = home / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     code, out, err = run(capsys, "models", "install", str(broken), "--no-tune", "--activate")
-    assert code == 2 and "broken.pt" in err and "corrupt or not a checkpoint" in err and err.count("\n") == 1
+    assert code == 2 and "broken.pt" in err and "is not a file that torch.save wrote" in err and err.count("\n") == 1
     assert "weights_only" not in err      # torch's advice to load it unsafely is not passed on
     assert versions(home) == {} and not (home / "data" / "models").exists()
+    broken.write_bytes(b"")
+    code, out, err = run(capsys, "models", "install", str(broken), "--no-tune", "--activate")
+    assert code == 2 and err.strip().endswith("broken.pt' is an empty file") and err.count("\n") == 1
 
     code, out, err = run(capsys, "models", "install", str(home / "missing.pt"))
     assert code == 2 and "missing.pt" in err, err
