@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from corpus.cleaning import clean_corpus, clean_if_needed
+from corpus.errors import CorpusError
 from corpus.export import export_training_text
 from corpus.importer import drop_sample_after_import, holds_only_the_sample, import_text_file, sample_removed_line
 from corpus.stats import corpus_stats, write_histogram
@@ -129,6 +130,10 @@ def export_cmd(app, output: Path | None, gap_lines: int | None, seed: int | None
     """Write the training text: posts in a seeded shuffle, separated by a blank-line gap."""
     settings = app.settings
     options, stoplist = _cleaning(app)
+    if output is not None and output.is_file() and not output.with_name(output.name + ".manifest.json").exists():
+        # config.toml, the database, someone's notes: only an earlier export (its manifest beside it) is replaced
+        raise CorpusError(f"{output}: exists and is not a training text this command wrote (no "
+                          f"{output.name}.manifest.json beside it): choose another path")
     output = output or app.default_paths().train_txt
     result = export_training_text(
         app.open_db(), output,

@@ -15,6 +15,14 @@ from corpus.outputs import remove_leftover_temps
 PREFIX, SUFFIX = "buhurt-", ".sqlite3"
 
 
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def backup_database(source: str | Path, output: str | Path, *, busy_timeout: float = 10.0) -> Path:
     """Copy the database at `source` to `output` (atomic: temp file + rename); returns `output`.
     The copy is a snapshot taken while the bot may keep writing; it is checked before the rename.
@@ -27,6 +35,11 @@ def backup_database(source: str | Path, output: str | Path, *, busy_timeout: flo
         raise CorpusError(f"{output}: is a directory, expected the backup file's name")
     if output.resolve() == source.resolve():
         raise CorpusError(f"{output}: is the live database itself")
+    if output.resolve() in {source.resolve().with_name(source.name + s) for s in ("-wal", "-shm", "-journal")}:
+        raise CorpusError(f"{output}: is the live database's {output.name.rpartition('-')[2]} file")
+    if output.exists() and not _is_sqlite(output):   # config.toml, a training text...: never overwritten
+        raise CorpusError(f"{output}: exists and is not a database (a backup replaces only an earlier backup): "
+                          "choose another name")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -36,7 +49,7 @@ def backup_database(source: str | Path, output: str | Path, *, busy_timeout: flo
         with atomic_path(output) as temp:
             _snapshot(source, temp, busy_timeout)
     except sqlite3.Error as exc:
-        raise CorpusError(f"{source}: backup failed ({exc})") from None
+        raise CorpusError(f"{source} -> {output}: backup failed ({exc})") from None
     except OSError as exc:
         raise CorpusError(f"{output}: cannot write the backup ({exc.strerror or exc})") from None
     return output

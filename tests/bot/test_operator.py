@@ -201,6 +201,29 @@ def test_backup_into_an_impossible_place_is_one_line(capsys, tmp_path):
     assert code == 2 and len(lines) == 1 and "a-file" in lines[0], err
 
 
+def test_backup_and_export_never_overwrite_a_file_they_did_not_write(capsys, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n", encoding="utf-8")
+    kept = config.read_bytes()
+    posts = tmp_path / "posts.txt"
+    posts.write_text("ПРИХОДИШЬ ДОМОЙ\n@\nА ТАМ БАТЯ\n\nИДЁШЬ В ШКОЛУ\n@\nА ТАМ ДИРЕКТОР\n", encoding="utf-8")
+    assert run_cli(capsys, "--config", str(config), "corpus", "import", str(posts))[0] == 0
+    database = tmp_path / "data" / "buhurt.sqlite3"
+    for args, needle in ((["backup", "-o", str(config)], "exists and is not a database"),
+                         (["corpus", "export", "-o", str(config)], "exists and is not a training text"),
+                         (["backup", "-o", f"{database}-wal"], "live database's wal file")):
+        code, _, err = run_cli(capsys, "--config", str(config), *args)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and needle in lines[0], err
+        assert config.read_bytes() == kept
+    # an earlier backup and an earlier export are replaced, as before
+    copy, text = tmp_path / "copy.sqlite3", tmp_path / "train.txt"
+    for _ in range(2):
+        assert run_cli(capsys, "--config", str(config), "backup", "-o", str(copy))[0] == 0
+        assert run_cli(capsys, "--config", str(config), "corpus", "export", "-o", str(text))[0] == 0
+    assert "А ТАМ БАТЯ" in text.read_text(encoding="utf-8")
+
+
 def test_nightly_backups_keep_the_newest(tmp_path):
     source = tmp_path / "live.sqlite3"
     open_db(source).close()
