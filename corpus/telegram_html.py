@@ -63,6 +63,10 @@ class HtmlPage:
             raise CorpusError(f"{self.source}: unreadable HTML ({exc})") from None
         if not self.parser.seen_history:
             raise CorpusError(f"{self.source}: not a Telegram Desktop export page (no message history)")
+        if self.parser.stack:   # Telegram Desktop closes every element: a page that ends inside one was cut short
+            inside = f" inside message {self.parser.current.id}" if self.parser.current is not None else ""
+            raise CorpusError(f"{self.source}: the page ends{inside} with <{self.parser.stack[-1][0]}> still open "
+                              "(the export was cut short): nothing imported; export it again")
         yield from self._drain(final=True)
 
     def _drain(self, final: bool):

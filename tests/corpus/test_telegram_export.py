@@ -77,6 +77,24 @@ def test_bad_exports_give_one_line_errors(db, tmp_path, make, message):
         import_telegram_export(db, make(tmp_path))
 
 
+@pytest.mark.parametrize("cut", ["inside a message's text", "between two messages"])
+def test_a_page_cut_short_imports_nothing_and_the_whole_page_later_imports_every_post(db, tmp_path, cut):
+    folder = write_pages(tmp_path / "export", [[message(i, f"ПОСТ НОМЕР {i} ДЛИННЫЙ<br>@<br>ВТОРАЯ СТРОКА {i}")
+                                                for i in range(10, 20)]])
+    page = folder / "messages.html"
+    html = page.read_text(encoding="utf-8")
+    whole = html
+    at = html.index("ВТОРАЯ СТРОКА 14") + 10 if cut.startswith("inside") else html.index('id="message15"')
+    page.write_text(html[:at], encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"messages.html: the page ends.* \(the export was cut short\): nothing"):
+        import_telegram_export(db, folder)
+    assert db["posts"].count == 0
+    page.write_text(whole, encoding="utf-8")
+    assert import_telegram_export(db, folder).added == 10
+    texts = [row["text"] for row in db.query("SELECT text FROM posts ORDER BY id")]
+    assert "ПОСТ НОМЕР 14 ДЛИННЫЙ\n@\nВТОРАЯ СТРОКА 14" in texts
+
+
 # ---- hostile result.json (issue 26, points 13 and 15) -----------------------------------------------
 
 def test_nesting_just_within_the_limit_is_read(db, tmp_path):
