@@ -98,6 +98,7 @@ class Service:
         self.backuper, self.first_training = backuper, first_training
         self.first_training_task: asyncio.Task | None = None
         self.running_jobs: set[asyncio.Task] = set()
+        self._dispatching = asyncio.Lock()   # one dispatch at a time: the pool job and a 🔄 never show a draft twice
         self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
         self.publish_retry_seconds = PUBLISH_RETRY_SECONDS
@@ -195,7 +196,12 @@ class Service:
         return await self.drafting.fill(draft_rows.SUBSCRIBER)
 
     async def dispatch_moderation(self) -> int:
-        """Show pending drafts that the moderators have not seen yet."""
+        """Show pending drafts that the moderators have not seen yet (one dispatch at a time: a
+        second one waits, then finds them shown)."""
+        async with self._dispatching:
+            return await self._dispatch_moderation()
+
+    async def _dispatch_moderation(self) -> int:
         sent = 0
         for draft in draft_rows.unsent_for_moderation(self.db):
             try:

@@ -68,6 +68,40 @@ def test_moderated_pool_sends_each_draft_to_the_moderators_once(db, holder):
     assert all(d["moderation_message_id"] for d in pending)
 
 
+def test_two_dispatches_at_once_show_a_draft_once(db):
+    """The pool job and a moderator's 🔄 (replace_draft) dispatching together: the second waits for
+    the first, then finds the draft shown."""
+    class GatedModerators:
+        enabled = True
+
+        def __init__(self) -> None:
+            self.gate, self.shown, self.entered = asyncio.Event(), [], 0
+
+        async def submit(self, draft):
+            self.entered += 1
+            await self.gate.wait()          # the Bot API round trip, held open by the test
+            self.shown.append(draft["id"])
+            return "-100", str(len(self.shown))
+
+    draft_id = drafts.add_draft(db, text="А\n@\nБ", model_version="v", temperature=0.8, seed=1, max_length=100,
+                                status="pending")
+    moderators = GatedModerators()
+    service = Service(db, holder=None, plan=ServicePlan(), publishers=[], moderation=moderators,
+                      stoplist=StopList())
+
+    async def main():
+        both = [asyncio.create_task(service.dispatch_moderation()) for _ in range(2)]
+        while moderators.entered == 0:
+            await asyncio.sleep(0)
+        for _ in range(10):                  # the second dispatch runs as far as it can
+            await asyncio.sleep(0)
+        moderators.gate.set()
+        return await asyncio.gather(*both)
+
+    assert sorted(asyncio.run(main())) == [0, 1]
+    assert moderators.shown == [draft_id] and drafts.get_draft(db, draft_id)["moderation_message_id"] == "1"
+
+
 def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
     service = make_service(db, holder, pool=PoolOptions(channel_size=0, subscriber_size=3, batch_size=3))
     asyncio.run(service.fill_pools())
