@@ -134,6 +134,11 @@ def choose_threads(cfg: TrainConfig, local_world: int = 1) -> int:
 def choose_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     """bf16 autocast when ``cfg.bf16`` says so, else where the device runs it natively (CUDA with
     bf16, a CPU with AVX512-BF16/AMX): 1.5-2x the steps on such a CPU at an equal loss per step."""
+    if cfg.bf16 and cfg.model_type == "lstm" and device.type == "cpu" and not D.bf16_supported(device):
+        # the LSTM's oneDNN kernel has no bf16 path on such a CPU: training would end in a RuntimeError
+        # (GRU and plain RNN cells run it emulated, slowly)
+        raise ModelError("train.precision = bf16: this CPU has no native bf16 (AVX512-BF16 or AMX) for an LSTM; "
+                         "use precision auto or float32")
     if cfg.bf16 is not None:
         return bool(cfg.bf16)
     return D.bf16_supported(device)

@@ -14,6 +14,7 @@ import torch
 from corpus.store import model_versions as model_rows
 from corpus.store.posts import add_posts
 from model.checkpoint import save_checkpoint
+from model.errors import ModelError
 from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, train_in_child, training_minutes
 from model.train_config import ModelShape, TrainConfig
 from tests.helpers import plan_for, retrain_config, run_cli, varied_posts, with_active
@@ -299,7 +300,11 @@ def test_threads_never_oversubscribe_and_bf16_is_the_default_where_supported(mon
     cpu = torch.device("cpu")
     assert choose_bf16(TrainConfig(), cpu) == bf16_supported(cpu)
     assert choose_bf16(TrainConfig(precision="float32"), cpu) is False
+    monkeypatch.setattr(mt.D, "bf16_supported", lambda device: True)
     assert choose_bf16(TrainConfig(precision="bf16"), cpu) is True
+    monkeypatch.setattr(mt.D, "bf16_supported", lambda device: False)   # its LSTM kernel has no bf16 path
+    with pytest.raises(ModelError, match="train.precision = bf16: this CPU has no native bf16"):
+        choose_bf16(TrainConfig(precision="bf16"), cpu)
 
 
 @pytest.mark.parametrize("key,value,needle", [
