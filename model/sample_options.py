@@ -143,14 +143,17 @@ def resolved_temperature(temperature: float | str, tuned: float | None = None) -
     return float(temperature)
 
 
+MAX_LENGTH = 16_384   # characters: no network publishes a longer post, and the decoder's buffers grow with it
+
+
 def _number_problems(temperature, max_length, top_k, auto: bool) -> dict[str, str]:
     problems = {}
     t = temperature
     if isinstance(t, str) and not (auto and t == "auto") or not isinstance(t, str) and not (
             not isinstance(t, bool) and isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
         problems["temperature"] = '"auto" or a number > 0' if auto else "a finite number > 0"
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-        problems["max_length"] = "a positive integer"
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or not 0 < max_length <= MAX_LENGTH:
+        problems["max_length"] = f"a positive integer up to {MAX_LENGTH} (VK's longest post; Telegram's is 4096)"
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
         problems["top_k"] = "an integer >= 0"
     return problems

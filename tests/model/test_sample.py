@@ -86,7 +86,7 @@ def test_bad_requests(tiny_generator):
     for t in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ModelError, match="temperature"):
             g.generate(seeds=[1], temperature=t)
-    for n in (0, -5):
+    for n in (0, -5, 16_385, 99_999_999_999):   # past any network's longest post: refused, never allocated
         with pytest.raises(ModelError, match="max_length"):
             g.generate(seeds=[1], max_length=n)
     with pytest.raises(ModelError, match="top_k"):
@@ -100,7 +100,7 @@ def test_bad_checkpoints(tmp_path):
     with pytest.raises(ModelError, match="is a directory"):
         Generator.load(tmp_path)
     (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 10)
-    with pytest.raises(ModelError, match="corrupt") as ei:
+    with pytest.raises(ModelError, match="is not a file that torch.save wrote") as ei:
         Generator.load(tmp_path / "junk.pt")
     assert "\n" not in str(ei.value)
     torch.save({"hello": torch.zeros(1)}, tmp_path / "other.pt")
