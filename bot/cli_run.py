@@ -1,6 +1,8 @@
 """`buhurt run`: the long-running service (or one cycle with --once)."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import replace
 
 import click
@@ -22,7 +24,7 @@ def run_cmd(app, once: bool) -> None:
 
 @click.command("retrain")
 @click.option("--from-scratch", is_flag=True, help="Train a new model instead of continuing from the active one.")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True, max=7 * 24 * 60), default=None,
               help="Training budget in minutes (default: train.max_minutes, else 10).")
 @click.option("--progress/--no-progress", default=True, help="Show the training and tuning progress bars.")
 @click.option("--tune/--no-tune", default=True, show_default=True,
@@ -34,6 +36,9 @@ def retrain_cmd(app, from_scratch: bool, minutes: float | None, progress: bool, 
     or keep; a promoted model is tuned. Prints one line: promoted or kept, with both models'
     bits/char and known-word share (the tuning table goes to stderr)."""
     from bot.app import retrain_plan
+
+    if minutes is not None and not math.isfinite(minutes):   # click's range lets nan through
+        raise click.BadParameter(f"{minutes} is not a number of minutes", param_hint="'--minutes'")
 
     plan = retrain_plan(app.settings, app.default_paths())
     plan = replace(plan, training=replace(plan.training, progress=progress))   # by hand: the bar, unless asked

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bot.secrets import Secret
+from corpus.errors import CorpusError
+from corpus.stoplist import StopList
 from corpus.vk import ScrapeOptions
 from jobs.publish import PublishOptions
 from jobs.scheduler import clock_time
@@ -60,6 +62,8 @@ class CorpusSettings:
         problems = {}
         if self.max_import_mb <= 0:
             problems["max_import_mb"] = "a positive number"
+        if self.gap_lines < 1:
+            problems["gap_lines"] = "an integer >= 1 (blank lines between posts)"
         return problems
 
 
@@ -74,6 +78,10 @@ class FilterSettings:
     patterns: list[str] = field(default_factory=list)   # regular expressions on the lowercased text, ё = е in both
 
     def problems(self) -> dict[str, str]:
+        try:
+            StopList(self.words, self.patterns)
+        except CorpusError as exc:   # "filter.patterns: invalid regular expression '[a-': ..."
+            return {"patterns": "valid regular expressions; " + str(exc).partition(": ")[2]}
         return {}
 
 

@@ -72,6 +72,8 @@ def check_database(settings: Settings, *, quick: bool) -> Check:
         check_not_emptied(path)
     except CorpusError as exc:
         return Check("database", False, str(exc))
+    if path.is_dir():
+        return Check("database", False, f"{path} is a directory, not the database file (paths.database)")
     if not path.is_file():
         return Check("database", False, f"{path} does not exist (`buhurt run` creates it)")
     try:
@@ -99,6 +101,11 @@ def check_heartbeat(settings: Settings) -> Check:
         said = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return Check("heartbeat", False, f"{path} missing: is `buhurt run` running?")
+    except OSError as exc:   # paths.data_dir is a file, the heartbeat a folder, ...
+        return Check("heartbeat", False, f"{path}: cannot read it ({exc.strerror or exc})")
+    if age < -HEARTBEAT_STALE_SECONDS:   # written "in the future": no proof the service is alive now
+        return Check("heartbeat", False, f"{path} is dated {-age:.0f} s in the future: the clock changed, or "
+                                         "something else touched it; it proves nothing until the service rewrites it")
     if age > HEARTBEAT_STALE_SECONDS:
         return Check("heartbeat", False, f"{path} is {age:.0f} s old (the service writes it every "
                                          f"{HEARTBEAT_EVERY_SECONDS:.0f} s): the event loop is stuck or stopped")

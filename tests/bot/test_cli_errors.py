@@ -120,6 +120,13 @@ def test_buhurt_debug_0_or_false_means_one_line(capsys, tmp_path, cfg, monkeypat
     assert code == 2 and ("Traceback" in err) is shown and "bad.pt" in err.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("minutes", ["nan", "inf", "1e12", "0"])
+def test_retrain_minutes_must_be_a_real_budget(capsys, tmp_path, cfg, minutes):
+    code, _, err = run(capsys, "--config", str(cfg), "retrain", "--minutes", minutes, "--no-progress")
+    assert code == 2 and "'--minutes'" in err
+    assert not (tmp_path / "data" / "checkpoints").exists()   # no training child, no run folder
+
+
 def test_an_exit_code_set_inside_a_command_reaches_the_process(capsys):
     import click
 

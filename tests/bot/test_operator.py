@@ -124,6 +124,14 @@ def test_doctor_quick_reads_the_heartbeat(capsys, tmp_path, server):
     os.utime(heartbeat, (old, old))
     code, checks, text = doctor(capsys, config, "--quick")
     assert code == 1 and "stuck or stopped" in checks[1], text
+    future = time.time() + 3600 * 24 * 365          # a touch or a clock change: proves nothing
+    os.utime(heartbeat, (future, future))
+    code, checks, text = doctor(capsys, config, "--quick")
+    assert code == 1 and "in the future" in checks[1], text
+    heartbeat.unlink()
+    heartbeat.mkdir()                               # unreadable: one FAIL line, no traceback
+    code, checks, text = doctor(capsys, config, "--quick")
+    assert code == 1 and checks[1].startswith("FAIL  heartbeat:") and "Traceback" not in text, text
     assert not server.calls  # no network in the health check
 
 
