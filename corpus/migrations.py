@@ -239,3 +239,10 @@ def m008_val_bpc(db) -> None:
     """model_versions.val_loss held the held-out bits per character (retrain's and `models install`'s
     evaluation), while checkpoints' `best_val_loss` is in nats per character: renamed `val_bpc`."""
     db.execute("ALTER TABLE model_versions RENAME COLUMN val_loss TO val_bpc")
+
+
+@MIGRATIONS()
+def m009_clean_text_index(db) -> None:
+    """An index on posts.clean_text: the screen refuses a draft equal to a corpus post's clean text
+    (what the model learned), not only to its text as imported (corpus.store.posts.has_text)."""
+    db.execute("CREATE INDEX posts_clean_text ON posts (clean_text)")

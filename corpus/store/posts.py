@@ -22,8 +22,10 @@ def text_hash(text: str) -> str:
 
 
 def has_text(db: sqlite_utils.Database, text: str) -> bool:
-    """Whether a corpus post has exactly this (normalised) text."""
-    return db.execute("SELECT 1 FROM posts WHERE text_hash = ? LIMIT 1", [text_hash(text)]).fetchone() is not None
+    """Whether a corpus post has exactly this (normalised) text, as imported or as cleaning left it
+    (what the model learned: a hashtag line or a signature gone). Both lookups use an index."""
+    return db.execute("SELECT 1 FROM posts WHERE text_hash = ? UNION ALL SELECT 1 FROM posts WHERE clean_text = ?"
+                      " LIMIT 1", [text_hash(text), text]).fetchone() is not None
 
 
 def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, batch: int = 2000,

@@ -122,6 +122,6 @@ def test_m008_keeps_each_model_versions_bits_per_char_as_val_bpc(tmp_path):
     old.close()
 
     db = open_db(path)
-    assert schema_version(db)[-1] == "m008_val_bpc"
+    assert schema_version(db)[-1] == "m009_clean_text_index"
     row = db["model_versions"].get("v1")
     assert row["val_bpc"] == 2.43 and "val_loss" not in row

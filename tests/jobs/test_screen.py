@@ -31,6 +31,24 @@ def brute_longest(a: str, b: str) -> int:
     return match.size
 
 
+
+def test_a_copy_of_a_posts_clean_text_is_refused_like_a_copy_of_its_raw_text(db, tmp_path):
+    """The model learns the clean text: a short post whose hashtag line cleaning dropped is a copy
+    all the same (the near-copy rule needs 60 shared characters; this one has fewer)."""
+    from corpus.rules import CleanOptions
+    from corpus.store.posts import post_clean_text
+    from jobs.pool import screen_edit
+
+    source = tmp_path / "posts.txt"
+    source.write_text("ПОКУПАЕШЬ КОТА\n@\nКОТ ОРЁТ ВСЮ НОЧЬ\n#бугурт\n\nДРУГОЙ ПОСТ\n@\nСОВСЕМ ДРУГОЙ\n",
+                      encoding="utf-8")
+    import_text_file(db, source)
+    clean_corpus(db, CleanOptions(), StopList())
+    clean = post_clean_text(db, 1)
+    assert clean == "ПОКУПАЕШЬ КОТА\n@\nКОТ ОРЁТ ВСЮ НОЧЬ"
+    assert screen(db, clean, StopList()) == screen_edit(db, clean, StopList()) == "copy of a corpus post"
+    assert screen(db, "ПОКУПАЕШЬ КОТА\n@\nКОТ СПИТ", StopList()) != "copy of a corpus post"
+
 def test_index_finds_every_shared_run_from_the_guaranteed_length_exactly(db):
     rnd = random.Random(5)
     letters = "АБВГДЕЖЗИКЛМНОП @\n"
