@@ -8,6 +8,7 @@ an in-process reload, never a write over a file the bot is reading.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -18,6 +19,8 @@ from common.files import atomic_path
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
 from model.files import file_version
+
+log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "model" / "data"
 
@@ -39,7 +42,10 @@ def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path
     version = file_version(source)
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / f"{version}.pt"
-    if not target.exists():
+    if not target.is_file() or file_version(target) != version:   # missing, or damaged: a good copy repairs it
+        if target.is_file():
+            log.warning("%s: its bytes are not version %s any more (damaged on disk); replaced by a copy of %s",
+                        target, version, source)
         _atomic_copy(source, target)
     sidecar = source.with_suffix(".json")
     if sidecar.is_file() and not target.with_suffix(".json").exists():

@@ -67,6 +67,20 @@ def test_install_activate_and_roll_back(home, capsys, tiny_checkpoint):
     assert code == 0 and out.strip(), err
 
 
+def test_installing_a_good_copy_again_repairs_a_damaged_installed_file(home, capsys, tiny_checkpoint):
+    good = variant(tiny_checkpoint, home / "good.pt", "a")
+    code, _, err = run(capsys, "models", "install", str(good), "--no-tune", "--activate")
+    assert code == 0, err
+    version, = versions(home)
+    installed = home / "data" / "models" / f"{version}.pt"
+    installed.write_bytes(b"")                       # damaged on disk: "put the file back" is the remedy
+    code, _, err = run(capsys, "models", "install", str(good), "--no-tune", "--activate")
+    assert code == 0, err
+    assert installed.read_bytes() == good.read_bytes() and versions(home)[version]["status"] == "active"
+    code, out, err = run(capsys, "sample", "--num", "1", "--seed", "3", "--length", "40")
+    assert code == 0 and out.strip(), err
+
+
 def test_bad_input_changes_nothing(home, capsys, tiny_checkpoint):
     broken = home / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
