@@ -158,7 +158,7 @@ def main() -> None:
             if name.startswith("warm") and not warm:
                 shared = (result.best_path, bpc)
             print(f"  {name:<9} {'warm' if warm else 'scratch':<7} {result.iterations:>6} its "
-                  f"({result.chars_per_s:,.0f} chars/s at the end) -> {bpc:.4f} bits/char "
+                  f"({result.chars_per_s:,.0f} chars/s over the night) -> {bpc:.4f} bits/char "
                   f"({bpc / kn_bpc - 1:+.1%} vs KN)"
                   + (f"; the night before scored {before:.4f} on tonight's held-out posts "
                      f"({'promoted' if bpc < before else 'kept'})" if before is not None else ""))

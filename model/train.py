@@ -462,6 +462,12 @@ class _Clock:
     def add(self, loss: float) -> None:
         self.win_its, self.win_loss = self.win_its + 1, self.win_loss + loss
 
+    def run_rate(self, start_it: int) -> float:
+        """Characters trained per second over the whole run, its evaluations and checkpoints
+        included (the last window alone could be one iteration and a checkpoint: a tenth of it)."""
+        chars_per_it = self.run.data.train.chars_per_batch() * self.run.ctx.world
+        return chars_per_it * (self.run.it - start_it) / max(time.monotonic() - self.t0, 1e-9)
+
     def report(self) -> str:
         """Close the window of iterations since the last report: train loss history, chars/s, the bar's text."""
         run, now = self.run, time.perf_counter()
@@ -544,5 +550,5 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> Tra
     _plot(run, force=True)
     return TrainResult(best_path=run.best_path if run.best_path.exists() else None, latest_path=run.latest_path,
                        best_val_loss=run.best_val, iterations=run.it, stopped=stopped,
-                       elapsed_s=time.monotonic() - clock.t0, chars_per_s=clock.chars_per_s,
+                       elapsed_s=time.monotonic() - clock.t0, chars_per_s=clock.run_rate(start_it),
                        precision=run.precision, threads=torch.get_num_threads())

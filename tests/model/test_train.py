@@ -119,3 +119,13 @@ def test_weight_decay_takes_the_matrices_and_survives_a_resume(tmp_path):
     assert after["train_config"]["weight_decay"] == 0.0 and len(after["optimizer_state"]["param_groups"]) == 1
     with pytest.raises(ModelError, match="weight_decay"):
         train(tiny_config(h5, js, tmp_path / "bad", weight_decay=-1))
+
+
+def test_the_reported_rate_is_the_whole_runs_not_the_last_windows(tmp_path):
+    """A run that ends one iteration after a checkpoint reported that iteration's rate, with the
+    checkpoint's time in it (70 chars/s where the run trained 24,000)."""
+    _, h5, js = prepare(tmp_path, n=60)
+    r = train(tiny_config(h5, js, tmp_path / "ck", max_iterations=7, checkpoint_every=6, print_every=1))
+    cfg = tiny_config(h5, js, tmp_path / "ck")
+    assert r.iterations == 7
+    assert r.chars_per_s == pytest.approx(cfg.batch_size * cfg.seq_length * 7 / r.elapsed_s, rel=0.05)
