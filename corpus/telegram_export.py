@@ -188,6 +188,8 @@ def _json_posts(path: Path, allow_chat: bool, skipped: Skipped | None = None):
     `skipped`."""
     try:
         with path.open("rb") as handle:
+            if handle.read(3) != b"\xef\xbb\xbf":   # a UTF-8 BOM (an editor's save) is skipped, as text imports do
+                handle.seek(0)
             events = _Events(path, ijson.basic_parse(handle, use_float=True))
             head = _json_head(path, events)
             kind = str(head.get("type") or "")
@@ -212,11 +214,20 @@ def _json_posts(path: Path, allow_chat: bool, skipped: Skipped | None = None):
             for _ in events:  # the rest is read (a syntax error is still one), never kept
                 pass
     except ijson.JSONError as exc:
-        raise CorpusError(f"{path}: malformed JSON ({str(exc).splitlines()[0][:120]})") from None
+        raise CorpusError(f"{path}: malformed JSON ({_json_error_text(exc)})") from None
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _json_error_text(exc: Exception) -> str:
+    """ijson's complaint as one printable line: yajl's comes as bytes quoting the file's raw bytes."""
+    said = exc.args[0] if exc.args else str(exc)
+    if isinstance(said, bytes):
+        said = said.decode("utf-8", errors="replace")
+    first = next((line.strip() for line in str(said).splitlines() if line.strip()), type(exc).__name__)
+    return "".join(ch if ch.isprintable() else "?" for ch in first)[:120]
 
 
 class _Events:

@@ -95,6 +95,18 @@ def test_a_page_cut_short_imports_nothing_and_the_whole_page_later_imports_every
     assert "ПОСТ НОМЕР 14 ДЛИННЫЙ\n@\nВТОРАЯ СТРОКА 14" in texts
 
 
+def test_a_result_json_saved_with_a_bom_imports_and_a_binary_one_is_one_printable_line(db, tmp_path):
+    path = tmp_path / "result.json"
+    path.write_bytes("\ufeff".encode() + '{"name": "X", "type": "public_channel", "messages": [{"id": 1, '
+                     '"type": "message", "text": "ОДИН\\n@\\nДВА"}]}'.encode())
+    assert import_telegram_export(db, path).added == 1
+    path.write_bytes(b"\x00\x86\xff\x01garbage\n\x02" * 20)
+    with pytest.raises(CorpusError, match="malformed JSON") as error:
+        import_telegram_export(db, path)
+    message = str(error.value)
+    assert "\n" not in message and all(ch.isprintable() for ch in message) and "b'" not in message
+
+
 # ---- hostile result.json (issue 26, points 13 and 15) -----------------------------------------------
 
 def test_nesting_just_within_the_limit_is_read(db, tmp_path):
