@@ -204,7 +204,10 @@ def activate(db: sqlite_utils.Database, version: str) -> None:
 
 
 def version_matching(db: sqlite_utils.Database, prefix: str) -> str:
-    """The one version starting with `prefix`; JobError naming what matched otherwise."""
+    """The one version starting with `prefix` (at least 4 characters of it); JobError naming what
+    matched otherwise."""
+    if len(prefix.strip()) < 4:   # "" matched every version: the only one there was got activated
+        raise JobError(f"model version {prefix!r}: give at least 4 characters of it (see `buhurt models list`)")
     matches = model_rows.versions_starting_with(db, prefix)
     if len(matches) != 1:
         found = "no model version" if not matches else f"{len(matches)} model versions ({', '.join(matches)})"

@@ -56,15 +56,18 @@ class ScheduleOptions:
                 try:
                     clock_time(time)
                 except ValueError:
-                    problems[key] = f"times as 'HH:MM', got {time!r}"
+                    problems[key] = f"times as 'HH:MM' ({time!r} is not one)"
+        twice = sorted({t for t in self.publish_times if self.publish_times.count(t) > 1})
+        if twice and "publish_times" not in problems:   # one post per time: a time twice is a typo
+            problems["publish_times"] = f"times as 'HH:MM', each once ({', '.join(twice)} twice)"
         if self.digest and weekly_at(self.digest) is None:
-            problems["digest"] = f"a day and time as 'sun 19:00' (mon ... sun), or \"\" for none, got {self.digest!r}"
+            problems["digest"] = "a day and time as 'sun 19:00' (mon ... sun), or \"\" for none"
         if "retrain_until" not in problems and self.retrain_until == self.retrain_at:
             problems["retrain_until"] = f"a time other than retrain_at ({self.retrain_at!r}): the night window is empty"
         try:
             ZoneInfo(self.timezone)
         except Exception:  # noqa: BLE001 - any failure means the name is unusable
-            problems["timezone"] = f"an IANA time zone name such as 'Europe/Moscow', got {self.timezone!r}"
+            problems["timezone"] = "an IANA time zone name such as 'Europe/Moscow'"
         return problems
 
 

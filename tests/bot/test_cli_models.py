@@ -102,8 +102,21 @@ def test_bad_input_changes_nothing(home, capsys, tiny_checkpoint):
     before = versions(home)
     code, out, err = run(capsys, "models", "activate", "zzzz")
     assert code == 2 and "no model version matches 'zzzz'" in err
-    code, out, err = run(capsys, "models", "activate", "")           # a prefix of every version
-    assert code == 2 and "2 model versions" in err
+    code, out, err = run(capsys, "models", "activate", "")           # a prefix of every version: too short
+    assert code == 2 and "give at least 4 characters" in err
+    from jobs.errors import JobError
+    from jobs.model_registry import version_matching
+
+    db = open_db(home / "data" / "buhurt.sqlite3")
+    try:
+        for version in ("abcd1111aaaa", "abcd2222bbbb"):               # two versions sharing a prefix
+            model_rows.register_model(db, version, f"/m/{version}.pt", val_bpc=None, metrics={}, status="candidate")
+        with pytest.raises(JobError, match=r"2 model versions \(abcd1111aaaa, abcd2222bbbb\) matches 'abcd'"):
+            version_matching(db, "abcd")
+        assert version_matching(db, "abcd1") == "abcd1111aaaa"
+        db.execute("DELETE FROM model_versions WHERE version LIKE 'abcd%'")
+    finally:
+        db.close()
     (home / "data" / "models" / f"{next(v for v, r in before.items() if r['status'] == 'candidate')}.pt").unlink()
     code, out, err = run(capsys, "models", "activate", next(v for v, r in before.items() if r["status"] == "candidate"))
     assert code == 2 and "is not installed (its checkpoint is missing)" in err
