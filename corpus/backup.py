@@ -42,6 +42,8 @@ def backup_database(source: str | Path, output: str | Path, *, busy_timeout: flo
                           "choose another name")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CorpusError(f"{output.parent}: is a file, not a folder for the backup") from None
     except OSError as exc:
         raise CorpusError(f"{output.parent}: cannot create the backup folder ({exc.strerror})") from None
     remove_leftover_temps([output.parent])   # half-written copies of a backup that was killed
