@@ -425,6 +425,27 @@ def _judge_drafts(db: sqlite_utils.Database, plan: RetrainPlan, candidate: Path,
     return cand_read, act_read
 
 
+def _known_to(active: Path | None, text: str) -> str:
+    """`text` without the characters the active model's vocabulary lacks (new emoji, a new script):
+    the active model cannot score them and would leave them out of its own figure while the
+    candidate pays for them, so both are scored without them."""
+    if active is None:
+        return text
+    from model.checkpoint import load_checkpoint
+    from model.vocab import Vocab
+
+    try:
+        missing = set(Vocab(load_checkpoint(active)["idx_to_token"]).missing(text))
+    except (ModelError, KeyError):   # an unusable active model: scoring it fails with its own words below
+        return text
+    if not missing:
+        return text
+    kept = "".join(c for c in text if c not in missing)
+    log.info("retrain: %d held-out characters the active model does not know (%s) are left out of both scores",
+             len(text) - len(kept), "".join(sorted(missing))[:40])
+    return kept
+
+
 def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
             run_training: RunTraining = train_in_child, *, from_scratch: bool = False,
             minutes: float | None = None, manual: bool = False, now: dt.datetime | None = None) -> RetrainResult:
@@ -460,6 +481,7 @@ def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
     if not val_text:   # scoring on the training text would favour the candidate, which has just learned it
         raise JobError(f"retrain: no held-out text to score the models on (retrain.val_frac = {plan.val_frac} of "
                        f"{exported.posts} posts): the active model stays; import more posts or raise val_frac")
+    val_text = _known_to(active, val_text)
     val_path = run_dir / "val.txt"
     atomic_write_text(val_path, val_text)
     log.info("retrain: scoring the candidate and the active model on the same %d held-out characters", len(val_text))

@@ -320,3 +320,18 @@ def test_bad_nightly_settings_name_the_key(tmp_path, capsys, key, value, needle)
     path.write_text(f"[{table}]\n{name} = {value}\n", encoding="utf-8")
     code, _, err = run_cli(capsys, "--config", str(path), "models", "list")
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_characters_the_active_model_does_not_know_are_left_out_of_both_scores(tiny_checkpoint):
+    """The active model cannot score a character it never saw (a new emoji): it used to drop it from
+    its own figure while the candidate, which knows it, paid for it."""
+    from jobs.retrain import _known_to
+    from model.checkpoint import load_checkpoint
+    from model.vocab import Vocab
+
+    vocab = Vocab(load_checkpoint(tiny_checkpoint)["idx_to_token"])
+    text = "ТЫ ☃ ИДЁШЬ\n@\nДОМОЙ 🦄"
+    kept = _known_to(tiny_checkpoint, text)
+    assert "☃" not in kept and "🦄" not in kept and kept == "".join(c for c in text if c in vocab.index)
+    assert len(kept) >= len(text) - 4                   # only the unknown ones went
+    assert _known_to(None, text) == text
