@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class ReactionSource(Protocol):
-    network: str
+    network: str   # and, where it polls one chat or wall, `chat_id`: only that destination's posts are asked for
 
     def fetch(self, message_ids: list[str]) -> dict[str, dict[str, int]]:
         """Blocking: {message id: {kind: count}} for the given messages."""
@@ -30,6 +30,9 @@ async def collect_reactions(db: sqlite_utils.Database, sources: Sequence[Reactio
     stored = 0
     for source in sources:
         recent = pubs.recent_publications(db, source.network, ago(days=days))
+        wall = getattr(source, "chat_id", None)
+        if wall is not None:   # after vk.publish_group_id changed, the old wall's post ids mean other posts here
+            recent = [row for row in recent if str(row["chat_id"]) == str(wall)]
         if not recent:
             continue
         by_message = {row["message_id"]: row for row in recent}

@@ -95,6 +95,7 @@ class VkWallLikes:
 
     def __init__(self, api: vk_api.VkApi, group_id: int) -> None:
         self.api, self.group_id = api, abs(int(group_id))
+        self.chat_id = str(-self.group_id)   # the wall's publications, as VkWallPublisher records them
 
     def fetch(self, message_ids: list[str]) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}

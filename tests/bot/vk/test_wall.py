@@ -28,6 +28,28 @@ def test_publish_then_fetch_likes():
     assert fake.methods == {"wall.post": 1, "wall.getById": 1}
 
 
+def test_likes_are_collected_only_for_posts_of_the_wall_polled(tmp_path):
+    """After vk.publish_group_id changed, the old wall's post ids are other posts on the new wall:
+    only the polled wall's publications are asked for."""
+    from corpus.db import open_db
+    from corpus.store import drafts, publications
+    from corpus.store.reactions import latest_counts
+    from jobs.reactions import collect_reactions
+
+    wall, fake, vk = setup()
+    db = open_db(tmp_path / "b.sqlite3")
+    here, old = (drafts.add_draft(db, text=f"МЕМ {i}\n@\nВОТ", model_version="v", temperature=0.8, seed=i,
+                                  max_length=100, status="queued") for i in (1, 2))
+    message_id = asyncio.run(vk.publisher.send("МЕМ 1\n@\nВОТ"))
+    ours = publications.begin_publication(db, here, "vk", vk.likes.chat_id)
+    publications.finish_publication(db, ours, message_id)
+    theirs = publications.begin_publication(db, old, "vk", "-7")     # the wall before the change
+    publications.finish_publication(db, theirs, "5")                 # post 5 on the new wall is someone else's
+    assert asyncio.run(collect_reactions(db, [vk.likes])) == 1
+    assert latest_counts(db, theirs) == {}
+    assert latest_counts(db, ours)["view"] == 1000 + int(message_id)
+
+
 def test_many_ids_are_fetched_in_chunks_of_100():
     wall, fake, vk = setup()
     assert len(vk.likes.fetch([str(i) for i in range(1, 251)])) == len([i for i in wall.posts if i <= 250])
