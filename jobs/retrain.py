@@ -56,6 +56,7 @@ from jobs.scheduler import clock_time
 from model.run import PARENT_ENV
 from model.sample_options import SampleOptions, resolved_temperature
 from model.train_config import ModelShape, TrainConfig
+from model.vocab import Vocab
 from corpus.stoplist import StopList
 from model.preprocess import preprocess
 
@@ -432,7 +433,6 @@ def _known_to(active: Path | None, text: str) -> str:
     if active is None:
         return text
     from model.checkpoint import load_checkpoint
-    from model.vocab import Vocab
 
     try:
         missing = set(Vocab(load_checkpoint(active)["idx_to_token"]).missing(text))
