@@ -209,7 +209,6 @@ def grammar_rules():
 
 
 def main() -> None:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train")
