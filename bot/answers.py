@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bot import texts
+from bot.fit import fit
 from bot.telegram.limits import Limits
 from bot.telegram.start_text import check_start_text, unknown_chars_reply
 from jobs import curation, on_request
@@ -136,11 +137,11 @@ async def generate_answer(subs: Subscribers, user: Hashable, argument: str) -> t
         return texts.DATABASE_BUSY, False
     if popular and draft is not None:   # a liked post of the channel, with its meme number
         limits.touch(user)
-        return texts.POPULAR.format(id=draft["id"], text=curation.text_of(draft)), False
+        return fit(texts.POPULAR, curation.text_of(draft), id=draft["id"]), False
     if draft is None:
         return await _on_demand(subs, user, ""), True
     limits.touch(user)
-    return texts.MEME.format(id=draft["id"], text=draft["text"]), True
+    return fit(texts.MEME, draft["text"], id=draft["id"]), True
 
 
 async def _on_topic(subs: Subscribers, user: Hashable, word: str) -> str:
@@ -192,7 +193,7 @@ async def _on_demand(subs: Subscribers, user: Hashable, start_text: str) -> str:
         limits.release()
     if draft is None or not await _claim(subs, user, draft):   # the same text again: rare
         return texts.NOTHING_GOOD
-    return texts.MEME.format(id=draft["id"], text=draft["text"])
+    return fit(texts.MEME, draft["text"], id=draft["id"])
 
 
 async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str | None:
@@ -207,7 +208,7 @@ async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str
     if draft["final_text"]:  # published as a moderator edited it
         if drafting.screen_shown(draft, draft["final_text"]):
             return texts.MEME_WITHHELD.format(id=meme_id)
-        return texts.MEME.format(id=meme_id, text=draft["final_text"])
+        return fit(texts.MEME, draft["final_text"], id=meme_id)
     limits = subs.limits
     cooling, notice = _cooling(limits, user)
     if cooling:
@@ -223,7 +224,7 @@ async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str
     if reason:
         log.info("meme %s withheld: %s", meme_id, reason)
         return texts.MEME_WITHHELD.format(id=meme_id)
-    reply = texts.MEME.format(id=meme_id, text=text)
+    reply = fit(texts.MEME, text, id=meme_id)
     return reply if regenerated else reply + "\n\n" + texts.MEME_FROM_ARCHIVE
 
 

@@ -10,6 +10,7 @@ moderator in `moderation.fast_approvers` decides alone. An edit by reply is its 
 approve the edited text."""
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class EditOutcome(enum.Enum):
     REFUSED = "refused"              # the screen refused the text (the reason comes with it)
     ALREADY_DECIDED = "already decided"
     UNDER_WAY = "under way"          # a queued draft some destination already has: its text stays as sent
+    NEEDS_QUORUM = "needs the quorum"  # a queued draft the quorum approved: one moderator alone may not rewrite it
 
 
 def draft_shown_in(db: sqlite_utils.Database, draft_id: int, chat_id: Any, message_id: Any) -> dict[str, Any] | None:
@@ -150,12 +152,16 @@ async def approve_edit(drafting: Drafting, options: ModerationOptions, draft_id:
     """Approve a pending or queued draft with a moderator's text, when the screen for edits lets
     it through: (DONE, None), (REFUSED, the screen's reason), (ALREADY_DECIDED, None) or, for a
     queued draft that some destination already has (Telegram took it, VK refused and retries),
-    (UNDER_WAY, None): the same meme never goes out with two texts."""
+    (UNDER_WAY, None): the same meme never goes out with two texts; with a quorum (votes > 1), a
+    queued draft is not rewritten by one moderator who is not a fast approver: (NEEDS_QUORUM, None)."""
     refused = drafting.screen_edit(text)
     if refused:
         return EditOutcome.REFUSED, refused
     db = drafting.db
     draft = draft_rows.get_draft(db, draft_id)
+    if draft is not None and draft["status"] == DraftStatus.QUEUED and options.votes > 1 \
+            and by.id not in options.fast_approvers:   # back to pending (↩️ in /queue) and the quorum decides
+        return EditOutcome.NEEDS_QUORUM, None
     if draft is not None and draft["status"] == DraftStatus.PENDING and options.votes > 1 \
             and by.id not in options.fast_approvers:
         if not await patiently(_edit_vote, db, draft_id, text, by):
@@ -167,8 +173,10 @@ async def approve_edit(drafting: Drafting, options: ModerationOptions, draft_id:
                               detail="approved with an edit", final_text=text, unstarted=True)
     if not decided and await patiently(_under_way, db, draft_id):
         return EditOutcome.UNDER_WAY, None
-    if decided:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
-        await patiently(_record_edit_distance, db, draft_id, text)
+    if decided and draft is not None:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
+        # quadratic in pure Python (a second or more for a long edit): off the event loop, subscribers wait on it
+        distance = await asyncio.to_thread(edit_distance, draft["text"], text)
+        await patiently(draft_rows.set_edit_distance, db, draft_id, distance)
         log_decision(draft_id, "edit", by)
     return (EditOutcome.DONE if decided else EditOutcome.ALREADY_DECIDED), None
 
@@ -177,12 +185,6 @@ def _under_way(db: sqlite_utils.Database, draft_id: int) -> bool:
     draft = draft_rows.get_draft(db, draft_id)
     return draft is not None and draft["status"] == DraftStatus.QUEUED and \
         any(p["status"] != "failed" for p in pubs.publications_of(db, draft_id))
-
-
-def _record_edit_distance(db: sqlite_utils.Database, draft_id: int, text: str) -> None:
-    draft = draft_rows.get_draft(db, draft_id)
-    if draft is not None:
-        draft_rows.set_edit_distance(db, draft_id, edit_distance(draft["text"], text))
 
 
 async def replace_draft(service: Service) -> dict | None:

@@ -19,6 +19,7 @@ from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
 from bot import texts
+from bot.fit import within
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
@@ -219,7 +220,7 @@ async def _pause_or_resume(update: Update, context: Context, *, stop: bool) -> N
     names = desk.match_destinations(service.publishers, name)
     if not names:
         known = ", ".join(desk.where(p) for p in service.publishers)
-        await message.reply_text(texts.PAUSE_UNKNOWN.format(name=name, known=known))
+        await message.reply_text(within(texts.PAUSE_UNKNOWN.format(name=name, known=known)))
         return
     user = update.effective_user
     if stop:

@@ -181,6 +181,9 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if outcome is EditOutcome.UNDER_WAY:
         await message.reply_text(texts.EDIT_UNDER_WAY)
         return
+    if outcome is EditOutcome.NEEDS_QUORUM:
+        await message.reply_text(texts.EDIT_NEEDS_QUORUM)
+        return
     fresh = decisions.draft_for_reply(bot_data.db, message.chat_id, message.reply_to_message.message_id) or draft
     votes = decisions.votes(bot_data.db, draft["id"])
     need = bot_data.moderation.need

@@ -18,6 +18,7 @@ from telegram.error import TelegramError
 
 from bot import texts
 from bot.secrets import REDACTOR
+from bot.fit import fit
 from jobs.moderation import ModerationUnavailable
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,18 @@ def votes_line(votes: Sequence[dict[str, Any]], need: int) -> str:
 def draft_message(draft: dict[str, Any], votes: Sequence[dict[str, Any]] = (), need: int = 1) -> str:
     """The draft (a moderator's pending edit in its place), its score in one line when it was
     measured (jobs.pool.score), and the votes so far."""
-    message = texts.DRAFT.format(id=draft["id"], text=draft.get("final_text") or draft["text"])
+    tail = []
     if draft.get("score") is not None:
         grammar = "—" if draft.get("grammar") is None else f"{draft['grammar']:.0%}"
-        line = texts.DRAFT_SCORE.format(score=draft["score"], grammar=grammar, shared=draft.get("shared_chars") or 0)
-        message = f"{message}\n\n{line}"
+        tail.append(texts.DRAFT_SCORE.format(score=draft["score"], grammar=grammar,
+                                             shared=draft.get("shared_chars") or 0))
     counted = votes_line(votes, need)
-    return f"{message}\n\n{counted}" if counted else message
+    if counted:
+        tail.append(counted)
+    ending = "".join(f"\n\n{line}" for line in tail)
+    # the score and the votes always show; a post longer than the message allows is shortened
+    return fit(texts.DRAFT + ending.replace("{", "{{").replace("}", "}}"), draft.get("final_text") or draft["text"],
+               id=draft["id"])
 
 
 class TelegramModeration:

@@ -17,6 +17,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest
 
 from bot import texts
+from bot.fit import fit
 from bot.telegram.bot_data import BotData, Context
 from jobs import rating
 
@@ -76,7 +77,7 @@ async def send_card(bot_data: BotData, message: Message, user: User) -> None:
         await message.reply_text(texts.RATE_DONE)
         return
     try:
-        sent = await message.chat.send_message(texts.RATE_CARD.format(who=_who(user), text=card.text),
+        sent = await message.chat.send_message(fit(texts.RATE_CARD, card.text, who=_who(user)),
                                                reply_markup=keyboard(card.rating_id))
     except Exception:
         rating.card_not_sent(service, card)

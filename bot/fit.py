@@ -1,0 +1,28 @@
+"""Telegram's 4,096-character limit on a message (telegram.constants.MessageLimit.MAX_TEXT_LENGTH;
+VK's is higher): a text over it is refused whole ("message is too long"), so what the bot composes
+around a post (a header, the score and the votes, "Мем #N") is kept, and the post itself is
+shortened, with a marker saying how much was left out. Replies on both networks go through it."""
+from __future__ import annotations
+
+LIMIT = 4096
+MARK = "\n… (ещё {n} симв.)"
+
+
+def shorten(body: str, room: int) -> str:
+    """`body` in at most `room` characters: cut, with the marker, when it is longer."""
+    if len(body) <= room:
+        return body
+    keep = max(0, room - len(MARK.format(n=len(body))))
+    return body[:keep] + MARK.format(n=len(body) - keep)
+
+
+def fit(template: str, text: str, limit: int = LIMIT, **fields: object) -> str:
+    """`template` (a str.format pattern with a {text} field) filled so that the whole is within
+    `limit`: only `text` is shortened."""
+    frame = len(template.format(text="", **fields))
+    return template.format(text=shorten(text, limit - frame), **fields)
+
+
+def within(message: str, limit: int = LIMIT) -> str:
+    """A whole message the bot composed (an echo of a long argument): its end cut, with the marker."""
+    return shorten(message, limit)
