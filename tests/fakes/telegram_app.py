@@ -144,5 +144,21 @@ def draft_messages(server: FakeBotApi) -> list[dict]:
     return [m for (c, _), m in sorted(server.messages.items()) if c == chat and m["text"].startswith("Черновик")]
 
 
+def add_pending(db, n: int) -> list[int]:
+    """`n` pending drafts, as the pool would leave them for the moderators."""
+    from corpus.store import drafts as draft_rows
+
+    return [draft_rows.add_draft(db, text=f"ПРИХОДИШЬ НА РАБОТУ {i}\n@\nТАМ ПЯТНИЦА", model_version="v",
+                                 temperature=0.8, seed=i, max_length=120, status="pending") for i in range(n)]
+
+
+def draft_message(server: FakeBotApi, db, draft_id: int) -> dict:
+    """The message that shows draft `draft_id` in the moderators' chat, as it is now."""
+    from corpus.store import drafts as draft_rows
+
+    row = draft_rows.get_draft(db, draft_id)
+    return server.message(MODERATORS_CHAT, int(row["moderation_message_id"]))
+
+
 def draft_id_of(message: dict) -> int:
     return int(message["text"].split("#")[1].split()[0])

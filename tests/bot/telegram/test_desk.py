@@ -15,21 +15,12 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from jobs import desk, notices
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, until, write_config,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, add_pending, bot_running, draft_message, make_settings, press,
+    reply_to, until, write_config,
 )
 
 SECOND, FAST = 333, 444
 SLOTS = {"publish_times": ["09:00", "21:00"], "timezone": "UTC", "retrain": False}
-
-
-def add_pending(db, n: int) -> list[int]:
-    return [draft_rows.add_draft(db, text=f"ПРИХОДИШЬ НА РАБОТУ {i}\n@\nТАМ ПЯТНИЦА", model_version="v",
-                                 temperature=0.8, seed=i, max_length=120, status="pending") for i in range(n)]
-
-
-def draft_message(server, db, draft_id: int) -> dict:
-    row = draft_rows.get_draft(db, draft_id)
-    return server.message(MODERATORS_CHAT, int(row["moderation_message_id"]))
 
 
 def moderators_texts(server) -> list[str]:

@@ -10,19 +10,25 @@ from bot import texts
 from bot.fit import LIMIT, fit
 from corpus.store import drafts as draft_rows
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, bot_running, make_settings, press, reply_to, settled, until,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, add_pending, bot_running, draft_message, make_settings, press, reply_to,
+    settled, until,
 )
 
 SECOND = 333
 USER = 5001
 
-def add_pending(db, n: int) -> list[int]:
-    return [draft_rows.add_draft(db, text=f"ПРИХОДИШЬ НА РАБОТУ {i}\n@\nТАМ ПЯТНИЦА", model_version="v",
-                                 temperature=0.8, seed=i, max_length=120, status="pending") for i in range(n)]
 
-def draft_message(server, db, draft_id: int) -> dict:
-    row = draft_rows.get_draft(db, draft_id)
-    return server.message(MODERATORS_CHAT, int(row["moderation_message_id"]))
+
+async def approved_with_an_edit(server, app, text: str) -> int:
+    """A pending draft shown to the moderators, then approved with `text` by reply: its id."""
+    db = app.bot_data.db
+    (one,) = add_pending(db, 1)
+    await app.bot_data.service.dispatch_moderation()
+    said = await reply_to(server, MODERATORS_CHAT, text, user_id=MODERATOR, chat_id=MODERATORS_CHAT,
+                          reply_to=draft_message(server, db, one))
+    assert said["text"] == texts.EDIT_DONE.format(id=one)
+    return one
+
 
 def long_text(n: int) -> str:
     line = "ПРИХОДИШЬ ДОМОЙ ПОСЛЕ РАБОТЫ\n@\nА ТАМ КОТ СИДИТ НА ДИВАНЕ\n"
@@ -59,13 +65,8 @@ def test_meme_n_of_an_edit_near_4096_chars_is_answered_shortened(tmp_path, serve
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data.db, app.bot_data.service
-            (one,) = add_pending(db, 1)
-            await service.dispatch_moderation()
-            message = draft_message(server, db, one)
-            said = await reply_to(server, MODERATORS_CHAT, text, user_id=MODERATOR, chat_id=MODERATORS_CHAT,
-                                  reply_to=message)
-            assert said["text"] == texts.EDIT_DONE.format(id=one)
+            service = app.bot_data.service
+            one = await approved_with_an_edit(server, app, text)
             published = await service.publish()
             assert published["id"] == one and published["status"] == "published"
             assert server.sent(CHANNEL)[-1]["text"].startswith(text)   # out (footer "\n\n#N" fits: 4094)
@@ -91,11 +92,7 @@ def test_a_long_draft_put_back_to_pending_is_shown_and_so_is_the_next(tmp_path, 
     async def main():
         async with bot_running(settings) as app:
             db, service = app.bot_data.db, app.bot_data.service
-            (one,) = add_pending(db, 1)
-            await service.dispatch_moderation()
-            said = await reply_to(server, MODERATORS_CHAT, text, user_id=MODERATOR, chat_id=MODERATORS_CHAT,
-                                  reply_to=draft_message(server, db, one))
-            assert said["text"] == texts.EDIT_DONE.format(id=one)
+            one = await approved_with_an_edit(server, app, text)
             server.send_text("/queue", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
             chat = server.chat(MODERATORS_CHAT)["id"]
             item = (await until(lambda: [m for (c, _), m in sorted(server.messages.items())
