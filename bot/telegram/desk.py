@@ -25,6 +25,7 @@ from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
 from corpus.statuses import DraftStatus
 from jobs import desk, desk_stats
+from jobs.patience import DatabaseBusy, patiently
 
 log = logging.getLogger(__name__)
 
@@ -162,15 +163,17 @@ async def on_queue_button(update: Update, context: Context) -> None:
         await query.answer(texts.ANSWER_PUBLISHED.format(where=", ".join(sent)) if sent
                            else texts.ANSWER_NOT_PUBLISHED)
     elif action == "l":
-        desk.later(db, draft_id)
-        desk.record(db, draft_id, "later", actor_id=user.id, actor_name=_who(user))
+        if not await _patiently_or_busy(query, _later, db, draft_id, user.id, _who(user)):
+            return
         await query.answer(texts.ANSWER_MOVED)
     elif action.startswith("h"):
         now = dt.datetime.now(dt.timezone.utc)
         slots = [p.at for p in _plan(bot_data).get(draft_id, []) if p.at is not None]
-        until = desk.hold(db, draft_id, int(action[1:]), min(slots) if slots else None, now)
-        desk.record(db, draft_id, "hold", actor_id=user.id, actor_name=_who(user),
-                    detail=until.isoformat() if until else None)
+        held = await _patiently_or_busy(query, _hold, db, draft_id, int(action[1:]), min(slots) if slots else None,
+                                        now, user.id, _who(user))
+        if not held:
+            return
+        until = held[0]
         timezone = service.plan.schedule.timezone
         await query.answer(texts.ANSWER_HELD.format(when=_local(until, timezone)) if until
                            else texts.QUEUE_GONE.format(id=draft_id))
@@ -183,6 +186,30 @@ async def on_queue_button(update: Update, context: Context) -> None:
         await service.dispatch_moderation()   # shown anew, with the vote buttons
         return
     await _refresh(context, query.message, draft_id, buttons=True)
+
+
+def _later(db, draft_id: int, actor_id: int, actor_name: str) -> bool:
+    desk.later(db, draft_id)
+    desk.record(db, draft_id, "later", actor_id=actor_id, actor_name=actor_name)
+    return True
+
+
+def _hold(db, draft_id: int, hours: int, slot, now, actor_id: int, actor_name: str) -> tuple:
+    until = desk.hold(db, draft_id, hours, slot, now)
+    desk.record(db, draft_id, "hold", actor_id=actor_id, actor_name=actor_name,
+                detail=until.isoformat() if until else None)
+    return (until,)
+
+
+async def _patiently_or_busy(query: Any, call, db, *args: Any) -> Any:
+    """`call(db, *args)` waited out while another process holds the database; on DatabaseBusy the
+    press is answered politely (nothing changed) and None returned."""
+    try:
+        return await patiently(call, db, *args)
+    except DatabaseBusy as exc:
+        log.warning("a /queue button answered 'busy': %s", exc)
+        await query.answer(texts.DESK_BUSY)
+        return None
 
 
 async def _refresh(context: Context, message: Any, draft_id: int, *, buttons: bool) -> None:
@@ -223,16 +250,21 @@ async def _pause_or_resume(update: Update, context: Context, *, stop: bool) -> N
         await message.reply_text(within(texts.PAUSE_UNKNOWN.format(name=name, known=known)))
         return
     user = update.effective_user
-    if stop:
-        desk.pause(bot_data.db, names, _who(user) if user else "?")
-        log.info("publishing paused for %s by %s", ", ".join(names), _who(user) if user else "?")
-        await message.reply_text(texts.PAUSE_DONE.format(where=", ".join(names)))
+    try:   # a backup or the nightly export holding the database: waited out, else a polite answer
+        if stop:
+            await patiently(desk.pause, bot_data.db, names, _who(user) if user else "?")
+            log.info("publishing paused for %s by %s", ", ".join(names), _who(user) if user else "?")
+            await message.reply_text(texts.PAUSE_DONE.format(where=", ".join(names)))
+            return
+        was = [n for n in names if n in desk.paused(bot_data.db)]
+        if not was:
+            await message.reply_text(texts.PAUSE_NONE)
+            return
+        await patiently(desk.resume, bot_data.db, was)
+    except DatabaseBusy as exc:
+        log.warning("/pause or /resume answered 'busy': %s", exc)
+        await message.reply_text(texts.DESK_BUSY)
         return
-    was = [n for n in names if n in desk.paused(bot_data.db)]
-    if not was:
-        await message.reply_text(texts.PAUSE_NONE)
-        return
-    desk.resume(bot_data.db, was)
     log.info("publishing resumed for %s", ", ".join(was))
     await message.reply_text(texts.RESUME_DONE.format(where=", ".join(was)))
 

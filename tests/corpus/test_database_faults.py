@@ -357,3 +357,23 @@ def test_a_deferred_slot_retried_after_the_lock_leaves_a_destination_paused_mean
     assert after_retry == ("queued", [])   # paused meanwhile: the retry skips it, the draft waits for it
     assert [m["text"] for m in server.sent(other)] == [f"ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ\n\n#{queued}"]
     assert status == "published"
+
+
+def test_pause_while_another_process_holds_the_database_is_a_polite_answer(tmp_path, server):
+    """A moderator's /pause during a backup that outlasts the busy timeout: "busy, nothing changed",
+    not the error report; once the lock is gone the same /pause works."""
+    from tests.fakes.telegram_app import MODERATOR
+
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5})
+
+    async def main():
+        async with bot_running(settings) as app:
+            with held_by_another_process(settings.database) as locker:
+                busy = await reply_to(server, MODERATORS_CHAT, "/pause", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+                release(locker)
+            done = await reply_to(server, MODERATORS_CHAT, "/pause", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+            return busy, done, desk.paused(app.bot_data.db)
+
+    busy, done, paused = asyncio.run(main())
+    assert busy["text"] == texts.DESK_BUSY
+    assert done["text"].startswith(texts.PAUSE_DONE.split("{")[0]) and paused
