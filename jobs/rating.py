@@ -40,6 +40,7 @@ class Service(Protocol):
     db: sqlite_utils.Database
     plan: Any       # jobs.service.ServicePlan: rate, pool, sample, screen, held_out, promote_min_ratings
     drafting: Any   # jobs.drafting.Drafting: its stop-list
+    rating_lock: asyncio.Lock   # one rating-pool fill at a time
 
     @property
     def holder(self) -> Any: ...   # jobs.generator.GeneratorHolder
@@ -169,7 +170,13 @@ def settle_candidates(db: sqlite_utils.Database, min_ratings: int) -> list[tuple
 
 async def fill_rating_pool(service: Service, version: str | None = None, *, target: int | None = None) -> list[int]:
     """Top up the ready rating drafts of each rated model (or of `version`) to `rate.drafts`:
-    generated in a worker thread by that model, screened and ranked as every draft is."""
+    generated in a worker thread by that model, screened and ranked as every draft is; one fill at
+    a time (Service.rating_lock), whoever asks."""
+    async with service.rating_lock:   # one fill at a time; a second one then finds the pool fuller
+        return await _fill_rating_pool(service, version, target)
+
+
+async def _fill_rating_pool(service: Service, version: str | None, target: int | None) -> list[int]:
     plan = service.plan
     target = plan.rate.drafts if target is None else target
     created: list[int] = []

@@ -99,6 +99,9 @@ class Service:
         self.first_training_task: asyncio.Task | None = None
         self.running_jobs: set[asyncio.Task] = set()
         self._dispatching = asyncio.Lock()   # one dispatch at a time: the pool job and a 🔄 never show a draft twice
+        # one rating-pool fill at a time (jobs.rating.fill_rating_pool): raters who ran out of drafts
+        # together, and the pool job, never start several generations on the bot's cores
+        self.rating_lock = asyncio.Lock()
         self.scheduler: AsyncIOScheduler | None = None
         self.publish_state = PublishState()  # this process's own sends (jobs/publish.py)
         self.publish_retry_seconds = PUBLISH_RETRY_SECONDS

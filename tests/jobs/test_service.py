@@ -102,6 +102,37 @@ def test_two_dispatches_at_once_show_a_draft_once(db):
     assert moderators.shown == [draft_id] and drafts.get_draft(db, draft_id)["moderation_message_id"] == "1"
 
 
+def test_a_rating_pool_fill_waits_for_the_one_under_way(db, holder, tmp_path, tiny_checkpoint):
+    """Raters who ran out of drafts together, and the pool job, start one generation at a time."""
+    from jobs.rating import fill_rating_pool
+    from tests.helpers import with_active
+
+    with_active(db, tmp_path, tiny_checkpoint)
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(holder, name)
+
+        def generate_samples(self, *args, **kwargs):
+            calls.append(1)
+            return holder.generate_samples(*args, **kwargs)
+
+    service = make_service(db, Counting(), pool=PoolOptions(batch_size=2))
+
+    async def main():
+        await service.rating_lock.acquire()              # a fill under way
+        waiting = asyncio.create_task(fill_rating_pool(service, target=2))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        before = len(calls)
+        service.rating_lock.release()
+        return before, await waiting
+
+    before, _ = asyncio.run(main())
+    assert before == 0 and calls            # it generated only once the fill under way was done
+
+
 def test_pool_drafts_are_reproducible_from_their_seed(db, holder):
     service = make_service(db, holder, pool=PoolOptions(channel_size=0, subscriber_size=3, batch_size=3))
     asyncio.run(service.fill_pools())
