@@ -21,8 +21,3 @@ def fit(template: str, text: str, limit: int = LIMIT, **fields: object) -> str:
     `limit`: only `text` is shortened."""
     frame = len(template.format(text="", **fields))
     return template.format(text=shorten(text, limit - frame), **fields)
-
-
-def within(message: str, limit: int = LIMIT) -> str:
-    """A whole message the bot composed (an echo of a long argument): its end cut, with the marker."""
-    return shorten(message, limit)

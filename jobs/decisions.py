@@ -171,7 +171,7 @@ async def approve_edit(drafting: Drafting, options: ModerationOptions, draft_id:
     decided = await patiently(draft_rows.decide, db, draft_id, action="edit", to_status=DraftStatus.QUEUED,
                               from_status=(DraftStatus.PENDING, DraftStatus.QUEUED), actor_id=by.id, actor_name=by.name,
                               detail="approved with an edit", final_text=text, unstarted=True)
-    if not decided and await patiently(_under_way, db, draft_id):
+    if not decided and await patiently(pubs.under_way, db, draft_id):
         return EditOutcome.UNDER_WAY, None
     if decided and draft is not None:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
         # quadratic in pure Python (a second or more for a long edit): off the event loop, subscribers wait on it
@@ -179,12 +179,6 @@ async def approve_edit(drafting: Drafting, options: ModerationOptions, draft_id:
         await patiently(draft_rows.set_edit_distance, db, draft_id, distance)
         log_decision(draft_id, "edit", by)
     return (EditOutcome.DONE if decided else EditOutcome.ALREADY_DECIDED), None
-
-
-def _under_way(db: sqlite_utils.Database, draft_id: int) -> bool:
-    draft = draft_rows.get_draft(db, draft_id)
-    return draft is not None and draft["status"] == DraftStatus.QUEUED and \
-        any(p["status"] != "failed" for p in pubs.publications_of(db, draft_id))
 
 
 async def replace_draft(service: Service) -> dict | None:

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class ReactionSource(Protocol):
-    network: str   # and, where it polls one chat or wall, `chat_id`: only that destination's posts are asked for
+    network: str
+    chat_id: str   # the destination polled (as its publisher records it): only its posts are asked for
 
     def fetch(self, message_ids: list[str]) -> dict[str, dict[str, int]]:
         """Blocking: {message id: {kind: count}} for the given messages."""
@@ -29,10 +30,8 @@ async def collect_reactions(db: sqlite_utils.Database, sources: Sequence[Reactio
     """Poll every source for the publications of the last `days`; returns observations stored."""
     stored = 0
     for source in sources:
-        recent = pubs.recent_publications(db, source.network, ago(days=days))
-        wall = getattr(source, "chat_id", None)
-        if wall is not None:   # after vk.publish_group_id changed, the old wall's post ids mean other posts here
-            recent = [row for row in recent if str(row["chat_id"]) == str(wall)]
+        # one wall's posts: after vk.publish_group_id changed, the old wall's post ids are other posts here
+        recent = pubs.recent_publications(db, source.network, source.chat_id, ago(days=days))
         if not recent:
             continue
         by_message = {row["message_id"]: row for row in recent}

@@ -19,7 +19,7 @@ from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
 from bot import texts
-from bot.fit import within
+from bot.fit import LIMIT, shorten
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
@@ -163,17 +163,16 @@ async def on_queue_button(update: Update, context: Context) -> None:
         await query.answer(texts.ANSWER_PUBLISHED.format(where=", ".join(sent)) if sent
                            else texts.ANSWER_NOT_PUBLISHED)
     elif action == "l":
-        if not await _patiently_or_busy(query, _later, db, draft_id, user.id, _who(user)):
+        if await _moved(query, _later, db, draft_id, user.id, _who(user)) is False:
             return
         await query.answer(texts.ANSWER_MOVED)
     elif action.startswith("h"):
         now = dt.datetime.now(dt.timezone.utc)
         slots = [p.at for p in _plan(bot_data).get(draft_id, []) if p.at is not None]
-        held = await _patiently_or_busy(query, _hold, db, draft_id, int(action[1:]), min(slots) if slots else None,
-                                        now, user.id, _who(user))
-        if not held:
+        until = await _moved(query, _hold, db, draft_id, int(action[1:]), min(slots) if slots else None, now,
+                             user.id, _who(user))
+        if until is False:
             return
-        until = held[0]
         timezone = service.plan.schedule.timezone
         await query.answer(texts.ANSWER_HELD.format(when=_local(until, timezone)) if until
                            else texts.QUEUE_GONE.format(id=draft_id))
@@ -188,28 +187,29 @@ async def on_queue_button(update: Update, context: Context) -> None:
     await _refresh(context, query.message, draft_id, buttons=True)
 
 
-def _later(db, draft_id: int, actor_id: int, actor_name: str) -> bool:
-    desk.later(db, draft_id)
-    desk.record(db, draft_id, "later", actor_id=actor_id, actor_name=actor_name)
-    return True
+def _later(db, draft_id: int, actor_id: int, actor_name: str) -> None:
+    with db.atomic():   # the move and its record together: a lock met halfway leaves neither
+        desk.later(db, draft_id)
+        desk.record(db, draft_id, "later", actor_id=actor_id, actor_name=actor_name)
 
 
-def _hold(db, draft_id: int, hours: int, slot, now, actor_id: int, actor_name: str) -> tuple:
-    until = desk.hold(db, draft_id, hours, slot, now)
-    desk.record(db, draft_id, "hold", actor_id=actor_id, actor_name=actor_name,
-                detail=until.isoformat() if until else None)
-    return (until,)
+def _hold(db, draft_id: int, hours: int, slot, now, actor_id: int, actor_name: str) -> dt.datetime | None:
+    with db.atomic():
+        until = desk.hold(db, draft_id, hours, slot, now)
+        desk.record(db, draft_id, "hold", actor_id=actor_id, actor_name=actor_name,
+                    detail=until.isoformat() if until else None)
+    return until
 
 
-async def _patiently_or_busy(query: Any, call, db, *args: Any) -> Any:
-    """`call(db, *args)` waited out while another process holds the database; on DatabaseBusy the
-    press is answered politely (nothing changed) and None returned."""
+async def _moved(query: Any, call, db, *args: Any) -> Any:
+    """`call(db, *args)`, waited out while another process holds the database; False (the press
+    answered politely: nothing changed) when the lock outlasts the busy timeout."""
     try:
         return await patiently(call, db, *args)
     except DatabaseBusy as exc:
         log.warning("a /queue button answered 'busy': %s", exc)
         await query.answer(texts.DESK_BUSY)
-        return None
+        return False
 
 
 async def _refresh(context: Context, message: Any, draft_id: int, *, buttons: bool) -> None:
@@ -247,7 +247,7 @@ async def _pause_or_resume(update: Update, context: Context, *, stop: bool) -> N
     names = desk.match_destinations(service.publishers, name)
     if not names:
         known = ", ".join(desk.where(p) for p in service.publishers)
-        await message.reply_text(within(texts.PAUSE_UNKNOWN.format(name=name, known=known)))
+        await message.reply_text(shorten(texts.PAUSE_UNKNOWN.format(name=name, known=known), LIMIT))
         return
     user = update.effective_user
     try:   # a backup or the nightly export holding the database: waited out, else a polite answer

@@ -18,7 +18,7 @@ from telegram.error import TelegramError
 
 from bot import texts
 from bot.secrets import REDACTOR
-from bot.fit import fit
+from bot.fit import LIMIT, fit
 from jobs.moderation import ModerationUnavailable
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,7 @@ def draft_message(draft: dict[str, Any], votes: Sequence[dict[str, Any]] = (), n
         tail.append(counted)
     ending = "".join(f"\n\n{line}" for line in tail)
     # the score and the votes always show; a post longer than the message allows is shortened
-    return fit(texts.DRAFT + ending.replace("{", "{{").replace("}", "}}"), draft.get("final_text") or draft["text"],
-               id=draft["id"])
+    return fit(texts.DRAFT, draft.get("final_text") or draft["text"], LIMIT - len(ending), id=draft["id"]) + ending
 
 
 class TelegramModeration:

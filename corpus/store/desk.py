@@ -7,6 +7,7 @@ from typing import Any
 import sqlite_utils
 
 from corpus.store.clock import utcnow
+from corpus.store.publications import STARTED
 
 QUEUE_KEY = "COALESCE(d.queue_order, d.id)"   # an approved draft's place: its id unless moved
 
@@ -81,8 +82,7 @@ def unqueue(db: sqlite_utils.Database, draft_id: int) -> bool:
         cursor = db.execute(
             "UPDATE drafts SET status = 'pending', queue_order = NULL, not_before = NULL,"
             " moderation_chat_id = NULL, moderation_message_id = NULL, updated_at = ?"
-            " WHERE id = ? AND status = 'queued' AND NOT EXISTS ("
-            " SELECT 1 FROM publications p WHERE p.draft_id = drafts.id AND p.status != 'failed')",
+            f" WHERE id = ? AND status = 'queued' AND NOT {STARTED}",
             [utcnow(), draft_id])
         if cursor.rowcount != 1:
             return False

@@ -20,6 +20,7 @@ import sqlite_utils
 
 from corpus.statuses import DraftStatus
 from corpus.store.clock import utcnow
+from corpus.store.publications import STARTED
 
 CHANNEL, SUBSCRIBER, REQUEST = "channel", "subscriber", "request"
 # a draft's measures (migrations m003, m004; NULL for drafts made before), its decoding's stored
@@ -67,8 +68,7 @@ def transition(
     if final_text is not None:
         sets += ", final_text = ?"
         params.append(final_text)
-    started = (" AND (status != 'queued' OR NOT EXISTS (SELECT 1 FROM publications p"
-               " WHERE p.draft_id = drafts.id AND p.status != 'failed'))") if unstarted else ""
+    started = f" AND (status != 'queued' OR NOT {STARTED})" if unstarted else ""
     cursor = db.execute(
         f"UPDATE drafts SET {sets} WHERE id = ? AND status IN ({marks}){started}", [*params, draft_id, *allowed]
     )

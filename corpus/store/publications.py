@@ -75,10 +75,21 @@ def find_publication(db: sqlite_utils.Database, network: str, chat_id: Any, mess
     return rows[0] if rows else None
 
 
-def recent_publications(db: sqlite_utils.Database, network: str, since: str) -> list[dict[str, Any]]:
+# a draft row (aliased `drafts`) some destination has started: any publication but a failed one to retry
+STARTED = "EXISTS (SELECT 1 FROM publications p WHERE p.draft_id = drafts.id AND p.status != 'failed')"
+
+
+def under_way(db: sqlite_utils.Database, draft_id: int) -> bool:
+    """Whether the draft is queued and some destination has started it (sent, sending, in doubt, skipped)."""
+    return db.execute(f"SELECT 1 FROM drafts WHERE id = ? AND status = 'queued' AND {STARTED}",
+                      [draft_id]).fetchone() is not None
+
+
+def recent_publications(db: sqlite_utils.Database, network: str, chat_id: Any, since: str) -> list[dict[str, Any]]:
+    """This destination's posts sent since `since`."""
     return list(db.query(
-        "SELECT * FROM publications WHERE network = ? AND status = 'sent' AND published_at >= ?"
-        " ORDER BY id", [network, since],
+        "SELECT * FROM publications WHERE network = ? AND chat_id = ? AND status = 'sent' AND published_at >= ?"
+        " ORDER BY id", [network, str(chat_id), since],
     ))
 
 
