@@ -16,7 +16,8 @@ Every file is checked first (corpus/inputs.py: a regular file within corpus.max_
 A hostile `result.json` is bounded while it is read: nesting deeper than MAX_JSON_DEPTH or one
 message larger than MAX_MESSAGE_SIZE refuses the file in one line (CorpusError); a message whose
 fields have the wrong types (text as a number, a bad date_unixtime, reactions as a string) is
-skipped with a WARNING naming its id, and counted in `TelegramImport.skipped`.
+skipped with a WARNING naming its id, and counted in `TelegramImport.skipped`; so is an entry of
+"messages" that is no object at all (a number, a string, null).
 """
 from __future__ import annotations
 
@@ -202,7 +203,12 @@ def _json_posts(path: Path, allow_chat: bool, skipped: Skipped | None = None):
                     break
                 index += 1
                 message = _json_value(path, events, event, value, index)
-                if not (isinstance(message, dict) and message.get("type") == "message"):
+                if not isinstance(message, dict):   # not a message at all: malformed, counted
+                    if skipped is not None:
+                        skipped.add(path, f"message #{index} is {_kind(message)} ({_shown(message)}),"
+                                          " expected an object")
+                    continue
+                if message.get("type") != "message":   # a service message (channel created, ...)
                     continue
                 try:
                     post = _json_post(message, index)

@@ -190,6 +190,23 @@ def test_the_cli_says_how_many_malformed_messages_were_skipped(tmp_path, capsys)
     assert "no messages found in the Telegram export (1 malformed skipped, the first: message 2: text" in err
 
 
+
+def test_entries_that_are_not_messages_at_all_are_counted_as_malformed(db, tmp_path):
+    """`messages: [1, "x", null]`: no message, and one line naming the file and the three bad entries."""
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": [1, "x", None]}),
+                    encoding="utf-8")
+    with pytest.raises(CorpusError) as error:
+        import_telegram_export(db, path)
+    said = str(error.value)
+    assert said == (f"{path}: no messages found in the Telegram export (3 malformed skipped, the first:"
+                    " message #1 is a number (1), expected an object)")
+    good = {"id": 5, "type": "message", "date_unixtime": "1599316915", "text": "ОДИН\n@\nДВА"}
+    path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": [good, "x"]}), encoding="utf-8")
+    result = import_telegram_export(db, path)
+    assert (result.added, result.skipped, result.skipped_first) == (
+        1, 1, "message #2 is a string ('x'), expected an object")
+
 # ---- deeply nested HTML (issue 26, point 14) ----------------------------------------------------------
 
 def test_deeply_nested_html_is_refused_in_one_line(tmp_path, capsys):
