@@ -217,7 +217,7 @@ async def _chat_rights(bot, name: str, chat: int | str, *, post: bool) -> Check:
 
 
 def check_vk(settings: Settings) -> list[Check]:
-    from corpus.vk_client import VkClient
+    from corpus.vk_client import VkClient, VkUnavailable
 
     vk = settings.vk
     try:
@@ -231,6 +231,9 @@ def check_vk(settings: Settings) -> list[Check]:
         role = "vk wall (publishing)" if groups and name == groups[0] else f"vk community {name}"
         try:
             community = client.community(name)
+        except VkUnavailable as exc:   # the doctor's words: a check fetches nothing and continues nothing
+            checks.append(Check(role, False, f"not checked: {exc.problem}"))
+            continue
         except CorpusError as exc:
             checks.append(Check(role, False, str(exc)))
             continue

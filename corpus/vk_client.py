@@ -43,8 +43,18 @@ def with_timeout(session: requests.Session, seconds: float) -> requests.Session:
     session.request = request  # type: ignore[method-assign, assignment]  # this one session's method
     return session
 PAGE = 100  # wall.get's largest count
-CAPTCHA_ADVICE = ("VK asks for a captcha (error 14) on {method}: it suspects automated use of the token;"
-                  " what was fetched is saved, run again later (or lower vk.requests_per_second)")
+CAPTCHA = "VK asks for a captcha (error 14) on {method}: it suspects automated use of the token"
+CAPTCHA_ADVICE = "what was fetched is saved, run again later (or lower vk.requests_per_second)"
+
+
+class VkUnavailable(CorpusError):
+    """VK could not be asked (unreachable, an HTTP error, a captcha, rate limits past the wait):
+    `problem` says what, without the advice of the run that met it (a scrape's "run again to
+    continue"), which str() adds; `buhurt doctor` words its own line from `problem`."""
+
+    def __init__(self, problem: str, advice: str) -> None:
+        super().__init__(f"{problem}; {advice}")
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -89,21 +99,21 @@ class VkClient:
                 attempt += 1
                 self.back_off(exc.code, exc.error.get("error_msg", ""), attempt)
             except Captcha:
-                raise CorpusError(CAPTCHA_ADVICE.format(method=method)) from None
+                raise VkUnavailable(CAPTCHA.format(method=method), CAPTCHA_ADVICE) from None
             except ApiHttpError as exc:
-                raise CorpusError(f"VK API answered HTTP {exc.response.status_code} to {method};"
-                                  " run again later") from None
+                raise VkUnavailable(f"VK API answered HTTP {exc.response.status_code} to {method}",
+                                    "run again later") from None
             except requests.RequestException as exc:
-                raise CorpusError(f"cannot reach the VK API ({type(exc).__name__}); what was fetched is"
-                                  " saved, run again to continue") from None
+                raise VkUnavailable(f"cannot reach the VK API ({type(exc).__name__})",
+                                    "what was fetched is saved, run again to continue") from None
 
     def back_off(self, code: int, message: str, attempt: int) -> None:
         wait = min(RATE_LIMIT_CODES[code] * 2 ** (attempt - 1), MAX_SINGLE_WAIT)
         if self.waited + wait > self.max_wait:
-            raise CorpusError(
-                f"VK keeps refusing with error {code} ({message or 'rate limit'}): gave up after waiting"
-                f" {self.waited:.0f} s in total (vk.max_wait_seconds = {self.max_wait:g}); the posts fetched"
-                " so far are saved, run again later to continue")
+            raise VkUnavailable(
+                f"VK keeps refusing with error {code} ({message or 'rate limit'})",
+                f"gave up after waiting {self.waited:.0f} s in total (vk.max_wait_seconds = {self.max_wait:g});"
+                " the posts fetched so far are saved, run again later to continue")
         log.warning("VK error %s (%s): waiting %.1f s", code, message, wait)
         self.waited += wait
         self.sleep(wait)
@@ -171,7 +181,7 @@ def api_error(exc: ApiError, community: str) -> CorpusError:
     if code in (15, 30):
         return CorpusError(f"the wall of VK community {community!r} is closed or private (VK error {code}: {message})")
     if code == 14:
-        return CorpusError(CAPTCHA_ADVICE.format(method=f"wall.get of {community!r}"))
+        return VkUnavailable(CAPTCHA.format(method=f"wall.get of {community!r}"), CAPTCHA_ADVICE)
     if code in (18, 100, 113):
         return CorpusError(f"unknown VK community {community!r} (VK error {code}: {message})")
     return CorpusError(f"VK error {code} for community {community!r}: {message}")

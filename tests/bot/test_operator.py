@@ -66,6 +66,27 @@ def test_doctor_names_each_failure_and_exits_1(capsys, tmp_path, server, vk, mon
     assert "expired-vk-token-123456" not in text and "6 of 9 checks passed" in text
 
 
+
+@pytest.mark.parametrize("fault, said", [
+    ("connection", "not checked: cannot reach the VK API (ConnectionError)"),
+    (6, "not checked: VK keeps refusing with error 6 (Too many requests per second)"),
+    (14, "not checked: VK asks for a captcha (error 14) on groups.getById: it suspects automated use of the token"),
+])
+def test_doctor_says_in_its_own_words_that_vk_could_not_be_checked(capsys, tmp_path, server, vk, monkeypatch,
+                                                                    fault, said):
+    """A check, not a scrape: nothing was fetched or saved, and there is nothing to continue."""
+    make_settings(tmp_path, server)
+    monkeypatch.setenv("BUHURT_VK_TOKEN", GOOD_TOKEN)
+    config = write_config(tmp_path, server, vk={"groups": ["bugurt_test"], "requests_per_second": 1000.0})
+    if fault == "connection":
+        vk.fail_at = 1
+    else:
+        vk.errors[1] = fault
+    code, checks, text = doctor(capsys, config)
+    assert code == 1, text
+    (failed,) = [line for line in checks if line.startswith("FAIL")]
+    assert failed == f"FAIL  vk community bugurt_test: {said}", text
+
 def test_doctor_shows_that_the_service_could_not_reach_the_moderators(capsys, tmp_path, server):
     from corpus.store.state import set_state
     from jobs.service import MODERATION_ERROR
