@@ -152,7 +152,8 @@ async def _on_topic(subs: Subscribers, user: Hashable, word: str) -> str:
         log.warning("/generate answered 'busy': %s", exc)
         return texts.DATABASE_BUSY
     start, missing = on_request.fit_to_vocab(subs.holder, start)
-    if missing:
+    if missing:   # the corpus was searched for it: a request like any topic's, under the cooldown
+        subs.limits.touch(user)
         return texts.TOPIC_UNKNOWN.format(word=word)
     reply = await _on_demand(subs, user, start)
     return texts.TOPIC_FAILED.format(word=word) if reply == texts.NOTHING_GOOD else reply

@@ -311,3 +311,23 @@ def test_generate_about_a_topic_starts_from_the_community_s_words_about_it(tmp_p
             assert plain[0]["text"].split("\n\n", 1)[1].startswith("ХЛЕБ")
 
     run(main())
+
+
+def test_a_topic_word_the_model_cannot_spell_starts_the_cooldown_too(tmp_path, server):
+    """/generate про qwerty searched the corpus for it: asked again at once, the user is told to wait,
+    as after any topic request; a start text refused on sight (unknown characters) changes nothing."""
+    settings = make_settings(tmp_path, server, telegram={"cooldown_seconds": 60.0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            odd = await reply_to(server, USER, "/generate про qwerty", user_id=USER)
+            again = await reply_to(server, USER, "/generate про qwerty", user_id=USER)
+            other = await reply_to(server, 6001, "/generate QWERTY", user_id=6001)
+            retried = await reply_to(server, 6001, "/generate про qwerty", user_id=6001)
+            return odd, again, other, retried, draft_rows.count_by_status(app.bot_data.db, draft_rows.REQUEST)
+
+    odd, again, other, retried, counts = run(main())
+    assert odd["text"] == texts.TOPIC_UNKNOWN.format(word="qwerty")
+    assert again["text"].startswith(texts.COOLDOWN.split("{")[0])   # "... через 60 с." on a quick machine
+    assert other["text"].startswith(texts.UNKNOWN_CHARS.split(":")[0])
+    assert retried["text"] == texts.TOPIC_UNKNOWN.format(word="qwerty") and counts == {}
