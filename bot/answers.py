@@ -203,7 +203,7 @@ async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str
         return texts.MEME_USAGE
     meme_id = int(args[0])
     drafting = subs.service.drafting
-    draft = on_request.shown_meme(drafting.db, meme_id)
+    draft = on_request.shown_meme(drafting.db, meme_id, served_id(user))
     if draft is None:
         return texts.MEME_NOT_FOUND.format(id=meme_id)
     if draft["final_text"]:  # published as a moderator edited it

@@ -1,7 +1,7 @@
 """What subscribers ask for, as use-cases the chat handlers call: one screened draft generated now
-(jobs.drafting.Drafting.make_one), a topic's start text, which memes may be shown again (meme N is
-regenerated and screened by Drafting.regenerate and Drafting.screen_shown), and the week's best
-publications."""
+(jobs.drafting.Drafting.make_one), a topic's start text, which memes may be shown again and to whom
+(meme N is regenerated and screened by Drafting.regenerate and Drafting.screen_shown), and the
+week's best publications."""
 from __future__ import annotations
 
 import random
@@ -15,6 +15,7 @@ from corpus.store import drafts as draft_rows
 from corpus.store.clock import ago
 from corpus.store.posts import kept_containing
 from corpus.store.reactions import top_publications
+from jobs.curation import was_served
 from jobs.drafting import Drafting
 from jobs.generator import GeneratorHolder
 from model.words import russian_dictionary
@@ -81,10 +82,16 @@ def topic_start(db: sqlite_utils.Database, word: str, rnd: random.Random) -> str
     return rnd.choice(sorted(starts)) if starts else normal
 
 
-def shown_meme(db: sqlite_utils.Database, meme_id: int) -> dict[str, Any] | None:
-    """Meme `meme_id` when it may be shown again (served or published), else None."""
+def shown_meme(db: sqlite_utils.Database, meme_id: int, user_id: Any) -> dict[str, Any] | None:
+    """Meme `meme_id` when it may be shown again to subscriber `user_id` (served or published), else
+    None. A draft made for a subscriber's own start text or topic (purpose 'request', never published)
+    is theirs: shown again only to a subscriber it was served to."""
     draft = draft_rows.get_draft(db, meme_id)
-    return draft if draft is not None and draft["status"] in VISIBLE else None
+    if draft is None or draft["status"] not in VISIBLE:
+        return None
+    if draft["purpose"] == draft_rows.REQUEST and not was_served(db, user_id, draft):
+        return None
+    return draft
 
 
 def top_of_week(db: sqlite_utils.Database) -> list[dict[str, Any]]:

@@ -102,8 +102,21 @@ def test_pushed_reaction_totals_find_the_publication_under_any_of_its_names(db):
 def test_only_a_meme_someone_has_seen_is_shown_again(db):
     seen = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
                             purpose=drafts.SUBSCRIBER, status="ready")
-    assert on_request.shown_meme(db, seen) is None                      # still in the pool
+    assert on_request.shown_meme(db, seen, "7") is None                 # still in the pool
     assert take_ready_for(db, "7")["id"] == seen                         # a subscriber takes it
     assert take_ready_for(db, "8") is None                               # served exactly once
-    assert on_request.shown_meme(db, seen)["status"] == "served"
-    assert on_request.shown_meme(db, seen + 1) is None
+    assert on_request.shown_meme(db, seen, "7")["status"] == "served"
+    assert on_request.shown_meme(db, seen, "8")["status"] == "served"   # the pool's: anyone may see it
+    assert on_request.shown_meme(db, seen + 1, "7") is None
+
+
+def test_a_meme_made_for_one_subscriber_s_own_text_is_shown_again_to_them_only(db):
+    """/generate ТЕКСТ (or про СЛОВО): the draft is the asker's; /meme N by anyone else finds nothing."""
+    from jobs.curation import claim_for
+
+    theirs = drafts.add_draft(db, text=TEXT, model_version="v1", temperature=0.8, seed=1, max_length=150,
+                              start_text="ПРИХОДИШЬ ДОМОЙ", purpose=drafts.REQUEST, status="served")
+    assert claim_for(db, "vk:7", drafts.get_draft(db, theirs))          # as bot/answers.py records it
+    assert on_request.shown_meme(db, theirs, "vk:7")["id"] == theirs
+    assert on_request.shown_meme(db, theirs, "7") is None               # a Telegram user with the same number
+    assert on_request.shown_meme(db, theirs, "8") is None

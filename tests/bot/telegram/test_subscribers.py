@@ -114,6 +114,9 @@ def test_generate_with_start_text_and_meme_regenerates_it(tmp_path, server):
             assert again["text"] == reply["text"]
             assert calls and calls[0]["version"] == draft["model_version"]
             assert calls[0]["request"].start_text == draft["start_text"]
+            # made for this subscriber's own start text: not shown to another one (as if there were none)
+            other = await reply_to(server, 6001, f"/meme {meme_id}", user_id=6001)
+            assert other["text"] == texts.MEME_NOT_FOUND.format(id=meme_id)
             missing = await reply_to(server, USER, "/meme 999999", user_id=USER)
             usage = await reply_to(server, USER, "/meme abc", user_id=USER)
             return missing, usage
