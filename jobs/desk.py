@@ -85,6 +85,14 @@ def votes(db: sqlite_utils.Database, draft_id: int) -> list[dict]:
     return desk_rows.votes_for(db, draft_id)
 
 
+def approval(db: sqlite_utils.Database, draft_id: int) -> int:
+    """Which approval of the draft a /queue message shows (the id of its last approve, approved
+    edit or auto-approval; 0 when none was recorded): the message's buttons carry it, and act only
+    while it is still the draft's, so a press from before the draft went back to pending, or before
+    its text was edited, is refused instead of acting on a text the moderator did not see."""
+    return desk_rows.last_approval(db, draft_id)
+
+
 def shown_at(db: sqlite_utils.Database, draft_id: int, chat_id, message_id) -> None:
     """A pending draft was shown again (by /queue): its buttons now live under that message."""
     draft_rows.set_moderation_message(db, draft_id, chat_id, message_id)

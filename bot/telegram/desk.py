@@ -3,8 +3,11 @@ then the approved ones in publishing order with the slot and destination each wi
 buttons to move them), `/pause` and `/resume` publishing (every destination or one), `/stats
 [days]` (a PNG and its numbers). The use-cases are jobs/desk.py's and jobs/desk_stats.py's.
 
-An approved draft's buttons are `q:<n|l|h1|h6|h24|p>:<draft id>`: publish now, later (after the
-others), hold 1 / 6 / 24 hours, back to pending. They act only while the draft is approved."""
+An approved draft's buttons are `q:<n|l|h1|h6|h24|p>:<draft id>:<approval>`: publish now, later
+(after the others), hold 1 / 6 / 24 hours, back to pending. They act only while the draft is still
+queued under the approval its message showed (jobs.desk.approval): a press under a message from
+before the draft went back to pending, or before its text was edited, is refused as out of date and
+the message is redrawn as the draft is now."""
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +32,7 @@ from jobs.patience import DatabaseBusy, patiently
 
 log = logging.getLogger(__name__)
 
-QUEUE_CALLBACK = re.compile(r"q:(n|l|h1|h6|h24|p):([1-9][0-9]{0,11})")
+QUEUE_CALLBACK = re.compile(r"q:(n|l|h1|h6|h24|p):([1-9][0-9]{0,11}):([0-9]{1,12})")
 QUEUE_SHOWN = 10           # drafts of each kind /queue shows (oldest first)
 PREVIEW_CHARS = 600        # of an approved draft's text in its /queue message
 
@@ -38,13 +41,15 @@ def _who(user) -> str:
     return f"@{user.username}" if user.username else user.full_name
 
 
-def queue_keyboard(draft_id: int) -> InlineKeyboardMarkup:
+def queue_keyboard(draft_id: int, approval: int) -> InlineKeyboardMarkup:
+    """The buttons of an approved draft's /queue message, tied to the approval it shows."""
+    tail = f"{draft_id}:{approval}"
     return InlineKeyboardMarkup([
-        [InlineKeyboardButton(texts.BUTTON_NOW, callback_data=f"q:n:{draft_id}"),
-         InlineKeyboardButton(texts.BUTTON_LATER, callback_data=f"q:l:{draft_id}")],
-        [InlineKeyboardButton(texts.BUTTON_HOLD.format(hours=h), callback_data=f"q:h{h}:{draft_id}")
+        [InlineKeyboardButton(texts.BUTTON_NOW, callback_data=f"q:n:{tail}"),
+         InlineKeyboardButton(texts.BUTTON_LATER, callback_data=f"q:l:{tail}")],
+        [InlineKeyboardButton(texts.BUTTON_HOLD.format(hours=h), callback_data=f"q:h{h}:{tail}")
          for h in desk.HOLD_HOURS],
-        [InlineKeyboardButton(texts.BUTTON_UNAPPROVE, callback_data=f"q:p:{draft_id}")],
+        [InlineKeyboardButton(texts.BUTTON_UNAPPROVE, callback_data=f"q:p:{tail}")],
     ])
 
 
@@ -133,7 +138,7 @@ async def queue(update: Update, context: Context) -> None:
     placements = _plan(bot_data)
     for draft in queued[:QUEUE_SHOWN]:
         await context.bot.send_message(message.chat_id, queue_item(draft, placements[draft["id"]], schedule.timezone),
-                                       reply_markup=queue_keyboard(draft["id"]))
+                                       reply_markup=queue_keyboard(draft["id"], desk.approval(db, draft["id"])))
     more = max(len(pending) - QUEUE_SHOWN, 0) + max(len(queued) - QUEUE_SHOWN, 0)
     if more:
         await context.bot.send_message(message.chat_id, texts.QUEUE_MORE.format(more=more))
@@ -148,12 +153,16 @@ async def on_queue_button(update: Update, context: Context) -> None:
     if match is None or query.message is None:
         await query.answer(texts.STALE_BUTTON)
         return
-    action, draft_id = match.group(1), int(match.group(2))
+    action, draft_id, approval = match.group(1), int(match.group(2)), int(match.group(3))
     service, db, user = bot_data.service, bot_data.db, query.from_user
     draft = desk.draft(db, draft_id)
     if draft is None or draft["status"] != DraftStatus.QUEUED or draft["purpose"] != "channel":
         await query.answer(texts.QUEUE_GONE.format(id=draft_id))
         await _refresh(context, query.message, draft_id, buttons=False)
+        return
+    if desk.approval(db, draft_id) != approval:   # approved again, or edited, since this message was drawn
+        await query.answer(texts.STALE_BUTTON)
+        await _refresh(context, query.message, draft_id, buttons=True)
         return
     if action == "n":
         sent = await desk.publish_now(db, draft, service.publishers, service.moderation.notify,
@@ -218,7 +227,7 @@ async def _refresh(context: Context, message: Any, draft_id: int, *, buttons: bo
     draft = desk.draft(bot_data.db, draft_id)
     if draft is not None and draft["status"] == DraftStatus.QUEUED:
         text = queue_item(draft, _plan(bot_data).get(draft_id, []), bot_data.service.plan.schedule.timezone)
-        markup = queue_keyboard(draft_id) if buttons else None
+        markup = queue_keyboard(draft_id, desk.approval(bot_data.db, draft_id)) if buttons else None
     else:
         text, markup = texts.QUEUE_GONE.format(id=draft_id), None
     try:

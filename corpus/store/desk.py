@@ -58,6 +58,14 @@ def had_by(db: sqlite_utils.Database, draft_ids: list[int]) -> dict[int, set[tup
     return had
 
 
+def last_approval(db: sqlite_utils.Database, draft_id: int) -> int:
+    """The id of the moderation action that last approved the draft (approve, an approved edit or
+    auto_approve); 0 when none is recorded."""
+    row = db.execute("SELECT max(id) FROM moderation_actions WHERE draft_id = ?"
+                     " AND action IN ('approve', 'edit', 'auto_approve')", [draft_id]).fetchone()
+    return row[0] or 0
+
+
 def move_to_end(db: sqlite_utils.Database, draft_id: int) -> bool:
     """Put a queued draft after every other queued one ("later"). False when it is not queued."""
     with db.atomic():

@@ -138,6 +138,15 @@ async def press(server: FakeBotApi, data: str, *, user_id: int, message: dict) -
     return answers[before].params
 
 
+def button_data(message: dict, label: str) -> str:
+    """The callback data of the button labelled `label` under `message`: what pressing it sends."""
+    for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+        for button in row:
+            if button["text"] == label:
+                return button["callback_data"]
+    raise AssertionError(f"no button {label!r} under the message")
+
+
 def draft_messages(server: FakeBotApi) -> list[dict]:
     """The draft messages in the moderators' chat, as they are now (after edits)."""
     chat = server.chat(MODERATORS_CHAT)["id"]

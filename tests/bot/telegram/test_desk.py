@@ -15,8 +15,8 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from jobs import desk, notices
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, add_pending, bot_running, draft_message, make_settings, press,
-    reply_to, until, write_config,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, add_pending, bot_running, button_data, draft_message,
+    make_settings, press, reply_to, until, write_config,
 )
 
 SECOND, FAST = 333, 444
@@ -78,17 +78,18 @@ def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_th
                 assert buttons(message) == [[texts.BUTTON_NOW, texts.BUTTON_LATER], ["+1 ч", "+6 ч", "+24 ч"],
                                             [texts.BUTTON_UNAPPROVE]]
 
-            denied = await press(server, f"q:n:{one}", user_id=STRANGER, message=q1)
+            denied = await press(server, button_data(q1, texts.BUTTON_NOW), user_id=STRANGER, message=q1)
             assert denied["text"] == texts.NOT_ALLOWED and server.sent(CHANNEL) == []
 
             # "later": one goes after the others, and its message shows its new slot
-            assert (await press(server, f"q:l:{one}", user_id=MODERATOR, message=q1))["text"] == texts.ANSWER_MOVED
+            later = await press(server, button_data(q1, texts.BUTTON_LATER), user_id=MODERATOR, message=q1)
+            assert later["text"] == texts.ANSWER_MOVED
             plan = desk.plan(db, service.publishers, SLOTS["publish_times"], "UTC", now)
             assert [plan[i][0].at for i in (two, three, one)] == slots
             await until(lambda: f"{slots[2]:%d.%m %H:%M}" in server.message(MODERATORS_CHAT, q1["message_id"])["text"])
 
             # "+24 h": two waits a day past its slot; three and one move up
-            await press(server, f"q:h24:{two}", user_id=MODERATOR, message=q2)
+            await press(server, button_data(q2, "+24 ч"), user_id=MODERATOR, message=q2)
             held = draft_rows.get_draft(db, two)["not_before"]
             assert held == (slots[0] + dt.timedelta(hours=24)).isoformat()
             plan = desk.plan(db, service.publishers, SLOTS["publish_times"], "UTC", now)
@@ -102,8 +103,8 @@ def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_th
 
             # "back to pending": shown anew to the moderators with vote buttons
             before = len(server.sent(MODERATORS_CHAT))
-            assert (await press(server, f"q:p:{one}", user_id=MODERATOR, message=q1))["text"] == \
-                texts.ANSWER_UNAPPROVED
+            back = await press(server, button_data(q1, texts.BUTTON_UNAPPROVE), user_id=MODERATOR, message=q1)
+            assert back["text"] == texts.ANSWER_UNAPPROVED
             assert draft_rows.get_draft(db, one)["status"] == "pending"
             reshown = await until(lambda: [m for m in server.sent(MODERATORS_CHAT)[before:]
                                            if m["text"].startswith(f"Черновик #{one}")])
@@ -111,15 +112,51 @@ def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_th
             assert desk_rows.votes_for(db, one) == [] and draft_rows.get_draft(db, one)["queue_order"] is None
 
             # "publish now" sends the held one at once
-            answer = await press(server, f"q:n:{two}", user_id=MODERATOR, message=q2)
+            answer = await press(server, button_data(q2, texts.BUTTON_NOW), user_id=MODERATOR, message=q2)
             assert answer["text"] == texts.ANSWER_PUBLISHED.format(where=f"telegram {CHANNEL}")
             assert draft_rows.get_draft(db, two)["status"] == "published" and len(server.sent(CHANNEL)) == 2
-            gone = await press(server, f"q:l:{two}", user_id=MODERATOR, message=q2)
+            gone = await press(server, button_data(q2, texts.BUTTON_LATER), user_id=MODERATOR, message=q2)
             assert gone["text"] == texts.QUEUE_GONE.format(id=two)
             assert [a["action"] for a in draft_rows.actions_for(db, two)] == ["approve", "hold", "publish_now"]
 
     asyncio.run(main())
 
+
+def test_a_queue_message_from_before_the_draft_was_approved_again_is_refused_and_redrawn(tmp_path, server):
+    """Two /queue messages show draft X; from the second it goes back to pending and is approved again
+    with another text. 🚀 under the first (its old text) is refused politely, publishes nothing, and
+    the first message is redrawn with X as it is now, whose buttons act."""
+    settings = make_settings(tmp_path, server)
+    edited = "МАМКА ЗОВЁТ\n@\nТАМ МАКАРОНЫ"
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            (x,) = add_pending(db, 1)
+            await service.dispatch_moderation()
+            await press(server, f"d:a:{x}", user_id=MODERATOR, message=draft_message(server, db, x))
+            _, old = await command(server, "/queue", replies=2)
+            _, new = await command(server, "/queue", replies=2)
+            back = await press(server, button_data(new, texts.BUTTON_UNAPPROVE), user_id=MODERATOR, message=new)
+            assert back["text"] == texts.ANSWER_UNAPPROVED
+            shown = await until(lambda: draft_rows.get_draft(db, x)["moderation_message_id"]
+                                and draft_message(server, db, x))
+            done = await reply_to(server, MODERATORS_CHAT, edited, user_id=MODERATOR, chat_id=MODERATORS_CHAT,
+                                  reply_to=shown)
+            assert done["text"] == texts.EDIT_DONE.format(id=x) and draft_rows.get_draft(db, x)["status"] == "queued"
+
+            legacy = await press(server, f"q:n:{x}", user_id=MODERATOR, message=old)   # a button of an older version
+            assert legacy["text"] == texts.STALE_BUTTON and server.sent(CHANNEL) == []
+            stale = await press(server, button_data(old, texts.BUTTON_NOW), user_id=MODERATOR, message=old)
+            assert stale["text"] == texts.STALE_BUTTON
+            assert server.sent(CHANNEL) == [] and draft_rows.get_draft(db, x)["status"] == "queued"
+            redrawn = await until(lambda: edited in (m := server.message(MODERATORS_CHAT, old["message_id"]))["text"]
+                                  and m)
+            now = await press(server, button_data(redrawn, texts.BUTTON_NOW), user_id=MODERATOR, message=redrawn)
+            assert now["text"] == texts.ANSWER_PUBLISHED.format(where=f"telegram {CHANNEL}")
+            assert [p["text"] for p in server.sent(CHANNEL)] == [f"{edited}\n\n#{x}"]
+
+    asyncio.run(main())
 
 def test_publish_now_during_a_publishing_slot_sends_each_draft_once(tmp_path, server):
     settings = make_settings(tmp_path, server)
@@ -133,7 +170,7 @@ def test_publish_now_during_a_publishing_slot_sends_each_draft_once(tmp_path, se
             _, q_first, _ = await command(server, "/queue", replies=3)
             release = server.hold("sendMessage", CHANNEL)
             answers = len(server.calls_of("answerCallbackQuery"))
-            server.press(f"q:n:{first}", user_id=MODERATOR, message=q_first)
+            server.press(button_data(q_first, texts.BUTTON_NOW), user_id=MODERATOR, message=q_first)
             await until(lambda: server.sent(CHANNEL))            # "publish now" is out, its answer held
             slot = asyncio.create_task(service.publish())       # a publishing time meanwhile
             await until(lambda: len(server.sent(CHANNEL)) == 2)
@@ -257,9 +294,10 @@ def test_pause_and_resume_all_destinations_or_one(tmp_path, server, capsys):
             await service.publish()
             assert len(server.sent(CHANNEL)) == 1 and server.sent(other) == []
             assert draft_rows.get_draft(db, first)["status"] == "queued"  # the paused channel has not had it
-            now = await press(server, f"q:n:{first}", user_id=MODERATOR, message=q_first)
+            now = await press(server, button_data(q_first, texts.BUTTON_NOW), user_id=MODERATOR, message=q_first)
             assert now["text"] == texts.ANSWER_NOT_PUBLISHED and server.sent(other) == []   # paused: not even now
-            under_way = await press(server, f"q:p:{first}", user_id=MODERATOR, message=q_first)
+            under_way = await press(server, button_data(q_first, texts.BUTTON_UNAPPROVE), user_id=MODERATOR,
+                                    message=q_first)
             assert under_way["text"] == texts.ANSWER_UNDER_WAY and draft_rows.get_draft(db, first)["status"] == "queued"
 
             (all_paused,) = await command(server, "/pause")

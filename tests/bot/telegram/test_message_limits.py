@@ -10,8 +10,8 @@ from bot import texts
 from bot.fit import LIMIT, fit
 from corpus.store import drafts as draft_rows
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, add_pending, bot_running, draft_message, make_settings, press, reply_to,
-    settled, until,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, add_pending, bot_running, button_data, draft_message, make_settings, press,
+    reply_to, settled, until,
 )
 
 SECOND = 333
@@ -97,7 +97,8 @@ def test_a_long_draft_put_back_to_pending_is_shown_and_so_is_the_next(tmp_path, 
             chat = server.chat(MODERATORS_CHAT)["id"]
             item = (await until(lambda: [m for (c, _), m in sorted(server.messages.items())
                                          if c == chat and m["text"].startswith("В очереди")]))[0]
-            answer = await press(server, f"q:p:{one}", user_id=MODERATOR, message=item)
+            answer = await press(server, button_data(item, texts.BUTTON_UNAPPROVE), user_id=MODERATOR,
+                                 message=item)
             assert answer["text"] == texts.ANSWER_UNAPPROVED
             await settled(server, app)
             (two,) = add_pending(db, 1)          # the next draft the pool makes
