@@ -85,6 +85,8 @@ def setup_logging(level: str = "INFO", file: str = "", *, max_bytes: int = 0, ba
     # httpx logs every request URL at INFO; the Bot API URL contains the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # pymorphy3 says at INFO where its dictionary lies, in the middle of `buhurt sample`'s posts
+    logging.getLogger("pymorphy3").setLevel(logging.WARNING)
 
 
 def _file_handler(file: str, max_bytes: int, backup_count: int) -> logging.Handler:

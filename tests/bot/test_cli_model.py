@@ -33,6 +33,7 @@ def test_preprocess_train_sample_eval(tmp_path, capsys, monkeypatch):
     code, out, err = run(capsys, "sample", "--checkpoint", "ck/best.pt", "--num", "3", "--length", "60",
                          "--start-text", "ТЫ", "--temperature", "0.8", "--top-k", "5", "--sample", "1", "--seed", "4")
     assert code == 0, err
+    assert "pymorphy3" not in err     # the dictionary's INFO lines broke into the progress bar and the posts
     posts = out.rstrip("\n").split("\n\n")
     assert len(posts) == 3 and all(p.startswith("ТЫ") and len(p) <= 60 for p in posts)
     code, out2, _ = run(capsys, "sample", "--checkpoint", "ck/best.pt", "--num", "3", "--length", "60",
