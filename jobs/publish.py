@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import string
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -77,9 +78,14 @@ class PublishOptions:
     stoplist: StopList | None = None   # checked again at each send (the service's [filter])
 
     def problems(self) -> dict[str, str]:
+        # only a bare {n} (with a format spec at most): "{n[0]}" raised a TypeError traceback at load
+        # and "{n.real}" reached into the number
         try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(self.footer) if name is not None]
+            if any(name != "n" for name in fields):
+                raise ValueError(self.footer)
             self.footer.format(n=1)
-        except (KeyError, IndexError, ValueError, AttributeError):
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError):
             return {"footer": "text where {n} (the meme number) is the only placeholder, e.g. '#{n}'"}
         return {}
 

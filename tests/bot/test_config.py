@@ -127,6 +127,8 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
                                        " expression '[a-'"),
     ("[retrain]\nval_frac = 0\n", "retrain.val_frac must be a number in (0, 0.5)"),
     ("[sample]\nmax_length = 20000\n", "sample.max_length must be a positive integer up to 16384"),
+    ("[publish]\nfooter = '#{n[0]}'\n", "publish.footer must be text where {n} (the meme number) is the only"),
+    ("[publish]\nfooter = '#{n.real}'\n", "publish.footer must be text where {n} (the meme number) is the only"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
     path = write(tmp_path, text)
