@@ -36,9 +36,12 @@ class StopList:
         compiled = []
         for pattern in patterns:
             try:
-                compiled.append(re.compile(pattern.replace("ё", "е").replace("Ё", "Е"), re.IGNORECASE))
+                regex = re.compile(pattern.replace("ё", "е").replace("Ё", "Е"), re.IGNORECASE)
             except re.error as exc:
                 raise CorpusError(f"filter.patterns: invalid regular expression {pattern!r}: {exc}") from None
+            if regex.search("") is not None:   # "спам|", "x?": it would match "" at a text's start
+                raise CorpusError(f"filter.patterns: {pattern!r} matches empty text (a stray '|', '?' or '*'?)")
+            compiled.append(regex)
         if self.words:
             alternatives = "|".join(re.escape(w) for w in sorted(self.words, key=len, reverse=True))
             compiled.append(re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE))
@@ -53,7 +56,9 @@ class StopList:
         read = reading(text)
         for variant in dict.fromkeys((read, read.translate(LOOKALIKES))):
             for pattern in self._patterns:
-                found = pattern.search(variant)
+                # the first non-empty match: a zero-width one ("" is falsy: clean to every caller) must
+                # not end the search before the other patterns and the words are tried
+                found = next((m.group(0) for m in pattern.finditer(variant) if m.group(0)), None)
                 if found:
-                    return found.group(0)
+                    return found
         return None

@@ -129,6 +129,7 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
     ("[sample]\nmax_length = 20000\n", "sample.max_length must be a positive integer up to 16384"),
     ("[publish]\nfooter = '#{n[0]}'\n", "publish.footer must be text where {n} (the meme number) is the only"),
     ("[publish]\nfooter = '#{n.real}'\n", "publish.footer must be text where {n} (the meme number) is the only"),
+    ("[filter]\npatterns = ['спам|']\n", "filter.patterns must be valid regular expressions; 'спам|' matches empty"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
     path = write(tmp_path, text)

@@ -49,3 +49,17 @@ def test_clean_text_and_latin_words_pass():
 def test_an_invalid_pattern_is_one_line_naming_it():
     with pytest.raises(CorpusError, match=r"filter.patterns: invalid regular expression '\(ёб'"):
         StopList(patterns=["(ёб"])
+
+
+@pytest.mark.parametrize("pattern", ["спам|", "(реклама)?", "x*", ""])
+def test_a_pattern_matching_empty_text_is_refused_in_one_line(pattern):
+    # it matched "" at the text's start: match() returned "", which every caller reads as clean, and
+    # the patterns after it and the words were never tried (a typo'd `"спам|"` let "ЖОПА" through)
+    with pytest.raises(CorpusError, match="filter.patterns: .*matches empty text"):
+        StopList(words=["жопа"], patterns=[pattern])
+
+
+def test_a_zero_width_match_does_not_hide_a_listed_word():
+    stop = StopList(words=["жопа"], patterns=[r"(?=\d)"])   # zero-width only: never a fragment
+    assert stop.match("1 ЖОПА") == "жопа"
+    assert stop.match("ЖОПА 1") == "жопа"
