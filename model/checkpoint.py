@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from common.files import atomic_path
-from model.errors import ModelError, require_file
+from model.errors import ModelError, is_torch_archive, json_object_with, require_file, require_replaceable
 from model.train_config import PRECISIONS
 from model.words import DEFAULT_POST_LINES
 
@@ -82,6 +82,10 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
 def add_lexicon(path: str | Path, lexicon: dict, output: str | Path | None = None) -> Path:
     """Write the checkpoint at `path` again (to `output`, default in place) with `lexicon` inside;
     for checkpoints trained before the lexicon was stored. The file's bytes, so its version, change."""
+    if output is not None:   # in place replaces a checkpoint; elsewhere only an earlier one and its sidecar
+        require_replaceable(output, "output", "a checkpoint", is_torch_archive)
+        require_replaceable(sidecar_path(output), "the output's sidecar", "a checkpoint's sidecar",
+                            json_object_with("format", "checkpoint_file"))
     ck = load_checkpoint(path)
     ck.pop("format", None)
     ck.pop("format_version", None)

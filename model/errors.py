@@ -1,7 +1,13 @@
 """The one error type model/ raises for bad input, and small helpers that raise it."""
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"   # torch.save's archive
+LARGEST_JSON = 64 << 20          # a vocabulary or a checkpoint's sidecar is far smaller
 
 
 class ModelError(ValueError):
@@ -29,6 +35,46 @@ def require_writable_target(path: str | Path, what: str) -> Path:
     if p.is_dir():
         raise ModelError(f"{what} {str(p)!r} is a directory, expected a file path")
     return p
+
+
+def require_replaceable(path: str | Path, what: str, kind: str, is_kind: Callable[[Path], bool]) -> Path:
+    """`require_writable_target`, and a file already there must be `kind` (what this command writes,
+    `is_kind`) or empty: a mistyped output path never replaces the database, a text or a config."""
+    p = require_writable_target(path, what)
+    try:
+        replaceable = not p.exists() or p.stat().st_size == 0 or is_kind(p)
+    except OSError:
+        replaceable = False
+    if not replaceable:
+        raise ModelError(f"{what} {str(p)!r} exists and is not {kind} (only an earlier one is replaced):"
+                         " choose another path")
+    return p
+
+
+def _starts_with(p: Path, signature: bytes) -> bool:
+    with open(p, "rb") as handle:
+        return handle.read(len(signature)) == signature
+
+
+def is_hdf5(p: Path) -> bool:
+    return _starts_with(p, HDF5_SIGNATURE)
+
+
+def is_torch_archive(p: Path) -> bool:
+    return _starts_with(p, ZIP_SIGNATURE)
+
+
+def json_object_with(*keys: str) -> Callable[[Path], bool]:
+    """A check that a file is a JSON object holding each of `keys`."""
+    def check(p: Path) -> bool:
+        if p.stat().st_size > LARGEST_JSON:
+            return False
+        try:
+            data = json.loads(p.read_bytes())
+        except ValueError:   # not JSON, not UTF-8
+            return False
+        return isinstance(data, dict) and all(k in data for k in keys)
+    return check
 
 
 def normalize_newlines(text: str) -> str:

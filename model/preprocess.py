@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from common.files import atomic_path
-from model.errors import ModelError, require_file, require_writable_target
+from model.errors import ModelError, is_hdf5, json_object_with, require_file, require_replaceable
 from model.files import utf8_chunks
 from model.vocab import Vocab
 
@@ -129,8 +129,11 @@ def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_fr
     ``split``: "posts" (by a hash of each post, falling back to "contiguous" for a text without
     enough posts) or "contiguous" (torch-rnn's: train, then val, then test)."""
     src = require_file(input_txt, "input text")
-    out_h5 = require_writable_target(output_h5, "output h5")
-    out_json = require_writable_target(output_json, "output json")
+    out_h5 = require_replaceable(output_h5, "output h5", "an HDF5 file", is_hdf5)
+    out_json = require_replaceable(output_json, "output json", "a vocabulary JSON",
+                                   json_object_with("idx_to_token", "token_to_idx"))
+    if out_h5.resolve() == out_json.resolve():
+        raise ModelError(f"output h5 and output json are the same file {str(out_h5)!r}: choose another path")
     _check_split_options(val_frac, test_frac, split)
     vocab, total = _scan(src)      # pass 1: the character set and the length
     by_posts = _post_sizes(src, val_frac, test_frac) if split == "posts" else None

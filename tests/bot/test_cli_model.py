@@ -113,3 +113,50 @@ def test_sample_prints_posts_tidied_as_drafts_are_and_exact_gives_the_model_s_te
     assert tidied_posts == [tidy_generated(p) for p in exact_posts]
     assert any(p.endswith("\n@") for p in exact_posts)     # cut right after a separator: the case tidied
     assert not any(p.endswith("@") or p.startswith("@") for p in tidied_posts)
+
+
+@pytest.mark.parametrize("argv, victim", [
+    (["preprocess", "--output-h5", "buhurt.sqlite3", "--output-json", "x.json"], "buhurt.sqlite3"),
+    (["preprocess", "--output-h5", "x.h5", "--output-json", "buhurt.sqlite3"], "buhurt.sqlite3"),
+    (["preprocess", "--output-h5", "x.h5", "--output-json", "corpus.txt"], "corpus.txt"),
+    (["lexicon", "--output", "buhurt.sqlite3"], "buhurt.sqlite3"),
+    (["lexicon", "--output", "corpus.pt"], "corpus.json"),   # its JSON sidecar: the vocabulary's name
+])
+def test_an_output_path_never_replaces_a_file_the_command_did_not_write(tiny_run, tmp_path, capsys, monkeypatch,
+                                                                         argv, victim):
+    # a mistyped --output-h5 / --output-json / --output replaced the live database (or the training
+    # text, a vocabulary) with an HDF5 file, a JSON vocabulary or a checkpoint without a word
+    import shutil
+
+    from corpus.db import open_db
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(tiny_run[0], "corpus.txt")
+    shutil.copy(tiny_run[2], "corpus.json")
+    open_db("buhurt.sqlite3").close()
+    before = (tmp_path / victim).read_bytes()
+    if argv[0] == "preprocess":
+        argv = [*argv, "--input-txt", "corpus.txt"]
+    else:
+        argv = [*argv, "--checkpoint", str(tiny_run[3].best_path), "--text", "corpus.txt"]
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and victim in lines[0] and "choose another path" in lines[0], err
+    assert "Traceback" not in err
+    assert (tmp_path / victim).read_bytes() == before
+
+
+def test_preprocess_and_lexicon_replace_their_own_earlier_outputs(tiny_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        code, out, err = run(capsys, "preprocess", "--input-txt", str(tiny_run[0]), "--output-h5", "c.h5",
+                             "--output-json", "c.json")
+        assert code == 0, err
+        code, out, err = run(capsys, "lexicon", "--checkpoint", str(tiny_run[3].best_path), "--text",
+                             str(tiny_run[0]), "--output", "m.pt")
+        assert code == 0, err
+    (tmp_path / "empty.h5").write_bytes(b"")   # an empty file holds nothing to lose
+    code, out, err = run(capsys, "preprocess", "--input-txt", str(tiny_run[0]), "--output-h5", "empty.h5",
+                         "--output-json", "c.json")
+    assert code == 0, err
