@@ -9,9 +9,13 @@ from pathlib import Path
 
 import sqlite_utils
 
+from common.files import atomic_path
 from corpus.errors import CorpusError
 from corpus.importer import SAMPLE_COMMUNITY
 from corpus.store.posts import count_posts, posts_with_metrics
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass
@@ -69,8 +73,7 @@ def write_histogram(stats: CorpusStats, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _histogram_target(Path(path))
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.hist(stats.lengths, bins=50, color="#4a7ab5")
     left.set(title="Characters per post", xlabel="characters", ylabel="posts")
@@ -78,8 +81,30 @@ def write_histogram(stats: CorpusStats, path: str | Path) -> Path:
     right.set(title="Lines per post", xlabel="lines", ylabel="posts")
     figure.suptitle(f"{stats.posts} posts, {stats.chars} characters, {stats.vocabulary} distinct")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=100, format="png")
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot write the histogram ({exc.strerror or exc})") from None
+    finally:
+        plt.close(figure)
+    return path
+
+
+def _histogram_target(path: Path) -> Path:
+    """`path` if a histogram may be written there: a .png name (matplotlib picks its format by the
+    suffix: "config.toml" was a ValueError traceback), not a folder, and not a file other than an
+    earlier PNG (someone's notes)."""
+    if path.suffix.lower() != ".png":
+        raise CorpusError(f"{path}: expected a .png file name for the histogram")
+    if path.is_dir():
+        raise CorpusError(f"{path}: is a directory, expected a .png file name for the histogram")
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as handle:
+            if handle.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                raise CorpusError(f"{path}: exists and is not a PNG image (only an earlier histogram is"
+                                  " replaced): choose another path")
     return path
 
 

@@ -141,3 +141,41 @@ def test_a_deeply_nested_result_json_is_refused_in_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith(f"error: {export}: JSON nested deeper than 32 levels"), lines[0]
+
+
+TWO_POSTS = "ПЕРВЫЙ ПОСТ\n@\nСТРОКА\n@\nЕЩЁ\n\nВТОРОЙ ПОСТ\n@\nСТРОКА\n@\nИ ЕЩЁ\n"
+
+
+@pytest.mark.parametrize("png, message", [
+    ("config.toml", "config.toml: expected a .png file name"),
+    ("stats.sqlite3", "stats.sqlite3: expected a .png file name"),
+    ("notes/x.png", "cannot write the histogram"),      # notes is a file: no folder can be made there
+    ("old.png", "exists and is not a PNG image"),
+])
+def test_stats_png_that_cannot_be_a_histogram_is_one_line(config, tmp_path, capsys, monkeypatch, png, message):
+    # matplotlib's ValueError (a suffix it has no writer for) and an OSError came out as
+    # "error: unexpected ...", exit 1, with a traceback; config.toml's suffix alone saved it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "posts.txt").write_text(TWO_POSTS, encoding="utf-8")
+    (tmp_path / "notes").write_text("mine\n", encoding="utf-8")
+    (tmp_path / "old.png").write_text("not an image, my notes\n", encoding="utf-8")
+    buhurt(config, "corpus", "import", "posts.txt")
+    capsys.readouterr()
+    config_before = config.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        buhurt(config, "corpus", "stats", "--png", png)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert config.read_bytes() == config_before
+    assert (tmp_path / "old.png").read_text(encoding="utf-8") == "not an image, my notes\n"
+
+
+def test_stats_png_names_the_file_it_wrote(config, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "posts.txt").write_text(TWO_POSTS, encoding="utf-8")
+    buhurt(config, "corpus", "import", "posts.txt")
+    for name in ("plot.PNG", "plot.png", "plot.png"):   # the second run replaces its own picture
+        buhurt(config, "corpus", "stats", "--png", name)
+        out = capsys.readouterr().out
+        assert f"histogram: {name}\n" in out and (tmp_path / name).read_bytes().startswith(b"\x89PNG")
