@@ -4,6 +4,7 @@ the nightly rotation that keeps the newest `keep` copies."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from corpus.errors import CorpusError
 from corpus.outputs import remove_leftover_temps
 
 PREFIX, SUFFIX = "buhurt-", ".sqlite3"
+# a dated copy's name, nothing else: a copy named by hand (`buhurt backup -o backups/buhurt-before-
+# upgrade.sqlite3`) sorted first by name, took a slot for good and, with keep = 1, got every new one deleted
+DATED = re.compile(rf"{re.escape(PREFIX)}\d{{8}}-\d{{6}}{re.escape(SUFFIX)}")
 
 
 def _is_sqlite(path: Path) -> bool:
@@ -84,13 +88,15 @@ def nightly_backup(source: str | Path, folder: str | Path, keep: int, *, busy_ti
     folder = Path(folder)
     path = backup_database(source, folder / f"{PREFIX}{now:%Y%m%d-%H%M%S}{SUFFIX}", busy_timeout=busy_timeout)
     for old in backups_in(folder)[keep:]:
-        old.unlink(missing_ok=True)
+        if old != path:   # a copy dated later (a clock set back) never costs the one just written
+            old.unlink(missing_ok=True)
     return path
 
 
 def backups_in(folder: str | Path) -> list[Path]:
-    """The nightly copies in `folder`, newest first."""
+    """The dated copies in `folder` (nightly and `buhurt backup`'s), newest first."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.glob(f"{PREFIX}*{SUFFIX}") if p.is_file()), key=lambda p: p.name, reverse=True)
+    return sorted((p for p in folder.glob(f"{PREFIX}*{SUFFIX}") if DATED.fullmatch(p.name) and p.is_file()),
+                  key=lambda p: p.name, reverse=True)

@@ -260,3 +260,27 @@ def test_nightly_backups_keep_the_newest(tmp_path):
     made = [nightly_backup(source, tmp_path / "b", 3, now=start + dt.timedelta(days=d)) for d in range(5)]
     assert backups_in(tmp_path / "b") == made[:1:-1]
     assert [p.name for p in backups_in(tmp_path / "b")][0] == "buhurt-20261205-043000.sqlite3"
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_a_backup_named_by_hand_in_the_folder_neither_takes_a_slot_nor_goes(tmp_path, capsys, keep):
+    # `buhurt backup -o backups/buhurt-before-upgrade.sqlite3` sorted as the newest dated copy: with
+    # backup.keep = 1 every new dated copy was deleted as soon as it was written (and `buhurt backup`
+    # ended in a FileNotFoundError traceback); with more, it took one of the slots for good
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ndata_dir = "{data}"\n[corpus]\nseed_with_sample = false\n'
+                      f'[backup]\nkeep = {keep}\n', encoding="utf-8")
+    open_db(data / "buhurt.sqlite3").close()
+    mine = data / "backups" / "buhurt-before-upgrade.sqlite3"
+    code, out, err = run_cli(capsys, "--config", str(config), "backup", "-o", str(mine))
+    assert code == 0, err
+    start = dt.datetime(2026, 12, 1, 4, 30, tzinfo=dt.timezone.utc)
+    made = [nightly_backup(data / "buhurt.sqlite3", data / "backups", keep, now=start + dt.timedelta(days=d))
+            for d in range(3)]
+    assert backups_in(data / "backups") == made[::-1][:keep]
+    code, out, err = run_cli(capsys, "--config", str(config), "backup")
+    assert code == 0 and "Traceback" not in err, err
+    newest = backups_in(data / "backups")
+    assert len(newest) == keep and newest[0].name in out and newest[0].is_file()
+    assert mine.is_file()
