@@ -118,6 +118,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
                 values[key] = env[var]
         sections[table] = _build_section(source, table, getattr(DEFAULTS, table), values)
     settings = Settings(**sections, source=source)
+    _check_log_file(settings)
     for (table, key) in ENV_SECRETS:
         REDACTOR.add(getattr(getattr(settings, table), key).reveal())
     return settings
@@ -127,6 +128,30 @@ def first_problem(source: str, table: str, section: Any) -> None:
     """Raise the first of `section.problems()` as one line: file, `table.key`, what it must be, the value."""
     for key, expected in section.problems().items():
         raise ConfigError(f"{source}: {table}.{key} must be {expected}, got {_show(getattr(section, key))}")
+
+
+def _check_log_file(settings: Settings) -> None:
+    """log.file is appended to: never the database (its lines made it "not a database"), its
+    companions, another SQLite file (a backup) or the config file itself (which then failed to parse)."""
+    if not settings.log.file:
+        return
+    log_file = Path(settings.log.file)
+    database = settings.database.resolve()
+    taken = {database: "the database (paths.database)", **{
+        database.with_name(database.name + end): f"the database's {end.lstrip('-.')} file"
+        for end in ("-wal", "-shm", "-journal", ".initialised")}}
+    if settings.source != "<defaults>":
+        taken[Path(settings.source).resolve()] = "the config file itself"
+    what = taken.get(log_file.resolve())
+    if what is None and log_file.is_file():
+        try:
+            with open(log_file, "rb") as handle:
+                what = "a SQLite database" if handle.read(16) == b"SQLite format 3\x00" else None
+        except OSError:
+            pass
+    if what is not None:
+        raise ConfigError(f"{settings.source}: log.file = {settings.log.file!r} is {what}: log lines would be"
+                          " appended to it; choose another file")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -171,7 +171,7 @@ class LogSettings:
     """[log]: the log's level and file (tokens are always redacted)."""
 
     level: str = "INFO"           # DEBUG, INFO, WARNING or ERROR
-    file: str = ""                # also log to this file (its folder is created); "": stderr only
+    file: str = ""                # also log to this file (folder created; not the database or config); "": stderr only
     max_bytes: int = 10_000_000   # rotate the file at this size, in bytes; 0: never (leave it to logrotate)
     backup_count: int = 5         # rotated files kept (file.1 ... file.N)
 

@@ -209,3 +209,30 @@ def test_device_auto_trains_on_the_gpu_when_torch_sees_one(tmp_path, monkeypatch
     plan = retrain_plan(settings, TrainPaths.under(tmp_path))
     assert plan.device == expected and plan.keep_runs == 3
     assert resolve_device("cpu") == "cpu" and resolve_device("cuda") == "cuda"
+
+
+@pytest.mark.parametrize("log_file, what", [
+    ("{data}/buhurt.sqlite3", "the database"),
+    ("{data}/buhurt.sqlite3-wal", "the database"),
+    ("{config}", "the config file itself"),
+    ("{data}/backups/copy.sqlite3", "a SQLite database"),
+])
+def test_log_file_never_writes_into_the_database_or_the_config(tmp_path, capsys, log_file, what):
+    # log.file = the database's path appended log lines to the live database ("file is not a
+    # database" at the next start: a fresh install's first line made it one); the config's own path
+    # appended them to config.toml, which then failed to parse
+    from corpus.db import open_db
+
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    open_db(data / "buhurt.sqlite3").close()
+    (data / "backups").mkdir()
+    open_db(data / "backups" / "copy.sqlite3").close()
+    path = log_file.format(data=data, config=config)
+    config.write_text(f'[paths]\ndata_dir = "{data}"\n[log]\nfile = "{path}"\n', encoding="utf-8")
+    kept = {p: p.read_bytes() for p in [config, data / "buhurt.sqlite3", data / "backups" / "copy.sqlite3"]}
+    code, out, err = run_cli(capsys, "--config", str(config), "corpus", "stats")
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "log.file" in lines[0] and what in lines[0], err
+    assert str(config) in lines[0]
+    assert {p: p.read_bytes() for p in kept} == kept
