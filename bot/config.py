@@ -119,6 +119,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         sections[table] = _build_section(source, table, getattr(DEFAULTS, table), values)
     settings = Settings(**sections, source=source)
     _check_log_file(settings)
+    _check_quorum(settings)
     for (table, key) in ENV_SECRETS:
         REDACTOR.add(getattr(getattr(settings, table), key).reveal())
     return settings
@@ -128,6 +129,21 @@ def first_problem(source: str, table: str, section: Any) -> None:
     """Raise the first of `section.problems()` as one line: file, `table.key`, what it must be, the value."""
     for key, expected in section.problems().items():
         raise ConfigError(f"{source}: {table}.{key} must be {expected}, got {_show(getattr(section, key))}")
+
+
+def _check_quorum(settings: Settings) -> None:
+    """[moderation] against telegram.moderators (none: every draft is auto-approved): a quorum larger
+    than the moderators, or a fast approver who may not press at all, left every draft pending."""
+    moderators, moderation = set(settings.telegram.moderators), settings.moderation
+    if not moderators:
+        return
+    if moderation.votes > len(moderators):
+        raise ConfigError(f"{settings.source}: moderation.votes must be at most the number of telegram.moderators"
+                          f" ({len(moderators)}): no draft could be decided, got {moderation.votes}")
+    for user in moderation.fast_approvers:
+        if user not in moderators:
+            raise ConfigError(f"{settings.source}: moderation.fast_approvers must be among telegram.moderators"
+                              f" ({user} is not one), got {_show(moderation.fast_approvers)}")
 
 
 def _check_log_file(settings: Settings) -> None:

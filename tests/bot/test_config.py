@@ -129,6 +129,12 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
     ("[sample]\nmax_length = 20000\n", "sample.max_length must be a positive integer up to 16384"),
     ("[publish]\nfooter = '#{n[0]}'\n", "publish.footer must be text where {n} (the meme number) is the only"),
     ("[publish]\nfooter = '#{n.real}'\n", "publish.footer must be text where {n} (the meme number) is the only"),
+    ("[telegram]\nmoderators_chat = -100\nmoderators = [1, 2]\n[moderation]\nvotes = 3\n",
+     "moderation.votes must be at most the number of telegram.moderators (2): no draft could be decided, got 3"),
+    ("[telegram]\nmoderators_chat = -100\nmoderators = [1, 1, 2]\n[moderation]\nvotes = 3\n",
+     "moderation.votes must be at most the number of telegram.moderators (2)"),
+    ("[telegram]\nmoderators_chat = -100\nmoderators = [1, 2]\n[moderation]\nfast_approvers = [3]\n",
+     "moderation.fast_approvers must be among telegram.moderators (3 is not one), got [3]"),
     ("[filter]\npatterns = ['спам|']\n", "filter.patterns must be valid regular expressions; 'спам|' matches empty"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
