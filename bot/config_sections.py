@@ -8,6 +8,7 @@ its line in docs/config.md (`python -m bot.config_reference` writes it). Default
 default: SQLite under ./data, the bundled sample corpus, no tokens (a local channel)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -117,6 +118,8 @@ class TelegramSettings:
         problems = {}
         if self.token and not self.channels:
             problems["channels"] = "at least one channel (a @username or numeric id) when a token is set"
+        if (wrong := _channel_problem(self.channels)) is not None:
+            problems["channels"] = f'"@username" or numeric ids, each once ({wrong})'
         if self.moderators and not self.moderators_chat:
             problems["moderators_chat"] = "the moderators' chat id when moderators are set"
         if self.max_concurrent_generations <= 0:
@@ -129,6 +132,21 @@ class TelegramSettings:
         if self.user_burst <= 0:
             problems["user_burst"] = "a positive integer"
         return problems
+
+
+def _channel_problem(channels: list[int | str]) -> str | None:
+    """The first entry of telegram.channels that is no channel ("", a name without its "@") or
+    names one again (usernames ignore case): each entry is a publisher of its own, and Telegram
+    refuses the rest only when a post goes out."""
+    seen = set()
+    for channel in channels:
+        text = str(channel)
+        if not re.fullmatch(r"@[A-Za-z0-9_]+|-?[0-9]+", text):
+            return f"{channel!r} is not one"
+        if text.lower() in seen:
+            return f"{channel!r} twice"
+        seen.add(text.lower())
+    return None
 
 
 def _is_http_url(text: str) -> bool:

@@ -135,6 +135,10 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
      "moderation.votes must be at most the number of telegram.moderators (2)"),
     ("[telegram]\nmoderators_chat = -100\nmoderators = [1, 2]\n[moderation]\nfast_approvers = [3]\n",
      "moderation.fast_approvers must be among telegram.moderators (3 is not one), got [3]"),
+    ("[telegram]\nchannels = ['']\n", "telegram.channels must be \"@username\" or numeric ids, each once ('' is not"),
+    ("[telegram]\nchannels = ['buhurt']\n", "telegram.channels must be \"@username\" or numeric ids, each once"),
+    ("[telegram]\nchannels = ['@buhurt', '@Buhurt']\n", "each once ('@Buhurt' twice)"),
+    ("[telegram]\nchannels = [-1001, '-1001']\n", "each once ('-1001' twice)"),
     ("[filter]\npatterns = ['спам|']\n", "filter.patterns must be valid regular expressions; 'спам|' matches empty"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
