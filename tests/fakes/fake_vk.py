@@ -11,7 +11,10 @@ can change the wall between requests (delete posts, publish new ones), drop the 
 answer something malformed (`rewrite`, e.g. wall.post done but its post id null), or never answer
 (`hang_at`): a request with a timeout then ends in requests' ReadTimeout, one without a timeout
 raises NoTimeout at once instead of hanging the test for ever. `timeouts` records the timeout of
-every request.
+every request. VK's length limits hold: wall.post refuses a message over 16,384 characters
+(error 100), messages.send one over 4,096 (error 914); `refused` lists (method, error code) of the
+answers that were errors. `drop_polls` long-poll requests from now on lose their connection
+(`on_drop` runs first: a message written then is kept by VK for the next request with its ts).
 """
 from __future__ import annotations
 
@@ -44,7 +47,10 @@ ERRORS = {
     100: "One of the parameters specified was missing or invalid: group_id is undefined",
     901: "Can't send messages for users without permission",
     214: "Access to adding post denied",
+    914: "Message is too long",
 }
+WALL_POST_MAX = 16_384     # characters of a wall post's message
+MESSAGE_MAX = 4_096        # characters of a community message
 
 
 class NoTimeout(AssertionError):
@@ -122,6 +128,9 @@ class FakeVk:
         self.events: list[dict] = []              # the bot long poll's updates; ts = index + 1
         self.sent: list[dict] = []                # messages.send's parameters, in order
         self.polls = 0                            # long-poll requests answered
+        self.refused: list[tuple[str, int]] = []  # (method, error code) of every error answer
+        self.drop_polls = 0                       # long-poll requests to answer by a dropped connection
+        self.on_drop: Callable[["FakeVk"], None] | None = None
         self._cond = threading.Condition()
 
     def user_message(self, from_id: int, text: str, *, group_id: int | None = None, peer_id: int | None = None) -> None:
@@ -141,6 +150,12 @@ class FakeVk:
 
     def long_poll(self, group_id: str, params: dict[str, str]) -> dict[str, Any]:
         """The bot long poll: events after `ts`, waiting up to `wait` seconds for one."""
+        with self._cond:
+            drop, self.drop_polls = self.drop_polls > 0, max(0, self.drop_polls - 1)
+        if drop:
+            if self.on_drop:
+                self.on_drop(self)
+            raise requests.ConnectionError("fake VK: long poll connection reset")
         if params.get("key") != f"key-{group_id}":
             return {"failed": 2}
         ts, wait = int(params.get("ts", "0")), float(params.get("wait", "25"))
@@ -181,6 +196,7 @@ class FakeVk:
         except VkFault as fault:
             error = {"error_code": fault.code, "error_msg": fault.message or ERRORS.get(fault.code, "error"),
                      "request_params": [{"key": "method", "value": method}]}
+            self.refused.append((method, fault.code))
             if fault.code == 14:  # VK's captcha answer: a sid and an image to show a human
                 error.update(captcha_sid=f"{number}00", captcha_img=f"https://api.vk.ru/captcha.php?sid={number}00")
             return {"error": error}
@@ -231,6 +247,8 @@ class FakeVk:
         wall = self.find(params.get("owner_id", ""))
         if wall is None:
             raise VkFault(100)
+        if len(params.get("message", "")) > WALL_POST_MAX:
+            raise VkFault(100, "One of the parameters specified was missing or invalid: message is too long")
         return {"post_id": wall.publish(params.get("message", ""))}
 
     def m_groups_getLongPollServer(self, params, number):
@@ -254,6 +272,8 @@ class FakeVk:
     def m_messages_send(self, params, number):
         if params.get("access_token") != COMMUNITY_TOKEN:
             raise VkFault(901)
+        if len(params.get("message", "")) > MESSAGE_MAX:
+            raise VkFault(914)
         with self._cond:
             self.sent.append(dict(params))
             self._cond.notify_all()
