@@ -29,6 +29,7 @@ from jobs.publish import PublishError, PublishInDoubt
 
 log = logging.getLogger(__name__)
 GET_BY_ID_LIMIT = 100
+POST_LIMIT = 16_384   # characters of a wall post's message (sample.max_length's most: model/sample_options.py)
 
 
 def vk_client(vk_settings: Any, session: requests.Session | None, *, token: Any = None,
@@ -53,6 +54,7 @@ class VkWallPublisher:
     """jobs.publish.Publisher for one community wall."""
 
     network = "vk"
+    max_text = POST_LIMIT   # a footer that would pass it is left out (jobs/publish.py): VK refuses the post
 
     def __init__(self, api: vk_api.VkApi, group_id: int) -> None:
         self.api, self.group_id = api, abs(int(group_id))

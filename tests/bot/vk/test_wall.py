@@ -112,3 +112,30 @@ def test_the_service_scrape_job_runs_the_scraper(tmp_path, monkeypatch):
     assert report.added == 400 and db["posts"].count == 400
     assert asyncio.run(service.scrape()).added == 0
     db.close()
+
+
+def test_a_post_of_vks_longest_length_goes_out_without_the_footer(db):
+    """A draft of sample.max_length's most (16,384 characters, VK's longest post): the footer would
+    push it over what wall.post takes, so it goes without it, as on Telegram past 4,096; VK refused
+    it at every publishing time, and the wall's queue never moved past it."""
+    from corpus.store import drafts as draft_rows
+    from corpus.store import publications as pubs
+    from jobs.publish import PublishOptions, publish_next
+    from model.sample_options import MAX_LENGTH
+
+    wall, fake, vk = setup()
+    long = draft_rows.add_draft(db, text="Я" * MAX_LENGTH, model_version="v", temperature=0.8, seed=1,
+                                max_length=MAX_LENGTH, status="queued")
+    short = draft_rows.add_draft(db, text="МЕМ\n@\nКОРОТКИЙ", model_version="v", temperature=0.8, seed=2,
+                                 max_length=100, status="queued")
+    notices = []
+
+    async def notify(text):
+        notices.append(text)
+
+    for _ in range(2):
+        asyncio.run(publish_next(db, [vk.publisher], notify, options=PublishOptions(footer="#{n}")))
+    assert fake.refused == [] and notices == []
+    texts = [post["text"] for post in wall.posts.values()]
+    assert "Я" * MAX_LENGTH in texts and f"МЕМ\n@\nКОРОТКИЙ\n\n#{short}" in texts
+    assert [row["status"] for row in pubs.publications_of(db, long)] == ["sent"]
