@@ -113,7 +113,8 @@ class VkMessages:
         admitted, notice = answers.flood_notice(subs.limits, user)
         if not admitted:
             return notice
-        command, _, argument = text.partition(" ")
+        # the command ends at any white space, as in Telegram: "/generate" then a start text on the next lines
+        command, argument = (text.split(maxsplit=1) + ["", ""])[:2]
         command = command.lower().split("@")[0]
         if command in ("/start", "/help") or text.lower() in GREETINGS:
             return answers.with_training_note(texts.START, subs.service)

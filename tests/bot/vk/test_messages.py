@@ -157,3 +157,28 @@ def test_doctor_checks_the_communitys_long_poll(capsys, tmp_path, server, vk):
     (line,) = [line for line in out.splitlines() if "vk messages (long poll)" in line]
     assert code == 1 and line.startswith("FAIL") and "Long Poll API is off" in line
     assert COMMUNITY_TOKEN not in out
+
+
+async def answered_after(app, vk: FakeVk) -> None:
+    """BORIS's /start is answered and every message read before it is handled (the long poll hands
+    them on in order; each answer is sent before its task ends)."""
+    assert await ask(vk, BORIS, "/start") == texts.START
+    await until(lambda: not app.vk_messages.tasks)
+
+
+def test_a_command_followed_by_a_new_line_is_answered_as_in_telegram(tmp_path, server, vk):
+    """A multi-line start text ("/generate" then the text on the next lines) or "/meme<tab>N":
+    Telegram splits the command off at any white space; VK read "/generate\\nприходишь" as an
+    unknown command and said nothing."""
+    settings = make_settings(tmp_path, server, vk=VK)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            vk.user_message(ANNA, "/meme\n999999")
+            vk.user_message(ANNA, "/meme\t\u00a0два")
+            await answered_after(app, vk)
+            assert vk.sent_to(ANNA) == [texts.MEME_NOT_FOUND.format(id=999999), texts.MEME_USAGE]
+
+    asyncio.run(main())
+
