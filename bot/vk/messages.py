@@ -7,7 +7,8 @@ checks it). vk_api's VkBotLongPoll runs in a daemon thread (a long poll is block
 after up to vk.longpoll_wait_seconds); each new message from a user (not a conversation) is handled
 on the event loop and answered with messages.send in a worker thread. A failing long poll (VK
 unreachable, the long poll switched off, a rejected token) is a warning and a retry with back-off;
-it never stops the bot's other work."""
+it never stops the bot's other work, and the new long poll goes on from the last event read, so a
+message written meanwhile is still answered."""
 from __future__ import annotations
 
 import asyncio
@@ -67,15 +68,19 @@ class VkMessages:
 
     def _listen(self) -> None:
         longpoll: VkBotLongPoll | None = None
+        ts = None      # the last event read: after a failure the new long poll goes on from there
         failures = 0
         while not self._stop.is_set():
             try:
                 if longpoll is None:
                     longpoll = VkBotLongPoll(self.api, self.group_id, wait=self.wait)
                     longpoll.session = self.session
+                    if ts is not None:   # VK keeps the events after it (an outdated ts: `failed: 1`, a new one)
+                        longpoll.ts = ts
                     self.listening.set()
                     log.info("VK messages: listening to community %s (bot long poll)", self.group_id)
                 events = longpoll.check()
+                ts = longpoll.ts
             except Exception as exc:  # noqa: BLE001 - retried with back-off; the bot goes on
                 failures += 1
                 pause = min(2.0 ** (failures - 1), BACKOFF_MAX_SECONDS)

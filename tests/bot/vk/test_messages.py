@@ -182,3 +182,23 @@ def test_a_command_followed_by_a_new_line_is_answered_as_in_telegram(tmp_path, s
 
     asyncio.run(main())
 
+
+def test_a_message_written_while_the_long_poll_was_down_is_answered(tmp_path, server, vk, caplog):
+    """The long poll's connection drops (VK keeps the message for the next request with the same
+    ts): after the back-off the bot asks on from where it was, never from VK's newest ts (the
+    message was lost, its writer never answered)."""
+    settings = make_settings(tmp_path, server, vk=VK)
+    caplog.set_level(logging.INFO)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            vk.on_drop = lambda fake: fake.user_message(ANNA, "/start")
+            vk.drop_polls = 1
+            await until(lambda: "long poll of community 42 failed (ConnectionError)" in caplog.text)
+            await until(lambda: caplog.text.count("listening to community 42") == 2)
+            await answered_after(app, vk)
+            assert vk.sent_to(ANNA) == [texts.START]
+
+    asyncio.run(main())
+
