@@ -225,8 +225,8 @@ async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str
     if reason:
         log.info("meme %s withheld: %s", meme_id, reason)
         return texts.MEME_WITHHELD.format(id=meme_id)
-    reply = fit(texts.MEME, text, id=meme_id)
-    return reply if regenerated else reply + "\n\n" + texts.MEME_FROM_ARCHIVE
+    # the note about the archive inside the frame: the text is shortened to leave room for it
+    return fit(texts.MEME if regenerated else texts.MEME + "\n\n" + texts.MEME_FROM_ARCHIVE, text, id=meme_id)
 
 
 def top_answer(service: Service) -> str:

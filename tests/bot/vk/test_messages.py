@@ -202,3 +202,28 @@ def test_a_message_written_while_the_long_poll_was_down_is_answered(tmp_path, se
 
     asyncio.run(main())
 
+
+def test_meme_n_from_the_archive_fits_a_vk_message(tmp_path, server, vk):
+    """/meme N of a long post whose model is gone: the text is shortened so that the note about the
+    archive fits too (the note came after the shortened text, the message was over 4,096 and
+    messages.send refused it: no answer)."""
+    from bot.fit import LIMIT
+
+    settings = make_settings(tmp_path, server, vk=VK)
+    db = open_db(settings.database)
+    text = "ПРИХОДИШЬ ДОМОЙ ПОСЛЕ РАБОТЫ\n@\nА ТАМ КОТ СИДИТ НА ДИВАНЕ 😺\n@\n" * 120
+    old = draft_rows.add_draft(db, text=text, model_version="0123456789ab", temperature=0.8, seed=7,
+                               max_length=16_384, status="published")
+    db.close()
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            vk.user_message(ANNA, f"/meme {old}")
+            await answered_after(app, vk)
+            assert vk.refused == []
+            (reply,) = vk.sent_to(ANNA)
+            assert len(reply) <= LIMIT and reply.startswith(f"Мем #{old}\n\nПРИХОДИШЬ")
+            assert reply.endswith(texts.MEME_FROM_ARCHIVE) and "симв.)" in reply
+
+    asyncio.run(main())
