@@ -185,3 +185,16 @@ def test_pacing_stays_under_the_configured_rate(db, monkeypatch):
     assert fake.requests == 12                      # groups.getById + 11 pages of 99 new posts
     gaps = [later - earlier for earlier, later in zip(sent_at, sent_at[1:])]
     assert len(gaps) == 11 and min(gaps) >= 1 / 20 - 1e-9   # never two requests closer than 1/20 s
+
+
+def test_half_an_emoji_in_a_post_is_dropped_not_the_scrape(db):
+    """A wall post whose text holds a lone surrogate (half an emoji, as VK's JSON may escape it:
+    "\\ud83d"): the scrape stored nothing past that batch (UnicodeEncodeError: surrogates not
+    allowed, a traceback at every run, which resumed at the same batch). The half is dropped, whole
+    emojis stay."""
+    w = wall(150)
+    w.posts[3]["text"] = "БУГУРТ ПРО ЭМОДЗИ \ud83d\n@\nИ ЦЕЛЫЙ 😺 \udc00КОНЕЦ"
+    report = run(db, FakeVk(w))
+    assert report.added == 150
+    (text,) = [r[0] for r in db.execute("SELECT text FROM posts WHERE external_id = '3'")]
+    assert text == "БУГУРТ ПРО ЭМОДЗИ \n@\nИ ЦЕЛЫЙ 😺 КОНЕЦ"

@@ -326,7 +326,11 @@ class _Adapter(BaseAdapter):
 def _json_response(request, answer: dict) -> requests.Response:
     response = requests.Response()
     response.status_code = 200
-    response._content = json.dumps(answer, ensure_ascii=False).encode("utf-8")
+    body = json.dumps(answer, ensure_ascii=False)
+    try:
+        response._content = body.encode("utf-8")
+    except UnicodeEncodeError:   # a lone surrogate (half an emoji) goes as its \uXXXX escape, as VK's JSON
+        response._content = json.dumps(answer).encode("ascii")
     response.headers["Content-Type"] = "application/json; charset=utf-8"
     response.encoding = "utf-8"
     response.url = request.url
