@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
@@ -28,6 +27,7 @@ import sqlite_utils
 from tqdm import tqdm
 from vk_api.exceptions import ApiError
 
+from common.text import whole_characters
 from corpus.errors import CorpusError
 from corpus.store.posts import add_posts
 from corpus.store.state import get_state, set_state
@@ -35,9 +35,6 @@ from corpus.vk_client import DEFAULT_TIMEOUT, PAGE, RATE_LIMIT_CODES, Community,
 
 STEP = PAGE - 1          # one post of overlap between consecutive pages
 MAX_STEP_BACKS = 100     # per pass: the wall changing faster than we read it
-# half an emoji: VK's JSON may escape a lone surrogate ("\ud83d"), which no UTF-8 text (the database) can hold
-# (json.loads joins an escaped pair into one character, so every surrogate left is alone)
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -258,7 +255,7 @@ def vk_post(community: str, item: dict[str, Any]) -> dict[str, Any]:
     return {
         "source": "vk", "community": community, "external_id": str(item["id"]),
         "date": dt.datetime.fromtimestamp(date, dt.timezone.utc).isoformat() if date else None,
-        "text": LONE_SURROGATE.sub("", item.get("text") or ""), "likes": count("likes"), "reposts": count("reposts"),
+        "text": whole_characters(item.get("text") or ""), "likes": count("likes"), "reposts": count("reposts"),
         "views": count("views"), "comments": count("comments"), "is_ad": bool(item.get("marked_as_ads")),
         "is_pinned": bool(item.get("is_pinned")), "is_repost": bool(item.get("copy_history")),
         "has_attachments": bool(item.get("attachments")),

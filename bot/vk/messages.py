@@ -24,6 +24,7 @@ from vk_api.exceptions import ApiError
 from bot import answers, texts
 from bot.secrets import REDACTOR
 from bot.vk.wall import vk_client
+from common.text import whole_characters
 from corpus.vk_client import with_timeout
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ class VkMessages:
         """Answer one user's message: the flood gate first (as in Telegram), then the command."""
         try:
             user, peer = ("vk", int(message["from_id"])), int(message["peer_id"])
-            reply = await self.answer(user, (message.get("text") or "").strip())
+            # half an emoji (a lone surrogate) would make the answer that quotes it unsendable
+            reply = await self.answer(user, whole_characters(message.get("text") or "").strip())
             if reply:
                 await asyncio.to_thread(self.send, peer, reply)
         except Exception:  # noqa: BLE001 - one message's failure is a log line

@@ -227,3 +227,19 @@ def test_meme_n_from_the_archive_fits_a_vk_message(tmp_path, server, vk):
             assert reply.endswith(texts.MEME_FROM_ARCHIVE) and "симв.)" in reply
 
     asyncio.run(main())
+
+
+def test_half_an_emoji_in_a_message_gets_an_answer(tmp_path, server, vk):
+    """A message with a lone surrogate (half an emoji, escaped in VK's JSON): each command is
+    answered like any other, never a traceback and silence."""
+    settings = make_settings(tmp_path, server, vk=VK)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            for text in ("/generate ПРИХОДИШЬ \ud83d", "/generate про \ud83dкота", "/meme \ud83d7", "/top \udc00"):
+                vk.user_message(ANNA, text)
+            await answered_after(app, vk)
+            assert len(vk.sent_to(ANNA)) == 4 and vk.refused == []
+
+    asyncio.run(main())
