@@ -187,17 +187,17 @@ def _json_posts(path: Path, allow_chat: bool, skipped: Skipped | None = None):
     deeper than MAX_JSON_DEPTH and only one message, of at most MAX_MESSAGE_SIZE, is held at a
     time, else CorpusError. A message whose fields have the wrong types is skipped, and counted in
     `skipped`."""
+    index = 0
     try:
         with path.open("rb") as handle:
             if handle.read(3) != b"\xef\xbb\xbf":   # a UTF-8 BOM (an editor's save) is skipped, as text imports do
                 handle.seek(0)
-            events = _Events(path, ijson.basic_parse(handle, use_float=True))
+            events = _Events(path, ijson.basic_parse(WholeEscapes(handle), use_float=True))
             head = _json_head(path, events)
             kind = str(head.get("type") or "")
             if kind and kind not in CHANNEL_TYPES and not allow_chat:
                 raise _chat_refused(path, kind.replace("_", " "))
             name = str(head.get("name") or "")
-            index = 0
             for event, value in events:
                 if event == "end_array":  # the end of "messages"
                     break
@@ -221,10 +221,78 @@ def _json_posts(path: Path, allow_chat: bool, skipped: Skipped | None = None):
                 pass
     except ijson.JSONError as exc:
         raise CorpusError(f"{path}: malformed JSON ({_json_error_text(exc)})") from None
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    except UnicodeDecodeError:   # raw bytes that are no UTF-8 inside a string (yajl's offset is the string's)
+        raise CorpusError(f"{path}: not UTF-8 text (an invalid byte in a string after message #{index})") from None
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+# a JSON \u escape of a UTF-16 surrogate, maybe followed by another: a high one and its low one are an
+# emoji (or another character past U+FFFF); one alone is half of one, which no UTF-8 text holds (yajl's
+# decoding raised on it, and the whole import failed with "not UTF-8"). Group 1 is the run of
+# backslashes before the "u": an odd run ends in the escape's own backslash, an even one is text.
+SURROGATE_ESCAPE = re.compile(rb"(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?")
+LONGEST_ESCAPE = 12   # a pair's
+
+
+class WholeEscapes:
+    """A binary file whose JSON text is read without escaped halves of emojis (a lone surrogate,
+    "\\ud83d" not followed by its low half): Telegram cuts a message's text at UTF-16 offsets, and
+    one such half made the whole export unreadable. Streamed: the last bytes of each read, where an
+    escape may continue, wait for the next; a read holding no surrogate escape passes unsearched."""
+
+    def __init__(self, raw) -> None:
+        self.raw, self.carry = raw, b""
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""
+        while True:
+            data = self.carry + (self.raw.read() if size < 0 else self.raw.read(size))
+            if size < 0 or len(data) == len(self.carry):   # the end of the file: everything is decided
+                self.carry = b""
+                return _without_lone_surrogates(data, len(data))
+            cut = _safe_cut(data)
+            out = _without_lone_surrogates(data, cut)
+            self.carry = data[cut:]
+            if out:   # b"" would say the file ended: too little to decide, or only halves dropped
+                return out
+
+
+def _has_surrogate_escape(data: bytes) -> bool:
+    return b"\\ud" in data or b"\\uD" in data
+
+
+def _safe_cut(data: bytes) -> int:
+    """Where `data` may be cut: every escape before it is whole and was seen with what follows it,
+    and no run of backslashes (whose parity says what is an escape) is split."""
+    cut = max(len(data) - LONGEST_ESCAPE, 0)
+    while True:
+        while cut > 0 and data[cut - 1:cut] == b"\\":
+            cut -= 1
+        if not _has_surrogate_escape(data):
+            return cut
+        low = max(cut - LONGEST_ESCAPE, 0)   # an escape across the cut starts after here, or at its run
+        while low > 0 and data[low - 1:low] == b"\\":
+            low -= 1
+        straddling = [m.start() for m in SURROGATE_ESCAPE.finditer(data, low) if m.start() < cut < m.end()]
+        if not straddling:
+            return cut
+        cut = straddling[0]
+
+
+def _without_lone_surrogates(data: bytes, end: int) -> bytes:
+    part = data[:end]
+    return SURROGATE_ESCAPE.sub(_whole, part) if _has_surrogate_escape(part) else part
+
+
+def _whole(m: re.Match) -> bytes:
+    run, first, second = m.group(1), m.group(2), m.group(3)
+    if len(run) % 2 == 0:   # "\\\\ud83d": text; only a real escape after it may be a half
+        return run + b"u" + first
+    if second is not None and first[1:2] in b"89abAB":   # a high half and its low half: one character
+        return m.group(0)
+    return run[:-1]   # a half, or two halves that make nothing together
 
 
 def _json_error_text(exc: Exception) -> str:

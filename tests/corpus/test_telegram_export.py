@@ -1,12 +1,13 @@
 """Telegram Desktop exports (JSON and HTML) into the corpus."""
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
 from corpus.errors import CorpusError
-from corpus.telegram_export import import_telegram_export
+from corpus.telegram_export import WholeEscapes, import_telegram_export
 from corpus.telegram_html import parse_date
 from tests.fakes.telegram_export import FORWARDED, MEDIA, REACTIONS, message, write_pages
 
@@ -255,3 +256,46 @@ def test_posts_go_to_the_database_a_bounded_amount_of_text_at_a_time(db):
 
     assert add_posts(db, posts(), batch=2000, batch_chars=1000) == (5, 0)
     assert stored_before == [0, 0, 0, 3, 3]  # written after 3 posts (1,200 characters), then the rest
+
+# ---- half an emoji (a lone UTF-16 surrogate escaped in the JSON) --------------------------------------
+
+@pytest.mark.parametrize("chunk", [1, 5, 11, 12, 13, 64, 1 << 16])
+def test_escaped_halves_of_emojis_are_dropped_whatever_the_read_size(chunk):
+    """A lone high or low surrogate escape goes; a pair, an escaped backslash before "ud83d" (text)
+    and other escapes stay, however the reads cut the file."""
+    text = ('["A\\ud83dB", "C\\ude00D", "E\\ud83d\\ude00F", "G\\\\ud83dH", "I\\\\\\ud83dJ", "\\u0041\\n",'
+            ' "K\\ud83d\\ud83d\\ude00L", "M\\ud83d"]')
+    expected = ['AB', 'CD', 'E\U0001f600F', 'G\\ud83dH', 'I\\J', 'A\n', 'K\U0001f600L', 'M']
+
+    class Chunks(io.BytesIO):
+        def read(self, size=-1):
+            return super().read(min(size, chunk) if size > 0 else size)
+
+    filtered = WholeEscapes(Chunks(text.encode()))
+    out = b"".join(iter(lambda: filtered.read(chunk), b""))
+    assert json.loads(out) == expected
+
+
+def test_an_export_with_half_an_emoji_imports_every_post(db, tmp_path):
+    """Telegram cuts a text at UTF-16 offsets: "\\ud83d" alone in one message made the whole export
+    "not UTF-8 text (invalid byte at offset 13)", an offset in no file, and nothing was imported."""
+    messages = [{"id": 1, "type": "message", "date_unixtime": "1599316915", "text": "ТЫ ИДЁШЬ \ud83d\n@\nВ МАГАЗИН"},
+                {"id": 2, "type": "message", "date_unixtime": "1599316916",
+                 "text": [{"type": "plain", "text": "ВТОРОЙ \udc00ПОСТ \U0001f600\n@\nКОНЕЦ"}]}]
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": messages}), encoding="ascii")
+    result = import_telegram_export(db, path)
+    assert (result.added, result.skipped) == (2, 0)
+    texts = sorted(row["text"] for row in db["posts"].rows)
+    assert texts == ["ВТОРОЙ ПОСТ \U0001f600\n@\nКОНЕЦ", "ТЫ ИДЁШЬ \n@\nВ МАГАЗИН"]
+
+
+def test_raw_bytes_that_are_no_utf8_are_one_line_and_import_nothing(db, tmp_path):
+    good = json.dumps({"id": 5, "type": "message", "date_unixtime": "1599316915", "text": "ОДИН\n@\nДВА"})
+    path = tmp_path / "result.json"
+    path.write_bytes(b'{"name": "X", "type": "public_channel", "messages": [' + good.encode()
+                     + b', {"id": 6, "type": "message", "text": "\xff"}]}')
+    with pytest.raises(CorpusError) as error:
+        import_telegram_export(db, path)
+    assert str(error.value) == f"{path}: malformed JSON (lexical error: invalid bytes in UTF8 string.)"
+    assert db["posts"].count == 0
