@@ -5,7 +5,8 @@
 it in a thread. `wall.post` needs a user token with the "wall" scope of an editor of the community.
 
 At-most-once: an answer with an API error means nothing was published -> PublishError (retried
-later). A dropped connection, a read timeout (vk.timeout_seconds: every request has one) or an HTTP
+later), except VK's own failures (error 1, unknown; 10, internal server error), which say nothing of
+the post: PublishInDoubt. A dropped connection, a read timeout (vk.timeout_seconds: every request has one) or an HTTP
 error is PublishInDoubt: the post may have gone out, so the publication becomes `unknown`
 (never re-sent), see docs/architecture.md. So is an answer without a usable post id
 (`{"response": {"post_id": null}}`): VK took the request, and no id means no record to trust.
@@ -29,6 +30,7 @@ from jobs.publish import PublishError, PublishInDoubt
 
 log = logging.getLogger(__name__)
 GET_BY_ID_LIMIT = 100
+SERVER_ERRORS = frozenset({1, 10})   # "Unknown error occurred", "Internal server error": no answer on the post
 POST_LIMIT = 16_384   # characters of a wall post's message (sample.max_length's most: model/sample_options.py)
 
 
@@ -68,6 +70,9 @@ class VkWallPublisher:
             answer = self.api.method("wall.post", {"owner_id": -self.group_id, "from_group": 1, "message": text})
         except ApiError as exc:
             said = REDACTOR.redact(str(exc.error.get("error_msg", "")))
+            if exc.code in SERVER_ERRORS:   # VK failed after taking the request: the post may be out
+                raise PublishInDoubt(f"VK failed on wall.post (error {exc.code}: {said}):"
+                                     " the post may be out") from None
             raise PublishError(f"VK refused wall.post (error {exc.code}: {said})") from None
         except Captcha:  # an answer, so nothing was published: a refusal, retried later
             raise PublishError("VK refused wall.post with a captcha (error 14): the token looks automated"

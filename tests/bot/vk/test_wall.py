@@ -139,3 +139,14 @@ def test_a_post_of_vks_longest_length_goes_out_without_the_footer(db):
     texts = [post["text"] for post in wall.posts.values()]
     assert "Я" * MAX_LENGTH in texts and f"МЕМ\n@\nКОРОТКИЙ\n\n#{short}" in texts
     assert [row["status"] for row in pubs.publications_of(db, long)] == ["sent"]
+
+
+@pytest.mark.parametrize("code, said", [(10, "Internal server error"), (1, "Unknown error occurred")])
+def test_a_server_error_on_wall_post_is_in_doubt_not_a_refusal(code, said):
+    """VK's own failure after it took the request: the post may be on the wall (here it is), so a
+    retry at the next publishing time would publish it twice."""
+    wall, fake, vk = setup()
+    fake.rewrite[1] = lambda answer: {"error": {"error_code": code, "error_msg": said}}
+    with pytest.raises(PublishInDoubt, match=f"error {code}"):
+        asyncio.run(vk.publisher.send("МЕМ\n@\nУЖЕ НА СТЕНЕ"))
+    assert [p["text"] for p in wall.posts.values()].count("МЕМ\n@\nУЖЕ НА СТЕНЕ") == 1
