@@ -78,6 +78,8 @@ class VkMessages:
                     longpoll.session = self.session
                     if ts is not None:   # VK keeps the events after it (an outdated ts: `failed: 1`, a new one)
                         longpoll.ts = ts
+                    else:                # the first: a failure before any event read goes on from here too
+                        ts = longpoll.ts
                     self.listening.set()
                     log.info("VK messages: listening to community %s (bot long poll)", self.group_id)
                 events = longpoll.check()

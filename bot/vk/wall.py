@@ -112,9 +112,9 @@ class VkWallLikes:
             answer = self.api.method("wall.getById", {"posts": ",".join(f"-{self.group_id}_{m}" for m in chunk)})
             items = answer.get("items", []) if isinstance(answer, dict) else answer
             for item in items or []:
-                counts[str(item["id"])] = {
+                counts[str(item["id"])] = {   # a kind VK leaves out (views, on some posts) is not a zero
                     kind: int((item.get(key) or {}).get("count", 0))
-                    for kind, key in (("like", "likes"), ("repost", "reposts"), ("view", "views"))
+                    for kind, key in (("like", "likes"), ("repost", "reposts"), ("view", "views")) if key in item
                 }
         return counts
 

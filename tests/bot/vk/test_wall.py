@@ -150,3 +150,28 @@ def test_a_server_error_on_wall_post_is_in_doubt_not_a_refusal(code, said):
     with pytest.raises(PublishInDoubt, match=f"error {code}"):
         asyncio.run(vk.publisher.send("МЕМ\n@\nУЖЕ НА СТЕНЕ"))
     assert [p["text"] for p in wall.posts.values()].count("МЕМ\n@\nУЖЕ НА СТЕНЕ") == 1
+
+
+def test_a_count_vk_leaves_out_is_not_stored_as_zero(tmp_path):
+    """VK leaves "views" out of some posts (old ones, counting switched off): the last view count
+    seen stands; a zero over it made the post look unread to curation."""
+    from corpus.db import open_db
+    from corpus.store import drafts, publications
+    from corpus.store.reactions import latest_counts
+    from jobs.reactions import collect_reactions
+
+    wall, fake, vk = setup()
+    db = open_db(tmp_path / "b.sqlite3")
+    draft = drafts.add_draft(db, text="МЕМ\n@\nВОТ", model_version="v", temperature=0.8, seed=1,
+                             max_length=100, status="queued")
+    message_id = asyncio.run(vk.publisher.send("МЕМ\n@\nВОТ"))
+    publication = publications.begin_publication(db, draft, "vk", vk.likes.chat_id)
+    publications.finish_publication(db, publication, message_id)
+    assert asyncio.run(collect_reactions(db, [vk.likes])) == 1
+    seen = latest_counts(db, publication)["view"]
+    assert seen == 1000 + int(message_id)
+    wall.posts[int(message_id)]["likes"]["count"] = 3
+    del wall.posts[int(message_id)]["views"]
+    assert "view" not in vk.likes.fetch([message_id])[message_id]
+    assert asyncio.run(collect_reactions(db, [vk.likes])) == 1
+    assert latest_counts(db, publication)["view"] == seen and latest_counts(db, publication)["like"] == 3
