@@ -86,12 +86,16 @@ class NightWindow:
         return float((h2 * 60 + m2 - h1 * 60 - m1) % (24 * 60) or 24 * 60)
 
     def remaining_minutes(self, now: dt.datetime | None = None) -> float | None:
-        """Minutes until the window ends when `now` is inside it, else None."""
-        tz = ZoneInfo(self.timezone)
-        now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(tz)
-        for day in (now.date() - dt.timedelta(days=1), now.date()):
-            begin = self._at(day, self.start, tz)
-            end = begin + dt.timedelta(minutes=self.length_minutes())
+        """Minutes until the window ends when `now` is inside it, else None. Real minutes: the window
+        ends at `until` on the wall clock, so a night the clocks change on is an hour shorter or
+        longer (aware datetimes of one zone add and subtract as wall times: everything is in UTC here)."""
+        tz, utc = ZoneInfo(self.timezone), dt.timezone.utc
+        now = (now or dt.datetime.now(utc)).astimezone(utc)
+        local_day = now.astimezone(tz).date()
+        crosses_midnight = clock_time(self.until) <= clock_time(self.start)
+        for day in (local_day - dt.timedelta(days=1), local_day):
+            begin = self._at(day, self.start, tz).astimezone(utc)
+            end = self._at(day + dt.timedelta(days=1) if crosses_midnight else day, self.until, tz).astimezone(utc)
             if begin <= now < end:
                 return (end - now).total_seconds() / 60
         return None

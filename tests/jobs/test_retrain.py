@@ -101,6 +101,26 @@ def test_the_night_window_sets_the_budget():
     assert training_minutes(timed, now=at(12, 0)) == 3                      # train.max_minutes wins
 
 
+def test_the_night_window_is_measured_in_real_minutes_across_a_dst_change():
+    """A window that a clock change crosses ends at retrain_until on the wall clock: on the night the
+    clocks go forward it is an hour shorter (the budget was 240 minutes of a 180-minute night, so
+    training ran an hour past retrain_until), on the night they go back an hour longer."""
+    w = NightWindow("01:00", "05:00", "America/New_York")
+    utc = lambda *a: dt.datetime(*a, tzinfo=dt.timezone.utc)  # noqa: E731
+    # 2025-03-09: 02:00 EST -> 03:00 EDT; the window ends at 05:00 EDT = 09:00 UTC
+    assert w.remaining_minutes(utc(2025, 3, 9, 6, 0)) == pytest.approx(180)     # 01:00 EST
+    assert w.remaining_minutes(utc(2025, 3, 9, 8, 30)) == pytest.approx(30)     # 04:30 EDT
+    assert w.remaining_minutes(utc(2025, 3, 9, 9, 0)) is None                   # 05:00 EDT: over
+    # 2025-11-02: 02:00 EDT -> 01:00 EST; the window ends at 05:00 EST = 10:00 UTC
+    assert w.remaining_minutes(utc(2025, 11, 2, 5, 0)) == pytest.approx(300)    # 01:00 EDT
+    assert w.remaining_minutes(utc(2025, 11, 2, 6, 30)) == pytest.approx(210)   # the second 01:30 (EST)
+    assert w.remaining_minutes(utc(2025, 11, 2, 9, 59)) == pytest.approx(1)     # 04:59 EST
+    assert w.remaining_minutes(utc(2025, 11, 2, 4, 59)) is None                 # 00:59 EDT: not yet
+    plan = RetrainPlan(train_txt=Path("t"), train_h5=Path("h"), train_json=Path("j"), checkpoint_dir=Path("c"),
+                       models_dir=Path("m"), window=w)
+    assert training_minutes(plan, now=utc(2025, 3, 9, 6, 0)) == pytest.approx(170)   # ends before 05:00 EDT
+
+
 def test_outside_the_window_the_scheduled_retrain_trains_nothing(db, tmp_path, tiny_checkpoint):
     add_posts(db, [{"source": "file", "text": p} for p in varied_posts(40)])
     with_active(db, tmp_path, tiny_checkpoint)
