@@ -246,11 +246,12 @@ def _backuper(settings: Settings):
 
 
 def _retrainer(settings: Settings, paths: TrainPaths):
-    """A callable for the retrain job: runs in a worker thread with its own connection."""
-    def run():
+    """A callable for the retrain job: runs in a worker thread with its own connection; setting
+    `stop` (the service stops) ends its training child early."""
+    def run(stop):
         db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
-            return retrain(db, retrain_plan(settings, paths))
+            return retrain(db, retrain_plan(settings, paths), functools.partial(train_in_child, stop=stop))
         finally:
             db.close()
 

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,7 @@ class Service:
                  publishers: Sequence[Publisher], moderation: Moderation, stoplist: StopList,
                  reaction_sources: Sequence[ReactionSource] = (),
                  scraper: Callable[[], ScrapeReport | None] | None = None,
-                 retrainer: Callable[[], RetrainResult] | None = None,
+                 retrainer: Callable[[threading.Event], RetrainResult] | None = None,
                  backuper: Callable[[], Path] | None = None,
                  first_training: FirstTraining | None = None) -> None:
         self.db, self.plan = db, plan
@@ -97,6 +98,8 @@ class Service:
         self.reaction_sources, self.scraper, self.retrainer = list(reaction_sources), scraper, retrainer
         self.backuper, self.first_training = backuper, first_training
         self.first_training_task: asyncio.Task | None = None
+        # set by `stop`: a job running in a worker thread (the nightly retrain's training child) ends early
+        self.stopping = threading.Event()
         self.running_jobs: set[asyncio.Task] = set()
         self._dispatching = asyncio.Lock()   # one dispatch at a time: the pool job and a 🔄 never show a draft twice
         # one rating-pool fill at a time (jobs.rating.fill_rating_pool): raters who ran out of drafts
@@ -337,8 +340,11 @@ class Service:
         if self.retrainer is None:
             return None
         try:
-            result = await asyncio.to_thread(self.retrainer)
+            result = await asyncio.to_thread(self.retrainer, self.stopping)
         except Exception as exc:  # noqa: BLE001 - the service goes on with the old model; tomorrow retries
+            if self.stopping.is_set():
+                log.info("the nightly retrain stopped with the service (%s); the active model stays", exc)
+                return None
             log.exception("the nightly retrain failed")
             await self._tell(notices.ALERT_RETRAIN_FAILED.format(error=f"{type(exc).__name__}: {exc}"[:300]))
             return None
@@ -457,7 +463,10 @@ class Service:
 
     async def stop(self, grace: float) -> None:
         """A clean stop (SIGTERM): start no new job, let the running ones finish (at most `grace`
-        seconds, then they are cancelled), and shut the scheduler down."""
+        seconds, then they are cancelled), and shut the scheduler down. The nightly retrain's
+        training child is stopped at once (`stopping`): the night's run cannot finish in the grace
+        time, and its worker thread, left running, kept the process from exiting."""
+        self.stopping.set()
         task = self.first_training_task
         if self.first_training is not None and task is not None and not task.done():
             self.first_training.stop.set()

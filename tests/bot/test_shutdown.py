@@ -96,3 +96,56 @@ def test_run_once_finishes_its_cycle_on_a_signal(tmp_path, sig):
     code, err = service.finish()
     assert code == 0, err[-3000:]
     assert "finishing the current cycle" in err and "cycle done" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the training child through /proc")
+def test_a_stop_during_the_nightly_retrain_stops_its_training_child(tmp_path, capsys, caplog, tiny_corpus_file):
+    """A SIGTERM while the nightly retrain trains (its budget: the rest of the night) ends the
+    training child and the job within the grace time: the job is not cancelled while its worker
+    thread and child train on (asyncio.run then waited for that thread, hours, and the process did
+    not exit until SIGKILL), and it is no 'retrain failed' alert. The active model stays."""
+    import asyncio
+    import datetime as dt
+    import logging
+
+    from bot.app import build_services
+    from bot.config import load_settings
+    from corpus.store import model_versions as model_rows
+    from tests.helpers import gone, retrain_config, run_cli, training_children, wait_for
+
+    config = retrain_config(tmp_path, "max_epochs = 1000000")
+    config.write_text(config.read_text(encoding="utf-8").replace("max_minutes = 0.03", "max_minutes = 30"),
+                      encoding="utf-8")
+    assert run_cli(capsys, "--config", str(config), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    settings = load_settings(config, environ={})
+    active = install_model(settings)
+    if caplog.handler not in logging.getLogger().handlers:   # the CLI's logging set-up took it off
+        logging.getLogger().addHandler(caplog.handler)
+
+    async def scenario() -> tuple[int, bool]:
+        services = build_services(settings)
+        service = services.service
+        service.start_schedule()
+        assert service.scheduler is not None
+        service.scheduler.get_job("retrain-0").modify(next_run_time=dt.datetime.now(dt.timezone.utc))
+        child = 0
+        try:
+            child = (await asyncio.to_thread(wait_for, lambda: training_children(os.getpid()),
+                                             "the training child"))[0]
+            jobs = set(service.running_jobs)    # the retrain (and the pool run started with the schedule)
+            await service.stop(PATIENCE)
+            return child, any(job.cancelled() for job in jobs)
+        finally:
+            if child and not gone(child):
+                os.kill(child, signal.SIGKILL)   # only the child this test's job started, by its pid
+            services.db.close()
+
+    with caplog.at_level(logging.INFO):
+        child, cancelled = asyncio.run(scenario())
+    assert gone(child) and not cancelled, caplog.text
+    assert "the nightly retrain failed" not in caplog.text and "stopped with the service" in caplog.text
+    db = open_db(settings.database)
+    try:
+        assert model_rows.active_model(db)["version"] == active
+    finally:
+        db.close()

@@ -13,55 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PATIENCE, retrain_config, run_cli
+from tests.helpers import gone, retrain_config, run_cli, training_children, wait_for
 from tests.tiny_model import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate, what: str, timeout: float = PATIENCE):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = predicate()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, parent pid) of a process from /proc, None when it does not exist."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return fields[0], int(fields[1])
-
-
-def training_children(parent: int) -> list[int]:
-    """The pids of `python -m model.run` processes whose parent is `parent`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = _stat(int(entry.name))
-        if stat is None or stat[1] != parent:
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"model.run" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def gone(pid: int) -> bool:
-    """Exited: no such process, or a zombie nobody has reaped yet."""
-    stat = _stat(pid)
-    return stat is None or stat[0] in ("Z", "X")
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the child through /proc")

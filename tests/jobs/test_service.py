@@ -204,7 +204,7 @@ def test_reminder_when_nothing_was_approved(db, holder):
 
 def test_schedule_registers_every_job_with_shared_defaults(db, holder):
     service = make_service(db, holder, schedule=ScheduleOptions(publish_times=["09:00", "21:30"], retrain_at="03:30"))
-    service.retrainer = lambda: None
+    service.retrainer = lambda stop: None
 
     async def start():
         service.start_schedule()

@@ -81,7 +81,7 @@ def test_a_promoted_model_is_tuned_and_auto_uses_it(db, tiny_checkpoint):
     service = Service(db, holder, plan=plan, publishers=[RecordingChannel()], moderation=Moderators(),
                       stoplist=StopList())
     assert service.drafting.options().temperature == FALLBACK_TEMPERATURE
-    service.retrainer = lambda: SimpleNamespace(promoted=True, checkpoint=tiny_checkpoint)
+    service.retrainer = lambda stop: SimpleNamespace(promoted=True, checkpoint=tiny_checkpoint)
     asyncio.run(service.retrain())
     tuned = tuned_temperature(db, holder.version)
     assert tuned is not None and service.drafting.options().temperature == tuned

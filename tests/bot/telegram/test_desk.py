@@ -358,15 +358,15 @@ def test_alerts_are_given_once_until_they_clear(tmp_path, server):
             await service.publish()                                # empty again, and the queue low again
             assert moderators_texts(server).count(empty) == 2 and moderators_texts(server).count(low) == 2
 
-            def broken():
+            def broken(stop):
                 raise RuntimeError("CUDA out of memory")
 
             service.retrainer = broken
             assert await service.retrain() is None
-            service.retrainer = lambda: RetrainResult(False, "v2 2.61 bits/char vs v1 2.55", "v2",
+            service.retrainer = lambda stop: RetrainResult(False, "v2 2.61 bits/char vs v1 2.55", "v2",
                                                       candidate_bpc=2.61, active_bpc=2.55)
             await service.retrain()
-            service.retrainer = lambda: RetrainResult(False, "skipped: outside the night window")
+            service.retrainer = lambda stop: RetrainResult(False, "skipped: outside the night window")
             await service.retrain()
 
     asyncio.run(main())
