@@ -40,16 +40,20 @@ def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path
     if not source.is_file():
         raise JobError(f"{source}: checkpoint not found")
     version = file_version(source)
-    models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / f"{version}.pt"
-    if not target.is_file() or file_version(target) != version:   # missing, or damaged: a good copy repairs it
-        if target.is_file():
-            log.warning("%s: its bytes are not version %s any more (damaged on disk); replaced by a copy of %s",
-                        target, version, source)
-        _atomic_copy(source, target)
-    sidecar = source.with_suffix(".json")
-    if sidecar.is_file() and not target.with_suffix(".json").exists():
-        _atomic_copy(sidecar, target.with_suffix(".json"))
+    try:   # nothing is registered until the copy is whole: a full disk or a file named like the folder
+        models_dir.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or file_version(target) != version:   # missing, or damaged: a good copy repairs it
+            if target.is_file():
+                log.warning("%s: its bytes are not version %s any more (damaged on disk); replaced by a copy of %s",
+                            target, version, source)
+            _atomic_copy(source, target)
+        sidecar = source.with_suffix(".json")
+        if sidecar.is_file() and not target.with_suffix(".json").exists():
+            _atomic_copy(sidecar, target.with_suffix(".json"))
+    except OSError as exc:
+        raise JobError(f"cannot install model {version} in {models_dir}: {exc.strerror or exc} "
+                       f"(free space there, or make it a writable folder)") from exc
     model_rows.register_model(db, version, str(target), val_bpc=val_bpc, metrics=metrics, status=status)
     model_rows.set_path(db, version, str(target))
     return version

@@ -221,9 +221,13 @@ def train_in_child(cfg: TrainConfig, stop: threading.Event | None = None) -> Non
     folder. The child's start line and errors go to stderr; its result line is passed on to stderr,
     so the caller's stdout carries only its own result. Setting `stop` ends the run early (JobError)."""
     run_dir = Path(cfg.checkpoint_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     run_file = run_dir / "run.json"
-    atomic_write_text(run_file, json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False) + "\n")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_file, json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False) + "\n")
+    except OSError as exc:   # the checkpoint folder is a file, full or read-only: nothing trained, nothing changed
+        raise JobError(f"cannot write the training run's folder {run_dir}: {exc.strerror or exc} "
+                       f"(free space in {run_dir.parent}, or make it a writable folder)") from exc
     command = [sys.executable, "-m", "model.run", str(run_file)]
     log.info("retrain: %s", " ".join(command))
     # the child watches this process (model.run.PARENT_ENV): killed, even by SIGKILL, this process

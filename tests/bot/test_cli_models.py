@@ -185,3 +185,15 @@ def test_registering_known_bytes_again_never_demotes_or_loses_them(db, tmp_path,
     install_checkpoint(db, run_copy, tmp_path / "models", val_bpc=None)   # `buhurt models install` of that file
     row = model_rows.get_model(db, rejected)
     assert row["status"] == "rejected" and row["path"] == str(tmp_path / "models" / f"{rejected}.pt")
+
+
+def test_a_models_folder_that_cannot_be_written_is_one_line_and_changes_nothing(home, capsys, tiny_checkpoint):
+    """data/models a file (or full, or read-only): `models install` and a rollback that must copy
+    a candidate into it said 'unexpected FileExistsError' with a traceback, exit 1."""
+    good = variant(tiny_checkpoint, home / "good.pt", "e")
+    (home / "data").mkdir()
+    (home / "data" / "models").write_text("someone's notes")
+    code, out, err = run(capsys, "models", "install", str(good), "--no-tune", "--activate")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(Path("data", "models")) in err and "File exists" in err and "unexpected" not in err, err
+    assert versions(home) == {} and (home / "data" / "models").read_text() == "someone's notes"

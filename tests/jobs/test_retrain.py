@@ -17,7 +17,7 @@ from model.checkpoint import save_checkpoint
 from model.errors import ModelError
 from jobs.retrain import NightWindow, RetrainPlan, promotion_decision, retrain, train_in_child, training_minutes
 from model.train_config import ModelShape, TrainConfig
-from tests.helpers import plan_for, retrain_config, run_cli, varied_posts, with_active
+from tests.helpers import error_lines, plan_for, retrain_config, run_cli, varied_posts, with_active
 
 TINY_TRAIN = dict(batch_size=4, seq_length=16, checkpoint_every=1)
 
@@ -193,6 +193,20 @@ def test_without_held_out_text_the_night_fails_in_one_line_and_the_active_model_
         assert model_versions.active_model(db)["version"] == before
     finally:
         db.close()
+
+
+def test_a_checkpoint_folder_that_cannot_be_written_is_one_line_and_the_active_model_stays(capsys, tmp_path,
+                                                                                          tiny_corpus_file):
+    """paths.data_dir/checkpoints a file (or full, or read-only): `buhurt retrain` ended in
+    'unexpected NotADirectoryError' with a traceback, exit 1."""
+    cfg = retrain_config(tmp_path)
+    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    (tmp_path / "data" / "checkpoints").write_text("not a folder")
+    code, out, err = run_cli(capsys, "--config", str(cfg), "retrain", "--minutes", "0.02", "--no-progress")
+    assert code == 2 and "Traceback" not in err and "unexpected" not in err, err
+    (line,) = error_lines(err)
+    assert "checkpoints" in line and "Not a directory" in line, err
+    assert (tmp_path / "data" / "checkpoints").read_text() == "not a folder"
 
 
 def test_checkpoint_names_and_units(capsys, tmp_path, tiny_corpus_file, tiny_checkpoint):
