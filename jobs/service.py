@@ -482,20 +482,21 @@ class Service:
         self.stop_schedule()
 
     def _catch_up_publishing(self, scheduler) -> None:
-        """A publishing time that passed while the bot was down runs now (once)."""
+        """A publishing time that passed while the bot was down runs now (once). The start time is
+        recorded as accounted for only when nothing was missed: a missed time is accounted for by
+        its run (`_publish` records it), so a stop or crash before that run leaves it missed for
+        the next start."""
         now = dt.datetime.now(dt.timezone.utc)
         covered = get_state(self.db, PUBLISH_COVERED)
-        try:
-            set_state(self.db, PUBLISH_COVERED, now.replace(microsecond=0).isoformat())
-        except sqlite3.OperationalError as exc:  # the next publishing run records it
-            if not is_locked(exc):
-                raise
-            log.warning("could not record the start time for publishing catch-up: the database is locked")
-        if not covered:
-            return  # the first start: nothing was missed
         missed = sched.missed_slot(self.plan.schedule.publish_times, self.plan.schedule.timezone,
-                                   covered_until=dt.datetime.fromisoformat(covered), now=now)
-        if missed is None:
+                                   covered_until=dt.datetime.fromisoformat(covered), now=now) if covered else None
+        if missed is None:   # the first start, or nothing missed (or missed too long ago to publish now)
+            try:
+                set_state(self.db, PUBLISH_COVERED, now.replace(microsecond=0).isoformat())
+            except sqlite3.OperationalError as exc:  # the next publishing run records it
+                if not is_locked(exc):
+                    raise
+                log.warning("could not record the start time for publishing catch-up: the database is locked")
             return
         log.warning("the publishing time %s passed while the bot was down: publishing now", missed.isoformat())
         scheduler.add_job(self.publish, id="publish-missed", name="publish", next_run_time=now, replace_existing=True)

@@ -202,6 +202,30 @@ def test_reminder_when_nothing_was_approved(db, holder):
     assert asyncio.run(service.remind_if_idle()) is False  # not again right away
 
 
+def test_a_missed_publishing_time_survives_a_stop_before_its_catch_up_ran(db, holder):
+    """The start after downtime records that publishing is accounted for up to now, and only then
+    schedules the missed time's run: a stop (or a crash) before that run left the time covered and
+    never published, as the next start no longer saw it missed."""
+    import datetime as dt
+
+    from corpus.store.state import set_state
+
+    now = dt.datetime.now(dt.timezone.utc)
+    slot = (now - dt.timedelta(minutes=3)).strftime("%H:%M")
+    set_state(db, "publish_covered_until", (now - dt.timedelta(hours=2)).replace(microsecond=0).isoformat())
+
+    async def start_and_stop() -> bool:
+        service = make_service(db, holder, schedule=ScheduleOptions(publish_times=[slot], retrain=False))
+        service.start_schedule()
+        assert service.scheduler is not None
+        missed = service.scheduler.get_job("publish-missed") is not None
+        await service.stop(5)        # before the loop ran any job: the catch-up never ran
+        return missed
+
+    assert asyncio.run(start_and_stop())
+    assert asyncio.run(start_and_stop()), "the missed time was forgotten by the next start"
+
+
 def test_schedule_registers_every_job_with_shared_defaults(db, holder):
     service = make_service(db, holder, schedule=ScheduleOptions(publish_times=["09:00", "21:30"], retrain_at="03:30"))
     service.retrainer = lambda stop: None
