@@ -28,7 +28,7 @@ from jobs.alerts import AlertOptions, once
 from jobs.drafting import Drafting
 from jobs.generator import GeneratorHolder
 from jobs.health import DatabaseHealth
-from jobs.model_registry import active_file_problem, checkpoint_problem
+from jobs.model_registry import active_file_problem, checkpoint_problem, is_bundled
 from jobs.moderation import Moderation, ModerationOptions, ModerationUnavailable
 from jobs.pool import PoolOptions, ScreenOptions
 from model.sample_options import SampleOptions
@@ -151,6 +151,9 @@ class Service:
         if row is not None:
             await asyncio.to_thread(self.holder.reload, Path(row["path"]))
         log.info("the first model %s is trained and active: drafts come from it now", version)
+        # a trained model made active is tuned, as a retrain's promotion is (not the bundled one kept instead)
+        if row is not None and row["version"] == self.holder.version == version and not is_bundled(row):
+            await self.tune()
         return version
 
     async def follow_active_model(self) -> str | None:

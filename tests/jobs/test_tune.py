@@ -91,3 +91,44 @@ def test_auto_is_resolved_one_way_everywhere():
     assert resolved_temperature("auto", 1.1) == 1.1                  # the model's tuned temperature
     assert resolved_temperature("auto") == DEFAULT_TEMPERATURE == FALLBACK_TEMPERATURE   # not tuned yet
     assert resolved_temperature(0.7, 1.1) == 0.7 and resolved_temperature(1) == 1.0   # a number pins it
+
+
+def test_the_first_model_trained_on_the_corpus_is_tuned_too(db, tmp_path, tiny_checkpoint):
+    """The first model replaces the bundled one while the service runs (Service.start_first_training):
+    like a retrain's promotion it is tuned, else sample.temperature = "auto" wrote at the fallback
+    temperature until the first night promoted another model."""
+    import asyncio
+
+    from corpus.db import open_db
+    from jobs.first_run import FirstTraining
+    from jobs.model_registry import install_checkpoint
+    from jobs.service import Service, ServicePlan
+    from tests.fakes.recording import Moderators, RecordingChannel
+    from tests.tiny_model import variant
+
+    _corpus(db)
+    bundled = GeneratorHolder(tiny_checkpoint)
+
+    def train(stop):   # what jobs.retrain.bootstrap ends with: the trained model installed and active
+        own = open_db(tmp_path / "test.sqlite3")   # a worker thread's own connection, as bot.app's
+        try:
+            version = install_checkpoint(own, variant(tiny_checkpoint, tmp_path / "first.pt", "first"),
+                                         tmp_path / "models", val_bpc=None, metrics={"origin": "bootstrap"})
+            model_rows.promote(own, version)
+        finally:
+            own.close()
+        return version
+
+    plan = ServicePlan(sample=SampleOptions("auto", 150, 0, "known", "none"), tune_posts=2,
+                       pool=PoolOptions(channel_size=0, subscriber_size=0))
+    service = Service(db, bundled, plan=plan, publishers=[RecordingChannel()], moderation=Moderators(),
+                      stoplist=StopList(), first_training=FirstTraining(train, minutes=1))
+
+    async def main():
+        await service.startup()
+        return await service.first_model_trained()
+
+    first = asyncio.run(main())
+    assert service.holder.version == first
+    tuned = tuned_temperature(db, first)
+    assert tuned is not None and service.drafting.options().temperature == tuned
