@@ -163,12 +163,16 @@ class Drafting:
         thread, the screen on this one), stored with its version; a failure is a log line, not an
         error (run after a promotion: the model stays usable at the fallback temperature)."""
         holder = self.holder
+        version = holder.version   # the model tuned: another loaded meanwhile makes the grid a mix of two
         try:
             grid = await asyncio.to_thread(sample_grid, holder, options=self.sample, k=k)
+            if holder.version != version:
+                log.warning("tune of model %s dropped: model %s was loaded while it sampled", version, holder.version)
+                return None
             result = score_grid(self.db, grid, self.stoplist, options=self.sample, screening=self.screen)
-            store_tuned(self.db, holder.version, result)
+            store_tuned(self.db, version, result)
         except Exception as exc:  # noqa: BLE001
-            log.warning("tune of model %s failed: %s; sampling at %s", holder.version, exc, FALLBACK_TEMPERATURE)
+            log.warning("tune of model %s failed: %s; sampling at %s", version, exc, FALLBACK_TEMPERATURE)
             return None
-        log.info("tuned model %s: temperature %s", holder.version, result.temperature)
+        log.info("tuned model %s: temperature %s", version, result.temperature)
         return result

@@ -38,7 +38,7 @@ from jobs.publish import (Publisher, PublishOptions, PublishState, close_finishe
 from jobs.curation import GenerateOptions, digest_text
 from jobs.ranker import RankerOptions, maybe_train
 from jobs.rating import RateOptions, fill_rating_pool, settle_candidates
-from jobs.tune import DEFAULT_K
+from jobs.tune import DEFAULT_K, tuned_temperature
 from jobs.reactions import ReactionSource, collect_reactions
 
 if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torch: only where they run
@@ -101,6 +101,7 @@ class Service:
         # set by `stop`: a job running in a worker thread (the nightly retrain's training child) ends early
         self.stopping = threading.Event()
         self.running_jobs: set[asyncio.Task] = set()
+        self._tunes: set[asyncio.Task] = set()   # background tunes (_tune_soon), held until they end
         self._dispatching = asyncio.Lock()   # one dispatch at a time: the pool job and a 🔄 never show a draft twice
         # one rating-pool fill at a time (jobs.rating.fill_rating_pool): raters who ran out of drafts
         # together, and the pool job, never start several generations on the bot's cores
@@ -174,7 +175,19 @@ class Service:
                         row["version"], path, exc, self.holder.version)
             return None
         log.info("now generating with model %s (made active in the database)", version)
+        self._tune_soon(version)
         return version
+
+    def _tune_soon(self, version: str) -> None:
+        """Tune a model the service now generates with, in the background, when no temperature is
+        stored for it: one promoted by the moderators' ratings or activated by `buhurt models
+        activate` wrote at the fallback temperature for good. In the background: the ratings'
+        promotion runs in a moderator's answer, and a tune takes minutes."""
+        if tuned_temperature(self.db, version) is not None:
+            return
+        task: asyncio.Task = asyncio.ensure_future(self._tracked(self.tune)())
+        self._tunes.add(task)
+        task.add_done_callback(self._tunes.discard)
 
     async def tune(self) -> TuneResult | None:
         """`buhurt tune` for the loaded model, stored with its version (after a promotion)."""

@@ -17,6 +17,7 @@ from corpus.store.posts import add_posts
 from jobs import rating
 from jobs.model_registry import install_checkpoint
 from jobs.retrain import retrain
+from jobs.tune import tuned_temperature
 from model.preprocess import post_split
 from tests.fakes.telegram_app import (
     MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, until,
@@ -241,5 +242,7 @@ def test_the_gate_promotes_through_the_chat_and_the_bot_follows(tmp_path, server
                     break
             assert model_rows.active_model(db)["version"] == candidate
             await until(lambda: service.holder.version == candidate)
+            # and tuned, as a retrain's promotion is: it wrote at the fallback temperature for good
+            await until(lambda: tuned_temperature(db, candidate) is not None)
 
     asyncio.run(main())

@@ -132,3 +132,39 @@ def test_the_first_model_trained_on_the_corpus_is_tuned_too(db, tmp_path, tiny_c
     assert service.holder.version == first
     tuned = tuned_temperature(db, first)
     assert tuned is not None and service.drafting.options().temperature == tuned
+
+
+def test_a_tune_during_which_another_model_was_loaded_stores_nothing(db, tmp_path, tiny_checkpoint, monkeypatch):
+    """The grid sampled partly from each model measures neither: it was stored under the version
+    loaded at the end (`buhurt models activate` while a promotion's tune ran)."""
+    import asyncio
+
+    import jobs.drafting
+    from jobs.service import Service, ServicePlan
+    from tests.fakes.recording import Moderators, RecordingChannel
+    from tests.tiny_model import variant
+
+    from jobs.model_registry import install_checkpoint
+    from tests.helpers import with_active
+
+    _corpus(db)
+    first = with_active(db, tmp_path, tiny_checkpoint)
+    other = variant(tiny_checkpoint, tmp_path / "other.pt", "other")
+    install_checkpoint(db, other, tmp_path / "models", val_bpc=None)
+    holder = GeneratorHolder(tiny_checkpoint)
+    assert holder.version == first
+    real_grid = jobs.drafting.sample_grid
+
+    def grid_then_switch(*args, **kwargs):
+        grid = real_grid(*args, **kwargs)
+        holder.reload(other)
+        return grid
+
+    monkeypatch.setattr(jobs.drafting, "sample_grid", grid_then_switch)
+    plan = ServicePlan(sample=SampleOptions("auto", 150, 0, "known", "none"), tune_posts=2,
+                       pool=PoolOptions(channel_size=0, subscriber_size=0))
+    service = Service(db, holder, plan=plan, publishers=[RecordingChannel()], moderation=Moderators(),
+                      stoplist=StopList())
+    assert asyncio.run(service.tune()) is None
+    assert holder.version != first
+    assert tuned_temperature(db, first) is None and tuned_temperature(db, holder.version) is None
