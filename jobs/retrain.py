@@ -27,6 +27,7 @@ threads and memory stay in the child. The service's runs have the progress bar o
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -37,13 +38,14 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from common.locks import LockHeld, exclusive
 from corpus.export import export_training_text
 from corpus.outputs import atomic_write_text
 from corpus.store import model_versions as model_rows
@@ -62,6 +64,7 @@ from model.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 
+LOCK_SUFFIX = ".lock"   # <checkpoint_dir>.lock beside the folder: one training at a time (one_training)
 FIRST_MODEL_MINUTES = 10.0   # the first model on a corpus, when train.max_minutes leaves it to the window
 MANUAL_MINUTES = 10.0        # `buhurt retrain` by hand without --minutes or train.max_minutes
 WARM_START_WARMUP = 0.05     # a warm start's ramp: the fraction of the night the rate rises from 0 over
@@ -392,6 +395,11 @@ def prune_runs(db: sqlite_utils.Database, checkpoint_dir: Path, keep: int) -> li
 
 def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
               run_training: RunTraining = train_in_child) -> str:
+    with one_training(plan):
+        return _bootstrap(db, plan, run_training)
+
+
+def _bootstrap(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTraining) -> str:
     """First model on the corpus (none active, or the bundled one with startup.use_bundled_model = false):
     trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active when its
     drafts pass the screen as often as the bundled model's (`drafts_decision`); else the bundled
@@ -454,11 +462,37 @@ def _known_to(active: Path | None, text: str) -> str:
     return kept
 
 
+@contextlib.contextmanager
+def one_training(plan: RetrainPlan) -> Iterator[None]:
+    """One retrain (or first model) at a time per checkpoint folder: `buhurt retrain` by hand during
+    the night's run rewrote the training text and .h5 under it, and its pruning of old run folders
+    could delete the folder the night was training in. JobError at once, naming the other's pid."""
+    lock = plan.checkpoint_dir.with_name(plan.checkpoint_dir.name + LOCK_SUFFIX)   # not inside: runs are listed there
+    held = contextlib.ExitStack()
+    try:   # only the taking: an OSError of the training itself is not the lock's
+        held.enter_context(exclusive(lock))
+    except LockHeld as exc:
+        raise JobError(f"another retrain (pid {exc.holder}) is training in {plan.checkpoint_dir}: it runs to its"
+                       " end; run this one after it") from None
+    except OSError as exc:
+        raise JobError(f"cannot write the training run's folder {plan.checkpoint_dir}: {exc.strerror or exc}"
+                       f" (free space in {plan.checkpoint_dir.parent}, or make it a writable folder)") from exc
+    with held:
+        yield
+
+
 def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
             run_training: RunTraining = train_in_child, *, from_scratch: bool = False,
             minutes: float | None = None, manual: bool = False, now: dt.datetime | None = None) -> RetrainResult:
     """One night: export, train (warm or from scratch) within the budget, score both models on the
-    same held-out posts, promote or keep. `manual`: run by hand (`buhurt retrain`), also outside the window."""
+    same held-out posts, promote or keep. `manual`: run by hand (`buhurt retrain`), also outside the
+    window. One at a time per checkpoint folder (`one_training`)."""
+    with one_training(plan):
+        return _retrain(db, plan, run_training, from_scratch=from_scratch, minutes=minutes, manual=manual, now=now)
+
+
+def _retrain(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTraining, *, from_scratch: bool,
+             minutes: float | None, manual: bool, now: dt.datetime | None) -> RetrainResult:
     from model.evaluate import evaluate_text
     from model.splits import split_text
 

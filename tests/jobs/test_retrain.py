@@ -4,6 +4,7 @@ retrain`, checkpoint names, units, startup.use_bundled_model = false. Real SQLit
 from __future__ import annotations
 
 import datetime as dt
+import os
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -369,3 +370,27 @@ def test_characters_the_active_model_does_not_know_are_left_out_of_both_scores(t
     assert "☃" not in kept and "🦄" not in kept and kept == "".join(c for c in text if c in vocab.index)
     assert len(kept) >= len(text) - 4                   # only the unknown ones went
     assert _known_to(None, text) == text
+
+
+def test_a_second_retrain_while_one_trains_is_refused_and_changes_nothing(db, tmp_path, tiny_checkpoint):
+    """`buhurt retrain` by hand during the night's run: it rewrote the training text and .h5 the night
+    trained on, and its pruning could delete the night's run folder. Refused at once, naming the pid;
+    the first runs to its end, and a retrain after it runs."""
+    from jobs.errors import JobError
+
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
+    with_active(db, tmp_path, tiny_checkpoint)
+    plan = plan_for(tmp_path)
+    refused = []
+
+    def run_training(cfg):   # while the first trains, a second retrain (the operator's) starts
+        with pytest.raises(JobError) as error:
+            retrain(db, plan, run_training, minutes=1, manual=True)
+        refused.append(str(error.value))
+        train_tiny(cfg, max_iterations=1)
+
+    first = retrain(db, plan, run_training, minutes=1, manual=True)
+    assert refused == [f"another retrain (pid {os.getpid()}) is training in {plan.checkpoint_dir}: it runs to its"
+                       " end; run this one after it"]
+    assert first.candidate_bpc is not None
+    assert retrain(db, plan, lambda cfg: train_tiny(cfg, max_iterations=1), minutes=1, manual=True).candidate_bpc
