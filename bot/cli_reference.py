@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from bot.cli import cli
+from bot.config_reference import write_or_check
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 WIDTH = 100
@@ -63,15 +64,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    page = render()
-    if "--check" in argv:
-        if not PAGE.is_file() or PAGE.read_text(encoding="utf-8") != page:
-            print(f"{PAGE} is stale: run python -m bot.cli_reference", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(page, encoding="utf-8")
-    print(f"wrote {PAGE}")
-    return 0
+    return write_or_check(PAGE, render(), "bot.cli_reference", argv)
 
 
 if __name__ == "__main__":

@@ -128,20 +128,25 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    text = render()
+def write_or_check(page: Path, text: str, module: str, argv: list[str]) -> int:
+    """A generated page's command line (this module's and bot.cli_reference's): write `text` to
+    `page`, or with --check exit 1 when the page differs from it."""
     if argv == ["--check"]:
-        current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else ""
+        current = page.read_text(encoding="utf-8") if page.exists() else ""
         if current != text:
-            print(f"{PAGE} is stale: run python -m bot.config_reference", file=sys.stderr)
+            print(f"{page} is stale: run python -m {module}", file=sys.stderr)
             return 1
         return 0
     if argv:
-        print("usage: python -m bot.config_reference [--check]", file=sys.stderr)
+        print(f"usage: python -m {module} [--check]", file=sys.stderr)
         return 2
-    PAGE.write_text(text, encoding="utf-8")
-    print(f"wrote {PAGE}")
+    page.write_text(text, encoding="utf-8")
+    print(f"wrote {page}")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return write_or_check(PAGE, render(), "bot.config_reference", argv)
 
 
 if __name__ == "__main__":
