@@ -12,7 +12,8 @@ less a margin for export and scoring) unless `max_minutes` is set; by hand, MANU
 
 The held-out posts are the same every night (model.preprocess splits by a hash of each post). A
 candidate is promoted only when its bits per character on them beat the active model's on the same
-posts by at least `min_improvement` AND its drafts are not worse: of `readability_drafts` drafts made
+posts by more than `min_improvement` (with 0, the default: strictly lower; an equal model is not worth a
+new version) AND its drafts are not worse: of `readability_drafts` drafts made
 as the product makes them (its decoding, the same seeds and temperature for both models), the share
 that pass the pool's screen (jobs.pool.screen: two lines, ended at the gap, known words, grammar,
 no copy of a corpus post) may fall by at most `readability_tolerance`. The first model on a corpus
@@ -330,7 +331,7 @@ def draft_pass_share(db: sqlite_utils.Database, checkpoint: Path, plan: RetrainP
 
 def promotion_decision(candidate_bpc: float, active_bpc: float, candidate_read: float | None,
                        active_read: float | None, plan: RetrainPlan) -> tuple[bool, str]:
-    """Promote when bits/char is lower by at least min_improvement and the share of drafts passing
+    """Promote when bits/char is lower by more than min_improvement and the share of drafts passing
     the screen did not fall by more than readability_tolerance. Returns (promote, why not).
 
     A bits/char that is not a finite number (NaN, Inf: a diverged model) always loses: such a
