@@ -95,4 +95,7 @@ def _file_handler(file: str, max_bytes: int, backup_count: int) -> logging.Handl
         path.parent.mkdir(parents=True, exist_ok=True)
         return RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
     except OSError as exc:
-        raise LogFileError(f"log.file = {file!r} cannot be opened for writing ({exc.strerror or exc})") from None
+        # a file where a folder of the path should be: mkdir's "(File exists)" names no culprit
+        blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or exc
+        raise LogFileError(f"log.file = {file!r} cannot be opened for writing ({why})") from None

@@ -246,3 +246,21 @@ def test_log_file_never_writes_into_the_database_or_the_config(tmp_path, capsys,
     assert code == 2 and len(lines) == 1 and "log.file" in lines[0] and what in lines[0], err
     assert str(config) in lines[0]
     assert {p: p.read_bytes() for p in kept} == kept
+
+
+@pytest.mark.parametrize("name, said", [
+    ("afile/x.log", "{afile} is a file, not a folder"),
+    ("folder", "(Is a directory)"),
+])
+def test_a_log_file_that_cannot_be_opened_says_why_in_one_line(tmp_path, capsys, name, said):
+    # a file where its folder should be said "(File exists)": true of the file, not what is wrong
+    (tmp_path / "afile").write_text("notes\n", encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[log]\nfile = "{tmp_path / name}"\n',
+                      encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "corpus", "stats")
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "log.file" in lines[0], err
+    assert said.format(afile=tmp_path / "afile") in lines[0]
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "notes\n"
