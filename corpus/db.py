@@ -37,6 +37,7 @@ def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = 10.
         if marker_path(path).exists() and not db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             db.close()
             raise emptied_error(path, "holds no tables")
+        _check_not_newer(db, path)
         if db.journal_mode != "wal":
             db.enable_wal()
         db.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, no fsync per commit
@@ -50,6 +51,19 @@ def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = 10.
     except sqlite3.DatabaseError as exc:
         raise CorpusError(f"{path}: not a usable SQLite database ({exc})") from exc
     return db
+
+
+def _check_not_newer(db: sqlite_utils.Database, path: Path) -> None:
+    """CorpusError, before anything is written, when the database records migrations this code does
+    not know: a newer release wrote it (its schema may mean other things), and running on it could
+    damage it; the migration table is read only."""
+    known = {m.name for m in MIGRATIONS._migrations}
+    unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in known]
+    if unknown:
+        db.close()
+        raise CorpusError(f"{path}: written by a newer version of the bot (schema migration {unknown[0]!r} is"
+                          f" unknown to this one, which knows up to {MIGRATIONS._migrations[-1].name!r}): upgrade"
+                          " the bot, or restore a backup made by this version (docs/operating.md, Backups)")
 
 
 def marker_path(path: str | Path) -> Path:

@@ -125,3 +125,31 @@ def test_m008_keeps_each_model_versions_bits_per_char_as_val_bpc(tmp_path):
     assert schema_version(db)[-1] == "m009_clean_text_index"
     row = db["model_versions"].get("v1")
     assert row["val_bpc"] == 2.43 and "val_loss" not in row
+
+
+def test_a_database_written_by_a_newer_version_is_refused_in_one_line_and_left_as_it_was(tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    path = tmp_path / "data" / "buhurt.sqlite3"
+    newer = open_db(path)
+    old_posts(newer, ["ПРИХОДИШЬ\n@\nДОМОЙ\n@\nТАМ НИКОГО"])
+    # what a later release would do: a migration this code does not know, a column it never wrote
+    newer["_sqlite_migrations"].insert({"migration_set": "buhurt", "name": "m099_from_the_future",
+                                        "applied_at": "2030-01-01"})
+    newer.execute("ALTER TABLE posts ADD COLUMN rewritten INTEGER NOT NULL DEFAULT 1")
+    newer.execute("PRAGMA journal_mode = DELETE")   # as that release may leave it: nothing may change it
+    newer.close()
+    before = path.read_bytes()
+
+    with pytest.raises(CorpusError, match="newer version.*m099_from_the_future"):
+        open_db(path)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    text = tmp_path / "posts.txt"
+    text.write_text("НОВЫЙ\n@\nПОСТ\n@\nЗДЕСЬ\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "corpus", "import", str(text))
+    assert code == 2 and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert "buhurt.sqlite3" in line and "newer version" in line and "m099_from_the_future" in line
+    assert path.read_bytes() == before   # not migrated, not switched to WAL, no post added
+    assert not path.with_name(path.name + "-wal").exists()
