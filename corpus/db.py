@@ -28,6 +28,7 @@ def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = 10.
     if path.is_dir():
         raise CorpusError(f"{path}: is a directory, expected a SQLite database file")
     check_not_emptied(path)
+    check_no_stale_wal(path)
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -95,10 +96,31 @@ def check_not_emptied(path: str | Path) -> None:
         raise emptied_error(path, "is empty (0 bytes)")
 
 
+def check_no_stale_wal(path: str | Path) -> None:
+    """CorpusError when a non-empty `<database>-wal` lies beside a database file that is not in WAL
+    mode: a copy (a backup, written in rollback mode) was put over a database whose WAL a killed
+    process left. SQLite would replay that WAL's pages, which belong to the replaced database, into
+    the copy and damage it; the files are left as they are."""
+    path = Path(path)
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if not wal.is_file() or wal.stat().st_size == 0 or not path.is_file():
+            return
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return   # opening the database reports what is wrong with it
+    if len(header) == 20 and header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x01\x01":
+        raise CorpusError(f"{wal}: left beside {path.name}, which is not in WAL mode (a backup copied over a"
+                          f" database that was not closed?): SQLite would replay it into the copy; delete"
+                          f" {wal.name} and {path.name}-shm (they belong to the replaced database) and start again")
+
+
 def emptied_error(path: str | Path, what: str) -> CorpusError:
     return CorpusError(f"{path} {what}, but a database existed here ({marker_path(path).name} beside it): not"
                        " starting afresh; restore the newest backup (docs/operating.md, Backups: stop the bot,"
-                       " copy a file of backup.folder over paths.database), or delete the marker to start empty")
+                       " delete the -wal and -shm files beside it, copy a file of backup.folder over"
+                       " paths.database), or delete the marker to start empty")
 
 
 def database_error(path: str | Path, exc: sqlite3.Error, busy_timeout: float | None = None) -> CorpusError:

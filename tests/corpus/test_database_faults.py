@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from corpus.db import marker_path, open_db
+from corpus.errors import CorpusError
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.posts import add_posts
@@ -377,3 +379,42 @@ def test_pause_while_another_process_holds_the_database_is_a_polite_answer(tmp_p
     busy, done, paused = asyncio.run(main())
     assert busy["text"] == texts.DESK_BUSY
     assert done["text"].startswith(texts.PAUSE_DONE.split("{")[0]) and paused
+
+
+def test_a_backup_restored_over_a_database_whose_wal_a_killed_process_left_is_refused_not_damaged(tmp_path):
+    """The bot killed with pages still in its WAL, then a backup copied over the database (the
+    emptied-database line said only that): SQLite replayed the old WAL into the copy, whose pages
+    then mixed two databases (quick_check: btreeInitPage errors)."""
+    from corpus.backup import backup_database
+    from corpus.db import emptied_error, quick_check
+
+    live, backup = tmp_path / "buhurt.sqlite3", tmp_path / "backups" / "buhurt-20250101-000000.sqlite3"
+    open_db(live).close()
+    backup_database(live, backup)
+    writer = sqlite3.connect(live)   # the running bot, killed later with its last pages in the WAL
+    insert = ("INSERT INTO posts (source, community, external_id, text, text_hash, imported_at)"
+              " VALUES ('vk', 'g', ?, ?, 'h', 'now')")
+    writer.executemany(insert, [(str(i), "Х" * 3000) for i in range(300)])
+    writer.commit()
+    writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.executemany(insert, [(str(i), "У" * 3000) for i in range(300, 330)])
+    writer.commit()
+    wal = live.with_name(live.name + "-wal")
+    left = wal.read_bytes()
+    writer.close()
+    wal.write_bytes(left)              # what SIGKILL leaves: the WAL, not checkpointed
+    assert "-wal" in str(emptied_error(live, "is missing"))   # the restore the refusal describes
+
+    shutil.copyfile(backup, live)      # the restore, with the -wal forgotten
+    restored = live.read_bytes()
+    with pytest.raises(CorpusError, match=r"buhurt.sqlite3-wal: left beside buhurt.sqlite3.*delete"):
+        open_db(live)
+    assert live.read_bytes() == restored and wal.read_bytes() == left
+    wal.unlink()
+    live.with_name(live.name + "-shm").unlink(missing_ok=True)
+    db = open_db(live)
+    assert db.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
+    db.close()
+    assert quick_check(live) == ""
+
