@@ -64,9 +64,19 @@ def export_training_text(
                       "normalise": weighting.normalise, "boosted_posts": len(copies)},
         "post_ids": [post["id"] for post in order],
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
     manifest_path = output.with_name(output.name + ".manifest.json")
-    atomic_write_text(output, text)
-    atomic_write_text(manifest_path, json.dumps(manifest, ensure_ascii=False, indent=1))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CorpusError(f"{output}: a file is in the way of its folder ({output.parent}), expected a folder"
+                          " for the training text") from None
+    except OSError as exc:
+        raise CorpusError(f"{output.parent}: cannot create the folder for the training text"
+                          f" ({exc.strerror or exc})") from None
+    try:
+        atomic_write_text(output, text)
+        atomic_write_text(manifest_path, json.dumps(manifest, ensure_ascii=False, indent=1))
+    except OSError as exc:
+        raise CorpusError(f"{output}: cannot write the training text ({exc.strerror or exc})") from None
     return ExportResult(output, manifest_path, len(order), len(text), fingerprint)
 

@@ -64,3 +64,26 @@ def test_stats_and_histogram(db, tmp_path):
     assert "vocabulary:" in lines and "lines per post:" in lines and "top characters:" in lines
     png = write_histogram(stats, tmp_path / "h" / "stats.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_into_a_folder_that_cannot_be_made_is_one_line_not_a_traceback(tmp_path, capsys):
+    """`corpus export -o notes.txt/corpus.txt` (a file where the folder would be) ended in
+    'unexpected FileExistsError' with a traceback, exit 1."""
+    from tests.helpers import run_cli
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    posts = tmp_path / "posts.txt"
+    posts.write_text("\n\n".join(TINY_POSTS) + "\n", encoding="utf-8")
+    assert run_cli(capsys, "--config", str(config), "corpus", "import", str(posts))[0] == 0
+    notes = tmp_path / "notes.txt"
+    notes.write_text("мои заметки\n", encoding="utf-8")
+    for output in (notes / "corpus.txt", notes / "deeper" / "corpus.txt"):
+        code, out, err = run_cli(capsys, "--config", str(config), "corpus", "export", "-o", str(output))
+        assert code == 2 and "Traceback" not in err, err
+        (line,) = err.strip().splitlines()
+        assert "notes.txt" in line and "folder" in line, line
+    assert notes.read_text(encoding="utf-8") == "мои заметки\n"
+    code, out, err = run_cli(capsys, "--config", str(config), "corpus", "export", "-o",
+                             str(tmp_path / "new" / "deeper" / "corpus.txt"))
+    assert code == 0 and (tmp_path / "new" / "deeper" / "corpus.txt.manifest.json").is_file(), err
