@@ -13,7 +13,7 @@ import click
 
 from corpus.cleaning import clean_corpus, clean_if_needed
 from corpus.errors import CorpusError
-from corpus.export import export_training_text
+from corpus.export import MAX_GAP_LINES, export_training_text
 from corpus.importer import drop_sample_after_import, holds_only_the_sample, import_text_file, sample_removed_line
 from corpus.stats import corpus_stats, write_histogram
 from corpus.stoplist import StopList
@@ -122,7 +122,7 @@ def clean_cmd(app, show_report: bool) -> None:
 @corpus_group.command("export")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
               help="Training text to write (default: <data_dir>/train/corpus.txt).")
-@click.option("--gap-lines", type=click.IntRange(min=1), default=None,
+@click.option("--gap-lines", type=click.IntRange(min=1, max=MAX_GAP_LINES), default=None,
               help="Blank lines between posts (default: corpus.gap_lines).")
 @click.option("--seed", type=int, default=None, help="Shuffle seed (default: corpus.shuffle_seed).")
 @click.pass_obj

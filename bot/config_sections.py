@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from bot.secrets import Secret
 from corpus.errors import CorpusError
+from corpus.export import MAX_GAP_LINES
 from corpus.stoplist import StopList
 from corpus.vk import ScrapeOptions
 from jobs.publish import PublishOptions
@@ -55,7 +56,7 @@ class CorpusSettings:
     (which posts it repeats: [popularity])."""
 
     seed_with_sample: bool = True     # on first start with an empty database, import the bundled sample corpus
-    gap_lines: int = 1                # blank lines between posts in the training text
+    gap_lines: int = 1                # blank lines between posts in the training text (1 to 100)
     shuffle_seed: int = 1234          # seed of the deterministic shuffle of posts in the training text
     max_import_mb: float = 1024.0     # largest file `buhurt corpus import`/`import-telegram` accepts, in MB
 
@@ -63,8 +64,8 @@ class CorpusSettings:
         problems = {}
         if self.max_import_mb <= 0:
             problems["max_import_mb"] = "a positive number"
-        if self.gap_lines < 1:
-            problems["gap_lines"] = "an integer >= 1 (blank lines between posts)"
+        if not 1 <= self.gap_lines <= MAX_GAP_LINES:
+            problems["gap_lines"] = f"an integer from 1 to {MAX_GAP_LINES} (blank lines between posts)"
         return problems
 
 

@@ -25,10 +25,15 @@ class ExportResult:
     fingerprint: str
 
 
+# most blank lines between posts: more is no clearer a post end, and a huge number (a typo, 10**9)
+# made the text gap_lines characters per post and ended in MemoryError with a traceback
+MAX_GAP_LINES = 100
+
+
 def gap_separator(gap_lines: int) -> str:
     """The text between two posts: the end of the last line, then `gap_lines` blank lines."""
-    if gap_lines < 1:
-        raise CorpusError(f"corpus.gap_lines must be at least 1, got {gap_lines}")
+    if not 1 <= gap_lines <= MAX_GAP_LINES:
+        raise CorpusError(f"corpus.gap_lines must be from 1 to {MAX_GAP_LINES}, got {gap_lines}")
     return "\n" * (gap_lines + 1)
 
 

@@ -87,3 +87,29 @@ def test_export_into_a_folder_that_cannot_be_made_is_one_line_not_a_traceback(tm
     code, out, err = run_cli(capsys, "--config", str(config), "corpus", "export", "-o",
                              str(tmp_path / "new" / "deeper" / "corpus.txt"))
     assert code == 0 and (tmp_path / "new" / "deeper" / "corpus.txt.manifest.json").is_file(), err
+
+
+def test_a_huge_gap_between_posts_is_refused_in_one_line(tmp_path, capsys):
+    """--gap-lines 2000000000 (or corpus.gap_lines) built gap_lines newlines per post in memory and
+    ended in 'unexpected MemoryError' with a traceback; a million wrote megabytes of blank lines."""
+    from tests.helpers import run_cli
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    posts = tmp_path / "posts.txt"
+    posts.write_text("\n\n".join(TINY_POSTS) + "\n", encoding="utf-8")
+    assert run_cli(capsys, "--config", str(config), "corpus", "import", str(posts))[0] == 0
+    output = tmp_path / "out" / "corpus.txt"
+    code, _, err = run_cli(capsys, "--config", str(config), "corpus", "export", "-o", str(output),
+                           "--gap-lines", "1000000")
+    assert code == 2 and "--gap-lines" in err and "Traceback" not in err, err
+    huge = tmp_path / "huge.toml"
+    huge.write_text(config.read_text(encoding="utf-8") + "[corpus]\ngap_lines = 1000000\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "--config", str(huge), "corpus", "export", "-o", str(output))
+    assert code == 2 and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert "corpus.gap_lines" in line and "1000000" in line, line
+    assert not output.exists()
+    code, _, err = run_cli(capsys, "--config", str(config), "corpus", "export", "-o", str(output),
+                           "--gap-lines", "100")
+    assert code == 0 and "\n" * 101 in output.read_text(encoding="utf-8"), err
