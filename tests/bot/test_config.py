@@ -122,7 +122,7 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
     ("[pool]\noversample = 0\n", "pool.oversample must be an integer from 1 to 20"),
     ("[screen]\nmin_known_words = 1.5\n", "screen.min_known_words must be a number from 0 to 1"),
     ("[screen]\nmin_known_words = 'most'\n", "screen.min_known_words must be a number"),
-    ("[corpus]\ngap_lines = 0\n", "corpus.gap_lines must be an integer >= 1"),
+    ("[corpus]\ngap_lines = 0\n", "corpus.gap_lines must be an integer from 1 to 100"),
     ("[filter]\npatterns = ['[a-']\n", "filter.patterns must be valid regular expressions; invalid regular"
                                        " expression '[a-'"),
     ("[retrain]\nval_frac = 0\n", "retrain.val_frac must be a number in (0, 0.5)"),
