@@ -138,11 +138,15 @@ async def vote(db: sqlite_utils.Database, options: ModerationOptions, draft_id: 
 
 def _edit_vote(db: Any, draft_id: int, text: str, by: Moderator) -> bool:
     """Store a pending draft's edited text and its author's vote to approve it, in one transaction;
-    False when the draft was decided meanwhile."""
+    False when the draft was decided meanwhile. A text that changes drops the others' votes to
+    approve: they approved the text shown to them, and only the quorum decides a new one."""
     with db.atomic():
+        before = draft_rows.get_draft(db, draft_id)
         if not draft_rows.transition(db, draft_id, from_status=[DraftStatus.PENDING], to_status=DraftStatus.PENDING,
                                      final_text=text):
             return False
+        if before is not None and (before["final_text"] or before["text"]) != text:
+            desk_rows.clear_approvals(db, draft_id, but=by.id)
         desk_rows.cast_vote(db, draft_id, actor_id=by.id, actor_name=by.name, vote="edit")
     return True
 

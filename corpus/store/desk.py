@@ -29,6 +29,13 @@ def votes_for(db: sqlite_utils.Database, draft_id: int) -> list[dict[str, Any]]:
     return list(db.query("SELECT * FROM moderation_votes WHERE draft_id = ? ORDER BY at, rowid", [draft_id]))
 
 
+def clear_approvals(db: sqlite_utils.Database, draft_id: int, *, but: Any) -> None:
+    """Drop the votes to approve (or edits) of every moderator but `but`: they were for a text the
+    draft no longer has."""
+    db.execute("DELETE FROM moderation_votes WHERE draft_id = ? AND vote IN ('approve', 'edit') AND actor_id != ?",
+               [draft_id, str(but)])
+
+
 def clear_votes(db: sqlite_utils.Database, draft_id: int) -> None:
     db.execute("DELETE FROM moderation_votes WHERE draft_id = ?", [draft_id])
 

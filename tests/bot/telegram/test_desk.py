@@ -484,3 +484,30 @@ def test_without_a_footer_the_post_is_the_text(tmp_path, server):
 def test_bad_desk_settings_are_named(tmp_path, server, table, values, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         load_settings(write_config(tmp_path, server, **{table: values}), environ={})
+
+
+def test_an_edit_after_another_moderators_approve_goes_to_the_vote_again(tmp_path, server):
+    """votes = 2: @MODERATOR's ✅ was for the text shown then; @SECOND rewriting it by reply is one
+    vote for a text nobody else saw, never the second vote that publishes it."""
+    settings = make_settings(tmp_path, server, telegram={"moderators": [MODERATOR, SECOND, FAST]},
+                             moderation={"votes": 2})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            (one,) = add_pending(db, 1)
+            await service.dispatch_moderation()
+            message = draft_message(server, db, one)
+            await press(server, f"d:a:{one}", user_id=MODERATOR, message=message)
+            said = await reply_to(server, MODERATORS_CHAT, "СОВСЕМ ДРУГОЙ\n@\nТЕКСТ", user_id=SECOND,
+                                  chat_id=MODERATORS_CHAT, reply_to=message)
+            assert said["text"] == texts.EDIT_VOTED.format(have=1, need=2)
+            row = draft_rows.get_draft(db, one)
+            assert row["status"] == "pending" and row["final_text"] == "СОВСЕМ ДРУГОЙ\n@\nТЕКСТ"
+            assert [(v["actor_id"], v["vote"]) for v in desk_rows.votes_for(db, one)] == [(str(SECOND), "edit")]
+            # the first moderator, now shown the new text, approves it: that is the quorum
+            await press(server, f"d:a:{one}", user_id=MODERATOR, message=draft_message(server, db, one))
+            row = draft_rows.get_draft(db, one)
+            assert row["status"] == "queued" and row["final_text"] == "СОВСЕМ ДРУГОЙ\n@\nТЕКСТ"
+
+    asyncio.run(main())
