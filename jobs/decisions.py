@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,16 @@ async def decide(db: sqlite_utils.Database, draft_id: int, action: str, by: Mode
     if decided:
         log_decision(draft_id, action, by, detail)
     return decided
+
+
+async def forget_former_moderators(db: sqlite_utils.Database, moderators: Collection[int]) -> int:
+    """Drop the votes on pending drafts of anyone no longer among `moderators` (the config changed
+    since they pressed): a quorum counts only those who may vote now, and the message shows only
+    their votes. Decided drafts keep their votes as cast. Returns how many were dropped."""
+    dropped = await patiently(desk_rows.drop_pending_votes_except, db, sorted(moderators))
+    if dropped:
+        log.info("%d votes on pending drafts by people no longer in telegram.moderators no longer count", dropped)
+    return dropped
 
 
 def log_decision(draft_id: int, action: str, by: Moderator, detail: str | None = None) -> None:

@@ -42,6 +42,7 @@ from bot.telegram.moderators_chat import TelegramModeration
 from bot.telegram.reactions import on_reaction_count
 from bot.telegram.requests import UPDATES_POOL_SIZE, telegram_request
 from bot.telegram.startup import check_bot_api, initialize, retry_seconds
+from jobs import decisions
 
 if TYPE_CHECKING:
     from bot.vk.messages import VkMessages
@@ -171,6 +172,8 @@ async def started(application: BotApplication, *, schedule: bool) -> AsyncIterat
         tg = data.settings.telegram
         await initialize(application, base_url=tg.base_url, wait_seconds=tg.startup_wait_seconds)
         await data.service.startup()
+        if data.moderation.enabled:   # votes of those since removed from telegram.moderators no longer count
+            await decisions.forget_former_moderators(data.db, data.moderation.moderators)
         await _publish_commands(application.bot, tg.moderators_chat)
         if schedule:
             data.service.start_schedule()

@@ -36,6 +36,15 @@ def clear_approvals(db: sqlite_utils.Database, draft_id: int, *, but: Any) -> No
                [draft_id, str(but)])
 
 
+def drop_pending_votes_except(db: sqlite_utils.Database, actor_ids: list[Any]) -> int:
+    """Delete the votes on pending drafts of everyone not in `actor_ids`; how many went."""
+    marks = ",".join("?" * len(actor_ids))
+    cursor = db.execute(f"DELETE FROM moderation_votes WHERE actor_id NOT IN ({marks})"
+                        " AND draft_id IN (SELECT id FROM drafts WHERE status = 'pending')",
+                        [str(a) for a in actor_ids])
+    return cursor.rowcount
+
+
 def clear_votes(db: sqlite_utils.Database, draft_id: int) -> None:
     db.execute("DELETE FROM moderation_votes WHERE draft_id = ?", [draft_id])
 

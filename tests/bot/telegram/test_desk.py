@@ -511,3 +511,42 @@ def test_an_edit_after_another_moderators_approve_goes_to_the_vote_again(tmp_pat
             assert row["status"] == "queued" and row["final_text"] == "СОВСЕМ ДРУГОЙ\n@\nТЕКСТ"
 
     asyncio.run(main())
+
+
+def test_the_vote_of_a_moderator_removed_from_the_config_no_longer_counts(tmp_path, server):
+    """votes = 2: @MODERATOR voted ✅, then left telegram.moderators (a restart with the new config):
+    one more ✅ is one vote of 2, not the quorum, and the draft's message counts only who may vote."""
+    settings = make_settings(tmp_path, server, telegram={"moderators": [MODERATOR, SECOND, FAST]},
+                             moderation={"votes": 2})
+
+    async def vote_then_leave():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            one, two = add_pending(db, 2)
+            await service.dispatch_moderation()
+            for draft_id in (one, two):
+                await press(server, f"d:a:{draft_id}", user_id=MODERATOR, message=draft_message(server, db, draft_id))
+            await press(server, f"d:r:{two}", user_id=SECOND, message=draft_message(server, db, two))
+            return one, two
+
+    one, two = asyncio.run(vote_then_leave())
+    later = load_settings(write_config(tmp_path, server, telegram={"moderators": [SECOND, FAST]},
+                                       moderation={"votes": 2}), environ={})
+
+    async def after():
+        async with bot_running(later) as app:
+            db = app.bot_data.db
+            message = draft_message(server, db, one)
+            refused = await press(server, f"d:a:{one}", user_id=MODERATOR, message=message)
+            assert refused["text"] == texts.NOT_ALLOWED
+            answer = await press(server, f"d:a:{one}", user_id=SECOND, message=message)
+            assert answer["text"] == texts.ANSWER_VOTED.format(have=1, need=2)
+            assert draft_rows.get_draft(db, one)["status"] == "pending"
+            assert [v["actor_id"] for v in desk_rows.votes_for(db, one)] == [str(SECOND)]
+            voted = texts.VOTES.format(have=1, need=2, votes=f"✅ @user{SECOND}")
+            await until(lambda: voted in server.message(MODERATORS_CHAT, message["message_id"])["text"])
+            # the split draft keeps the vote of the moderator who still may vote
+            assert draft_rows.get_draft(db, two)["status"] == "pending"
+            assert [v["actor_id"] for v in desk_rows.votes_for(db, two)] == [str(SECOND)]
+
+    asyncio.run(after())
