@@ -256,18 +256,26 @@ def card_not_sent(service: Service, card: Card) -> None:
     rating_rows.forget_shown(service.db, card.rating_id)
 
 
+class CardClosed(Exception):
+    """Both questions of the card were answered already (a double tap on the last answer, a stale
+    copy of the card): the press changes nothing, and no further card follows from it."""
+
+
 async def answer(service: Service, rating_id: int, rater_id: Any, chat_id: Any, message_id: Any,
                  question: str, value: bool) -> dict[str, Any] | None:
     """Store a rater's answer to a card shown to them in that message; None when the card is not
-    theirs (or not that message). When the answer completes a rating of a waiting candidate's
-    draft, the candidates are settled and a promoted model is loaded."""
+    theirs (or not that message); CardClosed when both questions were answered already. When the
+    answer completes a rating of a waiting candidate's draft, the candidates are settled and a
+    promoted model is loaded."""
     row = rating_rows.get_rating(service.db, rating_id)
     if row is None or row["rater_id"] != str(rater_id):
         return None
     if row["message_id"] is not None and (row["chat_id"], row["message_id"]) != (str(chat_id), str(message_id)):
         return None   # (no message yet: pressed before the bot recorded the message it had just sent)
     row = await patiently(rating_rows.answer, service.db, rating_id, question, value)
-    if row is not None and question == "readable" and service.plan.promote_min_ratings > 0:
+    if row is None:
+        raise CardClosed(rating_id)
+    if question == "readable" and service.plan.promote_min_ratings > 0:
         if any(promoted for _, promoted in settle_candidates(service.db, service.plan.promote_min_ratings)):
             await service.follow_active_model()
     return row

@@ -96,8 +96,12 @@ async def on_rate_button(update: Update, context: Context) -> None:
         await query.answer(texts.STALE_BUTTON)
         return
     question = QUESTIONS[match.group(2)]
-    row = await rating.answer(bot_data.service, int(match.group(1)), query.from_user.id, message.chat.id,
-                              message.message_id, question, match.group(3) == "1")
+    try:
+        row = await rating.answer(bot_data.service, int(match.group(1)), query.from_user.id, message.chat.id,
+                                  message.message_id, question, match.group(3) == "1")
+    except rating.CardClosed:   # a double tap on the last answer: the next card went out already
+        await query.answer(texts.RATE_ALREADY)
+        return
     if row is None:
         await query.answer(texts.RATE_NOT_YOURS)
         return

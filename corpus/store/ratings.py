@@ -63,11 +63,14 @@ def get_rating(db: sqlite_utils.Database, rating_id: int) -> dict[str, Any] | No
 
 
 def answer(db: sqlite_utils.Database, rating_id: int, question: str, value: bool) -> dict[str, Any] | None:
-    """Store one answer (`question` in QUESTIONS); returns the row as it is now."""
+    """Store one answer (`question` in QUESTIONS) while the card is open (not both questions
+    answered yet); returns the row as it is now, or None when nothing was stored (the card was
+    closed already, or there is no such rating)."""
     if question not in QUESTIONS:
         raise ValueError(f"unknown rating question {question!r}")
-    db.execute(f"UPDATE ratings SET {question} = ?, rated_at = ? WHERE id = ?", [int(value), utcnow(), rating_id])
-    return get_rating(db, rating_id)
+    cursor = db.execute(f"UPDATE ratings SET {question} = ?, rated_at = ? WHERE id = ?"
+                        " AND (readable IS NULL OR would_publish IS NULL)", [int(value), utcnow(), rating_id])
+    return get_rating(db, rating_id) if cursor.rowcount == 1 else None
 
 
 def share_counts(db: sqlite_utils.Database) -> list[dict[str, Any]]:

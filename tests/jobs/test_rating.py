@@ -20,7 +20,7 @@ from jobs.retrain import retrain
 from jobs.tune import tuned_temperature
 from model.preprocess import post_split
 from tests.fakes.telegram_app import (
-    MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, until,
+    MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, settled, until,
 )
 from tests.helpers import plan_for, run_cli, varied_posts, with_active
 from tests.tiny_model import variant
@@ -119,6 +119,30 @@ def test_subscribers_rate_only_when_enabled(tmp_path, server):
             assert card["text"].startswith("Оценка вслепую")
             denied = await reply_to(server, MODERATORS_CHAT, "/rate", user_id=STRANGER, chat_id=MODERATORS_CHAT)
             assert denied["text"] == texts.RATE_NOT_ALLOWED
+
+    asyncio.run(main())
+
+
+def test_a_second_tap_on_a_rated_card_changes_nothing_and_sends_no_second_card(tmp_path, server):
+    """A double tap on the last answer (the second press carries the card as it was, buttons and
+    all): the card is closed once both questions are answered; the late press neither rewrites the
+    answer nor sends the rater one more card."""
+    settings = make_settings(tmp_path, server, rate={"drafts": 4})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            add_posts(db, [{"source": "file", "text": t} for t in CORPUS])
+            card = await first_card(server, MODERATORS_CHAT, MODERATOR, chat_id=MODERATORS_CHAT)
+            rid = card_id(card)
+            await rate_card(server, MODERATORS_CHAT, MODERATOR, card, 1, 1)
+            cards = len(server.sent(MODERATORS_CHAT))
+            late = await press(server, f"v:{rid}:r:0", user_id=MODERATOR, message=card)
+            assert late["text"] == texts.RATE_ALREADY
+            row = rating.rating_rows.get_rating(db, rid)
+            assert (row["readable"], row["would_publish"]) == (1, 1)
+            await settled(server, app)
+            assert len(server.sent(MODERATORS_CHAT)) == cards
 
     asyncio.run(main())
 
