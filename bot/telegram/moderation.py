@@ -50,7 +50,7 @@ def _now() -> str:
 async def _show_decision(bot: Bot, draft: dict[str, Any], line: str, votes: list[dict] | None = None,
                          need: int = 1) -> None:
     """Edit the draft's message: the draft, the votes, then who decided and when; no buttons left."""
-    await _edit(bot, draft, f"{draft_message(draft, votes or (), need)}\n\n{line}", None)
+    await _edit(bot, draft, draft_message(draft, votes or (), need, decided=line), None)
 
 
 async def _show_votes(bot: Bot, bot_data: BotData, draft: dict[str, Any], votes: list[dict]) -> None:

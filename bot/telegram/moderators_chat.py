@@ -58,9 +58,10 @@ def votes_line(votes: Sequence[dict[str, Any]], need: int) -> str:
     return texts.VOTES.format(have=len(votes), need=need, votes=" · ".join(shown))
 
 
-def draft_message(draft: dict[str, Any], votes: Sequence[dict[str, Any]] = (), need: int = 1) -> str:
+def draft_message(draft: dict[str, Any], votes: Sequence[dict[str, Any]] = (), need: int = 1,
+                  decided: str | None = None) -> str:
     """The draft (a moderator's pending edit in its place), its score in one line when it was
-    measured (jobs.pool.score), and the votes so far."""
+    measured (jobs.pool.score), the votes so far and, once decided, who decided it and when."""
     tail = []
     if draft.get("score") is not None:
         grammar = "—" if draft.get("grammar") is None else f"{draft['grammar']:.0%}"
@@ -69,8 +70,10 @@ def draft_message(draft: dict[str, Any], votes: Sequence[dict[str, Any]] = (), n
     counted = votes_line(votes, need)
     if counted:
         tail.append(counted)
+    if decided:
+        tail.append(decided)
     ending = "".join(f"\n\n{line}" for line in tail)
-    # the score and the votes always show; a post longer than the message allows is shortened
+    # the score, the votes and the decision always show; a post longer than the message allows is shortened
     return fit(texts.DRAFT, draft.get("final_text") or draft["text"], LIMIT - len(ending), id=draft["id"]) + ending
 
 

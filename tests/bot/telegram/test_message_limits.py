@@ -120,3 +120,24 @@ def test_fit_keeps_the_frame_and_marks_what_it_cut():
     long = fit(texts.MEME, "Я" * 5000, id=7)
     assert LIMIT - 5 <= len(long) <= LIMIT and long.startswith("Мем #7\n\nЯЯЯ") and long.endswith("симв.)")
     assert str(5000 - long.count("Я")) in long.rsplit("ещё", 1)[1]
+
+
+def test_a_long_pending_draft_decided_shows_the_decision_and_loses_its_buttons(tmp_path, server):
+    """A pending draft near 4,096 characters (shown shortened) approved by its button: the decision
+    line comes after the text, so the text is shortened to leave room for it; the edit was refused
+    and the message kept its vote buttons as if nothing was decided."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            one = draft_rows.add_draft(db, text=long_text(4090), model_version="v", temperature=0.8, seed=1,
+                                       max_length=5000, status="pending")
+            await service.dispatch_moderation()
+            message = draft_message(server, db, one)
+            answer = await press(server, f"d:a:{one}", user_id=MODERATOR, message=message)
+            assert answer["text"] == texts.ANSWER_DONE
+            edited = await until(lambda: "✅ Одобрено" in (m := draft_message(server, db, one))["text"] and m)
+            assert len(edited["text"]) <= LIMIT and "reply_markup" not in edited
+
+    asyncio.run(main())
