@@ -169,5 +169,13 @@ def draft_message(server: FakeBotApi, db, draft_id: int) -> dict:
     return server.message(MODERATORS_CHAT, int(row["moderation_message_id"]))
 
 
+async def one_shown(server: FakeBotApi, app: Any) -> tuple[Any, int, dict]:
+    """One pending draft shown in the moderators' chat: (the database, its id, its message)."""
+    db = app.bot_data.db
+    (draft_id,) = add_pending(db, 1)
+    await app.bot_data.service.dispatch_moderation()
+    return db, draft_id, draft_message(server, db, draft_id)
+
+
 def draft_id_of(message: dict) -> int:
     return int(message["text"].split("#")[1].split()[0])

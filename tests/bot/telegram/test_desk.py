@@ -16,7 +16,7 @@ from corpus.store import publications as pubs
 from jobs import desk, notices
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, add_pending, bot_running, button_data, draft_message,
-    make_settings, press, reply_to, until, write_config,
+    make_settings, one_shown, press, reply_to, until, write_config,
 )
 
 SECOND, FAST = 333, 444
@@ -494,10 +494,7 @@ def test_an_edit_after_another_moderators_approve_goes_to_the_vote_again(tmp_pat
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data.db, app.bot_data.service
-            (one,) = add_pending(db, 1)
-            await service.dispatch_moderation()
-            message = draft_message(server, db, one)
+            db, one, message = await one_shown(server, app)
             await press(server, f"d:a:{one}", user_id=MODERATOR, message=message)
             said = await reply_to(server, MODERATORS_CHAT, "СОВСЕМ ДРУГОЙ\n@\nТЕКСТ", user_id=SECOND,
                                   chat_id=MODERATORS_CHAT, reply_to=message)

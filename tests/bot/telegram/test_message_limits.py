@@ -11,7 +11,7 @@ from bot.fit import LIMIT, fit
 from corpus.store import drafts as draft_rows
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATOR, MODERATORS_CHAT, add_pending, bot_running, button_data, draft_message, make_settings, press,
-    reply_to, settled, until,
+    one_shown, reply_to, settled, until,
 )
 
 SECOND = 333
@@ -43,10 +43,7 @@ def test_one_moderator_cannot_rewrite_a_draft_the_quorum_approved(tmp_path, serv
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data.db, app.bot_data.service
-            (one,) = add_pending(db, 1)
-            await service.dispatch_moderation()
-            message = draft_message(server, db, one)
+            db, one, message = await one_shown(server, app)
             await press(server, f"d:a:{one}", user_id=MODERATOR, message=message)
             await press(server, f"d:a:{one}", user_id=SECOND, message=message)
             assert draft_rows.get_draft(db, one)["status"] == "queued"
