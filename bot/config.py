@@ -25,6 +25,7 @@ from bot.config_sections import (
     TelegramSettings, VkSettings,
 )
 from bot.secrets import REDACTOR, Secret
+from common.files import SQLITE_SIGNATURE, starts_with
 from corpus.popularity import PopularityWeighting
 from corpus.rules import CleanOptions
 from jobs.alerts import AlertOptions
@@ -159,12 +160,8 @@ def _check_log_file(settings: Settings) -> None:
     if settings.source != "<defaults>":
         taken[Path(settings.source).resolve()] = "the config file itself"
     what = taken.get(log_file.resolve())
-    if what is None and log_file.is_file():
-        try:
-            with open(log_file, "rb") as handle:
-                what = "a SQLite database" if handle.read(16) == b"SQLite format 3\x00" else None
-        except OSError:
-            pass
+    if what is None and log_file.is_file() and starts_with(log_file, SQLITE_SIGNATURE):
+        what = "a SQLite database"
     if what is not None:
         raise ConfigError(f"{settings.source}: log.file = {settings.log.file!r} is {what}: log lines would be"
                           " appended to it; choose another file")

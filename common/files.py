@@ -32,3 +32,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+SQLITE_SIGNATURE = b"SQLite format 3\x00"   # the first bytes of every SQLite database file
+
+
+def starts_with(path: str | Path, signature: bytes) -> bool:
+    """Whether the file at `path` begins with `signature` (a format's magic bytes); False when it
+    cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(signature)) == signature
+    except OSError:
+        return False

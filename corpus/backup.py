@@ -8,7 +8,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from common.files import atomic_path
+from common.files import SQLITE_SIGNATURE, atomic_path, starts_with
 from corpus.db import check_not_emptied, emptied_error, marker_path
 from corpus.errors import CorpusError
 from corpus.outputs import remove_leftover_temps
@@ -20,11 +20,7 @@ DATED = re.compile(rf"{re.escape(PREFIX)}\d{{8}}-\d{{6}}{re.escape(SUFFIX)}")
 
 
 def _is_sqlite(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            return f.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
+    return starts_with(path, SQLITE_SIGNATURE)
 
 
 def backup_database(source: str | Path, output: str | Path, *, busy_timeout: float = 10.0) -> Path:

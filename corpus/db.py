@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from common.files import SQLITE_SIGNATURE
 from corpus.errors import CorpusError
 from corpus.migrations import MIGRATIONS
 from corpus.store.clock import utcnow
@@ -110,7 +111,7 @@ def check_no_stale_wal(path: str | Path) -> None:
             header = f.read(20)
     except OSError:
         return   # opening the database reports what is wrong with it
-    if len(header) == 20 and header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x01\x01":
+    if len(header) == 20 and header.startswith(SQLITE_SIGNATURE) and header[18:20] == b"\x01\x01":
         raise CorpusError(f"{wal}: left beside {path.name}, which is not in WAL mode (a backup copied over a"
                           f" database that was not closed?): SQLite would replay it into the copy; delete"
                           f" {wal.name} and {path.name}-shm (they belong to the replaced database) and start again")

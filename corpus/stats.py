@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from common.files import atomic_path
+from common.files import atomic_path, starts_with
 from corpus.errors import CorpusError
 from corpus.importer import SAMPLE_COMMUNITY
 from corpus.store.posts import count_posts, posts_with_metrics
@@ -100,11 +100,9 @@ def _histogram_target(path: Path) -> Path:
         raise CorpusError(f"{path}: expected a .png file name for the histogram")
     if path.is_dir():
         raise CorpusError(f"{path}: is a directory, expected a .png file name for the histogram")
-    if path.is_file() and path.stat().st_size:
-        with open(path, "rb") as handle:
-            if handle.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
-                raise CorpusError(f"{path}: exists and is not a PNG image (only an earlier histogram is"
-                                  " replaced): choose another path")
+    if path.is_file() and path.stat().st_size and not starts_with(path, PNG_SIGNATURE):
+        raise CorpusError(f"{path}: exists and is not a PNG image (only an earlier histogram is"
+                          " replaced): choose another path")
     return path
 
 

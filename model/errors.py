@@ -5,6 +5,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from common.files import starts_with
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"   # torch.save's archive
 LARGEST_JSON = 64 << 20          # a vocabulary or a checkpoint's sidecar is far smaller
@@ -51,17 +53,12 @@ def require_replaceable(path: str | Path, what: str, kind: str, is_kind: Callabl
     return p
 
 
-def _starts_with(p: Path, signature: bytes) -> bool:
-    with open(p, "rb") as handle:
-        return handle.read(len(signature)) == signature
-
-
 def is_hdf5(p: Path) -> bool:
-    return _starts_with(p, HDF5_SIGNATURE)
+    return starts_with(p, HDF5_SIGNATURE)
 
 
 def is_torch_archive(p: Path) -> bool:
-    return _starts_with(p, ZIP_SIGNATURE)
+    return starts_with(p, ZIP_SIGNATURE)
 
 
 def json_object_with(*keys: str) -> Callable[[Path], bool]:
