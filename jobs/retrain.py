@@ -220,6 +220,12 @@ class RetrainResult:
                 f"; active {figures(self.active_version, self.active_bpc, self.active_readability)}{how}")
 
 
+def unwritable(folder: Path, exc: OSError) -> JobError:
+    """The one line for a training folder that cannot be written (a file in its place, full, read-only)."""
+    return JobError(f"cannot write the training run's folder {folder}: {exc.strerror or exc}"
+                    f" (free space in {folder.parent}, or make it a writable folder)")
+
+
 def train_in_child(cfg: TrainConfig, stop: threading.Event | None = None) -> None:
     """Train `cfg` in a child process, `python -m model.run RUN.json`, RUN.json written in its run
     folder. The child's start line and errors go to stderr; its result line is passed on to stderr,
@@ -230,8 +236,7 @@ def train_in_child(cfg: TrainConfig, stop: threading.Event | None = None) -> Non
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_file, json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False) + "\n")
     except OSError as exc:   # the checkpoint folder is a file, full or read-only: nothing trained, nothing changed
-        raise JobError(f"cannot write the training run's folder {run_dir}: {exc.strerror or exc} "
-                       f"(free space in {run_dir.parent}, or make it a writable folder)") from exc
+        raise unwritable(run_dir, exc) from exc
     command = [sys.executable, "-m", "model.run", str(run_file)]
     log.info("retrain: %s", " ".join(command))
     # the child watches this process (model.run.PARENT_ENV): killed, even by SIGKILL, this process
@@ -476,8 +481,7 @@ def one_training(plan: RetrainPlan) -> Iterator[None]:
         raise JobError(f"another retrain (pid {exc.holder}) is training in {plan.checkpoint_dir}: it runs to its"
                        " end; run this one after it") from None
     except OSError as exc:
-        raise JobError(f"cannot write the training run's folder {plan.checkpoint_dir}: {exc.strerror or exc}"
-                       f" (free space in {plan.checkpoint_dir.parent}, or make it a writable folder)") from exc
+        raise unwritable(plan.checkpoint_dir, exc) from exc
     with held:
         yield
 
