@@ -131,7 +131,8 @@ async def generate_answer(subs: Subscribers, user: Hashable, argument: str) -> t
     share = subs.service.plan.generate.popular_share
     try:   # waits off the loop while the database is held; marks what it returns as this user's
         draft, popular = await patiently(curation.next_for_subscriber, subs.service.db, served_id(user),
-                                         popular=random.random() < share)
+                                         popular=random.random() < share,
+                                         stoplist=subs.service.drafting.stoplist)
     except DatabaseBusy as exc:
         log.warning("/generate answered 'busy': %s", exc)
         return texts.DATABASE_BUSY, False

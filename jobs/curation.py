@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections import defaultdict
@@ -23,6 +24,7 @@ import sqlite_utils
 from corpus.nearcopy import longest_shared_with
 from corpus.popularity import publication_scores
 from corpus.statuses import DraftStatus
+from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store import ratings as rating_rows
 from corpus.store.clock import ago
@@ -35,6 +37,8 @@ DIGEST_DAYS, DIGEST_PLACES = 7, 5
 MESSAGE_LIMIT = 4096      # a Telegram message's characters (a digest is cut to fit)
 DIGEST_HEADER = "🏆 Лучшее за неделю"
 DIGEST_ITEM = "{place}. Мем #{id}\n{text}"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,26 +87,35 @@ def claim_for(db: sqlite_utils.Database, user_id: Any, draft: dict[str, Any]) ->
     return True
 
 
-def next_for_subscriber(db: sqlite_utils.Database, user_id: Any, *, popular: bool) -> tuple[dict | None, bool]:
+def next_for_subscriber(db: sqlite_utils.Database, user_id: Any, *, popular: bool,
+                        stoplist: StopList) -> tuple[dict | None, bool]:
     """/generate without a start text: (a draft recorded as served to this subscriber, whether it
     is a popular published post). `popular` (drawn with generate.popular_share): a liked post they
     have not had, when there is one; else the oldest ready pool draft they have not had; (None,
-    False) when neither is left (the caller generates one now)."""
+    False) when neither is left (the caller generates one now). Neither matches `stoplist` as it is
+    now: a word listed after a draft was made or a post published keeps it from subscribers too."""
     if popular:
-        liked = popular_for(db, user_id)
+        liked = popular_for(db, user_id, stoplist=stoplist)
         if liked is not None:
             mark_served(db, user_id, liked)
             return liked, True
-    draft = take_ready_for(db, user_id)
+    draft = take_ready_for(db, user_id, stoplist)
     if draft is not None:
         mark_served(db, user_id, draft)
     return draft, False
 
 
-def take_ready_for(db: sqlite_utils.Database, user_id: Any) -> dict[str, Any] | None:
+def take_ready_for(db: sqlite_utils.Database, user_id: Any, stoplist: StopList | None = None) -> dict[str, Any] | None:
     """The oldest ready draft of the /generate pool this subscriber has not had (same text
-    included), served exactly once; None when there is none."""
+    included), served exactly once; None when there is none. A ready draft `stoplist` now matches
+    becomes `rejected_auto` (the stop-list's reason, as at publishing) and is never served."""
     for draft in draft_rows.with_status(db, DraftStatus.READY, purpose=draft_rows.SUBSCRIBER, limit=50):
+        fragment = stoplist.match(text_of(draft)) if stoplist else None
+        if fragment:
+            draft_rows.transition(db, draft["id"], from_status=[DraftStatus.READY], to_status=DraftStatus.REJECTED_AUTO,
+                                  reason=f"stop-list: {fragment!r}")
+            log.info("ready draft %s rejected: stop-list: %r", draft["id"], fragment)
+            continue
         if was_served(db, user_id, draft):
             continue
         if draft_rows.transition(db, draft["id"], from_status=[DraftStatus.READY], to_status=DraftStatus.SERVED):
@@ -128,12 +141,16 @@ def popular_posts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [row for _, row in sorted(best.values(), key=lambda sr: (-sr[0], sr[1]["draft_id"]))]
 
 
-def popular_for(db: sqlite_utils.Database, user_id: Any, rng: random.Random | None = None) -> dict[str, Any] | None:
-    """A popular published post this subscriber has not had (drawn at random), or None."""
+def popular_for(db: sqlite_utils.Database, user_id: Any, rng: random.Random | None = None, *,
+                stoplist: StopList | None = None) -> dict[str, Any] | None:
+    """A popular published post this subscriber has not had and `stoplist` does not match (drawn at
+    random), or None."""
     fresh = []
     for row in popular_posts(db):
         draft = draft_rows.get_draft(db, row["draft_id"])
-        if draft is not None and not was_served(db, user_id, draft):
+        if draft is None or (stoplist is not None and stoplist.match(text_of(draft))):
+            continue
+        if not was_served(db, user_id, draft):
             fresh.append(draft)
     return (rng or random.Random()).choice(fresh) if fresh else None
 

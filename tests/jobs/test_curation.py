@@ -110,6 +110,47 @@ def test_generate_serves_a_liked_published_post_with_its_meme_number(tmp_path, s
     asyncio.run(main())
 
 
+def test_generate_never_serves_a_ready_draft_a_word_listed_since_then_matches(tmp_path, server):
+    settings = make_settings(tmp_path, server, generate={"popular_share": 0.0}, pool={"subscriber_size": 0},
+                             filter={"words": ["ёлку"]})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            listed = queued(db, "ПОКУПАЕШЬ ЁЛКУ\n@\nОНА ГОРИТ", purpose="subscriber", status="ready")   # made before
+            clean = queued(db, "ТАМ ГРЕЧКА\n@\nОПЯТЬ ГРЕЧКА", purpose="subscriber", status="ready")
+            reply = await reply_to(server, USER, "/generate", user_id=USER)
+            assert reply["text"] == texts.MEME.format(id=clean, text="ТАМ ГРЕЧКА\n@\nОПЯТЬ ГРЕЧКА")
+            row = draft_rows.get_draft(db, listed)
+            assert row["status"] == "rejected_auto" and row["status_reason"] == "stop-list: 'елку'"   # as read
+            assert "ЁЛКУ" not in "".join(m["text"] for m in server.sent(USER))
+
+    asyncio.run(main())
+
+
+def test_generate_never_serves_a_liked_post_a_word_listed_since_then_matches(tmp_path, server):
+    settings = make_settings(tmp_path, server, generate={"popular_share": 1.0}, pool={"subscriber_size": 0})
+
+    async def published(app) -> int:
+        db, service = app.bot_data.db, app.bot_data.service
+        ids = [queued(db, f"ПОСТ НОМЕР {i} ПРО ЁЛКУ\n@\nСТРОКА {i}") for i in range(10)]
+        await publish_all(server, service, 10)
+        messages = [m for (c, _), m in sorted(server.messages.items()) if c == server.chat(CHANNEL)["id"]]
+        for i, message in enumerate(messages):   # post 8 is the channel's top tenth (1 of 10)
+            await react(server, db, message["message_id"], 50 if i == 8 else 1 + i % 3)
+        return ids[8]
+
+    async def main():
+        async with bot_running(settings) as app:
+            best = await published(app)
+        # the operator lists the word and restarts
+        async with bot_running(replace(settings, filter=replace(settings.filter, words=["ёлку"]))):
+            reply = await reply_to(server, USER, "/generate", user_id=USER)
+            assert f"#{best}" not in reply["text"] and "ЁЛКУ" not in reply["text"]
+
+    asyncio.run(main())
+
+
 def test_the_weekly_best_of_goes_to_each_channel(tmp_path, server):
     settings = make_settings(tmp_path, server, schedule={"retrain": False, "digest": "sun 19:00"})
 
