@@ -233,7 +233,7 @@ async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str
 def top_answer(service: Service) -> str:
     """/top: the best published posts of the last 7 days by reactions, with a link where one is known."""
     lines = []
-    for place, row in enumerate(on_request.top_of_week(service.db), start=1):
+    for place, row in enumerate(on_request.top_of_week(service.db, service.drafting.stoplist), start=1):
         preview = " / ".join(line for line in row["text"].splitlines() if line.strip() and line.strip() != "@")
         preview = preview if len(preview) <= 120 else preview[:119] + "…"
         line = texts.TOP_LINE.format(place=place, id=row["draft_id"], score=row["score"], preview=preview)

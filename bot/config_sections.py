@@ -72,7 +72,8 @@ class CorpusSettings:
 @dataclass(frozen=True)
 class FilterSettings:
     """[filter]: the stop-list. A draft matching it never reaches anyone (it is checked again at
-    publishing, so a word added later stops drafts already queued); cleaning drops such posts. The
+    publishing and when /generate, /top or the weekly best-of shows a post, so a word added later
+    stops drafts already made and keeps published posts from being shown again); cleaning drops such posts. The
     text is read as a reader sees it: NFKC, invisible characters dropped, and a second reading with
     Latin look-alike letters as Cyrillic ("хеp" with a Latin p is "хер")."""
 

@@ -158,12 +158,14 @@ def popular_for(db: sqlite_utils.Database, user_id: Any, rng: random.Random | No
 # the weekly best-of
 
 
-def digest_text(db: sqlite_utils.Database, network: str, chat_id: Any, days: int = DIGEST_DAYS,
-                places: int = DIGEST_PLACES) -> str | None:
+def digest_text(db: sqlite_utils.Database, network: str, chat_id: Any, stoplist: StopList,
+                days: int = DIGEST_DAYS, places: int = DIGEST_PLACES) -> str | None:
     """This channel's best posts of the last `days` days by reactions per view, with their meme
-    numbers, as one message (None when none got a reaction)."""
+    numbers, as one message (None when none got a reaction); a post `stoplist` now matches is left
+    out."""
     rows = [r for r in publication_counts(db, ago(days=days))
-            if r["network"] == network and str(r["chat_id"]) == str(chat_id) and r["reactions"] > 0]
+            if r["network"] == network and str(r["chat_id"]) == str(chat_id) and r["reactions"] > 0
+            and not stoplist.match(r["text"])]
     scores = publication_scores(rows)
     ranked = sorted(rows, key=lambda r: (-scores[r["publication_id"]], r["publication_id"]))[:places]
     if not ranked:

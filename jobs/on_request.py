@@ -11,6 +11,7 @@ from typing import Any
 import sqlite_utils
 
 from corpus.statuses import DraftStatus
+from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store.clock import ago
 from corpus.store.posts import kept_containing
@@ -94,12 +95,12 @@ def shown_meme(db: sqlite_utils.Database, meme_id: int, user_id: Any) -> dict[st
     return draft
 
 
-def top_of_week(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def top_of_week(db: sqlite_utils.Database, stoplist: StopList) -> list[dict[str, Any]]:
     """The week's best publications by reactions: one row per draft (its best-scoring publication),
-    those without reactions left out, at most TOP_PLACES."""
+    those without reactions or matching `stoplist` as it is now left out, at most TOP_PLACES."""
     best, seen = [], set()
     for row in top_publications(db, ago(days=TOP_DAYS), limit=10):
-        if row["draft_id"] in seen or not row["score"]:
+        if row["draft_id"] in seen or not row["score"] or stoplist.match(row["text"]):
             continue
         seen.add(row["draft_id"])
         best.append(row)

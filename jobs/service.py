@@ -389,7 +389,7 @@ class Service:
         their meme numbers (jobs/curation.py). Returns how many channels got one."""
         sent = 0
         for publisher in self.publishers:
-            text = digest_text(self.db, publisher.network, publisher.chat_id)
+            text = digest_text(self.db, publisher.network, publisher.chat_id, self.drafting.stoplist)
             if text is None:
                 log.info("weekly best-of: no post with reactions this week in %s %s", publisher.network,
                          publisher.chat_id)

@@ -128,7 +128,8 @@ def test_generate_never_serves_a_ready_draft_a_word_listed_since_then_matches(tm
     asyncio.run(main())
 
 
-def test_generate_never_serves_a_liked_post_a_word_listed_since_then_matches(tmp_path, server):
+def test_a_published_post_a_word_listed_since_then_matches_is_not_shown_again(tmp_path, server):
+    """Not by /generate as a liked post, not in /top, not in the weekly best-of."""
     settings = make_settings(tmp_path, server, generate={"popular_share": 1.0}, pool={"subscriber_size": 0})
 
     async def published(app) -> int:
@@ -144,9 +145,13 @@ def test_generate_never_serves_a_liked_post_a_word_listed_since_then_matches(tmp
         async with bot_running(settings) as app:
             best = await published(app)
         # the operator lists the word and restarts
-        async with bot_running(replace(settings, filter=replace(settings.filter, words=["ёлку"]))):
+        async with bot_running(replace(settings, filter=replace(settings.filter, words=["ёлку"]))) as app:
             reply = await reply_to(server, USER, "/generate", user_id=USER)
             assert f"#{best}" not in reply["text"] and "ЁЛКУ" not in reply["text"]
+            top = await reply_to(server, USER, "/top", user_id=USER)
+            assert top["text"] == texts.TOP_EMPTY
+            assert await app.bot_data.service.digest() == 0
+            assert not any(DIGEST_HEADER in m["text"] for m in server.sent(CHANNEL))
 
     asyncio.run(main())
 
