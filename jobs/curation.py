@@ -167,13 +167,12 @@ def digest_text(db: sqlite_utils.Database, network: str, chat_id: Any, stoplist:
             if r["network"] == network and str(r["chat_id"]) == str(chat_id) and r["reactions"] > 0
             and not stoplist.match(r["text"])]
     scores = publication_scores(rows)
-    ranked = sorted(rows, key=lambda r: (-scores[r["publication_id"]], r["publication_id"]))[:places]
-    if not ranked:
-        return None
+    ranked = sorted(rows, key=lambda r: (-scores[r["publication_id"]], r["publication_id"]))
     parts = [DIGEST_HEADER]
-    for place, row in enumerate(ranked, start=1):
-        item = DIGEST_ITEM.format(place=place, id=row["draft_id"], text=row["text"].strip())
-        if len("\n\n".join([*parts, item])) > MESSAGE_LIMIT:
+    for row in ranked:   # a post too long for what is left of the message gives its place to the next
+        item = DIGEST_ITEM.format(place=len(parts), id=row["draft_id"], text=row["text"].strip())
+        if len("\n\n".join([*parts, item])) <= MESSAGE_LIMIT:
+            parts.append(item)
+        if len(parts) > places:
             break
-        parts.append(item)
     return "\n\n".join(parts) if len(parts) > 1 else None

@@ -182,6 +182,25 @@ def test_the_weekly_best_of_goes_to_each_channel(tmp_path, server):
     asyncio.run(main())
 
 
+def test_a_post_too_long_for_the_best_of_gives_its_place_to_the_next(tmp_path, server):
+    settings = make_settings(tmp_path, server, schedule={"retrain": False, "digest": "sun 19:00"})
+    line = "ОЧЕНЬ ДЛИННАЯ СТРОКА ПРО ТО КАК ТЫ ЖДЁШЬ АВТОБУС НА ОСТАНОВКЕ"
+    long_text = "\n@\n".join([line] * 70)[:4085]   # fits a post with its footer, not the best-of's header
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            ids = [queued(db, long_text), queued(db, "КОРОТКИЙ\n@\nПОСТ")]
+            await publish_all(server, service, 2)
+            messages = [m for (c, _), m in sorted(server.messages.items()) if c == server.chat(CHANNEL)["id"]]
+            for message, count in zip(messages, (9, 2)):   # the long one is the week's best
+                await react(server, db, message["message_id"], count)
+            assert await service.digest() == 1
+            assert server.sent(CHANNEL)[-1]["text"] == f"{DIGEST_HEADER}\n\n1. Мем #{ids[1]}\nКОРОТКИЙ\n@\nПОСТ"
+
+    asyncio.run(main())
+
+
 def test_the_digest_setting_is_checked(tmp_path, server):
     assert weekly_at("sun 19:00") == ("sun", 19, 0) and weekly_at("Mon 7:05") == ("mon", 7, 5)
     assert weekly_at("sunday 19:00") is None and weekly_at("sun 25:00") is None
