@@ -295,14 +295,25 @@ def stored(db: sqlite_utils.Database) -> Fitted | None:
     text = get_state(db, STATE_KEY)
     if not text:
         return None
-    return Fitted(**json.loads(text))
+    try:
+        return Fitted(**json.loads(text))
+    except (TypeError, ValueError) as exc:   # stored by another release's Fitted, or damaged
+        log.warning("the stored ranker cannot be read (%s); the pool keeps the hand-set score until the"
+                    " nightly job trains it again", exc)
+        return None
 
 
 def learned_ranker(db: sqlite_utils.Database) -> Callable[[str, dict, float | str], float] | None:
     """The pool's hook: a function (text, measure columns, temperature) -> score when the stored
-    ranker beat the hand-set score, else None (the pool ranks by jobs.pool.score)."""
+    ranker beat the hand-set score, else None (the pool ranks by jobs.pool.score). A ranker stored
+    by a release with other FEATURES is not used (its weights would fall on other features) until
+    the nightly job trains it again."""
     fitted = stored(db)
     if fitted is None or not fitted.used:
+        return None
+    if fitted.features != [f.name for f in FEATURES]:
+        log.warning("the stored ranker was trained on other features (%s); the pool keeps the hand-set"
+                    " score until the nightly job trains it again", ", ".join(fitted.features))
         return None
 
     def rank(text: str, columns: dict, temperature: float | str) -> float:

@@ -3,6 +3,8 @@ records, the time-ordered check, used by the pool only when it beats the hand-se
 simulated moderator with a known taste), refused when the decisions are random; the CLI."""
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 
 import pytest
@@ -12,6 +14,7 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.reactions import publication_counts, record_counts
 from corpus.stoplist import StopList
+from corpus.store.state import get_state, set_state
 from jobs import ranker
 from jobs.pool import store_generated
 from model.sample_options import SampleOptions
@@ -81,6 +84,22 @@ def test_the_learned_ranker_beats_the_hand_set_score_on_a_known_taste_and_the_po
                        [candidates[1].text]).fetchone()
     assert other[0] == "rejected_auto" and other[1].startswith("outranked") and other[2] < draft["ranker_score"]
     assert other[3] > draft["score"]   # the hand-set score would have kept the other one
+
+
+def test_a_ranker_stored_with_other_features_is_not_used_until_it_is_trained_again(db, caplog):
+    """After an upgrade that changes FEATURES, the stored weights would fall on other features."""
+    simulate(db, 400, taste="lines", seed=1)
+    fitted = ranker.train(db)
+    assert fitted.used and ranker.learned_ranker(db) is not None
+    stored = json.loads(get_state(db, ranker.STATE_KEY))
+    stored["features"] = ["chars", "known_share", *stored["features"][2:]]   # an older release's order
+    set_state(db, ranker.STATE_KEY, json.dumps(stored))
+    with caplog.at_level(logging.WARNING, logger="jobs.ranker"):
+        assert ranker.learned_ranker(db) is None
+    assert "trained on other features" in caplog.text
+    set_state(db, ranker.STATE_KEY, json.dumps({**stored, "calibration": 1.0}))   # another release's fields
+    assert ranker.learned_ranker(db) is None and ranker.stored(db) is None
+    assert ranker.train(db).used and ranker.learned_ranker(db) is not None
 
 
 def test_random_decisions_never_replace_the_hand_set_score(db):
