@@ -26,6 +26,8 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from corpus.statuses import DraftStatus
+from corpus.stoplist import StopList
+from corpus.store import drafts as draft_rows
 from corpus.store import model_versions as model_rows
 from corpus.store import ratings as rating_rows
 from jobs.patience import patiently
@@ -220,24 +222,37 @@ async def next_card(service: Service, rater_id: Any, rng: random.Random | None =
     held-out post and no fresh draft can be made. Real posts come with probability REAL_SHARE
     (while any are left), drafts are split evenly among the rated models."""
     rng = rng or random.Random()
-    db, plan = service.db, service.plan
-    real = held_out_posts(db, rater_id, *plan.held_out)
+    db, plan, stoplist = service.db, service.plan, service.drafting.stoplist
+    # a post kept before a word was listed (cleaning sees new posts only) is not shown either
+    real = [p for p in held_out_posts(db, rater_id, *plan.held_out) if not stoplist.match(p["text"])]
     versions = [v for v, _ in rated_versions(db)]
     rng.shuffle(versions)
     if real and (not versions or rng.random() < REAL_SHARE):
         return await _show(db, rater_id, rating_rows.CORPUS, real[0]["id"], None, real[0]["text"])
     for version in versions:
-        drafts = rating_rows.unrated_drafts(db, rater_id, version)
+        drafts = _unrated_unlisted(db, rater_id, version, stoplist)
         if not drafts:
             await fill_rating_pool(service, version, target=rating_rows.count_ready_drafts(db, version)
                                    + plan.pool.batch_size)
-            drafts = rating_rows.unrated_drafts(db, rater_id, version)
+            drafts = _unrated_unlisted(db, rater_id, version, stoplist)
         if drafts:
             draft = drafts[0]
             return await _show(db, rater_id, rating_rows.DRAFT, draft["id"], draft["model_version"], draft["text"])
     if real:
         return await _show(db, rater_id, rating_rows.CORPUS, real[0]["id"], None, real[0]["text"])
     return None
+
+
+def _unrated_unlisted(db: sqlite_utils.Database, rater_id: Any, version: str, stoplist: StopList) -> list[dict]:
+    """A ready rating draft of `version` this rater has not been shown ([] when none); one that a
+    word listed since it was made matches becomes `rejected_auto`, as a queued draft does at publishing."""
+    while drafts := rating_rows.unrated_drafts(db, rater_id, version):
+        fragment = stoplist.match(drafts[0]["text"])
+        if not fragment:
+            return drafts
+        draft_rows.transition(db, drafts[0]["id"], from_status=[DraftStatus.READY],
+                              to_status=DraftStatus.REJECTED_AUTO, reason=f"stop-list: {fragment!r}")
+    return []
 
 
 async def _show(db, rater_id, source, item_id, version, text) -> Card | None:

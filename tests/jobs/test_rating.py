@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from bot import texts
 from corpus.db import open_db
 from corpus.store import model_versions as model_rows
+from corpus.store.drafts import add_draft
 from corpus.store.posts import add_posts
 from jobs import rating
 from jobs.model_registry import install_checkpoint
@@ -105,6 +107,33 @@ def test_rate_mixes_held_out_posts_and_drafts_blind_and_never_repeats(tmp_path, 
             shares = rating.shares_by_version(db)
             assert shares[None].would_publish.n == sum(r["source"] == "corpus" for r in rows)
             assert shares[active].readable.n == sum(r["source"] == "draft" for r in rows)
+
+    asyncio.run(main())
+
+
+def test_rate_never_shows_a_post_or_a_draft_a_word_listed_since_then_matches(tmp_path, server):
+    """Posts kept before the word was listed (only new posts are cleaned again) and rating drafts
+    made before it: raters (subscribers too, with rate.subscribers) must not get them."""
+    settings = make_settings(tmp_path, server, rate={"drafts": 2}, filter={"words": ["ёлку"]})
+    listed = [f"ПОКУПАЕШЬ ЁЛКУ НОМЕР {i}\n@\nОНА ГОРИТ" for i in range(200)]
+    listed = [t for t in listed if post_split(t, 0.1, 0.1) != "train"][:10]   # held out: shown to raters
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            add_posts(db, [{"source": "file", "text": t} for t in [*CORPUS, *listed]])
+            await service.fill_pools()
+            version = model_rows.active_model(db)["version"]
+            draft = add_draft(db, text="ЁЛКУ ПРИНОСИШЬ\n@\nВСЕ РАДЫ", model_version=version, temperature=0.8,
+                              seed=99, max_length=500, purpose="rating", status="ready")
+            rng, shown = random.Random(4), []
+            for _ in range(40):
+                card = await rating.next_card(service, MODERATOR, rng)
+                if card is None:
+                    break
+                shown.append(card.text)
+            assert shown and not [t for t in shown if "ЁЛКУ" in t]
+            assert db["drafts"].get(draft)["status"] == "rejected_auto"
 
     asyncio.run(main())
 
