@@ -19,7 +19,7 @@ import requests
 from bot.config import Settings
 from bot.errors import BotError
 from bot.secrets import REDACTOR
-from corpus.db import check_not_emptied, emptied_error, marker_path, open_db
+from corpus.db import check_not_emptied, connect_read_only, emptied_error, marker_path, open_db
 from corpus.errors import CorpusError
 from jobs.desk import paused
 from jobs.health import UNHEALTHY
@@ -77,7 +77,7 @@ def check_database(settings: Settings, *, quick: bool) -> Check:
     if not path.is_file():
         return Check("database", False, f"{path} does not exist (`buhurt run` creates it)")
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=settings.paths.busy_timeout_seconds)
+        connection = connect_read_only(path, settings.paths.busy_timeout_seconds)
         try:
             tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if not tables and marker_path(path).exists():

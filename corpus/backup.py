@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from common.files import SQLITE_SIGNATURE, atomic_path, starts_with
-from corpus.db import check_not_emptied, emptied_error, marker_path
+from corpus.db import check_not_emptied, connect_read_only, emptied_error, marker_path
 from corpus.errors import CorpusError
 from corpus.outputs import remove_leftover_temps
 
@@ -59,7 +59,7 @@ def backup_database(source: str | Path, output: str | Path, *, busy_timeout: flo
 
 def _snapshot(source: Path, temp: Path, busy_timeout: float) -> None:
     """A consistent copy of the database at `source` into the new file `temp`, checked."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=busy_timeout)
+    src = connect_read_only(source, busy_timeout)
     try:
         dst = sqlite3.connect(temp)
         try:

@@ -179,12 +179,18 @@ def database_file(db: sqlite_utils.Database) -> Path:
     raise CorpusError("the database has no main file")
 
 
+def connect_read_only(path: str | Path, timeout: float) -> sqlite3.Connection:
+    """A read-only connection to the database at `path` (SQLite's URI form, the path quoted: a '#',
+    '?' or '%' in a folder's name would otherwise end or change the file name SQLite opens)."""
+    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=timeout)
+
+
 def quick_check(path: str | Path, *, busy_timeout: float = 10.0) -> str:
     """SQLite's `PRAGMA quick_check` on its own read-only connection (any thread may call it):
     "" when the pages are sound, else the first problem found. A lock held by another process is
     no finding ("" too): readers of a WAL database are not blocked by a writer anyway."""
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout)
+        connection = connect_read_only(path, busy_timeout)
         try:
             rows = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
         finally:

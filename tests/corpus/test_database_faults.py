@@ -418,3 +418,28 @@ def test_a_backup_restored_over_a_database_whose_wal_a_killed_process_left_is_re
     db.close()
     assert quick_check(live) == ""
 
+
+
+@pytest.mark.parametrize("folder", ["bot #2", "data?old", "100%25 done"])
+def test_a_data_folder_whose_name_holds_a_hash_a_question_mark_or_a_percent_is_backed_up_and_checked(
+        capsys, tmp_path, folder):
+    """The read-only connections of the backup, quick_check and doctor named the file in a SQLite URI
+    ('file:<path>?mode=ro'): a '#' or '?' in the path cut it short, and `buhurt backup` said the
+    database 'holds no tables ... restore the newest backup', doctor failed the database, and
+    quick_check found nothing wrong with damaged pages."""
+    from corpus.backup import backup_database
+    from corpus.db import quick_check
+
+    data = tmp_path / folder / "data"
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{data}'\n[corpus]\nseed_with_sample = false\n", encoding="utf-8")
+    fill(data / "buhurt.sqlite3", 300)
+    code, out, err = run_cli(capsys, "--config", str(config), "backup", "-o", str(tmp_path / folder / "copy.sqlite3"))
+    assert code == 0 and "backed up" in out, err
+    code, out, err = run_cli(capsys, "--config", str(config), "doctor", "--quick")
+    assert "ok    database:" in out, out + err
+    assert quick_check(data / "buhurt.sqlite3") == ""
+    damage_pages(data / "buhurt.sqlite3")
+    assert quick_check(data / "buhurt.sqlite3") != ""
+    with pytest.raises(CorpusError, match="malformed|quick_check"):
+        backup_database(data / "buhurt.sqlite3", tmp_path / "other.sqlite3")
