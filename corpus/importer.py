@@ -27,7 +27,7 @@ def import_text_file(db: sqlite_utils.Database, path: str | Path, *, community: 
             seen += 1
             yield {"source": "file", "community": name, "text": post}
 
-    added, _ = add_posts(db, rows())
+    added = add_posts(db, rows()).added
     return added, seen - added
 
 

@@ -4,7 +4,8 @@ PATH is `result.json`, one `messages*.html` page, or the export folder (its `res
 present, else every `messages*.html` page in order). Each message becomes a post keyed by
 (source 'telegram', channel name, message id): the channel's name from the export is stored as the
 post's `origin` whatever `--community` labels it, so importing the same export again, under any
-label, adds nothing (counters such as reactions are refreshed). Text links are kept as `[text](url)`, so the cleaning
+label, adds nothing (counters such as reactions are refreshed; a message edited since takes its new
+text and is cleaned again). Text links are kept as `[text](url)`, so the cleaning
 rules can see links and strip a channel's signature line. Dates are stored as ISO 8601 UTC.
 
 Files are read as streams: `result.json` through ijson (the messages one at a time), HTML pages fed
@@ -51,6 +52,7 @@ class TelegramImport:
     files: int
     skipped: int = 0           # messages skipped because their fields have the wrong types
     skipped_first: str = ""    # the first one's reason (message id and field)
+    edited: int = 0            # messages already stored whose text the export has changed (cleaned again)
 
 
 def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, community: str | None = None,
@@ -59,7 +61,7 @@ def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, commu
     path = Path(path)
     files = [check_input(f, max_mb, what="Telegram Desktop export file") for f in export_files(path)]
     fallback = path.name if path.is_dir() else path.parent.name
-    count = added = updated = 0
+    count = added = updated = edited = 0
     skipped = Skipped()
     for file in files:
         name_box: list[str] = []
@@ -76,14 +78,15 @@ def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, commu
                 yield post
 
         counted = _Counted(posts())
-        a, u = add_posts(db, counted)
-        count, added, updated = count + counted.n, added + a, updated + u
+        stored = add_posts(db, counted)
+        count, added, updated, edited = (count + counted.n, added + stored.added, updated + stored.updated,
+                                         edited + stored.edited)
         name = name_box[0] if name_box else (community or fallback)
     if not count:
         also = f" ({skipped.count} malformed skipped, the first: {skipped.first[0]})" if skipped.count else ""
         raise CorpusError(f"{path}: no messages found in the Telegram export{also}")
     return TelegramImport(name, count, added, updated, len(files), skipped.count,
-                          skipped.first[0] if skipped.first else "")
+                          skipped.first[0] if skipped.first else "", edited)
 
 
 class _Counted:

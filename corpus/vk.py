@@ -9,7 +9,8 @@ How a community is read (one "pass" walks the wall newest-first with wall.get of
   (some posts are read twice; storage is keyed by post id, so nothing is stored twice).
 - Incremental: the state table keeps, per community, `synced_top` (every post up to this id is
   stored) and the `pending` pass (offset, oldest id read, its stop id). A pass stops at posts not
-  newer than synced_top, after re-reading the last `refresh_days` days (likes, reposts, views).
+  newer than synced_top, after re-reading the last `refresh_days` days (likes, reposts, views; a
+  text edited since replaces the stored one, which is cleaned again).
 - Resumable: each batch's posts and the pass position are written in one transaction, so an
   interrupted run (network, Ctrl+C, rate-limit give-up) resumes at the stored position next time,
   then runs a fresh pass for what was published in between.
@@ -43,6 +44,7 @@ class GroupReport:
     group_id: int
     added: int = 0
     refreshed: int = 0
+    edited: int = 0      # stored posts whose text the community changed since (cleaned again)
     requests: int = 0
     passes: int = 0
     resumed: bool = False
@@ -60,7 +62,8 @@ class ScrapeReport:
 
     def lines(self) -> list[str]:
         out = [f"{g.community} (id {g.group_id}): {g.added} new posts, {g.refreshed} refreshed, "
-               f"{g.requests} requests{' (resumed an interrupted run)' if g.resumed else ''}" for g in self.groups]
+               + (f"{g.edited} edited since, " if g.edited else "")
+               + f"{g.requests} requests{' (resumed an interrupted run)' if g.resumed else ''}" for g in self.groups]
         out.append(f"total: {self.added} new posts, {self.requests} requests,"
                    f" waited {self.waited:.0f} s on rate limits")
         return out
@@ -73,7 +76,7 @@ class ScrapeOptions:
     api_version: str = "5.199"         # the VK API version sent with every call
     requests_per_second: float = 3.0   # request pacing: VK allows 3/s for a user token, 20/s for a community's
     max_wait_seconds: float = 300.0    # the cap on waiting out rate limits in one run (errors 6, 9, 29)
-    refresh_days: float = 3.0          # re-read the posts of the last N days (likes, reposts, views)
+    refresh_days: float = 3.0          # re-read the posts of the last N days (likes, reposts, views, an edited text)
     calls_per_execute: int = 25        # wall.get calls batched into one execute request (VK allows 25)
     timeout_seconds: float = DEFAULT_TIMEOUT   # each request's connect and read timeout
 
@@ -172,11 +175,12 @@ def _run_pass(db, client: VkClient, community: Community, state: dict, group: Gr
             state["synced_top"] = max(state.get("synced_top") or 0, pending["top"] or 0) or None
             state["pending"] = None
         with db.atomic():
-            added, updated = add_posts(db, posts)
+            stored = add_posts(db, posts)
             set_state(db, _state_key(community), json.dumps(state))
-        group.added += added
-        group.refreshed += updated
-        bar.update(added)
+        group.added += stored.added
+        group.refreshed += stored.updated
+        group.edited += stored.edited
+        bar.update(stored.added)
         if done:
             return
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -28,14 +28,25 @@ def has_text(db: sqlite_utils.Database, text: str) -> bool:
                       " LIMIT 1", [text_hash(text), text]).fetchone() is not None
 
 
+class Stored(NamedTuple):
+    """What `add_posts` did: posts added, posts whose counters were refreshed, posts whose text
+    was replaced by the source's newer one."""
+
+    added: int
+    updated: int
+    edited: int = 0
+
+
 def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, batch: int = 2000,
-              batch_chars: int = 1_000_000) -> tuple[int, int]:
+              batch_chars: int = 1_000_000) -> Stored:
     """Insert posts in one transaction, `batch` rows or `batch_chars` characters of text at a time,
     whichever comes first (posts may be a generator: memory stays one batch, however large a hostile
     file's messages are); a post already stored (same source, community, external_id; for a post with
     an `origin`, the same source, origin, external_id under any community) only gets its metrics
-    refreshed. Returns (added, updated). Plain executemany: ~30,000 rows/s."""
-    added = updated = 0
+    refreshed, and its text replaced when it differs (edited upstream: its cleaning is undone, so the
+    next cleaning decides on the new text). Returns Stored(added, updated, edited). Plain executemany:
+    ~30,000 rows/s."""
+    added = updated = edited = 0
     now = utcnow()
     columns = [*POST_FIELDS, "text_hash", "imported_at"]
     insert = (f"INSERT INTO posts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
@@ -46,10 +57,10 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, bat
             rows.append(_row(post))
             chars += len(rows[-1]["text"] or "")
             if len(rows) >= batch or chars >= batch_chars:
-                a, u = _store(db, rows, insert, columns, now)
-                added, updated, rows, chars = added + a, updated + u, [], 0
-        a, u = _store(db, rows, insert, columns, now)
-    return added + a, updated + u
+                a, u, e = _store(db, rows, insert, columns, now)
+                added, updated, edited, rows, chars = added + a, updated + u, edited + e, [], 0
+        a, u, e = _store(db, rows, insert, columns, now)
+    return Stored(added + a, updated + u, edited + e)
 
 
 def _row(post: dict[str, Any]) -> dict[str, Any]:
@@ -75,40 +86,52 @@ def _stored_query(source: str, community: str, origin: str | None, part: list[st
     (source, community)'s."""
     marks = ", ".join("?" * len(part))
     if origin is None:
-        return (f"SELECT id, external_id FROM posts WHERE source = ? AND community = ? AND external_id IN ({marks})",
+        return (f"SELECT id, external_id, text_hash, origin FROM posts WHERE source = ? AND community = ?"
+                f" AND external_id IN ({marks})",
                 [source, community, *part])
-    return (f"SELECT id, external_id FROM posts WHERE source = ? AND external_id IN ({marks})"
+    return (f"SELECT id, external_id, text_hash, origin FROM posts WHERE source = ? AND external_id IN ({marks})"
             " AND (origin = ? OR community = ? OR (origin IS NULL AND community = ?)) ORDER BY id DESC",
             [source, *part, origin, community, origin])
 
 
-def _store(db, rows: list[dict[str, Any]], insert: str, columns: list[str], now: str) -> tuple[int, int]:
+def _store(db, rows: list[dict[str, Any]], insert: str, columns: list[str], now: str) -> tuple[int, int, int]:
     added = updated = 0
-    known: dict[tuple, int] = {}
+    known: dict[tuple, tuple[int, str | None]] = {}   # key -> (post id, its text's hash; None: not its origin's)
     for source, community, origin in {_key(r)[:3] for r in rows}:
         wanted = sorted({r["external_id"] for r in rows if _key(r)[:3] == (source, community, origin)})
         for i in range(0, len(wanted), 500):
-            for post_id, external_id in db.execute(*_stored_query(source, community, origin, wanted[i:i + 500])):
-                known[(source, community, origin, external_id)] = post_id
+            for post_id, external_id, stored_hash, stored_origin in db.execute(
+                    *_stored_query(source, community, origin, wanted[i:i + 500])):
+                # a post of another channel under the same label (message ids start at 1 in every
+                # channel), or of this one under its former name: never rewritten by this text
+                same = stored_origin is None or stored_origin == origin
+                known[(source, community, origin, external_id)] = (post_id, stored_hash if same else None)
     inserted: list[int] = []
+    edited: list[int] = []
     for row in rows:
         key = _key(row)
         if key not in known:
             row["imported_at"] = now
-            known[key] = db.conn.execute(insert, [row[c] for c in columns]).lastrowid
-            inserted.append(known[key])
+            known[key] = (db.conn.execute(insert, [row[c] for c in columns]).lastrowid, row["text_hash"])
+            inserted.append(known[key][0])
             added += 1
             continue
+        post_id, stored_hash = known[key]
         if row["origin"] is not None:   # a row stored before origins were kept learns its own
-            db.conn.execute("UPDATE posts SET origin = ? WHERE id = ? AND origin IS NULL", [row["origin"], known[key]])
+            db.conn.execute("UPDATE posts SET origin = ? WHERE id = ? AND origin IS NULL", [row["origin"], post_id])
+        if stored_hash is not None and row["text_hash"] != stored_hash:   # edited upstream: cleaned again
+            db.conn.execute("UPDATE posts SET text = ?, text_hash = ?, clean_text = NULL, excluded_reason = NULL,"
+                            " updated_at = ? WHERE id = ?", [row["text"], row["text_hash"], now, post_id])
+            known[key] = (post_id, row["text_hash"])
+            edited.append(post_id)
         metrics = {k: row[k] for k in METRIC_FIELDS if row[k] is not None}
         if metrics:
             sets = ", ".join(f"{k} = ?" for k in metrics)
             db.conn.execute(f"UPDATE posts SET {sets}, updated_at = ? WHERE id = ?",
-                            [*metrics.values(), now, known[key]])
+                            [*metrics.values(), now, post_id])
             updated += 1
-    reindex_posts(db, inserted)  # the near-copy index (corpus/store/shingles.py)
-    return added, updated
+    reindex_posts(db, inserted + edited)  # the near-copy index (corpus/store/shingles.py)
+    return added, updated, len(set(edited))
 
 
 def count_posts(db: sqlite_utils.Database, *, usable_only: bool = False) -> int:

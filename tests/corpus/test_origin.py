@@ -132,3 +132,14 @@ def test_posts_imported_before_origins_are_found_and_learn_theirs(db, tmp_path):
     db.execute("UPDATE posts SET origin = NULL")             # as stored before m006
     assert import_telegram_export(db, folder, community="новое").added == 0
     assert db.execute("SELECT count(*) FROM posts WHERE origin = 'ТЕСТОВЫЙ КАНАЛ'").fetchone()[0] == 30
+
+
+def test_another_channel_under_the_same_label_never_rewrites_its_posts(db, tmp_path):
+    """Message ids start at 1 in every channel: a second channel imported under a label that holds
+    the first's posts (or the first, renamed) meets the same ids; an edited text is taken only from
+    the channel the post came from."""
+    import_telegram_export(db, export(tmp_path), community="наши")
+    before = db.execute("SELECT external_id, text FROM posts ORDER BY id").fetchall()
+    import_telegram_export(db, export(tmp_path, name="ДРУГОЙ КАНАЛ", ids=range(20, 41)), community="наши")
+    assert db.execute("SELECT external_id, text FROM posts WHERE origin = 'ТЕСТОВЫЙ КАНАЛ' ORDER BY id"
+                      ).fetchall() == before

@@ -254,7 +254,7 @@ def test_posts_go_to_the_database_a_bounded_amount_of_text_at_a_time(db):
             stored_before.append(db["posts"].count)  # the same connection sees the batches written
             yield {"source": "telegram", "community": "X", "external_id": str(i), "text": "Я" * 400}
 
-    assert add_posts(db, posts(), batch=2000, batch_chars=1000) == (5, 0)
+    assert add_posts(db, posts(), batch=2000, batch_chars=1000) == (5, 0, 0)
     assert stored_before == [0, 0, 0, 3, 3]  # written after 3 posts (1,200 characters), then the rest
 
 # ---- half an emoji (a lone UTF-16 surrogate escaped in the JSON) --------------------------------------
@@ -299,3 +299,30 @@ def test_raw_bytes_that_are_no_utf8_are_one_line_and_import_nothing(db, tmp_path
         import_telegram_export(db, path)
     assert str(error.value) == f"{path}: malformed JSON (lexical error: invalid bytes in UTF8 string.)"
     assert db["posts"].count == 0
+
+
+def test_a_message_edited_upstream_is_learned_as_edited_when_the_export_is_imported_again(tmp_path, capsys):
+    """A channel's post fixed after it went out (a typo, a line): the new export's text was dropped
+    ('already present', only the reactions refreshed) and the training text kept the old one for good."""
+    from tests.helpers import run_cli
+
+    def export(second):
+        messages = [{"id": 1, "type": "message", "date_unixtime": "1599316915", "text": "ОДИН\n@\nДВА\n@\nТРИ"},
+                    {"id": 2, "type": "message", "date_unixtime": "1599320515", "text": second}]
+        path = tmp_path / "result.json"
+        path.write_text(json.dumps({"name": "X", "type": "public_channel", "messages": messages},
+                                   ensure_ascii=False), encoding="utf-8")
+        return path
+
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[corpus]\nseed_with_sample = false\n",
+                      encoding="utf-8")
+    train = tmp_path / "train.txt"
+    for text in ("ПРИХОДИШЬ ДОМОЙ\n@\nА ТАМ БАТЯ С ОПЕЧАТКОЙЙ\n@\nКОНЕЦ",
+                 "ПРИХОДИШЬ ДОМОЙ\n@\nА ТАМ БАТЯ БЕЗ ОПЕЧАТКИ\n@\nКОНЕЦ"):
+        code, out, err = run_cli(capsys, "--config", str(config), "corpus", "import-telegram", str(export(text)))
+        assert code == 0, err
+        assert run_cli(capsys, "--config", str(config), "corpus", "export", "-o", str(train))[0] == 0
+    assert "1 posts added" not in out and "1 edited upstream" in out, out
+    learned = train.read_text(encoding="utf-8")
+    assert "БЕЗ ОПЕЧАТКИ" in learned and "ОПЕЧАТКОЙЙ" not in learned and "ОДИН" in learned

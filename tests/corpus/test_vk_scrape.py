@@ -198,3 +198,25 @@ def test_half_an_emoji_in_a_post_is_dropped_not_the_scrape(db):
     assert report.added == 150
     (text,) = [r[0] for r in db.execute("SELECT text FROM posts WHERE external_id = '3'")]
     assert text == "БУГУРТ ПРО ЭМОДЗИ \n@\nИ ЦЕЛЫЙ 😺 КОНЕЦ"
+
+
+def test_a_recent_post_edited_on_the_wall_is_stored_and_cleaned_as_edited(db):
+    """The refresh re-reads the last refresh_days days for their counts: a post whose text its
+    community fixed meanwhile kept the text first scraped (and the model learned the old one)."""
+    from corpus.cleaning import clean_corpus
+    from corpus.store.posts import kept_clean_texts
+    from corpus.store.shingles import longest_shared_run
+
+    w = wall(200)
+    fake = FakeVk(w)
+    run(db, fake)
+    clean_corpus(db)
+    newest = max(w.posts)
+    w.posts[newest]["text"] = "ПРИХОДИШЬ НА РАБОТУ\n@\nА ТАМ ВСЕ УЖЕ ИСПРАВИЛИ ОПЕЧАТКИ В ТЕКСТЕ ПОСТА\n@\nКОНЕЦ"
+    report = run(db, fake, refresh_days=3)
+    assert report.added == 0 and stored(db).count(newest) == 1
+    clean_corpus(db, only_new=True)
+    texts = dict(kept_clean_texts(db))
+    post_id = db.execute("SELECT id FROM posts WHERE external_id = ?", [str(newest)]).fetchone()[0]
+    assert texts[post_id] == w.posts[newest]["text"]
+    assert longest_shared_run(db, w.posts[newest]["text"]) == (len(texts[post_id]), post_id)  # the near-copy index
