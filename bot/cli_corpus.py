@@ -14,7 +14,7 @@ import click
 from corpus.cleaning import clean_corpus, clean_if_needed
 from corpus.errors import CorpusError
 from corpus.export import MAX_GAP_LINES, export_training_text
-from corpus.importer import drop_sample_after_import, holds_only_the_sample, import_text_file, sample_removed_line
+from corpus.importer import drop_sample_after_import, import_text_file, sample_removed_line
 from corpus.stats import corpus_stats, write_histogram
 from corpus.stoplist import StopList
 from corpus.telegram_export import import_telegram_export
@@ -40,13 +40,12 @@ def _clean_after_import(app, db) -> None:
 
 @contextlib.contextmanager
 def _replacing_the_sample(db) -> Iterator[None]:
-    """Around an import of the operator's own posts: when the corpus held only the bundled sample,
-    the sample's posts are removed afterwards, in one line (corpus/importer.py)."""
-    held = holds_only_the_sample(db)
+    """Around an import of the operator's own posts: the bundled sample's posts are removed
+    afterwards, in one line, once the corpus holds others (corpus/importer.py)."""
     try:
         yield
     finally:   # also after a scrape stopped part-way: what it stored is the operator's
-        removed = drop_sample_after_import(db, held)
+        removed = drop_sample_after_import(db)
         if removed:
             click.echo(sample_removed_line(removed))
 

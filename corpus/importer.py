@@ -36,11 +36,12 @@ def holds_only_the_sample(db: sqlite_utils.Database) -> bool:
     return holds_only(db, SAMPLE_SOURCE, SAMPLE_COMMUNITY)
 
 
-def drop_sample_after_import(db: sqlite_utils.Database, held_only_sample: bool) -> int:
-    """After the operator's own posts were imported into a corpus that held only the bundled sample
-    (`held_only_sample`, checked before the import): remove the sample's posts, so they never mix
-    with a real community's. Returns how many were removed (0 when nothing of the operator's came)."""
-    if not held_only_sample or holds_only_the_sample(db):
+def drop_sample_after_import(db: sqlite_utils.Database) -> int:
+    """After the operator's own posts were imported: remove the bundled sample's posts when the
+    corpus holds others too, so they never mix with a real community's (also when an earlier import
+    was killed after its posts were stored but before this ran). Returns how many were removed (0
+    when nothing of the operator's came, or the sample was gone already)."""
+    if holds_only_the_sample(db):
         return 0
     return delete_community(db, SAMPLE_SOURCE, SAMPLE_COMMUNITY)
 

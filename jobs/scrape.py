@@ -10,7 +10,7 @@ from corpus.rules import CleanOptions
 from corpus.cleaning import clean_corpus
 from corpus.db import open_db
 from corpus.errors import CorpusError
-from corpus.importer import drop_sample_after_import, holds_only_the_sample, sample_removed_line
+from corpus.importer import drop_sample_after_import, sample_removed_line
 from corpus.stoplist import StopList
 from corpus.vk import ScrapeReport, scrape_settings
 
@@ -23,9 +23,7 @@ def scrape_new_posts(database: Path, vk_settings: Any, clean: CleanOptions, stop
     refusal (captcha, token, rate limit) is one warning and None: the next run retries. A corpus
     that held only the bundled sample loses the sample's posts once the community's arrive."""
     db = open_db(database, busy_timeout=busy_timeout)
-    held_only_sample = False
     try:
-        held_only_sample = holds_only_the_sample(db)
         report = scrape_settings(db, vk_settings, progress=False)
         clean_corpus(db, clean, stoplist, only_new=True)  # the new posts, operator rules
         log.info("VK scrape: %d new posts from %d walls (%d requests)", report.added, len(report.groups),
@@ -36,7 +34,7 @@ def scrape_new_posts(database: Path, vk_settings: Any, clean: CleanOptions, stop
         return None
     finally:
         try:   # also after a scrape stopped part-way: what it stored is the operator's
-            removed = drop_sample_after_import(db, held_only_sample)
+            removed = drop_sample_after_import(db)
             if removed:
                 log.info("%s", sample_removed_line(removed))
         finally:

@@ -143,3 +143,20 @@ def test_another_channel_under_the_same_label_never_rewrites_its_posts(db, tmp_p
     import_telegram_export(db, export(tmp_path, name="ДРУГОЙ КАНАЛ", ids=range(20, 41)), community="наши")
     assert db.execute("SELECT external_id, text FROM posts WHERE origin = 'ТЕСТОВЫЙ КАНАЛ' ORDER BY id"
                       ).fetchall() == before
+
+
+def test_a_rerun_after_an_import_killed_before_the_sample_went_removes_it(capsys, tmp_path, seeded):
+    """An import (or a long scrape) killed after its posts were committed but before the sample was
+    removed (SIGKILL, SIGTERM or a closed terminal: no `finally` runs) left the sample mixed with the
+    community's posts for good: the rerun saw a corpus that no longer held only the sample."""
+    folder = export(tmp_path)
+    db = open_db(seeded.parent / "data" / "buhurt.sqlite3")
+    try:
+        import_telegram_export(db, folder)   # what the killed run had committed
+    finally:
+        db.close()
+    assert SAMPLE_COMMUNITY in communities(seeded)
+    code, out, err = run_cli(capsys, "--config", str(seeded), "corpus", "import-telegram", str(folder))
+    assert code == 0, err
+    assert "0 posts added" in out and "posts of the bundled sample corpus" in out
+    assert communities(seeded) == {"ТЕСТОВЫЙ КАНАЛ": 30}
