@@ -179,3 +179,24 @@ def test_stats_png_names_the_file_it_wrote(config, tmp_path, capsys, monkeypatch
         buhurt(config, "corpus", "stats", "--png", name)
         out = capsys.readouterr().out
         assert f"histogram: {name}\n" in out and (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("layout", ["one line", "no blank lines"])
+def test_a_file_that_is_no_posts_separated_by_blank_lines_is_refused_in_one_line(config, tmp_path, capsys, layout):
+    """`corpus import` given a minified JSON dump (one line) or posts one per line: the whole file was
+    one post, grown by copying the line read so far at every 1 MiB (24 MB: a minute; a 1 GB file for
+    hours), then stored and excluded as too long ('0 of 1 posts kept')."""
+    from corpus.textfile import MAX_POST_CHARS
+
+    line = '{"id": 1, "text": "ПРИХОДИШЬ ДОМОЙ @ А ТАМ БАТЯ"}, '
+    count = MAX_POST_CHARS // len(line) + 10
+    dump = tmp_path / "dump.json"
+    dump.write_text(line * count if layout == "one line" else (line + "\n") * count, encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        buhurt(config, "corpus", "import", str(dump))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {dump}: ") and "blank lines" in err and f"{MAX_POST_CHARS:,}" in err
+    with pytest.raises(SystemExit):
+        buhurt(config, "corpus", "stats")
+    assert "the corpus is empty" in capsys.readouterr().err
