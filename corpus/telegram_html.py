@@ -5,7 +5,8 @@ UTC+03:00"]`, an optional `div.media_wrap` (attachments), an optional `div.forwa
 repost, with the original text inside) and `div.text` (`<br>` for line breaks, `<a href>` links).
 Newer exports add `span.reaction` elements holding `.emoji` and `.count`. Service messages
 (`div.message.service`, negative ids) are skipped. A channel's page shows only the channel's own
-name as a message's author (`div.from_name`); a chat's shows its members: `authors` tells them apart.
+name as a message's author (`div.from_name`, "<name> via @bot" for a post made through an inline
+bot); a chat's shows its members: `authors` tells them apart.
 Pages are fed to the parser in chunks and finished messages are taken as they close
 (`iter_html_page`), so a page is never held whole. Each tag costs the same whatever its depth (the
 header and forwarded parts are tracked by the depth they opened at), and a page nesting more than
@@ -23,6 +24,7 @@ from corpus.errors import CorpusError
 
 _VOID = {"br", "img", "meta", "link", "input", "hr", "source", "wbr"}
 MAX_DEPTH = 256  # elements open at once; Telegram Desktop's pages nest about a dozen
+_VIA_BOT = re.compile(r" via @[A-Za-z0-9_]+$")
 _DATE = re.compile(r"(\d{2})\.(\d{2})\.(\d{4}) (\d{2}):(\d{2}):(\d{2})(?: UTC([+-]\d{2}):?(\d{2}))?")
 
 
@@ -244,8 +246,8 @@ class _ExportParser(HTMLParser):
                 break
 
     def _close(self, depth: int, tag: str) -> None:
-        if self.capture == "author":
-            self.authors.add(" ".join(self.author.split()))
+        if self.capture == "author":   # "<name> via @bot": a post made through an inline bot is still <name>'s
+            self.authors.add(_VIA_BOT.sub("", " ".join(self.author.split())))
         self.capture = None
         if tag == "a" and self.link is not None:
             href, parts = self.link

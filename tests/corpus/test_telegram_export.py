@@ -326,3 +326,24 @@ def test_a_message_edited_upstream_is_learned_as_edited_when_the_export_is_impor
     assert "1 posts added" not in out and "1 edited upstream" in out, out
     learned = train.read_text(encoding="utf-8")
     assert "БЕЗ ОПЕЧАТКИ" in learned and "ОПЕЧАТКОЙЙ" not in learned and "ОДИН" in learned
+
+
+def test_a_channel_post_made_through_an_inline_bot_is_the_channel_s_own_not_a_chat(db, tmp_path):
+    """Telegram Desktop writes 'ТЕСТОВЫЙ КАНАЛ via @like' as the author of a post made through an
+    inline bot (buttons, polls, gifs): the channel's whole HTML export was refused as a chat's
+    ('messages written by ТЕСТОВЫЙ КАНАЛ via @like ... --allow-chat'). A member posting through a
+    bot in a chat is still a member."""
+    def author(name):
+        return f'<div class="from_name">\n{name}\n</div>'
+
+    folder = write_pages(tmp_path / "export", [[
+        message(10, "ПЕРВЫЙ<br>@<br>ВТОРОЙ<br>@<br>ТРЕТИЙ", extra=author("ТЕСТОВЫЙ КАНАЛ")),
+        message(11, "ЧЕТВЁРТЫЙ<br>@<br>ПЯТЫЙ<br>@<br>ШЕСТОЙ", extra=author("ТЕСТОВЫЙ КАНАЛ via @like")),
+    ]])
+    assert import_telegram_export(db, folder).added == 2
+    chat = write_pages(tmp_path / "chat", [[
+        message(10, "ПРИВЕТ<br>@<br>КАК ДЕЛА<br>@<br>НОРМ", extra=author("ТЕСТОВЫЙ КАНАЛ")),
+        message(11, "ГИФКА", extra=author("Вася via @gif")),
+    ]])
+    with pytest.raises(CorpusError, match=r"chat \(messages written by Вася\).*--allow-chat"):
+        import_telegram_export(db, chat, community="chat")
