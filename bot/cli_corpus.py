@@ -103,6 +103,9 @@ def scrape_cmd(app, groups: tuple[str, ...], no_progress: bool) -> None:
         for line in report.lines():
             click.echo(line)
     _clean_after_import(app, db)
+    if report.failed:   # the others were scraped and cleaned; the exit status says not every one was
+        raise CorpusError(f"{len(report.failed)} of {len(report.failed) + len(report.groups)} VK communities"
+                          f" not scraped: {'; '.join(report.failed)}")
 
 
 @corpus_group.command("clean")

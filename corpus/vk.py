@@ -32,7 +32,9 @@ from common.text import whole_characters
 from corpus.errors import CorpusError
 from corpus.store.posts import add_posts
 from corpus.store.state import get_state, set_state
-from corpus.vk_client import DEFAULT_TIMEOUT, PAGE, RATE_LIMIT_CODES, Community, VkClient, api_error
+from corpus.vk_client import (
+    DEFAULT_TIMEOUT, PAGE, RATE_LIMIT_CODES, Community, CommunityUnreadable, VkClient, api_error,
+)
 
 STEP = PAGE - 1          # one post of overlap between consecutive pages
 MAX_STEP_BACKS = 100     # per pass: the wall changing faster than we read it
@@ -55,6 +57,7 @@ class ScrapeReport:
     groups: list[GroupReport] = field(default_factory=list)
     requests: int = 0
     waited: float = 0.0
+    failed: list[str] = field(default_factory=list)   # one line per community that could not be read
 
     @property
     def added(self) -> int:
@@ -64,6 +67,7 @@ class ScrapeReport:
         out = [f"{g.community} (id {g.group_id}): {g.added} new posts, {g.refreshed} refreshed, "
                + (f"{g.edited} edited since, " if g.edited else "")
                + f"{g.requests} requests{' (resumed an interrupted run)' if g.resumed else ''}" for g in self.groups]
+        out += [f"not scraped: {line}" for line in self.failed]
         out.append(f"total: {self.added} new posts, {self.requests} requests,"
                    f" waited {self.waited:.0f} s on rate limits")
         return out
@@ -114,8 +118,9 @@ def scrape(
     session=None, progress: bool = True, sleep: Callable[[float], None] = time.sleep, **overrides: Any,
 ) -> ScrapeReport:
     """Scrape every community of `groups` (short names or ids) as `options` (and `overrides` of its
-    fields) say. Raises CorpusError (one line) for a missing or rejected token, an unknown or closed
-    community, an unusable option, or rate limits beyond the cap."""
+    fields) say. A community that cannot be read (unknown, deleted, closed) is skipped, its line in
+    `report.failed`, and the others are read. Raises CorpusError (one line) for a missing or rejected
+    token, an unusable option, rate limits beyond the cap, or when no community could be read."""
     groups = list(groups)
     if not groups:
         raise CorpusError("no VK community given: pass --group NAME or set vk.groups in the config")
@@ -128,14 +133,20 @@ def scrape(
     report = ScrapeReport()
     try:
         for name in groups:
-            community = client.community(name)
-            before = client.requests
-            group = GroupReport(community.name, community.group_id)
-            report.groups.append(group)
-            _scrape_community(db, client, community, group, o.refresh_days, o.calls_per_execute, progress)
+            try:
+                community = client.community(name)
+                before = client.requests
+                group = GroupReport(community.name, community.group_id)
+                _scrape_community(db, client, community, group, o.refresh_days, o.calls_per_execute, progress)
+            except CommunityUnreadable as exc:   # a typo, a community deleted or closed: the others are read
+                report.failed.append(str(exc))
+                continue
             group.requests = client.requests - before
+            report.groups.append(group)
     finally:
         report.requests, report.waited = client.requests, client.waited
+    if len(report.failed) == len(groups):   # nothing could be read: the one line of each
+        raise CorpusError("; ".join(report.failed))
     return report
 
 

@@ -47,6 +47,11 @@ CAPTCHA = "VK asks for a captcha (error 14) on {method}: it suspects automated u
 CAPTCHA_ADVICE = "what was fetched is saved, run again later (or lower vk.requests_per_second)"
 
 
+class CommunityUnreadable(CorpusError):
+    """One community's wall cannot be read (unknown, deleted, closed, private): a scrape goes on
+    with the other communities (corpus.vk.scrape); the token and VK itself are fine."""
+
+
 class VkUnavailable(CorpusError):
     """VK could not be asked (unreachable, an HTTP error, a captcha, rate limits past the wait):
     `problem` says what, without the advice of the run that met it (a scrape's "run again to
@@ -125,18 +130,19 @@ class VkClient:
             answer = self.call("groups.getById", {"group_id": key})
         except ApiError as exc:
             if exc.code in (100, 113, 15):
-                raise CorpusError(f"unknown VK community {name_or_id!r} (VK error {exc.code}: "
+                raise CommunityUnreadable(f"unknown VK community {name_or_id!r} (VK error {exc.code}: "
                                   f"{exc.error.get('error_msg', '')})") from None
             raise api_error(exc, name_or_id) from None
         groups = answer.get("groups", []) if isinstance(answer, dict) else answer
         if not groups:
-            raise CorpusError(f"unknown VK community {name_or_id!r}")
+            raise CommunityUnreadable(f"unknown VK community {name_or_id!r}")
         group = groups[0]
         if group.get("deactivated"):
-            raise CorpusError(f"VK community {name_or_id!r} is {group['deactivated']} (deactivated): no wall to read")
+            raise CommunityUnreadable(f"VK community {name_or_id!r} is {group['deactivated']} (deactivated):"
+                                      " no wall to read")
         if group.get("is_closed"):
             kind = "private" if group["is_closed"] == 2 else "closed"
-            raise CorpusError(f"VK community {name_or_id!r} is {kind}: its wall cannot be read without"
+            raise CommunityUnreadable(f"VK community {name_or_id!r} is {kind}: its wall cannot be read without"
                               " membership (VK errors 15/30)")
         return Community(int(group["id"]), group.get("screen_name") or f"club{group['id']}", group.get("name", ""))
 
@@ -169,7 +175,7 @@ def community_key(name_or_id: str) -> str:
     if found:
         return found.group(1)
     if not re.fullmatch(r"[A-Za-z0-9_.]+", key):
-        raise CorpusError(f"{name_or_id!r} is not a VK community short name or id")
+        raise CommunityUnreadable(f"{name_or_id!r} is not a VK community short name or id")
     return key
 
 
@@ -179,9 +185,10 @@ def api_error(exc: ApiError, community: str) -> CorpusError:
     if code == 5:
         return CorpusError(f"VK rejected the token (error 5: {message}): set a valid vk.token or BUHURT_VK_TOKEN")
     if code in (15, 30):
-        return CorpusError(f"the wall of VK community {community!r} is closed or private (VK error {code}: {message})")
+        return CommunityUnreadable(f"the wall of VK community {community!r} is closed or private"
+                                   f" (VK error {code}: {message})")
     if code == 14:
         return VkUnavailable(CAPTCHA.format(method=f"wall.get of {community!r}"), CAPTCHA_ADVICE)
     if code in (18, 100, 113):
-        return CorpusError(f"unknown VK community {community!r} (VK error {code}: {message})")
+        return CommunityUnreadable(f"unknown VK community {community!r} (VK error {code}: {message})")
     return CorpusError(f"VK error {code} for community {community!r}: {message}")

@@ -28,6 +28,8 @@ def scrape_new_posts(database: Path, vk_settings: Any, clean: CleanOptions, stop
         clean_corpus(db, clean, stoplist, only_new=True)  # the new posts, operator rules
         log.info("VK scrape: %d new posts from %d walls (%d requests)", report.added, len(report.groups),
                  report.requests)
+        for line in report.failed:   # read again at every run: the others are scraped meanwhile
+            log.warning("VK scrape: a community of vk.groups was not read: %s", line)
         return report
     except CorpusError as exc:
         log.warning("VK scrape stopped: %s", exc)

@@ -88,6 +88,20 @@ def test_scrape_command(config, monkeypatch, capsys):
     assert "bugurt_test (id 42): 300 new posts" in out and "total: 300 new posts, 2 requests" in out
 
 
+def test_a_scrape_with_a_deleted_community_first_scrapes_the_others_and_exits_2_naming_it(config, monkeypatch,
+                                                                                        capsys):
+    wall = FakeWall(42, "bugurt_test")
+    wall.generate(300)
+    monkeypatch.setattr(requests, "Session", FakeVk(wall).session)
+    monkeypatch.setenv("BUHURT_VK_TOKEN", GOOD_TOKEN)
+    with pytest.raises(SystemExit) as exit_info:
+        buhurt(config, "corpus", "scrape", "--group", "gone_group", "--group", "bugurt_test", "--no-progress")
+    captured = capsys.readouterr()
+    assert "bugurt_test (id 42): 300 new posts" in captured.out and "not scraped: unknown VK community" in captured.out
+    assert exit_info.value.code == 2 and captured.err.count("\n") == 1
+    assert captured.err.startswith("error: 1 of 2 VK communities not scraped: unknown VK community 'gone_group'")
+
+
 @pytest.mark.parametrize("args, message", [
     (["corpus", "scrape", "--group", "x"], "error: no VK token"),
     (["corpus", "import-telegram", "/nonexistent/export"], "error: /nonexistent/export: no such file"),

@@ -220,3 +220,20 @@ def test_a_recent_post_edited_on_the_wall_is_stored_and_cleaned_as_edited(db):
     post_id = db.execute("SELECT id FROM posts WHERE external_id = ?", [str(newest)]).fetchone()[0]
     assert texts[post_id] == w.posts[newest]["text"]
     assert longest_shared_run(db, w.posts[newest]["text"]) == (len(texts[post_id]), post_id)  # the near-copy index
+
+
+@pytest.mark.parametrize("setup, first", [
+    (lambda w: None, "no_such_group"),                              # a typo, or a community since deleted
+    (lambda w: setattr(w, "is_closed", 1), "closed_one"),
+    (lambda w: setattr(w, "wall_error", 15), "closed_one"),
+])
+def test_a_community_that_cannot_be_read_is_skipped_and_the_others_after_it_are_scraped(db, setup, first):
+    closed = FakeWall(7, "closed_one")
+    closed.generate(20)
+    setup(closed)
+    good = wall(50)
+    report = run(db, FakeVk(closed, good), groups=(first, "bugurt_test"))
+    assert sorted(stored(db)) == sorted(good.posts) and report.added == 50
+    (failed,) = report.failed
+    assert first in failed and "\n" not in failed
+    assert any(first in line for line in report.lines())

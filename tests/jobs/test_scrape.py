@@ -1,0 +1,29 @@
+"""The scrape job (jobs/scrape.py) against the fake VK API: what it stores and what it logs."""
+from __future__ import annotations
+
+import logging
+
+import requests
+
+from corpus.rules import CleanOptions
+from corpus.stoplist import StopList
+from jobs.scrape import scrape_new_posts
+from bot.config_sections import VkSettings
+from bot.secrets import Secret
+from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
+
+
+def test_a_deleted_community_listed_first_in_vk_groups_no_longer_stops_the_scrape_of_the_others(
+        db, monkeypatch, caplog):
+    wall = FakeWall(42, "bugurt_test")
+    wall.generate(40)
+    monkeypatch.setattr(requests, "Session", FakeVk(wall).session)
+    settings = VkSettings(token=Secret(GOOD_TOKEN), groups=["gone_group", "bugurt_test"], requests_per_second=1000.0)
+    caplog.set_level(logging.INFO)
+    database = db.execute("PRAGMA database_list").fetchone()[2]
+    report = scrape_new_posts(database, settings, CleanOptions(), StopList([], []), busy_timeout=5.0)
+    assert report is not None and report.added == 40
+    assert db.execute("SELECT count(*) FROM posts WHERE community = 'bugurt_test'").fetchone()[0] == 40
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    (warning,) = warnings
+    assert warning.startswith("VK scrape: a community of vk.groups was not read: unknown VK community 'gone_group'")
