@@ -77,3 +77,14 @@ def test_the_health_checks_start_period_covers_a_first_training():
     periods = [re.search(r"--start-period=(\d+)m", dockerfile).group(1), re.search(r"start_period: (\d+)m",
                                                                                     compose).group(1)]
     assert periods[0] == periods[1] and int(periods[0]) * 60 > needed
+
+
+def test_compose_passes_every_token_the_bot_reads_from_the_environment():
+    """docs/deployment.md: the VK community's messages need BUHURT_VK_COMMUNITY_TOKEN; compose passed
+    only the Telegram and VK user tokens, so `vk.messages_group_id` stopped the bot at every restart."""
+    from bot.config import ENV_SECRETS
+
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    bot = text.split("\n  train:\n")[0]
+    for variable in ENV_SECRETS.values():
+        assert f"{variable}: ${{{variable}:-}}" in bot, variable
