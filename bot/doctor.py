@@ -23,7 +23,7 @@ from corpus.db import check_not_emptied, connect_read_only, emptied_error, marke
 from corpus.errors import CorpusError
 from jobs.desk import paused
 from jobs.health import UNHEALTHY
-from jobs.model_registry import active_checkpoint_path
+from jobs.model_registry import active_checkpoint_path, starting_checkpoint
 from jobs.service import moderation_problem
 
 MIN_FREE_BYTES = 500 * 1024 * 1024   # a nightly retrain writes checkpoints and a training text
@@ -128,11 +128,11 @@ def check_disk(settings: Settings) -> Check:
 
 def check_model(settings: Settings) -> Check:
     try:
-        db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
-        try:
-            path = active_checkpoint_path(db, allow_bundled=settings.startup.use_bundled_model)
-        finally:
-            db.close()
+        allow_bundled = settings.startup.use_bundled_model
+        if settings.database.is_file():
+            path = _read(settings, lambda db: active_checkpoint_path(db, allow_bundled=allow_bundled))
+        else:   # before the first start nothing is active, and a check creates no database
+            path = starting_checkpoint(allow_bundled=allow_bundled)
         from model.sample import Generator
 
         Generator.load(path)

@@ -101,6 +101,11 @@ def active_checkpoint_path(db: sqlite_utils.Database, *, allow_bundled: bool = T
         if checkpoint_problem(row["path"]) is not None:
             raise JobError(active_file_problem(row))
         return Path(row["path"])
+    return starting_checkpoint(allow_bundled=allow_bundled)
+
+
+def starting_checkpoint(*, allow_bundled: bool = True) -> Path:
+    """What a data folder with no active model generates with: the bundled model; JobError without it."""
     bundled = bundled_checkpoint() if allow_bundled else None
     if bundled is None:
         raise JobError("no model yet: run `buhurt run` (it trains one) or `buhurt train`")

@@ -109,6 +109,18 @@ def test_doctor_shows_that_the_service_could_not_reach_the_moderators(capsys, tm
     assert code == 0 and "ok    drafts to the moderators: no error recorded" in checks, text
 
 
+def test_a_doctor_before_the_first_start_creates_no_database_behind_the_service(capsys, tmp_path):
+    """It said "does not exist (`buhurt run` creates it)" and then made one itself, with the data
+    folder and the marker, owned by whoever ran it (`sudo buhurt doctor`: root's, which the service
+    could then not write)."""
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n", encoding="utf-8")
+    code, checks, text = doctor(capsys, config)
+    assert code == 1 and checks[0].startswith("FAIL  database:") and "does not exist" in checks[0], text
+    assert any(line.startswith("ok    model: default.pt loads") for line in checks), text
+    assert not (tmp_path / "data").exists()
+
+
 def test_doctor_with_a_rejected_token(capsys, tmp_path, server):
     rejected = "555555555:AAH-a-rejected-token-for-the-doctor-00000"
     make_settings(tmp_path, server)
