@@ -25,7 +25,8 @@ from jobs.model_registry import (
 from jobs.moderation import AutoApprove
 from jobs.patience import on_the_loop
 from jobs.publish import PublishOptions
-from jobs.retrain import FIRST_MODEL_MINUTES, NightWindow, RetrainPlan, bootstrap, retrain, train_in_child
+from jobs.retrain import FIRST_MODEL_MINUTES, RetrainPlan, bootstrap, retrain, train_in_child
+from jobs.scheduler import NightWindow
 from jobs.service import Service, ServicePlan
 from model.train_config import TrainConfig
 

@@ -42,7 +42,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
@@ -55,7 +54,7 @@ from jobs.model_registry import activate_bundled, active_checkpoint_path, bundle
 from model.errors import ModelError
 from model.files import file_version
 from jobs.pool import ScreenOptions, measure, screen
-from jobs.scheduler import clock_time
+from jobs.scheduler import NightWindow
 from model.run import PARENT_ENV
 from model.sample_options import SampleOptions, resolved_temperature
 from model.train_config import ModelShape, TrainConfig
@@ -71,41 +70,6 @@ MANUAL_MINUTES = 10.0        # `buhurt retrain` by hand without --minutes or tra
 WARM_START_WARMUP = 0.05     # a warm start's ramp: the fraction of the night the rate rises from 0 over
 CHILD_STOP_SECONDS = 15.0   # a stopped training child's time to save and exit before SIGKILL
 RunTraining = Callable[[TrainConfig], None]
-
-
-@dataclass(frozen=True)
-class NightWindow:
-    """From `start` to `until` (HH:MM) every day in `timezone`; may cross midnight."""
-
-    start: str = "03:30"
-    until: str = "07:30"
-    timezone: str = "UTC"
-
-    def _at(self, day: dt.date, hhmm: str, tz) -> dt.datetime:
-        hour, minute = clock_time(hhmm)
-        return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz)
-
-    def length_minutes(self) -> float:
-        (h1, m1), (h2, m2) = (clock_time(t) for t in (self.start, self.until))
-        return float((h2 * 60 + m2 - h1 * 60 - m1) % (24 * 60) or 24 * 60)
-
-    def remaining_minutes(self, now: dt.datetime | None = None) -> float | None:
-        """Minutes until the window ends when `now` is inside it, else None. Real minutes: the window
-        ends at `until` on the wall clock, so a night the clocks change on is an hour shorter or
-        longer (aware datetimes of one zone add and subtract as wall times: everything is in UTC here)."""
-        tz, utc = ZoneInfo(self.timezone), dt.timezone.utc
-        now = (now or dt.datetime.now(utc)).astimezone(utc)
-        local_day = now.astimezone(tz).date()
-        crosses_midnight = clock_time(self.until) <= clock_time(self.start)
-        for day in (local_day - dt.timedelta(days=1), local_day):
-            begin = self._at(day, self.start, tz).astimezone(utc)
-            end = self._at(day + dt.timedelta(days=1) if crosses_midnight else day, self.until, tz).astimezone(utc)
-            if begin <= now < end:
-                return (end - now).total_seconds() / 60
-        return None
-
-    def __str__(self) -> str:
-        return f"{self.start}-{self.until} {self.timezone}"
 
 
 def margin_minutes(minutes: float) -> float:

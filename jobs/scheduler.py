@@ -13,7 +13,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 # coalesce: a backlog of missed runs runs once; max_instances=1: a slow job never overlaps itself;
 # a generous grace time for a job that is late while the process runs (a busy loop). The jobs live
 # in memory, so times missed while the process was DOWN are not APScheduler's: the service keeps
-# the time up to which publishing is accounted for and catches up at start (`missed_slot`).
+# the time up to which publishing is accounted for and catches up at start (`missed_slot`), and a
+# start inside the night window runs a retrain the night has not finished (jobs/service.py).
 MISFIRE_GRACE_SECONDS = 6 * 3600
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
 
@@ -69,6 +70,48 @@ class ScheduleOptions:
         except Exception:  # noqa: BLE001 - any failure means the name is unusable
             problems["timezone"] = "an IANA time zone name such as 'Europe/Moscow'"
         return problems
+
+
+@dataclass(frozen=True)
+class NightWindow:
+    """From `start` to `until` (HH:MM) every day in `timezone`; may cross midnight: the nightly
+    retrain's (schedule.retrain_at, schedule.retrain_until)."""
+
+    start: str = "03:30"
+    until: str = "07:30"
+    timezone: str = "UTC"
+
+    def _at(self, day: dt.date, hhmm: str, tz) -> dt.datetime:
+        hour, minute = clock_time(hhmm)
+        return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz)
+
+    def length_minutes(self) -> float:
+        (h1, m1), (h2, m2) = (clock_time(t) for t in (self.start, self.until))
+        return float((h2 * 60 + m2 - h1 * 60 - m1) % (24 * 60) or 24 * 60)
+
+    def around(self, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime] | None:
+        """(its start, its end), in UTC, of the window `now` is inside; None outside every window."""
+        tz, utc = ZoneInfo(self.timezone), dt.timezone.utc
+        now = (now or dt.datetime.now(utc)).astimezone(utc)
+        local_day = now.astimezone(tz).date()
+        crosses_midnight = clock_time(self.until) <= clock_time(self.start)
+        for day in (local_day - dt.timedelta(days=1), local_day):
+            begin = self._at(day, self.start, tz).astimezone(utc)
+            end = self._at(day + dt.timedelta(days=1) if crosses_midnight else day, self.until, tz).astimezone(utc)
+            if begin <= now < end:
+                return begin, end
+        return None
+
+    def remaining_minutes(self, now: dt.datetime | None = None) -> float | None:
+        """Minutes until the window ends when `now` is inside it, else None. Real minutes: the window
+        ends at `until` on the wall clock, so a night the clocks change on is an hour shorter or
+        longer (aware datetimes of one zone add and subtract as wall times: everything is in UTC here)."""
+        now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        window = self.around(now)
+        return None if window is None else (window[1] - now).total_seconds() / 60
+
+    def __str__(self) -> str:
+        return f"{self.start}-{self.until} {self.timezone}"
 
 
 Job = Callable[[], Awaitable[object]]

@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # the scrape and retrain jobs' modules import vk_api and torc
 log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
+RETRAIN_ENDED = "retrain_ended_at"         # state: when the last nightly retrain ended (not stopped with the service)
 PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
 
 
@@ -361,9 +362,11 @@ class Service:
             if self.stopping.is_set():
                 log.info("the nightly retrain stopped with the service (%s); the active model stays", exc)
                 return None
+            self._retrain_ended()
             log.exception("the nightly retrain failed")
             await self._tell(notices.ALERT_RETRAIN_FAILED.format(error=f"{type(exc).__name__}: {exc}"[:300]))
             return None
+        self._retrain_ended()
         if not getattr(result, "promoted", False) and getattr(result, "candidate_bpc", None) is not None:
             await self._tell(notices.ALERT_RETRAIN_KEPT.format(line=result.reason))
         checkpoint = getattr(result, "checkpoint", None)
@@ -372,6 +375,28 @@ class Service:
             log.info("now generating with model %s", version)
             await self.tune()
         return result
+
+    def _retrain_ended(self) -> None:
+        """The night's retrain is done (promoted, kept or failed): a restart in the window leaves it be."""
+        try:
+            set_state(self.db, RETRAIN_ENDED, utcnow())
+        except sqlite3.OperationalError as exc:   # a start in the window may run it once more
+            log.warning("could not record the end of the nightly retrain: %s", exc)
+
+    def _catch_up_retrain(self, scheduler) -> None:
+        """A start inside the night window whose retrain has not ended since the window began (the
+        service was down at retrain_at, or a stop interrupted the night's run) runs it now, for what is
+        left of the window; the first model's training, when one runs, is the night's instead."""
+        when = self.plan.schedule
+        window = sched.NightWindow(when.retrain_at, when.retrain_until, when.timezone).around()
+        if window is None or self.first_training is not None:
+            return
+        ended = get_state(self.db, RETRAIN_ENDED)
+        if ended and dt.datetime.fromisoformat(ended) >= window[0]:
+            return
+        log.warning("the night window began at %s without a retrain since: retraining now",
+                    window[0].isoformat())
+        scheduler.get_job("retrain-0").modify(next_run_time=dt.datetime.now(dt.timezone.utc))
 
     async def _tell(self, text: str) -> None:
         try:
@@ -442,6 +467,7 @@ class Service:
             sched.add_interval(scheduler, self.scrape, job_id="scrape", minutes=when.scrape_every_hours * 60)
         if self.retrainer is not None and when.retrain:
             sched.add_daily(scheduler, self.retrain, job_id="retrain", times=[when.retrain_at], timezone=when.timezone)
+            self._catch_up_retrain(scheduler)
         if getattr(self.moderation, "enabled", False):   # the moderators decide: decisions to learn from
             sched.add_daily(scheduler, self.train_ranker, job_id="ranker", times=[when.retrain_at],
                             timezone=when.timezone)

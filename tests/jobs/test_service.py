@@ -226,6 +226,45 @@ def test_a_missed_publishing_time_survives_a_stop_before_its_catch_up_ran(db, ho
     assert asyncio.run(start_and_stop()), "the missed time was forgotten by the next start"
 
 
+def test_a_start_inside_the_night_window_runs_the_nights_retrain_it_missed(db, holder):
+    """The retrain was scheduled for the next retrain_at only: a restart during the night (a deploy,
+    a crash, a stop that interrupted the night's run) left the night without training. A night whose
+    retrain ended is not run again by a later start; one that a stop interrupted is."""
+    import datetime as dt
+
+    from jobs.retrain import RetrainResult
+
+    now = dt.datetime.now(dt.timezone.utc)
+    window = ScheduleOptions(retrain_at=(now - dt.timedelta(minutes=30)).strftime("%H:%M"),
+                             retrain_until=(now + dt.timedelta(hours=3)).strftime("%H:%M"), publish_times=[])
+    service = make_service(db, holder, schedule=window)
+    calls = []
+
+    def retrainer(stop):
+        calls.append(stop)
+        if len(calls) == 1:   # the service stops during the night's run
+            stop.set()
+            raise RuntimeError("training stopped early: the service is stopping")
+        return RetrainResult(False, "kept the active model")
+
+    service.retrainer = retrainer
+
+    async def start() -> dt.datetime:
+        service.stopping.clear()
+        service.start_schedule()
+        assert service.scheduler is not None
+        service.scheduler.pause()   # the job runs here, once, not also on the scheduler
+        when = service.scheduler.get_job("retrain-0").next_run_time
+        await service.retrain()
+        await service.stop(5)
+        return when
+
+    assert asyncio.run(start()) <= dt.datetime.now(dt.timezone.utc), "the night's retrain was not run at start"
+    assert asyncio.run(start()) <= dt.datetime.now(dt.timezone.utc), "a night a stop interrupted was given up"
+    assert asyncio.run(start()) > now + dt.timedelta(hours=12), "the night's finished retrain ran again"
+    assert len(calls) == 3
+
+
 def test_schedule_registers_every_job_with_shared_defaults(db, holder):
     service = make_service(db, holder, schedule=ScheduleOptions(publish_times=["09:00", "21:30"], retrain_at="03:30"))
     service.retrainer = lambda stop: None
