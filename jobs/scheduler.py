@@ -58,12 +58,15 @@ class ScheduleOptions:
                     clock_time(time)
                 except ValueError:
                     problems[key] = f"times as 'HH:MM' ({time!r} is not one)"
-        twice = sorted({t for t in self.publish_times if self.publish_times.count(t) > 1})
-        if twice and "publish_times" not in problems:   # one post per time: a time twice is a typo
-            problems["publish_times"] = f"times as 'HH:MM', each once ({', '.join(twice)} twice)"
+        if "publish_times" not in problems:   # one post per time: a time twice ("9:00", "09:00") is a typo
+            clock = [clock_time(t) for t in self.publish_times]
+            twice = sorted({f"{h:02d}:{m:02d}" for h, m in clock if clock.count((h, m)) > 1})
+            if twice:
+                problems["publish_times"] = f"times as 'HH:MM', each once ({', '.join(twice)} twice)"
         if self.digest and weekly_at(self.digest) is None:
             problems["digest"] = "a day and time as 'sun 19:00' (mon ... sun), or \"\" for none"
-        if "retrain_until" not in problems and self.retrain_until == self.retrain_at:
+        if not {"retrain_at", "retrain_until"} & problems.keys() and \
+                clock_time(self.retrain_until) == clock_time(self.retrain_at):
             problems["retrain_until"] = f"a time other than retrain_at ({self.retrain_at!r}): the night window is empty"
         try:
             ZoneInfo(self.timezone)

@@ -113,6 +113,10 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
      "schedule.timezone must be an IANA time zone name such as 'Europe/Moscow', got 'Mars/Olympus'"),
     ("[schedule]\npublish_times = ['09:00', '18:00', '09:00']\n",
      "schedule.publish_times must be times as 'HH:MM', each once (09:00 twice)"),
+    ("[schedule]\npublish_times = ['9:00', '18:00', '09:00']\n",   # two posts at 09:00
+     "schedule.publish_times must be times as 'HH:MM', each once (09:00 twice)"),
+    ("[schedule]\nretrain_at = '3:30'\nretrain_until = '03:30'\n",   # a whole day of training
+     "schedule.retrain_until must be a time other than retrain_at ('3:30'): the night window is empty"),
     ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step', 'cosine' or 'hold'"),
     ("[retrain]\nkeep_runs = -1\n", "retrain.keep_runs must be an integer >= 0"),
     ("[startup]\nuse_bundled_model = 1\n", "startup.use_bundled_model must be true or false, got 1"),
