@@ -193,7 +193,7 @@ class LogSettings:
     level: str = "INFO"           # DEBUG, INFO, WARNING or ERROR
     file: str = ""                # also log to this file (folder created; not the database or config); "": stderr only
     max_bytes: int = 10_000_000   # rotate the file at this size, in bytes; 0: never (leave it to logrotate)
-    backup_count: int = 5         # rotated files kept (file.1 ... file.N)
+    backup_count: int = 5         # rotated files kept (file.1 ... file.N), at least 1 while max_bytes rotates
 
     def problems(self) -> dict[str, str]:
         problems = {}
@@ -203,6 +203,8 @@ class LogSettings:
             problems["max_bytes"] = "an integer >= 0 (0: never rotate)"
         if self.backup_count < 0:
             problems["backup_count"] = "an integer >= 0"
+        elif self.file and self.max_bytes and not self.backup_count:   # Python's handler never rotates with 0
+            problems["backup_count"] = "an integer >= 1 while log.max_bytes rotates the file (max_bytes = 0: never)"
         return problems
 
 

@@ -117,6 +117,8 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
      "schedule.publish_times must be times as 'HH:MM', each once (09:00 twice)"),
     ("[schedule]\nretrain_at = '3:30'\nretrain_until = '03:30'\n",   # a whole day of training
      "schedule.retrain_until must be a time other than retrain_at ('3:30'): the night window is empty"),
+    ("[log]\nfile = 'bot.log'\nbackup_count = 0\n",   # Python's handler never rotates then: the file grew for ever
+     "log.backup_count must be an integer >= 1 while log.max_bytes rotates the file (max_bytes = 0: never), got 0"),
     ("[train]\nlr_schedule = 'linear'\n", "train.lr_schedule must be 'step', 'cosine' or 'hold'"),
     ("[retrain]\nkeep_runs = -1\n", "retrain.keep_runs must be an integer >= 0"),
     ("[startup]\nuse_bundled_model = 1\n", "startup.use_bundled_model must be true or false, got 1"),
