@@ -88,3 +88,21 @@ def test_compose_passes_every_token_the_bot_reads_from_the_environment():
     bot = text.split("\n  train:\n")[0]
     for variable in ENV_SECRETS.values():
         assert f"{variable}: ${{{variable}:-}}" in bot, variable
+
+
+def test_the_systemd_units_steps_make_each_folder_before_writing_into_it_and_put_the_config_in_place():
+    """Followed literally, `useradd --system` made no home, so `sudo -u buhurt git clone ... /srv/buhurt`
+    was refused (root's /srv), /etc/buhurt never existed for secrets.env, and no step put the
+    config file where BUHURT_CONFIG points."""
+    text = (ROOT / "docs" / "buhurt.service").read_text(encoding="utf-8")
+    steps = [line[1:].strip() for line in text.splitlines() if line.startswith("#   sudo")]
+    config = re.search(r"^Environment=BUHURT_CONFIG=(\S+)$", text, re.M).group(1)
+    home = re.search(r"^WorkingDirectory=(\S+)$", text, re.M).group(1)
+
+    def first(predicate) -> int:
+        return next(i for i, step in enumerate(steps) if predicate(step))
+
+    made = first(lambda s: "install -d" in s and home in s and "-o buhurt" in s and "/etc/buhurt" in s)
+    assert made < first(lambda s: "git clone" in s)
+    assert made < first(lambda s: "/etc/buhurt/" in s)
+    assert made < first(lambda s: config in s and re.search(r"\b(cp|install)\b", s))
