@@ -24,6 +24,7 @@ import click
 from tqdm import tqdm
 
 from corpus.rules import tidy_generated
+from jobs.model_registry import version_installed_at
 from jobs.tune import tuned_temperature
 from model.errors import ModelError, require_file
 from model.files import utf8_chunks
@@ -294,6 +295,15 @@ def lexicon_cmd(app, checkpoint, text, min_count, output) -> None:
     (known-word decoding; the file's bytes, so its model version, change)."""
     from model.checkpoint import add_lexicon
 
+    target = output or checkpoint
+    db = app.open_db()
+    try:
+        installed = version_installed_at(db, target)
+    finally:
+        db.close()
+    if installed is not None:   # its bytes are its version: /meme N regenerates that version's drafts with them
+        raise ModelError(f"{target} is the checkpoint of installed model version {installed}, which is never "
+                         f"rewritten: write the new one elsewhere (--output FILE), then `buhurt models install FILE`")
     path = require_file(text, "training text")
     content = "".join(utf8_chunks(path, "training text"))
     lexicon = build_lexicon(content, min_count)

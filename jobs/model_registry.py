@@ -71,6 +71,18 @@ def checkpoint_for_version(db: sqlite_utils.Database, version: str) -> Path:
     return Path(row["path"])
 
 
+def version_installed_at(db: sqlite_utils.Database, path: str | Path) -> str | None:
+    """The version whose registered checkpoint is the file at `path` (what /meme N regenerates its
+    drafts with: its bytes must stay that version's), or None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    row = model_rows.get_model(db, file_version(path))
+    if row is None or checkpoint_problem(row["path"]) is not None or not path.samefile(row["path"]):
+        return None
+    return row["version"]
+
+
 def checkpoint_problem(path: str | Path) -> str | None:
     """Why the checkpoint file at `path` cannot be read ("missing", "unreadable (...)"), or None."""
     path = Path(path)

@@ -197,3 +197,22 @@ def test_a_models_folder_that_cannot_be_written_is_one_line_and_changes_nothing(
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert str(Path("data", "models")) in err and "File exists" in err and "unexpected" not in err, err
     assert versions(home) == {} and (home / "data" / "models").read_text() == "someone's notes"
+
+
+def test_a_lexicon_is_never_written_over_an_installed_model_s_file(home, capsys, tiny_run, tiny_checkpoint):
+    from model.files import file_version
+
+    good = variant(tiny_checkpoint, home / "good.pt", "lexicon")
+    code, out, err = run(capsys, "models", "install", str(good), "--no-tune", "--activate")
+    assert code == 0, err
+    version = out.split()[2]
+    installed = home / "data" / "models" / f"{version}.pt"
+    before = installed.read_bytes()
+    for argv in (["--checkpoint", str(installed)], ["--checkpoint", str(good), "--output", str(installed)]):
+        code, out, err = run(capsys, "lexicon", *argv, "--text", str(tiny_run[0]))
+        assert code == 2 and err.count("\n") == 1 and f"model version {version}" in err and "--output" in err, err
+    assert installed.read_bytes() == before and file_version(good) == version   # /meme N still finds its model
+    code, out, err = run(capsys, "lexicon", "--checkpoint", str(installed), "--text", str(tiny_run[0]),
+                         "--output", "with-lexicon.pt")
+    assert code == 0 and (home / "with-lexicon.pt").is_file(), err
+    assert installed.read_bytes() == before and versions(home)[version]["status"] == "active"
