@@ -5,7 +5,7 @@ File contract (as jcjohnson/torch-rnn's scripts/preprocess.py writes it):
   at most 255 tokens else ``uint32``.
 - JSON ``{"idx_to_token": {"1": "a", ...}, "token_to_idx": {"a": 1, ...}}``.
 Extras that torch-rnn ignores: h5 attributes ``fingerprint`` (sha256 of the normalised text),
-``format`` and ``split``.
+``format``, ``split`` and ``vocabulary`` (``Vocab.fingerprint`` of the .json written with it).
 
 The split (``split="posts"``, the default): the text is cut into posts at its blank-line gaps, and
 each post goes to train, val or test by a hash of its own text (``post_split``), keeping the order of
@@ -164,6 +164,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_fr
             h5.attrs["fingerprint"] = sha.hexdigest()
             h5.attrs["format"] = "torch-rnn"
             h5.attrs["split"] = used_split
+            h5.attrs["vocabulary"] = vocab.fingerprint   # the .json written beside it (model.splits.load_corpus)
         tmp_json.write_text(json.dumps(vocab.to_json_dict(), ensure_ascii=False), encoding="utf-8")
     return {
         "input_txt": str(src),

@@ -20,6 +20,12 @@ SPLITS = ("train", "val", "test")
 
 def load_splits(path: str | Path) -> tuple[dict[str, np.ndarray], str]:
     """Read the three splits (0-based int32 arrays) and the corpus fingerprint."""
+    out, fp, _ = _read_h5(path)
+    return out, fp
+
+
+def _read_h5(path: str | Path) -> tuple[dict[str, np.ndarray], str, str | None]:
+    """The splits, the corpus fingerprint and the vocabulary's (None: an .h5 preprocessed without it)."""
     p = require_file(path, "input h5")
     try:
         with h5py.File(p, "r") as h5:
@@ -30,6 +36,7 @@ def load_splits(path: str | Path) -> tuple[dict[str, np.ndarray], str]:
                 a = h5[k][()]
                 out[k] = a.astype(np.int32) - 1
             fp = h5.attrs.get("fingerprint")
+            vocabulary = h5.attrs.get("vocabulary")
     except OSError as exc:
         raise ModelError(f"input h5 {str(p)!r} is not a readable HDF5 file: {exc}") from None
     if fp is None:
@@ -37,7 +44,20 @@ def load_splits(path: str | Path) -> tuple[dict[str, np.ndarray], str]:
         for k in SPLITS:
             h.update(out[k].tobytes())
         fp = h.hexdigest()
-    return out, str(fp)
+    return out, str(fp), None if vocabulary is None else str(vocabulary)
+
+
+def load_corpus(h5_path: str | Path, json_path: str | Path) -> tuple[dict[str, np.ndarray], str, Vocab]:
+    """`load_splits` and the vocabulary, checked to be one preprocessed pair: the .json written with
+    the .h5 (its ids name that .json's characters; another corpus's .json would rename them)."""
+    splits, fingerprint, vocabulary = _read_h5(h5_path)
+    vocab = Vocab.load_json(json_path)
+    top = max(int(a.max()) if len(a) else -1 for a in splits.values())
+    low = min(int(a.min()) if len(a) else 0 for a in splits.values())
+    if vocabulary is not None and vocabulary != vocab.fingerprint or top >= len(vocab) or low < 0:
+        raise ModelError(f"input h5 {str(h5_path)!r} was preprocessed with another vocabulary than input json "
+                         f"{str(json_path)!r}: use the .json `buhurt preprocess` wrote with it")
+    return splits, fingerprint, vocab
 
 
 class SplitBatcher:
@@ -82,7 +102,7 @@ class SplitBatcher:
 
 def split_text(h5_path: str | Path, json_path: str | Path, name: str = "val") -> str:
     """One split of a preprocessed corpus back as text (e.g. the held-out posts both models are scored on)."""
-    splits, _ = load_splits(h5_path)
+    splits, _, vocab = load_corpus(h5_path, json_path)
     if name not in splits:
         raise ModelError(f"split {name!r}: expected one of {', '.join(SPLITS)}")
-    return Vocab.load_json(json_path).decode(splits[name])
+    return vocab.decode(splits[name])

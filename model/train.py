@@ -21,7 +21,7 @@ from tqdm import tqdm
 from model import distributed as D
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.words import lexicon_from_ids
-from model.splits import SplitBatcher, load_splits
+from model.splits import SplitBatcher, load_corpus
 from model.errors import ModelError
 from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, state_to_list
 from model.train_config import (
@@ -293,11 +293,7 @@ def _continued_run(cfg: TrainConfig) -> tuple[TrainConfig, Optional[dict]]:
 
 def _load_data(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict]) -> _Data:
     """The preprocessed corpus, checked against its vocabulary (and the resumed run's corpus)."""
-    splits, fingerprint = load_splits(cfg.input_h5)
-    vocab = Vocab.load_json(cfg.input_json)
-    top = max(int(a.max()) if len(a) else -1 for a in splits.values())
-    if top >= len(vocab) or min(int(a.min()) if len(a) else 0 for a in splits.values()) < 0:
-        raise ModelError(f"input h5 {cfg.input_h5!r} has token ids outside the vocabulary of {cfg.input_json!r}")
+    splits, fingerprint, vocab = load_corpus(cfg.input_h5, cfg.input_json)
     if ck is not None:
         if ck.get("corpus_fingerprint") != fingerprint or list(ck["idx_to_token"]) != vocab.tokens:
             raise ModelError(f"resume: {cfg.input_h5!r} is not the corpus checkpoint {cfg.resume!r} was "

@@ -6,6 +6,7 @@ Tokens are sorted by code point, so the same set of characters always gives the 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Iterable
@@ -42,6 +43,12 @@ class Vocab:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and other.tokens == self.tokens
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the tokens in order: preprocess stores it in the .h5 (attribute ``vocabulary``), so
+        an .h5 is never read with the .json of another corpus."""
+        return hashlib.sha256("".join(self.tokens).encode("utf-8", "surrogatepass")).hexdigest()
 
     def missing(self, text: str) -> list[str]:
         """The distinct characters of ``text`` that are not tokens, in order of first appearance."""

@@ -129,3 +129,20 @@ def test_the_reported_rate_is_the_whole_runs_not_the_last_windows(tmp_path):
     cfg = tiny_config(h5, js, tmp_path / "ck")
     assert r.iterations == 7
     assert r.chars_per_s == pytest.approx(cfg.batch_size * cfg.seq_length * 7 / r.elapsed_s, rel=0.05)
+
+
+def test_an_h5_with_the_vocabulary_json_of_another_corpus_is_refused_naming_both(tmp_path):
+    from model.splits import split_text
+    from tests.tiny_model import LINES
+
+    _, h5, js = prepare(tmp_path, n=60)
+    # the night's export adds a character that sorts first: every id of the earlier .h5 now names
+    # the next character in the new .json, and each id is still inside the larger vocabulary
+    _, _, grown_js = prepare(tmp_path, n=60, lines=[*LINES, "СПРАШИВАЕШЬ ЧТО СЛУЧИЛОСЬ!"], name="grown")
+    with pytest.raises(ModelError, match="another vocabulary") as info:
+        train(tiny_config(h5, grown_js, tmp_path / "ck", max_iterations=2))
+    assert str(h5) in str(info.value) and str(grown_js) in str(info.value)
+    assert not (tmp_path / "ck").exists()
+    with pytest.raises(ModelError, match="another vocabulary"):
+        split_text(h5, grown_js, "val")
+    assert train(tiny_config(h5, js, tmp_path / "ck", max_iterations=2)).iterations == 2
