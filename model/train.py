@@ -1,5 +1,5 @@
 """Training: TBPTT over the torch-rnn .h5, validation every N iterations, best + latest
-checkpoints, exact --resume, --init-from with vocabulary growth, time budget, Ctrl-C, DDP.
+checkpoints, exact --resume, --init-from with vocabulary growth, time budget, Ctrl-C or SIGTERM, DDP.
 """
 from __future__ import annotations
 
@@ -67,24 +67,29 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.iterations = iterations
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)   # Ctrl-C; docker stop, systemctl stop (the whole unit), timeout
+
+
 @contextmanager
 def _sigint_flag():
-    """First Ctrl-C sets a flag (checked between iterations); a second one raises at once."""
-    state = {"hit": False}
+    """The first Ctrl-C or SIGTERM sets a flag (checked between iterations); a second one raises at
+    once, unless the resumable checkpoint is being written (``state["saving"]``: it would be lost)."""
+    state = {"hit": False, "saving": False}
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
 
     def handler(signum, frame):
-        if state["hit"]:
+        if state["hit"] and not state["saving"]:
             raise KeyboardInterrupt
         state["hit"] = True
 
-    old = signal.signal(signal.SIGINT, handler)
+    old = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield state
     finally:
-        signal.signal(signal.SIGINT, old)
+        for signum, previous in old.items():
+            signal.signal(signum, previous)
 
 
 def _transfer_init(model: CharRNN, ck: dict, vocab: Vocab) -> int:
@@ -534,6 +539,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, callback, on_start=None) -> Tra
                     stopped = "max_minutes"
                     break
         except KeyboardInterrupt:
+            sig["saving"] = True
             bar.close()
             path = _save_latest(run, gather=collective)
             _plot(run, force=True)

@@ -114,3 +114,36 @@ def test_cli_ctrl_c_exits_130_with_the_checkpoint_path(tmp_path):
     assert proc.returncode == 130, err
     assert "resumable checkpoint" in err and str(ck / "latest.pt") in err
     assert load_checkpoint(ck / "latest.pt")["iteration"] >= 5
+
+
+STOPPED_BY_SIGTERM = """
+import os, signal, sys
+from model.train import TrainingInterrupted, train
+from model.run import read_run
+
+def stop(info):
+    if info.iteration == 3:   # what `docker stop`, `systemctl stop` (the unit's every process) or `timeout` send
+        os.kill(os.getpid(), signal.SIGTERM)
+
+try:
+    train(read_run(sys.argv[1]), callback=stop)
+except TrainingInterrupted as exc:
+    print(exc.iterations, exc.latest_path)
+    sys.exit(130)
+"""
+
+
+def test_a_sigterm_stops_training_as_ctrl_c_does_leaving_a_resumable_checkpoint(tmp_path):
+    import json
+
+    _, h5, js = prepare(tmp_path, n=60)
+    ck = tmp_path / "ck"
+    run_file = tmp_path / "run.json"
+    run_file.write_text(json.dumps(tiny_config(h5, js, ck, max_iterations=1000, checkpoint_every=1000).to_dict()))
+    proc = subprocess.run([sys.executable, "-c", STOPPED_BY_SIGTERM, str(run_file)], cwd=REPO,
+                          env=subprocess_env(REPO), capture_output=True, text=True, timeout=PATIENCE)
+    assert proc.returncode == 130, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.split() == ["3", str(ck / "latest.pt")]
+    assert load_checkpoint(ck / "latest.pt")["iteration"] == 3
+    r = train(tiny_config(h5, js, ck, max_iterations=5, resume=str(ck / "latest.pt")))
+    assert r.iterations == 5
