@@ -31,7 +31,10 @@ from model.files import utf8_chunks
 from model.preprocess import preprocess
 from model.run import start_line, summary_line
 from model.sample_options import Decoding, SampleRequest, TORCH_RNN, resolved_temperature
-from model.train_config import DEVICES, LR_SCHEDULES, MODEL_TYPES, PRECISIONS, ModelShape, TrainOptions
+from model.train_config import (
+    DEVICES, LR_SCHEDULES, MODEL_TYPES, OPTIMISATION_KEYS, PRECISIONS, RUN_FROM_CHECKPOINT, SHAPE_KEYS, ModelShape,
+    TrainOptions,
+)
 from model.words import build_lexicon
 
 PathArg = click.Path(path_type=Path)
@@ -167,8 +170,10 @@ PRESETS = ("config", "gpu", "torch-rnn")
               help="config: [model] and [train] (the defaults shown); gpu: 3x512 LSTM, embedding 128, dropout "
                    "0.2, batch 128 x 256, cuda, bf16; torch-rnn: train.lua's defaults (2x128, the rate halved "
                    "every 5 epochs, 50 epochs). Options given on the command line apply on top of a preset.")
-@click.option("--resume", type=PathArg, default=None, help="Continue a run exactly from its latest.pt.")
-@click.option("--init-from", type=PathArg, default=None, help="Fine-tune from a checkpoint (its vocabulary may grow).")
+@click.option("--resume", type=PathArg, default=None,
+              help="Continue a run exactly from its latest.pt, with its settings (a flag saying otherwise is refused).")
+@click.option("--init-from", type=PathArg, default=None,
+              help="Fine-tune from a checkpoint: its shape, its vocabulary may grow.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
 @click.pass_context
 def train_cmd(ctx: click.Context, input_h5, input_json, checkpoint_dir, bf16, preset, resume, init_from, progress,
@@ -186,6 +191,7 @@ def train_cmd(ctx: click.Context, input_h5, input_json, checkpoint_dir, bf16, pr
         files[key] = "" if resume and not given(ctx, key) else str(value)   # "": the checkpoint's own
     files.update(resume=str(resume) if resume else None, init_from=str(init_from) if init_from else None,
                  progress=progress)
+    _refuse_overridden(ctx, chosen, resume, init_from)
     presets: dict[str, Callable[..., TrainConfig]] = {"config": TrainConfig, "gpu": TrainConfig.gpu_preset,
                                                      "torch-rnn": TrainConfig.torch_rnn_preset}
     make = presets[preset]
@@ -200,6 +206,26 @@ def train_cmd(ctx: click.Context, input_h5, input_json, checkpoint_dir, bf16, pr
         sys.exit(130)
     if main_rank:
         click.echo(summary_line(result))
+
+
+def _refuse_overridden(ctx: click.Context, chosen: dict, resume: Path | None, init_from: Path | None) -> None:
+    """A setting given on the command line that the checkpoint would override is refused, not
+    ignored: --resume continues its run as it was (RUN_FROM_CHECKPOINT), --init-from keeps its shape."""
+    from model.checkpoint import load_checkpoint
+
+    source = resume or init_from
+    if source is None:
+        return
+    ck = load_checkpoint(source)
+    kept = (ck.get("train_config") or {}) if resume else ck["model_config"]
+    keys = RUN_FROM_CHECKPOINT if resume else [k for k in SHAPE_KEYS if k != "dropout"]
+    for key in keys:
+        if given(ctx, key) and key in kept and chosen.get(key) != kept[key]:
+            how = ("start a new run from it with --init-from" if key in OPTIMISATION_KEYS or key == "dropout"
+                   else "train a new model from scratch")
+            raise ModelError(f"{flag(key)} {chosen[key]}: {'--resume' if resume else '--init-from'} {source} "
+                             f"{'continues its run with' if resume else 'keeps its shape,'} {key} = {kept[key]}; "
+                             f"for another, {how}")
 
 
 class Temperature(click.ParamType):

@@ -160,3 +160,32 @@ def test_preprocess_and_lexicon_replace_their_own_earlier_outputs(tiny_run, tmp_
     code, out, err = run(capsys, "preprocess", "--input-txt", str(tiny_run[0]), "--output-h5", "empty.h5",
                          "--output-json", "c.json")
     assert code == 0, err
+
+
+def test_a_setting_given_with_resume_or_init_from_that_the_checkpoint_overrides_is_refused(tiny_run, tmp_path, capsys,
+                                                                                          monkeypatch):
+    import shutil
+
+    from model.checkpoint import load_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    latest = tmp_path / "run" / "latest.pt"
+    latest.parent.mkdir()
+    shutil.copy(tiny_run[3].latest_path, latest)
+    ran = load_checkpoint(latest)["train_config"]
+    before = latest.read_bytes()
+    limit = ["--max-iterations", str(ran["max_iterations"] + 1), "--no-progress"]
+    code, out, err = run(capsys, "train", "--resume", str(latest), "--learning-rate", "0.0001", *limit)
+    assert code == 2 and err.count("\n") == 1 and "--learning-rate 0.0001" in err, err
+    assert f"learning_rate = {ran['learning_rate']}" in err
+    code, out, err = run(capsys, "train", "--resume", str(latest), "--rnn-size", "64", *limit)
+    assert code == 2 and "--rnn-size 64" in err and "from scratch" in err, err
+    assert latest.read_bytes() == before
+    code, out, err = run(capsys, "train", "--input-h5", str(tiny_run[1]), "--input-json", str(tiny_run[2]),
+                         "--checkpoint-dir", "warm", "--init-from", str(latest), "--num-layers", "3", *limit)
+    assert code == 2 and err.count("\n") == 1 and "--num-layers 3" in err and "from scratch" in err, err
+    assert not (tmp_path / "warm").exists()
+    # what the checkpoint has, given again, and the run's limits are fine
+    code, out, err = run(capsys, "train", "--resume", str(latest), "--learning-rate", str(ran["learning_rate"]),
+                         "--max-iterations", str(ran["max_iterations"] + 2), "--no-progress")
+    assert code == 0 and f"after {ran['max_iterations'] + 2} iterations" in out, err
