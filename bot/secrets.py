@@ -6,6 +6,8 @@ import re
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from common.files import folder_problem
+
 
 class Secret:
     """A token. `str()`/`repr()` show '***'; `.reveal()` gives the value to the one client that needs it."""
@@ -95,7 +97,5 @@ def _file_handler(file: str, max_bytes: int, backup_count: int) -> logging.Handl
         path.parent.mkdir(parents=True, exist_ok=True)
         return RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
     except OSError as exc:
-        # a file where a folder of the path should be: mkdir's "(File exists)" names no culprit
-        blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
-        why = f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or exc
+        why = folder_problem(path.parent, exc) if not path.parent.is_dir() else exc.strerror or exc
         raise LogFileError(f"log.file = {file!r} cannot be opened for writing ({why})") from None

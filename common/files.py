@@ -45,3 +45,12 @@ def starts_with(path: str | Path, signature: bytes) -> bool:
             return handle.read(len(signature)) == signature
     except OSError:
         return False
+
+
+def folder_problem(folder: str | Path, exc: OSError) -> str:
+    """Why `folder` could not be made, for one line: a file standing where it or a folder above it
+    should be (mkdir's own words, "File exists" or "Not a directory", name no culprit), else the
+    system's reason."""
+    folder = Path(folder)
+    blocking = next((p for p in (*reversed(folder.parents), folder) if p.exists() and not p.is_dir()), None)
+    return f"{blocking} is a file, not a folder" if blocking is not None else str(exc.strerror or exc)

@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 
 from common.files import atomic_path
-from model.errors import ModelError, is_torch_archive, json_object_with, require_file, require_replaceable
+from model.errors import (
+    ModelError, is_torch_archive, json_object_with, make_folder, require_file, require_replaceable,
+)
 from model.train_config import PRECISIONS
 from model.words import DEFAULT_POST_LINES
 
@@ -63,7 +65,7 @@ def sidecar_path(path: str | Path) -> Path:
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """Atomically write ``payload`` (plus format markers) to ``path`` and its JSON sidecar."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, "the checkpoint")
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     _check_plain(payload)
     with atomic_path(path) as tmp:

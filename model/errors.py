@@ -5,7 +5,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from common.files import starts_with
+from common.files import folder_problem, starts_with
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"   # torch.save's archive
@@ -29,6 +29,18 @@ def require_file(path: str | Path, what: str) -> Path:
     if not p.is_file():
         raise ModelError(f"{what} {str(p)!r} is not a regular file")
     return p
+
+
+def make_folder(folder: str | Path, what: str) -> Path:
+    """`folder` made (with its parents) for `what` to be written in; ModelError naming the file in
+    the way, or the system's reason, when it cannot be."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = folder_problem(folder, exc)
+        raise ModelError(f"the folder {str(folder)!r} for {what} cannot be made ({why})") from None
+    return folder
 
 
 def require_writable_target(path: str | Path, what: str) -> Path:

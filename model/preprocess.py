@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from common.files import atomic_path
-from model.errors import ModelError, is_hdf5, json_object_with, require_file, require_replaceable
+from model.errors import ModelError, is_hdf5, json_object_with, make_folder, require_file, require_replaceable
 from model.files import utf8_chunks
 from model.vocab import Vocab
 
@@ -149,8 +149,8 @@ def preprocess(input_txt, output_h5, output_json, val_frac: float = 0.1, test_fr
     dtype = np.uint8 if len(vocab) <= 255 else np.uint32
 
     # pass 2: encode and write into the three datasets
-    out_h5.parent.mkdir(parents=True, exist_ok=True)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out_h5.parent, "the output h5")
+    make_folder(out_json.parent, "the output json")
     sha = hashlib.sha256()
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, total)}
     # the .h5 is renamed into place first, then the .json (atomic_path: temp files beside them)

@@ -22,7 +22,7 @@ from model import distributed as D
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.words import lexicon_from_ids
 from model.splits import SplitBatcher, load_corpus
-from model.errors import ModelError
+from model.errors import ModelError, make_folder
 from model.lstm import CharRNN, ModelConfig, detach_state, state_from_list, state_to_list
 from model.train_config import (
     LR_FLOOR, HOLD_DECAY, PROGRESS_SCHEDULES, RUN_FROM_CHECKPOINT, SHAPE_KEYS, TrainConfig,
@@ -386,7 +386,7 @@ def _make_out_dir(run: _Run) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ModelError(f"checkpoint_dir {str(out_dir)!r} is a file, expected a directory")
     if run.ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(out_dir, "the checkpoints (checkpoint_dir)")
 
 
 def _train_step(run: _Run, b: int) -> float:

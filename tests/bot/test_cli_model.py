@@ -189,3 +189,19 @@ def test_a_setting_given_with_resume_or_init_from_that_the_checkpoint_overrides_
     code, out, err = run(capsys, "train", "--resume", str(latest), "--learning-rate", str(ran["learning_rate"]),
                          "--max-iterations", str(ran["max_iterations"] + 2), "--no-progress")
     assert code == 0 and f"after {ran['max_iterations'] + 2} iterations" in out, err
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line_naming_the_file_in_the_way(tiny_run, tmp_path, capsys,
+                                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder", encoding="utf-8")
+    txt, h5, js, _ = tiny_run
+    for argv in (["preprocess", "--input-txt", str(txt), "--output-h5", "afile/x.h5", "--output-json", "x.json"],
+                 ["preprocess", "--input-txt", str(txt), "--output-h5", "x.h5", "--output-json", "afile/x.json"],
+                 ["train", "--input-h5", str(h5), "--input-json", str(js), "--checkpoint-dir", "afile/ck",
+                  "--rnn-size", "16", "--batch-size", "4", "--max-iterations", "2", "--no-progress"]):
+        code, out, err = run(capsys, *argv)
+        lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert "afile is a file, not a folder" in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
