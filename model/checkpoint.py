@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -68,17 +69,34 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     make_folder(path.parent, "the checkpoint")
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     _check_plain(payload)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except (OSError, RuntimeError) as exc:   # torch.save says a full disk as "[enforce fail at ...]"
+        raise ModelError(_write_failure(path, exc)) from None
     meta = {k: v for k, v in payload.items() if k not in TENSOR_KEYS}
     if isinstance(meta.get("lexicon"), dict):   # the sidecar says how big it is, not every word
         lexicon = meta["lexicon"]
         meta["lexicon"] = {"min_count": lexicon.get("min_count"), "word_count": len(lexicon.get("words", ()))}
     meta["checkpoint_file"] = path.name
     text = json.dumps(_json_safe(meta), ensure_ascii=False, indent=1)
-    with atomic_path(sidecar_path(path)) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    try:
+        with atomic_path(sidecar_path(path)) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ModelError(_write_failure(sidecar_path(path), exc)) from None
     return path
+
+
+def _write_failure(path: Path, exc: Exception) -> str:
+    """One line for a checkpoint that could not be written (a full disk, a file size limit): the
+    system's reason when it gave one, and the free space there; an earlier file of the name is whole."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__} in torch.save"
+    return f"cannot write checkpoint {str(path)!r} ({why}; {free}); an earlier file of that name is kept whole"
 
 
 def add_lexicon(path: str | Path, lexicon: dict, output: str | Path | None = None) -> Path:

@@ -146,3 +146,32 @@ def test_an_h5_with_the_vocabulary_json_of_another_corpus_is_refused_naming_both
     with pytest.raises(ModelError, match="another vocabulary"):
         split_text(h5, grown_js, "val")
     assert train(tiny_config(h5, js, tmp_path / "ck", max_iterations=2)).iterations == 2
+
+
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (40000, 40000))   # a disk that fills up, as the checkpoint is written
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+from bot.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_checkpoint_that_cannot_be_written_ends_training_in_one_line_leaving_no_half_file(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import PATIENCE, ROOT, error_lines
+    from tests.tiny_model import subprocess_env
+
+    _, h5, js = prepare(tmp_path, n=60)
+    ck = tmp_path / "ck"
+    proc = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED, "train", "--input-h5", str(h5), "--input-json",
+                           str(js), "--checkpoint-dir", str(ck), "--rnn-size", "32", "--wordvec-size", "16",
+                           "--batch-size", "8", "--seq-length", "32", "--max-iterations", "10",
+                           "--checkpoint-every", "5", "--no-progress"],
+                          cwd=tmp_path, env=subprocess_env(ROOT), capture_output=True, text=True, timeout=PATIENCE)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    (line,) = error_lines(proc.stderr)
+    assert f"cannot write checkpoint {str(ck / 'best.pt')!r}" in line and "free" in line, line
+    assert list(ck.iterdir()) == []
