@@ -35,7 +35,8 @@ def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path
                        val_bpc: float | None, metrics: dict | None = None,
                        status: str = "candidate") -> str:
     """Copy `source` (and its .json sidecar) into models_dir under its version and register it. A
-    version already known keeps its status, and its row now points at the copy in models_dir."""
+    version already known keeps its status, and its row now points at the copy in models_dir (and
+    records `val_bpc` when one is given: measured now)."""
     source = Path(source)
     if not source.is_file():
         raise JobError(f"{source}: checkpoint not found")
@@ -56,6 +57,8 @@ def install_checkpoint(db: sqlite_utils.Database, source: Path, models_dir: Path
                        f"(free space there, or make it a writable folder)") from exc
     model_rows.register_model(db, version, str(target), val_bpc=val_bpc, metrics=metrics, status=status)
     model_rows.set_path(db, version, str(target))
+    if val_bpc is not None:
+        model_rows.set_val_bpc(db, version, val_bpc)
     return version
 
 

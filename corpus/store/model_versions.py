@@ -24,6 +24,11 @@ def register_model(db: sqlite_utils.Database, version: str, path: str, *, val_bp
     }, pk="version", ignore=True)
 
 
+def set_val_bpc(db: sqlite_utils.Database, version: str, val_bpc: float) -> None:
+    """Record a new held-out bits/char of a known version (`buhurt models install --text` again)."""
+    db.execute("UPDATE model_versions SET val_bpc = ? WHERE version = ?", [val_bpc, version])
+
+
 def all_models(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every version, newest first."""
     return list(db.query("SELECT * FROM model_versions ORDER BY created_at DESC, version"))

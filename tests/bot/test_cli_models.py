@@ -216,3 +216,21 @@ def test_a_lexicon_is_never_written_over_an_installed_model_s_file(home, capsys,
                          "--output", "with-lexicon.pt")
     assert code == 0 and (home / "with-lexicon.pt").is_file(), err
     assert installed.read_bytes() == before and versions(home)[version]["status"] == "active"
+
+
+def test_installing_a_known_version_again_with_text_records_its_bits_per_char(home, capsys, tiny_checkpoint):
+    from tests.helpers import varied_posts
+
+    good = variant(tiny_checkpoint, home / "good.pt", "scored later")
+    code, out, err = run(capsys, "models", "install", str(good), "--no-tune", "--activate")
+    assert code == 0, err
+    version = out.split()[2]
+    assert versions(home)[version]["val_bpc"] is None
+    (home / "val.txt").write_text("\n\n".join(varied_posts(10)), encoding="utf-8")
+    code, out, err = run(capsys, "models", "install", str(good), "--no-tune", "--text", "val.txt")
+    assert code == 0 and "bits/char on val.txt" in out, err
+    said = float(out.split(", ")[1].split()[0])
+    row = versions(home)[version]
+    assert row["val_bpc"] is not None and round(row["val_bpc"], 4) == said and row["status"] == "active"
+    code, out, err = run(capsys, "models", "list")
+    assert f"{said:.4f}" in out, out
