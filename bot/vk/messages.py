@@ -97,9 +97,11 @@ class VkMessages:
             for event in events:
                 if event.type == VkBotEventType.MESSAGE_NEW and getattr(event, "from_user", False) \
                         and not self._stop.is_set():
-                    message = dict(event.message)
                     assert self._loop is not None
-                    self._loop.call_soon_threadsafe(self._dispatch, message)
+                    try:
+                        self._loop.call_soon_threadsafe(self._dispatch, _message_of(event))
+                    except Exception:  # noqa: BLE001 - one event's failure must not end the listening
+                        log.exception("VK messages: an incoming message could not be read")
 
     def _dispatch(self, message: dict) -> None:
         task = asyncio.get_running_loop().create_task(self.handle(message), name="buhurt:vk-message")
@@ -145,6 +147,12 @@ class VkMessages:
                                               "random_id": secrets.randbelow(2**31 - 1) + 1})
         except Exception as exc:  # noqa: BLE001
             log.warning("VK messages: could not answer %s (%s)", peer_id, _said(exc))
+
+
+def _message_of(event: Any) -> dict:
+    """A message_new event's message: {"message": ..., "client_info": ...} from API 5.103 on, the
+    message itself before (the long poll's version is the community's setting)."""
+    return dict(event.message if event.message is not None else event.object)
 
 
 def _said(exc: Exception) -> str:

@@ -14,7 +14,8 @@ raises NoTimeout at once instead of hanging the test for ever. `timeouts` record
 every request. VK's length limits hold: wall.post refuses a message over 16,384 characters
 (error 100), messages.send one over 4,096 (error 914); `refused` lists (method, error code) of the
 answers that were errors. `drop_polls` long-poll requests from now on lose their connection
-(`on_drop` runs first: a message written then is kept by VK for the next request with its ts).
+(`on_drop` runs first: a message written then is kept by VK for the next request with its ts). A wall's
+`longpoll_version` before 5.103 sends message_new events in the old shape (the message itself).
 """
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ class FakeWall:
     is_closed: int = 0
     wall_error: int | None = None                          # e.g. 15 or 30 on wall.get
     longpoll: bool = True          # the community's Bots Long Poll API is enabled, with message_new
+    # the API version set for the long poll in the community's settings: before 5.103 a message_new
+    # event's object is the message itself, not {"message": ..., "client_info": ...}
+    longpoll_version: str = "5.199"
 
     def generate(self, n: int, *, start_id: int = 1, deleted_every: int = 17, now: float | None = None,
                  spacing: float = 3600.0) -> None:
@@ -136,12 +140,13 @@ class FakeVk:
     def user_message(self, from_id: int, text: str, *, group_id: int | None = None, peer_id: int | None = None) -> None:
         """A user writes to the community (peer_id: their own id, or a conversation's 2000000000+n)."""
         group = group_id if group_id is not None else next(iter(self.walls))
+        legacy = _version(self.walls[group].longpoll_version) < (5, 103)
         with self._cond:
             number = len(self.events) + 1
             message = {"id": number, "date": int(time.time()), "from_id": from_id,
                        "peer_id": peer_id if peer_id is not None else from_id, "text": text, "out": 0}
-            self.events.append({"type": "message_new", "group_id": group, "event_id": f"e{number}",
-                                "object": {"message": message, "client_info": {"keyboard": True}}})
+            shaped = message if legacy else {"message": message, "client_info": {"keyboard": True}}
+            self.events.append({"type": "message_new", "group_id": group, "event_id": f"e{number}", "object": shaped})
             self._cond.notify_all()
 
     def sent_to(self, peer_id: int) -> list[str]:
@@ -266,7 +271,7 @@ class FakeVk:
         wall = self.find(params.get("group_id", ""))
         if wall is None:
             raise VkFault(100)
-        return {"is_enabled": wall.longpoll, "api_version": "5.199",
+        return {"is_enabled": wall.longpoll, "api_version": wall.longpoll_version,
                 "events": {"message_new": int(wall.longpoll), "wall_post_new": 0}}
 
     def m_messages_send(self, params, number):
@@ -287,6 +292,10 @@ class FakeVk:
             if wall and post_id.isdigit() and int(post_id) in wall.posts:
                 items.append(dict(wall.posts[int(post_id)]))
         return {"items": items}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 class _Execute(Exception):

@@ -243,3 +243,19 @@ def test_half_an_emoji_in_a_message_gets_an_answer(tmp_path, server, vk):
             assert len(vk.sent_to(ANNA)) == 4 and vk.refused == []
 
     asyncio.run(main())
+
+
+def test_a_community_whose_long_poll_has_an_api_version_before_5_103_is_answered(tmp_path, server, vk):
+    """The long poll's API version is the community's setting (5.80 here): its message_new event
+    carries the message itself, not {"message": ...}; vk_api's event then has no `.message`, the
+    listening thread ended in a TypeError, and no VK message was answered until a restart."""
+    vk.walls[42].longpoll_version = "5.80"
+    settings = make_settings(tmp_path, server, vk=VK)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            assert await ask(vk, ANNA, "/start") == texts.START
+            assert await ask(vk, BORIS, "/meme 999999") == texts.MEME_NOT_FOUND.format(id=999999)
+
+    asyncio.run(main())
