@@ -128,7 +128,7 @@ class VkMessages:
         command, argument = (text.split(maxsplit=1) + ["", ""])[:2]
         command = command.lower().split("@")[0]
         if command in ("/start", "/help") or text.lower() in GREETINGS:
-            return answers.with_training_note(texts.START, subs.service)
+            return answers.with_training_note(texts.VK_START, subs.service)
         if command == "/generate":
             reply, refill = await answers.generate_answer(subs, user, argument.strip())
             if refill:

@@ -59,7 +59,7 @@ def test_generate_meme_and_top_answer_in_vk_messages(tmp_path, server, vk):
             service = app.bot_data.service
             await service.fill_pools()
             ready = draft_rows.with_status(service.db, "ready", purpose=draft_rows.SUBSCRIBER)
-            assert await ask(vk, ANNA, "/start") == texts.START
+            assert await ask(vk, ANNA, "/start") == texts.VK_START
             assert await ask(vk, ANNA, "/generate") == texts.MEME.format(id=ready[0]["id"], text=ready[0]["text"])
             served = draft_rows.get_draft(service.db, ready[0]["id"])
             assert (served["status"], served["purpose"]) == ("served", draft_rows.SUBSCRIBER)
@@ -75,7 +75,7 @@ def test_generate_meme_and_top_answer_in_vk_messages(tmp_path, server, vk):
             assert await ask(vk, ANNA, "/generate \x07") == texts.START_CONTROL
             vk.user_message(ANNA, "/top", peer_id=2000000001)    # a conversation: not served, as Telegram groups
             vk.user_message(ANNA, "привет")                      # not a command: no answer
-            assert await ask(vk, BORIS, "/start") == texts.START    # ... and both were read before this one
+            assert await ask(vk, BORIS, "/start") == texts.VK_START    # ... and both were read before this one
             assert vk.sent_to(2000000001) == [] and len(vk.sent_to(ANNA)) == 4
             requests_ = [d for d in draft_rows.with_status(service.db, "served", purpose=draft_rows.REQUEST)]
             assert all(d["start_text"] == "ПРИХОДИШЬ" for d in requests_)
@@ -92,12 +92,12 @@ def test_vk_users_share_the_flood_limits_and_one_flood_holds_back_no_one(tmp_pat
             await listening(app)
             for _ in range(20):
                 vk.user_message(ANNA, "/start")
-            assert await ask(vk, BORIS, "/start") == texts.START
+            assert await ask(vk, BORIS, "/start") == texts.VK_START
             assert (await reply_to(server, ANNA, "/start", user_id=ANNA))["text"] == texts.START   # Telegram's ANNA
             await until(lambda: vk.polls >= 3 and len(vk.sent_to(ANNA)) >= 4)
 
     asyncio.run(main())
-    assert sorted(vk.sent_to(ANNA)) == sorted([texts.START] * 3 + [texts.FLOOD.format(seconds=600)])
+    assert sorted(vk.sent_to(ANNA)) == sorted([texts.VK_START] * 3 + [texts.FLOOD.format(seconds=600)])
 
 
 def test_a_long_poll_that_is_off_is_retried_and_said_in_the_log(tmp_path, server, vk, caplog):
@@ -111,7 +111,7 @@ def test_a_long_poll_that_is_off_is_retried_and_said_in_the_log(tmp_path, server
             assert (await reply_to(server, ANNA, "/start", user_id=ANNA))["text"] == texts.START   # Telegram goes on
             vk.walls[42].longpoll = True
             await until(lambda: "listening to community 42" in caplog.text)   # messages from now on are read
-            assert await ask(vk, ANNA, "/start") == texts.START
+            assert await ask(vk, ANNA, "/start") == texts.VK_START
 
     asyncio.run(main())
     assert "longpoll for this group is not enabled" in caplog.text and COMMUNITY_TOKEN not in caplog.text
@@ -162,7 +162,7 @@ def test_doctor_checks_the_communitys_long_poll(capsys, tmp_path, server, vk):
 async def answered_after(app, vk: FakeVk) -> None:
     """BORIS's /start is answered and every message read before it is handled (the long poll hands
     them on in order; each answer is sent before its task ends)."""
-    assert await ask(vk, BORIS, "/start") == texts.START
+    assert await ask(vk, BORIS, "/start") == texts.VK_START
     await until(lambda: not app.vk_messages.tasks)
 
 
@@ -198,7 +198,7 @@ def test_a_message_written_while_the_long_poll_was_down_is_answered(tmp_path, se
             await until(lambda: "long poll of community 42 failed (ConnectionError)" in caplog.text)
             await until(lambda: caplog.text.count("listening to community 42") == 2)
             await answered_after(app, vk)
-            assert vk.sent_to(ANNA) == [texts.START]
+            assert vk.sent_to(ANNA) == [texts.VK_START]
 
     asyncio.run(main())
 
@@ -255,7 +255,24 @@ def test_a_community_whose_long_poll_has_an_api_version_before_5_103_is_answered
     async def main():
         async with bot_running(settings) as app:
             await listening(app)
-            assert await ask(vk, ANNA, "/start") == texts.START
+            assert await ask(vk, ANNA, "/start") == texts.VK_START
             assert await ask(vk, BORIS, "/meme 999999") == texts.MEME_NOT_FOUND.format(id=999999)
+
+    asyncio.run(main())
+
+
+def test_the_vk_greeting_lists_only_commands_answered_in_vk_messages(tmp_path, server, vk):
+    """/start and «Начать» in VK listed /rate (a Telegram private chat's blind rating): in VK it was
+    met with silence."""
+    from bot.vk.messages import COMMANDS
+
+    settings = make_settings(tmp_path, server, vk=VK)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            for text in ("/start", "/help", "Начать"):
+                listed = {line.split()[0] for line in (await ask(vk, ANNA, text)).splitlines() if line.startswith("/")}
+                assert listed and listed <= set(COMMANDS), listed
 
     asyncio.run(main())
