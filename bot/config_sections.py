@@ -17,6 +17,7 @@ from corpus.errors import CorpusError
 from corpus.export import MAX_GAP_LINES
 from corpus.stoplist import StopList
 from corpus.vk import ScrapeOptions
+from corpus.vk_client import community_key
 from jobs.publish import PublishOptions
 from jobs.scheduler import clock_time
 
@@ -167,7 +168,7 @@ class VkSettings(ScrapeOptions):
 
     # a VK token (prefer BUHURT_VK_TOKEN); publishing needs a user token with the "wall" scope
     token: Secret = field(default_factory=lambda: Secret(""))
-    groups: list[str] = field(default_factory=list)   # communities to scrape (short names or numeric ids)
+    groups: list[str] = field(default_factory=list)   # communities to scrape (short names, numeric ids or vk.com links)
     publish_group_id: int = 0         # the community whose wall posts go to; 0: no VK publishing
     messages_group_id: int = 0        # the community whose messages the bot answers; 0: none
     # that community's token, "messages" right (prefer BUHURT_VK_COMMUNITY_TOKEN)
@@ -176,6 +177,12 @@ class VkSettings(ScrapeOptions):
 
     def problems(self) -> dict[str, str]:
         problems = super().problems()
+        for group in self.groups:   # else the scrape job refused it every time, the service started
+            try:
+                community_key(group)
+            except CorpusError:
+                problems["groups"] = f"VK community short names, numeric ids or vk.com links ({group!r} is not one)"
+                break
         if self.publish_group_id and not self.token:
             problems["token"] = "a VK user token (or BUHURT_VK_TOKEN) when publish_group_id is set"
         if self.messages_group_id and not self.community_token:

@@ -146,6 +146,9 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
     ("[telegram]\nchannels = ['@buhurt', '@Buhurt']\n", "each once ('@Buhurt' twice)"),
     ("[telegram]\nchannels = [-1001, '-1001']\n", "each once ('-1001' twice)"),
     ("[filter]\npatterns = ['спам|']\n", "filter.patterns must be valid regular expressions; 'спам|' matches empty"),
+    ("[vk]\ngroups = ['bugurt_thread', 'vk.com/bugurt thread']\n",
+     "vk.groups must be VK community short names, numeric ids or vk.com links ('vk.com/bugurt thread' is not one)"),
+    ("[vk]\ngroups = ['']\n", "vk.groups must be VK community short names, numeric ids or vk.com links ('' is not"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
     path = write(tmp_path, text)
