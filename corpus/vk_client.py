@@ -140,7 +140,7 @@ class VkClient:
         if group.get("deactivated"):
             raise CommunityUnreadable(f"VK community {name_or_id!r} is {group['deactivated']} (deactivated):"
                                       " no wall to read")
-        if group.get("is_closed"):
+        if group.get("is_closed") and not group.get("is_member"):   # members read it (a user token's user)
             kind = "private" if group["is_closed"] == 2 else "closed"
             raise CommunityUnreadable(f"VK community {name_or_id!r} is {kind}: its wall cannot be read without"
                               " membership (VK errors 15/30)")

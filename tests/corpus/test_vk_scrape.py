@@ -138,6 +138,14 @@ def test_bad_input_gives_one_line_errors(db, setup, groups, token, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_closed_community_the_tokens_user_is_a_member_of_is_scraped(db, closed):
+    """A closed or private community's wall is read by its members: the scrape refused it as
+    'cannot be read without membership' whatever groups.getById said of the token's user."""
+    w = wall(150, is_closed=closed, is_member=True)
+    assert run(db, FakeVk(w)).added == 150 and sorted(stored(db)) == sorted(w.posts)
+
+
 def test_ids_and_urls_resolve_to_the_same_community(db):
     fake = FakeVk(wall(150))
     for key in ("42", "-42", "club42", "https://vk.com/bugurt_test"):

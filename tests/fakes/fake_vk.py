@@ -70,7 +70,8 @@ class FakeWall:
     screen_name: str
     posts: dict[int, dict] = field(default_factory=dict)   # id -> item
     pinned_id: int | None = None
-    is_closed: int = 0
+    is_closed: int = 0            # 1 closed, 2 private: only members read the wall (error 15)
+    is_member: bool = False       # the user token's user is a member (groups.getById says so to user tokens)
     wall_error: int | None = None                          # e.g. 15 or 30 on wall.get
     longpoll: bool = True          # the community's Bots Long Poll API is enabled, with message_new
     # the API version set for the long poll in the community's settings: before 5.103 a message_new
@@ -214,6 +215,8 @@ class FakeVk:
             raise VkFault(100)
         group = {"id": wall.group_id, "name": wall.screen_name.upper(), "screen_name": wall.screen_name,
                  "is_closed": wall.is_closed, "type": "page"}
+        if params.get("access_token") in (GOOD_TOKEN, WALL_TOKEN):   # a user's token: about that user
+            group.update(is_member=int(wall.is_member), is_admin=0, is_advertiser=0)
         return {"groups": [group], "profiles": []}
 
     def m_wall_get(self, params, number):
@@ -222,6 +225,8 @@ class FakeVk:
             raise VkFault(100)
         if wall.wall_error:
             raise VkFault(wall.wall_error)
+        if wall.is_closed and not wall.is_member:
+            raise VkFault(15)
         offset, count = int(params.get("offset", 0)), min(int(params.get("count", 20)), 100)
         ordered = wall.ordered()
         return {"count": len(ordered), "items": [dict(i) for i in ordered[offset:offset + count]]}
