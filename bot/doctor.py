@@ -222,7 +222,7 @@ def check_vk(settings: Settings) -> list[Check]:
     vk = settings.vk
     try:
         client = VkClient(vk.token.reveal(), api_version=vk.api_version, requests_per_second=vk.requests_per_second,
-                          max_wait_seconds=0)
+                          max_wait_seconds=0, timeout_seconds=vk.timeout_seconds)
     except CorpusError as exc:
         return [Check("vk token", False, str(exc))]
     checks = []

@@ -87,6 +87,19 @@ def test_doctor_says_in_its_own_words_that_vk_could_not_be_checked(capsys, tmp_p
     (failed,) = [line for line in checks if line.startswith("FAIL")]
     assert failed == f"FAIL  vk community bugurt_test: {said}", text
 
+def test_doctor_waits_for_vk_no_longer_than_vk_timeout_seconds(capsys, tmp_path, server, vk, monkeypatch):
+    """A VK that never answers: the community's line came after the default 30 s, whatever
+    vk.timeout_seconds said (the service's own requests and the long poll's line keep to it)."""
+    make_settings(tmp_path, server)
+    monkeypatch.setenv("BUHURT_VK_TOKEN", GOOD_TOKEN)
+    config = write_config(tmp_path, server, vk={"groups": ["bugurt_test"], "requests_per_second": 1000.0,
+                                                "timeout_seconds": 4.0})
+    vk.hang_at = {1}
+    code, checks, text = doctor(capsys, config)
+    assert code == 1 and "FAIL  vk community bugurt_test: not checked: cannot reach the VK API (ReadTimeout)" in checks
+    assert vk.timeouts == [4.0], text
+
+
 def test_doctor_shows_that_the_service_could_not_reach_the_moderators(capsys, tmp_path, server):
     from corpus.store.state import set_state
     from jobs.service import MODERATION_ERROR
