@@ -13,6 +13,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
@@ -26,9 +27,13 @@ from jobs.health import UNHEALTHY
 from jobs.model_registry import active_checkpoint_path, starting_checkpoint
 from jobs.service import moderation_problem
 
+if TYPE_CHECKING:   # corpus.vk_client imports vk_api: only where VK is checked
+    from corpus.vk_client import Community
+
 MIN_FREE_BYTES = 500 * 1024 * 1024   # a nightly retrain writes checkpoints and a training text
 HEARTBEAT_EVERY_SECONDS = 60.0
 HEARTBEAT_STALE_SECONDS = 5 * HEARTBEAT_EVERY_SECONDS
+PUBLISHING_WALL = "vk wall (publishing)"
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,7 @@ def check_vk(settings: Settings) -> list[Check]:
     checks = []
     groups = [str(vk.publish_group_id)] if vk.publish_group_id else []
     for name in groups + [g for g in vk.groups if g not in groups]:
-        role = "vk wall (publishing)" if groups and name == groups[0] else f"vk community {name}"
+        role = PUBLISHING_WALL if groups and name == groups[0] else f"vk community {name}"
         try:
             community = client.community(name)
         except VkUnavailable as exc:   # the doctor's words: a check fetches nothing and continues nothing
@@ -237,8 +242,25 @@ def check_vk(settings: Settings) -> list[Check]:
         except CorpusError as exc:
             checks.append(Check(role, False, str(exc)))
             continue
+        if role == PUBLISHING_WALL:
+            checks.append(_may_publish(community))
+            continue
         checks.append(Check(role, True, f"{community.name} (id {community.group_id}) readable with the token"))
     return checks or [Check("vk token", True, "set (no community configured)")]
+
+
+def _may_publish(community: Community) -> Check:
+    """wall.post from the community needs a user token of its editor or administrator."""
+    named = f"{community.name} (id {community.group_id})"
+    if community.admin_level is None:
+        return Check(PUBLISHING_WALL, False, f"{named}: vk.token is not a user's token (a service or community"
+                                             " token): VK refuses wall.post; publishing needs a user token with"
+                                             " the wall scope")
+    if community.admin_level < 2:
+        return Check(PUBLISHING_WALL, False, f"{named}: the token's user is not an editor or administrator of the"
+                                             " community: VK refuses wall.post")
+    role = "an administrator" if community.admin_level >= 3 else "an editor"
+    return Check(PUBLISHING_WALL, True, f"{named}: the token's user is {role}, may publish")
 
 
 def check_vk_messages(settings: Settings, session=None) -> Check:

@@ -67,6 +67,8 @@ class Community:
     group_id: int
     name: str           # screen_name, stored as posts.community
     title: str
+    # the token's user in it: 0 none, 1 moderator, 2 editor, 3 administrator; None: not a user's token
+    admin_level: int | None = None
 
 
 class VkClient:
@@ -144,7 +146,9 @@ class VkClient:
             kind = "private" if group["is_closed"] == 2 else "closed"
             raise CommunityUnreadable(f"VK community {name_or_id!r} is {kind}: its wall cannot be read without"
                               " membership (VK errors 15/30)")
-        return Community(int(group["id"]), group.get("screen_name") or f"club{group['id']}", group.get("name", ""))
+        admin_level = None if "is_admin" not in group else int(group.get("admin_level", 3)) if group["is_admin"] else 0
+        return Community(int(group["id"]), group.get("screen_name") or f"club{group['id']}", group.get("name", ""),
+                         admin_level)
 
     def wall_pages(self, group_id: int, offsets: list[int]) -> tuple[list[Any], list[dict]]:
         """wall.get (count 100) at each offset, in one execute request: (pages, execute_errors).

@@ -15,7 +15,7 @@ import requests
 from corpus.backup import backups_in, nightly_backup
 from corpus.db import open_db
 from tests.helpers import PATIENCE, run_cli
-from tests.fakes.fake_vk import GOOD_TOKEN, FakeVk, FakeWall
+from tests.fakes.fake_vk import COMMUNITY_TOKEN, GOOD_TOKEN, WALL_TOKEN, FakeVk, FakeWall
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, make_settings, write_config
 from tests.fakes.telegram_server import BOT_USER
 
@@ -98,6 +98,25 @@ def test_doctor_waits_for_vk_no_longer_than_vk_timeout_seconds(capsys, tmp_path,
     code, checks, text = doctor(capsys, config)
     assert code == 1 and "FAIL  vk community bugurt_test: not checked: cannot reach the VK API (ReadTimeout)" in checks
     assert vk.timeouts == [4.0], text
+
+
+@pytest.mark.parametrize("token, line", [
+    (WALL_TOKEN, "ok    vk wall (publishing): bugurt_test (id 42): the token's user is an administrator, may publish"),
+    (GOOD_TOKEN, "FAIL  vk wall (publishing): bugurt_test (id 42): the token's user is not an editor or"
+                 " administrator of the community: VK refuses wall.post"),
+    (COMMUNITY_TOKEN, "FAIL  vk wall (publishing): bugurt_test (id 42): vk.token is not a user's token (a service or"
+                      " community token): VK refuses wall.post; publishing needs a user token with the wall scope"),
+])
+def test_doctor_checks_that_the_vk_token_may_publish_to_the_wall(capsys, tmp_path, server, vk, monkeypatch,
+                                                                  token, line):
+    """As for a Telegram channel (an administrator that may post): the publishing wall's line said
+    'readable with the token' for a token whose every wall.post VK refuses (error 214, or 5/28)."""
+    make_settings(tmp_path, server)
+    monkeypatch.setenv("BUHURT_VK_TOKEN", token)
+    config = write_config(tmp_path, server, vk={"publish_group_id": 42, "requests_per_second": 1000.0})
+    code, checks, text = doctor(capsys, config)
+    assert line in checks and code == (0 if token == WALL_TOKEN else 1), text
+    assert token not in text
 
 
 def test_doctor_shows_that_the_service_could_not_reach_the_moderators(capsys, tmp_path, server):

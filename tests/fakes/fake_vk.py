@@ -217,6 +217,8 @@ class FakeVk:
                  "is_closed": wall.is_closed, "type": "page"}
         if params.get("access_token") in (GOOD_TOKEN, WALL_TOKEN):   # a user's token: about that user
             group.update(is_member=int(wall.is_member), is_admin=0, is_advertiser=0)
+            if params.get("access_token") == WALL_TOKEN:   # the wall's administrator (wall.post takes it)
+                group.update(is_member=1, is_admin=1, admin_level=3)
         return {"groups": [group], "profiles": []}
 
     def m_wall_get(self, params, number):
