@@ -227,7 +227,7 @@ def _read_page(community: Community, pending: dict, offset: int, page: dict, cut
             raise CorpusError(f"the wall of {community.name!r} changes faster than it can be read; run again later")
         pending["offset"] = max(0, offset - STEP)
         return "step_back"
-    posts += [vk_post(community.name, item) for item in items]
+    posts += [vk_post(community, item) for item in items]
     ids = [i["id"] for i in items]
     if ids:
         pending["top"] = max(pending["top"] or 0, *ids)
@@ -260,15 +260,18 @@ def _raise_inner(client: VkClient, community: Community, errors: list[dict], att
     raise api_error(fake, community.name)
 
 
-def vk_post(community: str, item: dict[str, Any]) -> dict[str, Any]:
-    """A wall.get item -> a posts row (corpus/store/posts.py POST_FIELDS)."""
+def vk_post(community: Community, item: dict[str, Any]) -> dict[str, Any]:
+    """A wall.get item -> a posts row (corpus/store/posts.py POST_FIELDS): stored under the
+    community's short name, its origin the wall's owner id, which a rename keeps (the same post is
+    found again under the new name)."""
     def count(key: str) -> int | None:
         value = item.get(key)
         return value.get("count") if isinstance(value, dict) else None
 
     date = item.get("date")
     return {
-        "source": "vk", "community": community, "external_id": str(item["id"]),
+        "source": "vk", "community": community.name, "origin": str(-community.group_id),
+        "external_id": str(item["id"]),
         "date": dt.datetime.fromtimestamp(date, dt.timezone.utc).isoformat() if date else None,
         "text": whole_characters(item.get("text") or ""), "likes": count("likes"), "reposts": count("reposts"),
         "views": count("views"), "comments": count("comments"), "is_ad": bool(item.get("marked_as_ads")),

@@ -146,6 +146,20 @@ def test_a_closed_community_the_tokens_user_is_a_member_of_is_scraped(db, closed
     assert run(db, FakeVk(w)).added == 150 and sorted(stored(db)) == sorted(w.posts)
 
 
+def test_a_community_that_changed_its_short_name_keeps_its_posts_once(db):
+    """The posts are stored under the community's short name (posts.community); after VK renamed it
+    the refresh window's posts were stored again under the new name: each one twice in the corpus
+    and counted as new posts."""
+    w = wall(300)
+    fake = FakeVk(w)
+    run(db, fake)
+    w.screen_name = "bugurt_renamed"
+    w.publish("НОВЫЙ ПОСТ\n@\nПОСЛЕ ПЕРЕИМЕНОВАНИЯ")
+    report = run(db, fake, groups=["42"], refresh_days=30)
+    assert report.added == 1 and report.groups[0].refreshed > 0
+    assert sorted(stored(db)) == sorted(w.posts)
+
+
 def test_ids_and_urls_resolve_to_the_same_community(db):
     fake = FakeVk(wall(150))
     for key in ("42", "-42", "club42", "https://vk.com/bugurt_test"):
