@@ -236,6 +236,8 @@ def check_vk(settings: Settings) -> list[Check]:
         role = PUBLISHING_WALL if groups and name == groups[0] else f"vk community {name}"
         try:
             community = client.community(name)
+            if role != PUBLISHING_WALL:
+                client.check_wall(community)
         except VkUnavailable as exc:   # the doctor's words: a check fetches nothing and continues nothing
             checks.append(Check(role, False, f"not checked: {exc.problem}"))
             continue

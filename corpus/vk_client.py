@@ -150,6 +150,13 @@ class VkClient:
         return Community(int(group["id"]), group.get("screen_name") or f"club{group['id']}", group.get("name", ""),
                          admin_level)
 
+    def check_wall(self, community: Community) -> None:
+        """Read one post of the community's wall (what a scrape does first): CorpusError when VK refuses."""
+        try:
+            self.call("wall.get", {"owner_id": -community.group_id, "count": 1, "filter": "owner"})
+        except ApiError as exc:
+            raise api_error(exc, community.name) from None
+
     def wall_pages(self, group_id: int, offsets: list[int]) -> tuple[list[Any], list[dict]]:
         """wall.get (count 100) at each offset, in one execute request: (pages, execute_errors).
         A page is {"count", "items"} or False when that call failed (see execute_errors)."""
@@ -188,6 +195,9 @@ def api_error(exc: ApiError, community: str) -> CorpusError:
     code, message = exc.code, exc.error.get("error_msg", "")
     if code == 5:
         return CorpusError(f"VK rejected the token (error 5: {message}): set a valid vk.token or BUHURT_VK_TOKEN")
+    if code == 27:
+        return CorpusError("VK refuses wall.get with a community token (error 27): scraping needs a service"
+                           " token of a VK app or a user token in vk.token or BUHURT_VK_TOKEN")
     if code in (15, 30):
         return CommunityUnreadable(f"the wall of VK community {community!r} is closed or private"
                                    f" (VK error {code}: {message})")

@@ -119,6 +119,23 @@ def test_doctor_checks_that_the_vk_token_may_publish_to_the_wall(capsys, tmp_pat
     assert token not in text
 
 
+@pytest.mark.parametrize("token, wall_error, said", [
+    (COMMUNITY_TOKEN, None, "VK refuses wall.get with a community token (error 27): scraping needs a service"),
+    (GOOD_TOKEN, 15, "the wall of VK community 'bugurt_test' is closed or private (VK error 15"),
+])
+def test_doctor_reads_the_wall_of_each_community_it_says_is_readable(capsys, tmp_path, server, vk, monkeypatch,
+                                                                     token, wall_error, said):
+    """groups.getById answers a community token and shows a community whose wall is closed; the
+    line said 'readable with the token' and every scrape then stopped at wall.get."""
+    make_settings(tmp_path, server)
+    monkeypatch.setenv("BUHURT_VK_TOKEN", token)
+    vk.walls[42].wall_error = wall_error
+    config = write_config(tmp_path, server, vk={"groups": ["bugurt_test"], "requests_per_second": 1000.0})
+    code, checks, text = doctor(capsys, config)
+    (line,) = [line for line in checks if "vk community bugurt_test" in line]
+    assert code == 1 and line.startswith("FAIL") and said in line, text
+
+
 def test_doctor_shows_that_the_service_could_not_reach_the_moderators(capsys, tmp_path, server):
     from corpus.store.state import set_state
     from jobs.service import MODERATION_ERROR

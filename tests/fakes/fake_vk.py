@@ -43,6 +43,7 @@ ERRORS = {
     9: "Flood control",
     14: "Captcha needed",
     15: "Access denied: this wall available only for community members",
+    27: "Group authorization failed: method is unavailable with group auth.",
     29: "Rate limit reached",
     30: "This profile is private",
     100: "One of the parameters specified was missing or invalid: group_id is undefined",
@@ -229,6 +230,8 @@ class FakeVk:
             raise VkFault(wall.wall_error)
         if wall.is_closed and not wall.is_member:
             raise VkFault(15)
+        if params.get("access_token") == COMMUNITY_TOKEN:
+            raise VkFault(27)
         offset, count = int(params.get("offset", 0)), min(int(params.get("count", 20)), 100)
         ordered = wall.ordered()
         return {"count": len(ordered), "items": [dict(i) for i in ordered[offset:offset + count]]}
