@@ -14,6 +14,7 @@ from corpus.statuses import DraftStatus
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store.clock import ago
+from corpus.store.publications import sent_anywhere
 from corpus.store.posts import kept_containing
 from corpus.store.reactions import top_publications
 from jobs.curation import was_served
@@ -84,11 +85,13 @@ def topic_start(db: sqlite_utils.Database, word: str, rnd: random.Random) -> str
 
 
 def shown_meme(db: sqlite_utils.Database, meme_id: int, user_id: Any) -> dict[str, Any] | None:
-    """Meme `meme_id` when it may be shown again to subscriber `user_id` (served or published), else
-    None. A draft made for a subscriber's own start text or topic (purpose 'request', never published)
-    is theirs: shown again only to a subscriber it was served to."""
+    """Meme `meme_id` when it may be shown again to subscriber `user_id` (served or published, or
+    queued while some destination already has it: a channel posted it, another is paused or
+    failing), else None. A draft made for a subscriber's own start text or topic (purpose
+    'request', never published) is theirs: shown again only to a subscriber it was served to."""
     draft = draft_rows.get_draft(db, meme_id)
-    if draft is None or draft["status"] not in VISIBLE:
+    if draft is None or (draft["status"] not in VISIBLE
+                         and not (draft["status"] == DraftStatus.QUEUED and sent_anywhere(db, meme_id))):
         return None
     if draft["purpose"] == draft_rows.REQUEST and not was_served(db, user_id, draft):
         return None

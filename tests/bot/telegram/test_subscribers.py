@@ -147,6 +147,25 @@ def test_meme_falls_back_to_the_stored_text_when_the_model_is_gone(tmp_path, ser
     assert pending["text"] == texts.MEME_NOT_FOUND.format(id=hidden)
 
 
+def test_meme_n_of_a_post_a_channel_has_while_another_destination_waits_is_shown(tmp_path, server):
+    """The channel posted meme #N (its footer says so) while the second destination has not had it
+    yet (paused, or failing): the draft stays queued, and a reader's /meme N shows it."""
+    settings = make_settings(tmp_path, server, telegram={"channels": [CHANNEL, "@buhurt_second"]})
+    db = open_db(settings.database)
+    draft_id = draft_rows.add_draft(db, text="УЖЕ\n@\nВ КАНАЛЕ", model_version="v", temperature=0.8, seed=3,
+                                    max_length=120, status="queued")
+    draft_rows.transition(db, draft_id, from_status=["queued"], to_status="queued", final_text="УЖЕ\n@\nВ КАНАЛЕ")
+    pubs.finish_publication(db, pubs.begin_publication(db, draft_id, "telegram", CHANNEL), 101)
+    db.close()
+
+    async def main():
+        async with bot_running(settings) as app:
+            assert draft_rows.get_draft(app.bot_data.db, draft_id)["status"] == "queued"
+            return await reply_to(server, USER, f"/meme {draft_id}", user_id=USER)
+
+    assert run(main())["text"] == texts.MEME.format(id=draft_id, text="УЖЕ\n@\nВ КАНАЛЕ")
+
+
 def test_top_ranks_last_week_by_reactions(tmp_path, server):
     settings = make_settings(tmp_path, server)
     db = open_db(settings.database)
