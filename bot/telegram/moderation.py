@@ -16,7 +16,7 @@ from telegram.error import BadRequest
 
 from bot import texts
 from bot.telegram.bot_data import BotData, Context
-from bot.telegram.moderators_chat import draft_message
+from bot.telegram.moderators_chat import draft_message, post_of_edit
 from bot.telegram.subscribers import with_training_note
 from jobs import decisions
 from jobs.decisions import EditOutcome, Moderator, VoteOutcome
@@ -161,7 +161,7 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if user is None or not bot_data.moderation.allowed(user):
         await message.reply_text(texts.NOT_ALLOWED)
         return
-    text = (message.text or "").replace("\r\n", "\n").strip()
+    text = post_of_edit((message.text or "").replace("\r\n", "\n"), draft, message.reply_to_message.text)
     if not text:
         await message.reply_text(texts.EDIT_EMPTY)
         return

@@ -77,6 +77,20 @@ def draft_message(draft: dict[str, Any], votes: Sequence[dict[str, Any]] = (), n
     return fit(texts.DRAFT, draft.get("final_text") or draft["text"], LIMIT - len(ending), id=draft["id"]) + ending
 
 
+def post_of_edit(text: str, draft: dict[str, Any], shown: str | None) -> str:
+    """A moderator's edit by reply as the post: without the lines the bot put around the draft in
+    `shown`, its message (the header above, the score, votes and decision lines below), which come
+    back when the moderator copies the whole message to correct a word in it."""
+    paragraphs = text.split("\n\n")
+    if paragraphs[0].strip() == texts.DRAFT.format(id=draft["id"], text="").strip():
+        paragraphs = paragraphs[1:]
+    post = set((draft.get("final_text") or draft["text"]).split("\n\n"))
+    frame = {p.strip() for p in (shown or "").split("\n\n")[1:] if p not in post}
+    while paragraphs and paragraphs[-1].strip() in frame:
+        paragraphs.pop()
+    return "\n\n".join(paragraphs).strip()
+
+
 class TelegramModeration:
     """jobs.moderation.Moderation for Telegram. Enabled when moderators and their chat are set."""
 

@@ -229,3 +229,28 @@ def test_an_edit_with_a_stop_listed_word_or_a_corpus_copy_is_refused(tmp_path, s
             assert draft_rows.get_draft(db, one)["final_text"] == "МАМКА ЗОВЁТ\n@\nТАМ МАКАРОНЫ"
 
     asyncio.run(main())
+
+
+def test_an_edit_that_copies_the_whole_draft_message_is_the_post_without_the_bots_lines(tmp_path, server):
+    """Copying the draft's message to correct a word (Telegram copies the whole text) brings back
+    its header, score line and votes: the post is what was between them."""
+    settings = make_settings(tmp_path, server, moderation={"votes": 2}, telegram={"moderators": [MODERATOR, 333]})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            draft_id = draft_rows.add_draft(db, text="ПРИХОДИШЬ НА РОБОТУ\n@\nТАМ ПЯТНИЦА", model_version="v",
+                                            temperature=0.8, seed=1, max_length=120, status="pending",
+                                            measures={"score": 0.25, "grammar": 1.0, "shared_chars": 12})
+            await app.bot_data.service.dispatch_moderation()
+            (message,) = draft_messages(server)
+            await press(server, f"d:a:{draft_id}", user_id=333, message=message)
+            message = await shown(server, message["message_id"], "Голоса (1 из 2)")
+            copied = message["text"].replace("РОБОТУ", "РАБОТУ")
+            assert copied.startswith(f"Черновик #{draft_id}\n\n") and "\n\nОценка +0.25" in copied
+            done = await reply_to(server, MODERATORS_CHAT, copied, user_id=MODERATOR, chat_id=MODERATORS_CHAT,
+                                  reply_to=message)
+            assert done["text"] == texts.EDIT_VOTED.format(have=1, need=2)
+            assert draft_rows.get_draft(db, draft_id)["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
+
+    asyncio.run(main())
