@@ -74,9 +74,17 @@ def draft_shown_in(db: sqlite_utils.Database, draft_id: int, chat_id: Any, messa
     return draft
 
 
-def draft_for_reply(db: sqlite_utils.Database, chat_id: Any, message_id: Any) -> dict[str, Any] | None:
-    """The draft whose moderation message is `chat_id`/`message_id` (a reply to it is an edit)."""
-    return draft_rows.find_by_moderation_message(db, chat_id, message_id)
+def draft_for_reply(db: sqlite_utils.Database, chat_id: Any, message_id: Any,
+                    named: int | None = None) -> dict[str, Any] | None:
+    """The draft whose moderation message is `chat_id`/`message_id` (a reply to it is an edit);
+    else draft `named` (the one an older message of the bot's shows: /queue or ↩️ showed it anew
+    since) when it was shown in that chat."""
+    draft = draft_rows.find_by_moderation_message(db, chat_id, message_id)
+    if draft is None and named is not None:
+        draft = draft_rows.get_draft(db, named)
+        if draft is None or draft["moderation_chat_id"] != str(chat_id):
+            return None
+    return draft
 
 
 def votes(db: sqlite_utils.Database, draft_id: int) -> list[dict[str, Any]]:

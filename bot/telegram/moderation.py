@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Any
 
-from telegram import Bot, CallbackQuery, Update, User
+from telegram import Bot, CallbackQuery, Message, Update, User
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
@@ -24,6 +24,7 @@ from jobs.decisions import EditOutcome, Moderator, VoteOutcome
 log = logging.getLogger(__name__)
 
 CALLBACK = re.compile(r"d:([arg]|r[0-9]):([1-9][0-9]{0,11})")
+HEADER = re.compile(re.escape(texts.DRAFT.split("{id}")[0]) + r"([1-9][0-9]{0,11})\n")   # "Черновик #12"
 ACTIONS = {"a": "approve", "r": "reject", "g": "regenerate"}
 DECIDED = {"approve": texts.DECIDED_APPROVE, "reject": texts.DECIDED_REJECT, "regenerate": texts.DECIDED_REGENERATE}
 
@@ -150,12 +151,23 @@ async def replace_draft(bot_data: BotData) -> None:
         await moderation.notify(texts.REGENERATE_FAILED.format(error=texts.REGENERATE_ALL_SCREENED))
 
 
+def replied_draft(context: Context, message: Message) -> dict[str, Any] | None:
+    """The draft that `message`, a reply in the moderators' chat, answers: the one whose message it
+    replies to, also when that is an older message of the draft's (the bot's, headed "Черновик #N")."""
+    replied = message.reply_to_message
+    if replied is None:
+        return None
+    header = HEADER.match(replied.text or "")
+    named = int(header.group(1)) if header and replied.from_user and replied.from_user.id == context.bot.id else None
+    return decisions.draft_for_reply(context.bot_data.db, message.chat_id, replied.message_id, named)
+
+
 async def on_edit_reply(update: Update, context: Context) -> None:
     """Approve the edited version when a moderator replies to a draft with corrected text."""
     message, user, bot_data = update.effective_message, update.effective_user, context.bot_data
     if message is None or message.reply_to_message is None:
         return
-    draft = decisions.draft_for_reply(bot_data.db, message.chat_id, message.reply_to_message.message_id)
+    draft = replied_draft(context, message)
     if draft is None:
         return  # a reply to something that is not a draft: ordinary chat
     if user is None or not bot_data.moderation.allowed(user):
@@ -184,7 +196,7 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if outcome is EditOutcome.NEEDS_QUORUM:
         await message.reply_text(texts.EDIT_NEEDS_QUORUM)
         return
-    fresh = decisions.draft_for_reply(bot_data.db, message.chat_id, message.reply_to_message.message_id) or draft
+    fresh = decisions.draft_for_reply(bot_data.db, draft["moderation_chat_id"], draft["moderation_message_id"]) or draft
     votes = decisions.votes(bot_data.db, draft["id"])
     need = bot_data.moderation.need
     if outcome is EditOutcome.VOTED:
@@ -205,8 +217,7 @@ async def reject_command(update: Update, context: Context) -> None:
         await message.reply_text(texts.NOT_ALLOWED)
         return
     reason = " ".join(context.args or []).strip()[:200]
-    draft = decisions.draft_for_reply(bot_data.db, message.chat_id, message.reply_to_message.message_id) \
-        if message.reply_to_message is not None else None
+    draft = replied_draft(context, message)
     if draft is None or not reason:
         await message.reply_text(texts.REJECT_USAGE)
         return

@@ -547,3 +547,29 @@ def test_the_vote_of_a_moderator_removed_from_the_config_no_longer_counts(tmp_pa
             assert [v["actor_id"] for v in desk_rows.votes_for(db, two)] == [str(SECOND)]
 
     asyncio.run(after())
+
+
+def test_an_edit_or_a_reject_replying_to_a_draft_message_that_queue_showed_anew_is_taken(tmp_path, server):
+    """/queue shows a pending draft again (its old message loses its buttons, its text stays): a
+    moderator who replies to the old message with an edit, or /reject, acts on the draft, as a
+    reply to the new message would; it was ignored without a word."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            one, two = add_pending(db, 2)
+            await service.dispatch_moderation()
+            old_one, old_two = draft_message(server, db, one), draft_message(server, db, two)
+            await command(server, "/queue", replies=3)
+            assert draft_message(server, db, one)["message_id"] != old_one["message_id"]
+            (done,) = await command(server, "ПРИХОДИШЬ НА РАБОТУ\n@\nА ТАМ СУББОТА", reply_to_message=old_one)
+            assert done["text"] == texts.EDIT_DONE.format(id=one)
+            row = draft_rows.get_draft(db, one)
+            assert row["status"] == "queued" and row["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nА ТАМ СУББОТА"
+            await until(lambda: "✏️" in draft_message(server, db, one)["text"])
+            (rejected,) = await command(server, "/reject скучно", reply_to_message=old_two)
+            assert rejected["text"] == texts.REJECT_DONE.format(id=two, reason="скучно")
+            assert draft_rows.get_draft(db, two)["status"] == "rejected"
+
+    asyncio.run(main())

@@ -136,7 +136,8 @@ def test_reply_with_an_edit_approves_the_edited_text(tmp_path, server):
             assert late["text"] == texts.EDIT_UNDER_WAY
             assert draft_rows.get_draft(db, one)["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
             before = len(server.sent(chat))
-            server.send_text("просто болтаем", user_id=MODERATOR, chat_id=chat, reply_to=second | {"message_id": 999})
+            not_a_draft = second | {"message_id": 999, "text": texts.REMIND.format(pending=1)}
+            server.send_text("просто болтаем", user_id=MODERATOR, chat_id=chat, reply_to=not_a_draft)
             await settled(server, app)   # the reply was handled
             assert len(server.sent(chat)) == before  # a reply to a non-draft is ordinary chat
             await service.publish()
