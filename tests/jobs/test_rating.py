@@ -176,6 +176,30 @@ def test_a_second_tap_on_a_rated_card_changes_nothing_and_sends_no_second_card(t
     asyncio.run(main())
 
 
+def test_a_rater_answering_cards_quickly_is_not_taken_for_a_flood(tmp_path, server):
+    """Two taps per card: a rater in a private chat who answers three cards within the flood window
+    (5 commands) has every tap answered and stored, and is not told to slow down: the taps answer
+    the bot's own cards, they are not commands."""
+    settings = make_settings(tmp_path, server, rate={"subscribers": True, "drafts": 4},
+                             telegram={"user_burst": 5, "user_window_seconds": 600.0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            add_posts(db, [{"source": "file", "text": t} for t in CORPUS])
+            card = await first_card(server, STRANGER, STRANGER)
+            for _ in range(2):
+                card = await rate_card(server, STRANGER, STRANGER, card, 1, 0)
+            answered = len(server.calls_of("answerCallbackQuery"))
+            server.press(f"v:{card_id(card)}:r:1", user_id=STRANGER, message=card)
+            await settled(server, app)
+            assert len(server.calls_of("answerCallbackQuery")) == answered + 1
+            assert rating.rating_rows.get_rating(db, card_id(card))["readable"] == 1
+            assert texts.FLOOD.format(seconds=600) not in [m["text"] for m in server.sent(STRANGER)]
+
+    asyncio.run(main())
+
+
 def test_subscribers_may_not_rate_by_default(tmp_path, server):
     settings = make_settings(tmp_path, server)
 
