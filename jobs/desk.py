@@ -43,11 +43,14 @@ def paused(db: sqlite_utils.Database) -> dict[str, dict]:
     return value if isinstance(value, dict) else {}
 
 
+EVERY = ("", "all", "все", "всё")   # /pause and /resume without a destination, or with one of these words
+
+
 def match_destinations(publishers: Sequence[Publisher], name: str) -> list[str]:
     """The destinations `name` means ("" or "all": every one); [] when none matches."""
     name = name.strip().lower()
     every = [where(p) for p in publishers]
-    if name in ("", "all", "все", "всё"):
+    if name in EVERY:
         return every
     bare = name.lstrip("@")
     return [where(p) for p in publishers

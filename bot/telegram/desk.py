@@ -265,7 +265,10 @@ async def _pause_or_resume(update: Update, context: Context, *, stop: bool) -> N
             log.info("publishing paused for %s by %s", ", ".join(names), _who(user) if user else "?")
             await message.reply_text(texts.PAUSE_DONE.format(where=", ".join(names)))
             return
-        was = [n for n in names if n in desk.paused(bot_data.db)]
+        stopped = desk.paused(bot_data.db)
+        was = [n for n in names if n in stopped]
+        if name.strip().lower() in desk.EVERY:   # also a destination paused under a name the config no longer has
+            was += [n for n in stopped if n not in names]
         if not was:
             await message.reply_text(texts.PAUSE_NONE)
             return

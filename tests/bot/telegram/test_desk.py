@@ -573,3 +573,29 @@ def test_an_edit_or_a_reject_replying_to_a_draft_message_that_queue_showed_anew_
             assert draft_rows.get_draft(db, two)["status"] == "rejected"
 
     asyncio.run(main())
+
+
+def test_resume_lifts_a_pause_of_a_channel_since_renamed_in_the_config(tmp_path, server):
+    """Paused as @buhurt_old, then telegram.channels names the channel otherwise (its new @name, or
+    its -100 id): /queue and `buhurt doctor` still said it was paused, and /resume answered "not
+    paused" for ever. /resume without an argument lifts every pause."""
+    settings = make_settings(tmp_path, server, telegram={"channels": ["@buhurt_old"]})
+
+    async def pause():
+        async with bot_running(settings):
+            (paused,) = await command(server, "/pause")
+            assert paused["text"] == texts.PAUSE_DONE.format(where="telegram @buhurt_old")
+
+    asyncio.run(pause())
+    renamed = load_settings(write_config(tmp_path, server), environ={})   # channels = [CHANNEL]
+
+    async def resume():
+        async with bot_running(renamed) as app:
+            (resumed,) = await command(server, "/resume")
+            assert resumed["text"] == texts.RESUME_DONE.format(where="telegram @buhurt_old")
+            assert desk.paused(app.bot_data.db) == {}
+
+    asyncio.run(resume())
+    from bot.doctor import check_publishing
+
+    assert check_publishing(renamed).detail == "not paused"
