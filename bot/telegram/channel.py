@@ -10,7 +10,9 @@ Definite refusals become PublishError, so jobs/publish.py keeps the draft queued
 failure and tells the moderators: flood control that outlasts the retries (429), the bot removed
 from the channel (403), a migrated chat, a chat that does not exist. A timeout or a 5xx answer is
 NOT definite (the post may be out): it is PublishInDoubt, the publication becomes `unknown`, and it
-is never re-sent (at-most-once). The Bot API's words are stored scrubbed of the token.
+is never re-sent (at-most-once). A stop during a 429's wait is definite too (nothing was sent): a
+PublishError, so the post is retried after the restart. The Bot API's words are stored scrubbed of
+the token.
 """
 from __future__ import annotations
 
@@ -50,7 +52,10 @@ class TelegramChannel:
                 seconds = retry_after if isinstance(retry_after, (int, float)) else retry_after.total_seconds()
                 log.info("flood control on %s: waiting %.1f s before retrying (wait %d of %d)", self.chat_id,
                          seconds, waits, RETRIES_ON_429)
-                await asyncio.sleep(seconds + RETRY_SLACK)
+                try:
+                    await asyncio.sleep(seconds + RETRY_SLACK)
+                except asyncio.CancelledError:   # a stop (SIGTERM) in the wait: nothing was sent, retried later
+                    raise PublishError("stopped while waiting out flood control (429): not sent") from None
 
     async def _send_once(self, text: str) -> str:
         try:

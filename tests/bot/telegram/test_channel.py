@@ -3,6 +3,8 @@ at-most-once publishing when the process dies between sending and recording."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import pytest
 from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
-from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings
+from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, until
 from tests.helpers import PATIENCE
 from tests.helpers import ROOT as REPO_ROOT
 
@@ -73,6 +75,35 @@ def test_flood_control_longer_than_the_retries_keeps_the_post_queued(tmp_path, s
     assert state(settings, draft_id) == ("published", ["sent"])
     assert len(server.sent(CHANNEL)) == 1
     assert any("flood control" in m["text"] for m in server.sent(MODERATORS_CHAT))
+
+
+def test_a_stop_while_waiting_out_flood_control_keeps_the_post_for_the_next_start(tmp_path, server, caplog):
+    """SIGTERM while a channel post waits out a 429 (the job cancelled after the grace time): nothing
+    was sent, so the post is retried after the restart; it was left `sending`, became `unknown` at
+    the next start, was never sent and the draft counted as published."""
+    settings = make_settings(tmp_path, server)
+    draft_id = queue_draft(settings)
+    server.fail("sendMessage", 429, retry_after=600, chat_id=CHANNEL)
+
+    async def stopped_during_the_wait():
+        async with bot_running(settings) as app:
+            job = asyncio.create_task(app.bot_data.service.publish())
+            # the 429 answered and its wait begun (a cancel while the request is out leaves it in doubt)
+            await until(lambda: any("flood control on" in r.getMessage() for r in caplog.records))
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+
+    async def restarted():
+        async with bot_running(settings) as app:
+            await app.bot_data.service.publish()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(stopped_during_the_wait())
+    assert server.sent(CHANNEL) == [] and state(settings, draft_id) == ("queued", ["failed"])
+    asyncio.run(restarted())
+    assert state(settings, draft_id) == ("published", ["sent"])
+    assert len(server.sent(CHANNEL)) == 1
 
 
 @pytest.mark.parametrize("status, kwargs, words", [
