@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# message_reaction_count is sent only when asked for by name (and only to a channel admin).
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION_COUNT]
+# message_reaction_count is sent only when asked for by name (and only to a channel admin);
+# edited_message: a moderator's reply with an edit that they correct in Telegram (commands act only when sent)
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION_COUNT]
 POLL_TIMEOUT_SECONDS = 10
 TOKEN_RETRIES = 5            # 401s in a row on getUpdates before the process gives up (exit 2)
 BACKOFF_FIRST_SECONDS = 1.0  # then doubling, up to BACKOFF_MAX_SECONDS
@@ -128,7 +129,8 @@ def _chat_filter(chat: int | str) -> filters.BaseFilter:
 def register_handlers(application: Application, settings: Settings) -> None:
     """Every handler in one block. Subscribers are served in private chats; the moderators' chat
     gets the moderation handlers; any other group is ignored."""
-    private = filters.ChatType.PRIVATE
+    sent = filters.UpdateType.MESSAGE   # a command edited afterwards is not sent again
+    private = filters.ChatType.PRIVATE & sent
     handlers = [
         CommandHandler("start", sub.start, filters=private),
         CommandHandler("help", sub.help_command, filters=private),
@@ -145,14 +147,16 @@ def register_handlers(application: Application, settings: Settings) -> None:
     chat = settings.telegram.moderators_chat
     if chat:
         moderators_chat = _chat_filter(chat)
+        commands = moderators_chat & sent
         handlers += [
-            CommandHandler(["start", "help"], mod.moderator_help, filters=moderators_chat),
-            CommandHandler("queue", desk.queue, filters=moderators_chat),
-            CommandHandler("pause", desk.pause, filters=moderators_chat),
-            CommandHandler("resume", desk.resume, filters=moderators_chat),
-            CommandHandler("stats", desk.stats, filters=moderators_chat),
-            CommandHandler("reject", mod.reject_command, filters=moderators_chat),
-            CommandHandler("rate", rate.rate, filters=moderators_chat),
+            CommandHandler(["start", "help"], mod.moderator_help, filters=commands),
+            CommandHandler("queue", desk.queue, filters=commands),
+            CommandHandler("pause", desk.pause, filters=commands),
+            CommandHandler("resume", desk.resume, filters=commands),
+            CommandHandler("stats", desk.stats, filters=commands),
+            CommandHandler("reject", mod.reject_command, filters=commands),
+            CommandHandler("rate", rate.rate, filters=commands),
+            # sent or edited: an edit corrected in Telegram is the moderator's new edit
             MessageHandler(moderators_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, mod.on_edit_reply),
         ]
     application.add_handler(TypeHandler(Update, sub.flood_gate), group=-1)  # before every handler

@@ -18,10 +18,11 @@ log = logging.getLogger(__name__)
 async def flood_gate(update: Update, context: Context) -> None:
     """Before every handler: drop a private-chat command past the sender's flood limit (one
     notice per window), so one user's flood never queues replies in front of everyone else's. A
-    button press is not a command: it answers a card the bot sent (/rate's two taps per card)."""
+    button press is not a command: it answers a card the bot sent (/rate's two taps per card); nor
+    is a message edited afterwards (no command acts on it)."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None or update.effective_chat is None \
-            or update.effective_chat.type != ChatType.PRIVATE or update.callback_query is not None:
+            or update.effective_chat.type != ChatType.PRIVATE or update.message is None:
         return
     admitted, notice = answers.flood_notice(context.bot_data.limits, user.id)
     if admitted:

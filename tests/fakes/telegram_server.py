@@ -58,6 +58,7 @@ class FakeBotApi:
         self.photos: list[tuple[int, bytes]] = []        # (chat id, the uploaded image) of each sendPhoto
         self._usernames: dict[str, int] = {}
         self._updates: list[dict] = []
+        self._sent_updates: list[dict] = []   # every update pushed, for edit_text
         self._pushed_at: dict[int, float] = {}
         self.delivered_at: dict[int, float] = {}
         self._failures: list[Failure] = []
@@ -137,6 +138,7 @@ class FakeBotApi:
         with self._cond:
             update_id = next(self._next_update)
             self._updates.append({"update_id": update_id, **update})
+            self._sent_updates.append(self._updates[-1])
             self._pushed_at[update_id] = time.perf_counter()
             self._cond.notify_all()
         return update_id
@@ -154,6 +156,19 @@ class FakeBotApi:
         if reply_to is not None:
             message["reply_to_message"] = reply_to
         return self.push(message=message)
+
+    def edit_text(self, update_id: int, text: str) -> int:
+        """The user edits the message that update `update_id` carried (send_text's): an
+        edited_message update with the new text, delivered only to a bot that asked for edits
+        (allowed_updates), as Telegram does."""
+        with self._cond:
+            original = next(u["message"] for u in self._sent_updates if u["update_id"] == update_id)
+        edited = {**original, "text": text, "edit_date": int(time.time())}
+        if text.startswith("/"):
+            edited["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        else:
+            edited.pop("entities", None)
+        return self.push(edited_message=edited)
 
     def press(self, data: str, *, user_id: int, message: dict, name: str = "Модератор") -> int:
         """A callback query: `user_id` pressed a button with `data` under the bot's `message`."""
@@ -296,6 +311,9 @@ class FakeBotApi:
         offset = int(params.get("offset") or 0)
         if offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        wanted = params.get("allowed_updates")
+        if wanted:   # Telegram never delivers the kinds a bot did not ask for
+            self._updates = [u for u in self._updates if set(u) - {"update_id"} <= set(wanted)]
         limit = int(params.get("limit") or 100)
         now = time.perf_counter()
         for update in self._updates[:limit]:

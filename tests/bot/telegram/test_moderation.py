@@ -9,8 +9,8 @@ from bot import texts
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, draft_id_of, draft_messages, make_settings, press,
-    reply_to, settled, until,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, draft_id_of, draft_messages, make_settings, one_shown,
+    press, reply_to, settled, until,
 )
 from tests.fakes.telegram_server import FakeBotApi
 
@@ -253,5 +253,35 @@ def test_an_edit_that_copies_the_whole_draft_message_is_the_post_without_the_bot
                                   reply_to=message)
             assert done["text"] == texts.EDIT_VOTED.format(have=1, need=2)
             assert draft_rows.get_draft(db, draft_id)["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
+
+    asyncio.run(main())
+
+
+def test_a_moderator_who_edits_the_reply_with_an_edit_has_the_draft_take_the_new_text(tmp_path, server):
+    """A typo in the correction, fixed by editing that reply in Telegram: the draft takes the text
+    as edited (it went out with the typo: the bot never asked for edited messages). An edited
+    command is not a second command."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, draft_id, message = await one_shown(server, app)
+            before = len(server.sent(MODERATORS_CHAT))
+            reply = server.send_text("ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦЦА", user_id=MODERATOR, chat_id=MODERATORS_CHAT,
+                                     reply_to=message)
+            await until(lambda: len(server.sent(MODERATORS_CHAT)) > before)
+            assert draft_rows.get_draft(db, draft_id)["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦЦА"
+            server.edit_text(reply, "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА")
+            await settled(server, app)
+            row = draft_rows.get_draft(db, draft_id)
+            assert row["status"] == "queued" and row["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА"
+            assert server.sent(MODERATORS_CHAT)[-1]["text"] == texts.EDIT_DONE.format(id=draft_id)
+            start = server.send_text("/start", user_id=5001)
+            await until(lambda: server.sent(5001))
+            server.edit_text(start, "/help")
+            await settled(server, app)
+            assert [m["text"] for m in server.sent(5001)] == [texts.START]
+            await app.bot_data.service.publish()
+            assert server.sent(CHANNEL)[0]["text"] == f"ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА\n\n#{draft_id}"
 
     asyncio.run(main())
