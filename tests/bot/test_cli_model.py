@@ -187,7 +187,8 @@ def test_a_setting_given_with_resume_or_init_from_that_the_checkpoint_overrides_
     assert not (tmp_path / "warm").exists()
     # what the checkpoint has, given again, and the run's limits are fine
     code, out, err = run(capsys, "train", "--resume", str(latest), "--learning-rate", str(ran["learning_rate"]),
-                         "--max-iterations", str(ran["max_iterations"] + 2), "--no-progress")
+                         "--max-iterations", str(ran["max_iterations"] + 2), "--no-progress",
+                         "--checkpoint-dir", "run")   # not the shared tiny model's own folder
     assert code == 0 and f"after {ran['max_iterations'] + 2} iterations" in out, err
 
 
