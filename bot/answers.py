@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MEME_NUMBER = re.compile(r"[0-9]{1,12}")
+# "#12" as the footer under a published post says it (publish.footer; "№12" a custom one), or "12"
+MEME_NUMBER = re.compile(r"[#№]?([0-9]{1,12})")
 
 
 class Subscribers(Protocol):
@@ -200,9 +201,10 @@ async def _on_demand(subs: Subscribers, user: Hashable, start_text: str) -> str:
 
 async def meme_answer(subs: Subscribers, user: Hashable, args: list[str]) -> str | None:
     """/meme N: meme N again, regenerated from its seed, model version and options."""
-    if len(args) != 1 or not MEME_NUMBER.fullmatch(args[0]):  # str.isdigit() accepts '²' and '٣'
+    number = MEME_NUMBER.fullmatch(args[0]) if len(args) == 1 else None   # str.isdigit() accepts '²' and '٣'
+    if number is None:
         return texts.MEME_USAGE
-    meme_id = int(args[0])
+    meme_id = int(number.group(1))
     drafting = subs.service.drafting
     draft = on_request.shown_meme(drafting.db, meme_id, served_id(user))
     if draft is None:

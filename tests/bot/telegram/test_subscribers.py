@@ -166,6 +166,25 @@ def test_meme_n_of_a_post_a_channel_has_while_another_destination_waits_is_shown
     assert run(main())["text"] == texts.MEME.format(id=draft_id, text="УЖЕ\n@\nВ КАНАЛЕ")
 
 
+def test_a_meme_number_copied_with_its_hash_from_the_channels_footer_is_meme_n(tmp_path, server):
+    """Readers copy the '#N' footer under a channel post (publish.footer) into /meme: '/meme #N' got
+    the usage line instead of meme N."""
+    settings = make_settings(tmp_path, server)
+    db = open_db(settings.database)
+    draft_id = draft_rows.add_draft(db, text="В КАНАЛЕ\n@\nС НОМЕРОМ", model_version="v", temperature=0.8, seed=3,
+                                    max_length=120, status="published")
+    draft_rows.transition(db, draft_id, from_status=["published"], to_status="published",
+                          final_text="В КАНАЛЕ\n@\nС НОМЕРОМ")
+    pubs.finish_publication(db, pubs.begin_publication(db, draft_id, "telegram", CHANNEL), 101)
+    db.close()
+
+    async def main():
+        async with bot_running(settings):
+            return await reply_to(server, USER, f"/meme #{draft_id}", user_id=USER)
+
+    assert run(main())["text"] == texts.MEME.format(id=draft_id, text="В КАНАЛЕ\n@\nС НОМЕРОМ")
+
+
 def test_top_ranks_last_week_by_reactions(tmp_path, server):
     settings = make_settings(tmp_path, server)
     db = open_db(settings.database)

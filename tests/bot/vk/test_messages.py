@@ -277,3 +277,26 @@ def test_the_vk_greeting_lists_only_commands_answered_in_vk_messages(tmp_path, s
                 assert listed and listed <= set(COMMANDS), listed
 
     asyncio.run(main())
+
+
+def test_a_meme_number_copied_with_its_hash_from_the_footer_is_meme_n(tmp_path, server, vk):
+    """Readers copy the '#N' footer under a published post (publish.footer) into /meme: VK answered
+    '/meme #N' (and a custom '№N' footer's) with the usage line instead of meme N."""
+    settings = make_settings(tmp_path, server, vk=VK)
+    db = open_db(settings.database)
+    draft_id = draft_rows.add_draft(db, text="НА СТЕНЕ\n@\nС НОМЕРОМ", model_version="v", temperature=0.8, seed=3,
+                                    max_length=120, status="published")
+    draft_rows.transition(db, draft_id, from_status=["published"], to_status="published",
+                          final_text="НА СТЕНЕ\n@\nС НОМЕРОМ")
+    pubs.finish_publication(db, pubs.begin_publication(db, draft_id, "vk", "-42"), 7)
+    db.close()
+    shown = texts.MEME.format(id=draft_id, text="НА СТЕНЕ\n@\nС НОМЕРОМ")
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            assert await ask(vk, ANNA, f"/meme #{draft_id}") == shown
+            assert await ask(vk, ANNA, f"/meme №{draft_id}") == shown
+            assert await ask(vk, ANNA, "/meme #") == texts.MEME_USAGE
+
+    asyncio.run(main())
