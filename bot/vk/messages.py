@@ -19,11 +19,9 @@ from typing import Any
 
 import requests
 from vk_api.bot_longpoll import VkBotEventType, VkBotLongPoll
-from vk_api.exceptions import ApiError
 
 from bot import answers, texts
-from bot.secrets import REDACTOR
-from bot.vk.wall import vk_client
+from bot.vk.wall import said, vk_client
 from common.text import whole_characters
 from corpus.vk_client import with_timeout
 
@@ -88,7 +86,7 @@ class VkMessages:
                 failures += 1
                 pause = min(2.0 ** (failures - 1), BACKOFF_MAX_SECONDS)
                 log.warning("VK messages: the long poll of community %s failed (%s); retrying in %.0f s",
-                            self.group_id, _said(exc), pause)
+                            self.group_id, said(exc), pause)
                 longpoll = None
                 self.listening.clear()
                 self._stop.wait(pause)
@@ -146,17 +144,10 @@ class VkMessages:
             self.api.method("messages.send", {"peer_id": peer_id, "message": text, "dont_parse_links": 1,
                                               "random_id": secrets.randbelow(2**31 - 1) + 1})
         except Exception as exc:  # noqa: BLE001
-            log.warning("VK messages: could not answer %s (%s)", peer_id, _said(exc))
+            log.warning("VK messages: could not answer %s (%s)", peer_id, said(exc))
 
 
 def _message_of(event: Any) -> dict:
     """A message_new event's message: {"message": ..., "client_info": ...} from API 5.103 on, the
     message itself before (the long poll's version is the community's setting)."""
     return dict(event.message if event.message is not None else event.object)
-
-
-def _said(exc: Exception) -> str:
-    """An error in one line without secrets: VK's own message, else the exception's type."""
-    if isinstance(exc, ApiError):
-        return REDACTOR.redact(f"error {exc.code}: {exc.error.get('error_msg', '')}")
-    return type(exc).__name__

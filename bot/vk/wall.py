@@ -105,18 +105,37 @@ class VkWallLikes:
         self.chat_id = str(-self.group_id)   # the wall's publications, as VkWallPublisher records them
 
     def fetch(self, message_ids: list[str]) -> dict[str, dict[str, int]]:
+        """The counts of each chunk VK answered: a failed chunk is a log line (its posts wait for the
+        next run), every chunk failing is the first one's exception."""
         counts: dict[str, dict[str, int]] = {}
         ids = [str(m) for m in message_ids]
-        for start in range(0, len(ids), GET_BY_ID_LIMIT):
+        failed: list[Exception] = []
+        starts = range(0, len(ids), GET_BY_ID_LIMIT)
+        for start in starts:
             chunk = ids[start:start + GET_BY_ID_LIMIT]
-            answer = self.api.method("wall.getById", {"posts": ",".join(f"-{self.group_id}_{m}" for m in chunk)})
+            try:
+                answer = self.api.method("wall.getById", {"posts": ",".join(f"-{self.group_id}_{m}" for m in chunk)})
+            except Exception as exc:  # noqa: BLE001 - the other chunks' counts are kept
+                failed.append(exc)
+                log.warning("VK likes: wall.getById of %d of %d posts failed (%s); they wait for the next run",
+                            len(chunk), len(ids), said(exc))
+                continue
             items = answer.get("items", []) if isinstance(answer, dict) else answer
             for item in items or []:
                 counts[str(item["id"])] = {   # a kind VK leaves out (views, on some posts) is not a zero
                     kind: int((item.get(key) or {}).get("count", 0))
                     for kind, key in (("like", "likes"), ("repost", "reposts"), ("view", "views")) if key in item
                 }
+        if failed and len(failed) == len(starts):   # no chunk answered: the run failed
+            raise failed[0]
         return counts
+
+
+def said(exc: Exception) -> str:
+    """An error in one line without secrets: VK's own message, else the exception's type."""
+    if isinstance(exc, ApiError):
+        return REDACTOR.redact(f"error {exc.code}: {exc.error.get('error_msg', '')}")
+    return type(exc).__name__
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ ERRORS = {
     5: "User authorization failed: invalid access_token (4).",
     6: "Too many requests per second",
     9: "Flood control",
+    10: "Internal server error",
     14: "Captcha needed",
     15: "Access denied: this wall available only for community members",
     27: "Group authorization failed: method is unavailable with group auth.",

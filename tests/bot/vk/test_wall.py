@@ -175,3 +175,20 @@ def test_a_count_vk_leaves_out_is_not_stored_as_zero(tmp_path):
     assert "view" not in vk.likes.fetch([message_id])[message_id]
     assert asyncio.run(collect_reactions(db, [vk.likes])) == 1
     assert latest_counts(db, publication)["view"] == seen and latest_counts(db, publication)["like"] == 3
+
+
+def test_a_failed_chunk_of_likes_keeps_the_counts_of_the_other_chunks(caplog):
+    """One wall.getById of several failing (VK's error 10 here, or a timeout): the counts already
+    read in that run were thrown away with it, and every recent post went without its likes; now
+    only that chunk's posts wait for the next run. Every chunk failing is still the run's failure."""
+    wall, fake, vk = setup()
+    wall.generate(250, deleted_every=0)
+    ids = [str(i) for i in range(1, 251)]
+    fake.errors[2] = 10
+    counts = vk.likes.fetch(ids)
+    assert set(counts) == {str(i) for i in (*range(1, 101), *range(201, 251))}
+    assert counts["250"]["like"] == 250 % 50
+    assert "100 of 250 posts" in caplog.text and "error 10" in caplog.text and WALL_TOKEN not in caplog.text
+    fake.errors.update({4: 10, 5: 10, 6: 10})
+    with pytest.raises(Exception, match="Internal server error"):
+        vk.likes.fetch(ids)
