@@ -12,6 +12,7 @@ message written meanwhile is still answered."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import threading
@@ -28,7 +29,8 @@ from corpus.vk_client import with_timeout
 log = logging.getLogger(__name__)
 
 COMMANDS = ("/start", "/help", "/generate", "/meme", "/top")
-GREETINGS = ("начать", "start")      # VK's "Start" button sends its label
+GREETINGS = ("начать", "start")      # VK's "Start" button sends its label (in the user's language)
+START_PAYLOAD = {"command": "start"}   # ... and this payload, whatever the language
 BACKOFF_MAX_SECONDS = 60.0
 
 
@@ -111,13 +113,14 @@ class VkMessages:
         try:
             user, peer = ("vk", int(message["from_id"])), int(message["peer_id"])
             # half an emoji (a lone surrogate) would make the answer that quotes it unsendable
-            reply = await self.answer(user, whole_characters(message.get("text") or "").strip())
+            reply = await self.answer(user, whole_characters(message.get("text") or "").strip(),
+                                      start_button=_payload(message) == START_PAYLOAD)
             if reply:
                 await asyncio.to_thread(self.send, peer, reply)
         except Exception:  # noqa: BLE001 - one message's failure is a log line
             log.exception("VK messages: answering a message failed")
 
-    async def answer(self, user: tuple[str, int], text: str) -> str | None:
+    async def answer(self, user: tuple[str, int], text: str, *, start_button: bool = False) -> str | None:
         subs = self.subs
         admitted, notice = answers.flood_notice(subs.limits, user)
         if not admitted:
@@ -125,7 +128,7 @@ class VkMessages:
         # the command ends at any white space, as in Telegram: "/generate" then a start text on the next lines
         command, argument = (text.split(maxsplit=1) + ["", ""])[:2]
         command = command.lower().split("@")[0]
-        if command in ("/start", "/help") or text.lower() in GREETINGS:
+        if command in ("/start", "/help") or text.lower() in GREETINGS or start_button:
             return answers.with_training_note(texts.VK_START, subs.service)
         if command == "/generate":
             reply, refill = await answers.generate_answer(subs, user, argument.strip())
@@ -145,6 +148,14 @@ class VkMessages:
                                               "random_id": secrets.randbelow(2**31 - 1) + 1})
         except Exception as exc:  # noqa: BLE001
             log.warning("VK messages: could not answer %s (%s)", peer_id, said(exc))
+
+
+def _payload(message: dict) -> Any:
+    """A keyboard button's payload (a JSON string in the message), None without one or unreadable."""
+    try:
+        return json.loads(message.get("payload") or "null")
+    except (TypeError, ValueError):
+        return None
 
 
 def _message_of(event: Any) -> dict:

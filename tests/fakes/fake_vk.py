@@ -140,14 +140,20 @@ class FakeVk:
         self.on_drop: Callable[["FakeVk"], None] | None = None
         self._cond = threading.Condition()
 
-    def user_message(self, from_id: int, text: str, *, group_id: int | None = None, peer_id: int | None = None) -> None:
-        """A user writes to the community (peer_id: their own id, or a conversation's 2000000000+n)."""
+    def user_message(self, from_id: int, text: str, *, group_id: int | None = None, peer_id: int | None = None,
+                     payload: str | None = None) -> None:
+        """A user writes to the community (peer_id: their own id, or a conversation's 2000000000+n).
+        `payload`: a keyboard button's, as a JSON string; the community chat's start button sends its
+        label in the user's interface language with the payload '{"command":"start"}' (VK's documented
+        behaviour as remembered: the docs were not reachable)."""
         group = group_id if group_id is not None else next(iter(self.walls))
         legacy = _version(self.walls[group].longpoll_version) < (5, 103)
         with self._cond:
             number = len(self.events) + 1
             message = {"id": number, "date": int(time.time()), "from_id": from_id,
                        "peer_id": peer_id if peer_id is not None else from_id, "text": text, "out": 0}
+            if payload is not None:
+                message["payload"] = payload
             shaped = message if legacy else {"message": message, "client_info": {"keyboard": True}}
             self.events.append({"type": "message_new", "group_id": group, "event_id": f"e{number}", "object": shaped})
             self._cond.notify_all()

@@ -300,3 +300,24 @@ def test_a_meme_number_copied_with_its_hash_from_the_footer_is_meme_n(tmp_path, 
             assert await ask(vk, ANNA, "/meme #") == texts.MEME_USAGE
 
     asyncio.run(main())
+
+
+def test_the_start_button_in_any_language_gets_the_greeting(tmp_path, server, vk):
+    """VK's start button sends its label in the user's interface language ('Почати', 'Пачаць',
+    'Başla' ...) with the payload {"command":"start"}: only 'Начать' and 'Start' were answered, the
+    others met silence on their first message to the community."""
+    settings = make_settings(tmp_path, server, vk=VK)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            for label in ("Почати", "Пачаць", "Başla"):
+                vk.user_message(ANNA, label, payload='{"command":"start"}')
+                assert await until(lambda: len(vk.sent_to(ANNA)) == 1 and vk.sent_to(ANNA)) == [texts.VK_START]
+                vk.sent.clear()
+            vk.user_message(ANNA, "Почати", payload='{"button":"1"}')   # another keyboard's button: no answer
+            vk.user_message(ANNA, "Почати", payload="not json")
+            await answered_after(app, vk)
+            assert vk.sent_to(ANNA) == []
+
+    asyncio.run(main())
