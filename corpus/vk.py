@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
@@ -38,6 +39,9 @@ from corpus.vk_client import (
 
 STEP = PAGE - 1          # one post of overlap between consecutive pages
 MAX_STEP_BACKS = 100     # per pass: the wall changing faster than we read it
+TOO_BIG = 13             # execute's "Runtime error occurred during code invocation: response size is too big"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -179,7 +183,13 @@ def _run_pass(db, client: VkClient, community: Community, state: dict, group: Gr
     inner_attempts = 0
     while True:
         offsets = [pending["offset"] + k * STEP for k in range(calls)]
-        pages, errors = _fetch(client, community, offsets)
+        fetched = _fetch(client, community, offsets)
+        if fetched is None:   # the answer would be too big: fewer pages per request from here on
+            calls = len(offsets) // 2
+            log.info("VK: the execute answer for %s is too big (error 13); %d pages per request from here on",
+                     community.name, calls)
+            continue
+        pages, errors = fetched
         posts, done, inner_attempts = _read_batch(client, community, pending, offsets, pages, errors,
                                                   inner_attempts, cutoff, bar)
         if done:
@@ -242,10 +252,14 @@ def _read_page(community: Community, pending: dict, offset: int, page: dict, cut
     return "next"
 
 
-def _fetch(client: VkClient, community: Community, offsets: list[int]):
+def _fetch(client: VkClient, community: Community, offsets: list[int]) -> tuple[list, list[dict]] | None:
+    """The batch's (pages, execute_errors); None when VK says its answer would be too big (error 13:
+    long posts) and fewer pages may pass."""
     try:
         return client.wall_pages(community.group_id, offsets)
     except ApiError as exc:
+        if exc.code == TOO_BIG and len(offsets) > 1:
+            return None
         raise api_error(exc, community.name) from None
 
 

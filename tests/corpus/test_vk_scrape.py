@@ -259,3 +259,19 @@ def test_a_community_that_cannot_be_read_is_skipped_and_the_others_after_it_are_
     (failed,) = report.failed
     assert first in failed and "\n" not in failed
     assert any(first in line for line in report.lines())
+
+
+def test_an_execute_whose_response_is_too_big_is_read_in_smaller_batches(db):
+    """VK refuses an execute whose answer is too big (error 13, long posts): the same batch was asked
+    at every run, the scrape stopped there with 'VK error 13' for good; now the batch is halved."""
+    w = wall(3000)
+    fake = FakeVk(w)
+    fake.execute_max_posts = 1000          # 25 pages of 100 posts are too many; 6 are not
+    report = run(db, fake)
+    assert sorted(stored(db)) == sorted(w.posts) and report.added == 3000
+    assert [code for _, code in fake.refused] == [13, 13]      # 25 calls, then 12, then 6 from there on
+    fake.execute_max_posts = 50            # not even one page of 100: one line, as any VK error
+    w.publish("НОВЫЙ\n@\nПОСТ")
+    with pytest.raises(CorpusError, match="VK error 13 .*response size is too big"):
+        run(db, fake)
+

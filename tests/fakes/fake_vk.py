@@ -42,6 +42,7 @@ ERRORS = {
     6: "Too many requests per second",
     9: "Flood control",
     10: "Internal server error",
+    13: "Runtime error occurred during code invocation: response size is too big",
     14: "Captcha needed",
     15: "Access denied: this wall available only for community members",
     27: "Group authorization failed: method is unavailable with group auth.",
@@ -126,6 +127,9 @@ class FakeVk:
         self.methods: Counter = Counter()
         self.errors: dict[int, int] = {}         # request number -> top-level error code
         self.inner_errors: dict[int, tuple[int, int]] = {}  # request number -> (call index, code)
+        # an execute whose wall.get calls return more posts than this answers error 13 (its response is
+        # too big: VK caps an execute's response size, as remembered)
+        self.execute_max_posts: int | None = None
         self.fail_at: int | None = None          # request number answered by a dropped connection
         self.hang_at: set[int] = set()            # request numbers that are never answered
         # request number -> a function of the normal answer giving the one sent (done, then answered oddly)
@@ -258,6 +262,9 @@ class FakeVk:
                 results.append(False)
                 errors.append({"method": "wall.get", "error_code": fault.code,
                                "error_msg": ERRORS.get(fault.code, "error")})
+        if self.execute_max_posts is not None \
+                and sum(len(r["items"]) for r in results if r) > self.execute_max_posts:
+            raise VkFault(13)
         body = {"response": results}
         if errors:
             body["execute_errors"] = errors
