@@ -6,7 +6,10 @@ How a community is read (one "pass" walks the wall newest-first with wall.get of
   continue the previous one: the wall is ordered by post id, so if a page's newest (non-pinned)
   post is older than the previous page's oldest, posts were deleted meanwhile and the offsets moved:
   the pass steps back and re-reads instead of leaving a hole. New posts only push offsets down
-  (some posts are read twice; storage is keyed by post id, so nothing is stored twice).
+  (some posts are read twice; storage is keyed by post id, so nothing is stored twice). A page
+  shorter than 100 is the end only where its offset reaches wall.get's count: VK may leave out posts
+  it counts, and the next page is then read again from where the short one's last post may be.
+  An execute that VK finds too big (error 13) is asked again with half the pages.
 - Incremental: the state table keeps, per community, `synced_top` (every post up to this id is
   stored) and the `pending` pass (offset, oldest id read, its stop id). A pass stops at posts not
   newer than synced_top, after re-reading the last `refresh_days` days (likes, reposts, views; a
@@ -232,6 +235,10 @@ def _read_page(community: Community, pending: dict, offset: int, page: dict, cut
     items = [item for item in page.get("items", []) if isinstance(item, dict)]
     ordered = [i for i in items if not i.get("is_pinned")]
     if pending["last_id"] is not None and ordered and ordered[0]["id"] < pending["last_id"]:
+        reread = pending.get("reread")
+        if reread is not None and offset > reread:   # the post where the pages overlap may be one VK left out
+            pending["offset"], pending["reread"] = reread, None
+            return "step_back"
         pending["step_backs"] += 1
         if pending["step_backs"] > MAX_STEP_BACKS:
             raise CorpusError(f"the wall of {community.name!r} changes faster than it can be read; run again later")
@@ -244,8 +251,14 @@ def _read_page(community: Community, pending: dict, offset: int, page: dict, cut
     if ordered:
         pending["last_id"] = ordered[-1]["id"]
     pending["offset"] = offset + STEP
-    if len(items) < PAGE or offset + len(items) >= page.get("count", 0):
+    if offset + PAGE >= page.get("count", 0):
         return "done"  # the end of the wall
+    # VK left posts it counts out of this page, the wall goes on: its last post is at offset + n - 1 or
+    # after, where the next page is read again from if it does not continue this one (one post or none
+    # of 100: the next page cannot be checked)
+    pending["reread"] = offset + len(items) - 1 if 2 <= len(items) < PAGE else None
+    if len(items) < 2:
+        pending["last_id"] = None
     stop_id = pending["stop_id"]
     if stop_id is not None and ordered and ordered[-1]["id"] <= stop_id and ordered[-1].get("date", 0) < cutoff:
         return "done"  # reached what was stored before, and the refresh window
