@@ -98,6 +98,10 @@ REGENERATE_FAILED = "Не удалось сгенерировать замену
 REGENERATE_ALL_SCREENED = "все варианты отсеяны фильтром"
 REMIND = "Напоминание: {pending} черновиков ждут решения, а одобрений давно не было."
 ERROR_REPORT = "⚠️ Ошибка в боте: {error}"
+# once until the long poll works again (bot/vk/messages.py, jobs/alerts.once)
+VK_MESSAGES_REFUSED = ("📵 Сообщения VK-сообщества {group} остаются без ответа: VK отказывает боту ({said})."
+                       " Проверьте токен сообщества (vk.community_token или BUHURT_VK_COMMUNITY_TOKEN)"
+                       " и Bots Long Poll API в настройках сообщества (buhurt doctor).")
 
 # the moderators' desk
 BUTTON_REJECT_WITH = "❌ {reason}"

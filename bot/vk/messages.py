@@ -6,9 +6,10 @@ the community's Bots Long Poll API enabled with the "incoming message" event (`b
 checks it). vk_api's VkBotLongPoll runs in a daemon thread (a long poll is blocking and ends only
 after up to vk.longpoll_wait_seconds); each new message from a user (not a conversation) is handled
 on the event loop and answered with messages.send in a worker thread. A failing long poll (VK
-unreachable, the long poll switched off, a rejected token) is a warning and a retry with back-off;
-it never stops the bot's other work, and the new long poll goes on from the last event read, so a
-message written meanwhile is still answered."""
+unreachable, the long poll switched off, a rejected token) is a warning and a retry with back-off
+(VK's refusal, such as a revoked token, is also told to the moderators once until the long poll
+works again); it never stops the bot's other work, and the new long poll goes on from the last
+event read, so a message written meanwhile is still answered."""
 from __future__ import annotations
 
 import asyncio
@@ -20,10 +21,12 @@ from typing import Any
 
 import requests
 from vk_api.bot_longpoll import VkBotEventType, VkBotLongPoll
+from vk_api.exceptions import ApiError
 
 from bot import answers, texts
 from bot.vk.wall import said, vk_client
 from common.text import whole_characters
+from jobs.alerts import once
 from corpus.vk_client import with_timeout
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ COMMANDS = ("/start", "/help", "/generate", "/meme", "/top")
 GREETINGS = ("начать", "start")      # VK's "Start" button sends its label (in the user's language)
 START_PAYLOAD = {"command": "start"}   # ... and this payload, whatever the language
 BACKOFF_MAX_SECONDS = 60.0
+PASSING = frozenset({1, 6, 9, 10, 29})   # VK's own failures and rate limits: no moderator is told
 
 
 class VkMessages:
@@ -82,6 +86,7 @@ class VkMessages:
                         ts = longpoll.ts
                     self.listening.set()
                     log.info("VK messages: listening to community %s (bot long poll)", self.group_id)
+                    self._on_loop(self._alert, False, "")
                 events = longpoll.check()
                 ts = longpoll.ts
             except Exception as exc:  # noqa: BLE001 - retried with back-off; the bot goes on
@@ -91,22 +96,40 @@ class VkMessages:
                             self.group_id, said(exc), pause)
                 longpoll = None
                 self.listening.clear()
+                if isinstance(exc, ApiError) and exc.code not in PASSING:   # a revoked token, the long poll off
+                    self._on_loop(self._alert, True, texts.VK_MESSAGES_REFUSED.format(group=self.group_id,
+                                                                                      said=said(exc)))
                 self._stop.wait(pause)
                 continue
             failures = 0
             for event in events:
                 if event.type == VkBotEventType.MESSAGE_NEW and getattr(event, "from_user", False) \
                         and not self._stop.is_set():
-                    assert self._loop is not None
                     try:
-                        self._loop.call_soon_threadsafe(self._dispatch, _message_of(event))
+                        self._on_loop(self.handle, _message_of(event))
                     except Exception:  # noqa: BLE001 - one event's failure must not end the listening
                         log.exception("VK messages: an incoming message could not be read")
 
-    def _dispatch(self, message: dict) -> None:
-        task = asyncio.get_running_loop().create_task(self.handle(message), name="buhurt:vk-message")
+    def _on_loop(self, coroutine_function: Any, *args: Any) -> None:
+        """Run `coroutine_function(*args)` as a task of the event loop (from the long poll's thread)."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._dispatch, coroutine_function, args)
+        except RuntimeError:   # the loop closed: the bot is stopping
+            log.debug("VK messages: the event loop is closed")
+
+    def _dispatch(self, coroutine_function: Any, args: tuple) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine_function(*args), name="buhurt:vk-message")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _alert(self, refused: bool, text: str) -> None:
+        """VK refuses the long poll: tell the moderators once, until it works again (jobs.alerts.once)."""
+        try:
+            service = self.subs.service
+            await once(service.db, f"vk_messages:{self.group_id}", refused, service.moderation.notify, text)
+        except Exception as exc:  # noqa: BLE001 - the next failure or start tries again
+            log.warning("VK messages: could not record the long poll's alert (%s)", type(exc).__name__)
 
     async def handle(self, message: dict) -> None:
         """Answer one user's message: the flood gate first (as in Telegram), then the command."""

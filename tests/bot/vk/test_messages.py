@@ -321,3 +321,30 @@ def test_the_start_button_in_any_language_gets_the_greeting(tmp_path, server, vk
             assert vk.sent_to(ANNA) == []
 
     asyncio.run(main())
+
+
+def test_a_community_token_vk_refuses_is_told_to_the_moderators_once_until_it_works_again(tmp_path, server, vk,
+                                                                                          caplog):
+    """The community token revoked (error 5 at every new long poll): the long poll logged a warning
+    every minute and nobody was told, while every subscriber's message went unanswered."""
+    from tests.fakes.telegram_app import MODERATORS_CHAT
+
+    settings = make_settings(tmp_path, server, vk=VK)
+    caplog.set_level(logging.INFO)
+    vk.tokens.discard(COMMUNITY_TOKEN)
+
+    def told() -> list[str]:
+        return [m["text"] for m in server.sent(MODERATORS_CHAT) if "VK" in m.get("text", "")]
+
+    async def main():
+        async with bot_running(settings) as app:
+            await until(lambda: caplog.text.count("long poll of community 42 failed (error 5") >= 3)
+            assert len(told()) == 1 and "error 5" in told()[0] and COMMUNITY_TOKEN not in told()[0]
+            vk.tokens.add(COMMUNITY_TOKEN)                   # a new token: the long poll works again
+            await listening(app)
+            assert await ask(vk, ANNA, "/start") == texts.VK_START
+            vk.tokens.discard(COMMUNITY_TOKEN)               # revoked again later: told again
+            vk.drop_polls = 1
+            await until(lambda: len(told()) == 2)
+
+    asyncio.run(main())
