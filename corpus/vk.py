@@ -41,7 +41,7 @@ from corpus.vk_client import (
 )
 
 STEP = PAGE - 1          # one post of overlap between consecutive pages
-MAX_STEP_BACKS = 100     # per pass: the wall changing faster than we read it
+MAX_STEP_BACKS = 100     # per run of a pass: the wall changing faster than we read it
 TOO_BIG = 13             # execute's "Runtime error occurred during code invocation: response size is too big"
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,8 @@ def _scrape_community(db, client: VkClient, community: Community, group: GroupRe
             if not resumed:
                 state["pending"] = {"offset": 0, "last_id": None, "top": None, "stop_id": state.get("synced_top"),
                                     "step_backs": 0}
+            else:   # MAX_STEP_BACKS is one run's: deletions between the runs of a long pass do not add up
+                state["pending"]["step_backs"] = 0
             _run_pass(db, client, community, state, group, cutoff, calls, bar)
             group.passes += 1
             if not resumed:

@@ -291,3 +291,20 @@ def test_posts_vk_leaves_out_of_a_page_in_the_middle_of_the_wall_stop_no_scrape(
     for _ in range(5):
         w.publish("НОВЫЙ\n@\nПОСТ")
     assert run(db, fake, calls_per_execute=5).added == 5
+
+
+def test_a_first_scrape_interrupted_many_times_while_posts_are_deleted_still_finishes(db):
+    """Each resumed run of a long first scrape (a captcha, the rate-limit cap, a dropped connection)
+    found posts deleted since the last one and stepped back once: the step backs added up over the
+    runs, and from the hundredth run on every run stopped with 'changes faster than it can be read;
+    run again later', for good. The cap counts one run's step backs."""
+    w = wall(12000)
+    fake = FakeVk(w)
+    for _ in range(102):
+        fake.fail_at = fake.requests + 4      # groups.getById, a step back, one page further, then the drop
+        with pytest.raises(CorpusError, match="run again to continue"):
+            run(db, fake, calls_per_execute=1)
+        del w.posts[max(w.posts)]             # a moderator deletes the newest post meanwhile
+    fake.fail_at = None
+    run(db, fake, calls_per_execute=5)
+    assert set(w.posts) <= set(stored(db))
