@@ -105,6 +105,7 @@ class TelegramSettings:
     """[telegram]: the bot, its channels, the moderators' chat and the per-user limits."""
 
     # the token from @BotFather (prefer BUHURT_TELEGRAM_TOKEN); "": no Telegram, a local channel
+    # (`buhurt run` refuses to start when channels or moderators_chat are set without one)
     token: Secret = field(default_factory=lambda: Secret(""))
     base_url: str = TELEGRAM_API      # the Bot API endpoint (a local Bot API server's, if you run one)
     channels: list[int | str] = field(default_factory=list)   # "@username" or numeric ids to publish to
@@ -135,6 +136,19 @@ class TelegramSettings:
         if self.user_burst <= 0:
             problems["user_burst"] = "a positive integer"
         return problems
+
+    def without_token(self) -> str | None:
+        """One line when Telegram is configured (channels, the moderators' chat) but no token is:
+        `buhurt run` cannot reach it, and the local channel would auto-approve and "publish" the
+        drafts meant for the channel. None when it is all set, or all left out."""
+        if self.token:
+            return None
+        named = [f"telegram.{key}" for key in ("channels", "moderators_chat") if getattr(self, key)]
+        if not named:
+            return None
+        them = ("are", "them") if len(named) > 1 else ("is", "it")
+        return (f"{' and '.join(named)} {them[0]} set but no Telegram token is (BUHURT_TELEGRAM_TOKEN, or"
+                f" telegram.token): export it, or leave {them[1]} out to run on the local channel")
 
 
 def _channel_problem(channels: list[int | str]) -> str | None:

@@ -58,7 +58,9 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list[Check]:
         return checks
     checks.append(check_disk(settings))
     checks.append(check_model(settings))
-    if settings.telegram.token:
+    if (missing := settings.telegram.without_token()) is not None:
+        checks.append(Check("telegram token", False, missing))
+    elif settings.telegram.token:
         checks += asyncio.run(check_telegram(settings))
         if database.ok:
             checks.append(check_moderation(settings))

@@ -9,18 +9,22 @@ import signal
 from bot.answers import ServiceSubscribers, subscriber_limits
 from bot.app import SHUTDOWN_GRACE_SECONDS, Services, build_services
 from bot.config import Settings
+from bot.errors import BotError
 from bot.instance import instance_lock
 
 log = logging.getLogger(__name__)
 
 
 def run_service(settings: Settings, *, once: bool) -> None:
-    """`buhurt run`: Telegram when telegram.token is set, else the local channel. One service per
+    """`buhurt run`: Telegram when telegram.token is set, else the local channel (refused in one line
+    when channels or the moderators' chat are set without a token). One service per
     data folder (bot/instance.py: a second one exits 2 naming the holder's pid).
 
     SIGTERM/SIGINT: `--once` finishes its cycle, then exits 0 (a second signal interrupts it); the
     long-running local service stops its schedule, lets the running jobs finish (at most
     SHUTDOWN_GRACE_SECONDS) and exits 0."""
+    if (missing := settings.telegram.without_token()) is not None:
+        raise BotError(missing)
     with instance_lock(settings.data_dir):
         if once:
             _finish_cycle_on_signals()

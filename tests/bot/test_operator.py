@@ -179,6 +179,16 @@ def test_doctor_with_a_rejected_token(capsys, tmp_path, server):
     assert rejected.split(":")[1] not in text
 
 
+def test_doctor_fails_a_channel_configured_without_a_token(capsys, tmp_path, server):
+    """It passed every check (no token: no Telegram line at all) while `buhurt run` could not
+    reach the channel or the moderators."""
+    make_settings(tmp_path, server)
+    code, checks, text = doctor(capsys, write_config(tmp_path, server, telegram={"token": ""}))
+    assert code == 1, text
+    (line,) = [line for line in checks if "telegram token" in line]
+    assert line.startswith("FAIL  telegram token:") and "BUHURT_TELEGRAM_TOKEN" in line, text
+
+
 def test_doctor_finds_a_damaged_database(capsys, tmp_path, server):
     settings = make_settings(tmp_path, server)
     db = open_db(settings.database)

@@ -42,6 +42,21 @@ def test_bad_values_are_one_line_naming_the_key(capsys, tmp_path, table, value, 
     assert code == 2 and len(lines) == 1 and message in lines[0], err
 
 
+def test_a_channel_without_a_token_is_one_line_and_nothing_is_published_locally(capsys, tmp_path):
+    """The token left out of the environment (a new shell, a unit file without it): `buhurt run`
+    went on as the local channel, auto-approved every draft whatever telegram.moderators said and
+    recorded them as published, so they never reached the channel once the token was back."""
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[corpus]\nseed_with_sample = false\n"
+                      "[telegram]\nchannels = ['@my_channel']\nmoderators_chat = -1001234567890\n"
+                      "moderators = [12345]\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "run", "--once")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert "telegram.channels" in lines[0] and "BUHURT_TELEGRAM_TOKEN" in lines[0], err
+    assert not (tmp_path / "data" / "local_channel.txt").exists() and not out
+
+
 def test_log_file_in_a_missing_folder_is_created_and_rotated(capsys, tmp_path):
     log_file = tmp_path / "logs" / "deep" / "buhurt.log"
     config = tmp_path / "config.toml"
