@@ -95,9 +95,18 @@ def given(ctx: click.Context, name: str) -> bool:
 @click.option("--test-frac", type=float, show_default=True, help="Fraction of the posts for test (retrain.test_frac).")
 def preprocess_cmd(input_txt, output_h5, output_json, val_frac, test_frac) -> None:
     """Text -> .h5 + .json in torch-rnn's layout (1-based ids, uint8 up to 255 tokens else uint32)."""
+    _written_by("buhurt corpus export writes it", ("input text", input_txt))
     s = preprocess(input_txt, output_h5, output_json, val_frac=val_frac, test_frac=test_frac)
     click.echo(f"{s['output_h5']}: {s['total_chars']} characters, {s['vocab_size']} tokens ({s['dtype']}), "
                f"train {s['train']} / val {s['val']} / test {s['test']}; vocabulary {s['output_json']}")
+
+
+def _written_by(writer: str, *inputs: tuple[str, Path]) -> None:
+    """A missing input names the command that writes it (`writer`): a fresh data folder holds
+    neither the training text nor its .h5 / .json."""
+    for what, path in inputs:
+        if not path.exists():
+            raise ModelError(f"{what} {str(path)!r} does not exist ({writer})")
 
 
 def _device(name: str) -> str:
@@ -192,6 +201,9 @@ def train_cmd(ctx: click.Context, input_h5, input_json, checkpoint_dir, bf16, pr
     files.update(resume=str(resume) if resume else None, init_from=str(init_from) if init_from else None,
                  progress=progress)
     _refuse_overridden(ctx, chosen, resume, init_from)
+    if not resume:
+        _written_by("buhurt corpus export, then buhurt preprocess, write them",
+                    ("input h5", input_h5), ("input json", input_json))
     presets: dict[str, Callable[..., TrainConfig]] = {"config": TrainConfig, "gpu": TrainConfig.gpu_preset,
                                                      "torch-rnn": TrainConfig.torch_rnn_preset}
     make = presets[preset]

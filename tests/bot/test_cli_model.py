@@ -70,6 +70,21 @@ def test_errors_are_one_line_exit_2(tiny_run, tmp_path, capsys, monkeypatch, arg
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv, writer", [
+    (["preprocess"], "buhurt corpus export"),
+    (["train", "--max-minutes", "1"], "buhurt corpus export, then buhurt preprocess"),
+])
+def test_preprocess_and_train_on_a_fresh_data_folder_name_the_command_that_writes_their_input(
+        tmp_path, capsys, monkeypatch, argv, writer):
+    """A newcomer's first `buhurt train` after `buhurt corpus import` said only "input h5
+    'data/train/corpus.h5' does not exist", and no page said which command writes it."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "does not exist" in lines[0], err
+    assert writer in lines[0], err
+
+
 def test_sample_known_words_by_default_raw_on_request_and_lexicon(tiny_run, tmp_path, capsys, monkeypatch):
     import shutil
 
