@@ -116,6 +116,24 @@ async def forget_former_moderators(db: sqlite_utils.Database, moderators: Collec
     return dropped
 
 
+async def review_auto_approved(db: sqlite_utils.Database) -> list[int]:
+    """Drafts auto-approved while no moderators were configured (`make demo`, a first run on the
+    local channel), still queued and started by no destination, go back to pending: now that there
+    are moderators, they decide them before any channel gets one. Returns their ids."""
+    ids = await patiently(_unqueue_auto_approved, db)
+    if ids:
+        log.info("drafts %s were auto-approved before moderators were configured: back to the moderators", ids)
+    return ids
+
+
+def _unqueue_auto_approved(db: sqlite_utils.Database) -> list[int]:
+    with db.atomic():
+        ids = [n for n in desk_rows.auto_approved_queued(db) if desk_rows.unqueue(db, n)]
+        for n in ids:
+            draft_rows.record_action(db, n, "unapprove", detail="auto-approved before moderators were configured")
+    return ids
+
+
 def log_decision(draft_id: int, action: str, by: Moderator, detail: str | None = None) -> None:
     log.info("draft %s %s by %s (%s)%s", draft_id, DONE.get(action, action), by.name, by.id,
              f": {detail}" if detail else "")

@@ -178,6 +178,7 @@ async def started(application: BotApplication, *, schedule: bool) -> AsyncIterat
         await data.service.startup()
         if data.moderation.enabled:   # votes of those since removed from telegram.moderators no longer count
             await decisions.forget_former_moderators(data.db, data.moderation.moderators)
+            await decisions.review_auto_approved(data.db)   # what no moderator saw goes to them first
         await _publish_commands(application.bot, tg.moderators_chat)
         if schedule:
             data.service.start_schedule()

@@ -114,6 +114,15 @@ def unqueue(db: sqlite_utils.Database, draft_id: int) -> bool:
     return True
 
 
+def auto_approved_queued(db: sqlite_utils.Database) -> list[int]:
+    """Queued drafts that no destination has started whose approval was the automatic one (no
+    moderators were configured when they were made), oldest first."""
+    return [row[0] for row in db.execute(
+        f"SELECT id FROM drafts WHERE status = 'queued' AND NOT {STARTED} AND (SELECT a.action FROM"
+        " moderation_actions a WHERE a.draft_id = drafts.id AND a.action IN ('approve', 'edit', 'auto_approve')"
+        " ORDER BY a.id DESC LIMIT 1) = 'auto_approve' ORDER BY id").fetchall()]
+
+
 def latest_publication_status(db: sqlite_utils.Database, network: str, chat_id: Any) -> str | None:
     row = db.execute("SELECT status FROM publications WHERE network = ? AND chat_id = ? ORDER BY id DESC LIMIT 1",
                      [network, str(chat_id)]).fetchone()

@@ -59,6 +59,32 @@ def test_run_once_cycle_against_the_fake_server(tmp_path, server):
     assert server.token not in first.stderr + second.stderr + first.stdout + second.stdout
 
 
+def test_drafts_auto_approved_before_moderators_were_set_go_to_the_moderators_not_the_channel(tmp_path, server):
+    """README's path: `make demo` (no token, no moderators: drafts auto-approved), then the same data
+    folder goes live with moderators. The demo's queued drafts went to the real channel at the first
+    publishing time, never shown to a moderator."""
+    settings = make_settings(tmp_path, server)
+    demo = tmp_path / "demo.toml"
+    demo.write_text(f"[paths]\ndata_dir = '{settings.data_dir}'\n[corpus]\nseed_with_sample = false\n"
+                    "[sample]\nmax_length = 120\n[pool]\nchannel_size = 3\nsubscriber_size = 1\nbatch_size = 4\n"
+                    "[schedule]\nretrain = false\n", encoding="utf-8")
+    first = buhurt("--config", str(demo), "run", "--once")
+    assert first.returncode == 0 and "auto-approved" in first.stderr, first.stderr[-3000:]
+    db = open_db(settings.database)
+    left = [d["id"] for d in draft_rows.with_status(db, "queued")]
+    db.close()
+    assert left, first.stderr[-3000:]
+
+    live = buhurt("--config", str(tmp_path / "config.toml"), "run", "--once")
+    assert live.returncode == 0, live.stderr[-3000:]
+    assert server.sent(CHANNEL) == []
+    shown = " ".join(m["text"].split("\n", 1)[0] for m in server.sent(MODERATORS_CHAT))
+    assert all(f"Черновик #{n}" in shown for n in left), shown
+    db = open_db(settings.database)
+    assert {draft_rows.get_draft(db, n)["status"] for n in left} == {"pending"}
+    db.close()
+
+
 # ---- getUpdates failing in `run --once` (issue 26, point 11) ---------------------------------------
 
 def _queue_draft(settings) -> int:
