@@ -36,6 +36,8 @@ COMMANDS = [
     ("top", "лучшие посты за неделю"),
     ("help", "что я умею"),
 ]
+# added before "help" to the subscribers' menu when rate.subscribers is on
+RATE_COMMAND = ("rate", "оценить посты вслепую")
 MODERATOR_COMMANDS = [
     ("queue", "очередь: ждущие решения и одобренные со слотами"),
     ("pause", "остановить публикации (все или в один канал)"),

@@ -179,7 +179,7 @@ async def started(application: BotApplication, *, schedule: bool) -> AsyncIterat
         if data.moderation.enabled:   # votes of those since removed from telegram.moderators no longer count
             await decisions.forget_former_moderators(data.db, data.moderation.moderators)
             await decisions.review_auto_approved(data.db)   # what no moderator saw goes to them first
-        await _publish_commands(application.bot, tg.moderators_chat)
+        await _publish_commands(application.bot, tg.moderators_chat, rate=data.settings.rate.subscribers)
         if schedule:
             data.service.start_schedule()
         yield data
@@ -196,10 +196,12 @@ async def started(application: BotApplication, *, schedule: bool) -> AsyncIterat
         await application.shutdown()
 
 
-async def _publish_commands(bot: Bot, moderators_chat: int | str | None) -> None:
-    """The command menus: the subscribers' in private chats, the desk's in the moderators' chat."""
+async def _publish_commands(bot: Bot, moderators_chat: int | str | None, *, rate: bool) -> None:
+    """The command menus: the subscribers' in private chats (with /rate when they may rate), the
+    desk's in the moderators' chat."""
+    commands = [*texts.COMMANDS[:-1], texts.RATE_COMMAND, texts.COMMANDS[-1]] if rate else texts.COMMANDS
     with contextlib.suppress(TelegramError):
-        await bot.set_my_commands([BotCommand(*c) for c in texts.COMMANDS], scope=BotCommandScopeAllPrivateChats())
+        await bot.set_my_commands([BotCommand(*c) for c in commands], scope=BotCommandScopeAllPrivateChats())
     if moderators_chat:
         with contextlib.suppress(TelegramError):
             await bot.set_my_commands([BotCommand(*c) for c in texts.MODERATOR_COMMANDS],

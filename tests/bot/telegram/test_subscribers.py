@@ -45,6 +45,21 @@ def test_start_help_and_commands_list(tmp_path, server):
     assert {"message", "callback_query", "message_reaction_count"} <= set(poll.params["allowed_updates"])
 
 
+def test_the_subscribers_command_menu_has_rate_when_subscribers_may_rate(tmp_path, server):
+    """With rate.subscribers = true (docs/telegram.md: any subscriber may /rate in a private chat)
+    the private chats' menu still listed only generate, meme, top and help."""
+    settings = make_settings(tmp_path, server, rate={"subscribers": True})
+
+    async def scenario():
+        async with bot_running(settings):
+            await reply_to(server, USER, "/help", user_id=USER)
+
+    run(scenario())
+    subscribers = server.calls_of("setMyCommands")[0]
+    assert subscribers.params["scope"] == {"type": "all_private_chats"}
+    assert [c["command"] for c in subscribers.params["commands"]] == ["generate", "meme", "top", "rate", "help"]
+
+
 def test_generate_serves_the_pool_fast_then_refills_it(tmp_path, server):
     settings = make_settings(tmp_path, server)
 
