@@ -20,7 +20,8 @@ from jobs.first_run import FirstTraining, seed_empty_corpus
 from jobs.generator import GeneratorHolder
 from jobs.local_channel import LocalChannel
 from jobs.model_registry import (
-    activate_bundled, active_checkpoint_path, active_version_row, fallback_checkpoints, install_bundled, is_bundled,
+    activate_bundled, active_checkpoint_path, active_version_row, fallback_checkpoints, first_model_kept_out,
+    install_bundled, is_bundled,
 )
 from jobs.moderation import AutoApprove
 from jobs.patience import on_the_loop
@@ -116,9 +117,15 @@ def prepare_model(settings: Settings, db, paths: TrainPaths, *,
         log.info("using the bundled model %s (trained on the sample corpus)", version)
     row = active_version_row(db)
     if row is not None and not settings.startup.use_bundled_model and is_bundled(row):
-        log.info("startup.use_bundled_model = false: the active model %s is the bundled one; training a model "
-                 "on your corpus to replace it", row["version"])
-        row = None
+        kept = first_model_kept_out(db)
+        if kept is not None:   # not trained again at every start: the nightly retrain may beat the bundled model
+            log.info("startup.use_bundled_model = false: the first model trained on your corpus (%s) was kept out"
+                     " (its drafts pass the screen less often); the bundled model %s writes until the nightly"
+                     " retrain, or `buhurt retrain`, beats it", kept["version"], row["version"])
+        else:
+            log.info("startup.use_bundled_model = false: the active model %s is the bundled one; training a model "
+                     "on your corpus to replace it", row["version"])
+            row = None
     if row is not None:
         return active_checkpoint_path(db, allow_bundled=settings.startup.use_bundled_model), None
     minutes = settings.train.max_minutes or FIRST_MODEL_MINUTES

@@ -159,6 +159,15 @@ def is_bundled(row: dict) -> bool:
     return bundled is not None and row["version"] == file_version(bundled)
 
 
+def first_model_kept_out(db: sqlite_utils.Database) -> dict | None:
+    """The newest first model trained on the corpus (jobs.retrain.bootstrap) that was kept out for
+    its drafts (the bundled model stayed active), or None."""
+    for row in model_rows.all_models(db):
+        if row["status"] == "rejected" and json.loads(row.get("metrics_json") or "{}").get("origin") == "bootstrap":
+            return row
+    return None
+
+
 def install_bundled(db: sqlite_utils.Database, models_dir: Path) -> Path | None:
     """The bundled model installed in models_dir (not made active): what the service generates with
     while its first model trains. None when the package ships no bundled model."""

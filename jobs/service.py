@@ -152,7 +152,11 @@ class Service:
         row = model_rows.active_model(self.db)
         if row is not None:
             await asyncio.to_thread(self.holder.reload, Path(row["path"]))
-        log.info("the first model %s is trained and active: drafts come from it now", version)
+        if row is not None and is_bundled(row):   # kept out for its drafts (jobs.retrain.bootstrap's line says why)
+            log.info("the first model was kept out: the bundled model %s goes on writing until a retrain beats it",
+                     version)
+        else:
+            log.info("the first model %s is trained and active: drafts come from it now", version)
         # a trained model made active is tuned, as a retrain's promotion is (not the bundled one kept instead)
         if row is not None and row["version"] == self.holder.version == version and not is_bundled(row):
             await self.tune()

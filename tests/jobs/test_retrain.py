@@ -298,6 +298,38 @@ def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(t
         db.close()
 
 
+def test_a_first_model_kept_out_is_not_trained_again_at_every_start(tmp_path, tiny_corpus_file, capsys):
+    """Each start (each cron `run --once`) trained a first model again for train.max_minutes (else
+    10), waited for it, and kept it out again; the nightly retrain (or `buhurt retrain`) is what may
+    replace the bundled model after that."""
+    from bot.app import ensure_model, prepare_model
+    from bot.config import load_settings
+    from bot.context import TrainPaths
+    from corpus.db import open_db
+    from jobs.model_registry import bundled_checkpoint
+    from model.files import file_version
+
+    cfg = retrain_config(tmp_path)
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4", "readability_drafts = 24")
+                   .replace("[model]", "[startup]\nuse_bundled_model = false\n[model]")
+                   .replace("[train]", "[train]\nmax_iterations = 5"), encoding="utf-8")
+    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    settings = load_settings(cfg)
+    db = open_db(settings.database)
+    try:
+        paths = TrainPaths.under(settings.data_dir)
+        ensure_model(settings, db, paths)
+        bundled = file_version(bundled_checkpoint())
+        assert model_rows.active_model(db)["version"] == bundled
+        capsys.readouterr()
+        checkpoint, first = prepare_model(settings, db, paths)
+        assert first is None and checkpoint is not None and checkpoint.name == f"{bundled}.pt"
+        said = capsys.readouterr().err
+        assert "kept out" in said and "buhurt retrain" in said, said
+    finally:
+        db.close()
+
+
 def test_without_the_bundled_model_and_no_model_yet_retrain_compares_with_the_bundled_one(tmp_path,
                                                                                          tiny_corpus_file, capsys):
     """One notion of the active model: with use_bundled_model = false and no model yet, `buhurt eval
