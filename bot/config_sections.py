@@ -126,6 +126,8 @@ class TelegramSettings:
             problems["channels"] = f'"@username" or numeric ids, each once ({wrong})'
         if self.moderators and not self.moderators_chat:
             problems["moderators_chat"] = "the moderators' chat id when moderators are set"
+        elif self.moderators_chat and _channel_problem([self.moderators_chat]) is not None:
+            problems["moderators_chat"] = "a numeric chat id (a group's is negative: -1001234567890) or \"@username\""
         if self.max_concurrent_generations <= 0:
             problems["max_concurrent_generations"] = "a positive integer"
         if not _is_http_url(self.base_url):

@@ -159,6 +159,16 @@ def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("chat", ["mods", "https://t.me/+AbCdEf123", "@my mods", ""])
+def test_a_moderators_chat_that_is_no_chat_is_refused_naming_it(tmp_path, chat):
+    """telegram.moderators_chat as an invite link, or a name without its "@", was accepted: every
+    draft then failed to reach the moderators (an ERROR line at each pool run) and stayed pending."""
+    path = write(tmp_path, f"[telegram]\nmoderators_chat = '{chat}'\nmoderators = [1]\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert "telegram.moderators_chat must be" in str(info.value) and str(path) in str(info.value), info.value
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.toml", environ={})
