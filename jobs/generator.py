@@ -38,8 +38,13 @@ class GeneratorHolder:
     def current(self):
         return self._current
 
-    def reload(self, checkpoint: Path) -> str:
+    def reload(self, checkpoint: Path, expected: str | None = None) -> str:
+        """Generate with `checkpoint` from now on; with `expected` (its registered version), only
+        when its bytes are that version: LookupError otherwise, and the loaded model stays."""
         fresh = self._load(checkpoint)
+        if expected is not None and fresh.version != expected:
+            raise LookupError(f"its bytes are version {fresh.version}, not {expected} (they changed after it was "
+                              f"installed)")
         with self._lock:
             self._old[self._current.version] = self._current
             while len(self._old) > self._keep_old:
@@ -66,6 +71,8 @@ class GeneratorHolder:
                     if checkpoint is None:
                         raise LookupError(f"model version {version} is not loaded")
                     generator = self._load(checkpoint)
+                    if generator.version != version:   # the file was rewritten: another model's texts
+                        raise LookupError(f"{checkpoint} is version {generator.version} now, not {version}")
                     self._old[version] = generator
                     while len(self._old) > self._keep_old:
                         self._old.popitem(last=False)

@@ -74,6 +74,17 @@ def checkpoint_for_version(db: sqlite_utils.Database, version: str) -> Path:
     return Path(row["path"])
 
 
+def verified_checkpoint(db: sqlite_utils.Database, version: str) -> Path:
+    """`checkpoint_for_version`, and its bytes still that version (what is made active); JobError
+    naming the file otherwise."""
+    path = checkpoint_for_version(db, version)
+    problem = registered_file_problem({"version": version, "path": str(path)})
+    if problem is not None:
+        raise JobError(f"model version {version}'s checkpoint {path} is {problem}: `buhurt models install` "
+                       f"the right file again")
+    return path
+
+
 def version_installed_at(db: sqlite_utils.Database, path: str | Path) -> str | None:
     """The version whose registered checkpoint is the file at `path` (what /meme N regenerates its
     drafts with: its bytes must stay that version's), or None."""
@@ -101,20 +112,39 @@ def checkpoint_problem(path: str | Path) -> str | None:
     return None
 
 
-def active_file_problem(row: dict) -> str:
-    """One line for an active model whose checkpoint file cannot be read."""
-    return (f"the active model {row['version']}'s checkpoint {row['path']} is {checkpoint_problem(row['path'])}: "
-            f"put the file back, or `buhurt models activate` another version (`buhurt models list`)")
+def registered_file_problem(row: dict) -> str | None:
+    """Why the checkpoint file of a model_versions row is not that version: missing, unreadable, or
+    its bytes another version's (rewritten in place: drafts made with it would go under a version
+    never registered, and /meme N would regenerate other texts); None when it is."""
+    problem = checkpoint_problem(row["path"])
+    if problem is not None:
+        return problem
+    try:
+        found = file_version(row["path"])
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if found != row["version"]:
+        return f"version {found}, not {row['version']} (its bytes changed after it was installed)"
+    return None
+
+
+def active_file_problem(row: dict, problem: str | None = None) -> str:
+    """One line for an active model whose checkpoint file cannot be read or is not its version."""
+    problem = problem or registered_file_problem(row)
+    return (f"the active model {row['version']}'s checkpoint {row['path']} is {problem}: "
+            f"put the file back (`buhurt models install` it again), or `buhurt models activate` another version "
+            f"(`buhurt models list`)")
 
 
 def active_checkpoint_path(db: sqlite_utils.Database, *, allow_bundled: bool = True) -> Path:
     """The active model's checkpoint; the bundled one when none is active yet. JobError naming the
-    file when a model is active but its checkpoint is missing or unreadable: never the bundled
-    model in its place."""
+    file when a model is active but its checkpoint is missing, unreadable or another version's bytes:
+    never the bundled model in its place."""
     row = model_rows.active_model(db)
     if row is not None:
-        if checkpoint_problem(row["path"]) is not None:
-            raise JobError(active_file_problem(row))
+        problem = registered_file_problem(row)
+        if problem is not None:
+            raise JobError(active_file_problem(row, problem))
         return Path(row["path"])
     return starting_checkpoint(allow_bundled=allow_bundled)
 
@@ -129,10 +159,11 @@ def starting_checkpoint(*, allow_bundled: bool = True) -> Path:
 
 def fallback_checkpoints(db: sqlite_utils.Database) -> list[tuple[str, Path]]:
     """The versions that were active before the active one, the latest first, whose checkpoint
-    files can be read: what the service generates with when the active model's file is gone."""
+    files can be read and are still their version: what the service generates with when the active
+    model's file is gone."""
     found = []
     for row in model_rows.previously_active(db):
-        if checkpoint_problem(row["path"]) is None and not_finite_score(row) is None:
+        if registered_file_problem(row) is None and not_finite_score(row) is None:
             found.append((row["version"], Path(row["path"])))
     return found
 
@@ -194,7 +225,7 @@ def activate_version(db: sqlite_utils.Database, version: str, models_dir: Path) 
     """Make a known `version` the active model. A rejected candidate's checkpoint is first copied
     from its run folder into models_dir, so pruning old runs never removes the active model."""
     _require_finite(db, version)
-    install_checkpoint(db, checkpoint_for_version(db, version), models_dir, val_bpc=None)
+    install_checkpoint(db, verified_checkpoint(db, version), models_dir, val_bpc=None)
     model_rows.promote(db, version)
     return models_dir / f"{version}.pt"
 

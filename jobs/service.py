@@ -28,7 +28,7 @@ from jobs.alerts import AlertOptions, once
 from jobs.drafting import Drafting
 from jobs.generator import GeneratorHolder
 from jobs.health import DatabaseHealth
-from jobs.model_registry import active_file_problem, checkpoint_problem, is_bundled
+from jobs.model_registry import active_file_problem, checkpoint_problem, is_bundled, registered_file_problem
 from jobs.moderation import Moderation, ModerationOptions, ModerationUnavailable
 from jobs.pool import PoolOptions, ScreenOptions
 from model.sample_options import SampleOptions
@@ -173,8 +173,12 @@ class Service:
                 log.warning("%s; still generating with it, as loaded before its file went", active_file_problem(row))
             return None
         path = Path(row["path"])
+        problem = await asyncio.to_thread(registered_file_problem, row)   # hashes it: off the loop
+        if problem is not None:   # never loaded to be refused at every pool run
+            log.warning("%s; still generating with %s", active_file_problem(row, problem), self.holder.version)
+            return None
         try:
-            version = await asyncio.to_thread(self.holder.reload, path)
+            version = await asyncio.to_thread(self.holder.reload, path, row["version"])
         except Exception as exc:  # noqa: BLE001 - keep generating with the loaded model
             log.warning("could not load the active model %s from %s: %s; still generating with %s",
                         row["version"], path, exc, self.holder.version)

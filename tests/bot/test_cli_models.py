@@ -167,7 +167,8 @@ def test_the_running_service_follows_an_activation(db, tmp_path, tiny_checkpoint
     (models / f"{broken}.pt").write_bytes(b"truncated")
     model_rows.promote(db, broken)
     assert asyncio.run(service.follow_active_model()) is None          # keeps generating with `new`
-    assert service.holder.version == new and f"could not load the active model {broken}" in caplog.text
+    assert service.holder.version == new and f"the active model {broken}'s checkpoint" in caplog.text
+    assert f"still generating with {new}" in caplog.text
 
 
 def test_registering_known_bytes_again_never_demotes_or_loses_them(db, tmp_path, tiny_checkpoint):

@@ -298,7 +298,8 @@ def test_a_damaged_active_checkpoint_at_start_falls_back_to_the_earlier_version(
     with caplog.at_level(logging.WARNING):
         services = build_services(load_settings(home / "config.toml"))
     try:
-        assert services.holder.version == earlier and f"{active}'s checkpoint {damaged} cannot be loaded" in caplog.text
+        # its bytes are no longer its version: said so before torch reads it
+        assert services.holder.version == earlier and f"{active}'s checkpoint {damaged} is version" in caplog.text
     finally:
         services.db.close()
 
@@ -331,3 +332,51 @@ def test_an_active_checkpoint_deleted_under_the_running_service_is_warned_about(
         assert any(str(models / f"{version}.pt") in w and "missing" in w and "still generating" in w
                    for w in warned), caplog.text
         assert service.holder.version == version
+
+
+def test_an_active_checkpoint_whose_bytes_changed_is_not_generated_with_under_its_version(home, capsys,
+                                                                                          tiny_checkpoint, caplog):
+    """data/models/<version>.pt rewritten in place with another good checkpoint (an older release's
+    `buhurt lexicon` in place, a copy over it): doctor says so, and the service generates with the
+    version active before it, never under a version that was never registered."""
+    from bot.app import build_services
+    from bot.config import load_settings
+    from model.files import file_version
+
+    earlier, active = two_versions(home, capsys, tiny_checkpoint)
+    changed = Path("data", "models", f"{active}.pt")
+    saved(tiny_checkpoint, changed, "rewritten in place")
+    stranger = file_version(changed)
+    assert stranger not in (earlier, active)
+    code, out, err = run(capsys, "doctor")
+    failed = [line for line in out.splitlines() if line.startswith("FAIL  model:")]
+    assert code == 1 and len(failed) == 1 and str(changed) in failed[0] and stranger in failed[0], out + err
+
+    listen(caplog)
+    with caplog.at_level(logging.WARNING):
+        services = build_services(load_settings(home / "config.toml"))
+    try:
+        assert services.holder.version == earlier, caplog.text
+        assert any(str(changed) in r.getMessage() and earlier in r.getMessage() for r in caplog.records
+                   if r.levelno == logging.WARNING), caplog.text
+        for _ in range(2):   # the pool runs keep to it, saying why
+            caplog.clear()
+            with caplog.at_level(logging.WARNING):
+                asyncio.run(services.service.fill_pools())
+            assert services.holder.version == earlier
+            assert any(str(changed) in r.getMessage() for r in caplog.records
+                       if r.levelno == logging.WARNING), caplog.text
+        drafted = {r["model_version"] for r in services.db.query("SELECT model_version FROM drafts")}
+        assert drafted == {earlier}
+    finally:
+        services.db.close()
+
+
+def test_activating_a_version_whose_file_bytes_changed_is_refused(home, capsys, tiny_checkpoint):
+    earlier, active = two_versions(home, capsys, tiny_checkpoint)
+    changed = Path("data", "models", f"{earlier}.pt")
+    saved(tiny_checkpoint, changed, "rewritten in place")
+    before = rows(home)
+    code, out, err = run(capsys, "models", "activate", earlier)
+    assert code == 2 and err.count("\n") == 1 and str(changed) in err and "changed" in err, (code, out, err)
+    assert rows(home) == before and rows(home)[active]["status"] == "active"
