@@ -21,7 +21,7 @@ from jobs.generator import GeneratorHolder
 from jobs.local_channel import LocalChannel
 from jobs.model_registry import (
     activate_bundled, active_checkpoint_path, active_version_row, fallback_checkpoints, first_model_kept_out,
-    install_bundled, is_bundled,
+    install_bundled, is_bundled, relocate_moved,
 )
 from jobs.moderation import AutoApprove
 from jobs.patience import on_the_loop
@@ -201,6 +201,7 @@ def build_services(settings: Settings, *, publishers=(), moderation=None) -> Ser
     db = open_db(settings.database, busy_timeout=busy)
     check_writable(db, settings.database, busy)
     remove_leftovers(settings, paths)
+    relocate_moved(db, paths.models_dir)
     ensure_corpus(settings, db)
     from model.distributed import device_name  # loads torch: after the database's checks, which need none
 

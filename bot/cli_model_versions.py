@@ -13,7 +13,8 @@ import click
 
 from bot.cli_tune import run_tune
 from jobs.model_registry import (
-    activate_version, all_versions, checkpoint_for_version, install_checkpoint, installed_row, version_matching,
+    activate_version, all_versions, checkpoint_for_version, install_checkpoint, installed_row, relocate_moved,
+    version_matching,
 )
 from jobs.model_registry import activate as activate_installed
 from jobs.rating import shares_by_version
@@ -117,6 +118,7 @@ def activate_cmd(app, version: str) -> None:
 
     db = app.open_db()
     try:
+        relocate_moved(db, app.default_paths().models_dir)
         full = version_matching(db, version)
         Generator.load(checkpoint_for_version(db, full))   # never activate a file the service cannot load
         path = activate_version(db, full, app.default_paths().models_dir)

@@ -62,6 +62,7 @@ class AppContext:
         """The checkpoint the service would use: the active model version, else the bundled one."""
         db = self.open_db()
         try:
-            return active_checkpoint_path(db, allow_bundled=self.settings.startup.use_bundled_model)
+            return active_checkpoint_path(db, allow_bundled=self.settings.startup.use_bundled_model,
+                                          models_dir=self.default_paths().models_dir)
         finally:
             db.close()

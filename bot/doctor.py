@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import requests
 
 from bot.config import Settings
+from bot.context import TrainPaths
 from bot.errors import BotError
 from bot.secrets import REDACTOR
 from corpus.db import check_not_emptied, connect_read_only, emptied_error, marker_path, open_db
@@ -137,7 +138,9 @@ def check_model(settings: Settings) -> Check:
     try:
         allow_bundled = settings.startup.use_bundled_model
         if settings.database.is_file():
-            path = _read(settings, lambda db: active_checkpoint_path(db, allow_bundled=allow_bundled))
+            models = TrainPaths.under(settings.data_dir).models_dir   # the copy there when the folder moved
+            path = _read(settings, lambda db: active_checkpoint_path(db, allow_bundled=allow_bundled,
+                                                                     models_dir=models))
         else:   # before the first start nothing is active, and a check creates no database
             path = starting_checkpoint(allow_bundled=allow_bundled)
         from model.sample import Generator

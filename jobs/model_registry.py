@@ -136,12 +136,42 @@ def active_file_problem(row: dict, problem: str | None = None) -> str:
             f"(`buhurt models list`)")
 
 
-def active_checkpoint_path(db: sqlite_utils.Database, *, allow_bundled: bool = True) -> Path:
+def moved_copy(row: dict, models_dir: Path | None) -> Path | None:
+    """The version's copy in `models_dir` when the path its row records names no file (the data
+    folder moved: rows keep the path it had, 'data/models/<version>.pt' under another working
+    directory, or another volume) and that copy's bytes are the version; else None."""
+    if models_dir is None or Path(row["path"]).exists():
+        return None
+    copy = Path(models_dir) / f"{row['version']}.pt"
+    return copy if registered_file_problem({**row, "path": str(copy)}) is None else None
+
+
+def relocate_moved(db: sqlite_utils.Database, models_dir: Path) -> list[str]:
+    """Point every row whose recorded file is gone at its copy in `models_dir` (`moved_copy`), one
+    INFO line; returns the versions moved."""
+    moved = []
+    for row in model_rows.all_models(db):
+        copy = moved_copy(row, models_dir)
+        if copy is not None:
+            model_rows.set_path(db, row["version"], str(copy))
+            moved.append(row["version"])
+    if moved:
+        log.info("model versions %s: their recorded files are gone, their copies in %s are used (the data folder "
+                 "moved)", ", ".join(moved), models_dir)
+    return moved
+
+
+def active_checkpoint_path(db: sqlite_utils.Database, *, allow_bundled: bool = True,
+                           models_dir: Path | None = None) -> Path:
     """The active model's checkpoint; the bundled one when none is active yet. JobError naming the
     file when a model is active but its checkpoint is missing, unreadable or another version's bytes:
-    never the bundled model in its place."""
+    never the bundled model in its place. With `models_dir`, a missing file's copy there
+    (`moved_copy`) is the checkpoint."""
     row = model_rows.active_model(db)
     if row is not None:
+        copy = moved_copy(row, models_dir)
+        if copy is not None:
+            return copy
         problem = registered_file_problem(row)
         if problem is not None:
             raise JobError(active_file_problem(row, problem))

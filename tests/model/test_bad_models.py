@@ -380,3 +380,37 @@ def test_activating_a_version_whose_file_bytes_changed_is_refused(home, capsys, 
     code, out, err = run(capsys, "models", "activate", earlier)
     assert code == 2 and err.count("\n") == 1 and str(changed) in err and "changed" in err, (code, out, err)
     assert rows(home) == before and rows(home)[active]["status"] == "active"
+
+
+def test_a_data_folder_that_moved_keeps_its_installed_models(home, capsys, tiny_checkpoint, monkeypatch, caplog):
+    """data_dir = 'data' under /srv/buhurt (systemd's WorkingDirectory), then the same folder as
+    Docker's /data volume (data_dir = '/data', another working directory): model_versions recorded
+    'data/models/<version>.pt', which no longer names a file there; the models came along in
+    <data_dir>/models and are used from there, never reported missing."""
+    from bot.app import build_services
+    from bot.config import load_settings
+
+    earlier, active = two_versions(home, capsys, tiny_checkpoint)
+    assert rows(home)[active]["path"] == str(Path("data", "models", f"{active}.pt"))
+    moved = home / "docker"
+    moved.mkdir()
+    (home / "data").rename(moved / "volume")
+    (moved / "config.toml").write_text((home / "config.toml").read_text().replace(
+        "data_dir = 'data'", f"data_dir = '{moved / 'volume'}'"))
+    monkeypatch.chdir(moved)
+    code, out, err = run(capsys, "doctor")
+    model_line = [line for line in out.splitlines() if "model:" in line]
+    assert model_line and model_line[0].startswith("ok"), out + err
+    code, out, err = run(capsys, "models", "activate", earlier)
+    assert code == 0, err
+
+    listen(caplog)
+    with caplog.at_level(logging.WARNING):
+        services = build_services(load_settings(moved / "config.toml"))
+    try:
+        assert services.holder.version == earlier
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+        paths = {r["version"]: r["path"] for r in services.db.query("SELECT * FROM model_versions")}
+        assert paths == {v: str(moved / "volume" / "models" / f"{v}.pt") for v in (earlier, active)}
+    finally:
+        services.db.close()
