@@ -149,7 +149,8 @@ async def generate_answer(subs: Subscribers, user: Hashable, argument: str) -> t
 async def _on_topic(subs: Subscribers, user: Hashable, word: str) -> str:
     """/generate про кота: a post that starts from a line of the community's about the word."""
     try:
-        start = await patiently(on_request.topic_start, subs.service.db, word, random.Random())
+        start = await patiently(on_request.topic_start, subs.service.db, word, random.Random(),
+                                lambda text: not on_request.fit_to_vocab(subs.holder, text)[1])
     except DatabaseBusy as exc:
         log.warning("/generate answered 'busy': %s", exc)
         return texts.DATABASE_BUSY

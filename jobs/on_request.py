@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -67,10 +68,12 @@ def word_forms(word: str) -> tuple[list[str], str]:
     return sorted({word.upper()} | {f.word.upper() for f in best.lexeme}), best.normal_form.upper()
 
 
-def topic_start(db: sqlite_utils.Database, word: str, rnd: random.Random) -> str:
+def topic_start(db: sqlite_utils.Database, word: str, rnd: random.Random,
+                writable: Callable[[str], bool] = lambda start: True) -> str:
     """A start text about `word`: the last TOPIC_WORDS words up to a form of it on a line of a
     community's post ("ПОКУПАЕШЬ КОТА"), so the model goes on in the community's words; the word
-    in its dictionary form when no post uses it."""
+    in its dictionary form when no post uses it. Only starts `writable` says the model can read
+    (its vocabulary may lack a letter another word of the line has)."""
     forms, normal = word_forms(word)
     known = set(forms)
     starts = set()
@@ -79,7 +82,9 @@ def topic_start(db: sqlite_utils.Database, word: str, rnd: random.Random) -> str
             words = line.split()
             for i, w in enumerate(words):
                 if w.strip(".,!?:;«»\"()").upper() in known:
-                    starts.add(" ".join(words[max(0, i + 1 - TOPIC_WORDS):i + 1]).rstrip(".,!?:;"))
+                    start = " ".join(words[max(0, i + 1 - TOPIC_WORDS):i + 1]).rstrip(".,!?:;")
+                    if writable(start):
+                        starts.add(start)
                     break
     return rnd.choice(sorted(starts)) if starts else normal
 

@@ -369,6 +369,32 @@ def test_generate_about_a_topic_starts_from_the_community_s_words_about_it(tmp_p
     run(main())
 
 
+def test_a_topic_whose_corpus_lines_hold_letters_the_model_lacks_is_written_about_all_the_same(tmp_path, server):
+    """/generate про хлеб where the community's only line with the word also holds a letter the
+    active model's vocabulary lacks (a model trained elsewhere, or on an older export): the post
+    starts from a line the model can write, else from the word itself; it was told 'the model does
+    not know such letters' about a word it spells."""
+    from corpus.cleaning import clean_corpus
+    from corpus.store.posts import add_posts
+
+    settings = make_settings(tmp_path, server, telegram={"user_burst": 100})
+    db = open_db(settings.database)
+    add_posts(db, [{"source": "file", "text": f"ЦАРЬ ПОКУПАЕТ ХЛЕБ\n@\nОДНОКЛАССНИКИ СМЕЮТСЯ {n}\n@\nНАДЕВАЕШЬ ШАПКУ"}
+                   for n in range(5)])
+    clean_corpus(db)
+    db.close()
+
+    async def main():
+        async with bot_running(settings) as app:
+            assert "Ц" not in app.bot_data.holder.current.vocab.index    # the tiny model never saw it
+            reply, _ = await until_served(server, "/generate про хлеб")
+            assert reply["text"] != texts.TOPIC_UNKNOWN.format(word="хлеб"), reply["text"]
+            meme_id = int(reply["text"].split("#")[1].split()[0])
+            assert draft_rows.get_draft(app.bot_data.db, meme_id)["start_text"] == "ХЛЕБ"
+
+    run(main())
+
+
 def test_a_topic_word_the_model_cannot_spell_starts_the_cooldown_too(tmp_path, server):
     """/generate про qwerty searched the corpus for it: asked again at once, the user is told to wait,
     as after any topic request; a start text refused on sight (unknown characters) changes nothing."""
