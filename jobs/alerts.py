@@ -1,6 +1,7 @@
 """Alerts to the moderators' chat, one line each and once per episode: a publishing slot passed
 with nothing approved for a destination, the approved queue filling fewer than `alerts.min_queue`
-slots, a nightly retrain that failed or kept the old model (a destination failing repeatedly is
+slots, a nightly retrain that failed or kept the old model, the active model's file gone or not its
+version (jobs/service.py) (a destination failing repeatedly is
 jobs/publish.py's, where the sends are counted).
 
 "Once per episode": the state table remembers that an alert was given (`alert:<kind>:<subject>`);

@@ -18,4 +18,6 @@ ALERT_EMPTY_SLOT = "⏰ Слот публикации прошёл, а для {w
 ALERT_LOW_QUEUE = "📉 В очереди на {slots} слот(ов) меньше {least}: одобрите ещё черновики (/queue)."
 ALERT_FAILING = "🚫 {where}: {count} неудачных публикаций подряд. Проверьте права бота (buhurt doctor)."
 ALERT_RETRAIN_FAILED = "🧠 Ночное обучение не удалось ({error}); бот пишет старой моделью."
+ALERT_MODEL_FILE = ("🧠 Файл активной модели {version} не годится ({problem}); черновики пишет модель {using}."
+                    " Верните файл или активируйте другую версию (buhurt doctor, buhurt models list).")
 ALERT_RETRAIN_KEPT = "🧠 Ночное обучение: новая модель не лучше, осталась старая. {line}"

@@ -169,11 +169,14 @@ class Service:
         if row is None:
             return None
         if row["version"] == self.holder.version:
-            if checkpoint_problem(row["path"]) is not None:   # the file went after it was loaded
+            problem = checkpoint_problem(row["path"])
+            if problem is not None:   # the file went after it was loaded
                 log.warning("%s; still generating with it, as loaded before its file went", active_file_problem(row))
+            await self._alert_model_file(row, problem)
             return None
         path = Path(row["path"])
         problem = await asyncio.to_thread(registered_file_problem, row)   # hashes it: off the loop
+        await self._alert_model_file(row, problem)
         if problem is not None:   # never loaded to be refused at every pool run
             log.warning("%s; still generating with %s", active_file_problem(row, problem), self.holder.version)
             return None
@@ -186,6 +189,16 @@ class Service:
         log.info("now generating with model %s (made active in the database)", version)
         self._tune_soon(version)
         return version
+
+    async def _alert_model_file(self, row: dict, problem: str | None) -> None:
+        """Tell the moderators once that the active model's file is gone or not its version (drafts
+        come from the model loaded before, or from the version active before it)."""
+        try:
+            text = notices.ALERT_MODEL_FILE.format(version=row["version"], problem=f"{row['path']}: {problem}",
+                                                   using=self.holder.version)
+            await once(self.db, "model_file", problem is not None, self.moderation.notify, text)
+        except Exception as exc:  # noqa: BLE001 - an alert's bookkeeping never stops the pool
+            log.warning("could not check the model file's alert (%s: %s)", type(exc).__name__, exc)
 
     def _tune_soon(self, version: str) -> None:
         """Tune a model the service now generates with, in the background, when no temperature is

@@ -306,20 +306,13 @@ def test_a_damaged_active_checkpoint_at_start_falls_back_to_the_earlier_version(
 
 def test_an_active_checkpoint_deleted_under_the_running_service_is_warned_about(db, tmp_path, tiny_checkpoint,
                                                                                 caplog):
-    from corpus.stoplist import StopList
-    from jobs.generator import GeneratorHolder
     from jobs.model_registry import install_checkpoint
     from jobs.moderation import AutoApprove
-    from jobs.pool import PoolOptions
-    from model.sample_options import SampleOptions
-    from jobs.service import Service, ServicePlan
 
     models = tmp_path / "models"
     version = install_checkpoint(db, tiny_checkpoint, models, val_bpc=None)
     model_rows.promote(db, version)
-    service = Service(db, GeneratorHolder(models / f"{version}.pt"), plan=ServicePlan(
-        sample=SampleOptions(0.8, 60, 0), pool=PoolOptions(channel_size=1, subscriber_size=0)), publishers=[],
-        moderation=AutoApprove(), stoplist=StopList())
+    service = small_service(db, models / f"{version}.pt", AutoApprove())
     with caplog.at_level(logging.WARNING):
         asyncio.run(service.fill_pools())
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -414,3 +407,45 @@ def test_a_data_folder_that_moved_keeps_its_installed_models(home, capsys, tiny_
         assert paths == {v: str(moved / "volume" / "models" / f"{v}.pt") for v in (earlier, active)}
     finally:
         services.db.close()
+
+
+def test_the_moderators_are_told_once_that_drafts_come_from_another_model_than_the_active_one(db, tmp_path,
+                                                                                             tiny_checkpoint):
+    """The active model's file went (or its bytes changed) and the service generates with the
+    version active before it: one notice in the moderators' chat, not one per pool run; again
+    only after it cleared."""
+    from jobs.model_registry import install_checkpoint
+    from tests.fakes.recording import Moderators
+
+    models = tmp_path / "models"
+    earlier = install_checkpoint(db, tiny_checkpoint, models, val_bpc=None)
+    model_rows.promote(db, earlier)
+    active = install_checkpoint(db, saved(tiny_checkpoint, tmp_path / "b.pt", "b"), models, val_bpc=None)
+    model_rows.promote(db, active)
+    moderators = Moderators()
+    service = small_service(db, models / f"{earlier}.pt", moderators)
+    gone = models / f"{active}.pt"
+    kept = gone.read_bytes()
+    gone.unlink()
+    for _ in range(2):
+        asyncio.run(service.follow_active_model())
+    assert len(moderators.notes) == 1 and active in moderators.notes[0] and earlier in moderators.notes[0]
+    gone.write_bytes(kept)      # put back: the service follows it, and a later loss is told again
+    asyncio.run(service.follow_active_model())
+    assert service.holder.version == active and len(moderators.notes) == 1
+    gone.unlink()
+    asyncio.run(service.follow_active_model())
+    assert len(moderators.notes) == 2 and active in moderators.notes[1], moderators.notes
+
+
+def small_service(db, checkpoint: Path, moderation):
+    """A Service generating with `checkpoint`: one channel draft a pool run, no publishers."""
+    from corpus.stoplist import StopList
+    from jobs.generator import GeneratorHolder
+    from jobs.pool import PoolOptions
+    from jobs.service import Service, ServicePlan
+    from model.sample_options import SampleOptions
+
+    return Service(db, GeneratorHolder(checkpoint), plan=ServicePlan(
+        sample=SampleOptions(0.8, 60, 0), pool=PoolOptions(channel_size=1, subscriber_size=0)), publishers=[],
+        moderation=moderation, stoplist=StopList())
