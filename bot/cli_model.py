@@ -35,6 +35,7 @@ from model.train_config import (
     DEVICES, LR_SCHEDULES, MODEL_TYPES, OPTIMISATION_KEYS, PRECISIONS, RUN_FROM_CHECKPOINT, SHAPE_KEYS, ModelShape,
     TrainOptions,
 )
+from model.vocab import format_chars
 from model.words import build_lexicon
 
 PathArg = click.Path(path_type=Path)
@@ -360,9 +361,22 @@ def eval_cmd(app, checkpoint, text, device) -> None:
 
     path = resolve_checkpoint(app, checkpoint)
     r = evaluate_text(path, text, device=_device(device))
-    extra = f", {r['skipped']} characters outside the vocabulary skipped" if r["skipped"] else ""
     click.echo(f"{r['bits_per_char']:.4f} bits/char ({r['nats_per_char']:.4f} nats/char) over "
-               f"{r['chars']} characters of {r['text']}; checkpoint {path}{extra}")
+               f"{r['chars']} characters of {r['text']}; checkpoint {path}{left_out(r)}")
+
+
+SHOWN_CHARS = 10   # of the characters a bits/char left out, those named
+
+
+def left_out(scored: dict) -> str:
+    """What a bits/char (model.evaluate.evaluate_text) left out: the text's characters the model
+    lacks (a lower figure, not comparable with a model that knows them), or ""."""
+    if not scored.get("skipped"):
+        return ""
+    chars = list(scored["unknown_chars"])
+    more = f" and {len(chars) - SHOWN_CHARS} more" if len(chars) > SHOWN_CHARS else ""
+    return (f" ({scored['skipped']} characters outside its vocabulary left out: "
+            f"{format_chars(chars[:SHOWN_CHARS])}{more})")
 
 
 def register(group: click.Group) -> None:

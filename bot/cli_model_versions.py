@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from bot.cli_tune import run_tune
+from bot.cli_model import left_out
 from jobs.model_registry import (
     activate_version, all_versions, checkpoint_for_version, install_checkpoint, installed_row, relocate_moved,
     version_matching,
@@ -86,11 +87,12 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
     # a checkpoint that cannot generate (damaged, an absurd shape, NaN or Inf weights) is refused
     # before anything is written
     Generator.load(checkpoint)
-    val = None
+    val, scored = None, {}
     if text is not None:
         from model.evaluate import evaluate_text
 
-        val = evaluate_text(checkpoint, text)["bits_per_char"]
+        scored = evaluate_text(checkpoint, text)
+        val = scored["bits_per_char"]
         if not math.isfinite(val):
             raise ModelError(f"checkpoint {str(checkpoint)!r} scores {val} bits/char on {text}, not a finite "
                              f"number: not installed")
@@ -106,7 +108,8 @@ def install_cmd(app, checkpoint: Path, activate: bool, text: Path | None, tune: 
             run_tune(app, db, Path(row["path"]), k=tune_posts)
     finally:
         db.close()
-    click.echo(f"installed model {version} ({status})" + (f", {val:.4f} bits/char on {text}" if text else ""))
+    click.echo(f"installed model {version} ({status})" + (f", {val:.4f} bits/char on {text}" if text else "")
+               + left_out(scored))
 
 
 @models_group.command("activate")

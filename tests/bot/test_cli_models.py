@@ -235,3 +235,17 @@ def test_installing_a_known_version_again_with_text_records_its_bits_per_char(ho
     assert row["val_bpc"] is not None and round(row["val_bpc"], 4) == said and row["status"] == "active"
     code, out, err = run(capsys, "models", "list")
     assert f"{said:.4f}" in out, out
+
+
+def test_installing_with_a_text_that_has_characters_the_model_lacks_says_they_were_left_out(home, capsys,
+                                                                                           tiny_checkpoint):
+    """The bits/char of a model that lacks some of the text's characters (trained on another
+    export) leaves them out, as buhurt eval says: models install --text printed it as the text's,
+    and a model that knows fewer characters looked the better one to activate."""
+    from tests.helpers import varied_posts
+
+    good = variant(tiny_checkpoint, home / "good.pt", "lacks Ц")
+    (home / "val.txt").write_text("\n\n".join(varied_posts(10)) + "\n\nЦАРЬ ЦАРЕВИЧ\n@\nЦЕНА", encoding="utf-8")
+    code, out, err = run(capsys, "models", "install", str(good), "--no-tune", "--text", "val.txt")
+    assert code == 0 and "bits/char on val.txt" in out, err
+    assert "characters outside its vocabulary left out" in out and "Ц" in out, out
