@@ -92,6 +92,8 @@ DEFAULTS = Settings()
 # {table: its dataclass}, in the order of Settings' fields
 SECTIONS: dict[str, type] = {f.name: type(getattr(DEFAULTS, f.name)) for f in dataclasses.fields(Settings)
                              if f.name != "source"}
+# the keys that name a file or folder: a leading '~' is the home folder (`_expand_home`)
+PATH_KEYS = (("paths", "data_dir"), ("paths", "database"), ("log", "file"), ("backup", "folder"))
 # keys that moved to another table: {old "table.key": new "table.key"}
 RENAMED = {"model.use_bundled": "startup.use_bundled_model", "corpus.popularity_weighting": "popularity.enabled",
            **{f"corpus.popularity_{k}": f"popularity.{k}" for k in ("top_fraction", "copies", "normalise")},
@@ -118,12 +120,26 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             if t == table and env.get(var):
                 values[key] = env[var]
         sections[table] = _build_section(source, table, getattr(DEFAULTS, table), values)
+    _expand_home(source, sections)
     settings = Settings(**sections, source=source)
     _check_log_file(settings)
     _check_quorum(settings)
     for (table, key) in ENV_SECRETS:
         REDACTOR.add(getattr(getattr(settings, table), key).reveal())
     return settings
+
+
+def _expand_home(source: str, sections: dict[str, Any]) -> None:
+    """A leading '~' in a path key is the home folder, as in a shell: Path("~/buhurt") was a folder
+    named '~' in the current one. '~user' of no such user is refused."""
+    for table, key in PATH_KEYS:
+        value = getattr(sections[table], key)
+        if value.startswith("~"):
+            home = os.path.expanduser(value)
+            if home.startswith("~"):
+                raise ConfigError(f"{source}: {table}.{key} must be a path whose '~' is a home folder (no such"
+                                  f" user), got {_show(value)}")
+            sections[table] = dataclasses.replace(sections[table], **{key: home})
 
 
 def first_problem(source: str, table: str, section: Any) -> None:

@@ -26,7 +26,7 @@ TELEGRAM_API = "https://api.telegram.org/bot"
 
 @dataclass(frozen=True)
 class PathsSettings:
-    """[paths]: where the runtime files live."""
+    """[paths]: where the runtime files live (a leading `~` here, in log.file and backup.folder: the home folder)."""
 
     data_dir: str = "data"    # folder of the database, training text, checkpoints, installed models
     database: str = ""        # the SQLite file; "": <data_dir>/buhurt.sqlite3

@@ -283,3 +283,29 @@ def test_a_log_file_that_cannot_be_opened_says_why_in_one_line(tmp_path, capsys,
     assert code == 2 and len(lines) == 1 and "log.file" in lines[0], err
     assert said.format(afile=tmp_path / "afile") in lines[0]
     assert (tmp_path / "afile").read_text(encoding="utf-8") == "notes\n"
+
+
+def test_a_path_key_starting_with_a_tilde_is_under_the_home_folder_not_a_folder_named_tilde(tmp_path, capsys,
+                                                                                          monkeypatch,
+                                                                                          tiny_corpus_file):
+    """paths.data_dir = "~/buhurt" (as an operator writes it for a shell) made a folder named '~' in the
+    current folder, where the database, checkpoints and backups went; the service found none of the
+    files the operator put under their home."""
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    path = write(tmp_path, '[paths]\ndata_dir = "~/buhurt"\n[log]\nfile = "~/logs/buhurt.log"\n'
+                           '[backup]\nfolder = "~/copies"\n')
+    settings = load_settings(path, environ={})
+    assert settings.data_dir == home / "buhurt" and settings.database == home / "buhurt" / "buhurt.sqlite3"
+    assert settings.backup_dir == home / "copies" and settings.log.file == str(home / "logs" / "buhurt.log")
+    code, _, err = run_cli(capsys, "--config", str(path), "corpus", "import", str(tiny_corpus_file))
+    assert code == 0, err
+    assert (home / "buhurt" / "buhurt.sqlite3").is_file() and not (elsewhere / "~").exists()
+
+    unknown = write(tmp_path, '[paths]\ndatabase = "~nosuchuser-buhurt/db.sqlite3"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(unknown, environ={})
+    assert "paths.database" in str(info.value) and "'~nosuchuser-buhurt/db.sqlite3'" in str(info.value)
