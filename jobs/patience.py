@@ -43,6 +43,13 @@ def on_the_loop(db: sqlite_utils.Database, busy_timeout: float) -> None:
     _patience[db] = busy_timeout
 
 
+def busy_seconds(db: sqlite_utils.Database) -> float:
+    """How long a write of `db`'s may wait for another process's lock: what `on_the_loop` registered,
+    else SQLite's own busy timeout (a worker thread's own connection to the same file waits as long)."""
+    wait = _patience.get(db)
+    return wait if wait is not None else db.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+
+
 async def patiently(call: Callable[..., T], db: sqlite_utils.Database, *args: Any, **kwargs: Any) -> T:
     """`call(db, *args, **kwargs)`, tried again while another process holds the database, for up
     to the busy timeout registered with `on_the_loop`; DatabaseBusy when the lock outlasts it."""

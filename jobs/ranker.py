@@ -24,10 +24,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import sqlite_utils
 
+from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from corpus.store.clock import utcnow
 from corpus.popularity import channel_percentiles
@@ -334,6 +336,16 @@ def maybe_train(db: sqlite_utils.Database, options: RankerOptions) -> Fitted | N
     except ValueError as exc:
         log.info("ranker not trained: %s", exc)
         return None
+
+
+def maybe_train_in(database: Path, options: RankerOptions, *, busy_timeout: float) -> Fitted | None:
+    """`maybe_train` in a worker thread (the nightly job: scikit-learn's folds take seconds, which
+    the event loop must not wait for), on its own connection to `database`."""
+    db = open_db(database, migrate=False, busy_timeout=busy_timeout)
+    try:
+        return maybe_train(db, options)
+    finally:
+        db.close()
 
 
 def report(fitted: Fitted) -> list[str]:

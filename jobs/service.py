@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from corpus.db import is_locked
+from corpus.db import database_file, is_locked
 from corpus.statuses import DraftStatus
 from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
@@ -32,11 +32,11 @@ from jobs.model_registry import active_file_problem, checkpoint_problem, is_bund
 from jobs.moderation import Moderation, ModerationOptions, ModerationUnavailable
 from jobs.pool import PoolOptions, ScreenOptions
 from model.sample_options import SampleOptions
-from jobs.patience import DatabaseBusy, patiently
+from jobs.patience import DatabaseBusy, busy_seconds, patiently
 from jobs.publish import (Publisher, PublishOptions, PublishState, close_finished, destination, publish_next,
                           reconcile, resolve_stale)
 from jobs.curation import GenerateOptions, digest_text
-from jobs.ranker import RankerOptions, maybe_train
+from jobs.ranker import RankerOptions, maybe_train_in
 from jobs.rating import RateOptions, fill_rating_pool, settle_candidates
 from jobs.tune import DEFAULT_K, tuned_temperature
 from jobs.reactions import ReactionSource, collect_reactions
@@ -427,8 +427,10 @@ class Service:
 
     async def train_ranker(self) -> object:
         """The nightly ranker job: trained on the moderators' decisions once `ranker.min_labels`
-        exist (jobs/ranker.py); the pool ranks with it only when it beats the hand-set score."""
-        return maybe_train(self.db, self.plan.ranker)
+        exist (jobs/ranker.py); the pool ranks with it only when it beats the hand-set score. In a
+        worker thread: the chats are answered while it fits."""
+        return await asyncio.to_thread(maybe_train_in, database_file(self.db), self.plan.ranker,
+                                       busy_timeout=busy_seconds(self.db))
 
     async def digest(self) -> int:
         """The weekly best-of: each channel gets its week's top posts by reactions per view, with

@@ -189,3 +189,38 @@ def test_decisions_in_the_moderators_chat_are_the_rankers_labels(tmp_path, serve
             assert data.weight == [1.0, 1.0, pytest.approx(1 - 5 / len(text))]
 
     asyncio.run(main())
+
+
+def test_the_nightly_ranker_job_trains_in_a_worker_thread_while_the_bot_answers(db, tiny_checkpoint, caplog):
+    """The nightly job fitted scikit-learn on the event loop: for the seconds the folds took, no chat
+    message, button or other job was answered."""
+    import asyncio
+    import threading
+
+    from jobs.generator import GeneratorHolder
+    from jobs.service import Service, ServicePlan
+    from tests.fakes.recording import Moderators, RecordingChannel
+
+    simulate(db, 300, taste="lines", seed=2)
+    plan = ServicePlan(ranker=ranker.RankerOptions(min_labels=100))
+    service = Service(db, GeneratorHolder(tiny_checkpoint), plan=plan,
+                      publishers=[RecordingChannel()], moderation=Moderators(enabled=True), stoplist=StopList([], []))
+
+    async def night() -> tuple[int, list[str], object]:
+        order: list[str] = []
+
+        async def a_chat_message() -> None:
+            order.append("answered")
+
+        answer = asyncio.ensure_future(a_chat_message())
+        fitted = await service.train_ranker()
+        order.append("trained")
+        await answer
+        return threading.get_ident(), order, fitted
+
+    with caplog.at_level(logging.INFO, logger="jobs.ranker"):
+        loop_thread, order, fitted = asyncio.run(night())
+    assert fitted is not None and ranker.stored(db) is not None and ranker.stored(db).labels == 300
+    assert order == ["answered", "trained"], "a chat message waited for the ranker's training"
+    trained = [r for r in caplog.records if r.name == "jobs.ranker" and "ranker trained" in r.getMessage()]
+    assert trained and all(record.thread != loop_thread for record in trained)
