@@ -13,8 +13,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 # coalesce: a backlog of missed runs runs once; max_instances=1: a slow job never overlaps itself;
 # a generous grace time for a job that is late while the process runs (a busy loop). The jobs live
 # in memory, so times missed while the process was DOWN are not APScheduler's: the service keeps
-# the time up to which publishing is accounted for and catches up at start (`missed_slot`), and a
-# start inside the night window runs a retrain the night has not finished (jobs/service.py).
+# the time up to which publishing is accounted for and catches up at start (`missed_slot`), the
+# nightly backup likewise (`missed_run`), and a start inside the night window runs a retrain the
+# night has not finished (jobs/service.py).
 MISFIRE_GRACE_SECONDS = 6 * 3600
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
 
@@ -166,6 +167,19 @@ def add_daily(scheduler: AsyncIOScheduler, job: Job, *, job_id: str, times: Sequ
               timezone: str) -> None:
     for index, trigger in enumerate(daily_at(times, timezone)):
         scheduler.add_job(job, trigger, id=f"{job_id}-{index}", name=job_id, replace_existing=True)
+
+
+def missed_run(trigger: CronTrigger, *, covered_until: dt.datetime, now: dt.datetime,
+               grace_seconds: float) -> dt.datetime | None:
+    """The latest time of `trigger` after `covered_until` and not after `now`, when it is at most
+    `grace_seconds` old; None when there is none."""
+    since = max(covered_until, now - dt.timedelta(seconds=grace_seconds))
+    latest, when = None, trigger.get_next_fire_time(None, since)
+    while when is not None and when <= now:
+        if when > covered_until:
+            latest = when
+        when = trigger.get_next_fire_time(when, when)
+    return latest
 
 
 def missed_slot(times: Sequence[str], timezone: str, *, covered_until: dt.datetime, now: dt.datetime,

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 PUBLISH_COVERED = "publish_covered_until"  # state: publishing times up to this one ran or were caught up
 MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the moderators (empty: fine)
 RETRAIN_ENDED = "retrain_ended_at"         # state: when the last nightly retrain ended (not stopped with the service)
+BACKUP_COVERED = "backup_covered_until"   # state: nightly backups up to this time were written (or not yet due)
+BACKUP_CATCH_UP_SECONDS = 24 * 3600.0      # a backup.at missed while down is written at the next start
 PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
 
 
@@ -461,7 +463,33 @@ class Service:
             self.health.check_soon()   # a copy refused for damaged pages: the heartbeat says so
             return None
         log.info("nightly backup written to %s", path)
+        await self._record_covered(BACKUP_COVERED)
         return path
+
+    async def _record_covered(self, key: str) -> None:
+        """A daily or weekly job ran: a start after now does not run it again (`_catch_up`)."""
+        try:
+            await patiently(set_state, self.db, key, utcnow())
+        except (DatabaseBusy, sqlite3.OperationalError) as exc:   # the next start may run it once more
+            log.warning("could not record that the job ran (%s): %s", key, exc)
+
+    def _catch_up(self, scheduler, job_id: str, key: str, grace_seconds: float) -> None:
+        """A job's time (`job_id`, a daily or weekly one) that passed while the service was down runs
+        now, once: APScheduler's jobs live in memory and the next one was its next time. `key` holds
+        the time up to which it ran; the first start has nothing to catch up."""
+        job, now = scheduler.get_job(job_id), dt.datetime.now(dt.timezone.utc)
+        covered = get_state(self.db, key)
+        if not covered:
+            try:
+                set_state(self.db, key, now.replace(microsecond=0).isoformat())
+            except sqlite3.OperationalError as exc:   # the job's next run records it
+                log.warning("could not record the start time for the %s's catch-up: %s", job.name, exc)
+            return
+        missed = sched.missed_run(job.trigger, covered_until=dt.datetime.fromisoformat(covered), now=now,
+                                  grace_seconds=grace_seconds)
+        if missed is not None:
+            log.warning("the %s time %s passed while the bot was down: running it now", job.name, missed.isoformat())
+            job.modify(next_run_time=now)
 
     async def heartbeat(self) -> None:
         """Rewrite the heartbeat file: the event loop is alive and the schedule runs; it says
@@ -499,6 +527,7 @@ class Service:
         self._catch_up_publishing(scheduler)
         if self.backuper is not None and plan.backup_at:
             sched.add_daily(scheduler, self.backup, job_id="backup", times=[plan.backup_at], timezone=when.timezone)
+            self._catch_up(scheduler, "backup-0", BACKUP_COVERED, BACKUP_CATCH_UP_SECONDS)
         if plan.heartbeat_file:
             sched.add_interval(scheduler, self.heartbeat, job_id="heartbeat", minutes=1, run_now=True)
         for job in scheduler.get_jobs():  # every run is tracked, so that `stop` can let it finish

@@ -226,6 +226,42 @@ def test_a_missed_publishing_time_survives_a_stop_before_its_catch_up_ran(db, ho
     assert asyncio.run(start_and_stop()), "the missed time was forgotten by the next start"
 
 
+def test_a_nightly_backup_missed_while_the_bot_was_down_is_written_at_the_next_start(db, holder, tmp_path):
+    """A restart (a deploy, a crash, a reboot) across backup.at left that day without a backup: the
+    job was scheduled for the next backup.at only. The first start has nothing to catch up; a start
+    after the day's backup was written does not write it again."""
+    import datetime as dt
+
+    from corpus.store.state import set_state
+
+    now = dt.datetime.now(dt.timezone.utc)
+    at = (now - dt.timedelta(minutes=3)).strftime("%H:%M")
+    written = []
+
+    def backuper() -> Path:
+        written.append(tmp_path / f"copy{len(written)}.sqlite3")
+        return written[-1]
+
+    async def start(run_it: bool) -> dt.datetime:
+        service = make_service(db, holder, schedule=ScheduleOptions(publish_times=[], retrain=False), backup_at=at)
+        service.backuper = backuper
+        service.start_schedule()
+        assert service.scheduler is not None
+        service.scheduler.pause()   # the job runs here, once, not also on the scheduler
+        when = service.scheduler.get_job("backup-0").next_run_time
+        if run_it:
+            await service.backup()
+        await service.stop(5)
+        return when
+
+    assert asyncio.run(start(False)) > now + dt.timedelta(hours=12), "the first start wrote a backup"
+    set_state(db, "backup_covered_until", (now - dt.timedelta(hours=2)).replace(microsecond=0).isoformat())
+    assert asyncio.run(start(False)) <= dt.datetime.now(dt.timezone.utc), "the missed backup waited for tomorrow"
+    assert asyncio.run(start(True)) <= dt.datetime.now(dt.timezone.utc), "a stop before it ran forgot it"
+    assert asyncio.run(start(False)) > now + dt.timedelta(hours=12), "the day's written backup was written again"
+    assert len(written) == 1
+
+
 def test_a_start_inside_the_night_window_runs_the_nights_retrain_it_missed(db, holder):
     """The retrain was scheduled for the next retrain_at only: a restart during the night (a deploy,
     a crash, a stop that interrupted the night's run) left the night without training. A night whose
