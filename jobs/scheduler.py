@@ -14,8 +14,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 # a generous grace time for a job that is late while the process runs (a busy loop). The jobs live
 # in memory, so times missed while the process was DOWN are not APScheduler's: the service keeps
 # the time up to which publishing is accounted for and catches up at start (`missed_slot`), the
-# nightly backup likewise (`missed_run`), and a start inside the night window runs a retrain the
-# night has not finished (jobs/service.py).
+# nightly backup and the weekly best-of likewise (`missed_run`), and a start inside the night
+# window runs a retrain the night has not finished (jobs/service.py).
 MISFIRE_GRACE_SECONDS = 6 * 3600
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
 

@@ -55,6 +55,7 @@ MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the 
 RETRAIN_ENDED = "retrain_ended_at"         # state: when the last nightly retrain ended (not stopped with the service)
 BACKUP_COVERED = "backup_covered_until"   # state: nightly backups up to this time were written (or not yet due)
 BACKUP_CATCH_UP_SECONDS = 24 * 3600.0      # a backup.at missed while down is written at the next start
+DIGEST_COVERED = "digest_covered_until"   # state: weekly best-ofs up to this time were posted (or not yet due)
 PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
 
 
@@ -450,6 +451,7 @@ class Service:
                 log.warning("weekly best-of not sent to %s %s: %s", publisher.network, publisher.chat_id, exc)
                 continue
             sent += 1
+        await self._record_covered(DIGEST_COVERED)
         return sent
 
     async def backup(self) -> Path | None:
@@ -524,6 +526,7 @@ class Service:
                             timezone=when.timezone)
         if when.digest:
             sched.add_weekly(scheduler, self.digest, job_id="digest", when=when.digest, timezone=when.timezone)
+            self._catch_up(scheduler, "digest", DIGEST_COVERED, sched.MISFIRE_GRACE_SECONDS)
         self._catch_up_publishing(scheduler)
         if self.backuper is not None and plan.backup_at:
             sched.add_daily(scheduler, self.backup, job_id="backup", times=[plan.backup_at], timezone=when.timezone)

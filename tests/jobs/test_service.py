@@ -262,6 +262,49 @@ def test_a_nightly_backup_missed_while_the_bot_was_down_is_written_at_the_next_s
     assert len(written) == 1
 
 
+def test_a_weekly_best_of_missed_while_the_bot_was_down_is_posted_at_the_next_start(db, holder):
+    """A restart across schedule.digest (a deploy on Sunday evening) left the channels without that
+    week's best-of: the job was scheduled for the next week only. A week's digest that ran is not
+    posted again by a later start, and one missed more than the publishing grace ago is let go."""
+    import datetime as dt
+
+    from corpus.store.state import set_state
+    from jobs.scheduler import MISFIRE_GRACE_SECONDS, WEEKDAYS
+
+    now = dt.datetime.now(dt.timezone.utc)
+    slot = now - dt.timedelta(minutes=3)
+    when = f"{WEEKDAYS[slot.weekday()]} {slot:%H:%M}"
+
+    async def start(run_it: bool) -> dt.datetime:
+        service = make_service(db, holder, schedule=ScheduleOptions(publish_times=[], retrain=False, digest=when))
+        service.start_schedule()
+        assert service.scheduler is not None
+        service.scheduler.pause()   # the job runs here, once, not also on the scheduler
+        next_run = service.scheduler.get_job("digest").next_run_time
+        if run_it:
+            await service.digest()
+        await service.stop(5)
+        return next_run
+
+    assert asyncio.run(start(False)) > now + dt.timedelta(days=6), "the first start posted a best-of"
+    set_state(db, "digest_covered_until", (now - dt.timedelta(hours=2)).replace(microsecond=0).isoformat())
+    assert asyncio.run(start(True)) <= dt.datetime.now(dt.timezone.utc), "the missed best-of waited a week"
+    assert asyncio.run(start(False)) > now + dt.timedelta(days=6), "the week's best-of was posted again"
+    long_ago = now - dt.timedelta(seconds=MISFIRE_GRACE_SECONDS + 3600)
+    set_state(db, "digest_covered_until", (long_ago - dt.timedelta(days=1)).replace(microsecond=0).isoformat())
+    late = f"{WEEKDAYS[long_ago.weekday()]} {long_ago:%H:%M}"
+
+    async def start_late() -> dt.datetime:
+        service = make_service(db, holder, schedule=ScheduleOptions(publish_times=[], retrain=False, digest=late))
+        service.start_schedule()
+        assert service.scheduler is not None
+        next_run = service.scheduler.get_job("digest").next_run_time
+        service.stop_schedule()
+        return next_run
+
+    assert asyncio.run(start_late()) > now + dt.timedelta(days=5), "a best-of days late was posted"
+
+
 def test_a_start_inside_the_night_window_runs_the_nights_retrain_it_missed(db, holder):
     """The retrain was scheduled for the next retrain_at only: a restart during the night (a deploy,
     a crash, a stop that interrupted the night's run) left the night without training. A night whose
