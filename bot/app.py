@@ -260,7 +260,7 @@ def _retrainer(settings: Settings, paths: TrainPaths):
     def run(stop):
         db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
         try:
-            return retrain(db, retrain_plan(settings, paths), functools.partial(train_in_child, stop=stop))
+            return retrain(db, retrain_plan(settings, paths), functools.partial(train_in_child, stop=stop), stop=stop)
         finally:
             db.close()
 

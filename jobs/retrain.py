@@ -70,6 +70,7 @@ MANUAL_MINUTES = 10.0        # `buhurt retrain` by hand without --minutes or tra
 WARM_START_WARMUP = 0.05     # a warm start's ramp: the fraction of the night the rate rises from 0 over
 CHILD_STOP_SECONDS = 15.0   # a stopped training child's time to save and exit before SIGKILL
 RunTraining = Callable[[TrainConfig], None]
+SCORED_AT_ONCE = 16         # drafts made at a time when a model's drafts are judged (a stop is heard between)
 
 
 def margin_minutes(minutes: float) -> float:
@@ -279,23 +280,35 @@ def training_minutes(plan: RetrainPlan, minutes: float | None = None, *, manual:
     return left if left >= 0.5 else None
 
 
-def draft_pass_share(db: sqlite_utils.Database, checkpoint: Path, plan: RetrainPlan) -> float:
+def draft_pass_share(db: sqlite_utils.Database, checkpoint: Path, plan: RetrainPlan,
+                     stop: threading.Event | None = None) -> float:
     """How good a model's drafts are: of `readability_drafts` drafts made with the product's decoding
     (seeds 1..N, one temperature for every model), the share that pass the pool's screen against the
     database's corpus (jobs.pool.screen: the stop-list aside). Both models of a comparison are judged
-    on equal terms."""
+    on equal terms. Setting `stop` ends it between SCORED_AT_ONCE drafts (JobError)."""
     from model.sample import Generator
 
     gen = Generator.load(checkpoint, device=plan.device)
     request = plan.sample.request(temperature=plan.sample_temperature)
     if plan.sample_length:
         request = replace(request, max_length=plan.sample_length)
-    samples = gen.generate_samples(range(1, plan.readability_drafts + 1), request)
+    samples = []
+    for first in range(1, plan.readability_drafts + 1, SCORED_AT_ONCE):
+        check_stop(stop)
+        samples += gen.generate_samples(range(first, min(first + SCORED_AT_ONCE, plan.readability_drafts + 1)),
+                                        request)
     passed = 0
     for s in samples:
         m = measure(db, s.text, s, request.decoding.name)
         passed += screen(db, s.text, StopList([]), m, screening=plan.screen) is None
     return passed / len(samples) if samples else 0.0
+
+
+def check_stop(stop: threading.Event | None) -> None:
+    """JobError when `stop` is set: the service is stopping, and scoring a candidate takes minutes on a
+    production model, far past the stop's grace time."""
+    if stop is not None and stop.is_set():
+        raise JobError("retrain stopped before its candidate was scored: the service is stopping")
 
 
 def promotion_decision(candidate_bpc: float, active_bpc: float, candidate_read: float | None,
@@ -398,16 +411,17 @@ def _bootstrap(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTr
 
 
 def _judge_drafts(db: sqlite_utils.Database, plan: RetrainPlan, candidate: Path, candidate_bpc: float,
-                  active: Path | None, active_bpc: float) -> tuple[float | None, float | None]:
+                  active: Path | None, active_bpc: float,
+                  stop: threading.Event | None = None) -> tuple[float | None, float | None]:
     """Both models' shares of drafts passing the screen (`draft_pass_share`); None where a model
     has no finite bits/char (it loses on that alone) or readability_drafts is 0."""
     cand_read = act_read = None
     if plan.readability_drafts > 0 and math.isfinite(candidate_bpc):
         log.info("retrain: judging %d drafts of each model", plan.readability_drafts)
-        cand_read = draft_pass_share(db, candidate, plan)
+        cand_read = draft_pass_share(db, candidate, plan, stop)
         log.info("retrain: scoring: the candidate's drafts, %.1f%% pass", 100 * cand_read)
         if active is not None and math.isfinite(active_bpc):
-            act_read = draft_pass_share(db, active, plan)
+            act_read = draft_pass_share(db, active, plan, stop)
             log.info("retrain: scoring: the active model's drafts, %.1f%% pass", 100 * act_read)
     return cand_read, act_read
 
@@ -452,16 +466,20 @@ def one_training(plan: RetrainPlan) -> Iterator[None]:
 
 def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
             run_training: RunTraining = train_in_child, *, from_scratch: bool = False,
-            minutes: float | None = None, manual: bool = False, now: dt.datetime | None = None) -> RetrainResult:
+            minutes: float | None = None, manual: bool = False, now: dt.datetime | None = None,
+            stop: threading.Event | None = None) -> RetrainResult:
     """One night: export, train (warm or from scratch) within the budget, score both models on the
     same held-out posts, promote or keep. `manual`: run by hand (`buhurt retrain`), also outside the
-    window. One at a time per checkpoint folder (`one_training`)."""
+    window. One at a time per checkpoint folder (`one_training`). Setting `stop` (the service stops;
+    `run_training` hears it while it trains) ends the scoring with JobError, nothing registered."""
     with one_training(plan):
-        return _retrain(db, plan, run_training, from_scratch=from_scratch, minutes=minutes, manual=manual, now=now)
+        return _retrain(db, plan, run_training, from_scratch=from_scratch, minutes=minutes, manual=manual, now=now,
+                        stop=stop)
 
 
 def _retrain(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTraining, *, from_scratch: bool,
-             minutes: float | None, manual: bool, now: dt.datetime | None) -> RetrainResult:
+             minutes: float | None, manual: bool, now: dt.datetime | None,
+             stop: threading.Event | None) -> RetrainResult:
     from model.evaluate import evaluate_text
     from model.splits import split_text
 
@@ -496,16 +514,19 @@ def _retrain(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTrai
     val_path = run_dir / "val.txt"
     atomic_write_text(val_path, val_text)
     log.info("retrain: scoring the candidate and the active model on the same %d held-out characters", len(val_text))
+    check_stop(stop)
     try:
         candidate_bpc = evaluate_text(candidate, val_path, device=plan.device)["bits_per_char"]
     except ModelError as exc:   # e.g. NaN weights: a diverged run; recorded as rejected
         log.warning("retrain: the candidate cannot be scored: %s", exc)
         candidate_bpc = math.nan
     log.info("retrain: scoring: the candidate, %.4f bits/char", candidate_bpc)
+    check_stop(stop)
     active_bpc = math.inf if active is None else evaluate_text(active, val_path, device=plan.device)["bits_per_char"]
     if active is not None:
         log.info("retrain: scoring: the active model, %.4f bits/char", active_bpc)
-    cand_read, act_read = _judge_drafts(db, plan, candidate, candidate_bpc, active, active_bpc)
+    cand_read, act_read = _judge_drafts(db, plan, candidate, candidate_bpc, active, active_bpc, stop)
+    check_stop(stop)
     details = {"corpus_fingerprint": exported.fingerprint, "posts": exported.posts,
                "val_chars": len(val_text), "warm_start": init_from is not None, "minutes": budget,
                "split": stats.get("split")}

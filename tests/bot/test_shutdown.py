@@ -149,3 +149,56 @@ def test_a_stop_during_the_nightly_retrain_stops_its_training_child(tmp_path, ca
         assert model_rows.active_model(db)["version"] == active
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("stopped_at, never", [
+    ("retrain: scoring the candidate and the active model", "retrain: scoring: the candidate"),
+    ("retrain: judging", "retrain: scoring: the candidate's drafts"),   # amid the candidate's 64 drafts
+])
+def test_a_stop_while_the_nightly_retrain_scores_its_candidate_ends_the_job_before_the_scoring(
+        tmp_path, capsys, caplog, tiny_corpus_file, stopped_at, never):
+    """A SIGTERM after the training child ended, while both models were scored (their bits/char on
+    the held-out text, then each model's readability_drafts drafts: minutes on a production model),
+    was not heard: the job scored, registered and promoted on past the grace time, and the process
+    outlived `docker stop`'s wait until SIGKILL. Now the scoring ends at the stop, nothing is
+    registered, and the night's retrain runs again at the next start in the window."""
+    import logging
+
+    from bot.app import build_services
+    from bot.config import load_settings
+    from corpus.store import model_versions as model_rows
+    from jobs.errors import JobError
+    from tests.helpers import retrain_config, run_cli
+
+    config = retrain_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8").replace("readability_drafts = 4", "readability_drafts = 64"),
+                      encoding="utf-8")
+    assert run_cli(capsys, "--config", str(config), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    settings = load_settings(config, environ={})
+    active = install_model(settings)
+    stop = threading.Event()
+
+    class SigtermWhenScoringStarts(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith(stopped_at):
+                stop.set()
+
+    sigterm = SigtermWhenScoringStarts()
+    logging.getLogger("jobs.retrain").addHandler(sigterm)
+    if caplog.handler not in logging.getLogger().handlers:   # the CLI's logging set-up took it off
+        logging.getLogger().addHandler(caplog.handler)
+    services = build_services(settings)
+    try:
+        assert services.service.retrainer is not None
+        with caplog.at_level(logging.INFO), pytest.raises(JobError, match="the service is stopping"):
+            services.service.retrainer(stop)
+    finally:
+        logging.getLogger("jobs.retrain").removeHandler(sigterm)
+        services.db.close()
+    assert stop.is_set() and never not in caplog.text and "retrain promoted" not in caplog.text
+    db = open_db(settings.database)
+    try:
+        assert model_rows.active_model(db)["version"] == active
+        assert [row["version"] for row in db["model_versions"].rows] == [active]
+    finally:
+        db.close()
