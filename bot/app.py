@@ -143,7 +143,8 @@ def _train_first_model(settings: Settings, paths: TrainPaths, stop) -> str:
     """FirstTraining.train: its own connection (a worker thread), the run stopped when `stop` is set."""
     db = open_db(settings.database, busy_timeout=settings.paths.busy_timeout_seconds)
     try:
-        version = bootstrap(db, retrain_plan(settings, paths), functools.partial(train_in_child, stop=stop))
+        version = bootstrap(db, retrain_plan(settings, paths), functools.partial(train_in_child, stop=stop),
+                            stop=stop)
     finally:
         db.close()
     log.info("trained and activated model %s", version)

@@ -377,23 +377,27 @@ def prune_runs(db: sqlite_utils.Database, checkpoint_dir: Path, keep: int) -> li
 
 
 def bootstrap(db: sqlite_utils.Database, plan: RetrainPlan,
-              run_training: RunTraining = train_in_child) -> str:
+              run_training: RunTraining = train_in_child, *, stop: threading.Event | None = None) -> str:
     with one_training(plan):
-        return _bootstrap(db, plan, run_training)
+        return _bootstrap(db, plan, run_training, stop)
 
 
-def _bootstrap(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTraining) -> str:
+def _bootstrap(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTraining,
+               stop: threading.Event | None = None) -> str:
     """First model on the corpus (none active, or the bundled one with startup.use_bundled_model = false):
     trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active when its
     drafts pass the screen as often as the bundled model's (`drafts_decision`); else the bundled
-    model is made active and keeps writing until a retrain beats it. Returns the active version."""
+    model is made active and keeps writing until a retrain beats it. Returns the active version.
+    Setting `stop` ends the judging as the nightly retrain's scoring (`check_stop`)."""
     exported, _ = _export(db, plan)
     minutes = plan.max_minutes or FIRST_MODEL_MINUTES
     _, candidate = _train(plan, run_training, minutes, None)
+    check_stop(stop)
     metrics: dict = {"origin": "bootstrap", "corpus_fingerprint": exported.fingerprint}
     bundled = bundled_checkpoint()
     if bundled is not None and plan.readability_drafts > 0:
-        cand_read, bundled_read = draft_pass_share(db, candidate, plan), draft_pass_share(db, bundled, plan)
+        cand_read, bundled_read = draft_pass_share(db, candidate, plan, stop), draft_pass_share(db, bundled, plan, stop)
+        check_stop(stop)
         metrics.update(draft_pass_share=cand_read, active_version=file_version(bundled),
                        active_draft_pass_share=bundled_read)
         good, why = drafts_decision(cand_read, bundled_read, plan)

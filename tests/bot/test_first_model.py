@@ -92,3 +92,41 @@ def test_stopping_the_service_stops_the_first_training(tmp_path, server, tiny_co
         assert model_rows.active_model(db) is None   # it trains again at the next start
     finally:
         db.close()
+
+
+def test_a_stop_once_the_first_model_trained_ends_before_its_drafts_are_judged(tmp_path, server, tiny_corpus_file,
+                                                                               caplog):
+    """The first model's drafts and the bundled model's (retrain.readability_drafts each) were judged
+    whatever a stop said: a SIGTERM just after its training kept the service past the grace time, and
+    the model it went down with was made active. Now nothing is registered; it trains at the next start."""
+    import pytest
+
+    from bot.telegram.runner import build_application
+    from jobs.errors import JobError
+
+    settings = first_run_settings(tmp_path, server, tiny_corpus_file, max_iterations=4)
+    application = build_application(settings)
+    first = application.bot_data.service.first_training
+    assert first is not None and settings.retrain.readability_drafts > 0
+
+    class SigtermWhenTrained(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("retrain: training finished"):
+                first.stop.set()
+
+    sigterm = SigtermWhenTrained()
+    logging.getLogger("jobs.retrain").addHandler(sigterm)
+    caplog.set_level(logging.INFO)
+    try:
+        with pytest.raises(JobError, match="the service is stopping"):
+            first.run()
+    finally:
+        logging.getLogger("jobs.retrain").removeHandler(sigterm)
+        application.bot_data.service.db.close()
+    assert first.stop.is_set() and "trained and activated" not in caplog.text and "kept out" not in caplog.text
+    db = open_db(settings.database)
+    try:
+        bundled = file_version(bundled_checkpoint())   # installed at start; the first model joined it not
+        assert model_rows.active_model(db) is None and [r["version"] for r in db["model_versions"].rows] == [bundled]
+    finally:
+        db.close()
