@@ -149,6 +149,11 @@ def is_locked(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
+def is_full(exc: BaseException) -> bool:
+    """An error that means the disk (or the database's size limit) has no room for the write."""
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+
+
 def set_busy_timeout(db: sqlite_utils.Database, seconds: float) -> None:
     """How long SQLite itself waits on this connection for another's lock."""
     db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")

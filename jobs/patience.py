@@ -6,7 +6,9 @@ met "database is locked" with `await asyncio.sleep` between tries, for as long a
 busy timeout (paths.busy_timeout_seconds), so that while a `buhurt` command or a backup holds the
 database, /start and every other handler keep being answered. A call that still finds the lock then
 raises DatabaseBusy (one line; the publishing job retries its slot within minutes, /generate says
-politely it cannot now). A store call is one transaction: a failed try leaves nothing half-written
+politely it cannot now). A full disk ("database or disk is full") is the same to them at once:
+nothing written, tried again later (the slot within minutes), and the line names the file and what
+to do. A store call is one transaction: a failed try leaves nothing half-written
 (sqlite_utils rolls it back), so trying again is safe. Connections never registered here (the CLI's,
 worker threads') keep SQLite's own busy wait: `patiently` calls them once."""
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from corpus.db import database_file, is_locked, set_busy_timeout
+from corpus.db import database_error, database_file, is_full, is_locked, set_busy_timeout
 from jobs.errors import JobError
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ _patience: weakref.WeakKeyDictionary[sqlite_utils.Database, float] = weakref.Wea
 
 
 class DatabaseBusy(JobError):
-    """Another process held the database for longer than the busy timeout."""
+    """Another process held the database for longer than the busy timeout (or the disk is full)."""
 
 
 def on_the_loop(db: sqlite_utils.Database, busy_timeout: float) -> None:
@@ -61,6 +63,8 @@ async def patiently(call: Callable[..., T], db: sqlite_utils.Database, *args: An
         try:
             result = call(db, *args, **kwargs)
         except sqlite3.OperationalError as exc:
+            if is_full(exc):
+                raise DatabaseBusy(str(database_error(database_file(db), exc))) from None
             if not is_locked(exc):
                 raise
             if time.monotonic() >= deadline:

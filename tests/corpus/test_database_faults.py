@@ -334,6 +334,54 @@ def test_a_slot_that_found_the_lock_is_retried_within_minutes_and_generate_says_
     db.close()
 
 
+def test_a_full_disk_at_a_publishing_time_defers_the_slot_and_generate_answers_politely(tmp_path, server,
+                                                                                        monkeypatch, caplog):
+    """SQLite's "database or disk is full" (the disk filled: every write is refused) ended the
+    publishing job in a traceback, the slot lost until the next publishing time even once the
+    operator freed space, and /generate got no answer at all. Now both are handled as a lock that
+    outlasts the wait: the slot is tried again within minutes, /generate says it cannot now, and the
+    log names the file and the full disk. Injected at sqlite_utils' execute, as test_a_full_disk_at_start_up."""
+    import sqlite_utils
+
+    settings = make_settings(tmp_path, server, pool={"channel_size": 1, "subscriber_size": 1})
+    queued, ready = queue_and_ready(settings)
+    full = False
+    real = sqlite_utils.Database.execute
+
+    def execute(self, sql, parameters=None):
+        if full and sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, sql, parameters)
+
+    monkeypatch.setattr(sqlite_utils.Database, "execute", execute)
+
+    async def main():
+        nonlocal full
+        async with bot_running(settings) as app:
+            service = app.bot_data.service
+            service.publish_retry_seconds = 0.2   # the service: a minute
+            service.start_schedule()
+            full = True   # the disk fills
+            published = await service.publish()
+            retry = service.scheduler.get_job("publish-retry")
+            answer = await reply_to(server, USER, "/generate", user_id=USER)
+            sent_while_full = list(server.sent(CHANNEL))
+            full = False   # the operator freed space
+            posts = await until(lambda: server.sent(CHANNEL))   # without waiting for the next slot
+            return published, retry, answer, sent_while_full, posts
+
+    with caplog.at_level(logging.WARNING):
+        published, retry, answer, sent_while_full, posts = asyncio.run(main())
+    assert published is None and retry is not None and sent_while_full == []
+    assert answer["text"] == texts.DATABASE_BUSY
+    assert [m["text"] for m in posts] == [f"ПОСТ ПО РАСПИСАНИЮ\n@\nВ КАНАЛ\n\n#{queued}"]
+    assert f"{settings.database}: the database failed: database or disk is full (the disk is full" in caplog.text
+    db = open_db(settings.database)
+    assert draft_rows.get_draft(db, queued)["status"] == "published"
+    assert draft_rows.get_draft(db, ready)["status"] == "ready"   # not served: the reply said so
+    db.close()
+
+
 def test_a_deferred_slot_retried_after_the_lock_leaves_a_destination_paused_meanwhile_alone(tmp_path, server):
     other = "@buhurt_second"
     settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5},
