@@ -24,8 +24,9 @@ from bot.secrets import REDACTOR
 from corpus.db import check_not_emptied, connect_read_only, emptied_error, marker_path, open_db
 from corpus.errors import CorpusError
 from jobs.desk import paused
+from jobs.first_run import training_posts
 from jobs.health import UNHEALTHY
-from jobs.model_registry import active_checkpoint_path, starting_checkpoint
+from jobs.model_registry import active_checkpoint_path, active_version_row, starting_checkpoint
 from jobs.service import moderation_problem
 
 if TYPE_CHECKING:   # corpus.vk_client imports vk_api: only where VK is checked
@@ -137,6 +138,10 @@ def check_disk(settings: Settings) -> Check:
 def check_model(settings: Settings) -> Check:
     try:
         allow_bundled = settings.startup.use_bundled_model
+        if not allow_bundled:   # no model active yet: the first start trains one
+            first = first_model(settings)
+            if first is not None:
+                return first
         if settings.database.is_file():
             models = TrainPaths.under(settings.data_dir).models_dir   # the copy there when the folder moved
             path = _read(settings, lambda db: active_checkpoint_path(db, allow_bundled=allow_bundled,
@@ -149,6 +154,24 @@ def check_model(settings: Settings) -> Check:
     except Exception as exc:  # noqa: BLE001 - whatever stops it loading is the finding
         return Check("model", False, f"{type(exc).__name__}: {exc}")
     return Check("model", True, f"{path.name} loads")
+
+
+def first_model(settings: Settings) -> Check | None:
+    """With startup.use_bundled_model = false and no model active yet, what `buhurt run` does: it
+    trains the first one on the corpus (the bundled model drafts meanwhile), which needs posts;
+    None when a model is active."""
+    active, posts = None, 0
+    if settings.database.is_file():
+        active, posts = _read(settings, lambda db: (active_version_row(db), training_posts(db)))
+    if active is not None:
+        return None
+    if posts:
+        return Check("model", True, f"no model yet: `buhurt run` trains the first one on the corpus's {posts} posts")
+    if settings.corpus.seed_with_sample:
+        return Check("model", True, "no model yet: `buhurt run` imports the sample corpus (corpus.seed_with_sample) "
+                                    "and trains the first one on it")
+    return Check("model", False, "no model yet and no posts to train one on: import your posts (buhurt corpus "
+                                 "scrape, import-telegram or import), or set startup.use_bundled_model = true")
 
 
 def _read(settings: Settings, read):

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlite_utils
 
 from corpus.importer import SAMPLE_COMMUNITY, import_text_file
-from corpus.store.posts import count_posts
+from corpus.store.posts import count_posts, kept_clean_count
 
 
 def seed_empty_corpus(db: sqlite_utils.Database, sample: Path) -> int:
@@ -20,6 +20,11 @@ def seed_empty_corpus(db: sqlite_utils.Database, sample: Path) -> int:
         return 0
     added, _ = import_text_file(db, sample, community=SAMPLE_COMMUNITY)
     return added
+
+
+def training_posts(db: sqlite_utils.Database) -> int:
+    """The posts a first model would train on: kept by cleaning (`buhurt doctor` counts them)."""
+    return kept_clean_count(db)
 
 
 @dataclass

@@ -355,3 +355,31 @@ def test_a_backup_named_by_hand_in_the_folder_neither_takes_a_slot_nor_goes(tmp_
     newest = backups_in(data / "backups")
     assert len(newest) == keep and newest[0].name in out and newest[0].is_file()
     assert mine.is_file()
+
+
+def test_doctor_after_importing_the_corpus_and_before_the_first_model_says_buhurt_run_trains_it(capsys, tmp_path):
+    """README's going live: import the posts, set startup.use_bundled_model = false, then check with
+    buhurt doctor. No model is trained yet, and the first start trains one (the bundled model
+    drafts meanwhile): the model line said 'FAIL  model: JobError: no model yet' and doctor exited 1."""
+    from tests.helpers import varied_posts
+
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[startup]\nuse_bundled_model = false\n"
+                      "[corpus]\nseed_with_sample = false\n", encoding="utf-8")
+    posts = tmp_path / "posts.txt"
+    posts.write_text("\n\n".join(varied_posts(30)) + "\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "corpus", "import", str(posts))
+    assert code == 0, err
+    code, checks, text = doctor(capsys, config)
+    model = [line for line in checks if "model:" in line]
+    assert code == 0 and model and model[0].startswith("ok") and "buhurt run" in model[0], text
+
+
+def test_doctor_with_no_model_and_no_posts_to_train_one_on_fails(capsys, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f"[paths]\ndata_dir = '{tmp_path / 'data'}'\n[startup]\nuse_bundled_model = false\n"
+                      "[corpus]\nseed_with_sample = false\n", encoding="utf-8")
+    open_db(tmp_path / "data" / "buhurt.sqlite3").close()
+    code, checks, text = doctor(capsys, config)
+    model = [line for line in checks if "model:" in line]
+    assert code == 1 and model and model[0].startswith("FAIL") and "no posts" in model[0], text
