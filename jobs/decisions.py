@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from common.text import fold
 from corpus.nearcopy import edit_distance
+from corpus.rules import normalise, separator_count
 from corpus.statuses import DraftStatus
 from corpus.store import desk as desk_rows
 from corpus.store import drafts as draft_rows
@@ -27,12 +29,16 @@ from corpus.store import publications as pubs
 from jobs.moderation import ModerationOptions
 from jobs.drafting import Drafting
 from jobs.patience import patiently
+from jobs.pool import content_lines
+from model.words import words_of
 
 if TYPE_CHECKING:
     from jobs.service import Service
 
 log = logging.getLogger(__name__)
 ACTIONS = ("approve", "reject", "regenerate")
+# An edit by reply without the post's "@" lines keeps at least this share of the draft's words (`looks_like_edit`)
+EDIT_WORDS_KEPT = 0.5
 DONE = {"approve": "approved", "reject": "rejected", "regenerate": "rejected (regenerate)",
         "edit": "approved with an edit"}   # the log line's verb per action
 
@@ -85,6 +91,25 @@ def draft_for_reply(db: sqlite_utils.Database, chat_id: Any, message_id: Any,
         if draft is None or draft["moderation_chat_id"] != str(chat_id):
             return None
     return draft
+
+
+def looks_like_edit(draft: dict[str, Any], text: str) -> bool:
+    """Whether a moderator's reply `text` to `draft` is an edit of it, not a comment on it ("лол",
+    "не смешно, давай другой"): it has the post's shape (a line, an "@" line, a line; or "ЛИНИЯ @ ЛИНИЯ"
+    in one line), or it has several lines (as many as the draft, two at most counted) and keeps at
+    least EDIT_WORDS_KEPT of the words of the draft as generated or as last edited. On the real
+    channel's 6,321 posts: every post has the shape; a post without its "@" lines and with a fifth of
+    its words replaced keeps half of them in 98% of posts; a one-line comment quoting a post's
+    longest line would keep half in 20% (hence the lines), "не смешно, давай другой" in none."""
+    if separator_count(normalise(text)) >= 1:
+        return True
+    kept = {fold(word) for word in words_of(text)}
+    for shown in {draft["text"], draft.get("final_text") or draft["text"]}:
+        words = {fold(word) for word in words_of(shown)}
+        if len(content_lines(text)) >= min(2, len(content_lines(shown))) and words \
+                and len(words & kept) >= EDIT_WORDS_KEPT * len(words):
+            return True
+    return False
 
 
 def votes(db: sqlite_utils.Database, draft_id: int) -> list[dict[str, Any]]:

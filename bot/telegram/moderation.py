@@ -180,6 +180,9 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     if len(text) > MessageLimit.MAX_TEXT_LENGTH:
         await message.reply_text(texts.EDIT_TOO_LONG.format(length=len(text)))
         return
+    if not decisions.looks_like_edit(draft, text):
+        await message.reply_text(texts.EDIT_NOT_A_POST)
+        return
     service = bot_data.service
     outcome, refused = await decisions.approve_edit(service.drafting, service.plan.moderation, draft["id"], text,
                                                     _moderator(user))

@@ -8,6 +8,7 @@ import asyncio
 from bot import texts
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
+from jobs import decisions
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, draft_id_of, draft_messages, make_settings, one_shown,
     press, reply_to, settled, until,
@@ -283,5 +284,34 @@ def test_a_moderator_who_edits_the_reply_with_an_edit_has_the_draft_take_the_new
             assert [m["text"] for m in server.sent(5001)] == [texts.START]
             await app.bot_data.service.publish()
             assert server.sent(CHANNEL)[0]["text"] == f"ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПЯТНИЦА\n\n#{draft_id}"
+
+    asyncio.run(main())
+
+
+def test_a_comment_in_reply_to_a_draft_is_not_an_edit_and_the_moderator_is_told_how_to_edit(tmp_path, server):
+    """A moderator chatting in reply to a draft ("лол", "не смешно, давай другой") is not approving
+    that comment as the post: the draft, its votes and its actions stay as they were, and the bot
+    says in one message how to edit. An edit keeps working: the post's shape (lines between "@"
+    lines), or several lines keeping most of the draft's words."""
+    settings = make_settings(tmp_path, server, telegram={"moderators": [MODERATOR, 333]}, moderation={"votes": 2})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, draft_id, message = await one_shown(server, app)
+            await press(server, f"d:a:{draft_id}", user_id=333, message=message)
+            for comment in ("лол", "не смешно, давай другой", "ПРИХОДИШЬ НА РАБОТУ 0 — ну такое"):
+                said = await reply_to(server, MODERATORS_CHAT, comment, user_id=MODERATOR, chat_id=MODERATORS_CHAT,
+                                      reply_to=message)
+                assert said["text"] == texts.EDIT_NOT_A_POST, comment
+                row = draft_rows.get_draft(db, draft_id)
+                assert (row["status"], row["final_text"]) == ("pending", None)
+                assert [(v["actor_id"], v["vote"]) for v in decisions.votes(db, draft_id)] == [("333", "approve")]
+            said = await reply_to(server, MODERATORS_CHAT, "ПРИХОДИШЬ НА РАБОТУ В ПОНЕДЕЛЬНИК\nТАМ ПЯТНИЦА",
+                                  user_id=MODERATOR, chat_id=MODERATORS_CHAT, reply_to=message)
+            assert said["text"] == texts.EDIT_VOTED.format(have=1, need=2)
+            assert draft_rows.get_draft(db, draft_id)["final_text"] == "ПРИХОДИШЬ НА РАБОТУ В ПОНЕДЕЛЬНИК\nТАМ ПЯТНИЦА"
+            said = await reply_to(server, MODERATORS_CHAT, "СОВСЕМ ДРУГОЙ ПОСТ @ ВМЕСТО ЭТОГО", user_id=333,
+                                  chat_id=MODERATORS_CHAT, reply_to=message)
+            assert said["text"] == texts.EDIT_VOTED.format(have=1, need=2)
 
     asyncio.run(main())
