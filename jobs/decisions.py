@@ -159,6 +159,16 @@ def _unqueue_auto_approved(db: sqlite_utils.Database) -> list[int]:
     return ids
 
 
+async def show_in(db: sqlite_utils.Database, chat_id: Any) -> int:
+    """The pending drafts shown in another chat than `chat_id` (telegram.moderators_chat changed
+    since: a new group, or a group that became a supergroup) are shown there at the next dispatch;
+    their old messages' buttons are out of date. Returns how many."""
+    moved = await patiently(desk_rows.forget_messages_elsewhere, db, chat_id)
+    if moved:
+        log.info("%d pending drafts shown in a former moderators' chat are shown again in %s", moved, chat_id)
+    return moved
+
+
 def log_decision(draft_id: int, action: str, by: Moderator, detail: str | None = None) -> None:
     log.info("draft %s %s by %s (%s)%s", draft_id, DONE.get(action, action), by.name, by.id,
              f": {detail}" if detail else "")

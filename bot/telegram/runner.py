@@ -179,6 +179,9 @@ async def started(application: BotApplication, *, schedule: bool) -> AsyncIterat
         if data.moderation.enabled:   # votes of those since removed from telegram.moderators no longer count
             await decisions.forget_former_moderators(data.db, data.moderation.moderators)
             await decisions.review_auto_approved(data.db)   # what no moderator saw goes to them first
+            chat_id = await _chat_id(application.bot, tg.moderators_chat)
+            if chat_id is not None:   # drafts waiting in a former moderators' chat are shown in this one
+                await decisions.show_in(data.db, chat_id)
         await _publish_commands(application.bot, tg.moderators_chat, rate=data.settings.rate.subscribers)
         if schedule:
             data.service.start_schedule()
@@ -194,6 +197,19 @@ async def started(application: BotApplication, *, schedule: bool) -> AsyncIterat
                 await posting.request.shutdown()
         data.db.close()
         await application.shutdown()
+
+
+async def _chat_id(bot: Bot, chat: int | str) -> int | None:
+    """The numeric id of `chat` (an id, or a public group's @username: getChat); None when the Bot
+    API does not say."""
+    text = str(chat)
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return (await bot.get_chat(chat)).id
+    except TelegramError as exc:
+        log.warning("could not read the id of telegram.moderators_chat %s: %s", text, REDACTOR.redact(str(exc)))
+        return None
 
 
 async def _publish_commands(bot: Bot, moderators_chat: int | str | None, *, rate: bool) -> None:

@@ -45,6 +45,15 @@ def drop_pending_votes_except(db: sqlite_utils.Database, actor_ids: list[Any]) -
     return cursor.rowcount
 
 
+def forget_messages_elsewhere(db: sqlite_utils.Database, chat_id: Any) -> int:
+    """Pending channel drafts shown in another chat than `chat_id` lose their message there, so
+    they are shown anew (their votes stay); how many."""
+    cursor = db.execute("UPDATE drafts SET moderation_chat_id = NULL, moderation_message_id = NULL, updated_at = ?"
+                        " WHERE status = 'pending' AND purpose = 'channel' AND moderation_chat_id IS NOT NULL"
+                        " AND moderation_chat_id != ?", [utcnow(), str(chat_id)])
+    return cursor.rowcount
+
+
 def clear_votes(db: sqlite_utils.Database, draft_id: int) -> None:
     db.execute("DELETE FROM moderation_votes WHERE draft_id = ?", [draft_id])
 

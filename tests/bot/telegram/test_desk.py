@@ -599,3 +599,34 @@ def test_resume_lifts_a_pause_of_a_channel_since_renamed_in_the_config(tmp_path,
     from bot.doctor import check_publishing
 
     assert check_publishing(renamed).detail == "not paused"
+
+
+def test_drafts_waiting_in_a_former_moderators_chat_are_shown_in_the_new_one_after_a_restart(tmp_path, server):
+    """telegram.moderators_chat changed (a new group, or the group became a supergroup and got a new
+    id): the drafts shown in the old chat and still pending are shown in the new one, with buttons
+    that act there; they stayed pending unseen, and, filling the pool, no new draft came either."""
+    settings = make_settings(tmp_path, server)
+    new_chat = -1009876543210
+
+    async def before():
+        async with bot_running(settings) as app:
+            db, draft_id, _ = await one_shown(server, app)
+            return draft_id, draft_message(server, db, draft_id)
+
+    draft_id, old = asyncio.run(before())
+    moved = load_settings(write_config(tmp_path, server, telegram={"moderators_chat": new_chat}), environ={})
+
+    async def after():
+        async with bot_running(moved) as app:
+            db = app.bot_data.db
+            await app.bot_data.service.dispatch_moderation()
+            row = draft_rows.get_draft(db, draft_id)
+            assert row["moderation_chat_id"] == str(new_chat)   # shown there: it stayed pending, unseen
+            shown = server.message(new_chat, int(row["moderation_message_id"]))
+            assert shown["text"].startswith(f"Черновик #{draft_id}\n")
+            stale = await press(server, f"d:a:{draft_id}", user_id=MODERATOR, message=old)
+            assert stale["text"] == texts.STALE_BUTTON and draft_rows.get_draft(db, draft_id)["status"] == "pending"
+            done = await press(server, f"d:a:{draft_id}", user_id=MODERATOR, message=shown)
+            assert done["text"] == texts.ANSWER_DONE and draft_rows.get_draft(db, draft_id)["status"] == "queued"
+
+    asyncio.run(after())
