@@ -76,7 +76,8 @@ def _decided_line(outcome: VoteOutcome, user: User, reason: str | None) -> str:
 
 
 async def cast(context: Context, draft: dict[str, Any], action: str, user: User, reason: str | None) -> VoteOutcome:
-    """One moderator's vote on a pending draft; the message shows the votes or the decision."""
+    """One moderator's vote on a pending draft; the message shows the votes or the decision (a
+    decided 🔄's replacement is the caller's: `replace_draft`)."""
     bot_data = context.bot_data
     outcome = await decisions.vote(bot_data.db, bot_data.service.plan.moderation, draft["id"], action,
                                    _moderator(user), reason)
@@ -92,8 +93,6 @@ async def cast(context: Context, draft: dict[str, Any], action: str, user: User,
                              bot_data.moderation.need)
     else:
         await _show_decision(context.bot, shown, _decided_line(outcome, user, reason))
-    if outcome.decided == "regenerate":
-        await replace_draft(bot_data)
     return outcome
 
 
@@ -136,6 +135,8 @@ async def on_button(update: Update, context: Context) -> None:
         await query.answer(texts.ANSWER_VOTED.format(have=len(outcome.votes), need=bot_data.moderation.need))
     else:
         await query.answer(texts.ANSWER_DONE)
+    if outcome.decided == "regenerate":   # after the answer: the model may be busy longer than a press may wait
+        await replace_draft(bot_data)
 
 
 async def replace_draft(bot_data: BotData) -> None:
@@ -232,6 +233,8 @@ async def reject_command(update: Update, context: Context) -> None:
                                                            need=bot_data.moderation.need))
     else:
         await message.reply_text(texts.REJECT_DONE.format(id=draft["id"], reason=reason))
+    if outcome.decided == "regenerate":   # a 🔄 vote was among those that decided it
+        await replace_draft(bot_data)
 
 
 async def moderator_help(update: Update, context: Context) -> None:

@@ -315,3 +315,24 @@ def test_a_comment_in_reply_to_a_draft_is_not_an_edit_and_the_moderator_is_told_
             assert said["text"] == texts.EDIT_VOTED.format(have=1, need=2)
 
     asyncio.run(main())
+
+
+def test_a_regenerate_press_is_answered_before_the_replacement_is_generated(tmp_path, server):
+    """🔄 while the model is busy (the pool's batch, a subscriber's /generate): the press is answered
+    at once, and the replacement follows when the model is free. The answer waited for the
+    generation, and a press answered after Telegram's ~15 s is refused ("query is too old")."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, draft_id, message = await one_shown(server, app)
+            holder = app.bot_data.service.drafting.holder
+            before = len(server.calls_of("answerCallbackQuery"))
+            with holder._lock:   # the model generating for someone else
+                server.press(f"d:g:{draft_id}", user_id=MODERATOR, message=message)
+                answers = await until(lambda: server.calls_of("answerCallbackQuery")[before:])
+                assert answers[0].params["text"] == texts.ANSWER_DONE
+                assert draft_rows.get_draft(db, draft_id)["status"] == "rejected"
+            await until(lambda: len(draft_messages(server)) == 2)   # the replacement, once the model was free
+
+    asyncio.run(main())
