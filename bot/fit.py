@@ -4,8 +4,11 @@ around a post (a header, the score and the votes, "Мем #N") is kept, and the 
 shortened, with a marker saying how much was left out. Replies on both networks go through it."""
 from __future__ import annotations
 
+import re
+
 LIMIT = 4096
 MARK = "\n… (ещё {n} симв.)"
+_MARKED = re.compile(re.escape(MARK).replace(re.escape("{n}"), "[0-9]+") + r"\s*$")
 
 
 def shorten(body: str, room: int) -> str:
@@ -14,6 +17,11 @@ def shorten(body: str, room: int) -> str:
         return body
     keep = max(0, room - len(MARK.format(n=len(body))))
     return body[:keep] + MARK.format(n=len(body) - keep)
+
+
+def shortened(text: str) -> bool:
+    """`text` ends with `shorten`'s marker: a copy of a post the bot showed only in part."""
+    return _MARKED.search(text) is not None
 
 
 def fit(template: str, text: str, limit: int = LIMIT, **fields: object) -> str:

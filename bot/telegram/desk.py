@@ -81,9 +81,7 @@ def _plan(bot_data: BotData) -> dict[int, list[desk.Placement]]:
 
 
 def queue_item(draft: dict[str, Any], placements: list[desk.Placement], timezone: str) -> str:
-    text = draft["final_text"] or draft["text"]
-    if len(text) > PREVIEW_CHARS:
-        text = text[:PREVIEW_CHARS] + "…"
+    text = shorten(draft["final_text"] or draft["text"], PREVIEW_CHARS)   # a copy of it is refused as an edit
     places = _places(placements, timezone)
     if draft["not_before"]:
         places += " " + texts.QUEUE_HELD.format(when=_local(dt.datetime.fromisoformat(draft["not_before"]), timezone))

@@ -15,6 +15,7 @@ from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
 from bot import texts
+from bot.fit import shortened
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderators_chat import draft_message, post_of_edit
 from bot.telegram.subscribers import with_training_note
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CALLBACK = re.compile(r"d:([arg]|r[0-9]):([1-9][0-9]{0,11})")
 HEADER = re.compile(re.escape(texts.DRAFT.split("{id}")[0]) + r"([1-9][0-9]{0,11})\n")   # "Черновик #12"
+QUEUED = re.compile(re.escape(texts.QUEUE_ITEM.split("{id}")[0]) + r"([1-9][0-9]{0,11})\n")   # "В очереди: мем #12"
 ACTIONS = {"a": "approve", "r": "reject", "g": "regenerate"}
 DECIDED = {"approve": texts.DECIDED_APPROVE, "reject": texts.DECIDED_REJECT, "regenerate": texts.DECIDED_REGENERATE}
 
@@ -154,11 +156,12 @@ async def replace_draft(bot_data: BotData) -> None:
 
 def replied_draft(context: Context, message: Message) -> dict[str, Any] | None:
     """The draft that `message`, a reply in the moderators' chat, answers: the one whose message it
-    replies to, also when that is an older message of the draft's (the bot's, headed "Черновик #N")."""
+    replies to, also when that is an older message of the draft's (the bot's, headed "Черновик #N") or
+    an approved draft's /queue message ("В очереди: мем #N")."""
     replied = message.reply_to_message
     if replied is None:
         return None
-    header = HEADER.match(replied.text or "")
+    header = HEADER.match(replied.text or "") or QUEUED.match(replied.text or "")
     named = int(header.group(1)) if header and replied.from_user and replied.from_user.id == context.bot.id else None
     return decisions.draft_for_reply(context.bot_data.db, message.chat_id, replied.message_id, named)
 
@@ -177,6 +180,9 @@ async def on_edit_reply(update: Update, context: Context) -> None:
     text = post_of_edit((message.text or "").replace("\r\n", "\n"), draft, message.reply_to_message.text)
     if not text:
         await message.reply_text(texts.EDIT_EMPTY)
+        return
+    if shortened(text):   # a copy of a message that showed the post in part: its end would be lost
+        await message.reply_text(texts.EDIT_SHORTENED)
         return
     if len(text) > MessageLimit.MAX_TEXT_LENGTH:
         await message.reply_text(texts.EDIT_TOO_LONG.format(length=len(text)))

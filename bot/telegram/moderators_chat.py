@@ -79,10 +79,11 @@ def draft_message(draft: dict[str, Any], votes: Sequence[dict[str, Any]] = (), n
 
 def post_of_edit(text: str, draft: dict[str, Any], shown: str | None) -> str:
     """A moderator's edit by reply as the post: without the lines the bot put around the draft in
-    `shown`, its message (the header above, the score, votes and decision lines below), which come
+    `shown`, its message (the header above, or /queue's, the score, votes and decision lines below), which come
     back when the moderator copies the whole message to correct a word in it."""
     paragraphs = text.split("\n\n")
-    if paragraphs[0].strip() == texts.DRAFT.format(id=draft["id"], text="").strip():
+    above = {texts.DRAFT.format(id=draft["id"], text="").strip(), (shown or "").split("\n\n")[0].strip()}
+    if paragraphs[0].strip() in above:   # the header ("Черновик #N", or /queue's lines of an approved draft)
         paragraphs = paragraphs[1:]
     post = set((draft.get("final_text") or draft["text"]).split("\n\n"))
     frame = {p.strip() for p in (shown or "").split("\n\n")[1:] if p not in post}

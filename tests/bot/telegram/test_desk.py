@@ -630,3 +630,34 @@ def test_drafts_waiting_in_a_former_moderators_chat_are_shown_in_the_new_one_aft
             assert done["text"] == texts.ANSWER_DONE and draft_rows.get_draft(db, draft_id)["status"] == "queued"
 
     asyncio.run(after())
+
+
+def test_an_edit_replying_to_an_approved_drafts_queue_message_is_taken(tmp_path, server):
+    """/queue shows each approved draft with its text: a moderator who replies to that message with
+    the correction (typed, or a copy of the whole message) edits the draft, as docs/telegram.md says
+    edits work for an approved draft; the reply was ignored without a word. A copy of a preview
+    that shows only the beginning of a long post is refused: the post's end would be lost."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, one, message = await one_shown(server, app)
+            long = draft_rows.add_draft(db, text="ДЛИННЫЙ ПОСТ\n@\n" + "ОЧЕНЬ ДЛИННАЯ СТРОКА " * 50, model_version="v",
+                                        temperature=0.8, seed=9, max_length=2000, status="pending")
+            await app.bot_data.service.dispatch_moderation()
+            await press(server, f"d:a:{one}", user_id=MODERATOR, message=message)
+            await press(server, f"d:a:{long}", user_id=MODERATOR, message=draft_message(server, db, long))
+            _, shown, shown_long = await command(server, "/queue", replies=3)
+            assert shown["text"].startswith(f"В очереди: мем #{one}\n")
+            (done,) = await command(server, "ПРИХОДИШЬ НА РАБОТУ\n@\nА ТАМ СУББОТА", reply_to_message=shown)
+            assert done["text"] == texts.EDIT_DONE.format(id=one)
+            assert draft_rows.get_draft(db, one)["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nА ТАМ СУББОТА"
+            (done,) = await command(server, shown["text"].replace("ПЯТНИЦА", "СРЕДА"), reply_to_message=shown)
+            assert done["text"] == texts.EDIT_DONE.format(id=one)
+            assert draft_rows.get_draft(db, one)["final_text"] == "ПРИХОДИШЬ НА РАБОТУ 0\n@\nТАМ СРЕДА"
+            (refused,) = await command(server, shown_long["text"].replace("ДЛИННЫЙ", "КОРОТКИЙ"),
+                                       reply_to_message=shown_long)
+            assert refused["text"] == texts.EDIT_SHORTENED
+            assert draft_rows.get_draft(db, long)["final_text"] is None
+
+    asyncio.run(main())
