@@ -37,7 +37,7 @@ from corpus.errors import CorpusError
 from corpus.store.posts import add_posts
 from corpus.store.state import get_state, set_state
 from corpus.vk_client import (
-    DEFAULT_TIMEOUT, PAGE, RATE_LIMIT_CODES, Community, CommunityUnreadable, VkClient, api_error,
+    DEFAULT_TIMEOUT, PAGE, RATE_LIMIT_CODES, Community, CommunityFailed, VkClient, api_error,
 )
 
 STEP = PAGE - 1          # one post of overlap between consecutive pages
@@ -125,9 +125,10 @@ def scrape(
     session=None, progress: bool = True, sleep: Callable[[float], None] = time.sleep, **overrides: Any,
 ) -> ScrapeReport:
     """Scrape every community of `groups` (short names or ids) as `options` (and `overrides` of its
-    fields) say. A community that cannot be read (unknown, deleted, closed) is skipped, its line in
-    `report.failed`, and the others are read. Raises CorpusError (one line) for a missing or rejected
-    token, an unusable option, rate limits beyond the cap, or when no community could be read."""
+    fields) say. A community that cannot be read (unknown, deleted, closed) or whose wall VK fails to give
+    (CommunityFailed) is skipped, its line in `report.failed`, and the others are read. Raises CorpusError
+    (one line) for a missing or rejected token, a captcha, no connection, an unusable option, rate limits
+    beyond the cap, or when no community could be read."""
     groups = list(groups)
     if not groups:
         raise CorpusError("no VK community given: pass --group NAME or set vk.groups in the config")
@@ -145,7 +146,7 @@ def scrape(
                 before = client.requests
                 group = GroupReport(community.name, community.group_id)
                 _scrape_community(db, client, community, group, o.refresh_days, o.calls_per_execute, progress)
-            except CommunityUnreadable as exc:   # a typo, a community deleted or closed: the others are read
+            except CommunityFailed as exc:   # a typo, closed, deleted, its own VK error: the others are read
                 report.failed.append(str(exc))
                 continue
             group.requests = client.requests - before
@@ -243,7 +244,7 @@ def _read_page(community: Community, pending: dict, offset: int, page: dict, cut
             return "step_back"
         pending["step_backs"] += 1
         if pending["step_backs"] > MAX_STEP_BACKS:
-            raise CorpusError(f"the wall of {community.name!r} changes faster than it can be read; run again later")
+            raise CommunityFailed(f"the wall of {community.name!r} changes faster than it can be read; run again later")
         pending["offset"] = max(0, offset - STEP)
         return "step_back"
     posts += [vk_post(community, item) for item in items]

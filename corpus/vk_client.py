@@ -47,9 +47,14 @@ CAPTCHA = "VK asks for a captcha (error 14) on {method}: it suspects automated u
 CAPTCHA_ADVICE = "what was fetched is saved, run again later (or lower vk.requests_per_second)"
 
 
-class CommunityUnreadable(CorpusError):
-    """One community's wall cannot be read (unknown, deleted, closed, private): a scrape goes on
-    with the other communities (corpus.vk.scrape); the token and VK itself are fine."""
+class CommunityFailed(CorpusError):
+    """VK failed one community's scrape (an error code of its own, an answer too big even at one page,
+    a wall that changes faster than it is read): a scrape goes on with the other communities
+    (corpus.vk.scrape). Failures of the token or the connection are other CorpusErrors: they stop it."""
+
+
+class CommunityUnreadable(CommunityFailed):
+    """One community's wall cannot be read (unknown, deleted, closed, private); the token and VK itself are fine."""
 
 
 class VkUnavailable(CorpusError):
@@ -205,4 +210,4 @@ def api_error(exc: ApiError, community: str) -> CorpusError:
         return VkUnavailable(CAPTCHA.format(method=f"wall.get of {community!r}"), CAPTCHA_ADVICE)
     if code in (18, 100, 113):
         return CommunityUnreadable(f"unknown VK community {community!r} (VK error {code}: {message})")
-    return CorpusError(f"VK error {code} for community {community!r}: {message}")
+    return CommunityFailed(f"VK error {code} for community {community!r}: {message}")

@@ -308,3 +308,44 @@ def test_a_first_scrape_interrupted_many_times_while_posts_are_deleted_still_fin
     fake.fail_at = None
     run(db, fake, calls_per_execute=5)
     assert set(w.posts) <= set(stored(db))
+
+
+def _wall_changing_faster_than_read(fake, w, monkeypatch):
+    monkeypatch.setattr("corpus.vk.MAX_STEP_BACKS", 1)
+    fake.before_request = lambda fake, number: w.posts.pop(max(w.posts)) if number > 2 else None
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda fake, w, mp: setattr(w, "wall_error", 1000), "VK error 1000 for community 'first_one'"),  # not known
+    (lambda fake, w, mp: setattr(fake, "execute_max_posts", 60), "VK error 13 for community 'first_one'"),
+    (_wall_changing_faster_than_read, "'first_one' changes faster than it can be read"),
+])
+def test_a_community_whose_wall_vk_fails_to_give_is_skipped_and_the_others_after_it_are_scraped(
+        db, monkeypatch, setup, message):
+    """A VK error of one community's wall (error 13 even at one page per request, a code not known,
+    a wall that changes faster than it is read) stopped the scrape of every community after it in
+    vk.groups, at every run: it is skipped, named, and the others are read."""
+    first = FakeWall(7, "first_one")
+    first.generate(300)
+    good = wall(50)
+    fake = FakeVk(first, good)
+    setup(fake, first, monkeypatch)
+    report = run(db, fake, groups=("first_one", "bugurt_test"), calls_per_execute=1)
+    scraped = db.execute("SELECT external_id FROM posts WHERE community = 'bugurt_test'").fetchall()
+    assert len(scraped) == 50 and [g.community for g in report.groups] == ["bugurt_test"]
+    (failed,) = report.failed
+    assert message in failed and "\n" not in failed
+
+
+@pytest.mark.parametrize("errors, token, message", [
+    ({3: 14}, GOOD_TOKEN, "captcha"),                  # the first community's first wall.get
+    ({}, "expired", "rejected the token"),
+])
+def test_a_refused_token_or_a_captcha_still_stops_the_scrape_of_every_community(db, errors, token, message):
+    first, good = FakeWall(7, "first_one"), wall(50)
+    first.generate(20)
+    fake = FakeVk(first, good)
+    fake.errors = errors
+    with pytest.raises(CorpusError, match=message):
+        run(db, fake, groups=("first_one", "bugurt_test"), token=token)
+    assert not db.execute("SELECT 1 FROM posts WHERE community = 'bugurt_test'").fetchall()
