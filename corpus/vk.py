@@ -65,10 +65,11 @@ class ScrapeReport:
     requests: int = 0
     waited: float = 0.0
     failed: list[str] = field(default_factory=list)   # one line per community that could not be read
+    added_before_failing: int = 0   # new posts stored from the communities of `failed` (kept; resumed next run)
 
     @property
     def added(self) -> int:
-        return sum(g.added for g in self.groups)
+        return sum(g.added for g in self.groups) + self.added_before_failing
 
     def lines(self) -> list[str]:
         out = [f"{g.community} (id {g.group_id}): {g.added} new posts, {g.refreshed} refreshed, "
@@ -141,13 +142,16 @@ def scrape(
     report = ScrapeReport()
     try:
         for name in groups:
+            group = GroupReport(name, 0)
             try:
                 community = client.community(name)
                 before = client.requests
                 group = GroupReport(community.name, community.group_id)
                 _scrape_community(db, client, community, group, o.refresh_days, o.calls_per_execute, progress)
             except CommunityFailed as exc:   # a typo, closed, deleted, its own VK error: the others are read
-                report.failed.append(str(exc))
+                report.failed.append(str(exc) + (f" ({group.added} new posts stored before it stopped,"
+                                                 " the next run goes on from there)" if group.added else ""))
+                report.added_before_failing += group.added
                 continue
             group.requests = client.requests - before
             report.groups.append(group)

@@ -349,3 +349,19 @@ def test_a_refused_token_or_a_captcha_still_stops_the_scrape_of_every_community(
     with pytest.raises(CorpusError, match=message):
         run(db, fake, groups=("first_one", "bugurt_test"), token=token)
     assert not db.execute("SELECT 1 FROM posts WHERE community = 'bugurt_test'").fetchall()
+
+
+def test_posts_stored_from_a_community_before_it_failed_are_counted_and_said(db, monkeypatch):
+    """A community that failed part-way (its first page stored, then the wall changed faster than it
+    was read) was reported 'not scraped' and its stored posts left out of the total: the operator read
+    '0 new posts' of a corpus that grew."""
+    first = FakeWall(7, "first_one")
+    first.generate(300)
+    fake = FakeVk(first, wall(50))
+    _wall_changing_faster_than_read(fake, first, monkeypatch)
+    report = run(db, fake, groups=("first_one", "bugurt_test"), calls_per_execute=1)
+    kept = db.execute("SELECT count(*) FROM posts WHERE community = 'first_one'").fetchone()[0]
+    assert kept >= 100 and report.added == kept + 50
+    (failed,) = report.failed
+    assert f"{kept} new posts stored before it stopped" in failed
+    assert f"total: {kept + 50} new posts" in report.lines()[-1]
