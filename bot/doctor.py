@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.context import TrainPaths
 from bot.errors import BotError
 from bot.secrets import REDACTOR
+from common.files import write_problem
 from corpus.db import check_not_emptied, connect_read_only, emptied_error, marker_path, open_db
 from corpus.errors import CorpusError
 from jobs.desk import paused
@@ -116,6 +117,9 @@ def check_heartbeat(settings: Settings) -> Check:
         return Check("heartbeat", False, f"{path} is dated {-age:.0f} s in the future: the clock changed, or "
                                          "something else touched it; it proves nothing until the service rewrites it")
     if age > HEARTBEAT_STALE_SECONDS:
+        if unwritable := write_problem(path.parent):   # a full disk: the service is likely alive
+            return Check("heartbeat", False, f"{path} is {age:.0f} s old: it cannot be written in {path.parent} "
+                                             f"({unwritable}); free space there, then it is written within a minute")
         return Check("heartbeat", False, f"{path} is {age:.0f} s old (the service writes it every "
                                          f"{HEARTBEAT_EVERY_SECONDS:.0f} s): the event loop is stuck or stopped")
     for line in said[1:]:

@@ -34,6 +34,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_problem(folder: str | Path) -> str:
+    """Why a small file cannot be written in `folder` (a full disk: "No space left on device"),
+    "" when it can; the probe, named as TEMP_NAME matches, is removed."""
+    probe = Path(folder) / f".write-probe.tmp-{os.getpid()}-{next(_TEMP_NAMES)}"
+    try:
+        probe.write_text("probe\n", encoding="utf-8")
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return ""
+
+
 SQLITE_SIGNATURE = b"SQLite format 3\x00"   # the first bytes of every SQLite database file
 
 

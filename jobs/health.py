@@ -30,6 +30,7 @@ class DatabaseHealth:
         self.db, self.notify = db, notify
         self.every = DB_CHECK_EVERY_SECONDS
         self.problem = ""            # what the last quick_check found ("": sound)
+        self.unwritten = ""          # why the last heartbeat could not be written ("": it was)
         self._checked = -math.inf
 
     def failed(self, exc: BaseException) -> None:
@@ -63,11 +64,25 @@ class DatabaseHealth:
         if problem:
             lines.append(f"{UNHEALTHY} the database is damaged ({problem}); stop the bot and restore the newest"
                          " backup (docs/operating.md, Backups)")
-        await asyncio.to_thread(_write_atomic, heartbeat_file, "\n".join(lines) + "\n")
+        try:
+            await asyncio.to_thread(_write_atomic, heartbeat_file, "\n".join(lines) + "\n")
+        except OSError as exc:   # a full disk, say: one line while it lasts, no traceback every minute
+            reason = str(exc.strerror or exc)
+            if reason != self.unwritten:
+                log.warning("the heartbeat file %s cannot be written (%s): `buhurt doctor --quick` and the Docker"
+                            " health check fail until it can", heartbeat_file, reason)
+            self.unwritten = reason
+            return
+        if self.unwritten:
+            log.info("the heartbeat file %s is written again", heartbeat_file)
+            self.unwritten = ""
 
 
 def _write_atomic(path: Path, text: str) -> None:
     """A reader (`doctor --quick`) sees the old file or the new one, never half of it."""
     temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -383,3 +383,43 @@ def test_doctor_with_no_model_and_no_posts_to_train_one_on_fails(capsys, tmp_pat
     code, checks, text = doctor(capsys, config)
     model = [line for line in checks if "model:" in line]
     assert code == 1 and model and model[0].startswith("FAIL") and "no posts" in model[0], text
+
+
+def test_a_heartbeat_on_a_full_disk_is_one_warning_and_doctor_quick_names_the_cause(capsys, caplog, tmp_path, server,
+                                                                                     db, monkeypatch):
+    """The disk fills under the running service: the heartbeat's write failed with a traceback in the
+    log every minute, and `doctor --quick` said the event loop was stuck or stopped. Now the service
+    logs one WARNING naming the file and the OS error, and doctor --quick says the file cannot be
+    written and why. The full disk is injected at Path.write_text under the data folder."""
+    import errno
+    import logging
+    from pathlib import Path
+
+    from jobs.service import Service, ServicePlan
+
+    settings = make_settings(tmp_path, server)
+    config = write_config(tmp_path, server)
+    heartbeat = settings.data_dir / "heartbeat"
+    service = Service(db, None, plan=ServicePlan(heartbeat_file=str(heartbeat)), publishers=[], moderation=None,
+                      stoplist=None)
+    asyncio.run(service.heartbeat())
+    real = Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if Path(self).parent == settings.data_dir:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    old = time.time() - 3600
+    os.utime(heartbeat, (old, old))
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            asyncio.run(service.heartbeat())
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and not warned[0].exc_info, caplog.text
+    assert str(heartbeat) in warned[0].getMessage() and os.strerror(errno.ENOSPC) in warned[0].getMessage()
+    code, checks, text = doctor(capsys, config, "--quick")
+    assert code == 1 and "stuck or stopped" not in checks[1], text
+    assert "cannot be written" in checks[1] and os.strerror(errno.ENOSPC) in checks[1], text
+    assert not list(settings.data_dir.glob(".*tmp*")), list(settings.data_dir.iterdir())
