@@ -81,6 +81,9 @@ async def refill_pool(service: Service) -> list[int]:
     """Generate subscriber drafts until the /generate pool is full again (in a worker thread)."""
     try:
         return await service.fill_subscriber_pool()
+    except DatabaseBusy as exc:   # a full disk, or another process's long lock: one line, not a traceback
+        log.warning("refilling the /generate pool stored no drafts: %s; the next refill or pool run tries again", exc)
+        return []
     except Exception:  # noqa: BLE001 - the next refill or the pool job tries again
         log.exception("refilling the /generate pool failed")
         return []

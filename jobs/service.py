@@ -220,8 +220,12 @@ class Service:
 
     async def fill_pools(self) -> list[int]:
         await self.follow_active_model()
-        created = await self.drafting.fill(draft_rows.CHANNEL, moderated=self.moderation.enabled)
-        created += await self.fill_subscriber_pool()
+        try:
+            created = await self.drafting.fill(draft_rows.CHANNEL, moderated=self.moderation.enabled)
+            created += await self.fill_subscriber_pool()
+        except DatabaseBusy as exc:   # a full disk, or another process's long lock: one line, not a traceback
+            log.warning("the pool run stored no drafts: %s; tried again at the next pool run", exc)
+            return []
         if self.moderation.enabled:
             await self.dispatch_moderation()
             await self.alert_low_queue()

@@ -491,3 +491,38 @@ def test_a_data_folder_whose_name_holds_a_hash_a_question_mark_or_a_percent_is_b
     assert quick_check(data / "buhurt.sqlite3") != ""
     with pytest.raises(CorpusError, match="malformed|quick_check"):
         backup_database(data / "buhurt.sqlite3", tmp_path / "other.sqlite3")
+
+
+def test_a_pool_run_on_a_full_disk_is_one_warning_naming_the_database_and_the_disk(tmp_path, server, monkeypatch,
+                                                                                    caplog):
+    """A pool run (and the /generate pool's refill) on a full disk generated its drafts, failed to
+    store them and logged a traceback every 10 minutes. Now it is one WARNING line naming the
+    database and the full disk, and the next run tries again. Injected as test_a_full_disk_at_a_publishing_time."""
+    import sqlite_utils
+
+    from bot.answers import refill_pool
+
+    settings = make_settings(tmp_path, server, pool={"channel_size": 1, "subscriber_size": 1})
+    real = sqlite_utils.Database.execute
+
+    def execute(self, sql, parameters=None):
+        if sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, sql, parameters)
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data.service
+            monkeypatch.setattr(sqlite_utils.Database, "execute", execute)   # the disk fills
+            try:
+                return await service.fill_pools(), await refill_pool(service)
+            finally:
+                monkeypatch.undo()
+
+    with caplog.at_level(logging.WARNING):
+        created, refilled = asyncio.run(main())
+    assert created == [] and refilled == []
+    said = [r for r in caplog.records if "disk is full" in r.getMessage()]
+    assert len(said) == 2 and all(r.levelno == logging.WARNING and not r.exc_info for r in said), caplog.text
+    assert all(str(settings.database) in r.getMessage() for r in said), caplog.text
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records), caplog.text
