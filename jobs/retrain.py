@@ -237,8 +237,10 @@ def _wait(child: subprocess.Popen, stop: threading.Event | None) -> str:
 def _export(db: sqlite_utils.Database, plan: RetrainPlan):
     exported = export_training_text(db, plan.train_txt, **plan.export_options)
     stats = preprocess(plan.train_txt, plan.train_h5, plan.train_json, plan.val_frac, plan.test_frac)
-    log.info("retrain: exported %d posts (%d characters); held out %s posts (%s split)", exported.posts,
-             exported.chars, (stats.get("posts") or {}).get("val", "?"), stats.get("split"))
+    posts = (stats.get("posts") or {}).get("val")   # None for the contiguous split: it counts characters
+    held_out = f"{posts} posts" if posts is not None else f"{stats.get('val', 0)} characters"
+    log.info("retrain: exported %d posts (%d characters); held out %s (%s split)", exported.posts,
+             exported.chars, held_out, stats.get("split"))
     return exported, stats
 
 

@@ -426,3 +426,18 @@ def test_a_second_retrain_while_one_trains_is_refused_and_changes_nothing(db, tm
                        " end; run this one after it"]
     assert first.candidate_bpc is not None
     assert retrain(db, plan, lambda cfg: train_tiny(cfg, max_iterations=1), minutes=1, manual=True).candidate_bpc
+
+
+def test_the_nightly_log_of_a_contiguous_split_says_how_much_text_is_held_out(db, tmp_path, tiny_checkpoint, caplog):
+    """A corpus too small for the split by posts falls back to the contiguous split, which counts no
+    posts: the nightly log said 'held out ? posts (contiguous split)'. Now it says how many
+    characters are held out for validation."""
+    import logging
+
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(30)])
+    with_active(db, tmp_path, tiny_checkpoint)
+    with caplog.at_level(logging.INFO, logger="jobs.retrain"):
+        retrain(db, plan_for(tmp_path), lambda cfg: train_tiny(cfg, max_iterations=1))
+    said = [r.getMessage() for r in caplog.records if "held out" in r.getMessage()]
+    assert len(said) == 1 and "?" not in said[0], said
+    assert "contiguous split" in said[0] and "characters" in said[0].split("held out")[1], said
