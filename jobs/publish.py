@@ -142,6 +142,11 @@ def _where(publisher: Publisher) -> str:
     return f"{publisher.network} {publisher.chat_id}"
 
 
+def _logged(publisher: Publisher) -> str:
+    """How the log names a destination: the local channel's network and chat are both 'local'."""
+    return "the local channel" if publisher.network == "local" else _where(publisher)
+
+
 async def _tell(notify: Notify, text: str) -> None:
     try:
         await notify(text)
@@ -178,7 +183,7 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
                      options: PublishOptions = PublishOptions()) -> int | None:
     """Send this destination's next draft (or `draft`, unless it has it); returns the draft's id,
     or None when there was nothing to send."""
-    where = _where(publisher)
+    where, logged = _where(publisher), _logged(publisher)
     blocked: list[tuple[int, str]] = []
     try:
         draft = await patiently(_fresh_for, db, publisher, draft, options.stoplist, blocked)
@@ -190,10 +195,10 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
                                          publisher.chat_id)
     except DatabaseBusy as exc:  # nothing was sent: the service tries this destination again soon
         state.deferred.add(destination(publisher))
-        log.warning("publishing to %s deferred: %s", where, exc)
+        log.warning("publishing to %s deferred: %s", logged, exc)
         return None
     except Exception as exc:  # noqa: BLE001 - nothing was sent; the next publishing time tries again
-        log.error("publishing to %s skipped this time: the database answered %s: %s", where,
+        log.error("publishing to %s skipped this time: the database answered %s: %s", logged,
                   type(exc).__name__, exc)
         return None
     if publication_id is None:
@@ -204,19 +209,19 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
             message_id = await publisher.send(post_text(draft, options.footer, getattr(publisher, "max_text", None)))
         except PublishError as exc:
             await _record(db, state, publication_id, draft["id"], where, ("failed", str(exc)))
-            log.warning("draft %s not published to %s: %s", draft["id"], where, exc)
+            log.warning("draft %s not published to %s: %s", draft["id"], logged, exc)
             await _tell(notify, notices.PUBLISH_REFUSED.format(id=draft["id"], where=where, error=exc))
             await _count_outcome(db, where, True, notify, options)
             return draft["id"]
         except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
             said = str(exc) if isinstance(exc, PublishInDoubt) else type(exc).__name__   # the rest: the log
             await _record(db, state, publication_id, draft["id"], where, ("unknown", said))
-            log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], where, exc)
+            log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], logged, exc)
             await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where, error=said))
             await _count_outcome(db, where, True, notify, options)
             return draft["id"]
         if await _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):
-            log.info("published meme #%s to %s as message %s", draft["id"], where, message_id)
+            log.info("published meme #%s to %s as message %s", draft["id"], logged, message_id)
         await _count_outcome(db, where, False, notify, options)
         return draft["id"]
     finally:
@@ -240,7 +245,7 @@ def _fresh_for(db: sqlite_utils.Database, publisher: Publisher, draft: dict | No
         if reason is None:
             return draft
         pubs.skip_publication(db, draft["id"], publisher.network, publisher.chat_id, reason)
-        log.info("draft %s skipped for %s: %s", draft["id"], _where(publisher), reason)
+        log.info("draft %s skipped for %s: %s", draft["id"], _logged(publisher), reason)
         if fragment and blocked is not None:
             blocked.append((draft["id"], fragment))
         draft = None if explicit else pubs.next_for(db, publisher.network, publisher.chat_id)

@@ -99,3 +99,24 @@ def test_the_running_bot_checks_its_configured_stop_list_at_publishing(tmp_path,
     db = open_db(settings.database)
     assert draft_rows.get_draft(db, listed)["status"] == "rejected_auto"
     db.close()
+
+
+def test_the_log_names_the_local_channel_once_not_local_local(tmp_path, caplog):
+    """The tokenless local channel's network and chat are both 'local': its publishing log line
+    said 'published meme #1 to local local as message 1'."""
+    import io
+    import logging
+
+    from jobs.local_channel import LocalChannel
+
+    db = open_db(tmp_path / "db.sqlite3")
+    draft_id = queued(db, "ПРИШЁЛ НА РАБОТУ\n@\nЛОКАЛЬНО")
+    with caplog.at_level(logging.INFO, logger="jobs.publish"):
+        asyncio.run(publish_next(db, [LocalChannel(db, out=io.StringIO())], _no_notice))
+    said = [r.getMessage() for r in caplog.records if f"#{draft_id}" in r.getMessage()]
+    assert said == [f"published meme #{draft_id} to the local channel as message 1"], caplog.text
+    db.close()
+
+
+async def _no_notice(text: str) -> None:
+    raise AssertionError(text)
