@@ -110,17 +110,22 @@ def take_ready_for(db: sqlite_utils.Database, user_id: Any, stoplist: StopList |
     included), served exactly once; None when there is none. A ready draft `stoplist` now matches
     becomes `rejected_auto` (the stop-list's reason, as at publishing) and is never served."""
     for draft in draft_rows.with_status(db, DraftStatus.READY, purpose=draft_rows.SUBSCRIBER, limit=50):
-        fragment = stoplist.match(text_of(draft)) if stoplist else None
-        if fragment:
-            draft_rows.transition(db, draft["id"], from_status=[DraftStatus.READY], to_status=DraftStatus.REJECTED_AUTO,
-                                  reason=f"stop-list: {fragment!r}")
-            log.info("ready draft %s rejected: stop-list: %r", draft["id"], fragment)
-            continue
-        if was_served(db, user_id, draft):
+        if (stoplist is not None and reject_if_listed(db, draft, stoplist)) or was_served(db, user_id, draft):
             continue
         if draft_rows.transition(db, draft["id"], from_status=[DraftStatus.READY], to_status=DraftStatus.SERVED):
             return draft_rows.get_draft(db, draft["id"])
     return None
+
+
+def reject_if_listed(db: sqlite_utils.Database, draft: dict[str, Any], stoplist: StopList) -> bool:
+    """Whether `stoplist` now matches a ready draft (a /generate or /rate pool's) as it would be
+    shown: a word listed after it was made. It then becomes `rejected_auto` with the stop-list's
+    reason, as a queued draft is skipped at publishing, and is never shown."""
+    fragment = stoplist.match(text_of(draft))
+    if fragment and draft_rows.transition(db, draft["id"], from_status=[DraftStatus.READY],
+                                          to_status=DraftStatus.REJECTED_AUTO, reason=f"stop-list: {fragment!r}"):
+        log.info("ready draft %s rejected: stop-list: %r", draft["id"], fragment)
+    return bool(fragment)
 
 
 def popular_posts(db: sqlite_utils.Database) -> list[dict[str, Any]]:

@@ -27,9 +27,9 @@ import sqlite_utils
 
 from corpus.statuses import DraftStatus
 from corpus.stoplist import StopList
-from corpus.store import drafts as draft_rows
 from corpus.store import model_versions as model_rows
 from corpus.store import ratings as rating_rows
+from jobs.curation import reject_if_listed
 from jobs.patience import patiently
 from jobs.pool import new_seeds, store_generated
 from jobs.tune import resolve_options
@@ -247,11 +247,8 @@ def _unrated_unlisted(db: sqlite_utils.Database, rater_id: Any, version: str, st
     """A ready rating draft of `version` this rater has not been shown ([] when none); one that a
     word listed since it was made matches becomes `rejected_auto`, as a queued draft does at publishing."""
     while drafts := rating_rows.unrated_drafts(db, rater_id, version):
-        fragment = stoplist.match(drafts[0]["text"])
-        if not fragment:
+        if not reject_if_listed(db, drafts[0], stoplist):
             return drafts
-        draft_rows.transition(db, drafts[0]["id"], from_status=[DraftStatus.READY],
-                              to_status=DraftStatus.REJECTED_AUTO, reason=f"stop-list: {fragment!r}")
     return []
 
 
