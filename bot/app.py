@@ -145,9 +145,11 @@ def _train_first_model(settings: Settings, paths: TrainPaths, stop) -> str:
     try:
         version = bootstrap(db, retrain_plan(settings, paths), functools.partial(train_in_child, stop=stop),
                             stop=stop)
+        row = active_version_row(db)
     finally:
         db.close()
-    log.info("trained and activated model %s", version)
+    if row is not None and not is_bundled(row):   # kept out: bootstrap's line says so, and the bundled one writes
+        log.info("trained and activated model %s", version)
     return version
 
 

@@ -287,9 +287,12 @@ def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(t
     settings = load_settings(cfg)
     db = open_db(settings.database)
     try:
+        capsys.readouterr()
         path = ensure_model(settings, db, TrainPaths.under(settings.data_dir))
         bundled = file_version(bundled_checkpoint())
         assert model_rows.active_model(db)["version"] == bundled and path.name == f"{bundled}.pt"
+        said = capsys.readouterr().err   # the log says it was kept out, never that the bundled one was trained
+        assert "is kept out" in said and "activated model" not in said, said
         rejected = [r for r in model_rows.all_models(db) if r["status"] == "rejected"]
         assert len(rejected) == 1 and '"origin": "bootstrap"' in rejected[0]["metrics_json"]
         metrics = json.loads(rejected[0]["metrics_json"])
