@@ -73,10 +73,11 @@ class CorpusSettings:
 @dataclass(frozen=True)
 class FilterSettings:
     """[filter]: the stop-list. A draft matching it never reaches anyone (it is checked again at
-    publishing and when /generate, /top or the weekly best-of shows a post, so a word added later
-    stops drafts already made and keeps published posts from being shown again); cleaning drops such posts. The
-    text is read as a reader sees it: NFKC, invisible characters dropped, and a second reading with
-    Latin look-alike letters as Cyrillic ("хеp" with a Latin p is "хер")."""
+    publishing and when /generate, /meme N, /top, /rate or the weekly best-of shows a post, so a word
+    added later stops drafts already made and keeps published and corpus posts from being shown
+    again); cleaning drops such posts. The text is read as a reader sees it: NFKC, invisible
+    characters dropped, and a second reading with Latin look-alike letters as Cyrillic ("хеp" with
+    a Latin p is "хер")."""
 
     words: list[str] = field(default_factory=list)      # whole words, case-insensitive, ё = е
     patterns: list[str] = field(default_factory=list)   # regular expressions on the lowercased text, ё = е in both
