@@ -185,17 +185,8 @@ def missed_run(trigger: CronTrigger, *, covered_until: dt.datetime, now: dt.date
 def missed_slot(times: Sequence[str], timezone: str, *, covered_until: dt.datetime, now: dt.datetime,
                 grace_seconds: float = MISFIRE_GRACE_SECONDS) -> dt.datetime | None:
     """The latest of the daily `times` after `covered_until` and not after `now`, when it is at
-    most `grace_seconds` old (a bot down for days publishes once at start, not a backlog)."""
-    tz = ZoneInfo(timezone)
-    local = now.astimezone(tz)
-    slots = []
-    for days in (0, 1):
-        day = local.date() - dt.timedelta(days=days)
-        for time in times:
-            hour, minute = clock_time(time)
-            slots.append(dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz))
-    passed = [slot for slot in slots if covered_until < slot <= now]
-    if not passed:
-        return None
-    latest = max(passed)
-    return latest if (now - latest).total_seconds() <= grace_seconds else None
+    most `grace_seconds` old (a bot down for days publishes once at start, not a backlog): the
+    latest `missed_run` of their triggers."""
+    missed = [when for trigger in daily_at(times, timezone)
+              if (when := missed_run(trigger, covered_until=covered_until, now=now, grace_seconds=grace_seconds))]
+    return max(missed, default=None)
