@@ -40,6 +40,18 @@ async def react(server, db, message_id: int, count: int) -> None:
     await until(lambda: db.execute("SELECT count(*) FROM reactions").fetchone()[0] > before)
 
 
+async def ten_published_one_liked(server, app, template: str) -> int:
+    """Ten posts (`template` with {i}) published to the channel, the ninth (the channel's top tenth)
+    liked far above the others; its draft id."""
+    db = app.bot_data.db
+    ids = [queued(db, template.format(i=i)) for i in range(10)]
+    await publish_all(server, app.bot_data.service, 10)
+    messages = [m for (c, _), m in sorted(server.messages.items()) if c == server.chat(CHANNEL)["id"]]
+    for i, message in enumerate(messages):
+        await react(server, db, message["message_id"], 50 if i == 8 else 1 + i % 3)
+    return ids[8]
+
+
 def test_a_near_copy_of_a_published_post_never_reaches_the_channel(tmp_path, server):
     settings = make_settings(tmp_path, server)
 
@@ -90,13 +102,8 @@ def test_generate_serves_a_liked_published_post_with_its_meme_number(tmp_path, s
 
     async def main():
         async with bot_running(settings) as app:
-            db, service = app.bot_data.db, app.bot_data.service
-            ids = [queued(db, f"ПОСТ НОМЕР {i}\n@\nСТРОКА {i}") for i in range(10)]
-            await publish_all(server, service, 10)
-            messages = [m for (c, _), m in sorted(server.messages.items()) if c == server.chat(CHANNEL)["id"]]
-            for i, message in enumerate(messages):   # post 8 is the channel's top tenth (1 of 10)
-                await react(server, db, message["message_id"], 50 if i == 8 else 1 + i % 3)
-            best = ids[8]
+            service = app.bot_data.service
+            best = await ten_published_one_liked(server, app, "ПОСТ НОМЕР {i}\n@\nСТРОКА {i}")
             liked = await reply_to(server, USER, "/generate", user_id=USER)
             assert liked["text"] == texts.POPULAR.format(id=best, text="ПОСТ НОМЕР 8\n@\nСТРОКА 8")
             fresh = await reply_to(server, USER, "/generate", user_id=USER)   # the liked one was served already
@@ -132,18 +139,9 @@ def test_a_published_post_a_word_listed_since_then_matches_is_not_shown_again(tm
     """Not by /generate as a liked post, not in /top, not in the weekly best-of."""
     settings = make_settings(tmp_path, server, generate={"popular_share": 1.0}, pool={"subscriber_size": 0})
 
-    async def published(app) -> int:
-        db, service = app.bot_data.db, app.bot_data.service
-        ids = [queued(db, f"ПОСТ НОМЕР {i} ПРО ЁЛКУ\n@\nСТРОКА {i}") for i in range(10)]
-        await publish_all(server, service, 10)
-        messages = [m for (c, _), m in sorted(server.messages.items()) if c == server.chat(CHANNEL)["id"]]
-        for i, message in enumerate(messages):   # post 8 is the channel's top tenth (1 of 10)
-            await react(server, db, message["message_id"], 50 if i == 8 else 1 + i % 3)
-        return ids[8]
-
     async def main():
         async with bot_running(settings) as app:
-            best = await published(app)
+            best = await ten_published_one_liked(server, app, "ПОСТ НОМЕР {i} ПРО ЁЛКУ\n@\nСТРОКА {i}")
         # the operator lists the word and restarts
         async with bot_running(replace(settings, filter=replace(settings.filter, words=["ёлку"]))) as app:
             reply = await reply_to(server, USER, "/generate", user_id=USER)

@@ -268,23 +268,30 @@ def test_use_bundled_false_replaces_an_active_bundled_model(tmp_path, tiny_corpu
         db.close()
 
 
-def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(tmp_path, tiny_corpus_file, capsys):
-    """The first model trained on a corpus (here 5 iterations of a 1x16 model: a count, not a time, so
-    a fast machine trains it no better) replaces the bundled one only when its drafts pass the screen
-    as often; until then the bundled model writes."""
-    from bot.app import ensure_model
+def first_model_worse_than_bundled(tmp_path, corpus_file, capsys):
+    """Settings whose first model (5 iterations, no bundled model to start from) writes worse
+    drafts than the bundled one, judged on 24 drafts each, with the corpus imported."""
     from bot.config import load_settings
-    from bot.context import TrainPaths
-    from corpus.db import open_db
-    from jobs.model_registry import bundled_checkpoint
-    from model.files import file_version
 
     cfg = retrain_config(tmp_path)
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4", "readability_drafts = 24")
                    .replace("[model]", "[startup]\nuse_bundled_model = false\n[model]")
                    .replace("[train]", "[train]\nmax_iterations = 5"), encoding="utf-8")
-    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
-    settings = load_settings(cfg)
+    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(corpus_file))[0] == 0
+    return load_settings(cfg)
+
+
+def test_a_first_model_whose_drafts_are_worse_leaves_the_bundled_model_writing(tmp_path, tiny_corpus_file, capsys):
+    """The first model trained on a corpus (here 5 iterations of a 1x16 model: a count, not a time, so
+    a fast machine trains it no better) replaces the bundled one only when its drafts pass the screen
+    as often; until then the bundled model writes."""
+    from bot.app import ensure_model
+    from bot.context import TrainPaths
+    from corpus.db import open_db
+    from jobs.model_registry import bundled_checkpoint
+    from model.files import file_version
+
+    settings = first_model_worse_than_bundled(tmp_path, tiny_corpus_file, capsys)
     db = open_db(settings.database)
     try:
         capsys.readouterr()
@@ -306,18 +313,12 @@ def test_a_first_model_kept_out_is_not_trained_again_at_every_start(tmp_path, ti
     10), waited for it, and kept it out again; the nightly retrain (or `buhurt retrain`) is what may
     replace the bundled model after that."""
     from bot.app import ensure_model, prepare_model
-    from bot.config import load_settings
     from bot.context import TrainPaths
     from corpus.db import open_db
     from jobs.model_registry import bundled_checkpoint
     from model.files import file_version
 
-    cfg = retrain_config(tmp_path)
-    cfg.write_text(cfg.read_text(encoding="utf-8").replace("readability_drafts = 4", "readability_drafts = 24")
-                   .replace("[model]", "[startup]\nuse_bundled_model = false\n[model]")
-                   .replace("[train]", "[train]\nmax_iterations = 5"), encoding="utf-8")
-    assert run_cli(capsys, "--config", str(cfg), "corpus", "import", str(tiny_corpus_file))[0] == 0
-    settings = load_settings(cfg)
+    settings = first_model_worse_than_bundled(tmp_path, tiny_corpus_file, capsys)
     db = open_db(settings.database)
     try:
         paths = TrainPaths.under(settings.data_dir)

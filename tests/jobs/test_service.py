@@ -226,6 +226,19 @@ def test_a_missed_publishing_time_survives_a_stop_before_its_catch_up_ran(db, ho
     assert asyncio.run(start_and_stop()), "the missed time was forgotten by the next start"
 
 
+async def next_run_at_start(service, job_id: str, run=None):
+    """When the started schedule first runs `job_id` (its catch-up: at once; else its next time);
+    `run`, when given, is the job run here, once, before the service stops."""
+    service.start_schedule()
+    assert service.scheduler is not None
+    service.scheduler.pause()   # the job runs here, once, not also on the scheduler
+    when = service.scheduler.get_job(job_id).next_run_time
+    if run is not None:
+        await run()
+    await service.stop(5)
+    return when
+
+
 def test_a_nightly_backup_missed_while_the_bot_was_down_is_written_at_the_next_start(db, holder, tmp_path):
     """A restart (a deploy, a crash, a reboot) across backup.at left that day without a backup: the
     job was scheduled for the next backup.at only. The first start has nothing to catch up; a start
@@ -245,14 +258,7 @@ def test_a_nightly_backup_missed_while_the_bot_was_down_is_written_at_the_next_s
     async def start(run_it: bool) -> dt.datetime:
         service = make_service(db, holder, schedule=ScheduleOptions(publish_times=[], retrain=False), backup_at=at)
         service.backuper = backuper
-        service.start_schedule()
-        assert service.scheduler is not None
-        service.scheduler.pause()   # the job runs here, once, not also on the scheduler
-        when = service.scheduler.get_job("backup-0").next_run_time
-        if run_it:
-            await service.backup()
-        await service.stop(5)
-        return when
+        return await next_run_at_start(service, "backup-0", service.backup if run_it else None)
 
     assert asyncio.run(start(False)) > now + dt.timedelta(hours=12), "the first start wrote a backup"
     set_state(db, "backup_covered_until", (now - dt.timedelta(hours=2)).replace(microsecond=0).isoformat())
@@ -277,14 +283,7 @@ def test_a_weekly_best_of_missed_while_the_bot_was_down_is_posted_at_the_next_st
 
     async def start(run_it: bool) -> dt.datetime:
         service = make_service(db, holder, schedule=ScheduleOptions(publish_times=[], retrain=False, digest=when))
-        service.start_schedule()
-        assert service.scheduler is not None
-        service.scheduler.pause()   # the job runs here, once, not also on the scheduler
-        next_run = service.scheduler.get_job("digest").next_run_time
-        if run_it:
-            await service.digest()
-        await service.stop(5)
-        return next_run
+        return await next_run_at_start(service, "digest", service.digest if run_it else None)
 
     assert asyncio.run(start(False)) > now + dt.timedelta(days=6), "the first start posted a best-of"
     set_state(db, "digest_covered_until", (now - dt.timedelta(hours=2)).replace(microsecond=0).isoformat())
