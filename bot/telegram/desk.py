@@ -127,7 +127,16 @@ async def queue(update: Update, context: Context) -> None:
         votes = desk.votes(db, draft["id"])
         sent = await context.bot.send_message(message.chat_id, draft_message(draft, votes, moderation.need),
                                               reply_markup=moderation.keyboard(draft["id"]))
-        desk.shown_at(db, draft["id"], sent.chat_id, sent.message_id)
+        try:   # a backup or the nightly export holding the database: waited out, else a polite answer
+            await patiently(desk.shown_at, db, draft["id"], sent.chat_id, sent.message_id)
+        except DatabaseBusy as exc:
+            log.warning("/queue answered 'busy': %s", exc)
+            try:   # not recorded: the buttons stay under the draft's old message, not this copy
+                await context.bot.edit_message_reply_markup(sent.chat_id, sent.message_id, reply_markup=None)
+            except BadRequest as error:
+                log.info("could not take the buttons off draft %s's copy: %s", draft["id"], error)
+            await message.reply_text(texts.DESK_BUSY)
+            return
         if old and str(draft["moderation_chat_id"]) == str(sent.chat_id):
             try:  # the old message's buttons would be out of date: take them away
                 await context.bot.edit_message_reply_markup(sent.chat_id, int(old), reply_markup=None)

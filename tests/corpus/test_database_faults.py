@@ -526,3 +526,39 @@ def test_a_pool_run_on_a_full_disk_is_one_warning_naming_the_database_and_the_di
     assert len(said) == 2 and all(r.levelno == logging.WARNING and not r.exc_info for r in said), caplog.text
     assert all(str(settings.database) in r.getMessage() for r in said), caplog.text
     assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records), caplog.text
+
+
+def test_queue_while_another_process_holds_the_database_is_a_polite_answer(tmp_path, server):
+    """/queue moves the pending drafts' buttons to new messages (a write): during a backup that
+    outlasts the busy timeout it ended in the error report, the new copy's buttons not recorded.
+    Now "busy, nothing changed", as /pause, the copy without buttons (the old message keeps them);
+    once the lock is gone /queue works."""
+    from tests.fakes.telegram_app import MODERATOR
+
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5})
+    db = open_db(settings.database)
+    pending = draft_rows.add_draft(db, text="ЖДЁТ РЕШЕНИЯ\n@\nМОДЕРАТОРОВ", model_version="v", temperature=0.8,
+                                   seed=1, max_length=120, status="pending")
+    db.close()
+
+    def shown() -> list[dict]:   # the draft's messages as they are now (after edits), oldest first
+        chat = server.chat(MODERATORS_CHAT)["id"]
+        return [m for (c, _), m in sorted(server.messages.items()) if c == chat and "ЖДЁТ РЕШЕНИЯ" in m["text"]]
+
+    async def main():
+        async with bot_running(settings) as app:
+            with held_by_another_process(settings.database) as locker:
+                server.send_text("/queue", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+                busy = await until(lambda: [m for m in server.sent(MODERATORS_CHAT) if m["text"] == texts.DESK_BUSY])
+                during = list(server.sent(MODERATORS_CHAT))
+                release(locker)
+            before = draft_rows.get_draft(app.bot_data.db, pending)["moderation_message_id"]
+            count = len(shown())
+            server.send_text("/queue", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+            await until(lambda: len(shown()) > count)
+            return busy, during, before, shown(), draft_rows.get_draft(app.bot_data.db, pending)
+
+    busy, during, before, copies, draft = asyncio.run(main())
+    assert busy and not [m for m in during if m["text"].startswith(texts.ERROR_REPORT.split("{")[0])]
+    assert before is None and not copies[0].get("reply_markup")   # the copy from the lock: no buttons
+    assert str(draft["moderation_message_id"]) == str(copies[-1]["message_id"]) and copies[-1].get("reply_markup")
