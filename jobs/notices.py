@@ -15,6 +15,8 @@ DATABASE_DAMAGED = ("База данных повреждена ({problem}). П�
 
 # alerts to the moderators' chat (jobs/alerts.py, jobs/publish.py): one line each, once per episode
 ALERT_EMPTY_SLOT = "⏰ Слот публикации прошёл, а для {where} нет одобренных мемов."
+ALERT_EMPTY_SLOT_HELD = ("⏰ Слот публикации прошёл, а для {where} одобренные мемы отложены:"
+                         " ближайший выйдет не раньше {when} (/queue).")
 ALERT_LOW_QUEUE = "📉 В очереди на {slots} слот(ов) меньше {least}: одобрите ещё черновики (/queue)."
 ALERT_FAILING = "🚫 {where}: {count} неудачных публикаций подряд. Проверьте права бота (buhurt doctor)."
 ALERT_RETRAIN_FAILED = "🧠 Ночное обучение не удалось ({error}); бот пишет старой моделью."

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
@@ -330,8 +331,13 @@ class Service:
             for publisher in active:
                 empty = pubs.next_for(self.db, publisher.network, publisher.chat_id) is None
                 name = desk.where(publisher)
-                await once(self.db, f"empty:{name}", empty, self.moderation.notify,
-                           notices.ALERT_EMPTY_SLOT.format(where=name))
+                held = pubs.next_for(self.db, publisher.network, publisher.chat_id, now="9999") if empty else None
+                text = notices.ALERT_EMPTY_SLOT.format(where=name)
+                if held is not None:   # approved, but held (+N h) past this slot
+                    when = dt.datetime.fromisoformat(held["not_before"]).astimezone(
+                        ZoneInfo(self.plan.schedule.timezone)).strftime("%d.%m %H:%M")
+                    text = notices.ALERT_EMPTY_SLOT_HELD.format(where=name, when=when)
+                await once(self.db, f"empty:{name}", empty, self.moderation.notify, text)
         except Exception as exc:  # noqa: BLE001 - an alert's bookkeeping never stops publishing
             log.warning("could not check the slot's alerts (%s: %s)", type(exc).__name__, exc)
 

@@ -376,6 +376,25 @@ def test_alerts_are_given_once_until_they_clear(tmp_path, server):
     assert not [t for t in said if "skipped" in t]
 
 
+def test_the_empty_slot_alert_says_the_only_approved_draft_is_held_past_the_slot(tmp_path, server):
+    """The only approved draft held (+24 h) past a publishing time: the alert said there were no
+    approved memes, and moderators approved more needlessly; it says the meme is held, and until when."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            (draft_id,) = add_pending(db, 1)
+            draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
+            desk.hold(db, draft_id, 24, None, dt.datetime(2100, 1, 1, 10, 0, tzinfo=dt.timezone.utc))
+            assert await service.publish() is None
+
+    asyncio.run(main())
+    said = moderators_texts(server)
+    assert notices.ALERT_EMPTY_SLOT.format(where=f"telegram {CHANNEL}") not in said
+    assert notices.ALERT_EMPTY_SLOT_HELD.format(where=f"telegram {CHANNEL}", when="02.01 10:00") in said
+
+
 def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
     from corpus.store import model_versions as model_rows
     from corpus.store import reactions
