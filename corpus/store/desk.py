@@ -146,11 +146,16 @@ def drafts_made_per_day(db: sqlite_utils.Database, since: str) -> dict[str, int]
 
 
 def decisions_per_day(db: sqlite_utils.Database, since: str) -> dict[tuple[str, str], int]:
-    """(UTC date, 'approved' | 'rejected') -> drafts decided that day by moderators (or auto-approved)."""
+    """(UTC date, 'approved' | 'rejected') -> drafts whose last decision since `since` was that,
+    counted on its day, each draft once: approved, sent back (↩️) and rejected is rejected; approved
+    one day and edited the next counts on the day of the edit; approved then sent back (pending
+    again) is not counted. By moderators, or auto-approved."""
     rows = db.execute(
-        "SELECT substr(at, 1, 10), CASE WHEN action IN ('approve', 'edit', 'auto_approve') THEN 'approved'"
-        " ELSE 'rejected' END, count(DISTINCT draft_id) FROM moderation_actions"
-        " WHERE at >= ? AND action IN ('approve', 'edit', 'auto_approve', 'reject', 'regenerate') GROUP BY 1, 2",
+        "WITH last AS (SELECT draft_id, action, at, ROW_NUMBER() OVER (PARTITION BY draft_id ORDER BY at DESC, id DESC)"
+        " AS n FROM moderation_actions WHERE at >= ?"
+        " AND action IN ('approve', 'edit', 'auto_approve', 'reject', 'regenerate', 'unapprove'))"
+        " SELECT substr(at, 1, 10), CASE WHEN action IN ('approve', 'edit', 'auto_approve') THEN 'approved'"
+        " ELSE 'rejected' END, count(*) FROM last WHERE n = 1 AND action != 'unapprove' GROUP BY 1, 2",
         [since]).fetchall()
     return {(day, kind): count for day, kind, count in rows}
 

@@ -445,6 +445,27 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
     assert "tuned2: " not in text                                             # never rated: no line
 
 
+def test_stats_count_each_draft_once_by_its_last_decision(tmp_path):
+    """Approved, sent back to pending (↩️) and rejected the same day: rejected only; approved one
+    day and edited the next: approved once, on the day of the edit; approved then sent back: not
+    decided. /stats' sums are drafts, not button presses."""
+    from corpus.db import open_db
+
+    db = open_db(tmp_path / "b.sqlite3")
+    ids = [draft_rows.add_draft(db, text=f"ПОСТ {i}\n@\nСТРОКА", model_version="v", temperature=0.8, seed=i,
+                                max_length=500, status="pending") for i in range(3)]
+    history = [(ids[0], "approve", "2026-03-02T10:00:00"), (ids[0], "unapprove", "2026-03-02T11:00:00"),
+               (ids[0], "reject", "2026-03-02T12:00:00"),
+               (ids[1], "approve", "2026-03-02T10:30:00"), (ids[1], "edit", "2026-03-03T09:00:00"),
+               (ids[2], "approve", "2026-03-03T10:00:00"), (ids[2], "unapprove", "2026-03-03T10:05:00")]
+    for draft_id, action, at in history:
+        draft_rows.record_action(db, draft_id, action, actor_id=MODERATOR)
+        db.execute("UPDATE moderation_actions SET at = ? WHERE id = (SELECT max(id) FROM moderation_actions)", [at])
+    assert desk_rows.decisions_per_day(db, "2026-03-01T00:00:00") == {("2026-03-02", "rejected"): 1,
+                                                                       ("2026-03-03", "approved"): 1}
+    db.close()
+
+
 def rate_blind(db, version: str | None, readable: list[bool], publish: list[bool]) -> None:
     """Blind ratings (jobs/rating.py) of a model version's drafts, or of real posts (version None)."""
     from corpus.store import ratings as rating_rows
