@@ -396,11 +396,11 @@ class Service:
             if self.stopping.is_set():
                 log.info("the nightly retrain stopped with the service (%s); the active model stays", exc)
                 return None
-            self._retrain_ended()
+            await self._record_covered(RETRAIN_ENDED)   # failed: a restart in the window leaves it be
             log.exception("the nightly retrain failed")
             await self._tell(notices.ALERT_RETRAIN_FAILED.format(error=f"{type(exc).__name__}: {exc}"[:300]))
             return None
-        self._retrain_ended()
+        await self._record_covered(RETRAIN_ENDED)   # promoted or kept: likewise
         if not getattr(result, "promoted", False) and getattr(result, "candidate_bpc", None) is not None:
             await self._tell(notices.ALERT_RETRAIN_KEPT.format(line=result.reason))
         checkpoint = getattr(result, "checkpoint", None)
@@ -409,13 +409,6 @@ class Service:
             log.info("now generating with model %s", version)
             await self.tune()
         return result
-
-    def _retrain_ended(self) -> None:
-        """The night's retrain is done (promoted, kept or failed): a restart in the window leaves it be."""
-        try:
-            set_state(self.db, RETRAIN_ENDED, utcnow())
-        except sqlite3.OperationalError as exc:   # a start in the window may run it once more
-            log.warning("could not record the end of the nightly retrain: %s", exc)
 
     def _catch_up_retrain(self, scheduler) -> None:
         """A start inside the night window whose retrain has not ended since the window began (the
@@ -479,7 +472,8 @@ class Service:
         return path
 
     async def _record_covered(self, key: str) -> None:
-        """A daily or weekly job ran: a start after now does not run it again (`_catch_up`)."""
+        """A daily or weekly job ran (the nightly retrain: ended, not stopped): a start after now does
+        not run it again (`_catch_up`, `_catch_up_retrain`)."""
         try:
             await patiently(set_state, self.db, key, utcnow())
         except (DatabaseBusy, sqlite3.OperationalError) as exc:   # the next start may run it once more
