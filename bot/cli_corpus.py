@@ -77,10 +77,14 @@ def import_telegram_cmd(app, path: Path, community: str | None, allow_chat: bool
         result = import_telegram_export(db, path, community=community, allow_chat=allow_chat,
                                         max_mb=app.settings.corpus.max_import_mb)
         click.echo(f"{path}: {result.messages} messages of {result.community!r} in {result.files} file(s): "
-                   f"{result.added} posts added, {result.messages - result.added} already present"
+                   f"{result.added} posts added, {result.messages - result.added - result.kept_out} already present"
                    + (f" ({result.edited} edited upstream: their new text is cleaned again)" if result.edited else ""))
         if result.skipped:
             click.echo(f"{path}: {result.skipped} malformed message(s) skipped, the first: {result.skipped_first}")
+        if result.kept_out:
+            click.echo(f"{path}: {result.kept_out} message(s) not stored: {result.community!r} holds posts of the"
+                       f" channel {result.kept_out_by} with the same message ids (they start at 1 in every"
+                       " channel); import this channel under its own --community")
     _clean_after_import(app, db)
 
 

@@ -5,7 +5,10 @@ present, else every `messages*.html` page in order). Each message becomes a post
 (source 'telegram', channel name, message id): the channel's name from the export is stored as the
 post's `origin` whatever `--community` labels it, so importing the same export again, under any
 label, adds nothing (counters such as reactions are refreshed; a message edited since takes its new
-text and is cleaned again). Text links are kept as `[text](url)`, so the cleaning
+text and is cleaned again). Another channel imported under a label that holds a channel's posts
+meets the same message ids (they start at 1 in every channel): its messages whose id is taken
+there by another text are not stored, and counted in `TelegramImport.kept_out` (the CLI says to
+import that channel under its own `--community`). Text links are kept as `[text](url)`, so the cleaning
 rules can see links and strip a channel's signature line. Dates are stored as ISO 8601 UTC.
 
 Files are read as streams: `result.json` through ijson (the messages one at a time), HTML pages fed
@@ -53,6 +56,8 @@ class TelegramImport:
     skipped: int = 0           # messages skipped because their fields have the wrong types
     skipped_first: str = ""    # the first one's reason (message id and field)
     edited: int = 0            # messages already stored whose text the export has changed (cleaned again)
+    kept_out: int = 0          # messages not stored: the label holds another channel's posts under their ids
+    kept_out_by: str = ""      # those channels, for the summary line
 
 
 def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, community: str | None = None,
@@ -62,6 +67,7 @@ def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, commu
     files = [check_input(f, max_mb, what="Telegram Desktop export file") for f in export_files(path)]
     fallback = path.name if path.is_dir() else path.parent.name
     count = added = updated = edited = 0
+    kept_out: list[str] = []
     skipped = Skipped()
     for file in files:
         name_box: list[str] = []
@@ -81,12 +87,14 @@ def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, commu
         stored = add_posts(db, counted)
         count, added, updated, edited = (count + counted.n, added + stored.added, updated + stored.updated,
                                          edited + stored.edited)
+        kept_out += stored.kept_out
         name = name_box[0] if name_box else (community or fallback)
     if not count:
         also = f" ({skipped.count} malformed skipped, the first: {skipped.first[0]})" if skipped.count else ""
         raise CorpusError(f"{path}: no messages found in the Telegram export{also}")
     return TelegramImport(name, count, added, updated, len(files), skipped.count,
-                          skipped.first[0] if skipped.first else "", edited)
+                          skipped.first[0] if skipped.first else "", edited, len(kept_out),
+                          ", ".join(repr(other) for other in sorted(set(kept_out))))
 
 
 class _Counted:

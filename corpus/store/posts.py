@@ -30,11 +30,14 @@ def has_text(db: sqlite_utils.Database, text: str) -> bool:
 
 class Stored(NamedTuple):
     """What `add_posts` did: posts added, posts whose counters were refreshed, posts whose text
-    was replaced by the source's newer one."""
+    was replaced by the source's newer one; and for each post kept out, the origin of the post of
+    its community that holds its external id with another text (another Telegram channel imported
+    under the same label: message ids start at 1 in every channel)."""
 
     added: int
     updated: int
     edited: int = 0
+    kept_out: tuple[str, ...] = ()
 
 
 def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, batch: int = 2000,
@@ -44,9 +47,13 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, bat
     file's messages are); a post already stored (same source, community, external_id; for a post with
     an `origin`, the same source, origin, external_id under any community) only gets its metrics
     refreshed, and its text replaced when it differs (edited upstream: its cleaning is undone, so the
-    next cleaning decides on the new text). Returns Stored(added, updated, edited). Plain executemany:
-    ~30,000 rows/s."""
+    next cleaning decides on the new text). A post whose community holds the same external id from
+    another origin is that post only with the same text (the channel, renamed since: counters
+    refreshed); with another text it is another channel's, kept out, the stored post untouched (the
+    schema keys posts by source, community, external_id), and named in `kept_out`.
+    Returns Stored(added, updated, edited, kept_out). Plain executemany: ~30,000 rows/s."""
     added = updated = edited = 0
+    kept_out: list[str] = []
     now = utcnow()
     columns = [*POST_FIELDS, "text_hash", "imported_at"]
     insert = (f"INSERT INTO posts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
@@ -57,10 +64,10 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, bat
             rows.append(_row(post))
             chars += len(rows[-1]["text"] or "")
             if len(rows) >= batch or chars >= batch_chars:
-                a, u, e = _store(db, rows, insert, columns, now)
+                a, u, e = _store(db, rows, insert, columns, now, kept_out)
                 added, updated, edited, rows, chars = added + a, updated + u, edited + e, [], 0
-        a, u, e = _store(db, rows, insert, columns, now)
-    return Stored(added + a, updated + u, edited + e)
+        a, u, e = _store(db, rows, insert, columns, now, kept_out)
+    return Stored(added + a, updated + u, edited + e, tuple(kept_out))
 
 
 def _row(post: dict[str, Any]) -> dict[str, Any]:
@@ -80,9 +87,10 @@ def _key(row: dict[str, Any]) -> tuple:
 
 
 def _stored_query(source: str, community: str, origin: str | None, part: list[str]) -> tuple[str, list]:
-    """The stored posts that are the same as rows of (source, community, origin) with these
+    """The stored posts that may be the same as rows of (source, community, origin) with these
     external ids: with an origin (a Telegram channel), that origin's, whatever their community,
-    and rows stored before origins were kept under the channel's name or this label; without one,
+    rows stored before origins were kept under the channel's name or this label, and this label's
+    posts of another origin (the same post only with the same text: `_store`); without one,
     (source, community)'s."""
     marks = ", ".join("?" * len(part))
     if origin is None:
@@ -94,22 +102,37 @@ def _stored_query(source: str, community: str, origin: str | None, part: list[st
             [source, *part, origin, community, origin])
 
 
-def _store(db, rows: list[dict[str, Any]], insert: str, columns: list[str], now: str) -> tuple[int, int, int]:
+def _store(db, rows: list[dict[str, Any]], insert: str, columns: list[str], now: str,
+           kept_out: list[str]) -> tuple[int, int, int]:
     added = updated = 0
     known: dict[tuple, tuple[int, str | None]] = {}   # key -> (post id, its text's hash; None: not its origin's)
+    taken: dict[tuple, str] = {}   # key -> the origin of another channel's post holding its id, another text
     for source, community, origin in {_key(r)[:3] for r in rows}:
-        wanted = sorted({r["external_id"] for r in rows if _key(r)[:3] == (source, community, origin)})
+        hashes: dict[str, set[str]] = {}   # external id -> the hashes of the rows' texts
+        for r in rows:
+            if _key(r)[:3] == (source, community, origin):
+                hashes.setdefault(r["external_id"], set()).add(r["text_hash"])
+        wanted = sorted(hashes)
+        renamed: dict[tuple, tuple[int, str | None]] = {}
         for i in range(0, len(wanted), 500):
             for post_id, external_id, stored_hash, stored_origin in db.execute(
                     *_stored_query(source, community, origin, wanted[i:i + 500])):
-                # a post of another channel under the same label (message ids start at 1 in every
-                # channel), or of this one under its former name: never rewritten by this text
-                same = stored_origin is None or stored_origin == origin
-                known[(source, community, origin, external_id)] = (post_id, stored_hash if same else None)
+                key = (source, community, origin, external_id)
+                if stored_origin is None or stored_origin == origin:
+                    known[key] = (post_id, stored_hash)
+                elif stored_hash in hashes[external_id]:
+                    # this channel's post under its former name: found again, never rewritten by this text
+                    renamed[key] = (post_id, None)
+                else:   # another channel's message under the same label (ids start at 1 in every channel)
+                    taken[key] = stored_origin
+        known = {**renamed, **known}
     inserted: list[int] = []
     edited: list[int] = []
     for row in rows:
         key = _key(row)
+        if key not in known and key in taken:   # its id is held by another channel's post: left as it is
+            kept_out.append(taken[key])
+            continue
         if key not in known:
             row["imported_at"] = now
             known[key] = (db.conn.execute(insert, [row[c] for c in columns]).lastrowid, row["text_hash"])

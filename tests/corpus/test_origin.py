@@ -160,3 +160,49 @@ def test_a_rerun_after_an_import_killed_before_the_sample_went_removes_it(capsys
     assert code == 0, err
     assert "0 posts added" in out and "posts of the bundled sample corpus" in out
     assert communities(seeded) == {"ТЕСТОВЫЙ КАНАЛ": 30}
+
+
+
+def test_another_channel_under_the_same_label_leaves_its_posts_and_counters_alone(capsys, tmp_path):
+    """Two channels imported under one label (--community): the second's messages whose ids the
+    first also has were taken for the first's posts, said 'already present', and their views
+    overwrote the first channel's counters. Now they are not stored, the first channel's posts keep
+    their counters, and the command says so and what to do."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(cfg), "corpus", "import-telegram", str(export(tmp_path)),
+                             "--community", "наши")
+    assert code == 0, err
+    db = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    try:
+        views = db.execute("SELECT external_id, views FROM posts ORDER BY id").fetchall()
+    finally:
+        db.close()
+    other = export(tmp_path, name="ДРУГОЙ КАНАЛ", ids=range(20, 41))
+    code, out, err = run_cli(capsys, "--config", str(cfg), "corpus", "import-telegram", str(other),
+                             "--community", "наши")
+    assert code == 0, err
+    assert "21 messages of 'наши' in 1 file(s): 10 posts added, 0 already present" in out
+    assert ("11 message(s) not stored: 'наши' holds posts of the channel 'ТЕСТОВЫЙ КАНАЛ' with the same"
+            " message ids") in out and "under its own --community" in out
+    db = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    try:
+        assert db.execute("SELECT external_id, views FROM posts WHERE origin = 'ТЕСТОВЫЙ КАНАЛ' ORDER BY id"
+                          ).fetchall() == views
+        again = import_telegram_export(db, other, community="наши")
+        assert (again.added, again.updated, again.kept_out) == (0, 10, 11)
+        assert import_telegram_export(db, other, community="другие").added == 11   # its own label: all of it
+    finally:
+        db.close()
+
+
+def test_a_renamed_channel_reimported_under_its_label_adds_nothing(db, tmp_path):
+    """The same channel, renamed since the first export, under the same label: its unchanged
+    messages are the posts already stored (their counters refreshed)."""
+    import_telegram_export(db, export(tmp_path), community="наши")
+    renamed = export(tmp_path, name="НОВОЕ ИМЯ")
+    text = (renamed / "result.json").read_text(encoding="utf-8").replace("ПОСТ НОВОЕ ИМЯ", "ПОСТ ТЕСТОВЫЙ КАНАЛ")
+    (renamed / "result.json").write_text(text, encoding="utf-8")
+    result = import_telegram_export(db, renamed, community="наши")
+    assert (result.added, result.updated, result.kept_out) == (0, 30, 0)
+    assert db.execute("SELECT count(*) FROM posts").fetchone()[0] == 30

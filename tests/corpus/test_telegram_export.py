@@ -254,7 +254,7 @@ def test_posts_go_to_the_database_a_bounded_amount_of_text_at_a_time(db):
             stored_before.append(db["posts"].count)  # the same connection sees the batches written
             yield {"source": "telegram", "community": "X", "external_id": str(i), "text": "Я" * 400}
 
-    assert add_posts(db, posts(), batch=2000, batch_chars=1000) == (5, 0, 0)
+    assert add_posts(db, posts(), batch=2000, batch_chars=1000) == (5, 0, 0, ())
     assert stored_before == [0, 0, 0, 3, 3]  # written after 3 posts (1,200 characters), then the rest
 
 # ---- half an emoji (a lone UTF-16 surrogate escaped in the JSON) --------------------------------------
