@@ -62,33 +62,36 @@ class TelegramImport:
 
 def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, community: str | None = None,
                            allow_chat: bool = False, max_mb: float = DEFAULT_MAX_MB) -> TelegramImport:
-    """Import every message of a Telegram Desktop export at `path` (file or folder)."""
+    """Import every message of a Telegram Desktop export at `path` (file or folder), in one
+    transaction: a page that is refused (cut short, a chat's, unreadable) leaves none of the export's
+    pages stored, as its one line says."""
     path = Path(path)
     files = [check_input(f, max_mb, what="Telegram Desktop export file") for f in export_files(path)]
     fallback = path.name if path.is_dir() else path.parent.name
     count = added = updated = edited = 0
     kept_out: list[str] = []
     skipped = Skipped()
-    for file in files:
-        name_box: list[str] = []
+    with db.atomic():   # the whole export or nothing: a page cut short, or a chat's, after stored ones
+        for file in files:
+            name_box: list[str] = []
 
-        def posts(file=file, name_box=name_box):
-            stream = (_json_posts(file, allow_chat, skipped) if file.suffix.lower() == ".json"
-                      else _html_posts(file, allow_chat))
-            for name, post in stream:
-                if not name_box:
-                    name_box.append(community or name or fallback)
-                post["community"] = name_box[0]
-                post["origin"] = name or None   # the channel, whatever --community labels it
-                post["source"] = "telegram"
-                yield post
+            def posts(file=file, name_box=name_box):
+                stream = (_json_posts(file, allow_chat, skipped) if file.suffix.lower() == ".json"
+                          else _html_posts(file, allow_chat))
+                for name, post in stream:
+                    if not name_box:
+                        name_box.append(community or name or fallback)
+                    post["community"] = name_box[0]
+                    post["origin"] = name or None   # the channel, whatever --community labels it
+                    post["source"] = "telegram"
+                    yield post
 
-        counted = _Counted(posts())
-        stored = add_posts(db, counted)
-        count, added, updated, edited = (count + counted.n, added + stored.added, updated + stored.updated,
-                                         edited + stored.edited)
-        kept_out += stored.kept_out
-        name = name_box[0] if name_box else (community or fallback)
+            counted = _Counted(posts())
+            stored = add_posts(db, counted)
+            count, added, updated, edited = (count + counted.n, added + stored.added, updated + stored.updated,
+                                             edited + stored.edited)
+            kept_out += stored.kept_out
+            name = name_box[0] if name_box else (community or fallback)
     if not count:
         also = f" ({skipped.count} malformed skipped, the first: {skipped.first[0]})" if skipped.count else ""
         raise CorpusError(f"{path}: no messages found in the Telegram export{also}")

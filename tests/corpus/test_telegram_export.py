@@ -96,6 +96,23 @@ def test_a_page_cut_short_imports_nothing_and_the_whole_page_later_imports_every
     assert "ПОСТ НОМЕР 14 ДЛИННЫЙ\n@\nВТОРАЯ СТРОКА 14" in texts
 
 
+
+def test_an_export_folder_whose_last_page_is_cut_short_imports_none_of_its_pages(db, tmp_path):
+    """The line says nothing was imported: the pages before the cut one were stored all the same
+    (and left uncleaned), while the operator was told to export again."""
+    folder = write_pages(tmp_path / "export", [
+        [message(i, f"ПОСТ НОМЕР {i} ДЛИННЫЙ<br>@<br>ВТОРАЯ СТРОКА {i}") for i in range(10, 20)],
+        [message(i, f"ПОСТ НОМЕР {i} ДЛИННЫЙ<br>@<br>ВТОРАЯ СТРОКА {i}") for i in range(20, 30)],
+    ])
+    last = folder / "messages2.html"
+    whole = last.read_text(encoding="utf-8")
+    last.write_text(whole[:whole.index('id="message25"')], encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"messages2.html: the page ends.* \(the export was cut short\): nothing"):
+        import_telegram_export(db, folder)
+    assert db["posts"].count == 0
+    last.write_text(whole, encoding="utf-8")
+    assert import_telegram_export(db, folder).added == 20
+
 def test_a_result_json_saved_with_a_bom_imports_and_a_binary_one_is_one_printable_line(db, tmp_path):
     path = tmp_path / "result.json"
     path.write_bytes("\ufeff".encode() + '{"name": "X", "type": "public_channel", "messages": [{"id": 1, '
