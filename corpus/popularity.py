@@ -1,5 +1,6 @@
 """Popularity weighting of the training text (pure): posts in the top part of their community's
-likes appear more than once, so the model sees more of what readers liked.
+likes appear more than once, so the model sees more of what readers liked. A Telegram post's likes
+are its reactions (corpus.store.posts.posts_with_metrics).
 
 A post's score is its likes normalised within its community: by its views (likes per view) when
 `normalise = "views"` and the post has views, else by the community's median likes
@@ -23,7 +24,7 @@ from corpus.errors import CorpusError
 class PopularityWeighting:
     """[popularity]: the most liked posts of each community appear more than once in the training text."""
 
-    enabled: bool = False         # repeat each community's most liked posts in the training text
+    enabled: bool = False         # repeat each community's most liked posts (Telegram: reactions) in the training text
     top_fraction: float = 0.1     # share of each community's posts (best scored first) boosted, in (0, 1]
     copies: int = 2               # times a boosted post appears in the training text (1: no boost)
     normalise: str = "views"      # likes per "views" (no views: the community's median) or per "median" likes

@@ -244,9 +244,11 @@ def exclusion_counts(db: sqlite_utils.Database) -> dict[str, int]:
 
 
 def posts_with_metrics(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Trainable posts with their community and counters (popularity weighting, stats)."""
+    """Trainable posts with their community and counters (popularity weighting, stats): `likes`
+    is a Telegram post's reactions (an export has no likes), as for the published posts' scores."""
     return list(db.query(
-        "SELECT id, community, likes, views, COALESCE(clean_text, text) AS text FROM posts"
+        "SELECT id, community, COALESCE(likes, reactions) AS likes, views, COALESCE(clean_text, text) AS text"
+        " FROM posts"
         " WHERE excluded_reason IS NULL ORDER BY id"
     ))
 

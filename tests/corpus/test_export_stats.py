@@ -113,3 +113,22 @@ def test_a_huge_gap_between_posts_is_refused_in_one_line(tmp_path, capsys):
     code, _, err = run_cli(capsys, "--config", str(config), "corpus", "export", "-o", str(output),
                            "--gap-lines", "100")
     assert code == 0 and "\n" * 101 in output.read_text(encoding="utf-8"), err
+
+
+def test_popularity_weighting_repeats_a_telegram_channels_most_reacted_posts(db, tmp_path):
+    """A Telegram export's posts have reactions, no likes: popularity.enabled = true on a channel's
+    corpus repeated nothing (boosted_posts 0), without a word; reactions are a Telegram post's likes,
+    as they are for the published posts' scores."""
+    from corpus.telegram_export import import_telegram_export
+
+    messages = [{"id": i + 1, "type": "message", "date_unixtime": str(1_600_000_000 + i), "text": text,
+                 "reactions": [{"type": "emoji", "count": 100 if i == 2 else i + 1, "emoji": "👍"}]}
+                for i, text in enumerate(TINY_POSTS)]
+    (tmp_path / "result.json").write_text(json.dumps({"name": "КАНАЛ", "type": "public_channel", "id": 5,
+                                                       "messages": messages}, ensure_ascii=False), encoding="utf-8")
+    import_telegram_export(db, tmp_path / "result.json")
+    weighted = export_training_text(db, tmp_path / "w.txt",
+                                    weighting=PopularityWeighting(enabled=True, top_fraction=0.2, copies=3))
+    manifest = json.loads(weighted.manifest_path.read_text(encoding="utf-8"))
+    top_id = db.execute("SELECT id FROM posts WHERE reactions = 100").fetchone()[0]
+    assert manifest["weighting"]["boosted_posts"] == 1 and manifest["post_ids"].count(top_id) == 3
