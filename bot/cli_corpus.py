@@ -14,7 +14,7 @@ import click
 from corpus.cleaning import clean_corpus, clean_if_needed
 from corpus.errors import CorpusError
 from corpus.export import MAX_GAP_LINES, export_training_text
-from corpus.importer import drop_sample_after_import, import_text_file, sample_removed_line
+from corpus.importer import check_label, drop_sample_after_import, import_text_file, sample_removed_line
 from corpus.stats import corpus_stats, write_histogram
 from corpus.stoplist import StopList
 from corpus.telegram_export import import_telegram_export
@@ -56,6 +56,7 @@ def _replacing_the_sample(db) -> Iterator[None]:
 @click.pass_obj
 def import_cmd(app, file: Path, community: str | None) -> None:
     """Import a UTF-8 text file of posts separated by blank lines."""
+    check_label(file, community)
     db = app.open_db()
     with _replacing_the_sample(db):
         added, present = import_text_file(db, file, community=community,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from corpus.errors import CorpusError
 from corpus.inputs import DEFAULT_MAX_MB
 from corpus.store.posts import add_posts, delete_community, holds_only
 from corpus.textfile import iter_posts
@@ -29,6 +30,17 @@ def import_text_file(db: sqlite_utils.Database, path: str | Path, *, community: 
 
     added = add_posts(db, rows()).added
     return added, seen - added
+
+
+def check_label(path: str | Path, community: str | None) -> None:
+    """CorpusError when the operator's import would be stored under the bundled sample's label (a
+    file named `sample`, or --community sample): its posts would be taken for the sample and removed
+    as soon as the corpus holds others (drop_sample_after_import), right after the import itself."""
+    name = community if community is not None else Path(path).name
+    if name == SAMPLE_COMMUNITY:
+        shown = "--community sample" if community is not None else f"{path} (its name is the default label)"
+        raise CorpusError(f"{shown}: {SAMPLE_COMMUNITY!r} is the label of the bundled sample corpus, whose posts"
+                          " are removed once the corpus holds others: choose another --community")
 
 
 def holds_only_the_sample(db: sqlite_utils.Database) -> bool:

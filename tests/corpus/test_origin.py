@@ -206,3 +206,26 @@ def test_a_renamed_channel_reimported_under_its_label_adds_nothing(db, tmp_path)
     result = import_telegram_export(db, renamed, community="наши")
     assert (result.added, result.updated, result.kept_out) == (0, 30, 0)
     assert db.execute("SELECT count(*) FROM posts").fetchone()[0] == 30
+
+
+@pytest.mark.parametrize("named", ["--community sample", "a file named sample"])
+def test_a_text_import_under_the_bundled_samples_label_is_refused_not_removed(capsys, tmp_path, named):
+    """`buhurt corpus import` of a file named `sample` (the default label is the file's name) or with
+    --community sample: the operator's posts were stored under the bundled sample's label, then
+    removed at once as the sample ('removed the N posts of the bundled sample corpus')."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(cfg), "corpus", "import-telegram", str(export(tmp_path)))
+    assert code == 0, err
+    if named == "a file named sample":
+        file, extra = tmp_path / "sample", []
+    else:
+        file, extra = tmp_path / "posts.txt", ["--community", "sample"]
+    file.write_text("\n\n".join(varied_posts(12)) + "\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(cfg), "corpus", "import", str(file), *extra)
+    assert code == 2 and "removed" not in out
+    assert len(err.strip().splitlines()) == 1 and "'sample' is the label of the bundled sample corpus" in err
+    assert communities(cfg) == {"ТЕСТОВЫЙ КАНАЛ": 30}
+    code, out, err = run_cli(capsys, "--config", str(cfg), "corpus", "import", str(file), "--community", "наши")
+    assert code == 0, err
+    assert communities(cfg) == {"ТЕСТОВЫЙ КАНАЛ": 30, "наши": 12}
