@@ -31,7 +31,7 @@ REASONS = (
 class CleanOptions:
     """Switches and thresholds of every cleaning rule (config section [clean])."""
 
-    enabled: bool = True                # false: keep every post as normalised text (no rule drops anything)
+    enabled: bool = True                # false: keep every post with text as normalised text (no rule drops any)
     inline_separators: bool = True      # split one-line posts written "ЛИНИЯ @ ЛИНИЯ" at " @ "
     # remove a last line that is only a link, and the community's learned signatures, at either end
     strip_signature: bool = True
@@ -319,8 +319,9 @@ def clean_post(post: dict, options: CleanOptions = CleanOptions(), stoplist=None
     """(clean text, excluded reason or None, stripped parts) of one post row. `signatures`: the
     post's community's learned boilerplate (corpus.signatures.Signatures), or None."""
     raw = post["text"] or ""
-    if not options.enabled:
-        return normalise(raw, options), None, []
+    if not options.enabled:   # every post is kept, but one without text (a photo's) is no post of the training text
+        text = normalise(raw, options)
+        return text, None if text else "empty", []
     clean, stripped = strip_noise(normalise(raw, options), options, signatures)
     return clean, exclusion_reason(resolve_links(raw), clean, post, options, stoplist), stripped
 

@@ -132,3 +132,13 @@ def test_popularity_weighting_repeats_a_telegram_channels_most_reacted_posts(db,
     manifest = json.loads(weighted.manifest_path.read_text(encoding="utf-8"))
     top_id = db.execute("SELECT id FROM posts WHERE reactions = 100").fetchone()[0]
     assert manifest["weighting"]["boosted_posts"] == 1 and manifest["post_ids"].count(top_id) == 3
+
+
+def test_with_cleaning_off_a_post_without_text_is_not_an_empty_post_of_the_training_text(db, tmp_path):
+    """clean.enabled = false kept a photo-only message (no text) as a post of "": the training text
+    got a doubled gap where it stood, and the manifest and stats counted it (length 0)."""
+    add(db, [*TINY_POSTS, "", "  \n@\n  "], has_attachments=[0] * len(TINY_POSTS) + [1, 0])
+    result = export_training_text(db, tmp_path / "out.txt", clean=CleanOptions(enabled=False))
+    text = (tmp_path / "out.txt").read_text(encoding="utf-8")
+    assert result.posts == len(TINY_POSTS) and "\n\n\n" not in text and text.count("\n\n") == len(TINY_POSTS)
+    assert min(corpus_stats(db).lengths) > 0
