@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 import vk_api
-from vk_api.exceptions import ApiError, Captcha
+from vk_api.exceptions import ApiError, ApiHttpError, Captcha
 
 from bot.errors import BotError
 from bot.secrets import REDACTOR
@@ -74,6 +74,9 @@ class VkWallPublisher:
                 raise PublishInDoubt(f"VK failed on wall.post (error {exc.code}: {said}):"
                                      " the post may be out") from None
             raise PublishError(f"VK refused wall.post (error {exc.code}: {said})") from None
+        except ApiHttpError as exc:   # VK's gateway failed (502, 504): the request may have been done
+            raise PublishInDoubt(f"VK answered HTTP {exc.response.status_code} to wall.post:"
+                                 " the post may be out") from None
         except Captcha:  # an answer, so nothing was published: a refusal, retried later
             raise PublishError("VK refused wall.post with a captcha (error 14): the token looks automated"
                                " to VK; it is retried at the next publishing time") from None

@@ -8,12 +8,13 @@ poll's own endpoint (https://api.vk.ru/longpoll/<group id>, answered when a mess
 `wait` seconds, as VK's does) and messages.send (`user_message` injects what a user writes,
 `sent` lists the bot's answers). It counts requests, injects errors (top-level or inside execute) and
 can change the wall between requests (delete posts, publish new ones), drop the connection,
-answer something malformed (`rewrite`, e.g. wall.post done but its post id null), or never answer
-(`hang_at`): a request with a timeout then ends in requests' ReadTimeout, one without a timeout
-raises NoTimeout at once instead of hanging the test for ever. `timeouts` records the timeout of
-every request. VK's length limits hold: wall.post refuses a message over 16,384 characters
-(error 100), messages.send one over 4,096 (error 914); `refused` lists (method, error code) of the
-answers that were errors. `drop_polls` long-poll requests from now on lose their connection
+answer an HTTP error after doing the request (`http_status`), answer something malformed
+(`rewrite`, e.g. wall.post done but its post id null), or never answer (`hang_at`): a request
+with a timeout then ends in requests' ReadTimeout, one without a timeout raises NoTimeout at
+once instead of hanging the test for ever. `timeouts` records the timeout of every request.
+VK's length limits hold: wall.post refuses a message over 16,384 characters (error 100),
+messages.send one over 4,096 (error 914); `refused` lists (method, error code) of the answers
+that were errors. `drop_polls` long-poll requests from now on lose their connection
 (`on_drop` runs first: a message written then is kept by VK for the next request with its ts). A wall's
 `longpoll_version` before 5.103 sends message_new events in the old shape (the message itself).
 """
@@ -135,6 +136,8 @@ class FakeVk:
         self.execute_max_posts: int | None = None
         self.fail_at: int | None = None          # request number answered by a dropped connection
         self.hang_at: set[int] = set()            # request numbers that are never answered
+        # request number -> an HTTP status sent instead of the answer (the request was done: a gateway failed)
+        self.http_status: dict[int, int] = {}
         # request number -> a function of the normal answer giving the one sent (done, then answered oddly)
         self.rewrite: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.timeouts: list[Any] = []             # the timeout each request was sent with
@@ -354,7 +357,11 @@ class _Adapter(BaseAdapter):
         body = request.body or ""
         body = body.decode() if isinstance(body, bytes) else body
         params = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
-        return _json_response(request, self.fake.handle(method, params))
+        response = _json_response(request, self.fake.handle(method, params))
+        if self.fake.requests in self.fake.http_status:
+            response.status_code = self.fake.http_status[self.fake.requests]
+            response._content = b"<html><body>Bad Gateway</body></html>"
+        return response
 
     def close(self) -> None:
         pass

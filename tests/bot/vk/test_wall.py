@@ -71,6 +71,15 @@ def test_a_dropped_connection_is_not_a_refusal():
         asyncio.run(vk.publisher.send("МЕМ"))
 
 
+def test_an_http_error_on_wall_post_is_in_doubt_and_says_the_status():
+    """VK's gateway answered 502 after the post was made: the moderators were told only
+    'ApiHttpError' (the exception's type), not that VK answered HTTP 502 and the post may be out."""
+    wall, fake, vk = setup()
+    fake.http_status[1] = 502
+    with pytest.raises(PublishInDoubt, match=r"VK answered HTTP 502 to wall.post: the post may be out"):
+        asyncio.run(vk.publisher.send("МЕМ\n@\nЗА ШЛЮЗОМ"))
+    assert [p["text"] for p in wall.posts.values()].count("МЕМ\n@\nЗА ШЛЮЗОМ") == 1
+
 @pytest.mark.parametrize("response", [{"post_id": None}, {}, {"post_id": 0}, {"post_id": "abc"}, [], None])
 def test_an_answer_without_a_post_id_is_in_doubt(response):
     """VK took the request (the post is on the wall) but named no post: never `sent` with id "None"."""
