@@ -201,9 +201,7 @@ def train(cfg: TrainConfig, callback: Optional[Callable[[StepInfo], None]] = Non
     cfg.validate()
     ctx = D.setup(cfg.device)
     threads = torch.get_num_threads()
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world)) if ctx.device.type == "cpu" else 1
     try:
-        torch.set_num_threads(choose_threads(cfg, local_world))
         return _train(cfg, ctx, callback, on_start)
     finally:
         torch.set_num_threads(threads)
@@ -326,6 +324,9 @@ def _new_run(cfg: TrainConfig, ctx: D.DistContext, ck: Optional[dict], data: _Da
     run around it. Returns the run and the number of tokens new to an init_from checkpoint."""
     init_ck = load_checkpoint(cfg.init_from) if cfg.init_from else None
     cfg, mc = _model_config(cfg, data.vocab, ck or init_ck, resumed=ck is not None)
+    # threads for the model that trains (a resumed or init_from run's shape is its checkpoint's)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world)) if ctx.device.type == "cpu" else 1
+    torch.set_num_threads(choose_threads(cfg, local_world))
     device = ctx.device
     torch.manual_seed(cfg.seed)
     model = CharRNN(mc)

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from model.lstm import CharRNN, ModelConfig
-from model.train import TrainingInterrupted, _transfer_init, train
+from model.train import TrainConfig, TrainingInterrupted, _transfer_init, train
 from model.vocab import Vocab
 from tests.helpers import PATIENCE
 from tests.tiny_model import LINES, prepare, subprocess_env, tiny_config
@@ -147,3 +148,20 @@ def test_a_sigterm_stops_training_as_ctrl_c_does_leaving_a_resumable_checkpoint(
     assert load_checkpoint(ck / "latest.pt")["iteration"] == 3
     r = train(tiny_config(h5, js, ck, max_iterations=5, resume=str(ck / "latest.pt")))
     assert r.iterations == 5
+
+
+def test_resume_picks_threads_for_the_resumed_model_not_the_configured_one(tmp_path, monkeypatch):
+    # a tiny run (one thread) resumed by `buhurt train --resume` alone: the command's config is
+    # [model]/[train]'s 2x256 batch 32, but the run goes on as the checkpoint's tiny model; threads
+    # chosen for the configured shape took every core and ran it ~7x slower
+    import model.train as mt
+
+    monkeypatch.setattr(mt, "usable_cores", lambda: 4)
+    _, h5, js = prepare(tmp_path, n=60)
+    part = train(tiny_config(h5, js, tmp_path / "a", max_iterations=3))
+    assert part.threads == 1
+    resumed = train(replace(TrainConfig(progress=False), resume=str(part.latest_path), input_h5="", input_json="",
+                            checkpoint_dir="", max_iterations=5))
+    assert resumed.iterations == 5
+    assert resumed.threads == 1
+    assert load_checkpoint(resumed.latest_path)["run"]["threads"] == 1
