@@ -340,11 +340,14 @@ def drafts_decision(candidate_read: float | None, active_read: float | None, pla
     return True, ""
 
 
-def warm_start_source(active: Path, plan: RetrainPlan) -> tuple[Path | None, str]:
-    """The checkpoint to continue from (None: from scratch) and why."""
+def warm_start_source(active: Path, plan: RetrainPlan, *, from_scratch: bool = False) -> tuple[Path | None, str]:
+    """The checkpoint to continue from (None: from scratch) and why. The active model is loaded
+    also `from_scratch`: one that cannot be (NaN weights, a damaged file) is found before training."""
     from model.checkpoint import load_checkpoint
 
     mc = load_checkpoint(active)["model_config"]
+    if from_scratch:
+        return None, "from scratch, as asked"
     if plan.shape is not None:
         changed = {k: (mc.get(k), v) for k, v in plan.shape.architecture().items() if mc.get(k) != v}
         if changed:
@@ -499,7 +502,7 @@ def _retrain(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTrai
     try:
         active = active_checkpoint_path(db)
         active_version = active_row["version"] if active_row else file_version(active)
-        init_from, how = (None, "from scratch, as asked") if from_scratch else warm_start_source(active, plan)
+        init_from, how = warm_start_source(active, plan, from_scratch=from_scratch)
     except (JobError, ModelError) as exc:
         if active_row is None:
             raise

@@ -167,6 +167,35 @@ def test_the_nightly_retrain_replaces_an_active_model_with_nan_weights(db, tmp_p
     assert model_rows.active_model(db)["version"] == result.candidate_version
 
 
+def test_a_retrain_from_scratch_replaces_an_active_model_with_nan_weights(db, tmp_path, tiny_checkpoint, caplog):
+    """`buhurt retrain --from-scratch`, what an operator runs when the active model went bad: the
+    active model that cannot be loaded loses to the finite candidate, as in a warm night; it was
+    only found out when it was scored, after the training, and the run ended in its ModelError."""
+    from corpus.store.posts import add_posts
+    from jobs.model_registry import install_checkpoint
+    from jobs.retrain import RetrainPlan, retrain
+    from model.train_config import TrainConfig
+
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(60)])
+    broken = saved(tiny_checkpoint, tmp_path / "broken.pt", "nan",
+                   model_state=with_weight(tiny_checkpoint, "rnn.weight_hh_l0", math.nan))
+    bad_version = install_checkpoint(db, broken, tmp_path / "models", val_bpc=None)
+    model_rows.promote(db, bad_version)
+    plan = RetrainPlan(train_txt=tmp_path / "t.txt", train_h5=tmp_path / "t.h5", train_json=tmp_path / "t.json",
+                       checkpoint_dir=tmp_path / "ck", models_dir=tmp_path / "models", readability_drafts=2,
+                       sample_length=40, training=TrainConfig.torch_rnn_preset(progress=False))
+
+    def run_training(cfg):
+        assert cfg.init_from is None
+        saved(tiny_checkpoint, Path(cfg.checkpoint_dir) / "best.pt", "fresh")
+
+    with caplog.at_level(logging.WARNING):
+        result = retrain(db, plan, run_training, manual=True, from_scratch=True)
+    assert result.promoted and not result.warm and math.isinf(result.active_bpc), result.reason
+    assert model_rows.active_model(db)["version"] == result.candidate_version != bad_version
+    assert "the active model cannot be used" in caplog.text and "NaN or Inf" in caplog.text
+
+
 def test_a_bit_flipped_checkpoint_is_refused_naming_the_member(home, capsys, tiny_checkpoint):
     installed(home, capsys, tiny_checkpoint)
     flipped = saved(tiny_checkpoint, home / "flipped.pt", "crc")
