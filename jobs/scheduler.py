@@ -124,6 +124,18 @@ Job = Callable[[], Awaitable[object]]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+class WallClockTrigger(CronTrigger):
+    """A CronTrigger that runs once at a wall time the clocks pass twice (the night summer time
+    ends): at its first, summer-time occurrence, as /queue's plan counts the slots. APScheduler's
+    CronTrigger fires at both, so a publishing time in that hour published two posts."""
+
+    def get_next_fire_time(self, previous_fire_time, now):
+        when = super().get_next_fire_time(previous_fire_time, now)
+        if when is not None and when.fold and when.replace(fold=0).utcoffset() != when.utcoffset():
+            when = super().get_next_fire_time(when, when)   # the wall time's second pass: the next one
+        return when
+
+
 def weekly_at(text: str) -> tuple[str, int, int] | None:
     """("sun", 19, 0) of "sun 19:00"; None when it is not a weekday and a time."""
     day, _, time = text.strip().lower().partition(" ")
@@ -140,7 +152,7 @@ def add_weekly(scheduler: AsyncIOScheduler, job: Job, *, job_id: str, when: str,
     if parsed is None:
         raise ValueError(f"not a weekly time: {when!r}")
     day, hour, minute = parsed
-    scheduler.add_job(job, CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=timezone),
+    scheduler.add_job(job, WallClockTrigger(day_of_week=day, hour=hour, minute=minute, timezone=timezone),
                       id=job_id, name=job_id, replace_existing=True)
 
 
@@ -149,10 +161,10 @@ def build_scheduler(timezone: str) -> AsyncIOScheduler:
 
 
 def daily_at(times: Sequence[str], timezone: str) -> list[CronTrigger]:
-    triggers = []
+    triggers: list[CronTrigger] = []
     for time in times:
         hour, minute = clock_time(time)
-        triggers.append(CronTrigger(hour=hour, minute=minute, timezone=timezone))
+        triggers.append(WallClockTrigger(hour=hour, minute=minute, timezone=timezone))
     return triggers
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import logging
 import sqlite3
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -307,6 +308,51 @@ def test_a_publishing_time_already_covered_is_not_run_again(tmp_path, server):
     assert missed_slot(times, "UTC", covered_until=late - dt.timedelta(days=1), now=late) is None
     assert missed_slot(times, "Europe/Moscow", covered_until=now - dt.timedelta(hours=5), now=now) == dt.datetime(
         2026, 12, 1, 6, 0, tzinfo=dt.timezone.utc)  # 09:00 in Moscow
+
+
+def fire_times(trigger, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """When APScheduler runs a job of `trigger` from `start` to `end` (each run takes a second):
+    its next run is the trigger's next fire time after the one it ran at."""
+    times, when = [], trigger.get_next_fire_time(None, start)
+    while when is not None and when < end:
+        times.append(when.astimezone(dt.timezone.utc))
+        when = trigger.get_next_fire_time(when, when.astimezone(dt.timezone.utc) + dt.timedelta(seconds=1))
+    return times
+
+
+@pytest.mark.parametrize("zone, repeated", [("Europe/Berlin", "02:30"), ("Europe/Kyiv", "03:30")])
+def test_a_time_in_the_hour_the_clocks_go_back_runs_once(zone, repeated):
+    # the night summer time ends, the wall clock passes 02:00-03:00 (Berlin; Kyiv 03:00-04:00) twice:
+    # a publishing time there published two posts that night (APScheduler's CronTrigger fires at both),
+    # a weekly best-of on that Sunday went out twice
+    from jobs.scheduler import add_daily, add_weekly, build_scheduler, missed_slot
+
+    async def job():
+        return None
+
+    scheduler = build_scheduler(zone)
+    add_daily(scheduler, job, job_id="publish", times=[repeated, "09:00"], timezone=zone)
+    add_weekly(scheduler, job, job_id="digest", when=f"sun {repeated}", timezone=zone)
+    start, end = dt.datetime(2026, 10, 24, 12, tzinfo=dt.timezone.utc), dt.datetime(2026, 10, 26, 12,
+                                                                                   tzinfo=dt.timezone.utc)
+    tz = ZoneInfo(zone)
+    hour, minute = map(int, repeated.split(":"))
+    first = dt.datetime(2026, 10, 25, hour, minute, tzinfo=tz).astimezone(dt.timezone.utc)   # summer time's
+    runs = {job.id: fire_times(job.trigger, start, end) for job in scheduler.get_jobs()}
+    assert runs["publish-0"] == [first, first + dt.timedelta(days=1, hours=1)], runs
+    assert runs["digest"] == [first], runs
+    assert len(runs["publish-1"]) == 2    # 09:00 on the 25th and the 26th
+    # the start-up catch-up of a bot down over that night names that one time
+    missed = missed_slot([repeated], zone, covered_until=first - dt.timedelta(hours=1),
+                         now=first + dt.timedelta(hours=2))
+    assert missed is not None and missed.astimezone(dt.timezone.utc) == first
+    # the night summer time starts, a time in the skipped hour runs once, when /queue says it does
+    from jobs.desk import upcoming_slots
+
+    spring = dt.datetime(2026, 3, 28, 12, tzinfo=dt.timezone.utc)
+    runs = fire_times(scheduler.get_job("publish-0").trigger, spring, spring + dt.timedelta(days=2))
+    assert len(runs) == 2 and runs == [slot for slot in upcoming_slots([repeated], zone, spring, days=2)
+                                       if slot < spring + dt.timedelta(days=2)]
 
 
 def test_the_moderators_chat_not_found_is_an_error_with_a_state_and_drafts_stay_pending(tmp_path, server, caplog):
