@@ -166,6 +166,7 @@ class RetrainResult:
     active_version: str | None = None
     warm: bool = False
     minutes: float | None = None
+    awaiting_ratings: int = 0   # > 0: the candidate won and waits for this many ratings (retrain.promote_min_ratings)
 
     @property
     def line(self) -> str:
@@ -179,7 +180,8 @@ class RetrainResult:
 
         how = f" ({'warm start' if self.warm else 'from scratch'}, {self.minutes:.3g} min of training)" \
             if self.minutes else ""
-        verdict = "promoted" if self.promoted else "kept the active model"
+        verdict = "promoted" if self.promoted else (
+            "the candidate waits for ratings" if self.awaiting_ratings else "kept the active model")
         candidate = figures(self.candidate_version, self.candidate_bpc, self.candidate_readability)
         return (f"{verdict}: candidate {candidate}"
                 f"; active {figures(self.active_version, self.active_bpc, self.active_readability)}{how}")
@@ -550,7 +552,7 @@ def _retrain(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTrai
         # the rating gate: it waits as a candidate; its drafts join the raters' mix (jobs/rating.py)
         version = install_checkpoint(db, candidate, plan.models_dir, val_bpc=candidate_bpc,
                                      metrics={**metrics, "awaiting_ratings": plan.promote_min_ratings})
-        result = RetrainResult(False, "", version, **common)
+        result = RetrainResult(False, "", version, awaiting_ratings=plan.promote_min_ratings, **common)
         why = f"waits for {plan.promote_min_ratings} ratings of its drafts before promotion"
     elif promote:
         version = install_checkpoint(db, candidate, plan.models_dir, val_bpc=candidate_bpc, metrics=metrics)

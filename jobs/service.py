@@ -401,7 +401,10 @@ class Service:
             await self._tell(notices.ALERT_RETRAIN_FAILED.format(error=f"{type(exc).__name__}: {exc}"[:300]))
             return None
         await self._record_covered(RETRAIN_ENDED)   # promoted or kept: likewise
-        if not getattr(result, "promoted", False) and getattr(result, "candidate_bpc", None) is not None:
+        if getattr(result, "awaiting_ratings", 0):
+            await self._tell(notices.ALERT_RETRAIN_AWAITS.format(version=result.candidate_version,
+                                                                 ratings=result.awaiting_ratings, line=result.reason))
+        elif not getattr(result, "promoted", False) and getattr(result, "candidate_bpc", None) is not None:
             await self._tell(notices.ALERT_RETRAIN_KEPT.format(line=result.reason))
         checkpoint = getattr(result, "checkpoint", None)
         if getattr(result, "promoted", False) and checkpoint is not None:

@@ -323,3 +323,34 @@ def test_the_gate_promotes_through_the_chat_and_the_bot_follows(tmp_path, server
             await until(lambda: tuned_temperature(db, candidate) is not None)
 
     asyncio.run(main())
+
+
+def test_a_candidate_waiting_for_ratings_is_announced_as_such_not_as_the_old_model_kept(tmp_path, server,
+                                                                                        tiny_checkpoint):
+    # the night's candidate beat the active model and waits for the moderators' /rate: the chat was
+    # told the new model was no better and the old one stayed, so nobody rated and it never went in
+    from jobs import notices
+
+    settings = make_settings(tmp_path, server, retrain={"promote_min_ratings": 2})
+
+    def run_training(cfg):
+        Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        variant(tiny_checkpoint, Path(cfg.checkpoint_dir) / "best.pt", "cand")
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
+            night = tmp_path / "night"
+            result = retrain(db, plan_for(night, min_improvement=-1.0, promote_min_ratings=2), run_training)
+            assert rating.awaiting(db) and not result.promoted
+            service.retrainer = lambda stop: result
+            await service.retrain()
+            return result
+
+    result = asyncio.run(main())
+    assert "kept the active model" not in result.reason and "waits for 2 ratings" in result.reason
+    said = [m["text"] for m in server.sent(MODERATORS_CHAT)]
+    assert not [t for t in said if t.startswith(notices.ALERT_RETRAIN_KEPT.split("{")[0])], said
+    (told,) = [t for t in said if t.startswith("🧠")]
+    assert result.candidate_version in told and "/rate" in told and "2" in told
