@@ -164,6 +164,13 @@ def settle_candidates(db: sqlite_utils.Database, min_ratings: int) -> list[tuple
         log.info("rated candidate %s: readable %d of %d (active %d of %d): %s", row["version"], yes, n, a_yes, a_n,
                  "promoted" if promote else "rejected")
         decided.append((row["version"], promote))
+        if promote:   # an earlier night's candidate, never compared with this one, is never promoted over it
+            for older in awaiting(db):
+                if older["created_at"] < row["created_at"]:
+                    model_rows.set_status(db, older["version"], "rejected")
+                    log.info("rated candidate %s: rejected, superseded by the newer candidate %s it was never"
+                             " compared with", older["version"], row["version"])
+                    decided.append((older["version"], False))
     return decided
 
 

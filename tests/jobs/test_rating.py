@@ -354,3 +354,31 @@ def test_a_candidate_waiting_for_ratings_is_announced_as_such_not_as_the_old_mod
     assert not [t for t in said if t.startswith(notices.ALERT_RETRAIN_KEPT.split("{")[0])], said
     (told,) = [t for t in said if t.startswith("🧠")]
     assert result.candidate_version in told and "/rate" in told and "2" in told
+
+
+def test_a_candidate_older_than_the_one_the_ratings_promoted_is_never_promoted_over_it(db, tmp_path,
+                                                                                       tiny_checkpoint):
+    # two nights' candidates wait for ratings; the newer one reached them first and was promoted;
+    # the older one, trained on less of the corpus and never compared with it, then replaced it as
+    # soon as its own ratings were as good
+    active = with_active(db, tmp_path, tiny_checkpoint)
+    older, newer = (install_checkpoint(db, variant(tiny_checkpoint, tmp_path / f"{name}.pt", name), tmp_path / "models",
+                                       val_bpc=1.0, metrics={"awaiting_ratings": 2}) for name in ("older", "newer"))
+    for version, night in ((older, "2026-12-01T03:30:00+00:00"), (newer, "2026-12-02T03:30:00+00:00")):
+        db.execute("UPDATE model_versions SET created_at = ? WHERE version = ?", [night, version])
+
+    def rate(version, yes, n, rater):
+        for i in range(n):
+            rid = rating.rating_rows.add_shown(db, rater_id=rater, source="draft", item_id=1000 * rater + i,
+                                               model_version=version)
+            rating.rating_rows.answer(db, rid, "readable", i < yes)
+
+    rate(active, 1, 2, rater=1)
+    rate(newer, 1, 2, rater=2)
+    assert (newer, True) in rating.settle_candidates(db, 2)
+    assert model_rows.active_model(db)["version"] == newer
+    rate(older, 2, 2, rater=3)                    # 100% readable, better than the newer's 50%
+    rating.settle_candidates(db, 2)
+    assert model_rows.active_model(db)["version"] == newer
+    assert model_rows.get_model(db, older)["status"] == "rejected"
+    assert rating.awaiting(db) == []
