@@ -390,6 +390,10 @@ class Service:
     async def retrain(self) -> RetrainResult | None:
         if self.retrainer is None:
             return None
+        if self.training_first_model:   # it holds the training lock: the night's retrain would fail on it
+            log.info("the nightly retrain is skipped: the first model is training, the night's training")
+            await self._record_covered(RETRAIN_ENDED)
+            return None
         try:
             result = await asyncio.to_thread(self.retrainer, self.stopping)
         except Exception as exc:  # noqa: BLE001 - the service goes on with the old model; tomorrow retries

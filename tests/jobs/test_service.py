@@ -343,6 +343,48 @@ def test_a_start_inside_the_night_window_runs_the_nights_retrain_it_missed(db, h
     assert len(calls) == 3
 
 
+def test_the_nights_retrain_while_the_first_model_trains_is_no_failure(db, holder, tmp_path, caplog):
+    """The first model on the corpus (startup.use_bundled_model = false) still training at
+    retrain_at (a deploy at night): the night's retrain met its lock and the moderators were told
+    the nightly training failed, naming 'another retrain' with the service's own pid, and the log
+    had its traceback. It is the night's training: the retrain is skipped with one line."""
+    import logging
+    import threading
+
+    from jobs import notices
+    from jobs.first_run import FirstTraining
+    from jobs.retrain import one_training, retrain
+    from tests.helpers import plan_for
+
+    plan = plan_for(tmp_path)
+    training, done = threading.Event(), threading.Event()
+
+    def first(stop):
+        with one_training(plan):
+            training.set()
+            done.wait(30)
+        return holder.version
+
+    service = make_service(db, holder, moderation=Moderators(enabled=True))
+    service.first_training = FirstTraining(first, minutes=10)
+    service.retrainer = lambda stop: retrain(db, plan, stop=stop)
+
+    async def night():
+        await service.startup()
+        await asyncio.to_thread(training.wait, 30)
+        try:
+            return await service.retrain()
+        finally:
+            done.set()
+            await service.first_model_trained()
+
+    with caplog.at_level(logging.INFO):
+        assert asyncio.run(night()) is None
+    assert not [n for n in service.moderation.notes if n.startswith(notices.ALERT_RETRAIN_FAILED.split("(")[0])]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "the first model is training" in caplog.text
+
+
 def test_schedule_registers_every_job_with_shared_defaults(db, holder):
     service = make_service(db, holder, schedule=ScheduleOptions(publish_times=["09:00", "21:30"], retrain_at="03:30"))
     service.retrainer = lambda stop: None
