@@ -350,13 +350,16 @@ def maybe_train_in(database: Path, options: RankerOptions, *, busy_timeout: floa
 
 def report(fitted: Fitted) -> list[str]:
     """`buhurt ranker report`: both AUCs, whether the pool uses it, the weights."""
+    current = fitted.features == [f.name for f in FEATURES]   # else learned_ranker does not use it
     lines = [
         f"trained {fitted.trained_at} on {fitted.labels} decisions; checked on the {fitted.tested} newer ones"
         " (time order: trained on older decisions, tested on newer)",
         f"AUC approved vs rejected: learned {_fmt(fitted.learned_auc)} (99% low {_fmt(fitted.learned_low)}),"
         f" hand-set score {_fmt(fitted.hand_auc)}",
-        "the pool ranks drafts with the learned ranker" if fitted.used
-        else "the pool keeps the hand-set score (the learned ranker did not beat it)",
+        "the pool ranks drafts with the learned ranker" if fitted.used and current
+        else "the pool keeps the hand-set score (the learned ranker did not beat it)" if current
+        else "the pool keeps the hand-set score (trained on other features, by an earlier release) until the"
+             " nightly job trains it again (or: buhurt ranker train)",
         "weights (per standard deviation):",
     ]
     lines += [f"  {name:<18} {weight:+.3f}" for name, weight in fitted.weights()]

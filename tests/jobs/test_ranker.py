@@ -224,3 +224,24 @@ def test_the_nightly_ranker_job_trains_in_a_worker_thread_while_the_bot_answers(
     assert order == ["answered", "trained"], "a chat message waited for the ranker's training"
     trained = [r for r in caplog.records if r.name == "jobs.ranker" and "ranker trained" in r.getMessage()]
     assert trained and all(record.thread != loop_thread for record in trained)
+
+
+def test_the_report_of_a_ranker_stored_with_other_features_says_the_pool_keeps_the_hand_set_score(
+        tmp_path, capsys, monkeypatch):
+    """After an upgrade that changed FEATURES the pool ignores the stored ranker, but `buhurt ranker
+    report` said 'the pool ranks drafts with the learned ranker'."""
+    from corpus.db import open_db
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[startup]\nuse_bundled_model = false\n")
+    db = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    simulate(db, 300, taste="lines", seed=6)
+    assert ranker.train(db).used
+    stored = json.loads(get_state(db, ranker.STATE_KEY))
+    older = ["chars", "known_share", *stored["features"][2:]]   # an older release's order
+    set_state(db, ranker.STATE_KEY, json.dumps({**stored, "features": older}))
+    db.close()
+    code, out, err = run_cli(capsys, "ranker", "report")
+    assert code == 0, err
+    assert "the pool ranks drafts with the learned ranker" not in out
+    assert "the pool keeps the hand-set score (trained on other features" in out and "buhurt ranker train" in out
