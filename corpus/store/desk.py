@@ -181,8 +181,8 @@ def reactions_and_views(db: sqlite_utils.Database, since: str) -> list[dict[str,
         """
         WITH latest AS (
             SELECT r.publication_id, r.kind, r.count FROM reactions r
-            WHERE r.publication_id IS NOT NULL AND r.observed_at = (
-                SELECT max(observed_at) FROM reactions WHERE publication_id = r.publication_id AND kind = r.kind)
+            WHERE r.publication_id IS NOT NULL AND r.id = (   -- the row stored last (corpus/store/reactions.py)
+                SELECT max(id) FROM reactions WHERE publication_id = r.publication_id AND kind = r.kind)
         )
         SELECT p.id, p.draft_id, p.network || ' ' || p.chat_id AS destination, p.published_at,
                (SELECT COALESCE(sum(count), 0) FROM latest WHERE publication_id = p.id AND kind != 'view')

@@ -10,6 +10,12 @@ from corpus.store.clock import utcnow
 from corpus.store.publications import find_publication
 
 
+# A kind's latest count is that of its newest observation: the row stored last (max(id); SQLite's
+# bare columns come from that row). observed_at has second precision, and a backlog of Telegram's
+# updates after a restart is stored within one second: the newest observed_at alone would pick one
+# of them at random, or count them all.
+
+
 def record_counts(
     db: sqlite_utils.Database, network: str, chat_id: Any, message_id: Any, counts: Mapping[str, int],
     observed_at: str | None = None,
@@ -34,8 +40,8 @@ def record_counts(
 def latest_counts(db: sqlite_utils.Database, publication_id: int) -> dict[str, int]:
     """The newest count of each reaction kind of one publication."""
     rows = db.execute(
-        "SELECT kind, count FROM reactions r WHERE publication_id = ? AND observed_at = ("
-        " SELECT max(observed_at) FROM reactions WHERE publication_id = r.publication_id AND kind = r.kind)",
+        "SELECT kind, count FROM reactions r WHERE publication_id = ? AND id = ("
+        " SELECT max(id) FROM reactions WHERE publication_id = r.publication_id AND kind = r.kind)",
         [publication_id],
     ).fetchall()
     return {kind: count for kind, count in rows}
@@ -48,7 +54,7 @@ def top_publications(db: sqlite_utils.Database, since: str, limit: int = 5,
     return list(db.query(
         f"""
         WITH latest AS (
-            SELECT publication_id, kind, count, max(observed_at) AS at FROM reactions
+            SELECT publication_id, kind, count, max(id) FROM reactions   -- the newest observation (see above)
             WHERE publication_id IS NOT NULL AND kind NOT IN ({marks})
             GROUP BY publication_id, kind
         )
@@ -70,7 +76,7 @@ def publication_counts(db: sqlite_utils.Database, since: str = "", first_days: i
     return list(db.query(
         """
         WITH latest AS (
-            SELECT r.publication_id, r.kind, r.count, max(r.observed_at) AS at
+            SELECT r.publication_id, r.kind, r.count, max(r.id)   -- the newest in its first days
             FROM reactions r JOIN publications p ON p.id = r.publication_id
             WHERE r.observed_at <= strftime('%Y-%m-%dT%H:%M:%S+00:00', p.published_at, ?)
             GROUP BY r.publication_id, r.kind

@@ -6,9 +6,13 @@ import logging
 
 
 from bot import texts
+from corpus.db import open_db
+from corpus.stoplist import StopList
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
-from corpus.store.reactions import latest_counts
+from corpus.store.desk import reactions_and_views
+from corpus.store.reactions import latest_counts, publication_counts, record_counts, top_publications
+from jobs.curation import digest_text
 from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, until
 
 
@@ -64,3 +68,25 @@ def test_error_handler_logs_and_tells_the_moderators_without_the_token(tmp_path,
     assert token not in report["text"] and token.split(":")[1] not in report["text"]
     assert "error while handling update" in caplog.text and "Traceback" in caplog.text
     assert token not in caplog.text
+
+
+def test_counts_stored_in_the_same_second_count_once_and_the_last_one_wins(tmp_path, server):
+    """A backlog of message_reaction_count updates (the bot was down a while) is stored within one
+    second: /top, the weekly best-of, the liked posts and the ranker took the older count of a kind,
+    and /stats added both (👍 3 then 👍 5 made 3 there and 8 in /stats)."""
+    db = open_db(tmp_path / "same_second.sqlite3")
+    draft_id = draft_rows.add_draft(db, text="ПОСТ\n@\nС РЕАКЦИЯМИ", model_version="v", temperature=0.8, seed=1,
+                                    max_length=120, status="published")
+    publication = pubs.begin_publication(db, draft_id, "telegram", CHANNEL)
+    pubs.finish_publication(db, publication, 7)
+    at = pubs.publications_of(db, draft_id)[0]["published_at"]
+    for thumbs in (3, 5):
+        record_counts(db, "telegram", CHANNEL, 7, {"👍": thumbs, "🔥": 1}, observed_at=at)
+    assert latest_counts(db, publication) == {"👍": 5, "🔥": 1}
+    assert top_publications(db, "")[0]["score"] == 6
+    assert publication_counts(db)[0]["reactions"] == 6
+    assert [row["reactions"] for row in reactions_and_views(db, "")] == [6]
+    record_counts(db, "telegram", CHANNEL, 7, {"👍": 0, "🔥": 0}, observed_at=at)   # all taken back
+    assert top_publications(db, "")[0]["score"] == 0 and publication_counts(db)[0]["reactions"] == 0
+    assert digest_text(db, "telegram", CHANNEL, StopList([], [])) is None
+    db.close()
