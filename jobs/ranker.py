@@ -1,7 +1,8 @@
 """A draft ranker learned from the moderators and the audience (issue 24).
 
 Every human decision on a channel draft is a label: approved as is (1), approved after an edit (1,
-weighted down by the edit's share of the text), rejected or regenerated (0). A published draft's
+weighted down by the edit's share of the text), rejected or regenerated (0); an approval sent back
+to pending (↩️) is none until the draft is decided again. A published draft's
 weight grows with its reactions (per view, else over the channel's median, counted over its first
 week: corpus/store/reactions.py) from 0.5x for the channel's least liked to 1.5x for its best.
 

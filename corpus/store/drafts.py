@@ -162,12 +162,14 @@ def last_action_at(db: sqlite_utils.Database, actions: Iterable[str]) -> str | N
 
 def decisions(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every channel draft a moderator decided, with its last decision (`action`: approve, edit,
-    reject or regenerate; `decided_at`), in the order of those decisions."""
+    reject or regenerate; `decided_at`), in the order of those decisions. An approval sent back to
+    pending (↩️, 'unapprove') is no decision until the draft is decided again."""
     return list(db.query(
         "WITH last AS (SELECT max(id) AS action_id FROM moderation_actions"
-        " WHERE action IN ('approve', 'edit', 'reject', 'regenerate') GROUP BY draft_id)"
+        " WHERE action IN ('approve', 'edit', 'reject', 'regenerate', 'unapprove') GROUP BY draft_id)"
         " SELECT d.*, a.action, a.at AS decided_at FROM last JOIN moderation_actions a ON a.id = last.action_id"
-        " JOIN drafts d ON d.id = a.draft_id WHERE d.purpose = 'channel' ORDER BY a.at, a.id"))
+        " JOIN drafts d ON d.id = a.draft_id WHERE d.purpose = 'channel' AND a.action != 'unapprove'"
+        " ORDER BY a.at, a.id"))
 
 
 def set_edit_distance(db: sqlite_utils.Database, draft_id: int, distance: int) -> None:

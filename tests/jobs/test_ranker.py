@@ -16,6 +16,7 @@ from corpus.store.reactions import publication_counts, record_counts
 from corpus.stoplist import StopList
 from corpus.store.state import get_state, set_state
 from jobs import ranker
+from jobs.desk import back_to_pending
 from jobs.pool import store_generated
 from model.sample_options import SampleOptions
 from tests.helpers import run_cli
@@ -63,6 +64,23 @@ def test_labels_weigh_edits_and_reactions(db):
     assert data.weight[2:] == [1.0, 1.0]
     liked = channel_percentiles(publication_counts(db))
     assert liked == {ids[0]: 1.0, ids[1]: 0.0}
+
+
+def test_an_approval_sent_back_to_pending_is_no_label_until_it_is_decided_again(db):
+    """↩️ В ожидание takes an approval back: the draft waits for the moderators again, but the ranker
+    (and ranker.min_labels' count) still took it as approved."""
+    base = dict(model_version="v", temperature=0.8, seed=1, max_length=500, status="pending")
+    kept, sent_back, rejected_after = [draft_rows.add_draft(db, text=f"ПОСТ {i}\n@\nСТРОКА", **base) for i in range(3)]
+    for draft_id in (kept, sent_back, rejected_after):
+        draft_rows.decide(db, draft_id, action="approve", to_status="queued", actor_id=1)
+    for draft_id in (sent_back, rejected_after):
+        assert back_to_pending(db, draft_id, actor_id=1, actor_name="@anna")
+    draft_rows.decide(db, rejected_after, action="reject", to_status="rejected", actor_id=1)
+    data = ranker.labels(db)
+    assert data.draft_ids == [kept, rejected_after] and data.y == [1, 0]
+    assert ranker.count_labels(db) == 2
+    draft_rows.decide(db, sent_back, action="approve", to_status="queued", actor_id=1)   # approved again
+    assert ranker.labels(db).draft_ids == [kept, rejected_after, sent_back] and ranker.count_labels(db) == 3
 
 
 def test_the_learned_ranker_beats_the_hand_set_score_on_a_known_taste_and_the_pool_uses_it(db):
