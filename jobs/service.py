@@ -446,10 +446,15 @@ class Service:
                                        busy_timeout=busy_seconds(self.db))
 
     async def digest(self) -> int:
-        """The weekly best-of: each channel gets its week's top posts by reactions per view, with
-        their meme numbers (jobs/curation.py). Returns how many channels got one."""
+        """The weekly best-of: each channel not paused (/pause) gets its week's top posts by
+        reactions per view, with their meme numbers (jobs/curation.py). Returns how many channels
+        got one."""
         sent = 0
+        active = await patiently(desk.active_publishers, self.db, self.publishers)
         for publisher in self.publishers:
+            if publisher not in active:
+                log.info("weekly best-of: %s %s is paused; not sent there", publisher.network, publisher.chat_id)
+                continue
             text = digest_text(self.db, publisher.network, publisher.chat_id, self.drafting.stoplist)
             if text is None:
                 log.info("weekly best-of: no post with reactions this week in %s %s", publisher.network,

@@ -16,7 +16,9 @@ from corpus.store import publications as pubs
 from corpus.store.clock import ago
 from jobs.curation import DIGEST_HEADER, GenerateOptions
 from jobs.scheduler import ScheduleOptions, weekly_at
-from tests.fakes.telegram_app import CHANNEL, bot_running, make_settings, reply_to, until, write_config
+from tests.fakes.telegram_app import (
+    CHANNEL, MODERATOR, MODERATORS_CHAT, bot_running, make_settings, reply_to, until, write_config,
+)
 
 LONG = "ПРИХОДИШЬ ДОМОЙ ПОСЛЕ ШКОЛЫ\n@\nА ТАМ БАТЯ ЧИНИТ КРАН УЖЕ ТРЕТИЙ ЧАС ПОДРЯД\n@\nКРАН ТЕЧЁТ СИЛЬНЕЕ"
 USER = 333
@@ -207,3 +209,28 @@ def test_the_digest_setting_is_checked(tmp_path, server):
         load_settings(write_config(tmp_path, server, schedule={"digest": "воскресенье"}), environ={})
     with pytest.raises(ConfigError, match=r"generate\.popular_share must be a number from 0 to 1"):
         load_settings(write_config(tmp_path, server, generate={"popular_share": 1.5}), environ={})
+
+
+def test_the_weekly_best_of_skips_a_paused_channel(tmp_path, server):
+    """/pause stops publishing to a channel until /resume, but the weekly best-of still went out there."""
+    other = "@buhurt_second"
+    settings = make_settings(tmp_path, server, telegram={"channels": [CHANNEL, other]},
+                             schedule={"retrain": False, "digest": "sun 19:00"})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            draft_id = queued(db, "НЕДЕЛЯ\n@\nСТРОКА")
+            await service.publish()
+            publications = pubs.publications_of(db, draft_id)
+            for publication in publications:
+                server.reaction_count(publication["chat_id"], int(publication["message_id"]), {"👍": 3})
+            await until(lambda: db.execute("SELECT count(*) FROM reactions").fetchone()[0] == len(publications))
+            server.send_text(f"/pause {other}", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+            await until(lambda: any(m["text"] == texts.PAUSE_DONE.format(where=f"telegram {other}")
+                                    for m in server.sent(MODERATORS_CHAT)))
+            assert await service.digest() == 1
+            assert server.sent(CHANNEL)[-1]["text"].startswith(f"{DIGEST_HEADER}\n\n1. Мем #{draft_id}")
+            assert len(server.sent(other)) == 1   # its post of the week only
+
+    asyncio.run(main())
