@@ -14,7 +14,9 @@ a model trained on the first k slices ranks slice k + 1; its AUC (approved vs re
 against the hand-set score's (jobs.pool.score, stored as drafts.score) on the same slices. The
 pool uses the learned ranker only when its mean AUC beats the hand-set one's by `min_gain` and
 the lower end of its 99% interval (Hanley-McNeil over the tested decisions) is above both 0.5 and
-the hand-set score's AUC, so random decisions do not replace the hand-set score. The fitted model
+the hand-set score's AUC, so random decisions do not replace the hand-set score; and only when the
+tested decisions hold MIN_TESTED approved and MIN_TESTED rejected ones (on a handful the interval
+means nothing: an AUC of 1.0 on 9 decisions has an error of 0). The fitted model
 is stored as JSON in `state`.
 """
 from __future__ import annotations
@@ -45,6 +47,7 @@ LABELS = {"approve": 1, "edit": 1, "reject": 0, "regenerate": 0}
 WORD = re.compile(r"[^\W\d_]+")
 Z99 = 2.576            # the learned AUC's lower bound is of its 99% interval (random decisions rarely pass)
 UNMEASURED = -1e9       # the hand-set score of a draft made before it existed: ranked last
+MIN_TESTED = 10         # approved and rejected decisions each that the check must test before the ranker may win
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ class Fitted:
     hand_auc: float | None = None
     learned_low: float | None = None
     tested: int = 0
+    tested_approved: int | None = None   # of the tested decisions (None: stored by an earlier release)
+    tested_rejected: int | None = None
     used: bool = False
     trained_at: str = ""
 
@@ -225,6 +230,8 @@ class Check:
     learned_low: float | None
     tested: int
     folds: int
+    positives: int = 0   # approved among the tested decisions
+    negatives: int = 0   # rejected among them
 
 
 def time_ordered_check(data: Labels, folds: int = FOLDS) -> Check:
@@ -249,7 +256,7 @@ def time_ordered_check(data: Labels, folds: int = FOLDS) -> Check:
         return Check(None, None, None, 0, 0)
     mean_learned, mean_hand = sum(learned) / len(learned), sum(hand) / len(hand)
     return Check(mean_learned, mean_hand, mean_learned - Z99 * hanley_mcneil(mean_learned, positives, negatives),
-                 tested, len(learned))
+                 tested, len(learned), positives, negatives)
 
 
 def _hand(value: float | None) -> float:
@@ -276,6 +283,7 @@ def train(db: sqlite_utils.Database, options: RankerOptions = RankerOptions(), *
     fitted = fit(data)
     fitted.learned_auc, fitted.hand_auc, fitted.learned_low = check.learned_auc, check.hand_auc, check.learned_low
     fitted.tested, fitted.trained_at = check.tested, utcnow()
+    fitted.tested_approved, fitted.tested_rejected = check.positives, check.negatives
     fitted.used = wins(check, options.min_gain)
     set_state(db, STATE_KEY, json.dumps(asdict(fitted)))
     log.info("ranker trained on %d decisions: AUC learned %s vs hand-set %s on the newer decisions; %s",
@@ -286,6 +294,8 @@ def train(db: sqlite_utils.Database, options: RankerOptions = RankerOptions(), *
 
 def wins(check: Check, min_gain: float) -> bool:
     if check.learned_auc is None or check.hand_auc is None or check.learned_low is None:
+        return False
+    if min(check.positives, check.negatives) < MIN_TESTED:
         return False
     return check.learned_auc > check.hand_auc + min_gain and check.learned_low > max(0.5, check.hand_auc)
 
@@ -349,6 +359,15 @@ def maybe_train_in(database: Path, options: RankerOptions, *, busy_timeout: floa
         db.close()
 
 
+def _too_few(fitted: Fitted) -> str:
+    """Why the check could not tell (too few approved or rejected decisions tested), or ""."""
+    approved, rejected = fitted.tested_approved, fitted.tested_rejected
+    if approved is None or rejected is None or min(approved, rejected) >= MIN_TESTED:
+        return ""
+    return (f"the pool keeps the hand-set score (too few newer decisions to tell: {approved} approved and"
+            f" {rejected} rejected tested, {MIN_TESTED} of each needed)")
+
+
 def report(fitted: Fitted) -> list[str]:
     """`buhurt ranker report`: both AUCs, whether the pool uses it, the weights."""
     current = fitted.features == [f.name for f in FEATURES]   # else learned_ranker does not use it
@@ -358,6 +377,7 @@ def report(fitted: Fitted) -> list[str]:
         f"AUC approved vs rejected: learned {_fmt(fitted.learned_auc)} (99% low {_fmt(fitted.learned_low)}),"
         f" hand-set score {_fmt(fitted.hand_auc)}",
         "the pool ranks drafts with the learned ranker" if fitted.used and current
+        else _too_few(fitted) if current and _too_few(fitted)
         else "the pool keeps the hand-set score (the learned ranker did not beat it)" if current
         else "the pool keeps the hand-set score (trained on other features, by an earlier release) until the"
              " nightly job trains it again (or: buhurt ranker train)",

@@ -263,3 +263,25 @@ def test_the_report_of_a_ranker_stored_with_other_features_says_the_pool_keeps_t
     assert code == 0, err
     assert "the pool ranks drafts with the learned ranker" not in out
     assert "the pool keeps the hand-set score (trained on other features" in out and "buhurt ranker train" in out
+
+
+@pytest.mark.parametrize("n, seed", [(20, 13), (20, 28), (20, 40), (25, 48)])
+def test_random_decisions_too_few_to_tell_never_replace_the_hand_set_score(tmp_path, capsys, monkeypatch, n, seed):
+    """`buhurt ranker train` on a few dozen random decisions: the time-ordered check tested a handful
+    of them (an AUC of 1.0 on 9 decisions has a Hanley-McNeil error of 0), and the pool ranked with
+    noise. The check now needs 10 approved and 10 rejected newer decisions before it can win."""
+    from corpus.db import open_db
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text("[paths]\ndata_dir = 'data'\n[startup]\nuse_bundled_model = false\n")
+    db = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    simulate(db, n, taste="random", seed=seed)
+    db.close()
+    code, out, err = run_cli(capsys, "ranker", "train")
+    assert code == 0, err
+    assert "the pool ranks drafts with the learned ranker" not in out
+    assert "the pool keeps the hand-set score (too few newer decisions to tell:" in out
+    assert "10 of each needed)" in out
+    db = open_db(tmp_path / "data" / "buhurt.sqlite3")
+    assert ranker.learned_ranker(db) is None and not ranker.stored(db).used
+    db.close()
