@@ -562,3 +562,39 @@ def test_queue_while_another_process_holds_the_database_is_a_polite_answer(tmp_p
     assert busy and not [m for m in during if m["text"].startswith(texts.ERROR_REPORT.split("{")[0])]
     assert before is None and not copies[0].get("reply_markup")   # the copy from the lock: no buttons
     assert str(draft["moderation_message_id"]) == str(copies[-1]["message_id"]) and copies[-1].get("reply_markup")
+
+
+def test_a_reaction_count_while_another_process_holds_the_database_is_one_warning_not_an_error_report(
+        tmp_path, server, caplog):
+    """A channel post's reaction count pushed while `buhurt corpus clean` (or a backup) holds the
+    database past paths.busy_timeout_seconds: the error handler reported it in the moderators' chat
+    ('⚠️ ...', with a traceback in the log) at every count Telegram pushed; now one WARNING line, and
+    the next count is stored once the lock is gone."""
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5})
+    report = texts.ERROR_REPORT.split(":")[0]
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "reaction" in r.getMessage()]
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            draft_rows.add_draft(db, text="ПОСТ\n@\nС РЕАКЦИЯМИ", model_version="v", temperature=0.8, seed=1,
+                                 max_length=120, status="queued")
+            published = await app.bot_data.service.publish()
+            (publication,) = pubs.publications_of(db, published["id"])
+            message_id = int(publication["message_id"])
+            with held_by_another_process(settings.database) as locker:
+                server.reaction_count(CHANNEL, message_id, {"👍": 3})
+                await until(lambda: warned() or any(report in m["text"] for m in server.sent(MODERATORS_CHAT)))
+                release(locker)
+            server.reaction_count(CHANNEL, message_id, {"👍": 4})
+            await until(lambda: db.execute("SELECT count(*) FROM reactions").fetchone()[0] == 1)
+            return db.execute("SELECT count FROM reactions").fetchone()[0]
+
+    with caplog.at_level(logging.INFO):
+        stored = asyncio.run(main())
+    assert not any(report in m["text"] for m in server.sent(MODERATORS_CHAT))
+    (warning,) = warned()
+    assert f"telegram {CHANNEL}" in warning and "locked" in warning and str(settings.database) in warning
+    assert stored == 4 and "Traceback" not in caplog.text
