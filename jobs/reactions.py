@@ -12,7 +12,7 @@ import sqlite_utils
 from corpus.store import publications as pubs
 from corpus.store import reactions as reaction_rows
 from corpus.store.clock import ago
-from jobs.patience import patiently
+from jobs.patience import DatabaseBusy, patiently
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,9 @@ class ReactionSource(Protocol):
 
 async def collect_reactions(db: sqlite_utils.Database, sources: Sequence[ReactionSource],
                             days: int = 7) -> int:
-    """Poll every source for the publications of the last `days`; returns observations stored."""
+    """Poll every source for the publications of the last `days`; returns observations stored.
+    While another process holds the database past the busy timeout (or the disk is full) the run
+    stops with one WARNING, keeping what it stored: the next run polls the counts again."""
     stored = 0
     for source in sources:
         # one wall's posts: after vk.publish_group_id changed, the old wall's post ids are other posts here
@@ -41,11 +43,17 @@ async def collect_reactions(db: sqlite_utils.Database, sources: Sequence[Reactio
             log.warning("could not collect reactions from %s: %s", source.network, exc)
             continue
         updated = 0
-        for message_id, kinds in counts.items():
-            row = by_message.get(str(message_id))
-            if row is not None:
-                await patiently(reaction_rows.record_counts, db, source.network, row["chat_id"], message_id, kinds)
-                updated += 1
+        try:
+            for message_id, kinds in counts.items():
+                row = by_message.get(str(message_id))
+                if row is not None:
+                    await patiently(reaction_rows.record_counts, db, source.network, row["chat_id"], message_id,
+                                    kinds)
+                    updated += 1
+        except DatabaseBusy as exc:
+            log.warning("reactions from %s %s not stored: %s; %d of %d recent posts updated, the next run"
+                        " tries again", source.network, source.chat_id, exc, updated, len(recent))
+            return stored + updated
         log.info("reactions from %s: %d of %d recent posts updated", source.network, updated, len(recent))
         stored += updated
     return stored

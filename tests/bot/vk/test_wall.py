@@ -201,3 +201,39 @@ def test_a_failed_chunk_of_likes_keeps_the_counts_of_the_other_chunks(caplog):
     fake.errors.update({4: 10, 5: 10, 6: 10})
     with pytest.raises(Exception, match="Internal server error"):
         vk.likes.fetch(ids)
+
+
+def test_the_likes_job_that_meets_the_database_locked_by_another_process_is_one_warning(tmp_path, caplog):
+    """A `buhurt corpus clean` (or a backup) holding the database past paths.busy_timeout_seconds while
+    the likes job stored VK's counts: DatabaseBusy left the job with APScheduler's traceback ('Job
+    raised an exception') at every run while the lock lasted; now one WARNING, the next run stores them."""
+    import logging
+    import sqlite3
+
+    from corpus.db import open_db
+    from corpus.store import drafts, publications
+    from corpus.store.reactions import latest_counts
+    from jobs.patience import on_the_loop
+    from jobs.reactions import collect_reactions
+
+    wall, fake, vk = setup()
+    database = tmp_path / "b.sqlite3"
+    db = open_db(database)
+    on_the_loop(db, 0.3)   # as the service's own connection: writes wait off the loop, this long
+    draft = drafts.add_draft(db, text="МЕМ\n@\nВОТ", model_version="v", temperature=0.8, seed=1,
+                             max_length=100, status="queued")
+    message_id = asyncio.run(vk.publisher.send("МЕМ\n@\nВОТ"))
+    publication = publications.begin_publication(db, draft, "vk", vk.likes.chat_id)
+    publications.finish_publication(db, publication, message_id)
+    other = sqlite3.connect(database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")   # another process's write transaction, held throughout
+    try:
+        with caplog.at_level(logging.INFO):
+            stored = asyncio.run(collect_reactions(db, [vk.likes]))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert stored == 0 and latest_counts(db, publication) == {}
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.startswith("reactions from vk -42 not stored: ") and str(database) in warning
+    assert asyncio.run(collect_reactions(db, [vk.likes])) == 1 and "like" in latest_counts(db, publication)
