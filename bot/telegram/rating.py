@@ -20,6 +20,7 @@ from bot import texts
 from bot.fit import fit
 from bot.telegram.bot_data import BotData, Context
 from jobs import rating
+from jobs.patience import DatabaseBusy
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,10 @@ async def on_rate_button(update: Update, context: Context) -> None:
                                   message.message_id, question, match.group(3) == "1")
     except rating.CardClosed:   # a double tap on the last answer: the next card went out already
         await query.answer(texts.RATE_ALREADY)
+        return
+    except DatabaseBusy as exc:   # another process's long lock, or a full disk: nothing stored, press again
+        log.warning("a rating answer answered 'busy': %s", exc)
+        await query.answer(texts.DESK_BUSY)
         return
     if row is None:
         await query.answer(texts.RATE_NOT_YOURS)

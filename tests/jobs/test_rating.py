@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -382,3 +383,42 @@ def test_a_candidate_older_than_the_one_the_ratings_promoted_is_never_promoted_o
     assert model_rows.active_model(db)["version"] == newer
     assert model_rows.get_model(db, older)["status"] == "rejected"
     assert rating.awaiting(db) == []
+
+
+def test_a_rating_answer_while_another_process_holds_the_database_is_a_polite_answer(tmp_path, server):
+    """A rater's press on a /rate card while a backup or `buhurt corpus clean` holds the database past
+    paths.busy_timeout_seconds: the press was left unanswered and the error handler reported it in the
+    moderators' chat; now the press is answered that the database is busy and nothing changed, and
+    the same press works once the lock is gone."""
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5}, rate={"drafts": 4})
+    report = texts.ERROR_REPORT.split(":")[0]
+
+    def answers() -> list[dict]:
+        return [c.params for c in server.calls_of("answerCallbackQuery")]
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            add_posts(db, [{"source": "file", "text": t} for t in CORPUS])
+            card = await first_card(server, MODERATORS_CHAT, MODERATOR, chat_id=MODERATORS_CHAT)
+            rid = card_id(card)
+            other = sqlite3.connect(settings.database, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")   # another process's write transaction (a backup, a clean)
+            try:
+                before = len(answers())
+                server.press(f"v:{rid}:r:1", user_id=MODERATOR, message=card)
+                await until(lambda: len(answers()) > before
+                            or any(report in m["text"] for m in server.sent(MODERATORS_CHAT)))
+                busy = answers()[before:]
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            before = len(answers())
+            server.press(f"v:{rid}:r:1", user_id=MODERATOR, message=card)
+            done = (await until(lambda: answers()[before:]))[0]
+            return busy, done, app.bot_data.db.execute("SELECT readable FROM ratings WHERE id = ?", [rid]).fetchone()
+
+    busy, done, (readable,) = asyncio.run(main())
+    assert not any(report in m["text"] for m in server.sent(MODERATORS_CHAT))
+    assert [a["text"] for a in busy] == [texts.DESK_BUSY]
+    assert done["text"] == texts.ANSWER_DONE and readable == 1
