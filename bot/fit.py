@@ -19,6 +19,18 @@ def shorten(body: str, room: int) -> str:
     return body[:keep] + MARK.format(n=len(body) - keep)
 
 
+def shorten_again(body: str, room: int) -> str:
+    """`body` as `shorten` gave it (its marker, if any, at the end) in at most `room` characters:
+    cut further when it is longer, the marker counting every character left out."""
+    if len(body) <= room:
+        return body
+    marked = _MARKED.search(body)
+    kept = body[:marked.start()] if marked else body
+    total = len(body) if marked is None else len(kept) + int(re.sub(r"[^0-9]", "", marked.group()))
+    keep = max(0, room - len(MARK.format(n=total)))
+    return kept[:keep] + MARK.format(n=total - keep)
+
+
 def shortened(text: str) -> bool:
     """`text` ends with `shorten`'s marker: a copy of a post the bot showed only in part."""
     return _MARKED.search(text) is not None

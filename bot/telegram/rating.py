@@ -17,7 +17,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest
 
 from bot import texts
-from bot.fit import fit
+from bot.fit import LIMIT, fit, shorten_again
 from bot.telegram.bot_data import BotData, Context
 from jobs import rating
 from jobs.patience import DatabaseBusy
@@ -86,6 +86,15 @@ async def send_card(bot_data: BotData, message: Message, user: User) -> None:
     rating.card_sent(service, card, sent.chat_id, sent.message_id)
 
 
+def closed_card(shown: str, thanks: str) -> str:
+    """The answered card: the card as shown, then `thanks`; a post that filled the card is
+    shortened further (the marker counting all that is left out), so the whole stays within
+    Telegram's limit and the header and the thanks always show."""
+    header, _, body = shown.partition("\n\n")
+    tail = f"\n\n{thanks}"
+    return f"{header}\n\n{shorten_again(body, LIMIT - len(header) - 2 - len(tail))}{tail}"
+
+
 async def on_rate_button(update: Update, context: Context) -> None:
     """One answer on a card; the last one thanks the rater and shows the next post."""
     query, bot_data = update.callback_query, context.bot_data
@@ -117,7 +126,8 @@ async def on_rate_button(update: Update, context: Context) -> None:
             return
         readable = texts.RATE_READABLE_YES if row["readable"] else texts.RATE_NO
         publish = texts.RATE_PUBLISH_YES if row["would_publish"] else texts.RATE_NO
-        await message.edit_text(f"{message.text}\n\n{texts.RATE_THANKS.format(readable=readable, publish=publish)}",
+        await message.edit_text(closed_card(message.text or "", texts.RATE_THANKS.format(readable=readable,
+                                                                                       publish=publish)),
                                 reply_markup=None)
     except BadRequest as exc:  # the same markup again, or the message is gone
         log.info("could not edit rating card %s: %s", row["id"], exc)

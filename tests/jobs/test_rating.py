@@ -177,6 +177,36 @@ def test_a_second_tap_on_a_rated_card_changes_nothing_and_sends_no_second_card(t
     asyncio.run(main())
 
 
+def test_a_card_of_a_post_near_telegrams_limit_shows_the_thanks_and_loses_its_buttons(tmp_path, server, monkeypatch):
+    """A held-out corpus post of nearly 4,096 characters fills its card (shortened, with the
+    marker): answered, the card still says thank you and loses its buttons, the post shortened
+    further to leave room for the line (Telegram refuses an edit over 4,096 characters)."""
+    settings = make_settings(tmp_path, server, rate={"drafts": 2})
+    monkeypatch.setattr(rating, "REAL_SHARE", 1.0)   # the held-out post first
+    train = [t for t in CORPUS if post_split(t, 0.1, 0.1) == "train"]
+    line = "ПРИХОДИШЬ НА РАБОТУ В ПОНЕДЕЛЬНИК УТРОМ"
+    long = next(t for i in range(200) if post_split(t := "\n@\n".join([f"{line} {i}"] * 100), 0.1, 0.1) != "train")
+    assert len(long) > 4096
+
+    async def main():
+        async with bot_running(settings) as app:
+            add_posts(app.bot_data.db, [{"source": "file", "text": t} for t in [*train, long]])
+            card = await first_card(server, MODERATORS_CHAT, MODERATOR, chat_id=MODERATORS_CHAT)
+            assert card["text"].startswith("Оценка вслепую") and "ещё" in card["text"][-40:]
+            rid, before = card_id(card), len(server.sent(MODERATORS_CHAT))
+            await press(server, f"v:{rid}:r:1", user_id=MODERATOR, message=card)
+            await press(server, f"v:{rid}:p:0", user_id=MODERATOR, message=card)
+            await until(lambda: len(server.sent(MODERATORS_CHAT)) > before)   # the next card
+            done = server.message(MODERATORS_CHAT, card["message_id"])
+            assert texts.RATE_THANKS.format(readable=texts.RATE_READABLE_YES, publish=texts.RATE_NO) in done["text"]
+            assert "reply_markup" not in done and len(done["text"]) <= 4096
+            body = done["text"].split("\n\n", 1)[1].rsplit("\n\n", 1)[0]   # between the header and the thanks
+            kept, left = body.rsplit("\n… (ещё ", 1)
+            assert long.startswith(kept) and len(kept) + int(left.split()[0]) == len(long)
+
+    asyncio.run(main())
+
+
 def test_a_rater_answering_cards_quickly_is_not_taken_for_a_flood(tmp_path, server):
     """Two taps per card: a rater in a private chat who answers three cards within the flood window
     (5 commands) has every tap answered and stored, and is not told to slow down: the taps answer
