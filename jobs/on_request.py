@@ -105,9 +105,11 @@ def shown_meme(db: sqlite_utils.Database, meme_id: int, user_id: Any) -> dict[st
 
 def top_of_week(db: sqlite_utils.Database, stoplist: StopList) -> list[dict[str, Any]]:
     """The week's best publications by reactions: one row per draft (its best-scoring publication),
-    those without reactions or matching `stoplist` as it is now left out, at most TOP_PLACES."""
+    those without reactions or matching `stoplist` as it is now left out, at most TOP_PLACES. Every
+    publication of the week is read: a draft has one per destination, and those of a few liked
+    drafts (or of stop-listed ones) would fill any fixed number of rows."""
     best, seen = [], set()
-    for row in top_publications(db, ago(days=TOP_DAYS), limit=10):
+    for row in top_publications(db, ago(days=TOP_DAYS), limit=None):
         if row["draft_id"] in seen or not row["score"] or stoplist.match(row["text"]):
             continue
         seen.add(row["draft_id"])

@@ -47,9 +47,10 @@ def latest_counts(db: sqlite_utils.Database, publication_id: int) -> dict[str, i
     return {kind: count for kind, count in rows}
 
 
-def top_publications(db: sqlite_utils.Database, since: str, limit: int = 5,
+def top_publications(db: sqlite_utils.Database, since: str, limit: int | None = 5,
                      exclude_kinds: tuple[str, ...] = ("view",)) -> list[dict[str, Any]]:
-    """Published drafts since `since`, ranked by their latest total of reactions."""
+    """Publications since `since` (a draft sent to several destinations has a row for each),
+    ranked by their latest total of reactions; every one with `limit` None."""
     marks = ",".join("?" * len(exclude_kinds)) or "''"
     return list(db.query(
         f"""
@@ -65,7 +66,7 @@ def top_publications(db: sqlite_utils.Database, since: str, limit: int = 5,
         WHERE p.status = 'sent' AND p.published_at >= ?
         GROUP BY p.id ORDER BY score DESC, p.published_at DESC LIMIT ?
         """,
-        [*exclude_kinds, since, limit],
+        [*exclude_kinds, since, -1 if limit is None else limit],
     ))
 
 

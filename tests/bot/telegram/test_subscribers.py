@@ -225,6 +225,32 @@ def test_top_ranks_last_week_by_reactions(tmp_path, server):
     assert f"https://t.me/buhurt_test/{102}" in reply
 
 
+def test_top_shows_five_posts_when_each_went_to_several_channels(tmp_path, server):
+    """Each post published in three channels is one post of /top (its best publication): six liked
+    posts fill its five places, whatever the channels' number."""
+    channels = [CHANNEL, "@buhurt_second", "@buhurt_third"]
+    settings = make_settings(tmp_path, server, telegram={"channels": channels})
+    db = open_db(settings.database)
+    ids = []
+    for n in range(6):
+        draft_id = draft_rows.add_draft(db, text=f"МЕМ НОМЕР {n}\n@\nКОНЕЦ", model_version="v", temperature=0.8,
+                                        seed=n, max_length=120, status="published")
+        for k, channel in enumerate(channels):
+            pub = pubs.begin_publication(db, draft_id, "telegram", channel)
+            pubs.finish_publication(db, pub, 100 + n)
+            record_counts(db, "telegram", channel, 100 + n, {"👍": 50 - 5 * n - k})
+        ids.append(draft_id)
+    db.close()
+
+    async def main():
+        async with bot_running(settings):
+            return await reply_to(server, USER, "/top", user_id=USER)
+
+    reply = run(main())["text"]
+    assert [f"Мем #{n}" in reply for n in ids] == [True] * 5 + [False]
+    assert [reply.index(f"Мем #{n}") for n in ids[:5]] == sorted(reply.index(f"Мем #{n}") for n in ids[:5])
+
+
 def test_top_with_nothing_published(tmp_path, server):
     settings = make_settings(tmp_path, server)
 
