@@ -140,6 +140,14 @@ BUTTON_HOLD = "+{hours} ч"
 BUTTON_UNAPPROVE = "↩️ В ожидание"
 ANSWER_PUBLISHED = "Опубликовано: {where}"
 ANSWER_NOT_PUBLISHED = "Не опубликовано — все каналы на паузе или уже его получили."
+ANSWER_NOT_SENT = "{where}: {why}"
+NOT_SENT_WHY = {   # jobs.desk.publish_now's outcomes but "sent"
+    "failed": "не опубликовано — канал отказал, подробности в чате.",
+    "unknown": "ответа не было, пост мог и дойти — проверьте канал.",
+    "stop-list": "не опубликовано — в нём слово из стоп-листа.",
+    "near-copy": "не опубликовано — он повторяет мем, уже опубликованный там.",
+    "busy": "не опубликовано — база данных занята, попробуйте через минуту.",
+}
 ANSWER_MOVED = "Перенесено в конец очереди"
 ANSWER_HELD = "Не раньше {when}"
 ANSWER_UNAPPROVED = "Возвращён в ожидание"

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from corpus.store import desk as desk_rows
 from corpus.store import drafts as draft_rows
+from corpus.store import publications as pubs
 from corpus.store.clock import utcnow
 from corpus.store.state import get_state, set_state
 from jobs.publish import Publisher, publish_draft
@@ -201,11 +202,26 @@ def back_to_pending(db: sqlite_utils.Database, draft_id: int, *, actor_id: int, 
 
 
 async def publish_now(db: sqlite_utils.Database, draft: dict, publishers: Sequence[Publisher], notify,
-                      state, options) -> list[str]:
+                      state, options) -> dict[str, str]:
     """Send an approved draft to every destination not paused that has not had it, at once (the
-    same at-most-once path as the slots). Returns the destinations it was sent to now."""
+    same at-most-once path as the slots). Returns what became of it at each destination it was
+    for, by name: "sent"; "failed" (refused, the moderators are told), "unknown" (no answer: never
+    re-sent), "stop-list" or "near-copy" (skipped there), "busy" (the database held: not tried);
+    {} when there was none (every one paused or has it)."""
     active = active_publishers(db, publishers)
     before = desk_rows.had_by(db, [draft["id"]])[draft["id"]]
+    wanted = [p for p in active if (p.network, str(p.chat_id)) not in before]
+    if not wanted:
+        return {}
     await publish_draft(db, draft, publishers, notify, state, options=options, only=active)
-    after = desk_rows.had_by(db, [draft["id"]])[draft["id"]]
-    return [where(p) for p in active if (p.network, str(p.chat_id)) in after - before]
+    rows = {(r["network"], r["chat_id"]): r for r in pubs.publications_of(db, draft["id"])}
+    return {where(p): _outcome(rows.get((p.network, str(p.chat_id)))) for p in wanted}
+
+
+def _outcome(row: dict | None) -> str:
+    """publish_now's word for a destination's publication row after the send."""
+    if row is None:
+        return "busy"
+    if row["status"] == "skipped":
+        return "stop-list" if (row["error"] or "").startswith("stop-list") else "near-copy"
+    return row["status"] if row["status"] in ("sent", "failed") else "unknown"

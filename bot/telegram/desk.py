@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 QUEUE_CALLBACK = re.compile(r"q:(n|l|h1|h6|h24|p):([1-9][0-9]{0,11}):([0-9]{1,12})")
 QUEUE_SHOWN = 10           # drafts of each kind /queue shows (oldest first)
 PREVIEW_CHARS = 600        # of an approved draft's text in its /queue message
+CALLBACK_ANSWER_CHARS = 200   # Telegram's limit on a button press's answer
 
 
 def _who(user) -> str:
@@ -172,12 +173,12 @@ async def on_queue_button(update: Update, context: Context) -> None:
         await _refresh(context, query.message, draft_id, buttons=True)
         return
     if action == "n":
-        sent = await desk.publish_now(db, draft, service.publishers, service.moderation.notify,
-                                      service.publish_state, service.plan.publish)
+        outcomes = await desk.publish_now(db, draft, service.publishers, service.moderation.notify,
+                                          service.publish_state, service.plan.publish)
+        sent = [name for name, outcome in outcomes.items() if outcome == "sent"]
         desk.record(db, draft_id, "publish_now", actor_id=user.id, actor_name=_who(user),
                     detail=", ".join(sent) or None)
-        await query.answer(texts.ANSWER_PUBLISHED.format(where=", ".join(sent)) if sent
-                           else texts.ANSWER_NOT_PUBLISHED)
+        await query.answer(now_answer(outcomes))
     elif action == "l":
         if await _moved(query, _later, db, draft_id, user.id, _who(user)) is False:
             return
@@ -201,6 +202,20 @@ async def on_queue_button(update: Update, context: Context) -> None:
         await service.dispatch_moderation()   # shown anew, with the vote buttons
         return
     await _refresh(context, query.message, draft_id, buttons=True)
+
+
+def now_answer(outcomes: dict[str, str]) -> str:
+    """The answer to 🚀: where it went out and, for every other destination it was for, why not."""
+    if not outcomes:
+        return texts.ANSWER_NOT_PUBLISHED
+    grouped: dict[str, list[str]] = {}
+    for name, outcome in outcomes.items():
+        grouped.setdefault(outcome, []).append(name)
+    lines = [texts.ANSWER_PUBLISHED.format(where=", ".join(grouped.pop("sent")))] if "sent" in grouped else []
+    lines += [texts.ANSWER_NOT_SENT.format(where=", ".join(names), why=texts.NOT_SENT_WHY[outcome])
+              for outcome, names in grouped.items()]
+    text = "\n".join(lines)
+    return text if len(text) <= CALLBACK_ANSWER_CHARS else text[:CALLBACK_ANSWER_CHARS - 1] + "…"
 
 
 def _later(db, draft_id: int, actor_id: int, actor_name: str) -> None:

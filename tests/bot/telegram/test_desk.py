@@ -122,6 +122,44 @@ def test_queue_shows_pending_then_approved_in_slot_order_and_its_buttons_move_th
     asyncio.run(main())
 
 
+def test_publish_now_that_sends_nothing_says_why_not_that_it_was_published(tmp_path, server):
+    """🚀 on a draft that the channel refuses (the bot removed: 403), or that a word listed since
+    its approval stops, answers that it was not published and why: it said 'published' for the
+    stop-listed one and 'every channel is paused or has it' for the refused one."""
+    settings = make_settings(tmp_path, server, schedule=SLOTS, filter={"words": ["пятница"]})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            listed, refused = add_pending(db, 1)[0], draft_rows.add_draft(
+                db, text="ПРИХОДИШЬ В ШКОЛУ\n@\nТАМ КАНИКУЛЫ", model_version="v", temperature=0.8, seed=7,
+                max_length=120, status="pending")
+            await app.bot_data.service.dispatch_moderation()
+            for draft_id in (listed, refused):
+                await press(server, f"d:a:{draft_id}", user_id=MODERATOR, message=draft_message(server, db, draft_id))
+            _, q_listed, q_refused = await command(server, "/queue", replies=3)
+
+            answer = await press(server, button_data(q_listed, texts.BUTTON_NOW), user_id=MODERATOR, message=q_listed)
+            assert answer["text"] == texts.ANSWER_NOT_SENT.format(
+                where=f"telegram {CHANNEL}", why=texts.NOT_SENT_WHY["stop-list"])
+            assert draft_rows.get_draft(db, listed)["status"] == "rejected_auto" and server.sent(CHANNEL) == []
+
+            server.fail("sendMessage", 403, chat_id=CHANNEL)
+            answer = await press(server, button_data(q_refused, texts.BUTTON_NOW), user_id=MODERATOR,
+                                 message=q_refused)
+            assert answer["text"] == texts.ANSWER_NOT_SENT.format(
+                where=f"telegram {CHANNEL}", why=texts.NOT_SENT_WHY["failed"])
+            assert draft_rows.get_draft(db, refused)["status"] == "queued" and server.sent(CHANNEL) == []
+            assert any(m.startswith(f"Мем #{refused} не опубликован") for m in moderators_texts(server))
+
+            answer = await press(server, button_data(q_refused, texts.BUTTON_NOW), user_id=MODERATOR,
+                                 message=q_refused)   # the channel takes it now
+            assert answer["text"] == texts.ANSWER_PUBLISHED.format(where=f"telegram {CHANNEL}")
+            assert draft_rows.get_draft(db, refused)["status"] == "published" and len(server.sent(CHANNEL)) == 1
+
+    asyncio.run(main())
+
+
 def test_a_queue_message_from_before_the_draft_was_approved_again_is_refused_and_redrawn(tmp_path, server):
     """Two /queue messages show draft X; from the second it goes back to pending and is approved again
     with another text. 🚀 under the first (its old text) is refused politely, publishes nothing, and
