@@ -41,3 +41,16 @@ def fit(template: str, text: str, limit: int = LIMIT, **fields: object) -> str:
     `limit`: only `text` is shortened."""
     frame = len(template.format(text="", **fields))
     return template.format(text=shorten(text, limit - frame), **fields)
+
+
+def in_messages(lines: list[str], limit: int = LIMIT) -> list[str]:
+    """`lines` joined into as few messages of at most `limit` characters as they fit in, each
+    line whole (one longer than a message alone is shortened)."""
+    messages: list[str] = []
+    for line in lines:
+        line = shorten(line, limit)
+        if messages and len(messages[-1]) + 1 + len(line) <= limit:
+            messages[-1] += "\n" + line
+        else:
+            messages.append(line)
+    return messages

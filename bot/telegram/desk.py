@@ -18,11 +18,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
 from bot import texts
-from bot.fit import LIMIT, shorten
+from bot.fit import LIMIT, in_messages, shorten
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
@@ -325,4 +324,5 @@ async def stats(update: Update, context: Context) -> None:
     else:
         with open(path, "rb") as picture:
             await context.bot.send_photo(message.chat_id, picture, caption=texts.STATS_CAPTION.format(days=days))
-    await message.reply_text("\n".join(desk_stats.lines(figures))[:MessageLimit.MAX_TEXT_LENGTH])
+    for text in in_messages(desk_stats.lines(figures)):   # a line per day: /stats 366 fills several
+        await message.reply_text(text)

@@ -16,7 +16,7 @@ from corpus.store import publications as pubs
 from jobs import desk, notices
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, add_pending, bot_running, button_data, draft_message,
-    make_settings, one_shown, press, reply_to, until, write_config,
+    make_settings, one_shown, press, reply_to, settled, until, write_config,
 )
 
 SECOND, FAST = 333, 444
@@ -481,6 +481,37 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
     assert "  retrained1: 50% [15%-85%] (4) · 25% [5%-70%] (4)" in text
     assert "  настоящие посты: 100% [44%-100%] (3) · 67% [21%-94%] (3)" in text
     assert "tuned2: " not in text                                             # never rated: no line
+
+
+def test_stats_over_many_busy_days_sends_every_line_in_messages_within_the_limit(tmp_path, server):
+    """/stats 366 on a bot that made drafts every day: one line per day is more than one message
+    holds; the numbers were cut at 4,096 characters, mid-line, and the publications, models and
+    ratings below the days were lost. They come in as many messages as needed, each line whole."""
+    from corpus.store import model_versions as model_rows
+    from jobs import desk_stats
+
+    settings = make_settings(tmp_path, server)
+    today = dt.datetime.now(dt.timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            for day in range(200):
+                (draft_id,) = add_pending(db, 1)
+                db.execute("UPDATE drafts SET created_at = ? WHERE id = ?",
+                           [(today - dt.timedelta(days=day)).isoformat(), draft_id])
+            model_rows.register_model(db, "retrained1", "/x/1.pt", val_bpc=2.43, metrics={"draft_pass_share": 0.31})
+            before = len(bot_messages(server))
+            server.send_text("/stats 366", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+            await settled(server, app)   # the command handled, every reply sent
+            photo, *numbers = bot_messages(server)[before:]
+            assert photo["caption"] == texts.STATS_CAPTION.format(days=366)
+            return [m["text"] for m in numbers], desk_stats.lines(desk_stats.gather(db, 366))
+
+    texts_sent, expected = asyncio.run(main())
+    assert all(len(t) <= 4096 for t in texts_sent)
+    assert "\n".join(texts_sent).split("\n") == expected
+    assert any(line.startswith("  retrained1 (candidate, ") for line in expected)
 
 
 def test_stats_count_each_draft_once_by_its_last_decision(tmp_path):
