@@ -175,8 +175,11 @@ async def on_queue_button(update: Update, context: Context) -> None:
         outcomes = await desk.publish_now(db, draft, service.publishers, service.moderation.notify,
                                           service.publish_state, service.plan.publish)
         sent = [name for name, outcome in outcomes.items() if outcome == "sent"]
-        desk.record(db, draft_id, "publish_now", actor_id=user.id, actor_name=_who(user),
-                    detail=", ".join(sent) or None)
+        try:   # the audit line: what was sent is sent, and the press is answered either way
+            await patiently(desk.record, db, draft_id, "publish_now", actor_id=user.id, actor_name=_who(user),
+                            detail=", ".join(sent) or None)
+        except DatabaseBusy as exc:
+            log.warning("the publish-now press on draft %s by %s was not recorded: %s", draft_id, user.id, exc)
         await query.answer(now_answer(outcomes))
     elif action == "l":
         if await _moved(query, _later, db, draft_id, user.id, _who(user)) is False:
@@ -193,7 +196,13 @@ async def on_queue_button(update: Update, context: Context) -> None:
         await query.answer(texts.ANSWER_HELD.format(when=_local(until, timezone)) if until
                            else texts.QUEUE_GONE.format(id=draft_id))
     else:
-        if not desk.back_to_pending(db, draft_id, actor_id=user.id, actor_name=_who(user)):
+        try:
+            back = await patiently(desk.back_to_pending, db, draft_id, actor_id=user.id, actor_name=_who(user))
+        except DatabaseBusy as exc:
+            log.warning("a /queue button answered 'busy': %s", exc)
+            await query.answer(texts.DESK_BUSY)
+            return
+        if not back:
             await query.answer(texts.ANSWER_UNDER_WAY)
             return
         await query.answer(texts.ANSWER_UNAPPROVED)

@@ -598,3 +598,51 @@ def test_a_reaction_count_while_another_process_holds_the_database_is_one_warnin
     (warning,) = warned()
     assert f"telegram {CHANNEL}" in warning and "locked" in warning and str(settings.database) in warning
     assert stored == 4 and "Traceback" not in caplog.text
+
+
+def test_queue_buttons_while_another_process_holds_the_database_are_answered_politely(tmp_path, server):
+    """↩️ and 🚀 under an approved draft's /queue message during a backup that outlasts the busy
+    timeout: ↩️'s write (and 🚀's audit line) met the lock unguarded, so the press stayed unanswered
+    and the chat got the error report. Now "busy, nothing changed" (🚀: not sent, the database is
+    busy); once the lock is gone both act."""
+    from tests.fakes.telegram_app import MODERATOR, button_data, press, settled
+
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5})
+    db = open_db(settings.database)
+    queued = draft_rows.add_draft(db, text="ОДОБРЕН\n@\nЖДЁТ СЛОТА", model_version="v", temperature=0.8,
+                                  seed=1, max_length=120, status="queued")
+    db.close()
+
+    async def main():
+        async with bot_running(settings) as app:
+            header, item = await _replies(server, "/queue", 2)
+            with held_by_another_process(settings.database) as locker:
+                back = await press(server, button_data(item, texts.BUTTON_UNAPPROVE), user_id=MODERATOR, message=item)
+                now = await press(server, button_data(item, texts.BUTTON_NOW), user_id=MODERATOR, message=item)
+                await settled(server, app)
+                during = [m["text"] for m in server.sent(MODERATORS_CHAT)]
+                release(locker)
+            still = draft_rows.get_draft(app.bot_data.db, queued)["status"]
+            after = await press(server, button_data(item, texts.BUTTON_UNAPPROVE), user_id=MODERATOR, message=item)
+            return back, now, during, still, after, draft_rows.get_draft(app.bot_data.db, queued)["status"]
+
+    back, now, during, still, after, status = asyncio.run(main())
+    assert back["text"] == texts.DESK_BUSY
+    assert now["text"] == texts.ANSWER_NOT_SENT.format(where=f"telegram {CHANNEL}", why=texts.NOT_SENT_WHY["busy"])
+    assert not [t for t in during if t.startswith(texts.ERROR_REPORT.split("{")[0])], during
+    assert still == "queued" and server.sent(CHANNEL) == []
+    assert after["text"] == texts.ANSWER_UNAPPROVED and status == "pending"
+
+
+async def _replies(server, text: str, count: int) -> list[dict]:
+    """Send `text` in the moderators' chat and wait for the bot's next `count` messages there."""
+    from tests.fakes.telegram_app import MODERATOR
+
+    def shown() -> list[dict]:   # the bot's messages there, oldest first, as they are now
+        chat = server.chat(MODERATORS_CHAT)["id"]
+        return [m for (c, _), m in sorted(server.messages.items()) if c == chat]
+
+    before = len(shown())
+    server.send_text(text, user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+    sent = await until(lambda: len(shown()) >= before + count and shown())
+    return sent[before:before + count]
