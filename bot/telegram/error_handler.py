@@ -7,6 +7,8 @@ import time
 import traceback
 
 from telegram import Update
+from telegram.constants import ChatType
+from telegram.error import Forbidden
 
 from bot import texts
 from bot.secrets import REDACTOR
@@ -19,6 +21,12 @@ REPORT_EVERY_SECONDS = 30.0  # a storm of errors becomes one notice per 30 s, no
 async def on_error(update: object, context: Context) -> None:
     """Log an error raised while handling an update and tell the moderators (token redacted)."""
     error = context.error
+    chat = update.effective_chat if isinstance(update, Update) else None
+    if isinstance(error, Forbidden) and chat is not None and chat.type == ChatType.PRIVATE:
+        # a subscriber who blocked the bot (or deleted the chat) meanwhile: nothing to fix, no report
+        log.info("no reply to private chat %s: the user blocked the bot or deleted the chat (%s)",
+                 chat.id, REDACTOR.redact(str(error)))
+        return
     where = f"update {update.update_id}" if isinstance(update, Update) else "a background task"
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if error else ""
     log.error("error while handling %s:\n%s", where, REDACTOR.redact(trace))

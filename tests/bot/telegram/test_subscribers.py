@@ -251,6 +251,30 @@ def test_top_shows_five_posts_when_each_went_to_several_channels(tmp_path, serve
     assert [reply.index(f"Мем #{n}") for n in ids[:5]] == sorted(reply.index(f"Мем #{n}") for n in ids[:5])
 
 
+def test_a_subscriber_who_blocked_the_bot_is_one_log_line_not_an_error_report(tmp_path, server, caplog):
+    """A reply to a subscriber who blocked the bot (or deleted the chat) meanwhile: Telegram answers
+    403. It went to the error handler: a traceback in the log and '⚠️ Ошибка в боте: Forbidden: bot
+    was blocked by the user' in the moderators' chat, about which they can do nothing (and which took
+    the one report of the next 30 s). Now one INFO line; the others are answered as ever."""
+    import logging
+
+    settings = make_settings(tmp_path, server)
+    server.fail("sendMessage", 403, chat_id=USER, description="Forbidden: bot was blocked by the user")
+
+    async def main():
+        async with bot_running(settings) as app:
+            server.send_text("/start", user_id=USER)
+            await settled(server, app)
+            return await reply_to(server, USER + 1, "/help", user_id=USER + 1)
+
+    with caplog.at_level(logging.INFO):
+        other = run(main())
+    assert other["text"] == texts.HELP
+    assert not [m for m in server.sent(MODERATORS_CHAT) if m["text"].startswith("⚠️")]
+    assert "Traceback" not in caplog.text and not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r for r in caplog.records if "blocked the bot" in r.getMessage() and str(USER) in r.getMessage()]
+
+
 def test_top_with_nothing_published(tmp_path, server):
     settings = make_settings(tmp_path, server)
 
