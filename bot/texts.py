@@ -103,7 +103,7 @@ EDIT_COPY = "она повторяет пост из корпуса"
 EDIT_DONE = "Правка принята: мем #{id} в очереди."
 REGENERATE_FAILED = "Не удалось сгенерировать замену: {error}"
 REGENERATE_ALL_SCREENED = "все варианты отсеяны фильтром"
-REMIND = "Напоминание: {pending} черновиков ждут решения, а одобрений давно не было."
+REMIND = "Напоминание: черновиков без решения — {pending}, а одобрений давно не было."
 ERROR_REPORT = "⚠️ Ошибка в боте: {error}"
 # once until the long poll works again (bot/vk/messages.py, jobs/alerts.once)
 VK_MESSAGES_REFUSED = ("📵 Сообщения VK-сообщества {group} остаются без ответа: VK отказывает боту ({said})."

@@ -108,7 +108,7 @@ def lines(stats: DeskStats) -> list[str]:
         out.append("Публикаций: нет")
     if stats.engagement:
         mean = sum(e[2] for e in stats.engagement) / len(stats.engagement)
-        out.append(f"Реакций на просмотр: в среднем {mean:.2%} ({len(stats.engagement)} постов)")
+        out.append(f"Реакций на просмотр: в среднем {mean:.2%} (постов: {len(stats.engagement)})")
     if stats.reactions_without_views:
         out.append(f"Постов без счётчика просмотров: {stats.reactions_without_views}")
     if stats.models:

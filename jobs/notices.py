@@ -18,7 +18,7 @@ ALERT_EMPTY_SLOT = "⏰ Слот публикации прошёл, а для {w
 ALERT_EMPTY_SLOT_HELD = ("⏰ Слот публикации прошёл, а для {where} одобренные мемы отложены:"
                          " ближайший выйдет не раньше {when} (/queue).")
 ALERT_LOW_QUEUE = "📉 В очереди на {slots} слот(ов) меньше {least}: одобрите ещё черновики (/queue)."
-ALERT_FAILING = "🚫 {where}: {count} неудачных публикаций подряд. Проверьте права бота (buhurt doctor)."
+ALERT_FAILING = "🚫 {where}: неудачных публикаций подряд — {count}. Проверьте права бота (buhurt doctor)."
 ALERT_RETRAIN_FAILED = "🧠 Ночное обучение не удалось ({error}); бот пишет старой моделью."
 ALERT_MODEL_FILE = ("🧠 Файл активной модели {version} не годится ({problem}); черновики пишет модель {using}."
                     " Верните файл или активируйте другую версию (buhurt doctor, buhurt models list).")

@@ -473,7 +473,7 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
     assert "Черновиков: 3, одобрено: 1, отклонено: 1" in text
     assert "Причины отказа: повтор — 1" in text
     assert f"Публикаций: telegram {CHANNEL} — 1" in text
-    assert "Реакций на просмотр: в среднем 2.50% (1 постов)" in text
+    assert "Реакций на просмотр: в среднем 2.50% (постов: 1)" in text
     assert "Модели (бит/символ" in text
     assert "  retrained1 (candidate, " in text and "): 2.430 · 31%" in text   # the retrain's pass share
     assert "  tuned2 (candidate, " in text and "): 2.500 · 27%" in text       # else the tune's, at its temperature

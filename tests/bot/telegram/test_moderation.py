@@ -3,6 +3,7 @@ stale and tampered buttons, regenerate, reminders."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 
 from bot import texts
@@ -10,8 +11,8 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from jobs import decisions
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, draft_id_of, draft_messages, make_settings, one_shown,
-    press, reply_to, settled, until,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, add_pending, bot_running, draft_id_of, draft_messages,
+    make_settings, one_shown, press, reply_to, settled, until,
 )
 from tests.fakes.telegram_server import FakeBotApi
 
@@ -161,6 +162,29 @@ def test_reminder_when_nothing_is_approved(tmp_path, server):
     asyncio.run(main())
     reminders = [m for m in server.sent(MODERATORS_CHAT) if m["text"] == texts.REMIND.format(pending=2)]
     assert len(reminders) == 1
+
+
+def test_the_reminder_and_the_alerts_say_their_counts_in_good_russian(tmp_path, server):
+    """'Напоминание: 1 черновиков ждут решения', '🚫 ...: 3 неудачных публикаций подряд', '(1 постов)':
+    a noun after a number takes its form from the number (1 черновик, 3 черновика, 5 черновиков);
+    the texts put the number after the noun, where one form fits every number."""
+    from jobs import desk_stats, notices
+
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            add_pending(app.bot_data.db, 1)
+            assert await app.bot_data.service.remind_if_idle() is True
+
+    asyncio.run(main())
+    (reminder,) = [m["text"] for m in server.sent(MODERATORS_CHAT) if m["text"].startswith("Напоминание")]
+    stats = desk_stats.DeskStats(days=["2026-12-08"], made=[1], approved=[1], rejected=[0], published={},
+                                 reasons={}, engagement=[("2026-12-08T09:00:00+00:00", 1, 0.025)])
+    said = [reminder, notices.ALERT_FAILING.format(where="telegram @c", count=3), *desk_stats.lines(stats)]
+    wrong = re.compile(r"\b(1|3) (черновиков|неудачных публикаций|постов)\b")
+    assert not [line for line in said if wrong.search(line)], said
+    assert "1" in reminder and "3" in said[1]
 
 
 def test_without_moderators_drafts_are_auto_approved(tmp_path, server, caplog):
