@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 ACTIONS = ("approve", "reject", "regenerate")
 # An edit by reply without the post's "@" lines keeps at least this share of the draft's words (`looks_like_edit`)
 EDIT_WORDS_KEPT = 0.5
+EDITED = "approved with an edit"   # the detail of an approved edit (moderation_actions, drafts.status_reason)
 DONE = {"approve": "approved", "reject": "rejected", "regenerate": "rejected (regenerate)",
         "edit": "approved with an edit"}   # the log line's verb per action
 
@@ -119,12 +120,13 @@ def votes(db: sqlite_utils.Database, draft_id: int) -> list[dict[str, Any]]:
 
 async def decide(db: sqlite_utils.Database, draft_id: int, action: str, by: Moderator,
                  detail: str | None = None) -> bool:
-    """Approve (the draft is queued), reject or regenerate (rejected; the caller asks for a
-    replacement) a pending draft; False when it was decided already. `detail`: a rejection's reason."""
-    if action not in ACTIONS:
+    """Approve (the draft is queued; "edit": with the moderators' text it holds), reject or
+    regenerate (rejected; the caller asks for a replacement) a pending draft; False when it was
+    decided already. `detail`: a rejection's reason."""
+    if action not in (*ACTIONS, "edit"):
         raise ValueError(f"unknown moderation action {action!r}")
     decided = await patiently(draft_rows.decide, db, draft_id, action=action,
-                              to_status=DraftStatus.QUEUED if action == "approve" else DraftStatus.REJECTED,
+                              to_status=DraftStatus.QUEUED if action in ("approve", "edit") else DraftStatus.REJECTED,
                               actor_id=by.id, actor_name=by.name, detail=detail)
     if decided:
         log_decision(draft_id, action, by, detail)
@@ -197,15 +199,25 @@ async def vote(db: sqlite_utils.Database, options: ModerationOptions, draft_id: 
     side = _side(action)
     if not _quorum(options, by, votes, side):
         return VoteOutcome(None, votes)
-    if side == "approve":
-        decided, detail = "approve", None
+    if side == "approve":   # a text a moderator edited is approved as an edit, as when one edits alone
+        edited = draft["final_text"] is not None and draft["final_text"] != draft["text"]
+        decided, detail = ("edit", EDITED) if edited else ("approve", None)
     else:
         same = [v for v in votes if _side(v["vote"]) == side]
         decided = "regenerate" if action == "regenerate" or any(v["vote"] == "regenerate" for v in same) else "reject"
         detail = reason or next((v["reason"] for v in same if v["reason"]), None)
     if not await decide(db, draft_id, decided, by, detail=detail):
         return VoteOutcome(None, votes, already_decided=True)
+    if decided == "edit":
+        await _measure_edit(db, draft_id, draft["text"], draft["final_text"])
     return VoteOutcome(decided, votes)
+
+
+async def _measure_edit(db: sqlite_utils.Database, draft_id: int, text: str, edited: str) -> None:
+    """A label for the ranker (jobs/ranker.py): how much the moderators changed the draft."""
+    # quadratic in pure Python (a second or more for a long edit): off the event loop, subscribers wait on it
+    distance = await asyncio.to_thread(edit_distance, text, edited)
+    await patiently(draft_rows.set_edit_distance, db, draft_id, distance)
 
 
 def _edit_vote(db: Any, draft_id: int, text: str, by: Moderator) -> bool:
@@ -246,13 +258,11 @@ async def approve_edit(drafting: Drafting, options: ModerationOptions, draft_id:
             return EditOutcome.VOTED, None
     decided = await patiently(draft_rows.decide, db, draft_id, action="edit", to_status=DraftStatus.QUEUED,
                               from_status=(DraftStatus.PENDING, DraftStatus.QUEUED), actor_id=by.id, actor_name=by.name,
-                              detail="approved with an edit", final_text=text, unstarted=True)
+                              detail=EDITED, final_text=text, unstarted=True)
     if not decided and await patiently(pubs.under_way, db, draft_id):
         return EditOutcome.UNDER_WAY, None
-    if decided and draft is not None:   # a label for the ranker (jobs/ranker.py): how much the moderator changed
-        # quadratic in pure Python (a second or more for a long edit): off the event loop, subscribers wait on it
-        distance = await asyncio.to_thread(edit_distance, draft["text"], text)
-        await patiently(draft_rows.set_edit_distance, db, draft_id, distance)
+    if decided and draft is not None:
+        await _measure_edit(db, draft_id, draft["text"], text)
         log_decision(draft_id, "edit", by)
     return (EditOutcome.DONE if decided else EditOutcome.ALREADY_DECIDED), None
 

@@ -28,7 +28,8 @@ CALLBACK = re.compile(r"d:([arg]|r[0-9]):([1-9][0-9]{0,11})")
 HEADER = re.compile(re.escape(texts.DRAFT.split("{id}")[0]) + r"([1-9][0-9]{0,11})\n")   # "Черновик #12"
 QUEUED = re.compile(re.escape(texts.QUEUE_ITEM.split("{id}")[0]) + r"([1-9][0-9]{0,11})\n")   # "В очереди: мем #12"
 ACTIONS = {"a": "approve", "r": "reject", "g": "regenerate"}
-DECIDED = {"approve": texts.DECIDED_APPROVE, "reject": texts.DECIDED_REJECT, "regenerate": texts.DECIDED_REGENERATE}
+DECIDED = {"approve": texts.DECIDED_APPROVE, "reject": texts.DECIDED_REJECT, "regenerate": texts.DECIDED_REGENERATE,
+           "edit": texts.DECIDED_EDIT}   # "edit": the quorum approved a moderator's edited text
 
 
 def edit_refusal(reason: str) -> str:

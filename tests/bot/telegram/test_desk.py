@@ -619,6 +619,36 @@ def test_an_edit_after_another_moderators_approve_goes_to_the_vote_again(tmp_pat
     asyncio.run(main())
 
 
+def test_an_edit_the_quorum_approves_is_recorded_and_shown_as_an_approved_edit(tmp_path, server):
+    """votes = 2: @SECOND's edit by reply, then @MODERATOR's ✅ on the new text. The decision was
+    recorded as a plain approve: the message said '✅ Одобрено', and the ranker took the draft for
+    one approved as generated, at full weight, without the edit's distance (docs/telegram.md: edited
+    ones count less the more you changed), as when one moderator edits alone."""
+    from jobs.ranker import labels
+
+    settings = make_settings(tmp_path, server, telegram={"moderators": [MODERATOR, SECOND]},
+                             moderation={"votes": 2})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, one, message = await one_shown(server, app)
+            said = await reply_to(server, MODERATORS_CHAT, "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПОНЕДЕЛЬНИК", user_id=SECOND,
+                                  chat_id=MODERATORS_CHAT, reply_to=message)
+            assert said["text"] == texts.EDIT_VOTED.format(have=1, need=2)
+            answer = await press(server, f"d:a:{one}", user_id=MODERATOR, message=draft_message(server, db, one))
+            assert answer["text"] == texts.ANSWER_DONE
+            row = draft_rows.get_draft(db, one)
+            assert row["status"] == "queued" and row["final_text"] == "ПРИХОДИШЬ НА РАБОТУ\n@\nТАМ ПОНЕДЕЛЬНИК"
+            assert draft_rows.actions_for(db, one)[-1]["action"] == "edit" and row["edit_distance"] > 0
+            shown = await until(lambda: "Одобрено" in (m := draft_message(server, db, one))["text"] and m)
+            assert texts.DECIDED_EDIT.split(":")[0] in shown["text"] and "reply_markup" not in shown
+            decided = labels(db)
+            (weight,) = [w for i, w in zip(decided.draft_ids, decided.weight) if i == one]
+            assert weight < 1
+
+    asyncio.run(main())
+
+
 def test_the_vote_of_a_moderator_removed_from_the_config_no_longer_counts(tmp_path, server):
     """votes = 2: @MODERATOR voted ✅, then left telegram.moderators (a restart with the new config):
     one more ✅ is one vote of 2, not the quorum, and the draft's message counts only who may vote."""
