@@ -28,7 +28,7 @@ from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from jobs.moderation import ModerationOptions
 from jobs.drafting import Drafting
-from jobs.patience import patiently
+from jobs.patience import DatabaseBusy, patiently
 from jobs.pool import content_lines
 from model.words import words_of
 
@@ -217,7 +217,10 @@ async def _measure_edit(db: sqlite_utils.Database, draft_id: int, text: str, edi
     """A label for the ranker (jobs/ranker.py): how much the moderators changed the draft."""
     # quadratic in pure Python (a second or more for a long edit): off the event loop, subscribers wait on it
     distance = await asyncio.to_thread(edit_distance, text, edited)
-    await patiently(draft_rows.set_edit_distance, db, draft_id, distance)
+    try:   # the decision is made: a lock that outlasts the wait costs only this label's weight
+        await patiently(draft_rows.set_edit_distance, db, draft_id, distance)
+    except DatabaseBusy as exc:
+        log.warning("the edit distance of draft %s was not stored: %s", draft_id, exc)
 
 
 def _edit_vote(db: Any, draft_id: int, text: str, by: Moderator) -> bool:

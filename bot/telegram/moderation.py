@@ -21,6 +21,7 @@ from bot.telegram.moderators_chat import draft_message, post_of_edit
 from bot.telegram.subscribers import with_training_note
 from jobs import decisions
 from jobs.decisions import EditOutcome, Moderator, VoteOutcome
+from jobs.patience import DatabaseBusy
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,12 @@ async def on_button(update: Update, context: Context) -> None:
             await query.answer(texts.STALE_BUTTON)
             return
         code, reason = "r", reasons[int(code[1])]
-    outcome = await cast(context, draft, ACTIONS[code], query.from_user, reason)
+    try:
+        outcome = await cast(context, draft, ACTIONS[code], query.from_user, reason)
+    except DatabaseBusy as exc:   # a backup or the nightly export holding the database: a polite answer
+        log.warning("a vote on draft %s answered 'busy': %s", draft["id"], exc)
+        await query.answer(texts.DESK_BUSY, show_alert=True)
+        return
     if outcome.already_decided:
         await query.answer(texts.ALREADY_DECIDED)
     elif outcome.decided is None:
@@ -192,8 +198,13 @@ async def on_edit_reply(update: Update, context: Context) -> None:
         await message.reply_text(texts.EDIT_NOT_A_POST)
         return
     service = bot_data.service
-    outcome, refused = await decisions.approve_edit(service.drafting, service.plan.moderation, draft["id"], text,
-                                                    _moderator(user))
+    try:
+        outcome, refused = await decisions.approve_edit(service.drafting, service.plan.moderation, draft["id"],
+                                                        text, _moderator(user))
+    except DatabaseBusy as exc:
+        log.warning("an edit of draft %s answered 'busy': %s", draft["id"], exc)
+        await message.reply_text(texts.DESK_BUSY)
+        return
     if refused is not None:
         log.info("edit of draft %s by %s refused: %s", draft["id"], user.id, refused)
         await message.reply_text(edit_refusal(refused))
@@ -232,7 +243,12 @@ async def reject_command(update: Update, context: Context) -> None:
     if draft is None or not reason:
         await message.reply_text(texts.REJECT_USAGE)
         return
-    outcome = await cast(context, draft, "reject", user, reason)
+    try:
+        outcome = await cast(context, draft, "reject", user, reason)
+    except DatabaseBusy as exc:
+        log.warning("/reject of draft %s answered 'busy': %s", draft["id"], exc)
+        await message.reply_text(texts.DESK_BUSY)
+        return
     if outcome.already_decided:
         await message.reply_text(texts.ALREADY_DECIDED)
     elif outcome.decided is None:

@@ -646,3 +646,37 @@ async def _replies(server, text: str, count: int) -> list[dict]:
     server.send_text(text, user_id=MODERATOR, chat_id=MODERATORS_CHAT)
     sent = await until(lambda: len(shown()) >= before + count and shown())
     return sent[before:before + count]
+
+
+def test_votes_edits_and_reject_while_another_process_holds_the_database_are_answered_politely(tmp_path, server):
+    """A draft's ✅, an edit by reply and "/reject REASON" during a backup that outlasts the busy
+    timeout: the vote's write gave up (DatabaseBusy) into the error handler, the press unanswered
+    and '⚠️ Ошибка в боте: DatabaseBusy ...' in the chat. Now each is answered that the database is
+    busy and nothing changed; once the lock is gone the same press decides the draft."""
+    from tests.fakes.telegram_app import MODERATOR, draft_message, one_shown, press, settled
+
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 0.5})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, draft_id, message = await one_shown(server, app)
+            answered = len(server.calls_of("answerCallbackQuery"))
+            with held_by_another_process(settings.database) as locker:
+                server.press(f"d:a:{draft_id}", user_id=MODERATOR, message=message)
+                server.send_text("ПРИХОДИШЬ НА РАБОТУ 0\n@\nТАМ СУББОТА", user_id=MODERATOR, chat_id=MODERATORS_CHAT,
+                                 reply_to=message)
+                server.send_text("/reject скучно", user_id=MODERATOR, chat_id=MODERATORS_CHAT, reply_to=message)
+                await settled(server, app)
+                answers = [c.params.get("text") for c in server.calls_of("answerCallbackQuery")[answered:]]
+                during = [m["text"] for m in server.sent(MODERATORS_CHAT)]
+                release(locker)
+            still = draft_rows.get_draft(db, draft_id)["status"]
+            shown = draft_message(server, db, draft_id)
+            done = await press(server, f"d:a:{draft_id}", user_id=MODERATOR, message=shown)
+            return answers, during, still, done, draft_rows.get_draft(db, draft_id)["status"]
+
+    answers, during, still, done, status = asyncio.run(main())
+    assert answers == [texts.DESK_BUSY]
+    assert during.count(texts.DESK_BUSY) == 2, during   # the edit's and /reject's replies
+    assert not [t for t in during if t.startswith(texts.ERROR_REPORT.split("{")[0])], during
+    assert still == "pending" and done["text"] == texts.ANSWER_DONE and status == "queued"
