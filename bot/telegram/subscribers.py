@@ -7,7 +7,7 @@ import logging
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ChatType
-from telegram.ext import ApplicationHandlerStop
+from telegram.ext import ApplicationHandlerStop, filters
 
 from bot import answers, texts
 from bot.telegram.bot_data import BotData, Context
@@ -19,10 +19,13 @@ async def flood_gate(update: Update, context: Context) -> None:
     """Before every handler: drop a private-chat command past the sender's flood limit (one
     notice per window), so one user's flood never queues replies in front of everyone else's. A
     button press is not a command: it answers a card the bot sent (/rate's two taps per card); nor
-    is a message edited afterwards (no command acts on it)."""
+    is a message edited afterwards (no command acts on it), nor a message without a command (a
+    forwarded post, an album of photos: nothing answers them)."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None or update.effective_chat is None \
             or update.effective_chat.type != ChatType.PRIVATE or update.message is None:
+        return
+    if not filters.COMMAND.check_update(update):   # forwarded posts, photos, stickers: no handler answers them
         return
     admitted, notice = answers.flood_notice(context.bot_data.limits, user.id)
     if admitted:

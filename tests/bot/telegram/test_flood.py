@@ -50,6 +50,29 @@ def test_one_users_flood_does_not_hold_back_the_others(tmp_path, server):
     assert sorted(to_flooder) == sorted([texts.START] * 5 + [texts.FLOOD.format(seconds=600)])
 
 
+def test_messages_that_are_not_commands_do_not_count_towards_the_flood_limit(tmp_path, server):
+    """telegram.user_burst counts commands (docs/config.md). A subscriber who forwarded the bot a
+    few posts (or sent an album of photos, stickers, a 'привет') and then /start got 'Слишком много
+    команд подряд' and no answer: every private message counted. Messages the bot does not answer
+    cost nothing and are not counted; commands still are."""
+    settings = make_settings(tmp_path, server, telegram={"user_burst": 5, "user_window_seconds": 600.0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            for index in range(6):
+                server.send_text(f"ПЕРЕСЛАННЫЙ ПОСТ {index}", user_id=FLOODER)
+            await settled(server, app)
+            first = await reply_to(server, FLOODER, "/start", user_id=FLOODER)
+            for _ in range(5):
+                server.send_text("/start", user_id=FLOODER)
+            await settled(server, app)
+            return first
+
+    assert run(main())["text"] == texts.START
+    to_flooder = [m["text"] for m in server.sent(FLOODER)]
+    assert sorted(to_flooder) == sorted([texts.START] * 5 + [texts.FLOOD.format(seconds=600)])
+
+
 def test_the_flood_window_slides_and_notices_once_per_window():
     from bot.telegram.limits import Limits
 
