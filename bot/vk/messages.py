@@ -145,13 +145,16 @@ class VkMessages:
 
     async def answer(self, user: tuple[str, int], text: str, *, start_button: bool = False) -> str | None:
         subs = self.subs
-        admitted, notice = answers.flood_notice(subs.limits, user)
-        if not admitted:
-            return notice
         # the command ends at any white space, as in Telegram: "/generate" then a start text on the next lines
         command, argument = (text.split(maxsplit=1) + ["", ""])[:2]
         command = command.lower().split("@")[0]
-        if command in ("/start", "/help") or text.lower() in GREETINGS or start_button:
+        greeting = command in ("/start", "/help") or text.lower() in GREETINGS or start_button
+        if command not in COMMANDS and not greeting:
+            return None   # not a command: as in a Telegram private chat, no answer, and not counted
+        admitted, notice = answers.flood_notice(subs.limits, user)   # commands count, as in Telegram
+        if not admitted:
+            return notice
+        if greeting:
             return answers.with_training_note(texts.VK_START, subs.service)
         if command == "/generate":
             reply, refill = await answers.generate_answer(subs, user, argument.strip())
@@ -160,9 +163,7 @@ class VkMessages:
             return reply
         if command == "/meme":
             return await answers.meme_answer(subs, user, argument.split())
-        if command == "/top":
-            return answers.top_answer(subs.service)
-        return None   # not a command: as in a Telegram private chat, no answer
+        return answers.top_answer(subs.service)   # /top
 
     def send(self, peer_id: int, text: str) -> None:
         """messages.send (blocking); a refusal is a log line."""

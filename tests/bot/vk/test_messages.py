@@ -100,6 +100,23 @@ def test_vk_users_share_the_flood_limits_and_one_flood_holds_back_no_one(tmp_pat
     assert sorted(vk.sent_to(ANNA)) == sorted([texts.VK_START] * 3 + [texts.FLOOD.format(seconds=600)])
 
 
+def test_vk_messages_that_are_not_commands_do_not_count_towards_the_flood_limit(tmp_path, server, vk):
+    """The flood limit counts commands (docs/config.md), as in Telegram: a user who writes the community
+    a few words or sends it photos and then /start is answered, not told to wait."""
+    settings = make_settings(tmp_path, server, vk=VK, telegram={"user_burst": 2, "user_window_seconds": 600.0})
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            for text in ("привет?", "смотри какой пост", "", "ахах"):   # "" : a photo or a sticker alone
+                vk.user_message(ANNA, text)
+            assert await ask(vk, ANNA, "/start") == texts.VK_START
+            assert await ask(vk, ANNA, "/help") == texts.VK_START
+            assert await ask(vk, ANNA, "/start") == texts.FLOOD.format(seconds=600)   # the third command
+
+    asyncio.run(main())
+
+
 def test_a_long_poll_that_is_off_is_retried_and_said_in_the_log(tmp_path, server, vk, caplog):
     settings = make_settings(tmp_path, server, vk=VK)
     vk.walls[42].longpoll = False
