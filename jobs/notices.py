@@ -19,6 +19,8 @@ ALERT_EMPTY_SLOT_HELD = ("⏰ Слот публикации прошёл, а д�
                          " ближайший выйдет не раньше {when} (/queue).")
 ALERT_LOW_QUEUE = "📉 В очереди на {slots} слот(ов) меньше {least}: одобрите ещё черновики (/queue)."
 ALERT_FAILING = "🚫 {where}: неудачных публикаций подряд — {count}. Проверьте права бота (buhurt doctor)."
+DIGEST_RETRY = "🏆 Лучшее недели не ушло в {where}: {error}. Попробую ещё раз через {minutes} мин."
+DIGEST_GIVEN_UP = "🏆 Лучшее недели не ушло в {where}: {error}. Попытки кончились: на этой неделе его там не будет."
 ALERT_RETRAIN_FAILED = "🧠 Ночное обучение не удалось ({error}); бот пишет старой моделью."
 ALERT_MODEL_FILE = ("🧠 Файл активной модели {version} не годится ({problem}); черновики пишет модель {using}."
                     " Верните файл или активируйте другую версию (buhurt doctor, buhurt models list).")

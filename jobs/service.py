@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import sqlite3
 import threading
@@ -56,6 +57,8 @@ MODERATION_ERROR = "moderation_error"      # state: why drafts cannot reach the 
 RETRAIN_ENDED = "retrain_ended_at"         # state: when the last nightly retrain ended (not stopped with the service)
 BACKUP_COVERED = "backup_covered_until"   # state: nightly backups up to this time were written (or not yet due)
 BACKUP_CATCH_UP_SECONDS = 24 * 3600.0      # a backup.at missed while down is written at the next start
+DIGEST_TRIES = 3            # a best-of a destination refused is tried there this many times in all ...
+DIGEST_RETRY_MINUTES = 30   # ... this long apart
 DIGEST_COVERED = "digest_covered_until"   # state: weekly best-ofs up to this time were posted (or not yet due)
 PUBLISH_RETRY_SECONDS = 60.0              # a publishing run deferred by a lock is tried again this soon
 
@@ -445,13 +448,17 @@ class Service:
         return await asyncio.to_thread(maybe_train_in, database_file(self.db), self.plan.ranker,
                                        busy_timeout=busy_seconds(self.db))
 
-    async def digest(self) -> int:
+    async def digest(self, only: frozenset[str] | None = None, tried: int = 1) -> int:
         """The weekly best-of: each channel not paused (/pause) gets its week's top posts by
-        reactions per view, with their meme numbers (jobs/curation.py). Returns how many channels
-        got one."""
-        sent = 0
+        reactions per view, with their meme numbers (jobs/curation.py). A destination that refuses it
+        is tried again alone (`only`, by jobs.desk.where) DIGEST_RETRY_MINUTES later, DIGEST_TRIES
+        times in all, and the moderators are told each time. Returns how many channels got one."""
+        sent, refused = 0, {}
         active = await patiently(desk.active_publishers, self.db, self.publishers)
         for publisher in self.publishers:
+            name = desk.where(publisher)
+            if only is not None and name not in only:
+                continue
             if publisher not in active:
                 log.info("weekly best-of: %s %s is paused; not sent there", publisher.network, publisher.chat_id)
                 continue
@@ -464,10 +471,28 @@ class Service:
                 await publisher.send(text)
             except Exception as exc:  # noqa: BLE001 - the other channels still get theirs
                 log.warning("weekly best-of not sent to %s %s: %s", publisher.network, publisher.chat_id, exc)
+                refused[name] = (str(exc) or type(exc).__name__)[:300]
                 continue
             sent += 1
-        await self._record_covered(DIGEST_COVERED)
+        if only is None:
+            await self._record_covered(DIGEST_COVERED)
+        if refused:
+            await self._digest_refused(refused, tried)
         return sent
+
+    async def _digest_refused(self, refused: dict[str, str], tried: int) -> None:
+        """Try the best-of again where it was refused (in memory: a restart in between drops it), or
+        give up after DIGEST_TRIES; the moderators are told either way, one line a destination."""
+        again = self.scheduler is not None and tried < DIGEST_TRIES
+        if again:
+            assert self.scheduler is not None
+            when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=DIGEST_RETRY_MINUTES)
+            retry = functools.partial(self.digest, frozenset(refused), tried + 1)
+            self.scheduler.add_job(self._tracked(retry), "date", run_date=when, id="digest-retry",
+                                   name="digest-retry", replace_existing=True)
+        for name, error in refused.items():
+            text = notices.DIGEST_RETRY if again else notices.DIGEST_GIVEN_UP
+            await self._tell(text.format(where=name, error=error, minutes=DIGEST_RETRY_MINUTES))
 
     async def backup(self) -> Path | None:
         """The nightly copy of the database (in a worker thread); a failure is one log line."""

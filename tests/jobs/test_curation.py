@@ -234,3 +234,58 @@ def test_the_weekly_best_of_skips_a_paused_channel(tmp_path, server):
             assert len(server.sent(other)) == 1   # its post of the week only
 
     asyncio.run(main())
+
+
+def test_a_best_of_a_channel_refused_is_tried_again_and_the_moderators_are_told(tmp_path, server):
+    """A best-of that a channel refused (a network error, the bot demoted at 19:00 on Sunday) was one
+    WARNING line: the week's best-of was lost there and nobody knew. Now the moderators are told, it
+    is tried again at that channel alone, and after the last try they are told it was given up."""
+    from jobs import notices
+    from jobs.service import DIGEST_RETRY_MINUTES, DIGEST_TRIES
+
+    other = "@buhurt_second"
+    settings = make_settings(tmp_path, server, telegram={"channels": [CHANNEL, other]},
+                             schedule={"retrain": False, "digest": "sun 19:00"})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            draft_id = queued(db, "НЕДЕЛЯ\n@\nСТРОКА")
+            await service.publish()
+            publications = pubs.publications_of(db, draft_id)
+            for publication in publications:
+                server.reaction_count(publication["chat_id"], int(publication["message_id"]), {"👍": 3})
+            await until(lambda: db.execute("SELECT count(*) FROM reactions").fetchone()[0] == len(publications))
+            service.start_schedule()
+            try:
+                server.fail("sendMessage", 403, description="Forbidden: bot is not a member of the channel chat",
+                            chat_id=other, times=DIGEST_TRIES)
+                assert await service.digest() == 1
+                told = [m["text"] for m in server.sent(MODERATORS_CHAT) if m["text"].startswith("🏆")]
+                (first,) = told
+                assert first.startswith(notices.DIGEST_RETRY.split("{")[0] + f"telegram {other}: ") and \
+                    "bot is not a member of the channel chat" in first and f"{DIGEST_RETRY_MINUTES} мин" in first
+                def due_retry():   # the retry's one run, taken off the schedule as APScheduler does
+                    job = service.scheduler.get_job("digest-retry")
+                    job.remove()
+                    return job.func()
+
+                for _ in range(2, DIGEST_TRIES + 1):
+                    assert await due_retry() == 0
+                assert not [j for j in service.scheduler.get_jobs() if j.id == "digest-retry"]
+                told = [m["text"] for m in server.sent(MODERATORS_CHAT) if m["text"].startswith("🏆")]
+                assert len(told) == DIGEST_TRIES and told[-1].startswith(
+                    notices.DIGEST_GIVEN_UP.split("{")[0] + f"telegram {other}"), told
+                assert [m["text"] for m in server.sent(CHANNEL)].count(server.sent(CHANNEL)[-1]["text"]) == 1
+                assert server.sent(CHANNEL)[-1]["text"].startswith(DIGEST_HEADER)
+                assert len(server.sent(other)) == 1   # its post of the week only
+
+                server.fail("sendMessage", 400, description="Bad Request: not enough rights", chat_id=other, times=1)
+                assert await service.digest() == 1                   # the next week: refused once ...
+                assert await due_retry() == 1                         # ... and out at the second try
+                assert server.sent(other)[-1]["text"].startswith(DIGEST_HEADER)
+                assert [m["text"] for m in server.sent(CHANNEL)].count(server.sent(CHANNEL)[-1]["text"]) == 2
+            finally:
+                service.stop_schedule()
+
+    asyncio.run(main())
