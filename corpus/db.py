@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from common.files import SQLITE_SIGNATURE
+from common.files import SQLITE_SIGNATURE, folder_problem
 from corpus.errors import CorpusError
 from corpus.migrations import MIGRATIONS
 from corpus.store.clock import utcnow
@@ -31,7 +31,11 @@ def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = 10.
     check_not_emptied(path)
     check_no_stale_wal(path)
     if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:   # a file in the way, a folder the bot's user may not create in
+            raise CorpusError(f"{path}: cannot create its folder {path.parent} ({folder_problem(path.parent, exc)}):"
+                              " check paths.data_dir and paths.database") from None
     try:
         db = sqlite_utils.Database(path)
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")

@@ -142,3 +142,19 @@ def test_an_exit_code_set_inside_a_command_reaches_the_process(capsys):
     finally:
         cli.commands.pop("probe-exit")
     assert code == 3
+
+
+@pytest.mark.parametrize("argv", [("corpus", "stats"), ("corpus", "import", "posts.txt"), ("models", "list"),
+                                  ("sample", "--num", "1")])
+def test_a_data_folder_under_a_file_is_one_line_naming_the_file_in_the_way(capsys, tmp_path, monkeypatch, argv):
+    """paths.data_dir (or paths.database) below a file: the database's folder cannot be made; it was
+    NotADirectoryError's traceback and exit 1 (a folder the bot's user may not create: PermissionError's)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder", encoding="utf-8")
+    (tmp_path / "posts.txt").write_text("ПОСТ\n@\nТЕКСТ\n", encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text('[paths]\ndata_dir = "afile/data"\n', encoding="utf-8")
+    code, _, err = run(capsys, "--config", str(config), *argv)
+    line = one_error_line(err)
+    assert code == 2 and "Traceback" not in err, err
+    assert "afile/data/buhurt.sqlite3" in line and "afile is a file, not a folder" in line, line
