@@ -148,8 +148,8 @@ def _train_first_model(settings: Settings, paths: TrainPaths, stop) -> str:
         row = active_version_row(db)
     finally:
         db.close()
-    if row is not None and not is_bundled(row):   # kept out: bootstrap's line says so, and the bundled one writes
-        log.info("trained and activated model %s", version)
+    if row is not None and row["version"] == version and not is_bundled(row):   # kept out, or another made
+        log.info("trained and activated model %s", version)   # active meanwhile: bootstrap's line says so
     return version
 
 

@@ -50,7 +50,9 @@ from corpus.export import export_training_text
 from corpus.outputs import atomic_write_text
 from corpus.store import model_versions as model_rows
 from jobs.errors import JobError
-from jobs.model_registry import activate_bundled, active_checkpoint_path, bundled_checkpoint, install_checkpoint
+from jobs.model_registry import (
+    activate_bundled, active_checkpoint_path, bundled_checkpoint, install_checkpoint, is_bundled,
+)
 from model.errors import ModelError
 from model.files import file_version
 from jobs.pool import ScreenOptions, measure, screen
@@ -395,6 +397,9 @@ def _bootstrap(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTr
     trained from scratch for train.max_minutes (else FIRST_MODEL_MINUTES) and made active when its
     drafts pass the screen as often as the bundled model's (`drafts_decision`); else the bundled
     model is made active and keeps writing until a retrain beats it. Returns the active version.
+    A model made active by hand while it trained (`buhurt models install --activate`, `models
+    activate`) stays active: the first model is installed beside it as a candidate, and its version
+    is returned (not the active one).
     Setting `stop` ends the judging as the nightly retrain's scoring (`check_stop`)."""
     exported, _ = _export(db, plan)
     minutes = plan.max_minutes or FIRST_MODEL_MINUTES
@@ -402,13 +407,13 @@ def _bootstrap(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTr
     check_stop(stop)
     metrics: dict = {"origin": "bootstrap", "corpus_fingerprint": exported.fingerprint}
     bundled = bundled_checkpoint()
-    if bundled is not None and plan.readability_drafts > 0:
+    if bundled is not None and plan.readability_drafts > 0 and _activated_by_hand(db) is None:
         cand_read, bundled_read = draft_pass_share(db, candidate, plan, stop), draft_pass_share(db, bundled, plan, stop)
         check_stop(stop)
         metrics.update(draft_pass_share=cand_read, active_version=file_version(bundled),
                        active_draft_pass_share=bundled_read)
         good, why = drafts_decision(cand_read, bundled_read, plan)
-        if not good:
+        if not good and _activated_by_hand(db) is None:
             version = file_version(candidate)
             model_rows.register_model(db, version, str(candidate), val_bpc=None, metrics=metrics, status="rejected")
             activate_bundled(db, plan.models_dir)      # when it is not active already
@@ -416,9 +421,21 @@ def _bootstrap(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTr
                      version, why)
             return file_version(bundled)
     version = install_checkpoint(db, candidate, plan.models_dir, val_bpc=None, metrics=metrics)
-    model_rows.promote(db, version)
+    chosen = _activated_by_hand(db)
+    if chosen is None:
+        model_rows.promote(db, version)
+    else:   # the operator's choice is not undone by a model trained for minutes on a CPU
+        log.info("the first model %s is installed, not made active: model %s was made active while it trained "
+                 "(`buhurt models activate %s` to use the first model instead)", version, chosen, version)
     prune_runs(db, plan.checkpoint_dir, plan.keep_runs)
     return version
+
+
+def _activated_by_hand(db: sqlite_utils.Database) -> str | None:
+    """The active model's version when it is neither none nor the bundled one: a first model trains
+    only while one of those is active, so another was made active by hand meanwhile."""
+    row = model_rows.active_model(db)
+    return row["version"] if row is not None and not is_bundled(row) else None
 
 
 def _judge_drafts(db: sqlite_utils.Database, plan: RetrainPlan, candidate: Path, candidate_bpc: float,

@@ -162,6 +162,9 @@ class Service:
         if row is not None and is_bundled(row):   # kept out for its drafts (jobs.retrain.bootstrap's line says why)
             log.info("the first model was kept out: the bundled model %s goes on writing until a retrain beats it",
                      version)
+        elif row is not None and row["version"] != version:   # made active by hand while it trained
+            log.info("the first model %s is installed beside model %s, made active while it trained: drafts come"
+                     " from %s", version, row["version"], row["version"])
         else:
             log.info("the first model %s is trained and active: drafts come from it now", version)
         # a trained model made active is tuned, as a retrain's promotion is (not the bundled one kept instead)

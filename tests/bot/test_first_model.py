@@ -130,3 +130,46 @@ def test_a_stop_once_the_first_model_trained_ends_before_its_drafts_are_judged(t
         assert model_rows.active_model(db) is None and [r["version"] for r in db["model_versions"].rows] == [bundled]
     finally:
         db.close()
+
+
+def test_a_model_the_operator_activates_while_the_first_model_trains_stays_active(tmp_path, server, tiny_corpus_file,
+                                                                                 tiny_checkpoint, caplog):
+    """docs/deployment.md step 8 while the first model trains (train.max_minutes, else 10 minutes):
+    `buhurt models install best.pt --activate` of a model from the GPU box. The first model, done
+    later, was made active over it. Now the operator's model stays active and writes; the first
+    model is installed beside it as a candidate (`buhurt models activate` it to switch)."""
+    from bot.telegram.runner import build_application, running
+    from tests.helpers import buhurt
+
+    settings = first_run_settings(tmp_path, server, tiny_corpus_file, max_iterations=4)
+    caplog.set_level(logging.INFO)
+    application = build_application(settings)
+    service = application.bot_data.service
+    train = service.first_training.train
+    gate, started = threading.Event(), threading.Event()
+
+    def gated(stop):   # the real training, held until the operator installed the model
+        started.set()
+        gate.wait(120)
+        return train(stop)
+
+    service.first_training.train = gated
+    theirs = file_version(tiny_checkpoint)
+
+    async def main():
+        async with running(application, schedule=False, poll_timeout=1):
+            await until(started.is_set)
+            installed = await asyncio.to_thread(buhurt, "--config", str(tmp_path / "config.toml"), "models",
+                                                "install", str(tiny_checkpoint), "--activate", "--no-tune")
+            assert installed.returncode == 0 and f"installed model {theirs} (active)" in installed.stdout, \
+                installed.stderr[-3000:]
+            gate.set()
+            first = await service.first_model_trained()
+            assert first and first != theirs
+            assert model_rows.active_model(service.db)["version"] == theirs
+            assert model_rows.get_model(service.db, first)["status"] == "candidate"
+            await until(lambda: service.holder.version == theirs)
+
+    asyncio.run(main())
+    assert "is trained and active" not in caplog.text
+    assert f"model {theirs} was made active while it trained" in caplog.text
