@@ -431,6 +431,20 @@ def _bootstrap(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTr
     return version
 
 
+def _promotion(db: sqlite_utils.Database, plan: RetrainPlan, active_row: dict | None, active_version: str,
+               candidate_bpc: float, active_bpc: float, cand_read: float | None,
+               act_read: float | None) -> tuple[bool, str]:
+    """`promotion_decision`, and no promotion when another model was made active while the candidate
+    trained (`buhurt models activate`, `models install --activate`): it was compared with the model
+    active when the retrain started, not with that one."""
+    promote, why = promotion_decision(candidate_bpc, active_bpc, cand_read, act_read, plan)
+    now, started_with = (row["version"] if row is not None else None
+                         for row in (model_rows.active_model(db), active_row))
+    if promote and now != started_with:
+        return False, f"model {now} was made active while it trained: the candidate was compared with {active_version}"
+    return promote, why
+
+
 def _activated_by_hand(db: sqlite_utils.Database) -> str | None:
     """The active model's version when it is neither none nor the bundled one: a first model trains
     only while one of those is active, so another was made active by hand meanwhile."""
@@ -561,7 +575,7 @@ def _retrain(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTrai
     metrics = {**details, "val_bits_per_char": candidate_bpc, "draft_pass_share": cand_read,
                "active_version": active_version, "active_bits_per_char": active_bpc,
                "active_draft_pass_share": act_read}
-    promote, why = promotion_decision(candidate_bpc, active_bpc, cand_read, act_read, plan)
+    promote, why = _promotion(db, plan, active_row, active_version, candidate_bpc, active_bpc, cand_read, act_read)
     common = dict(candidate_bpc=candidate_bpc, active_bpc=active_bpc, details=details,
                   candidate_readability=cand_read, active_readability=act_read, active_version=active_version,
                   warm=init_from is not None, minutes=budget)

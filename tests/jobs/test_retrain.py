@@ -445,3 +445,30 @@ def test_the_nightly_log_of_a_contiguous_split_says_how_much_text_is_held_out(db
     said = [r.getMessage() for r in caplog.records if "held out" in r.getMessage()]
     assert len(said) == 1 and "?" not in said[0], said
     assert "contiguous split" in said[0] and "characters" in said[0].split("held out")[1], said
+
+
+def test_a_model_made_active_while_the_night_trains_is_not_replaced_by_its_candidate(db, tmp_path, tiny_checkpoint):
+    """The night compares its candidate with the model active when it started; the operator
+    installed and activated the GPU box's model during the night (`buhurt models install F
+    --activate`, docs/deployment.md step 8), and the candidate, never compared with it, replaced it
+    at the night's end. Now the operator's model stays active and the line says why."""
+    from jobs.model_registry import activate, install_checkpoint
+
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(80)])
+    before = with_active(db, tmp_path, tiny_checkpoint)
+    ck = torch.load(tiny_checkpoint, weights_only=True)
+    gpu_box = tmp_path / "gpu.pt"
+    save_checkpoint(gpu_box, {**ck, "created_at": "the GPU box"})
+    theirs = []
+
+    def run_training(cfg):   # while the night trains, the operator installs and activates the GPU box's model
+        theirs.append(install_checkpoint(db, gpu_box, tmp_path / "models", val_bpc=None))
+        activate(db, theirs[0])
+        save_checkpoint(Path(cfg.checkpoint_dir) / "best.pt", {**ck, "created_at": "tonight"})
+
+    # any candidate beats the model active at the start (the promotion itself is not what is tested)
+    result = retrain(db, replace(plan_for(tmp_path, min_improvement=-100.0), readability_drafts=0), run_training)
+    assert result.active_version == before != theirs[0]
+    assert not result.promoted and model_rows.active_model(db)["version"] == theirs[0]
+    assert f"model {theirs[0]} was made active while it trained" in result.reason, result.reason
+    assert model_rows.get_model(db, result.candidate_version)["status"] == "rejected"
