@@ -26,7 +26,8 @@ TELEGRAM_API = "https://api.telegram.org/bot"
 
 @dataclass(frozen=True)
 class PathsSettings:
-    """[paths]: where the runtime files live (a leading `~` here, in log.file and backup.folder: the home folder)."""
+    """[paths]: where the runtime files live (a relative path here, in log.file and backup.folder: under the
+    folder buhurt runs in, systemd's WorkingDirectory; a leading `~`: the home folder)."""
 
     data_dir: str = "data"    # folder of the database, training text, checkpoints, installed models
     database: str = ""        # the SQLite file; "": <data_dir>/buhurt.sqlite3

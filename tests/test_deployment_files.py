@@ -106,3 +106,17 @@ def test_the_systemd_units_steps_make_each_folder_before_writing_into_it_and_put
     assert made < first(lambda s: "git clone" in s)
     assert made < first(lambda s: "/etc/buhurt/" in s)
     assert made < first(lambda s: config in s and re.search(r"\b(cp|install)\b", s))
+
+
+def test_the_systemd_units_doctor_line_runs_where_the_service_finds_its_data():
+    """config.example.toml's paths.data_dir = "data" is relative: to the folder `buhurt` runs in. The
+    service runs in the unit's WorkingDirectory; the unit's comment checked it with `sudo -u buhurt
+    /srv/buhurt/.venv/bin/buhurt --config ... doctor` from wherever the operator stood, which looked
+    for (and found no) database under that folder's data/."""
+    from bot.config import DEFAULTS
+
+    text = (ROOT / "docs" / "buhurt.service").read_text(encoding="utf-8")
+    workdir = re.search(r"^WorkingDirectory=(\S+)", text, re.M).group(1)
+    assert not DEFAULTS.paths.data_dir.startswith("/")   # relative: where the command runs matters
+    lines = [line for line in text.splitlines() if line.startswith("#") and "buhurt --config" in line]
+    assert lines and all(f"cd {workdir} && " in line for line in lines), lines
