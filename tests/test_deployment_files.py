@@ -3,10 +3,12 @@ doctor, compose runs the bot with it and a stop grace longer than the service's,
 with SIGTERM; and `buhurt doctor --quick` imports no torch."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import PATIENCE, ROOT
 
@@ -120,3 +122,28 @@ def test_the_systemd_units_doctor_line_runs_where_the_service_finds_its_data():
     assert not DEFAULTS.paths.data_dir.startswith("/")   # relative: where the command runs matters
     lines = [line for line in text.splitlines() if line.startswith("#") and "buhurt --config" in line]
     assert lines and all(f"cd {workdir} && " in line for line in lines), lines
+
+
+def test_the_compose_training_reads_and_writes_where_the_bots_config_says(capsys, tmp_path, monkeypatch):
+    """The `train` service ran with --input-h5 /data/train/corpus.h5 and --checkpoint-dir
+    /data/checkpoints; with the example's paths.data_dir = "data" (under the image's WORKDIR /data,
+    as the Dockerfile allows) the bot's files are in /data/data/: the training found no input, or
+    trained what the bot never reads. Its paths now follow the mounted config, as `buhurt train`'s
+    defaults do."""
+    from bot.cli import cli
+
+    compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    service = compose[compose.index("\n  train:\n"):]
+    command = json.loads(re.search(r"command: (\[[^\]]*\])", service, re.S).group(1))
+    assert command[0] == "train"
+    monkeypatch.chdir(tmp_path)   # the image's WORKDIR
+    config = tmp_path / "config.toml"
+    config.write_text((ROOT / "config.example.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    context = cli.make_context("buhurt", ["--config", str(config), *command])
+    with context:
+        sub = cli.get_command(context, command[0])
+        context.invoke(cli.callback, config_path=config)   # the group's defaults (ctx.obj, default_map)
+        params = sub.make_context(command[0], command[1:], parent=context).params
+    data = Path("data")
+    assert (Path(params["input_h5"]), Path(params["input_json"]), Path(params["checkpoint_dir"])) == (
+        data / "train" / "corpus.h5", data / "train" / "corpus.json", data / "checkpoints")
