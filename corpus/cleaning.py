@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from corpus.db import write_transaction
 from corpus.dedupe import find_duplicates
 from corpus.rules import REASONS, CleanOptions, clean_post, prepare
 from corpus.signatures import SignatureLearner, Signatures
@@ -87,7 +88,7 @@ def clean_corpus(db: sqlite_utils.Database, options: CleanOptions | None = None,
         report.excluded.update(decisions.reason_counts())
         report.kept = report.total - sum(report.excluded.values())
         report.cleaned_ids = decisions.post_ids()
-        with db.atomic():  # one transaction, written in slices (the near-copy hook reads each slice's old texts)
+        with write_transaction(db):  # one transaction, in slices (the near-copy hook reads each slice's old texts)
             for results in decisions.slices(WRITE_SLICE):
                 set_cleaning(db, results)
     if communities is not None:

@@ -6,7 +6,9 @@ one line (`emptied_error`) instead of being created afresh (which would bring th
 the bundled model back and restart meme numbering)."""
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlite_utils
@@ -166,6 +168,30 @@ def set_busy_timeout(db: sqlite_utils.Database, seconds: float) -> None:
 def locked_error(path: str | Path, busy_timeout: float) -> CorpusError:
     return CorpusError(f"{path}: the database is locked by another process (waited {busy_timeout:g} s,"
                        " paths.busy_timeout_seconds); stop the other writer (fuser shows it) and start again")
+
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """`db.atomic()` for a transaction that reads before it writes, taking the write lock at its
+    start (BEGIN IMMEDIATE) and so waiting for another process's lock up to the busy timeout. In a
+    deferred transaction (atomic's BEGIN) that has read, SQLite refuses the write lock at once while
+    another process writes, without waiting (a reader waiting to write could deadlock). Inside a
+    transaction already open: a savepoint, as atomic()."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    try:
+        db.execute("COMMIT")
+    except BaseException:
+        db.rollback()
+        raise
 
 
 def check_writable(db: sqlite_utils.Database, path: str | Path, busy_timeout: float) -> None:

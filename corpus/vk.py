@@ -33,6 +33,7 @@ from tqdm import tqdm
 from vk_api.exceptions import ApiError
 
 from common.text import whole_characters
+from corpus.db import write_transaction
 from corpus.errors import CorpusError
 from corpus.store.posts import add_posts
 from corpus.store.state import get_state, set_state
@@ -205,7 +206,7 @@ def _run_pass(db, client: VkClient, community: Community, state: dict, group: Gr
         if done:
             state["synced_top"] = max(state.get("synced_top") or 0, pending["top"] or 0) or None
             state["pending"] = None
-        with db.atomic():
+        with write_transaction(db):   # reads, then writes: the lock first
             stored = add_posts(db, posts)
             set_state(db, _state_key(community), json.dumps(state))
         group.added += stored.added

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from corpus.db import write_transaction
 from corpus.store.clock import utcnow
 from corpus.store.shingles import changed_by_cleaning, reindex_posts
 
@@ -57,7 +58,7 @@ def add_posts(db: sqlite_utils.Database, posts: Iterable[dict[str, Any]], *, bat
     now = utcnow()
     columns = [*POST_FIELDS, "text_hash", "imported_at"]
     insert = (f"INSERT INTO posts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
-    with db.atomic():
+    with write_transaction(db):   # it reads which posts are stored, then writes: the lock first
         rows: list[dict[str, Any]] = []
         chars = 0
         for post in posts:
@@ -166,7 +167,7 @@ def set_cleaning(db: sqlite_utils.Database, results: Iterable[tuple[int, str | N
     """Store (post id, clean text, excluded reason) for many posts in one transaction; the near-copy
     index follows the posts whose text or exclusion changed."""
     results = list(results)
-    with db.atomic():
+    with write_transaction(db):   # reads the old texts, then writes: the lock first
         changed = changed_by_cleaning(db, results)
         db.conn.executemany(
             "UPDATE posts SET clean_text = ?, excluded_reason = ? WHERE id = ?",
@@ -263,7 +264,7 @@ def holds_only(db: sqlite_utils.Database, source: str, community: str) -> bool:
 
 def delete_community(db: sqlite_utils.Database, source: str, community: str) -> int:
     """Delete the posts of (`source`, `community`) and their near-copy index rows; returns how many."""
-    with db.atomic():
+    with write_transaction(db):   # reads, then deletes: the lock first
         ids = [row[0] for row in db.execute(
             "SELECT id FROM posts WHERE source = ? AND community = ?", [source, community])]
         for i in range(0, len(ids), 500):
