@@ -309,3 +309,11 @@ def test_a_path_key_starting_with_a_tilde_is_under_the_home_folder_not_a_folder_
     with pytest.raises(ConfigError) as info:
         load_settings(unknown, environ={})
     assert "paths.database" in str(info.value) and "'~nosuchuser-buhurt/db.sqlite3'" in str(info.value)
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows Notepad (and other editors) may save UTF-8 with a byte order mark: the file looked
+    right, and buhurt stopped with 'malformed TOML: Invalid statement (at line 1, column 1)'."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + '[paths]\ndata_dir = "/srv/мемы"\n'.encode("utf-8"))
+    assert load_settings(path, environ={}).paths.data_dir == "/srv/мемы"
