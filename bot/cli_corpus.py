@@ -143,6 +143,7 @@ def export_cmd(app, output: Path | None, gap_lines: int | None, seed: int | None
         raise CorpusError(f"{output}: exists and is not a training text this command wrote (no "
                           f"{output.name}.manifest.json beside it): choose another path")
     output = output or app.default_paths().train_txt
+    app.refuse_while_training(output)   # never under a retrain that trains from it
     result = export_training_text(
         app.open_db(), output,
         gap_lines=gap_lines if gap_lines is not None else settings.corpus.gap_lines,

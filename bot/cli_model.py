@@ -94,9 +94,11 @@ def given(ctx: click.Context, name: str) -> bool:
 @click.option("--val-frac", type=float, show_default=True,
               help="Fraction of the posts for validation (retrain.val_frac).")
 @click.option("--test-frac", type=float, show_default=True, help="Fraction of the posts for test (retrain.test_frac).")
-def preprocess_cmd(input_txt, output_h5, output_json, val_frac, test_frac) -> None:
+@click.pass_obj
+def preprocess_cmd(app, input_txt, output_h5, output_json, val_frac, test_frac) -> None:
     """Text -> .h5 + .json in torch-rnn's layout (1-based ids, uint8 up to 255 tokens else uint32)."""
     _written_by("buhurt corpus export writes it", ("input text", input_txt))
+    app.refuse_while_training(output_h5, output_json)   # never under a retrain that trains from them
     s = preprocess(input_txt, output_h5, output_json, val_frac=val_frac, test_frac=test_frac)
     click.echo(f"{s['output_h5']}: {s['total_chars']} characters, {s['vocab_size']} tokens ({s['dtype']}), "
                f"train {s['train']} / val {s['val']} / test {s['test']}; vocabulary {s['output_json']}")

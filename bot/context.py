@@ -9,6 +9,7 @@ from bot.config import Settings, load_settings
 from bot.secrets import LogFileError, setup_logging
 from corpus.db import open_db
 from jobs.model_registry import active_checkpoint_path
+from jobs.retrain import refuse_while_training
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,11 @@ class AppContext:
                                           models_dir=self.default_paths().models_dir)
         finally:
             db.close()
+
+    def refuse_while_training(self, *outputs: Path) -> None:
+        """Before a command writes `outputs`: JobError when one is the training text, .h5 or .json a
+        retrain uses (<data_dir>/train) and a retrain trains from them now (jobs.retrain)."""
+        paths = self.default_paths()
+        shared = {p.resolve() for p in (paths.train_txt, paths.train_h5, paths.train_json)}
+        if any(Path(output).resolve() in shared for output in outputs):
+            refuse_while_training(paths.checkpoint_dir, paths.train_txt.parent)

@@ -506,6 +506,23 @@ def one_training(plan: RetrainPlan) -> Iterator[None]:
         yield
 
 
+def refuse_while_training(checkpoint_dir: Path, folder: Path) -> None:
+    """For `buhurt corpus export` and `buhurt preprocess` about to write the files a retrain trains
+    from and scores its held-out posts on (`folder`, <data_dir>/train): JobError at once, naming its
+    pid, while a retrain or the first model trains (`one_training`'s lock). The lock is only tried,
+    not kept: a night's retrain is never refused for them."""
+    lock = checkpoint_dir.with_name(checkpoint_dir.name + LOCK_SUFFIX)
+    try:
+        with exclusive(lock):
+            pass
+    except LockHeld as exc:
+        raise JobError(f"a retrain (pid {exc.holder}) is training from {folder}: its held-out posts are scored"
+                       " there when it ends; write elsewhere (-o; --output-h5, --output-json) or run this after"
+                       " it") from None
+    except OSError as exc:
+        raise unwritable(checkpoint_dir, exc) from exc
+
+
 def retrain(db: sqlite_utils.Database, plan: RetrainPlan,
             run_training: RunTraining = train_in_child, *, from_scratch: bool = False,
             minutes: float | None = None, manual: bool = False, now: dt.datetime | None = None,

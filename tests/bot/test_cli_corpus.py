@@ -214,3 +214,38 @@ def test_a_file_that_is_no_posts_separated_by_blank_lines_is_refused_in_one_line
     with pytest.raises(SystemExit):
         buhurt(config, "corpus", "stats")
     assert "the corpus is empty" in capsys.readouterr().err
+
+
+def test_export_and_preprocess_are_refused_while_a_retrain_trains_from_their_files(config, tmp_path, capsys):
+    """The nightly retrain (or `buhurt retrain`, or the first model) exports to <data_dir>/train,
+    trains from its .h5 for hours, then scores both models on the .h5's held-out posts. `buhurt
+    corpus export` and `buhurt preprocess` by hand meanwhile rewrote those files (another
+    --val-frac: held-out posts the candidate had trained on; new characters: a vocabulary the .h5
+    read at scoring time did not match). Now they are refused in one line while a training holds
+    the folder, and write elsewhere (-o, --output-h5/--output-json) freely."""
+    import os
+    from dataclasses import replace
+
+    from jobs.retrain import one_training
+    from tests.helpers import error_lines, plan_for, run_cli
+
+    posts = tmp_path / "posts.txt"
+    posts.write_text("\n\n".join(f"ПОСТ НОМЕР {i}\n@\nВТОРАЯ СТРОКА\n@\nТРЕТЬЯ СТРОКА {i}" for i in range(40)) + "\n",
+                     encoding="utf-8")
+    train = tmp_path / "data" / "train"
+    for argv in (("corpus", "import", str(posts)), ("corpus", "export"), ("preprocess",)):
+        assert run_cli(capsys, "--config", str(config), *argv)[0] == 0
+    before = {p.name: p.read_bytes() for p in train.iterdir()}
+    night = replace(plan_for(tmp_path), checkpoint_dir=tmp_path / "data" / "checkpoints")
+    with one_training(night):   # the night's retrain trains
+        for argv in (("corpus", "export", "--seed", "7"), ("preprocess", "--val-frac", "0.3")):
+            code, _, err = run_cli(capsys, "--config", str(config), *argv)
+            (line,) = error_lines(err)
+            assert code == 2 and f"a retrain (pid {os.getpid()}) is training from {train}" in line, err
+        assert {p.name: p.read_bytes() for p in train.iterdir()} == before
+        elsewhere = [("corpus", "export", "-o", str(tmp_path / "mine.txt")),
+                     ("preprocess", "--input-txt", str(tmp_path / "mine.txt"), "--output-h5", str(tmp_path / "mine.h5"),
+                      "--output-json", str(tmp_path / "mine.json"))]
+        for argv in elsewhere:
+            assert run_cli(capsys, "--config", str(config), *argv)[0] == 0
+    assert run_cli(capsys, "--config", str(config), "corpus", "export", "--seed", "7")[0] == 0
