@@ -16,6 +16,7 @@ candidate (`awaiting_ratings` in its metrics) until its drafts have that many an
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import random
@@ -150,6 +151,15 @@ def settle_candidates(db: sqlite_utils.Database, min_ratings: int) -> list[tuple
     decided = []
     active = model_rows.active_model(db)
     for row in awaiting(db):
+        if any(version == row["version"] for version, _ in decided):   # rejected above as superseded
+            continue
+        compared = json.loads(row.get("metrics_json") or "{}").get("active_version")
+        if compared and active is not None and compared != active["version"]:   # made active since: not compared
+            model_rows.set_status(db, row["version"], "rejected")
+            log.info("rated candidate %s: rejected: its retrain compared it with model %s, and model %s was made"
+                     " active since", row["version"], compared, active["version"])
+            decided.append((row["version"], False))
+            continue
         yes, n = rating_rows.readable_counts(db, row["version"])
         if min_ratings <= 0 or n < min_ratings:
             continue

@@ -452,3 +452,33 @@ def test_a_rating_answer_while_another_process_holds_the_database_is_a_polite_an
     assert not any(report in m["text"] for m in server.sent(MODERATORS_CHAT))
     assert [a["text"] for a in busy] == [texts.DESK_BUSY]
     assert done["text"] == texts.ANSWER_DONE and readable == 1
+
+
+def test_a_candidate_waiting_for_ratings_is_not_promoted_over_a_model_made_active_since(db, tmp_path,
+                                                                                      tiny_checkpoint):
+    """retrain.promote_min_ratings: the night's candidate beat model A and waits for ratings; the
+    operator then activates model B (`buhurt models install F --activate`, the GPU box's). Its
+    ratings in, the candidate was promoted over B (B had no ratings yet), never compared with it.
+    Now it is rejected: it was compared with A, and B stays active."""
+    from jobs.model_registry import activate
+
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
+    with_active(db, tmp_path, tiny_checkpoint)
+
+    def run_training(cfg):
+        Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        variant(tiny_checkpoint, Path(cfg.checkpoint_dir) / "best.pt", "cand")
+
+    result = retrain(db, plan_for(tmp_path, min_improvement=-1.0, promote_min_ratings=3), run_training)
+    candidate = result.candidate_version
+    assert model_rows.get_model(db, candidate)["status"] == "candidate"
+    theirs = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "gpu.pt", "the GPU box"), tmp_path / "models",
+                                val_bpc=None)
+    activate(db, theirs)
+    for i in range(3):
+        rid = rating.rating_rows.add_shown(db, rater_id=i + 1, source="draft", item_id=1000 + i,
+                                           model_version=candidate)
+        rating.rating_rows.answer(db, rid, "readable", True)
+    assert rating.settle_candidates(db, 3) == [(candidate, False)]
+    assert model_rows.active_model(db)["version"] == theirs
+    assert model_rows.get_model(db, candidate)["status"] == "rejected"
