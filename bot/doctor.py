@@ -129,10 +129,15 @@ def check_heartbeat(settings: Settings) -> Check:
 
 
 def check_disk(settings: Settings) -> Check:
-    folder = settings.data_dir
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    """The free space where the service writes: the data folder, the database's folder and
+    backup.folder (either may be on another disk); the folder with the least is named."""
+    folders = []
+    for folder in (settings.data_dir, settings.database.parent, settings.backup_dir):
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if folder not in folders:
+            folders.append(folder)
+    free, folder = min(((shutil.disk_usage(f).free, f) for f in folders), key=lambda found: found[0])
     detail = f"{free / 2**30:.1f} GiB free under {folder}"
     if free < MIN_FREE_BYTES:
         return Check("disk", False, detail + f" (under {MIN_FREE_BYTES // 2**20} MiB)")

@@ -423,3 +423,28 @@ def test_a_heartbeat_on_a_full_disk_is_one_warning_and_doctor_quick_names_the_ca
     assert code == 1 and "stuck or stopped" not in checks[1], text
     assert "cannot be written" in checks[1] and os.strerror(errno.ENOSPC) in checks[1], text
     assert not list(settings.data_dir.glob(".*tmp*")), list(settings.data_dir.iterdir())
+
+
+def test_doctor_checks_the_free_space_where_the_backups_and_the_database_are_written(capsys, tmp_path, server,
+                                                                                     monkeypatch):
+    """backup.folder (or paths.database) on another disk than paths.data_dir: that disk filled, the
+    nightly backup failed, and doctor said 'ok  disk: ... free under <data_dir>'. The full disk is
+    injected at shutil.disk_usage for the backup folder."""
+    import shutil as real_shutil
+
+    import bot.doctor
+
+    make_settings(tmp_path, server)
+    backups = tmp_path / "mnt" / "backups"
+    backups.mkdir(parents=True)
+    config = write_config(tmp_path, server, backup={"folder": str(backups)})
+    usage = real_shutil.disk_usage
+
+    def disk_usage(path):
+        found = usage(path)
+        return found._replace(free=100 * 2**20) if str(path).startswith(str(tmp_path / "mnt")) else found
+
+    monkeypatch.setattr(bot.doctor.shutil, "disk_usage", disk_usage)
+    code, checks, text = doctor(capsys, config)
+    (disk,) = [line for line in checks if line.split(":")[0].endswith(" disk")]
+    assert code == 1 and disk.startswith("FAIL") and f"0.1 GiB free under {backups}" in disk, text
