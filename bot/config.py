@@ -224,6 +224,14 @@ def _coerce(source: str, where: str, hint: Any, value: Any) -> Any:
     if hint is Secret:
         if not isinstance(value, str):   # the value is a token all the same: its type only, never its text
             raise ConfigError(f"{source}: {where} must be a string, got a {_type_name(value)} (value not shown)")
+        # a line break or spaces around it (a secrets file with CRLF lines, a quoted `export`) are no part
+        # of a token: kept, they made every request an invalid URL or a token the API rejects
+        value = value.strip()
+        if any(c.isspace() for c in value):
+            table, _, key = where.partition(".")
+            var = ENV_SECRETS.get((table, key))
+            raise ConfigError(f"{source}: {where} (or {var}) holds a space or line break inside (value not shown):"
+                              " a token is one word")
         return Secret(value)
     if hint is bool:
         if not isinstance(value, bool):

@@ -203,6 +203,30 @@ def test_a_token_of_the_wrong_type_is_named_without_its_value(tmp_path, table, k
     assert not any(secret in message for secret in ("SECRETTOKENABC", "98765432101234", "SECRETVKCOMM"))
 
 
+@pytest.mark.parametrize("around", ["{}\n", "{}\r", " {}", "\t{} \r\n"])
+def test_a_token_with_whitespace_around_it_is_the_token(tmp_path, around):
+    """A token pasted with a line break or spaces (a secrets file with CRLF lines, `export T=" ..."`):
+    the line break made every Bot API request an invalid URL, retried as 'unreachable' for
+    telegram.startup_wait_seconds; a space made Telegram reject it. A token never holds whitespace."""
+    token = "123456789:" + "fake" * 9  # shaped like a bot token, made up
+    vk_token = around.format("vk-secret-value").encode("unicode_escape").decode()
+    path = write(tmp_path, f'[telegram]\nchannels = ["@chan"]\n[vk]\ntoken = "{vk_token}"\n')
+    environ = {"BUHURT_TELEGRAM_TOKEN": around.format(token), "BUHURT_VK_COMMUNITY_TOKEN": around.format("vk-comm")}
+    settings = load_settings(path, environ=environ)
+    assert settings.telegram.token.reveal() == token
+    assert settings.vk.token.reveal() == "vk-secret-value"
+    assert settings.vk.community_token.reveal() == "vk-comm"
+
+
+@pytest.mark.parametrize("inside", ["123456789:fake fake", "123456789:fake\nfake"])
+def test_a_token_with_whitespace_inside_is_one_line_without_its_value(tmp_path, inside):
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, "[telegram]\nchannels = ['@chan']\n"), environ={"BUHURT_TELEGRAM_TOKEN": inside})
+    message = str(error.value)
+    assert "telegram.token (or BUHURT_TELEGRAM_TOKEN) holds a space or line break inside" in message
+    assert "fake" not in message and "\n" not in message
+
+
 def test_a_secret_is_scrubbed_whatever_its_case_and_a_token_shape_inside_a_url():
     from bot.secrets import RedactingFilter
 
