@@ -105,6 +105,9 @@ REGENERATE_FAILED = "Не удалось сгенерировать замену
 REGENERATE_ALL_SCREENED = "все варианты отсеяны фильтром"
 REMIND = "Напоминание: черновиков без решения — {pending}, а одобрений давно не было."
 ERROR_REPORT = "⚠️ Ошибка в боте: {error}"
+# the answer to the one whose command or button met an error (the report above goes to the moderators)
+HANDLER_FAILED = "Что-то пошло не так, ответить не получилось. Попробуй ещё раз чуть позже."
+DESK_FAILED = "Не получилось из-за ошибки в боте. Попробуйте ещё раз чуть позже."
 # once until the long poll works again (bot/vk/messages.py, jobs/alerts.once)
 VK_MESSAGES_REFUSED = ("📵 Сообщения VK-сообщества {group} остаются без ответа: VK отказывает боту ({said})."
                        " Проверьте токен сообщества (vk.community_token или BUHURT_VK_COMMUNITY_TOKEN)"

@@ -1,5 +1,6 @@
 """The error handler: log the error (with its traceback) and tell the moderators' chat, with every
-known secret and anything shaped like a token redacted."""
+known secret and anything shaped like a token redacted; the one whose command or button met the
+error gets a polite answer."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,7 @@ import traceback
 
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.error import Forbidden
+from telegram.error import Forbidden, TelegramError
 
 from bot import texts
 from bot.secrets import REDACTOR
@@ -31,6 +32,7 @@ async def on_error(update: object, context: Context) -> None:
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if error else ""
     log.error("error while handling %s:\n%s", where, REDACTOR.redact(trace))
     bot_data = context.bot_data
+    await answer_politely(update, texts.HANDLER_FAILED, texts.DESK_FAILED)
     if error is not None:
         bot_data.service.health.failed(error)   # damaged pages: the next heartbeat checks at once
     now = time.monotonic()
@@ -39,3 +41,22 @@ async def on_error(update: object, context: Context) -> None:
     bot_data.last_error_report = now
     summary = REDACTOR.redact(f"{type(error).__name__}: {error}")[:500]
     await bot_data.moderation.notify(texts.ERROR_REPORT.format(error=summary))
+
+
+async def answer_politely(update: object, to_subscriber: str, to_moderators: str) -> None:
+    """Answer the update that met an error: a button press with an alert (buttons are the
+    moderators'), a message in a private chat with `to_subscriber`, one in the moderators' chat (the
+    only group served) with `to_moderators`. A failure to answer is a log line."""
+    if not isinstance(update, Update):
+        return
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(to_moderators, show_alert=True)
+            return
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None or chat.type == ChatType.CHANNEL:
+            return
+        await message.reply_text(to_subscriber if chat.type == ChatType.PRIVATE else to_moderators)
+    except TelegramError as exc:   # already answered, the user blocked the bot, Telegram unreachable
+        log.warning("could not answer update %s after its error (%s)", update.update_id,
+                    REDACTOR.redact(f"{type(exc).__name__}: {exc}"))

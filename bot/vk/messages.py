@@ -133,6 +133,7 @@ class VkMessages:
 
     async def handle(self, message: dict) -> None:
         """Answer one user's message: the flood gate first (as in Telegram), then the command."""
+        peer: int | None = None
         try:
             user, peer = ("vk", int(message["from_id"])), int(message["peer_id"])
             # half an emoji (a lone surrogate) would make the answer that quotes it unsendable
@@ -140,8 +141,10 @@ class VkMessages:
                                       start_button=_payload(message) == START_PAYLOAD)
             if reply:
                 await asyncio.to_thread(self.send, peer, reply)
-        except Exception:  # noqa: BLE001 - one message's failure is a log line
+        except Exception:  # noqa: BLE001 - one message's failure is a log line, and a polite answer
             log.exception("VK messages: answering a message failed")
+            if peer is not None:
+                await asyncio.to_thread(self.send, peer, texts.HANDLER_FAILED)
 
     async def answer(self, user: tuple[str, int], text: str, *, start_button: bool = False) -> str | None:
         subs = self.subs

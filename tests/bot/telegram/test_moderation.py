@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-
+import sqlite3
 
 from bot import texts
 from corpus.store import drafts as draft_rows
@@ -360,3 +360,28 @@ def test_a_regenerate_press_is_answered_before_the_replacement_is_generated(tmp_
             await until(lambda: len(draft_messages(server)) == 2)   # the replacement, once the model was free
 
     asyncio.run(main())
+
+
+def test_a_press_or_a_reject_that_fails_is_answered_politely(tmp_path, server, monkeypatch):
+    """An error inside a moderator's button press left the button spinning (the press never
+    answered) and /reject unanswered; the chat had only the error report."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await app.bot_data.service.fill_pools()
+            first = draft_messages(server)[0]
+
+            def damaged(*args, **kwargs):
+                raise sqlite3.DatabaseError("database disk image is malformed")
+
+            monkeypatch.setattr(decisions, "draft_shown_in", damaged)
+            monkeypatch.setattr(decisions, "draft_for_reply", damaged)
+            answer = await press(server, f"d:a:{draft_id_of(first)}", user_id=MODERATOR, message=first)
+            server.send_text("/reject скучно", user_id=MODERATOR, chat_id=MODERATORS_CHAT, reply_to=first)
+            reply = await until(lambda: [m for m in server.sent(MODERATORS_CHAT) if m["text"] == texts.DESK_FAILED])
+            return answer, reply, draft_rows.get_draft(app.bot_data.db, draft_id_of(first))
+
+    answer, (reply,), draft = asyncio.run(main())
+    assert answer["text"] == texts.DESK_FAILED and answer.get("show_alert") in ("True", "true", True)
+    assert reply and draft["status"] == "pending"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.reactions import record_counts
+from jobs import on_request
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, settled, until,
 )
@@ -463,3 +465,27 @@ def test_a_topic_word_the_model_cannot_spell_starts_the_cooldown_too(tmp_path, s
     assert again["text"].startswith(texts.COOLDOWN.split("{")[0])   # "... через 60 с." on a quick machine
     assert other["text"].startswith(texts.UNKNOWN_CHARS.split(":")[0])
     assert retried["text"] == texts.TOPIC_UNKNOWN.format(word="qwerty") and counts == {}
+
+
+def test_a_command_that_fails_gets_a_polite_reply_and_the_moderators_the_report(tmp_path, server, monkeypatch):
+    """An error inside a subscriber's command (here /top meeting damaged pages of the database) was
+    logged and reported to the moderators, and the subscriber got no answer at all."""
+    settings = make_settings(tmp_path, server)
+
+    def damaged(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(on_request, "top_of_week", damaged)
+
+    async def scenario():
+        async with bot_running(settings):
+            reply = await reply_to(server, USER, "/top", user_id=USER)
+            reports = await until(lambda: [m for m in server.sent(MODERATORS_CHAT)
+                                           if m["text"].startswith(texts.ERROR_REPORT.split("{")[0])])
+            return reply, reports
+
+    reply, reports = run(scenario())
+    assert reply["text"] == texts.HANDLER_FAILED
+    assert [m["text"] for m in reports] == [texts.ERROR_REPORT.format(
+        error="DatabaseError: database disk image is malformed")]
+    assert len(server.sent(USER)) == 1

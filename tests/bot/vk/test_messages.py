@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 
 import pytest
 import requests
@@ -15,6 +16,7 @@ from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.reactions import record_counts
+from jobs import on_request
 from tests.fakes.fake_vk import COMMUNITY_TOKEN, FakeVk, FakeWall
 from tests.fakes.telegram_app import bot_running, make_settings, reply_to, until, write_config
 from tests.helpers import run_cli
@@ -365,3 +367,22 @@ def test_a_community_token_vk_refuses_is_told_to_the_moderators_once_until_it_wo
             await until(lambda: len(told()) == 2)
 
     asyncio.run(main())
+
+
+def test_a_command_that_fails_gets_a_polite_answer_in_vk_messages(tmp_path, server, vk, monkeypatch, caplog):
+    """An error inside a command (here /top meeting damaged pages of the database) was a log line and
+    the VK user got no answer at all."""
+    settings = make_settings(tmp_path, server, vk=VK)
+
+    def damaged(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(on_request, "top_of_week", damaged)
+
+    async def main():
+        async with bot_running(settings) as app:
+            await listening(app)
+            return await ask(vk, ANNA, "/top")
+
+    assert asyncio.run(main()) == texts.HANDLER_FAILED
+    assert "database disk image is malformed" in caplog.text   # the operator's log has the traceback
