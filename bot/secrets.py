@@ -86,6 +86,9 @@ def setup_logging(level: str = "INFO", file: str = "", *, max_bytes: int = 0, ba
     logging.captureWarnings(True)  # warnings go through the redacting handlers too
     # httpx logs every request URL at INFO; the Bot API URL contains the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # urllib3 (requests, so vk_api) logs every request's path and query at DEBUG: the VK bot long
+    # poll's `key`, which reads the community's incoming messages, is in its query
+    logging.getLogger("urllib3").setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # pymorphy3 says at INFO where its dictionary lies, in the middle of `buhurt sample`'s posts
     logging.getLogger("pymorphy3").setLevel(logging.WARNING)

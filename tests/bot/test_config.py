@@ -249,6 +249,46 @@ def test_logging_setup_redacts_in_real_handlers(tmp_path):
     logging.basicConfig(force=True)
 
 
+def test_debug_logging_writes_no_request_url_and_its_query(tmp_path):
+    """log.level = DEBUG: urllib3 (under requests, so vk_api) logged every request's path and query,
+    and the VK bot long poll asks with its `key` in the query (it reads the community's incoming
+    messages until it expires): the key went into the log at every poll."""
+    import http.server
+    import threading
+
+    import requests
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            body = b'{"ts": "2", "updates": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    log_file = tmp_path / "bot.log"
+    try:
+        setup_logging("DEBUG", str(log_file))
+        key = "long-poll-key-of-the-community-0000"
+        answer = requests.get(f"http://127.0.0.1:{server.server_port}/longpoll/42",
+                              params={"act": "a_check", "key": key, "ts": "1", "wait": "1"}, timeout=30)
+        assert answer.json()["ts"] == "2"
+        logging.getLogger("bot.test").debug("debug lines are written")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        text = log_file.read_text(encoding="utf-8")
+    finally:
+        logging.basicConfig(force=True)
+        server.shutdown()
+        server.server_close()
+    assert "debug lines are written" in text and key not in text
+
+
 @pytest.mark.parametrize("gpu, expected", [(True, "cuda"), (False, "cpu")])
 def test_device_auto_trains_on_the_gpu_when_torch_sees_one(tmp_path, monkeypatch, gpu, expected):
     import torch
