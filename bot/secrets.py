@@ -69,6 +69,24 @@ class RedactingFilter(logging.Filter):
 REDACTOR = RedactingFilter()
 
 
+class OneLine(logging.Filter):
+    """A library's error line logged with a traceback that says no more than the line: the line alone,
+    redacted, its white space collapsed and at most LIMIT characters. python-telegram-bot logs an answer
+    that is not JSON (a web page where telegram.base_url points, a proxy's error page) whole, with the
+    JSON parser's traceback, before the error that the caller turns into one line."""
+
+    LIMIT = 400
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = " ".join(REDACTOR.redact(record.getMessage()).split())   # redacted before it is cut
+        record.msg, record.args = line if len(line) <= self.LIMIT else line[:self.LIMIT] + "…", None
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+ONE_LINE = OneLine()
+
+
 class LogFileError(ValueError):
     """log.file cannot be opened; the message is one line naming the key and the path."""
 
@@ -90,6 +108,7 @@ def setup_logging(level: str = "INFO", file: str = "", *, max_bytes: int = 0, ba
     # poll's `key`, which reads the community's incoming messages, is in its query
     logging.getLogger("urllib3").setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("telegram.request.BaseRequest").addFilter(ONE_LINE)   # "Can not load invalid JSON data"
     # pymorphy3 says at INFO where its dictionary lies, in the middle of `buhurt sample`'s posts
     logging.getLogger("pymorphy3").setLevel(logging.WARNING)
 

@@ -3,11 +3,13 @@ one line and a non-zero exit, or a retry with back-off where waiting helps; neve
 never a token. `buhurt` runs as a subprocess against the fake Bot API server."""
 from __future__ import annotations
 
+import http.server
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -228,3 +230,43 @@ def test_get_me_flood_control_longer_than_the_start_up_wait_is_one_line(tmp_path
     result = buhurt("--config", str(config), "run", "--once")
     assert_one_line(result, "flood control", "retry after 1 s", "startup_wait_seconds")
     assert server.sent() == []
+
+
+class WebPage(http.server.BaseHTTPRequestHandler):
+    """A web server where the Bot API should be (a proxy's error page, the wrong port): HTML, status 200."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = ("<html>\n<head><title>Welcome</title></head>\n<body>" + "<p>not the Bot API</p>\n" * 400
+                + "</body></html>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_base_url_that_answers_a_web_page_is_one_line_without_a_traceback(tmp_path, server):
+    """python-telegram-bot logged 'Can not load invalid JSON data: "<the whole page>"' with the JSON
+    parser's traceback before the one line, in `buhurt run` and in `buhurt doctor`. Now its line alone,
+    the page shortened; the token still never shows."""
+    make_settings(tmp_path, server)
+    web = http.server.HTTPServer(("127.0.0.1", 0), WebPage)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        base_url = f"http://127.0.0.1:{web.server_port}/bot"
+        config = write_config(tmp_path, server, telegram={"base_url": base_url, "startup_wait_seconds": 1.0})
+        result = buhurt("--config", str(config), "run", "--once")
+        doctor = buhurt("--config", str(config), "doctor")
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert_one_line(result, "refused getMe", base_url, "Invalid server response")
+    said = [line for line in result.stderr.splitlines() if "Can not load invalid JSON data" in line]
+    assert said and all(len(line) < 800 for line in said), result.stderr[-3000:]
+    assert "Traceback" not in doctor.stdout + doctor.stderr, doctor.stderr[-3000:]
+    assert "FAIL  telegram token" in doctor.stdout
+    assert server.token.split(":")[1] not in result.stdout + result.stderr + doctor.stdout + doctor.stderr
