@@ -225,6 +225,10 @@ async def check_telegram(settings: Settings) -> list[Check]:
         return [Check("telegram token", False, f"the Bot API at {tg.base_url} rejected it (getMe: 401/404)")]
     except TelegramError as exc:
         return [Check("telegram token", False, f"getMe at {tg.base_url} failed: {type(exc).__name__}: {exc}")]
+    except (KeyError, TypeError, ValueError) as exc:   # JSON without a getMe result: a finding, not a crash
+        said = REDACTOR.redact(str(exc))[:200]
+        return [Check("telegram token", False, f"getMe at {tg.base_url}: JSON that is not a Bot API answer"
+                                               f" ({type(exc).__name__}: {said}); check telegram.base_url")]
     checks = [Check("telegram token", True, f"@{bot.username} (id {bot.id})")]
     try:
         for chat in tg.channels:

@@ -80,6 +80,10 @@ async def _reach(connect: Callable[[], Awaitable[None]], *, base_url: str, wait_
             log.warning("flood control on getMe at %s: try %d, retrying in %g s", base_url, attempt, wait)
             await asyncio.sleep(wait)
             waited += wait
+        except (KeyError, TypeError, ValueError) as exc:   # JSON without a getMe result: another service
+            raise BotError(f"the Bot API at {base_url} answered getMe with JSON that is not a Bot API answer"
+                           f" ({type(exc).__name__}: {REDACTOR.redact(str(exc))[:200]}): check telegram.base_url"
+                           ) from None
         except TelegramError as exc:  # 403 Forbidden, 409 Conflict, ...: waiting does not help
             raise BotError(f"the Bot API at {base_url} refused getMe ({type(exc).__name__}: "
                            f"{REDACTOR.redact(str(exc))}): check telegram.token and telegram.base_url") from None

@@ -270,3 +270,41 @@ def test_a_base_url_that_answers_a_web_page_is_one_line_without_a_traceback(tmp_
     assert "Traceback" not in doctor.stdout + doctor.stderr, doctor.stderr[-3000:]
     assert "FAIL  telegram token" in doctor.stdout
     assert server.token.split(":")[1] not in result.stdout + result.stderr + doctor.stdout + doctor.stderr
+
+
+class OtherJsonApi(http.server.BaseHTTPRequestHandler):
+    """Another JSON service where the Bot API should be (a health endpoint, the wrong service's port)."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"status": "ok", "service": "something else"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_base_url_that_answers_another_json_is_one_line_and_a_doctor_finding(tmp_path, server):
+    """JSON that is no Bot API answer (no 'result') ended `buhurt run` with a traceback and 'error:
+    unexpected KeyError: 'result'', exit 1, and `buhurt doctor` the same way, none of its checks shown."""
+    make_settings(tmp_path, server)
+    other = http.server.HTTPServer(("127.0.0.1", 0), OtherJsonApi)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        base_url = f"http://127.0.0.1:{other.server_port}/bot"
+        config = write_config(tmp_path, server, telegram={"base_url": base_url})
+        result = buhurt("--config", str(config), "run", "--once")
+        doctor = buhurt("--config", str(config), "doctor")
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert_one_line(result, base_url, "not a Bot API answer", "KeyError", "telegram.base_url")
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stderr[-3000:]
+    (line,) = [row for row in doctor.stdout.splitlines() if row.startswith("FAIL  telegram token")]
+    assert base_url in line and "not a Bot API answer" in line, doctor.stdout
+    assert "checks passed" in doctor.stdout
+    assert server.token.split(":")[1] not in result.stdout + result.stderr + doctor.stdout + doctor.stderr
