@@ -74,6 +74,8 @@ class Settings:
     ranker: RankerOptions = field(default_factory=RankerOptions)
     generate: GenerateOptions = field(default_factory=GenerateOptions)
     source: str = "<defaults>"
+    # "table.key" secrets of the file that another value in the environment replaced (`overridden_lines`)
+    overridden: tuple[str, ...] = ()
 
     @property
     def data_dir(self) -> Path:
@@ -91,7 +93,7 @@ class Settings:
 DEFAULTS = Settings()
 # {table: its dataclass}, in the order of Settings' fields
 SECTIONS: dict[str, type] = {f.name: type(getattr(DEFAULTS, f.name)) for f in dataclasses.fields(Settings)
-                             if f.name != "source"}
+                             if f.name not in ("source", "overridden")}
 # the keys that name a file or folder: a leading '~' is the home folder (`_expand_home`)
 PATH_KEYS = (("paths", "data_dir"), ("paths", "database"), ("log", "file"), ("backup", "folder"))
 # keys that moved to another table: {old "table.key": new "table.key"}
@@ -113,20 +115,29 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             raise ConfigError(f"{source}: unknown table [{table}] (known: {', '.join(SECTIONS)})")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {table} must be a table ([{table}]), got {_show(value)}")
-    sections = {}
+    sections, overridden = {}, []
     for table in SECTIONS:
         values = dict(raw.get(table, {}))
         for (t, key), var in ENV_SECRETS.items():
             if t == table and env.get(var):
+                if isinstance(values.get(key), str) and values[key].strip() and values[key].strip() != env[var].strip():
+                    overridden.append(f"{table}.{key}")
                 values[key] = env[var]
         sections[table] = _build_section(source, table, getattr(DEFAULTS, table), values)
     _expand_home(source, sections)
-    settings = Settings(**sections, source=source)
+    settings = Settings(**sections, source=source, overridden=tuple(overridden))
     _check_log_file(settings)
     _check_quorum(settings)
     for (table, key) in ENV_SECRETS:
         REDACTOR.add(getattr(getattr(settings, table), key).reveal())
     return settings
+
+
+def overridden_lines(settings: Settings) -> list[str]:
+    """One line per secret of the file that the environment replaced (never either value)."""
+    variables = {f"{table}.{key}": var for (table, key), var in ENV_SECRETS.items()}
+    return [f"{settings.source}: {key} is not used: {variables[key]} is set in the environment and wins"
+            " (remove one of them)" for key in settings.overridden]
 
 
 def _expand_home(source: str, sections: dict[str, Any]) -> None:

@@ -1,11 +1,12 @@
 """What every CLI command shares: the settings (read once), the database, default file paths."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from bot.config import Settings, load_settings
+from bot.config import Settings, load_settings, overridden_lines
 from bot.secrets import LogFileError, setup_logging
 from corpus.db import open_db
 from jobs.model_registry import active_checkpoint_path
@@ -51,6 +52,8 @@ class AppContext:
             setup_logging(log.level, log.file, max_bytes=log.max_bytes, backup_count=log.backup_count)
         except LogFileError as exc:
             raise ConfigError(f"{settings.source}: {exc}") from None
+        for line in overridden_lines(settings):
+            logging.getLogger(__name__).warning("%s", line)
         return settings
 
     def open_db(self):

@@ -289,6 +289,23 @@ def test_debug_logging_writes_no_request_url_and_its_query(tmp_path):
     assert "debug lines are written" in text and key not in text
 
 
+def test_a_token_in_the_file_that_the_environment_replaces_is_said_without_either_value(tmp_path):
+    """telegram.token in config.toml and another BUHURT_TELEGRAM_TOKEN: the file's token was ignored
+    without a word (a token renewed in the file while the old one stayed in secrets.env: 'rejected the
+    bot token', and the file held the right one). Now a WARNING names the key and the variable."""
+    in_file, in_env = "111111:" + "file" * 9, "222222:" + "envv" * 9
+    path = write(tmp_path, f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[telegram]\ntoken = "{in_file}"\n'
+                           f'channels = ["@chan"]\n[vk]\ntoken = "same-vk-token"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BUHURT_TELEGRAM_TOKEN": in_env, "BUHURT_VK_TOKEN": "same-vk-token"}
+    result = subprocess.run([sys.executable, "-m", "bot", "--config", str(path), "doctor", "--quick"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, result.stderr   # vk.token: the same in both, nothing to say
+    assert "telegram.token" in warnings[0] and "BUHURT_TELEGRAM_TOKEN" in warnings[0] and str(path) in warnings[0]
+    for secret in (in_file, in_env, "file" * 9, "envv" * 9):
+        assert secret not in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("gpu, expected", [(True, "cuda"), (False, "cpu")])
 def test_device_auto_trains_on_the_gpu_when_torch_sees_one(tmp_path, monkeypatch, gpu, expected):
     import torch
