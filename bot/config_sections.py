@@ -123,7 +123,8 @@ class TelegramSettings:
     def problems(self) -> dict[str, str]:
         problems = {}
         if self.token and not self.channels:
-            problems["channels"] = "at least one channel (a @username or numeric id) when a token is set"
+            problems["channels"] = ("at least one channel (a @username or numeric id) when a token is set"
+                                    " (telegram.token, or BUHURT_TELEGRAM_TOKEN in the environment)")
         if (wrong := _channel_problem(self.channels)) is not None:
             problems["channels"] = f'"@username" or numeric ids, each once ({wrong})'
         if self.moderators and not self.moderators_chat:

@@ -306,6 +306,17 @@ def test_a_token_in_the_file_that_the_environment_replaces_is_said_without_eithe
         assert secret not in result.stdout + result.stderr
 
 
+def test_a_token_only_in_the_environment_without_channels_is_named_as_the_environments(tmp_path):
+    """BUHURT_TELEGRAM_TOKEN exported (a shell that loaded secrets.env) and a config.toml without
+    Telegram: every command stopped with 'telegram.channels must be at least one channel ... when a
+    token is set', and the file held no token. Now the line names where a token comes from."""
+    path = write(tmp_path, "[corpus]\nseed_with_sample = false\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={"BUHURT_TELEGRAM_TOKEN": "123456789:" + "fake" * 9})
+    message = str(error.value)
+    assert "telegram.channels must be" in message and "BUHURT_TELEGRAM_TOKEN" in message and "fake" not in message
+
+
 @pytest.mark.parametrize("gpu, expected", [(True, "cuda"), (False, "cpu")])
 def test_device_auto_trains_on_the_gpu_when_torch_sees_one(tmp_path, monkeypatch, gpu, expected):
     import torch
