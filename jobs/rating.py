@@ -148,7 +148,7 @@ def settle_candidates(db: sqlite_utils.Database, min_ratings: int) -> list[tuple
     """Decide the waiting candidates that have `min_ratings` readable answers: promoted when their
     readable share is not lower than the active model's (or the active model has none), else
     rejected. Returns (version, promoted) of those decided."""
-    decided = []
+    decided: list[tuple[str, bool]] = []
     active = model_rows.active_model(db)
     for row in awaiting(db):
         if any(version == row["version"] for version, _ in decided):   # rejected above as superseded
