@@ -211,6 +211,17 @@ def test_the_digest_setting_is_checked(tmp_path, server):
         load_settings(write_config(tmp_path, server, generate={"popular_share": 1.5}), environ={})
 
 
+async def published_and_liked(server, db, service) -> int:
+    """A post of the week published to every channel and liked in each (reaction counts stored)."""
+    draft_id = queued(db, "НЕДЕЛЯ\n@\nСТРОКА")
+    await service.publish()
+    publications = pubs.publications_of(db, draft_id)
+    for publication in publications:
+        server.reaction_count(publication["chat_id"], int(publication["message_id"]), {"👍": 3})
+    await until(lambda: db.execute("SELECT count(*) FROM reactions").fetchone()[0] == len(publications))
+    return draft_id
+
+
 def test_the_weekly_best_of_skips_a_paused_channel(tmp_path, server):
     """/pause stops publishing to a channel until /resume, but the weekly best-of still went out there."""
     other = "@buhurt_second"
@@ -220,12 +231,7 @@ def test_the_weekly_best_of_skips_a_paused_channel(tmp_path, server):
     async def main():
         async with bot_running(settings) as app:
             db, service = app.bot_data.db, app.bot_data.service
-            draft_id = queued(db, "НЕДЕЛЯ\n@\nСТРОКА")
-            await service.publish()
-            publications = pubs.publications_of(db, draft_id)
-            for publication in publications:
-                server.reaction_count(publication["chat_id"], int(publication["message_id"]), {"👍": 3})
-            await until(lambda: db.execute("SELECT count(*) FROM reactions").fetchone()[0] == len(publications))
+            draft_id = await published_and_liked(server, db, service)
             server.send_text(f"/pause {other}", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
             await until(lambda: any(m["text"] == texts.PAUSE_DONE.format(where=f"telegram {other}")
                                     for m in server.sent(MODERATORS_CHAT)))
@@ -250,12 +256,7 @@ def test_a_best_of_a_channel_refused_is_tried_again_and_the_moderators_are_told(
     async def main():
         async with bot_running(settings) as app:
             db, service = app.bot_data.db, app.bot_data.service
-            draft_id = queued(db, "НЕДЕЛЯ\n@\nСТРОКА")
-            await service.publish()
-            publications = pubs.publications_of(db, draft_id)
-            for publication in publications:
-                server.reaction_count(publication["chat_id"], int(publication["message_id"]), {"👍": 3})
-            await until(lambda: db.execute("SELECT count(*) FROM reactions").fetchone()[0] == len(publications))
+            await published_and_liked(server, db, service)
             service.start_schedule()
             try:
                 server.fail("sendMessage", 403, description="Forbidden: bot is not a member of the channel chat",

@@ -25,6 +25,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def top_reply(server, settings) -> str:
+    """The bot's answer to a subscriber's /top, the bot started on `settings` for it."""
+    async def main():
+        async with bot_running(settings):
+            return await reply_to(server, USER, "/top", user_id=USER)
+
+    return run(main())["text"]
+
+
 def test_start_help_and_commands_list(tmp_path, server):
     settings = make_settings(tmp_path, server)
 
@@ -216,11 +225,7 @@ def test_top_ranks_last_week_by_reactions(tmp_path, server):
         ids.append(draft_id)
     db.close()
 
-    async def main():
-        async with bot_running(settings):
-            return await reply_to(server, USER, "/top", user_id=USER)
-
-    reply = run(main())["text"]
+    reply = top_reply(server, settings)
     assert reply.startswith(texts.TOP_HEADER)
     assert reply.index(f"Мем #{ids[1]}") < reply.index(f"Мем #{ids[0]}")
     assert f"Мем #{ids[2]}" not in reply  # no reactions: not "best"
@@ -244,11 +249,7 @@ def test_top_shows_five_posts_when_each_went_to_several_channels(tmp_path, serve
         ids.append(draft_id)
     db.close()
 
-    async def main():
-        async with bot_running(settings):
-            return await reply_to(server, USER, "/top", user_id=USER)
-
-    reply = run(main())["text"]
+    reply = top_reply(server, settings)
     assert [f"Мем #{n}" in reply for n in ids] == [True] * 5 + [False]
     assert [reply.index(f"Мем #{n}") for n in ids[:5]] == sorted(reply.index(f"Мем #{n}") for n in ids[:5])
 
@@ -280,11 +281,7 @@ def test_a_subscriber_who_blocked_the_bot_is_one_log_line_not_an_error_report(tm
 def test_top_with_nothing_published(tmp_path, server):
     settings = make_settings(tmp_path, server)
 
-    async def main():
-        async with bot_running(settings):
-            return await reply_to(server, USER, "/top", user_id=USER)
-
-    assert run(main())["text"] == texts.TOP_EMPTY
+    assert top_reply(server, settings) == texts.TOP_EMPTY
 
 
 def test_cooldown_and_busy_generator(tmp_path, server):
