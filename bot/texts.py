@@ -163,6 +163,8 @@ PAUSE_NONE = "Публикации не на паузе."
 STATS_USAGE = "Напишите число дней от 1 до {most}, например: /stats 30"
 STATS_CAPTION = "Статистика за {days} дн."
 STATS_FAILED = "Не удалось построить статистику: {error}"
+STATS_PHOTO_REFUSED = ("График не отправлен: Telegram не дал отправить фото в этот чат ({said})."
+                       " Разрешите боту отправлять фото в настройках группы; цифры — ниже.")
 
 # the blind rating flow (/rate)
 RATE_CARD = "Оценка вслепую ({who})\n\n{text}"

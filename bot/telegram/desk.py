@@ -18,11 +18,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden
 
 from bot import texts
 from bot.fit import LIMIT, in_messages, shorten
+from bot.secrets import REDACTOR
 from bot.telegram.bot_data import BotData, Context
+from bot.telegram.error_handler import telegram_said
 from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
 from corpus.statuses import DraftStatus
@@ -331,7 +333,11 @@ async def stats(update: Update, context: Context) -> None:
         log.exception("the /stats chart failed")
         await message.reply_text(texts.STATS_FAILED.format(error=type(exc).__name__))
     else:
-        with open(path, "rb") as picture:
-            await context.bot.send_photo(message.chat_id, picture, caption=texts.STATS_CAPTION.format(days=days))
+        try:   # a group that forbids the bot photos: the numbers still go out
+            with open(path, "rb") as picture:
+                await context.bot.send_photo(message.chat_id, picture, caption=texts.STATS_CAPTION.format(days=days))
+        except (BadRequest, Forbidden) as exc:
+            log.warning("the /stats chart was not sent: %s", REDACTOR.redact(str(exc)))
+            await message.reply_text(texts.STATS_PHOTO_REFUSED.format(said=telegram_said(exc)))
     for text in in_messages(desk_stats.lines(figures)):   # a line per day: /stats 366 fills several
         await message.reply_text(text)

@@ -43,6 +43,15 @@ async def on_error(update: object, context: Context) -> None:
     await bot_data.moderation.notify(texts.ERROR_REPORT.format(error=summary))
 
 
+def telegram_said(exc: TelegramError) -> str:
+    """Telegram's own words of a refusal, one line, scrubbed of the token, without the status word it
+    starts with ("Forbidden: ", "Bad Request: "): the text the moderators read names it already."""
+    said = REDACTOR.redact(" ".join(exc.message.split()))
+    for prefix in ("Forbidden: ", "Bad Request: ", "Unauthorized: ", "Conflict: "):
+        said = said.removeprefix(prefix)
+    return said
+
+
 async def answer_politely(update: object, to_subscriber: str, to_moderators: str) -> None:
     """Answer the update that met an error: a button press with an alert (buttons are the
     moderators'), a message in a private chat with `to_subscriber`, one in the moderators' chat (the

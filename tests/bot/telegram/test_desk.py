@@ -800,3 +800,26 @@ def test_an_edit_replying_to_an_approved_drafts_queue_message_is_taken(tmp_path,
             assert draft_rows.get_draft(db, long)["final_text"] is None
 
     asyncio.run(main())
+
+
+def test_stats_where_the_bot_may_not_send_photos_still_sends_its_numbers(tmp_path, server):
+    """/stats in a moderators' group that forbids the bot photos: Telegram refused the chart, the
+    handler stopped there and the numbers were never sent (only 'ошибка в боте' and a report with
+    'BadRequest: ...'). The numbers go out after one line saying in Russian what Telegram refused,
+    in its words, and what to do."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            add_pending(app.bot_data.db, 2)
+            server.fail("sendPhoto", 400, description="Bad Request: not enough rights to send photos to the chat")
+            refused, numbers = await command(server, "/stats 7", replies=2)
+            await settled(server, app)
+            return refused["text"], numbers["text"]
+
+    refused, numbers = asyncio.run(main())
+    assert refused == texts.STATS_PHOTO_REFUSED.format(said="Not enough rights to send photos to the chat")
+    assert "Bad Request" not in refused and "BadRequest" not in refused
+    assert numbers.startswith("Статистика за 7 дн.") and "Черновиков: 2" in numbers
+    said = moderators_texts(server)
+    assert not [t for t in said if t.startswith(texts.ERROR_REPORT.split("{")[0]) or t == texts.DESK_FAILED]
