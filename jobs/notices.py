@@ -2,6 +2,17 @@
 bot's own strings (bot/texts.py); here because jobs/ never imports bot/. Placeholders use str.format."""
 from __future__ import annotations
 
+import errno
+import sqlite3
+
+from jobs.patience import DatabaseBusy
+
+# why something failed, said to the moderators (`reason`); the exception itself goes to the log
+REASON_DATABASE_BUSY = "база данных занята (резервная копия или ночное обучение)"
+REASON_DISK_FULL = "на диске бота кончилось место — освободите его (buhurt doctor покажет, сколько свободно)"
+REASON_READ_ONLY = "боту нельзя писать в папку данных — дайте ему права на запись"
+REASON_OTHER = "ошибка в боте, подробности — в его журнале"
+
 PUBLISH_REFUSED = "Мем #{id} не опубликован в {where}: {error}. Очередь сохранена, попробую снова по расписанию."
 PUBLISH_IN_DOUBT = "Мем #{id} мог не дойти до {where} ({error}). Повторно не отправляю — проверьте канал."
 PUBLISH_STOPLISTED = ("Мем #{id} не опубликован в {where}: в нём есть слово из стоп-листа ({fragment})."
@@ -27,3 +38,15 @@ ALERT_MODEL_FILE = ("🧠 Файл активной модели {version} не 
 ALERT_RETRAIN_KEPT = "🧠 Ночное обучение: новая модель не лучше, осталась старая. {line}"
 ALERT_RETRAIN_AWAITS = ("🧠 Ночное обучение: новая модель {version} лучше старой; она заменит её, если после {ratings}"
                         " оценок в /rate её черновики будут читаться не хуже (пока пишет старая). {line}")
+
+
+def reason(exc: BaseException) -> str:
+    """What `exc` means to a moderator, in Russian (REASON_*): never Python's names or English."""
+    said = str(exc).lower()
+    if "disk is full" in said or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+        return REASON_DISK_FULL
+    if isinstance(exc, DatabaseBusy) or (isinstance(exc, sqlite3.OperationalError) and "locked" in said):
+        return REASON_DATABASE_BUSY
+    if isinstance(exc, PermissionError) or "readonly" in said or "read-only" in said:
+        return REASON_READ_ONLY
+    return REASON_OTHER

@@ -28,7 +28,7 @@ from bot.telegram.error_handler import telegram_said
 from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
 from corpus.statuses import DraftStatus
-from jobs import desk, desk_stats
+from jobs import desk, desk_stats, notices
 from jobs.patience import DatabaseBusy, patiently
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ async def stats(update: Update, context: Context) -> None:
         await asyncio.to_thread(desk_stats.write_chart, figures, path)
     except Exception as exc:  # noqa: BLE001 - the numbers still go out
         log.exception("the /stats chart failed")
-        await message.reply_text(texts.STATS_FAILED.format(error=type(exc).__name__))
+        await message.reply_text(texts.STATS_FAILED.format(error=notices.reason(exc)))
     else:
         try:   # a group that forbids the bot photos: the numbers still go out
             with open(path, "rb") as picture:

@@ -19,7 +19,7 @@ from bot.fit import shortened
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderators_chat import draft_message, post_of_edit
 from bot.telegram.subscribers import with_training_note
-from jobs import decisions
+from jobs import decisions, notices
 from jobs.decisions import EditOutcome, Moderator, VoteOutcome
 from jobs.patience import DatabaseBusy
 
@@ -155,7 +155,7 @@ async def replace_draft(bot_data: BotData) -> None:
         draft = await decisions.replace_draft(bot_data.service)
     except Exception as exc:  # noqa: BLE001 - the moderators are told; the pool job fills later
         log.exception("regenerating a draft failed")
-        await moderation.notify(texts.REGENERATE_FAILED.format(error=type(exc).__name__))
+        await moderation.notify(texts.REGENERATE_FAILED.format(error=notices.reason(exc)))
         return
     if draft is None:
         await moderation.notify(texts.REGENERATE_FAILED.format(error=texts.REGENERATE_ALL_SCREENED))

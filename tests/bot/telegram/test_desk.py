@@ -823,3 +823,43 @@ def test_stats_where_the_bot_may_not_send_photos_still_sends_its_numbers(tmp_pat
     assert numbers.startswith("Статистика за 7 дн.") and "Черновиков: 2" in numbers
     said = moderators_texts(server)
     assert not [t for t in said if t.startswith(texts.ERROR_REPORT.split("{")[0]) or t == texts.DESK_FAILED]
+
+
+def test_a_regenerate_or_a_chart_that_fails_says_in_russian_what_happened(tmp_path, server, monkeypatch):
+    """A 🔄 whose replacement met the database held past the busy timeout said 'Не удалось
+    сгенерировать замену: DatabaseBusy', and a /stats chart on a full disk 'Не удалось построить
+    статистику: OSError': Python's names, no advice. They say what happened and what to do; the
+    technical detail stays in the log."""
+    import errno
+
+    from jobs import decisions, desk_stats
+    from jobs.patience import DatabaseBusy
+
+    settings = make_settings(tmp_path, server)
+
+    async def busy(service):
+        raise DatabaseBusy(f"{settings.database}: locked by another process for 10 s (paths.busy_timeout_seconds)")
+
+    def full(figures, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(decisions, "replace_draft", busy)
+    monkeypatch.setattr(desk_stats, "write_chart", full)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            (one,) = add_pending(db, 1)
+            await app.bot_data.service.dispatch_moderation()
+            before = len(bot_messages(server))
+            await press(server, f"d:g:{one}", user_id=MODERATOR, message=draft_message(server, db, one))
+            (regenerate,) = await until(lambda: bot_messages(server)[before:])
+            chart, numbers = await command(server, "/stats 7", replies=2)
+            return regenerate["text"], chart["text"], numbers["text"]
+
+    regenerate, chart, numbers = asyncio.run(main())
+    assert regenerate == texts.REGENERATE_FAILED.format(error=notices.REASON_DATABASE_BUSY)
+    assert chart == texts.STATS_FAILED.format(error=notices.REASON_DISK_FULL)
+    assert "DatabaseBusy" not in regenerate and "OSError" not in chart and "paths." not in regenerate
+    assert "пополнении" in regenerate and "освободите" in chart
+    assert numbers.startswith("Статистика за 7 дн.")
