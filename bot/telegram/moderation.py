@@ -19,7 +19,8 @@ from bot.fit import shortened
 from bot.telegram.bot_data import BotData, Context
 from bot.telegram.moderators_chat import draft_message, post_of_edit
 from bot.telegram.subscribers import with_training_note
-from jobs import decisions, notices
+from corpus.statuses import DraftStatus
+from jobs import decisions, desk, notices
 from jobs.decisions import EditOutcome, Moderator, VoteOutcome
 from jobs.patience import DatabaseBusy
 
@@ -38,6 +39,18 @@ def edit_refusal(reason: str) -> str:
     if reason.startswith("stop-list: "):
         return texts.EDIT_REFUSED.format(why=texts.EDIT_STOPLIST.format(found=reason.removeprefix("stop-list: ")))
     return texts.EDIT_REFUSED.format(why=texts.EDIT_COPY)
+
+
+def already_decided(bot_data: BotData, draft_id: int) -> str:
+    """The answer to a vote or an edit on a draft decided meanwhile: an approved one says how to
+    take the approval back (↩️ in /queue)."""
+    draft = desk.draft(bot_data.db, draft_id)
+    status = draft["status"] if draft is not None else None
+    if status == DraftStatus.QUEUED:
+        return texts.ALREADY_APPROVED
+    if status == DraftStatus.PUBLISHED:
+        return texts.ALREADY_PUBLISHED
+    return texts.ALREADY_DECIDED
 
 
 def _who(user: User) -> str:
@@ -139,7 +152,7 @@ async def on_button(update: Update, context: Context) -> None:
         await query.answer(texts.DESK_BUSY, show_alert=True)
         return
     if outcome.already_decided:
-        await query.answer(texts.ALREADY_DECIDED)
+        await query.answer(already_decided(bot_data, draft["id"]))
     elif outcome.decided is None:
         await query.answer(texts.ANSWER_VOTED.format(have=len(outcome.votes), need=bot_data.moderation.need))
     else:
@@ -210,7 +223,7 @@ async def on_edit_reply(update: Update, context: Context) -> None:
         await message.reply_text(edit_refusal(refused))
         return
     if outcome is EditOutcome.ALREADY_DECIDED:
-        await message.reply_text(texts.ALREADY_DECIDED)
+        await message.reply_text(already_decided(bot_data, draft["id"]))
         return
     if outcome is EditOutcome.UNDER_WAY:
         await message.reply_text(texts.EDIT_UNDER_WAY)
@@ -250,7 +263,7 @@ async def reject_command(update: Update, context: Context) -> None:
         await message.reply_text(texts.DESK_BUSY)
         return
     if outcome.already_decided:
-        await message.reply_text(texts.ALREADY_DECIDED)
+        await message.reply_text(already_decided(bot_data, draft["id"]))
     elif outcome.decided is None:
         await message.reply_text(texts.REJECT_VOTED.format(reason=reason, have=len(outcome.votes),
                                                            need=bot_data.moderation.need))

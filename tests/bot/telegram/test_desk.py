@@ -863,3 +863,29 @@ def test_a_regenerate_or_a_chart_that_fails_says_in_russian_what_happened(tmp_pa
     assert "DatabaseBusy" not in regenerate and "OSError" not in chart and "paths." not in regenerate
     assert "пополнении" in regenerate and "освободите" in chart
     assert numbers.startswith("Статистика за 7 дн.")
+
+
+def test_a_reject_of_an_approved_draft_says_how_to_take_the_approval_back(tmp_path, server):
+    """'/reject скучно' in reply to a draft already approved (or ❌ under it) said only 'Этот
+    черновик уже обработан': the moderator who changed their mind did not learn it can be taken
+    back. It says the draft is approved and to return it to pending with ↩️ in /queue; a rejected
+    draft still says it was decided."""
+    settings = make_settings(tmp_path, server)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            approved, rejected = add_pending(db, 2)
+            await app.bot_data.service.dispatch_moderation()
+            shown = draft_message(server, db, approved)
+            await press(server, f"d:a:{approved}", user_id=MODERATOR, message=shown)
+            await press(server, f"d:r:{rejected}", user_id=MODERATOR, message=draft_message(server, db, rejected))
+            (late,) = await command(server, "/reject скучно", reply_to_message=shown)
+            pressed = await press(server, f"d:r:{approved}", user_id=MODERATOR, message=shown)
+            (again,) = await command(server, "/reject скучно", reply_to_message=draft_message(server, db, rejected))
+            return late["text"], pressed["text"], again["text"], draft_rows.get_draft(db, approved)["status"]
+
+    late, pressed, again, status = asyncio.run(main())
+    assert late == pressed == texts.ALREADY_APPROVED and "↩️" in late and "/queue" in late
+    assert again == texts.ALREADY_DECIDED
+    assert status == "queued"

@@ -52,7 +52,7 @@ def test_buttons_approve_reject_and_strangers(tmp_path, server):
             assert "reply_markup" not in edited
 
             again = await press(server, f"d:r:{one}", user_id=MODERATOR, message=first)
-            assert again["text"] == texts.ALREADY_DECIDED and draft_rows.get_draft(db, one)["status"] == "queued"
+            assert again["text"] == texts.ALREADY_APPROVED and draft_rows.get_draft(db, one)["status"] == "queued"
 
             await press(server, f"d:r:{two}", user_id=MODERATOR, message=second)
             assert draft_rows.get_draft(db, two)["status"] == "rejected"
