@@ -889,3 +889,21 @@ def test_a_reject_of_an_approved_draft_says_how_to_take_the_approval_back(tmp_pa
     assert late == pressed == texts.ALREADY_APPROVED and "↩️" in late and "/queue" in late
     assert again == texts.ALREADY_DECIDED
     assert status == "queued"
+
+
+def test_the_low_queue_alert_says_its_counts_in_good_russian(tmp_path, server):
+    """The 📉 alert said 'В очереди на 2 слот(ов) меньше 5': a bracketed ending instead of Russian.
+    As the other counts (the reminder, 🚫), the noun comes first and then the number."""
+    settings = make_settings(tmp_path, server, schedule=SLOTS, alerts={"min_queue": 5, "failures": 3})
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            for draft_id in add_pending(db, 2):
+                draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
+            assert await service.alert_low_queue()
+            return await until(lambda: [t for t in moderators_texts(server) if t.startswith("📉")])
+
+    (alert,) = asyncio.run(main())
+    assert alert == notices.ALERT_LOW_QUEUE.format(slots=2, least=5)
+    assert "(ов)" not in alert and "слотов публикации: 2" in alert and "5" in alert
