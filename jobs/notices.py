@@ -11,6 +11,9 @@ from jobs.patience import DatabaseBusy
 REASON_DATABASE_BUSY = "база данных занята (резервная копия или ночное обучение)"
 REASON_DISK_FULL = "на диске бота кончилось место — освободите его (buhurt doctor покажет, сколько свободно)"
 REASON_READ_ONLY = "боту нельзя писать в папку данных — дайте ему права на запись"
+REASON_MEMORY = "не хватило памяти (видеокарты или оперативной)"
+REASON_DAMAGED = ("база данных повреждена — остановите бота и восстановите последнюю резервную копию"
+                  " (docs/operating.md: Backups)")
 REASON_OTHER = "ошибка в боте, подробности — в его журнале"
 
 PUBLISH_REFUSED = "Мем #{id} не опубликован в {where}: {error}. Очередь сохранена, попробую снова по расписанию."
@@ -33,7 +36,8 @@ ALERT_LOW_QUEUE = ("📉 Одобренных мемов хватает на с�
 ALERT_FAILING = "🚫 {where}: неудачных публикаций подряд — {count}. Проверьте права бота (buhurt doctor)."
 DIGEST_RETRY = "🏆 Лучшее недели не ушло в {where}: {error}. Попробую ещё раз через {minutes} мин."
 DIGEST_GIVEN_UP = "🏆 Лучшее недели не ушло в {where}: {error}. Попытки кончились: на этой неделе его там не будет."
-ALERT_RETRAIN_FAILED = "🧠 Ночное обучение не удалось ({error}); бот пишет старой моделью."
+ALERT_RETRAIN_FAILED = ("🧠 Ночное обучение не удалось: {error}. Бот пишет старой моделью;"
+                        " следующей ночью попробую снова.")
 ALERT_MODEL_FILE = ("🧠 Файл активной модели {version} не годится ({problem}); черновики пишет модель {using}."
                     " Верните файл или активируйте другую версию (buhurt doctor, buhurt models list).")
 ALERT_RETRAIN_KEPT = "🧠 Ночное обучение: новая модель не лучше, осталась старая. {line}"
@@ -48,6 +52,10 @@ def reason(exc: BaseException) -> str:
         return REASON_DISK_FULL
     if isinstance(exc, DatabaseBusy) or (isinstance(exc, sqlite3.OperationalError) and "locked" in said):
         return REASON_DATABASE_BUSY
+    if isinstance(exc, MemoryError) or "out of memory" in said:
+        return REASON_MEMORY
+    if "malformed" in said or "not a database" in said:
+        return REASON_DAMAGED
     if isinstance(exc, PermissionError) or "readonly" in said or "read-only" in said:
         return REASON_READ_ONLY
     return REASON_OTHER

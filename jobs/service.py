@@ -408,7 +408,7 @@ class Service:
                 return None
             await self._record_covered(RETRAIN_ENDED)   # failed: a restart in the window leaves it be
             log.exception("the nightly retrain failed")
-            await self._tell(notices.ALERT_RETRAIN_FAILED.format(error=f"{type(exc).__name__}: {exc}"[:300]))
+            await self._tell(notices.ALERT_RETRAIN_FAILED.format(error=notices.reason(exc)))
             return None
         await self._record_covered(RETRAIN_ENDED)   # promoted or kept: likewise
         if getattr(result, "awaiting_ratings", 0):

@@ -9,11 +9,12 @@ import traceback
 
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot import texts
 from bot.secrets import REDACTOR
 from bot.telegram.bot_data import Context
+from jobs import notices
 
 log = logging.getLogger(__name__)
 REPORT_EVERY_SECONDS = 30.0  # a storm of errors becomes one notice per 30 s, not a flood
@@ -39,8 +40,29 @@ async def on_error(update: object, context: Context) -> None:
     if now - bot_data.last_error_report < REPORT_EVERY_SECONDS:
         return
     bot_data.last_error_report = now
-    summary = REDACTOR.redact(f"{type(error).__name__}: {error}")[:500]
-    await bot_data.moderation.notify(texts.ERROR_REPORT.format(error=summary))
+    await bot_data.moderation.notify(report(error))
+
+
+def report(error: BaseException | None) -> str:
+    """The moderators' report of an error: what happened, in Russian, then one short technical line
+    (the exception's type and words, Telegram's without the status word it repeats, redacted)."""
+    if isinstance(error, TelegramError):
+        said = telegram_said(error)
+        if isinstance(error, Forbidden):
+            what = texts.REPORT_FORBIDDEN
+        elif isinstance(error, RetryAfter):
+            what = texts.REPORT_FLOOD
+        elif isinstance(error, NetworkError) and not isinstance(error, BadRequest):   # TimedOut too
+            what = texts.REPORT_NETWORK
+        else:   # BadRequest, ChatMigrated, Conflict, ...
+            what = texts.REPORT_BAD_REQUEST
+    else:
+        said = REDACTOR.redact(" ".join(str(error).split()))
+        what = notices.reason(error) if error is not None else notices.REASON_OTHER
+        if what == notices.REASON_OTHER:
+            what = texts.REPORT_UNEXPECTED
+    detail = f"{type(error).__name__}: {said}" if said else type(error).__name__
+    return texts.ERROR_REPORT.format(what=what, detail=detail[:300])
 
 
 def telegram_said(exc: TelegramError) -> str:

@@ -380,7 +380,7 @@ def test_the_nights_retrain_while_the_first_model_trains_is_no_failure(db, holde
 
     with caplog.at_level(logging.INFO):
         assert asyncio.run(night()) is None
-    assert not [n for n in service.moderation.notes if n.startswith(notices.ALERT_RETRAIN_FAILED.split("(")[0])]
+    assert not [n for n in service.moderation.notes if n.startswith(notices.ALERT_RETRAIN_FAILED.split(":")[0])]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert "the first model is training" in caplog.text
 

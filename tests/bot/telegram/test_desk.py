@@ -409,7 +409,7 @@ def test_alerts_are_given_once_until_they_clear(tmp_path, server):
 
     asyncio.run(main())
     said = moderators_texts(server)
-    assert said.count(notices.ALERT_RETRAIN_FAILED.format(error="RuntimeError: CUDA out of memory")) == 1
+    assert said.count(notices.ALERT_RETRAIN_FAILED.format(error=notices.REASON_MEMORY)) == 1
     assert said.count(notices.ALERT_RETRAIN_KEPT.format(line="v2 2.61 bits/char vs v1 2.55")) == 1
     assert not [t for t in said if "skipped" in t]
 
@@ -907,3 +907,34 @@ def test_the_low_queue_alert_says_its_counts_in_good_russian(tmp_path, server):
     (alert,) = asyncio.run(main())
     assert alert == notices.ALERT_LOW_QUEUE.format(slots=2, least=5)
     assert "(ов)" not in alert and "слотов публикации: 2" in alert and "5" in alert
+
+
+def test_the_error_report_and_the_failed_retrain_say_what_happened_before_any_python(tmp_path, server):
+    """A reply Telegram refused in the moderators' chat was reported as '⚠️ Ошибка в боте: Forbidden:
+    Forbidden: bot is not a member' (the status word twice, nothing readable), and a failed night
+    as '🧠 Ночное обучение не удалось (RuntimeError: CUDA out of memory ...)'. The report says in
+    Russian what happened first, then one short technical line (Telegram's words once); the
+    retrain's alert says what happened in Russian only, the exception stays in the log."""
+    settings = make_settings(tmp_path, server)
+
+    def broken(stop):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)")
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data.service
+            server.fail("sendMessage", 403, description="Forbidden: bot is not a member of the supergroup chat",
+                        chat_id=MODERATORS_CHAT)
+            server.send_text("/queue", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+            (report,) = await until(lambda: [t for t in moderators_texts(server) if t.startswith("⚠️")])
+            service.retrainer = broken
+            assert await service.retrain() is None
+            (night,) = await until(lambda: [t for t in moderators_texts(server) if t.startswith("🧠")])
+            return report, night
+
+    report, night = asyncio.run(main())
+    assert report == texts.ERROR_REPORT.format(what=texts.REPORT_FORBIDDEN,
+                                               detail="Forbidden: bot is not a member of the supergroup chat")
+    assert report.count("Forbidden") == 1
+    assert night == notices.ALERT_RETRAIN_FAILED.format(error=notices.REASON_MEMORY)
+    assert "RuntimeError" not in night and "CUDA" not in night

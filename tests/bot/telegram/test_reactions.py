@@ -63,7 +63,7 @@ def test_error_handler_logs_and_tells_the_moderators_without_the_token(tmp_path,
 
     with caplog.at_level(logging.ERROR):
         (report,) = asyncio.run(main())
-    assert report["text"].startswith(texts.ERROR_REPORT.format(error="NetworkError"))
+    assert report["text"].startswith(texts.ERROR_REPORT.format(what=texts.REPORT_NETWORK, detail="NetworkError: "))
     assert "upstream failed for /bot***/sendMessage" in report["text"]
     assert token not in report["text"] and token.split(":")[1] not in report["text"]
     assert "error while handling update" in caplog.text and "Traceback" in caplog.text

@@ -12,7 +12,7 @@ from corpus.db import open_db
 from corpus.store import drafts as draft_rows
 from corpus.store import publications as pubs
 from corpus.store.reactions import record_counts
-from jobs import on_request
+from jobs import notices, on_request
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, settled, until,
 )
@@ -484,5 +484,5 @@ def test_a_command_that_fails_gets_a_polite_reply_and_the_moderators_the_report(
     reply, reports = run(scenario())
     assert reply["text"] == texts.HANDLER_FAILED
     assert [m["text"] for m in reports] == [texts.ERROR_REPORT.format(
-        error="DatabaseError: database disk image is malformed")]
+        what=notices.REASON_DAMAGED, detail="DatabaseError: database disk image is malformed")]
     assert len(server.sent(USER)) == 1
