@@ -122,6 +122,24 @@ VK_MESSAGES_REFUSED = ("📵 Сообщения VK-сообщества {group} 
                        " Проверьте токен сообщества (vk.community_token или BUHURT_VK_COMMUNITY_TOKEN)"
                        " и Bots Long Poll API в настройках сообщества (buhurt doctor).")
 
+# why a post did not go out, in the moderators' notices (jobs/notices.py: PUBLISH_REFUSED, PUBLISH_IN_DOUBT,
+# DIGEST_*), from the publishers' PublishError and PublishInDoubt (`told`); {said}: the network's own words
+CHANNEL_FLOOD = "Telegram ограничил частоту отправки и не дал отправить пост после {waits} ожиданий"
+CHANNEL_STOPPED = "бот остановился, пока ждал разрешения Telegram на отправку"
+CHANNEL_FORBIDDEN = ("бот не может писать туда — его удалили из канала или он не администратор; верните ему права"
+                     " (Telegram: «{said}»)")
+CHANNEL_MIGRATED = "чат стал супергруппой с id {chat_id}: впишите этот id в telegram.channels"
+CHANNEL_TOKEN = "Telegram не принял токен бота: проверьте telegram.token (buhurt doctor)"
+CHANNEL_REFUSED = "Telegram не принял пост (Telegram: «{said}»)"
+CHANNEL_NO_ANSWER = "Telegram не ответил как следует (Telegram: «{said}»)"
+WALL_REFUSED = "VK отказал в публикации (ошибка {code}: «{said}»)"
+WALL_FAILED = "VK ответил ошибкой сервера (ошибка {code}: «{said}»)"
+WALL_HTTP = "шлюз VK ответил HTTP {status}"
+WALL_CAPTCHA = "VK запросил капчу: токен кажется ему автоматическим; попробую в следующий слот"
+WALL_UNREACHABLE = "VK API недоступен: нет соединения"
+WALL_NO_ANSWER = "VK не ответил вовремя или связь прервалась"
+WALL_NO_POST_ID = "VK ответил без номера поста"
+
 # the moderators' desk
 BUTTON_REJECT_WITH = "❌ {reason}"
 VOTES = "Голоса ({have} из {need}): {votes}"

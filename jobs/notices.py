@@ -14,6 +14,7 @@ REASON_READ_ONLY = "боту нельзя писать в папку данны�
 REASON_MEMORY = "не хватило памяти (видеокарты или оперативной)"
 REASON_DAMAGED = ("база данных повреждена — остановите бота и восстановите последнюю резервную копию"
                   " (docs/operating.md: Backups)")
+REASON_NO_ANSWER = "ответа по сети не было вовремя или связь прервалась"
 REASON_OTHER = "ошибка в боте, подробности — в его журнале"
 
 PUBLISH_REFUSED = "Мем #{id} не опубликован в {where}: {error}. Очередь сохранена, попробую снова по расписанию."
@@ -50,6 +51,8 @@ def reason(exc: BaseException) -> str:
     said = str(exc).lower()
     if "disk is full" in said or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
         return REASON_DISK_FULL
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return REASON_NO_ANSWER
     if isinstance(exc, DatabaseBusy) or (isinstance(exc, sqlite3.OperationalError) and "locked" in said):
         return REASON_DATABASE_BUSY
     if isinstance(exc, MemoryError) or "out of memory" in said:

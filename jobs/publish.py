@@ -50,13 +50,22 @@ Notify = Callable[[str], Awaitable[None]]
 
 class PublishError(Exception):
     """The network refused the post for sure (nothing was published); it may be retried later.
-    Its text is stored in `publications.error`: the publisher leaves no secret in it."""
+    Its text is stored in `publications.error`: the publisher leaves no secret in it. `told` is
+    the same in Russian for the moderators' notice (the network's own words kept), else the text."""
+
+    def __init__(self, message: str, told: str | None = None) -> None:
+        super().__init__(message)
+        self.told = told or message
 
 
 class PublishInDoubt(Exception):
     """The post may or may not be out (a timeout, a dropped connection, a 5xx): never re-sent.
-    Its text is stored like PublishError's; of any other exception only the type is stored (the
-    whole text goes to the log, which scrubs secrets)."""
+    Its text is stored like PublishError's (and `told` likewise); of any other exception only the
+    type is stored (the whole text goes to the log, which scrubs secrets)."""
+
+    def __init__(self, message: str, told: str | None = None) -> None:
+        super().__init__(message)
+        self.told = told or message
 
 
 class Publisher(Protocol):
@@ -210,14 +219,15 @@ async def publish_to(db: sqlite_utils.Database, publisher: Publisher, notify: No
         except PublishError as exc:
             await _record(db, state, publication_id, draft["id"], where, ("failed", str(exc)))
             log.warning("draft %s not published to %s: %s", draft["id"], logged, exc)
-            await _tell(notify, notices.PUBLISH_REFUSED.format(id=draft["id"], where=where, error=exc))
+            await _tell(notify, notices.PUBLISH_REFUSED.format(id=draft["id"], where=where, error=exc.told))
             await _count_outcome(db, where, True, notify, options)
             return draft["id"]
         except Exception as exc:  # noqa: BLE001 - a timeout or 5xx: the post may be out already
             said = str(exc) if isinstance(exc, PublishInDoubt) else type(exc).__name__   # the rest: the log
             await _record(db, state, publication_id, draft["id"], where, ("unknown", said))
             log.warning("draft %s may or may not be in %s (%s); not re-sending", draft["id"], logged, exc)
-            await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where, error=said))
+            told = exc.told if isinstance(exc, PublishInDoubt) else notices.reason(exc)
+            await _tell(notify, notices.PUBLISH_IN_DOUBT.format(id=draft["id"], where=where, error=told))
             await _count_outcome(db, where, True, notify, options)
             return draft["id"]
         if await _record(db, state, publication_id, draft["id"], where, ("sent", str(message_id))):

@@ -35,8 +35,8 @@ from jobs.moderation import Moderation, ModerationOptions, ModerationUnavailable
 from jobs.pool import PoolOptions, ScreenOptions
 from model.sample_options import SampleOptions
 from jobs.patience import DatabaseBusy, busy_seconds, patiently
-from jobs.publish import (Publisher, PublishOptions, PublishState, close_finished, destination, publish_next,
-                          reconcile, resolve_stale)
+from jobs.publish import (Publisher, PublishError, PublishInDoubt, PublishOptions, PublishState, close_finished,
+                          destination, publish_next, reconcile, resolve_stale)
 from jobs.curation import GenerateOptions, digest_text
 from jobs.ranker import RankerOptions, maybe_train_in
 from jobs.rating import RateOptions, fill_rating_pool, settle_candidates
@@ -474,7 +474,8 @@ class Service:
                 await publisher.send(text)
             except Exception as exc:  # noqa: BLE001 - the other channels still get theirs
                 log.warning("weekly best-of not sent to %s %s: %s", publisher.network, publisher.chat_id, exc)
-                refused[name] = (str(exc) or type(exc).__name__)[:300]
+                told = exc.told if isinstance(exc, (PublishError, PublishInDoubt)) else notices.reason(exc)
+                refused[name] = told[:300]
                 continue
             sent += 1
         if only is None:

@@ -22,7 +22,8 @@ import logging
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 
-from bot.secrets import REDACTOR
+from bot import texts
+from bot.telegram.error_handler import telegram_said
 from jobs.publish import PublishError, PublishInDoubt
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class TelegramChannel:
                 return await self._send_once(text)
             except RetryAfter as exc:
                 if waits >= RETRIES_ON_429:
-                    raise PublishError(f"flood control: still 429 after {RETRIES_ON_429} waits") from exc
+                    raise PublishError(f"flood control: still 429 after {RETRIES_ON_429} waits",
+                                       texts.CHANNEL_FLOOD.format(waits=RETRIES_ON_429)) from exc
                 waits += 1
                 retry_after = exc.retry_after
                 seconds = retry_after if isinstance(retry_after, (int, float)) else retry_after.total_seconds()
@@ -55,7 +57,8 @@ class TelegramChannel:
                 try:
                     await asyncio.sleep(seconds + RETRY_SLACK)
                 except asyncio.CancelledError:   # a stop (SIGTERM) in the wait: nothing was sent, retried later
-                    raise PublishError("stopped while waiting out flood control (429): not sent") from None
+                    raise PublishError("stopped while waiting out flood control (429): not sent",
+                                       texts.CHANNEL_STOPPED) from None
 
     async def _send_once(self, text: str) -> str:
         try:
@@ -63,22 +66,27 @@ class TelegramChannel:
         except RetryAfter:
             raise
         except Forbidden as exc:
-            raise PublishError(f"the bot may not post there (removed, or not an admin): {_said(exc)}") from exc
+            raise PublishError(f"the bot may not post there (removed, or not an admin): {_said(exc)}",
+                               texts.CHANNEL_FORBIDDEN.format(said=_said(exc))) from exc
         except ChatMigrated as exc:
-            raise PublishError(f"the chat migrated to {exc.new_chat_id}: put that id in telegram.channels") from exc
+            raise PublishError(f"the chat migrated to {exc.new_chat_id}: put that id in telegram.channels",
+                               texts.CHANNEL_MIGRATED.format(chat_id=exc.new_chat_id)) from exc
         except InvalidToken as exc:
-            raise PublishError(f"the bot token was refused: {_said(exc)}") from exc
+            raise PublishError(f"the bot token was refused: {_said(exc)}", texts.CHANNEL_TOKEN) from exc
         except BadRequest as exc:
-            raise PublishError(f"Telegram refused the post: {_said(exc)}") from exc
+            raise PublishError(f"Telegram refused the post: {_said(exc)}",
+                               texts.CHANNEL_REFUSED.format(said=_said(exc))) from exc
         except TelegramError as exc:  # TimedOut, NetworkError (a 5xx, a dropped connection): maybe out
-            raise PublishInDoubt(f"{type(exc).__name__}: {_said(exc)}") from exc
+            raise PublishInDoubt(f"{type(exc).__name__}: {_said(exc)}",
+                                 texts.CHANNEL_NO_ANSWER.format(said=_said(exc))) from exc
         return str(message.message_id)
 
 
 def _said(exc: TelegramError) -> str:
     """The Bot API's description, as stored in publications.error and shown to the moderators:
-    scrubbed of the token (a proxy or a fake API may echo the request's URL)."""
-    return REDACTOR.redact(" ".join(exc.message.split()))
+    scrubbed of the token (a proxy or a fake API may echo the request's URL), without the
+    "Forbidden: " Telegram starts a 403's words with."""
+    return telegram_said(exc)
 
 
 def channel_bot(token: str, base_url: str):

@@ -23,6 +23,7 @@ import requests
 import vk_api
 from vk_api.exceptions import ApiError, ApiHttpError, Captcha
 
+from bot import texts
 from bot.errors import BotError
 from bot.secrets import REDACTOR
 from corpus.vk_client import DEFAULT_TIMEOUT, with_timeout
@@ -72,18 +73,21 @@ class VkWallPublisher:
             said = REDACTOR.redact(str(exc.error.get("error_msg", "")))
             if exc.code in SERVER_ERRORS:   # VK failed after taking the request: the post may be out
                 raise PublishInDoubt(f"VK failed on wall.post (error {exc.code}: {said}):"
-                                     " the post may be out") from None
-            raise PublishError(f"VK refused wall.post (error {exc.code}: {said})") from None
+                                     " the post may be out",
+                                     texts.WALL_FAILED.format(code=exc.code, said=said)) from None
+            raise PublishError(f"VK refused wall.post (error {exc.code}: {said})",
+                               texts.WALL_REFUSED.format(code=exc.code, said=said)) from None
         except ApiHttpError as exc:   # VK's gateway failed (502, 504): the request may have been done
             raise PublishInDoubt(f"VK answered HTTP {exc.response.status_code} to wall.post:"
-                                 " the post may be out") from None
+                                 " the post may be out",
+                                 texts.WALL_HTTP.format(status=exc.response.status_code)) from None
         except Captcha:  # an answer, so nothing was published: a refusal, retried later
             raise PublishError("VK refused wall.post with a captcha (error 14): the token looks automated"
-                               " to VK; it is retried at the next publishing time") from None
+                               " to VK; it is retried at the next publishing time", texts.WALL_CAPTCHA) from None
         except requests.exceptions.ConnectTimeout as exc:
-            raise PublishError(f"VK API unreachable ({type(exc).__name__})") from None
+            raise PublishError(f"VK API unreachable ({type(exc).__name__})", texts.WALL_UNREACHABLE) from None
         except requests.exceptions.RequestException as exc:  # a read timeout, a dropped connection: maybe out
-            raise PublishInDoubt(f"VK did not answer wall.post ({type(exc).__name__})") from exc
+            raise PublishInDoubt(f"VK did not answer wall.post ({type(exc).__name__})", texts.WALL_NO_ANSWER) from exc
         return _post_id(answer)
 
 
@@ -94,7 +98,8 @@ def _post_id(answer: object) -> str:
         post_id = int(post_id)
     if isinstance(post_id, bool) or not isinstance(post_id, int) or post_id <= 0:
         shown = REDACTOR.redact(repr(answer))
-        raise PublishInDoubt(f"VK answered wall.post without a post id ({shown[:200]}): the post may be out")
+        raise PublishInDoubt(f"VK answered wall.post without a post id ({shown[:200]}): the post may be out",
+                             texts.WALL_NO_POST_ID)
     return str(post_id)
 
 

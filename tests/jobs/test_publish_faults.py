@@ -135,7 +135,7 @@ def test_a_kicked_channel_and_an_expired_vk_token_do_not_starve_the_healthy_chan
     assert fake.methods["wall.post"] == 3 and wall.posts == {}  # VK error 5 each time, nothing posted
     assert state(settings, drafts[0])[0] == "queued"  # still owed to the kicked channel and to VK
     notices = texts_in(server, MODERATORS_CHAT)
-    assert any("bot was kicked" in t for t in notices) and any("error 5" in t for t in notices)
+    assert any("bot was kicked" in t for t in notices) and any("ошибка 5" in t for t in notices)
 
     # once the channel and the token are fixed, each catches up from its own queue position
     server._failures.clear()
@@ -218,7 +218,7 @@ def test_a_vk_wall_post_that_never_answers_is_unknown_not_a_hang(tmp_path, serve
     assert fake.timeouts == [30.0, 30.0]  # vk.timeout_seconds' default on every request
     assert state(settings, first) == ("published", ["sent", "unknown"])  # VK may have it: never re-sent
     assert state(settings, second) == ("published", ["sent", "sent"])
-    assert any("ReadTimeout" in t for t in texts_in(server, MODERATORS_CHAT))
+    assert any("VK не ответил вовремя" in t for t in texts_in(server, MODERATORS_CHAT))
 
 
 def test_a_vk_wall_post_answered_without_a_post_id_is_unknown_never_sent(tmp_path, server, monkeypatch):
@@ -236,7 +236,7 @@ def test_a_vk_wall_post_answered_without_a_post_id_is_unknown_never_sent(tmp_pat
     finally:
         db.close()
     assert "None" not in ids
-    assert any("without a post id" in t for t in texts_in(server, MODERATORS_CHAT))
+    assert any("VK ответил без номера поста" in t for t in texts_in(server, MODERATORS_CHAT))
     assert fake.methods["wall.post"] == 2  # the one in doubt was not re-sent
 
 

@@ -74,7 +74,7 @@ def test_flood_control_longer_than_the_retries_keeps_the_post_queued(tmp_path, s
     assert asyncio.run(main()) == ("queued", ["failed"])
     assert state(settings, draft_id) == ("published", ["sent"])
     assert len(server.sent(CHANNEL)) == 1
-    assert any("flood control" in m["text"] for m in server.sent(MODERATORS_CHAT))
+    assert any("ограничил частоту отправки" in m["text"] for m in server.sent(MODERATORS_CHAT))
 
 
 def test_a_stop_while_waiting_out_flood_control_keeps_the_post_for_the_next_start(tmp_path, server, caplog):
@@ -107,7 +107,7 @@ def test_a_stop_while_waiting_out_flood_control_keeps_the_post_for_the_next_star
 
 
 @pytest.mark.parametrize("status, kwargs, words", [
-    (403, {}, "removed, or not an admin"),
+    (403, {}, "удалили из канала или он не администратор"),
     (400, {"migrate_to": -1009876543210}, "-1009876543210"),
     (400, {"description": "Bad Request: chat not found"}, "chat not found"),
 ])
@@ -178,3 +178,38 @@ def test_killed_between_sending_and_recording_is_never_published_twice(tmp_path,
     warned = [m["text"] for m in server.sent(MODERATORS_CHAT) if f"Мем #{draft_id} мог не дойти" in m["text"]]
     assert len(warned) == 1 and "проверьте канал" in warned[0]
     assert server.token not in out + err
+
+
+def test_the_moderators_read_why_a_post_was_refused_or_may_be_lost_in_russian(tmp_path, server):
+    """A channel that removed the bot was told as 'Мем #1 не опубликован в telegram @chan: the bot
+    may not post there (removed, or not an admin): Forbidden: bot is not a member. Очередь...', and a
+    post that may be lost as '... мог не дойти до ... (NetworkError: Internal Server Error)': English
+    and Python's names in a Russian line, 'Forbidden' twice. They say in Russian what happened and
+    what to do, with Telegram's own words once; publications.error keeps the technical line."""
+    from bot import texts
+    from jobs import notices
+
+    settings = make_settings(tmp_path, server)
+    refused = queue_draft(settings)   # refused, still queued: the next slot's try meets the 500
+    server.fail("sendMessage", 403, chat_id=CHANNEL, description="Forbidden: bot is not a member of the channel chat")
+
+    async def main():
+        async with bot_running(settings) as app:
+            await app.bot_data.service.publish()
+            server.fail("sendMessage", 500, chat_id=CHANNEL, description="Internal Server Error")
+            await app.bot_data.service.publish()
+
+    asyncio.run(main())
+    first, second = [m["text"] for m in server.sent(MODERATORS_CHAT)]
+    assert first == notices.PUBLISH_REFUSED.format(
+        id=refused, where=f"telegram {CHANNEL}",
+        error=texts.CHANNEL_FORBIDDEN.format(said="bot is not a member of the channel chat"))
+    assert second == notices.PUBLISH_IN_DOUBT.format(
+        id=refused, where=f"telegram {CHANNEL}", error=texts.CHANNEL_NO_ANSWER.format(said="Internal Server Error"))
+    assert "Forbidden" not in first and "NetworkError" not in second and "the bot" not in first
+    db = open_db(settings.database)
+    try:
+        (row,) = pubs.publications_of(db, refused)
+    finally:
+        db.close()
+    assert row["error"] == "NetworkError: Internal Server Error"   # the technical line, as before
