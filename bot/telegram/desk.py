@@ -24,7 +24,7 @@ from bot import texts
 from bot.fit import LIMIT, in_messages, shorten
 from bot.secrets import REDACTOR
 from bot.telegram.bot_data import BotData, Context
-from bot.telegram.error_handler import telegram_said
+from bot.telegram.error_handler import busy_text, telegram_said
 from bot.telegram.moderation import moderators_press
 from bot.telegram.moderators_chat import draft_message
 from corpus.statuses import DraftStatus
@@ -137,7 +137,7 @@ async def queue(update: Update, context: Context) -> None:
                 await context.bot.edit_message_reply_markup(sent.chat_id, sent.message_id, reply_markup=None)
             except BadRequest as error:
                 log.info("could not take the buttons off draft %s's copy: %s", draft["id"], error)
-            await message.reply_text(texts.DESK_BUSY)
+            await message.reply_text(busy_text(exc))
             return
         if old and str(draft["moderation_chat_id"]) == str(sent.chat_id):
             try:  # the old message's buttons would be out of date: take them away
@@ -202,7 +202,7 @@ async def on_queue_button(update: Update, context: Context) -> None:
             back = await patiently(desk.back_to_pending, db, draft_id, actor_id=user.id, actor_name=_who(user))
         except DatabaseBusy as exc:
             log.warning("a /queue button answered 'busy': %s", exc)
-            await query.answer(texts.DESK_BUSY)
+            await query.answer(busy_text(exc))
             return
         if not back:
             await query.answer(texts.ANSWER_UNDER_WAY)
@@ -249,7 +249,7 @@ async def _moved(query: Any, call, db, *args: Any) -> Any:
         return await patiently(call, db, *args)
     except DatabaseBusy as exc:
         log.warning("a /queue button answered 'busy': %s", exc)
-        await query.answer(texts.DESK_BUSY)
+        await query.answer(busy_text(exc))
         return False
 
 
@@ -307,7 +307,7 @@ async def _pause_or_resume(update: Update, context: Context, *, stop: bool) -> N
         await patiently(desk.resume, bot_data.db, was)
     except DatabaseBusy as exc:
         log.warning("/pause or /resume answered 'busy': %s", exc)
-        await message.reply_text(texts.DESK_BUSY)
+        await message.reply_text(busy_text(exc))
         return
     log.info("publishing resumed for %s", ", ".join(was))
     await message.reply_text(texts.RESUME_DONE.format(where=", ".join(was)))

@@ -65,6 +65,12 @@ def report(error: BaseException | None) -> str:
     return texts.ERROR_REPORT.format(what=what, detail=detail[:300])
 
 
+def busy_text(exc: BaseException) -> str:
+    """The moderators' answer when a write of theirs met DatabaseBusy: the database held (try again
+    in a minute), or a full disk (nothing changes until space is freed)."""
+    return texts.DESK_DISK_FULL if notices.reason(exc) == notices.REASON_DISK_FULL else texts.DESK_BUSY
+
+
 def telegram_said(exc: TelegramError) -> str:
     """Telegram's own words of a refusal, one line, scrubbed of the token, without the status word it
     starts with ("Forbidden: ", "Bad Request: "): the text the moderators read names it already."""

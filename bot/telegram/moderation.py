@@ -17,6 +17,7 @@ from telegram.error import BadRequest
 from bot import texts
 from bot.fit import shortened
 from bot.telegram.bot_data import BotData, Context
+from bot.telegram.error_handler import busy_text
 from bot.telegram.moderators_chat import draft_message, post_of_edit
 from bot.telegram.subscribers import with_training_note
 from corpus.statuses import DraftStatus
@@ -149,7 +150,7 @@ async def on_button(update: Update, context: Context) -> None:
         outcome = await cast(context, draft, ACTIONS[code], query.from_user, reason)
     except DatabaseBusy as exc:   # a backup or the nightly export holding the database: a polite answer
         log.warning("a vote on draft %s answered 'busy': %s", draft["id"], exc)
-        await query.answer(texts.DESK_BUSY, show_alert=True)
+        await query.answer(busy_text(exc), show_alert=True)
         return
     if outcome.already_decided:
         await query.answer(already_decided(bot_data, draft["id"]))
@@ -216,7 +217,7 @@ async def on_edit_reply(update: Update, context: Context) -> None:
                                                         text, _moderator(user))
     except DatabaseBusy as exc:
         log.warning("an edit of draft %s answered 'busy': %s", draft["id"], exc)
-        await message.reply_text(texts.DESK_BUSY)
+        await message.reply_text(busy_text(exc))
         return
     if refused is not None:
         log.info("edit of draft %s by %s refused: %s", draft["id"], user.id, refused)
@@ -260,7 +261,7 @@ async def reject_command(update: Update, context: Context) -> None:
         outcome = await cast(context, draft, "reject", user, reason)
     except DatabaseBusy as exc:
         log.warning("/reject of draft %s answered 'busy': %s", draft["id"], exc)
-        await message.reply_text(texts.DESK_BUSY)
+        await message.reply_text(busy_text(exc))
         return
     if outcome.already_decided:
         await message.reply_text(already_decided(bot_data, draft["id"]))

@@ -19,6 +19,7 @@ from telegram.error import BadRequest
 from bot import texts
 from bot.fit import LIMIT, fit, shorten_again
 from bot.telegram.bot_data import BotData, Context
+from bot.telegram.error_handler import busy_text
 from jobs import rating
 from jobs.patience import DatabaseBusy
 
@@ -114,7 +115,7 @@ async def on_rate_button(update: Update, context: Context) -> None:
         return
     except DatabaseBusy as exc:   # another process's long lock, or a full disk: nothing stored, press again
         log.warning("a rating answer answered 'busy': %s", exc)
-        await query.answer(texts.DESK_BUSY)
+        await query.answer(busy_text(exc))
         return
     if row is None:
         await query.answer(texts.RATE_NOT_YOURS)

@@ -680,3 +680,43 @@ def test_votes_edits_and_reject_while_another_process_holds_the_database_are_ans
     assert during.count(texts.DESK_BUSY) == 2, during   # the edit's and /reject's replies
     assert not [t for t in during if t.startswith(texts.ERROR_REPORT.split("{")[0])], during
     assert still == "pending" and done["text"] == texts.ANSWER_DONE and status == "queued"
+
+
+def test_a_moderator_on_a_full_disk_is_told_the_disk_is_full_not_to_try_in_a_minute(tmp_path, server, monkeypatch):
+    """A ✅ or /pause while the disk is full ('database or disk is full': every write refused) was
+    answered 'База данных сейчас занята (резервная копия или ночное обучение) ... Попробуйте через
+    минуту': the moderators pressed again and again while nothing would change until someone freed
+    space. They are told the disk is full, nothing changed, and to have space freed."""
+    import sqlite_utils
+
+    from tests.fakes.telegram_app import MODERATOR, draft_message, press
+
+    settings = make_settings(tmp_path, server)
+    db = open_db(settings.database)
+    pending = draft_rows.add_draft(db, text="ЖДЁТ РЕШЕНИЯ\n@\nМОДЕРАТОРОВ", model_version="v", temperature=0.8,
+                                   seed=1, max_length=120, status="pending")
+    db.close()
+    full = False
+    real = sqlite_utils.Database.execute
+
+    def execute(self, sql, parameters=None):
+        if full and sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, sql, parameters)
+
+    monkeypatch.setattr(sqlite_utils.Database, "execute", execute)
+
+    async def main():
+        nonlocal full
+        async with bot_running(settings) as app:
+            await app.bot_data.service.dispatch_moderation()
+            shown = draft_message(server, app.bot_data.db, pending)
+            full = True
+            answer = await press(server, f"d:a:{pending}", user_id=MODERATOR, message=shown)
+            paused = await reply_to(server, MODERATORS_CHAT, "/pause", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+            full = False
+            return answer["text"], paused["text"], draft_rows.get_draft(app.bot_data.db, pending)["status"]
+
+    answer, paused, status = asyncio.run(main())
+    assert answer == paused == texts.DESK_DISK_FULL
+    assert "через минуту" not in answer and status == "pending"
