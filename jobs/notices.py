@@ -41,6 +41,11 @@ ALERT_RETRAIN_FAILED = ("🧠 Ночное обучение не удалось:
                         " следующей ночью попробую снова.")
 ALERT_MODEL_FILE = ("🧠 Файл активной модели {version} не годится ({problem}); черновики пишет модель {using}."
                     " Верните файл или активируйте другую версию (buhurt doctor, buhurt models list).")
+# ALERT_MODEL_FILE's why (`model_file_problem`, from jobs.model_registry.registered_file_problem's English)
+MODEL_FILE_MISSING = "файла нет"
+MODEL_FILE_NOT_A_FILE = "это не файл"
+MODEL_FILE_UNREADABLE = "файл не читается"
+MODEL_FILE_REWRITTEN = "в файле другая версия: его переписали после установки"
 ALERT_RETRAIN_KEPT = "🧠 Ночное обучение: новая модель не лучше, осталась старая. {line}"
 ALERT_RETRAIN_AWAITS = ("🧠 Ночное обучение: новая модель {version} лучше старой; она заменит её, если после {ratings}"
                         " оценок в /rate её черновики будут читаться не хуже (пока пишет старая). {line}")
@@ -62,3 +67,17 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, PermissionError) or "readonly" in said or "read-only" in said:
         return REASON_READ_ONLY
     return REASON_OTHER
+
+
+def model_file_problem(problem: str) -> str:
+    """jobs.model_registry's why a model's file is unusable ("missing", "unreadable (...)", "version
+    X, not V ...") in Russian, for ALERT_MODEL_FILE; the English one goes to the log."""
+    if problem == "missing":
+        return MODEL_FILE_MISSING
+    if problem == "not a regular file":
+        return MODEL_FILE_NOT_A_FILE
+    if problem.startswith("unreadable"):
+        return MODEL_FILE_UNREADABLE
+    if problem.startswith("version "):
+        return MODEL_FILE_REWRITTEN
+    return problem

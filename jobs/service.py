@@ -204,7 +204,8 @@ class Service:
         """Tell the moderators once that the active model's file is gone or not its version (drafts
         come from the model loaded before, or from the version active before it)."""
         try:
-            text = notices.ALERT_MODEL_FILE.format(version=row["version"], problem=f"{row['path']}: {problem}",
+            why = notices.model_file_problem(problem or "")
+            text = notices.ALERT_MODEL_FILE.format(version=row["version"], problem=f"{row['path']}: {why}",
                                                    using=self.holder.version)
             await once(self.db, "model_file", problem is not None, self.moderation.notify, text)
         except Exception as exc:  # noqa: BLE001 - an alert's bookkeeping never stops the pool

@@ -938,3 +938,28 @@ def test_the_error_report_and_the_failed_retrain_say_what_happened_before_any_py
     assert report.count("Forbidden") == 1
     assert night == notices.ALERT_RETRAIN_FAILED.format(error=notices.REASON_MEMORY)
     assert "RuntimeError" not in night and "CUDA" not in night
+
+
+def test_the_model_file_alert_says_what_is_wrong_with_the_file_in_russian(tmp_path, server):
+    """The active model's file deleted (or rewritten in place) was told as '🧠 Файл активной модели v9
+    не годится (/srv/.../v9.pt: missing)' and '(...: version X, not v9 (its bytes changed after it was
+    installed))': the English of the log inside a Russian line. The path stays, the why is Russian."""
+    from corpus.store import model_versions as model_rows
+
+    settings = make_settings(tmp_path, server)
+    gone = tmp_path / "v9.pt"
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            using = service.holder.version
+            model_rows.register_model(db, "v9", str(gone), val_bpc=2.4)
+            model_rows.promote(db, "v9")
+            assert await service.follow_active_model() is None
+            (alert,) = await until(lambda: [t for t in moderators_texts(server) if t.startswith("🧠")])
+            return alert, using
+
+    alert, using = asyncio.run(main())
+    assert alert == notices.ALERT_MODEL_FILE.format(version="v9", problem=f"{gone}: {notices.MODEL_FILE_MISSING}",
+                                                    using=using)
+    assert "missing" not in alert
