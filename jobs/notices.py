@@ -3,7 +3,9 @@ bot's own strings (bot/texts.py); here because jobs/ never imports bot/. Placeho
 from __future__ import annotations
 
 import errno
+import math
 import sqlite3
+from typing import Any
 
 from jobs.patience import DatabaseBusy
 
@@ -41,6 +43,11 @@ ALERT_RETRAIN_FAILED = ("🧠 Ночное обучение не удалось:
                         " следующей ночью попробую снова.")
 ALERT_MODEL_FILE = ("🧠 Файл активной модели {version} не годится ({problem}); черновики пишет модель {using}."
                     " Верните файл или активируйте другую версию (buhurt doctor, buhurt models list).")
+# the retrain alerts' {line} (`retrain_figures`): the two models' figures
+RETRAIN_BPC = "Бит на символ (меньше — лучше): новая {candidate} — {candidate_bpc:.3f}"
+RETRAIN_BPC_ACTIVE = ", старая {active} — {active_bpc:.3f}"
+RETRAIN_PASS = " Проходят фильтр: новая — {candidate:.0%}"
+RETRAIN_PASS_ACTIVE = ", старая — {active:.0%}"
 # ALERT_MODEL_FILE's why (`model_file_problem`, from jobs.model_registry.registered_file_problem's English)
 MODEL_FILE_MISSING = "файла нет"
 MODEL_FILE_NOT_A_FILE = "это не файл"
@@ -81,3 +88,24 @@ def model_file_problem(problem: str) -> str:
     if problem.startswith("version "):
         return MODEL_FILE_REWRITTEN
     return problem
+
+
+def retrain_figures(result: Any) -> str:
+    """A retrain's figures (jobs.retrain.RetrainResult) for the moderators, in Russian: the held-out
+    bits per character of the new and the old model, then their drafts' pass shares when measured;
+    its English line (result.reason) goes to the log."""
+    candidate_bpc, active_bpc = getattr(result, "candidate_bpc", None), getattr(result, "active_bpc", None)
+    if candidate_bpc is None or not math.isfinite(candidate_bpc):
+        return ""
+    line = RETRAIN_BPC.format(candidate=getattr(result, "candidate_version", None) or "?", candidate_bpc=candidate_bpc)
+    if active_bpc is not None and math.isfinite(active_bpc):
+        line += RETRAIN_BPC_ACTIVE.format(active=getattr(result, "active_version", None) or "?", active_bpc=active_bpc)
+    line += "."
+    candidate_read, active_read = (getattr(result, "candidate_readability", None),
+                                   getattr(result, "active_readability", None))
+    if candidate_read is not None:
+        line += RETRAIN_PASS.format(candidate=candidate_read)
+        if active_read is not None:
+            line += RETRAIN_PASS_ACTIVE.format(active=active_read)
+        line += "."
+    return line

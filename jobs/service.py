@@ -414,9 +414,10 @@ class Service:
         await self._record_covered(RETRAIN_ENDED)   # promoted or kept: likewise
         if getattr(result, "awaiting_ratings", 0):
             await self._tell(notices.ALERT_RETRAIN_AWAITS.format(version=result.candidate_version,
-                                                                 ratings=result.awaiting_ratings, line=result.reason))
+                                                                 ratings=result.awaiting_ratings,
+                                                                 line=notices.retrain_figures(result)))
         elif not getattr(result, "promoted", False) and getattr(result, "candidate_bpc", None) is not None:
-            await self._tell(notices.ALERT_RETRAIN_KEPT.format(line=result.reason))
+            await self._tell(notices.ALERT_RETRAIN_KEPT.format(line=notices.retrain_figures(result)))
         checkpoint = getattr(result, "checkpoint", None)
         if getattr(result, "promoted", False) and checkpoint is not None:
             version = await asyncio.to_thread(self.holder.reload, checkpoint)

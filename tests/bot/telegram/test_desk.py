@@ -410,7 +410,8 @@ def test_alerts_are_given_once_until_they_clear(tmp_path, server):
     asyncio.run(main())
     said = moderators_texts(server)
     assert said.count(notices.ALERT_RETRAIN_FAILED.format(error=notices.REASON_MEMORY)) == 1
-    assert said.count(notices.ALERT_RETRAIN_KEPT.format(line="v2 2.61 bits/char vs v1 2.55")) == 1
+    assert said.count(notices.ALERT_RETRAIN_KEPT.format(
+        line="Бит на символ (меньше — лучше): новая v2 — 2.610, старая ? — 2.550.")) == 1
     assert not [t for t in said if "skipped" in t]
 
 
@@ -963,3 +964,37 @@ def test_the_model_file_alert_says_what_is_wrong_with_the_file_in_russian(tmp_pa
     assert alert == notices.ALERT_MODEL_FILE.format(version="v9", problem=f"{gone}: {notices.MODEL_FILE_MISSING}",
                                                     using=using)
     assert "missing" not in alert
+
+
+def test_the_retrain_alerts_give_the_models_figures_in_russian(tmp_path, server):
+    """'🧠 Ночное обучение: новая модель не лучше, осталась старая. kept the active model: candidate
+    v2 2.6100 bits/char, 31% of drafts pass the screen; active v1 ... (warm start, 10 min of
+    training)': the operator's English log line pasted after the Russian. The figures are said in
+    Russian (bits per character, lower is better; the share of drafts that pass the screen)."""
+    from jobs.retrain import RetrainResult
+
+    settings = make_settings(tmp_path, server)
+    kept = RetrainResult(False, "kept the active model: candidate v2 2.6100 bits/char, 31% of drafts pass the"
+                         " screen; active v1 2.5500 bits/char, 40% of drafts pass the screen (warm start, 10 min"
+                         " of training)", "v2", candidate_bpc=2.61, active_bpc=2.55, active_version="v1",
+                         candidate_readability=0.31, active_readability=0.4, warm=True, minutes=10)
+    awaits = RetrainResult(False, "the candidate waits for ratings: candidate v3 2.4000 bits/char; active v1"
+                           " 2.5500 bits/char [waits for 20 ratings of its drafts before promotion]", "v3",
+                           candidate_bpc=2.4, active_bpc=2.55, active_version="v1", awaiting_ratings=20)
+
+    async def main():
+        async with bot_running(settings) as app:
+            service = app.bot_data.service
+            for result in (kept, awaits):
+                service.retrainer = lambda stop, result=result: result
+                await service.retrain()
+            return await until(lambda: len([t for t in moderators_texts(server) if t.startswith("🧠")]) == 2
+                               and [t for t in moderators_texts(server) if t.startswith("🧠")])
+
+    first, second = asyncio.run(main())
+    assert first == notices.ALERT_RETRAIN_KEPT.format(
+        line="Бит на символ (меньше — лучше): новая v2 — 2.610, старая v1 — 2.550."
+             " Проходят фильтр: новая — 31%, старая — 40%.")
+    assert second == notices.ALERT_RETRAIN_AWAITS.format(
+        version="v3", ratings=20, line="Бит на символ (меньше — лучше): новая v3 — 2.400, старая v1 — 2.550.")
+    assert "bits/char" not in first + second and "candidate" not in first + second
