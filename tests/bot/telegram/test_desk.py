@@ -998,3 +998,11 @@ def test_the_retrain_alerts_give_the_models_figures_in_russian(tmp_path, server)
     assert second == notices.ALERT_RETRAIN_AWAITS.format(
         version="v3", ratings=20, line="Бит на символ (меньше — лучше): новая v3 — 2.400, старая v1 — 2.550.")
     assert "bits/char" not in first + second and "candidate" not in first + second
+
+
+@pytest.mark.parametrize("ratings", [1, 21, 30])
+def test_the_alert_of_a_candidate_waiting_for_ratings_says_its_count_in_good_russian(ratings):
+    """retrain.promote_min_ratings = 1 or 21 made '... если после 1 оценок в /rate ...': the one
+    plural form after every number. As the other counts, the noun comes first, then the number."""
+    text = notices.ALERT_RETRAIN_AWAITS.format(version="v3", ratings=ratings, line="")
+    assert f"{ratings} оценок" not in text and f"(нужно оценок: {ratings})" in text
