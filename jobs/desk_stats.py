@@ -92,6 +92,11 @@ def gather(db: sqlite_utils.Database, days: int = DEFAULT_DAYS, now: dt.datetime
     return stats
 
 
+# model_versions.status in the chat's words
+MODEL_STATES = {"active": "активная", "candidate": "кандидат", "retired": "в запасе", "rejected": "отклонена",
+                "pruned": "отклонена, файл удалён"}
+
+
 def lines(stats: DeskStats) -> list[str]:
     """The chart's numbers as text (Russian, like the chat)."""
     out = [f"Статистика за {len(stats.days)} дн. ({stats.days[0]} — {stats.days[-1]}, UTC)",
@@ -116,7 +121,7 @@ def lines(stats: DeskStats) -> list[str]:
         for m in stats.models:
             bpc = f"{m.bits_per_char:.3f}" if m.bits_per_char is not None else "—"
             share = f"{m.pass_share:.0%}" if m.pass_share is not None else "—"
-            out.append(f"  {m.version} ({m.status}, {m.created}): {bpc} · {share}")
+            out.append(f"  {m.version} ({MODEL_STATES.get(m.status, m.status)}, {m.created}): {bpc} · {share}")
     if stats.ratings:
         out.append("Оценки вслепую (читается · опубликовал бы: доля [95% интервал] (ответов)):")
         for rated in stats.ratings:

@@ -476,8 +476,8 @@ def test_stats_sends_a_png_chart_and_the_same_numbers_as_text(tmp_path, server):
     assert f"Публикаций: telegram {CHANNEL} — 1" in text
     assert "Реакций на просмотр: в среднем 2.50% (постов: 1)" in text
     assert "Модели (бит/символ" in text
-    assert "  retrained1 (candidate, " in text and "): 2.430 · 31%" in text   # the retrain's pass share
-    assert "  tuned2 (candidate, " in text and "): 2.500 · 27%" in text       # else the tune's, at its temperature
+    assert "  retrained1 (кандидат, " in text and "): 2.430 · 31%" in text   # the retrain's pass share
+    assert "  tuned2 (кандидат, " in text and "): 2.500 · 27%" in text       # else the tune's, at its temperature
     assert "Оценки вслепую (читается · опубликовал бы" in text                 # issue 25: readable share when rated
     assert "  retrained1: 50% [15%-85%] (4) · 25% [5%-70%] (4)" in text
     assert "  настоящие посты: 100% [44%-100%] (3) · 67% [21%-94%] (3)" in text
@@ -512,7 +512,7 @@ def test_stats_over_many_busy_days_sends_every_line_in_messages_within_the_limit
     texts_sent, expected = asyncio.run(main())
     assert all(len(t) <= 4096 for t in texts_sent)
     assert "\n".join(texts_sent).split("\n") == expected
-    assert any(line.startswith("  retrained1 (candidate, ") for line in expected)
+    assert any(line.startswith("  retrained1 (кандидат, ") for line in expected)
 
 
 def test_stats_count_each_draft_once_by_its_last_decision(tmp_path):
@@ -1006,3 +1006,22 @@ def test_the_alert_of_a_candidate_waiting_for_ratings_says_its_count_in_good_rus
     plural form after every number. As the other counts, the noun comes first, then the number."""
     text = notices.ALERT_RETRAIN_AWAITS.format(version="v3", ratings=ratings, line="")
     assert f"{ratings} оценок" not in text and f"(нужно оценок: {ratings})" in text
+
+
+def test_stats_name_each_models_state_in_russian(tmp_path):
+    """/stats' model lines said '  v2 (candidate, ...)', '(active, ...)', '(retired, ...)': the
+    database's English words in the Russian numbers. They say the state in Russian."""
+    from corpus.db import open_db
+    from corpus.store import model_versions as model_rows
+    from jobs import desk_stats
+
+    db = open_db(tmp_path / "b.sqlite3")
+    for version in ("v1", "v2", "v3", "v4"):
+        model_rows.register_model(db, version, f"/x/{version}.pt", val_bpc=2.5)
+    model_rows.promote(db, "v1")
+    model_rows.promote(db, "v2")                      # v1 retired
+    model_rows.set_status(db, "v3", "rejected")
+    text = "\n".join(desk_stats.lines(desk_stats.gather(db, 7)))
+    for version, state in (("v1", "в запасе"), ("v2", "активная"), ("v3", "отклонена"), ("v4", "кандидат")):
+        assert f"  {version} ({state}, " in text, text
+    assert not any(word in text for word in ("candidate", "active", "retired", "rejected"))
