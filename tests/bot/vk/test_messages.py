@@ -358,7 +358,7 @@ def test_a_community_token_vk_refuses_is_told_to_the_moderators_once_until_it_wo
     async def main():
         async with bot_running(settings) as app:
             await until(lambda: caplog.text.count("long poll of community 42 failed (error 5") >= 3)
-            assert len(told()) == 1 and "error 5" in told()[0] and COMMUNITY_TOKEN not in told()[0]
+            assert len(told()) == 1 and "ошибка 5" in told()[0] and COMMUNITY_TOKEN not in told()[0]
             vk.tokens.add(COMMUNITY_TOKEN)                   # a new token: the long poll works again
             await listening(app)
             assert await ask(vk, ANNA, "/start") == texts.VK_START
@@ -386,3 +386,21 @@ def test_a_command_that_fails_gets_a_polite_answer_in_vk_messages(tmp_path, serv
 
     assert asyncio.run(main()) == texts.HANDLER_FAILED
     assert "database disk image is malformed" in caplog.text   # the operator's log has the traceback
+
+
+def test_the_moderators_alert_of_a_refused_long_poll_quotes_vk_in_russian(tmp_path, server, vk):
+    """The 📵 alert said '... VK отказывает боту (error 100: One of the parameters ...)': the log's
+    English 'error' inside the Russian line. It says 'ошибка 100' before VK's own words."""
+    from tests.fakes.telegram_app import MODERATORS_CHAT
+
+    settings = make_settings(tmp_path, server, vk=VK)
+    vk.walls[42].longpoll = False
+
+    async def main():
+        async with bot_running(settings):
+            return await until(lambda: [m["text"] for m in server.sent(MODERATORS_CHAT) if m["text"].startswith("📵")])
+
+    (alert,) = asyncio.run(main())
+    assert alert == texts.VK_MESSAGES_REFUSED.format(
+        group=42, said="ошибка 100: One of the parameters specified was missing or invalid: longpoll for this group"
+                       " is not enabled")
