@@ -11,7 +11,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -417,7 +417,7 @@ class Service:
                                                                  ratings=result.awaiting_ratings,
                                                                  line=notices.retrain_figures(result)))
         elif not getattr(result, "promoted", False) and getattr(result, "candidate_bpc", None) is not None:
-            await self._tell(notices.ALERT_RETRAIN_KEPT.format(line=notices.retrain_figures(result)))
+            await self._tell(self._kept_text(result))
         checkpoint = getattr(result, "checkpoint", None)
         if getattr(result, "promoted", False) and checkpoint is not None:
             version = await asyncio.to_thread(self.holder.reload, checkpoint)
@@ -439,6 +439,15 @@ class Service:
         log.warning("the night window began at %s without a retrain since: retraining now",
                     window[0].isoformat())
         scheduler.get_job("retrain-0").modify(next_run_time=dt.datetime.now(dt.timezone.utc))
+
+    def _kept_text(self, result: Any) -> str:
+        """The alert of a night whose candidate is not active: not better than the model it was
+        compared with, or kept out because another model was made active while it trained."""
+        compared, row = getattr(result, "active_version", None), model_rows.active_model(self.db)
+        if compared and row is not None and row["version"] != compared:
+            return notices.ALERT_RETRAIN_SUPERSEDED.format(version=result.candidate_version, active=row["version"],
+                                                           compared=compared)
+        return notices.ALERT_RETRAIN_KEPT.format(line=notices.retrain_figures(result))
 
     async def _tell(self, text: str) -> None:
         try:

@@ -983,8 +983,12 @@ def test_the_retrain_alerts_give_the_models_figures_in_russian(tmp_path, server)
                            candidate_bpc=2.4, active_bpc=2.55, active_version="v1", awaiting_ratings=20)
 
     async def main():
+        from corpus.store import model_versions as model_rows
+
         async with bot_running(settings) as app:
             service = app.bot_data.service
+            model_rows.register_model(app.bot_data.db, "v1", "/x/v1.pt", val_bpc=2.55)
+            model_rows.promote(app.bot_data.db, "v1")   # the model both were compared with
             for result in (kept, awaits):
                 service.retrainer = lambda stop, result=result: result
                 await service.retrain()
@@ -1025,3 +1029,32 @@ def test_stats_name_each_models_state_in_russian(tmp_path):
     for version, state in (("v1", "в запасе"), ("v2", "активная"), ("v3", "отклонена"), ("v4", "кандидат")):
         assert f"  {version} ({state}, " in text, text
     assert not any(word in text for word in ("candidate", "active", "retired", "rejected"))
+
+
+def test_a_night_whose_candidate_was_kept_out_for_a_model_made_active_meanwhile_says_so(tmp_path, server):
+    """The operator made v2 active while the night trained (buhurt models activate): the candidate,
+    compared with v1, is kept out (jobs.retrain._promotion), and the moderators read '🧠 ...: новая
+    модель не лучше, осталась старая', beside v1's figures: neither true, the candidate may have been
+    better and v1 is no longer the model writing. They are told v2 was made active meanwhile, the
+    candidate was not compared with it, and v2 writes the drafts."""
+    from corpus.store import model_versions as model_rows
+    from jobs.retrain import RetrainResult
+
+    settings = make_settings(tmp_path, server)
+    result = RetrainResult(False, "kept the active model: candidate v5 2.3000 bits/char; active v1 2.5000 bits/char"
+                           " [model v2 was made active while it trained: the candidate was compared with v1]",
+                           "v5", candidate_bpc=2.3, active_bpc=2.5, active_version="v1")
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            for version in ("v1", "v2"):
+                model_rows.register_model(db, version, f"/x/{version}.pt", val_bpc=2.5)
+                model_rows.promote(db, version)
+            service.retrainer = lambda stop: result
+            await service.retrain()
+            return await until(lambda: [t for t in moderators_texts(server) if t.startswith("🧠")])
+
+    (alert,) = asyncio.run(main())
+    assert alert == notices.ALERT_RETRAIN_SUPERSEDED.format(version="v5", active="v2", compared="v1")
+    assert "не лучше" not in alert
