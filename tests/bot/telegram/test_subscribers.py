@@ -486,3 +486,17 @@ def test_a_command_that_fails_gets_a_polite_reply_and_the_moderators_the_report(
     assert [m["text"] for m in reports] == [texts.ERROR_REPORT.format(
         what=notices.REASON_DAMAGED, detail="DatabaseError: database disk image is malformed")]
     assert len(server.sent(USER)) == 1
+
+
+def test_a_start_text_over_the_limit_says_its_counts_in_good_russian(tmp_path, server):
+    """telegram.start_text_max_chars = 21 made 'Слишком длинное начало: до 21 символов, а у тебя 22':
+    one plural form after every number. As the other counts, the noun comes first, then the numbers."""
+    settings = make_settings(tmp_path, server, telegram={"start_text_max_chars": 21})
+
+    async def main():
+        async with bot_running(settings):
+            return await reply_to(server, USER, "/generate " + "Я" * 22, user_id=USER)
+
+    reply = run(main())
+    assert reply["text"] == texts.START_TOO_LONG.format(limit=21, length=22)
+    assert "21 символов" not in reply["text"] and "символов — 22" in reply["text"]
