@@ -187,7 +187,7 @@ class VkSettings(ScrapeOptions):
 
     # a VK token (prefer BUHURT_VK_TOKEN); publishing needs a user token with the "wall" scope
     token: Secret = field(default_factory=lambda: Secret(""))
-    groups: list[str] = field(default_factory=list)   # communities to scrape (short names, numeric ids or vk.com links)
+    groups: list[str] = field(default_factory=list)  # communities to scrape, each once (short names, ids, vk.com links)
     publish_group_id: int = 0         # the community whose wall posts go to; 0: no VK publishing
     messages_group_id: int = 0        # the community whose messages the bot answers; 0: none
     # that community's token, "messages" right (prefer BUHURT_VK_COMMUNITY_TOKEN)
@@ -196,12 +196,18 @@ class VkSettings(ScrapeOptions):
 
     def problems(self) -> dict[str, str]:
         problems = super().problems()
+        seen = set()   # short names ignore case; club123, vk.com/public123 and 123 are one community
         for group in self.groups:   # else the scrape job refused it every time, the service started
             try:
-                community_key(group)
+                key = community_key(group).lower()
             except CorpusError:
                 problems["groups"] = f"VK community short names, numeric ids or vk.com links ({group!r} is not one)"
                 break
+            if key in seen:   # scraped twice every run, as telegram.channels twice would publish twice
+                problems["groups"] = ("VK community short names, numeric ids or vk.com links, each once"
+                                      f" ({group!r} twice)")
+                break
+            seen.add(key)
         if self.publish_group_id and not self.token:
             problems["token"] = "a VK user token (or BUHURT_VK_TOKEN) when publish_group_id is set"
         if self.messages_group_id and not self.community_token:

@@ -149,6 +149,11 @@ def test_a_renamed_key_gives_one_line_naming_its_new_place(tmp_path, capsys, old
     ("[vk]\ngroups = ['bugurt_thread', 'vk.com/bugurt thread']\n",
      "vk.groups must be VK community short names, numeric ids or vk.com links ('vk.com/bugurt thread' is not one)"),
     ("[vk]\ngroups = ['']\n", "vk.groups must be VK community short names, numeric ids or vk.com links ('' is not"),
+    # the same community twice was scraped twice every run, as two channels would publish twice
+    ("[vk]\ngroups = ['bugurt_thread', 'https://vk.com/Bugurt_Thread']\n",
+     "vk.groups must be VK community short names, numeric ids or vk.com links, each once"
+     " ('https://vk.com/Bugurt_Thread' twice)"),
+    ("[vk]\ngroups = ['club57536014', '57536014']\n", "each once ('57536014' twice)"),
 ])
 def test_bad_config_gives_one_line_naming_the_key(tmp_path, text, message):
     path = write(tmp_path, text)
