@@ -16,6 +16,7 @@ candidate (`awaiting_ratings` in its metrics) until its drafts have that many an
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -228,10 +229,17 @@ class Card:
     text: str
 
 
-def held_out_posts(db: sqlite_utils.Database, rater_id: Any, val_frac: float, test_frac: float) -> list[dict]:
-    """Corpus posts outside the training split that this rater has not been shown (random order)."""
-    return [p for p in rating_rows.unrated_posts(db, rater_id)
-            if post_split(p["text"], val_frac, test_frac) != "train"]
+def held_out_posts(db: sqlite_utils.Database, rater_id: Any, val_frac: float, test_frac: float,
+                   stoplist: StopList | None = None, limit: int = 200,
+                   rng: random.Random | None = None) -> list[dict]:
+    """Corpus posts outside the training split (and, with `stoplist`, that it does not match) that
+    this rater has not been shown (random order): chosen among those posts, however few are left."""
+    def held_out(text: str) -> bool:
+        return post_split(text, val_frac, test_frac) != "train"
+
+    posts = rating_rows.unrated_posts(db, rater_id, limit=None, keep=held_out, rng=rng)   # shuffled
+    # the stop-list (the slower test) only until `limit` posts pass it
+    return list(itertools.islice((p for p in posts if not (stoplist and stoplist.match(p["text"]))), limit))
 
 
 async def next_card(service: Service, rater_id: Any, rng: random.Random | None = None) -> Card | None:
@@ -241,7 +249,8 @@ async def next_card(service: Service, rater_id: Any, rng: random.Random | None =
     rng = rng or random.Random()
     db, plan, stoplist = service.db, service.plan, service.drafting.stoplist
     # a post kept before a word was listed (cleaning sees new posts only) is not shown either
-    real = [p for p in held_out_posts(db, rater_id, *plan.held_out) if not stoplist.match(p["text"])]
+    val_frac, test_frac = plan.held_out
+    real = held_out_posts(db, rater_id, val_frac, test_frac, stoplist=stoplist, limit=1, rng=rng)
     versions = [v for v, _ in rated_versions(db)]
     rng.shuffle(versions)
     if real and (not versions or rng.random() < REAL_SHARE):

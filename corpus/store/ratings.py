@@ -6,6 +6,8 @@ gets the same post twice (UNIQUE rater, source, item), and filled in as they pre
 """
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from typing import Any, cast
 
 import sqlite_utils
@@ -16,13 +18,22 @@ CORPUS, DRAFT = "corpus", "draft"
 QUESTIONS = ("readable", "would_publish")
 
 
-def unrated_posts(db: sqlite_utils.Database, rater_id: Any, limit: int = 200) -> list[dict[str, Any]]:
-    """Up to `limit` usable corpus posts (id, text as the model learns it) this rater has not been
-    shown, in random order."""
-    return list(db.query(
-        "SELECT id, COALESCE(clean_text, text) AS text FROM posts WHERE excluded_reason IS NULL AND id NOT IN ("
-        " SELECT item_id FROM ratings WHERE rater_id = ? AND source = 'corpus') ORDER BY random() LIMIT ?",
-        [str(rater_id), limit]))
+def unrated_posts(db: sqlite_utils.Database, rater_id: Any, limit: int | None = 200,
+                  keep: Callable[[str], bool] | None = None, rng: random.Random | None = None) -> list[dict[str, Any]]:
+    """Up to `limit` (None: all) usable corpus posts (id, text as the model learns it) this rater has
+    not been shown, in random order; with `keep`, drawn among the posts whose text it keeps, so the
+    few such posts left among many others are found (a random sample filtered afterwards missed them)."""
+    if keep is None:
+        return list(db.query(f"{_UNRATED_POSTS} ORDER BY random() LIMIT ?",
+                             [str(rater_id), -1 if limit is None else limit]))
+    kept = [{"id": post_id, "text": text} for post_id, text in db.execute(_UNRATED_POSTS, [str(rater_id)])
+            if keep(text)]
+    (rng or random.Random()).shuffle(kept)
+    return kept if limit is None else kept[:limit]
+
+
+_UNRATED_POSTS = ("SELECT id, COALESCE(clean_text, text) AS text FROM posts WHERE excluded_reason IS NULL"
+                  " AND id NOT IN (SELECT item_id FROM ratings WHERE rater_id = ? AND source = 'corpus')")
 
 
 def unrated_drafts(db: sqlite_utils.Database, rater_id: Any, version: str, limit: int = 1) -> list[dict[str, Any]]:

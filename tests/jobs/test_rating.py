@@ -9,6 +9,7 @@ import json
 import random
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +18,7 @@ from corpus.db import open_db
 from corpus.store import model_versions as model_rows
 from corpus.store.drafts import add_draft
 from corpus.store.posts import add_posts
+from corpus.stoplist import StopList
 from jobs import rating
 from jobs.model_registry import install_checkpoint
 from jobs.retrain import retrain
@@ -482,3 +484,24 @@ def test_a_candidate_waiting_for_ratings_is_not_promoted_over_a_model_made_activ
     assert rating.settle_candidates(db, 3) == [(candidate, False)]
     assert model_rows.active_model(db)["version"] == theirs
     assert model_rows.get_model(db, candidate)["status"] == "rejected"
+
+
+def test_rate_finds_the_last_held_out_posts_among_many_trained_ones(tmp_path):
+    """/rate drew 200 random unrated posts and kept the held-out ones: with thousands of trained
+    posts and the last few held-out ones left, a rater got none and was told they had rated all."""
+    texts_ = [f"ПОСТ НОМЕР {i}\n@\nКОНЕЦ" for i in range(3000)]
+    trained = [t for t in texts_ if post_split(t, 0.1, 0.1) == "train"][:2000]
+    held = [t for t in texts_ if post_split(t, 0.1, 0.1) != "train"][:2]
+    db = open_db(tmp_path / "buhurt.db")
+    add_posts(db, [{"source": "file", "text": t} for t in [*trained, *held]])
+    stored = [r[0] for r in db.execute("SELECT COALESCE(clean_text, text) FROM posts WHERE excluded_reason IS NULL")]
+    assert sorted(t for t in stored if post_split(t, 0.1, 0.1) != "train") == sorted(held)
+    service = SimpleNamespace(db=db, plan=SimpleNamespace(held_out=(0.1, 0.1)),
+                              drafting=SimpleNamespace(stoplist=StopList()))
+
+    async def main():
+        return [await rating.next_card(service, MODERATOR, random.Random(1)) for _ in range(3)]
+
+    first, second, third = asyncio.run(main())
+    assert first is not None and second is not None and third is None
+    assert sorted([first.text, second.text]) == sorted(held)
