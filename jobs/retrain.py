@@ -71,6 +71,7 @@ FIRST_MODEL_MINUTES = 10.0   # the first model on a corpus, when train.max_minut
 MANUAL_MINUTES = 10.0        # `buhurt retrain` by hand without --minutes or train.max_minutes
 WARM_START_WARMUP = 0.05     # a warm start's ramp: the fraction of the night the rate rises from 0 over
 CHILD_STOP_SECONDS = 15.0   # a stopped training child's time to save and exit before SIGKILL
+CHILD_INTERRUPT_GRACE = 2.0  # after a Ctrl-C, the child's time to stop by itself before it is sent SIGINT
 RunTraining = Callable[[TrainConfig], None]
 SCORED_AT_ONCE = 16         # drafts made at a time when a model's drafts are judged (a stop is heard between)
 
@@ -212,13 +213,38 @@ def train_in_child(cfg: TrainConfig, stop: threading.Event | None = None) -> Non
     # takes the training down with it within seconds
     env = {**os.environ, PARENT_ENV: str(os.getpid())}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
-        out = _wait(child, stop)
+        try:
+            out = _wait(child, stop)
+        except KeyboardInterrupt:   # Ctrl-C: the retrain's lock is held until the child has exited
+            _end_after_interrupt(child)
+            raise
     if out:
         sys.stderr.write(out)
     if stop is not None and stop.is_set():
         raise JobError(f"training stopped early: the service is stopping (the run in {run_dir} is resumable)")
     if child.returncode != 0:
         raise JobError(f"training exited with code {child.returncode} (its message is above)")
+
+
+def _end_after_interrupt(child: subprocess.Popen) -> None:
+    """After a Ctrl-C, wait for the child to exit: a terminal's Ctrl-C reached it too and it is saving
+    its resumable checkpoint; else (kill -INT of this pid alone) it gets SIGINT after
+    CHILD_INTERRUPT_GRACE seconds, then SIGKILL after CHILD_STOP_SECONDS. Another Ctrl-C meanwhile
+    moves on to the next step, never out before the child has exited."""
+    for timeout, then in ((CHILD_INTERRUPT_GRACE, signal.SIGINT), (CHILD_STOP_SECONDS, signal.SIGKILL)):
+        try:
+            child.communicate(timeout=timeout)
+            return
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            pass
+        if child.poll() is None:
+            child.send_signal(then)
+    while True:
+        try:
+            child.communicate()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _wait(child: subprocess.Popen, stop: threading.Event | None) -> str:

@@ -202,3 +202,52 @@ def test_a_stop_while_the_nightly_retrain_scores_its_candidate_ends_the_job_befo
         assert [row["version"] for row in db["model_versions"].rows] == [active]
     finally:
         db.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the training child through /proc")
+@pytest.mark.parametrize("whole_group", [True, False])   # Ctrl-C in a terminal; kill -INT of the command's pid
+def test_ctrl_c_of_buhurt_retrain_keeps_the_lock_until_its_training_child_has_exited(tmp_path, capsys,
+                                                                                       tiny_corpus_file, whole_group):
+    """Ctrl-C during `buhurt retrain` (SIGINT to the terminal's process group, or to its pid alone):
+    the command exited about 0.25 s later, its lock released, while its training child was still
+    training or writing latest.pt, so another retrain could start on the same folder. Now it exits
+    only after the child has (the child stopped as by Ctrl-C); the child's resumable checkpoint is
+    whole."""
+    from bot.config import load_settings
+    from common.locks import exclusive
+    from jobs.retrain import LOCK_SUFFIX
+    from model.checkpoint import load_checkpoint
+    from tests.helpers import gone, retrain_config, run_cli, training_children, wait_for
+
+    config = retrain_config(tmp_path, "max_epochs = 1000000")
+    assert run_cli(capsys, "--config", str(config), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    settings = load_settings(config, environ={})
+    install_model(settings)
+    checkpoints = tmp_path / "data" / "checkpoints"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG"):
+        env.pop(var, None)
+    process = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "retrain", "--minutes", "30",
+                                "--no-tune", "--no-progress"], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    child = 0
+    try:
+        child = wait_for(lambda: training_children(process.pid), "the training child")[0]
+        run_dir = wait_for(lambda: [p.parent for p in checkpoints.glob("run-*/*.pt")],
+                           "the run's first checkpoint")[0]
+        if whole_group:
+            os.killpg(process.pid, signal.SIGINT)   # Ctrl-C: the whole foreground group, the child too
+        else:
+            os.kill(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=PATIENCE)
+        assert process.returncode == 130, err
+        assert gone(child), "the retrain exited while its training child still ran"
+        lock = checkpoints.with_name(checkpoints.name + LOCK_SUFFIX)
+        with exclusive(lock):   # free
+            pass
+        assert load_checkpoint(run_dir / "latest.pt")["iteration"] > 0, err
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)   # only the group this test started
+        if child and not gone(child):
+            os.kill(child, signal.SIGKILL)
