@@ -211,7 +211,8 @@ def train_in_child(cfg: TrainConfig, stop: threading.Event | None = None) -> Non
     log.info("retrain: %s", " ".join(command))
     # the child watches this process (model.run.PARENT_ENV): killed, even by SIGKILL, this process
     # takes the training down with it within seconds
-    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    # and it needs no token: BUHURT_TELEGRAM_TOKEN and the rest stay out of its environment
+    env = {**{k: v for k, v in os.environ.items() if not _is_token_variable(k)}, PARENT_ENV: str(os.getpid())}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
         try:
             out = _wait(child, stop)
@@ -245,6 +246,11 @@ def _end_after_interrupt(child: subprocess.Popen) -> None:
             return
         except KeyboardInterrupt:
             continue
+
+
+def _is_token_variable(name: str) -> bool:
+    """BUHURT_TELEGRAM_TOKEN, BUHURT_VK_TOKEN, BUHURT_VK_COMMUNITY_TOKEN (bot.config.ENV_SECRETS) and the like."""
+    return name.upper().startswith("BUHURT_") and name.upper().endswith("TOKEN")
 
 
 def _wait(child: subprocess.Popen, stop: threading.Event | None) -> str:

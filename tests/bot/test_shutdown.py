@@ -4,6 +4,7 @@ waiting on what they write (the heartbeat, their log lines), never on a fixed de
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -212,7 +213,8 @@ def test_ctrl_c_of_buhurt_retrain_keeps_the_lock_until_its_training_child_has_ex
     the command exited about 0.25 s later, its lock released, while its training child was still
     training or writing latest.pt, so another retrain could start on the same folder. Now it exits
     only after the child has (the child stopped as by Ctrl-C); the child's resumable checkpoint is
-    whole."""
+    whole. The child never gets the tokens of the environment (it needs none): they stayed in
+    /proc/PID/environ of a process that runs for hours."""
     from bot.config import load_settings
     from common.locks import exclusive
     from jobs.retrain import LOCK_SUFFIX
@@ -224,8 +226,9 @@ def test_ctrl_c_of_buhurt_retrain_keeps_the_lock_until_its_training_child_has_ex
     settings = load_settings(config, environ={})
     install_model(settings)
     checkpoints = tmp_path / "data" / "checkpoints"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG"):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BUHURT_VK_TOKEN": "vk-secret-1",
+           "BUHURT_VK_COMMUNITY_TOKEN": "vk-secret-2"}
+    for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_CONFIG"):
         env.pop(var, None)
     process = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "retrain", "--minutes", "30",
                                 "--no-tune", "--no-progress"], cwd=ROOT, env=env, text=True,
@@ -233,6 +236,9 @@ def test_ctrl_c_of_buhurt_retrain_keeps_the_lock_until_its_training_child_has_ex
     child = 0
     try:
         child = wait_for(lambda: training_children(process.pid), "the training child")[0]
+        environ = Path(f"/proc/{child}/environ").read_bytes().decode().split("\0")
+        assert any(v.startswith("BUHURT_TRAIN_PARENT=") for v in environ)
+        assert not [v for v in environ if "vk-secret" in v or re.match(r"BUHURT_\w*TOKEN=", v)]
         run_dir = wait_for(lambda: [p.parent for p in checkpoints.glob("run-*/*.pt")],
                            "the run's first checkpoint")[0]
         if whole_group:
