@@ -392,6 +392,21 @@ def warm_start_source(active: Path, plan: RetrainPlan, *, from_scratch: bool = F
     return active, f"warm start from the active model {active.name}"
 
 
+def _install_waiting(db: sqlite_utils.Database, plan: RetrainPlan, candidate: Path, bpc: float,
+                     metrics: dict) -> str:
+    """The rating gate: the candidate is installed to wait for ratings, its drafts join the raters'
+    mix (jobs/rating.py). It replaces the candidates still waiting: it was trained on more of the
+    corpus and beat the same active model (one made active since rejects them anyway), so one
+    candidate at a time shares the raters' answers with the active model. Returns its version."""
+    version = install_checkpoint(db, candidate, plan.models_dir, val_bpc=bpc,
+                                 metrics={**metrics, "awaiting_ratings": plan.promote_min_ratings})
+    for older in model_rows.awaiting_ratings(db):
+        if older["version"] != version:
+            model_rows.set_status(db, older["version"], "rejected")
+            log.info("rated candidate %s: rejected, superseded by the newer candidate %s", older["version"], version)
+    return version
+
+
 def _new_run_dir(checkpoint_dir: Path) -> Path:
     """run-YYYYmmdd-HHMMSS-ffffff (UTC): the names sort in the order the runs started."""
     while True:
@@ -629,9 +644,7 @@ def _retrain(db: sqlite_utils.Database, plan: RetrainPlan, run_training: RunTrai
                   candidate_readability=cand_read, active_readability=act_read, active_version=active_version,
                   warm=init_from is not None, minutes=budget)
     if promote and plan.promote_min_ratings > 0:
-        # the rating gate: it waits as a candidate; its drafts join the raters' mix (jobs/rating.py)
-        version = install_checkpoint(db, candidate, plan.models_dir, val_bpc=candidate_bpc,
-                                     metrics={**metrics, "awaiting_ratings": plan.promote_min_ratings})
+        version = _install_waiting(db, plan, candidate, candidate_bpc, metrics)
         result = RetrainResult(False, "", version, awaiting_ratings=plan.promote_min_ratings, **common)
         why = f"waits for {plan.promote_min_ratings} ratings of its drafts before promotion"
     elif promote:

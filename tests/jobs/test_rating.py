@@ -329,6 +329,31 @@ def test_a_retrained_model_waits_for_ratings_then_is_promoted_or_rejected(db, tm
     assert model_rows.get_model(db, active)["status"] == "rejected"
 
 
+def test_a_newer_night_s_waiting_candidate_supersedes_the_one_still_waiting(db, tmp_path, tiny_checkpoint, caplog):
+    """retrain.promote_min_ratings with slow raters: each winning night added one more waiting
+    candidate, each with rate.drafts drafts of its own in the raters' mix, the raters' answers spread
+    ever thinner. Now the newer candidate (trained on more of the corpus, compared with the same
+    active model) replaces the one still waiting at once: one candidate waits at a time."""
+    add_posts(db, [{"source": "file", "text": p} for p in varied_posts(120)])
+    active = with_active(db, tmp_path, tiny_checkpoint)
+    plan = plan_for(tmp_path, min_improvement=-1.0, promote_min_ratings=3)
+    candidates = []
+    for night in ("first", "second"):
+        def run_training(cfg, night=night):
+            Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+            variant(tiny_checkpoint, Path(cfg.checkpoint_dir) / "best.pt", night)
+
+        with caplog.at_level("INFO", logger="jobs"):
+            result = retrain(db, plan, run_training)
+        assert not result.promoted and "waits for 3 ratings" in result.reason
+        candidates.append(result.candidate_version)
+    first, second = candidates
+    assert model_rows.get_model(db, first)["status"] == "rejected"
+    assert [r["version"] for r in rating.awaiting(db)] == [second]
+    assert [v for v, _ in rating.rated_versions(db)] == [active, second]
+    assert f"candidate {first}: rejected, superseded by the newer candidate {second}" in caplog.text
+
+
 def test_the_gate_promotes_through_the_chat_and_the_bot_follows(tmp_path, server, tiny_checkpoint):
     settings = make_settings(tmp_path, server, rate={"drafts": 2}, retrain={"promote_min_ratings": 2})
 
