@@ -13,6 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+_HELD: dict[Path, int] = {}   # the locks this process holds: their file descriptors
+
+
+def held_descriptor(path: Path) -> int | None:
+    """The descriptor of the lock this process holds on `path` (None when it holds none): passed to
+    a child process (subprocess pass_fds), the lock stays held until the child has exited too, even
+    when this process is killed first."""
+    return _HELD.get(Path(path).absolute())
+
+
 class LockHeld(Exception):
     """Another process holds the lock; `holder` is its pid as it wrote it ("unknown" if none)."""
 
@@ -37,7 +47,9 @@ def exclusive(path: Path) -> Iterator[Path]:
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        _HELD[path.absolute()] = fd
         yield path
     finally:
+        _HELD.pop(path.absolute(), None)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from common.locks import LockHeld, exclusive
+from common.locks import LockHeld, exclusive, held_descriptor
 from corpus.export import export_training_text
 from corpus.outputs import atomic_write_text
 from corpus.store import model_versions as model_rows
@@ -213,7 +213,11 @@ def train_in_child(cfg: TrainConfig, stop: threading.Event | None = None) -> Non
     # takes the training down with it within seconds
     # and it needs no token: BUHURT_TELEGRAM_TOKEN and the rest stay out of its environment
     env = {**{k: v for k, v in os.environ.items() if not _is_token_variable(k)}, PARENT_ENV: str(os.getpid())}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
+    # the retrains' lock (one_training, <checkpoint_dir>.lock beside the run folders) goes with it:
+    # this process killed (kill -9), no other retrain starts while the child still writes latest.pt
+    lock = held_descriptor(run_dir.parent.with_name(run_dir.parent.name + LOCK_SUFFIX))
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env,
+                          pass_fds=() if lock is None else (lock,)) as child:
         try:
             out = _wait(child, stop)
         except KeyboardInterrupt:   # Ctrl-C: the retrain's lock is held until the child has exited

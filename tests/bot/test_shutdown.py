@@ -257,3 +257,49 @@ def test_ctrl_c_of_buhurt_retrain_keeps_the_lock_until_its_training_child_has_ex
             os.killpg(process.pid, signal.SIGKILL)   # only the group this test started
         if child and not gone(child):
             os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the training child through /proc")
+def test_a_retrain_killed_keeps_its_lock_held_until_its_training_child_has_exited(tmp_path, capsys,
+                                                                                    tiny_corpus_file):
+    """`kill -9` of `buhurt retrain`: its lock went with it while the orphaned training child went on
+    to notice, write latest.pt and exit, so another retrain could start (and prune or rewrite under
+    it) in that time. The child holds the lock too now, until it has exited."""
+    from bot.config import load_settings
+    from common.locks import LockHeld, exclusive
+    from jobs.retrain import LOCK_SUFFIX
+    from tests.helpers import gone, retrain_config, run_cli, training_children, wait_for
+
+    config = retrain_config(tmp_path, "max_epochs = 1000000")
+    assert run_cli(capsys, "--config", str(config), "corpus", "import", str(tiny_corpus_file))[0] == 0
+    install_model(load_settings(config, environ={}))
+    checkpoints = tmp_path / "data" / "checkpoints"
+    lock = checkpoints.with_name(checkpoints.name + LOCK_SUFFIX)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for var in ("BUHURT_TELEGRAM_TOKEN", "BUHURT_VK_TOKEN", "BUHURT_CONFIG"):
+        env.pop(var, None)
+    process = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "retrain", "--minutes", "30",
+                                "--no-tune", "--no-progress"], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = 0
+    try:
+        child = wait_for(lambda: training_children(process.pid), "the training child")[0]
+        wait_for(lambda: list(checkpoints.glob("run-*/*.pt")), "the run's first checkpoint")
+        process.kill()
+        process.wait(PATIENCE)
+        held = []
+        while not gone(child):   # the child notices within a second, saves and exits
+            try:
+                with exclusive(lock):
+                    held.append(False)
+            except LockHeld:
+                held.append(True)
+            time.sleep(0.05)
+        assert held and all(held), "another retrain could take the lock while the training child still ran"
+        with exclusive(lock):   # free once it has exited
+            pass
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if child and not gone(child):
+            os.kill(child, signal.SIGKILL)   # only the child this test's command started, by its pid
