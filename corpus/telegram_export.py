@@ -36,6 +36,7 @@ from typing import Any
 import ijson
 import sqlite_utils
 
+from corpus.db import write_transaction
 from corpus.errors import CorpusError
 from corpus.store.posts import add_posts
 from corpus.inputs import DEFAULT_MAX_MB, check_input, utf8_chunks
@@ -71,7 +72,7 @@ def import_telegram_export(db: sqlite_utils.Database, path: str | Path, *, commu
     count = added = updated = edited = 0
     kept_out: list[str] = []
     skipped = Skipped()
-    with db.atomic():   # the whole export or nothing: a page cut short, or a chat's, after stored ones
+    with write_transaction(db):   # the whole export or nothing; it reads before it writes: the lock first
         for file in files:
             name_box: list[str] = []
 

@@ -203,3 +203,56 @@ def test_an_import_while_another_process_writes_waits_for_its_lock(capsys, tmp_p
         other.close()
     assert code == 0 and "2 posts added" in out, err
     assert posts_in(tmp_path) == 2
+
+
+def _until_it_writes(database, command):
+    """Run `command()` while another connection holds `database`'s write lock, released only once
+    the command tries to write (its first INSERT INTO posts, or its BEGIN IMMEDIATE)."""
+    import sqlite3
+    import threading
+
+    other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")   # the other writer holds the lock ...
+    other.execute("INSERT INTO state (key, value, updated_at) VALUES ('other', 'writer', '')")
+    trying = threading.Event()
+    real_connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        connection = real_connect(*args, **kwargs)
+        connection.set_trace_callback(
+            lambda sql: trying.set() if sql.lstrip().upper().startswith(("INSERT INTO POSTS", "BEGIN IMMEDIATE"))
+            else None)
+        return connection
+
+    def release():
+        trying.wait(60)
+        other.execute("COMMIT")
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        sqlite3.connect = traced
+        return command()
+    finally:
+        sqlite3.connect = real_connect
+        trying.set()
+        releaser.join()
+        other.close()
+
+
+def test_a_telegram_import_while_another_process_writes_waits_for_its_lock(capsys, tmp_path, cfg):
+    """`buhurt corpus import-telegram` while another process held the write lock for a moment:
+    it failed at once with 'the database is locked ... (waited 10 s, paths.busy_timeout_seconds)',
+    as `corpus import` did before it took the lock first: its one transaction for the whole export
+    (a deferred BEGIN) read the stored posts before its first write. Now it waits and imports."""
+    from corpus.db import open_db
+    from tests.fakes.telegram_export import message, write_pages
+
+    database = tmp_path / "data" / "buhurt.sqlite3"
+    open_db(database).close()
+    export = write_pages(tmp_path / "export", [[message(1, "ПЕРВЫЙ<br>@<br>ВТОРОЙ<br>@<br>ТРЕТИЙ"),
+                                                message(2, "ОДИН<br>@<br>ДВА<br>@<br>ТРИ")]])
+    code, out, err = _until_it_writes(
+        database, lambda: run(capsys, "--config", str(cfg), "corpus", "import-telegram", str(export)))
+    assert code == 0 and "2 posts added" in out, err
+    assert posts_in(tmp_path) == 2
