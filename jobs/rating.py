@@ -212,9 +212,9 @@ async def _fill_rating_pool(service: Service, version: str | None, target: int |
             seeds = new_seeds(want * max(1, plan.pool.oversample))
             made, samples = await asyncio.to_thread(service.holder.generate_samples, seeds, request,
                                                     version=name, checkpoint=checkpoint)
-            created += store_generated(service.db, samples, seeds, version=made, request=request, purpose=RATING,
-                                       ok_status=DraftStatus.READY, stoplist=service.drafting.stoplist, keep=want,
-                                       screening=plan.screen)
+            created += await patiently(store_generated, service.db, samples, seeds, version=made, request=request,
+                                       purpose=RATING, ok_status=DraftStatus.READY,
+                                       stoplist=service.drafting.stoplist, keep=want, screening=plan.screen)
     return created
 
 

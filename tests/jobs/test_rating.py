@@ -530,3 +530,37 @@ def test_rate_finds_the_last_held_out_posts_among_many_trained_ones(tmp_path):
     first, second, third = asyncio.run(main())
     assert first is not None and second is not None and third is None
     assert sorted([first.text, second.text]) == sorted(held)
+
+
+def test_the_rating_pool_waits_for_another_process_s_lock_to_store_its_drafts(tmp_path, server, caplog):
+    """A pool run (or a /rate that found no draft left) while another process (a backup, `buhurt
+    corpus clean`, an import) held the write lock for a moment, far shorter than
+    paths.busy_timeout_seconds: the rating drafts, generated, were never stored ('database is
+    locked' at once: the store reads before it writes, and it was called on the service's own
+    connection without waiting off the loop). Now it waits, and stores them once the lock is gone."""
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 30}, rate={"drafts": 3})
+    caplog.set_level("INFO", logger="jobs.patience")
+
+    def waiting() -> bool:
+        return any("store_generated waits" in r.getMessage() for r in caplog.records)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            add_posts(db, [{"source": "file", "text": t} for t in CORPUS])
+            other = sqlite3.connect(settings.database, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")   # another process's write transaction
+            other.execute("INSERT INTO state (key, value, updated_at) VALUES ('other', 'writer', '')")
+            try:
+                filling = asyncio.ensure_future(rating.fill_rating_pool(service))
+                await until(lambda: filling.done() or waiting())
+            finally:
+                other.execute("COMMIT")
+                other.close()
+            created = await filling
+            ready = db.execute("SELECT count(*) FROM drafts WHERE purpose = 'rating' AND status = 'ready'"
+                               ).fetchone()[0]
+            return created, ready
+
+    created, ready = asyncio.run(main())
+    assert len(created) == ready == 3
