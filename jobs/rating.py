@@ -27,12 +27,13 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
+from corpus.db import write_transaction
 from corpus.statuses import DraftStatus
 from corpus.stoplist import StopList
 from corpus.store import model_versions as model_rows
 from corpus.store import ratings as rating_rows
 from jobs.curation import reject_if_listed
-from jobs.patience import patiently
+from jobs.patience import DatabaseBusy, patiently
 from jobs.pool import new_seeds, store_generated
 from jobs.tune import resolve_options
 from model.preprocess import post_split
@@ -148,7 +149,13 @@ def rated_versions(db: sqlite_utils.Database) -> list[tuple[str, Path]]:
 def settle_candidates(db: sqlite_utils.Database, min_ratings: int) -> list[tuple[str, bool]]:
     """Decide the waiting candidates that have `min_ratings` readable answers: promoted when their
     readable share is not lower than the active model's (or the active model has none), else
-    rejected. Returns (version, promoted) of those decided."""
+    rejected. Returns (version, promoted) of those decided. One transaction, the write lock taken
+    first (waited for): on the service's connection call it through `patiently`."""
+    with write_transaction(db):
+        return _settle(db, min_ratings)
+
+
+def _settle(db: sqlite_utils.Database, min_ratings: int) -> list[tuple[str, bool]]:
     decided: list[tuple[str, bool]] = []
     active = model_rows.active_model(db)
     for row in awaiting(db):
@@ -314,6 +321,11 @@ async def answer(service: Service, rating_id: int, rater_id: Any, chat_id: Any, 
     if row is None:
         raise CardClosed(rating_id)
     if question == "readable" and service.plan.promote_min_ratings > 0:
-        if any(promoted for _, promoted in settle_candidates(service.db, service.plan.promote_min_ratings)):
+        try:
+            settled = await patiently(settle_candidates, service.db, service.plan.promote_min_ratings)
+        except DatabaseBusy as exc:   # the answer is stored: the next answer or pool run settles them
+            log.warning("the waiting candidates were not settled after a rating: %s", exc)
+            return row
+        if any(promoted for _, promoted in settled):
             await service.follow_active_model()
     return row

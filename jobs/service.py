@@ -238,10 +238,13 @@ class Service:
             await self.dispatch_moderation()
             await self.alert_low_queue()
         if self.rating_enabled:
-            if self.plan.promote_min_ratings > 0 and any(
-                    promoted for _, promoted in settle_candidates(self.db, self.plan.promote_min_ratings)):
-                await self.follow_active_model()
-            await fill_rating_pool(self)
+            try:
+                if self.plan.promote_min_ratings > 0 and any(promoted for _, promoted in await patiently(
+                        settle_candidates, self.db, self.plan.promote_min_ratings)):
+                    await self.follow_active_model()
+                await fill_rating_pool(self)
+            except DatabaseBusy as exc:   # another process's long lock, or a full disk: tried at the next run
+                log.warning("the rating pool run stopped: %s; tried again at the next pool run", exc)
         return created
 
     @property

@@ -564,3 +564,55 @@ def test_the_rating_pool_waits_for_another_process_s_lock_to_store_its_drafts(tm
 
     created, ready = asyncio.run(main())
     assert len(created) == ready == 3
+
+
+def test_an_answer_that_settles_a_candidate_waits_for_another_process_s_lock(tmp_path, server, tiny_checkpoint,
+                                                                             caplog):
+    """The readable answer that completes a waiting candidate's ratings (retrain.promote_min_ratings)
+    while another process (a backup, `buhurt corpus clean`) takes the write lock for a moment: the
+    answer was stored, then the promotion, written on the service's own connection without waiting
+    off the loop, failed after 50 ms with 'database is locked'; the press ended in the error
+    handler's 'failed' and a report to the moderators. Now the promotion waits for the lock, as
+    the answer itself does, and the candidate becomes the active model."""
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 30},
+                             retrain={"promote_min_ratings": 1})
+    caplog.set_level("INFO", logger="jobs.patience")
+
+    def waiting() -> bool:
+        return any("settle_candidates waits" in r.getMessage() for r in caplog.records)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            candidate = install_checkpoint(db, variant(tiny_checkpoint, tmp_path / "cand.pt", "cand"),
+                                           settings.data_dir / "models", val_bpc=1.0,
+                                           metrics={"awaiting_ratings": 1})
+            rid = rating.rating_rows.add_shown(db, rater_id=MODERATOR, source="draft", item_id=1,
+                                               model_version=candidate)
+            other = sqlite3.connect(settings.database, isolation_level=None)
+            stored, taken = [], []
+
+            def lock_at_the_settling(sql: str) -> None:   # the other process writes once the answer is stored
+                if sql.startswith("UPDATE ratings"):
+                    stored.append(sql)
+                elif stored and not taken and sql.startswith(("BEGIN IMMEDIATE", "SELECT * FROM model_versions")):
+                    other.execute("BEGIN IMMEDIATE")
+                    taken.append(sql)
+
+            db.conn.set_trace_callback(lock_at_the_settling)
+            try:
+                answering = asyncio.ensure_future(rating.answer(service, rid, MODERATOR, MODERATORS_CHAT, None,
+                                                                "readable", True))
+                await until(lambda: answering.done() or waiting())
+                locked = other.in_transaction
+            finally:
+                if other.in_transaction:
+                    other.execute("COMMIT")
+                db.conn.set_trace_callback(None)
+            row = await answering
+            other.close()
+            return locked, row, candidate, model_rows.active_model(db)["version"]
+
+    locked, row, candidate, active = asyncio.run(main())
+    assert locked and row["readable"] == 1
+    assert active == candidate
