@@ -293,12 +293,21 @@ async def _show(db, rater_id, source, item_id, version, text) -> Card | None:
     return None if rating_id is None else Card(rating_id, text)
 
 
-def card_sent(service: Service, card: Card, chat_id: Any, message_id: Any) -> None:
-    rating_rows.set_message(service.db, card.rating_id, chat_id, message_id)
+async def card_sent(service: Service, card: Card, chat_id: Any, message_id: Any) -> None:
+    """Record the message the card went out in (waited off the loop while another process holds the
+    database); past the busy timeout the card still works: a press on a card without its message
+    recorded is taken (`answer`)."""
+    try:
+        await patiently(rating_rows.set_message, service.db, card.rating_id, chat_id, message_id)
+    except DatabaseBusy as exc:
+        log.warning("rating card %s sent but its message not recorded: %s", card.rating_id, exc)
 
 
-def card_not_sent(service: Service, card: Card) -> None:
-    rating_rows.forget_shown(service.db, card.rating_id)
+async def card_not_sent(service: Service, card: Card) -> None:
+    try:
+        await patiently(rating_rows.forget_shown, service.db, card.rating_id)
+    except DatabaseBusy as exc:   # the rater is not shown that post again
+        log.warning("rating card %s not sent, and still recorded as shown: %s", card.rating_id, exc)
 
 
 class CardClosed(Exception):

@@ -82,9 +82,9 @@ async def send_card(bot_data: BotData, message: Message, user: User) -> None:
         sent = await message.chat.send_message(fit(texts.RATE_CARD, card.text, who=_who(user)),
                                                reply_markup=keyboard(card.rating_id))
     except Exception:
-        rating.card_not_sent(service, card)
+        await rating.card_not_sent(service, card)
         raise
-    rating.card_sent(service, card, sent.chat_id, sent.message_id)
+    await rating.card_sent(service, card, sent.chat_id, sent.message_id)
 
 
 def closed_card(shown: str, thanks: str) -> str:

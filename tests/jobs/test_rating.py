@@ -616,3 +616,49 @@ def test_an_answer_that_settles_a_candidate_waits_for_another_process_s_lock(tmp
     locked, row, candidate, active = asyncio.run(main())
     assert locked and row["readable"] == 1
     assert active == candidate
+
+
+def test_a_card_sent_while_another_process_writes_is_recorded_without_an_error_reply(tmp_path, server, caplog):
+    """/rate while another process (a backup, `buhurt corpus clean`) took the write lock just as the
+    card went out: recording the card's message, written on the service's own connection without
+    waiting off the loop, failed after 50 ms with 'database is locked', so the rater got the card
+    and then 'something went wrong' under it, and the moderators an error report. Now it waits for
+    the lock, and the card's message is recorded."""
+    settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 30}, rate={"drafts": 2})
+    caplog.set_level("INFO", logger="jobs.patience")
+    report = texts.ERROR_REPORT.split(":")[0]
+
+    def waiting() -> bool:
+        return any("set_message waits" in r.getMessage() for r in caplog.records)
+
+    def failed() -> bool:   # the error handler's answer in the moderators' chat, or its report there
+        return any(m["text"] == texts.DESK_FAILED or m["text"].startswith(report) for m in server.sent(MODERATORS_CHAT))
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            add_posts(db, [{"source": "file", "text": t} for t in CORPUS])
+            other = sqlite3.connect(settings.database, isolation_level=None)
+            taken: list[str] = []
+
+            def lock_as_the_card_is_recorded(sql: str) -> None:
+                if sql.startswith("UPDATE ratings SET chat_id") and not taken:
+                    other.execute("BEGIN IMMEDIATE")
+                    taken.append(sql)
+
+            db.conn.set_trace_callback(lock_as_the_card_is_recorded)
+            try:
+                server.send_text("/rate", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
+                await until(lambda: waiting() or failed())
+            finally:
+                if other.in_transaction:
+                    other.execute("COMMIT")
+                db.conn.set_trace_callback(None)
+                other.close()
+            await until(lambda: db.execute("SELECT message_id FROM ratings").fetchone()[0] is not None or failed())
+            return taken, failed(), list(db.query("SELECT * FROM ratings"))
+
+    taken, failures, rows = asyncio.run(main())
+    assert taken and not failures
+    (row,) = rows
+    assert row["chat_id"] is not None and row["message_id"] is not None
