@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from corpus.store.state import get_state, set_state
+from jobs.patience import patiently
 from jobs.publish import Notify
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,11 @@ async def once(db: sqlite_utils.Database, key: str, condition: bool, notify: Not
     given = get_state(db, state_key, "") == "1"
     if not condition:
         if given:
-            set_state(db, state_key, "")
+            await patiently(set_state, db, state_key, "")   # another process's lock: waited off the loop
         return False
     if given:
         return False
-    set_state(db, state_key, "1")
+    await patiently(set_state, db, state_key, "1")
     log.warning("alert: %s", text)
     try:
         await notify(text)

@@ -1058,3 +1058,47 @@ def test_a_night_whose_candidate_was_kept_out_for_a_model_made_active_meanwhile_
     (alert,) = asyncio.run(main())
     assert alert == notices.ALERT_RETRAIN_SUPERSEDED.format(version="v5", active="v2", compared="v1")
     assert "не лучше" not in alert
+
+
+def test_an_alert_given_while_another_process_writes_waits_for_its_lock(tmp_path, server, caplog):
+    """A publishing time that finds the queue empty (or too short) while another process (a backup,
+    `buhurt corpus clean`) takes the write lock for a moment: recording that the alert was given,
+    written on the service's own connection without waiting off the loop, failed after 50 ms with
+    'database is locked', so the moderators were never told ('could not check ...' in the log only).
+    Now it waits for the lock, records the alert and tells them."""
+    import sqlite3
+
+    settings = make_settings(tmp_path, server, alerts={"min_queue": 1}, paths={"busy_timeout_seconds": 30})
+    low = notices.ALERT_LOW_QUEUE.format(slots=0, least=1)
+    caplog.set_level("INFO", logger="jobs.patience")
+
+    def waiting() -> bool:
+        return any("set_state waits" in r.getMessage() for r in caplog.records)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            other = sqlite3.connect(settings.database, isolation_level=None)
+            taken: list[str] = []
+
+            def lock_as_the_alert_is_recorded(sql: str) -> None:
+                if sql.startswith("INSERT INTO state") and "'alert:low_queue'" in sql and not taken:
+                    other.execute("BEGIN IMMEDIATE")
+                    taken.append(sql)
+
+            db.conn.set_trace_callback(lock_as_the_alert_is_recorded)
+            try:
+                alerting = asyncio.ensure_future(service.alert_low_queue())
+                await until(lambda: alerting.done() or waiting())
+            finally:
+                if other.in_transaction:
+                    other.execute("COMMIT")
+                db.conn.set_trace_callback(None)
+                other.close()
+            told = await alerting
+            if told:
+                await until(lambda: low in moderators_texts(server))
+            return taken, told
+
+    taken, told = asyncio.run(main())
+    assert taken and told
