@@ -121,7 +121,7 @@ async def _count_outcome(db: sqlite_utils.Database, where: str, failed: bool, no
     """Failures in a row per destination (state); the moderators hear once when they reach the limit."""
     try:
         count = int(get_state(db, _failures_key(where), "0")) + 1 if failed else 0
-        set_state(db, _failures_key(where), str(count))
+        await patiently(set_state, db, _failures_key(where), str(count))   # another process's lock: waited
     except Exception as exc:  # noqa: BLE001 - bookkeeping must never stop publishing
         log.warning("could not count the outcome of a send to %s: %s", where, exc)
         return

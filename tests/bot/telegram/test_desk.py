@@ -1102,3 +1102,51 @@ def test_an_alert_given_while_another_process_writes_waits_for_its_lock(tmp_path
 
     taken, told = asyncio.run(main())
     assert taken and told
+
+
+def test_a_failed_send_is_counted_while_another_process_writes(tmp_path, server, caplog):
+    """A send to the channel that fails (the bot removed from it, 403) while another process (a backup,
+    `buhurt corpus clean`) takes the write lock for a moment: the count of failures in a row,
+    written on the service's own connection without waiting off the loop, failed after 50 ms with
+    'database is locked' ('could not count the outcome' in the log), so the moderators were not told
+    at alerts.failures failures in a row. Now the count waits for the lock and the alert is given."""
+    import sqlite3
+
+    settings = make_settings(tmp_path, server, alerts={"min_queue": 0, "failures": 1},
+                             paths={"busy_timeout_seconds": 30})
+    failing = notices.ALERT_FAILING.format(where=f"telegram {CHANNEL}", count=1)
+    caplog.set_level("INFO", logger="jobs.patience")
+
+    def waiting() -> bool:
+        return any("set_state waits" in r.getMessage() for r in caplog.records)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            (draft_id,) = add_pending(db, 1)
+            draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
+            server.fail("sendMessage", 403, chat_id=CHANNEL, times=1)
+            other = sqlite3.connect(settings.database, isolation_level=None)
+            taken: list[str] = []
+
+            def lock_as_the_failure_is_counted(sql: str) -> None:
+                if sql.startswith("INSERT INTO state") and "'publish_failures:" in sql and not taken:
+                    other.execute("BEGIN IMMEDIATE")
+                    taken.append(sql)
+
+            db.conn.set_trace_callback(lock_as_the_failure_is_counted)
+            try:
+                publishing = asyncio.ensure_future(service.publish())
+                await until(lambda: publishing.done() or waiting())
+            finally:
+                if other.in_transaction:
+                    other.execute("COMMIT")
+                db.conn.set_trace_callback(None)
+                other.close()
+            await publishing
+            return taken, db.execute("SELECT value FROM state WHERE key = ?",
+                                     [f"publish_failures:telegram {CHANNEL}"]).fetchone()
+
+    taken, count = asyncio.run(main())
+    assert taken and count == ("1",)
+    assert failing in moderators_texts(server)
