@@ -289,7 +289,10 @@ class Service:
             sent += 1
         if sent and get_state(self.db, MODERATION_ERROR):
             log.info("the moderators' chat answers again: %d drafts shown", sent)
-            set_state(self.db, MODERATION_ERROR, "")
+            try:
+                await patiently(set_state, self.db, MODERATION_ERROR, "")
+            except DatabaseBusy as exc:   # cleared at the next dispatch that shows a draft
+                log.warning("the moderators' chat's old problem is not cleared yet: %s", exc)
         return sent
 
     async def remind_if_idle(self) -> bool:

@@ -1150,3 +1150,49 @@ def test_a_failed_send_is_counted_while_another_process_writes(tmp_path, server,
     taken, count = asyncio.run(main())
     assert taken and count == ("1",)
     assert failing in moderators_texts(server)
+
+
+def test_the_moderators_chat_answering_again_is_recorded_while_another_process_writes(tmp_path, server, caplog):
+    """Drafts reach the moderators' chat again after it failed (`buhurt doctor` showed why) while
+    another process (a backup, `buhurt corpus clean`) takes the write lock for a moment: clearing
+    the recorded problem, written on the service's own connection without waiting off the loop,
+    failed after 50 ms with 'database is locked', so the dispatch ended in a traceback and doctor
+    kept showing the old problem. Now it waits for the lock and clears it."""
+    import sqlite3
+
+    from corpus.store.state import get_state, set_state
+    from jobs.service import MODERATION_ERROR
+
+    settings = make_settings(tmp_path, server, alerts={"min_queue": 0}, paths={"busy_timeout_seconds": 30})
+    caplog.set_level("INFO", logger="jobs.patience")
+
+    def waiting() -> bool:
+        return any("set_state waits" in r.getMessage() for r in caplog.records)
+
+    async def main():
+        async with bot_running(settings) as app:
+            db, service = app.bot_data.db, app.bot_data.service
+            set_state(db, MODERATION_ERROR, "2026-12-08T00:00:00+00:00 Forbidden: bot was kicked")
+            add_pending(db, 1)
+            other = sqlite3.connect(settings.database, isolation_level=None)
+            taken: list[str] = []
+
+            def lock_as_the_problem_is_cleared(sql: str) -> None:
+                if sql.startswith("INSERT INTO state") and "'moderation_error', ''" in sql and not taken:
+                    other.execute("BEGIN IMMEDIATE")
+                    taken.append(sql)
+
+            db.conn.set_trace_callback(lock_as_the_problem_is_cleared)
+            try:
+                dispatching = asyncio.ensure_future(service.dispatch_moderation())
+                await until(lambda: dispatching.done() or waiting())
+            finally:
+                if other.in_transaction:
+                    other.execute("COMMIT")
+                db.conn.set_trace_callback(None)
+                other.close()
+            sent = await dispatching
+            return taken, sent, get_state(db, MODERATION_ERROR)
+
+    taken, sent, problem = asyncio.run(main())
+    assert taken and sent == 1 and problem == ""
