@@ -166,41 +166,14 @@ def test_an_import_while_another_process_writes_waits_for_its_lock(capsys, tmp_p
     ... (waited 10 s, paths.busy_timeout_seconds)': its transaction read the stored posts before
     writing, and SQLite never waits for a lock a reader would upgrade. Now it takes the lock first,
     waits for it within paths.busy_timeout_seconds, and imports."""
-    import sqlite3
-    import threading
-
     from corpus.db import open_db
 
-    open_db(tmp_path / "data" / "buhurt.sqlite3").close()
+    database = tmp_path / "data" / "buhurt.sqlite3"
+    open_db(database).close()
     corpus = tmp_path / "posts.txt"
     corpus.write_text("ПЕРВЫЙ ПОСТ\n@\nСТРОКА\n\nВТОРОЙ ПОСТ\n@\nСТРОКА ДВА\n", encoding="utf-8")
-    other = sqlite3.connect(tmp_path / "data" / "buhurt.sqlite3", isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")   # the other writer holds the lock ...
-    other.execute("INSERT INTO state (key, value, updated_at) VALUES ('other', 'writer', '')")
-    trying = threading.Event()
-    real_connect = sqlite3.connect
-
-    def traced(*args, **kwargs):   # ... until the import tries to write (its first write, or BEGIN IMMEDIATE)
-        connection = real_connect(*args, **kwargs)
-        connection.set_trace_callback(
-            lambda sql: trying.set() if sql.lstrip().upper().startswith(("INSERT INTO POSTS", "BEGIN IMMEDIATE"))
-            else None)
-        return connection
-
-    def release():
-        trying.wait(60)
-        other.execute("COMMIT")
-
-    releaser = threading.Thread(target=release)
-    releaser.start()
-    try:
-        sqlite3.connect = traced
-        code, out, err = run(capsys, "--config", str(cfg), "corpus", "import", str(corpus))
-    finally:
-        sqlite3.connect = real_connect
-        trying.set()
-        releaser.join()
-        other.close()
+    code, out, err = _until_it_writes(database, lambda: run(capsys, "--config", str(cfg), "corpus", "import",
+                                                            str(corpus)))
     assert code == 0 and "2 posts added" in out, err
     assert posts_in(tmp_path) == 2
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 
 from tests.fakes.telegram_server import FakeBotApi
 from tests.helpers import PATIENCE
@@ -85,6 +86,35 @@ def make_settings(tmp_path: Path, server: FakeBotApi, *, checkpoint: Path | None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     install_model(settings, checkpoint)
     return settings
+
+
+@contextlib.contextmanager
+def another_writer_at(database: Path, conn: Any, takes: Callable[[str], bool]) -> Iterator[list[str]]:
+    """Another process's write lock on `database` (a backup, `buhurt corpus clean` holding it for a
+    moment), taken the moment `conn` runs a statement `takes` matches, once, and released when the
+    block ends. Yields the statements at which it was taken: empty, never."""
+    other = sqlite3.connect(database, isolation_level=None)
+    taken: list[str] = []
+
+    def trace(sql: str) -> None:
+        if not taken and takes(sql):
+            other.execute("BEGIN IMMEDIATE")
+            taken.append(sql)
+
+    conn.set_trace_callback(trace)
+    try:
+        yield taken
+    finally:
+        if other.in_transaction:
+            other.execute("COMMIT")
+        conn.set_trace_callback(None)
+        other.close()
+
+
+def waits_logged(caplog: Any, what: str) -> Callable[[], bool]:
+    """Whether jobs.patience has logged that `what` (a function's name) waits for the database."""
+    caplog.set_level("INFO", logger="jobs.patience")
+    return lambda: any(f"{what} waits" in r.getMessage() for r in caplog.records)
 
 
 async def until(predicate: Callable[[], Any], timeout: float = PATIENCE) -> Any:

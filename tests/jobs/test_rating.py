@@ -25,7 +25,8 @@ from jobs.retrain import retrain
 from jobs.tune import tuned_temperature
 from model.preprocess import post_split
 from tests.fakes.telegram_app import (
-    MODERATOR, MODERATORS_CHAT, STRANGER, bot_running, make_settings, press, reply_to, settled, until,
+    MODERATOR, MODERATORS_CHAT, STRANGER, another_writer_at, bot_running, make_settings, press, reply_to, settled,
+    until, waits_logged,
 )
 from tests.helpers import plan_for, run_cli, varied_posts, with_active
 from tests.tiny_model import variant
@@ -539,10 +540,7 @@ def test_the_rating_pool_waits_for_another_process_s_lock_to_store_its_drafts(tm
     locked' at once: the store reads before it writes, and it was called on the service's own
     connection without waiting off the loop). Now it waits, and stores them once the lock is gone."""
     settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 30}, rate={"drafts": 3})
-    caplog.set_level("INFO", logger="jobs.patience")
-
-    def waiting() -> bool:
-        return any("store_generated waits" in r.getMessage() for r in caplog.records)
+    waiting = waits_logged(caplog, "store_generated")
 
     async def main():
         async with bot_running(settings) as app:
@@ -576,10 +574,7 @@ def test_an_answer_that_settles_a_candidate_waits_for_another_process_s_lock(tmp
     the answer itself does, and the candidate becomes the active model."""
     settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 30},
                              retrain={"promote_min_ratings": 1})
-    caplog.set_level("INFO", logger="jobs.patience")
-
-    def waiting() -> bool:
-        return any("settle_candidates waits" in r.getMessage() for r in caplog.records)
+    waiting = waits_logged(caplog, "settle_candidates")
 
     async def main():
         async with bot_running(settings) as app:
@@ -589,28 +584,19 @@ def test_an_answer_that_settles_a_candidate_waits_for_another_process_s_lock(tmp
                                            metrics={"awaiting_ratings": 1})
             rid = rating.rating_rows.add_shown(db, rater_id=MODERATOR, source="draft", item_id=1,
                                                model_version=candidate)
-            other = sqlite3.connect(settings.database, isolation_level=None)
-            stored, taken = [], []
+            stored: list[str] = []
 
-            def lock_at_the_settling(sql: str) -> None:   # the other process writes once the answer is stored
+            def at_the_settling(sql: str) -> bool:   # the other process writes once the answer is stored
                 if sql.startswith("UPDATE ratings"):
                     stored.append(sql)
-                elif stored and not taken and sql.startswith(("BEGIN IMMEDIATE", "SELECT * FROM model_versions")):
-                    other.execute("BEGIN IMMEDIATE")
-                    taken.append(sql)
+                return bool(stored) and sql.startswith(("BEGIN IMMEDIATE", "SELECT * FROM model_versions"))
 
-            db.conn.set_trace_callback(lock_at_the_settling)
-            try:
+            with another_writer_at(settings.database, db.conn, at_the_settling) as taken:
                 answering = asyncio.ensure_future(rating.answer(service, rid, MODERATOR, MODERATORS_CHAT, None,
                                                                 "readable", True))
                 await until(lambda: answering.done() or waiting())
-                locked = other.in_transaction
-            finally:
-                if other.in_transaction:
-                    other.execute("COMMIT")
-                db.conn.set_trace_callback(None)
+                locked = bool(taken)
             row = await answering
-            other.close()
             return locked, row, candidate, model_rows.active_model(db)["version"]
 
     locked, row, candidate, active = asyncio.run(main())
@@ -625,11 +611,8 @@ def test_a_card_sent_while_another_process_writes_is_recorded_without_an_error_r
     and then 'something went wrong' under it, and the moderators an error report. Now it waits for
     the lock, and the card's message is recorded."""
     settings = make_settings(tmp_path, server, paths={"busy_timeout_seconds": 30}, rate={"drafts": 2})
-    caplog.set_level("INFO", logger="jobs.patience")
+    waiting = waits_logged(caplog, "set_message")
     report = texts.ERROR_REPORT.split(":")[0]
-
-    def waiting() -> bool:
-        return any("set_message waits" in r.getMessage() for r in caplog.records)
 
     def failed() -> bool:   # the error handler's answer in the moderators' chat, or its report there
         return any(m["text"] == texts.DESK_FAILED or m["text"].startswith(report) for m in server.sent(MODERATORS_CHAT))
@@ -638,23 +621,10 @@ def test_a_card_sent_while_another_process_writes_is_recorded_without_an_error_r
         async with bot_running(settings) as app:
             db = app.bot_data.db
             add_posts(db, [{"source": "file", "text": t} for t in CORPUS])
-            other = sqlite3.connect(settings.database, isolation_level=None)
-            taken: list[str] = []
-
-            def lock_as_the_card_is_recorded(sql: str) -> None:
-                if sql.startswith("UPDATE ratings SET chat_id") and not taken:
-                    other.execute("BEGIN IMMEDIATE")
-                    taken.append(sql)
-
-            db.conn.set_trace_callback(lock_as_the_card_is_recorded)
-            try:
+            with another_writer_at(settings.database, db.conn,
+                                   lambda sql: sql.startswith("UPDATE ratings SET chat_id")) as taken:
                 server.send_text("/rate", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
                 await until(lambda: waiting() or failed())
-            finally:
-                if other.in_transaction:
-                    other.execute("COMMIT")
-                db.conn.set_trace_callback(None)
-                other.close()
             await until(lambda: db.execute("SELECT message_id FROM ratings").fetchone()[0] is not None or failed())
             return taken, failed(), list(db.query("SELECT * FROM ratings"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 
@@ -16,11 +17,16 @@ from corpus.store import publications as pubs
 from jobs import desk, notices
 from tests.fakes.telegram_app import (
     CHANNEL, MODERATOR, MODERATORS_CHAT, STRANGER, add_pending, bot_running, button_data, draft_message,
-    make_settings, one_shown, press, reply_to, settled, until, write_config,
+    another_writer_at, make_settings, one_shown, press, reply_to, settled, until, waits_logged, write_config,
 )
 
 SECOND, FAST = 333, 444
 SLOTS = {"publish_times": ["09:00", "21:00"], "timezone": "UTC", "retrain": False}
+
+
+def state_written(key: str) -> Callable[[str], bool]:
+    """A statement that writes the state row `key` (quoted as SQL has it: "'alert:low_queue'")."""
+    return lambda sql: sql.startswith("INSERT INTO state") and key in sql
 
 
 def moderators_texts(server) -> list[str]:
@@ -1066,35 +1072,17 @@ def test_an_alert_given_while_another_process_writes_waits_for_its_lock(tmp_path
     written on the service's own connection without waiting off the loop, failed after 50 ms with
     'database is locked', so the moderators were never told ('could not check ...' in the log only).
     Now it waits for the lock, records the alert and tells them."""
-    import sqlite3
 
     settings = make_settings(tmp_path, server, alerts={"min_queue": 1}, paths={"busy_timeout_seconds": 30})
     low = notices.ALERT_LOW_QUEUE.format(slots=0, least=1)
-    caplog.set_level("INFO", logger="jobs.patience")
-
-    def waiting() -> bool:
-        return any("set_state waits" in r.getMessage() for r in caplog.records)
+    waiting = waits_logged(caplog, "set_state")
 
     async def main():
         async with bot_running(settings) as app:
             db, service = app.bot_data.db, app.bot_data.service
-            other = sqlite3.connect(settings.database, isolation_level=None)
-            taken: list[str] = []
-
-            def lock_as_the_alert_is_recorded(sql: str) -> None:
-                if sql.startswith("INSERT INTO state") and "'alert:low_queue'" in sql and not taken:
-                    other.execute("BEGIN IMMEDIATE")
-                    taken.append(sql)
-
-            db.conn.set_trace_callback(lock_as_the_alert_is_recorded)
-            try:
+            with another_writer_at(settings.database, db.conn, state_written("'alert:low_queue'")) as taken:
                 alerting = asyncio.ensure_future(service.alert_low_queue())
                 await until(lambda: alerting.done() or waiting())
-            finally:
-                if other.in_transaction:
-                    other.execute("COMMIT")
-                db.conn.set_trace_callback(None)
-                other.close()
             told = await alerting
             if told:
                 await until(lambda: low in moderators_texts(server))
@@ -1110,15 +1098,11 @@ def test_a_failed_send_is_counted_while_another_process_writes(tmp_path, server,
     written on the service's own connection without waiting off the loop, failed after 50 ms with
     'database is locked' ('could not count the outcome' in the log), so the moderators were not told
     at alerts.failures failures in a row. Now the count waits for the lock and the alert is given."""
-    import sqlite3
 
     settings = make_settings(tmp_path, server, alerts={"min_queue": 0, "failures": 1},
                              paths={"busy_timeout_seconds": 30})
     failing = notices.ALERT_FAILING.format(where=f"telegram {CHANNEL}", count=1)
-    caplog.set_level("INFO", logger="jobs.patience")
-
-    def waiting() -> bool:
-        return any("set_state waits" in r.getMessage() for r in caplog.records)
+    waiting = waits_logged(caplog, "set_state")
 
     async def main():
         async with bot_running(settings) as app:
@@ -1126,23 +1110,9 @@ def test_a_failed_send_is_counted_while_another_process_writes(tmp_path, server,
             (draft_id,) = add_pending(db, 1)
             draft_rows.transition(db, draft_id, from_status=["pending"], to_status="queued")
             server.fail("sendMessage", 403, chat_id=CHANNEL, times=1)
-            other = sqlite3.connect(settings.database, isolation_level=None)
-            taken: list[str] = []
-
-            def lock_as_the_failure_is_counted(sql: str) -> None:
-                if sql.startswith("INSERT INTO state") and "'publish_failures:" in sql and not taken:
-                    other.execute("BEGIN IMMEDIATE")
-                    taken.append(sql)
-
-            db.conn.set_trace_callback(lock_as_the_failure_is_counted)
-            try:
+            with another_writer_at(settings.database, db.conn, state_written("'publish_failures:")) as taken:
                 publishing = asyncio.ensure_future(service.publish())
                 await until(lambda: publishing.done() or waiting())
-            finally:
-                if other.in_transaction:
-                    other.execute("COMMIT")
-                db.conn.set_trace_callback(None)
-                other.close()
             await publishing
             return taken, db.execute("SELECT value FROM state WHERE key = ?",
                                      [f"publish_failures:telegram {CHANNEL}"]).fetchone()
@@ -1158,39 +1128,21 @@ def test_the_moderators_chat_answering_again_is_recorded_while_another_process_w
     the recorded problem, written on the service's own connection without waiting off the loop,
     failed after 50 ms with 'database is locked', so the dispatch ended in a traceback and doctor
     kept showing the old problem. Now it waits for the lock and clears it."""
-    import sqlite3
 
     from corpus.store.state import get_state, set_state
     from jobs.service import MODERATION_ERROR
 
     settings = make_settings(tmp_path, server, alerts={"min_queue": 0}, paths={"busy_timeout_seconds": 30})
-    caplog.set_level("INFO", logger="jobs.patience")
-
-    def waiting() -> bool:
-        return any("set_state waits" in r.getMessage() for r in caplog.records)
+    waiting = waits_logged(caplog, "set_state")
 
     async def main():
         async with bot_running(settings) as app:
             db, service = app.bot_data.db, app.bot_data.service
             set_state(db, MODERATION_ERROR, "2026-12-08T00:00:00+00:00 Forbidden: bot was kicked")
             add_pending(db, 1)
-            other = sqlite3.connect(settings.database, isolation_level=None)
-            taken: list[str] = []
-
-            def lock_as_the_problem_is_cleared(sql: str) -> None:
-                if sql.startswith("INSERT INTO state") and "'moderation_error', ''" in sql and not taken:
-                    other.execute("BEGIN IMMEDIATE")
-                    taken.append(sql)
-
-            db.conn.set_trace_callback(lock_as_the_problem_is_cleared)
-            try:
+            with another_writer_at(settings.database, db.conn, state_written("'moderation_error', ''")) as taken:
                 dispatching = asyncio.ensure_future(service.dispatch_moderation())
                 await until(lambda: dispatching.done() or waiting())
-            finally:
-                if other.in_transaction:
-                    other.execute("COMMIT")
-                db.conn.set_trace_callback(None)
-                other.close()
             sent = await dispatching
             return taken, sent, get_state(db, MODERATION_ERROR)
 
