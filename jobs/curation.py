@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
+from corpus.db import write_transaction
 from corpus.nearcopy import longest_shared_with
 from corpus.popularity import publication_scores
 from corpus.statuses import DraftStatus
@@ -93,16 +94,19 @@ def next_for_subscriber(db: sqlite_utils.Database, user_id: Any, *, popular: boo
     is a popular published post). `popular` (drawn with generate.popular_share): a liked post they
     have not had, when there is one; else the oldest ready pool draft they have not had; (None,
     False) when neither is left (the caller generates one now). Neither matches `stoplist` as it is
-    now: a word listed after a draft was made or a post published keeps it from subscribers too."""
-    if popular:
-        liked = popular_for(db, user_id, stoplist=stoplist)
-        if liked is not None:
-            mark_served(db, user_id, liked)
-            return liked, True
-    draft = take_ready_for(db, user_id, stoplist)
-    if draft is not None:
-        mark_served(db, user_id, draft)
-    return draft, False
+    now: a word listed after a draft was made or a post published keeps it from subscribers too.
+    One transaction, the write lock taken first: a draft taken from the pool is recorded as this
+    subscriber's, or stays ready (another process's lock between the two lost it to nobody)."""
+    with write_transaction(db):
+        if popular:
+            liked = popular_for(db, user_id, stoplist=stoplist)
+            if liked is not None:
+                mark_served(db, user_id, liked)
+                return liked, True
+        draft = take_ready_for(db, user_id, stoplist)
+        if draft is not None:
+            mark_served(db, user_id, draft)
+        return draft, False
 
 
 def take_ready_for(db: sqlite_utils.Database, user_id: Any, stoplist: StopList | None = None) -> dict[str, Any] | None:

@@ -92,13 +92,18 @@ def make_settings(tmp_path: Path, server: FakeBotApi, *, checkpoint: Path | None
 def another_writer_at(database: Path, conn: Any, takes: Callable[[str], bool]) -> Iterator[list[str]]:
     """Another process's write lock on `database` (a backup, `buhurt corpus clean` holding it for a
     moment), taken the moment `conn` runs a statement `takes` matches, once, and released when the
-    block ends. Yields the statements at which it was taken: empty, never."""
+    block ends. Yields the statements at which it was taken: empty, never (nor when `conn` holds the
+    write lock itself then: the other gives up at once rather than wait on the thread holding it)."""
     other = sqlite3.connect(database, isolation_level=None)
     taken: list[str] = []
 
     def trace(sql: str) -> None:
         if not taken and takes(sql):
-            other.execute("BEGIN IMMEDIATE")
+            other.execute("PRAGMA busy_timeout = 0" if conn.in_transaction else "PRAGMA busy_timeout = 5000")
+            try:
+                other.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:   # `conn` writes in its own transaction: nobody can come between
+                return
             taken.append(sql)
 
     conn.set_trace_callback(trace)

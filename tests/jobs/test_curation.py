@@ -17,7 +17,8 @@ from corpus.store.clock import ago
 from jobs.curation import DIGEST_HEADER, GenerateOptions
 from jobs.scheduler import ScheduleOptions, weekly_at
 from tests.fakes.telegram_app import (
-    CHANNEL, MODERATOR, MODERATORS_CHAT, bot_running, make_settings, reply_to, until, write_config,
+    CHANNEL, MODERATOR, MODERATORS_CHAT, another_writer_at, bot_running, make_settings, reply_to, until,
+    waits_logged, write_config,
 )
 
 LONG = "ПРИХОДИШЬ ДОМОЙ ПОСЛЕ ШКОЛЫ\n@\nА ТАМ БАТЯ ЧИНИТ КРАН УЖЕ ТРЕТИЙ ЧАС ПОДРЯД\n@\nКРАН ТЕЧЁТ СИЛЬНЕЕ"
@@ -290,3 +291,31 @@ def test_a_best_of_a_channel_refused_is_tried_again_and_the_moderators_are_told(
                 service.stop_schedule()
 
     asyncio.run(main())
+
+
+def test_a_draft_taken_for_generate_while_another_process_writes_is_served_to_the_subscriber(tmp_path, server, caplog):
+    """/generate takes the oldest ready draft (served) and then records it as the subscriber's: two
+    commits. Another process (a backup, `buhurt corpus clean`) taking the write lock between them
+    made the record wait past 50 ms and fail, and patiently's retry took the next draft: the first
+    one was left served to nobody, lost from the pool. Now both are one transaction."""
+    settings = make_settings(tmp_path, server, generate={"popular_share": 0.0}, pool={"subscriber_size": 0},
+                             paths={"busy_timeout_seconds": 30})
+    waiting = waits_logged(caplog, "next_for_subscriber")
+
+    async def main():
+        async with bot_running(settings) as app:
+            db = app.bot_data.db
+            ids = [queued(db, f"ГОТОВЫЙ ПОСТ {i}\n@\nСТРОКА {i}", purpose="subscriber", status="ready")
+                   for i in range(3)]
+            with another_writer_at(settings.database, db.conn,
+                                   lambda sql: sql.startswith("INSERT OR IGNORE INTO served")) as taken:
+                server.send_text("/generate", user_id=USER, chat_id=USER)
+                await until(lambda: server.sent(USER) or waiting())
+            (reply,) = await until(lambda: server.sent(USER))
+            served = [r["id"] for r in db.query("SELECT id FROM drafts WHERE status = 'served' ORDER BY id")]
+            recorded = [r["draft_id"] for r in db.query("SELECT draft_id FROM served WHERE user_id = ?", [str(USER)])]
+            return ids, taken, reply["text"], served, recorded
+
+    ids, taken, text, served, recorded = asyncio.run(main())
+    assert served == recorded == [ids[0]], (taken, served, recorded)
+    assert text.startswith(f"Мем #{ids[0]}")
