@@ -296,8 +296,17 @@ def test_a_retrain_killed_keeps_its_lock_held_until_its_training_child_has_exite
                 held.append(True)
             time.sleep(0.05)
         assert held and all(held), "another retrain could take the lock while the training child still ran"
-        with exclusive(lock):   # free once it has exited
-            pass
+
+        def free() -> bool:
+            try:
+                with exclusive(lock):
+                    return True
+            except LockHeld:
+                return False
+
+        # free once it has exited (the kernel drops an exited process's lock as it closes its files,
+        # which a sandboxed kernel may finish a moment after the process is reaped)
+        wait_for(free, "the lock freed after the training child exited")
     finally:
         if process.poll() is None:
             process.kill()

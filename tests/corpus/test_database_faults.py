@@ -25,7 +25,9 @@ from corpus.store.posts import add_posts
 from jobs import desk
 from tests.helpers import PATIENCE, ROOT, assert_one_line, buhurt, run_cli, varied_posts
 from bot import texts
-from tests.fakes.telegram_app import CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, until, write_config
+from tests.fakes.telegram_app import (
+    CHANNEL, MODERATORS_CHAT, bot_running, make_settings, reply_to, settled, until, write_config,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -556,6 +558,7 @@ def test_queue_while_another_process_holds_the_database_is_a_polite_answer(tmp_p
             count = len(shown())
             server.send_text("/queue", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
             await until(lambda: len(shown()) > count)
+            await settled(server, app)   # the copy's message id is recorded after Telegram answered its send
             return busy, during, before, shown(), draft_rows.get_draft(app.bot_data.db, pending)
 
     busy, during, before, copies, draft = asyncio.run(main())
