@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import errno
 import math
-import sqlite3
 from typing import Any
 
+from corpus.db import is_locked
 from jobs.patience import DatabaseBusy
 
 # why something failed, said to the moderators (`reason`); the exception itself goes to the log
@@ -68,7 +68,7 @@ def reason(exc: BaseException) -> str:
         return REASON_DISK_FULL
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return REASON_NO_ANSWER
-    if isinstance(exc, DatabaseBusy) or (isinstance(exc, sqlite3.OperationalError) and "locked" in said):
+    if isinstance(exc, DatabaseBusy) or is_locked(exc):
         return REASON_DATABASE_BUSY
     if isinstance(exc, MemoryError) or "out of memory" in said:
         return REASON_MEMORY

@@ -66,27 +66,20 @@ class TelegramChannel:
         except RetryAfter:
             raise
         except Forbidden as exc:
-            raise PublishError(f"the bot may not post there (removed, or not an admin): {_said(exc)}",
-                               texts.CHANNEL_FORBIDDEN.format(said=_said(exc))) from exc
+            raise PublishError(f"the bot may not post there (removed, or not an admin): {telegram_said(exc)}",
+                               texts.CHANNEL_FORBIDDEN.format(said=telegram_said(exc))) from exc
         except ChatMigrated as exc:
             raise PublishError(f"the chat migrated to {exc.new_chat_id}: put that id in telegram.channels",
                                texts.CHANNEL_MIGRATED.format(chat_id=exc.new_chat_id)) from exc
         except InvalidToken as exc:
-            raise PublishError(f"the bot token was refused: {_said(exc)}", texts.CHANNEL_TOKEN) from exc
+            raise PublishError(f"the bot token was refused: {telegram_said(exc)}", texts.CHANNEL_TOKEN) from exc
         except BadRequest as exc:
-            raise PublishError(f"Telegram refused the post: {_said(exc)}",
-                               texts.CHANNEL_REFUSED.format(said=_said(exc))) from exc
+            raise PublishError(f"Telegram refused the post: {telegram_said(exc)}",
+                               texts.CHANNEL_REFUSED.format(said=telegram_said(exc))) from exc
         except TelegramError as exc:  # TimedOut, NetworkError (a 5xx, a dropped connection): maybe out
-            raise PublishInDoubt(f"{type(exc).__name__}: {_said(exc)}",
-                                 texts.CHANNEL_NO_ANSWER.format(said=_said(exc))) from exc
+            raise PublishInDoubt(f"{type(exc).__name__}: {telegram_said(exc)}",
+                                 texts.CHANNEL_NO_ANSWER.format(said=telegram_said(exc))) from exc
         return str(message.message_id)
-
-
-def _said(exc: TelegramError) -> str:
-    """The Bot API's description, as stored in publications.error and shown to the moderators:
-    scrubbed of the token (a proxy or a fake API may echo the request's URL), without the
-    "Forbidden: " Telegram starts a 403's words with."""
-    return telegram_said(exc)
 
 
 def channel_bot(token: str, base_url: str):
