@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,23 @@ def test_a_read_only_database_is_one_line(tmp_path, server):
     assert_one_line(result, str(settings.database), "readonly", "write access")
 
 
+def disk_fills_up(monkeypatch) -> SimpleNamespace:
+    """A switch: while its `full` is set, every write through sqlite_utils fails as on a full disk
+    (injected at Database.execute, as FULL_DISK does in a child process)."""
+    import sqlite_utils
+
+    disk = SimpleNamespace(full=False)
+    real = sqlite_utils.Database.execute
+
+    def execute(self, sql, parameters=None):
+        if disk.full and sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, sql, parameters)
+
+    monkeypatch.setattr(sqlite_utils.Database, "execute", execute)
+    return disk
+
+
 FULL_DISK = """
 import sqlite3, sys
 import sqlite_utils
@@ -343,32 +361,22 @@ def test_a_full_disk_at_a_publishing_time_defers_the_slot_and_generate_answers_p
     operator freed space, and /generate got no answer at all. Now both are handled as a lock that
     outlasts the wait: the slot is tried again within minutes, /generate says it cannot now, and the
     log names the file and the full disk. Injected at sqlite_utils' execute, as test_a_full_disk_at_start_up."""
-    import sqlite_utils
 
     settings = make_settings(tmp_path, server, pool={"channel_size": 1, "subscriber_size": 1})
     queued, ready = queue_and_ready(settings)
-    full = False
-    real = sqlite_utils.Database.execute
-
-    def execute(self, sql, parameters=None):
-        if full and sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
-            raise sqlite3.OperationalError("database or disk is full")
-        return real(self, sql, parameters)
-
-    monkeypatch.setattr(sqlite_utils.Database, "execute", execute)
+    disk = disk_fills_up(monkeypatch)
 
     async def main():
-        nonlocal full
         async with bot_running(settings) as app:
             service = app.bot_data.service
             service.publish_retry_seconds = 0.2   # the service: a minute
             service.start_schedule()
-            full = True   # the disk fills
+            disk.full = True   # the disk fills
             published = await service.publish()
             retry = service.scheduler.get_job("publish-retry")
             answer = await reply_to(server, USER, "/generate", user_id=USER)
             sent_while_full = list(server.sent(CHANNEL))
-            full = False   # the operator freed space
+            disk.full = False   # the operator freed space
             posts = await until(lambda: server.sent(CHANNEL))   # without waiting for the next slot
             return published, retry, answer, sent_while_full, posts
 
@@ -500,22 +508,16 @@ def test_a_pool_run_on_a_full_disk_is_one_warning_naming_the_database_and_the_di
     """A pool run (and the /generate pool's refill) on a full disk generated its drafts, failed to
     store them and logged a traceback every 10 minutes. Now it is one WARNING line naming the
     database and the full disk, and the next run tries again. Injected as test_a_full_disk_at_a_publishing_time."""
-    import sqlite_utils
 
     from bot.answers import refill_pool
 
     settings = make_settings(tmp_path, server, pool={"channel_size": 1, "subscriber_size": 1})
-    real = sqlite_utils.Database.execute
-
-    def execute(self, sql, parameters=None):
-        if sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
-            raise sqlite3.OperationalError("database or disk is full")
-        return real(self, sql, parameters)
+    disk = disk_fills_up(monkeypatch)
 
     async def main():
         async with bot_running(settings) as app:
             service = app.bot_data.service
-            monkeypatch.setattr(sqlite_utils.Database, "execute", execute)   # the disk fills
+            disk.full = True   # the disk fills
             try:
                 return await service.fill_pools(), await refill_pool(service)
             finally:
@@ -690,7 +692,6 @@ def test_a_moderator_on_a_full_disk_is_told_the_disk_is_full_not_to_try_in_a_min
     answered 'База данных сейчас занята (резервная копия или ночное обучение) ... Попробуйте через
     минуту': the moderators pressed again and again while nothing would change until someone freed
     space. They are told the disk is full, nothing changed, and to have space freed."""
-    import sqlite_utils
 
     from tests.fakes.telegram_app import MODERATOR, draft_message, press
 
@@ -699,25 +700,16 @@ def test_a_moderator_on_a_full_disk_is_told_the_disk_is_full_not_to_try_in_a_min
     pending = draft_rows.add_draft(db, text="ЖДЁТ РЕШЕНИЯ\n@\nМОДЕРАТОРОВ", model_version="v", temperature=0.8,
                                    seed=1, max_length=120, status="pending")
     db.close()
-    full = False
-    real = sqlite_utils.Database.execute
-
-    def execute(self, sql, parameters=None):
-        if full and sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
-            raise sqlite3.OperationalError("database or disk is full")
-        return real(self, sql, parameters)
-
-    monkeypatch.setattr(sqlite_utils.Database, "execute", execute)
+    disk = disk_fills_up(monkeypatch)
 
     async def main():
-        nonlocal full
         async with bot_running(settings) as app:
             await app.bot_data.service.dispatch_moderation()
             shown = draft_message(server, app.bot_data.db, pending)
-            full = True
+            disk.full = True
             answer = await press(server, f"d:a:{pending}", user_id=MODERATOR, message=shown)
             paused = await reply_to(server, MODERATORS_CHAT, "/pause", user_id=MODERATOR, chat_id=MODERATORS_CHAT)
-            full = False
+            disk.full = False
             return answer["text"], paused["text"], draft_rows.get_draft(app.bot_data.db, pending)["status"]
 
     answer, paused, status = asyncio.run(main())
